@@ -1,0 +1,9 @@
+//! Capture stage: turn link-layer frames into TCP segments.
+//!
+//! [`frame`] is the sans-IO decoder (bytes in, [`frame::TcpSegment`] out); [`file`] is the thin
+//! shell that reads pcap/pcapng files through libpcap and feeds frames to it.
+
+pub mod file;
+pub mod frame;
+
+pub use frame::{decode_frame, FrameError, LinkType, TcpFlags, TcpSegment};

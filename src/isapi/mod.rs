@@ -1,0 +1,14 @@
+//! ISAPI event decoding: what a device's POST body says.
+//!
+//! [`body::BodyDecoder`] is fed the decoded HTTP body in pieces (sans-IO) and works out, from the
+//! Content-Type and by sniffing, whether it is XML, JSON or `multipart/form-data`
+//! ([`multipart`], streamed through multer). It counts every part's exact size, hands part bytes
+//! to an optional [`body::PartSink`] (picture extraction, the listener's store), keeps only a
+//! bounded copy of the metadata part, and decodes that into an [`event::EventInfo`].
+
+pub mod body;
+pub mod event;
+pub mod multipart;
+
+pub use body::{BodyDecoder, BodyLimits, DecodedBody, PartHeader, PartInfo, PartSink};
+pub use event::{decode_event, EventInfo, Node};

@@ -1,0 +1,26 @@
+//! alarmscope: find out why ISAPI alarm pushes from cameras, ANPR cameras and access terminals go
+//! missing.
+//!
+//! The crate is laid out by pipeline stage. Everything up to and including [`diagnose`] is a pure,
+//! synchronous, input-driven state machine (no sockets, files, clocks or terminals), so the same
+//! code serves a pcap replay, a live sniff and the built-in alarm server:
+//!
+//! ```text
+//! capture (frames) -> tcp (connections, reassembly) -> http (messages) -> isapi (events, parts)
+//!                                  \____________ pipeline (exchanges) ____________/
+//!                                                     |
+//!                                              diagnose (verdicts, stalls, retries, devices)
+//!                                                     |
+//!                                            report (JSON, text) / tui
+//! ```
+
+pub mod capture;
+pub mod cli;
+pub mod diagnose;
+pub mod http;
+pub mod isapi;
+pub mod model;
+pub mod pipeline;
+pub mod report;
+pub mod tcp;
+pub mod time;

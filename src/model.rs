@@ -1,0 +1,273 @@
+//! The analysis results: what the pipeline produces, the diagnosis fills in, and the JSON report,
+//! the text report and the TUI all show. Field names here are the documented JSON schema
+//! (docs/json-schema.md); change them only together with that document.
+
+use serde::Serialize;
+
+use crate::isapi::{EventInfo, PartInfo};
+use crate::tcp::{CloseKind, Handshake, PacketNote};
+use crate::time::Timestamp;
+
+/// The verdict on one request/response exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The final response was 200 OK.
+    Ok,
+    /// A final response came, but not 200.
+    ErrorStatus,
+    /// The request was complete but no final response came before the connection or capture ended.
+    NoResponse,
+    /// The request never finished (reset, closed or capture ended mid-body, or unframeable).
+    Incomplete,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] =
+        [Verdict::Ok, Verdict::ErrorStatus, Verdict::NoResponse, Verdict::Incomplete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::ErrorStatus => "error_status",
+            Verdict::NoResponse => "no_response",
+            Verdict::Incomplete => "incomplete",
+        }
+    }
+
+    /// True for every verdict but `ok`.
+    pub fn is_problem(self) -> bool {
+        self != Verdict::Ok
+    }
+}
+
+/// The request side of an exchange.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Request {
+    /// Capture time of the first byte of the request.
+    pub time: Timestamp,
+    /// Capture time of the last byte seen (end of body when complete).
+    pub end_time: Timestamp,
+    pub method: String,
+    pub path: String,
+    pub content_type: Option<String>,
+    /// Decoded body bytes (chunk framing removed; missing bytes included).
+    pub body_bytes: u64,
+    /// Content-Length header value, when there is one.
+    pub content_length: Option<u64>,
+    /// True when head and body were seen to their end.
+    pub complete: bool,
+    /// Body bytes the capture never saw.
+    pub missing_bytes: u64,
+    /// Why the request could not be framed, if so (located: stream byte offset).
+    pub error: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The final response to a request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Response {
+    /// Capture time of the first byte of the final response.
+    pub time: Timestamp,
+    pub status: u16,
+    pub reason: String,
+    /// First response byte minus last request byte, in milliseconds.
+    pub latency_ms: f64,
+    pub headers: Vec<(String, String)>,
+    /// Interim (1xx) statuses that came before it.
+    pub interim: Vec<u16>,
+    pub body_bytes: u64,
+}
+
+/// The event fields as the JSON report shows them (the full tree stays in [`Exchange::event_detail`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EventSummary {
+    pub format: &'static str,
+    pub event_type: Option<String>,
+    pub event_state: Option<String>,
+    pub device_ip: Option<String>,
+    pub mac: Option<String>,
+    pub channel: Option<String>,
+    pub date_time: Option<String>,
+    pub description: Option<String>,
+    pub plate: Option<String>,
+}
+
+impl From<&EventInfo> for EventSummary {
+    fn from(e: &EventInfo) -> Self {
+        EventSummary {
+            format: e.format,
+            event_type: e.event_type.clone(),
+            event_state: e.event_state.clone(),
+            device_ip: e.device_ip.clone(),
+            mac: e.mac.clone(),
+            channel: e.channel.clone(),
+            date_time: e.date_time.clone(),
+            description: e.description.clone(),
+            plate: e.plate.clone(),
+        }
+    }
+}
+
+/// A reference to an exchange: which connection, which request on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ExchangeRef {
+    pub connection: u64,
+    pub index: usize,
+}
+
+/// One request and its response (if any), with what the diagnosis says of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    /// Position of this exchange on its connection, from 0.
+    pub index: usize,
+    pub request: Request,
+    pub response: Option<Response>,
+    pub verdict: Verdict,
+    pub event: Option<EventSummary>,
+    pub parts: Vec<PartInfo>,
+    /// Earlier exchange whose body this one repeats while it was unanswered.
+    pub retry_of: Option<ExchangeRef>,
+    /// Set by the listener when it failed this exchange on purpose (fault injection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub injected_fault: Option<String>,
+    /// Body kind: "xml", "json", "multipart", "empty" or "other".
+    pub body_kind: &'static str,
+    /// Why the body held no event, when it did not.
+    pub body_error: Option<String>,
+    /// Hash of the body bytes (retry detection).
+    #[serde(skip)]
+    pub body_hash: u64,
+    /// The metadata text, bounded (for the detail pane; not in JSON).
+    #[serde(skip)]
+    pub metadata: Option<String>,
+    /// The decoded event with its tree (for the detail pane; not in JSON).
+    #[serde(skip)]
+    pub event_detail: Option<Box<EventInfo>>,
+}
+
+/// One TCP connection and the exchanges it carried.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    pub id: u64,
+    /// "ip:port", IPv6 as "[addr]:port".
+    pub client: String,
+    pub server: String,
+    pub handshake: Handshake,
+    pub syn_attempts: u32,
+    pub closed: CloseKind,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub packets: u64,
+    /// Capture-gap bytes [client->server, server->client].
+    pub gap_bytes: [u64; 2],
+    pub retransmissions: u64,
+    pub truncated_frames: u64,
+    /// HTTP framing problems on this connection, located.
+    pub errors: Vec<String>,
+    pub exchanges: Vec<Exchange>,
+    /// First packets, for the handshake view (not in JSON: large).
+    #[serde(skip)]
+    pub timeline: Vec<PacketNote>,
+}
+
+impl Connection {
+    /// The client's IP without the port: the device, in HTTP listening mode.
+    pub fn device(&self) -> &str {
+        host_of(&self.client)
+    }
+}
+
+/// "1.2.3.4:80" -> "1.2.3.4", "[::1]:80" -> "::1".
+pub fn host_of(addr: &str) -> &str {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr)
+}
+
+/// A period in which a device's events were held up: from a request that got no 200 OK to the
+/// device's next request (or the end of the capture).
+#[derive(Debug, Clone, Serialize)]
+pub struct Stall {
+    pub device: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub seconds: f64,
+    /// Verdict of the request that started it (and its status when there was one), e.g.
+    /// "no_response" or "error_status 503".
+    pub cause: String,
+    /// The exchange that started it.
+    pub exchange: ExchangeRef,
+    /// True when the capture ended before the device sent again.
+    pub open_ended: bool,
+}
+
+/// Per-device summary (device = client IP).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Device {
+    pub device: String,
+    /// MAC address from the event bodies, when they carry one.
+    pub mac: Option<String>,
+    pub connections: u64,
+    pub events: u64,
+    pub ok: u64,
+    pub failures: u64,
+    pub handshake_failures: u64,
+    pub stalls: u64,
+    pub stalled_seconds: f64,
+    pub retries: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Event types seen, with counts, most frequent first.
+    pub event_types: Vec<(String, u64)>,
+}
+
+/// Counts over the whole capture.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub packets: u64,
+    pub tcp_packets: u64,
+    pub non_tcp_packets: u64,
+    pub undecodable_frames: u64,
+    pub truncated_frames: u64,
+    pub connections: u64,
+    pub requests: u64,
+    pub ok: u64,
+    pub error_status: u64,
+    pub no_response: u64,
+    pub incomplete: u64,
+    pub handshake_failures: u64,
+    pub handshake_unanswered: u64,
+    pub handshake_refused: u64,
+    pub stalls: u64,
+    pub stalled_seconds: f64,
+    pub retries: u64,
+    pub capture_gap_bytes: u64,
+    pub first_packet: Option<Timestamp>,
+    pub last_packet: Option<Timestamp>,
+}
+
+impl Summary {
+    pub fn verdict_count(&self, v: Verdict) -> u64 {
+        match v {
+            Verdict::Ok => self.ok,
+            Verdict::ErrorStatus => self.error_status,
+            Verdict::NoResponse => self.no_response,
+            Verdict::Incomplete => self.incomplete,
+        }
+    }
+}
+
+/// The whole analysis of a capture (or of a live session so far).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// File path, interface or listen address.
+    pub source: String,
+    pub connections: Vec<Connection>,
+    pub stalls: Vec<Stall>,
+    pub devices: Vec<Device>,
+    pub summary: Summary,
+    /// Located problems with the input (unreadable frames, a file ending mid-record, ...), bounded.
+    pub warnings: Vec<String>,
+}

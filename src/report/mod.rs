@@ -1,0 +1,1 @@
+//! Headless output: the JSON document and the readable text summary.
