@@ -24,3 +24,6 @@ pub mod pipeline;
 pub mod report;
 pub mod tcp;
 pub mod time;
+pub mod extract;
+pub mod replay;
+pub mod tui;

@@ -1,2 +1,662 @@
 //! The analysis pipeline: frames -> TCP events -> HTTP messages -> exchanges with decoded events.
-//! Sans-IO: the caller feeds frames (from a file, a live capture or a test) and takes results.
+//!
+//! Sans-IO: the caller feeds frames (from a file, a live capture or a test) with
+//! [`Analyzer::frame`], takes finished connections with [`Analyzer::take_finished`] as they close,
+//! and calls [`Analyzer::finish`] at the end. Memory is bounded by the number of connections open
+//! at once (the TCP stage's limits) plus a small record per finished exchange; bodies and
+//! pictures are streamed through the body decoder and never kept beyond the metadata limit.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::capture::frame::Decoded;
+use crate::capture::{decode_frame, LinkType, TcpSegment};
+use crate::http::{Head, HttpEvent, Kind, Limits, MessageDecoder};
+use crate::isapi::{BodyDecoder, BodyLimits, PartHeader, PartSink};
+use crate::model::{Connection, EventSummary, Exchange, ExchangeRef, Request, Response, Verdict};
+use crate::tcp::{CloseKind, ConnInfo, Direction, Handshake, TcpConfig, TcpEvent, TcpTracker};
+use crate::time::Timestamp;
+
+/// Limits for every stage, in one place (see README "Resource bounds").
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub tcp: TcpConfig,
+    pub http: Limits,
+    pub body: BodyLimits,
+    /// Located warnings kept; further ones are only counted.
+    pub max_warnings: usize,
+    /// HTTP framing errors kept per connection; further ones are only counted.
+    pub max_errors_per_connection: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            tcp: TcpConfig::default(),
+            http: Limits::default(),
+            body: BodyLimits::default(),
+            max_warnings: 200,
+            max_errors_per_connection: 20,
+        }
+    }
+}
+
+/// Receives the bytes of every body part, tagged with its exchange (picture extraction).
+pub trait ExchangeSink {
+    fn part_start(&mut self, ex: ExchangeRef, client: &str, header: &PartHeader);
+    fn part_data(&mut self, ex: ExchangeRef, index: usize, data: &[u8]);
+    fn part_end(&mut self, ex: ExchangeRef, index: usize, bytes: u64);
+}
+
+/// Packet-level counters for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub packets: u64,
+    pub tcp_packets: u64,
+    pub non_tcp_packets: u64,
+    pub undecodable_frames: u64,
+    pub truncated_frames: u64,
+    pub first_packet: Option<Timestamp>,
+    pub last_packet: Option<Timestamp>,
+    /// Warnings beyond `max_warnings`.
+    pub warnings_dropped: u64,
+}
+
+/// A request being received.
+struct RequestInProgress {
+    index: usize,
+    body: BodyDecoder,
+}
+
+/// Per-connection HTTP state.
+struct ConnState {
+    conn: Connection,
+    req: MessageDecoder,
+    resp: MessageDecoder,
+    current: Option<RequestInProgress>,
+    /// Exchanges whose request is complete and whose final response has not begun.
+    pending: VecDeque<usize>,
+    /// Exchange whose final response is being received.
+    responding: Option<usize>,
+    /// Interim statuses seen before the final response.
+    interim: Vec<u16>,
+    errors_dropped: u64,
+}
+
+/// The pipeline as one state machine.
+pub struct Analyzer {
+    config: PipelineConfig,
+    tcp: TcpTracker,
+    conns: HashMap<u64, ConnState>,
+    finished: Vec<Connection>,
+    counters: Counters,
+    warnings: Vec<String>,
+    sink: Option<Box<dyn ExchangeSink + Send>>,
+    /// Only connections with these ids send part bytes to the sink (None: all).
+    sink_filter: Option<Vec<u64>>,
+}
+
+impl Analyzer {
+    pub fn new(config: PipelineConfig) -> Self {
+        Analyzer {
+            tcp: TcpTracker::new(config.tcp.clone()),
+            config,
+            conns: HashMap::new(),
+            finished: Vec::new(),
+            counters: Counters::default(),
+            warnings: Vec::new(),
+            sink: None,
+            sink_filter: None,
+        }
+    }
+
+    /// Send every body part's bytes to `sink` (optionally only for the given connection ids).
+    pub fn set_sink(&mut self, sink: Box<dyn ExchangeSink + Send>, only: Option<Vec<u64>>) {
+        self.sink = Some(sink);
+        self.sink_filter = only;
+    }
+
+    /// Take the part sink back (to flush or inspect it).
+    pub fn take_sink(&mut self) -> Option<Box<dyn ExchangeSink + Send>> {
+        self.sink.take()
+    }
+
+    /// Feed one captured frame. `number` is its 1-based position in the capture, used to locate
+    /// diagnostics.
+    pub fn frame(&mut self, number: u64, ts: Timestamp, link: LinkType, data: &[u8], orig_len: u32) {
+        self.counters.packets += 1;
+        if self.counters.first_packet.is_none() {
+            self.counters.first_packet = Some(ts);
+        }
+        if self.counters.last_packet.is_none_or(|t| ts > t) {
+            self.counters.last_packet = Some(ts);
+        }
+        match decode_frame(link, data, orig_len) {
+            Ok(Decoded::Tcp(seg)) => self.segment(ts, &seg),
+            Ok(Decoded::NotTcp) => self.counters.non_tcp_packets += 1,
+            Err(e) => {
+                self.counters.undecodable_frames += 1;
+                self.warn(format!("frame {number}: {e}"));
+            }
+        }
+    }
+
+    /// Feed one already decoded TCP segment (live capture and tests can enter here).
+    pub fn segment(&mut self, ts: Timestamp, seg: &TcpSegment<'_>) {
+        self.counters.tcp_packets += 1;
+        if seg.missing > 0 {
+            self.counters.truncated_frames += 1;
+        }
+        let mut events = EventBuffer::default();
+        self.tcp.segment(ts, seg, &mut |ev| events.push(ev));
+        self.apply(events);
+    }
+
+    /// Close connections idle for `idle_nanos` (live capture).
+    pub fn expire(&mut self, now: Timestamp, idle_nanos: i64) {
+        let mut events = EventBuffer::default();
+        self.tcp.expire(now, idle_nanos, &mut |ev| events.push(ev));
+        self.apply(events);
+    }
+
+    /// Record a located problem with the input (bounded).
+    pub fn warn(&mut self, w: String) {
+        if self.warnings.len() < self.config.max_warnings {
+            self.warnings.push(w);
+        } else {
+            self.counters.warnings_dropped += 1;
+        }
+    }
+
+    /// Connections closed since the last call, in closing order.
+    pub fn take_finished(&mut self) -> Vec<Connection> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Snapshots of connections still open, with their exchanges so far and provisional verdicts
+    /// (for live views).
+    pub fn open_snapshot(&self) -> Vec<Connection> {
+        let mut v: Vec<Connection> = self
+            .conns
+            .values()
+            .map(|s| {
+                let mut c = s.conn.clone();
+                for ex in &mut c.exchanges {
+                    ex.verdict = provisional_verdict(ex);
+                }
+                c
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// End of input: close everything. Returns the connections not yet taken, the counters and
+    /// the warnings.
+    pub fn finish(mut self) -> (Vec<Connection>, Counters, Vec<String>) {
+        let mut events = EventBuffer::default();
+        self.tcp.finish(&mut |ev| events.push(ev));
+        self.apply(events);
+        // Anything the TCP stage did not close (should be nothing) is closed here.
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id, None);
+        }
+        let mut finished = std::mem::take(&mut self.finished);
+        finished.sort_by_key(|c| c.id);
+        if self.counters.warnings_dropped > 0 {
+            let n = self.counters.warnings_dropped;
+            self.warnings.push(format!("{n} more warnings not shown"));
+        }
+        (finished, self.counters, self.warnings)
+    }
+
+    fn apply(&mut self, events: EventBuffer) {
+        for ev in events.events {
+            match ev {
+                OwnedTcpEvent::Open { id, client, server, ts } => self.open(id, client, server, ts),
+                OwnedTcpEvent::Data { id, dir, ts, range } => {
+                    let data = &events.bytes[range];
+                    self.data(id, dir, ts, data);
+                }
+                OwnedTcpEvent::Gap { id, dir, ts, bytes } => self.gap(id, dir, ts, bytes),
+                OwnedTcpEvent::Close { id, info } => self.close(id, Some(info)),
+            }
+        }
+    }
+
+    fn open(&mut self, id: u64, client: std::net::SocketAddr, server: std::net::SocketAddr, ts: Timestamp) {
+        let conn = Connection {
+            id,
+            client: client.to_string(),
+            server: server.to_string(),
+            handshake: Handshake::NotSeen,
+            syn_attempts: 0,
+            closed: CloseKind::Open,
+            first_seen: ts,
+            last_seen: ts,
+            packets: 0,
+            gap_bytes: [0, 0],
+            retransmissions: 0,
+            truncated_frames: 0,
+            errors: Vec::new(),
+            exchanges: Vec::new(),
+            timeline: Vec::new(),
+        };
+        let st = ConnState {
+            conn,
+            req: MessageDecoder::new(Kind::Request, self.config.http.clone()),
+            resp: MessageDecoder::new(Kind::Response, self.config.http.clone()),
+            current: None,
+            pending: VecDeque::new(),
+            responding: None,
+            interim: Vec::new(),
+            errors_dropped: 0,
+        };
+        self.conns.insert(id, st);
+    }
+
+    fn data(&mut self, id: u64, dir: Direction, ts: Timestamp, data: &[u8]) {
+        let Analyzer { conns, config, sink, sink_filter, .. } = self;
+        let Some(st) = conns.get_mut(&id) else { return };
+        st.conn.last_seen = ts;
+        let ctx = Ctx { config, ts };
+        let mut evs = Vec::new();
+        match dir {
+            Direction::ClientToServer => {
+                st.req.feed(data, &mut |e| evs.push(OwnedHttpEvent::from(e)));
+                for e in evs {
+                    on_request_event(st, &ctx, e, sink_ref(sink, sink_filter, id));
+                }
+            }
+            Direction::ServerToClient => {
+                st.resp.feed(data, &mut |e| evs.push(OwnedHttpEvent::from(e)));
+                for e in evs {
+                    on_response_event(st, &ctx, e);
+                }
+            }
+        }
+    }
+
+    fn gap(&mut self, id: u64, dir: Direction, ts: Timestamp, bytes: u64) {
+        let Analyzer { conns, config, sink, sink_filter, .. } = self;
+        let Some(st) = conns.get_mut(&id) else { return };
+        st.conn.last_seen = ts;
+        let ctx = Ctx { config, ts };
+        let mut evs = Vec::new();
+        match dir {
+            Direction::ClientToServer => {
+                st.req.gap(bytes, &mut |e| evs.push(OwnedHttpEvent::from(e)));
+                for e in evs {
+                    on_request_event(st, &ctx, e, sink_ref(sink, sink_filter, id));
+                }
+            }
+            Direction::ServerToClient => {
+                st.resp.gap(bytes, &mut |e| evs.push(OwnedHttpEvent::from(e)));
+                for e in evs {
+                    on_response_event(st, &ctx, e);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, id: u64, info: Option<Box<ConnInfo>>) {
+        let Analyzer { conns, config, sink, sink_filter, finished, .. } = self;
+        let Some(mut st) = conns.remove(&id) else { return };
+        let ts = info.as_ref().map(|i| i.last_ts).unwrap_or(st.conn.last_seen);
+        let ctx = Ctx { config, ts };
+        let mut evs = Vec::new();
+        st.req.eof(&mut |e| evs.push(OwnedHttpEvent::from(e)));
+        for e in evs.drain(..) {
+            on_request_event(&mut st, &ctx, e, sink_ref(sink, sink_filter, id));
+        }
+        st.resp.eof(&mut |e| evs.push(OwnedHttpEvent::from(e)));
+        for e in evs.drain(..) {
+            on_response_event(&mut st, &ctx, e);
+        }
+        // A request still being received when the connection ended is incomplete.
+        if let Some(cur) = st.current.take() {
+            finish_body(&mut st.conn, cur, sink_ref(sink, sink_filter, id));
+        }
+        if st.errors_dropped > 0 {
+            st.conn.errors.push(format!("{} more HTTP errors not shown", st.errors_dropped));
+        }
+        let mut conn = st.conn;
+        if let Some(info) = info {
+            conn.client = info.client.to_string();
+            conn.server = info.server.to_string();
+            conn.handshake = info.handshake;
+            conn.syn_attempts = info.syn_attempts;
+            conn.closed = info.closed;
+            conn.first_seen = info.first_ts;
+            conn.last_seen = info.last_ts;
+            conn.packets = info.packets;
+            conn.gap_bytes = info.gap_bytes;
+            conn.retransmissions = info.retransmissions;
+            conn.truncated_frames = info.truncated_frames;
+            conn.timeline = info.timeline;
+        }
+        for ex in &mut conn.exchanges {
+            ex.verdict = final_verdict(ex);
+        }
+        finished.push(conn);
+    }
+}
+
+type SinkRef<'a> = Option<&'a mut (dyn ExchangeSink + Send + 'static)>;
+
+/// The part sink for connection `id`, if there is one and the filter lets it through.
+fn sink_ref<'a>(
+    sink: &'a mut Option<Box<dyn ExchangeSink + Send>>,
+    filter: &Option<Vec<u64>>,
+    id: u64,
+) -> SinkRef<'a> {
+    match filter {
+        Some(ids) if !ids.contains(&id) => None,
+        _ => sink.as_deref_mut(),
+    }
+}
+
+/// The verdict once a connection is over.
+pub fn final_verdict(ex: &Exchange) -> Verdict {
+    match &ex.response {
+        Some(r) if r.status == 200 => Verdict::Ok,
+        Some(_) => Verdict::ErrorStatus,
+        None if ex.request.complete => Verdict::NoResponse,
+        None => Verdict::Incomplete,
+    }
+}
+
+/// The verdict while the connection is still open: the same, except that a request still waiting
+/// is judged by the caller's timeout (live mode), so here it stays `no_response`/`incomplete`.
+pub fn provisional_verdict(ex: &Exchange) -> Verdict {
+    final_verdict(ex)
+}
+
+struct Ctx<'a> {
+    config: &'a PipelineConfig,
+    ts: Timestamp,
+}
+
+/// Adapts an [`ExchangeSink`] to the body decoder's [`PartSink`] for one exchange.
+struct SinkAdapter<'a> {
+    ex: ExchangeRef,
+    client: &'a str,
+    inner: &'a mut (dyn ExchangeSink + Send + 'static),
+}
+
+impl PartSink for SinkAdapter<'_> {
+    fn part_start(&mut self, header: &PartHeader) {
+        self.inner.part_start(self.ex, self.client, header);
+    }
+    fn part_data(&mut self, index: usize, data: &[u8]) {
+        self.inner.part_data(self.ex, index, data);
+    }
+    fn part_end(&mut self, index: usize, bytes: u64) {
+        self.inner.part_end(self.ex, index, bytes);
+    }
+}
+
+fn push_error(st: &mut ConnState, ctx: &Ctx<'_>, msg: String) {
+    if st.conn.errors.len() < ctx.config.max_errors_per_connection {
+        st.conn.errors.push(msg);
+    } else {
+        st.errors_dropped += 1;
+    }
+}
+
+fn on_request_event(
+    st: &mut ConnState,
+    ctx: &Ctx<'_>,
+    ev: OwnedHttpEvent,
+    mut sink: SinkRef<'_>,
+) {
+    match ev {
+        OwnedHttpEvent::Head(head) => {
+            // A new head while one is in progress means the decoder gave up on the old one.
+            if let Some(cur) = st.current.take() {
+                finish_body(&mut st.conn, cur, sink.as_deref_mut());
+            }
+            let index = st.conn.exchanges.len();
+            let method = head.method.clone().unwrap_or_default();
+            st.resp.expect_response_to(&method);
+            let content_type = head.header("content-type").map(str::to_string);
+            let content_length = head.header("content-length").and_then(|v| v.trim().parse().ok());
+            st.conn.exchanges.push(Exchange {
+                index,
+                request: Request {
+                    time: ctx.ts,
+                    end_time: ctx.ts,
+                    method,
+                    path: head.path.clone().unwrap_or_default(),
+                    content_type: content_type.clone(),
+                    body_bytes: 0,
+                    content_length,
+                    complete: false,
+                    missing_bytes: 0,
+                    error: None,
+                    headers: head.headers,
+                },
+                response: None,
+                verdict: Verdict::Incomplete,
+                event: None,
+                parts: Vec::new(),
+                retry_of: None,
+                injected_fault: None,
+                body_kind: "empty",
+                body_error: None,
+                body_hash: 0,
+                metadata: None,
+                event_detail: None,
+            });
+            st.current = Some(RequestInProgress {
+                index,
+                body: BodyDecoder::new(content_type.as_deref(), ctx.config.body.clone()),
+            });
+        }
+        OwnedHttpEvent::Body(data) => {
+            if let Some(cur) = st.current.as_mut() {
+                let ex = ExchangeRef { connection: st.conn.id, index: cur.index };
+                let client = st.conn.client.as_str();
+                match sink {
+                    Some(s) => {
+                        let mut a = SinkAdapter { ex, client, inner: s };
+                        cur.body.feed(&data, Some(&mut a));
+                    }
+                    None => cur.body.feed(&data, None),
+                }
+                if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
+                    ex.request.body_bytes += data.len() as u64;
+                    ex.request.end_time = ctx.ts;
+                }
+            }
+        }
+        OwnedHttpEvent::Missing(n) => {
+            if let Some(cur) = st.current.as_mut() {
+                cur.body.missing(n);
+                if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
+                    ex.request.body_bytes += n;
+                    ex.request.missing_bytes += n;
+                }
+            }
+        }
+        OwnedHttpEvent::End => {
+            if let Some(cur) = st.current.take() {
+                let index = cur.index;
+                if let Some(ex) = st.conn.exchanges.get_mut(index) {
+                    ex.request.complete = true;
+                    ex.request.end_time = ctx.ts;
+                }
+                finish_body(&mut st.conn, cur, sink);
+                // The final response may already have started (a server answering early).
+                if st.responding != Some(index) && !response_started(&st.conn, index) {
+                    st.pending.push_back(index);
+                }
+            }
+        }
+        OwnedHttpEvent::Error(msg) => {
+            let text = format!("request stream: {msg}");
+            if let Some(cur) = st.current.take() {
+                if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
+                    ex.request.error = Some(msg);
+                }
+                finish_body(&mut st.conn, cur, sink);
+            }
+            push_error(st, ctx, text);
+        }
+        OwnedHttpEvent::Incomplete => {
+            if let Some(cur) = st.current.take() {
+                finish_body(&mut st.conn, cur, sink);
+            }
+        }
+    }
+}
+
+fn response_started(conn: &Connection, index: usize) -> bool {
+    conn.exchanges.get(index).is_some_and(|e| e.response.is_some())
+}
+
+fn finish_body(conn: &mut Connection, cur: RequestInProgress, sink: SinkRef<'_>) {
+    let ex_ref = ExchangeRef { connection: conn.id, index: cur.index };
+    let decoded = match sink {
+        Some(s) => {
+            let mut a = SinkAdapter { ex: ex_ref, client: &conn.client, inner: s };
+            cur.body.finish(Some(&mut a))
+        }
+        None => cur.body.finish(None),
+    };
+    if let Some(ex) = conn.exchanges.get_mut(cur.index) {
+        ex.body_kind = decoded.kind;
+        ex.body_hash = decoded.body_hash;
+        ex.parts = decoded.parts;
+        ex.metadata = decoded.metadata;
+        ex.event = decoded.event.as_ref().map(EventSummary::from);
+        ex.event_detail = decoded.event.map(Box::new);
+        ex.body_error = decoded.error;
+    }
+}
+
+fn on_response_event(st: &mut ConnState, ctx: &Ctx<'_>, ev: OwnedHttpEvent) {
+    match ev {
+        OwnedHttpEvent::Head(head) => {
+            let status = head.status.unwrap_or(0);
+            if (100..200).contains(&status) {
+                st.interim.push(status);
+                return;
+            }
+            // The final response answers the oldest complete request, or the one still being sent
+            // (a server may answer, e.g. 413, before the body is over).
+            let target = st.pending.pop_front().or_else(|| {
+                st.current.as_ref().map(|c| c.index).filter(|i| !response_started(&st.conn, *i))
+            });
+            let Some(index) = target else {
+                push_error(
+                    st,
+                    ctx,
+                    format!("response {status} with no request waiting for it (at {})", ctx.ts.to_utc_string()),
+                );
+                st.interim.clear();
+                st.responding = None;
+                return;
+            };
+            let interim = std::mem::take(&mut st.interim);
+            if let Some(ex) = st.conn.exchanges.get_mut(index) {
+                let latency_ms = if ex.request.complete {
+                    ctx.ts.millis_since(ex.request.end_time)
+                } else {
+                    0.0
+                };
+                ex.response = Some(Response {
+                    time: ctx.ts,
+                    status,
+                    reason: head.reason.clone().unwrap_or_default(),
+                    latency_ms,
+                    headers: head.headers,
+                    interim,
+                    body_bytes: 0,
+                });
+            }
+            st.responding = Some(index);
+        }
+        OwnedHttpEvent::Body(data) => {
+            if let Some(r) = st.responding.and_then(|i| st.conn.exchanges.get_mut(i)).and_then(|e| e.response.as_mut()) {
+                r.body_bytes += data.len() as u64;
+            }
+        }
+        OwnedHttpEvent::Missing(n) => {
+            if let Some(r) = st.responding.and_then(|i| st.conn.exchanges.get_mut(i)).and_then(|e| e.response.as_mut()) {
+                r.body_bytes += n;
+            }
+        }
+        OwnedHttpEvent::End | OwnedHttpEvent::Incomplete => {
+            st.responding = None;
+        }
+        OwnedHttpEvent::Error(msg) => {
+            st.responding = None;
+            push_error(st, ctx, format!("response stream: {msg}"));
+        }
+    }
+}
+
+/// HTTP events copied out of the decoder's borrow so that the connection state can be mutated
+/// while handling them. Body slices are copied once here; bodies are processed chunk by chunk
+/// and never accumulated.
+enum OwnedHttpEvent {
+    Head(Head),
+    Body(Vec<u8>),
+    Missing(u64),
+    End,
+    Error(String),
+    Incomplete,
+}
+
+impl From<HttpEvent<'_>> for OwnedHttpEvent {
+    fn from(e: HttpEvent<'_>) -> Self {
+        match e {
+            HttpEvent::Head(h) => OwnedHttpEvent::Head(h),
+            HttpEvent::Body(b) => OwnedHttpEvent::Body(b.to_vec()),
+            HttpEvent::Missing(n) => OwnedHttpEvent::Missing(n),
+            HttpEvent::End { .. } => OwnedHttpEvent::End,
+            HttpEvent::Error(err) => OwnedHttpEvent::Error(err.to_string()),
+            HttpEvent::Incomplete { .. } => OwnedHttpEvent::Incomplete,
+        }
+    }
+}
+
+
+/// TCP events copied out of the tracker's borrow; data bytes go into one shared buffer.
+enum OwnedTcpEvent {
+    Open { id: u64, client: std::net::SocketAddr, server: std::net::SocketAddr, ts: Timestamp },
+    Data { id: u64, dir: Direction, ts: Timestamp, range: std::ops::Range<usize> },
+    Gap { id: u64, dir: Direction, ts: Timestamp, bytes: u64 },
+    Close { id: u64, info: Box<ConnInfo> },
+}
+
+#[derive(Default)]
+struct EventBuffer {
+    events: Vec<OwnedTcpEvent>,
+    bytes: Vec<u8>,
+}
+
+impl EventBuffer {
+    fn push(&mut self, ev: TcpEvent<'_>) {
+        let owned = match ev {
+            TcpEvent::Open { id, client, server, ts } => OwnedTcpEvent::Open { id, client, server, ts },
+            TcpEvent::Data { id, dir, ts, data } => {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(data);
+                OwnedTcpEvent::Data { id, dir, ts, range: start..self.bytes.len() }
+            }
+            TcpEvent::Gap { id, dir, ts, bytes } => OwnedTcpEvent::Gap { id, dir, ts, bytes },
+            TcpEvent::Close { id, info } => OwnedTcpEvent::Close { id, info },
+        };
+        self.events.push(owned);
+    }
+}

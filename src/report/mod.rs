@@ -1,1 +1,23 @@
-//! Headless output: the JSON document and the readable text summary.
+//! Headless output: the JSON document ([`json`]) and the readable text summary ([`text`]), both
+//! built from one [`Report`].
+
+pub mod json;
+pub mod text;
+
+use crate::diagnose::diagnose;
+use crate::model::{Connection, Report};
+use crate::pipeline::Counters;
+
+/// Assemble the report: run the diagnosis over the finished connections.
+pub fn build(source: &str, mut connections: Vec<Connection>, counters: &Counters, warnings: Vec<String>) -> Report {
+    connections.sort_by_key(|c| (c.first_seen, c.id));
+    let findings = diagnose(&mut connections, counters, counters.last_packet);
+    Report {
+        source: source.to_string(),
+        connections,
+        stalls: findings.stalls,
+        devices: findings.devices,
+        summary: findings.summary,
+        warnings,
+    }
+}

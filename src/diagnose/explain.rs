@@ -1,0 +1,145 @@
+//! Plain-words explanations of each finding, for the text report and the TUI's diagnosis pane.
+//! Kept next to the diagnosis so every view says the same thing.
+
+use crate::model::{Connection, Exchange, Verdict};
+use crate::tcp::{CloseKind, Handshake, Side};
+
+/// What a finding means and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// One line: what happened.
+    pub what: String,
+    /// What it means for the device's events.
+    pub meaning: String,
+    /// What to check next.
+    pub next: String,
+}
+
+/// Explain a connection's handshake (the first of the engineer's three checks).
+pub fn explain_handshake(c: &Connection) -> Explanation {
+    match c.handshake {
+        Handshake::Complete => Explanation {
+            what: format!("Three-way handshake completed between {} and {}.", c.client, c.server),
+            meaning: "The device reached the server and the server accepted the connection.".into(),
+            next: "Check the request and its answer.".into(),
+        },
+        Handshake::Unanswered => Explanation {
+            what: format!(
+                "{} sent {} SYN(s) to {} and nothing answered.",
+                c.client, c.syn_attempts, c.server
+            ),
+            meaning: "Nothing accepted the connection at that address: the server is not listening \
+                      or not reachable, a firewall drops the SYN, or the IP/port in the device's \
+                      httpHosts is wrong. No event from this attempt was delivered."
+                .into(),
+            next: "Check the server address and port on the device (alarmscope device get), that \
+                   the alarm server runs and listens on that port, and firewalls on the way."
+                .into(),
+        },
+        Handshake::Refused => Explanation {
+            what: format!("{} answered the SYN from {} with RST.", c.server, c.client),
+            meaning: "The server host is reachable but nothing listens on that port (or a firewall \
+                      rejects it). No event from this attempt was delivered."
+                .into(),
+            next: "Start the alarm server on that port, or correct the port in the device's httpHosts."
+                .into(),
+        },
+        Handshake::NotSeen => Explanation {
+            what: "The capture began after this connection was opened.".into(),
+            meaning: "The handshake cannot be judged; the exchanges on it can.".into(),
+            next: "Start the capture before the device sends to see the whole exchange.".into(),
+        },
+    }
+}
+
+/// Explain an exchange's verdict, with the stall it caused when there is one.
+pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>) -> Explanation {
+    let stall = match stall_seconds {
+        Some(s) => format!(" In this capture the device's next request came {s:.1} s later."),
+        None => String::new(),
+    };
+    match ex.verdict {
+        Verdict::Ok => Explanation {
+            what: format!(
+                "The server answered 200 OK after {:.1} ms.",
+                ex.response.as_ref().map(|r| r.latency_ms).unwrap_or(0.0)
+            ),
+            meaning: "The event was delivered; the device can send its next one.".into(),
+            next: if ex.event.is_none() {
+                "The body held no recognisable event: check the device's parameterFormatType and \
+                 what the server expects."
+                    .into()
+            } else {
+                "Nothing to do for this exchange.".into()
+            },
+        },
+        Verdict::ErrorStatus => {
+            let (status, reason) = ex
+                .response
+                .as_ref()
+                .map(|r| (r.status, r.reason.clone()))
+                .unwrap_or((0, String::new()));
+            let hint = match status {
+                404 => "the URL on the device does not match what the server serves (check the \
+                        httpHosts url)",
+                401 | 403 => "the server wants credentials the device does not send (check \
+                              httpAuthenticationMethod and the user name)",
+                400 | 415 | 422 => "the server did not accept the body's format (XML vs JSON: \
+                                    check parameterFormatType)",
+                413 => "the server's body size limit is below the event with its pictures",
+                500..=599 => "the server failed while handling the event (see the server's log)",
+                _ => "the server rejected the event",
+            };
+            Explanation {
+                what: format!("The server answered {status} {reason} instead of 200 OK."),
+                meaning: format!(
+                    "Without 200 OK the device treats the event as not delivered: it waits, \
+                     retries, and holds its later events.{stall}"
+                ),
+                next: format!("Likely cause: {hint}."),
+            }
+        }
+        Verdict::NoResponse => {
+            let how = match c.closed {
+                CloseKind::Fin(Side::Client) | CloseKind::Rst(Side::Client) => {
+                    "the device gave up and closed the connection"
+                }
+                CloseKind::Fin(Side::Server) | CloseKind::Rst(Side::Server) => {
+                    "the server closed the connection without answering"
+                }
+                CloseKind::Open => "the capture ended while the device was still waiting",
+            };
+            Explanation {
+                what: format!("The request was complete but no answer came: {how}."),
+                meaning: format!(
+                    "No 200 OK: the device will wait, retry, and hold its later events.{stall}"
+                ),
+                next: "Check that the alarm server reads the whole body and answers every POST \
+                       with 200 OK promptly (some servers only answer after processing pictures, \
+                       or not at all on errors)."
+                    .into(),
+            }
+        }
+        Verdict::Incomplete => {
+            let why = if let Some(e) = &ex.request.error {
+                format!("it could not be framed ({e})")
+            } else if ex.request.missing_bytes > 0 {
+                format!("{} bytes of it are missing from the capture", ex.request.missing_bytes)
+            } else {
+                match c.closed {
+                    CloseKind::Rst(Side::Server) => "the server reset the connection mid-request".into(),
+                    CloseKind::Rst(Side::Client) => "the device reset the connection mid-request".into(),
+                    CloseKind::Fin(_) => "the connection closed mid-request".into(),
+                    CloseKind::Open => "the capture ended mid-request".into(),
+                }
+            };
+            Explanation {
+                what: format!("The request never finished: {why}."),
+                meaning: format!("The event was not delivered.{stall}"),
+                next: "Look for resets from a proxy or firewall, a server body size limit, or a \
+                       capture that missed packets (snap length, drops)."
+                    .into(),
+            }
+        }
+    }
+}

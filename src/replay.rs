@@ -1,0 +1,73 @@
+//! Replay shell: read a capture file frame by frame into the [`Analyzer`], with progress, and
+//! hand finished connections to the caller as they close (the TUI shows them while loading).
+
+use std::path::Path;
+
+use crate::capture::file::{CaptureFile, OpenError};
+use crate::model::{Connection, Report};
+use crate::pipeline::{Analyzer, ExchangeSink, PipelineConfig};
+
+/// How far a replay has got.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub bytes_read: u64,
+    pub file_size: u64,
+    pub packets: u64,
+}
+
+/// Options for one replay.
+#[derive(Default)]
+pub struct ReplayOptions {
+    pub config: PipelineConfig,
+    /// Receives every part's bytes (`--extract`).
+    pub sink: Option<Box<dyn ExchangeSink + Send>>,
+    /// Only these connections feed the sink.
+    pub sink_only: Option<Vec<u64>>,
+}
+
+/// Frames between progress callbacks.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// Replay `path`. `progress` is called every few thousand frames; `on_closed` receives connections
+/// as they finish (pass a no-op to collect them only in the report). Returns the full report.
+pub fn replay(
+    path: &Path,
+    opts: ReplayOptions,
+    progress: &mut dyn FnMut(Progress),
+    on_closed: &mut dyn FnMut(&[Connection]),
+) -> Result<Report, OpenError> {
+    let mut file = CaptureFile::open(path)?;
+    let mut an = Analyzer::new(opts.config);
+    if let Some(sink) = opts.sink {
+        an.set_sink(sink, opts.sink_only);
+    }
+    let mut all: Vec<Connection> = Vec::new();
+    let mut number: u64 = 0;
+    loop {
+        match file.next_frame() {
+            Ok(Some(f)) => {
+                number += 1;
+                an.frame(number, f.ts, f.link, f.data, f.orig_len);
+            }
+            Ok(None) => break,
+            Err(w) => {
+                an.warn(format!("after frame {number}: {w}"));
+            }
+        }
+        if number % PROGRESS_EVERY == 0 {
+            progress(Progress { bytes_read: file.bytes_read(), file_size: file.file_size(), packets: number });
+            let done = an.take_finished();
+            if !done.is_empty() {
+                on_closed(&done);
+                all.extend(done);
+            }
+        }
+    }
+    progress(Progress { bytes_read: file.bytes_read(), file_size: file.file_size(), packets: number });
+    let (rest, counters, warnings) = an.finish();
+    if !rest.is_empty() {
+        on_closed(&rest);
+    }
+    all.extend(rest);
+    Ok(crate::report::build(&path.display().to_string(), all, &counters, warnings))
+}
