@@ -1,0 +1,160 @@
+//! Every bundled sample is replayed and compared with what `samples/expected.json` says it must
+//! show. The expectations were written from how each sample was made (what the simulated device
+//! and listener were told to do, or what was crafted by hand), not from alarmscope's output.
+
+use std::path::{Path, PathBuf};
+
+use alarmscope::model::Report;
+use alarmscope::replay::{replay, ReplayOptions};
+use serde_json::Value;
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn expected() -> serde_json::Map<String, Value> {
+    let text = std::fs::read_to_string(samples_dir().join("expected.json")).expect("samples/expected.json");
+    match serde_json::from_str(&text).expect("expected.json is JSON") {
+        Value::Object(m) => m,
+        _ => panic!("expected.json must be an object"),
+    }
+}
+
+fn run(name: &str) -> Result<Report, String> {
+    replay(&samples_dir().join(name), ReplayOptions::default(), &mut |_| {}, &mut |_| {}).map_err(|e| e.to_string())
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// Compare one sample's report with its expectations; returns the list of mismatches.
+fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
+    let mut bad = Vec::new();
+    let s = &report.summary;
+    let mut eq = |what: &str, got: u64, want: u64| {
+        if got != want {
+            bad.push(format!("{name}: {what}: got {got}, expected {want}"));
+        }
+    };
+    if let Some(v) = exp.get("connections") {
+        eq("connections", s.connections, u(v));
+    }
+    if let Some(v) = exp.get("requests") {
+        eq("requests", s.requests, u(v));
+    }
+    if let Some(v) = exp.get("min_requests") {
+        if s.requests < u(v) {
+            bad.push(format!("{name}: requests {} < min {}", s.requests, u(v)));
+        }
+    }
+    if let Some(Value::Object(vs)) = exp.get("verdicts") {
+        for (k, v) in vs {
+            let got = match k.as_str() {
+                "ok" => s.ok,
+                "error_status" => s.error_status,
+                "no_response" => s.no_response,
+                "incomplete" => s.incomplete,
+                other => panic!("unknown verdict {other}"),
+            };
+            eq(&format!("verdict {k}"), got, u(v));
+        }
+    }
+    if let Some(Value::Object(hs)) = exp.get("handshake") {
+        for (k, v) in hs {
+            let got = report
+                .connections
+                .iter()
+                .filter(|c| serde_json::to_value(c.handshake).ok().and_then(|x| x.as_str().map(str::to_string)).as_deref() == Some(k.as_str()))
+                .count() as u64;
+            eq(&format!("handshake {k}"), got, u(v));
+        }
+    }
+    if let Some(v) = exp.get("min_stalls") {
+        if s.stalls < u(v) {
+            bad.push(format!("{name}: stalls {} < min {}", s.stalls, u(v)));
+        }
+    }
+    if let Some(v) = exp.get("capture_gap_bytes") {
+        eq("capture_gap_bytes", s.capture_gap_bytes, u(v));
+    }
+    if let Some(v) = exp.get("truncated_frames") {
+        eq("truncated_frames", s.truncated_frames, u(v));
+    }
+    if let Some(Value::Bool(true)) = exp.get("warning") {
+        if report.warnings.is_empty() {
+            bad.push(format!("{name}: expected a warning, got none"));
+        }
+    }
+    if let Some(Value::Array(want)) = exp.get("exchanges") {
+        let mut got: Vec<_> = report
+            .connections
+            .iter()
+            .flat_map(|c| c.exchanges.iter())
+            .collect();
+        got.sort_by_key(|e| e.request.time);
+        if got.len() != want.len() {
+            bad.push(format!("{name}: {} exchanges, expected {}", got.len(), want.len()));
+        }
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let mut field = |key: &str, got: Value| {
+                if let Some(wv) = w.get(key) {
+                    if *wv != got {
+                        bad.push(format!("{name}: exchange {i}: {key}: got {got}, expected {wv}"));
+                    }
+                }
+            };
+            field("method", Value::from(g.request.method.clone()));
+            field("path", Value::from(g.request.path.clone()));
+            field("status", g.response.as_ref().map(|r| Value::from(r.status)).unwrap_or(Value::Null));
+            field("verdict", Value::from(g.verdict.as_str()));
+            field(
+                "event_type",
+                g.event.as_ref().and_then(|e| e.event_type.clone()).map(Value::from).unwrap_or(Value::Null),
+            );
+            field(
+                "event_state",
+                g.event.as_ref().and_then(|e| e.event_state.clone()).map(Value::from).unwrap_or(Value::Null),
+            );
+            field("parts", Value::from(g.parts.len()));
+            field("part_bytes", Value::from(g.parts.iter().map(|p| p.bytes).collect::<Vec<_>>()));
+            field("retry", Value::from(g.retry_of.is_some()));
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_sample_shows_its_expected_verdicts() {
+    let exp = expected();
+    assert!(exp.len() >= 10, "expected.json lists only {} samples", exp.len());
+    let mut bad = Vec::new();
+    for (name, e) in &exp {
+        let wants_error = e.get("error").and_then(Value::as_bool).unwrap_or(false);
+        match run(name) {
+            Ok(r) if wants_error => bad.push(format!("{name}: analysed, but it must be refused")),
+            Ok(r) => {
+                bad.extend(check(name, e, &r));
+                // Invariant whatever the sample: verdict counts add up to the requests.
+                let s = &r.summary;
+                if s.ok + s.error_status + s.no_response + s.incomplete != s.requests {
+                    bad.push(format!("{name}: verdict counts do not add up"));
+                }
+            }
+            Err(msg) if wants_error => assert!(!msg.is_empty()),
+            Err(msg) => bad.push(format!("{name}: could not be read: {msg}")),
+        }
+    }
+    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn every_sample_file_is_listed_in_expected_json() {
+    let exp = expected();
+    for entry in std::fs::read_dir(samples_dir()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        if name.ends_with(".pcap") || name.ends_with(".pcapng") {
+            assert!(exp.contains_key(&name), "{name} has no entry in samples/expected.json");
+        }
+    }
+}
