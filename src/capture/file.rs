@@ -214,6 +214,8 @@ impl CaptureFile {
                 self.bytes_read = self.bytes_read.saturating_add(record).min(self.file_size);
                 self.frames = self.frames.saturating_add(1);
                 // With Precision::Nano libpcap puts nanoseconds in the tv_usec field.
+                // time_t/suseconds_t are i64 on 64-bit Linux but not everywhere.
+                #[allow(clippy::useless_conversion)]
                 let ts = Timestamp::from_nanos(
                     i64::from(p.header.ts.tv_sec),
                     i64::from(p.header.ts.tv_usec),
@@ -306,7 +308,9 @@ mod tests {
 
     /// (ts, data, orig_len) of every frame, plus the warning if any, checking that nothing
     /// comes after the end or the warning.
-    fn read_all(cf: &mut CaptureFile) -> (Vec<(Timestamp, Vec<u8>, u32)>, Option<String>) {
+    type Frames = Vec<(Timestamp, Vec<u8>, u32)>;
+
+    fn read_all(cf: &mut CaptureFile) -> (Frames, Option<String>) {
         let mut out = Vec::new();
         let mut warning = None;
         loop {
