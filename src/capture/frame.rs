@@ -7,7 +7,14 @@
 //! Frames cut short by the snapshot length are not misread: the TCP payload is what was captured
 //! and [`TcpSegment::missing`] says how many payload bytes the IP header promised beyond it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use etherparse::err::packet::SliceError;
+use etherparse::err::{Layer, LenError};
+use etherparse::{
+    EtherType, IpNumber, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, LenSource,
+    LinuxSllProtocolType, LinuxSllSlice, TcpSlice, TransportSlice,
+};
 
 /// Link-layer header type of a capture, from the pcap LINKTYPE/DLT number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +37,18 @@ pub enum LinkType {
 impl LinkType {
     /// Map a pcap DLT/LINKTYPE number (as libpcap reports it) to a link type.
     pub fn from_dlt(dlt: i32) -> Self {
-        todo!("capture helper")
+        match dlt {
+            0 => LinkType::Null,
+            1 => LinkType::Ethernet,
+            // 12 is DLT_RAW on most systems, 14 on OpenBSD; 101 is LINKTYPE_RAW in files.
+            12 | 14 | 101 => LinkType::Raw,
+            108 => LinkType::Loop,
+            113 => LinkType::LinuxSll,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            276 => LinkType::LinuxSll2,
+            other => LinkType::Unsupported(other),
+        }
     }
 }
 
@@ -112,6 +130,960 @@ pub struct FrameError {
 
 /// Decode one captured frame. `orig_len` is the frame's length on the wire (pcap `orig_len`),
 /// which is larger than `data.len()` when the snapshot length cut it.
+///
+/// Choices worth knowing:
+/// - Frames of an [`LinkType::Unsupported`] link type are an error (layer "link"), so they show
+///   up in error counts rather than disappearing as "not TCP".
+/// - TCP carried in IP fragments (IPv4 or IPv6, first fragment included) is an error
+///   ("ipv4: fragmented packet (offset N) not reassembled"): alarmscope does not reassemble IP
+///   fragments and a first fragment alone would look like a segment with a silent hole. Fragments
+///   of other protocols are [`Decoded::NotTcp`].
+/// - Errors in layers other than link/VLAN/IP/TCP (a cut UDP or ICMP header, a short ARP packet)
+///   are [`Decoded::NotTcp`]: those frames are of no interest either way.
 pub fn decode_frame(link: LinkType, data: &[u8], orig_len: u32) -> Result<Decoded<'_>, FrameError> {
-    todo!("capture helper")
+    let sliced = match link {
+        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|e| {
+            err(
+                "link",
+                format!(
+                    "Ethernet header cut short ({} of {} bytes)",
+                    e.len, e.required_len
+                ),
+            )
+        })?,
+        LinkType::LinuxSll => {
+            let sll = LinuxSllSlice::from_slice(data).map_err(|e| match e {
+                etherparse::err::linux_sll::HeaderSliceError::Len(l) => err(
+                    "link",
+                    format!(
+                        "Linux cooked (SLL) header cut short ({} of {} bytes)",
+                        l.len, l.required_len
+                    ),
+                ),
+                etherparse::err::linux_sll::HeaderSliceError::Content(c) => {
+                    err("link", format!("Linux cooked (SLL) header: {c}"))
+                }
+            })?;
+            match sll.protocol_type() {
+                LinuxSllProtocolType::EtherType(et) => {
+                    LaxSlicedPacket::from_ether_type(et, sll.payload_slice())
+                }
+                _ => return Ok(Decoded::NotTcp),
+            }
+        }
+        LinkType::LinuxSll2 => {
+            let (header, payload) = split_at_checked(data, SLL2_HEADER_LEN).ok_or_else(|| {
+                err(
+                    "link",
+                    format!(
+                        "Linux cooked v2 (SLL2) header cut short ({} of {SLL2_HEADER_LEN} bytes)",
+                        data.len()
+                    ),
+                )
+            })?;
+            let protocol = be16(header, 0);
+            let arphrd = be16(header, 8);
+            if arphrd == ARPHRD_NETLINK {
+                // The protocol field is a netlink family there, not an EtherType.
+                return Ok(Decoded::NotTcp);
+            }
+            LaxSlicedPacket::from_ether_type(EtherType(protocol), payload)
+        }
+        LinkType::Null | LinkType::Loop => {
+            let (header, payload) = split_at_checked(data, 4).ok_or_else(|| {
+                err(
+                    "link",
+                    format!("loopback header cut short ({} of 4 bytes)", data.len()),
+                )
+            })?;
+            match loopback_family(header) {
+                Some(et) => LaxSlicedPacket::from_ether_type(et, payload),
+                None => return Ok(Decoded::NotTcp),
+            }
+        }
+        LinkType::Raw => match data.first().map(|b| b >> 4) {
+            Some(4) => LaxSlicedPacket::from_ether_type(EtherType::IPV4, data),
+            Some(6) => LaxSlicedPacket::from_ether_type(EtherType::IPV6, data),
+            Some(v) => return Err(err("link", format!("raw IP frame with IP version {v}"))),
+            None => return Err(err("link", "empty raw IP frame".to_string())),
+        },
+        LinkType::Ipv4 => LaxSlicedPacket::from_ether_type(EtherType::IPV4, data),
+        LinkType::Ipv6 => LaxSlicedPacket::from_ether_type(EtherType::IPV6, data),
+        LinkType::Unsupported(dlt) => {
+            return Err(err("link", format!("unsupported link type (DLT {dlt})")))
+        }
+    };
+    interpret(sliced, data.len(), orig_len)
+}
+
+/// Length of a Linux cooked capture v2 header.
+const SLL2_HEADER_LEN: usize = 20;
+/// ARPHRD_NETLINK: SLL/SLL2 frames whose protocol field is a netlink family.
+const ARPHRD_NETLINK: u16 = 824;
+
+fn err(layer: &'static str, message: String) -> FrameError {
+    FrameError { layer, message }
+}
+
+/// `data.split_at(n)` without panicking when `data` is shorter.
+fn split_at_checked(data: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
+    Some((data.get(..n)?, data.get(n..)?))
+}
+
+/// Big-endian u16 at `at`, 0 when out of range (callers check lengths first).
+fn be16(data: &[u8], at: usize) -> u16 {
+    match data.get(at..at.saturating_add(2)) {
+        Some(&[a, b]) => u16::from_be_bytes([a, b]),
+        _ => 0,
+    }
+}
+
+/// The BSD loopback address family, read in either byte order: the NULL header is in the
+/// capturing host's order, and captures move between machines. IPv6 is 24, 28 or 30 depending on
+/// the BSD flavour (and Darwin).
+fn loopback_family(header: &[u8]) -> Option<EtherType> {
+    let bytes: [u8; 4] = header.try_into().ok()?;
+    let fam = |v: u32| match v {
+        2 => Some(EtherType::IPV4),
+        24 | 28 | 30 => Some(EtherType::IPV6),
+        _ => None,
+    };
+    fam(u32::from_le_bytes(bytes)).or_else(|| fam(u32::from_be_bytes(bytes)))
+}
+
+/// "ipv4"/"ipv6" for an IP packet starting at `ip`, by its version nibble.
+fn ip_layer_of(ip: &[u8]) -> &'static str {
+    match ip.first().map(|b| b >> 4) {
+        Some(6) => "ipv6",
+        _ => "ipv4",
+    }
+}
+
+fn len_message(what: &str, l: &LenError) -> String {
+    format!("{what} cut short ({} of {} bytes)", l.len, l.required_len)
+}
+
+/// Turn etherparse's lax slicing into our three outcomes.
+fn interpret<'a>(
+    sliced: LaxSlicedPacket<'a>,
+    captured: usize,
+    orig_len: u32,
+) -> Result<Decoded<'a>, FrameError> {
+    // The IP layer name for errors found before the net slice exists.
+    let ip_layer = sliced
+        .ether_payload()
+        .map(|p| {
+            if p.ether_type == EtherType::IPV6 {
+                "ipv6"
+            } else {
+                ip_layer_of(p.payload)
+            }
+        })
+        .unwrap_or("ipv4");
+    let ip_layer = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(_)) => "ipv4",
+        Some(LaxNetSlice::Ipv6(_)) => "ipv6",
+        _ => ip_layer,
+    };
+
+    if let Some((e, layer)) = &sliced.stop_err {
+        return match layer {
+            Layer::VlanHeader => Err(err(
+                "vlan",
+                match e {
+                    SliceError::Len(l) => len_message("VLAN tag", l),
+                    other => other.to_string(),
+                },
+            )),
+            Layer::IpHeader | Layer::Ipv4Header | Layer::Ipv6Header => Err(err(
+                ip_layer,
+                match e {
+                    SliceError::Len(l) => len_message("header", l),
+                    SliceError::Ip(etherparse::err::ip::HeaderError::UnsupportedIpVersion {
+                        version_number,
+                    }) => format!("unsupported IP version {version_number}"),
+                    SliceError::Ip(
+                        etherparse::err::ip::HeaderError::Ipv4HeaderLengthSmallerThanHeader { ihl },
+                    ) => format!("header length field {ihl} is below the minimum of 5"),
+                    other => other.to_string(),
+                },
+            )),
+            Layer::Ipv4Packet
+            | Layer::Ipv6Packet
+            | Layer::IpAuthHeader
+            | Layer::Ipv6ExtHeader
+            | Layer::Ipv6HopByHopHeader
+            | Layer::Ipv6DestOptionsHeader
+            | Layer::Ipv6RouteHeader
+            | Layer::Ipv6FragHeader => Err(err(
+                ip_layer,
+                match e {
+                    SliceError::Len(l) => len_message(&layer.to_string(), l),
+                    other => format!("{layer}: {other}"),
+                },
+            )),
+            Layer::TcpHeader => Err(err(
+                "tcp",
+                match e {
+                    SliceError::Len(l) => len_message("header", l),
+                    SliceError::Tcp(etherparse::err::tcp::HeaderError::DataOffsetTooSmall {
+                        data_offset,
+                    }) => format!("data offset {data_offset} is below the minimum of 5"),
+                    other => other.to_string(),
+                },
+            )),
+            Layer::LinuxSllHeader | Layer::Ethernet2Header | Layer::EtherPayload => {
+                Err(err("link", e.to_string()))
+            }
+            // UDP, ICMP, IGMP, ARP, MACsec: not TCP whatever the problem.
+            _ => Ok(Decoded::NotTcp),
+        };
+    }
+
+    let net = match &sliced.net {
+        Some(net) => net,
+        None => {
+            // etherparse stops quietly when more VLAN tags are stacked than it keeps.
+            if sliced.link_exts.is_full() {
+                if let Some(p) = sliced.ether_payload() {
+                    if is_vlan_type(p.ether_type) {
+                        return Err(err(
+                            "vlan",
+                            format!(
+                                "more than {} stacked VLAN tags",
+                                LaxSlicedPacket::LINK_EXTS_CAP
+                            ),
+                        ));
+                    }
+                }
+            }
+            return Ok(Decoded::NotTcp);
+        }
+    };
+
+    let (src_ip, dst_ip, payload, missing) = match net {
+        LaxNetSlice::Arp(_) => return Ok(Decoded::NotTcp),
+        LaxNetSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let payload = v4.payload();
+            if payload.ip_number != IpNumber::TCP {
+                return Ok(Decoded::NotTcp);
+            }
+            if h.more_fragments() || h.fragments_offset().value() != 0 {
+                return Err(err(
+                    "ipv4",
+                    format!(
+                        "fragmented packet (offset {}) not reassembled",
+                        u32::from(h.fragments_offset().value()) * 8
+                    ),
+                ));
+            }
+            let auth_len = v4.extensions().auth.map(|a| a.slice().len()).unwrap_or(0);
+            let present = h
+                .slice()
+                .len()
+                .saturating_add(auth_len)
+                .saturating_add(payload.payload.len());
+            let missing = missing_bytes(
+                payload,
+                usize::from(h.total_len()),
+                present,
+                captured,
+                orig_len,
+            );
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                payload,
+                missing,
+            )
+        }
+        LaxNetSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let payload = v6.payload();
+            if payload.ip_number != IpNumber::TCP {
+                return Ok(Decoded::NotTcp);
+            }
+            if payload.fragmented {
+                return Err(err("ipv6", "fragmented packet not reassembled".to_string()));
+            }
+            let present = v6
+                .extensions()
+                .slice()
+                .len()
+                .saturating_add(payload.payload.len());
+            let missing = missing_bytes(
+                payload,
+                usize::from(h.payload_length()),
+                present,
+                captured,
+                orig_len,
+            );
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                payload,
+                missing,
+            )
+        }
+    };
+
+    let tcp: &TcpSlice<'a> = match &sliced.transport {
+        Some(TransportSlice::Tcp(tcp)) => tcp,
+        // Not reachable with etherparse 0.21 (TCP either slices or sets stop_err), but never
+        // pretend a frame is fine.
+        _ => {
+            return Err(err(
+                "tcp",
+                format!(
+                    "no TCP header in {} bytes of IP payload",
+                    payload.payload.len()
+                ),
+            ))
+        }
+    };
+    Ok(Decoded::Tcp(TcpSegment {
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags(tcp.header_slice().get(13).copied().unwrap_or(0)),
+        window: tcp.window_size(),
+        payload: tcp.payload(),
+        missing,
+    }))
+}
+
+fn is_vlan_type(et: EtherType) -> bool {
+    et == EtherType::VLAN_TAGGED_FRAME
+        || et == EtherType::PROVIDER_BRIDGING
+        || et == EtherType::VLAN_DOUBLE_TAGGED_FRAME
+}
+
+/// Payload bytes the IP header promised beyond what was captured.
+///
+/// `promised` is the IP length field counted from the same origin as `present` (IPv4 total
+/// length vs. header + extensions + captured payload; IPv6 payload length vs. extensions +
+/// captured payload). When etherparse had to ignore the length field (IPv4 total length 0 or
+/// too small, as with segmentation offload, or an IPv6 jumbogram), the wire length `orig_len`
+/// tells how much the snapshot length cut instead.
+fn missing_bytes(
+    payload: &LaxIpPayloadSlice<'_>,
+    promised: usize,
+    present: usize,
+    captured: usize,
+    orig_len: u32,
+) -> u32 {
+    let missing = if payload.incomplete {
+        promised.saturating_sub(present)
+    } else if payload.len_source == LenSource::Slice {
+        usize::try_from(orig_len)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(captured)
+    } else {
+        0
+    };
+    u32::try_from(missing).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    // ---- hand-written frame builders (independent of etherparse) ----
+
+    const CAM: [u8; 4] = [192, 168, 1, 64];
+    const SRV: [u8; 4] = [10, 0, 0, 5];
+    const CAM6: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64];
+    const SRV6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+
+    /// TCP header (20 bytes + `opt_words` * 4 bytes of NOP options) followed by `payload`.
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        window: u16,
+        opt_words: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&sport.to_be_bytes());
+        v.extend_from_slice(&dport.to_be_bytes());
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&ack.to_be_bytes());
+        v.push((5 + opt_words) << 4);
+        v.push(flags);
+        v.extend_from_slice(&window.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+        v.extend(std::iter::repeat_n(1u8, usize::from(opt_words) * 4)); // NOP options
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// IPv4 header (20 bytes) + `inner`; `total_len` None = correct length.
+    fn ipv4(proto: u8, inner: &[u8], total_len: Option<u16>, frag: u16) -> Vec<u8> {
+        let len = total_len.unwrap_or((20 + inner.len()) as u16);
+        let mut v = vec![0x45, 0];
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(&[0x12, 0x34]); // identification
+        v.extend_from_slice(&frag.to_be_bytes());
+        v.push(64); // ttl
+        v.push(proto);
+        v.extend_from_slice(&[0, 0]); // checksum (not checked)
+        v.extend_from_slice(&CAM);
+        v.extend_from_slice(&SRV);
+        v.extend_from_slice(inner);
+        v
+    }
+
+    /// IPv6 header (40 bytes) + `inner`; `payload_len` None = correct length.
+    fn ipv6(next: u8, inner: &[u8], payload_len: Option<u16>) -> Vec<u8> {
+        let len = payload_len.unwrap_or(inner.len() as u16);
+        let mut v = vec![0x60, 0, 0, 0];
+        v.extend_from_slice(&len.to_be_bytes());
+        v.push(next);
+        v.push(64);
+        v.extend_from_slice(&CAM6);
+        v.extend_from_slice(&SRV6);
+        v.extend_from_slice(inner);
+        v
+    }
+
+    fn eth(ethertype: u16, inner: &[u8]) -> Vec<u8> {
+        let mut v = vec![
+            0, 0x11, 0x22, 0x33, 0x44, 0x55, 0, 0x66, 0x77, 0x88, 0x99, 0xaa,
+        ];
+        v.extend_from_slice(&ethertype.to_be_bytes());
+        v.extend_from_slice(inner);
+        v
+    }
+
+    /// A VLAN tag body (TCI + inner EtherType) to put after an outer EtherType/TPID.
+    fn vlan(vid: u16, inner_type: u16, inner: &[u8]) -> Vec<u8> {
+        let mut v = vid.to_be_bytes().to_vec();
+        v.extend_from_slice(&inner_type.to_be_bytes());
+        v.extend_from_slice(inner);
+        v
+    }
+
+    fn sll(protocol: u16, inner: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 0]; // packet type: to us
+        v.extend_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
+        v.extend_from_slice(&6u16.to_be_bytes()); // address length
+        v.extend_from_slice(&[0, 0x66, 0x77, 0x88, 0x99, 0xaa, 0, 0]);
+        v.extend_from_slice(&protocol.to_be_bytes());
+        v.extend_from_slice(inner);
+        v
+    }
+
+    fn sll2(protocol: u16, arphrd: u16, inner: &[u8]) -> Vec<u8> {
+        let mut v = protocol.to_be_bytes().to_vec();
+        v.extend_from_slice(&[0, 0]); // reserved
+        v.extend_from_slice(&3u32.to_be_bytes()); // interface index
+        v.extend_from_slice(&arphrd.to_be_bytes());
+        v.push(4); // packet type: outgoing
+        v.push(6); // address length
+        v.extend_from_slice(&[0, 0x66, 0x77, 0x88, 0x99, 0xaa, 0, 0]);
+        v.extend_from_slice(inner);
+        v
+    }
+
+    fn null(family: [u8; 4], inner: &[u8]) -> Vec<u8> {
+        let mut v = family.to_vec();
+        v.extend_from_slice(inner);
+        v
+    }
+
+    const BODY: &[u8] = b"POST /alarm HTTP/1.1\r\n";
+    const PSH_ACK: u8 = 0x18;
+
+    fn tcp_body() -> Vec<u8> {
+        tcp(49152, 8080, 1_000_000, 2_000_000, PSH_ACK, 502, 0, BODY)
+    }
+
+    fn seg(link: LinkType, data: &[u8], orig_len: u32) -> TcpSegment<'_> {
+        match decode_frame(link, data, orig_len) {
+            Ok(Decoded::Tcp(s)) => s,
+            other => panic!("expected TCP, got {other:?}"),
+        }
+    }
+
+    fn v4(port: u16, ip: [u8; 4]) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)
+    }
+    fn v6(port: u16, ip: [u8; 16]) -> SocketAddr {
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)
+    }
+
+    fn check_v4_body(s: &TcpSegment<'_>) {
+        assert_eq!(s.src, "192.168.1.64:49152".parse().unwrap());
+        assert_eq!(s.dst, v4(8080, [10, 0, 0, 5]));
+        check_tcp_fields(s);
+    }
+    fn check_v6_body(s: &TcpSegment<'_>) {
+        assert_eq!(s.src, "[fe80::64]:49152".parse().unwrap());
+        assert_eq!(s.dst, v6(8080, SRV6));
+        assert_eq!(s.dst, "[2001:db8::5]:8080".parse().unwrap());
+        check_tcp_fields(s);
+    }
+    fn check_tcp_fields(s: &TcpSegment<'_>) {
+        assert_eq!(s.seq, 1_000_000);
+        assert_eq!(s.ack, 2_000_000);
+        assert_eq!(s.flags, TcpFlags(0x18));
+        assert!(s.flags.psh() && s.flags.ack() && !s.flags.syn());
+        assert_eq!(s.window, 502);
+        assert_eq!(s.payload, BODY);
+        assert_eq!(s.missing, 0);
+    }
+
+    fn frame_err(link: LinkType, data: &[u8], orig_len: u32) -> FrameError {
+        match decode_frame(link, data, orig_len) {
+            Err(e) => e,
+            Ok(d) => panic!("expected an error, got {d:?}"),
+        }
+    }
+
+    fn is_not_tcp(link: LinkType, data: &[u8]) -> bool {
+        matches!(
+            decode_frame(link, data, data.len() as u32),
+            Ok(Decoded::NotTcp)
+        )
+    }
+
+    // ---- link types ----
+
+    #[test]
+    fn dlt_numbers() {
+        let table = [
+            (0, LinkType::Null),
+            (1, LinkType::Ethernet),
+            (12, LinkType::Raw),
+            (14, LinkType::Raw),
+            (101, LinkType::Raw),
+            (108, LinkType::Loop),
+            (113, LinkType::LinuxSll),
+            (228, LinkType::Ipv4),
+            (229, LinkType::Ipv6),
+            (276, LinkType::LinuxSll2),
+            (105, LinkType::Unsupported(105)),
+            (-1, LinkType::Unsupported(-1)),
+        ];
+        for (dlt, want) in table {
+            assert_eq!(LinkType::from_dlt(dlt), want, "DLT {dlt}");
+        }
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp_all_fields() {
+        let f = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
+        assert_eq!(f.len(), 14 + 20 + 20 + BODY.len());
+        check_v4_body(&seg(LinkType::Ethernet, &f, f.len() as u32));
+    }
+
+    #[test]
+    fn ethernet_ipv6_tcp_all_fields() {
+        let f = eth(0x86dd, &ipv6(6, &tcp_body(), None));
+        check_v6_body(&seg(LinkType::Ethernet, &f, f.len() as u32));
+    }
+
+    #[test]
+    fn syn_flags_and_tcp_options() {
+        let t = tcp(5000, 80, 7, 0, 0x02, 64240, 3, b"");
+        let f = eth(0x0800, &ipv4(6, &t, None, 0));
+        let s = seg(LinkType::Ethernet, &f, f.len() as u32);
+        assert_eq!(s.flags, TcpFlags(0x02));
+        assert!(s.flags.syn() && !s.flags.ack());
+        assert_eq!(s.seq, 7);
+        assert_eq!(s.window, 64240);
+        assert!(s.payload.is_empty());
+        assert_eq!(s.src, v4(5000, CAM));
+        assert_eq!(s.dst, v4(80, SRV));
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload() {
+        // A bare ACK is 54 bytes; Ethernet pads it to 60.
+        let t = tcp(5000, 80, 7, 9, 0x10, 100, 0, b"");
+        let mut f = eth(0x0800, &ipv4(6, &t, None, 0));
+        f.extend_from_slice(&[0; 6]);
+        let s = seg(LinkType::Ethernet, &f, 60);
+        assert!(s.payload.is_empty());
+        assert_eq!(s.missing, 0);
+    }
+
+    #[test]
+    fn stacked_vlans() {
+        // 802.1ad outer tag 100, 802.1Q inner tag 200, then IPv4.
+        let inner = vlan(200, 0x0800, &ipv4(6, &tcp_body(), None, 0));
+        let f = eth(0x88a8, &vlan(100, 0x8100, &inner));
+        check_v4_body(&seg(LinkType::Ethernet, &f, f.len() as u32));
+        // Single 802.1Q tag with IPv6.
+        let f = eth(0x8100, &vlan(5, 0x86dd, &ipv6(6, &tcp_body(), None)));
+        check_v6_body(&seg(LinkType::Ethernet, &f, f.len() as u32));
+    }
+
+    #[test]
+    fn too_many_vlans_is_a_vlan_error() {
+        let mut body = vlan(4, 0x0800, &ipv4(6, &tcp_body(), None, 0));
+        for vid in [3, 2, 1] {
+            body = vlan(vid, 0x8100, &body);
+        }
+        let f = eth(0x8100, &body);
+        assert_eq!(
+            frame_err(LinkType::Ethernet, &f, f.len() as u32).layer,
+            "vlan"
+        );
+    }
+
+    #[test]
+    fn cut_vlan_tag_is_a_vlan_error() {
+        let f = eth(0x8100, &[0, 5]);
+        let e = frame_err(LinkType::Ethernet, &f, 100);
+        assert_eq!(e.layer, "vlan");
+        assert!(e.message.contains("cut short"), "{e}");
+    }
+
+    #[test]
+    fn linux_sll_v1() {
+        let f = sll(0x0800, &ipv4(6, &tcp_body(), None, 0));
+        check_v4_body(&seg(LinkType::LinuxSll, &f, f.len() as u32));
+        let f = sll(0x86dd, &ipv6(6, &tcp_body(), None));
+        check_v6_body(&seg(LinkType::LinuxSll, &f, f.len() as u32));
+        assert!(is_not_tcp(LinkType::LinuxSll, &sll(0x0806, &[0; 28])));
+    }
+
+    #[test]
+    fn linux_sll_v2() {
+        let f = sll2(0x0800, 1, &ipv4(6, &tcp_body(), None, 0));
+        assert_eq!(f.len(), 20 + 40 + BODY.len());
+        check_v4_body(&seg(LinkType::LinuxSll2, &f, f.len() as u32));
+        // Loopback device in `-i any` captures: ARPHRD_LOOPBACK (772).
+        let f = sll2(0x86dd, 772, &ipv6(6, &tcp_body(), None));
+        check_v6_body(&seg(LinkType::LinuxSll2, &f, f.len() as u32));
+        // Netlink frames: the protocol field is not an EtherType.
+        let f = sll2(0x0800, 824, &ipv4(6, &tcp_body(), None, 0));
+        assert!(is_not_tcp(LinkType::LinuxSll2, &f));
+        // Header cut short.
+        let e = frame_err(LinkType::LinuxSll2, &f[..19], 100);
+        assert_eq!(e.layer, "link");
+        assert!(e.message.contains("19 of 20"), "{e}");
+    }
+
+    #[test]
+    fn null_and_loop_families_in_both_byte_orders() {
+        let ip4 = ipv4(6, &tcp_body(), None, 0);
+        let ip6 = ipv6(6, &tcp_body(), None);
+        for link in [LinkType::Null, LinkType::Loop] {
+            for fam in [[2, 0, 0, 0], [0, 0, 0, 2]] {
+                check_v4_body(&seg(link, &null(fam, &ip4), 200));
+            }
+            for fam in [
+                [24, 0, 0, 0],
+                [0, 0, 0, 24],
+                [28, 0, 0, 0],
+                [0, 0, 0, 28],
+                [30, 0, 0, 0],
+                [0, 0, 0, 30],
+            ] {
+                let f = null(fam, &ip6);
+                check_v6_body(&seg(link, &f, f.len() as u32));
+            }
+            // AF_APPLETALK (16): some other protocol.
+            assert!(is_not_tcp(link, &null([16, 0, 0, 0], &ip4)));
+            assert_eq!(frame_err(link, &[2, 0], 2).layer, "link");
+        }
+    }
+
+    #[test]
+    fn raw_ip_link_types() {
+        let ip4 = ipv4(6, &tcp_body(), None, 0);
+        let ip6 = ipv6(6, &tcp_body(), None);
+        check_v4_body(&seg(LinkType::Raw, &ip4, ip4.len() as u32));
+        check_v6_body(&seg(LinkType::Raw, &ip6, ip6.len() as u32));
+        check_v4_body(&seg(LinkType::Ipv4, &ip4, ip4.len() as u32));
+        check_v6_body(&seg(LinkType::Ipv6, &ip6, ip6.len() as u32));
+        let e = frame_err(LinkType::Raw, &[0x50, 0, 0, 20], 4);
+        assert_eq!(
+            e,
+            FrameError {
+                layer: "link",
+                message: "raw IP frame with IP version 5".into()
+            }
+        );
+        assert_eq!(frame_err(LinkType::Raw, &[], 0).layer, "link");
+    }
+
+    #[test]
+    fn unsupported_link_type_is_a_link_error() {
+        let e = frame_err(LinkType::Unsupported(147), &[1, 2, 3], 3);
+        assert_eq!(e.to_string(), "link: unsupported link type (DLT 147)");
+    }
+
+    // ---- not TCP ----
+
+    #[test]
+    fn non_tcp_frames() {
+        let udp = [0x13, 0x88, 0x00, 0x35, 0, 12, 0, 0, 1, 2, 3, 4];
+        let icmp = [8, 0, 0, 0, 0, 1, 0, 1];
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("udp", eth(0x0800, &ipv4(17, &udp, None, 0))),
+            ("udp6", eth(0x86dd, &ipv6(17, &udp, None))),
+            ("icmp", eth(0x0800, &ipv4(1, &icmp, None, 0))),
+            ("gre", eth(0x0800, &ipv4(47, &[0; 8], None, 0))),
+            ("arp", eth(0x0806, &[0, 1, 8, 0, 6, 4, 0, 1])),
+            ("lldp", eth(0x88cc, &[0; 30])),
+            ("802.3 length", eth(0x0040, &[0; 64])),
+            ("cut udp header", eth(0x0800, &ipv4(17, &udp[..4], None, 0))),
+            // A non-first UDP fragment: not ours either.
+            ("udp fragment", eth(0x0800, &ipv4(17, &[0; 16], None, 100))),
+        ];
+        for (name, f) in cases {
+            assert!(is_not_tcp(LinkType::Ethernet, &f), "{name}");
+        }
+    }
+
+    // ---- truncation ----
+
+    #[test]
+    fn snaplen_cut_reports_missing_ipv4() {
+        let body = vec![b'x'; 1000];
+        let full = eth(
+            0x0800,
+            &ipv4(6, &tcp(1, 2, 3, 4, PSH_ACK, 5, 0, &body), None, 0),
+        );
+        assert_eq!(full.len(), 1054);
+        // Snaplen 100: 14 + 20 + 20 headers, 46 payload bytes kept, 954 cut.
+        let s = seg(LinkType::Ethernet, &full[..100], 1054);
+        assert_eq!(s.payload.len(), 46);
+        assert_eq!(s.payload, &body[..46]);
+        assert_eq!(s.missing, 954);
+        // The IP header alone is enough, even if the pcap orig_len is wrong.
+        assert_eq!(seg(LinkType::Ethernet, &full[..100], 100).missing, 954);
+    }
+
+    #[test]
+    fn snaplen_cut_reports_missing_ipv6_and_sll2() {
+        let body = vec![b'y'; 500];
+        let full = sll2(
+            0x86dd,
+            1,
+            &ipv6(6, &tcp(1, 2, 3, 4, PSH_ACK, 5, 2, &body), None),
+        );
+        // 20 SLL2 + 40 IPv6 + 28 TCP = 88 header bytes; keep 12 payload bytes.
+        let s = seg(LinkType::LinuxSll2, &full[..100], full.len() as u32);
+        assert_eq!(s.payload.len(), 12);
+        assert_eq!(s.missing, 488);
+    }
+
+    #[test]
+    fn payload_cut_to_nothing() {
+        let full = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
+        let s = seg(LinkType::Ethernet, &full[..54], full.len() as u32);
+        assert!(s.payload.is_empty());
+        assert_eq!(s.missing, BODY.len() as u32);
+    }
+
+    #[test]
+    fn offload_total_length_zero_uses_captured_and_orig_len() {
+        // Segmentation offload: total length 0, 3000 payload bytes in one captured frame.
+        let body = vec![b'z'; 3000];
+        let full = eth(
+            0x0800,
+            &ipv4(6, &tcp(1, 2, 3, 4, PSH_ACK, 5, 0, &body), Some(0), 0),
+        );
+        let s = seg(LinkType::Ethernet, &full, full.len() as u32);
+        assert_eq!(s.payload.len(), 3000);
+        assert_eq!(s.missing, 0);
+        // Same frame cut at 200 bytes: the wire length tells what is missing.
+        let s = seg(LinkType::Ethernet, &full[..200], full.len() as u32);
+        assert_eq!(s.payload.len(), 200 - 54);
+        assert_eq!(s.missing, 3000 - 146);
+    }
+
+    #[test]
+    fn ipv6_payload_length_zero_falls_back_to_orig_len() {
+        let full = ipv6(6, &tcp_body(), Some(0));
+        let s = seg(LinkType::Raw, &full[..70], full.len() as u32);
+        assert_eq!(s.payload.len(), 10);
+        assert_eq!(s.missing, (BODY.len() - 10) as u32);
+    }
+
+    #[test]
+    fn cut_inside_tcp_header_is_a_tcp_error() {
+        let full = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
+        for cut in [34, 35, 40, 53] {
+            let e = frame_err(LinkType::Ethernet, &full[..cut], full.len() as u32);
+            assert_eq!(e.layer, "tcp", "cut at {cut}: {e}");
+        }
+        let e = frame_err(LinkType::Ethernet, &full[..44], full.len() as u32);
+        assert_eq!(e.to_string(), "tcp: header cut short (10 of 20 bytes)");
+        // Options promised by the data offset but cut off.
+        let t = tcp(1, 2, 3, 4, 0x02, 5, 3, b"");
+        let full = eth(0x0800, &ipv4(6, &t, None, 0));
+        let e = frame_err(LinkType::Ethernet, &full[..14 + 20 + 24], full.len() as u32);
+        assert_eq!(e.to_string(), "tcp: header cut short (24 of 32 bytes)");
+    }
+
+    #[test]
+    fn bad_headers() {
+        // IPv4 header cut short.
+        let full = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
+        let e = frame_err(LinkType::Ethernet, &full[..30], full.len() as u32);
+        assert_eq!(e.layer, "ipv4");
+        assert!(e.message.contains("16 of 20"), "{e}");
+        // IHL 3.
+        let mut bad = ipv4(6, &tcp_body(), None, 0);
+        bad[0] = 0x43;
+        let e = frame_err(LinkType::Raw, &bad, bad.len() as u32);
+        assert_eq!(e.layer, "ipv4");
+        assert!(e.message.contains('3'), "{e}");
+        // IPv6 header cut short.
+        let full = eth(0x86dd, &ipv6(6, &tcp_body(), None));
+        assert_eq!(
+            frame_err(LinkType::Ethernet, &full[..40], 100).layer,
+            "ipv6"
+        );
+        // Ethernet says IPv4, the packet says version 7.
+        let mut bad = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
+        bad[14] = 0x75;
+        let e = frame_err(LinkType::Ethernet, &bad, bad.len() as u32);
+        assert_eq!(e.to_string(), "ipv4: unsupported IP version 7");
+        // TCP data offset 2.
+        let mut t = tcp_body();
+        t[12] = 0x20;
+        let f = eth(0x0800, &ipv4(6, &t, None, 0));
+        let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
+        assert_eq!(
+            e.to_string(),
+            "tcp: data offset 2 is below the minimum of 5"
+        );
+        // Ethernet header cut short.
+        let e = frame_err(LinkType::Ethernet, &full[..10], 100);
+        assert_eq!(
+            e.to_string(),
+            "link: Ethernet header cut short (10 of 14 bytes)"
+        );
+    }
+
+    #[test]
+    fn ipv4_fragments_are_errors() {
+        // Non-first fragment: offset field 185 -> byte offset 1480.
+        let f = eth(0x0800, &ipv4(6, &[0; 40], None, 185));
+        let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
+        assert_eq!(
+            e.to_string(),
+            "ipv4: fragmented packet (offset 1480) not reassembled"
+        );
+        // First fragment (more-fragments bit), holds the TCP header but not all the payload.
+        let f = eth(0x0800, &ipv4(6, &tcp_body(), None, 0x2000));
+        let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
+        assert_eq!(
+            e.to_string(),
+            "ipv4: fragmented packet (offset 0) not reassembled"
+        );
+        // Don't-fragment bit alone is not a fragment.
+        let f = eth(0x0800, &ipv4(6, &tcp_body(), None, 0x4000));
+        check_v4_body(&seg(LinkType::Ethernet, &f, f.len() as u32));
+    }
+
+    #[test]
+    fn ipv6_fragments_are_errors() {
+        // Fragment header: next header TCP, offset 0 with M flag.
+        let mut inner = vec![6, 0, 0x00, 0x01, 0, 0, 0, 9];
+        inner.extend_from_slice(&tcp_body());
+        let f = ipv6(44, &inner, None);
+        let e = frame_err(LinkType::Ipv6, &f, f.len() as u32);
+        assert_eq!(e.to_string(), "ipv6: fragmented packet not reassembled");
+    }
+
+    #[test]
+    fn ipv6_extension_header_before_tcp() {
+        // Destination options (8 bytes) then TCP.
+        let mut inner = vec![6, 0, 1, 4, 0, 0, 0, 0];
+        inner.extend_from_slice(&tcp_body());
+        let f = ipv6(60, &inner, None);
+        check_v6_body(&seg(LinkType::Ipv6, &f, f.len() as u32));
+        // Cut inside the extension header.
+        let e = frame_err(LinkType::Ipv6, &f[..44], f.len() as u32);
+        assert_eq!(e.layer, "ipv6");
+    }
+
+    #[test]
+    fn empty_input_is_an_error_for_every_link_type() {
+        for link in ALL_LINKS {
+            assert!(decode_frame(link, &[], 0).is_err(), "{link:?}");
+        }
+    }
+
+    const ALL_LINKS: [LinkType; 9] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::Null,
+        LinkType::Loop,
+        LinkType::Raw,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+        LinkType::Unsupported(42),
+    ];
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(
+            link in 0usize..ALL_LINKS.len(),
+            data in proptest::collection::vec(any::<u8>(), 0..200),
+            orig_len in any::<u32>(),
+        ) {
+            let _ = decode_frame(ALL_LINKS[link], &data, orig_len);
+        }
+
+        /// Random bytes after a valid-looking prefix reach the deeper layers.
+        #[test]
+        fn random_tails_never_panic(
+            prefix in 0usize..4,
+            tail in proptest::collection::vec(any::<u8>(), 0..120),
+            orig_len in any::<u32>(),
+        ) {
+            let (link, mut data) = match prefix {
+                0 => (LinkType::Ethernet, eth(0x0800, &[])),
+                1 => (LinkType::Ethernet, eth(0x86dd, &[])),
+                2 => (LinkType::Ipv4, ipv4(6, &[], Some(0), 0)[..12].to_vec()),
+                _ => (LinkType::LinuxSll2, sll2(0x86dd, 1, &[])),
+            };
+            data.extend_from_slice(&tail);
+            let _ = decode_frame(link, &data, orig_len);
+        }
+
+        /// Whatever the snapshot length, a frame decodes to a prefix of the payload plus the
+        /// exact count of cut bytes, or to an error once the cut reaches the headers.
+        #[test]
+        fn any_cut_keeps_payload_plus_missing(
+            len in 0usize..300,
+            cut in 0usize..400,
+            v6 in any::<bool>(),
+        ) {
+            let body: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let t = tcp(1, 2, 3, 4, PSH_ACK, 5, 0, &body);
+            let full = if v6 { eth(0x86dd, &ipv6(6, &t, None)) } else { eth(0x0800, &ipv4(6, &t, None, 0)) };
+            let headers = full.len() - len;
+            let cut = cut.min(full.len());
+            match decode_frame(LinkType::Ethernet, &full[..cut], full.len() as u32) {
+                Ok(Decoded::Tcp(s)) => {
+                    prop_assert!(cut >= headers);
+                    prop_assert_eq!(s.payload, &body[..cut - headers]);
+                    prop_assert_eq!(s.missing as usize, full.len() - cut);
+                }
+                Ok(Decoded::NotTcp) => prop_assert!(false, "not TCP at cut {}", cut),
+                Err(e) => {
+                    prop_assert!(cut < headers, "{} at cut {}", e, cut);
+                    prop_assert!(["link", "ipv4", "ipv6", "tcp"].contains(&e.layer));
+                }
+            }
+        }
+    }
 }
