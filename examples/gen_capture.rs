@@ -100,8 +100,10 @@ fn request(rng: &mut Rng, dev: u32, n: u64) -> Vec<u8> {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\r\n<ipAddress>{ip}</ipAddress>\r\n<portNo>80</portNo>\r\n<protocol>HTTP</protocol>\r\n<macAddress>44:19:b6:{:02x}:{:02x}:{:02x}</macAddress>\r\n<channelID>1</channelID>\r\n<dateTime>2026-11-25T10:{:02}:{:02}+08:00</dateTime>\r\n<activePostCount>{n}</activePostCount>\r\n<eventType>ANPR</eventType>\r\n<eventState>active</eventState>\r\n<eventDescription>ANPR</eventDescription>\r\n<channelName>Gate {dev}</channelName>\r\n<ANPR>\r\n<country>3</country>\r\n<licensePlate>{plate}</licensePlate>\r\n<confidenceLevel>98</confidenceLevel>\r\n<plateType>unknown</plateType>\r\n<direction>forward</direction>\r\n</ANPR>\r\n</EventNotificationAlert>\r\n",
         (dev >> 16) & 0xff, (dev >> 8) & 0xff, dev & 0xff, (n / 60) % 60, n % 60
     );
-    let plate_pic = jpeg(rng, 8_000 + rng.below(4_000) as usize);
-    let scene = jpeg(rng, 90_000 + rng.below(20_000) as usize);
+    let plate_len = 8_000 + rng.below(4_000) as usize;
+    let plate_pic = jpeg(rng, plate_len);
+    let scene_len = 90_000 + rng.below(20_000) as usize;
+    let scene = jpeg(rng, scene_len);
     let b = "MIME_boundary";
     let mut body = Vec::new();
     for (name, ctype, data) in [
@@ -220,7 +222,7 @@ fn main() -> std::io::Result<()> {
             }
         }
     }
-    w.into_inner()?.flush()?;
+    w.into_inner().flush()?;
     eprintln!("wrote {} ({} MB, {events} events from up to {devices} devices)", args[1], written >> 20);
     Ok(())
 }
