@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse a pcap/pcapng capture: handshake, request, answer and verdict for every push.
     Replay(ReplayArgs),
+    /// Be the alarm server: store every pushed event durably, answer 200 OK (or fail on purpose).
+    Listen(crate::listen::cli::ListenArgs),
 }
 
 /// How results are shown.
@@ -53,6 +55,7 @@ pub fn run() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(a) => run_replay(a),
+        Command::Listen(a) => crate::listen::cli::run(a),
     }
 }
 

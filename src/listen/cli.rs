@@ -1,0 +1,231 @@
+//! `alarmscope listen` command line: arguments and the headless (`--json` / `--text`) runner.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::fault::{parse_duration, FaultSpec};
+use super::{EventRecord, ListenLimits, ListenOptions, Observers, Server};
+use crate::store::StoreOptions;
+
+/// Byte sizes: `65536`, `64k`, `64M`, `1G` (binary multiples).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_lowercase() {
+                'k' => 1 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                'b' => 1,
+                _ => return Err(format!("bad size '{s}' (use e.g. 65536, 64k, 64M)")),
+            };
+            (t.get(..i).unwrap_or(""), m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| format!("bad size '{s}' (use e.g. 65536, 64k, 64M)"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' too large"))
+}
+
+fn parse_fault(s: &str) -> Result<FaultSpec, String> {
+    s.parse()
+}
+
+/// Be the alarm server: accept ISAPI event pushes, store them durably, answer 200 OK.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8080")]
+    pub bind: String,
+    /// Store directory (default: $XDG_DATA_HOME/alarmscope/events or ~/.local/share/alarmscope/events).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_store")]
+    pub store: Option<PathBuf>,
+    /// Answer without storing anything.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Accept only request paths starting with PREFIX; others get 404 (a wrong URL on the device
+    /// shows up).
+    #[arg(long = "path", value_name = "PREFIX")]
+    pub path_prefix: Option<String>,
+    /// One JSON line per event (replay exchange schema + stored paths), a summary line at the end.
+    #[arg(long, conflicts_with = "text")]
+    pub json: bool,
+    /// One readable line per event.
+    #[arg(long)]
+    pub text: bool,
+    /// Fail events on purpose: ACTION[,SELECTOR...]; actions delay=2s, status=503, hang, reset;
+    /// selectors every=N, ratio=0.3, type=VMD. Repeatable; the first matching spec applies.
+    #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
+    pub faults: Vec<FaultSpec>,
+    /// Seed for `ratio=` fault selection (same seed, same events failed).
+    #[arg(long, default_value_t = 0)]
+    pub fault_seed: u64,
+    /// Answer `Connection: close` and close after every answer, even if the device offers
+    /// keep-alive.
+    #[arg(long)]
+    pub close: bool,
+    /// Stop after this long (e.g. 30, 30s, 5m).
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Largest request head.
+    #[arg(long, value_name = "BYTES", default_value = "64k", value_parser = parse_size)]
+    pub max_header_bytes: u64,
+    /// Largest request body.
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_size)]
+    pub max_body_bytes: u64,
+    /// Close a keep-alive connection idle this long.
+    #[arg(long, value_name = "SECS", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// A request must progress at least this often and finish its head within it (else 408).
+    #[arg(long, value_name = "SECS", default_value = "15s", value_parser = parse_duration)]
+    pub read_timeout: Duration,
+    /// Connections served at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Do not fsync (benchmarks only: acknowledged events may be lost on power failure).
+    #[arg(long, hide = true)]
+    pub unsafe_no_fsync: bool,
+}
+
+impl ListenArgs {
+    /// The server options these arguments describe.
+    pub fn options(&self) -> ListenOptions {
+        let defaults = ListenOptions::default();
+        ListenOptions {
+            bind: self.bind.clone(),
+            store: if self.no_store { None } else { Some(self.store.clone().unwrap_or_else(super::default_store_dir)) },
+            store_options: StoreOptions { fsync: !self.unsafe_no_fsync, ..StoreOptions::default() },
+            path_prefix: self.path_prefix.clone(),
+            limits: ListenLimits {
+                max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
+                max_headers: ListenLimits::default().max_headers,
+                max_body_bytes: self.max_body_bytes,
+                idle_timeout: self.idle_timeout,
+                read_timeout: self.read_timeout,
+                max_connections: self.max_connections,
+            },
+            faults: self.faults.clone(),
+            fault_seed: self.fault_seed,
+            close_after_answer: self.close,
+            duration: self.duration,
+            count: self.count,
+            ..defaults
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn signalled() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Run `listen` headless. Returns the exit code (0; 2 with a one-line error when it cannot start).
+pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
+    let opts = a.options();
+    let json = a.json || (!a.text && !std::io::stdout().is_terminal());
+    let server = match Server::bind(opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("alarmscope: {e}");
+            return Ok(2);
+        }
+    };
+    match server.store_dir() {
+        Some(d) => eprintln!(
+            "alarmscope: listening on {}, storing events in {} (index: {})",
+            server.local_addr(),
+            d.display(),
+            d.join(crate::store::INDEX_FILE).display()
+        ),
+        None => eprintln!("alarmscope: listening on {} (--no-store: events are not stored)", server.local_addr()),
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let on_event: Arc<dyn Fn(&EventRecord) + Send + Sync> = if json {
+        Arc::new(|r: &EventRecord| {
+            if let Ok(mut line) = serde_json::to_vec(r) {
+                line.push(b'\n');
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&line);
+                let _ = out.flush();
+            }
+        })
+    } else {
+        Arc::new(|r: &EventRecord| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", super::text_line(r));
+            let _ = out.flush();
+        })
+    };
+    let observers = Observers { on_connection: None, on_event: Some(on_event) };
+    let (report, summary) = rt.block_on(server.run(observers, signalled()))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = serde_json::json!({
+            "alarmscope": env!("CARGO_PKG_VERSION"),
+            "final": true,
+            "listen": summary,
+            "summary": report.summary,
+            "devices": report.devices,
+            "stalls": report.stalls,
+        });
+        writeln!(out, "{doc}")?;
+    } else {
+        writeln!(
+            out,
+            "{} events on {} connections in {:.1} s: {} ok, {} error status, {} no answer, {} incomplete; {} stored, {} store errors, {} failed on purpose",
+            summary.events,
+            summary.connections,
+            summary.seconds,
+            summary.ok,
+            summary.error_status,
+            summary.no_response,
+            summary.incomplete,
+            summary.stored,
+            summary.store_errors,
+            summary.injected_faults
+        )?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536").unwrap(), 65_536);
+        assert_eq!(parse_size("64k").unwrap(), 65_536);
+        assert_eq!(parse_size("64M").unwrap(), 67_108_864);
+        assert_eq!(parse_size("1G").unwrap(), 1_073_741_824);
+        assert!(parse_size("12x").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+}

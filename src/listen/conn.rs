@@ -1,0 +1,606 @@
+//! One TCP connection: read into a buffer, frame with [`MessageDecoder`], decode bodies with
+//! [`BodyDecoder`] (parts streamed into the store's staging files), then store, answer (or fail
+//! on purpose), report.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::fault::FaultAction;
+use super::{now, response, EventRecord, Shared};
+use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
+use crate::isapi::{BodyDecoder, DecodedBody};
+use crate::model::{Connection, EventSummary, Exchange, Request, Response, Verdict};
+use crate::pipeline::final_verdict;
+use crate::store::{Staging, StoredEvent};
+use crate::tcp::{CloseKind, Handshake, Side};
+use crate::time::Timestamp;
+
+const READ_BUF: usize = 64 * 1024;
+
+/// A request being received.
+struct InProgress {
+    index: usize,
+    body: BodyDecoder,
+    staging: Option<Staging>,
+    multipart: bool,
+    content_type: Option<String>,
+    /// Answer this instead of storing (404 wrong path, 405 wrong method).
+    reject: Option<u16>,
+    keep_alive: bool,
+    body_bytes: u64,
+    store_error: Option<String>,
+}
+
+/// A complete request waiting for its answer.
+struct Done {
+    index: usize,
+    decoded: DecodedBody,
+    staging: Option<Staging>,
+    reject: Option<u16>,
+    keep_alive: bool,
+    store_error: Option<String>,
+}
+
+/// What to send, in order, once the bytes just read are processed.
+enum Action {
+    /// `HTTP/1.1 100 Continue` for `Expect: 100-continue`.
+    Continue(usize),
+    /// Store, answer (or fail on purpose) a complete request.
+    Respond(Box<Done>),
+    /// Answer an error now and close (400 malformed, 413 too large, 404/405 before the body).
+    Reject { index: Option<usize>, status: u16 },
+}
+
+/// Connection state outside the decoder (so the decoder's callback can borrow it).
+struct State {
+    conn: Connection,
+    /// Exchanges dropped from the front of `conn.exchanges` (bounded record).
+    dropped: usize,
+    cur: Option<InProgress>,
+    actions: VecDeque<Action>,
+    /// After a rejection nothing more is read or answered.
+    closing: bool,
+    /// Interim statuses sent per exchange index (100).
+    continued: Vec<usize>,
+}
+
+impl State {
+    fn ex_mut(&mut self, index: usize) -> Option<&mut Exchange> {
+        let pos = index.checked_sub(self.dropped)?;
+        self.conn.exchanges.get_mut(pos)
+    }
+
+    fn ex(&self, index: usize) -> Option<&Exchange> {
+        let pos = index.checked_sub(self.dropped)?;
+        self.conn.exchanges.get(pos)
+    }
+
+    fn push_exchange(&mut self, ex: Exchange, max: usize) {
+        if self.conn.exchanges.len() >= max.max(1) {
+            self.conn.exchanges.remove(0);
+            self.dropped = self.dropped.saturating_add(1);
+        }
+        self.conn.exchanges.push(ex);
+    }
+
+    fn next_index(&self) -> usize {
+        self.dropped.saturating_add(self.conn.exchanges.len())
+    }
+
+    fn error(&mut self, msg: String) {
+        if self.conn.errors.len() < 20 {
+            self.conn.errors.push(msg);
+        }
+    }
+}
+
+fn new_exchange(index: usize, t: Timestamp) -> Exchange {
+    Exchange {
+        index,
+        request: Request { time: t, end_time: t, ..Default::default() },
+        response: None,
+        verdict: Verdict::Incomplete,
+        event: None,
+        parts: Vec::new(),
+        retry_of: None,
+        injected_fault: None,
+        body_kind: "empty",
+        body_error: None,
+        body_hash: 0,
+        metadata: None,
+        event_detail: None,
+    }
+}
+
+/// The decoder's events, handled synchronously: heads start an exchange, body bytes go to the
+/// body decoder and the staging files, ends queue an answer.
+fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
+    if st.closing {
+        return;
+    }
+    let limits = &sh.opts.limits;
+    match ev {
+        HttpEvent::Head(head) => {
+            if let Some(cur) = st.cur.take() {
+                abandon(st, cur);
+            }
+            let t = now();
+            let index = st.next_index();
+            let method = head.method.clone().unwrap_or_default();
+            let path = head.path.clone().unwrap_or_default();
+            let content_type = head.header("content-type").map(str::to_string);
+            let content_length: Option<u64> = head.header("content-length").and_then(|v| v.trim().parse().ok());
+            let conn_hdr = head.header("connection").unwrap_or("").to_ascii_lowercase();
+            let keep_alive = !sh.opts.close_after_answer
+                && if head.version >= 1 { !conn_hdr.contains("close") } else { conn_hdr.contains("keep-alive") };
+            let expect_continue = head.header("expect").is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+            let mut ex = new_exchange(index, t);
+            ex.request.method = method.clone();
+            ex.request.path = path.clone();
+            ex.request.content_type = content_type.clone();
+            ex.request.content_length = content_length;
+            ex.request.headers = head.headers;
+            st.push_exchange(ex, sh.opts.max_exchanges_per_connection);
+
+            if content_length.is_some_and(|n| n > limits.max_body_bytes) {
+                st.actions.push_back(Action::Reject { index: Some(index), status: 413 });
+                st.closing = true;
+                return;
+            }
+            let reject = if !(method.eq_ignore_ascii_case("POST") || method.eq_ignore_ascii_case("PUT")) {
+                Some(405)
+            } else if sh.opts.path_prefix.as_deref().is_some_and(|p| !path.starts_with(p)) {
+                Some(404)
+            } else {
+                None
+            };
+            if expect_continue {
+                if let Some(status) = reject {
+                    // Refuse before the body is sent.
+                    st.actions.push_back(Action::Reject { index: Some(index), status });
+                    st.closing = true;
+                    return;
+                }
+                st.actions.push_back(Action::Continue(index));
+            }
+            let multipart = content_type.as_deref().is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("multipart/"));
+            let mut store_error = None;
+            let staging = match (&sh.store, reject) {
+                (Some(store), None) => match store.begin(t, &st.conn.client) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        store_error = Some(format!("cannot create the event directory: {e}"));
+                        None
+                    }
+                },
+                _ => None,
+            };
+            st.cur = Some(InProgress {
+                index,
+                body: BodyDecoder::new(content_type.as_deref(), sh.opts.body_limits.clone()),
+                staging,
+                multipart,
+                content_type,
+                reject,
+                keep_alive,
+                body_bytes: 0,
+                store_error,
+            });
+        }
+        HttpEvent::Body(data) => {
+            let Some(cur) = st.cur.as_mut() else { return };
+            cur.body_bytes = cur.body_bytes.saturating_add(data.len() as u64);
+            if cur.body_bytes > limits.max_body_bytes {
+                let index = cur.index;
+                if let Some(cur) = st.cur.take() {
+                    abandon(st, cur);
+                }
+                st.actions.push_back(Action::Reject { index: Some(index), status: 413 });
+                st.closing = true;
+                return;
+            }
+            match cur.staging.as_mut() {
+                Some(s) if cur.multipart => cur.body.feed(data, Some(s)),
+                Some(s) => {
+                    s.write_body(cur.content_type.as_deref(), data);
+                    cur.body.feed(data, None);
+                }
+                None => cur.body.feed(data, None),
+            }
+            let (index, n) = (cur.index, data.len() as u64);
+            if let Some(ex) = st.ex_mut(index) {
+                ex.request.body_bytes = ex.request.body_bytes.saturating_add(n);
+            }
+        }
+        HttpEvent::Missing(_) => {}
+        HttpEvent::End { .. } => {
+            let Some(mut cur) = st.cur.take() else { return };
+            let decoded = match cur.staging.as_mut() {
+                Some(s) if cur.multipart => cur.body.finish(Some(s)),
+                _ => cur.body.finish(None),
+            };
+            let t = now();
+            if let Some(ex) = st.ex_mut(cur.index) {
+                ex.request.complete = true;
+                ex.request.end_time = t;
+            }
+            st.actions.push_back(Action::Respond(Box::new(Done {
+                index: cur.index,
+                decoded,
+                staging: cur.staging.take(),
+                reject: cur.reject,
+                keep_alive: cur.keep_alive,
+                store_error: cur.store_error.take(),
+            })));
+        }
+        HttpEvent::Error(e) => {
+            let msg = e.to_string();
+            let too_large = msg.contains("larger than") || msg.contains("more than");
+            let index = match st.cur.take() {
+                Some(cur) => {
+                    let i = cur.index;
+                    abandon(st, cur);
+                    i
+                }
+                None => {
+                    let i = st.next_index();
+                    st.push_exchange(new_exchange(i, now()), sh.opts.max_exchanges_per_connection);
+                    i
+                }
+            };
+            if let Some(ex) = st.ex_mut(index) {
+                ex.request.error = Some(msg.clone());
+            }
+            st.error(format!("request stream: {msg}"));
+            st.actions.push_back(Action::Reject { index: Some(index), status: if too_large { 413 } else { 400 } });
+            st.closing = true;
+        }
+        HttpEvent::Incomplete { .. } => {
+            if let Some(cur) = st.cur.take() {
+                abandon(st, cur);
+            }
+        }
+    }
+}
+
+/// A request that will not complete: decode what came (for display), drop its staging.
+fn abandon(st: &mut State, mut cur: InProgress) {
+    let decoded = cur.body.finish(None);
+    if let Some(s) = cur.staging.take() {
+        s.abort();
+    }
+    if let Some(ex) = st.ex_mut(cur.index) {
+        apply_decoded(ex, decoded);
+    }
+}
+
+fn apply_decoded(ex: &mut Exchange, d: DecodedBody) {
+    ex.body_kind = d.kind;
+    ex.body_hash = d.body_hash;
+    ex.parts = d.parts;
+    ex.metadata = d.metadata;
+    ex.event = d.event.as_ref().map(EventSummary::from);
+    ex.event_detail = d.event.map(Box::new);
+    ex.body_error = d.error;
+}
+
+fn peer_string(a: SocketAddr) -> String {
+    a.to_string()
+}
+
+/// Serve one connection to its end.
+pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let t0 = now();
+    let mut st = State {
+        conn: Connection {
+            id,
+            client: peer_string(peer),
+            server: peer_string(stream.local_addr().unwrap_or(sh.local)),
+            handshake: Handshake::Complete,
+            syn_attempts: 1,
+            closed: CloseKind::Open,
+            first_seen: t0,
+            last_seen: t0,
+            packets: 0,
+            gap_bytes: [0, 0],
+            retransmissions: 0,
+            truncated_frames: 0,
+            errors: Vec::new(),
+            exchanges: Vec::new(),
+            timeline: Vec::new(),
+        },
+        dropped: 0,
+        cur: None,
+        actions: VecDeque::new(),
+        closing: false,
+        continued: Vec::new(),
+    };
+    let limits = Limits { max_header_bytes: sh.opts.limits.max_header_bytes, max_headers: sh.opts.limits.max_headers };
+    let mut dec = MessageDecoder::new(Kind::Request, limits);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut stop = sh.stop.clone();
+    let read_timeout = sh.opts.limits.read_timeout;
+    let idle_timeout = sh.opts.limits.idle_timeout;
+    // When the head of the current message began (slow-header protection).
+    let mut head_since: Option<tokio::time::Instant> = None;
+    sh.publish_connection(&st.conn);
+    let closed = loop {
+        let idle = st.cur.is_none() && dec.is_idle();
+        let deadline = if idle {
+            head_since = None;
+            tokio::time::Instant::now() + idle_timeout
+        } else if st.cur.is_none() {
+            *head_since.get_or_insert_with(tokio::time::Instant::now) + read_timeout
+        } else {
+            head_since = None;
+            tokio::time::Instant::now() + read_timeout
+        };
+        let read = tokio::select! {
+            r = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => r,
+            _ = stop.wait_for(|s| *s), if idle => break CloseKind::Fin(Side::Server),
+        };
+        let n = match read {
+            Err(_) if idle => break CloseKind::Fin(Side::Server),
+            Err(_) => {
+                // A request started but did not progress in time: 408 and close.
+                let index = match st.cur.take() {
+                    Some(cur) => {
+                        let i = cur.index;
+                        abandon(&mut st, cur);
+                        Some(i)
+                    }
+                    None => None,
+                };
+                st.error(format!("request not received within {} s: timed out", read_timeout.as_secs_f64()));
+                let _ = reject(&mut stream, &mut st, &sh, index, 408).await;
+                break CloseKind::Fin(Side::Server);
+            }
+            Ok(Err(e)) => {
+                st.error(format!("read: {e}"));
+                finish_open(&mut st, &sh, &mut dec);
+                break if e.kind() == std::io::ErrorKind::ConnectionReset {
+                    CloseKind::Rst(Side::Client)
+                } else {
+                    CloseKind::Fin(Side::Client)
+                };
+            }
+            Ok(Ok(0)) => {
+                finish_open(&mut st, &sh, &mut dec);
+                break CloseKind::Fin(Side::Client);
+            }
+            Ok(Ok(n)) => n,
+        };
+        st.conn.last_seen = now();
+        let data = buf.get(..n).unwrap_or(&[]);
+        dec.feed(data, &mut |ev| on_http(&mut st, &sh, ev));
+        match run_actions(&mut stream, &mut st, &sh).await {
+            Flow::Continue => {}
+            Flow::Close(kind) => break kind,
+            Flow::Hang => {
+                hold(&mut stream, &mut stop).await;
+                break CloseKind::Fin(Side::Client);
+            }
+        }
+    };
+    if let Some(cur) = st.cur.take() {
+        abandon(&mut st, cur);
+    }
+    if !matches!(closed, CloseKind::Rst(Side::Server)) {
+        let _ = stream.shutdown().await;
+    }
+    st.conn.closed = closed;
+    st.conn.last_seen = now();
+    for ex in &mut st.conn.exchanges {
+        ex.verdict = final_verdict(ex);
+    }
+    sh.publish_connection(&st.conn);
+    sh.retain(st.conn);
+}
+
+/// The peer closed: a request in progress is reported incomplete.
+fn finish_open(st: &mut State, sh: &Shared, dec: &mut MessageDecoder) {
+    dec.eof(&mut |ev| on_http(st, sh, ev));
+    if let Some(cur) = st.cur.take() {
+        let index = cur.index;
+        abandon(st, cur);
+        report(st, sh, index, None, None);
+    }
+}
+
+enum Flow {
+    Continue,
+    Close(CloseKind),
+    Hang,
+}
+
+async fn write(stream: &mut TcpStream, bytes: &[u8]) -> bool {
+    stream.write_all(bytes).await.is_ok()
+}
+
+/// Report exchange `index` in its final state (JSON line, counters, TUI).
+fn report(st: &mut State, sh: &Shared, index: usize, stored: Option<StoredEvent>, store_error: Option<String>) {
+    let (client, server, id) = (st.conn.client.clone(), st.conn.server.clone(), st.conn.id);
+    let Some(ex) = st.ex_mut(index) else { return };
+    ex.verdict = final_verdict(ex);
+    let rec = EventRecord { connection: id, client, server, exchange: ex.clone(), stored, store_error };
+    sh.publish_event(&rec);
+    sh.publish_connection(&st.conn);
+}
+
+fn set_response(st: &mut State, index: usize, status: u16, built: &response::Built) {
+    let interim = if st.continued.contains(&index) { vec![100] } else { Vec::new() };
+    let t = now();
+    if let Some(ex) = st.ex_mut(index) {
+        let latency_ms = if ex.request.complete { t.millis_since(ex.request.end_time).max(0.0) } else { 0.0 };
+        ex.response = Some(Response {
+            time: t,
+            status,
+            reason: response::reason(status).to_string(),
+            latency_ms,
+            headers: built.headers.clone(),
+            interim,
+            body_bytes: built.body_bytes,
+        });
+    }
+}
+
+/// Answer `status` and mark the connection for closing.
+async fn reject(stream: &mut TcpStream, st: &mut State, sh: &Shared, index: Option<usize>, status: u16) -> bool {
+    let path = index.and_then(|i| st.ex(i)).map(|e| e.request.path.clone()).unwrap_or_default();
+    let built = response::build(status, &path, false);
+    let ok = write(stream, &built.bytes).await;
+    if let Some(i) = index {
+        if ok {
+            set_response(st, i, status, &built);
+        }
+        report(st, sh, i, None, None);
+    }
+    ok
+}
+
+async fn run_actions(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>) -> Flow {
+    while let Some(action) = st.actions.pop_front() {
+        match action {
+            Action::Continue(index) => {
+                if !write(stream, response::CONTINUE).await {
+                    return Flow::Close(CloseKind::Rst(Side::Client));
+                }
+                st.continued.push(index);
+                if st.continued.len() > 64 {
+                    st.continued.remove(0);
+                }
+            }
+            Action::Reject { index, status } => {
+                st.actions.clear();
+                reject(stream, st, sh, index, status).await;
+                return Flow::Close(CloseKind::Fin(Side::Server));
+            }
+            Action::Respond(done) => {
+                let flow = respond(stream, st, sh, *done).await;
+                if !matches!(flow, Flow::Continue) {
+                    st.actions.clear();
+                    return flow;
+                }
+            }
+        }
+    }
+    if st.closing {
+        return Flow::Close(CloseKind::Fin(Side::Server));
+    }
+    Flow::Continue
+}
+
+/// Seal and commit the staged event (group commit); resolves once it is durable.
+async fn store_event(sh: &Arc<Shared>, st: &State, index: usize, staging: Staging) -> Result<StoredEvent, String> {
+    let Some(store) = sh.store.clone() else { return Err("no store".into()) };
+    let Some(ex) = st.ex(index) else { return Err("exchange lost".into()) };
+    let mut meta = serde_json::Map::new();
+    meta.insert("received".into(), serde_json::json!(ex.request.time));
+    meta.insert("client".into(), st.conn.client.clone().into());
+    meta.insert("server".into(), st.conn.server.clone().into());
+    meta.insert("connection".into(), st.conn.id.into());
+    meta.insert("index".into(), index.into());
+    meta.insert("request".into(), serde_json::to_value(&ex.request).unwrap_or_default());
+    meta.insert("body_kind".into(), ex.body_kind.into());
+    meta.insert("body_error".into(), serde_json::to_value(&ex.body_error).unwrap_or_default());
+    meta.insert("event".into(), serde_json::to_value(&ex.event).unwrap_or_default());
+    meta.insert("parts".into(), serde_json::to_value(&ex.parts).unwrap_or_default());
+    meta.insert("injected_fault".into(), serde_json::to_value(&ex.injected_fault).unwrap_or_default());
+    let event_type = ex.event.as_ref().and_then(|e| e.event_type.clone());
+    let device = crate::model::host_of(&st.conn.client).to_string();
+    let sealed = tokio::task::spawn_blocking(move || staging.seal(meta, event_type.as_deref(), &device))
+        .await
+        .map_err(|e| format!("store task: {e}"))?
+        .map_err(|e| format!("writing the event: {e}"))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.commit(sealed, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.await.unwrap_or_else(|_| Err("store is closed".into()))
+}
+
+async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done: Done) -> Flow {
+    let Done { index, decoded, staging, reject: rejected, keep_alive, store_error } = done;
+    if let Some(ex) = st.ex_mut(index) {
+        apply_decoded(ex, decoded);
+    }
+    if let Some(status) = rejected {
+        if let Some(s) = staging {
+            s.abort();
+        }
+        let path = st.ex(index).map(|e| e.request.path.clone()).unwrap_or_default();
+        let built = response::build(status, &path, keep_alive);
+        if !write(stream, &built.bytes).await {
+            report(st, sh, index, None, None);
+            return Flow::Close(CloseKind::Rst(Side::Client));
+        }
+        set_response(st, index, status, &built);
+        report(st, sh, index, None, None);
+        return if keep_alive { Flow::Continue } else { Flow::Close(CloseKind::Fin(Side::Server)) };
+    }
+    let event_type = st.ex(index).and_then(|e| e.event.as_ref()).and_then(|e| e.event_type.clone());
+    let fault = match sh.faults.lock() {
+        Ok(mut f) if !f.is_empty() => f.decide(event_type.as_deref()),
+        _ => None,
+    };
+    if let (Some((_, label)), Some(ex)) = (&fault, st.ex_mut(index)) {
+        ex.injected_fault = Some(label.clone());
+    }
+    let (stored, store_error) = match (staging, store_error) {
+        (_, Some(e)) => (None, Some(e)),
+        (Some(s), None) => match store_event(sh, st, index, s).await {
+            Ok(ev) => (Some(ev), None),
+            Err(e) => (None, Some(e)),
+        },
+        (None, None) => (None, None),
+    };
+    let mut status = if store_error.is_some() { 500 } else { 200 };
+    match fault.map(|f| f.0) {
+        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
+        Some(FaultAction::Status(s)) if store_error.is_none() => status = s,
+        Some(FaultAction::Hang) => {
+            report(st, sh, index, stored, store_error);
+            return Flow::Hang;
+        }
+        Some(FaultAction::Reset) => {
+            #[allow(deprecated)]
+            let _ = stream.set_linger(Some(Duration::ZERO));
+            report(st, sh, index, stored, store_error);
+            return Flow::Close(CloseKind::Rst(Side::Server));
+        }
+        _ => {}
+    }
+    let path = st.ex(index).map(|e| e.request.path.clone()).unwrap_or_default();
+    let built = response::build(status, &path, keep_alive);
+    if !write(stream, &built.bytes).await {
+        report(st, sh, index, stored, store_error);
+        return Flow::Close(CloseKind::Rst(Side::Client));
+    }
+    set_response(st, index, status, &built);
+    report(st, sh, index, stored, store_error);
+    if keep_alive {
+        Flow::Continue
+    } else {
+        Flow::Close(CloseKind::Fin(Side::Server))
+    }
+}
+
+/// `hang`: never answer; read and discard until the device gives up or the server stops.
+async fn hold(stream: &mut TcpStream, stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let mut sink = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            r = stream.read(&mut sink) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

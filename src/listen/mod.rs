@@ -1,0 +1,540 @@
+//! `alarmscope listen`: be the alarm server. A tokio shell around the same sans-IO stages as
+//! replay ([`crate::http::MessageDecoder`] for framing, [`crate::isapi::BodyDecoder`] for the
+//! event and its parts), with a durable [`crate::store::Store`], limits, timeouts and fault
+//! injection ([`fault`]). Every exchange is reported with the replay model
+//! ([`crate::model::Connection`] / [`crate::model::Exchange`]).
+//!
+//! Use [`Server::bind`] (synchronous: bind and store errors come back as one-line messages), then
+//! [`Server::run`] inside a tokio runtime; or [`spawn`] to run it on its own thread and receive
+//! [`ListenUpdate`]s over a `std::sync::mpsc` channel (the TUI).
+
+pub mod cli;
+mod conn;
+pub mod fault;
+pub mod response;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::{watch, Semaphore};
+
+use crate::isapi::BodyLimits;
+use crate::model::{Connection, Exchange, Report, Verdict};
+use crate::store::{Store, StoreOptions, StoredEvent};
+use crate::time::Timestamp;
+
+pub use fault::{FaultAction, FaultPlan, FaultSpec, Selector};
+
+/// Resource limits of the listener (all configurable on the command line).
+#[derive(Debug, Clone)]
+pub struct ListenLimits {
+    /// Largest request head (start line + headers); beyond it the answer is 413.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Largest request body (decoded); beyond it the answer is 413. Default 64 MiB: room for
+    /// four pictures of several MB plus metadata.
+    pub max_body_bytes: u64,
+    /// A keep-alive connection with no request in progress is closed after this.
+    pub idle_timeout: Duration,
+    /// A request in progress must deliver bytes at least this often, and its head must be
+    /// complete within this time from its first byte (slow clients get 408).
+    pub read_timeout: Duration,
+    /// Connections served at once; further ones wait in the accept backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ListenLimits {
+    fn default() -> Self {
+        ListenLimits {
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_body_bytes: 64 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(15),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Everything `listen` is told.
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    pub bind: String,
+    /// Store directory; `None` answers without storing (`--no-store`).
+    pub store: Option<PathBuf>,
+    pub store_options: StoreOptions,
+    /// Only paths starting with this are accepted; others get 404.
+    pub path_prefix: Option<String>,
+    pub limits: ListenLimits,
+    pub body_limits: BodyLimits,
+    pub faults: Vec<FaultSpec>,
+    pub fault_seed: u64,
+    /// Answer `Connection: close` and close after every answer (what the vendor's reference
+    /// server does) even when the device offers keep-alive.
+    pub close_after_answer: bool,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many events (exchanges reported).
+    pub count: Option<u64>,
+    /// On stop, how long requests in progress may take to finish.
+    pub grace: Duration,
+    /// Finished connections kept for the final report (oldest dropped first).
+    pub max_retained_connections: usize,
+    /// Exchanges kept per connection record (a long keep-alive connection drops its oldest).
+    pub max_exchanges_per_connection: usize,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            bind: "0.0.0.0:8080".into(),
+            store: Some(default_store_dir()),
+            store_options: StoreOptions::default(),
+            path_prefix: None,
+            limits: ListenLimits::default(),
+            body_limits: BodyLimits::default(),
+            faults: Vec::new(),
+            fault_seed: 0,
+            close_after_answer: false,
+            duration: None,
+            count: None,
+            grace: Duration::from_secs(2),
+            max_retained_connections: 10_000,
+            max_exchanges_per_connection: 1_000,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/alarmscope/events`, else `~/.local/share/alarmscope/events`, else
+/// `./alarmscope-events`.
+pub fn default_store_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("alarmscope/events");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join(".local/share/alarmscope/events");
+    }
+    PathBuf::from("alarmscope-events")
+}
+
+/// One reported event: the exchange (replay schema) plus where it was stored. Serialised as one
+/// `--json` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub connection: u64,
+    pub client: String,
+    pub server: String,
+    #[serde(flatten)]
+    pub exchange: Exchange,
+    /// Where the event is on disk (null with `--no-store`, for rejected requests, or when the
+    /// store failed).
+    pub stored: Option<StoredEvent>,
+    /// Why the event could not be stored (it was then answered 500).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
+}
+
+/// Callbacks the server calls as things happen (from its worker threads).
+#[derive(Clone, Default)]
+pub struct Observers {
+    /// A connection changed (exchange added or answered, connection closed): the whole record,
+    /// to upsert by `id`.
+    pub on_connection: Option<Arc<dyn Fn(Connection) + Send + Sync>>,
+    /// An exchange reached its final state (answered, failed on purpose, rejected, cut short).
+    pub on_event: Option<Arc<dyn Fn(&EventRecord) + Send + Sync>>,
+}
+
+/// Counts over a listen session.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListenSummary {
+    pub bind: String,
+    pub store: Option<PathBuf>,
+    pub connections: u64,
+    pub events: u64,
+    pub ok: u64,
+    pub error_status: u64,
+    pub no_response: u64,
+    pub incomplete: u64,
+    /// Events stored durably.
+    pub stored: u64,
+    pub store_errors: u64,
+    /// Events failed on purpose (`--fault`).
+    pub injected_faults: u64,
+    pub seconds: f64,
+}
+
+#[derive(Default)]
+struct Stats {
+    connections: AtomicU64,
+    events: AtomicU64,
+    ok: AtomicU64,
+    error_status: AtomicU64,
+    no_response: AtomicU64,
+    incomplete: AtomicU64,
+    stored: AtomicU64,
+    store_errors: AtomicU64,
+    injected: AtomicU64,
+}
+
+/// State shared by the connection tasks.
+pub(crate) struct Shared {
+    opts: ListenOptions,
+    store: Option<Store>,
+    faults: Mutex<FaultPlan>,
+    observers: Observers,
+    stats: Stats,
+    stop: watch::Receiver<bool>,
+    stop_tx: watch::Sender<bool>,
+    retained: Mutex<VecDeque<Connection>>,
+    local: SocketAddr,
+}
+
+impl Shared {
+    fn publish_connection(&self, c: &Connection) {
+        if let Some(f) = &self.observers.on_connection {
+            f(c.clone());
+        }
+    }
+
+    fn publish_event(&self, rec: &EventRecord) {
+        let s = &self.stats;
+        match rec.exchange.verdict {
+            Verdict::Ok => s.ok.fetch_add(1, Ordering::Relaxed),
+            Verdict::ErrorStatus => s.error_status.fetch_add(1, Ordering::Relaxed),
+            Verdict::NoResponse => s.no_response.fetch_add(1, Ordering::Relaxed),
+            Verdict::Incomplete => s.incomplete.fetch_add(1, Ordering::Relaxed),
+        };
+        if rec.stored.is_some() {
+            s.stored.fetch_add(1, Ordering::Relaxed);
+        }
+        if rec.store_error.is_some() {
+            s.store_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if rec.exchange.injected_fault.is_some() {
+            s.injected.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(f) = &self.observers.on_event {
+            f(rec);
+        }
+        let n = s.events.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+        if self.opts.count.is_some_and(|c| n >= c) {
+            let _ = self.stop_tx.send(true);
+        }
+    }
+
+    fn retain(&self, c: Connection) {
+        if let Ok(mut r) = self.retained.lock() {
+            if r.len() >= self.opts.max_retained_connections.max(1) {
+                r.pop_front();
+            }
+            r.push_back(c);
+        }
+    }
+}
+
+/// Now as a [`Timestamp`].
+pub(crate) fn now() -> Timestamp {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
+}
+
+/// A bound (not yet running) listener with its store open.
+pub struct Server {
+    listener: std::net::TcpListener,
+    local: SocketAddr,
+    store: Option<Store>,
+    opts: ListenOptions,
+}
+
+/// Turn a bind error into one line a user can act on.
+fn bind_error(addr: &str, e: &std::io::Error) -> anyhow::Error {
+    let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot listen on {addr}: the port is already in use (another alarm server or alarmscope?); choose another with --bind"
+        ),
+        std::io::ErrorKind::PermissionDenied if port.is_some_and(|p| p < 1024) => anyhow::anyhow!(
+            "cannot listen on {addr}: permission denied; ports under 1024 need root or CAP_NET_BIND_SERVICE (try --bind 0.0.0.0:8080)"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => {
+            anyhow::anyhow!("cannot listen on {addr}: that address is not on this machine")
+        }
+        _ => anyhow::anyhow!("cannot listen on {addr}: {e}"),
+    }
+}
+
+impl Server {
+    /// Bind the socket and open the store. Errors are one line: port in use, permission denied
+    /// for ports under 1024, store not writable.
+    pub fn bind(opts: ListenOptions) -> anyhow::Result<Server> {
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<SocketAddr> = opts
+            .bind
+            .to_socket_addrs()
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: bad address ({e}); use ADDR:PORT", opts.bind))?
+            .collect();
+        let mut last = None;
+        let mut bound = None;
+        for a in addrs {
+            match std::net::TcpListener::bind(a) {
+                Ok(l) => {
+                    bound = Some(l);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let listener = match (bound, last) {
+            (Some(l), _) => l,
+            (None, Some(e)) => return Err(bind_error(&opts.bind, &e)),
+            (None, None) => anyhow::bail!("cannot listen on {}: the name resolves to no address", opts.bind),
+        };
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        let store = match &opts.store {
+            Some(dir) => Some(Store::open(dir, opts.store_options.clone()).map_err(|e| anyhow::anyhow!("{e}"))?),
+            None => None,
+        };
+        Ok(Server { listener, local, store, opts })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The store directory (absolute), unless `--no-store`.
+    pub fn store_dir(&self) -> Option<&Path> {
+        self.store.as_ref().map(|s| s.root())
+    }
+
+    /// Serve until `shutdown` resolves, `--duration` passes or `--count` events were reported;
+    /// then stop accepting, give requests in progress `grace` to finish, close the store, and
+    /// return the final report and counts.
+    pub async fn run(
+        self,
+        observers: Observers,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<(Report, ListenSummary)> {
+        let started = std::time::Instant::now();
+        let listener = tokio::net::TcpListener::from_std(self.listener)?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let faults = FaultPlan::new(self.opts.faults.clone(), self.opts.fault_seed);
+        let shared = Arc::new(Shared {
+            opts: self.opts.clone(),
+            store: self.store.clone(),
+            faults: Mutex::new(faults),
+            observers,
+            stats: Stats::default(),
+            stop: stop_rx.clone(),
+            stop_tx,
+            retained: Mutex::new(VecDeque::new()),
+            local: self.local,
+        });
+        let sem = Arc::new(Semaphore::new(self.opts.limits.max_connections.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut stop = stop_rx;
+        let deadline = self.opts.duration.map(|d| tokio::time::Instant::now() + d);
+        tokio::pin!(shutdown);
+        let mut next_id: u64 = 0;
+        loop {
+            let permit = tokio::select! {
+                p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = &mut shutdown => break,
+                _ = stop.wait_for(|s| *s) => break,
+                _ = sleep_until_opt(deadline) => break,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = &mut shutdown => break,
+                _ = stop.wait_for(|s| *s) => break,
+                _ = sleep_until_opt(deadline) => break,
+            };
+            // Reap finished tasks so the set stays small.
+            while tasks.try_join_next().is_some() {}
+            match accepted {
+                Ok((stream, peer)) => {
+                    next_id = next_id.saturating_add(1);
+                    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+                    let sh = shared.clone();
+                    let id = next_id;
+                    tasks.spawn(async move {
+                        conn::serve(stream, id, peer, sh).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!("accept: {e}");
+                    drop(permit);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        drop(listener);
+        let _ = shared.stop_tx.send(true);
+        let grace = self.opts.grace;
+        let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        if let Some(store) = &self.store {
+            let s = store.clone();
+            let _ = tokio::task::spawn_blocking(move || s.close()).await;
+        }
+        let retained: Vec<Connection> = shared.retained.lock().map(|mut r| r.drain(..).collect()).unwrap_or_default();
+        let st = &shared.stats;
+        let summary = ListenSummary {
+            bind: self.local.to_string(),
+            store: self.store.as_ref().map(|s| s.root().to_path_buf()),
+            connections: st.connections.load(Ordering::Relaxed),
+            events: st.events.load(Ordering::Relaxed),
+            ok: st.ok.load(Ordering::Relaxed),
+            error_status: st.error_status.load(Ordering::Relaxed),
+            no_response: st.no_response.load(Ordering::Relaxed),
+            incomplete: st.incomplete.load(Ordering::Relaxed),
+            stored: st.stored.load(Ordering::Relaxed),
+            store_errors: st.store_errors.load(Ordering::Relaxed),
+            injected_faults: st.injected.load(Ordering::Relaxed),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let counters = crate::pipeline::Counters::default();
+        let report = crate::report::build(&format!("listen {}", self.local), retained, &counters, Vec::new());
+        Ok((report, summary))
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What [`spawn`] sends.
+#[derive(Debug)]
+pub enum ListenUpdate {
+    /// A connection changed: upsert it by id.
+    Upsert(Connection),
+    /// An exchange reached its final state.
+    Event(Box<EventRecord>),
+    /// The server stopped: the report over retained connections and the session counts.
+    Final(Box<Report>, ListenSummary),
+    /// The server failed after starting.
+    Error(String),
+}
+
+/// A server running on its own thread.
+pub struct ListenHandle {
+    pub local_addr: SocketAddr,
+    pub store_dir: Option<PathBuf>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ListenHandle {
+    /// Ask the server to stop (it sends `Final` when done).
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
+    /// Stop and wait for the server thread.
+    pub fn join(mut self) {
+        self.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Bind (errors returned at once) and run the server on a new thread with its own tokio runtime.
+/// Every update goes through `map` into the returned channel (return `None` to drop one), so the
+/// TUI can receive its own `Feed` type directly, e.g.
+/// `spawn(opts, |u| match u { ListenUpdate::Upsert(c) => Some(Feed::Upsert(vec![c])), ... })`.
+pub fn spawn<T: Send + 'static>(
+    opts: ListenOptions,
+    map: impl Fn(ListenUpdate) -> Option<T> + Send + Sync + 'static,
+) -> anyhow::Result<(std::sync::mpsc::Receiver<T>, ListenHandle)> {
+    let server = Server::bind(opts)?;
+    let local_addr = server.local_addr();
+    let store_dir = server.store_dir().map(Path::to_path_buf);
+    let (tx, rx) = std::sync::mpsc::channel::<T>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let map = Arc::new(map);
+    let thread = std::thread::Builder::new().name("alarmscope-listen".into()).spawn(move || {
+        let send = {
+            let tx = tx.clone();
+            let map = map.clone();
+            move |u: ListenUpdate| {
+                if let Some(t) = map(u) {
+                    let _ = tx.send(t);
+                }
+            }
+        };
+        let send = Arc::new(send);
+        let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                send(ListenUpdate::Error(format!("cannot start the runtime: {e}")));
+                return;
+            }
+        };
+        let s1 = send.clone();
+        let s2 = send.clone();
+        let observers = Observers {
+            on_connection: Some(Arc::new(move |c| s1(ListenUpdate::Upsert(c)))),
+            on_event: Some(Arc::new(move |r: &EventRecord| s2(ListenUpdate::Event(Box::new(r.clone()))))),
+        };
+        let result = rt.block_on(server.run(observers, async move {
+            let _ = stop_rx.await;
+        }));
+        match result {
+            Ok((report, summary)) => send(ListenUpdate::Final(Box::new(report), summary)),
+            Err(e) => send(ListenUpdate::Error(format!("{e:#}"))),
+        }
+    })?;
+    Ok((rx, ListenHandle { local_addr, store_dir, stop: Some(stop_tx), thread: Some(thread) }))
+}
+
+/// One readable line per event (the `--text` mode and a terminal without the TUI).
+pub fn text_line(r: &EventRecord) -> String {
+    let ex = &r.exchange;
+    let ev = ex.event.as_ref();
+    let ty = ev.and_then(|e| e.event_type.as_deref()).unwrap_or("-");
+    let state = ev.and_then(|e| e.event_state.as_deref()).unwrap_or("");
+    let answer = match &ex.response {
+        Some(resp) => format!("{} {} {:.1} ms", resp.status, resp.reason, resp.latency_ms),
+        None => "no answer".to_string(),
+    };
+    let parts = if ex.parts.is_empty() { String::new() } else { format!(" {} parts", ex.parts.len()) };
+    let fault = ex.injected_fault.as_deref().map(|f| format!(" [fault {f}]")).unwrap_or_default();
+    let stored = match (&r.stored, &r.store_error) {
+        (Some(s), _) => format!(" -> {}", s.rel_dir),
+        (None, Some(e)) => format!(" store error: {e}"),
+        _ => String::new(),
+    };
+    format!(
+        "{} #{}.{} {} {} {} {} {} {}{} {} B -> {} ({}){}{}",
+        ex.request.time.to_clock_string(),
+        r.connection,
+        ex.index,
+        r.client,
+        if ex.request.method.is_empty() { "?" } else { &ex.request.method },
+        if ex.request.path.is_empty() { "?" } else { &ex.request.path },
+        ty,
+        state,
+        ex.body_kind,
+        parts,
+        ex.request.body_bytes,
+        answer,
+        ex.verdict.as_str(),
+        fault,
+        stored
+    )
+}
