@@ -604,3 +604,25 @@ fn kill_9_under_load_keeps_every_acknowledged_event() {
         assert_eq!(&std::fs::read(d.join("p1-vehiclePicture.jpg")).unwrap(), pic, "{id}");
     }
 }
+
+#[test]
+fn client_closing_mid_body_is_incomplete_and_leaves_no_staging() {
+    let srv = Srv::start(|_| {});
+    let mut s = srv.connect();
+    let req = request("/cut", "application/xml", XML.as_bytes(), "");
+    s.write_all(&req[..req.len() - 50]).unwrap();
+    drop(s);
+    let ev = srv.events(1).remove(0);
+    assert_eq!(ev.exchange.verdict.as_str(), "incomplete");
+    assert_eq!(ev.exchange.request.body_bytes, XML.len() as u64 - 50);
+    assert!(ev.stored.is_none());
+    let summary = srv.stop();
+    assert_eq!(summary.incomplete, 1);
+    assert!(read_index(&summary.store.clone().unwrap()).unwrap().is_empty());
+    // Only the date directory, empty: the staging directory was removed.
+    for d in std::fs::read_dir(summary.store.unwrap()).unwrap().flatten() {
+        if d.path().is_dir() {
+            assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+        }
+    }
+}

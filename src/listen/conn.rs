@@ -405,11 +405,17 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
 
 /// The peer closed: a request in progress is reported incomplete.
 fn finish_open(st: &mut State, sh: &Shared, dec: &mut MessageDecoder) {
+    let open = st.cur.as_ref().map(|c| c.index);
     dec.eof(&mut |ev| on_http(st, sh, ev));
     if let Some(cur) = st.cur.take() {
-        let index = cur.index;
         abandon(st, cur);
-        report(st, sh, index, None, None);
+    }
+    // Answers queued by the last bytes cannot be sent any more.
+    st.actions.clear();
+    if let Some(index) = open {
+        if st.ex(index).is_some_and(|e| e.response.is_none()) {
+            report(st, sh, index, None, None);
+        }
     }
 }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Listener benchmark: alarmscope listen (durable store, and --no-store) against a minimal tokio
+# baseline server (reads the body, answers 200, stores nothing), same machine, same run.
+# Load: examples/listen_load.rs, one event per connection (like most devices), CONNS concurrent
+# clients; XML alone and multipart with a ~100 KB picture. Saturation = closed loop (each client
+# sends as soon as answered); latency is then measured open loop at half of each server's
+# saturation rate. Prints a Markdown table.
+#
+# Usage: benches/listen.sh [SECS=5] [CONNS=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-5}
+conns=${2:-32}
+cargo build --release --quiet --bin alarmscope --example listen_load
+tgt=${CARGO_TARGET_DIR:-target}/release
+dir=$(mktemp -d /var/tmp/alarmscope-listen-bench.XXXX)   # on disk (not tmpfs): fsync is real
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
+port_base=18180
+
+start() { # name, command... ; waits for the port
+  "$@" >"$dir/$1.out" 2>"$dir/$1.err" &
+  sleep 0.5
+}
+
+run_server() { # label, port, kind, command...
+  local label=$1 port=$2 kind=$3; shift 3
+  "$@" >/dev/null 2>"$dir/server.err" &
+  local pid=$!
+  sleep 0.7
+  local sat rate half
+  sat=$("$tgt/examples/listen_load" load "127.0.0.1:$port" "$kind" "$conns" "$secs")
+  rate=$(echo "$sat" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
+  half=$((rate / 2))
+  lat=$("$tgt/examples/listen_load" load "127.0.0.1:$port" "$kind" "$conns" "$secs" "$half")
+  kill -INT $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+  p50=$(echo "$lat" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p')
+  p99=$(echo "$lat" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')
+  errs=$(echo "$sat $lat" | grep -o 'errors=[0-9]*' | paste -sd' ')
+  echo "| $kind | $label | $rate | $half | $p50 | $p99 | $errs |"
+}
+
+echo
+echo "machine: $(nproc) cores, $(uname -r), store on $(df -T "$dir" | awk 'NR==2 {print $2}'); $conns concurrent clients, $secs s per run, one event per connection"
+echo
+echo "| body | server | saturation events/s | latency run events/s | p50 ms | p99 ms | errors |"
+echo "|---|---|---|---|---|---|---|"
+i=0
+for kind in xml multipart; do
+  i=$((i + 1))
+  run_server "baseline (bare tokio, no store)" $((port_base + 10 * i)) $kind "$tgt/examples/listen_load" baseline "127.0.0.1:$((port_base + 10 * i))"
+  rm -rf "$dir/store"
+  run_server "alarmscope listen (durable store)" $((port_base + 10 * i + 1)) $kind "$tgt/alarmscope" listen --bind "127.0.0.1:$((port_base + 10 * i + 1))" --store "$dir/store" --json
+  stored=$(wc -l <"$dir/store/index.jsonl")
+  run_server "alarmscope listen --no-store" $((port_base + 10 * i + 2)) $kind "$tgt/alarmscope" listen --bind "127.0.0.1:$((port_base + 10 * i + 2))" --no-store --json
+  echo "|  | (events in the store index after the durable runs: $stored) | | | | | |"
+done
