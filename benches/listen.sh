@@ -14,13 +14,9 @@ conns=${2:-32}
 cargo build --release --quiet --bin alarmscope --example listen_load
 tgt=${CARGO_TARGET_DIR:-target}/release
 dir=$(mktemp -d /var/tmp/alarmscope-listen-bench.XXXX)   # on disk (not tmpfs): fsync is real
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 port_base=18180
 
-start() { # name, command... ; waits for the port
-  "$@" >"$dir/$1.out" 2>"$dir/$1.err" &
-  sleep 0.5
-}
 
 run_server() { # label, port, kind, command...
   local label=$1 port=$2 kind=$3; shift 3
@@ -32,11 +28,11 @@ run_server() { # label, port, kind, command...
   rate=$(echo "$sat" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
   half=$((rate / 2))
   lat=$("$tgt/examples/listen_load" load "127.0.0.1:$port" "$kind" "$conns" "$secs" "$half")
-  kill -INT $pid 2>/dev/null || true
+  kill -TERM $pid 2>/dev/null || true
   wait $pid 2>/dev/null || true
   p50=$(echo "$lat" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p')
   p99=$(echo "$lat" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')
-  errs=$(echo "$sat $lat" | grep -o 'errors=[0-9]*' | paste -sd' ')
+  errs=$(echo "$sat $lat" | grep -o 'errors=[0-9]*' | tr '\n' ' ')
   echo "| $kind | $label | $rate | $half | $p50 | $p99 | $errs |"
 }
 

@@ -21,7 +21,9 @@ const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<EventNotificat
 
 fn request(kind: &str, keepalive: bool) -> Vec<u8> {
     let (ct, body) = if kind == "multipart" {
-        let pic: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let pic: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
         let b = "MIME_boundary";
         let mut body = Vec::new();
         body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"anpr.xml\"; filename=\"anpr.xml\"\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{XML}\r\n", XML.len()).as_bytes());
@@ -30,7 +32,10 @@ fn request(kind: &str, keepalive: bool) -> Vec<u8> {
         body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
         (format!("multipart/form-data; boundary={b}"), body)
     } else {
-        ("application/xml; charset=\"UTF-8\"".to_string(), XML.as_bytes().to_vec())
+        (
+            "application/xml; charset=\"UTF-8\"".to_string(),
+            XML.as_bytes().to_vec(),
+        )
     };
     let mut r = format!(
         "POST /ISAPI/alarm HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Language: en\r\nDate: Thu, 29 Feb 2024 04:34:56 GMT\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
@@ -49,7 +54,11 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let status: u16 = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             let len: usize = head
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
@@ -136,9 +145,16 @@ async fn load(addr: String, kind: String, conns: usize, secs: f64, rate: f64, ke
             let mut mine = Vec::new();
             let mut buf = Vec::new();
             let mut stream: Option<TcpStream> = None;
-            let interval = if rate > 0.0 { Some(Duration::from_secs_f64(conns as f64 / rate)) } else { None };
+            let interval = if rate > 0.0 {
+                Some(Duration::from_secs_f64(conns as f64 / rate))
+            } else {
+                None
+            };
             // Spread the open-loop tasks' schedules over one interval.
-            let mut next = start + interval.map(|i| i.mul_f64(t as f64 / conns as f64)).unwrap_or_default();
+            let mut next = start
+                + interval
+                    .map(|i| i.mul_f64(t as f64 / conns as f64))
+                    .unwrap_or_default();
             while Instant::now() < end {
                 if let Some(i) = interval {
                     tokio::time::sleep_until(next.into()).await;
@@ -160,8 +176,13 @@ async fn load(addr: String, kind: String, conns: usize, secs: f64, rate: f64, ke
                 };
                 // Latency: from the scheduled send (open loop) or the first request byte, to the
                 // last answer byte.
-                let t0 = if interval.is_some() { (next - interval.unwrap_or_default()).min(Instant::now()) } else { Instant::now() };
-                let ok = s.write_all(&req).await.is_ok() && matches!(read_response(&mut s, &mut buf).await, Ok(200));
+                let t0 = if interval.is_some() {
+                    (next - interval.unwrap_or_default()).min(Instant::now())
+                } else {
+                    Instant::now()
+                };
+                let ok = s.write_all(&req).await.is_ok()
+                    && matches!(read_response(&mut s, &mut buf).await, Ok(200));
                 if ok {
                     mine.push(t0.elapsed().as_secs_f64() * 1000.0);
                     if keepalive {
@@ -180,7 +201,13 @@ async fn load(addr: String, kind: String, conns: usize, secs: f64, rate: f64, ke
     let elapsed = start.elapsed().as_secs_f64();
     let mut l = lat.lock().await.clone();
     l.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| if l.is_empty() { 0.0 } else { l[((l.len() - 1) as f64 * p).round() as usize] };
+    let pct = |p: f64| {
+        if l.is_empty() {
+            0.0
+        } else {
+            l[((l.len() - 1) as f64 * p).round() as usize]
+        }
+    };
     println!(
         "events={} secs={:.2} rate={:.0}/s p50_ms={:.2} p99_ms={:.2} errors={}",
         l.len(),
@@ -194,17 +221,26 @@ async fn load(addr: String, kind: String, conns: usize, secs: f64, rate: f64, ke
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     match args.get(1).map(String::as_str) {
         Some("baseline") => {
-            let addr = args.get(2).cloned().unwrap_or_else(|| "127.0.0.1:18081".into());
+            let addr = args
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1:18081".into());
             if let Err(e) = rt.block_on(baseline(&addr)) {
                 eprintln!("baseline: {e}");
                 std::process::exit(2);
             }
         }
         Some("load") => {
-            let addr = args.get(2).cloned().unwrap_or_else(|| "127.0.0.1:8080".into());
+            let addr = args
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1:8080".into());
             let kind = args.get(3).cloned().unwrap_or_else(|| "xml".into());
             let conns: usize = args.get(4).and_then(|v| v.parse().ok()).unwrap_or(32);
             let secs: f64 = args.get(5).and_then(|v| v.parse().ok()).unwrap_or(5.0);

@@ -18,13 +18,18 @@ const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<EventNotificat
 const JSON: &str = r#"{"ipAddress":"10.0.0.9","portNo":80,"protocol":"HTTP","macAddress":"44:19:b6:00:00:09","channelID":1,"dateTime":"2024-02-29T12:34:56+08:00","activePostCount":1,"eventType":"AccessControllerEvent","eventState":"active","eventDescription":"Access Controller Event","deviceID":"T1","AccessControllerEvent":{"majorEventType":5,"subEventType":75,"cardNo":"12345","serialNo":7}}"#;
 
 fn xml_of(ty: &str, desc: &str) -> String {
-    XML.replace("<eventType>VMD</eventType>", &format!("<eventType>{ty}</eventType>"))
-        .replace("Motion alarm", desc)
+    XML.replace(
+        "<eventType>VMD</eventType>",
+        &format!("<eventType>{ty}</eventType>"),
+    )
+    .replace("Motion alarm", desc)
 }
 
 /// Deterministic picture-like bytes (JPEG markers around a pattern).
 fn picture(len: usize, seed: u8) -> Vec<u8> {
-    let mut v: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+    let mut v: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
     if len >= 4 {
         v[0] = 0xff;
         v[1] = 0xd8;
@@ -69,7 +74,10 @@ struct Resp {
 
 impl Resp {
     fn header(&self, n: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -79,20 +87,38 @@ fn read_response(s: &mut TcpStream) -> std::io::Result<Resp> {
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if s.read(&mut b)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before a response"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed before a response",
+            ));
         }
         head.push(b[0]);
     }
     let text = String::from_utf8_lossy(&head).into_owned();
     let mut lines = text.split("\r\n");
-    let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
-    let len: usize = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0u8; len];
     s.read_exact(&mut body)?;
-    Ok(Resp { status, headers, body })
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 struct Srv {
@@ -105,10 +131,19 @@ struct Srv {
 impl Srv {
     fn start(f: impl FnOnce(&mut ListenOptions)) -> Srv {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = ListenOptions { bind: "127.0.0.1:0".into(), store: Some(dir.path().join("store")), ..Default::default() };
+        let mut o = ListenOptions {
+            bind: "127.0.0.1:0".into(),
+            store: Some(dir.path().join("store")),
+            ..Default::default()
+        };
         f(&mut o);
         let (rx, handle) = spawn(o, Some).unwrap();
-        Srv { addr: handle.local_addr, dir, rx, handle: Some(handle) }
+        Srv {
+            addr: handle.local_addr,
+            dir,
+            rx,
+            handle: Some(handle),
+        }
     }
 
     fn store(&self) -> std::path::PathBuf {
@@ -164,9 +199,17 @@ fn stored_file(store: &Path, rec: &EventRecord, file: &str) -> Vec<u8> {
 #[test]
 fn xml_event_is_stored_then_answered_200() {
     let srv = Srv::start(|_| {});
-    let r = post(&srv, "/ISAPI/alarm", "application/xml; charset=\"UTF-8\"", XML.as_bytes());
+    let r = post(
+        &srv,
+        "/ISAPI/alarm",
+        "application/xml; charset=\"UTF-8\"",
+        XML.as_bytes(),
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-length").unwrap(), r.body.len().to_string());
+    assert_eq!(
+        r.header("content-length").unwrap(),
+        r.body.len().to_string()
+    );
     assert!(r.header("date").unwrap().ends_with(" GMT"));
     assert_eq!(r.header("connection"), Some("keep-alive"));
     assert!(String::from_utf8_lossy(&r.body).contains("<statusCode>1</statusCode>"));
@@ -181,7 +224,8 @@ fn xml_event_is_stored_then_answered_200() {
     assert_eq!(stored_file(&srv.store(), &ev, "body.xml"), XML.as_bytes());
     let st = ev.stored.as_ref().unwrap();
     assert!(st.rel_dir.ends_with("-127.0.0.1-VMD"), "{}", st.rel_dir);
-    let meta: serde_json::Value = serde_json::from_slice(&stored_file(&srv.store(), &ev, "meta.json")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&stored_file(&srv.store(), &ev, "meta.json")).unwrap();
     assert_eq!(meta["request"]["path"], "/ISAPI/alarm");
     assert_eq!(meta["event"]["event_type"], "VMD");
     let idx = read_index(&srv.store()).unwrap();
@@ -190,7 +234,16 @@ fn xml_event_is_stored_then_answered_200() {
     assert_eq!(idx[0].event_type.as_deref(), Some("VMD"));
     // The JSON line carries the replay exchange fields plus the stored paths.
     let line = serde_json::to_value(&ev).unwrap();
-    for k in ["request", "response", "verdict", "event", "parts", "stored", "connection", "client"] {
+    for k in [
+        "request",
+        "response",
+        "verdict",
+        "event",
+        "parts",
+        "stored",
+        "connection",
+        "client",
+    ] {
         assert!(line.get(k).is_some(), "{k} missing from {line}");
     }
     srv.stop();
@@ -203,7 +256,10 @@ fn json_event_is_decoded_and_stored() {
     assert_eq!(r.status, 200);
     let ev = srv.events(1).remove(0);
     assert_eq!(ev.exchange.body_kind, "json");
-    assert_eq!(ev.exchange.event.as_ref().unwrap().event_type.as_deref(), Some("AccessControllerEvent"));
+    assert_eq!(
+        ev.exchange.event.as_ref().unwrap().event_type.as_deref(),
+        Some("AccessControllerEvent")
+    );
     assert_eq!(stored_file(&srv.store(), &ev, "body.json"), JSON.as_bytes());
     srv.stop();
 }
@@ -214,17 +270,40 @@ fn multipart_pictures_are_stored_byte_exact() {
     let xml = xml_of("ANPR", "plate");
     let p1 = picture(150_001, 1);
     let p2 = picture(2_500_000, 2);
-    let (ct, body) = multipart(&xml, &[("licensePlatePicture.jpg", &p1), ("detectionPicture.jpg", &p2)]);
+    let (ct, body) = multipart(
+        &xml,
+        &[
+            ("licensePlatePicture.jpg", &p1),
+            ("detectionPicture.jpg", &p2),
+        ],
+    );
     let r = post(&srv, "/alarm", &ct, &body);
     assert_eq!(r.status, 200);
     let ev = srv.events(1).remove(0);
     assert_eq!(ev.exchange.body_kind, "multipart");
     let sizes: Vec<u64> = ev.exchange.parts.iter().map(|p| p.bytes).collect();
     assert_eq!(sizes, [xml.len() as u64, 150_001, 2_500_000]);
-    assert_eq!(stored_file(&srv.store(), &ev, "p0-anpr.xml"), xml.as_bytes());
-    assert_eq!(stored_file(&srv.store(), &ev, "p1-licensePlatePicture.jpg"), p1);
-    assert_eq!(stored_file(&srv.store(), &ev, "p2-detectionPicture.jpg"), p2);
-    let files: Vec<(String, u64)> = ev.stored.as_ref().unwrap().files.iter().skip(1).map(|f| (f.file.clone(), f.bytes)).collect();
+    assert_eq!(
+        stored_file(&srv.store(), &ev, "p0-anpr.xml"),
+        xml.as_bytes()
+    );
+    assert_eq!(
+        stored_file(&srv.store(), &ev, "p1-licensePlatePicture.jpg"),
+        p1
+    );
+    assert_eq!(
+        stored_file(&srv.store(), &ev, "p2-detectionPicture.jpg"),
+        p2
+    );
+    let files: Vec<(String, u64)> = ev
+        .stored
+        .as_ref()
+        .unwrap()
+        .files
+        .iter()
+        .skip(1)
+        .map(|f| (f.file.clone(), f.bytes))
+        .collect();
     assert_eq!(
         files,
         [
@@ -242,11 +321,15 @@ fn keep_alive_carries_several_events() {
     let mut s = srv.connect();
     for i in 0..3 {
         let xml = xml_of("VMD", &format!("event {i}"));
-        s.write_all(&request("/a", "application/xml", xml.as_bytes(), "")).unwrap();
+        s.write_all(&request("/a", "application/xml", xml.as_bytes(), ""))
+            .unwrap();
         assert_eq!(read_response(&mut s).unwrap().status, 200);
     }
     let evs = srv.events(3);
-    let idx: Vec<(u64, usize)> = evs.iter().map(|e| (e.connection, e.exchange.index)).collect();
+    let idx: Vec<(u64, usize)> = evs
+        .iter()
+        .map(|e| (e.connection, e.exchange.index))
+        .collect();
     assert_eq!(idx, [(1, 0), (1, 1), (1, 2)]);
     assert_eq!(read_index(&srv.store()).unwrap().len(), 3);
     drop(s);
@@ -277,7 +360,12 @@ fn chunked_body_is_reassembled() {
 fn expect_100_continue_gets_interim_then_200() {
     let srv = Srv::start(|_| {});
     let mut s = srv.connect();
-    let req = request("/e", "application/xml", XML.as_bytes(), "Expect: 100-continue\r\n");
+    let req = request(
+        "/e",
+        "application/xml",
+        XML.as_bytes(),
+        "Expect: 100-continue\r\n",
+    );
     let head_len = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     s.write_all(&req[..head_len]).unwrap();
     let interim = read_response(&mut s).unwrap();
@@ -293,11 +381,19 @@ fn expect_100_continue_gets_interim_then_200() {
 fn malformed_request_gets_400_and_server_keeps_serving() {
     let srv = Srv::start(|_| {});
     let mut s = srv.connect();
-    s.write_all(b"POST /x HTTP/1.1\r\nContent-Length: banana\r\n\r\n").unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nContent-Length: banana\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 400);
     let mut rest = Vec::new();
-    assert_eq!(s.read_to_end(&mut rest).unwrap_or(0), 0, "connection closed after 400");
-    assert_eq!(post(&srv, "/ok", "application/xml", XML.as_bytes()).status, 200);
+    assert_eq!(
+        s.read_to_end(&mut rest).unwrap_or(0),
+        0,
+        "connection closed after 400"
+    );
+    assert_eq!(
+        post(&srv, "/ok", "application/xml", XML.as_bytes()).status,
+        200
+    );
     let evs = srv.events(2);
     assert_eq!(evs[0].exchange.response.as_ref().unwrap().status, 400);
     assert!(evs[0].exchange.request.error.is_some());
@@ -313,11 +409,13 @@ fn oversize_body_and_head_get_413() {
     });
     // Declared too large: refused before the body.
     let mut s = srv.connect();
-    s.write_all(b"POST /big HTTP/1.1\r\nContent-Type: image/jpeg\r\nContent-Length: 10001\r\n\r\n").unwrap();
+    s.write_all(b"POST /big HTTP/1.1\r\nContent-Type: image/jpeg\r\nContent-Length: 10001\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 413);
     // Chunked body that grows past the limit.
     let mut s = srv.connect();
-    s.write_all(b"POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    s.write_all(b"POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
     let chunk = [b'a'; 4000];
     for _ in 0..3 {
         let mut c = b"FA0\r\n".to_vec();
@@ -330,12 +428,18 @@ fn oversize_body_and_head_get_413() {
     assert_eq!(read_response(&mut s).unwrap().status, 413);
     // Head too large.
     let mut s = srv.connect();
-    let big = format!("POST / HTTP/1.1\r\nX-Pad: {}\r\nContent-Length: 0\r\n\r\n", "p".repeat(3000));
+    let big = format!(
+        "POST / HTTP/1.1\r\nX-Pad: {}\r\nContent-Length: 0\r\n\r\n",
+        "p".repeat(3000)
+    );
     s.write_all(big.as_bytes()).unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 413);
     // Exactly at the limit is fine.
     let body = vec![b'x'; 10_000];
-    assert_eq!(post(&srv, "/fits", "application/octet-stream", &body).status, 200);
+    assert_eq!(
+        post(&srv, "/fits", "application/octet-stream", &body).status,
+        200
+    );
     srv.stop();
 }
 
@@ -343,7 +447,8 @@ fn oversize_body_and_head_get_413() {
 fn slow_header_client_is_timed_out_without_blocking_others() {
     let srv = Srv::start(|o| o.limits.read_timeout = Duration::from_millis(600));
     let mut slow = srv.connect();
-    slow.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let t0 = Instant::now();
     // Dribble a header byte every 100 ms: each read progresses, but the head never finishes.
     let dribble = std::thread::spawn(move || {
@@ -358,7 +463,10 @@ fn slow_header_client_is_timed_out_without_blocking_others() {
     // Meanwhile others are served at once.
     for _ in 0..3 {
         let t = Instant::now();
-        assert_eq!(post(&srv, "/fast", "application/xml", XML.as_bytes()).status, 200);
+        assert_eq!(
+            post(&srv, "/fast", "application/xml", XML.as_bytes()).status,
+            200
+        );
         assert!(t.elapsed() < Duration::from_millis(500));
     }
     let mut slow = dribble.join().unwrap();
@@ -371,8 +479,14 @@ fn slow_header_client_is_timed_out_without_blocking_others() {
 #[test]
 fn path_prefix_answers_404_to_other_paths() {
     let srv = Srv::start(|o| o.path_prefix = Some("/alarm".into()));
-    assert_eq!(post(&srv, "/wrong", "application/xml", XML.as_bytes()).status, 404);
-    assert_eq!(post(&srv, "/alarm/cam1", "application/xml", XML.as_bytes()).status, 200);
+    assert_eq!(
+        post(&srv, "/wrong", "application/xml", XML.as_bytes()).status,
+        404
+    );
+    assert_eq!(
+        post(&srv, "/alarm/cam1", "application/xml", XML.as_bytes()).status,
+        200
+    );
     let evs = srv.events(2);
     assert_eq!(evs[0].exchange.request.path, "/wrong");
     assert!(evs[0].stored.is_none());
@@ -383,18 +497,33 @@ fn path_prefix_answers_404_to_other_paths() {
 #[test]
 fn fault_delay_status_and_selectors() {
     let srv = Srv::start(|o| {
-        o.faults = vec!["status=503,type=IO".parse().unwrap(), "delay=400ms,every=2,type=VMD".parse().unwrap()];
+        o.faults = vec![
+            "status=503,type=IO".parse().unwrap(),
+            "delay=400ms,every=2,type=VMD".parse().unwrap(),
+        ];
     });
     // VMD #1: prompt; VMD #2: delayed; IO: 503.
     let t = Instant::now();
-    assert_eq!(post(&srv, "/", "application/xml", xml_of("VMD", "1").as_bytes()).status, 200);
+    assert_eq!(
+        post(&srv, "/", "application/xml", xml_of("VMD", "1").as_bytes()).status,
+        200
+    );
     assert!(t.elapsed() < Duration::from_millis(300));
     let t = Instant::now();
-    assert_eq!(post(&srv, "/", "application/xml", xml_of("VMD", "2").as_bytes()).status, 200);
+    assert_eq!(
+        post(&srv, "/", "application/xml", xml_of("VMD", "2").as_bytes()).status,
+        200
+    );
     assert!(t.elapsed() >= Duration::from_millis(400));
-    assert_eq!(post(&srv, "/", "application/xml", xml_of("IO", "3").as_bytes()).status, 503);
+    assert_eq!(
+        post(&srv, "/", "application/xml", xml_of("IO", "3").as_bytes()).status,
+        503
+    );
     let evs = srv.events(3);
-    let faults: Vec<Option<&str>> = evs.iter().map(|e| e.exchange.injected_fault.as_deref()).collect();
+    let faults: Vec<Option<&str>> = evs
+        .iter()
+        .map(|e| e.exchange.injected_fault.as_deref())
+        .collect();
     assert_eq!(faults, [None, Some("delay=400ms"), Some("status=503")]);
     assert_eq!(evs[2].exchange.verdict.as_str(), "error_status");
     assert!(evs[1].exchange.response.as_ref().unwrap().latency_ms >= 400.0);
@@ -405,14 +534,25 @@ fn fault_delay_status_and_selectors() {
 #[test]
 fn fault_hang_holds_and_reset_aborts() {
     let srv = Srv::start(|o| {
-        o.faults = vec!["hang,type=VMD".parse().unwrap(), "reset,type=IO".parse().unwrap()];
+        o.faults = vec![
+            "hang,type=VMD".parse().unwrap(),
+            "reset,type=IO".parse().unwrap(),
+        ];
     });
     let mut s = srv.connect();
-    s.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
-    s.write_all(&request("/", "application/xml", XML.as_bytes(), "")).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    s.write_all(&request("/", "application/xml", XML.as_bytes(), ""))
+        .unwrap();
     let mut b = [0u8; 64];
     let e = s.read(&mut b).unwrap_err();
-    assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{e:?}");
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e:?}"
+    );
     let ev = srv.events(1).remove(0);
     assert_eq!(ev.exchange.injected_fault.as_deref(), Some("hang"));
     assert_eq!(ev.exchange.verdict.as_str(), "no_response");
@@ -421,9 +561,18 @@ fn fault_hang_holds_and_reset_aborts() {
     assert!(ev.stored.is_some());
 
     let mut r = srv.connect();
-    r.write_all(&request("/", "application/xml", xml_of("IO", "x").as_bytes(), "")).unwrap();
+    r.write_all(&request(
+        "/",
+        "application/xml",
+        xml_of("IO", "x").as_bytes(),
+        "",
+    ))
+    .unwrap();
     let e = r.read(&mut b);
-    assert!(matches!(&e, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "{e:?}");
+    assert!(
+        matches!(&e, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{e:?}"
+    );
     let ev = srv.events(1).remove(0);
     assert_eq!(ev.exchange.injected_fault.as_deref(), Some("reset"));
     assert_eq!(ev.exchange.verdict.as_str(), "no_response");
@@ -435,10 +584,20 @@ fn fault_hang_holds_and_reset_aborts() {
 fn hostile_part_filename_stays_in_the_store() {
     let srv = Srv::start(|_| {});
     let pic = picture(1000, 9);
-    let (ct, body) = multipart(&xml_of("faceSnap", "x"), &[("../../../../../tmp/evil.jpg", &pic)]);
+    let (ct, body) = multipart(
+        &xml_of("faceSnap", "x"),
+        &[("../../../../../tmp/evil.jpg", &pic)],
+    );
     assert_eq!(post(&srv, "/", &ct, &body).status, 200);
     let ev = srv.events(1).remove(0);
-    let files: Vec<String> = ev.stored.as_ref().unwrap().files.iter().map(|f| f.file.clone()).collect();
+    let files: Vec<String> = ev
+        .stored
+        .as_ref()
+        .unwrap()
+        .files
+        .iter()
+        .map(|f| f.file.clone())
+        .collect();
     for f in &files {
         assert!(!f.contains('/') && !f.starts_with('.'), "{f}");
     }
@@ -446,7 +605,11 @@ fn hostile_part_filename_stays_in_the_store() {
     assert_eq!(files[2], "p1-_.._.._.._.._tmp_evil.jpg");
     assert_eq!(stored_file(&srv.store(), &ev, &files[2]), pic);
     // Nothing was written next to the store.
-    let siblings: Vec<_> = std::fs::read_dir(srv.dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let siblings: Vec<_> = std::fs::read_dir(srv.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(siblings, [std::ffi::OsString::from("store")]);
     srv.stop();
 }
@@ -459,7 +622,13 @@ fn bin() -> Command {
 
 /// Start the binary and read its bound address from the start line on stderr.
 fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let mut child = bin().arg("listen").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = bin()
+        .arg("listen")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
@@ -485,10 +654,19 @@ fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<S
 fn binary_json_lines_and_count_stop() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
-    let (mut child, addr, out) = start_bin(&["--bind", "127.0.0.1:0", "--store", store.to_str().unwrap(), "--json", "--count", "2"]);
+    let (mut child, addr, out) = start_bin(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+        "--count",
+        "2",
+    ]);
     for _ in 0..2 {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(&request("/", "application/xml", XML.as_bytes(), "")).unwrap();
+        s.write_all(&request("/", "application/xml", XML.as_bytes(), ""))
+            .unwrap();
         assert_eq!(read_response(&mut s).unwrap().status, 200);
     }
     let status = wait_timeout(&mut child, Duration::from_secs(10));
@@ -499,7 +677,10 @@ fn binary_json_lines_and_count_stop() {
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(first["verdict"], "ok");
     assert_eq!(first["event"]["event_type"], "VMD");
-    assert!(first["stored"]["dir"].as_str().unwrap().starts_with(store.to_str().unwrap()));
+    assert!(first["stored"]["dir"]
+        .as_str()
+        .unwrap()
+        .starts_with(store.to_str().unwrap()));
     let last: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
     assert_eq!(last["final"], true);
     assert_eq!(last["listen"]["events"], 2);
@@ -524,7 +705,14 @@ fn binary_clear_errors_for_port_in_use_and_unwritable_store() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let o = bin()
-        .args(["listen", "--bind", &format!("127.0.0.1:{port}"), "--store", dir.path().to_str().unwrap(), "--json"])
+        .args([
+            "listen",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            dir.path().to_str().unwrap(),
+            "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -534,7 +722,14 @@ fn binary_clear_errors_for_port_in_use_and_unwritable_store() {
     let file = dir.path().join("f");
     std::fs::write(&file, b"x").unwrap();
     let o = bin()
-        .args(["listen", "--bind", "127.0.0.1:0", "--store", file.join("s").to_str().unwrap(), "--json"])
+        .args([
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--store",
+            file.join("s").to_str().unwrap(),
+            "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -547,8 +742,15 @@ fn binary_clear_errors_for_port_in_use_and_unwritable_store() {
 fn kill_9_under_load_keeps_every_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
-    let (mut child, addr, _out) = start_bin(&["--bind", "127.0.0.1:0", "--store", store.to_str().unwrap(), "--json"]);
-    let acked: Arc<Mutex<HashMap<String, (String, Vec<u8>)>>> = Arc::new(Mutex::new(HashMap::new()));
+    let (mut child, addr, _out) = start_bin(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+    ]);
+    let acked: Arc<Mutex<HashMap<String, (String, Vec<u8>)>>> =
+        Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
     for t in 0..12u8 {
@@ -560,11 +762,18 @@ fn kill_9_under_load_keeps_every_acknowledged_event() {
                 n += 1;
                 let id = format!("t{t}-n{n}");
                 let xml = xml_of("ANPR", &id);
-                let pic = picture(1000 + (n as usize * 7919 + t as usize * 104_729) % 60_000, t.wrapping_add(n as u8));
+                let pic = picture(
+                    1000 + (n as usize * 7919 + t as usize * 104_729) % 60_000,
+                    t.wrapping_add(n as u8),
+                );
                 let (ct, body) = multipart(&xml, &[("vehiclePicture.jpg", &pic)]);
-                let Ok(mut s) = TcpStream::connect(addr) else { break };
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    break;
+                };
                 let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                if s.write_all(&request(&format!("/alarm/{id}"), &ct, &body, "")).is_err() {
+                if s.write_all(&request(&format!("/alarm/{id}"), &ct, &body, ""))
+                    .is_err()
+                {
                     break;
                 }
                 match read_response(&mut s) {
@@ -584,7 +793,11 @@ fn kill_9_under_load_keeps_every_acknowledged_event() {
         c.join().unwrap();
     }
     let acked = acked.lock().unwrap();
-    assert!(acked.len() >= 20, "only {} events acknowledged", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "only {} events acknowledged",
+        acked.len()
+    );
     // Every complete index line points at complete files; map them by request path.
     let index = read_index(&store).unwrap();
     let mut by_id = HashMap::new();
@@ -594,14 +807,25 @@ fn kill_9_under_load_keeps_every_acknowledged_event() {
             let len = std::fs::metadata(d.join(&f.file)).unwrap().len();
             assert_eq!(len, f.bytes, "{}/{}", line.dir, f.file);
         }
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("meta.json")).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("meta.json")).unwrap()).unwrap();
         let path = meta["request"]["path"].as_str().unwrap().to_string();
         by_id.insert(path.trim_start_matches("/alarm/").to_string(), d);
     }
     for (id, (xml, pic)) in acked.iter() {
-        let d = by_id.get(id).unwrap_or_else(|| panic!("acknowledged event {id} has no index line"));
-        assert_eq!(std::fs::read(d.join("p0-anpr.xml")).unwrap(), xml.as_bytes(), "{id}");
-        assert_eq!(&std::fs::read(d.join("p1-vehiclePicture.jpg")).unwrap(), pic, "{id}");
+        let d = by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("acknowledged event {id} has no index line"));
+        assert_eq!(
+            std::fs::read(d.join("p0-anpr.xml")).unwrap(),
+            xml.as_bytes(),
+            "{id}"
+        );
+        assert_eq!(
+            &std::fs::read(d.join("p1-vehiclePicture.jpg")).unwrap(),
+            pic,
+            "{id}"
+        );
     }
 }
 
@@ -616,13 +840,14 @@ fn client_closing_mid_body_is_incomplete_and_leaves_no_staging() {
     assert_eq!(ev.exchange.verdict.as_str(), "incomplete");
     assert_eq!(ev.exchange.request.body_bytes, XML.len() as u64 - 50);
     assert!(ev.stored.is_none());
-    let summary = srv.stop();
-    assert_eq!(summary.incomplete, 1);
-    assert!(read_index(&summary.store.clone().unwrap()).unwrap().is_empty());
-    // Only the date directory, empty: the staging directory was removed.
-    for d in std::fs::read_dir(summary.store.unwrap()).unwrap().flatten() {
+    // The staging directory was removed before the event was reported.
+    let store = srv.store();
+    assert!(read_index(&store).unwrap().is_empty());
+    for d in std::fs::read_dir(&store).unwrap().flatten() {
         if d.path().is_dir() {
             assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
         }
     }
+    let summary = srv.stop();
+    assert_eq!(summary.incomplete, 1);
 }

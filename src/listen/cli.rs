@@ -27,8 +27,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
         _ => (t, 1),
     };
-    let n: u64 = num.trim().parse().map_err(|_| format!("bad size '{s}' (use e.g. 65536, 64k, 64M)"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' too large"))
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad size '{s}' (use e.g. 65536, 64k, 64M)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' too large"))
 }
 
 fn parse_fault(s: &str) -> Result<FaultSpec, String> {
@@ -100,8 +104,15 @@ impl ListenArgs {
         let defaults = ListenOptions::default();
         ListenOptions {
             bind: self.bind.clone(),
-            store: if self.no_store { None } else { Some(self.store.clone().unwrap_or_else(super::default_store_dir)) },
-            store_options: StoreOptions { fsync: !self.unsafe_no_fsync, ..StoreOptions::default() },
+            store: if self.no_store {
+                None
+            } else {
+                Some(self.store.clone().unwrap_or_else(super::default_store_dir))
+            },
+            store_options: StoreOptions {
+                fsync: !self.unsafe_no_fsync,
+                ..StoreOptions::default()
+            },
             path_prefix: self.path_prefix.clone(),
             limits: ListenLimits {
                 max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
@@ -162,10 +173,15 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
             d.display(),
             d.join(crate::store::INDEX_FILE).display()
         ),
-        None => eprintln!("alarmscope: listening on {} (--no-store: events are not stored)", server.local_addr()),
+        None => eprintln!(
+            "alarmscope: listening on {} (--no-store: events are not stored)",
+            server.local_addr()
+        ),
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let on_event: Arc<dyn Fn(&EventRecord) + Send + Sync> = if json {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let on_event: super::EventCallback = if json {
         Arc::new(|r: &EventRecord| {
             if let Ok(mut line) = serde_json::to_vec(r) {
                 line.push(b'\n');
@@ -181,7 +197,10 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
             let _ = out.flush();
         })
     };
-    let observers = Observers { on_connection: None, on_event: Some(on_event) };
+    let observers = Observers {
+        on_connection: None,
+        on_event: Some(on_event),
+    };
     let (report, summary) = rt.block_on(server.run(observers, signalled()))?;
     let mut out = std::io::stdout().lock();
     if json {

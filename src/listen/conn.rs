@@ -102,7 +102,11 @@ impl State {
 fn new_exchange(index: usize, t: Timestamp) -> Exchange {
     Exchange {
         index,
-        request: Request { time: t, end_time: t, ..Default::default() },
+        request: Request {
+            time: t,
+            end_time: t,
+            ..Default::default()
+        },
         response: None,
         verdict: Verdict::Incomplete,
         event: None,
@@ -134,11 +138,19 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             let method = head.method.clone().unwrap_or_default();
             let path = head.path.clone().unwrap_or_default();
             let content_type = head.header("content-type").map(str::to_string);
-            let content_length: Option<u64> = head.header("content-length").and_then(|v| v.trim().parse().ok());
+            let content_length: Option<u64> = head
+                .header("content-length")
+                .and_then(|v| v.trim().parse().ok());
             let conn_hdr = head.header("connection").unwrap_or("").to_ascii_lowercase();
             let keep_alive = !sh.opts.close_after_answer
-                && if head.version >= 1 { !conn_hdr.contains("close") } else { conn_hdr.contains("keep-alive") };
-            let expect_continue = head.header("expect").is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+                && if head.version >= 1 {
+                    !conn_hdr.contains("close")
+                } else {
+                    conn_hdr.contains("keep-alive")
+                };
+            let expect_continue = head
+                .header("expect")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
             let mut ex = new_exchange(index, t);
             ex.request.method = method.clone();
             ex.request.path = path.clone();
@@ -148,27 +160,43 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             st.push_exchange(ex, sh.opts.max_exchanges_per_connection);
 
             if content_length.is_some_and(|n| n > limits.max_body_bytes) {
-                st.actions.push_back(Action::Reject { index: Some(index), status: 413 });
+                st.actions.push_back(Action::Reject {
+                    index: Some(index),
+                    status: 413,
+                });
                 st.closing = true;
                 return;
             }
-            let reject = if !(method.eq_ignore_ascii_case("POST") || method.eq_ignore_ascii_case("PUT")) {
-                Some(405)
-            } else if sh.opts.path_prefix.as_deref().is_some_and(|p| !path.starts_with(p)) {
-                Some(404)
-            } else {
-                None
-            };
+            let reject =
+                if !(method.eq_ignore_ascii_case("POST") || method.eq_ignore_ascii_case("PUT")) {
+                    Some(405)
+                } else if sh
+                    .opts
+                    .path_prefix
+                    .as_deref()
+                    .is_some_and(|p| !path.starts_with(p))
+                {
+                    Some(404)
+                } else {
+                    None
+                };
             if expect_continue {
                 if let Some(status) = reject {
                     // Refuse before the body is sent.
-                    st.actions.push_back(Action::Reject { index: Some(index), status });
+                    st.actions.push_back(Action::Reject {
+                        index: Some(index),
+                        status,
+                    });
                     st.closing = true;
                     return;
                 }
                 st.actions.push_back(Action::Continue(index));
             }
-            let multipart = content_type.as_deref().is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("multipart/"));
+            let multipart = content_type.as_deref().is_some_and(|c| {
+                c.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/")
+            });
             let mut store_error = None;
             let staging = match (&sh.store, reject) {
                 (Some(store), None) => match store.begin(t, &st.conn.client) {
@@ -200,7 +228,10 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
                 if let Some(cur) = st.cur.take() {
                     abandon(st, cur);
                 }
-                st.actions.push_back(Action::Reject { index: Some(index), status: 413 });
+                st.actions.push_back(Action::Reject {
+                    index: Some(index),
+                    status: 413,
+                });
                 st.closing = true;
                 return;
             }
@@ -257,7 +288,10 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
                 ex.request.error = Some(msg.clone());
             }
             st.error(format!("request stream: {msg}"));
-            st.actions.push_back(Action::Reject { index: Some(index), status: if too_large { 413 } else { 400 } });
+            st.actions.push_back(Action::Reject {
+                index: Some(index),
+                status: if too_large { 413 } else { 400 },
+            });
             st.closing = true;
         }
         HttpEvent::Incomplete { .. } => {
@@ -321,7 +355,10 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
         closing: false,
         continued: Vec::new(),
     };
-    let limits = Limits { max_header_bytes: sh.opts.limits.max_header_bytes, max_headers: sh.opts.limits.max_headers };
+    let limits = Limits {
+        max_header_bytes: sh.opts.limits.max_header_bytes,
+        max_headers: sh.opts.limits.max_headers,
+    };
     let mut dec = MessageDecoder::new(Kind::Request, limits);
     let mut buf = vec![0u8; READ_BUF];
     let mut stop = sh.stop.clone();
@@ -357,7 +394,10 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
                     }
                     None => None,
                 };
-                st.error(format!("request not received within {} s: timed out", read_timeout.as_secs_f64()));
+                st.error(format!(
+                    "request not received within {} s: timed out",
+                    read_timeout.as_secs_f64()
+                ));
                 let _ = reject(&mut stream, &mut st, &sh, index, 408).await;
                 break CloseKind::Fin(Side::Server);
             }
@@ -430,20 +470,41 @@ async fn write(stream: &mut TcpStream, bytes: &[u8]) -> bool {
 }
 
 /// Report exchange `index` in its final state (JSON line, counters, TUI).
-fn report(st: &mut State, sh: &Shared, index: usize, stored: Option<StoredEvent>, store_error: Option<String>) {
+fn report(
+    st: &mut State,
+    sh: &Shared,
+    index: usize,
+    stored: Option<StoredEvent>,
+    store_error: Option<String>,
+) {
     let (client, server, id) = (st.conn.client.clone(), st.conn.server.clone(), st.conn.id);
     let Some(ex) = st.ex_mut(index) else { return };
     ex.verdict = final_verdict(ex);
-    let rec = EventRecord { connection: id, client, server, exchange: ex.clone(), stored, store_error };
+    let rec = EventRecord {
+        connection: id,
+        client,
+        server,
+        exchange: ex.clone(),
+        stored,
+        store_error,
+    };
     sh.publish_event(&rec);
     sh.publish_connection(&st.conn);
 }
 
 fn set_response(st: &mut State, index: usize, status: u16, built: &response::Built) {
-    let interim = if st.continued.contains(&index) { vec![100] } else { Vec::new() };
+    let interim = if st.continued.contains(&index) {
+        vec![100]
+    } else {
+        Vec::new()
+    };
     let t = now();
     if let Some(ex) = st.ex_mut(index) {
-        let latency_ms = if ex.request.complete { t.millis_since(ex.request.end_time).max(0.0) } else { 0.0 };
+        let latency_ms = if ex.request.complete {
+            t.millis_since(ex.request.end_time).max(0.0)
+        } else {
+            0.0
+        };
         ex.response = Some(Response {
             time: t,
             status,
@@ -457,8 +518,17 @@ fn set_response(st: &mut State, index: usize, status: u16, built: &response::Bui
 }
 
 /// Answer `status` and mark the connection for closing.
-async fn reject(stream: &mut TcpStream, st: &mut State, sh: &Shared, index: Option<usize>, status: u16) -> bool {
-    let path = index.and_then(|i| st.ex(i)).map(|e| e.request.path.clone()).unwrap_or_default();
+async fn reject(
+    stream: &mut TcpStream,
+    st: &mut State,
+    sh: &Shared,
+    index: Option<usize>,
+    status: u16,
+) -> bool {
+    let path = index
+        .and_then(|i| st.ex(i))
+        .map(|e| e.request.path.clone())
+        .unwrap_or_default();
     let built = response::build(status, &path, false);
     let ok = write(stream, &built.bytes).await;
     if let Some(i) = index {
@@ -503,27 +573,52 @@ async fn run_actions(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>) -
 }
 
 /// Seal and commit the staged event (group commit); resolves once it is durable.
-async fn store_event(sh: &Arc<Shared>, st: &State, index: usize, staging: Staging) -> Result<StoredEvent, String> {
-    let Some(store) = sh.store.clone() else { return Err("no store".into()) };
-    let Some(ex) = st.ex(index) else { return Err("exchange lost".into()) };
+async fn store_event(
+    sh: &Arc<Shared>,
+    st: &State,
+    index: usize,
+    staging: Staging,
+) -> Result<StoredEvent, String> {
+    let Some(store) = sh.store.clone() else {
+        return Err("no store".into());
+    };
+    let Some(ex) = st.ex(index) else {
+        return Err("exchange lost".into());
+    };
     let mut meta = serde_json::Map::new();
     meta.insert("received".into(), serde_json::json!(ex.request.time));
     meta.insert("client".into(), st.conn.client.clone().into());
     meta.insert("server".into(), st.conn.server.clone().into());
     meta.insert("connection".into(), st.conn.id.into());
     meta.insert("index".into(), index.into());
-    meta.insert("request".into(), serde_json::to_value(&ex.request).unwrap_or_default());
+    meta.insert(
+        "request".into(),
+        serde_json::to_value(&ex.request).unwrap_or_default(),
+    );
     meta.insert("body_kind".into(), ex.body_kind.into());
-    meta.insert("body_error".into(), serde_json::to_value(&ex.body_error).unwrap_or_default());
-    meta.insert("event".into(), serde_json::to_value(&ex.event).unwrap_or_default());
-    meta.insert("parts".into(), serde_json::to_value(&ex.parts).unwrap_or_default());
-    meta.insert("injected_fault".into(), serde_json::to_value(&ex.injected_fault).unwrap_or_default());
+    meta.insert(
+        "body_error".into(),
+        serde_json::to_value(&ex.body_error).unwrap_or_default(),
+    );
+    meta.insert(
+        "event".into(),
+        serde_json::to_value(&ex.event).unwrap_or_default(),
+    );
+    meta.insert(
+        "parts".into(),
+        serde_json::to_value(&ex.parts).unwrap_or_default(),
+    );
+    meta.insert(
+        "injected_fault".into(),
+        serde_json::to_value(&ex.injected_fault).unwrap_or_default(),
+    );
     let event_type = ex.event.as_ref().and_then(|e| e.event_type.clone());
     let device = crate::model::host_of(&st.conn.client).to_string();
-    let sealed = tokio::task::spawn_blocking(move || staging.seal(meta, event_type.as_deref(), &device))
-        .await
-        .map_err(|e| format!("store task: {e}"))?
-        .map_err(|e| format!("writing the event: {e}"))?;
+    let sealed =
+        tokio::task::spawn_blocking(move || staging.seal(meta, event_type.as_deref(), &device))
+            .await
+            .map_err(|e| format!("store task: {e}"))?
+            .map_err(|e| format!("writing the event: {e}"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     store.commit(sealed, move |r| {
         let _ = tx.send(r);
@@ -532,7 +627,14 @@ async fn store_event(sh: &Arc<Shared>, st: &State, index: usize, staging: Stagin
 }
 
 async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done: Done) -> Flow {
-    let Done { index, decoded, staging, reject: rejected, keep_alive, store_error } = done;
+    let Done {
+        index,
+        decoded,
+        staging,
+        reject: rejected,
+        keep_alive,
+        store_error,
+    } = done;
     if let Some(ex) = st.ex_mut(index) {
         apply_decoded(ex, decoded);
     }
@@ -540,7 +642,10 @@ async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done:
         if let Some(s) = staging {
             s.abort();
         }
-        let path = st.ex(index).map(|e| e.request.path.clone()).unwrap_or_default();
+        let path = st
+            .ex(index)
+            .map(|e| e.request.path.clone())
+            .unwrap_or_default();
         let built = response::build(status, &path, keep_alive);
         if !write(stream, &built.bytes).await {
             report(st, sh, index, None, None);
@@ -548,9 +653,16 @@ async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done:
         }
         set_response(st, index, status, &built);
         report(st, sh, index, None, None);
-        return if keep_alive { Flow::Continue } else { Flow::Close(CloseKind::Fin(Side::Server)) };
+        return if keep_alive {
+            Flow::Continue
+        } else {
+            Flow::Close(CloseKind::Fin(Side::Server))
+        };
     }
-    let event_type = st.ex(index).and_then(|e| e.event.as_ref()).and_then(|e| e.event_type.clone());
+    let event_type = st
+        .ex(index)
+        .and_then(|e| e.event.as_ref())
+        .and_then(|e| e.event_type.clone());
     let fault = match sh.faults.lock() {
         Ok(mut f) if !f.is_empty() => f.decide(event_type.as_deref()),
         _ => None,
@@ -582,7 +694,10 @@ async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done:
         }
         _ => {}
     }
-    let path = st.ex(index).map(|e| e.request.path.clone()).unwrap_or_default();
+    let path = st
+        .ex(index)
+        .map(|e| e.request.path.clone())
+        .unwrap_or_default();
     let built = response::build(status, &path, keep_alive);
     if !write(stream, &built.bytes).await {
         report(st, sh, index, stored, store_error);

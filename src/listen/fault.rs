@@ -65,7 +65,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("bad duration '{s}' (use e.g. 500ms, 2s, 1m)"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration '{s}' (use e.g. 500ms, 2s, 1m)"))?;
     if !v.is_finite() || v < 0.0 || v * mult > 86_400.0 {
         return Err(format!("duration '{s}' out of range (0 to 24h)"));
     }
@@ -127,8 +130,14 @@ impl std::str::FromStr for FaultSpec {
                 action = Some(a);
             }
         }
-        let action = action.ok_or_else(|| format!("fault '{text}' has no action (delay=, status=, hang or reset)"))?;
-        Ok(FaultSpec { action, selectors, text: text.trim().to_string() })
+        let action = action.ok_or_else(|| {
+            format!("fault '{text}' has no action (delay=, status=, hang or reset)")
+        })?;
+        Ok(FaultSpec {
+            action,
+            selectors,
+            text: text.trim().to_string(),
+        })
     }
 }
 
@@ -145,7 +154,9 @@ pub struct FaultPlan {
 
 /// splitmix64: a well-mixed deterministic hash of (seed, n).
 fn mix(seed: u64, n: u64) -> u64 {
-    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = seed
+        .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -154,7 +165,12 @@ fn mix(seed: u64, n: u64) -> u64 {
 impl FaultPlan {
     pub fn new(specs: Vec<FaultSpec>, seed: u64) -> Self {
         let seen = vec![0; specs.len()];
-        FaultPlan { specs, seen, seed, decided: 0 }
+        FaultPlan {
+            specs,
+            seen,
+            seed,
+            decided: 0,
+        }
     }
 
     /// True when no fault is configured.
@@ -214,12 +230,36 @@ mod tests {
     #[test]
     fn parses_actions_and_selectors() {
         let cases: &[(&str, FaultAction, Vec<Selector>)] = &[
-            ("delay=2s", FaultAction::Delay(Duration::from_secs(2)), vec![]),
-            ("delay=250ms", FaultAction::Delay(Duration::from_millis(250)), vec![]),
-            ("delay=1.5", FaultAction::Delay(Duration::from_millis(1500)), vec![]),
-            ("status=503,every=3", FaultAction::Status(503), vec![Selector::Every(3)]),
-            ("hang, type=VMD", FaultAction::Hang, vec![Selector::Type("VMD".into())]),
-            ("ratio=0.25,reset", FaultAction::Reset, vec![Selector::Ratio(0.25)]),
+            (
+                "delay=2s",
+                FaultAction::Delay(Duration::from_secs(2)),
+                vec![],
+            ),
+            (
+                "delay=250ms",
+                FaultAction::Delay(Duration::from_millis(250)),
+                vec![],
+            ),
+            (
+                "delay=1.5",
+                FaultAction::Delay(Duration::from_millis(1500)),
+                vec![],
+            ),
+            (
+                "status=503,every=3",
+                FaultAction::Status(503),
+                vec![Selector::Every(3)],
+            ),
+            (
+                "hang, type=VMD",
+                FaultAction::Hang,
+                vec![Selector::Type("VMD".into())],
+            ),
+            (
+                "ratio=0.25,reset",
+                FaultAction::Reset,
+                vec![Selector::Ratio(0.25)],
+            ),
         ];
         for (text, action, sel) in cases {
             let s = spec(text);
@@ -230,14 +270,31 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        for bad in ["", "every=2", "delay=abc", "status=99", "status=700", "hang,reset", "ratio=1.5", "every=0", "explode", "delay=-1s"] {
-            assert!(bad.parse::<FaultSpec>().is_err(), "{bad} should be rejected");
+        for bad in [
+            "",
+            "every=2",
+            "delay=abc",
+            "status=99",
+            "status=700",
+            "hang,reset",
+            "ratio=1.5",
+            "every=0",
+            "explode",
+            "delay=-1s",
+        ] {
+            assert!(
+                bad.parse::<FaultSpec>().is_err(),
+                "{bad} should be rejected"
+            );
         }
     }
 
     #[test]
     fn labels() {
-        assert_eq!(FaultAction::Delay(Duration::from_millis(1500)).label(), "delay=1500ms");
+        assert_eq!(
+            FaultAction::Delay(Duration::from_millis(1500)).label(),
+            "delay=1500ms"
+        );
         assert_eq!(FaultAction::Status(503).label(), "status=503");
         assert_eq!(FaultAction::Hang.label(), "hang");
     }
@@ -254,9 +311,18 @@ mod tests {
     #[test]
     fn no_selector_fails_all_and_first_spec_wins() {
         let mut p = FaultPlan::new(vec![spec("reset,type=ANPR"), spec("delay=1s")], 0);
-        assert_eq!(p.decide(Some("anpr")).map(|x| x.0), Some(FaultAction::Reset));
-        assert_eq!(p.decide(Some("VMD")).map(|x| x.0), Some(FaultAction::Delay(Duration::from_secs(1))));
-        assert_eq!(p.decide(None).map(|x| x.0), Some(FaultAction::Delay(Duration::from_secs(1))));
+        assert_eq!(
+            p.decide(Some("anpr")).map(|x| x.0),
+            Some(FaultAction::Reset)
+        );
+        assert_eq!(
+            p.decide(Some("VMD")).map(|x| x.0),
+            Some(FaultAction::Delay(Duration::from_secs(1)))
+        );
+        assert_eq!(
+            p.decide(None).map(|x| x.0),
+            Some(FaultAction::Delay(Duration::from_secs(1)))
+        );
         let mut none = FaultPlan::new(vec![spec("hang,type=none")], 0);
         assert!(none.decide(None).is_some());
         assert!(none.decide(Some("VMD")).is_none());
@@ -266,7 +332,9 @@ mod tests {
     fn ratio_is_deterministic_and_close_to_the_fraction() {
         let run = |seed| {
             let mut p = FaultPlan::new(vec![spec("status=500,ratio=0.3")], seed);
-            (0..10_000).map(|_| p.decide(Some("VMD")).is_some()).collect::<Vec<_>>()
+            (0..10_000)
+                .map(|_| p.decide(Some("VMD")).is_some())
+                .collect::<Vec<_>>()
         };
         let a = run(7);
         assert_eq!(a, run(7));

@@ -139,14 +139,19 @@ pub struct EventRecord {
     pub store_error: Option<String>,
 }
 
+/// Callback receiving connection records.
+pub type ConnectionCallback = Arc<dyn Fn(Connection) + Send + Sync>;
+/// Callback receiving event records.
+pub type EventCallback = Arc<dyn Fn(&EventRecord) + Send + Sync>;
+
 /// Callbacks the server calls as things happen (from its worker threads).
 #[derive(Clone, Default)]
 pub struct Observers {
     /// A connection changed (exchange added or answered, connection closed): the whole record,
     /// to upsert by `id`.
-    pub on_connection: Option<Arc<dyn Fn(Connection) + Send + Sync>>,
+    pub on_connection: Option<ConnectionCallback>,
     /// An exchange reached its final state (answered, failed on purpose, rejected, cut short).
-    pub on_event: Option<Arc<dyn Fn(&EventRecord) + Send + Sync>>,
+    pub on_event: Option<EventCallback>,
 }
 
 /// Counts over a listen session.
@@ -239,7 +244,9 @@ impl Shared {
 
 /// Now as a [`Timestamp`].
 pub(crate) fn now() -> Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Timestamp::from_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
@@ -253,7 +260,9 @@ pub struct Server {
 
 /// Turn a bind error into one line a user can act on.
 fn bind_error(addr: &str, e: &std::io::Error) -> anyhow::Error {
-    let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+    let port = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok());
     match e.kind() {
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
             "cannot listen on {addr}: the port is already in use (another alarm server or alarmscope?); choose another with --bind"
@@ -276,7 +285,12 @@ impl Server {
         let addrs: Vec<SocketAddr> = opts
             .bind
             .to_socket_addrs()
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: bad address ({e}); use ADDR:PORT", opts.bind))?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}: bad address ({e}); use ADDR:PORT",
+                    opts.bind
+                )
+            })?
             .collect();
         let mut last = None;
         let mut bound = None;
@@ -292,15 +306,25 @@ impl Server {
         let listener = match (bound, last) {
             (Some(l), _) => l,
             (None, Some(e)) => return Err(bind_error(&opts.bind, &e)),
-            (None, None) => anyhow::bail!("cannot listen on {}: the name resolves to no address", opts.bind),
+            (None, None) => anyhow::bail!(
+                "cannot listen on {}: the name resolves to no address",
+                opts.bind
+            ),
         };
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
         let store = match &opts.store {
-            Some(dir) => Some(Store::open(dir, opts.store_options.clone()).map_err(|e| anyhow::anyhow!("{e}"))?),
+            Some(dir) => Some(
+                Store::open(dir, opts.store_options.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
             None => None,
         };
-        Ok(Server { listener, local, store, opts })
+        Ok(Server {
+            listener,
+            local,
+            store,
+            opts,
+        })
     }
 
     /// The address actually bound (port 0 resolved).
@@ -379,14 +403,19 @@ impl Server {
         drop(listener);
         let _ = shared.stop_tx.send(true);
         let grace = self.opts.grace;
-        let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         if let Some(store) = &self.store {
             let s = store.clone();
             let _ = tokio::task::spawn_blocking(move || s.close()).await;
         }
-        let retained: Vec<Connection> = shared.retained.lock().map(|mut r| r.drain(..).collect()).unwrap_or_default();
+        let retained: Vec<Connection> = shared
+            .retained
+            .lock()
+            .map(|mut r| r.drain(..).collect())
+            .unwrap_or_default();
         let st = &shared.stats;
         let summary = ListenSummary {
             bind: self.local.to_string(),
@@ -403,7 +432,12 @@ impl Server {
             seconds: started.elapsed().as_secs_f64(),
         };
         let counters = crate::pipeline::Counters::default();
-        let report = crate::report::build(&format!("listen {}", self.local), retained, &counters, Vec::new());
+        let report = crate::report::build(
+            &format!("listen {}", self.local),
+            retained,
+            &counters,
+            Vec::new(),
+        );
         Ok((report, summary))
     }
 }
@@ -467,39 +501,56 @@ pub fn spawn<T: Send + 'static>(
     let (tx, rx) = std::sync::mpsc::channel::<T>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let map = Arc::new(map);
-    let thread = std::thread::Builder::new().name("alarmscope-listen".into()).spawn(move || {
-        let send = {
-            let tx = tx.clone();
-            let map = map.clone();
-            move |u: ListenUpdate| {
-                if let Some(t) = map(u) {
-                    let _ = tx.send(t);
+    let thread = std::thread::Builder::new()
+        .name("alarmscope-listen".into())
+        .spawn(move || {
+            let send = {
+                let tx = tx.clone();
+                let map = map.clone();
+                move |u: ListenUpdate| {
+                    if let Some(t) = map(u) {
+                        let _ = tx.send(t);
+                    }
                 }
+            };
+            let send = Arc::new(send);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    send(ListenUpdate::Error(format!(
+                        "cannot start the runtime: {e}"
+                    )));
+                    return;
+                }
+            };
+            let s1 = send.clone();
+            let s2 = send.clone();
+            let observers = Observers {
+                on_connection: Some(Arc::new(move |c| s1(ListenUpdate::Upsert(c)))),
+                on_event: Some(Arc::new(move |r: &EventRecord| {
+                    s2(ListenUpdate::Event(Box::new(r.clone())))
+                })),
+            };
+            let result = rt.block_on(server.run(observers, async move {
+                let _ = stop_rx.await;
+            }));
+            match result {
+                Ok((report, summary)) => send(ListenUpdate::Final(Box::new(report), summary)),
+                Err(e) => send(ListenUpdate::Error(format!("{e:#}"))),
             }
-        };
-        let send = Arc::new(send);
-        let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                send(ListenUpdate::Error(format!("cannot start the runtime: {e}")));
-                return;
-            }
-        };
-        let s1 = send.clone();
-        let s2 = send.clone();
-        let observers = Observers {
-            on_connection: Some(Arc::new(move |c| s1(ListenUpdate::Upsert(c)))),
-            on_event: Some(Arc::new(move |r: &EventRecord| s2(ListenUpdate::Event(Box::new(r.clone()))))),
-        };
-        let result = rt.block_on(server.run(observers, async move {
-            let _ = stop_rx.await;
-        }));
-        match result {
-            Ok((report, summary)) => send(ListenUpdate::Final(Box::new(report), summary)),
-            Err(e) => send(ListenUpdate::Error(format!("{e:#}"))),
-        }
-    })?;
-    Ok((rx, ListenHandle { local_addr, store_dir, stop: Some(stop_tx), thread: Some(thread) }))
+        })?;
+    Ok((
+        rx,
+        ListenHandle {
+            local_addr,
+            store_dir,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        },
+    ))
 }
 
 /// One readable line per event (the `--text` mode and a terminal without the TUI).
@@ -512,8 +563,16 @@ pub fn text_line(r: &EventRecord) -> String {
         Some(resp) => format!("{} {} {:.1} ms", resp.status, resp.reason, resp.latency_ms),
         None => "no answer".to_string(),
     };
-    let parts = if ex.parts.is_empty() { String::new() } else { format!(" {} parts", ex.parts.len()) };
-    let fault = ex.injected_fault.as_deref().map(|f| format!(" [fault {f}]")).unwrap_or_default();
+    let parts = if ex.parts.is_empty() {
+        String::new()
+    } else {
+        format!(" {} parts", ex.parts.len())
+    };
+    let fault = ex
+        .injected_fault
+        .as_deref()
+        .map(|f| format!(" [fault {f}]"))
+        .unwrap_or_default();
     let stored = match (&r.stored, &r.store_error) {
         (Some(s), _) => format!(" -> {}", s.rel_dir),
         (None, Some(e)) => format!(" store error: {e}"),
@@ -525,8 +584,16 @@ pub fn text_line(r: &EventRecord) -> String {
         r.connection,
         ex.index,
         r.client,
-        if ex.request.method.is_empty() { "?" } else { &ex.request.method },
-        if ex.request.path.is_empty() { "?" } else { &ex.request.path },
+        if ex.request.method.is_empty() {
+            "?"
+        } else {
+            &ex.request.method
+        },
+        if ex.request.path.is_empty() {
+            "?"
+        } else {
+            &ex.request.path
+        },
         ty,
         state,
         ex.body_kind,

@@ -30,7 +30,9 @@ pub fn reason(status: u16) -> &'static str {
 /// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate) for seconds since the epoch.
 pub fn http_date(secs: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     // Reuse the Timestamp formatter for the civil date, then reshape it.
@@ -38,14 +40,28 @@ pub fn http_date(secs: i64) -> String {
     let year = civil.get(0..4).unwrap_or("1970");
     let month: usize = civil.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
     let day = civil.get(8..10).unwrap_or("01");
-    let wd = DAYS.get(days.rem_euclid(7) as usize).copied().unwrap_or("Thu");
-    let mon = MONTHS.get(month.saturating_sub(1)).copied().unwrap_or("Jan");
-    format!("{wd}, {day} {mon} {year} {:02}:{:02}:{:02} GMT", sod / 3600, (sod / 60) % 60, sod % 60)
+    let wd = DAYS
+        .get(days.rem_euclid(7) as usize)
+        .copied()
+        .unwrap_or("Thu");
+    let mon = MONTHS
+        .get(month.saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
+    format!(
+        "{wd}, {day} {mon} {year} {:02}:{:02}:{:02} GMT",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
 }
 
 /// The current time as an HTTP date.
 pub fn now_http_date() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     http_date(secs)
 }
 
@@ -86,9 +102,15 @@ pub fn build(status: u16, path: &str, keep_alive: bool) -> Built {
     let headers = vec![
         ("Date".to_string(), now_http_date()),
         ("Server".to_string(), "alarmscope".to_string()),
-        ("Content-Type".to_string(), "application/xml; charset=\"UTF-8\"".to_string()),
+        (
+            "Content-Type".to_string(),
+            "application/xml; charset=\"UTF-8\"".to_string(),
+        ),
         ("Content-Length".to_string(), body.len().to_string()),
-        ("Connection".to_string(), if keep_alive { "keep-alive" } else { "close" }.to_string()),
+        (
+            "Connection".to_string(),
+            if keep_alive { "keep-alive" } else { "close" }.to_string(),
+        ),
     ];
     let mut bytes = Vec::with_capacity(256 + body.len());
     bytes.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
@@ -100,7 +122,11 @@ pub fn build(status: u16, path: &str, keep_alive: bool) -> Built {
     }
     bytes.extend_from_slice(b"\r\n");
     bytes.extend_from_slice(body.as_bytes());
-    Built { bytes, headers, body_bytes: body.len() as u64 }
+    Built {
+        bytes,
+        headers,
+        body_bytes: body.len() as u64,
+    }
 }
 
 /// The interim answer to `Expect: 100-continue`.

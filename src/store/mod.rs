@@ -62,9 +62,15 @@ pub enum StoreError {
 
 fn io_err(path: &Path, source: io::Error) -> StoreError {
     if source.kind() == io::ErrorKind::PermissionDenied || source.raw_os_error() == Some(30) {
-        StoreError::NotWritable { path: path.to_path_buf(), source }
+        StoreError::NotWritable {
+            path: path.to_path_buf(),
+            source,
+        }
     } else {
-        StoreError::Io { path: path.to_path_buf(), source }
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -80,7 +86,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { fsync: true, max_batch: 512 }
+        StoreOptions {
+            fsync: true,
+            max_batch: 512,
+        }
     }
 }
 
@@ -180,7 +189,13 @@ impl Store {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(None),
         });
-        let writer = CommitWriter { root, index, index_path, fsync: opts.fsync, max_batch: opts.max_batch.max(1) };
+        let writer = CommitWriter {
+            root,
+            index,
+            index_path,
+            fsync: opts.fsync,
+            max_batch: opts.max_batch.max(1),
+        };
         let handle = std::thread::Builder::new()
             .name("alarmscope-store".into())
             .spawn(move || writer.run(rx))
@@ -224,7 +239,11 @@ impl Store {
     }
 
     fn ensure_date_dir(&self, date: &str, date_dir: &Path) -> io::Result<()> {
-        let mut dates = self.inner.dates.lock().map_err(|_| io::Error::other("store lock poisoned"))?;
+        let mut dates = self
+            .inner
+            .dates
+            .lock()
+            .map_err(|_| io::Error::other("store lock poisoned"))?;
         if dates.contains(date) {
             return Ok(());
         }
@@ -238,8 +257,15 @@ impl Store {
 
     /// Queue a sealed event for the group commit; `done` is called from the commit thread once
     /// the event is durable (or could not be made so).
-    pub fn commit(&self, sealed: Sealed, done: impl FnOnce(Result<StoredEvent, String>) + Send + 'static) {
-        let job = Job { sealed, done: Box::new(done) };
+    pub fn commit(
+        &self,
+        sealed: Sealed,
+        done: impl FnOnce(Result<StoredEvent, String>) + Send + 'static,
+    ) {
+        let job = Job {
+            sealed,
+            done: Box::new(done),
+        };
         let sent = match self.inner.tx.lock() {
             Ok(tx) => match tx.as_ref() {
                 Some(tx) => tx.send(job).map_err(|e| e.0),
@@ -286,14 +312,18 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Cut a torn last line; return the highest seq in the index (0 if none).
 fn repair_index(index: &mut File, path: &Path) -> Result<u64, StoreError> {
     let len = index.metadata().map_err(|e| io_err(path, e))?.len();
-    index.seek(SeekFrom::Start(0)).map_err(|e| io_err(path, e))?;
+    index
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| io_err(path, e))?;
     let mut reader = BufReader::new(&*index);
     let mut good: u64 = 0;
     let mut max = 0u64;
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(|e| io_err(path, e))?;
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| io_err(path, e))?;
         if n == 0 {
             break;
         }
@@ -324,7 +354,9 @@ fn scan_dirs(root: &Path) -> Result<(u64, BTreeSet<String>), StoreError> {
             continue;
         }
         dates.insert(name);
-        let Ok(inner) = fs::read_dir(e.path()) else { continue };
+        let Ok(inner) = fs::read_dir(e.path()) else {
+            continue;
+        };
         for ev in inner.flatten() {
             let n = ev.file_name().to_string_lossy().into_owned();
             if n.starts_with('.') && n.ends_with(".tmp") {
@@ -342,7 +374,13 @@ fn scan_dirs(root: &Path) -> Result<(u64, BTreeSet<String>), StoreError> {
 fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
 }
 
 /// Which stream an open file receives.
@@ -377,7 +415,11 @@ pub struct Staging {
 /// File name for part `index` of a multipart body: `p<index>-<sanitised filename or name>`, with
 /// an extension from the content type when the name has none.
 pub fn part_file_name(header: &PartHeader) -> String {
-    let base = header.filename.as_deref().or(header.name.as_deref()).unwrap_or("part");
+    let base = header
+        .filename
+        .as_deref()
+        .or(header.name.as_deref())
+        .unwrap_or("part");
     let mut name = sanitize_file_name(base);
     if !name.contains('.') {
         name.push('.');
@@ -426,14 +468,20 @@ impl Staging {
             Ok(f) => {
                 let slot = self.files.len();
                 self.files.push(file);
-                self.open.push(OpenPart { key, slot, w: BufWriter::with_capacity(64 * 1024, f) });
+                self.open.push(OpenPart {
+                    key,
+                    slot,
+                    w: BufWriter::with_capacity(64 * 1024, f),
+                });
             }
             Err(e) => self.fail(format!("{}: {e}", path.display())),
         }
     }
 
     fn write_key(&mut self, key: Key, data: &[u8]) {
-        let Some(p) = self.open.iter_mut().find(|p| p.key == key) else { return };
+        let Some(p) = self.open.iter_mut().find(|p| p.key == key) else {
+            return;
+        };
         let slot = p.slot;
         if let Err(e) = p.w.write_all(data) {
             self.fail(format!("writing {key:?}: {e}"));
@@ -488,14 +536,21 @@ impl Staging {
             n.truncate(40);
             n
         };
-        let final_name =
-            format!("{:08}-{}-{}", self.seq, label(device), label(event_type.unwrap_or("unknown")));
+        let final_name = format!(
+            "{:08}-{}-{}",
+            self.seq,
+            label(device),
+            label(event_type.unwrap_or("unknown"))
+        );
         let rel_dir = format!("{}/{}", self.date, final_name);
         let mut files = Vec::with_capacity(self.files.len() + 1);
         let mut meta = meta;
         meta.insert("seq".into(), self.seq.into());
         meta.insert("dir".into(), rel_dir.clone().into());
-        meta.insert("files".into(), serde_json::to_value(&self.files).unwrap_or_default());
+        meta.insert(
+            "files".into(),
+            serde_json::to_value(&self.files).unwrap_or_default(),
+        );
         let bytes = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
         let meta_path = self.tmp.join(META_FILE);
         let mut f = File::create(&meta_path)?;
@@ -652,8 +707,15 @@ impl CommitWriter {
         match result {
             Ok(()) => {
                 for job in ok {
-                    let Sealed { line, final_dir, .. } = job.sealed;
-                    let ev = StoredEvent { seq: line.seq, dir: final_dir, rel_dir: line.dir, files: line.files };
+                    let Sealed {
+                        line, final_dir, ..
+                    } = job.sealed;
+                    let ev = StoredEvent {
+                        seq: line.seq,
+                        dir: final_dir,
+                        rel_dir: line.dir,
+                        files: line.files,
+                    };
                     (job.done)(Ok(ev));
                 }
             }
@@ -708,7 +770,12 @@ mod tests {
         st.part_data(0, b"<a>");
         st.part_data(0, b"</a>");
         st.part_end(0, 7);
-        st.part_start(&hdr(1, "licensePlatePicture.jpg", Some("licensePlatePicture.jpg"), "image/jpeg"));
+        st.part_start(&hdr(
+            1,
+            "licensePlatePicture.jpg",
+            Some("licensePlatePicture.jpg"),
+            "image/jpeg",
+        ));
         st.part_data(1, &[0xff, 0xd8, 0x00, 0xff, 0xd9]);
         st.part_end(1, 5);
         let mut meta = serde_json::Map::new();
@@ -719,19 +786,38 @@ mod tests {
         assert_eq!(ev.rel_dir, "2024-02-29/00000001-10.0.0.5-ANPR");
         let d = dir.path().join("2024-02-29/00000001-10.0.0.5-ANPR");
         assert_eq!(fs::read(d.join("p0-anpr.xml")).unwrap(), b"<a></a>");
-        assert_eq!(fs::read(d.join("p1-licensePlatePicture.jpg")).unwrap(), [0xff, 0xd8, 0x00, 0xff, 0xd9]);
-        let meta: serde_json::Value = serde_json::from_slice(&fs::read(d.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(
+            fs::read(d.join("p1-licensePlatePicture.jpg")).unwrap(),
+            [0xff, 0xd8, 0x00, 0xff, 0xd9]
+        );
+        let meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("meta.json")).unwrap()).unwrap();
         assert_eq!(meta["client"], "10.0.0.5:5000");
         assert_eq!(meta["seq"], 1);
         let idx = read_index(dir.path()).unwrap();
         assert_eq!(idx.len(), 1);
         assert_eq!(idx[0].dir, "2024-02-29/00000001-10.0.0.5-ANPR");
-        let names: Vec<_> = idx[0].files.iter().map(|f| (f.file.as_str(), f.part)).collect();
-        assert_eq!(names, [("meta.json", None), ("p0-anpr.xml", Some(0)), ("p1-licensePlatePicture.jpg", Some(1))]);
+        let names: Vec<_> = idx[0]
+            .files
+            .iter()
+            .map(|f| (f.file.as_str(), f.part))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("meta.json", None),
+                ("p0-anpr.xml", Some(0)),
+                ("p1-licensePlatePicture.jpg", Some(1))
+            ]
+        );
         assert_eq!(idx[0].files[1].bytes, 7);
         assert_eq!(idx[0].files[2].bytes, 5);
         // No staging left.
-        let left: Vec<_> = fs::read_dir(dir.path().join("2024-02-29")).unwrap().flatten().map(|e| e.file_name()).collect();
+        let left: Vec<_> = fs::read_dir(dir.path().join("2024-02-29"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(left.len(), 1);
         store.close();
     }
@@ -747,11 +833,22 @@ mod tests {
         st.part_start(&hdr(1, "x", Some("/abs/path.jpg"), "image/jpeg"));
         st.part_data(1, b"abs");
         st.part_end(1, 3);
-        let ev = store.commit_wait(st.seal(Default::default(), Some("../VMD"), "10.0.0.5/..").unwrap()).unwrap();
+        let ev = store
+            .commit_wait(
+                st.seal(Default::default(), Some("../VMD"), "10.0.0.5/..")
+                    .unwrap(),
+            )
+            .unwrap();
         assert_eq!(ev.rel_dir, "2024-02-29/00000001-10.0.0.5_..-_VMD");
         let files: Vec<&str> = ev.files.iter().map(|f| f.file.as_str()).collect();
-        assert_eq!(files, ["meta.json", "p0-_.._.._.._etc_passwd", "p1-_abs_path.jpg"]);
-        assert_eq!(fs::read(ev.dir.join("p0-_.._.._.._etc_passwd")).unwrap(), b"evil");
+        assert_eq!(
+            files,
+            ["meta.json", "p0-_.._.._.._etc_passwd", "p1-_abs_path.jpg"]
+        );
+        assert_eq!(
+            fs::read(ev.dir.join("p0-_.._.._.._etc_passwd")).unwrap(),
+            b"evil"
+        );
         assert!(!dir.path().join("etc").exists());
         store.close();
     }
@@ -765,14 +862,19 @@ mod tests {
                 let mut st = store.begin(T, "[fd00::1]:80").unwrap();
                 st.write_body(Some("application/json"), b"{\"a\":");
                 st.write_body(Some("application/json"), b"1}");
-                let ev = store.commit_wait(st.seal(Default::default(), None, "fd00::1").unwrap()).unwrap();
+                let ev = store
+                    .commit_wait(st.seal(Default::default(), None, "fd00::1").unwrap())
+                    .unwrap();
                 assert_eq!(fs::read(ev.dir.join("body.json")).unwrap(), b"{\"a\":1}");
             }
             store.close();
         }
         // A crash left a staging directory and a torn index line.
         fs::create_dir(dir.path().join("2024-02-29/.00000009.tmp")).unwrap();
-        let mut idx = OpenOptions::new().append(true).open(dir.path().join(INDEX_FILE)).unwrap();
+        let mut idx = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(INDEX_FILE))
+            .unwrap();
         idx.write_all(b"{\"seq\":4,\"ti").unwrap();
         drop(idx);
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
@@ -782,7 +884,9 @@ mod tests {
         assert_eq!(text.lines().count(), 3);
         assert!(text.ends_with('\n'));
         let st = store.begin(T, "1.2.3.4:1").unwrap();
-        let ev = store.commit_wait(st.seal(Default::default(), Some("IO"), "1.2.3.4").unwrap()).unwrap();
+        let ev = store
+            .commit_wait(st.seal(Default::default(), Some("IO"), "1.2.3.4").unwrap())
+            .unwrap();
         assert_eq!(ev.rel_dir, "2024-02-29/00000004-1.2.3.4-IO");
         assert_eq!(read_index(dir.path()).unwrap().len(), 4);
         store.close();
@@ -810,7 +914,10 @@ mod tests {
         let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
         st.write_body(None, b"abc");
         drop(st);
-        assert_eq!(fs::read_dir(dir.path().join("2024-02-29")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("2024-02-29")).unwrap().count(),
+            0
+        );
         store.close();
     }
 
@@ -819,7 +926,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("plainfile");
         fs::write(&file, b"x").unwrap();
-        let err = Store::open(&file.join("sub"), StoreOptions::default()).err().unwrap();
+        let err = Store::open(&file.join("sub"), StoreOptions::default())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("plainfile"), "{err}");
     }
 }
