@@ -27,3 +27,4 @@ pub mod time;
 pub mod extract;
 pub mod replay;
 pub mod tui;
+pub mod sniff;

@@ -4,6 +4,7 @@
 //! state for live views (it is O(n log n) in the number of exchanges).
 
 mod explain;
+pub mod live;
 
 pub use explain::{explain_handshake, explain_verdict, Explanation};
 
