@@ -89,9 +89,11 @@ pub struct SniffResult {
 pub fn run_headless(opts: &SniffOptions, json: bool, out: &mut dyn Write) -> Result<SniffResult, LiveError> {
     let mut cap = LiveCapture::open(&opts.live)?;
     let iface = cap.interface().to_string();
-    if !json {
-        let _ = writeln!(out, "capturing on {iface}{}", opts.live.filter.as_deref().map(|f| format!(" (filter: {f})")).unwrap_or_default());
-    }
+    // On stderr, so JSON output stays clean; scripts can wait for this line.
+    eprintln!(
+        "alarmscope: capturing on {iface}{}",
+        opts.live.filter.as_deref().map(|f| format!(" (filter: {f})")).unwrap_or_default()
+    );
     let mut session = Session::new(opts);
     let started = Instant::now();
     let mut last_tick = Instant::now();
