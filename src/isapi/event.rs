@@ -1221,7 +1221,7 @@ mod tests {
         for _ in 0..10_000 {
             body.push_str("<a>");
         }
-        body.push_str("x");
+        body.push('x');
         for _ in 0..10_000 {
             body.push_str("</a>");
         }

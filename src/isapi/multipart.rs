@@ -411,13 +411,6 @@ pub(crate) mod tests {
         pub end: Option<(u64, bool)>,
     }
 
-    /// Compact view for assertions: header, size, end (the data compared by hash-free equality).
-    pub(crate) fn summary(seen: &[Seen]) -> Vec<(PartHeader, usize, Option<(u64, bool)>)> {
-        seen.iter()
-            .map(|s| (s.header.clone(), s.data.len(), s.end))
-            .collect()
-    }
-
     pub(crate) fn collect(dec: &mut MultipartDecoder, pieces: &[&[u8]], finish: bool) -> Vec<Seen> {
         let mut seen: Vec<Seen> = Vec::new();
         let mut on = |ev: PartEvent<'_>| match ev {
@@ -452,17 +445,16 @@ pub(crate) mod tests {
         seen
     }
 
+    /// name, filename, content type, content, with a Content-Length header.
+    pub(crate) type PartSpec<'a> = (&'a str, Option<&'a str>, &'a str, &'a [u8], bool);
+
     /// Builds a multipart body; the parts' contents are kept to compare with.
     pub(crate) struct Body {
         pub bytes: Vec<u8>,
         pub parts: Vec<Seen>,
     }
 
-    pub(crate) fn build(
-        boundary: &str,
-        preamble: &str,
-        parts: &[(&str, Option<&str>, &str, &[u8], bool)],
-    ) -> Body {
+    pub(crate) fn build(boundary: &str, preamble: &str, parts: &[PartSpec<'_>]) -> Body {
         let mut bytes = preamble.as_bytes().to_vec();
         let mut seen = Vec::new();
         for (i, (name, filename, ct, data, with_len)) in parts.iter().enumerate() {
