@@ -1075,4 +1075,33 @@ mod tests {
         );
         assert_eq!(d.event.and_then(|e| e.plate).as_deref(), Some("AB123CD"));
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Arbitrary bytes and gaps under any Content-Type: no panic, and the byte count is exact.
+        #[test]
+        fn arbitrary_input_never_panics(
+            ct in proptest::sample::select(vec![
+                "multipart/form-data; boundary=boundary", "multipart/mixed", "application/xml", "text/plain", "",
+            ]),
+            pieces in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..300), 0u64..50), 0..10),
+            prefix in any::<bool>(),
+        ) {
+            let mut dec = BodyDecoder::new(Some(ct).filter(|c| !c.is_empty()), BodyLimits::default());
+            let mut rec = Rec::default();
+            let mut total = 0u64;
+            if prefix {
+                dec.feed(b"--boundary\r\nContent-Type: text/xml\r\n\r\n<a>", Some(&mut rec));
+                total += 41;
+            }
+            for (data, gap) in &pieces {
+                dec.feed(data, Some(&mut rec));
+                dec.missing(*gap);
+                total += data.len() as u64 + gap;
+            }
+            let d = dec.finish(Some(&mut rec));
+            prop_assert_eq!(d.bytes, total);
+        }
+    }
 }

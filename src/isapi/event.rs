@@ -1319,4 +1319,31 @@ mod tests {
             ]
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Arbitrary bytes, and a real body with bytes replaced or cut: never a panic, and the
+        /// tree stays within its bounds.
+        #[test]
+        fn never_panics(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            edits in proptest::collection::vec((0usize..2000, proptest::prelude::any::<u8>()), 0..8),
+            cut in 0usize..2000,
+        ) {
+            let _ = decode_event(&junk, None);
+            let mut body = VMD.as_bytes().to_vec();
+            for (at, b) in edits {
+                let at = at % body.len();
+                body[at] = b;
+            }
+            body.truncate(cut.max(1));
+            if let Ok(e) = decode_event(&body, Some("application/xml")) {
+                proptest::prop_assert!(e.tree.children.len() <= MAX_TREE_NODES);
+            }
+            let json = br#"{"eventType":"VMD","eventState":"active","x":[{"y":1}]}"#;
+            let mut j = json.to_vec();
+            j.truncate(cut % (json.len() + 1));
+            let _ = decode_event(&j, None);
+        }
+    }
 }
