@@ -591,6 +591,8 @@ pub struct MessageDecoder {
     head_start: u64,
     /// The current head's first line has passed [`classify`].
     head_probe_ok: bool,
+    /// The current head's complete first line has passed httparse.
+    head_line_ok: bool,
     head_scan: TermScan,
     /// Nothing has been decoded yet: a stream that does not begin with a start line is reported
     /// once as garbage.
@@ -610,6 +612,7 @@ impl MessageDecoder {
             head_buf: Vec::new(),
             head_start: 0,
             head_probe_ok: false,
+            head_line_ok: false,
             head_scan: TermScan::default(),
             garbage_check: true,
             body_bytes: 0,
@@ -900,6 +903,37 @@ impl MessageDecoder {
         let max = self.limits.max_header_bytes;
         let room = max.saturating_sub(self.head_buf.len());
         let window = rest.get(..room.min(rest.len())).unwrap_or_default();
+        if !self.head_line_ok {
+            // Check the start line as soon as it is complete, so that a stray text line cannot
+            // swallow the next message into one bad header block.
+            if let Some(line_end) = window.iter().position(|&b| b == b'\n').map(|e| e + 1) {
+                let line = window.get(..line_end).unwrap_or_default();
+                let copied = !self.head_buf.is_empty();
+                let checked = if copied {
+                    self.head_buf.extend_from_slice(line);
+                    // The first LF cannot end the block; this only advances the scanner.
+                    let _ = self.head_scan.scan(line);
+                    check_start_line(self.kind, &self.head_buf)
+                } else {
+                    check_start_line(self.kind, line)
+                };
+                match checked {
+                    Ok(()) => {
+                        self.head_line_ok = true;
+                        if copied {
+                            return line_end;
+                        }
+                    }
+                    Err(message) => {
+                        let start = self.head_start;
+                        self.clear_head();
+                        self.error(start, message, sink);
+                        self.enter_resync(true);
+                        return line_end;
+                    }
+                }
+            }
+        }
         match self.head_scan.scan(window) {
             Some(end) => {
                 let block = window.get(..end).unwrap_or_default();
@@ -938,6 +972,7 @@ impl MessageDecoder {
     fn finish_head(&mut self, block: &[u8], sink: &mut dyn FnMut(HttpEvent<'_>)) {
         let start = self.head_start;
         self.head_probe_ok = false;
+        self.head_line_ok = false;
         self.head_scan = TermScan::default();
         self.garbage_check = false;
         self.body_bytes = 0;
@@ -1066,6 +1101,7 @@ impl MessageDecoder {
     fn clear_head(&mut self) {
         self.head_buf.clear();
         self.head_probe_ok = false;
+        self.head_line_ok = false;
         self.head_scan = TermScan::default();
     }
 
@@ -1079,33 +1115,61 @@ impl MessageDecoder {
     }
 }
 
-/// Parses a complete header block with httparse (lenient where devices are known to be sloppy).
-fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, String> {
-    // A header line takes at least 3 bytes ("a:\n"), which bounds the array by the block size.
-    let slots = max_headers.min(block.len() / 3 + 1);
-    let mut headers = vec![httparse::EMPTY_HEADER; slots];
+/// httparse as configured for devices' sloppiness (extra spaces, obs-fold in responses).
+fn parser_config() -> httparse::ParserConfig {
     let mut config = httparse::ParserConfig::default();
     config
         .allow_multiple_spaces_in_request_line_delimiters(true)
         .allow_multiple_spaces_in_response_status_delimiters(true)
         .allow_spaces_after_header_name_in_responses(true)
         .allow_obsolete_multiline_headers_in_responses(true);
-    let fail = |e: Result<httparse::Status<usize>, httparse::Error>| -> String {
-        let what = match kind {
-            Kind::Request => "request",
-            Kind::Response => "response",
-        };
-        let first = block.split(|&b| b == b'\n').next().unwrap_or_default();
-        let first = first.strip_suffix(b"\r").unwrap_or(first);
-        let shown = first.get(..100).unwrap_or(first).escape_ascii();
-        match e {
-            Err(httparse::Error::TooManyHeaders) => {
-                format!("HTTP {what} head has more than {max_headers} header fields")
-            }
-            Err(e) => format!("malformed HTTP {what} head ({e}), start line \"{shown}\""),
-            Ok(_) => format!("malformed HTTP {what} head (cut short), start line \"{shown}\""),
-        }
+    config
+}
+
+/// Checks a complete first line (`line` ends with LF and holds nothing after it).
+fn check_start_line(kind: Kind, line: &[u8]) -> Result<(), String> {
+    let mut headers = [httparse::EMPTY_HEADER; 1];
+    let config = parser_config();
+    let result = match kind {
+        Kind::Request => config.parse_request(&mut httparse::Request::new(&mut headers), line),
+        Kind::Response => config.parse_response(&mut httparse::Response::new(&mut headers), line),
     };
+    match result {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
+        Err(e) => Err(head_error(kind, line, Err(e), 0)),
+    }
+}
+
+/// The message for a header block httparse rejected, quoting its start line.
+fn head_error(
+    kind: Kind,
+    block: &[u8],
+    e: Result<httparse::Status<usize>, httparse::Error>,
+    max_headers: usize,
+) -> String {
+    let what = match kind {
+        Kind::Request => "request",
+        Kind::Response => "response",
+    };
+    let first = block.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let shown = first.get(..100).unwrap_or(first).escape_ascii();
+    match e {
+        Err(httparse::Error::TooManyHeaders) => {
+            format!("HTTP {what} head has more than {max_headers} header fields")
+        }
+        Err(e) => format!("malformed HTTP {what} head ({e}), start line \"{shown}\""),
+        Ok(_) => format!("malformed HTTP {what} head (cut short), start line \"{shown}\""),
+    }
+}
+
+/// Parses a complete header block with httparse.
+fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, String> {
+    // A header line takes at least 3 bytes ("a:\n"), which bounds the array by the block size.
+    let slots = max_headers.min(block.len() / 3 + 1);
+    let mut headers = vec![httparse::EMPTY_HEADER; slots];
+    let config = parser_config();
+    let fail = |e| head_error(kind, block, e, max_headers);
     let convert = |hs: &[httparse::Header<'_>]| -> Vec<(String, String)> {
         hs.iter()
             .map(|h| {
@@ -1222,5 +1286,755 @@ fn response_framing(head: &Head) -> Result<Framing, String> {
         Some(true) => Ok(Framing::Chunked),
         Some(false) => Ok(Framing::Close),
         None => Ok(content_length(head)?.map_or(Framing::Close, Framing::Length)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Owned event with consecutive `Body` slices merged, so runs with different splits compare.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ev {
+        Head(Head),
+        Body(Vec<u8>),
+        Missing(u64),
+        End(u64),
+        Error(u64, String),
+        Incomplete(u64),
+    }
+
+    enum Op<'a> {
+        Feed(&'a [u8]),
+        Gap(u64),
+        Eof,
+        Expect(&'a str),
+    }
+
+    fn push(evs: &mut Vec<Ev>, e: HttpEvent<'_>) {
+        let ev = match e {
+            HttpEvent::Head(h) => Ev::Head(h),
+            HttpEvent::Body(b) => {
+                if let Some(Ev::Body(prev)) = evs.last_mut() {
+                    prev.extend_from_slice(b);
+                    return;
+                }
+                Ev::Body(b.to_vec())
+            }
+            HttpEvent::Missing(n) => Ev::Missing(n),
+            HttpEvent::End { body_bytes } => Ev::End(body_bytes),
+            HttpEvent::Error(e) => Ev::Error(e.offset, e.message),
+            HttpEvent::Incomplete { body_bytes } => Ev::Incomplete(body_bytes),
+        };
+        evs.push(ev);
+    }
+
+    fn run_with(kind: Kind, limits: Limits, ops: &[Op<'_>]) -> (Vec<Ev>, MessageDecoder) {
+        let mut dec = MessageDecoder::new(kind, limits);
+        let mut evs = Vec::new();
+        for op in ops {
+            let mut sink = |e: HttpEvent<'_>| push(&mut evs, e);
+            match op {
+                Op::Feed(d) => dec.feed(d, &mut sink),
+                Op::Gap(n) => dec.gap(*n, &mut sink),
+                Op::Eof => dec.eof(&mut sink),
+                Op::Expect(m) => dec.expect_response_to(m),
+            }
+        }
+        (evs, dec)
+    }
+
+    fn run(kind: Kind, ops: &[Op<'_>]) -> Vec<Ev> {
+        run_with(kind, Limits::default(), ops).0
+    }
+
+    /// Short text form for table comparisons.
+    fn render(evs: &[Ev]) -> Vec<String> {
+        evs.iter()
+            .map(|e| match e {
+                Ev::Head(h) => match h.status {
+                    Some(s) => format!("HEAD {s}"),
+                    None => format!(
+                        "HEAD {} {}",
+                        h.method.as_deref().unwrap_or("?"),
+                        h.path.as_deref().unwrap_or("?")
+                    ),
+                },
+                Ev::Body(b) => format!("BODY {}", b.escape_ascii()),
+                Ev::Missing(n) => format!("MISSING {n}"),
+                Ev::End(n) => format!("END {n}"),
+                Ev::Error(at, m) => format!("ERROR@{at} {m}"),
+                Ev::Incomplete(n) => format!("INCOMPLETE {n}"),
+            })
+            .collect()
+    }
+
+    /// Error lines in `want` match by prefix (the message tail may say more), the rest exactly.
+    fn check(case: &str, got: &[Ev], want: &[&str]) {
+        let got = render(got);
+        let ok = got.len() == want.len()
+            && got.iter().zip(want).all(|(g, w)| {
+                if w.starts_with("ERROR") {
+                    g.starts_with(w)
+                } else {
+                    g == w
+                }
+            });
+        assert!(ok, "case {case}:\n got  {got:#?}\n want {want:#?}");
+    }
+
+    #[test]
+    fn table_single_feed() {
+        use Kind::{Request as Q, Response as R};
+        // (name, kind, bytes fed in one piece then eof, expected events)
+        let cases: &[(&str, Kind, &str, &[&str])] = &[
+            (
+                "xml post with content-length",
+                Q,
+                "POST /alarm HTTP/1.1\r\nHost: 10.0.0.5\r\nContent-Type: application/xml\r\n\
+                 Content-Length: 25\r\n\r\n<EventNotificationAlert/>",
+                &["HEAD POST /alarm", "BODY <EventNotificationAlert/>", "END 25"],
+            ),
+            (
+                "chunked with extensions and trailers, then another request",
+                Q,
+                "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;name=val\r\nhello\r\n\
+                 6 ; x\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+                &["HEAD POST /c", "BODY hello world", "END 11", "HEAD GET /", "END 0"],
+            ),
+            (
+                "keep-alive: three responses in one feed",
+                R,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\
+                 cdeHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+                &["HEAD 200", "BODY ab", "END 2", "HEAD 200", "BODY cde", "END 3", "HEAD 500", "END 0"],
+            ),
+            (
+                "100-continue then 200",
+                R,
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+                &["HEAD 100", "HEAD 200", "BODY x", "END 1"],
+            ),
+            (
+                "204 and 304 carry no body whatever Content-Length says",
+                R,
+                "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nHTTP/1.1 304 Not Modified\r\n\
+                 Content-Length: 7\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+                &["HEAD 204", "END 0", "HEAD 304", "END 0", "HEAD 200", "BODY z", "END 1"],
+            ),
+            (
+                "close-delimited response body ends at eof",
+                R,
+                "HTTP/1.0 200 OK\r\nServer: x\r\n\r\nabc\r\ndef",
+                &["HEAD 200", "BODY abc\\r\\ndef", "END 8"],
+            ),
+            (
+                "response with non-chunked transfer-encoding is close-delimited",
+                R,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 1\r\n\r\nabc",
+                &["HEAD 200", "BODY abc", "END 3"],
+            ),
+            (
+                "bad content-length, then resync on next request",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 invalid Content-Length", "HEAD GET /next", "END 0"],
+            ),
+            (
+                "negative content-length",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 negative Content-Length"],
+            ),
+            (
+                "content-length beyond u64",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 Content-Length 18446744073709551616 does not fit"],
+            ),
+            (
+                "conflicting content-lengths",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+                &["HEAD POST /", "ERROR@0 conflicting Content-Length values 5 and 6"],
+            ),
+            (
+                "conflicting content-length list",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\nabcd",
+                &["HEAD POST /", "ERROR@0 conflicting Content-Length values 3 and 4"],
+            ),
+            (
+                "repeated equal content-lengths are fine",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\ncontent-length: 3\r\n\r\nabc",
+                &["HEAD POST /", "BODY abc", "END 3"],
+            ),
+            (
+                "transfer-encoding wins over content-length",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 100\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+                 3\r\nabc\r\n0\r\n\r\n",
+                &["HEAD POST /", "BODY abc", "END 3"],
+            ),
+            (
+                "request transfer-encoding not ending in chunked",
+                Q,
+                "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 request Transfer-Encoding \"gzip\""],
+            ),
+            (
+                // head 48 bytes, "5\r\nhello\r\n" 10 more: the bad size line starts at 58
+                "bad chunk size, located, then resync",
+                Q,
+                "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n\
+                 GET /after HTTP/1.1\r\n\r\n",
+                &[
+                    "HEAD POST /c",
+                    "BODY hello",
+                    "ERROR@58 bad chunk size: expected a hex digit, found 'z'",
+                    "HEAD GET /after",
+                    "END 0",
+                ],
+            ),
+            (
+                "chunk data longer than its size",
+                Q,
+                "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n",
+                &["HEAD POST /c", "BODY hel", "ERROR@54 chunk data not followed by CRLF"],
+            ),
+            (
+                "chunk size overflow",
+                Q,
+                "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+                &["HEAD POST /c", "ERROR@48 chunk size does not fit in 64 bits"],
+            ),
+            (
+                "pipelined requests",
+                Q,
+                "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz\
+                 GET /c HTTP/1.0\r\n\r\n",
+                &["HEAD GET /a", "END 0", "HEAD POST /b", "BODY xyz", "END 3", "HEAD GET /c", "END 0"],
+            ),
+            (
+                "bare LF line endings everywhere",
+                Q,
+                "POST /a HTTP/1.1\nContent-Length: 2\n\nhiPOST /b HTTP/1.1\nTransfer-Encoding: chunked\n\n\
+                 2\nhi\n0\n\n",
+                &["HEAD POST /a", "BODY hi", "END 2", "HEAD POST /b", "BODY hi", "END 2"],
+            ),
+            (
+                "mixed LF and CRLF ending the block",
+                R,
+                "HTTP/1.1 200 OK\nContent-Length: 1\n\r\nq",
+                &["HEAD 200", "BODY q", "END 1"],
+            ),
+            (
+                "blank lines between messages are skipped",
+                Q,
+                "GET /a HTTP/1.1\r\n\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+                &["HEAD GET /a", "END 0", "HEAD GET /b", "END 0"],
+            ),
+            (
+                // "hello world" looks like "METHOD target" but its line fails httparse at once,
+                // so the request after it is not swallowed. It starts at byte 18.
+                "stray text line between requests",
+                Q,
+                "GET / HTTP/1.1\r\n\r\nhello world\r\nGET /b HTTP/1.1\r\n\r\n",
+                &[
+                    "HEAD GET /",
+                    "END 0",
+                    "ERROR@18 malformed HTTP request head (invalid token), start line \"hello world\"",
+                    "HEAD GET /b",
+                    "END 0",
+                ],
+            ),
+            (
+                "binary between responses",
+                R,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n\x00\x01\x02\nHTTP/1.1 200 OK\r\n\r\n",
+                &[
+                    "HEAD 200",
+                    "END 0",
+                    "ERROR@38 expected the start line of an HTTP response, found \"\\x00\"",
+                    "HEAD 200",
+                    "END 0",
+                ],
+            ),
+            (
+                // 33 bytes of body tail precede the first request
+                "garbage at stream start is reported once, located",
+                Q,
+                "ody of a previous message\r\nmore\r\nPOST /alarm HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                &[
+                    "ERROR@0 stream does not start with an HTTP request (33 bytes skipped)",
+                    "HEAD POST /alarm",
+                    "END 0",
+                ],
+            ),
+            (
+                "garbage only, reported at eof",
+                R,
+                "\x00\x01binary\n\x7f",
+                &["ERROR@0 stream does not start with an HTTP response (10 bytes skipped)"],
+            ),
+            (
+                "unknown method at stream start counts as garbage",
+                Q,
+                "BREW /pot HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+                &["ERROR@0 stream does not start with an HTTP request (22 bytes skipped)", "HEAD GET /", "END 0"],
+            ),
+            (
+                "message cut by eof in the body",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc",
+                &["HEAD POST /", "BODY abc", "INCOMPLETE 3"],
+            ),
+            (
+                "message cut by eof in the head",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Le",
+                &["INCOMPLETE 0"],
+            ),
+            (
+                "chunked cut by eof in trailers",
+                R,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: y\r\n",
+                &["HEAD 200", "BODY a", "INCOMPLETE 1"],
+            ),
+            (
+                "malformed header name",
+                Q,
+                "GET / HTTP/1.1\r\nBad Header: x\r\n\r\nGET /ok HTTP/1.1\r\n\r\n",
+                &["ERROR@0 malformed HTTP request head (invalid header name)", "HEAD GET /ok", "END 0"],
+            ),
+            (
+                "101 switches protocols: rest ignored",
+                R,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x01\x05hello",
+                &["HEAD 101", "END 0"],
+            ),
+        ];
+        for (name, kind, input, want) in cases {
+            let got = run(*kind, &[Op::Feed(input.as_bytes()), Op::Eof]);
+            check(name, &got, want);
+            // Byte by byte must give the same events.
+            let bytes = input.as_bytes();
+            let mut ops: Vec<Op<'_>> = bytes.chunks(1).map(Op::Feed).collect();
+            ops.push(Op::Eof);
+            check(&format!("{name} (byte by byte)"), &run(*kind, &ops), want);
+        }
+    }
+
+    #[test]
+    fn head_fields() {
+        let input = b"POST /ISAPI/alarm?x=1 HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        let evs = run(Kind::Request, &[Op::Feed(input)]);
+        let want = Head {
+            method: Some("POST".into()),
+            path: Some("/ISAPI/alarm?x=1".into()),
+            status: None,
+            reason: None,
+            version: 0,
+            headers: vec![("Host".into(), "a".into()), ("Content-Length".into(), "3".into())],
+            // 32 + 9 + 19 + 2
+            header_bytes: 62,
+        };
+        assert_eq!(evs, vec![Ev::Head(want), Ev::Body(b"abc".to_vec()), Ev::End(3)]);
+
+        let evs = run(Kind::Response, &[Op::Feed(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")]);
+        let Some(Ev::Head(h)) = evs.first() else { panic!("no head: {evs:?}") };
+        assert_eq!(h.status, Some(404));
+        assert_eq!(h.reason.as_deref(), Some("Not Found"));
+        assert_eq!(h.version, 1);
+        assert_eq!(h.header("Content-Length"), Some("0"));
+        assert_eq!(h.header_bytes, 45);
+    }
+
+    #[test]
+    fn head_and_connect_responses() {
+        let evs = run(
+            Kind::Response,
+            &[
+                Op::Expect("HEAD"),
+                Op::Expect("GET"),
+                Op::Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+                Op::Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+            ],
+        );
+        check("head response", &evs, &["HEAD 200", "END 0", "HEAD 200", "BODY hi", "END 2"]);
+
+        // 1xx does not consume the queued method: the final answer to HEAD is still bodiless.
+        let evs = run(
+            Kind::Response,
+            &[
+                Op::Expect("HEAD"),
+                Op::Feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"),
+                Op::Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nk"),
+            ],
+        );
+        check("1xx then head", &evs, &["HEAD 100", "HEAD 200", "END 0", "HEAD 200", "BODY k", "END 1"]);
+
+        let (evs, dec) = run_with(
+            Kind::Response,
+            Limits::default(),
+            &[
+                Op::Expect("CONNECT"),
+                Op::Feed(b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01garbage"),
+            ],
+        );
+        check("connect", &evs, &["HEAD 200", "END 0"]);
+        assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn oversize_header_block() {
+        let limits = Limits { max_header_bytes: 40, max_headers: 100 };
+        // Exactly 40 bytes: 16 + 22 + 2.
+        let fits = b"GET /a HTTP/1.1\r\nX: 0123456789012345\r\n\r\n";
+        assert_eq!(fits.len(), 40);
+        let (evs, _) = run_with(Kind::Request, limits.clone(), &[Op::Feed(fits)]);
+        check("fits", &evs, &["HEAD GET /a", "END 0"]);
+
+        // One byte more does not fit; the decoder resyncs on the next request.
+        let input = b"GET /a HTTP/1.1\r\nX: 01234567890123456\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        let want = ["ERROR@0 header block larger than 40 bytes", "HEAD GET /b", "END 0"];
+        let (evs, _) = run_with(Kind::Request, limits.clone(), &[Op::Feed(input)]);
+        check("too big", &evs, &want);
+        let ops: Vec<Op<'_>> = input.chunks(3).map(Op::Feed).collect();
+        let (evs, _) = run_with(Kind::Request, limits.clone(), &ops);
+        check("too big, in pieces", &evs, &want);
+
+        // Too many headers.
+        let limits = Limits { max_header_bytes: 1000, max_headers: 2 };
+        let (evs, _) =
+            run_with(Kind::Request, limits, &[Op::Feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")]);
+        check("too many headers", &evs, &["ERROR@0 HTTP request head has more than 2 header fields"]);
+    }
+
+    #[test]
+    fn gaps() {
+        let post10 = b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n";
+        let (evs, dec) = run_with(
+            Kind::Request,
+            Limits::default(),
+            &[Op::Feed(post10), Op::Feed(b"abc"), Op::Gap(4), Op::Feed(b"def")],
+        );
+        check("gap inside body", &evs, &["HEAD POST /", "BODY abc", "MISSING 4", "BODY def", "END 10"]);
+        assert_eq!(dec.offset(), post10.len() as u64 + 10);
+        assert!(dec.is_idle());
+
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(post10),
+                Op::Feed(b"ab"),
+                Op::Gap(20),
+                Op::Feed(b"xyz\r\nGET /next HTTP/1.1\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap past the end of the body: End, then silent resync",
+            &evs,
+            &["HEAD POST /", "BODY ab", "MISSING 8", "END 10", "HEAD GET /next", "END 0"],
+        );
+
+        let evs = run(
+            Kind::Request,
+            &[Op::Feed(post10), Op::Gap(10), Op::Feed(b"GET /n HTTP/1.1\r\n\r\n")],
+        );
+        check("gap ends exactly at body end", &evs, &["HEAD POST /", "MISSING 10", "END 10", "HEAD GET /n", "END 0"]);
+
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(b"POST /a HTTP/1.1\r\nHo"),
+                Op::Gap(5),
+                Op::Feed(b"st: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n"),
+            ],
+        );
+        check("gap in header block", &evs, &["INCOMPLETE 0", "HEAD GET /b", "END 0"]);
+
+        let chunked = b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\na\r\n";
+        let evs = run(
+            Kind::Request,
+            &[Op::Feed(chunked), Op::Feed(b"abc"), Op::Gap(3), Op::Feed(b"defg\r\n0\r\n\r\n")],
+        );
+        check(
+            "gap within one chunk keeps framing",
+            &evs,
+            &["HEAD POST /c", "BODY abc", "MISSING 3", "BODY defg", "END 10"],
+        );
+
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(chunked),
+                Op::Feed(b"abc"),
+                Op::Gap(100),
+                Op::Feed(b"\r\n0\r\n\r\nGET /z HTTP/1.1\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap across chunk framing",
+            &evs,
+            &["HEAD POST /c", "BODY abc", "MISSING 100", "INCOMPLETE 103", "HEAD GET /z", "END 0"],
+        );
+
+        let (evs, dec) = run_with(
+            Kind::Response,
+            Limits::default(),
+            &[Op::Feed(b"HTTP/1.0 200 OK\r\n\r\nab"), Op::Gap(7), Op::Feed(b"cd"), Op::Eof],
+        );
+        check("gap in close-delimited body", &evs, &["HEAD 200", "BODY ab", "MISSING 7", "BODY cd", "END 11"]);
+        assert_eq!(dec.offset(), 19 + 2 + 7 + 2);
+
+        let (evs, dec) = run_with(
+            Kind::Request,
+            Limits::default(),
+            &[Op::Feed(b"GET / HTTP/1.1\r\n\r\n"), Op::Gap(50), Op::Feed(b"GET /x HTTP/1.1\r\n\r\n")],
+        );
+        check("gap between messages", &evs, &["HEAD GET /", "END 0", "HEAD GET /x", "END 0"]);
+        assert_eq!(dec.offset(), 18 + 50 + 19);
+
+        // Capture started mid-connection: gap first, then the tail of a body.
+        let evs = run(
+            Kind::Request,
+            &[Op::Gap(1000), Op::Feed(b"tail>\r\nPOST / HTTP/1.1\r\n\r\n")],
+        );
+        check(
+            "gap then garbage at start",
+            &evs,
+            &["ERROR@1000 stream does not start with an HTTP request (7 bytes skipped)", "HEAD POST /", "END 0"],
+        );
+    }
+
+    #[test]
+    fn huge_content_length_does_not_overflow() {
+        let head = b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        let (evs, dec) = run_with(
+            Kind::Request,
+            Limits::default(),
+            &[Op::Feed(head), Op::Feed(b"abc"), Op::Gap(u64::MAX - 3), Op::Gap(5), Op::Eof],
+        );
+        let max = u64::MAX;
+        check(
+            "u64::MAX body",
+            &evs,
+            &["HEAD POST /", "BODY abc", &format!("MISSING {}", max - 3), &format!("END {max}")],
+        );
+        assert_eq!(dec.offset(), u64::MAX);
+    }
+
+    #[test]
+    fn classify_table() {
+        use Probe::*;
+        let cases: &[(Kind, bool, &[u8], Probe)] = &[
+            (Kind::Request, true, b"GET /", Match),
+            (Kind::Request, true, b"GET http", Match),
+            (Kind::Request, true, b"GET htt", NeedMore),
+            (Kind::Request, true, b"GET hx", NoMatch(5)),
+            (Kind::Request, true, b"OPTIONS *", Match),
+            (Kind::Request, true, b"GET *", NoMatch(4)),
+            (Kind::Request, true, b"CONNECT cam:443", Match),
+            (Kind::Request, true, b"M-SEARCH *", NoMatch(9)),
+            (Kind::Request, true, b"POS", NeedMore),
+            (Kind::Request, true, b"POT", NoMatch(2)),
+            (Kind::Request, true, b"get /", NoMatch(0)),
+            (Kind::Request, true, b"GETX /", NoMatch(3)),
+            (Kind::Request, false, b"BREW /", Match),
+            (Kind::Request, false, b" GET", NoMatch(0)),
+            (Kind::Request, false, b"<xml", NoMatch(0)),
+            (Kind::Request, false, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAA", Match),
+            (Kind::Response, true, b"HTTP/1.1 200", Match),
+            (Kind::Response, true, b"HTTP/2 200", NoMatch(5)),
+            (Kind::Response, false, b"HTTP/2 200", Match),
+            (Kind::Response, true, b"HTT", NeedMore),
+            (Kind::Response, true, b"\r\n", NoMatch(0)),
+        ];
+        for (kind, strict, line, want) in cases {
+            assert_eq!(
+                classify(*kind, *strict, line),
+                *want,
+                "{kind:?} strict={strict} {:?}",
+                line.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn idle_and_offset() {
+        let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
+        let mut sink = |_: HttpEvent<'_>| {};
+        assert!(dec.is_idle());
+        dec.feed(b"POST / HTTP/1.1\r\n", &mut sink);
+        assert!(!dec.is_idle());
+        dec.feed(b"Content-Length: 2\r\n\r\na", &mut sink);
+        assert!(!dec.is_idle());
+        dec.feed(b"b", &mut sink);
+        assert!(dec.is_idle());
+        assert_eq!(dec.offset(), 17 + 19 + 2 + 2);
+    }
+
+    // ---- property tests ----
+
+    #[derive(Debug, Clone)]
+    enum Framing {
+        Length,
+        /// Chunk sizes (cycled), extensions, a trailer.
+        Chunked(Vec<usize>, bool, bool),
+    }
+
+    #[derive(Debug, Clone)]
+    struct Msg {
+        body: Vec<u8>,
+        framing: Framing,
+        bare_lf: bool,
+    }
+
+    fn msg_strategy() -> impl Strategy<Value = Msg> {
+        let framing = prop_oneof![
+            Just(Framing::Length),
+            (prop::collection::vec(1usize..40, 1..6), any::<bool>(), any::<bool>())
+                .prop_map(|(s, e, t)| Framing::Chunked(s, e, t)),
+        ];
+        (prop::collection::vec(any::<u8>(), 0..150), framing, any::<bool>())
+            .prop_map(|(body, framing, bare_lf)| Msg { body, framing, bare_lf })
+    }
+
+    /// Renders message `i`; a `close` response has no length and ends at eof.
+    fn render_msg(kind: Kind, i: usize, m: &Msg, close: bool) -> Vec<u8> {
+        let nl = if m.bare_lf { "\n" } else { "\r\n" };
+        let mut out = match kind {
+            Kind::Request => format!("POST /m{i} HTTP/1.1{nl}Host: cam{nl}"),
+            Kind::Response => format!("HTTP/1.1 {} OK{nl}Server: x{nl}", 200 + i),
+        }
+        .into_bytes();
+        if close {
+            out.extend_from_slice(nl.as_bytes());
+            out.extend_from_slice(&m.body);
+            return out;
+        }
+        match &m.framing {
+            Framing::Length => {
+                out.extend_from_slice(format!("Content-Length: {}{nl}{nl}", m.body.len()).as_bytes());
+                out.extend_from_slice(&m.body);
+            }
+            Framing::Chunked(sizes, ext, trailer) => {
+                out.extend_from_slice(format!("Transfer-Encoding: chunked{nl}{nl}").as_bytes());
+                let mut rest = &m.body[..];
+                let mut k = 0;
+                while !rest.is_empty() {
+                    let n = sizes[k % sizes.len()].min(rest.len());
+                    k += 1;
+                    let e = if *ext { ";ext=\"v\"" } else { "" };
+                    out.extend_from_slice(format!("{n:X}{e}{nl}").as_bytes());
+                    out.extend_from_slice(&rest[..n]);
+                    out.extend_from_slice(nl.as_bytes());
+                    rest = &rest[n..];
+                }
+                out.extend_from_slice(format!("0{nl}").as_bytes());
+                if *trailer {
+                    out.extend_from_slice(format!("X-Checksum: 1{nl}").as_bytes());
+                }
+                out.extend_from_slice(nl.as_bytes());
+            }
+        }
+        out
+    }
+
+    fn split_ops<'a>(data: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<Op<'a>> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
+        points.push(0);
+        points.push(data.len());
+        points.sort_unstable();
+        points.dedup();
+        let mut ops: Vec<Op<'a>> = points.windows(2).map(|w| Op::Feed(&data[w[0]..w[1]])).collect();
+        ops.push(Op::Eof);
+        ops
+    }
+
+    proptest! {
+        #[test]
+        fn split_points_do_not_change_events(
+            is_request in any::<bool>(),
+            msgs in prop::collection::vec(msg_strategy(), 1..5),
+            last_close in any::<bool>(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let kind = if is_request { Kind::Request } else { Kind::Response };
+            let close = last_close && kind == Kind::Response;
+            let mut stream = Vec::new();
+            for (i, m) in msgs.iter().enumerate() {
+                stream.extend(render_msg(kind, i, m, close && i + 1 == msgs.len()));
+            }
+            let whole = run(kind, &[Op::Feed(&stream), Op::Eof]);
+            let split = run(kind, &split_ops(&stream, &cuts));
+            prop_assert_eq!(&split, &whole);
+
+            // And the events are the messages: Head, the body (if any), End with its length.
+            let mut want = Vec::new();
+            for (i, m) in msgs.iter().enumerate() {
+                let head = match &whole.get(want.len()) {
+                    Some(Ev::Head(h)) => h.clone(),
+                    other => return Err(TestCaseError::fail(format!("message {i}: {other:?}"))),
+                };
+                match kind {
+                    Kind::Request => prop_assert_eq!(head.path.clone(), Some(format!("/m{i}"))),
+                    Kind::Response => prop_assert_eq!(head.status, Some(200 + i as u16)),
+                }
+                want.push(Ev::Head(head));
+                if !m.body.is_empty() {
+                    want.push(Ev::Body(m.body.clone()));
+                }
+                want.push(Ev::End(m.body.len() as u64));
+            }
+            prop_assert_eq!(whole, want);
+        }
+
+        #[test]
+        fn hostile_input_never_panics(
+            is_request in any::<bool>(),
+            pieces in prop::collection::vec(prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..60),
+                prop::sample::select(vec![
+                    &b"GET / HTTP/1.1\r\n"[..], b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 100 Continue\r\n",
+                    b"\r\n", b"\n", b"Content-Length: 5\r\n", b"Content-Length: 99999999999\r\n",
+                    b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n", b"0\r\n\r\n",
+                    b"ffffffffffffffff\r\n", b"POST /a HTTP/1.1\r\n", b"HEAD / HTTP/1.1\r\n",
+                ]).prop_map(|s| s.to_vec()),
+            ], 0..30),
+            gaps in prop::collection::vec((any::<prop::sample::Index>(), 1u64..100), 0..3),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+            small_limits in any::<bool>(),
+        ) {
+            let kind = if is_request { Kind::Request } else { Kind::Response };
+            let limits = if small_limits {
+                Limits { max_header_bytes: 30, max_headers: 2 }
+            } else {
+                Limits::default()
+            };
+            let stream: Vec<u8> = pieces.concat();
+
+            // Without gaps: never panics, offset is the byte count, and splitting is invisible.
+            let (whole, dec) = run_with(kind, limits.clone(), &[Op::Feed(&stream), Op::Eof]);
+            prop_assert_eq!(dec.offset(), stream.len() as u64);
+            let (split, dec) = run_with(kind, limits.clone(), &split_ops(&stream, &cuts));
+            prop_assert_eq!(dec.offset(), stream.len() as u64);
+            prop_assert_eq!(split, whole);
+
+            // With gaps inserted at random points: offset counts bytes fed plus gap bytes.
+            let mut ops = split_ops(&stream, &cuts);
+            ops.pop();
+            let mut total = stream.len() as u64;
+            for (at, n) in &gaps {
+                ops.insert(at.index(ops.len() + 1), Op::Gap(*n));
+                total += n;
+            }
+            ops.push(Op::Eof);
+            let (_, dec) = run_with(kind, limits, &ops);
+            prop_assert_eq!(dec.offset(), total);
+        }
     }
 }
