@@ -92,7 +92,8 @@ pub enum HttpEvent<'a> {
     /// Interim heads (1xx other than 101, see [`Head::is_interim`]) get no `End`: pair only final
     /// heads with requests. `101 Switching Protocols` and a 2xx answer to `CONNECT` are final:
     /// they get `End { body_bytes: 0 }` and the rest of the stream is another protocol, which the
-    /// decoder then ignores (no further events).
+    /// decoder then ignores (no further events). Likewise a `CONNECT` request: `End` at once, and
+    /// the rest of the client's stream is treated as tunnel data.
     Head(Head),
     /// Decoded body bytes (chunk framing removed), in order.
     Body(&'a [u8]),
@@ -988,6 +989,13 @@ impl MessageDecoder {
         };
         let body_start = start.saturating_add(block.len() as u64);
         let framing = match self.kind {
+            Kind::Request if head.method.as_deref() == Some("CONNECT") => {
+                // The bytes after a CONNECT request are tunnel data (or nothing, if refused).
+                sink(HttpEvent::Head(head));
+                sink(HttpEvent::End { body_bytes: 0 });
+                self.state = State::Opaque;
+                return;
+            }
             Kind::Request => request_framing(&head),
             Kind::Response => {
                 let status = head.status.unwrap_or(0);
@@ -1637,14 +1645,27 @@ mod tests {
             status: None,
             reason: None,
             version: 0,
-            headers: vec![("Host".into(), "a".into()), ("Content-Length".into(), "3".into())],
+            headers: vec![
+                ("Host".into(), "a".into()),
+                ("Content-Length".into(), "3".into()),
+            ],
             // 32 + 9 + 19 + 2
             header_bytes: 62,
         };
-        assert_eq!(evs, vec![Ev::Head(want), Ev::Body(b"abc".to_vec()), Ev::End(3)]);
+        assert_eq!(
+            evs,
+            vec![Ev::Head(want), Ev::Body(b"abc".to_vec()), Ev::End(3)]
+        );
 
-        let evs = run(Kind::Response, &[Op::Feed(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")]);
-        let Some(Ev::Head(h)) = evs.first() else { panic!("no head: {evs:?}") };
+        let evs = run(
+            Kind::Response,
+            &[Op::Feed(
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+            )],
+        );
+        let Some(Ev::Head(h)) = evs.first() else {
+            panic!("no head: {evs:?}")
+        };
         assert_eq!(h.status, Some(404));
         assert_eq!(h.reason.as_deref(), Some("Not Found"));
         assert_eq!(h.version, 1);
@@ -1663,18 +1684,30 @@ mod tests {
                 Op::Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
             ],
         );
-        check("head response", &evs, &["HEAD 200", "END 0", "HEAD 200", "BODY hi", "END 2"]);
+        check(
+            "head response",
+            &evs,
+            &["HEAD 200", "END 0", "HEAD 200", "BODY hi", "END 2"],
+        );
 
         // 1xx does not consume the queued method: the final answer to HEAD is still bodiless.
         let evs = run(
             Kind::Response,
             &[
                 Op::Expect("HEAD"),
-                Op::Feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"),
+                Op::Feed(
+                    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+                ),
                 Op::Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nk"),
             ],
         );
-        check("1xx then head", &evs, &["HEAD 100", "HEAD 200", "END 0", "HEAD 200", "BODY k", "END 1"]);
+        check(
+            "1xx then head",
+            &evs,
+            &[
+                "HEAD 100", "HEAD 200", "END 0", "HEAD 200", "BODY k", "END 1",
+            ],
+        );
 
         let (evs, dec) = run_with(
             Kind::Response,
@@ -1690,7 +1723,10 @@ mod tests {
 
     #[test]
     fn oversize_header_block() {
-        let limits = Limits { max_header_bytes: 40, max_headers: 100 };
+        let limits = Limits {
+            max_header_bytes: 40,
+            max_headers: 100,
+        };
         // Exactly 40 bytes: 16 + 22 + 2.
         let fits = b"GET /a HTTP/1.1\r\nX: 0123456789012345\r\n\r\n";
         assert_eq!(fits.len(), 40);
@@ -1699,7 +1735,11 @@ mod tests {
 
         // One byte more does not fit; the decoder resyncs on the next request.
         let input = b"GET /a HTTP/1.1\r\nX: 01234567890123456\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
-        let want = ["ERROR@0 header block larger than 40 bytes", "HEAD GET /b", "END 0"];
+        let want = [
+            "ERROR@0 header block larger than 40 bytes",
+            "HEAD GET /b",
+            "END 0",
+        ];
         let (evs, _) = run_with(Kind::Request, limits.clone(), &[Op::Feed(input)]);
         check("too big", &evs, &want);
         let ops: Vec<Op<'_>> = input.chunks(3).map(Op::Feed).collect();
@@ -1707,10 +1747,20 @@ mod tests {
         check("too big, in pieces", &evs, &want);
 
         // Too many headers.
-        let limits = Limits { max_header_bytes: 1000, max_headers: 2 };
-        let (evs, _) =
-            run_with(Kind::Request, limits, &[Op::Feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")]);
-        check("too many headers", &evs, &["ERROR@0 HTTP request head has more than 2 header fields"]);
+        let limits = Limits {
+            max_header_bytes: 1000,
+            max_headers: 2,
+        };
+        let (evs, _) = run_with(
+            Kind::Request,
+            limits,
+            &[Op::Feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")],
+        );
+        check(
+            "too many headers",
+            &evs,
+            &["ERROR@0 HTTP request head has more than 2 header fields"],
+        );
     }
 
     #[test]
@@ -1719,9 +1769,18 @@ mod tests {
         let (evs, dec) = run_with(
             Kind::Request,
             Limits::default(),
-            &[Op::Feed(post10), Op::Feed(b"abc"), Op::Gap(4), Op::Feed(b"def")],
+            &[
+                Op::Feed(post10),
+                Op::Feed(b"abc"),
+                Op::Gap(4),
+                Op::Feed(b"def"),
+            ],
         );
-        check("gap inside body", &evs, &["HEAD POST /", "BODY abc", "MISSING 4", "BODY def", "END 10"]);
+        check(
+            "gap inside body",
+            &evs,
+            &["HEAD POST /", "BODY abc", "MISSING 4", "BODY def", "END 10"],
+        );
         assert_eq!(dec.offset(), post10.len() as u64 + 10);
         assert!(dec.is_idle());
 
@@ -1737,14 +1796,35 @@ mod tests {
         check(
             "gap past the end of the body: End, then silent resync",
             &evs,
-            &["HEAD POST /", "BODY ab", "MISSING 8", "END 10", "HEAD GET /next", "END 0"],
+            &[
+                "HEAD POST /",
+                "BODY ab",
+                "MISSING 8",
+                "END 10",
+                "HEAD GET /next",
+                "END 0",
+            ],
         );
 
         let evs = run(
             Kind::Request,
-            &[Op::Feed(post10), Op::Gap(10), Op::Feed(b"GET /n HTTP/1.1\r\n\r\n")],
+            &[
+                Op::Feed(post10),
+                Op::Gap(10),
+                Op::Feed(b"GET /n HTTP/1.1\r\n\r\n"),
+            ],
         );
-        check("gap ends exactly at body end", &evs, &["HEAD POST /", "MISSING 10", "END 10", "HEAD GET /n", "END 0"]);
+        check(
+            "gap ends exactly at body end",
+            &evs,
+            &[
+                "HEAD POST /",
+                "MISSING 10",
+                "END 10",
+                "HEAD GET /n",
+                "END 0",
+            ],
+        );
 
         let evs = run(
             Kind::Request,
@@ -1754,17 +1834,32 @@ mod tests {
                 Op::Feed(b"st: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n"),
             ],
         );
-        check("gap in header block", &evs, &["INCOMPLETE 0", "HEAD GET /b", "END 0"]);
+        check(
+            "gap in header block",
+            &evs,
+            &["INCOMPLETE 0", "HEAD GET /b", "END 0"],
+        );
 
         let chunked = b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\na\r\n";
         let evs = run(
             Kind::Request,
-            &[Op::Feed(chunked), Op::Feed(b"abc"), Op::Gap(3), Op::Feed(b"defg\r\n0\r\n\r\n")],
+            &[
+                Op::Feed(chunked),
+                Op::Feed(b"abc"),
+                Op::Gap(3),
+                Op::Feed(b"defg\r\n0\r\n\r\n"),
+            ],
         );
         check(
             "gap within one chunk keeps framing",
             &evs,
-            &["HEAD POST /c", "BODY abc", "MISSING 3", "BODY defg", "END 10"],
+            &[
+                "HEAD POST /c",
+                "BODY abc",
+                "MISSING 3",
+                "BODY defg",
+                "END 10",
+            ],
         );
 
         let evs = run(
@@ -1779,23 +1874,47 @@ mod tests {
         check(
             "gap across chunk framing",
             &evs,
-            &["HEAD POST /c", "BODY abc", "MISSING 100", "INCOMPLETE 103", "HEAD GET /z", "END 0"],
+            &[
+                "HEAD POST /c",
+                "BODY abc",
+                "MISSING 100",
+                "INCOMPLETE 103",
+                "HEAD GET /z",
+                "END 0",
+            ],
         );
 
         let (evs, dec) = run_with(
             Kind::Response,
             Limits::default(),
-            &[Op::Feed(b"HTTP/1.0 200 OK\r\n\r\nab"), Op::Gap(7), Op::Feed(b"cd"), Op::Eof],
+            &[
+                Op::Feed(b"HTTP/1.0 200 OK\r\n\r\nab"),
+                Op::Gap(7),
+                Op::Feed(b"cd"),
+                Op::Eof,
+            ],
         );
-        check("gap in close-delimited body", &evs, &["HEAD 200", "BODY ab", "MISSING 7", "BODY cd", "END 11"]);
+        check(
+            "gap in close-delimited body",
+            &evs,
+            &["HEAD 200", "BODY ab", "MISSING 7", "BODY cd", "END 11"],
+        );
         assert_eq!(dec.offset(), 19 + 2 + 7 + 2);
 
         let (evs, dec) = run_with(
             Kind::Request,
             Limits::default(),
-            &[Op::Feed(b"GET / HTTP/1.1\r\n\r\n"), Op::Gap(50), Op::Feed(b"GET /x HTTP/1.1\r\n\r\n")],
+            &[
+                Op::Feed(b"GET / HTTP/1.1\r\n\r\n"),
+                Op::Gap(50),
+                Op::Feed(b"GET /x HTTP/1.1\r\n\r\n"),
+            ],
         );
-        check("gap between messages", &evs, &["HEAD GET /", "END 0", "HEAD GET /x", "END 0"]);
+        check(
+            "gap between messages",
+            &evs,
+            &["HEAD GET /", "END 0", "HEAD GET /x", "END 0"],
+        );
         assert_eq!(dec.offset(), 18 + 50 + 19);
 
         // Capture started mid-connection: gap first, then the tail of a body.
@@ -1806,7 +1925,11 @@ mod tests {
         check(
             "gap then garbage at start",
             &evs,
-            &["ERROR@1000 stream does not start with an HTTP request (7 bytes skipped)", "HEAD POST /", "END 0"],
+            &[
+                "ERROR@1000 stream does not start with an HTTP request (7 bytes skipped)",
+                "HEAD POST /",
+                "END 0",
+            ],
         );
     }
 
@@ -1816,13 +1939,24 @@ mod tests {
         let (evs, dec) = run_with(
             Kind::Request,
             Limits::default(),
-            &[Op::Feed(head), Op::Feed(b"abc"), Op::Gap(u64::MAX - 3), Op::Gap(5), Op::Eof],
+            &[
+                Op::Feed(head),
+                Op::Feed(b"abc"),
+                Op::Gap(u64::MAX - 3),
+                Op::Gap(5),
+                Op::Eof,
+            ],
         );
         let max = u64::MAX;
         check(
             "u64::MAX body",
             &evs,
-            &["HEAD POST /", "BODY abc", &format!("MISSING {}", max - 3), &format!("END {max}")],
+            &[
+                "HEAD POST /",
+                "BODY abc",
+                &format!("MISSING {}", max - 3),
+                &format!("END {max}"),
+            ],
         );
         assert_eq!(dec.offset(), u64::MAX);
     }
@@ -1864,6 +1998,43 @@ mod tests {
     }
 
     #[test]
+    fn connect_request_then_tunnel() {
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(b"CONNECT cam:443 HTTP/1.1\r\nHost: cam:443\r\n\r\n\x16\x03\x01\x02\x00"),
+                Op::Eof,
+            ],
+        );
+        check("connect request", &evs, &["HEAD CONNECT cam:443", "END 0"]);
+    }
+
+    #[test]
+    fn large_header_block_byte_by_byte() {
+        // 60 headers of 1000 bytes: each byte fed alone must stay cheap (no re-parse per byte).
+        let mut input = b"POST /big HTTP/1.1\r\n".to_vec();
+        for i in 0..60 {
+            input.extend_from_slice(format!("X-{i:02}: {}\r\n", "v".repeat(992)).as_bytes());
+        }
+        input.extend_from_slice(b"Content-Length: 1\r\n\r\nZ");
+        let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
+        let mut evs = Vec::new();
+        for b in input.chunks(1) {
+            dec.feed(b, &mut |e| push(&mut evs, e));
+        }
+        let Some(Ev::Head(h)) = evs.first() else {
+            panic!("no head: {evs:?}")
+        };
+        assert_eq!(h.headers.len(), 61);
+        // 20 + 60 * 1000 + 19 + 2
+        assert_eq!(h.header_bytes, 60_041);
+        assert_eq!(
+            evs.get(1..),
+            Some(&[Ev::Body(b"Z".to_vec()), Ev::End(1)][..])
+        );
+    }
+
+    #[test]
     fn idle_and_offset() {
         let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
         let mut sink = |_: HttpEvent<'_>| {};
@@ -1896,11 +2067,23 @@ mod tests {
     fn msg_strategy() -> impl Strategy<Value = Msg> {
         let framing = prop_oneof![
             Just(Framing::Length),
-            (prop::collection::vec(1usize..40, 1..6), any::<bool>(), any::<bool>())
+            (
+                prop::collection::vec(1usize..40, 1..6),
+                any::<bool>(),
+                any::<bool>()
+            )
                 .prop_map(|(s, e, t)| Framing::Chunked(s, e, t)),
         ];
-        (prop::collection::vec(any::<u8>(), 0..150), framing, any::<bool>())
-            .prop_map(|(body, framing, bare_lf)| Msg { body, framing, bare_lf })
+        (
+            prop::collection::vec(any::<u8>(), 0..150),
+            framing,
+            any::<bool>(),
+        )
+            .prop_map(|(body, framing, bare_lf)| Msg {
+                body,
+                framing,
+                bare_lf,
+            })
     }
 
     /// Renders message `i`; a `close` response has no length and ends at eof.
@@ -1918,7 +2101,9 @@ mod tests {
         }
         match &m.framing {
             Framing::Length => {
-                out.extend_from_slice(format!("Content-Length: {}{nl}{nl}", m.body.len()).as_bytes());
+                out.extend_from_slice(
+                    format!("Content-Length: {}{nl}{nl}", m.body.len()).as_bytes(),
+                );
                 out.extend_from_slice(&m.body);
             }
             Framing::Chunked(sizes, ext, trailer) => {
@@ -1950,7 +2135,10 @@ mod tests {
         points.push(data.len());
         points.sort_unstable();
         points.dedup();
-        let mut ops: Vec<Op<'a>> = points.windows(2).map(|w| Op::Feed(&data[w[0]..w[1]])).collect();
+        let mut ops: Vec<Op<'a>> = points
+            .windows(2)
+            .map(|w| Op::Feed(&data[w[0]..w[1]]))
+            .collect();
         ops.push(Op::Eof);
         ops
     }
