@@ -1,9 +1,30 @@
 //! Connection table: handshake verdicts, close detection and reassembly for both directions.
+//!
+//! Rules, in short:
+//! - a connection is keyed by its 4-tuple in either direction; the client is the SYN sender (or
+//!   the receiver of a SYN-ACK); with neither seen, the side with the higher port (ties: the
+//!   first packet's source) and the handshake is [`Handshake::NotSeen`];
+//! - a SYN (without ACK) that is not a retransmission of the connection's SYN (same client, same
+//!   ISN) closes the connection on that tuple and opens a new one (port reuse);
+//! - RST closes at once (buffered data is flushed with gaps; data in or after the RST is
+//!   ignored); FINs from both sides with all data up to them delivered close gracefully;
+//! - stray packets of a just-closed tuple (final ACK, retransmitted FIN, data after RST) are
+//!   absorbed by a small bounded set of recently closed tuples instead of opening a bogus
+//!   connection: within 240 s of the close and 16 MiB of the last sequence number seen;
+//! - bytes the peer acknowledged but the capture never saw become a gap, on the second ACK
+//!   showing them missing, or at once when the ACK comes with data or FIN or acknowledges the
+//!   FIN (one packet of grace for captures that reorder an ACK before the data it acknowledges;
+//!   an excess of exactly one byte with no FIN seen is taken for an unseen FIN, not data);
+//! - the table holds at most `max_connections`; the least recently active is evicted through a
+//!   lazy min-heap of activity ticks (amortised O(log n) per packet).
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use serde::Serialize;
 
+use super::assembler::{Assembler, Chunk, FAR_AHEAD_LIMIT};
 use crate::capture::TcpSegment;
 use crate::time::Timestamp;
 
@@ -30,7 +51,8 @@ pub enum Side {
 pub enum Handshake {
     /// SYN, SYN-ACK and ACK (or data acknowledging the SYN-ACK) were seen.
     Complete,
-    /// SYN(s) with no SYN-ACK: nothing accepted the connection.
+    /// SYN(s) with no SYN-ACK: nothing accepted the connection. Also used when a SYN-ACK was
+    /// seen but the client never acknowledged it (the SYN-ACK shows in the time line).
     Unanswered,
     /// The SYN was answered with RST: nothing listens on that port, or a firewall rejects it.
     Refused,
@@ -88,7 +110,8 @@ pub struct ConnInfo {
     pub gap_bytes: [u64; 2],
     /// Segments that re-sent bytes already seen.
     pub retransmissions: u64,
-    /// Re-sent bytes that differed from what arrived first (kept the first).
+    /// Retransmitted segments whose bytes differed from buffered bytes that arrived first (the
+    /// first are kept). Bytes already delivered are not kept, so they cannot be compared.
     pub inconsistent_retransmissions: u64,
     /// Frames of this connection cut by the snapshot length.
     pub truncated_frames: u64,
@@ -133,35 +156,552 @@ pub enum TcpEvent<'a> {
     Close { id: u64, info: Box<ConnInfo> },
 }
 
+/// Counters of the whole table, for the capture summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Connections opened (ids handed out).
+    pub opened: u64,
+    /// Connections closed because the table was full.
+    pub evicted: u64,
+    /// Connections closed by [`TcpTracker::expire`].
+    pub expired: u64,
+    /// Stray packets of recently closed connections that were absorbed.
+    pub absorbed_packets: u64,
+}
+
+/// Canonical 4-tuple: the two endpoints in sorted order.
+type Key = (SocketAddr, SocketAddr);
+
+fn key_of(a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// Recently closed tuples remembered to absorb their stray packets.
+const RECENT_CLOSED: usize = 4096;
+/// How long after its close a tuple absorbs stray packets (2 MSL).
+const RECENT_WINDOW_NANOS: i64 = 240 * 1_000_000_000;
+/// How far from the last sequence number seen a stray packet may be and still be absorbed.
+const RECENT_SEQ_WINDOW: i64 = 16 << 20;
+
+/// Signed distance from `b` to `a` in sequence space.
+fn seq_diff(a: u32, b: u32) -> i64 {
+    i64::from(a.wrapping_sub(b) as i32)
+}
+
+fn seq_gt(a: u32, b: u32) -> bool {
+    seq_diff(a, b) > 0
+}
+
+fn dir_of(idx: usize) -> Direction {
+    if idx == 0 {
+        Direction::ClientToServer
+    } else {
+        Direction::ServerToClient
+    }
+}
+
+fn side_of(idx: usize) -> Side {
+    if idx == 0 {
+        Side::Client
+    } else {
+        Side::Server
+    }
+}
+
+fn emit(sink: &mut dyn FnMut(TcpEvent<'_>), id: u64, dir: Direction, ts: Timestamp, c: Chunk<'_>) {
+    match c {
+        Chunk::Data(data) => sink(TcpEvent::Data { id, dir, ts, data }),
+        Chunk::Gap(bytes) => sink(TcpEvent::Gap { id, dir, ts, bytes }),
+    }
+}
+
+/// One direction of a connection (index 0: client to server).
+#[derive(Default)]
+struct Half {
+    /// Created on the SYN (or SYN-ACK), else on the first segment with payload or FIN.
+    asm: Option<Assembler>,
+    isn: Option<u32>,
+    /// Sequence number of the FIN (end of data).
+    fin_seq: Option<u32>,
+    /// Highest ack the peer sent for this direction's data.
+    acked: Option<u32>,
+    /// An ACK already showed bytes missing here; the next one declares the gap.
+    ack_gap_pending: bool,
+    /// Highest sequence number (end of segment) seen, to recognise stray packets after close.
+    hi_seq: Option<u32>,
+}
+
+impl Half {
+    /// Where the peer's ACK says this direction's data has reached, when beyond what was
+    /// delivered (clipped to the FIN; an excess of one byte with no FIN seen is an unseen FIN).
+    fn ack_target(&self) -> Option<u32> {
+        let asm = self.asm.as_ref()?;
+        let mut t = self.acked?;
+        if let Some(f) = self.fin_seq {
+            if seq_gt(t, f) {
+                t = f;
+            }
+        }
+        let d = seq_diff(t, asm.next_seq());
+        if d <= 0 || d > FAR_AHEAD_LIMIT as i64 {
+            return None;
+        }
+        if d == 1 && self.fin_seq.is_none() && !asm.has_buffered() {
+            return None;
+        }
+        Some(t)
+    }
+
+    /// FIN seen and every byte before it delivered (or declared missing).
+    fn done(&self) -> bool {
+        match (self.fin_seq, &self.asm) {
+            (Some(f), Some(a)) => !seq_gt(f, a.next_seq()),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+struct Conn {
+    id: u64,
+    client: SocketAddr,
+    server: SocketAddr,
+    first_ts: Timestamp,
+    last_ts: Timestamp,
+    /// Activity tick of the last packet (for eviction order; capture time may go backwards).
+    tick: u64,
+    half: [Half; 2],
+    syn_seen: bool,
+    syn_attempts: u32,
+    synack_seen: bool,
+    client_acked: bool,
+    refused: bool,
+    fin_by: Option<Side>,
+    rst_by: Option<Side>,
+    packets: u64,
+    timeline: Vec<PacketNote>,
+    timeline_dropped: u64,
+    truncated_frames: u64,
+}
+
+/// What the recently-closed set remembers of a tuple.
+struct Recent {
+    ts: Timestamp,
+    client: SocketAddr,
+    hi: [Option<u32>; 2],
+    generation: u64,
+}
+
+impl Recent {
+    fn absorbs(&self, ts: Timestamp, seg: &TcpSegment<'_>) -> bool {
+        if ts.0.saturating_sub(self.ts.0) > RECENT_WINDOW_NANOS {
+            return false;
+        }
+        let d = usize::from(seg.src != self.client);
+        match self.hi.get(d).copied().flatten() {
+            Some(h) => seq_diff(seg.seq, h).abs() <= RECENT_SEQ_WINDOW,
+            None => true,
+        }
+    }
+}
+
+impl Conn {
+    fn new(id: u64, client: SocketAddr, server: SocketAddr, ts: Timestamp, tick: u64) -> Self {
+        Conn {
+            id,
+            client,
+            server,
+            first_ts: ts,
+            last_ts: ts,
+            tick,
+            half: [Half::default(), Half::default()],
+            syn_seen: false,
+            syn_attempts: 0,
+            synack_seen: false,
+            client_acked: false,
+            refused: false,
+            fin_by: None,
+            rst_by: None,
+            packets: 0,
+            timeline: Vec::new(),
+            timeline_dropped: 0,
+            truncated_frames: 0,
+        }
+    }
+
+    fn new_asm(seq: u32, config: &TcpConfig) -> Assembler {
+        Assembler::new(seq, config.max_buffered_per_direction, config.max_holes)
+    }
+
+    /// Apply one segment; true when the connection is over.
+    fn process(
+        &mut self,
+        ts: Timestamp,
+        tick: u64,
+        seg: &TcpSegment<'_>,
+        config: &TcpConfig,
+        sink: &mut dyn FnMut(TcpEvent<'_>),
+    ) -> bool {
+        self.packets = self.packets.saturating_add(1);
+        if ts > self.last_ts {
+            self.last_ts = ts;
+        }
+        self.tick = tick;
+        let d = usize::from(!(seg.src == self.client && seg.dst == self.server));
+        let o = 1 - d;
+        let (dir, side) = (dir_of(d), side_of(d));
+        let f = seg.flags;
+        let plen = u32::try_from(seg.payload.len()).unwrap_or(u32::MAX);
+        if seg.missing > 0 {
+            self.truncated_frames += 1;
+        }
+
+        // Handshake.
+        if f.syn() && !f.ack() && d == 0 {
+            let h = &mut self.half[0];
+            if h.isn.is_none() {
+                h.isn = Some(seg.seq);
+            }
+            if h.asm.is_none() {
+                h.asm = Some(Self::new_asm(seg.seq.wrapping_add(1), config));
+            }
+            self.syn_seen = true;
+            self.syn_attempts = self.syn_attempts.saturating_add(1);
+        }
+        if f.syn() && f.ack() && d == 1 {
+            self.synack_seen = true;
+            let h = &mut self.half[1];
+            if h.isn.is_none() {
+                h.isn = Some(seg.seq);
+            }
+            if h.asm.is_none() {
+                h.asm = Some(Self::new_asm(seg.seq.wrapping_add(1), config));
+            }
+            // SYN not seen: the SYN-ACK still tells the client's ISN.
+            let c = &mut self.half[0];
+            if c.isn.is_none() && c.asm.is_none() {
+                c.isn = Some(seg.ack.wrapping_sub(1));
+                c.asm = Some(Self::new_asm(seg.ack, config));
+            }
+        }
+        if d == 0 && f.ack() && !f.syn() && !f.rst() && self.synack_seen {
+            self.client_acked = true;
+        }
+        if f.rst() {
+            if d == 1 && self.syn_seen && !self.synack_seen {
+                self.refused = true;
+            }
+            if self.rst_by.is_none() {
+                self.rst_by = Some(side);
+            }
+        }
+
+        // Time line.
+        if self.timeline.len() < config.timeline_packets {
+            let seq = seg.seq.wrapping_sub(self.half[d].isn.unwrap_or(0));
+            let ack = if f.ack() { seg.ack.wrapping_sub(self.half[o].isn.unwrap_or(0)) } else { 0 };
+            self.timeline.push(PacketNote { ts, dir, flags: f.describe(), seq, ack, len: plen });
+        } else {
+            self.timeline_dropped += 1;
+        }
+        let seg_end = seg
+            .seq
+            .wrapping_add(u32::from(f.syn()))
+            .wrapping_add(plen)
+            .wrapping_add(seg.missing)
+            .wrapping_add(u32::from(f.fin()));
+        let h = &mut self.half[d];
+        h.hi_seq = Some(match h.hi_seq {
+            Some(prev) if seq_gt(prev, seg_end) => prev,
+            _ => seg_end,
+        });
+
+        // The ACK: what the peer's direction must have sent.
+        if f.ack() {
+            let p = &mut self.half[o];
+            p.acked = Some(match p.acked {
+                Some(prev) if seq_gt(prev, seg.ack) => prev,
+                _ => seg.ack,
+            });
+        }
+        if f.rst() {
+            return true;
+        }
+        if f.ack() {
+            let carries = plen > 0 || seg.missing > 0 || f.fin();
+            let id = self.id;
+            let p = &mut self.half[o];
+            match p.ack_target() {
+                None => p.ack_gap_pending = false,
+                Some(t) => {
+                    let covers_fin = p.fin_seq.is_some_and(|fs| !seq_gt(fs.wrapping_add(1), seg.ack));
+                    if p.ack_gap_pending || carries || covers_fin {
+                        p.ack_gap_pending = false;
+                        if let Some(asm) = p.asm.as_mut() {
+                            asm.skip_to(t, &mut |c| emit(sink, id, dir_of(o), ts, c));
+                        }
+                    } else {
+                        p.ack_gap_pending = true;
+                    }
+                }
+            }
+        }
+
+        // Data and FIN.
+        let pseq = if f.syn() { seg.seq.wrapping_add(1) } else { seg.seq };
+        let has_data = plen > 0 || seg.missing > 0;
+        if has_data || f.fin() {
+            let id = self.id;
+            let h = &mut self.half[d];
+            let asm = h.asm.get_or_insert_with(|| Self::new_asm(pseq, config));
+            if has_data {
+                asm.insert(pseq, seg.payload, seg.missing, &mut |c| emit(sink, id, dir, ts, c));
+            }
+            if f.fin() {
+                if h.fin_seq.is_none() {
+                    h.fin_seq = Some(pseq.wrapping_add(plen).wrapping_add(seg.missing));
+                }
+                if self.fin_by.is_none() {
+                    self.fin_by = Some(side);
+                }
+            }
+        }
+        self.half[0].done() && self.half[1].done()
+    }
+
+    /// Deliver what can still be delivered: bytes acknowledged but never seen, then buffered
+    /// data with its holes as gaps.
+    fn flush(&mut self, sink: &mut dyn FnMut(TcpEvent<'_>)) {
+        let (id, ts) = (self.id, self.last_ts);
+        for (i, h) in self.half.iter_mut().enumerate() {
+            let target = h.ack_target();
+            if let Some(asm) = h.asm.as_mut() {
+                let out: &mut dyn FnMut(Chunk<'_>) = &mut |c| emit(sink, id, dir_of(i), ts, c);
+                if let Some(t) = target {
+                    asm.skip_to(t, out);
+                }
+                asm.flush(out);
+            }
+        }
+    }
+
+    fn handshake(&self) -> Handshake {
+        if !self.syn_seen {
+            Handshake::NotSeen
+        } else if self.synack_seen && self.client_acked {
+            Handshake::Complete
+        } else if self.refused {
+            Handshake::Refused
+        } else {
+            Handshake::Unanswered
+        }
+    }
+
+    /// RST wins unless both FINs were already seen (then the RST only trailed a graceful close).
+    fn close_kind(&self) -> CloseKind {
+        let both_fins = self.half[0].fin_seq.is_some() && self.half[1].fin_seq.is_some();
+        match (self.rst_by, self.fin_by) {
+            (Some(_), Some(by)) if both_fins => CloseKind::Fin(by),
+            (Some(by), _) => CloseKind::Rst(by),
+            (None, Some(by)) => CloseKind::Fin(by),
+            (None, None) => CloseKind::Open,
+        }
+    }
+
+    fn info(&mut self) -> ConnInfo {
+        let stat = |i: usize| self.half[i].asm.as_ref().map(|a| *a.stats()).unwrap_or_default();
+        let (s0, s1) = (stat(0), stat(1));
+        ConnInfo {
+            id: self.id,
+            client: self.client,
+            server: self.server,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            handshake: self.handshake(),
+            syn_attempts: self.syn_attempts,
+            closed: self.close_kind(),
+            packets: self.packets,
+            timeline: std::mem::take(&mut self.timeline),
+            timeline_dropped: self.timeline_dropped,
+            gap_bytes: [s0.gap_bytes, s1.gap_bytes],
+            retransmissions: s0.retransmissions + s1.retransmissions,
+            inconsistent_retransmissions: s0.inconsistent_retransmissions
+                + s1.inconsistent_retransmissions,
+            truncated_frames: self.truncated_frames,
+        }
+    }
+}
+
 /// The connection table. Feed it segments in capture order.
 pub struct TcpTracker {
-    // private: the tcp helper fills this in
+    config: TcpConfig,
+    conns: HashMap<Key, Conn>,
+    /// Lazy min-heap of (activity tick, key): an entry is current when the tick matches.
+    lru: BinaryHeap<Reverse<(u64, Key)>>,
+    recent: HashMap<Key, Recent>,
+    recent_order: VecDeque<(Key, u64)>,
+    recent_generation: u64,
+    next_id: u64,
+    tick: u64,
+    stats: TrackerStats,
 }
 
 impl TcpTracker {
     pub fn new(config: TcpConfig) -> Self {
-        todo!("tcp helper")
+        TcpTracker {
+            config,
+            conns: HashMap::new(),
+            lru: BinaryHeap::new(),
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
+            recent_generation: 0,
+            next_id: 1,
+            tick: 0,
+            stats: TrackerStats::default(),
+        }
     }
 
-    /// Process one segment captured at `ts`. `truncated` is true when the frame was cut by the
-    /// snapshot length (its `missing` payload bytes become a gap).
+    /// Process one segment captured at `ts`. Frames cut by the snapshot length have
+    /// `seg.missing > 0`: the captured prefix is delivered and the missing bytes become a gap.
     pub fn segment(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut dyn FnMut(TcpEvent<'_>)) {
-        todo!("tcp helper")
+        self.tick += 1;
+        let key = key_of(seg.src, seg.dst);
+        let syn_only = seg.flags.syn() && !seg.flags.ack();
+        if let Some(conn) = self.conns.get(&key) {
+            let same_syn = seg.src == conn.client && conn.half[0].isn == Some(seg.seq);
+            if syn_only && !same_syn {
+                // Port reuse: a new connection on this tuple.
+                self.close(key, false, sink);
+            }
+        } else if let Some(r) = self.recent.get(&key) {
+            if !syn_only && r.absorbs(ts, seg) {
+                self.stats.absorbed_packets += 1;
+                return;
+            }
+            self.recent.remove(&key);
+        }
+        if !self.conns.contains_key(&key) {
+            self.open(key, ts, seg, sink);
+        }
+        let Some(conn) = self.conns.get_mut(&key) else { return };
+        if conn.process(ts, self.tick, seg, &self.config, sink) {
+            self.close(key, true, sink);
+        }
     }
 
     /// Close every connection idle since before `now - idle_nanos` (live capture housekeeping).
+    /// Scans the table: call it periodically (e.g. once a second), not per packet.
     pub fn expire(&mut self, now: Timestamp, idle_nanos: i64, sink: &mut dyn FnMut(TcpEvent<'_>)) {
-        todo!("tcp helper")
+        let cutoff = now.0.saturating_sub(idle_nanos.max(0));
+        let mut idle: Vec<(u64, Key)> =
+            self.conns.iter().filter(|(_, c)| c.last_ts.0 < cutoff).map(|(k, c)| (c.id, *k)).collect();
+        idle.sort_unstable();
+        for (_, key) in idle {
+            self.stats.expired += 1;
+            self.close(key, true, sink);
+        }
+        let forget_before = now.0.saturating_sub(RECENT_WINDOW_NANOS);
+        while let Some(&(key, generation)) = self.recent_order.front() {
+            match self.recent.get(&key) {
+                Some(r) if r.generation == generation && r.ts.0 >= forget_before => break,
+                Some(r) if r.generation == generation => {
+                    self.recent.remove(&key);
+                }
+                _ => {}
+            }
+            self.recent_order.pop_front();
+        }
     }
 
     /// End of capture: deliver what can be delivered (holes before buffered data become gaps)
-    /// and close every connection still in the table.
+    /// and close every connection still in the table, in order of id.
     pub fn finish(&mut self, sink: &mut dyn FnMut(TcpEvent<'_>)) {
-        todo!("tcp helper")
+        let mut all: Vec<(u64, Key)> = self.conns.iter().map(|(k, c)| (c.id, *k)).collect();
+        all.sort_unstable();
+        for (_, key) in all {
+            self.close(key, false, sink);
+        }
+        self.lru.clear();
+        self.recent.clear();
+        self.recent_order.clear();
     }
 
     /// Connections currently tracked.
     pub fn open_connections(&self) -> usize {
-        todo!("tcp helper")
+        self.conns.len()
+    }
+
+    /// Table counters so far.
+    pub fn stats(&self) -> TrackerStats {
+        self.stats
+    }
+
+    fn open(&mut self, key: Key, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut dyn FnMut(TcpEvent<'_>)) {
+        let cap = self.config.max_connections.max(1);
+        while self.conns.len() >= cap {
+            if !self.evict_one(sink) {
+                break;
+            }
+        }
+        let f = seg.flags;
+        let (client, server) = if f.syn() && !f.ack() {
+            (seg.src, seg.dst)
+        } else if f.syn() && f.ack() {
+            (seg.dst, seg.src)
+        } else if seg.dst.port() > seg.src.port() {
+            (seg.dst, seg.src)
+        } else {
+            (seg.src, seg.dst)
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.opened += 1;
+        self.conns.insert(key, Conn::new(id, client, server, ts, self.tick));
+        self.lru.push(Reverse((self.tick, key)));
+        if self.lru.len() > self.conns.len().saturating_mul(2).saturating_add(1024) {
+            self.lru = self.conns.iter().map(|(k, c)| Reverse((c.tick, *k))).collect();
+        }
+        sink(TcpEvent::Open { id, client, server, ts });
+    }
+
+    /// Close the least recently active connection. False if the table is empty.
+    fn evict_one(&mut self, sink: &mut dyn FnMut(TcpEvent<'_>)) -> bool {
+        while let Some(Reverse((t, key))) = self.lru.pop() {
+            match self.conns.get(&key) {
+                Some(c) if c.tick <= t => {
+                    self.stats.evicted += 1;
+                    self.close(key, true, sink);
+                    return true;
+                }
+                Some(c) => self.lru.push(Reverse((c.tick, key))),
+                None => {}
+            }
+        }
+        false
+    }
+
+    fn close(&mut self, key: Key, remember: bool, sink: &mut dyn FnMut(TcpEvent<'_>)) {
+        let Some(mut conn) = self.conns.remove(&key) else { return };
+        conn.flush(sink);
+        let info = conn.info();
+        if remember {
+            self.recent_generation += 1;
+            let generation = self.recent_generation;
+            let hi = [conn.half[0].hi_seq, conn.half[1].hi_seq];
+            self.recent.insert(key, Recent { ts: conn.last_ts, client: conn.client, hi, generation });
+            self.recent_order.push_back((key, generation));
+            while self.recent_order.len() > RECENT_CLOSED {
+                if let Some((k, g)) = self.recent_order.pop_front() {
+                    if self.recent.get(&k).is_some_and(|r| r.generation == g) {
+                        self.recent.remove(&k);
+                    }
+                }
+            }
+        }
+        sink(TcpEvent::Close { id: conn.id, info: Box::new(info) });
     }
 }
