@@ -144,12 +144,19 @@ impl Assembler {
 
     fn seq_of(&self, offset: u64) -> u32 {
         // Truncation is the point: sequence numbers are offsets modulo 2^32.
-        self.next_seq.wrapping_add(offset.wrapping_sub(self.next) as u32)
+        self.next_seq
+            .wrapping_add(offset.wrapping_sub(self.next) as u32)
     }
 
     /// Add one segment: `payload` starts at `seq`, and `missing` more bytes (cut by the snapshot
     /// length) follow it. Whatever becomes contiguous is handed to `out` at once.
-    pub fn insert(&mut self, seq: u32, payload: &[u8], missing: u32, out: &mut dyn FnMut(Chunk<'_>)) {
+    pub fn insert(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        missing: u32,
+        out: &mut dyn FnMut(Chunk<'_>),
+    ) {
         let plen = payload.len() as u64;
         let mut missing = u64::from(missing);
         if plen == 0 && missing == 0 {
@@ -196,7 +203,10 @@ impl Assembler {
             }
             retransmission = true;
             let lo = b.start.max(start);
-            let hi = b.end.min(end).min(start.saturating_add(payload.len() as u64));
+            let hi = b
+                .end
+                .min(end)
+                .min(start.saturating_add(payload.len() as u64));
             if !b.lost && lo < hi {
                 let new = payload.get((lo - start) as usize..(hi - start) as usize);
                 let old = self.buf_slice(lo, hi);
@@ -218,7 +228,13 @@ impl Assembler {
     }
 
     /// Put `payload` (then `missing` lost bytes) at stream offset `start >= next`.
-    fn place(&mut self, mut start: u64, mut payload: &[u8], mut missing: u64, out: &mut dyn FnMut(Chunk<'_>)) {
+    fn place(
+        &mut self,
+        mut start: u64,
+        mut payload: &[u8],
+        mut missing: u64,
+        out: &mut dyn FnMut(Chunk<'_>),
+    ) {
         // Make room: the buffer may span at most `max_buffered` bytes past `next`.
         loop {
             if start <= self.next {
@@ -230,7 +246,9 @@ impl Assembler {
                 start = self.next;
                 break;
             }
-            let end = start.saturating_add(payload.len() as u64).saturating_add(missing);
+            let end = start
+                .saturating_add(payload.len() as u64)
+                .saturating_add(missing);
             if end - self.next <= self.max_buffered {
                 break;
             }
@@ -252,7 +270,9 @@ impl Assembler {
         } else {
             self.place_buffered(start, payload, missing);
             while self.blocks.len() > self.max_holes {
-                let Some(to) = self.blocks.first().map(|b| b.start) else { break };
+                let Some(to) = self.blocks.first().map(|b| b.start) else {
+                    break;
+                };
                 self.stats.forced_gaps += 1;
                 self.gap_to(to, out);
                 self.deliver_ready(out);
@@ -316,13 +336,30 @@ impl Assembler {
                 // Data part then lost part of [cursor, next_start).
                 let d_hi = next_start.min(data_end);
                 if cursor < d_hi {
-                    self.write(cursor, payload.get((cursor - start) as usize..(d_hi - start) as usize));
-                    self.blocks.insert(idx, Block { start: cursor, end: d_hi, lost: false });
+                    self.write(
+                        cursor,
+                        payload.get((cursor - start) as usize..(d_hi - start) as usize),
+                    );
+                    self.blocks.insert(
+                        idx,
+                        Block {
+                            start: cursor,
+                            end: d_hi,
+                            lost: false,
+                        },
+                    );
                     idx += 1;
                 }
                 let l_lo = cursor.max(data_end);
                 if l_lo < next_start {
-                    self.blocks.insert(idx, Block { start: l_lo, end: next_start, lost: true });
+                    self.blocks.insert(
+                        idx,
+                        Block {
+                            start: l_lo,
+                            end: next_start,
+                            lost: true,
+                        },
+                    );
                     idx += 1;
                 }
             }
@@ -465,9 +502,6 @@ mod tests {
                 Chunk::Data(d) => self.data.extend_from_slice(d),
                 Chunk::Gap(n) => self.gaps.push((self.data.len(), n)),
             }
-        }
-        fn gap_total(&self) -> u64 {
-            self.gaps.iter().map(|g| g.1).sum()
         }
     }
 
@@ -641,7 +675,7 @@ mod tests {
         assert_eq!(s.data, vec![7; 10]);
         assert_eq!(a.next_seq(), 60);
         assert!(a.has_buffered()); // 95..105 buffered behind hole 60..95
-        // Far beyond the buffer with nothing before it: gap straight to it, delivered directly.
+                                   // Far beyond the buffer with nothing before it: gap straight to it, delivered directly.
         let mut a = Assembler::new(0, 100, 32);
         let mut s = Sink::default();
         ins(&mut a, &mut s, 5000, b"zz");
@@ -675,7 +709,10 @@ mod tests {
     }
 
     /// Cut `stream` at random points, possibly several times (overlapping re-segmentation).
-    fn segments_strategy() -> impl Strategy<Value = (Vec<u8>, u32, Vec<(usize, usize)>, Vec<usize>)> {
+    /// (stream, isn, segments as offset ranges, indexes of segments to duplicate)
+    type Case = (Vec<u8>, u32, Vec<(usize, usize)>, Vec<usize>);
+
+    fn segments_strategy() -> impl Strategy<Value = Case> {
         (1usize..3000, any::<u32>(), 1usize..4).prop_flat_map(|(len, isn, passes)| {
             (
                 proptest::collection::vec(any::<u8>(), len),

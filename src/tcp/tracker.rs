@@ -146,11 +146,26 @@ impl Default for TcpConfig {
 #[derive(Debug)]
 pub enum TcpEvent<'a> {
     /// A connection appeared (first packet of a new 4-tuple, or a new SYN on a closed one).
-    Open { id: u64, client: SocketAddr, server: SocketAddr, ts: Timestamp },
+    Open {
+        id: u64,
+        client: SocketAddr,
+        server: SocketAddr,
+        ts: Timestamp,
+    },
     /// In-order bytes; `ts` is the capture time of the segment that completed them.
-    Data { id: u64, dir: Direction, ts: Timestamp, data: &'a [u8] },
+    Data {
+        id: u64,
+        dir: Direction,
+        ts: Timestamp,
+        data: &'a [u8],
+    },
     /// `bytes` of the stream that the capture never saw, at this point of the stream.
-    Gap { id: u64, dir: Direction, ts: Timestamp, bytes: u64 },
+    Gap {
+        id: u64,
+        dir: Direction,
+        ts: Timestamp,
+        bytes: u64,
+    },
     /// The connection is over (RST, FIN from both sides, eviction, or end of capture). No more
     /// events carry this id.
     Close { id: u64, info: Box<ConnInfo> },
@@ -403,8 +418,19 @@ impl Conn {
         // Time line.
         if self.timeline.len() < config.timeline_packets {
             let seq = seg.seq.wrapping_sub(self.half[d].isn.unwrap_or(0));
-            let ack = if f.ack() { seg.ack.wrapping_sub(self.half[o].isn.unwrap_or(0)) } else { 0 };
-            self.timeline.push(PacketNote { ts, dir, flags: f.describe(), seq, ack, len: plen });
+            let ack = if f.ack() {
+                seg.ack.wrapping_sub(self.half[o].isn.unwrap_or(0))
+            } else {
+                0
+            };
+            self.timeline.push(PacketNote {
+                ts,
+                dir,
+                flags: f.describe(),
+                seq,
+                ack,
+                len: plen,
+            });
         } else {
             self.timeline_dropped += 1;
         }
@@ -438,7 +464,9 @@ impl Conn {
             match p.ack_target() {
                 None => p.ack_gap_pending = false,
                 Some(t) => {
-                    let covers_fin = p.fin_seq.is_some_and(|fs| !seq_gt(fs.wrapping_add(1), seg.ack));
+                    let covers_fin = p
+                        .fin_seq
+                        .is_some_and(|fs| !seq_gt(fs.wrapping_add(1), seg.ack));
                     if p.ack_gap_pending || carries || covers_fin {
                         p.ack_gap_pending = false;
                         if let Some(asm) = p.asm.as_mut() {
@@ -452,14 +480,20 @@ impl Conn {
         }
 
         // Data and FIN.
-        let pseq = if f.syn() { seg.seq.wrapping_add(1) } else { seg.seq };
+        let pseq = if f.syn() {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
         let has_data = plen > 0 || seg.missing > 0;
         if has_data || f.fin() {
             let id = self.id;
             let h = &mut self.half[d];
             let asm = h.asm.get_or_insert_with(|| Self::new_asm(pseq, config));
             if has_data {
-                asm.insert(pseq, seg.payload, seg.missing, &mut |c| emit(sink, id, dir, ts, c));
+                asm.insert(pseq, seg.payload, seg.missing, &mut |c| {
+                    emit(sink, id, dir, ts, c)
+                });
             }
             if f.fin() {
                 if h.fin_seq.is_none() {
@@ -513,7 +547,13 @@ impl Conn {
     }
 
     fn info(&mut self) -> ConnInfo {
-        let stat = |i: usize| self.half[i].asm.as_ref().map(|a| *a.stats()).unwrap_or_default();
+        let stat = |i: usize| {
+            self.half[i]
+                .asm
+                .as_ref()
+                .map(|a| *a.stats())
+                .unwrap_or_default()
+        };
         let (s0, s1) = (stat(0), stat(1));
         ConnInfo {
             id: self.id,
@@ -567,7 +607,12 @@ impl TcpTracker {
 
     /// Process one segment captured at `ts`. Frames cut by the snapshot length have
     /// `seg.missing > 0`: the captured prefix is delivered and the missing bytes become a gap.
-    pub fn segment(&mut self, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut dyn FnMut(TcpEvent<'_>)) {
+    pub fn segment(
+        &mut self,
+        ts: Timestamp,
+        seg: &TcpSegment<'_>,
+        sink: &mut dyn FnMut(TcpEvent<'_>),
+    ) {
         self.tick += 1;
         let key = key_of(seg.src, seg.dst);
         let syn_only = seg.flags.syn() && !seg.flags.ack();
@@ -587,7 +632,9 @@ impl TcpTracker {
         if !self.conns.contains_key(&key) {
             self.open(key, ts, seg, sink);
         }
-        let Some(conn) = self.conns.get_mut(&key) else { return };
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
         if conn.process(ts, self.tick, seg, &self.config, sink) {
             self.close(key, true, sink);
         }
@@ -597,8 +644,12 @@ impl TcpTracker {
     /// Scans the table: call it periodically (e.g. once a second), not per packet.
     pub fn expire(&mut self, now: Timestamp, idle_nanos: i64, sink: &mut dyn FnMut(TcpEvent<'_>)) {
         let cutoff = now.0.saturating_sub(idle_nanos.max(0));
-        let mut idle: Vec<(u64, Key)> =
-            self.conns.iter().filter(|(_, c)| c.last_ts.0 < cutoff).map(|(k, c)| (c.id, *k)).collect();
+        let mut idle: Vec<(u64, Key)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.last_ts.0 < cutoff)
+            .map(|(k, c)| (c.id, *k))
+            .collect();
         idle.sort_unstable();
         for (_, key) in idle {
             self.stats.expired += 1;
@@ -640,7 +691,13 @@ impl TcpTracker {
         self.stats
     }
 
-    fn open(&mut self, key: Key, ts: Timestamp, seg: &TcpSegment<'_>, sink: &mut dyn FnMut(TcpEvent<'_>)) {
+    fn open(
+        &mut self,
+        key: Key,
+        ts: Timestamp,
+        seg: &TcpSegment<'_>,
+        sink: &mut dyn FnMut(TcpEvent<'_>),
+    ) {
         let cap = self.config.max_connections.max(1);
         while self.conns.len() >= cap {
             if !self.evict_one(sink) {
@@ -648,24 +705,37 @@ impl TcpTracker {
             }
         }
         let f = seg.flags;
-        let (client, server) = if f.syn() && !f.ack() {
-            (seg.src, seg.dst)
-        } else if f.syn() && f.ack() {
-            (seg.dst, seg.src)
-        } else if seg.dst.port() > seg.src.port() {
-            (seg.dst, seg.src)
+        // The SYN sender is the client, the SYN-ACK sender the server; else the higher port
+        // is the client (ties: this first packet's source).
+        let src_is_client = if f.syn() {
+            !f.ack()
         } else {
+            seg.src.port() >= seg.dst.port()
+        };
+        let (client, server) = if src_is_client {
             (seg.src, seg.dst)
+        } else {
+            (seg.dst, seg.src)
         };
         let id = self.next_id;
         self.next_id += 1;
         self.stats.opened += 1;
-        self.conns.insert(key, Conn::new(id, client, server, ts, self.tick));
+        self.conns
+            .insert(key, Conn::new(id, client, server, ts, self.tick));
         self.lru.push(Reverse((self.tick, key)));
         if self.lru.len() > self.conns.len().saturating_mul(2).saturating_add(1024) {
-            self.lru = self.conns.iter().map(|(k, c)| Reverse((c.tick, *k))).collect();
+            self.lru = self
+                .conns
+                .iter()
+                .map(|(k, c)| Reverse((c.tick, *k)))
+                .collect();
         }
-        sink(TcpEvent::Open { id, client, server, ts });
+        sink(TcpEvent::Open {
+            id,
+            client,
+            server,
+            ts,
+        });
     }
 
     /// Close the least recently active connection. False if the table is empty.
@@ -685,14 +755,24 @@ impl TcpTracker {
     }
 
     fn close(&mut self, key: Key, remember: bool, sink: &mut dyn FnMut(TcpEvent<'_>)) {
-        let Some(mut conn) = self.conns.remove(&key) else { return };
+        let Some(mut conn) = self.conns.remove(&key) else {
+            return;
+        };
         conn.flush(sink);
         let info = conn.info();
         if remember {
             self.recent_generation += 1;
             let generation = self.recent_generation;
             let hi = [conn.half[0].hi_seq, conn.half[1].hi_seq];
-            self.recent.insert(key, Recent { ts: conn.last_ts, client: conn.client, hi, generation });
+            self.recent.insert(
+                key,
+                Recent {
+                    ts: conn.last_ts,
+                    client: conn.client,
+                    hi,
+                    generation,
+                },
+            );
             self.recent_order.push_back((key, generation));
             while self.recent_order.len() > RECENT_CLOSED {
                 if let Some((k, g)) = self.recent_order.pop_front() {
@@ -702,6 +782,633 @@ impl TcpTracker {
                 }
             }
         }
-        sink(TcpEvent::Close { id: conn.id, info: Box::new(info) });
+        sink(TcpEvent::Close {
+            id: conn.id,
+            info: Box::new(info),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::TcpFlags;
+    use proptest::prelude::*;
+
+    const S: u8 = TcpFlags::SYN;
+    const SA: u8 = TcpFlags::SYN | TcpFlags::ACK;
+    const A: u8 = TcpFlags::ACK;
+    const PA: u8 = TcpFlags::PSH | TcpFlags::ACK;
+    const FA: u8 = TcpFlags::FIN | TcpFlags::ACK;
+    const R: u8 = TcpFlags::RST;
+    const RA: u8 = TcpFlags::RST | TcpFlags::ACK;
+
+    /// Owned copy of an event.
+    #[derive(Debug, Clone)]
+    enum Ev {
+        Open {
+            id: u64,
+            client: SocketAddr,
+            server: SocketAddr,
+        },
+        Data {
+            id: u64,
+            dir: Direction,
+            data: Vec<u8>,
+        },
+        Gap {
+            id: u64,
+            dir: Direction,
+            bytes: u64,
+        },
+        Close {
+            id: u64,
+            info: Box<ConnInfo>,
+        },
+    }
+
+    fn cam() -> SocketAddr {
+        "10.0.0.5:50000".parse().unwrap()
+    }
+    fn srv() -> SocketAddr {
+        "10.0.0.1:8080".parse().unwrap()
+    }
+
+    struct H {
+        t: TcpTracker,
+        ev: Vec<Ev>,
+        now: i64,
+    }
+
+    impl H {
+        fn new() -> Self {
+            Self::with(TcpConfig::default())
+        }
+        fn with(config: TcpConfig) -> Self {
+            H {
+                t: TcpTracker::new(config),
+                ev: Vec::new(),
+                now: 1_000_000_000,
+            }
+        }
+        fn sink(ev: &mut Vec<Ev>) -> impl FnMut(TcpEvent<'_>) + '_ {
+            move |e| {
+                ev.push(match e {
+                    TcpEvent::Open {
+                        id, client, server, ..
+                    } => Ev::Open { id, client, server },
+                    TcpEvent::Data { id, dir, data, .. } => Ev::Data {
+                        id,
+                        dir,
+                        data: data.to_vec(),
+                    },
+                    TcpEvent::Gap { id, dir, bytes, .. } => Ev::Gap { id, dir, bytes },
+                    TcpEvent::Close { id, info } => Ev::Close { id, info },
+                })
+            }
+        }
+        #[allow(clippy::too_many_arguments)]
+        fn full(
+            &mut self,
+            src: SocketAddr,
+            dst: SocketAddr,
+            seq: u32,
+            ack: u32,
+            flags: u8,
+            p: &[u8],
+            missing: u32,
+        ) {
+            self.now += 1_000_000;
+            let seg = TcpSegment {
+                src,
+                dst,
+                seq,
+                ack,
+                flags: TcpFlags(flags),
+                window: 1000,
+                payload: p,
+                missing,
+            };
+            self.t
+                .segment(Timestamp(self.now), &seg, &mut Self::sink(&mut self.ev));
+        }
+        /// Client to server.
+        fn c(&mut self, seq: u32, ack: u32, flags: u8, p: &[u8]) {
+            self.full(cam(), srv(), seq, ack, flags, p, 0);
+        }
+        /// Server to client.
+        fn s(&mut self, seq: u32, ack: u32, flags: u8, p: &[u8]) {
+            self.full(srv(), cam(), seq, ack, flags, p, 0);
+        }
+        fn finish(&mut self) {
+            self.t.finish(&mut Self::sink(&mut self.ev));
+        }
+        fn data(&self, id: u64, dir: Direction) -> Vec<u8> {
+            let mut v = Vec::new();
+            for e in &self.ev {
+                if let Ev::Data {
+                    id: i,
+                    dir: d,
+                    data,
+                } = e
+                {
+                    if *i == id && *d == dir {
+                        v.extend_from_slice(data);
+                    }
+                }
+            }
+            v
+        }
+        fn gaps(&self, id: u64, dir: Direction) -> Vec<u64> {
+            self.ev
+                .iter()
+                .filter_map(|e| match e {
+                    Ev::Gap {
+                        id: i,
+                        dir: d,
+                        bytes,
+                    } if *i == id && *d == dir => Some(*bytes),
+                    _ => None,
+                })
+                .collect()
+        }
+        fn opens(&self) -> Vec<u64> {
+            self.ev
+                .iter()
+                .filter_map(|e| {
+                    if let Ev::Open { id, .. } = e {
+                        Some(*id)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        }
+        fn closes(&self) -> Vec<&ConnInfo> {
+            self.ev
+                .iter()
+                .filter_map(|e| {
+                    if let Ev::Close { info, .. } = e {
+                        Some(&**info)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        }
+        fn close_of(&self, id: u64) -> &ConnInfo {
+            let found = self.closes().into_iter().find(|i| i.id == id);
+            found.unwrap_or_else(|| panic!("no close for {id}: {:?}", self.ev))
+        }
+    }
+
+    const C2S: Direction = Direction::ClientToServer;
+    const S2C: Direction = Direction::ServerToClient;
+
+    /// SYN (ISN 100), SYN-ACK (ISN 5000), ACK.
+    fn handshake(h: &mut H) {
+        h.c(100, 0, S, b"");
+        h.s(5000, 101, SA, b"");
+        h.c(101, 5001, A, b"");
+    }
+
+    #[test]
+    fn complete_exchange_closed_by_fins() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(101, 5001, PA, b"POST /");
+        h.s(5001, 107, PA, b"200");
+        h.c(107, 5004, FA, b"");
+        h.s(5004, 108, FA, b"");
+        assert_eq!(h.t.open_connections(), 0, "closed on the second FIN");
+        h.c(108, 5005, A, b""); // trailing ACK: absorbed
+        assert_eq!(h.opens(), vec![1]);
+        assert_eq!(h.t.stats().absorbed_packets, 1);
+        assert!(
+            matches!(h.ev[0], Ev::Open { id: 1, client, server } if client == cam() && server == srv())
+        );
+        assert_eq!(h.data(1, C2S), b"POST /");
+        assert_eq!(h.data(1, S2C), b"200");
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::Complete);
+        assert_eq!(info.closed, CloseKind::Fin(Side::Client));
+        assert_eq!(info.syn_attempts, 1);
+        assert_eq!(info.packets, 7);
+        assert_eq!(info.gap_bytes, [0, 0]);
+        let tl: Vec<(Direction, &str, u32, u32, u32)> = info
+            .timeline
+            .iter()
+            .map(|n| (n.dir, n.flags.as_str(), n.seq, n.ack, n.len))
+            .collect();
+        assert_eq!(
+            tl,
+            vec![
+                (C2S, "SYN", 0, 0, 0),
+                (S2C, "SYN,ACK", 0, 1, 0),
+                (C2S, "ACK", 1, 1, 0),
+                (C2S, "PSH,ACK", 1, 1, 6),
+                (S2C, "PSH,ACK", 1, 7, 3),
+                (C2S, "FIN,ACK", 7, 4, 0),
+                (S2C, "FIN,ACK", 4, 8, 0),
+            ]
+        );
+        // Open comes first, Close last; data in capture order.
+        assert!(matches!(h.ev.last(), Some(Ev::Close { id: 1, .. })));
+    }
+
+    #[test]
+    fn unanswered_syns_are_counted() {
+        let mut h = H::new();
+        for _ in 0..3 {
+            h.c(100, 0, S, b"");
+        }
+        assert_eq!(h.opens(), vec![1]);
+        h.finish();
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::Unanswered);
+        assert_eq!(info.syn_attempts, 3);
+        assert_eq!(info.closed, CloseKind::Open);
+        assert_eq!(h.t.open_connections(), 0);
+    }
+
+    #[test]
+    fn refused_by_rst() {
+        let mut h = H::new();
+        h.c(100, 0, S, b"");
+        h.s(0, 101, RA, b"");
+        assert_eq!(h.t.open_connections(), 0);
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::Refused);
+        assert_eq!(info.closed, CloseKind::Rst(Side::Server));
+        // A new SYN after the refusal is a new connection (port reuse), not absorbed.
+        h.c(100, 0, S, b"");
+        assert_eq!(h.opens(), vec![1, 2]);
+    }
+
+    #[test]
+    fn synack_without_client_ack_is_not_complete() {
+        let mut h = H::new();
+        h.c(100, 0, S, b"");
+        h.s(5000, 101, SA, b"");
+        h.c(100, 0, S, b"");
+        h.finish();
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::Unanswered);
+        assert_eq!(info.syn_attempts, 2);
+    }
+
+    #[test]
+    fn rst_closes_at_once_and_later_data_is_ignored() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(101, 5001, PA, b"abc");
+        h.s(5001, 104, RA, b"junk in rst");
+        assert_eq!(h.t.open_connections(), 0);
+        h.c(104, 5001, PA, b"def"); // after RST: absorbed
+        h.s(5001, 0, R, b"");
+        assert_eq!(h.opens(), vec![1]);
+        assert_eq!(h.t.stats().absorbed_packets, 2);
+        assert_eq!(h.data(1, C2S), b"abc");
+        assert!(h.data(1, S2C).is_empty());
+        let info = h.close_of(1);
+        assert_eq!(info.closed, CloseKind::Rst(Side::Server));
+        assert_eq!(info.handshake, Handshake::Complete);
+    }
+
+    #[test]
+    fn rst_after_both_fins_keeps_fin_close_kind() {
+        // Client data hole keeps the connection open after both FINs; the RST closes it.
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(105, 5001, PA, b"efg"); // 101..105 missing
+        h.s(5001, 101, FA, b"");
+        h.c(108, 5002, FA, b"");
+        assert_eq!(h.t.open_connections(), 1);
+        h.c(108, 5002, R, b"");
+        let info = h.close_of(1);
+        assert_eq!(info.closed, CloseKind::Fin(Side::Server));
+        assert_eq!(h.gaps(1, C2S), vec![4]);
+        assert_eq!(h.data(1, C2S), b"efg");
+    }
+
+    #[test]
+    fn mid_stream_start_picks_client_by_port() {
+        let mut h = H::new();
+        h.s(7000, 300, PA, b"HTTP/1.1 200 OK\r\n");
+        h.c(300, 7017, PA, b"POST");
+        h.finish();
+        assert!(
+            matches!(h.ev[0], Ev::Open { id: 1, client, server } if client == cam() && server == srv())
+        );
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::NotSeen);
+        assert_eq!(info.closed, CloseKind::Open);
+        assert_eq!(h.data(1, S2C), b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(h.data(1, C2S), b"POST");
+        // Raw sequence numbers in the time line when no SYN was seen.
+        assert_eq!(info.timeline[0].seq, 7000);
+        assert_eq!(info.timeline[0].ack, 300);
+
+        // Equal ports: the first packet's source is the client.
+        let mut h = H::new();
+        let a: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        h.full(a, b, 1, 1, PA, b"x", 0);
+        assert!(matches!(h.ev[0], Ev::Open { client, .. } if client == a));
+    }
+
+    #[test]
+    fn synack_first_tells_roles_and_client_isn() {
+        let mut h = H::new();
+        h.s(5000, 101, SA, b"");
+        h.c(101, 5001, PA, b"GET");
+        h.finish();
+        assert!(matches!(h.ev[0], Ev::Open { client, .. } if client == cam()));
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::NotSeen);
+        assert_eq!((info.timeline[1].seq, info.timeline[1].ack), (1, 1));
+        assert_eq!(h.data(1, C2S), b"GET");
+    }
+
+    #[test]
+    fn port_reuse_new_syn_opens_new_connection() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(101, 5001, FA, b"");
+        h.s(5001, 102, FA, b"");
+        h.c(102, 5002, A, b"");
+        // Same tuple, new ISN.
+        h.c(900_000, 0, S, b"");
+        h.s(77, 900_001, SA, b"");
+        h.c(900_001, 78, PA, b"new");
+        assert_eq!(h.opens(), vec![1, 2]);
+        assert_eq!(h.data(2, C2S), b"new");
+        // Half-closed connection (one FIN) still in the table: a SYN with another ISN replaces it.
+        h.c(900_004, 78, FA, b"");
+        h.c(123, 0, S, b"");
+        assert_eq!(h.opens(), vec![1, 2, 3]);
+        assert_eq!(h.close_of(2).closed, CloseKind::Fin(Side::Client));
+        assert_eq!(h.close_of(2).handshake, Handshake::Complete);
+        // Retransmitted SYN with the same ISN stays on connection 3.
+        h.c(123, 0, S, b"");
+        h.finish();
+        assert_eq!(h.opens(), vec![1, 2, 3]);
+        assert_eq!(h.close_of(3).syn_attempts, 2);
+    }
+
+    #[test]
+    fn out_of_order_overlap_and_retransmission_counts() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(105, 5001, PA, b"EFGH"); // ahead
+        h.c(103, 5001, PA, b"CDxx"); // overlaps "EF" with "xx": inconsistent
+        h.c(101, 5001, PA, b"AB");
+        h.c(101, 5001, PA, b"AB"); // retransmission of delivered bytes
+        h.finish();
+        assert_eq!(h.data(1, C2S), b"ABCDEFGH");
+        let info = h.close_of(1);
+        assert_eq!(info.retransmissions, 2);
+        assert_eq!(info.inconsistent_retransmissions, 1);
+        assert_eq!(info.gap_bytes, [0, 0]);
+    }
+
+    #[test]
+    fn keepalive_probe_does_not_overwrite() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(101, 5001, PA, b"abc");
+        h.c(103, 5001, A, b"\0");
+        h.c(104, 5001, PA, b"d");
+        h.finish();
+        assert_eq!(h.data(1, C2S), b"abcd");
+        assert_eq!(h.close_of(1).retransmissions, 0);
+    }
+
+    #[test]
+    fn sequence_wrap() {
+        let mut h = H::new();
+        let isn = u32::MAX - 2; // data starts at MAX-1
+        h.c(isn, 0, S, b"");
+        h.s(5000, isn.wrapping_add(1), SA, b"");
+        h.c(isn.wrapping_add(1), 5001, A, b"");
+        h.c(isn.wrapping_add(4), 5001, PA, b"def"); // seq 2
+        h.c(isn.wrapping_add(1), 5001, PA, b"abc"); // MAX-1, MAX, 0
+        h.c(isn.wrapping_add(7), 5001, FA, b"");
+        h.s(5001, isn.wrapping_add(8), FA, b"");
+        assert_eq!(h.data(1, C2S), b"abcdef");
+        assert_eq!(h.close_of(1).closed, CloseKind::Fin(Side::Client));
+        assert_eq!(h.close_of(1).timeline[4].seq, 1);
+    }
+
+    #[test]
+    fn capture_gap_revealed_by_ack() {
+        // Pure ACKs: the second one declares the gap.
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(111, 5001, PA, b"tail"); // 101..111 never captured
+        h.s(5001, 115, A, b"");
+        assert!(h.gaps(1, C2S).is_empty(), "one packet of grace");
+        h.s(5001, 115, A, b"");
+        assert_eq!(h.gaps(1, C2S), vec![10]);
+        assert_eq!(h.data(1, C2S), b"tail");
+
+        // Response data acknowledging unseen request bytes: gap and request data come before it.
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(111, 5001, PA, b"tail");
+        h.s(5001, 115, PA, b"resp");
+        let kinds: Vec<String> =
+            h.ev.iter()
+                .filter_map(|e| match e {
+                    Ev::Gap { dir, bytes, .. } => Some(format!("gap {dir:?} {bytes}")),
+                    Ev::Data { dir, data, .. } => {
+                        Some(format!("data {dir:?} {}", String::from_utf8_lossy(data)))
+                    }
+                    _ => None,
+                })
+                .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "gap ClientToServer 10",
+                "data ClientToServer tail",
+                "data ServerToClient resp"
+            ]
+        );
+
+        // Unseen trailing bytes (nothing buffered) also become a gap.
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(101, 5001, PA, b"abc");
+        h.s(5001, 110, PA, b"ok"); // 104..110 never seen
+        assert_eq!(h.gaps(1, C2S), vec![6]);
+        h.finish();
+        assert_eq!(h.close_of(1).gap_bytes, [6, 0]);
+    }
+
+    #[test]
+    fn ack_of_unseen_fin_is_not_a_data_gap() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(101, 5001, PA, b"abc");
+        h.s(5001, 105, A, b""); // acks a FIN at 104 the capture missed
+        h.s(5001, 105, A, b"");
+        h.finish();
+        assert_eq!(h.close_of(1).gap_bytes, [0, 0]);
+    }
+
+    #[test]
+    fn fin_after_hole_closes_when_ack_covers_it() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(105, 5001, FA, b"xy"); // 101..105 missing, FIN at 107
+        h.s(5001, 101, FA, b"");
+        assert_eq!(h.t.open_connections(), 1);
+        h.c(108, 5002, A, b""); // client acks the server FIN: nothing missing there
+        assert_eq!(h.t.open_connections(), 1);
+        h.s(5002, 108, A, b""); // server acks the client FIN: 4 bytes were sent
+        assert_eq!(h.t.open_connections(), 0);
+        assert_eq!(h.gaps(1, C2S), vec![4]);
+        assert_eq!(h.data(1, C2S), b"xy");
+        assert_eq!(h.close_of(1).closed, CloseKind::Fin(Side::Client));
+    }
+
+    #[test]
+    fn gap_at_finish() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(101, 5001, PA, b"ab");
+        h.c(110, 5001, PA, b"jk"); // 103..110 missing, nothing acknowledges it
+        assert_eq!(h.data(1, C2S), b"ab");
+        h.finish();
+        assert_eq!(h.data(1, C2S), b"abjk");
+        assert_eq!(h.gaps(1, C2S), vec![7]);
+        let info = h.close_of(1);
+        assert_eq!(info.gap_bytes, [7, 0]);
+        assert_eq!(info.closed, CloseKind::Open);
+        // The gap comes between the two pieces of data.
+        let pos = |want: &str| h.ev.iter().position(|e| format!("{e:?}").starts_with(want));
+        assert!(pos("Gap").unwrap() < pos("Close").unwrap());
+    }
+
+    #[test]
+    fn truncated_frame_becomes_gap() {
+        let mut h = H::new();
+        handshake(&mut h);
+        h.full(cam(), srv(), 101, 5001, PA, b"POST /ISAPI", 89);
+        h.c(201, 5001, PA, b"next");
+        h.finish();
+        assert_eq!(h.data(1, C2S), b"POST /ISAPInext");
+        assert_eq!(h.gaps(1, C2S), vec![89]);
+        let info = h.close_of(1);
+        assert_eq!(info.truncated_frames, 1);
+        assert_eq!(info.gap_bytes, [89, 0]);
+    }
+
+    #[test]
+    fn eviction_closes_least_recently_active() {
+        let mut h = H::with(TcpConfig {
+            max_connections: 2,
+            ..TcpConfig::default()
+        });
+        let a: SocketAddr = "10.0.0.5:40001".parse().unwrap();
+        let b: SocketAddr = "10.0.0.5:40002".parse().unwrap();
+        let c: SocketAddr = "10.0.0.5:40003".parse().unwrap();
+        h.full(a, srv(), 1, 0, S, b"", 0); // id 1
+        h.full(b, srv(), 1, 0, S, b"", 0); // id 2
+        h.full(a, srv(), 1, 0, S, b"", 0); // id 1 active again
+        h.full(c, srv(), 1, 0, S, b"", 0); // id 3: evicts id 2
+        assert_eq!(h.t.open_connections(), 2);
+        assert_eq!(h.closes().iter().map(|i| i.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(h.close_of(2).closed, CloseKind::Open);
+        assert_eq!(h.t.stats().evicted, 1);
+        h.full(b, srv(), 9, 0, S, b"", 0); // id 4: evicts id 1
+        assert_eq!(
+            h.closes().iter().map(|i| i.id).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        assert_eq!(h.close_of(1).syn_attempts, 2);
+    }
+
+    #[test]
+    fn expire_closes_idle_connections_only() {
+        let mut h = H::new();
+        let a: SocketAddr = "10.0.0.5:40001".parse().unwrap();
+        h.full(a, srv(), 1, 0, S, b"", 0); // id 1 at now0+1ms
+        h.now += 10_000_000_000; // 10 s later
+        h.c(100, 0, S, b""); // id 2
+        let now = Timestamp(h.now);
+        h.t.expire(now, 5_000_000_000, &mut H::sink(&mut h.ev));
+        assert_eq!(h.closes().iter().map(|i| i.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(h.t.open_connections(), 1);
+        assert_eq!(h.t.stats().expired, 1);
+    }
+
+    #[test]
+    fn ids_increase_from_one() {
+        let mut h = H::new();
+        for port in 1..=3u16 {
+            let a = SocketAddr::new("10.0.0.7".parse().unwrap(), 40000 + port);
+            h.full(a, srv(), 0, 0, S, b"", 0);
+        }
+        assert_eq!(h.opens(), vec![1, 2, 3]);
+    }
+
+    proptest! {
+        /// Both directions segmented, shuffled within each direction and duplicated still come out
+        /// exactly, with no gap, through the whole tracker.
+        #[test]
+        fn tracker_reassembles_reordered_streams(
+            req in proptest::collection::vec(any::<u8>(), 1..2000),
+            resp in proptest::collection::vec(any::<u8>(), 1..2000),
+            cuts in proptest::collection::vec(1usize..200, 1..20),
+            seed in any::<u64>(),
+            isn_c in any::<u32>(),
+            isn_s in any::<u32>(),
+        ) {
+            // Limits generous enough that no hole is ever forced into a gap.
+            let mut h = H::with(TcpConfig { max_holes: 10_000, ..TcpConfig::default() });
+            h.c(isn_c, 0, S, b"");
+            h.s(isn_s, isn_c.wrapping_add(1), SA, b"");
+            h.c(isn_c.wrapping_add(1), isn_s.wrapping_add(1), A, b"");
+            let pieces = |len: usize| {
+                let mut v = Vec::new();
+                let (mut pos, mut i) = (0, 0);
+                while pos < len {
+                    let n = cuts[i % cuts.len()].min(len - pos);
+                    v.push((pos, pos + n));
+                    pos += n;
+                    i += 1;
+                }
+                v
+            };
+            let mut x = seed | 1;
+            let mut shuffle = |v: &mut Vec<(usize, usize)>| {
+                for i in (1..v.len()).rev() {
+                    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                    v.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+                if let Some(&first) = v.first() { v.push(first); }
+            };
+            let mut rq = pieces(req.len());
+            let mut rs = pieces(resp.len());
+            shuffle(&mut rq);
+            shuffle(&mut rs);
+            // Acks only acknowledge what the peer has fully received so far (0 = initial).
+            for (lo, hi) in rq {
+                h.c(isn_c.wrapping_add(1 + lo as u32), isn_s.wrapping_add(1), PA, &req[lo..hi]);
+            }
+            let got = isn_c.wrapping_add(1 + req.len() as u32);
+            for (lo, hi) in rs {
+                h.s(isn_s.wrapping_add(1 + lo as u32), got, PA, &resp[lo..hi]);
+            }
+            h.finish();
+            prop_assert_eq!(h.data(1, C2S), req);
+            prop_assert_eq!(h.data(1, S2C), resp);
+            prop_assert!(h.gaps(1, C2S).is_empty());
+            prop_assert!(h.gaps(1, S2C).is_empty());
+            prop_assert_eq!(h.opens(), vec![1]);
+            prop_assert_eq!(h.close_of(1).handshake, Handshake::Complete);
+        }
     }
 }
