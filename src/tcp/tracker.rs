@@ -655,7 +655,7 @@ impl TcpTracker {
         idle.sort_unstable();
         for (_, key) in idle {
             self.stats.expired += 1;
-            self.close(key, true, sink);
+            self.close(key, false, sink);
         }
         let forget_before = now.0.saturating_sub(RECENT_WINDOW_NANOS);
         while let Some(&(key, generation)) = self.recent_order.front() {
@@ -746,7 +746,7 @@ impl TcpTracker {
             match self.conns.get(&key) {
                 Some(c) if c.tick <= t => {
                     self.stats.evicted += 1;
-                    self.close(key, true, sink);
+                    self.close(key, false, sink);
                     return true;
                 }
                 Some(c) => self.lru.push(Reverse((c.tick, key))),
@@ -756,6 +756,9 @@ impl TcpTracker {
         false
     }
 
+    /// Flush and close the connection on `key`. `remember`: it ended by FIN or RST, so its stray
+    /// packets are to be absorbed (an evicted or expired connection may still be alive: its later
+    /// packets open a new, `NotSeen` connection instead).
     fn close(&mut self, key: Key, remember: bool, sink: &mut dyn FnMut(TcpEvent<'_>)) {
         let Some(mut conn) = self.conns.remove(&key) else {
             return;
@@ -1344,6 +1347,10 @@ mod tests {
         assert_eq!(h.closes().iter().map(|i| i.id).collect::<Vec<_>>(), vec![1]);
         assert_eq!(h.t.open_connections(), 1);
         assert_eq!(h.t.stats().expired, 1);
+        // The expired connection was only idle: its next packet opens a new connection.
+        h.full(a, srv(), 2, 0, PA, b"GET", 0);
+        assert_eq!(h.opens(), vec![1, 2, 3]);
+        assert_eq!(h.t.stats().absorbed_packets, 0);
     }
 
     #[test]
