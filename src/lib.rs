@@ -17,14 +17,14 @@
 pub mod capture;
 pub mod cli;
 pub mod diagnose;
+pub mod extract;
 pub mod http;
 pub mod isapi;
 pub mod model;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
+pub mod sniff;
 pub mod tcp;
 pub mod time;
-pub mod extract;
-pub mod replay;
 pub mod tui;
-pub mod sniff;

@@ -122,7 +122,14 @@ impl Analyzer {
 
     /// Feed one captured frame. `number` is its 1-based position in the capture, used to locate
     /// diagnostics.
-    pub fn frame(&mut self, number: u64, ts: Timestamp, link: LinkType, data: &[u8], orig_len: u32) {
+    pub fn frame(
+        &mut self,
+        number: u64,
+        ts: Timestamp,
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+    ) {
         self.counters.packets += 1;
         if self.counters.first_packet.is_none() {
             self.counters.first_packet = Some(ts);
@@ -221,7 +228,12 @@ impl Analyzer {
     fn apply(&mut self, events: EventBuffer) {
         for ev in events.events {
             match ev {
-                OwnedTcpEvent::Open { id, client, server, ts } => self.open(id, client, server, ts),
+                OwnedTcpEvent::Open {
+                    id,
+                    client,
+                    server,
+                    ts,
+                } => self.open(id, client, server, ts),
                 OwnedTcpEvent::Data { id, dir, ts, range } => {
                     let data = &events.bytes[range];
                     self.data(id, dir, ts, data);
@@ -232,7 +244,13 @@ impl Analyzer {
         }
     }
 
-    fn open(&mut self, id: u64, client: std::net::SocketAddr, server: std::net::SocketAddr, ts: Timestamp) {
+    fn open(
+        &mut self,
+        id: u64,
+        client: std::net::SocketAddr,
+        server: std::net::SocketAddr,
+        ts: Timestamp,
+    ) {
         let conn = Connection {
             id,
             client: client.to_string(),
@@ -264,20 +282,28 @@ impl Analyzer {
     }
 
     fn data(&mut self, id: u64, dir: Direction, ts: Timestamp, data: &[u8]) {
-        let Analyzer { conns, config, sink, sink_filter, .. } = self;
+        let Analyzer {
+            conns,
+            config,
+            sink,
+            sink_filter,
+            ..
+        } = self;
         let Some(st) = conns.get_mut(&id) else { return };
         st.conn.last_seen = ts;
         let ctx = Ctx { config, ts };
         let mut evs = Vec::new();
         match dir {
             Direction::ClientToServer => {
-                st.req.feed(data, &mut |e| evs.push(OwnedHttpEvent::from(e)));
+                st.req
+                    .feed(data, &mut |e| evs.push(OwnedHttpEvent::from(e)));
                 for e in evs {
                     on_request_event(st, &ctx, e, sink_ref(sink, sink_filter, id));
                 }
             }
             Direction::ServerToClient => {
-                st.resp.feed(data, &mut |e| evs.push(OwnedHttpEvent::from(e)));
+                st.resp
+                    .feed(data, &mut |e| evs.push(OwnedHttpEvent::from(e)));
                 for e in evs {
                     on_response_event(st, &ctx, e);
                 }
@@ -286,20 +312,28 @@ impl Analyzer {
     }
 
     fn gap(&mut self, id: u64, dir: Direction, ts: Timestamp, bytes: u64) {
-        let Analyzer { conns, config, sink, sink_filter, .. } = self;
+        let Analyzer {
+            conns,
+            config,
+            sink,
+            sink_filter,
+            ..
+        } = self;
         let Some(st) = conns.get_mut(&id) else { return };
         st.conn.last_seen = ts;
         let ctx = Ctx { config, ts };
         let mut evs = Vec::new();
         match dir {
             Direction::ClientToServer => {
-                st.req.gap(bytes, &mut |e| evs.push(OwnedHttpEvent::from(e)));
+                st.req
+                    .gap(bytes, &mut |e| evs.push(OwnedHttpEvent::from(e)));
                 for e in evs {
                     on_request_event(st, &ctx, e, sink_ref(sink, sink_filter, id));
                 }
             }
             Direction::ServerToClient => {
-                st.resp.gap(bytes, &mut |e| evs.push(OwnedHttpEvent::from(e)));
+                st.resp
+                    .gap(bytes, &mut |e| evs.push(OwnedHttpEvent::from(e)));
                 for e in evs {
                     on_response_event(st, &ctx, e);
                 }
@@ -308,9 +342,21 @@ impl Analyzer {
     }
 
     fn close(&mut self, id: u64, info: Option<Box<ConnInfo>>) {
-        let Analyzer { conns, config, sink, sink_filter, finished, .. } = self;
-        let Some(mut st) = conns.remove(&id) else { return };
-        let ts = info.as_ref().map(|i| i.last_ts).unwrap_or(st.conn.last_seen);
+        let Analyzer {
+            conns,
+            config,
+            sink,
+            sink_filter,
+            finished,
+            ..
+        } = self;
+        let Some(mut st) = conns.remove(&id) else {
+            return;
+        };
+        let ts = info
+            .as_ref()
+            .map(|i| i.last_ts)
+            .unwrap_or(st.conn.last_seen);
         let ctx = Ctx { config, ts };
         let mut evs = Vec::new();
         st.req.eof(&mut |e| evs.push(OwnedHttpEvent::from(e)));
@@ -326,7 +372,9 @@ impl Analyzer {
             finish_body(&mut st.conn, cur, sink_ref(sink, sink_filter, id));
         }
         if st.errors_dropped > 0 {
-            st.conn.errors.push(format!("{} more HTTP errors not shown", st.errors_dropped));
+            st.conn
+                .errors
+                .push(format!("{} more HTTP errors not shown", st.errors_dropped));
         }
         let mut conn = st.conn;
         if let Some(info) = info {
@@ -412,12 +460,7 @@ fn push_error(st: &mut ConnState, ctx: &Ctx<'_>, msg: String) {
     }
 }
 
-fn on_request_event(
-    st: &mut ConnState,
-    ctx: &Ctx<'_>,
-    ev: OwnedHttpEvent,
-    mut sink: SinkRef<'_>,
-) {
+fn on_request_event(st: &mut ConnState, ctx: &Ctx<'_>, ev: OwnedHttpEvent, mut sink: SinkRef<'_>) {
     match ev {
         OwnedHttpEvent::Head(head) => {
             // A new head while one is in progress means the decoder gave up on the old one.
@@ -428,7 +471,9 @@ fn on_request_event(
             let method = head.method.clone().unwrap_or_default();
             st.resp.expect_response_to(&method);
             let content_type = head.header("content-type").map(str::to_string);
-            let content_length = head.header("content-length").and_then(|v| v.trim().parse().ok());
+            let content_length = head
+                .header("content-length")
+                .and_then(|v| v.trim().parse().ok());
             st.conn.exchanges.push(Exchange {
                 index,
                 request: Request {
@@ -463,11 +508,18 @@ fn on_request_event(
         }
         OwnedHttpEvent::Body(data) => {
             if let Some(cur) = st.current.as_mut() {
-                let ex = ExchangeRef { connection: st.conn.id, index: cur.index };
+                let ex = ExchangeRef {
+                    connection: st.conn.id,
+                    index: cur.index,
+                };
                 let client = st.conn.client.as_str();
                 match sink {
                     Some(s) => {
-                        let mut a = SinkAdapter { ex, client, inner: s };
+                        let mut a = SinkAdapter {
+                            ex,
+                            client,
+                            inner: s,
+                        };
                         cur.body.feed(&data, Some(&mut a));
                     }
                     None => cur.body.feed(&data, None),
@@ -520,14 +572,23 @@ fn on_request_event(
 }
 
 fn response_started(conn: &Connection, index: usize) -> bool {
-    conn.exchanges.get(index).is_some_and(|e| e.response.is_some())
+    conn.exchanges
+        .get(index)
+        .is_some_and(|e| e.response.is_some())
 }
 
 fn finish_body(conn: &mut Connection, cur: RequestInProgress, sink: SinkRef<'_>) {
-    let ex_ref = ExchangeRef { connection: conn.id, index: cur.index };
+    let ex_ref = ExchangeRef {
+        connection: conn.id,
+        index: cur.index,
+    };
     let decoded = match sink {
         Some(s) => {
-            let mut a = SinkAdapter { ex: ex_ref, client: &conn.client, inner: s };
+            let mut a = SinkAdapter {
+                ex: ex_ref,
+                client: &conn.client,
+                inner: s,
+            };
             cur.body.finish(Some(&mut a))
         }
         None => cur.body.finish(None),
@@ -554,13 +615,19 @@ fn on_response_event(st: &mut ConnState, ctx: &Ctx<'_>, ev: OwnedHttpEvent) {
             // The final response answers the oldest complete request, or the one still being sent
             // (a server may answer, e.g. 413, before the body is over).
             let target = st.pending.pop_front().or_else(|| {
-                st.current.as_ref().map(|c| c.index).filter(|i| !response_started(&st.conn, *i))
+                st.current
+                    .as_ref()
+                    .map(|c| c.index)
+                    .filter(|i| !response_started(&st.conn, *i))
             });
             let Some(index) = target else {
                 push_error(
                     st,
                     ctx,
-                    format!("response {status} with no request waiting for it (at {})", ctx.ts.to_utc_string()),
+                    format!(
+                        "response {status} with no request waiting for it (at {})",
+                        ctx.ts.to_utc_string()
+                    ),
                 );
                 st.interim.clear();
                 st.responding = None;
@@ -586,12 +653,20 @@ fn on_response_event(st: &mut ConnState, ctx: &Ctx<'_>, ev: OwnedHttpEvent) {
             st.responding = Some(index);
         }
         OwnedHttpEvent::Body(data) => {
-            if let Some(r) = st.responding.and_then(|i| st.conn.exchanges.get_mut(i)).and_then(|e| e.response.as_mut()) {
+            if let Some(r) = st
+                .responding
+                .and_then(|i| st.conn.exchanges.get_mut(i))
+                .and_then(|e| e.response.as_mut())
+            {
                 r.body_bytes += data.len() as u64;
             }
         }
         OwnedHttpEvent::Missing(n) => {
-            if let Some(r) = st.responding.and_then(|i| st.conn.exchanges.get_mut(i)).and_then(|e| e.response.as_mut()) {
+            if let Some(r) = st
+                .responding
+                .and_then(|i| st.conn.exchanges.get_mut(i))
+                .and_then(|e| e.response.as_mut())
+            {
                 r.body_bytes += n;
             }
         }
@@ -630,13 +705,30 @@ impl From<HttpEvent<'_>> for OwnedHttpEvent {
     }
 }
 
-
 /// TCP events copied out of the tracker's borrow; data bytes go into one shared buffer.
 enum OwnedTcpEvent {
-    Open { id: u64, client: std::net::SocketAddr, server: std::net::SocketAddr, ts: Timestamp },
-    Data { id: u64, dir: Direction, ts: Timestamp, range: std::ops::Range<usize> },
-    Gap { id: u64, dir: Direction, ts: Timestamp, bytes: u64 },
-    Close { id: u64, info: Box<ConnInfo> },
+    Open {
+        id: u64,
+        client: std::net::SocketAddr,
+        server: std::net::SocketAddr,
+        ts: Timestamp,
+    },
+    Data {
+        id: u64,
+        dir: Direction,
+        ts: Timestamp,
+        range: std::ops::Range<usize>,
+    },
+    Gap {
+        id: u64,
+        dir: Direction,
+        ts: Timestamp,
+        bytes: u64,
+    },
+    Close {
+        id: u64,
+        info: Box<ConnInfo>,
+    },
 }
 
 #[derive(Default)]
@@ -648,11 +740,26 @@ struct EventBuffer {
 impl EventBuffer {
     fn push(&mut self, ev: TcpEvent<'_>) {
         let owned = match ev {
-            TcpEvent::Open { id, client, server, ts } => OwnedTcpEvent::Open { id, client, server, ts },
+            TcpEvent::Open {
+                id,
+                client,
+                server,
+                ts,
+            } => OwnedTcpEvent::Open {
+                id,
+                client,
+                server,
+                ts,
+            },
             TcpEvent::Data { id, dir, ts, data } => {
                 let start = self.bytes.len();
                 self.bytes.extend_from_slice(data);
-                OwnedTcpEvent::Data { id, dir, ts, range: start..self.bytes.len() }
+                OwnedTcpEvent::Data {
+                    id,
+                    dir,
+                    ts,
+                    range: start..self.bytes.len(),
+                }
             }
             TcpEvent::Gap { id, dir, ts, bytes } => OwnedTcpEvent::Gap { id, dir, ts, bytes },
             TcpEvent::Close { id, info } => OwnedTcpEvent::Close { id, info },

@@ -63,7 +63,9 @@ pub fn install_stop_signals() {
 
 /// Wall-clock now in capture time (live captures are stamped with the system clock).
 fn now() -> Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Timestamp::from_nanos(d.as_secs() as i64, i64::from(d.subsec_nanos()))
 }
 
@@ -71,10 +73,22 @@ fn now() -> Timestamp {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Line<'a> {
-    Exchange { provisional: bool, corrected: bool, connection: &'a Connection, exchange: &'a Exchange },
-    Handshake { connection: &'a Connection },
+    Exchange {
+        provisional: bool,
+        corrected: bool,
+        connection: &'a Connection,
+        exchange: &'a Exchange,
+    },
+    Handshake {
+        connection: &'a Connection,
+    },
     Stall(&'a Stall),
-    Summary { interface: &'a str, summary: &'a Summary, capture: LiveStats, packets: u64 },
+    Summary {
+        interface: &'a str,
+        summary: &'a Summary,
+        capture: LiveStats,
+        packets: u64,
+    },
 }
 
 /// What a session saw, for the caller (tests, exit status).
@@ -86,13 +100,21 @@ pub struct SniffResult {
 }
 
 /// Run a headless capture, writing one line per finding to `out` (JSON when `json`).
-pub fn run_headless(opts: &SniffOptions, json: bool, out: &mut dyn Write) -> Result<SniffResult, LiveError> {
+pub fn run_headless(
+    opts: &SniffOptions,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<SniffResult, LiveError> {
     let mut cap = LiveCapture::open(&opts.live)?;
     let iface = cap.interface().to_string();
     // On stderr, so JSON output stays clean; scripts can wait for this line.
     eprintln!(
         "alarmscope: capturing on {iface}{}",
-        opts.live.filter.as_deref().map(|f| format!(" (filter: {f})")).unwrap_or_default()
+        opts.live
+            .filter
+            .as_deref()
+            .map(|f| format!(" (filter: {f})"))
+            .unwrap_or_default()
     );
     let mut session = Session::new(opts);
     let started = Instant::now();
@@ -120,7 +142,12 @@ pub fn run_headless(opts: &SniffOptions, json: bool, out: &mut dyn Write) -> Res
     let (summary, packets) = session.finish(now(), &mut findings);
     emit(&mut findings, json, out, &mut judged);
     if json {
-        let line = Line::Summary { interface: &iface, summary: &summary, capture: stats, packets };
+        let line = Line::Summary {
+            interface: &iface,
+            summary: &summary,
+            capture: stats,
+            packets,
+        };
         let _ = serde_json::to_writer(&mut *out, &line);
         let _ = out.write_all(b"\n");
     } else {
@@ -132,7 +159,11 @@ pub fn run_headless(opts: &SniffOptions, json: bool, out: &mut dyn Write) -> Res
         );
     }
     let _ = out.flush();
-    Ok(SniffResult { summary, stats, packets })
+    Ok(SniffResult {
+        summary,
+        stats,
+        packets,
+    })
 }
 
 /// The pipeline and live diagnosis of one capture session (no IO: frames and times in).
@@ -156,7 +187,13 @@ impl Session {
         }
     }
 
-    pub fn frame(&mut self, ts: Timestamp, link: crate::capture::LinkType, data: &[u8], orig_len: u32) {
+    pub fn frame(
+        &mut self,
+        ts: Timestamp,
+        link: crate::capture::LinkType,
+        data: &[u8],
+        orig_len: u32,
+    ) {
         self.packets += 1;
         self.analyzer.frame(self.packets, ts, link, data, orig_len);
     }
@@ -178,7 +215,12 @@ impl Session {
 
     /// End of capture: judge everything left. Returns the summary and the packet count.
     pub fn finish(self, now: Timestamp, out: &mut Vec<Finding>) -> (Summary, u64) {
-        let Session { analyzer, mut diag, packets, .. } = self;
+        let Session {
+            analyzer,
+            mut diag,
+            packets,
+            ..
+        } = self;
         let (rest, counters, _warnings) = analyzer.finish();
         for c in &rest {
             diag.on_finished(c, out);
@@ -198,12 +240,20 @@ impl Session {
 
 fn emit(findings: &mut Vec<Finding>, json: bool, out: &mut dyn Write, judged: &mut u64) {
     for f in findings.drain(..) {
-        if let Finding::Exchange { provisional: false, .. } = &f {
+        if let Finding::Exchange {
+            provisional: false, ..
+        } = &f
+        {
             *judged += 1;
         }
         if json {
             let line = match &f {
-                Finding::Exchange { conn, exchange, provisional, corrected } => Line::Exchange {
+                Finding::Exchange {
+                    conn,
+                    exchange,
+                    provisional,
+                    corrected,
+                } => Line::Exchange {
                     provisional: *provisional,
                     corrected: *corrected,
                     connection: conn,
@@ -224,9 +274,22 @@ fn emit(findings: &mut Vec<Finding>, json: bool, out: &mut dyn Write, judged: &m
 /// One readable line per finding.
 pub fn text_line(f: &Finding) -> String {
     match f {
-        Finding::Exchange { conn, exchange: ex, provisional, corrected } => {
-            let status = ex.response.as_ref().map(|r| r.status.to_string()).unwrap_or_else(|| "-".into());
-            let ev = ex.event.as_ref().and_then(|e| e.event_type.clone()).unwrap_or_else(|| "-".into());
+        Finding::Exchange {
+            conn,
+            exchange: ex,
+            provisional,
+            corrected,
+        } => {
+            let status = ex
+                .response
+                .as_ref()
+                .map(|r| r.status.to_string())
+                .unwrap_or_else(|| "-".into());
+            let ev = ex
+                .event
+                .as_ref()
+                .and_then(|e| e.event_type.clone())
+                .unwrap_or_else(|| "-".into());
             let tag = if *provisional {
                 " (no answer yet)"
             } else if *corrected {
@@ -261,7 +324,11 @@ pub fn text_line(f: &Finding) -> String {
             s.device,
             s.seconds,
             s.cause,
-            if s.open_ended { " (still stalled at the end)" } else { "" }
+            if s.open_ended {
+                " (still stalled at the end)"
+            } else {
+                ""
+            }
         ),
     }
 }

@@ -13,7 +13,8 @@ fn samples_dir() -> PathBuf {
 }
 
 fn expected() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(samples_dir().join("expected.json")).expect("samples/expected.json");
+    let text = std::fs::read_to_string(samples_dir().join("expected.json"))
+        .expect("samples/expected.json");
     match serde_json::from_str(&text).expect("expected.json is JSON") {
         Value::Object(m) => m,
         _ => panic!("expected.json must be an object"),
@@ -21,7 +22,13 @@ fn expected() -> serde_json::Map<String, Value> {
 }
 
 fn run(name: &str) -> Result<Report, String> {
-    replay(&samples_dir().join(name), ReplayOptions::default(), &mut |_| {}, &mut |_| {}).map_err(|e| e.to_string())
+    replay(
+        &samples_dir().join(name),
+        ReplayOptions::default(),
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn u(v: &Value) -> u64 {
@@ -65,7 +72,13 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
             let got = report
                 .connections
                 .iter()
-                .filter(|c| serde_json::to_value(c.handshake).ok().and_then(|x| x.as_str().map(str::to_string)).as_deref() == Some(k.as_str()))
+                .filter(|c| {
+                    serde_json::to_value(c.handshake)
+                        .ok()
+                        .and_then(|x| x.as_str().map(str::to_string))
+                        .as_deref()
+                        == Some(k.as_str())
+                })
                 .count() as u64;
             eq(&mut bad, name, &format!("handshake {k}"), got, u(v));
         }
@@ -76,7 +89,13 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
         }
     }
     if let Some(v) = exp.get("capture_gap_bytes") {
-        eq(&mut bad, name, "capture_gap_bytes", s.capture_gap_bytes, u(v));
+        eq(
+            &mut bad,
+            name,
+            "capture_gap_bytes",
+            s.capture_gap_bytes,
+            u(v),
+        );
     }
     if let Some(v) = exp.get("truncated_frames") {
         eq(&mut bad, name, "truncated_frames", s.truncated_frames, u(v));
@@ -94,30 +113,53 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
             .collect();
         got.sort_by_key(|e| e.request.time);
         if got.len() != want.len() {
-            bad.push(format!("{name}: {} exchanges, expected {}", got.len(), want.len()));
+            bad.push(format!(
+                "{name}: {} exchanges, expected {}",
+                got.len(),
+                want.len()
+            ));
         }
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             let mut field = |key: &str, got: Value| {
                 if let Some(wv) = w.get(key) {
                     if *wv != got {
-                        bad.push(format!("{name}: exchange {i}: {key}: got {got}, expected {wv}"));
+                        bad.push(format!(
+                            "{name}: exchange {i}: {key}: got {got}, expected {wv}"
+                        ));
                     }
                 }
             };
             field("method", Value::from(g.request.method.clone()));
             field("path", Value::from(g.request.path.clone()));
-            field("status", g.response.as_ref().map(|r| Value::from(r.status)).unwrap_or(Value::Null));
+            field(
+                "status",
+                g.response
+                    .as_ref()
+                    .map(|r| Value::from(r.status))
+                    .unwrap_or(Value::Null),
+            );
             field("verdict", Value::from(g.verdict.as_str()));
             field(
                 "event_type",
-                g.event.as_ref().and_then(|e| e.event_type.clone()).map(Value::from).unwrap_or(Value::Null),
+                g.event
+                    .as_ref()
+                    .and_then(|e| e.event_type.clone())
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
             );
             field(
                 "event_state",
-                g.event.as_ref().and_then(|e| e.event_state.clone()).map(Value::from).unwrap_or(Value::Null),
+                g.event
+                    .as_ref()
+                    .and_then(|e| e.event_state.clone())
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
             );
             field("parts", Value::from(g.parts.len()));
-            field("part_bytes", Value::from(g.parts.iter().map(|p| p.bytes).collect::<Vec<_>>()));
+            field(
+                "part_bytes",
+                Value::from(g.parts.iter().map(|p| p.bytes).collect::<Vec<_>>()),
+            );
             field("retry", Value::from(g.retry_of.is_some()));
         }
     }
@@ -127,7 +169,11 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
 #[test]
 fn every_sample_shows_its_expected_verdicts() {
     let exp = expected();
-    assert!(exp.len() >= 10, "expected.json lists only {} samples", exp.len());
+    assert!(
+        exp.len() >= 10,
+        "expected.json lists only {} samples",
+        exp.len()
+    );
     let mut bad = Vec::new();
     for (name, e) in &exp {
         let wants_error = e.get("error").and_then(Value::as_bool).unwrap_or(false);
@@ -145,7 +191,12 @@ fn every_sample_shows_its_expected_verdicts() {
             Err(msg) => bad.push(format!("{name}: could not be read: {msg}")),
         }
     }
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -154,7 +205,10 @@ fn every_sample_file_is_listed_in_expected_json() {
     for entry in std::fs::read_dir(samples_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.ends_with(".pcap") || name.ends_with(".pcapng") {
-            assert!(exp.contains_key(&name), "{name} has no entry in samples/expected.json");
+            assert!(
+                exp.contains_key(&name),
+                "{name} has no entry in samples/expected.json"
+            );
         }
     }
 }

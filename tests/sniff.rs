@@ -64,11 +64,25 @@ fn live_verdicts_on_loopback_match_and_the_written_capture_replays_the_same() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
     // A port with nothing listening: bind, learn the number, close.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("live.pcap");
     let mut child = Command::new(env!("CARGO_BIN_EXE_alarmscope"))
-        .args(["sniff", "-i", "lo", "--json", "--duration", "6", "--answer-timeout", "1", "--filter"])
+        .args([
+            "sniff",
+            "-i",
+            "lo",
+            "--json",
+            "--duration",
+            "6",
+            "--answer-timeout",
+            "1",
+            "--filter",
+        ])
         .arg(format!("tcp port {port} or tcp port {closed}"))
         .arg("--write")
         .arg(&pcap)
@@ -87,7 +101,8 @@ fn live_verdicts_on_loopback_match_and_the_written_capture_replays_the_same() {
         // First connection: answered 200. Second: read, never answered, held until the device gives up.
         let (mut c1, _) = server.accept().unwrap();
         read_request(&mut c1);
-        c1.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        c1.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
         drop(c1);
         let (mut c2, _) = server.accept().unwrap();
         read_request(&mut c2);
@@ -100,7 +115,10 @@ fn live_verdicts_on_loopback_match_and_the_written_capture_replays_the_same() {
     let d2 = post(port, 2);
     std::thread::sleep(Duration::from_secs(2)); // the device waits, then gives up
     drop(d2);
-    assert!(TcpStream::connect(("127.0.0.1", closed)).is_err(), "port {closed} must be closed");
+    assert!(
+        TcpStream::connect(("127.0.0.1", closed)).is_err(),
+        "port {closed} must be closed"
+    );
     srv.join().unwrap();
 
     let out = child.wait_with_output().unwrap();
@@ -110,17 +128,27 @@ fn live_verdicts_on_loopback_match_and_the_written_capture_replays_the_same() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let (ex, hs) = verdicts(&lines);
-    assert_eq!(ex, vec!["no_response".to_string(), "ok".to_string()], "{lines:?}");
+    assert_eq!(
+        ex,
+        vec!["no_response".to_string(), "ok".to_string()],
+        "{lines:?}"
+    );
     assert_eq!(hs, vec!["refused".to_string()]);
     // The unanswered request was flagged live, before its connection ended.
-    assert!(lines.iter().any(|l| l["type"] == "exchange" && l["provisional"] == true && l["exchange"]["verdict"] == "no_response"));
+    assert!(lines.iter().any(|l| l["type"] == "exchange"
+        && l["provisional"] == true
+        && l["exchange"]["verdict"] == "no_response"));
     assert!(lines.iter().any(|l| l["type"] == "stall"));
     let summary = lines.last().unwrap();
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["summary"]["requests"], 2);
 
     // The saved capture replays to the same verdicts.
-    let rep = Command::new(env!("CARGO_BIN_EXE_alarmscope")).args(["replay", "--json"]).arg(&pcap).output().unwrap();
+    let rep = Command::new(env!("CARGO_BIN_EXE_alarmscope"))
+        .args(["replay", "--json"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
     assert!(rep.status.success());
     let doc: Value = serde_json::from_slice(&rep.stdout).unwrap();
     assert_eq!(doc["summary"]["ok"], 1);

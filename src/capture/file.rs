@@ -65,9 +65,13 @@ struct NgFallback {
 impl NgFallback {
     fn open(path: &Path) -> Result<NgFallback, String> {
         let f = File::open(path).map_err(|e| e.to_string())?;
-        let reader = pcap_file::pcapng::PcapNgReader::new(std::io::BufReader::with_capacity(1 << 16, f))
-            .map_err(|e| e.to_string())?;
-        Ok(NgFallback { reader, interfaces: Vec::new() })
+        let reader =
+            pcap_file::pcapng::PcapNgReader::new(std::io::BufReader::with_capacity(1 << 16, f))
+                .map_err(|e| e.to_string())?;
+        Ok(NgFallback {
+            reader,
+            interfaces: Vec::new(),
+        })
     }
 
     /// Next packet: (timestamp, link, orig_len), data into `buf`. Skips non-packet blocks.
@@ -98,16 +102,23 @@ impl NgFallback {
                     let (link, res) = usize::try_from(epb.interface_id)
                         .ok()
                         .and_then(|i| self.interfaces.get(i).copied())
-                        .ok_or_else(|| format!("packet for unknown interface {}", epb.interface_id))?;
+                        .ok_or_else(|| {
+                            format!("packet for unknown interface {}", epb.interface_id)
+                        })?;
                     // pcap-file hands over the raw timestamp units as "nanoseconds".
                     let units = epb.timestamp.as_nanos();
-                    let ts = Timestamp(i64::try_from(units_to_nanos(units, res)).unwrap_or(i64::MAX));
+                    let ts =
+                        Timestamp(i64::try_from(units_to_nanos(units, res)).unwrap_or(i64::MAX));
                     buf.clear();
                     buf.extend_from_slice(&epb.data);
                     return Ok(Some((ts, link, epb.original_len)));
                 }
                 Block::SimplePacket(spb) => {
-                    let link = self.interfaces.first().map(|i| i.0).unwrap_or(LinkType::Unsupported(-1));
+                    let link = self
+                        .interfaces
+                        .first()
+                        .map(|i| i.0)
+                        .unwrap_or(LinkType::Unsupported(-1));
                     buf.clear();
                     buf.extend_from_slice(&spb.data);
                     return Ok(Some((Timestamp(0), link, spb.original_len)));
@@ -301,7 +312,12 @@ impl CaptureFile {
             self.pcap_step()
         };
         match step {
-            Step::Frame { ts, link, orig_len } => Ok(Some(RawFrame { ts, link, data: &self.buf, orig_len })),
+            Step::Frame { ts, link, orig_len } => Ok(Some(RawFrame {
+                ts,
+                link,
+                data: &self.buf,
+                orig_len,
+            })),
             Step::End => Ok(None),
             Step::Warn(w) => Err(w),
         }
@@ -329,7 +345,11 @@ impl CaptureFile {
                 );
                 self.buf.clear();
                 self.buf.extend_from_slice(p.data);
-                Step::Frame { ts, link: self.link, orig_len: p.header.len }
+                Step::Frame {
+                    ts,
+                    link: self.link,
+                    orig_len: p.header.len,
+                }
             }
             Err(pcap::Error::NoMorePackets) => {
                 self.done = true;
@@ -357,7 +377,10 @@ impl CaptureFile {
                     }
                 }
                 self.done = true;
-                Step::Warn(ReadWarning(format!("stopped after {} frame{plural}: {msg}", self.frames)))
+                Step::Warn(ReadWarning(format!(
+                    "stopped after {} frame{plural}: {msg}",
+                    self.frames
+                )))
             }
         }
     }
@@ -375,7 +398,9 @@ impl CaptureFile {
     }
 
     fn fallback_step(&mut self) -> Step {
-        let Some(fb) = self.fallback.as_mut() else { return Step::End };
+        let Some(fb) = self.fallback.as_mut() else {
+            return Step::End;
+        };
         match fb.next(&mut self.buf) {
             Ok(Some((ts, link, orig_len))) => {
                 self.frames = self.frames.saturating_add(1);
@@ -393,7 +418,10 @@ impl CaptureFile {
             Err(e) => {
                 self.fallback = None;
                 self.done = true;
-                Step::Warn(ReadWarning(format!("stopped after {} frames: {e}", self.frames)))
+                Step::Warn(ReadWarning(format!(
+                    "stopped after {} frames: {e}",
+                    self.frames
+                )))
             }
         }
     }
@@ -401,7 +429,11 @@ impl CaptureFile {
 
 /// What one read produced (frame data is in `CaptureFile::buf`).
 enum Step {
-    Frame { ts: Timestamp, link: LinkType, orig_len: u32 },
+    Frame {
+        ts: Timestamp,
+        link: LinkType,
+        orig_len: u32,
+    },
     End,
     Warn(ReadWarning),
 }
@@ -706,21 +738,54 @@ mod tests {
     }
 
     #[test]
-    fn pcapng_interface_with_other_link_type_warns() {
+    fn pcapng_interface_with_other_link_type_is_read_on_by_the_fallback() {
         let mut out = Vec::new();
         shb(&mut out);
         idb(&mut out, 1);
         epb(&mut out, 0, 5_000_000, &[7; 42], 42);
         idb(&mut out, 113);
         epb(&mut out, 1, 6_000_000, &[8; 40], 40);
+        epb(&mut out, 0, 7_000_000, &[9; 44], 44);
         let f = write_temp(&out);
         let mut cf = CaptureFile::open(f.path()).unwrap();
-        let (frames, warning) = read_all(&mut cf);
-        assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].0, Timestamp(5_000_000_000));
-        let w = warning.expect("a warning");
-        assert!(w.starts_with("stopped after 1 frame: "), "{w}");
-        assert!(w.contains("different"), "{w}");
-        assert!(cf.bytes_read() <= cf.file_size());
+        let mut frames = Vec::new();
+        let mut warnings = Vec::new();
+        for _ in 0..10 {
+            match cf.next_frame() {
+                Ok(Some(fr)) => frames.push((fr.ts, fr.link, fr.data.to_vec())),
+                Ok(None) => break,
+                Err(w) => warnings.push(w.0),
+            }
+        }
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("different") && warnings[0].contains("read on"),
+            "{}",
+            warnings[0]
+        );
+        assert_eq!(frames.len(), 3);
+        // libpcap read the first; the fallback the rest, each with its own interface's link type
+        // and the default microsecond resolution.
+        assert_eq!(
+            frames[0],
+            (Timestamp(5_000_000_000), LinkType::Ethernet, vec![7; 42])
+        );
+        assert_eq!(
+            frames[1],
+            (Timestamp(6_000_000_000), LinkType::LinuxSll, vec![8; 40])
+        );
+        assert_eq!(
+            frames[2],
+            (Timestamp(7_000_000_000), LinkType::Ethernet, vec![9; 44])
+        );
+        assert_eq!(cf.bytes_read(), cf.file_size());
+    }
+
+    #[test]
+    fn pcapng_time_resolutions() {
+        assert_eq!(units_to_nanos(5, 6), 5_000);
+        assert_eq!(units_to_nanos(5, 9), 5);
+        assert_eq!(units_to_nanos(5_000, 12), 5);
+        assert_eq!(units_to_nanos(1 << 20, 0x80 | 20), 1_000_000_000);
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use pcap::{Active, Capture, Device, Precision, Savefile};
 
-use super::frame::LinkType;
 use super::file::RawFrame;
+use super::frame::LinkType;
 use crate::time::Timestamp;
 
 /// What to capture.
@@ -31,7 +31,13 @@ pub struct LiveOptions {
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { interface: None, filter: None, snaplen: 262_144, buffer_size: 32 << 20, write: None }
+        LiveOptions {
+            interface: None,
+            filter: None,
+            snaplen: 262_144,
+            buffer_size: 32 << 20,
+            write: None,
+        }
     }
 }
 
@@ -39,7 +45,11 @@ impl Default for LiveOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error("capturing on {iface} is not permitted: run as root, or grant the capability once with `setcap cap_net_raw,cap_net_admin=eip {exe}` ({detail})")]
-    NotPermitted { iface: String, exe: String, detail: String },
+    NotPermitted {
+        iface: String,
+        exe: String,
+        detail: String,
+    },
     #[error("no such interface: {iface} (see `alarmscope sniff --list-interfaces`)")]
     NoSuchInterface { iface: String },
     #[error("the capture filter does not compile: {filter:?}: {detail}")]
@@ -76,13 +86,20 @@ pub fn default_interface() -> String {
     if cfg!(target_os = "linux") {
         "any".to_string()
     } else {
-        Device::lookup().ok().flatten().map(|d| d.name).unwrap_or_else(|| "any".to_string())
+        Device::lookup()
+            .ok()
+            .flatten()
+            .map(|d| d.name)
+            .unwrap_or_else(|| "any".to_string())
     }
 }
 
 /// Interfaces libpcap can capture on, with their description and addresses.
 pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
-    let devs = Device::list().map_err(|e| LiveError::Other { iface: "-".into(), detail: e.to_string() })?;
+    let devs = Device::list().map_err(|e| LiveError::Other {
+        iface: "-".into(),
+        detail: e.to_string(),
+    })?;
     Ok(devs
         .into_iter()
         .map(|d| {
@@ -103,12 +120,26 @@ fn classify(iface: &str, e: pcap::Error) -> LiveError {
     let detail = e.to_string();
     let low = detail.to_ascii_lowercase();
     if low.contains("permission") || low.contains("not permitted") {
-        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "alarmscope".into());
-        LiveError::NotPermitted { iface: iface.to_string(), exe, detail }
-    } else if low.contains("no such device") || low.contains("doesn't exist") || low.contains("no such interface") {
-        LiveError::NoSuchInterface { iface: iface.to_string() }
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "alarmscope".into());
+        LiveError::NotPermitted {
+            iface: iface.to_string(),
+            exe,
+            detail,
+        }
+    } else if low.contains("no such device")
+        || low.contains("doesn't exist")
+        || low.contains("no such interface")
+    {
+        LiveError::NoSuchInterface {
+            iface: iface.to_string(),
+        }
     } else {
-        LiveError::Other { iface: iface.to_string(), detail }
+        LiveError::Other {
+            iface: iface.to_string(),
+            detail,
+        }
     }
 }
 
@@ -127,8 +158,10 @@ impl LiveCapture {
             .map_err(|e| classify(&iface, e))?;
         let mut cap = cap.setnonblock().map_err(|e| classify(&iface, e))?;
         if let Some(f) = &opts.filter {
-            cap.filter(f, true)
-                .map_err(|e| LiveError::BadFilter { filter: f.clone(), detail: e.to_string() })?;
+            cap.filter(f, true).map_err(|e| LiveError::BadFilter {
+                filter: f.clone(),
+                detail: e.to_string(),
+            })?;
         }
         let link = LinkType::from_dlt(cap.get_datalink().0);
         let save = match &opts.write {
@@ -138,7 +171,15 @@ impl LiveCapture {
             })?),
             None => None,
         };
-        Ok(LiveCapture { cap, link, save, iface, buf: Vec::new(), ts: Timestamp::default(), orig_len: 0 })
+        Ok(LiveCapture {
+            cap,
+            link,
+            save,
+            iface,
+            buf: Vec::new(),
+            ts: Timestamp::default(),
+            orig_len: 0,
+        })
     }
 
     /// The interface being captured.
@@ -155,7 +196,11 @@ impl LiveCapture {
     /// frame is copied into a buffer owned by the capture (live rates make the copy cheap).
     pub fn next(&mut self, wait: Duration) -> Result<Option<RawFrame<'_>>, LiveError> {
         if !self.read_one()? {
-            let mut pfd = libc::pollfd { fd: self.cap.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: self.cap.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
             // SAFETY: one valid pollfd on the stack, count 1.
             let _ = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -163,7 +208,12 @@ impl LiveCapture {
                 return Ok(None);
             }
         }
-        Ok(Some(RawFrame { ts: self.ts, link: self.link, data: &self.buf, orig_len: self.orig_len }))
+        Ok(Some(RawFrame {
+            ts: self.ts,
+            link: self.link,
+            data: &self.buf,
+            orig_len: self.orig_len,
+        }))
     }
 
     /// Read one packet into `buf` if one is ready.
@@ -180,7 +230,10 @@ impl LiveCapture {
                 Ok(true)
             }
             Err(pcap::Error::TimeoutExpired) => Ok(false),
-            Err(e) => Err(LiveError::Other { iface: self.iface.clone(), detail: e.to_string() }),
+            Err(e) => Err(LiveError::Other {
+                iface: self.iface.clone(),
+                detail: e.to_string(),
+            }),
         }
     }
 

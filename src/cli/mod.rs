@@ -116,7 +116,11 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     } else {
         out.write_all(crate::report::text::render(&report).as_bytes())?;
     }
-    for w in report.warnings.iter().filter(|w| w.contains("ends mid-record") || w.contains("truncated")) {
+    for w in report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("ends mid-record") || w.contains("truncated"))
+    {
         eprintln!("alarmscope: warning: {w}");
     }
     Ok(0)

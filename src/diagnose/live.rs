@@ -15,7 +15,12 @@ pub enum Finding {
     /// An exchange was judged. `provisional`: the request has waited longer than the answer
     /// timeout on a connection still open (verdict `no_response` for now). `corrected`: an earlier
     /// provisional judgement turned out different (the answer came late).
-    Exchange { conn: Box<Connection>, exchange: Box<Exchange>, provisional: bool, corrected: bool },
+    Exchange {
+        conn: Box<Connection>,
+        exchange: Box<Exchange>,
+        provisional: bool,
+        corrected: bool,
+    },
     /// A connection failed its handshake (unanswered SYNs, refused).
     Handshake { conn: Box<Connection> },
     /// A device's stall ended (or was still running when the capture stopped: `open_ended`).
@@ -66,13 +71,18 @@ impl LiveDiagnoser {
                 } else {
                     self.summary.handshake_refused += 1;
                 }
-                out.push(Finding::Handshake { conn: Box::new(header_only(conn)) });
+                out.push(Finding::Handshake {
+                    conn: Box::new(header_only(conn)),
+                });
             }
             _ => {}
         }
         self.summary.capture_gap_bytes += conn.gap_bytes[0] + conn.gap_bytes[1];
         for ex in &conn.exchanges {
-            let r = ExchangeRef { connection: conn.id, index: ex.index };
+            let r = ExchangeRef {
+                connection: conn.id,
+                index: ex.index,
+            };
             let was_provisional = self.provisional.remove(&r);
             self.summary.requests += 1;
             match ex.verdict {
@@ -103,7 +113,10 @@ impl LiveDiagnoser {
     pub fn on_tick(&mut self, now: Timestamp, open: &[Connection], out: &mut Vec<Finding>) {
         for conn in open {
             for ex in &conn.exchanges {
-                let r = ExchangeRef { connection: conn.id, index: ex.index };
+                let r = ExchangeRef {
+                    connection: conn.id,
+                    index: ex.index,
+                };
                 self.request_seen(conn, ex, out);
                 if ex.response.is_none()
                     && ex.request.complete
@@ -141,10 +154,14 @@ impl LiveDiagnoser {
     /// A request from `conn`'s device: it ends that device's running stall if it came later.
     fn request_seen(&mut self, conn: &Connection, ex: &Exchange, out: &mut Vec<Finding>) {
         let device = conn.device();
-        let ends = self
-            .open_stalls
-            .get(device)
-            .is_some_and(|s| ex.request.time > s.from && s.exchange != (ExchangeRef { connection: conn.id, index: ex.index }));
+        let ends = self.open_stalls.get(device).is_some_and(|s| {
+            ex.request.time > s.from
+                && s.exchange
+                    != (ExchangeRef {
+                        connection: conn.id,
+                        index: ex.index,
+                    })
+        });
         if ends {
             if let Some(mut s) = self.open_stalls.remove(device) {
                 s.to = ex.request.time;
@@ -161,21 +178,27 @@ impl LiveDiagnoser {
             (Some(resp), Verdict::ErrorStatus) => format!("error_status {}", resp.status),
             _ => ex.verdict.as_str().to_string(),
         };
-        self.open_stalls.entry(conn.device().to_string()).or_insert(Stall {
-            device: conn.device().to_string(),
-            from: ex.request.time,
-            to: ex.request.time,
-            seconds: 0.0,
-            cause,
-            exchange: r,
-            open_ended: false,
-        });
+        self.open_stalls
+            .entry(conn.device().to_string())
+            .or_insert(Stall {
+                device: conn.device().to_string(),
+                from: ex.request.time,
+                to: ex.request.time,
+                seconds: 0.0,
+                cause,
+                exchange: r,
+                open_ended: false,
+            });
     }
 }
 
 /// The connection without its exchanges (each finding carries only what it is about).
 fn header_only(c: &Connection) -> Connection {
-    Connection { exchanges: Vec::new(), timeline: Vec::new(), ..c.clone() }
+    Connection {
+        exchanges: Vec::new(),
+        timeline: Vec::new(),
+        ..c.clone()
+    }
 }
 
 #[cfg(test)]
@@ -208,8 +231,18 @@ mod tests {
         let time = Timestamp::from_nanos(t, 0);
         let mut e = Exchange {
             index: 0,
-            request: Request { time, end_time: time, method: "POST".into(), path: "/".into(), complete: true, ..Request::default() },
-            response: status.map(|s| Response { status: s, ..Response::default() }),
+            request: Request {
+                time,
+                end_time: time,
+                method: "POST".into(),
+                path: "/".into(),
+                complete: true,
+                ..Request::default()
+            },
+            response: status.map(|s| Response {
+                status: s,
+                ..Response::default()
+            }),
             verdict: Verdict::Ok,
             event: None,
             parts: vec![],
@@ -232,17 +265,33 @@ mod tests {
         let mut d = LiveDiagnoser::new(3 * SEC);
         let mut out = Vec::new();
         let waiting = conn(1, "10.0.0.5:5000", vec![ex(100, None)]);
-        d.on_tick(Timestamp::from_nanos(102, 0), std::slice::from_ref(&waiting), &mut out);
+        d.on_tick(
+            Timestamp::from_nanos(102, 0),
+            std::slice::from_ref(&waiting),
+            &mut out,
+        );
         assert!(out.is_empty(), "not yet past the timeout");
-        d.on_tick(Timestamp::from_nanos(103, 0), std::slice::from_ref(&waiting), &mut out);
-        assert!(matches!(&out[..], [Finding::Exchange { provisional: true, exchange, .. }] if exchange.verdict == Verdict::NoResponse));
+        d.on_tick(
+            Timestamp::from_nanos(103, 0),
+            std::slice::from_ref(&waiting),
+            &mut out,
+        );
+        assert!(
+            matches!(&out[..], [Finding::Exchange { provisional: true, exchange, .. }] if exchange.verdict == Verdict::NoResponse)
+        );
         out.clear();
-        d.on_tick(Timestamp::from_nanos(104, 0), std::slice::from_ref(&waiting), &mut out);
+        d.on_tick(
+            Timestamp::from_nanos(104, 0),
+            std::slice::from_ref(&waiting),
+            &mut out,
+        );
         assert!(out.is_empty(), "reported once");
         // The answer came at last: final verdict ok, marked as a correction.
         let answered = conn(1, "10.0.0.5:5000", vec![ex(100, Some(200))]);
         d.on_finished(&answered, &mut out);
-        assert!(matches!(&out[..], [Finding::Exchange { provisional: false, corrected: true, exchange, .. }] if exchange.verdict == Verdict::Ok));
+        assert!(
+            matches!(&out[..], [Finding::Exchange { provisional: false, corrected: true, exchange, .. }] if exchange.verdict == Verdict::Ok)
+        );
         assert_eq!(d.summary().ok, 1);
         assert_eq!(d.summary().requests, 1);
     }
@@ -251,18 +300,28 @@ mod tests {
     fn stall_runs_from_the_failed_request_to_the_next_one() {
         let mut d = LiveDiagnoser::new(3 * SEC);
         let mut out = Vec::new();
-        d.on_finished(&conn(1, "10.0.0.5:5000", vec![ex(100, Some(503))]), &mut out);
+        d.on_finished(
+            &conn(1, "10.0.0.5:5000", vec![ex(100, Some(503))]),
+            &mut out,
+        );
         assert_eq!(d.open_stalls(), 1);
         out.clear();
         // The device's next request appears (headers seen, still open) 7 s later.
         let next = conn(2, "10.0.0.5:5001", vec![ex(107, None)]);
-        d.on_tick(Timestamp::from_nanos(107, 0), std::slice::from_ref(&next), &mut out);
+        d.on_tick(
+            Timestamp::from_nanos(107, 0),
+            std::slice::from_ref(&next),
+            &mut out,
+        );
         let stall = out.iter().find_map(|f| match f {
             Finding::Stall(s) => Some(s.clone()),
             _ => None,
         });
         let stall = stall.expect("stall reported");
-        assert_eq!((stall.seconds, stall.cause.as_str(), stall.open_ended), (7.0, "error_status 503", false));
+        assert_eq!(
+            (stall.seconds, stall.cause.as_str(), stall.open_ended),
+            (7.0, "error_status 503", false)
+        );
         assert_eq!(d.open_stalls(), 0);
     }
 
