@@ -81,7 +81,7 @@ pub struct BodyDecoder {
     header_boundary: Option<String>,
     multipart_type: bool,
     mode: Mode,
-    hash: u64,
+    hash: Box<xxhash_rust::xxh3::Xxh3>,
     fed: u64,
     missing: u64,
     /// Missing bytes not yet applied (applied at the next `feed`/`finish`, which have the sink).
@@ -248,16 +248,12 @@ fn sniff_boundary(head: &[u8], at_end: bool) -> Sniff {
     }
 }
 
-/// FNV-1a, 64 bit: stable across runs and platforms (retry detection compares hashes).
-fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
-    for &b in data {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+/// XXH3-64 of `data` in one go: the same value the streaming hasher gives for the same bytes,
+/// stable across runs and platforms (retry detection compares hashes) and fast enough for every
+/// picture byte (several GB/s, against under 1 GB/s for byte-wise FNV).
+pub fn body_hash(data: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(data)
 }
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 impl State {
     /// Handle one multipart event (`zeros`: the bytes are capture-gap filler).
@@ -403,7 +399,7 @@ impl BodyDecoder {
             header_boundary,
             multipart_type,
             mode: Mode::Start(Vec::new()),
-            hash: FNV_OFFSET,
+            hash: Box::default(),
             fed: 0,
             missing: 0,
             pending_gap: 0,
@@ -421,7 +417,7 @@ impl BodyDecoder {
         if data.is_empty() {
             return;
         }
-        self.hash = fnv1a(self.hash, data);
+        self.hash.update(data);
         self.fed = self.fed.saturating_add(data.len() as u64);
         self.apply_gap(&mut sink);
         if let Mode::Start(head) = &mut self.mode {
@@ -524,7 +520,7 @@ impl BodyDecoder {
             extra_parts: st.extra_parts,
             metadata,
             error,
-            body_hash: self.hash,
+            body_hash: self.hash.digest(),
             bytes: total,
         }
     }
@@ -716,10 +712,9 @@ mod tests {
         <eventType>VMD</eventType><eventState>active</eventState></EventNotificationAlert>";
 
     #[test]
-    fn fnv_known_vectors() {
-        assert_eq!(fnv1a(FNV_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(FNV_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
+    fn body_hash_known_vector() {
+        // XXH3-64 of the empty input, seed 0 (xxHash reference value).
+        assert_eq!(body_hash(b""), 0x2D06_8005_38D3_94C2);
     }
 
     #[test]
@@ -757,7 +752,7 @@ mod tests {
         assert_eq!(d.kind, "xml");
         assert_eq!(d.error, None);
         assert_eq!(d.bytes, body.len() as u64);
-        assert_eq!(d.body_hash, fnv1a(FNV_OFFSET, body));
+        assert_eq!(d.body_hash, body_hash(body));
         assert!(d.parts.is_empty());
         assert_eq!(d.metadata.as_deref(), Some(VMD));
         let e = d.event.unwrap_or_default();
@@ -816,7 +811,7 @@ mod tests {
         assert_eq!(d.kind, "multipart");
         assert_eq!(d.error, None);
         assert_eq!(d.bytes, body.bytes.len() as u64);
-        assert_eq!(d.body_hash, fnv1a(FNV_OFFSET, &body.bytes));
+        assert_eq!(d.body_hash, body_hash(&body.bytes));
         let want: Vec<PartInfo> = body
             .parts
             .iter()
