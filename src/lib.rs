@@ -27,3 +27,5 @@ pub mod time;
 pub mod extract;
 pub mod replay;
 pub mod tui;
+pub mod device;
+pub mod simulate;

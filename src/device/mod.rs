@@ -1,0 +1,2 @@
+//! `alarmscope device`: read and change a device's alarm hosts over ISAPI.
+pub mod hosts;
