@@ -1,1 +1,2 @@
-//! simulate
+//! `alarmscope simulate`: behave like one or more devices pushing events.
+pub mod events;
