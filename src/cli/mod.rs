@@ -21,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Analyse a pcap/pcapng capture: handshake, request, answer and verdict for every push.
     Replay(ReplayArgs),
+    /// Read or change a device's alarm hosts over ISAPI (digest authentication).
+    Device(crate::device::DeviceArgs),
+    /// Behave like devices: push events, retry and stall like them, optionally serve ISAPI.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// How results are shown.
@@ -53,6 +57,8 @@ pub fn run() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(a) => run_replay(a),
+        Command::Device(a) => crate::device::run(a),
+        Command::Simulate(a) => crate::simulate::run(a),
     }
 }
 

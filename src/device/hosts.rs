@@ -932,6 +932,30 @@ pub fn render_host_list(slots: &[HostSlot], format: ApiFormat) -> Vec<u8> {
     }
 }
 
+/// Render one slot as a lone `HttpHostNotification` document (`GET/PUT .../httpHosts/<id>`,
+/// and the body of a `/test` request).
+pub fn render_slot(slot: &HostSlot, format: ApiFormat) -> Vec<u8> {
+    match format {
+        ApiFormat::Xml => {
+            let mut s = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HttpHostNotification version=\"2.0\" xmlns=\"{ISAPI_NS}\">\n");
+            for (name, value) in slot.fields() {
+                if value.is_empty() && matches!(name, "hostName" | "ipv6Address") {
+                    continue;
+                }
+                s.push_str(&format!("<{name}>{}</{name}>\n", xml_escape(value)));
+            }
+            s.push_str("</HttpHostNotification>\n");
+            s.into_bytes()
+        }
+        ApiFormat::Json => {
+            let list = render_host_list(std::slice::from_ref(slot), ApiFormat::Json);
+            let v: Value = serde_json::from_slice(&list).unwrap_or(Value::Null);
+            let one = v.get("HttpHostNotificationList").and_then(|l| l.get(0)).cloned().unwrap_or(Value::Null);
+            serde_json::to_vec(&one).unwrap_or_default()
+        }
+    }
+}
+
 /// Render a `ResponseStatus` as a device does (used by the simulated device).
 pub fn render_response_status(url: &str, code: i64, sub: &str, format: ApiFormat) -> Vec<u8> {
     let text = status_code_meaning(code);
@@ -1189,6 +1213,10 @@ mod tests {
             let doc = render_host_list(&slots, f);
             assert_eq!(sniff_format(&doc), Some(f));
             assert_eq!(parse_host_list(&doc).unwrap(), slots);
+        }
+        for f in [ApiFormat::Xml, ApiFormat::Json] {
+            let one = render_slot(&slots[1], f);
+            assert_eq!(parse_host_list(&one).unwrap(), vec![slots[1].clone()]);
         }
         let rs = parse_response_status(&render_response_status("/a", 1, "ok", ApiFormat::Json)).unwrap();
         assert!(rs.is_ok());
