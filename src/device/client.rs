@@ -159,8 +159,9 @@ impl IsapiClient {
                     std::io::ErrorKind::TimedOut => "connect timed out".to_string(),
                     _ => io.to_string(),
                 };
-                if self.base.starts_with("https://") && io.kind() == std::io::ErrorKind::InvalidData {
-                    DeviceError::Tls { url, detail: io.to_string() }
+                let refused = matches!(io.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut);
+                if self.base.starts_with("https://") && !refused {
+                    DeviceError::Tls { url, detail: format!("{io} (the port may not speak HTTPS: try http://)") }
                 } else {
                     DeviceError::Unreachable { url, detail }
                 }

@@ -12,7 +12,6 @@ pub mod push;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -155,6 +154,8 @@ async fn run_device(
 ) {
     let mut m = DeviceMachine::new(schedule, timing, index);
     let mut warned = false;
+    // The body of the post in progress: a retry re-sends the same body, as devices do.
+    let mut cached: Option<(u64, events::Push)> = None;
     loop {
         let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         match m.next(now_ms) {
@@ -201,8 +202,12 @@ async fn run_device(
                                 quirks,
                             };
                             let at = now_ts();
-                            let p = build_push(&id, &spec, at);
+                            let p = match cached.take() {
+                                Some((seq, p)) if seq == planned.seq => p,
+                                _ => build_push(&id, &spec, at),
+                            };
                             let req = request_bytes(&url.host_header(), &url.path, &p, at);
+                            cached = Some((planned.seq, p));
                             let o = attempt(addr, source, &req, Duration::from_millis(timing.timeout_ms)).await;
                             (o, format!("http://{}{}", url.host_header(), url.path))
                         }
@@ -346,7 +351,6 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let _ = dev.generation.load(Ordering::SeqCst);
     }
 
     let start = Instant::now();
