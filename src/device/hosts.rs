@@ -34,7 +34,10 @@ impl ApiFormat {
 
 /// Guess the format from the first significant byte (devices' content types are unreliable).
 pub fn sniff_format(body: &[u8]) -> Option<ApiFormat> {
-    let first = body.iter().copied().find(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF)?;
+    let first = body
+        .iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF)?;
     match first {
         b'<' => Some(ApiFormat::Xml),
         b'{' | b'[' => Some(ApiFormat::Json),
@@ -196,11 +199,9 @@ fn parse_host_list_xml(body: &[u8]) -> Result<Vec<HostSlot>, DocError> {
                     }
                 }
             }
-            Event::Empty(e) => {
-                if depth == 1 {
-                    let name = e.local_name().as_ref().to_string();
-                    current.set(&name, String::new());
-                }
+            Event::Empty(e) if depth == 1 => {
+                let name = e.local_name().as_ref().to_string();
+                current.set(&name, String::new());
             }
             Event::Text(t) if depth == 2 => text.push_str(&t.xml10_content()),
             Event::CData(t) if depth == 2 => text.push_str(&t.xml10_content()),
@@ -257,14 +258,18 @@ fn visit_json_slots(v: &mut Value, f: &mut SlotVisitor<'_>) -> bool {
             for (k, child) in map.iter_mut() {
                 let stop = match (k.as_str(), child) {
                     ("HttpHostNotification", Value::Object(m)) => f(m),
-                    ("HttpHostNotification", Value::Array(items)) => items.iter_mut().any(|it| match it {
-                        Value::Object(m) => f(m),
-                        _ => false,
-                    }),
-                    ("HttpHostNotificationList", Value::Array(items)) => items.iter_mut().any(|it| match it {
-                        Value::Object(m) if !m.contains_key("HttpHostNotification") => f(m),
-                        other => visit_json_slots(other, f),
-                    }),
+                    ("HttpHostNotification", Value::Array(items)) => {
+                        items.iter_mut().any(|it| match it {
+                            Value::Object(m) => f(m),
+                            _ => false,
+                        })
+                    }
+                    ("HttpHostNotificationList", Value::Array(items)) => {
+                        items.iter_mut().any(|it| match it {
+                            Value::Object(m) if !m.contains_key("HttpHostNotification") => f(m),
+                            other => visit_json_slots(other, f),
+                        })
+                    }
                     (_, other) => visit_json_slots(other, f),
                 };
                 if stop {
@@ -280,7 +285,8 @@ fn visit_json_slots(v: &mut Value, f: &mut SlotVisitor<'_>) -> bool {
 
 fn parse_host_list_json(body: &[u8]) -> Result<Vec<HostSlot>, DocError> {
     let mut v: Value = serde_json::from_slice(body).map_err(|e| DocError::Json(e.to_string()))?;
-    let has_list = v.get("HttpHostNotificationList").is_some() || v.get("HttpHostNotification").is_some();
+    let has_list =
+        v.get("HttpHostNotificationList").is_some() || v.get("HttpHostNotification").is_some();
     let mut slots = Vec::new();
     visit_json_slots(&mut v, &mut |m| {
         let mut s = HostSlot::default();
@@ -317,7 +323,11 @@ impl SlotChange {
     pub fn assignments(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(u) = &self.url {
-            let u = if u.starts_with('/') { u.clone() } else { format!("/{u}") };
+            let u = if u.starts_with('/') {
+                u.clone()
+            } else {
+                format!("/{u}")
+            };
             out.push(("url", u));
         }
         if let Some(p) = &self.protocol {
@@ -390,7 +400,11 @@ fn xml_slot_spans(body: &[u8]) -> Result<Vec<XmlSlotSpan>, DocError> {
                 if depth == 0 {
                     if name == "HttpHostNotification" {
                         depth = 1;
-                        cur = Some(XmlSlotSpan { id: String::new(), children: Vec::new(), end_tag_start: 0 });
+                        cur = Some(XmlSlotSpan {
+                            id: String::new(),
+                            children: Vec::new(),
+                            end_tag_start: 0,
+                        });
                     }
                 } else {
                     depth = depth.saturating_add(1);
@@ -406,7 +420,9 @@ fn xml_slot_spans(body: &[u8]) -> Result<Vec<XmlSlotSpan>, DocError> {
                     c.children.push((name, before, after, after, after, true));
                 }
             }
-            Event::Text(t) if depth == 2 && child_start.0 == "id" => id_text.push_str(&t.xml10_content()),
+            Event::Text(t) if depth == 2 && child_start.0 == "id" => {
+                id_text.push_str(&t.xml10_content())
+            }
             Event::End(_) => {
                 if depth == 2 {
                     if let Some(c) = cur.as_mut() {
@@ -433,7 +449,10 @@ fn xml_slot_spans(body: &[u8]) -> Result<Vec<XmlSlotSpan>, DocError> {
 
 fn edit_xml(body: &[u8], id: &str, change: &SlotChange) -> Result<Vec<u8>, DocError> {
     let spans = xml_slot_spans(body)?;
-    let slot = spans.iter().find(|s| s.id == id).ok_or_else(|| DocError::NoSuchSlot(id.to_string()))?;
+    let slot = spans
+        .iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| DocError::NoSuchSlot(id.to_string()))?;
     // (start, end, replacement), non-overlapping.
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     for (name, value) in change.assignments() {
@@ -460,7 +479,9 @@ fn edit_xml(body: &[u8], id: &str, change: &SlotChange) -> Result<Vec<u8>, DocEr
     let mut out = Vec::with_capacity(body.len().saturating_add(256));
     let mut pos = 0usize;
     for (s, e, rep) in edits {
-        let chunk = body.get(pos..s).ok_or_else(|| DocError::Xml("edit offsets out of order".into()))?;
+        let chunk = body
+            .get(pos..s)
+            .ok_or_else(|| DocError::Xml("edit offsets out of order".into()))?;
         out.extend_from_slice(chunk);
         out.extend_from_slice(rep.as_bytes());
         pos = e.max(pos);
@@ -478,10 +499,14 @@ fn edit_json(body: &[u8], id: &str, change: &SlotChange) -> Result<Vec<u8>, DocE
         }
         for (name, value) in change.assignments() {
             let new = match m.get(name) {
-                Some(Value::Number(_)) | None if name == "portNo" => {
-                    value.parse::<u64>().map(Value::from).unwrap_or(Value::String(value))
-                }
-                Some(Value::Number(_)) => value.parse::<i64>().map(Value::from).unwrap_or(Value::String(value)),
+                Some(Value::Number(_)) | None if name == "portNo" => value
+                    .parse::<u64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::String(value)),
+                Some(Value::Number(_)) => value
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::String(value)),
                 _ => Value::String(value),
             };
             m.insert(name.to_string(), new);
@@ -511,7 +536,12 @@ pub fn diff_slots(before: &[HostSlot], after: &[HostSlot]) -> Vec<SlotDiff> {
         let b = before.iter().find(|b| b.id == a.id).unwrap_or(&empty);
         for ((name, bv), (_, av)) in b.fields().iter().zip(a.fields().iter()) {
             if bv != av {
-                out.push(SlotDiff { id: a.id.clone(), field: name, before: bv.to_string(), after: av.to_string() });
+                out.push(SlotDiff {
+                    id: a.id.clone(),
+                    field: name,
+                    before: bv.to_string(),
+                    after: av.to_string(),
+                });
             }
         }
     }
@@ -541,7 +571,10 @@ impl ResponseStatus {
 
     /// Readable one-liner: `statusCode 4 (Invalid Operation), subStatusCode notSupport`.
     pub fn describe(&self) -> String {
-        let code = self.status_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
+        let code = self
+            .status_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "?".into());
         let mut s = format!("statusCode {code}");
         let text = if self.status_string.is_empty() {
             status_code_meaning(self.status_code.unwrap_or(-1)).to_string()
@@ -606,7 +639,8 @@ fn leaves(body: &[u8]) -> Result<Vec<(String, String)>, DocError> {
             Ok(out)
         }
         Some(ApiFormat::Json) => {
-            let v: Value = serde_json::from_slice(body).map_err(|e| DocError::Json(e.to_string()))?;
+            let v: Value =
+                serde_json::from_slice(body).map_err(|e| DocError::Json(e.to_string()))?;
             let mut out = Vec::new();
             fn walk(v: &Value, key: &str, out: &mut Vec<(String, String)>) {
                 match v {
@@ -663,7 +697,9 @@ pub fn parse_test_result(body: &[u8]) -> Result<TestResult, DocError> {
     let error = items
         .iter()
         .find(|(k, v)| {
-            (k == "errorDescription" || k == "errorMsg") && !v.eq_ignore_ascii_case("ok") && !v.is_empty()
+            (k == "errorDescription" || k == "errorMsg")
+                && !v.eq_ignore_ascii_case("ok")
+                && !v.is_empty()
         })
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
@@ -687,7 +723,11 @@ impl CapItem {
     }
 
     fn is_empty(&self) -> bool {
-        self.text.is_empty() && self.opt.is_empty() && self.min.is_empty() && self.max.is_empty() && self.def.is_empty()
+        self.text.is_empty()
+            && self.opt.is_empty()
+            && self.min.is_empty()
+            && self.max.is_empty()
+            && self.def.is_empty()
     }
 
     /// `HTTP, HTTPS`, `1-65535`, `up to 128`, or the text.
@@ -697,7 +737,13 @@ impl CapItem {
             parts.push(self.text.clone());
         }
         if !self.opt.is_empty() {
-            parts.push(self.opt.split(',').map(str::trim).collect::<Vec<_>>().join(", "));
+            parts.push(
+                self.opt
+                    .split(',')
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
         }
         match (self.min.is_empty(), self.max.is_empty()) {
             (false, false) => parts.push(format!("{}-{}", self.min, self.max)),
@@ -732,15 +778,28 @@ pub fn parse_caps(body: &[u8]) -> Result<Vec<CapItem>, DocError> {
                     if !root_seen {
                         root_seen = true;
                         if !empty {
-                            stack.push(CapItem { path: String::new(), ..Default::default() });
+                            stack.push(CapItem {
+                                path: String::new(),
+                                ..Default::default()
+                            });
                         }
                         continue;
                     }
                     let parent = stack.last().map(|p| p.path.clone()).unwrap_or_default();
-                    let path = if parent.is_empty() { name } else { format!("{parent}.{name}") };
-                    let mut item = CapItem { path, ..Default::default() };
+                    let path = if parent.is_empty() {
+                        name
+                    } else {
+                        format!("{parent}.{name}")
+                    };
+                    let mut item = CapItem {
+                        path,
+                        ..Default::default()
+                    };
                     for a in e.attributes().flatten() {
-                        let v = a.unescape_value().map(|c| c.into_owned()).unwrap_or_default();
+                        let v = a
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map(|c| c.into_owned())
+                            .unwrap_or_default();
                         match a.key.local_name().as_ref() {
                             "opt" => item.opt = v,
                             "min" => item.min = v,
@@ -785,15 +844,21 @@ pub fn parse_caps(body: &[u8]) -> Result<Vec<CapItem>, DocError> {
             }
         }
         Some(ApiFormat::Json) => {
-            let v: Value = serde_json::from_slice(body).map_err(|e| DocError::Json(e.to_string()))?;
+            let v: Value =
+                serde_json::from_slice(body).map_err(|e| DocError::Json(e.to_string()))?;
             let root = match &v {
-                Value::Object(m) if m.len() == 1 => m.values().next().cloned().unwrap_or(Value::Null),
+                Value::Object(m) if m.len() == 1 => {
+                    m.values().next().cloned().unwrap_or(Value::Null)
+                }
                 other => other.clone(),
             };
             fn walk(v: &Value, path: &str, out: &mut Vec<CapItem>) {
                 match v {
                     Value::Object(m) => {
-                        let mut item = CapItem { path: path.to_string(), ..Default::default() };
+                        let mut item = CapItem {
+                            path: path.to_string(),
+                            ..Default::default()
+                        };
                         let mut attrs = false;
                         for (k, c) in m {
                             let key = k.trim_start_matches('@');
@@ -801,7 +866,9 @@ pub fn parse_caps(body: &[u8]) -> Result<Vec<CapItem>, DocError> {
                                 "opt" | "min" | "max" | "def" if !matches!(c, Value::Object(_)) => {
                                     attrs = true;
                                     let t = match c {
-                                        Value::Array(a) => a.iter().map(json_text).collect::<Vec<_>>().join(","),
+                                        Value::Array(a) => {
+                                            a.iter().map(json_text).collect::<Vec<_>>().join(",")
+                                        }
                                         o => json_text(o),
                                     };
                                     match key {
@@ -812,7 +879,11 @@ pub fn parse_caps(body: &[u8]) -> Result<Vec<CapItem>, DocError> {
                                     }
                                 }
                                 _ => {
-                                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                                    let p = if path.is_empty() {
+                                        k.clone()
+                                    } else {
+                                        format!("{path}.{k}")
+                                    };
                                     walk(c, &p, out);
                                 }
                             }
@@ -823,9 +894,17 @@ pub fn parse_caps(body: &[u8]) -> Result<Vec<CapItem>, DocError> {
                     }
                     Value::Array(a) => {
                         let t = a.iter().map(json_text).collect::<Vec<_>>().join(",");
-                        out.push(CapItem { path: path.to_string(), opt: t, ..Default::default() });
+                        out.push(CapItem {
+                            path: path.to_string(),
+                            opt: t,
+                            ..Default::default()
+                        });
                     }
-                    other => out.push(CapItem { path: path.to_string(), text: json_text(other), ..Default::default() }),
+                    other => out.push(CapItem {
+                        path: path.to_string(),
+                        text: json_text(other),
+                        ..Default::default()
+                    }),
                 }
             }
             walk(&root, "", &mut items);
@@ -846,9 +925,15 @@ const CAP_LABELS: [(&str, &[&str]); 11] = [
     ("Port range", &["portNo"]),
     ("URL length", &["url", "urlLen"]),
     ("Authentication methods", &["httpAuthenticationMethod"]),
-    ("Picture upload types", &["uploadImagesDataType", "picUploadType", "uploadPicType"]),
+    (
+        "Picture upload types",
+        &["uploadImagesDataType", "picUploadType", "uploadPicType"],
+    ),
     ("Resend after break (httpBroken)", &["httpBroken"]),
-    ("User name / password length", &["userName", "userNameLen", "password", "passwordLen"]),
+    (
+        "User name / password length",
+        &["userName", "userNameLen", "password", "passwordLen"],
+    ),
 ];
 
 /// Readable summary: (label, value) rows for the known capabilities, then every other item by
@@ -918,7 +1003,10 @@ pub fn render_host_list(slots: &[HostSlot], format: ApiFormat) -> Vec<u8> {
                             continue;
                         }
                         let v = if name == "portNo" {
-                            value.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(value))
+                            value
+                                .parse::<u64>()
+                                .map(Value::from)
+                                .unwrap_or_else(|_| Value::from(value))
                         } else {
                             Value::from(value)
                         };
@@ -927,7 +1015,8 @@ pub fn render_host_list(slots: &[HostSlot], format: ApiFormat) -> Vec<u8> {
                     serde_json::json!({ "HttpHostNotification": Value::Object(m) })
                 })
                 .collect();
-            serde_json::to_vec_pretty(&serde_json::json!({ "HttpHostNotificationList": list })).unwrap_or_default()
+            serde_json::to_vec_pretty(&serde_json::json!({ "HttpHostNotificationList": list }))
+                .unwrap_or_default()
         }
     }
 }
@@ -950,7 +1039,11 @@ pub fn render_slot(slot: &HostSlot, format: ApiFormat) -> Vec<u8> {
         ApiFormat::Json => {
             let list = render_host_list(std::slice::from_ref(slot), ApiFormat::Json);
             let v: Value = serde_json::from_slice(&list).unwrap_or(Value::Null);
-            let one = v.get("HttpHostNotificationList").and_then(|l| l.get(0)).cloned().unwrap_or(Value::Null);
+            let one = v
+                .get("HttpHostNotificationList")
+                .and_then(|l| l.get(0))
+                .cloned()
+                .unwrap_or(Value::Null);
             serde_json::to_vec(&one).unwrap_or_default()
         }
     }
@@ -1030,9 +1123,21 @@ mod tests {
     fn parses_json_list_variants() {
         let table: [(&str, usize, &str); 4] = [
             (JSON_LIST, 1, "80"),
-            (r#"{"HttpHostNotificationList":{"HttpHostNotification":[{"id":1,"portNo":"81"},{"id":2,"portNo":82}]}}"#, 2, "81"),
-            (r#"{"HttpHostNotificationList":[{"id":"1","portNo":83}]}"#, 1, "83"),
-            (r#"{"HttpHostNotification":{"id":"1","portNo":84}}"#, 1, "84"),
+            (
+                r#"{"HttpHostNotificationList":{"HttpHostNotification":[{"id":1,"portNo":"81"},{"id":2,"portNo":82}]}}"#,
+                2,
+                "81",
+            ),
+            (
+                r#"{"HttpHostNotificationList":[{"id":"1","portNo":83}]}"#,
+                1,
+                "83",
+            ),
+            (
+                r#"{"HttpHostNotification":{"id":"1","portNo":84}}"#,
+                1,
+                "84",
+            ),
         ];
         for (doc, n, port) in table {
             let slots = parse_host_list(doc.as_bytes()).unwrap();
@@ -1045,16 +1150,29 @@ mod tests {
     #[test]
     fn rejects_non_documents() {
         assert_eq!(parse_host_list(b"hello"), Err(DocError::NotXmlOrJson));
-        assert_eq!(parse_host_list(b"<html><body>login</body></html>"), Err(DocError::Missing("HttpHostNotificationList")));
-        assert!(matches!(parse_host_list(b"{\"a\":"), Err(DocError::Json(_))));
+        assert_eq!(
+            parse_host_list(b"<html><body>login</body></html>"),
+            Err(DocError::Missing("HttpHostNotificationList"))
+        );
+        assert!(matches!(
+            parse_host_list(b"{\"a\":"),
+            Err(DocError::Json(_))
+        ));
     }
 
     #[test]
     fn xml_edit_replaces_values_and_keeps_everything_else() {
-        let change = SlotChange { address: Some("198.51.100.7".into()), port: Some(9000), ..Default::default() };
+        let change = SlotChange {
+            address: Some("198.51.100.7".into()),
+            port: Some(9000),
+            ..Default::default()
+        };
         let out = edit_host_list(XML_LIST.as_bytes(), "1", &change).unwrap();
         let expected = XML_LIST
-            .replace("<ipAddress>192.0.2.10</ipAddress>", "<ipAddress>198.51.100.7</ipAddress>")
+            .replace(
+                "<ipAddress>192.0.2.10</ipAddress>",
+                "<ipAddress>198.51.100.7</ipAddress>",
+            )
             .replace("<portNo>8080</portNo>", "<portNo>9000</portNo>");
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
@@ -1066,7 +1184,8 @@ mod tests {
             format: Some("json".into()),
             ..Default::default()
         };
-        let out = String::from_utf8(edit_host_list(XML_LIST.as_bytes(), "2", &change).unwrap()).unwrap();
+        let out =
+            String::from_utf8(edit_host_list(XML_LIST.as_bytes(), "2", &change).unwrap()).unwrap();
         // Slot 2 has no parameterFormatType, addressingFormatType or hostName: all go before
         // <ipAddress>, in schema order.
         let expected_slot2 = "<protocolType>HTTP</protocolType>\n<parameterFormatType>JSON</parameterFormatType><addressingFormatType>hostname</addressingFormatType><hostName>alarms.example.net</hostName><ipAddress>0.0.0.0</ipAddress>";
@@ -1081,7 +1200,10 @@ mod tests {
     #[test]
     fn xml_edit_expands_empty_element_and_escapes() {
         let doc = "<HttpHostNotificationList><HttpHostNotification><id>3</id><url/><portNo>80</portNo></HttpHostNotification></HttpHostNotificationList>";
-        let change = SlotChange { url: Some("in?a=1&b=2".into()), ..Default::default() };
+        let change = SlotChange {
+            url: Some("in?a=1&b=2".into()),
+            ..Default::default()
+        };
         let out = String::from_utf8(edit_host_list(doc.as_bytes(), "3", &change).unwrap()).unwrap();
         assert_eq!(
             out,
@@ -1091,9 +1213,18 @@ mod tests {
 
     #[test]
     fn edit_unknown_slot_is_an_error() {
-        let change = SlotChange { port: Some(1), ..Default::default() };
-        assert_eq!(edit_host_list(XML_LIST.as_bytes(), "9", &change), Err(DocError::NoSuchSlot("9".into())));
-        assert_eq!(edit_host_list(JSON_LIST.as_bytes(), "9", &change), Err(DocError::NoSuchSlot("9".into())));
+        let change = SlotChange {
+            port: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            edit_host_list(XML_LIST.as_bytes(), "9", &change),
+            Err(DocError::NoSuchSlot("9".into()))
+        );
+        assert_eq!(
+            edit_host_list(JSON_LIST.as_bytes(), "9", &change),
+            Err(DocError::NoSuchSlot("9".into()))
+        );
     }
 
     #[test]
@@ -1118,10 +1249,16 @@ mod tests {
 
     #[test]
     fn ipv6_address_goes_to_ipv6_element() {
-        let change = SlotChange { address: Some("[2001:db8::5]".into()), ..Default::default() };
+        let change = SlotChange {
+            address: Some("[2001:db8::5]".into()),
+            ..Default::default()
+        };
         assert_eq!(
             change.assignments(),
-            vec![("addressingFormatType", "ipaddress".to_string()), ("ipv6Address", "2001:db8::5".to_string())]
+            vec![
+                ("addressingFormatType", "ipaddress".to_string()),
+                ("ipv6Address", "2001:db8::5".to_string())
+            ]
         );
     }
 
@@ -1135,8 +1272,18 @@ mod tests {
         assert_eq!(
             d,
             vec![
-                SlotDiff { id: "1".into(), field: "portNo", before: "8080".into(), after: "9000".into() },
-                SlotDiff { id: "2".into(), field: "url", before: "/".into(), after: "/x".into() },
+                SlotDiff {
+                    id: "1".into(),
+                    field: "portNo",
+                    before: "8080".into(),
+                    after: "9000".into()
+                },
+                SlotDiff {
+                    id: "2".into(),
+                    field: "url",
+                    before: "/".into(),
+                    after: "/x".into()
+                },
             ]
         );
     }
@@ -1149,13 +1296,19 @@ mod tests {
         let rs = parse_response_status(xml.as_bytes()).unwrap();
         assert_eq!(rs.status_code, Some(6));
         assert!(!rs.is_ok());
-        assert_eq!(rs.describe(), "statusCode 6 (Invalid Content), subStatusCode badParameters");
+        assert_eq!(
+            rs.describe(),
+            "statusCode 6 (Invalid Content), subStatusCode badParameters"
+        );
         let json = r#"{"requestURL":"/x","statusCode":1,"statusString":"OK","subStatusCode":"ok"}"#;
         let rs = parse_response_status(json.as_bytes()).unwrap();
         assert!(rs.is_ok());
         let wrapped = r#"{"ResponseStatus":{"statusCode":4,"subStatusCode":"notSupport","errorMsg":"notSupport"}}"#;
         let rs = parse_response_status(wrapped.as_bytes()).unwrap();
-        assert_eq!(rs.describe(), "statusCode 4 (Invalid Operation), subStatusCode notSupport, notSupport");
+        assert_eq!(
+            rs.describe(),
+            "statusCode 4 (Invalid Operation), subStatusCode notSupport, notSupport"
+        );
         assert_eq!(parse_response_status(XML_LIST.as_bytes()), None);
     }
 
@@ -1176,7 +1329,12 @@ mod tests {
 <SubscribeEventCap><heartbeat min="1" max="30"/></SubscribeEventCap>
 </HttpHostNotificationCap>"#;
         let rows = caps_summary(&parse_caps(xml.as_bytes()).unwrap());
-        let get = |l: &str| rows.iter().find(|(k, _)| k == l).map(|(_, v)| v.clone()).unwrap_or_default();
+        let get = |l: &str| {
+            rows.iter()
+                .find(|(k, _)| k == l)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         assert_eq!(get("Host slots"), "2");
         assert_eq!(get("Protocols"), "HTTP, HTTPS");
         assert_eq!(get("Formats (parameterFormatType)"), "XML, JSON");
@@ -1184,7 +1342,10 @@ mod tests {
         assert_eq!(get("URL length"), "up to 128");
         assert_eq!(get("Authentication methods"), "none, MD5digest");
         assert_eq!(get("Picture upload types"), "URL, binary");
-        assert_eq!(get("Resend after break (httpBroken)"), "true, false (default true)");
+        assert_eq!(
+            get("Resend after break (httpBroken)"),
+            "true, false (default true)"
+        );
         assert_eq!(get("SubscribeEventCap.heartbeat"), "1-30");
     }
 
@@ -1192,16 +1353,31 @@ mod tests {
     fn caps_from_json() {
         let json = r#"{"HttpHostNotificationCap":{"hostNumber":1,"protocolType":{"@opt":["HTTP","HTTPS"]},"portNo":{"@min":1,"@max":65535},"parameterFormatType":{"@opt":"JSON"}}}"#;
         let rows = caps_summary(&parse_caps(json.as_bytes()).unwrap());
-        assert!(rows.contains(&("Host slots".into(), "1".into())), "{rows:?}");
-        assert!(rows.contains(&("Protocols".into(), "HTTP, HTTPS".into())), "{rows:?}");
-        assert!(rows.contains(&("Port range".into(), "1-65535".into())), "{rows:?}");
-        assert!(rows.contains(&("Formats (parameterFormatType)".into(), "JSON".into())), "{rows:?}");
+        assert!(
+            rows.contains(&("Host slots".into(), "1".into())),
+            "{rows:?}"
+        );
+        assert!(
+            rows.contains(&("Protocols".into(), "HTTP, HTTPS".into())),
+            "{rows:?}"
+        );
+        assert!(
+            rows.contains(&("Port range".into(), "1-65535".into())),
+            "{rows:?}"
+        );
+        assert!(
+            rows.contains(&("Formats (parameterFormatType)".into(), "JSON".into())),
+            "{rows:?}"
+        );
     }
 
     #[test]
     fn test_result_error_text() {
         let xml = "<HttpHostTestResult><errorDescription>connect server fail</errorDescription></HttpHostTestResult>";
-        assert_eq!(parse_test_result(xml.as_bytes()).unwrap().error, "connect server fail");
+        assert_eq!(
+            parse_test_result(xml.as_bytes()).unwrap().error,
+            "connect server fail"
+        );
         let ok = "<HttpHostTestResult><errorDescription>ok</errorDescription></HttpHostTestResult>";
         assert_eq!(parse_test_result(ok.as_bytes()).unwrap().error, "");
     }
@@ -1218,9 +1394,19 @@ mod tests {
             let one = render_slot(&slots[1], f);
             assert_eq!(parse_host_list(&one).unwrap(), vec![slots[1].clone()]);
         }
-        let rs = parse_response_status(&render_response_status("/a", 1, "ok", ApiFormat::Json)).unwrap();
+        let rs =
+            parse_response_status(&render_response_status("/a", 1, "ok", ApiFormat::Json)).unwrap();
         assert!(rs.is_ok());
-        let rs = parse_response_status(&render_response_status("/a", 4, "notSupport", ApiFormat::Xml)).unwrap();
-        assert_eq!((rs.status_code, rs.sub_status_code.as_str()), (Some(4), "notSupport"));
+        let rs = parse_response_status(&render_response_status(
+            "/a",
+            4,
+            "notSupport",
+            ApiFormat::Xml,
+        ))
+        .unwrap();
+        assert_eq!(
+            (rs.status_code, rs.sub_status_code.as_str()),
+            (Some(4), "notSupport")
+        );
     }
 }

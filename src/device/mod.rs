@@ -13,8 +13,8 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use client::{check_status, Answer, DeviceError, IsapiClient};
 use hosts::{
-    caps_summary, diff_slots, edit_host_list, parse_caps, parse_host_list, parse_test_result, render_slot, sniff_format,
-    ApiFormat, HostSlot, SlotChange,
+    caps_summary, diff_slots, edit_host_list, parse_caps, parse_host_list, parse_test_result,
+    render_slot, sniff_format, ApiFormat, HostSlot, SlotChange,
 };
 
 const HOSTS: &str = "/ISAPI/Event/notification/httpHosts";
@@ -148,7 +148,9 @@ fn read_password(user: &str, device: &str) -> anyhow::Result<String> {
         match read() {
             Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => match k.code {
                 KeyCode::Enter => break Ok(()),
-                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => break Err(anyhow::anyhow!("cancelled")),
+                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                    break Err(anyhow::anyhow!("cancelled"))
+                }
                 KeyCode::Esc => break Err(anyhow::anyhow!("cancelled")),
                 KeyCode::Backspace => {
                     pw.pop();
@@ -170,8 +172,18 @@ fn connect(c: &ConnArgs) -> anyhow::Result<IsapiClient> {
         Some(p) => p.clone(),
         None => read_password(&c.user, &c.device)?,
     };
-    let secs = if c.timeout.is_finite() && c.timeout > 0.0 { c.timeout.min(3600.0) } else { 10.0 };
-    Ok(IsapiClient::new(&c.device, &c.user, &password, c.insecure, Duration::from_secs_f64(secs))?)
+    let secs = if c.timeout.is_finite() && c.timeout > 0.0 {
+        c.timeout.min(3600.0)
+    } else {
+        10.0
+    };
+    Ok(IsapiClient::new(
+        &c.device,
+        &c.user,
+        &password,
+        c.insecure,
+        Duration::from_secs_f64(secs),
+    )?)
 }
 
 fn with_json(path: &str) -> String {
@@ -194,13 +206,19 @@ fn is_final(e: &DeviceError) -> bool {
 
 /// GET a document in the format the device speaks; returns the answer, its format and the target
 /// used (to PUT back to the same place).
-fn fetch(client: &mut IsapiClient, api: ApiArg, path: &str) -> Result<(Answer, ApiFormat, String), DeviceError> {
+fn fetch(
+    client: &mut IsapiClient,
+    api: ApiArg,
+    path: &str,
+) -> Result<(Answer, ApiFormat, String), DeviceError> {
     let got = |a: Answer, t: String| {
         let f = sniff_format(&a.body).unwrap_or(ApiFormat::Xml);
         (a, f, t)
     };
     match api {
-        ApiArg::Xml => client.document("GET", path, None).map(|a| got(a, path.to_string())),
+        ApiArg::Xml => client
+            .document("GET", path, None)
+            .map(|a| got(a, path.to_string())),
         ApiArg::Json => {
             let t = with_json(path);
             client.document("GET", &t, None).map(|a| got(a, t))
@@ -210,7 +228,10 @@ fn fetch(client: &mut IsapiClient, api: ApiArg, path: &str) -> Result<(Answer, A
             Err(e) if is_final(&e) => Err(e),
             Err(first) => {
                 let t = with_json(path);
-                client.document("GET", &t, None).map(|a| got(a, t)).map_err(|_| first)
+                client
+                    .document("GET", &t, None)
+                    .map(|a| got(a, t))
+                    .map_err(|_| first)
             }
         },
     }
@@ -229,8 +250,20 @@ pub fn render_table(slots: &[HostSlot]) -> String {
     let rows: Vec<[String; 7]> = slots
         .iter()
         .map(|s| {
-            let addr = if s.is_unused() { format!("{} (unused)", s.address()) } else { s.address().to_string() };
-            [s.id.clone(), s.url.clone(), s.protocol.clone(), s.format.clone(), addr, s.port.clone(), s.auth.clone()]
+            let addr = if s.is_unused() {
+                format!("{} (unused)", s.address())
+            } else {
+                s.address().to_string()
+            };
+            [
+                s.id.clone(),
+                s.url.clone(),
+                s.protocol.clone(),
+                s.format.clone(),
+                addr,
+                s.port.clone(),
+                s.auth.clone(),
+            ]
         })
         .collect();
     let mut w = head.map(str::len);
@@ -263,8 +296,15 @@ fn caps(c: &ConnArgs) -> anyhow::Result<()> {
     let rows = caps_summary(&items);
     let mut out = std::io::stdout().lock();
     if c.json {
-        let summary: serde_json::Map<String, serde_json::Value> = rows.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-        writeln!(out, "{}", serde_json::json!({"api": fmt_name(f), "summary": summary, "items": items}))?;
+        let summary: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"api": fmt_name(f), "summary": summary, "items": items})
+        )?;
     } else {
         writeln!(out, "Alarm host capabilities ({} API):", fmt_name(f))?;
         let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -281,7 +321,11 @@ fn get(c: &ConnArgs) -> anyhow::Result<()> {
     let slots = parse_host_list(&a.body).map_err(DeviceError::from)?;
     let mut out = std::io::stdout().lock();
     if c.json {
-        writeln!(out, "{}", serde_json::json!({"api": fmt_name(f), "slots": slots}))?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"api": fmt_name(f), "slots": slots})
+        )?;
     } else {
         writeln!(out, "Alarm hosts ({} API):", fmt_name(f))?;
         out.write_all(render_table(&slots).as_bytes())?;
@@ -290,7 +334,11 @@ fn get(c: &ConnArgs) -> anyhow::Result<()> {
 }
 
 /// Fields the change asked for that the device does not show afterwards.
-pub fn unapplied(expected: &HostSlot, after: &HostSlot, change: &SlotChange) -> Vec<(&'static str, String, String)> {
+pub fn unapplied(
+    expected: &HostSlot,
+    after: &HostSlot,
+    change: &SlotChange,
+) -> Vec<(&'static str, String, String)> {
     let wanted: Vec<&str> = change.assignments().iter().map(|(n, _)| *n).collect();
     expected
         .fields()
@@ -306,11 +354,25 @@ fn set(a: &SetArgs) -> anyhow::Result<()> {
         address: a.address.clone(),
         port: a.port,
         url: a.url.clone(),
-        protocol: a.protocol.map(|p| if p == ProtocolArg::Https { "HTTPS".into() } else { "HTTP".into() }),
-        format: a.format.map(|f| if f == FormatArg::Json { "JSON".into() } else { "XML".into() }),
+        protocol: a.protocol.map(|p| {
+            if p == ProtocolArg::Https {
+                "HTTPS".into()
+            } else {
+                "HTTP".into()
+            }
+        }),
+        format: a.format.map(|f| {
+            if f == FormatArg::Json {
+                "JSON".into()
+            } else {
+                "XML".into()
+            }
+        }),
     };
     if change.is_empty() {
-        anyhow::bail!(DeviceError::Usage("nothing to change: give --address, --port, --url, --protocol or --format".into()));
+        anyhow::bail!(DeviceError::Usage(
+            "nothing to change: give --address, --port, --url, --protocol or --format".into()
+        ));
     }
     let c = &a.conn;
     let mut client = connect(c)?;
@@ -320,15 +382,33 @@ fn set(a: &SetArgs) -> anyhow::Result<()> {
     let answer = client.request("PUT", &target, Some((&new_doc, f.content_type())))?;
     let status = match check_status(&answer) {
         Ok(s) => s,
-        Err(DeviceError::Http { status, .. }) => return Err(client::classify(HOSTS, &answer_with(status, answer)).into()),
+        Err(DeviceError::Http { status, .. }) => {
+            return Err(client::classify(HOSTS, &answer_with(status, answer)).into())
+        }
         Err(e) => return Err(e.into()),
     };
-    let (after_doc, _, _) = fetch(&mut client, if f == ApiFormat::Json { ApiArg::Json } else { ApiArg::Xml }, HOSTS)?;
+    let (after_doc, _, _) = fetch(
+        &mut client,
+        if f == ApiFormat::Json {
+            ApiArg::Json
+        } else {
+            ApiArg::Xml
+        },
+        HOSTS,
+    )?;
     let after = parse_host_list(&after_doc.body).map_err(DeviceError::from)?;
     let diff = diff_slots(&before, &after);
-    let mut expected = before.iter().find(|s| s.id == a.id).cloned().unwrap_or_default();
+    let mut expected = before
+        .iter()
+        .find(|s| s.id == a.id)
+        .cloned()
+        .unwrap_or_default();
     change.apply(&mut expected);
-    let after_slot = after.iter().find(|s| s.id == a.id).cloned().unwrap_or_default();
+    let after_slot = after
+        .iter()
+        .find(|s| s.id == a.id)
+        .cloned()
+        .unwrap_or_default();
     let missing = unapplied(&expected, &after_slot, &change);
     let mut out = std::io::stdout().lock();
     if c.json {
@@ -342,18 +422,32 @@ fn set(a: &SetArgs) -> anyhow::Result<()> {
     } else {
         writeln!(out, "PUT {target}: {}", status.describe())?;
         if diff.is_empty() {
-            writeln!(out, "No difference: slot {} already had these values.", a.id)?;
+            writeln!(
+                out,
+                "No difference: slot {} already had these values.",
+                a.id
+            )?;
         } else {
             writeln!(out, "Changed:")?;
             for d in &diff {
-                writeln!(out, "  slot {} {}: {:?} -> {:?}", d.id, d.field, d.before, d.after)?;
+                writeln!(
+                    out,
+                    "  slot {} {}: {:?} -> {:?}",
+                    d.id, d.field, d.before, d.after
+                )?;
             }
         }
         out.write_all(render_table(&after).as_bytes())?;
     }
     if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|(n, e, g)| format!("{n} asked {e:?}, device shows {g:?}")).collect();
-        anyhow::bail!("the device accepted the change but did not apply it: {}", list.join("; "));
+        let list: Vec<String> = missing
+            .iter()
+            .map(|(n, e, g)| format!("{n} asked {e:?}, device shows {g:?}"))
+            .collect();
+        anyhow::bail!(
+            "the device accepted the change but did not apply it: {}",
+            list.join("; ")
+        );
     }
     Ok(())
 }
@@ -377,22 +471,44 @@ fn test(a: &TestArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let path = format!("{HOSTS}/{}/test", a.id);
-    let target = if f == ApiFormat::Json { with_json(&path) } else { path.clone() };
+    let target = if f == ApiFormat::Json {
+        with_json(&path)
+    } else {
+        path.clone()
+    };
     let body = render_slot(slot, f);
     let ans = client.request("POST", &target, Some((&body, f.content_type())))?;
-    let dest = format!("{}://{}:{}{}", slot.protocol.to_ascii_lowercase(), slot.address(), slot.port, slot.url);
+    let dest = format!(
+        "{}://{}:{}{}",
+        slot.protocol.to_ascii_lowercase(),
+        slot.address(),
+        slot.port,
+        slot.url
+    );
     if ans.is_success() {
         let r = parse_test_result(&ans.body).unwrap_or_default();
         if c.json {
-            writeln!(out, "{}", serde_json::json!({"slot": a.id, "to": dest, "ok": r.error.is_empty(), "error": r.error, "items": r.items}))?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"slot": a.id, "to": dest, "ok": r.error.is_empty(), "error": r.error, "items": r.items})
+            )?;
         } else if r.error.is_empty() {
             writeln!(out, "The device reports the test to {dest} succeeded.")?;
             writeln!(out, "Some models only open a TCP connection for the test; a real event still needs the event linked to \"Notify Surveillance Center\" and armed.")?;
         } else {
-            writeln!(out, "The device reports the test to {dest} failed: {}", r.error)?;
+            writeln!(
+                out,
+                "The device reports the test to {dest} failed: {}",
+                r.error
+            )?;
             writeln!(out, "Check from the device's network that {}:{} accepts connections (firewall, NAT), that the server answers 200 OK, and that HTTP/HTTPS match.", slot.address(), slot.port)?;
         }
-        return if r.error.is_empty() { Ok(()) } else { Err(anyhow::anyhow!("test failed: {}", r.error)) };
+        return if r.error.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("test failed: {}", r.error))
+        };
     }
     let explain = match ans.status {
         404 | 405 | 501 => "this device does not offer a host test.".to_string(),
@@ -404,7 +520,11 @@ fn test(a: &TestArgs) -> anyhow::Result<()> {
         },
     };
     if c.json {
-        writeln!(out, "{}", serde_json::json!({"slot": a.id, "to": dest, "ok": serde_json::Value::Null, "status": ans.status, "explain": explain, "trigger": TRIGGER_HELP}))?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"slot": a.id, "to": dest, "ok": serde_json::Value::Null, "status": ans.status, "explain": explain, "trigger": TRIGGER_HELP})
+        )?;
     } else {
         writeln!(out, "POST {path}: {explain}")?;
         writeln!(out, "{TRIGGER_HELP}")?;
@@ -456,12 +576,23 @@ mod tests {
 
     #[test]
     fn unapplied_fields() {
-        let change = SlotChange { port: Some(9000), address: Some("192.0.2.5".into()), ..Default::default() };
-        let mut expected = HostSlot { id: "1".into(), port: "80".into(), ..Default::default() };
+        let change = SlotChange {
+            port: Some(9000),
+            address: Some("192.0.2.5".into()),
+            ..Default::default()
+        };
+        let mut expected = HostSlot {
+            id: "1".into(),
+            port: "80".into(),
+            ..Default::default()
+        };
         change.apply(&mut expected);
         let mut after = expected.clone();
         assert!(unapplied(&expected, &after, &change).is_empty());
         after.port = "80".into();
-        assert_eq!(unapplied(&expected, &after, &change), vec![("portNo", "9000".to_string(), "80".to_string())]);
+        assert_eq!(
+            unapplied(&expected, &after, &change),
+            vec![("portNo", "9000".to_string(), "80".to_string())]
+        );
     }
 }

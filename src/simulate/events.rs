@@ -59,7 +59,12 @@ pub struct DeviceIdentity {
     pub utc_offset_min: i32,
 }
 
-const OUIS: [[u8; 3]; 4] = [[0x44, 0x19, 0xb6], [0xc0, 0x56, 0xe3], [0xbc, 0xad, 0x28], [0x4c, 0xbd, 0x8f]];
+const OUIS: [[u8; 3]; 4] = [
+    [0x44, 0x19, 0xb6],
+    [0xc0, 0x56, 0xe3],
+    [0xbc, 0xad, 0x28],
+    [0x4c, 0xbd, 0x8f],
+];
 const OFFSETS: [i32; 5] = [480, 60, -300, 0, 330];
 
 impl DeviceIdentity {
@@ -78,7 +83,12 @@ impl DeviceIdentity {
             (low >> 8) & 0xff,
             low & 0xff
         );
-        let serial = format!("DS-2CD2387G2-LU2023{:02}{:02}CCWR{:09}", 1 + index % 12, 1 + index % 28, 520_000_000u64 + u64::from(index));
+        let serial = format!(
+            "DS-2CD2387G2-LU2023{:02}{:02}CCWR{:09}",
+            1 + index % 12,
+            1 + index % 28,
+            520_000_000u64 + u64::from(index)
+        );
         let mut m = Mix::new(index, u64::MAX);
         let a = m.next_u64();
         let b = m.next_u64();
@@ -92,12 +102,21 @@ impl DeviceIdentity {
             (b & 0xffff_0000_0000) | u64::from(index)
         );
         let utc_offset_min = OFFSETS.get((index % 5) as usize).copied().unwrap_or(0);
-        DeviceIdentity { index, mac, serial, device_id, ip, utc_offset_min }
+        DeviceIdentity {
+            index,
+            mac,
+            serial,
+            device_id,
+            ip,
+            utc_offset_min,
+        }
     }
 
     /// ISO 8601 local time with offset, as devices write `dateTime`.
     pub fn date_time(&self, at: Timestamp) -> String {
-        let shifted = Timestamp(at.0.saturating_add(i64::from(self.utc_offset_min).saturating_mul(60_000_000_000)));
+        let shifted = Timestamp(
+            at.0.saturating_add(i64::from(self.utc_offset_min).saturating_mul(60_000_000_000)),
+        );
         let s = shifted.to_utc_string(); // YYYY-MM-DD HH:MM:SS.mmm
         let base = s.get(..19).unwrap_or(&s).replacen(' ', "T", 1);
         let sign = if self.utc_offset_min < 0 { '-' } else { '+' };
@@ -109,13 +128,21 @@ impl DeviceIdentity {
 /// RFC 7231 `Date` header value (`Tue, 07 May 2024 10:00:00 GMT`).
 pub fn http_date(at: Timestamp) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let s = at.to_utc_string();
     let day_no = at.0.div_euclid(86_400_000_000_000);
-    let wd = DAYS.get(day_no.rem_euclid(7) as usize).copied().unwrap_or("Thu");
+    let wd = DAYS
+        .get(day_no.rem_euclid(7) as usize)
+        .copied()
+        .unwrap_or("Thu");
     let year = s.get(0..4).unwrap_or("1970");
     let month: usize = s.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
-    let mon = MONTHS.get(month.saturating_sub(1)).copied().unwrap_or("Jan");
+    let mon = MONTHS
+        .get(month.saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
     let day = s.get(8..10).unwrap_or("01");
     let time = s.get(11..19).unwrap_or("00:00:00");
     format!("{wd}, {day} {mon} {year} {time} GMT")
@@ -186,7 +213,12 @@ pub enum KindArg {
     Mixed,
 }
 
-const CAMERA: [EventKind; 4] = [EventKind::Vmd, EventKind::LineDetection, EventKind::FieldDetection, EventKind::PeopleCounting];
+const CAMERA: [EventKind; 4] = [
+    EventKind::Vmd,
+    EventKind::LineDetection,
+    EventKind::FieldDetection,
+    EventKind::PeopleCounting,
+];
 const MIXED: [(EventKind, BodyFormat); 10] = [
     (EventKind::Vmd, BodyFormat::Xml),
     (EventKind::LineDetection, BodyFormat::Xml),
@@ -205,16 +237,35 @@ impl KindArg {
     pub fn pick(self, n: u64) -> (EventKind, BodyFormat) {
         let at = |len: usize| (n % len as u64) as usize;
         match self {
-            KindArg::Xml => (CAMERA.get(at(CAMERA.len())).copied().unwrap_or(EventKind::Vmd), BodyFormat::Xml),
-            KindArg::Json => (CAMERA.get(at(CAMERA.len())).copied().unwrap_or(EventKind::Vmd), BodyFormat::Json),
+            KindArg::Xml => (
+                CAMERA
+                    .get(at(CAMERA.len()))
+                    .copied()
+                    .unwrap_or(EventKind::Vmd),
+                BodyFormat::Xml,
+            ),
+            KindArg::Json => (
+                CAMERA
+                    .get(at(CAMERA.len()))
+                    .copied()
+                    .unwrap_or(EventKind::Vmd),
+                BodyFormat::Json,
+            ),
             KindArg::Anpr => (EventKind::Anpr, BodyFormat::Xml),
             KindArg::Face => (EventKind::FaceSnap, BodyFormat::Xml),
             KindArg::Access => {
-                let k = if n % 3 == 2 { EventKind::AccessCard } else { EventKind::AccessFace };
+                let k = if n % 3 == 2 {
+                    EventKind::AccessCard
+                } else {
+                    EventKind::AccessFace
+                };
                 (k, BodyFormat::Json)
             }
             KindArg::Heartbeat => (EventKind::HeartBeat, BodyFormat::Json),
-            KindArg::Mixed => MIXED.get(at(MIXED.len())).copied().unwrap_or((EventKind::Vmd, BodyFormat::Xml)),
+            KindArg::Mixed => MIXED
+                .get(at(MIXED.len()))
+                .copied()
+                .unwrap_or((EventKind::Vmd, BodyFormat::Xml)),
         }
     }
 }
@@ -252,14 +303,18 @@ pub fn jpeg(width: u16, height: u16, size: usize) -> Vec<u8> {
     let mut j = Vec::with_capacity(size.saturating_add(64));
     j.extend_from_slice(&[0xFF, 0xD8]);
     // APP0 JFIF
-    j.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0]);
+    j.extend_from_slice(&[
+        0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0,
+    ]);
     // DQT: table 0, all ones
     j.extend_from_slice(&[0xFF, 0xDB, 0x00, 0x43, 0x00]);
     j.extend_from_slice(&[1u8; 64]);
     // SOF0: 8-bit, height, width, one component (id 1, 1x1, table 0)
     let [hh, hl] = height.max(1).to_be_bytes();
     let [wh, wl] = width.max(1).to_be_bytes();
-    j.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x0B, 0x08, hh, hl, wh, wl, 0x01, 0x01, 0x11, 0x00]);
+    j.extend_from_slice(&[
+        0xFF, 0xC0, 0x00, 0x0B, 0x08, hh, hl, wh, wl, 0x01, 0x01, 0x11, 0x00,
+    ]);
     // DHT: DC table 0 and AC table 0, each a single 1-bit code for symbol 0 (DC diff 0 / EOB).
     for class in [0x00u8, 0x10] {
         j.extend_from_slice(&[0xFF, 0xC4, 0x00, 0x14, class, 1]);
@@ -267,14 +322,22 @@ pub fn jpeg(width: u16, height: u16, size: usize) -> Vec<u8> {
         j.push(0x00);
     }
     // Padding comments before the scan, to reach the wanted size.
-    let blocks = usize::from(width.max(1)).div_ceil(8).saturating_mul(usize::from(height.max(1)).div_ceil(8));
+    let blocks = usize::from(width.max(1))
+        .div_ceil(8)
+        .saturating_mul(usize::from(height.max(1)).div_ceil(8));
     let scan_len = blocks.saturating_mul(2).div_ceil(8);
-    let fixed = j.len().saturating_add(10).saturating_add(scan_len).saturating_add(2);
+    let fixed = j
+        .len()
+        .saturating_add(10)
+        .saturating_add(scan_len)
+        .saturating_add(2);
     let mut pad = size.saturating_sub(fixed);
     let mut fill = 0u8;
     while pad > 4 {
         let n = pad.saturating_sub(4).min(65_533);
-        let [lh, ll] = u16::try_from(n.saturating_add(2)).unwrap_or(u16::MAX).to_be_bytes();
+        let [lh, ll] = u16::try_from(n.saturating_add(2))
+            .unwrap_or(u16::MAX)
+            .to_be_bytes();
         j.extend_from_slice(&[0xFF, 0xFE, lh, ll]);
         j.extend((0..n).map(|i| b'A' + ((i as u8).wrapping_add(fill)) % 26));
         fill = fill.wrapping_add(7);
@@ -291,21 +354,47 @@ pub fn jpeg(width: u16, height: u16, size: usize) -> Vec<u8> {
     j
 }
 
-fn xml_head(id: &DeviceIdentity, spec: &EventSpec, m: &mut Mix, at: Timestamp, description: &str, channel: &str) -> String {
+fn xml_head(
+    id: &DeviceIdentity,
+    spec: &EventSpec,
+    m: &mut Mix,
+    at: Timestamp,
+    description: &str,
+    channel: &str,
+) -> String {
     let ns = if spec.seq % 3 == 1 {
         "http://www.isapi.org/ver20/XMLSchema"
     } else {
         "http://www.hikvision.com/ver20/XMLSchema"
     };
     let quirk = if spec.quirks { spec.seq % 4 } else { 99 };
-    let decl = if quirk == 0 { "" } else { "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" };
+    let decl = if quirk == 0 {
+        ""
+    } else {
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    };
     let ip_el = match id.ip {
         IpAddr::V4(ip) => format!("<ipAddress>{ip}</ipAddress>"),
         IpAddr::V6(ip) => format!("<ipv6Address>{ip}</ipv6Address>"),
     };
-    let proto = if quirk == 2 { "<protocolType>HTTP</protocolType>" } else { "<protocol>HTTP</protocol>" };
-    let apc = if quirk == 1 { "<activePostCount/>".to_string() } else { format!("<activePostCount>{}</activePostCount>", spec.active_post_count) };
-    let channel = if quirk == 3 { format!("{channel} & Gate") } else { channel.to_string() };
+    let proto = if quirk == 2 {
+        "<protocolType>HTTP</protocolType>"
+    } else {
+        "<protocol>HTTP</protocol>"
+    };
+    let apc = if quirk == 1 {
+        "<activePostCount/>".to_string()
+    } else {
+        format!(
+            "<activePostCount>{}</activePostCount>",
+            spec.active_post_count
+        )
+    };
+    let channel = if quirk == 3 {
+        format!("{channel} & Gate")
+    } else {
+        channel.to_string()
+    };
     let chan_no = m.range(1, 4);
     format!(
         "{decl}<EventNotificationAlert version=\"2.0\" xmlns=\"{ns}\">\n{ip_el}\n<portNo>80</portNo>\n{proto}\n\
@@ -328,11 +417,24 @@ fn rect(m: &mut Mix) -> (f64, f64, f64, f64) {
 
 fn camera_xml(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp) -> String {
     let mut m = Mix::new(id.index, spec.seq);
-    let channel = *m.pick(&["Camera 01", "Entrance", "Parking North", "Loading Bay", "Lobby"]).unwrap_or(&"Camera 01");
+    let channel = *m
+        .pick(&[
+            "Camera 01",
+            "Entrance",
+            "Parking North",
+            "Loading Bay",
+            "Lobby",
+        ])
+        .unwrap_or(&"Camera 01");
     let (desc, tail) = match spec.kind {
         EventKind::LineDetection => {
             let (x, y, w, h) = rect(&mut m);
-            let (x1, y1, x2, y2) = (m.range(50, 300), m.range(300, 700), m.range(600, 950), m.range(300, 700));
+            let (x1, y1, x2, y2) = (
+                m.range(50, 300),
+                m.range(300, 700),
+                m.range(600, 950),
+                m.range(300, 700),
+            );
             (
                 "linedetection alarm",
                 format!(
@@ -391,11 +493,23 @@ fn camera_xml(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp) -> String {
     s
 }
 
-fn base_json(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp, description: &str) -> serde_json::Map<String, serde_json::Value> {
+fn base_json(
+    id: &DeviceIdentity,
+    spec: &EventSpec,
+    at: Timestamp,
+    description: &str,
+) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::json;
     let mut m = Mix::new(id.index, spec.seq);
     let a = m.next_u64();
-    let uuid = format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", (a >> 32) as u32, (a >> 16) & 0xffff, a & 0xffff, spec.seq & 0xffff, u64::from(id.index));
+    let uuid = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (a >> 32) as u32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        spec.seq & 0xffff,
+        u64::from(id.index)
+    );
     let mut o = serde_json::Map::new();
     match id.ip {
         IpAddr::V4(ip) => o.insert("ipAddress".into(), json!(ip.to_string())),
@@ -425,7 +539,12 @@ fn camera_json(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp) -> String {
         _ => "Motion alarm",
     };
     let mut o = base_json(id, spec, at, desc);
-    o.insert("channelName".into(), json!(m.pick(&["Camera 01", "Yard", "Corridor"]).unwrap_or(&"Camera 01")));
+    o.insert(
+        "channelName".into(),
+        json!(m
+            .pick(&["Camera 01", "Yard", "Corridor"])
+            .unwrap_or(&"Camera 01")),
+    );
     match spec.kind {
         EventKind::LineDetection | EventKind::FieldDetection => {
             let (x, y, w, h) = rect(&mut m);
@@ -453,27 +572,57 @@ fn plate(m: &mut Mix) -> String {
         let c = if (2..5).contains(&i) {
             char::from(b'0' + (m.next_u64() % 10) as u8)
         } else {
-            char::from(*L.get((m.next_u64() % L.len() as u64) as usize).unwrap_or(&b'A'))
+            char::from(
+                *L.get((m.next_u64() % L.len() as u64) as usize)
+                    .unwrap_or(&b'A'),
+            )
         };
         p.push(c);
     }
     p
 }
 
-fn part(out: &mut Vec<u8>, boundary: &str, name: &str, filename: Option<&str>, ctype: &str, data: &[u8]) {
-    out.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+fn part(
+    out: &mut Vec<u8>,
+    boundary: &str,
+    name: &str,
+    filename: Option<&str>,
+    ctype: &str,
+    data: &[u8],
+) {
+    out.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+    );
     if let Some(f) = filename {
         out.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
     }
-    out.extend_from_slice(format!("\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", data.len()).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
 
-fn anpr_xml(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp, m: &mut Mix, plate_text: &str) -> String {
+fn anpr_xml(
+    id: &DeviceIdentity,
+    spec: &EventSpec,
+    at: Timestamp,
+    m: &mut Mix,
+    plate_text: &str,
+) -> String {
     let mut s = xml_head(id, spec, m, at, "ANPR", "Entrance Lane 1");
     let conf = m.range(80, 99);
-    let stamp = id.date_time(at).chars().filter(char::is_ascii_digit).take(14).collect::<String>();
+    let uuid = format!("{:016x}{:016x}", m.next_u64(), spec.seq);
+    let stamp = id
+        .date_time(at)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect::<String>();
     s.push_str(&format!(
         "<ANPR>\n<country>3</country>\n<licensePlate>{plate_text}</licensePlate>\n<line>{}</line>\n<direction>{}</direction>\n\
          <confidenceLevel>{conf}</confidenceLevel>\n<plateType>unknown</plateType>\n<plateColor>{}</plateColor>\n<licenseBright>0</licenseBright>\n\
@@ -497,7 +646,7 @@ fn anpr_xml(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp, m: &mut Mix, p
         m.range(80, 140),
         m.range(25, 45),
         m.pick(&["otherList", "allowList", "blockList"]).unwrap_or(&"otherList"),
-        format!("{:016x}{:016x}", m.next_u64(), spec.seq)
+        uuid
     ));
     s
 }
@@ -506,32 +655,105 @@ fn anpr_xml(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp, m: &mut Mix, p
 pub fn build_push(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp) -> Push {
     let mut m = Mix::new(id.index, spec.seq.wrapping_add(0x77));
     let xml_type = *m
-        .pick(&["application/xml; charset=\"UTF-8\"", "application/xml", "text/xml"])
+        .pick(&[
+            "application/xml; charset=\"UTF-8\"",
+            "application/xml",
+            "text/xml",
+        ])
         .unwrap_or(&"application/xml");
-    let boundary = *m.pick(&["boundary", "MIME_boundary", "AaB03x"]).unwrap_or(&"boundary");
+    let boundary = *m
+        .pick(&["boundary", "MIME_boundary", "AaB03x"])
+        .unwrap_or(&"boundary");
     let multipart_type = format!("multipart/form-data; boundary={boundary}");
-    let jpeg_type = if spec.quirks && spec.seq % 2 == 1 { "image/pjpeg" } else { "image/jpeg" };
+    let jpeg_type = if spec.quirks && spec.seq % 2 == 1 {
+        "image/pjpeg"
+    } else {
+        "image/jpeg"
+    };
     match (spec.kind, spec.format) {
-        (EventKind::Vmd | EventKind::LineDetection | EventKind::FieldDetection | EventKind::PeopleCounting, BodyFormat::Xml) => {
+        (
+            EventKind::Vmd
+            | EventKind::LineDetection
+            | EventKind::FieldDetection
+            | EventKind::PeopleCounting,
+            BodyFormat::Xml,
+        ) => {
             let body = camera_xml(id, spec, at).into_bytes();
-            Push { event_type: spec.kind.event_type(), content_type: xml_type.into(), body, parts: 0, picture_bytes: 0 }
+            Push {
+                event_type: spec.kind.event_type(),
+                content_type: xml_type.into(),
+                body,
+                parts: 0,
+                picture_bytes: 0,
+            }
         }
-        (EventKind::Vmd | EventKind::LineDetection | EventKind::FieldDetection | EventKind::PeopleCounting, BodyFormat::Json) => {
-            let ct = if spec.quirks && spec.seq % 2 == 0 { "text/plain" } else { "application/json" };
-            Push { event_type: spec.kind.event_type(), content_type: ct.into(), body: camera_json(id, spec, at).into_bytes(), parts: 0, picture_bytes: 0 }
+        (
+            EventKind::Vmd
+            | EventKind::LineDetection
+            | EventKind::FieldDetection
+            | EventKind::PeopleCounting,
+            BodyFormat::Json,
+        ) => {
+            let ct = if spec.quirks && spec.seq.is_multiple_of(2) {
+                "text/plain"
+            } else {
+                "application/json"
+            };
+            Push {
+                event_type: spec.kind.event_type(),
+                content_type: ct.into(),
+                body: camera_json(id, spec, at).into_bytes(),
+                parts: 0,
+                picture_bytes: 0,
+            }
         }
         (EventKind::Anpr, _) => {
             let plate_text = plate(&mut m);
             let meta = anpr_xml(id, spec, at, &mut m, &plate_text);
-            let p1 = jpeg(m.range(200, 320) as u16, m.range(60, 100) as u16, m.range(3_000, 12_000) as usize);
+            let p1 = jpeg(
+                m.range(200, 320) as u16,
+                m.range(60, 100) as u16,
+                m.range(3_000, 12_000) as usize,
+            );
             let p2 = jpeg(2688, 1520, m.range(180_000, 450_000) as usize);
-            let name = if spec.seq % 2 == 0 { "anpr.xml" } else { "ANPR.xml" };
+            let name = if spec.seq.is_multiple_of(2) {
+                "anpr.xml"
+            } else {
+                "ANPR.xml"
+            };
             let mut body = Vec::with_capacity(meta.len() + p1.len() + p2.len() + 600);
-            part(&mut body, boundary, name, Some(name), "text/xml", meta.as_bytes());
-            part(&mut body, boundary, "licensePlatePicture.jpg", Some("licensePlatePicture.jpg"), jpeg_type, &p1);
-            part(&mut body, boundary, "detectionPicture.jpg", Some("detectionPicture.jpg"), jpeg_type, &p2);
+            part(
+                &mut body,
+                boundary,
+                name,
+                Some(name),
+                "text/xml",
+                meta.as_bytes(),
+            );
+            part(
+                &mut body,
+                boundary,
+                "licensePlatePicture.jpg",
+                Some("licensePlatePicture.jpg"),
+                jpeg_type,
+                &p1,
+            );
+            part(
+                &mut body,
+                boundary,
+                "detectionPicture.jpg",
+                Some("detectionPicture.jpg"),
+                jpeg_type,
+                &p2,
+            );
             body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-            Push { event_type: "ANPR", content_type: multipart_type, body, parts: 3, picture_bytes: p1.len() + p2.len() }
+            Push {
+                event_type: "ANPR",
+                content_type: multipart_type,
+                body,
+                parts: 3,
+                picture_bytes: p1.len() + p2.len(),
+            }
         }
         (EventKind::FaceSnap, _) => {
             let mut meta = xml_head(id, spec, &mut m, at, "faceSnap alarm", "Reception");
@@ -548,11 +770,38 @@ pub fn build_push(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp) -> Push 
             let face = jpeg(160, 200, m.range(12_000, 40_000) as usize);
             let bg = jpeg(1920, 1080, m.range(150_000, 350_000) as usize);
             let mut body = Vec::with_capacity(meta.len() + face.len() + bg.len() + 600);
-            part(&mut body, boundary, "faceSnap.xml", Some("faceSnap.xml"), "application/xml", meta.as_bytes());
-            part(&mut body, boundary, "faceImage.jpg", Some("faceImage.jpg"), jpeg_type, &face);
-            part(&mut body, boundary, "backgroundImage.jpg", Some("backgroundImage.jpg"), jpeg_type, &bg);
+            part(
+                &mut body,
+                boundary,
+                "faceSnap.xml",
+                Some("faceSnap.xml"),
+                "application/xml",
+                meta.as_bytes(),
+            );
+            part(
+                &mut body,
+                boundary,
+                "faceImage.jpg",
+                Some("faceImage.jpg"),
+                jpeg_type,
+                &face,
+            );
+            part(
+                &mut body,
+                boundary,
+                "backgroundImage.jpg",
+                Some("backgroundImage.jpg"),
+                jpeg_type,
+                &bg,
+            );
             body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-            Push { event_type: "faceSnap", content_type: multipart_type, body, parts: 3, picture_bytes: face.len() + bg.len() }
+            Push {
+                event_type: "faceSnap",
+                content_type: multipart_type,
+                body,
+                parts: 3,
+                picture_bytes: face.len() + bg.len(),
+            }
         }
         (EventKind::AccessFace | EventKind::AccessCard, _) => {
             use serde_json::json;
@@ -592,11 +841,32 @@ pub fn build_push(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp) -> Push 
             let mut body = Vec::new();
             let (name, pic_bytes, parts) = if face {
                 let pic = jpeg(480, 640, m.range(25_000, 90_000) as usize);
-                part(&mut body, boundary, "AccessControllerEvent", None, "application/json", meta.as_bytes());
-                part(&mut body, boundary, "Picture", Some("Picture.jpg"), jpeg_type, &pic);
+                part(
+                    &mut body,
+                    boundary,
+                    "AccessControllerEvent",
+                    None,
+                    "application/json",
+                    meta.as_bytes(),
+                );
+                part(
+                    &mut body,
+                    boundary,
+                    "Picture",
+                    Some("Picture.jpg"),
+                    jpeg_type,
+                    &pic,
+                );
                 ("AccessControllerEvent", pic.len(), 2)
             } else {
-                part(&mut body, boundary, "event_log", None, "application/json", meta.as_bytes());
+                part(
+                    &mut body,
+                    boundary,
+                    "event_log",
+                    None,
+                    "application/json",
+                    meta.as_bytes(),
+                );
                 ("event_log", 0, 1)
             };
             let _ = name;
@@ -613,7 +883,13 @@ pub fn build_push(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp) -> Push 
             let mut o = base_json(id, spec, at, "heartBeat");
             o.insert("channelID".into(), serde_json::json!(""));
             let body = serde_json::Value::Object(o).to_string().into_bytes();
-            Push { event_type: "heartBeat", content_type: "application/json".into(), body, parts: 0, picture_bytes: 0 }
+            Push {
+                event_type: "heartBeat",
+                content_type: "application/json".into(),
+                body,
+                parts: 0,
+                picture_bytes: 0,
+            }
         }
     }
 }
@@ -672,7 +948,12 @@ mod tests {
 
     #[test]
     fn jpeg_has_markers_size_and_dimensions() {
-        for (w, h, size) in [(8u16, 8u16, 0usize), (2688, 1520, 300_000), (240, 80, 5_000), (1920, 1080, 70_000)] {
+        for (w, h, size) in [
+            (8u16, 8u16, 0usize),
+            (2688, 1520, 300_000),
+            (240, 80, 5_000),
+            (1920, 1080, 70_000),
+        ] {
             let j = jpeg(w, h, size);
             assert_eq!(&j[..4], &[0xFF, 0xD8, 0xFF, 0xE0]);
             assert_eq!(&j[j.len() - 2..], &[0xFF, 0xD9]);
@@ -681,7 +962,11 @@ mod tests {
             assert_eq!(u16::from_be_bytes([j[sof + 5], j[sof + 6]]), h);
             assert_eq!(u16::from_be_bytes([j[sof + 7], j[sof + 8]]), w);
             if size > 2000 {
-                assert!(j.len() >= size - 4 && j.len() <= size + 4, "{} vs {size}", j.len());
+                assert!(
+                    j.len() >= size - 4 && j.len() <= size + 4,
+                    "{} vs {size}",
+                    j.len()
+                );
             }
         }
         // 8x8: one block, 2 bits "00" padded with ones = 0x3F.
@@ -690,7 +975,13 @@ mod tests {
     }
 
     fn spec(kind: EventKind, format: BodyFormat, seq: u64) -> EventSpec {
-        EventSpec { kind, format, seq, active_post_count: 1, quirks: false }
+        EventSpec {
+            kind,
+            format,
+            seq,
+            active_post_count: 1,
+            quirks: false,
+        }
     }
 
     fn xml_text<'a>(body: &'a str, el: &str) -> Option<&'a str> {
@@ -716,7 +1007,10 @@ mod tests {
             assert_eq!(xml_text(&body, "eventDescription"), Some(desc));
             assert_eq!(xml_text(&body, "macAddress"), Some(d.mac.as_str()));
             assert_eq!(xml_text(&body, "ipAddress"), Some("127.0.0.5"));
-            assert_eq!(xml_text(&body, "dateTime"), Some("2024-05-07T10:00:00+00:00"));
+            assert_eq!(
+                xml_text(&body, "dateTime"),
+                Some("2024-05-07T10:00:00+00:00")
+            );
             let mut r = quick_xml::Reader::from_reader(p.body.as_slice());
             loop {
                 match r.read_event() {
@@ -726,17 +1020,27 @@ mod tests {
                 }
             }
         }
-        let line = String::from_utf8(build_push(&d, &spec(EventKind::LineDetection, BodyFormat::Xml, 1), T).body).unwrap();
+        let line = String::from_utf8(
+            build_push(&d, &spec(EventKind::LineDetection, BodyFormat::Xml, 1), T).body,
+        )
+        .unwrap();
         assert_eq!(line.matches("<RegionCoordinates>").count(), 2);
         assert!(line.contains("<DetectionRegionList>"));
-        let field = String::from_utf8(build_push(&d, &spec(EventKind::FieldDetection, BodyFormat::Xml, 1), T).body).unwrap();
+        let field = String::from_utf8(
+            build_push(&d, &spec(EventKind::FieldDetection, BodyFormat::Xml, 1), T).body,
+        )
+        .unwrap();
         assert_eq!(field.matches("<RegionCoordinates>").count(), 4);
     }
 
     #[test]
     fn json_bodies_have_device_id_and_uuid() {
         let d = DeviceIdentity::new(1, ip(3));
-        for k in [EventKind::Vmd, EventKind::PeopleCounting, EventKind::HeartBeat] {
+        for k in [
+            EventKind::Vmd,
+            EventKind::PeopleCounting,
+            EventKind::HeartBeat,
+        ] {
             let p = build_push(&d, &spec(k, BodyFormat::Json, 2), T);
             assert_eq!(p.content_type, "application/json");
             let v: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
@@ -754,16 +1058,45 @@ mod tests {
         let body = &p.body;
         let mut out = Vec::new();
         let mut pos = 0;
-        while let Some(i) = body[pos..].windows(delim.len()).position(|w| w == delim.as_bytes()) {
+        while let Some(i) = body[pos..]
+            .windows(delim.len())
+            .position(|w| w == delim.as_bytes())
+        {
             let start = pos + i + delim.len();
             if body[start..].starts_with(b"--") {
                 break;
             }
-            let hdr_end = body[start..].windows(4).position(|w| w == b"\r\n\r\n").unwrap() + start;
+            let hdr_end = body[start..]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .unwrap()
+                + start;
             let headers = String::from_utf8_lossy(&body[start..hdr_end]).to_string();
-            let name = headers.split("name=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
-            let ctype = headers.split("Content-Type: ").nth(1).unwrap().split("\r\n").next().unwrap().to_string();
-            let len: usize = headers.split("Content-Length: ").nth(1).unwrap().split("\r\n").next().unwrap().parse().unwrap();
+            let name = headers
+                .split("name=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string();
+            let ctype = headers
+                .split("Content-Type: ")
+                .nth(1)
+                .unwrap()
+                .split("\r\n")
+                .next()
+                .unwrap()
+                .to_string();
+            let len: usize = headers
+                .split("Content-Length: ")
+                .nth(1)
+                .unwrap()
+                .split("\r\n")
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             let data_start = hdr_end + 4;
             assert_eq!(&body[data_start + len..data_start + len + 2], b"\r\n");
             out.push((name, ctype, len));
@@ -778,7 +1111,14 @@ mod tests {
         let p = build_push(&d, &spec(EventKind::Anpr, BodyFormat::Xml, 4), T);
         let ps = parts(&p);
         let names: Vec<&str> = ps.iter().map(|x| x.0.as_str()).collect();
-        assert_eq!(names, ["anpr.xml", "licensePlatePicture.jpg", "detectionPicture.jpg"]);
+        assert_eq!(
+            names,
+            [
+                "anpr.xml",
+                "licensePlatePicture.jpg",
+                "detectionPicture.jpg"
+            ]
+        );
         assert_eq!(ps[0].1, "text/xml");
         assert!((3_000..=12_100).contains(&ps[1].2), "{}", ps[1].2);
         assert!((180_000..=450_100).contains(&ps[2].2), "{}", ps[2].2);
@@ -796,9 +1136,15 @@ mod tests {
     fn access_multipart_face_and_card() {
         let d = DeviceIdentity::new(2, ip(4));
         let p = build_push(&d, &spec(EventKind::AccessFace, BodyFormat::Json, 0), T);
-        assert_eq!(p.content_type, "multipart/form-data; boundary=MIME_boundary");
+        assert_eq!(
+            p.content_type,
+            "multipart/form-data; boundary=MIME_boundary"
+        );
         let ps = parts(&p);
-        assert_eq!(ps.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["AccessControllerEvent", "Picture"]);
+        assert_eq!(
+            ps.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["AccessControllerEvent", "Picture"]
+        );
         assert_eq!(ps[0].1, "application/json");
         assert!((25_000..=90_100).contains(&ps[1].2));
         let json_start = p.body.windows(1).position(|w| w == b"{").unwrap();
@@ -818,16 +1164,37 @@ mod tests {
         let d = DeviceIdentity::new(5, ip(7));
         let p = build_push(&d, &spec(EventKind::FaceSnap, BodyFormat::Xml, 3), T);
         let ps = parts(&p);
-        assert_eq!(ps.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), ["faceSnap.xml", "faceImage.jpg", "backgroundImage.jpg"]);
+        assert_eq!(
+            ps.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+            ["faceSnap.xml", "faceImage.jpg", "backgroundImage.jpg"]
+        );
     }
 
     #[test]
     fn kinds_cycle() {
         let seq: Vec<EventKind> = (0..5).map(|n| KindArg::Xml.pick(n).0).collect();
-        assert_eq!(seq, [EventKind::Vmd, EventKind::LineDetection, EventKind::FieldDetection, EventKind::PeopleCounting, EventKind::Vmd]);
+        assert_eq!(
+            seq,
+            [
+                EventKind::Vmd,
+                EventKind::LineDetection,
+                EventKind::FieldDetection,
+                EventKind::PeopleCounting,
+                EventKind::Vmd
+            ]
+        );
         let acc: Vec<EventKind> = (0..3).map(|n| KindArg::Access.pick(n).0).collect();
-        assert_eq!(acc, [EventKind::AccessFace, EventKind::AccessFace, EventKind::AccessCard]);
-        let mixed: HashSet<&str> = (0..10).map(|n| KindArg::Mixed.pick(n).0.event_type()).collect();
+        assert_eq!(
+            acc,
+            [
+                EventKind::AccessFace,
+                EventKind::AccessFace,
+                EventKind::AccessCard
+            ]
+        );
+        let mixed: HashSet<&str> = (0..10)
+            .map(|n| KindArg::Mixed.pick(n).0.event_type())
+            .collect();
         assert_eq!(mixed.len(), 8);
     }
 
@@ -835,7 +1202,13 @@ mod tests {
     fn quirks_change_bodies() {
         let d = DeviceIdentity::new(0, ip(2));
         let mk = |seq| {
-            let s = EventSpec { kind: EventKind::Vmd, format: BodyFormat::Xml, seq, active_post_count: 2, quirks: true };
+            let s = EventSpec {
+                kind: EventKind::Vmd,
+                format: BodyFormat::Xml,
+                seq,
+                active_post_count: 2,
+                quirks: true,
+            };
             String::from_utf8(build_push(&d, &s, T).body).unwrap()
         };
         assert!(!mk(0).starts_with("<?xml"));
@@ -848,7 +1221,13 @@ mod tests {
 
     #[test]
     fn request_framing() {
-        let p = Push { event_type: "VMD", content_type: "application/xml".into(), body: b"<a/>".to_vec(), parts: 0, picture_bytes: 0 };
+        let p = Push {
+            event_type: "VMD",
+            content_type: "application/xml".into(),
+            body: b"<a/>".to_vec(),
+            parts: 0,
+            picture_bytes: 0,
+        };
         let r = request_bytes("127.0.0.1:8080", "/alarm", &p, T);
         assert_eq!(
             String::from_utf8(r).unwrap(),

@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::device::hosts::{
-    parse_host_list, render_host_list, render_response_status, render_slot, sniff_format, ApiFormat, HostSlot, ISAPI_NS,
+    parse_host_list, render_host_list, render_response_status, render_slot, sniff_format,
+    ApiFormat, HostSlot, ISAPI_NS,
 };
 
 const HOSTS: &str = "/ISAPI/Event/notification/httpHosts";
@@ -56,7 +57,11 @@ fn unused_slot(id: u32, format: ApiFormat) -> HostSlot {
         id: id.to_string(),
         url: "/".into(),
         protocol: "HTTP".into(),
-        format: if format == ApiFormat::Json { "JSON".into() } else { "XML".into() },
+        format: if format == ApiFormat::Json {
+            "JSON".into()
+        } else {
+            "XML".into()
+        },
         addressing: "ipaddress".into(),
         ip_address: "0.0.0.0".into(),
         port: "80".into(),
@@ -68,7 +73,11 @@ fn unused_slot(id: u32, format: ApiFormat) -> HostSlot {
 fn valid_host_name(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
-        && h.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 impl IsapiDevice {
@@ -79,7 +88,17 @@ impl IsapiDevice {
             user: user.into(),
             password: password.into(),
             api,
-            realm: format!("IP Camera({})", serial.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<String>()),
+            realm: format!(
+                "IP Camera({})",
+                serial
+                    .chars()
+                    .rev()
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<String>()
+            ),
             hosts: Mutex::new((1..=n).map(|i| unused_slot(i, api)).collect()),
             nonces: Mutex::new(VecDeque::new()),
             nonce_seq: AtomicU64::new(1),
@@ -107,8 +126,12 @@ impl IsapiDevice {
 
     fn new_nonce(&self) -> String {
         let n = self.nonce_seq.fetch_add(1, Ordering::SeqCst);
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let nonce = digest_auth::Algorithm::new(AlgorithmType::MD5, false).hash(format!("{t}:{n}:{}", self.realm).as_bytes());
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let nonce = digest_auth::Algorithm::new(AlgorithmType::MD5, false)
+            .hash(format!("{t}:{n}:{}", self.realm).as_bytes());
         if let Ok(mut q) = self.nonces.lock() {
             q.push_back(nonce.clone());
             while q.len() > 256 {
@@ -119,13 +142,11 @@ impl IsapiDevice {
     }
 
     fn challenge(&self) -> IsapiResponse {
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<userCheck>\n<statusValue>401</statusValue>\n<statusString>Unauthorized</statusString>\n</userCheck>\n"
-        );
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<userCheck>\n<statusValue>401</statusValue>\n<statusString>Unauthorized</statusString>\n</userCheck>\n";
         IsapiResponse {
             status: 401,
             content_type: "application/xml",
-            body: body.into_bytes(),
+            body: body.as_bytes().to_vec(),
             www_authenticate: Some(format!(
                 "Digest qop=\"auth\", realm=\"{}\", nonce=\"{}\", stale=\"FALSE\"",
                 self.realm,
@@ -136,13 +157,27 @@ impl IsapiDevice {
 
     /// RFC 7616 check of an `Authorization: Digest ...` header with `digest_auth`: recompute the
     /// response from the known password and compare.
-    pub fn check_auth(&self, method: &str, target: &str, authorization: Option<&str>, body: &[u8]) -> bool {
-        let Some(value) = authorization else { return false };
-        let Ok(hdr) = AuthorizationHeader::parse(value) else { return false };
+    pub fn check_auth(
+        &self,
+        method: &str,
+        target: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> bool {
+        let Some(value) = authorization else {
+            return false;
+        };
+        let Ok(hdr) = AuthorizationHeader::parse(value) else {
+            return false;
+        };
         if hdr.username != self.user || hdr.realm != self.realm || hdr.uri != target {
             return false;
         }
-        let known = self.nonces.lock().map(|q| q.contains(&hdr.nonce)).unwrap_or(false);
+        let known = self
+            .nonces
+            .lock()
+            .map(|q| q.contains(&hdr.nonce))
+            .unwrap_or(false);
         if !known {
             return false;
         }
@@ -161,15 +196,28 @@ impl IsapiDevice {
     fn status(&self, code: u16, url: &str, status_code: i64, sub: &str) -> IsapiResponse {
         IsapiResponse {
             status: code,
-            content_type: if self.api == ApiFormat::Json { "application/json" } else { "application/xml" },
+            content_type: if self.api == ApiFormat::Json {
+                "application/json"
+            } else {
+                "application/xml"
+            },
             body: render_response_status(url, status_code, sub, self.api),
             www_authenticate: None,
         }
     }
 
     fn doc(&self, body: Vec<u8>) -> IsapiResponse {
-        let content_type = if sniff_format(&body) == Some(ApiFormat::Json) { "application/json" } else { "application/xml" };
-        IsapiResponse { status: 200, content_type, body, www_authenticate: None }
+        let content_type = if sniff_format(&body) == Some(ApiFormat::Json) {
+            "application/json"
+        } else {
+            "application/xml"
+        };
+        IsapiResponse {
+            status: 200,
+            content_type,
+            body,
+            www_authenticate: None,
+        }
     }
 
     fn caps(&self) -> Vec<u8> {
@@ -214,7 +262,11 @@ impl IsapiDevice {
                 _ => return Err("badParameters"),
             }
             let a = s.address();
-            let ok = if s.addressing.eq_ignore_ascii_case("hostname") { valid_host_name(a) } else { a.parse::<std::net::IpAddr>().is_ok() };
+            let ok = if s.addressing.eq_ignore_ascii_case("hostname") {
+                valid_host_name(a)
+            } else {
+                a.parse::<std::net::IpAddr>().is_ok()
+            };
             if !ok || !s.url.starts_with('/') || s.url.len() > 128 {
                 return Err("badParameters");
             }
@@ -241,12 +293,20 @@ impl IsapiDevice {
     }
 
     /// Answer one authenticated-or-not request. `target` is the request target (path and query).
-    pub fn handle(&self, method: &str, target: &str, authorization: Option<&str>, body: &[u8]) -> Reply {
+    pub fn handle(
+        &self,
+        method: &str,
+        target: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
         if !self.check_auth(method, target, authorization, body) {
             return Reply::Now(self.challenge());
         }
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let wants_json = query.split('&').any(|kv| kv.eq_ignore_ascii_case("format=json"));
+        let wants_json = query
+            .split('&')
+            .any(|kv| kv.eq_ignore_ascii_case("format=json"));
         // A JSON-only device (access terminal style) refuses requests without ?format=json.
         if self.api == ApiFormat::Json && !wants_json && path.starts_with(HOSTS) {
             return Reply::Now(self.status(400, path, 4, "notSupport"));
@@ -323,7 +383,8 @@ fn response_bytes(r: &IsapiResponse) -> Vec<u8> {
 }
 
 /// How a test push went: None when the host answered 200, else the device-style error text.
-pub type TestPusher = Arc<dyn Fn(HostSlot) -> futures_util::future::BoxFuture<'static, Option<String>> + Send + Sync>;
+pub type TestPusher =
+    Arc<dyn Fn(HostSlot) -> futures_util::future::BoxFuture<'static, Option<String>> + Send + Sync>;
 
 /// Serve ISAPI requests on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, dev: Arc<IsapiDevice>, tester: TestPusher) {
@@ -340,7 +401,11 @@ pub async fn serve(listener: TcpListener, dev: Arc<IsapiDevice>, tester: TestPus
     }
 }
 
-async fn connection(mut stream: TcpStream, dev: Arc<IsapiDevice>, tester: TestPusher) -> std::io::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    dev: Arc<IsapiDevice>,
+    tester: TestPusher,
+) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -356,7 +421,9 @@ async fn connection(mut stream: TcpStream, dev: Arc<IsapiDevice>, tester: TestPu
                             .find(|h| h.name.eq_ignore_ascii_case(name))
                             .map(|h| String::from_utf8_lossy(h.value).into_owned())
                     };
-                    let len = get("content-length").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+                    let len = get("content-length")
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
                     if len > MAX_BODY {
                         return Ok(());
                     }
@@ -371,7 +438,9 @@ async fn connection(mut stream: TcpStream, dev: Arc<IsapiDevice>, tester: TestPu
                 Ok(httparse::Status::Partial) if buf.len() < 65_536 => {}
                 _ => return Ok(()),
             }
-            let n = match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk)).await {
+            let n = match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
+                .await
+            {
                 Ok(Ok(n)) if n > 0 => n,
                 _ => return Ok(()),
             };
@@ -379,7 +448,9 @@ async fn connection(mut stream: TcpStream, dev: Arc<IsapiDevice>, tester: TestPu
         };
         let total = head_len.saturating_add(body_len);
         while buf.len() < total {
-            let n = match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk)).await {
+            let n = match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
+                .await
+            {
                 Ok(Ok(n)) if n > 0 => n,
                 _ => return Ok(()),
             };
@@ -404,16 +475,29 @@ mod tests {
     use digest_auth::WwwAuthenticateHeader;
 
     fn dev(api: ApiFormat) -> IsapiDevice {
-        IsapiDevice::new("admin", "s3cret!", api, "DS-2CD2387G2-LU20230815CCWR520000001")
+        IsapiDevice::new(
+            "admin",
+            "s3cret!",
+            api,
+            "DS-2CD2387G2-LU20230815CCWR520000001",
+        )
     }
 
     /// Do the digest dance the way a client would and return the server's reply.
     fn call(d: &IsapiDevice, method: &str, target: &str, password: &str, body: &[u8]) -> Reply {
-        let Reply::Now(first) = d.handle(method, target, None, body) else { panic!() };
+        let Reply::Now(first) = d.handle(method, target, None, body) else {
+            panic!()
+        };
         assert_eq!(first.status, 401);
         let www = first.www_authenticate.unwrap();
         let mut prompt = WwwAuthenticateHeader::parse(&www).unwrap();
-        let ctx = AuthContext::new_with_method("admin", password, target, Some(body), HttpMethod::from(method.to_string()));
+        let ctx = AuthContext::new_with_method(
+            "admin",
+            password,
+            target,
+            Some(body),
+            HttpMethod::from(method.to_string()),
+        );
         let auth = prompt.respond(&ctx).unwrap().to_string();
         d.handle(method, target, Some(&auth), body)
     }
@@ -455,9 +539,16 @@ mod tests {
         assert_eq!(d.generation.load(Ordering::SeqCst), 1);
         // Port 0 is refused with statusCode 6.
         slots[0].port = "0".into();
-        let r = now(call(&d, "PUT", HOSTS, "s3cret!", &render_host_list(&slots, ApiFormat::Xml)));
+        let r = now(call(
+            &d,
+            "PUT",
+            HOSTS,
+            "s3cret!",
+            &render_host_list(&slots, ApiFormat::Xml),
+        ));
         assert_eq!(r.status, 400);
-        assert!(String::from_utf8_lossy(&r.body).contains("<subStatusCode>badParameters</subStatusCode>"));
+        assert!(String::from_utf8_lossy(&r.body)
+            .contains("<subStatusCode>badParameters</subStatusCode>"));
         assert_eq!(d.active_host().unwrap().port, "8099");
     }
 
@@ -471,7 +562,13 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.content_type, "application/json");
         assert_eq!(parse_host_list(&r.body).unwrap().len(), 1);
-        let caps = now(call(&d, "GET", &format!("{HOSTS}/capabilities?format=json"), "s3cret!", b""));
+        let caps = now(call(
+            &d,
+            "GET",
+            &format!("{HOSTS}/capabilities?format=json"),
+            "s3cret!",
+            b"",
+        ));
         assert!(String::from_utf8_lossy(&caps.body).contains("HttpHostNotificationCap"));
     }
 
@@ -480,13 +577,22 @@ mod tests {
         let d = dev(ApiFormat::Xml);
         let r = now(call(&d, "GET", &format!("{HOSTS}/2"), "s3cret!", b""));
         let body = String::from_utf8_lossy(&r.body).to_string();
-        assert!(body.contains("<HttpHostNotification version=\"2.0\""), "{body}");
+        assert!(
+            body.contains("<HttpHostNotification version=\"2.0\""),
+            "{body}"
+        );
         assert_eq!(parse_host_list(&r.body).unwrap()[0].id, "2");
-        assert_eq!(now(call(&d, "GET", &format!("{HOSTS}/7"), "s3cret!", b"")).status, 404);
+        assert_eq!(
+            now(call(&d, "GET", &format!("{HOSTS}/7"), "s3cret!", b"")).status,
+            404
+        );
         match call(&d, "POST", &format!("{HOSTS}/1/test"), "s3cret!", b"") {
             Reply::Test(s) => assert_eq!(s.id, "1"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(now(call(&d, "GET", "/ISAPI/System/unknown", "s3cret!", b"")).status, 404);
+        assert_eq!(
+            now(call(&d, "GET", "/ISAPI/System/unknown", "s3cret!", b"")).status,
+            404
+        );
     }
 }

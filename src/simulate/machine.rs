@@ -45,10 +45,21 @@ impl Schedule {
         let device = u32::try_from(seq % devices).unwrap_or(0);
         let nth = seq / devices; // this device's n-th post
         let (kind, format) = self.kind.pick(nth / repeat);
-        let rate = if self.rate.is_finite() && self.rate > 0.0 { self.rate } else { 1.0 };
+        let rate = if self.rate.is_finite() && self.rate > 0.0 {
+            self.rate
+        } else {
+            1.0
+        };
         let due_ms = ((seq as f64) * 1000.0 / rate).min(u64::MAX as f64 / 2.0) as u64;
         let active_post_count = u32::try_from(nth % repeat).unwrap_or(0).saturating_add(1);
-        Some(Planned { seq, device, due_ms, kind, format, active_post_count })
+        Some(Planned {
+            seq,
+            device,
+            due_ms,
+            kind,
+            format,
+            active_post_count,
+        })
     }
 }
 
@@ -148,7 +159,9 @@ impl Summary {
             *e = e.saturating_add(*v);
         }
         self.unanswered = self.unanswered.saturating_add(o.unanswered);
-        self.closed_without_answer = self.closed_without_answer.saturating_add(o.closed_without_answer);
+        self.closed_without_answer = self
+            .closed_without_answer
+            .saturating_add(o.closed_without_answer);
         self.connect_failed = self.connect_failed.saturating_add(o.connect_failed);
         self.retries = self.retries.saturating_add(o.retries);
         self.delivered = self.delivered.saturating_add(o.delivered);
@@ -163,7 +176,11 @@ impl Summary {
         let others = if self.other_status.is_empty() {
             "none".to_string()
         } else {
-            self.other_status.iter().map(|(k, v)| format!("{k} x{v}")).collect::<Vec<_>>().join(", ")
+            self.other_status
+                .iter()
+                .map(|(k, v)| format!("{k} x{v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         format!(
             "events {}  sent {}  answered 200: {}  other statuses: {}\n\
@@ -212,7 +229,15 @@ pub struct DeviceMachine {
 impl DeviceMachine {
     /// Machine for device `device` of `schedule`.
     pub fn new(schedule: Schedule, timing: Timing, device: u32) -> Self {
-        DeviceMachine { schedule, timing, device, next_nth: 0, current: None, last_resolved_ms: 0, stats: Summary::default() }
+        DeviceMachine {
+            schedule,
+            timing,
+            device,
+            next_nth: 0,
+            current: None,
+            last_resolved_ms: 0,
+            stats: Summary::default(),
+        }
     }
 
     /// This device's totals so far.
@@ -231,7 +256,10 @@ impl DeviceMachine {
             if now_ms < c.retry_at {
                 return Step::WaitUntil(c.retry_at);
             }
-            return Step::Send { planned: c.planned, attempt: c.attempt };
+            return Step::Send {
+                planned: c.planned,
+                attempt: c.attempt,
+            };
         }
         let seq = self
             .next_nth
@@ -248,14 +276,30 @@ impl DeviceMachine {
         if self.last_resolved_ms > planned.due_ms {
             self.stats.held = self.stats.held.saturating_add(1);
         }
-        self.stats.max_late_ms = self.stats.max_late_ms.max(now_ms.saturating_sub(planned.due_ms));
-        self.current = Some(Current { planned, attempt: 0, retry_at: 0, failing_since: None });
-        Step::Send { planned, attempt: 0 }
+        self.stats.max_late_ms = self
+            .stats
+            .max_late_ms
+            .max(now_ms.saturating_sub(planned.due_ms));
+        self.current = Some(Current {
+            planned,
+            attempt: 0,
+            retry_at: 0,
+            failing_since: None,
+        });
+        Step::Send {
+            planned,
+            attempt: 0,
+        }
     }
 
     /// Report the outcome of the attempt returned by the last [`next`](Self::next), which ran
     /// from `started_ms` to `ended_ms`.
-    pub fn record(&mut self, started_ms: u64, ended_ms: u64, outcome: Outcome) -> Option<AttemptRecord> {
+    pub fn record(
+        &mut self,
+        started_ms: u64,
+        ended_ms: u64,
+        outcome: Outcome,
+    ) -> Option<AttemptRecord> {
         let mut c = self.current?;
         let s = &mut self.stats;
         if outcome != Outcome::ConnectFailed {
@@ -298,7 +342,11 @@ impl DeviceMachine {
                 "given_up"
             }
         };
-        let attempt = if result == "retrying" { c.attempt.saturating_sub(1) } else { c.attempt };
+        let attempt = if result == "retrying" {
+            c.attempt.saturating_sub(1)
+        } else {
+            c.attempt
+        };
         Some(AttemptRecord {
             seq: c.planned.seq,
             device: c.planned.device,
@@ -307,7 +355,11 @@ impl DeviceMachine {
             outcome,
             started_ms,
             elapsed_ms: ended_ms.saturating_sub(started_ms),
-            late_ms: if attempt == 0 { started_ms.saturating_sub(c.planned.due_ms) } else { late_ms },
+            late_ms: if attempt == 0 {
+                started_ms.saturating_sub(c.planned.due_ms)
+            } else {
+                late_ms
+            },
             result,
         })
     }
@@ -318,13 +370,22 @@ mod tests {
     use super::*;
 
     fn sched(count: u64, devices: u32, rate: f64) -> Schedule {
-        Schedule { count: Some(count), devices, rate, kind: KindArg::Xml, repeat: 1 }
+        Schedule {
+            count: Some(count),
+            devices,
+            rate,
+            kind: KindArg::Xml,
+            repeat: 1,
+        }
     }
 
     #[test]
     fn schedule_round_robin_and_rate() {
         let s = sched(5, 2, 4.0);
-        let p: Vec<(u32, u64)> = (0..6).filter_map(|i| s.planned(i)).map(|p| (p.device, p.due_ms)).collect();
+        let p: Vec<(u32, u64)> = (0..6)
+            .filter_map(|i| s.planned(i))
+            .map(|p| (p.device, p.due_ms))
+            .collect();
         assert_eq!(p, vec![(0, 0), (1, 250), (0, 500), (1, 750), (0, 1000)]);
         // Device 1's posts: n-th = 0, 1 -> Vmd, linedetection.
         assert_eq!(s.planned(3).unwrap().kind, EventKind::LineDetection);
@@ -334,8 +395,17 @@ mod tests {
 
     #[test]
     fn schedule_repeats_count_active_posts() {
-        let s = Schedule { count: Some(6), devices: 1, rate: 1.0, kind: KindArg::Xml, repeat: 3 };
-        let v: Vec<(EventKind, u32)> = (0..6).map(|i| s.planned(i).unwrap()).map(|p| (p.kind, p.active_post_count)).collect();
+        let s = Schedule {
+            count: Some(6),
+            devices: 1,
+            rate: 1.0,
+            kind: KindArg::Xml,
+            repeat: 3,
+        };
+        let v: Vec<(EventKind, u32)> = (0..6)
+            .map(|i| s.planned(i).unwrap())
+            .map(|p| (p.kind, p.active_post_count))
+            .collect();
         assert_eq!(
             v,
             vec![
@@ -351,7 +421,10 @@ mod tests {
 
     /// Drive a machine against a scripted server: `answer(seq, attempt)` gives the outcome and
     /// how long the attempt takes.
-    fn drive(m: &mut DeviceMachine, answer: impl Fn(u64, u32) -> (Outcome, u64)) -> (Vec<AttemptRecord>, u64) {
+    fn drive(
+        m: &mut DeviceMachine,
+        answer: impl Fn(u64, u32) -> (Outcome, u64),
+    ) -> (Vec<AttemptRecord>, u64) {
         let mut now = 0u64;
         let mut recs = Vec::new();
         for _ in 0..1000 {
@@ -374,18 +447,41 @@ mod tests {
 
     #[test]
     fn all_ok_no_stall() {
-        let mut m = DeviceMachine::new(sched(3, 1, 1.0), Timing { timeout_ms: 5000, retries: 1, retry_wait_ms: 1000 }, 0);
+        let mut m = DeviceMachine::new(
+            sched(3, 1, 1.0),
+            Timing {
+                timeout_ms: 5000,
+                retries: 1,
+                retry_wait_ms: 1000,
+            },
+            0,
+        );
         let (recs, end) = drive(&mut m, |_, _| (Outcome::Answered(200), 20));
         assert_eq!(recs.len(), 3);
         assert_eq!(end, 2020);
         let s = m.summary();
-        assert_eq!((s.events, s.sent, s.answered_200, s.delivered, s.retries, s.stall_ms, s.held), (3, 3, 3, 3, 0, 0, 0));
+        assert_eq!(
+            (
+                s.events,
+                s.sent,
+                s.answered_200,
+                s.delivered,
+                s.retries,
+                s.stall_ms,
+                s.held
+            ),
+            (3, 3, 3, 3, 0, 0, 0)
+        );
     }
 
     #[test]
     fn server_never_answers_stalls_and_holds() {
         // 3 posts at 1/s, timeout 5 s, one retry after 1 s: each post takes 5 + 1 + 5 = 11 s.
-        let t = Timing { timeout_ms: 5000, retries: 1, retry_wait_ms: 1000 };
+        let t = Timing {
+            timeout_ms: 5000,
+            retries: 1,
+            retry_wait_ms: 1000,
+        };
         let mut m = DeviceMachine::new(sched(3, 1, 1.0), t, 0);
         let (recs, end) = drive(&mut m, |_, _| (Outcome::Timeout, 5000));
         assert_eq!(recs.len(), 6);
@@ -409,13 +505,26 @@ mod tests {
 
     #[test]
     fn first_attempt_fails_then_ok() {
-        let t = Timing { timeout_ms: 2000, retries: 2, retry_wait_ms: 500 };
+        let t = Timing {
+            timeout_ms: 2000,
+            retries: 2,
+            retry_wait_ms: 500,
+        };
         let mut m = DeviceMachine::new(sched(2, 1, 10.0), t, 0);
         // Post 0: 503 (10 ms), then 200 (10 ms). Post 1: 200.
-        let (recs, _) = drive(&mut m, |seq, a| if seq == 0 && a == 0 { (Outcome::Answered(503), 10) } else { (Outcome::Answered(200), 10) });
+        let (recs, _) = drive(&mut m, |seq, a| {
+            if seq == 0 && a == 0 {
+                (Outcome::Answered(503), 10)
+            } else {
+                (Outcome::Answered(200), 10)
+            }
+        });
         let s = m.summary();
         assert_eq!(s.other_status.get(&503), Some(&1));
-        assert_eq!((s.sent, s.answered_200, s.retries, s.delivered, s.given_up), (3, 2, 1, 2, 0));
+        assert_eq!(
+            (s.sent, s.answered_200, s.retries, s.delivered, s.given_up),
+            (3, 2, 1, 2, 0)
+        );
         // Stall: from 0 (start of the failed attempt) to 520 (end of the retry).
         assert_eq!(s.stall_ms, 520);
         assert_eq!(s.held, 1); // post 1 due at 100 ms
@@ -424,17 +533,28 @@ mod tests {
 
     #[test]
     fn connect_failures_are_not_sent_requests() {
-        let t = Timing { timeout_ms: 1000, retries: 0, retry_wait_ms: 0 };
+        let t = Timing {
+            timeout_ms: 1000,
+            retries: 0,
+            retry_wait_ms: 0,
+        };
         let mut m = DeviceMachine::new(sched(2, 1, 1.0), t, 0);
         drive(&mut m, |_, _| (Outcome::ConnectFailed, 1));
         let s = m.summary();
-        assert_eq!((s.sent, s.connect_failed, s.given_up, s.retries, s.stall_ms), (0, 2, 2, 0, 2));
+        assert_eq!(
+            (s.sent, s.connect_failed, s.given_up, s.retries, s.stall_ms),
+            (0, 2, 2, 0, 2)
+        );
     }
 
     #[test]
     fn devices_take_their_own_posts() {
         let s = sched(5, 2, 1.0);
-        let t = Timing { timeout_ms: 1000, retries: 0, retry_wait_ms: 0 };
+        let t = Timing {
+            timeout_ms: 1000,
+            retries: 0,
+            retry_wait_ms: 0,
+        };
         let mut a = DeviceMachine::new(s, t, 0);
         let mut b = DeviceMachine::new(s, t, 1);
         let (ra, _) = drive(&mut a, |_, _| (Outcome::Answered(200), 1));
@@ -448,7 +568,15 @@ mod tests {
 
     #[test]
     fn record_without_send_is_ignored() {
-        let mut m = DeviceMachine::new(sched(1, 1, 1.0), Timing { timeout_ms: 1, retries: 0, retry_wait_ms: 0 }, 0);
+        let mut m = DeviceMachine::new(
+            sched(1, 1, 1.0),
+            Timing {
+                timeout_ms: 1,
+                retries: 0,
+                retry_wait_ms: 0,
+            },
+            0,
+        );
         assert_eq!(m.record(0, 1, Outcome::Timeout), None);
         assert_eq!(m.summary(), &Summary::default());
     }

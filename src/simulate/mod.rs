@@ -78,7 +78,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "admin")]
     pub isapi_user: String,
     /// ISAPI password of the simulated device.
-    #[arg(long, env = "ALARMSCOPE_SIM_PASSWORD", default_value = "admin12345", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ALARMSCOPE_SIM_PASSWORD",
+        default_value = "admin12345",
+        hide_env_values = true
+    )]
     pub isapi_password: String,
     /// Whether the simulated device's ISAPI speaks XML (camera) or JSON (access terminal).
     #[arg(long, value_enum, default_value_t = IsapiFormatArg::Xml)]
@@ -104,9 +109,20 @@ fn slot_url(slot: &HostSlot) -> Result<PushUrl, String> {
     if slot.protocol.eq_ignore_ascii_case("HTTPS") {
         return Err("the configured host uses HTTPS; the simulator pushes plain HTTP only".into());
     }
-    let port: u16 = slot.port.parse().map_err(|_| format!("bad port {:?}", slot.port))?;
-    let path = if slot.url.starts_with('/') { slot.url.clone() } else { format!("/{}", slot.url) };
-    Ok(PushUrl { host: slot.address().to_string(), port, path })
+    let port: u16 = slot
+        .port
+        .parse()
+        .map_err(|_| format!("bad port {:?}", slot.port))?;
+    let path = if slot.url.starts_with('/') {
+        slot.url.clone()
+    } else {
+        format!("/{}", slot.url)
+    };
+    Ok(PushUrl {
+        host: slot.address().to_string(),
+        port,
+        path,
+    })
 }
 
 impl Target {
@@ -115,7 +131,11 @@ impl Target {
             Target::Fixed(u) => Some((Ok(u.clone()), None)),
             Target::Isapi(dev) => {
                 let slot = dev.active_host()?;
-                let fmt = if slot.format.eq_ignore_ascii_case("JSON") { BodyFormat::Json } else { BodyFormat::Xml };
+                let fmt = if slot.format.eq_ignore_ascii_case("JSON") {
+                    BodyFormat::Json
+                } else {
+                    BodyFormat::Xml
+                };
                 Some((slot_url(&slot), Some(fmt)))
             }
         }
@@ -126,11 +146,16 @@ async fn resolve(url: &PushUrl) -> Option<SocketAddr> {
     if let Ok(ip) = url.host.parse::<IpAddr>() {
         return Some(SocketAddr::new(ip, url.port));
     }
-    tokio::net::lookup_host((url.host.as_str(), url.port)).await.ok()?.next()
+    tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await
+        .ok()?
+        .next()
 }
 
 fn now_ts() -> Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
@@ -142,7 +167,8 @@ pub enum Report<'a> {
 
 type Sink = Arc<dyn Fn(Report<'_>) + Send + Sync>;
 
-async fn run_device(
+/// Everything one device task needs.
+struct DeviceRun {
     index: u32,
     schedule: Schedule,
     timing: Timing,
@@ -151,7 +177,19 @@ async fn run_device(
     totals: Arc<Mutex<Summary>>,
     sink: Sink,
     start: Instant,
-) {
+}
+
+async fn run_device(r: DeviceRun) {
+    let DeviceRun {
+        index,
+        schedule,
+        timing,
+        quirks,
+        target,
+        totals,
+        sink,
+        start,
+    } = r;
     let mut m = DeviceMachine::new(schedule, timing, index);
     let mut warned = false;
     // The body of the post in progress: a retry re-sends the same body, as devices do.
@@ -163,7 +201,10 @@ async fn run_device(
             Step::WaitUntil(t) => {
                 tokio::time::sleep_until(start + Duration::from_millis(t)).await;
             }
-            Step::Send { planned, attempt: _ } => {
+            Step::Send {
+                planned,
+                attempt: _,
+            } => {
                 let begun = Instant::now();
                 let started_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let (outcome, to) = match target.current() {
@@ -178,20 +219,28 @@ async fn run_device(
                     Some((Ok(url), fmt)) => match resolve(&url).await {
                         None => {
                             if !warned {
-                                sink(Report::Warning(format!("device {index}: cannot resolve {}", url.host)));
+                                sink(Report::Warning(format!(
+                                    "device {index}: cannot resolve {}",
+                                    url.host
+                                )));
                                 warned = true;
                             }
                             (Outcome::ConnectFailed, url.host_header())
                         }
                         Some(addr) => {
                             let source = source_for(addr.ip(), index);
-                            let reported = source.or_else(|| local_ip_towards(addr)).unwrap_or(addr.ip());
+                            let reported = source
+                                .or_else(|| local_ip_towards(addr))
+                                .unwrap_or(addr.ip());
                             let id = DeviceIdentity::new(index, reported);
                             let format = match (planned.kind, fmt) {
-                                (events::EventKind::Vmd
-                                | events::EventKind::LineDetection
-                                | events::EventKind::FieldDetection
-                                | events::EventKind::PeopleCounting, Some(f)) => f,
+                                (
+                                    events::EventKind::Vmd
+                                    | events::EventKind::LineDetection
+                                    | events::EventKind::FieldDetection
+                                    | events::EventKind::PeopleCounting,
+                                    Some(f),
+                                ) => f,
                                 _ => planned.format,
                             };
                             let spec = EventSpec {
@@ -208,13 +257,20 @@ async fn run_device(
                             };
                             let req = request_bytes(&url.host_header(), &url.path, &p, at);
                             cached = Some((planned.seq, p));
-                            let o = attempt(addr, source, &req, Duration::from_millis(timing.timeout_ms)).await;
+                            let o = attempt(
+                                addr,
+                                source,
+                                &req,
+                                Duration::from_millis(timing.timeout_ms),
+                            )
+                            .await;
                             (o, format!("http://{}{}", url.host_header(), url.path))
                         }
                     },
                 };
                 // Keep the attempt's real duration (connect failures can be instant).
-                let ended_ms = started_ms.saturating_add(u64::try_from(begun.elapsed().as_millis()).unwrap_or(0));
+                let ended_ms = started_ms
+                    .saturating_add(u64::try_from(begun.elapsed().as_millis()).unwrap_or(0));
                 if let Some(rec) = m.record(started_ms, ended_ms, outcome) {
                     sink(Report::Attempt(&rec, &to));
                 }
@@ -241,8 +297,16 @@ fn print_line(out: &mut impl Write, json: bool, r: Report<'_>) {
                     Outcome::Closed => "closed without answer".into(),
                     Outcome::ConnectFailed => "connect failed".into(),
                 };
-                let retry = if rec.attempt > 0 { format!(" retry {}", rec.attempt) } else { String::new() };
-                let late = if rec.late_ms > 0 { format!(", {:.1} s late", rec.late_ms as f64 / 1000.0) } else { String::new() };
+                let retry = if rec.attempt > 0 {
+                    format!(" retry {}", rec.attempt)
+                } else {
+                    String::new()
+                };
+                let late = if rec.late_ms > 0 {
+                    format!(", {:.1} s late", rec.late_ms as f64 / 1000.0)
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
                     "{:>8.3}s device {} #{} {}{retry}: {what} in {} ms{late} -> {}",
@@ -257,7 +321,11 @@ fn print_line(out: &mut impl Write, json: bool, r: Report<'_>) {
         }
         Report::Warning(w) => {
             if json {
-                let _ = writeln!(out, "{}", serde_json::json!({"type": "warning", "message": w}));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"type": "warning", "message": w})
+                );
             } else {
                 eprintln!("alarmscope: {w}");
             }
@@ -268,7 +336,10 @@ fn print_line(out: &mut impl Write, json: bool, r: Report<'_>) {
 
 /// Run `alarmscope simulate`. Returns the process exit code.
 pub fn run(a: SimulateArgs) -> anyhow::Result<i32> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(run_async(a))
 }
 
@@ -278,19 +349,47 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
         None => None,
     };
     if fixed.is_none() && a.serve_isapi.is_none() {
-        anyhow::bail!("give --to URL, or --serve-isapi ADDR to be configured with `alarmscope device set`");
+        anyhow::bail!(
+            "give --to URL, or --serve-isapi ADDR to be configured with `alarmscope device set`"
+        );
     }
-    let count = a.count.or(if a.serve_isapi.is_some() { None } else { Some(10) });
-    let schedule = Schedule { count, devices: a.devices, rate: a.rate, kind: a.kind, repeat: a.repeat };
-    let timing = Timing { timeout_ms: secs_ms(a.timeout).max(1), retries: a.retries, retry_wait_ms: secs_ms(a.retry_wait) };
+    let count = a.count.or(if a.serve_isapi.is_some() {
+        None
+    } else {
+        Some(10)
+    });
+    let schedule = Schedule {
+        count,
+        devices: a.devices,
+        rate: a.rate,
+        kind: a.kind,
+        repeat: a.repeat,
+    };
+    let timing = Timing {
+        timeout_ms: secs_ms(a.timeout).max(1),
+        retries: a.retries,
+        retry_wait_ms: secs_ms(a.retry_wait),
+    };
     let json = a.json;
     let sink: Sink = Arc::new(move |r| print_line(&mut std::io::stdout().lock(), json, r));
 
     let mut server = None;
     let target = if let Some(addr) = &a.serve_isapi {
-        let api = if a.isapi_format == IsapiFormatArg::Json { ApiFormat::Json } else { ApiFormat::Xml };
-        let ident = DeviceIdentity::new(0, "127.0.0.1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1])));
-        let dev = Arc::new(isapi::IsapiDevice::new(&a.isapi_user, &a.isapi_password, api, &ident.serial));
+        let api = if a.isapi_format == IsapiFormatArg::Json {
+            ApiFormat::Json
+        } else {
+            ApiFormat::Xml
+        };
+        let ident = DeviceIdentity::new(
+            0,
+            "127.0.0.1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        );
+        let dev = Arc::new(isapi::IsapiDevice::new(
+            &a.isapi_user,
+            &a.isapi_password,
+            api,
+            &ident.serial,
+        ));
         if let Some(u) = &fixed {
             let mut slots = dev.hosts();
             if let Some(s) = slots.first_mut() {
@@ -308,7 +407,10 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
             .await
             .map_err(|e| anyhow::anyhow!("--serve-isapi {addr}: {e}"))?;
         let bound = listener.local_addr()?;
-        eprintln!("alarmscope: simulated device ISAPI on http://{bound} (user {:?}, {:?})", a.isapi_user, a.isapi_format);
+        eprintln!(
+            "alarmscope: simulated device ISAPI on http://{bound} (user {:?}, {:?})",
+            a.isapi_user, a.isapi_format
+        );
         let tester: isapi::TestPusher = {
             let quirks = a.quirks;
             Arc::new(move |slot: HostSlot| {
@@ -317,13 +419,35 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
                         Ok(u) if !slot.is_unused() => u,
                         _ => return Some("connect server fail".to_string()),
                     };
-                    let Some(addr) = resolve(&url).await else { return Some("connect server fail".to_string()) };
+                    let Some(addr) = resolve(&url).await else {
+                        return Some("connect server fail".to_string());
+                    };
                     let source = source_for(addr.ip(), 0);
-                    let id = DeviceIdentity::new(0, source.or_else(|| local_ip_towards(addr)).unwrap_or(addr.ip()));
-                    let format = if slot.format.eq_ignore_ascii_case("JSON") { BodyFormat::Json } else { BodyFormat::Xml };
-                    let spec = EventSpec { kind: events::EventKind::Vmd, format, seq: 0, active_post_count: 1, quirks };
+                    let id = DeviceIdentity::new(
+                        0,
+                        source
+                            .or_else(|| local_ip_towards(addr))
+                            .unwrap_or(addr.ip()),
+                    );
+                    let format = if slot.format.eq_ignore_ascii_case("JSON") {
+                        BodyFormat::Json
+                    } else {
+                        BodyFormat::Xml
+                    };
+                    let spec = EventSpec {
+                        kind: events::EventKind::Vmd,
+                        format,
+                        seq: 0,
+                        active_post_count: 1,
+                        quirks,
+                    };
                     let at = now_ts();
-                    let req = request_bytes(&url.host_header(), &url.path, &build_push(&id, &spec, at), at);
+                    let req = request_bytes(
+                        &url.host_header(),
+                        &url.path,
+                        &build_push(&id, &spec, at),
+                        at,
+                    );
                     match attempt(addr, source, &req, Duration::from_secs(5)).await {
                         Outcome::Answered(200) => None,
                         Outcome::ConnectFailed => Some("connect server fail".to_string()),
@@ -354,11 +478,22 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
     }
 
     let start = Instant::now();
-    let totals: Vec<Arc<Mutex<Summary>>> = (0..a.devices).map(|_| Arc::new(Mutex::new(Summary::default()))).collect();
+    let totals: Vec<Arc<Mutex<Summary>>> = (0..a.devices)
+        .map(|_| Arc::new(Mutex::new(Summary::default())))
+        .collect();
     let mut tasks = Vec::new();
     for (i, t) in totals.iter().enumerate() {
         let index = u32::try_from(i).unwrap_or(u32::MAX);
-        tasks.push(tokio::spawn(run_device(index, schedule, timing, a.quirks, target.clone(), t.clone(), sink.clone(), start)));
+        tasks.push(tokio::spawn(run_device(DeviceRun {
+            index,
+            schedule,
+            timing,
+            quirks: a.quirks,
+            target: target.clone(),
+            totals: t.clone(),
+            sink: sink.clone(),
+            start,
+        })));
     }
     let all = futures_util::future::join_all(tasks);
     let interrupted = tokio::select! {
@@ -379,10 +514,17 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
         let mut v = serde_json::to_value(&sum).unwrap_or_default();
         v["type"] = "summary".into();
         v["interrupted"] = interrupted.into();
-        v["elapsed_ms"] = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX).into();
+        v["elapsed_ms"] = u64::try_from(start.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .into();
         writeln!(out, "{v}")?;
     } else {
-        writeln!(out, "\nsummary over {:.1} s{}:", start.elapsed().as_secs_f64(), if interrupted { " (interrupted)" } else { "" })?;
+        writeln!(
+            out,
+            "\nsummary over {:.1} s{}:",
+            start.elapsed().as_secs_f64(),
+            if interrupted { " (interrupted)" } else { "" }
+        )?;
         out.write_all(sum.render().as_bytes())?;
     }
     Ok(0)
