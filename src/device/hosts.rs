@@ -1409,4 +1409,40 @@ mod tests {
             (Some(4), "notSupport")
         );
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn never_panics_on_arbitrary_answers(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let _ = parse_host_list(&body);
+                let _ = parse_caps(&body);
+                let _ = parse_response_status(&body);
+                let _ = parse_test_result(&body);
+                let change = SlotChange { port: Some(1), address: Some("h".into()), ..Default::default() };
+                let _ = edit_host_list(&body, "1", &change);
+            }
+
+            #[test]
+            fn edit_then_parse_shows_the_change(port in 1u16.., last in 0u8.., json in any::<bool>(), id in 1usize..3) {
+                let slots: Vec<HostSlot> = (1..=2).map(|i| HostSlot {
+                    id: i.to_string(), url: "/".into(), protocol: "HTTP".into(), format: "XML".into(),
+                    addressing: "ipaddress".into(), ip_address: "0.0.0.0".into(), port: "80".into(),
+                    auth: "none".into(), ..Default::default()
+                }).collect();
+                let f = if json { ApiFormat::Json } else { ApiFormat::Xml };
+                let doc = render_host_list(&slots, f);
+                let addr = format!("198.51.100.{last}");
+                let change = SlotChange { port: Some(port), address: Some(addr.clone()), ..Default::default() };
+                let out = edit_host_list(&doc, &id.to_string(), &change).unwrap();
+                let after = parse_host_list(&out).unwrap();
+                prop_assert_eq!(&after[id - 1].ip_address, &addr);
+                prop_assert_eq!(&after[id - 1].port, &port.to_string());
+                // The other slot is untouched.
+                prop_assert_eq!(&after[2 - id], &slots[2 - id]);
+            }
+        }
+    }
 }
