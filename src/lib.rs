@@ -28,3 +28,5 @@ pub mod sniff;
 pub mod tcp;
 pub mod time;
 pub mod tui;
+pub mod device;
+pub mod simulate;

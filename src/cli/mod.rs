@@ -23,6 +23,10 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Capture live on an interface and judge every push as it happens.
     Sniff(SniffArgs),
+    /// Read or change a device's alarm hosts over ISAPI (digest authentication).
+    Device(crate::device::DeviceArgs),
+    /// Behave like devices: push events, retry and stall like them, optionally serve ISAPI.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// How results are shown.
@@ -90,6 +94,8 @@ pub fn run() -> anyhow::Result<i32> {
     match cli.command {
         Command::Replay(a) => run_replay(a),
         Command::Sniff(a) => run_sniff(a),
+        Command::Device(a) => crate::device::run(a),
+        Command::Simulate(a) => crate::simulate::run(a),
     }
 }
 
