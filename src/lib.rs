@@ -16,6 +16,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod device;
 pub mod diagnose;
 pub mod extract;
 pub mod http;
@@ -24,9 +25,8 @@ pub mod model;
 pub mod pipeline;
 pub mod replay;
 pub mod report;
+pub mod simulate;
 pub mod sniff;
 pub mod tcp;
 pub mod time;
 pub mod tui;
-pub mod device;
-pub mod simulate;
