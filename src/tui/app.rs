@@ -94,6 +94,7 @@ pub enum Source {
 
 /// Everything that can change the state.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one Final report per session: boxing buys nothing
 pub enum Msg {
     Feed(Feed),
     /// Periodic: re-run the diagnosis if data changed and the last run is old enough.
@@ -732,9 +733,7 @@ impl App {
             self.status = Some(("nothing selected".into(), true));
             return None;
         };
-        let Some((c, ex)) = self.exchange(r) else {
-            return None;
-        };
+        let (c, ex) = self.exchange(r)?;
         let Some(ex) = ex else {
             self.status = Some((
                 "nothing to save: this connection carried no request".into(),

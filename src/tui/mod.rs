@@ -52,6 +52,7 @@ use crate::replay::{replay, Progress, ReplayOptions};
 
 /// What a background producer (file replay, live sniffer, built-in listener) tells the screen.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // the shape is the interface; one Final per session
 pub enum Feed {
     /// How far loading has got (file modes; live modes may send packet counts with size 0).
     Progress(Progress),

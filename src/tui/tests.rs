@@ -509,6 +509,18 @@ fn at_80x24_the_essentials_fit() {
     for col in ["device", "path", "event", "st", "verdict"] {
         assert!(header.contains(col), "{col} in {header}");
     }
+    let counts = find(&l, "ok 2");
+    for want in [
+        "error 1",
+        "no_resp 1",
+        "incompl 1",
+        "hs_fail 2",
+        "stalls 3",
+        "retries 1",
+    ] {
+        assert!(counts.contains(want), "{want} in {counts}");
+    }
+    find(&l, "q quit  ? help");
     let row = find(&l, "10:00:05");
     assert!(
         row.contains("10.0.0.5") && row.contains("no_response") && row.contains("S30.0s"),
@@ -737,6 +749,31 @@ fn mouse_click_selects_and_wheel_scrolls() {
     app.update(msg);
     assert_eq!(app.tab, Tab::Diagnosis);
     assert_eq!(app.focus, Focus::Detail);
+}
+
+#[test]
+fn binary_body_is_shown_as_hex() {
+    let mut conns = fixtures::capture();
+    let ex = &mut conns[0].exchanges[0];
+    ex.body_kind = "other";
+    ex.event = None;
+    ex.event_detail = None;
+    ex.body_error = Some("not XML or JSON".into());
+    ex.metadata = Some(String::from_utf8_lossy(b"\x00\x01JFIF\xff\xd8").into_owned());
+    let mut app = App::new(Source::Live("eth0".into()), Theme { color: true });
+    app.update(Msg::Feed(Feed::Upsert(conns)));
+    press(&mut app, KeyCode::Char('2'));
+    press(&mut app, KeyCode::Enter);
+    let l = draw(&app, 120, 50);
+    find(&l, "No event: not XML or JSON");
+    find(&l, "Body bytes (hex");
+    // 00 01 'J' 'F' 'I' 'F' then two replacement characters (ef bf bd each).
+    let hex = find(&l, "00000000  00 01 4a 46 49 46 ef bf  bd ef bf bd");
+    assert!(hex.contains("|..JFIF......|"), "{hex}");
+    // The list says there was no event.
+    press(&mut app, KeyCode::Enter);
+    let l = draw(&app, 120, 50);
+    assert!(find(&l, "10:00:01.000").contains("(no event)"));
 }
 
 #[test]

@@ -150,14 +150,27 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             Span::raw("  "),
         ]
     };
+    // Full names when they fit, short ones on narrow terminals.
+    let wide = area.width >= 100;
+    let label = |long: &'static str, short: &'static str| if wide { long } else { short };
     let mut spans = Vec::new();
-    spans.extend(count("requests", s.requests, ratatui::style::Style::new()));
+    if wide {
+        spans.extend(count("requests", s.requests, ratatui::style::Style::new()));
+    }
     spans.extend(count("ok", s.ok, t.ok()));
-    spans.extend(count("error_status", s.error_status, t.warn()));
-    spans.extend(count("no_response", s.no_response, t.bad()));
-    spans.extend(count("incomplete", s.incomplete, t.bad()));
     spans.extend(count(
-        "handshake_fail",
+        label("error_status", "error"),
+        s.error_status,
+        t.warn(),
+    ));
+    spans.extend(count(
+        label("no_response", "no_resp"),
+        s.no_response,
+        t.bad(),
+    ));
+    spans.extend(count(label("incomplete", "incompl"), s.incomplete, t.bad()));
+    spans.extend(count(
+        label("handshake_fail", "hs_fail"),
         s.handshake_failures,
         t.handshake_fail(),
     ));
@@ -183,6 +196,7 @@ fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
     } else {
         let keys: &[(&str, &str)] = &[
             ("q", "quit"),
+            ("?", "help"),
             ("↑↓", "move"),
             ("Enter", "detail"),
             ("1-4", "tabs"),
@@ -191,7 +205,6 @@ fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
             ("n/N", "next"),
             ("d", "devices"),
             ("s", "save"),
-            ("?", "help"),
         ];
         let mut spans = Vec::new();
         for (k, what) in keys {
