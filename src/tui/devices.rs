@@ -32,13 +32,18 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     app.view.devices.set(inner);
 
     let wide = inner.width >= 110;
+    let seen = inner.width >= 76;
     let mut header = vec!["device"];
     let mut widths = vec![Constraint::Length(if wide { 34 } else { 15 })];
     header.extend(["events", "ok", "fail", "hs", "stalls", "stall s"]);
     widths.extend([6u16, 6, 5, 4, 6, 7].map(Constraint::Length));
     if wide {
-        header.extend(["retries", "last seen"]);
-        widths.extend([Constraint::Length(7), Constraint::Length(12)]);
+        header.push("retries");
+        widths.push(Constraint::Length(7));
+    }
+    if seen {
+        header.push("last seen");
+        widths.push(Constraint::Length(12));
     }
     header.push("event types");
     widths.push(Constraint::Fill(1));
@@ -80,6 +85,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             ];
             if wide {
                 cells.push(Cell::from(num(d.retries)));
+            }
+            if seen {
                 cells.push(Cell::from(d.last_seen.to_clock_string()));
             }
             cells.push(Cell::from(types_text(d)));

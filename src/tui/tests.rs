@@ -441,6 +441,8 @@ fn devices_view_counts() {
         "{d5}"
     );
     assert!(d5.contains("linedetection x2, VMD x1"), "{d5}");
+    // Last seen: the builder ends each connection 0.1 s after it starts, conn 3 at +35.1 s.
+    assert_eq!(cols[7], "10:00:35.100", "{d5}");
     let d9: Vec<&str> = find(&l, "│10.0.0.9 ")
         .trim_matches('│')
         .split_whitespace()
