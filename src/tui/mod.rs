@@ -130,9 +130,15 @@ fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
     let mut term = TerminalGuard::enter()?;
     let (save_tx, save_rx) = mpsc::channel::<String>();
     let mut feed_open = true;
+    // True while feed messages are queued: then input is only checked, not waited for.
+    let mut backlog = false;
     loop {
         term.terminal.draw(|f| render(f, &app))?;
-        if event::poll(FRAME)? {
+        if event::poll(if backlog {
+            Duration::from_millis(1)
+        } else {
+            FRAME
+        })? {
             loop {
                 let msg = match event::read()? {
                     Event::Key(k) => app.key_to_msg(k),
@@ -151,7 +157,12 @@ fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
             break;
         }
         let t0 = Instant::now();
-        while feed_open && t0.elapsed() < FEED_BUDGET {
+        backlog = false;
+        while feed_open {
+            if t0.elapsed() >= FEED_BUDGET {
+                backlog = true;
+                break;
+            }
             match rx.try_recv() {
                 Ok(f) => {
                     app.update(Msg::Feed(f));
