@@ -200,12 +200,8 @@ impl Session {
 
     /// Re-examine the state at time `now`: expire idle connections, judge what can be judged.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
-        self.analyzer.expire(now, self.idle_nanos);
-        for c in self.analyzer.take_finished() {
-            self.diag.on_finished(&c, out);
-        }
-        let open = self.analyzer.open_snapshot();
-        self.diag.on_tick(now, &open, out);
+        let mut closed = Vec::new();
+        self.tick_collect(now, out, &mut closed);
     }
 
     /// Connections still open, with their exchanges so far (for live views).
@@ -330,5 +326,95 @@ pub fn text_line(f: &Finding) -> String {
                 ""
             }
         ),
+    }
+}
+
+/// Start a live capture on a background thread that feeds the TUI: every tick it sends the
+/// connections closed since the last one and the open ones as they are now (the TUI replaces
+/// them by id), with the packet count as progress. The capture is opened here, so errors (not
+/// permitted, no such interface, bad filter) are reported before any screen is drawn. The
+/// thread ends when the TUI goes away, on `--duration`/`--count`, or on a capture error.
+pub fn spawn_feed(
+    opts: SniffOptions,
+) -> Result<std::sync::mpsc::Receiver<crate::tui::Feed>, LiveError> {
+    use crate::tui::Feed;
+    let mut cap = LiveCapture::open(&opts.live)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut session = Session::new(&opts);
+        let started = Instant::now();
+        let mut last_tick = Instant::now();
+        let mut findings = Vec::new();
+        loop {
+            if opts.duration.is_some_and(|d| started.elapsed() >= d)
+                || opts.count.is_some_and(|c| session.judged >= c)
+            {
+                break;
+            }
+            match cap.next(TICK) {
+                Ok(Some(f)) => session.frame(f.ts, f.link, f.data, f.orig_len),
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = tx.send(Feed::Error(e.to_string()));
+                    return;
+                }
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                let mut closed = Vec::new();
+                session.tick_collect(now(), &mut findings, &mut closed);
+                session.judged += findings
+                    .iter()
+                    .filter(|f| {
+                        matches!(
+                            f,
+                            Finding::Exchange {
+                                provisional: false,
+                                ..
+                            }
+                        )
+                    })
+                    .count() as u64;
+                findings.clear();
+                closed.extend(session.open_snapshot());
+                let progress = crate::replay::Progress {
+                    bytes_read: 0,
+                    file_size: 0,
+                    packets: session.packets,
+                };
+                if tx.send(Feed::Progress(progress)).is_err()
+                    || tx.send(Feed::Upsert(closed)).is_err()
+                {
+                    return; // the screen was closed
+                }
+            }
+        }
+        cap.flush();
+        let mut findings = Vec::new();
+        let (rest, counters, warnings) = session.analyzer.finish();
+        for c in &rest {
+            session.diag.on_finished(c, &mut findings);
+        }
+        let _ = tx.send(Feed::Upsert(rest));
+        let _ = (counters, warnings);
+    });
+    Ok(rx)
+}
+
+impl Session {
+    /// Like [`Session::tick`], also handing over the connections that closed.
+    pub fn tick_collect(
+        &mut self,
+        now: Timestamp,
+        out: &mut Vec<Finding>,
+        closed: &mut Vec<Connection>,
+    ) {
+        self.analyzer.expire(now, self.idle_nanos);
+        for c in self.analyzer.take_finished() {
+            self.diag.on_finished(&c, out);
+            closed.push(c);
+        }
+        let open = self.analyzer.open_snapshot();
+        self.diag.on_tick(now, &open, out);
     }
 }

@@ -12,12 +12,17 @@ use alarmscope::replay::{replay, ReplayOptions};
 use proptest::prelude::*;
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
 }
 
 fn consistent(r: &Report) {
     let s = &r.summary;
-    assert_eq!(s.ok + s.error_status + s.no_response + s.incomplete, s.requests);
+    assert_eq!(
+        s.ok + s.error_status + s.no_response + s.incomplete,
+        s.requests
+    );
     let n: usize = r.connections.iter().map(|c| c.exchanges.len()).sum();
     assert_eq!(n as u64, s.requests);
     assert_eq!(r.connections.len() as u64, s.connections);
@@ -62,7 +67,8 @@ fn record_boundaries(bytes: &[u8]) -> (Vec<usize>, usize) {
 fn cut_everywhere(name: &str, stride: usize) -> usize {
     let bytes = std::fs::read(sample(name)).unwrap();
     let (ends, first_record) = record_boundaries(&bytes);
-    let full = replay_bytes(&bytes, tempfile::tempdir().unwrap().path()).expect("whole sample reads");
+    let full =
+        replay_bytes(&bytes, tempfile::tempdir().unwrap().path()).expect("whole sample reads");
     let dir = tempfile::tempdir().unwrap();
     let mut runs = 0;
     for cut in (0..bytes.len()).step_by(stride) {
@@ -96,7 +102,14 @@ fn captures_cut_at_every_byte_offset_are_analysed_up_to_the_cut() {
 }
 
 /// Frames of a sample as (ts, link, bytes, orig_len).
-fn frames(name: &str) -> Vec<(alarmscope::time::Timestamp, alarmscope::capture::LinkType, Vec<u8>, u32)> {
+fn frames(
+    name: &str,
+) -> Vec<(
+    alarmscope::time::Timestamp,
+    alarmscope::capture::LinkType,
+    Vec<u8>,
+    u32,
+)> {
     let mut f = CaptureFile::open(&sample(name)).unwrap();
     let mut v = Vec::new();
     while let Ok(Some(fr)) = f.next_frame() {
@@ -105,7 +118,14 @@ fn frames(name: &str) -> Vec<(alarmscope::time::Timestamp, alarmscope::capture::
     v
 }
 
-fn analyse(fr: &[(alarmscope::time::Timestamp, alarmscope::capture::LinkType, Vec<u8>, u32)]) -> Report {
+fn analyse(
+    fr: &[(
+        alarmscope::time::Timestamp,
+        alarmscope::capture::LinkType,
+        Vec<u8>,
+        u32,
+    )],
+) -> Report {
     let mut an = Analyzer::new(PipelineConfig::default());
     for (i, (ts, link, data, orig)) in fr.iter().enumerate() {
         an.frame(i as u64 + 1, *ts, *link, data, *orig);
@@ -154,10 +174,14 @@ proptest! {
 /// tests/regressions/<target>/ is replayed through the same code the target exercises.
 #[test]
 fn fuzz_regressions_replay_cleanly() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("regressions");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("regressions");
     let mut n = 0;
     for target in ["capture_file", "frames", "http_split", "multipart", "event"] {
-        let Ok(dir) = std::fs::read_dir(root.join(target)) else { continue };
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
         for e in dir {
             let path = e.unwrap().path();
             let data = std::fs::read(&path).unwrap();
@@ -181,7 +205,10 @@ fn fuzz_regressions_replay_cleanly() {
                     let _ = d.finish(None);
                 }
                 "http_split" => {
-                    for kind in [alarmscope::http::Kind::Request, alarmscope::http::Kind::Response] {
+                    for kind in [
+                        alarmscope::http::Kind::Request,
+                        alarmscope::http::Kind::Response,
+                    ] {
                         let mut d = alarmscope::http::MessageDecoder::new(kind, Default::default());
                         d.feed(&data, &mut |_| {});
                         d.eof(&mut |_| {});
@@ -189,7 +216,13 @@ fn fuzz_regressions_replay_cleanly() {
                 }
                 _ => {
                     let mut an = Analyzer::new(PipelineConfig::default());
-                    an.frame(1, Default::default(), alarmscope::capture::LinkType::Ethernet, &data, data.len() as u32);
+                    an.frame(
+                        1,
+                        Default::default(),
+                        alarmscope::capture::LinkType::Ethernet,
+                        &data,
+                        data.len() as u32,
+                    );
                     let _ = an.finish();
                 }
             }

@@ -170,6 +170,28 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
     opts.count = a.count;
     opts.answer_timeout = secs(a.answer_timeout);
     opts.idle_timeout = secs(a.idle_timeout);
+    let headless = a.output.json || a.output.text || !std::io::stdout().is_terminal();
+    if !headless {
+        let title = format!(
+            "sniff {}{}",
+            opts.live
+                .interface
+                .clone()
+                .unwrap_or_else(crate::capture::live::default_interface),
+            opts.live
+                .filter
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+        return match crate::sniff::spawn_feed(opts) {
+            Ok(rx) => crate::tui::run_live(title, rx),
+            Err(e) => {
+                eprintln!("alarmscope: {e}");
+                Ok(2)
+            }
+        };
+    }
     install_stop_signals();
     let mut out = std::io::stdout().lock();
     match run_headless(&opts, a.output.json, &mut out) {
