@@ -51,7 +51,7 @@ pub fn replay(
             }
             Ok(None) => break,
             Err(w) => {
-                an.warn(format!("after frame {number}: {w}"));
+                an.warn(format!("capture file: {w}"));
             }
         }
         if number.is_multiple_of(PROGRESS_EVERY) {
