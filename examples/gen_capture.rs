@@ -47,9 +47,20 @@ fn checksum(chunks: &[&[u8]]) -> u16 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+fn frame(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(54 + payload.len());
-    f.extend_from_slice(&[0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x00, 0x66, 0x77, 0x88, 0x99, src[3], 0x08, 0x00]);
+    f.extend_from_slice(&[
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x00, 0x66, 0x77, 0x88, 0x99, src[3], 0x08, 0x00,
+    ]);
     let total = (20 + 20 + payload.len()) as u16;
     let mut ip = [0u8; 20];
     ip[0] = 0x45;
@@ -111,7 +122,11 @@ fn request(rng: &mut Rng, dev: u32, n: u64) -> Vec<u8> {
         ("licensePlatePicture.jpg", "image/jpeg", &plate_pic[..]),
         ("detectionPicture.jpg", "image/jpeg", &scene[..]),
     ] {
-        let fname = if ctype == "image/jpeg" { format!("; filename=\"{name}\"") } else { String::new() };
+        let fname = if ctype == "image/jpeg" {
+            format!("; filename=\"{name}\"")
+        } else {
+            String::new()
+        };
         body.extend_from_slice(
             format!("--{b}\r\nContent-Disposition: form-data; name=\"{name}\"{fname}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", data.len())
                 .as_bytes(),
@@ -153,16 +168,34 @@ fn flow(rng: &mut Rng, dev: u32, n: u64, port: u16) -> Flow {
     // (from_client, seq, ack, flags, payload range)
     p.push((true, c_isn, 0, 0x02, 0..0));
     p.push((false, s_isn, c_isn.wrapping_add(1), 0x12, 0..0));
-    p.push((true, c_isn.wrapping_add(1), s_isn.wrapping_add(1), 0x10, 0..0));
+    p.push((
+        true,
+        c_isn.wrapping_add(1),
+        s_isn.wrapping_add(1),
+        0x10,
+        0..0,
+    ));
     let mut off = 0usize;
     let mut k = 0;
     while off < req.len() {
         let end = (off + MSS).min(req.len());
-        p.push((true, c_isn.wrapping_add(1 + off as u32), s_isn.wrapping_add(1), 0x18, off..end));
+        p.push((
+            true,
+            c_isn.wrapping_add(1 + off as u32),
+            s_isn.wrapping_add(1),
+            0x18,
+            off..end,
+        ));
         off = end;
         k += 1;
         if k % 2 == 0 || off == req.len() {
-            p.push((false, s_isn.wrapping_add(1), c_isn.wrapping_add(1 + off as u32), 0x10, 0..0));
+            p.push((
+                false,
+                s_isn.wrapping_add(1),
+                c_isn.wrapping_add(1 + off as u32),
+                0x10,
+                0..0,
+            ));
         }
     }
     let c_end = c_isn.wrapping_add(1 + req.len() as u32);
@@ -170,14 +203,31 @@ fn flow(rng: &mut Rng, dev: u32, n: u64, port: u16) -> Flow {
         // Unanswered: the device gives up and resets.
         p.push((true, c_end, s_isn.wrapping_add(1), 0x14, 0..0));
     } else {
-        p.push((false, s_isn.wrapping_add(1), c_end, 0x18, resp_start..data.len()));
+        p.push((
+            false,
+            s_isn.wrapping_add(1),
+            c_end,
+            0x18,
+            resp_start..data.len(),
+        ));
         let s_end = s_isn.wrapping_add(1 + resp.len() as u32);
         p.push((false, s_end, c_end, 0x11, 0..0));
         p.push((true, c_end, s_end.wrapping_add(1), 0x11, 0..0));
-        p.push((false, s_end.wrapping_add(1), c_end.wrapping_add(1), 0x10, 0..0));
+        p.push((
+            false,
+            s_end.wrapping_add(1),
+            c_end.wrapping_add(1),
+            0x10,
+            0..0,
+        ));
     }
     let dev_ip = [10, 1, (dev / 250) as u8, (dev % 250 + 2) as u8];
-    Flow { packets: p.into_iter(), data, dev_ip, port }
+    Flow {
+        packets: p.into_iter(),
+        data,
+        dev_ip,
+        port,
+    }
 }
 
 fn main() -> std::io::Result<()> {
@@ -187,8 +237,16 @@ fn main() -> std::io::Result<()> {
         std::process::exit(2);
     }
     let target = args[2].parse::<u64>().expect("SIZE_MB") << 20;
-    let devices: u32 = args.get(3).map(|d| d.parse().expect("DEVICES")).unwrap_or(300);
-    let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(&args[1])?), 1, 65535, false)?;
+    let devices: u32 = args
+        .get(3)
+        .map(|d| d.parse().expect("DEVICES"))
+        .unwrap_or(300);
+    let mut w = PcapWriter::new(
+        BufWriter::with_capacity(1 << 20, File::create(&args[1])?),
+        1,
+        65535,
+        false,
+    )?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut active: Vec<Flow> = Vec::new();
     let mut written: u64 = 24;
@@ -209,9 +267,27 @@ fn main() -> std::io::Result<()> {
             Some((from_client, seq, ack, flags, range)) => {
                 let payload = &f.data[range];
                 let bytes = if from_client {
-                    frame(f.dev_ip, SERVER, f.port, SERVER_PORT, seq, ack, flags, payload)
+                    frame(
+                        f.dev_ip,
+                        SERVER,
+                        f.port,
+                        SERVER_PORT,
+                        seq,
+                        ack,
+                        flags,
+                        payload,
+                    )
                 } else {
-                    frame(SERVER, f.dev_ip, SERVER_PORT, f.port, seq, ack, flags, payload)
+                    frame(
+                        SERVER,
+                        f.dev_ip,
+                        SERVER_PORT,
+                        f.port,
+                        seq,
+                        ack,
+                        flags,
+                        payload,
+                    )
                 };
                 ts = Timestamp(ts.0 + 5_000 + rng.below(20_000) as i64);
                 w.write_frame(ts, &bytes, bytes.len() as u32)?;
@@ -223,6 +299,10 @@ fn main() -> std::io::Result<()> {
         }
     }
     w.into_inner().flush()?;
-    eprintln!("wrote {} ({} MB, {events} events from up to {devices} devices)", args[1], written >> 20);
+    eprintln!(
+        "wrote {} ({} MB, {events} events from up to {devices} devices)",
+        args[1],
+        written >> 20
+    );
     Ok(())
 }

@@ -16,7 +16,13 @@ use crate::pipeline::ExchangeSink;
 pub fn sanitize_file_name(name: &str) -> String {
     let mut s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     while s.starts_with('.') {
         s.remove(0);
@@ -57,7 +63,10 @@ pub fn part_file_name(ex: ExchangeRef, client: &str, header: &PartHeader) -> Str
         name.push_str(extension_for(header.content_type.as_deref()));
     }
     let device = sanitize_file_name(crate::model::host_of(client));
-    format!("c{}-r{}-p{}-{}-{}", ex.connection, ex.index, header.index, device, name)
+    format!(
+        "c{}-r{}-p{}-{}-{}",
+        ex.connection, ex.index, header.index, device, name
+    )
 }
 
 /// Writes every part to `dir`. Errors are collected (first few kept) rather than aborting the
@@ -75,7 +84,12 @@ impl Extractor {
     /// Create `dir` if needed.
     pub fn new(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(Extractor { dir: dir.to_path_buf(), open: HashMap::new(), written: Vec::new(), errors: Vec::new() })
+        Ok(Extractor {
+            dir: dir.to_path_buf(),
+            open: HashMap::new(),
+            written: Vec::new(),
+            errors: Vec::new(),
+        })
     }
 
     fn error(&mut self, e: String) {
@@ -124,9 +138,24 @@ mod tests {
         assert_eq!(sanitize_file_name("../../etc/passwd"), "_.._etc_passwd");
         assert_eq!(sanitize_file_name("..."), "part");
         assert_eq!(sanitize_file_name("a\\b/c\0d"), "a_b_c_d");
-        assert_eq!(sanitize_file_name("licensePlatePicture.jpg"), "licensePlatePicture.jpg");
-        let h = PartHeader { index: 2, name: Some("Picture".into()), filename: None, content_type: Some("image/jpeg".into()) };
-        let n = part_file_name(ExchangeRef { connection: 7, index: 1 }, "[fd00::10]:5000", &h);
+        assert_eq!(
+            sanitize_file_name("licensePlatePicture.jpg"),
+            "licensePlatePicture.jpg"
+        );
+        let h = PartHeader {
+            index: 2,
+            name: Some("Picture".into()),
+            filename: None,
+            content_type: Some("image/jpeg".into()),
+        };
+        let n = part_file_name(
+            ExchangeRef {
+                connection: 7,
+                index: 1,
+            },
+            "[fd00::10]:5000",
+            &h,
+        );
         assert_eq!(n, "c7-r1-p2-fd00__10-Picture.jpg");
     }
 
@@ -134,8 +163,16 @@ mod tests {
     fn parts_are_streamed_to_files() {
         let dir = tempfile::tempdir().unwrap();
         let mut x = Extractor::new(dir.path()).unwrap();
-        let ex = ExchangeRef { connection: 1, index: 0 };
-        let h = PartHeader { index: 0, name: Some("anpr.xml".into()), filename: None, content_type: None };
+        let ex = ExchangeRef {
+            connection: 1,
+            index: 0,
+        };
+        let h = PartHeader {
+            index: 0,
+            name: Some("anpr.xml".into()),
+            filename: None,
+            content_type: None,
+        };
         x.part_start(ex, "10.0.0.5:5000", &h);
         x.part_data(ex, 0, b"<a>");
         x.part_data(ex, 0, b"</a>");

@@ -16,16 +16,19 @@
 
 pub mod capture;
 pub mod cli;
+pub mod device;
 pub mod diagnose;
+pub mod extract;
 pub mod http;
 pub mod isapi;
 pub mod model;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
+pub mod simulate;
+pub mod sniff;
 pub mod tcp;
 pub mod time;
-pub mod extract;
-pub mod replay;
 pub mod tui;
 pub mod listen;
 pub mod store;

@@ -1,4 +1,10 @@
 fn main() {
+    // Behave like other command-line tools in a pipe (`alarmscope ... | head`): end quietly on a
+    // closed pipe instead of panicking in println!.
+    // SAFETY: resetting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match alarmscope::cli::run() {
         Ok(code) => std::process::exit(code),
         Err(e) => {

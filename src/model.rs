@@ -23,8 +23,12 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 4] =
-        [Verdict::Ok, Verdict::ErrorStatus, Verdict::NoResponse, Verdict::Incomplete];
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Ok,
+        Verdict::ErrorStatus,
+        Verdict::NoResponse,
+        Verdict::Incomplete,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::capture::frame::Decoded;
 use crate::capture::{decode_frame, LinkType, TcpSegment};
-use crate::http::{Head, HttpEvent, Kind, Limits, MessageDecoder};
+use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, BodyLimits, PartHeader, PartSink};
 use crate::model::{Connection, EventSummary, Exchange, ExchangeRef, Request, Response, Verdict};
 use crate::tcp::{CloseKind, ConnInfo, Direction, Handshake, TcpConfig, TcpEvent, TcpTracker};
@@ -67,11 +67,16 @@ struct RequestInProgress {
     body: BodyDecoder,
 }
 
-/// Per-connection HTTP state.
+/// Per-connection state: the two HTTP decoders, and what they have found so far.
 struct ConnState {
-    conn: Connection,
     req: MessageDecoder,
     resp: MessageDecoder,
+    http: HttpState,
+}
+
+/// Exchanges of one connection as the decoders report them.
+struct HttpState {
+    conn: Connection,
     current: Option<RequestInProgress>,
     /// Exchanges whose request is complete and whose final response has not begun.
     pending: VecDeque<usize>,
@@ -82,47 +87,62 @@ struct ConnState {
     errors_dropped: u64,
 }
 
-/// The pipeline as one state machine.
-pub struct Analyzer {
+/// Everything after the TCP stage. Kept apart from the tracker so the tracker's events can be
+/// handled as they are produced, without copying the bytes they borrow.
+struct Stages {
     config: PipelineConfig,
-    tcp: TcpTracker,
     conns: HashMap<u64, ConnState>,
     finished: Vec<Connection>,
-    counters: Counters,
-    warnings: Vec<String>,
     sink: Option<Box<dyn ExchangeSink + Send>>,
     /// Only connections with these ids send part bytes to the sink (None: all).
     sink_filter: Option<Vec<u64>>,
+}
+
+/// The pipeline as one state machine.
+pub struct Analyzer {
+    tcp: TcpTracker,
+    stages: Stages,
+    counters: Counters,
+    warnings: Vec<String>,
 }
 
 impl Analyzer {
     pub fn new(config: PipelineConfig) -> Self {
         Analyzer {
             tcp: TcpTracker::new(config.tcp.clone()),
-            config,
-            conns: HashMap::new(),
-            finished: Vec::new(),
+            stages: Stages {
+                config,
+                conns: HashMap::new(),
+                finished: Vec::new(),
+                sink: None,
+                sink_filter: None,
+            },
             counters: Counters::default(),
             warnings: Vec::new(),
-            sink: None,
-            sink_filter: None,
         }
     }
 
     /// Send every body part's bytes to `sink` (optionally only for the given connection ids).
     pub fn set_sink(&mut self, sink: Box<dyn ExchangeSink + Send>, only: Option<Vec<u64>>) {
-        self.sink = Some(sink);
-        self.sink_filter = only;
+        self.stages.sink = Some(sink);
+        self.stages.sink_filter = only;
     }
 
     /// Take the part sink back (to flush or inspect it).
     pub fn take_sink(&mut self) -> Option<Box<dyn ExchangeSink + Send>> {
-        self.sink.take()
+        self.stages.sink.take()
     }
 
     /// Feed one captured frame. `number` is its 1-based position in the capture, used to locate
     /// diagnostics.
-    pub fn frame(&mut self, number: u64, ts: Timestamp, link: LinkType, data: &[u8], orig_len: u32) {
+    pub fn frame(
+        &mut self,
+        number: u64,
+        ts: Timestamp,
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+    ) {
         self.counters.packets += 1;
         if self.counters.first_packet.is_none() {
             self.counters.first_packet = Some(ts);
@@ -146,21 +166,20 @@ impl Analyzer {
         if seg.missing > 0 {
             self.counters.truncated_frames += 1;
         }
-        let mut events = EventBuffer::default();
-        self.tcp.segment(ts, seg, &mut |ev| events.push(ev));
-        self.apply(events);
+        let stages = &mut self.stages;
+        self.tcp.segment(ts, seg, &mut |ev| stages.on_tcp(ev));
     }
 
     /// Close connections idle for `idle_nanos` (live capture).
     pub fn expire(&mut self, now: Timestamp, idle_nanos: i64) {
-        let mut events = EventBuffer::default();
-        self.tcp.expire(now, idle_nanos, &mut |ev| events.push(ev));
-        self.apply(events);
+        let stages = &mut self.stages;
+        self.tcp
+            .expire(now, idle_nanos, &mut |ev| stages.on_tcp(ev));
     }
 
     /// Record a located problem with the input (bounded).
     pub fn warn(&mut self, w: String) {
-        if self.warnings.len() < self.config.max_warnings {
+        if self.warnings.len() < self.stages.config.max_warnings {
             self.warnings.push(w);
         } else {
             self.counters.warnings_dropped += 1;
@@ -169,17 +188,18 @@ impl Analyzer {
 
     /// Connections closed since the last call, in closing order.
     pub fn take_finished(&mut self) -> Vec<Connection> {
-        std::mem::take(&mut self.finished)
+        std::mem::take(&mut self.stages.finished)
     }
 
     /// Snapshots of connections still open, with their exchanges so far and provisional verdicts
     /// (for live views).
     pub fn open_snapshot(&self) -> Vec<Connection> {
         let mut v: Vec<Connection> = self
+            .stages
             .conns
             .values()
             .map(|s| {
-                let mut c = s.conn.clone();
+                let mut c = s.http.conn.clone();
                 for ex in &mut c.exchanges {
                     ex.verdict = provisional_verdict(ex);
                 }
@@ -201,15 +221,14 @@ impl Analyzer {
     /// End of input: close everything. Returns the connections not yet taken, the counters and
     /// the warnings.
     pub fn finish(mut self) -> (Vec<Connection>, Counters, Vec<String>) {
-        let mut events = EventBuffer::default();
-        self.tcp.finish(&mut |ev| events.push(ev));
-        self.apply(events);
+        let stages = &mut self.stages;
+        self.tcp.finish(&mut |ev| stages.on_tcp(ev));
         // Anything the TCP stage did not close (should be nothing) is closed here.
-        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        let ids: Vec<u64> = self.stages.conns.keys().copied().collect();
         for id in ids {
-            self.close(id, None);
+            self.stages.close(id, None);
         }
-        let mut finished = std::mem::take(&mut self.finished);
+        let mut finished = std::mem::take(&mut self.stages.finished);
         finished.sort_by_key(|c| c.id);
         if self.counters.warnings_dropped > 0 {
             let n = self.counters.warnings_dropped;
@@ -217,22 +236,30 @@ impl Analyzer {
         }
         (finished, self.counters, self.warnings)
     }
+}
 
-    fn apply(&mut self, events: EventBuffer) {
-        for ev in events.events {
-            match ev {
-                OwnedTcpEvent::Open { id, client, server, ts } => self.open(id, client, server, ts),
-                OwnedTcpEvent::Data { id, dir, ts, range } => {
-                    let data = &events.bytes[range];
-                    self.data(id, dir, ts, data);
-                }
-                OwnedTcpEvent::Gap { id, dir, ts, bytes } => self.gap(id, dir, ts, bytes),
-                OwnedTcpEvent::Close { id, info } => self.close(id, Some(info)),
-            }
+impl Stages {
+    fn on_tcp(&mut self, ev: TcpEvent<'_>) {
+        match ev {
+            TcpEvent::Open {
+                id,
+                client,
+                server,
+                ts,
+            } => self.open(id, client, server, ts),
+            TcpEvent::Data { id, dir, ts, data } => self.data(id, dir, ts, data),
+            TcpEvent::Gap { id, dir, ts, bytes } => self.gap(id, dir, ts, bytes),
+            TcpEvent::Close { id, info } => self.close(id, Some(info)),
         }
     }
 
-    fn open(&mut self, id: u64, client: std::net::SocketAddr, server: std::net::SocketAddr, ts: Timestamp) {
+    fn open(
+        &mut self,
+        id: u64,
+        client: std::net::SocketAddr,
+        server: std::net::SocketAddr,
+        ts: Timestamp,
+    ) {
         let conn = Connection {
             id,
             client: client.to_string(),
@@ -251,84 +278,108 @@ impl Analyzer {
             timeline: Vec::new(),
         };
         let st = ConnState {
-            conn,
             req: MessageDecoder::new(Kind::Request, self.config.http.clone()),
             resp: MessageDecoder::new(Kind::Response, self.config.http.clone()),
-            current: None,
-            pending: VecDeque::new(),
-            responding: None,
-            interim: Vec::new(),
-            errors_dropped: 0,
+            http: HttpState {
+                conn,
+                current: None,
+                pending: VecDeque::new(),
+                responding: None,
+                interim: Vec::new(),
+                errors_dropped: 0,
+            },
         };
         self.conns.insert(id, st);
     }
 
     fn data(&mut self, id: u64, dir: Direction, ts: Timestamp, data: &[u8]) {
-        let Analyzer { conns, config, sink, sink_filter, .. } = self;
-        let Some(st) = conns.get_mut(&id) else { return };
-        st.conn.last_seen = ts;
+        let Stages {
+            conns,
+            config,
+            sink,
+            sink_filter,
+            ..
+        } = self;
+        let Some(ConnState { req, resp, http }) = conns.get_mut(&id) else {
+            return;
+        };
+        http.conn.last_seen = ts;
         let ctx = Ctx { config, ts };
-        let mut evs = Vec::new();
         match dir {
             Direction::ClientToServer => {
-                st.req.feed(data, &mut |e| evs.push(OwnedHttpEvent::from(e)));
-                for e in evs {
-                    on_request_event(st, &ctx, e, sink_ref(sink, sink_filter, id));
-                }
+                req.feed(data, &mut |e| {
+                    on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
+                });
             }
-            Direction::ServerToClient => {
-                st.resp.feed(data, &mut |e| evs.push(OwnedHttpEvent::from(e)));
-                for e in evs {
-                    on_response_event(st, &ctx, e);
-                }
-            }
+            Direction::ServerToClient => resp.feed(data, &mut |e| on_response_event(http, &ctx, e)),
         }
     }
 
     fn gap(&mut self, id: u64, dir: Direction, ts: Timestamp, bytes: u64) {
-        let Analyzer { conns, config, sink, sink_filter, .. } = self;
-        let Some(st) = conns.get_mut(&id) else { return };
-        st.conn.last_seen = ts;
+        let Stages {
+            conns,
+            config,
+            sink,
+            sink_filter,
+            ..
+        } = self;
+        let Some(ConnState { req, resp, http }) = conns.get_mut(&id) else {
+            return;
+        };
+        http.conn.last_seen = ts;
         let ctx = Ctx { config, ts };
-        let mut evs = Vec::new();
         match dir {
             Direction::ClientToServer => {
-                st.req.gap(bytes, &mut |e| evs.push(OwnedHttpEvent::from(e)));
-                for e in evs {
-                    on_request_event(st, &ctx, e, sink_ref(sink, sink_filter, id));
-                }
+                req.gap(bytes, &mut |e| {
+                    on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
+                });
             }
-            Direction::ServerToClient => {
-                st.resp.gap(bytes, &mut |e| evs.push(OwnedHttpEvent::from(e)));
-                for e in evs {
-                    on_response_event(st, &ctx, e);
-                }
-            }
+            Direction::ServerToClient => resp.gap(bytes, &mut |e| on_response_event(http, &ctx, e)),
         }
     }
 
     fn close(&mut self, id: u64, info: Option<Box<ConnInfo>>) {
-        let Analyzer { conns, config, sink, sink_filter, finished, .. } = self;
-        let Some(mut st) = conns.remove(&id) else { return };
-        let ts = info.as_ref().map(|i| i.last_ts).unwrap_or(st.conn.last_seen);
+        let Stages {
+            conns,
+            config,
+            sink,
+            sink_filter,
+            finished,
+        } = self;
+        let Some(ConnState {
+            mut req,
+            mut resp,
+            mut http,
+        }) = conns.remove(&id)
+        else {
+            return;
+        };
+        let ts = info
+            .as_ref()
+            .map(|i| i.last_ts)
+            .unwrap_or(http.conn.last_seen);
         let ctx = Ctx { config, ts };
-        let mut evs = Vec::new();
-        st.req.eof(&mut |e| evs.push(OwnedHttpEvent::from(e)));
-        for e in evs.drain(..) {
-            on_request_event(&mut st, &ctx, e, sink_ref(sink, sink_filter, id));
-        }
-        st.resp.eof(&mut |e| evs.push(OwnedHttpEvent::from(e)));
-        for e in evs.drain(..) {
-            on_response_event(&mut st, &ctx, e);
-        }
+        req.eof(&mut |e| {
+            on_request_event(
+                &mut http,
+                &mut resp,
+                &ctx,
+                e,
+                sink_ref(sink, sink_filter, id),
+            )
+        });
+        resp.eof(&mut |e| on_response_event(&mut http, &ctx, e));
         // A request still being received when the connection ended is incomplete.
-        if let Some(cur) = st.current.take() {
-            finish_body(&mut st.conn, cur, sink_ref(sink, sink_filter, id));
+        if let Some(cur) = http.current.take() {
+            finish_body(&mut http.conn, cur, sink_ref(sink, sink_filter, id));
         }
-        if st.errors_dropped > 0 {
-            st.conn.errors.push(format!("{} more HTTP errors not shown", st.errors_dropped));
+        if http.errors_dropped > 0 {
+            http.conn.errors.push(format!(
+                "{} more HTTP errors not shown",
+                http.errors_dropped
+            ));
         }
-        let mut conn = st.conn;
+        let mut conn = http.conn;
         if let Some(info) = info {
             conn.client = info.client.to_string();
             conn.server = info.server.to_string();
@@ -404,7 +455,7 @@ impl PartSink for SinkAdapter<'_> {
     }
 }
 
-fn push_error(st: &mut ConnState, ctx: &Ctx<'_>, msg: String) {
+fn push_error(st: &mut HttpState, ctx: &Ctx<'_>, msg: String) {
     if st.conn.errors.len() < ctx.config.max_errors_per_connection {
         st.conn.errors.push(msg);
     } else {
@@ -413,22 +464,25 @@ fn push_error(st: &mut ConnState, ctx: &Ctx<'_>, msg: String) {
 }
 
 fn on_request_event(
-    st: &mut ConnState,
+    st: &mut HttpState,
+    resp: &mut MessageDecoder,
     ctx: &Ctx<'_>,
-    ev: OwnedHttpEvent,
+    ev: HttpEvent<'_>,
     mut sink: SinkRef<'_>,
 ) {
     match ev {
-        OwnedHttpEvent::Head(head) => {
+        HttpEvent::Head(head) => {
             // A new head while one is in progress means the decoder gave up on the old one.
             if let Some(cur) = st.current.take() {
                 finish_body(&mut st.conn, cur, sink.as_deref_mut());
             }
             let index = st.conn.exchanges.len();
             let method = head.method.clone().unwrap_or_default();
-            st.resp.expect_response_to(&method);
+            resp.expect_response_to(&method);
             let content_type = head.header("content-type").map(str::to_string);
-            let content_length = head.header("content-length").and_then(|v| v.trim().parse().ok());
+            let content_length = head
+                .header("content-length")
+                .and_then(|v| v.trim().parse().ok());
             st.conn.exchanges.push(Exchange {
                 index,
                 request: Request {
@@ -461,16 +515,23 @@ fn on_request_event(
                 body: BodyDecoder::new(content_type.as_deref(), ctx.config.body.clone()),
             });
         }
-        OwnedHttpEvent::Body(data) => {
+        HttpEvent::Body(data) => {
             if let Some(cur) = st.current.as_mut() {
-                let ex = ExchangeRef { connection: st.conn.id, index: cur.index };
+                let ex = ExchangeRef {
+                    connection: st.conn.id,
+                    index: cur.index,
+                };
                 let client = st.conn.client.as_str();
                 match sink {
                     Some(s) => {
-                        let mut a = SinkAdapter { ex, client, inner: s };
-                        cur.body.feed(&data, Some(&mut a));
+                        let mut a = SinkAdapter {
+                            ex,
+                            client,
+                            inner: s,
+                        };
+                        cur.body.feed(data, Some(&mut a));
                     }
-                    None => cur.body.feed(&data, None),
+                    None => cur.body.feed(data, None),
                 }
                 if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
                     ex.request.body_bytes += data.len() as u64;
@@ -478,7 +539,7 @@ fn on_request_event(
                 }
             }
         }
-        OwnedHttpEvent::Missing(n) => {
+        HttpEvent::Missing(n) => {
             if let Some(cur) = st.current.as_mut() {
                 cur.body.missing(n);
                 if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
@@ -487,7 +548,7 @@ fn on_request_event(
                 }
             }
         }
-        OwnedHttpEvent::End => {
+        HttpEvent::End { .. } => {
             if let Some(cur) = st.current.take() {
                 let index = cur.index;
                 if let Some(ex) = st.conn.exchanges.get_mut(index) {
@@ -501,7 +562,8 @@ fn on_request_event(
                 }
             }
         }
-        OwnedHttpEvent::Error(msg) => {
+        HttpEvent::Error(err) => {
+            let msg = err.to_string();
             let text = format!("request stream: {msg}");
             if let Some(cur) = st.current.take() {
                 if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
@@ -511,7 +573,7 @@ fn on_request_event(
             }
             push_error(st, ctx, text);
         }
-        OwnedHttpEvent::Incomplete => {
+        HttpEvent::Incomplete { .. } => {
             if let Some(cur) = st.current.take() {
                 finish_body(&mut st.conn, cur, sink);
             }
@@ -520,14 +582,23 @@ fn on_request_event(
 }
 
 fn response_started(conn: &Connection, index: usize) -> bool {
-    conn.exchanges.get(index).is_some_and(|e| e.response.is_some())
+    conn.exchanges
+        .get(index)
+        .is_some_and(|e| e.response.is_some())
 }
 
 fn finish_body(conn: &mut Connection, cur: RequestInProgress, sink: SinkRef<'_>) {
-    let ex_ref = ExchangeRef { connection: conn.id, index: cur.index };
+    let ex_ref = ExchangeRef {
+        connection: conn.id,
+        index: cur.index,
+    };
     let decoded = match sink {
         Some(s) => {
-            let mut a = SinkAdapter { ex: ex_ref, client: &conn.client, inner: s };
+            let mut a = SinkAdapter {
+                ex: ex_ref,
+                client: &conn.client,
+                inner: s,
+            };
             cur.body.finish(Some(&mut a))
         }
         None => cur.body.finish(None),
@@ -543,9 +614,9 @@ fn finish_body(conn: &mut Connection, cur: RequestInProgress, sink: SinkRef<'_>)
     }
 }
 
-fn on_response_event(st: &mut ConnState, ctx: &Ctx<'_>, ev: OwnedHttpEvent) {
+fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
     match ev {
-        OwnedHttpEvent::Head(head) => {
+        HttpEvent::Head(head) => {
             let status = head.status.unwrap_or(0);
             if (100..200).contains(&status) {
                 st.interim.push(status);
@@ -554,13 +625,19 @@ fn on_response_event(st: &mut ConnState, ctx: &Ctx<'_>, ev: OwnedHttpEvent) {
             // The final response answers the oldest complete request, or the one still being sent
             // (a server may answer, e.g. 413, before the body is over).
             let target = st.pending.pop_front().or_else(|| {
-                st.current.as_ref().map(|c| c.index).filter(|i| !response_started(&st.conn, *i))
+                st.current
+                    .as_ref()
+                    .map(|c| c.index)
+                    .filter(|i| !response_started(&st.conn, *i))
             });
             let Some(index) = target else {
                 push_error(
                     st,
                     ctx,
-                    format!("response {status} with no request waiting for it (at {})", ctx.ts.to_utc_string()),
+                    format!(
+                        "response {status} with no request waiting for it (at {})",
+                        ctx.ts.to_utc_string()
+                    ),
                 );
                 st.interim.clear();
                 st.responding = None;
@@ -585,78 +662,30 @@ fn on_response_event(st: &mut ConnState, ctx: &Ctx<'_>, ev: OwnedHttpEvent) {
             }
             st.responding = Some(index);
         }
-        OwnedHttpEvent::Body(data) => {
-            if let Some(r) = st.responding.and_then(|i| st.conn.exchanges.get_mut(i)).and_then(|e| e.response.as_mut()) {
+        HttpEvent::Body(data) => {
+            if let Some(r) = st
+                .responding
+                .and_then(|i| st.conn.exchanges.get_mut(i))
+                .and_then(|e| e.response.as_mut())
+            {
                 r.body_bytes += data.len() as u64;
             }
         }
-        OwnedHttpEvent::Missing(n) => {
-            if let Some(r) = st.responding.and_then(|i| st.conn.exchanges.get_mut(i)).and_then(|e| e.response.as_mut()) {
+        HttpEvent::Missing(n) => {
+            if let Some(r) = st
+                .responding
+                .and_then(|i| st.conn.exchanges.get_mut(i))
+                .and_then(|e| e.response.as_mut())
+            {
                 r.body_bytes += n;
             }
         }
-        OwnedHttpEvent::End | OwnedHttpEvent::Incomplete => {
+        HttpEvent::End { .. } | HttpEvent::Incomplete { .. } => {
             st.responding = None;
         }
-        OwnedHttpEvent::Error(msg) => {
+        HttpEvent::Error(msg) => {
             st.responding = None;
             push_error(st, ctx, format!("response stream: {msg}"));
         }
-    }
-}
-
-/// HTTP events copied out of the decoder's borrow so that the connection state can be mutated
-/// while handling them. Body slices are copied once here; bodies are processed chunk by chunk
-/// and never accumulated.
-enum OwnedHttpEvent {
-    Head(Head),
-    Body(Vec<u8>),
-    Missing(u64),
-    End,
-    Error(String),
-    Incomplete,
-}
-
-impl From<HttpEvent<'_>> for OwnedHttpEvent {
-    fn from(e: HttpEvent<'_>) -> Self {
-        match e {
-            HttpEvent::Head(h) => OwnedHttpEvent::Head(h),
-            HttpEvent::Body(b) => OwnedHttpEvent::Body(b.to_vec()),
-            HttpEvent::Missing(n) => OwnedHttpEvent::Missing(n),
-            HttpEvent::End { .. } => OwnedHttpEvent::End,
-            HttpEvent::Error(err) => OwnedHttpEvent::Error(err.to_string()),
-            HttpEvent::Incomplete { .. } => OwnedHttpEvent::Incomplete,
-        }
-    }
-}
-
-
-/// TCP events copied out of the tracker's borrow; data bytes go into one shared buffer.
-enum OwnedTcpEvent {
-    Open { id: u64, client: std::net::SocketAddr, server: std::net::SocketAddr, ts: Timestamp },
-    Data { id: u64, dir: Direction, ts: Timestamp, range: std::ops::Range<usize> },
-    Gap { id: u64, dir: Direction, ts: Timestamp, bytes: u64 },
-    Close { id: u64, info: Box<ConnInfo> },
-}
-
-#[derive(Default)]
-struct EventBuffer {
-    events: Vec<OwnedTcpEvent>,
-    bytes: Vec<u8>,
-}
-
-impl EventBuffer {
-    fn push(&mut self, ev: TcpEvent<'_>) {
-        let owned = match ev {
-            TcpEvent::Open { id, client, server, ts } => OwnedTcpEvent::Open { id, client, server, ts },
-            TcpEvent::Data { id, dir, ts, data } => {
-                let start = self.bytes.len();
-                self.bytes.extend_from_slice(data);
-                OwnedTcpEvent::Data { id, dir, ts, range: start..self.bytes.len() }
-            }
-            TcpEvent::Gap { id, dir, ts, bytes } => OwnedTcpEvent::Gap { id, dir, ts, bytes },
-            TcpEvent::Close { id, info } => OwnedTcpEvent::Close { id, info },
-        };
-        self.events.push(owned);
     }
 }

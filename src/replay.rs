@@ -51,11 +51,15 @@ pub fn replay(
             }
             Ok(None) => break,
             Err(w) => {
-                an.warn(format!("after frame {number}: {w}"));
+                an.warn(format!("capture file: {w}"));
             }
         }
-        if number % PROGRESS_EVERY == 0 {
-            progress(Progress { bytes_read: file.bytes_read(), file_size: file.file_size(), packets: number });
+        if number.is_multiple_of(PROGRESS_EVERY) {
+            progress(Progress {
+                bytes_read: file.bytes_read(),
+                file_size: file.file_size(),
+                packets: number,
+            });
             let done = an.take_finished();
             if !done.is_empty() {
                 on_closed(&done);
@@ -63,11 +67,20 @@ pub fn replay(
             }
         }
     }
-    progress(Progress { bytes_read: file.bytes_read(), file_size: file.file_size(), packets: number });
+    progress(Progress {
+        bytes_read: file.bytes_read(),
+        file_size: file.file_size(),
+        packets: number,
+    });
     let (rest, counters, warnings) = an.finish();
     if !rest.is_empty() {
         on_closed(&rest);
     }
     all.extend(rest);
-    Ok(crate::report::build(&path.display().to_string(), all, &counters, warnings))
+    Ok(crate::report::build(
+        &path.display().to_string(),
+        all,
+        &counters,
+        warnings,
+    ))
 }

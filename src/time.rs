@@ -10,7 +10,10 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     /// From seconds and microseconds (classic pcap).
     pub fn from_micros(secs: i64, micros: i64) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(micros.saturating_mul(1_000)))
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(micros.saturating_mul(1_000)),
+        )
     }
 
     /// From seconds and nanoseconds (pcapng / nanosecond pcap).

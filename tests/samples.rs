@@ -13,7 +13,8 @@ fn samples_dir() -> PathBuf {
 }
 
 fn expected() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(samples_dir().join("expected.json")).expect("samples/expected.json");
+    let text = std::fs::read_to_string(samples_dir().join("expected.json"))
+        .expect("samples/expected.json");
     match serde_json::from_str(&text).expect("expected.json is JSON") {
         Value::Object(m) => m,
         _ => panic!("expected.json must be an object"),
@@ -21,7 +22,13 @@ fn expected() -> serde_json::Map<String, Value> {
 }
 
 fn run(name: &str) -> Result<Report, String> {
-    replay(&samples_dir().join(name), ReplayOptions::default(), &mut |_| {}, &mut |_| {}).map_err(|e| e.to_string())
+    replay(
+        &samples_dir().join(name),
+        ReplayOptions::default(),
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn u(v: &Value) -> u64 {
@@ -32,16 +39,16 @@ fn u(v: &Value) -> u64 {
 fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
     let mut bad = Vec::new();
     let s = &report.summary;
-    let mut eq = |what: &str, got: u64, want: u64| {
+    fn eq(bad: &mut Vec<String>, name: &str, what: &str, got: u64, want: u64) {
         if got != want {
             bad.push(format!("{name}: {what}: got {got}, expected {want}"));
         }
-    };
+    }
     if let Some(v) = exp.get("connections") {
-        eq("connections", s.connections, u(v));
+        eq(&mut bad, name, "connections", s.connections, u(v));
     }
     if let Some(v) = exp.get("requests") {
-        eq("requests", s.requests, u(v));
+        eq(&mut bad, name, "requests", s.requests, u(v));
     }
     if let Some(v) = exp.get("min_requests") {
         if s.requests < u(v) {
@@ -57,7 +64,7 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                 "incomplete" => s.incomplete,
                 other => panic!("unknown verdict {other}"),
             };
-            eq(&format!("verdict {k}"), got, u(v));
+            eq(&mut bad, name, &format!("verdict {k}"), got, u(v));
         }
     }
     if let Some(Value::Object(hs)) = exp.get("handshake") {
@@ -65,9 +72,15 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
             let got = report
                 .connections
                 .iter()
-                .filter(|c| serde_json::to_value(c.handshake).ok().and_then(|x| x.as_str().map(str::to_string)).as_deref() == Some(k.as_str()))
+                .filter(|c| {
+                    serde_json::to_value(c.handshake)
+                        .ok()
+                        .and_then(|x| x.as_str().map(str::to_string))
+                        .as_deref()
+                        == Some(k.as_str())
+                })
                 .count() as u64;
-            eq(&format!("handshake {k}"), got, u(v));
+            eq(&mut bad, name, &format!("handshake {k}"), got, u(v));
         }
     }
     if let Some(v) = exp.get("min_stalls") {
@@ -76,10 +89,16 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
         }
     }
     if let Some(v) = exp.get("capture_gap_bytes") {
-        eq("capture_gap_bytes", s.capture_gap_bytes, u(v));
+        eq(
+            &mut bad,
+            name,
+            "capture_gap_bytes",
+            s.capture_gap_bytes,
+            u(v),
+        );
     }
     if let Some(v) = exp.get("truncated_frames") {
-        eq("truncated_frames", s.truncated_frames, u(v));
+        eq(&mut bad, name, "truncated_frames", s.truncated_frames, u(v));
     }
     if let Some(Value::Bool(true)) = exp.get("warning") {
         if report.warnings.is_empty() {
@@ -94,30 +113,53 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
             .collect();
         got.sort_by_key(|e| e.request.time);
         if got.len() != want.len() {
-            bad.push(format!("{name}: {} exchanges, expected {}", got.len(), want.len()));
+            bad.push(format!(
+                "{name}: {} exchanges, expected {}",
+                got.len(),
+                want.len()
+            ));
         }
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             let mut field = |key: &str, got: Value| {
                 if let Some(wv) = w.get(key) {
                     if *wv != got {
-                        bad.push(format!("{name}: exchange {i}: {key}: got {got}, expected {wv}"));
+                        bad.push(format!(
+                            "{name}: exchange {i}: {key}: got {got}, expected {wv}"
+                        ));
                     }
                 }
             };
             field("method", Value::from(g.request.method.clone()));
             field("path", Value::from(g.request.path.clone()));
-            field("status", g.response.as_ref().map(|r| Value::from(r.status)).unwrap_or(Value::Null));
+            field(
+                "status",
+                g.response
+                    .as_ref()
+                    .map(|r| Value::from(r.status))
+                    .unwrap_or(Value::Null),
+            );
             field("verdict", Value::from(g.verdict.as_str()));
             field(
                 "event_type",
-                g.event.as_ref().and_then(|e| e.event_type.clone()).map(Value::from).unwrap_or(Value::Null),
+                g.event
+                    .as_ref()
+                    .and_then(|e| e.event_type.clone())
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
             );
             field(
                 "event_state",
-                g.event.as_ref().and_then(|e| e.event_state.clone()).map(Value::from).unwrap_or(Value::Null),
+                g.event
+                    .as_ref()
+                    .and_then(|e| e.event_state.clone())
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
             );
             field("parts", Value::from(g.parts.len()));
-            field("part_bytes", Value::from(g.parts.iter().map(|p| p.bytes).collect::<Vec<_>>()));
+            field(
+                "part_bytes",
+                Value::from(g.parts.iter().map(|p| p.bytes).collect::<Vec<_>>()),
+            );
             field("retry", Value::from(g.retry_of.is_some()));
         }
     }
@@ -127,12 +169,16 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
 #[test]
 fn every_sample_shows_its_expected_verdicts() {
     let exp = expected();
-    assert!(exp.len() >= 10, "expected.json lists only {} samples", exp.len());
+    assert!(
+        exp.len() >= 10,
+        "expected.json lists only {} samples",
+        exp.len()
+    );
     let mut bad = Vec::new();
     for (name, e) in &exp {
         let wants_error = e.get("error").and_then(Value::as_bool).unwrap_or(false);
         match run(name) {
-            Ok(r) if wants_error => bad.push(format!("{name}: analysed, but it must be refused")),
+            Ok(_) if wants_error => bad.push(format!("{name}: analysed, but it must be refused")),
             Ok(r) => {
                 bad.extend(check(name, e, &r));
                 // Invariant whatever the sample: verdict counts add up to the requests.
@@ -145,7 +191,12 @@ fn every_sample_shows_its_expected_verdicts() {
             Err(msg) => bad.push(format!("{name}: could not be read: {msg}")),
         }
     }
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -154,7 +205,10 @@ fn every_sample_file_is_listed_in_expected_json() {
     for entry in std::fs::read_dir(samples_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.ends_with(".pcap") || name.ends_with(".pcapng") {
-            assert!(exp.contains_key(&name), "{name} has no entry in samples/expected.json");
+            assert!(
+                exp.contains_key(&name),
+                "{name} has no entry in samples/expected.json"
+            );
         }
     }
 }

@@ -46,6 +46,103 @@ pub struct CaptureFile {
     bytes_read: u64,
     frames: u64,
     done: bool,
+    path: std::path::PathBuf,
+    /// The current frame's bytes.
+    buf: Vec<u8>,
+    /// Set when libpcap gave up on a pcapng file that our own reader can go on with.
+    fallback: Option<NgFallback>,
+}
+
+/// Reads on where libpcap stops on a pcapng whose interfaces have different link types (libpcap
+/// refuses those; the pure-Rust `pcap-file` reader does not), with each frame's link type taken
+/// from its own interface.
+struct NgFallback {
+    reader: pcap_file::pcapng::PcapNgReader<std::io::BufReader<File>>,
+    /// (link type, if_tsresol) per interface of the current section.
+    interfaces: Vec<(LinkType, u8)>,
+}
+
+impl NgFallback {
+    fn open(path: &Path) -> Result<NgFallback, String> {
+        let f = File::open(path).map_err(|e| e.to_string())?;
+        let reader =
+            pcap_file::pcapng::PcapNgReader::new(std::io::BufReader::with_capacity(1 << 16, f))
+                .map_err(|e| e.to_string())?;
+        Ok(NgFallback {
+            reader,
+            interfaces: Vec::new(),
+        })
+    }
+
+    /// Next packet: (timestamp, link, orig_len), data into `buf`. Skips non-packet blocks.
+    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<(Timestamp, LinkType, u32)>, String> {
+        use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+        use pcap_file::pcapng::Block;
+        loop {
+            let block = match self.reader.next_block() {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(b)) => b,
+            };
+            match block {
+                Block::SectionHeader(_) => self.interfaces.clear(),
+                Block::InterfaceDescription(idb) => {
+                    let res = idb
+                        .options
+                        .iter()
+                        .find_map(|o| match o {
+                            InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+                            _ => None,
+                        })
+                        .unwrap_or(6);
+                    let dlt = i32::try_from(u32::from(idb.linktype)).unwrap_or(-1);
+                    self.interfaces.push((LinkType::from_dlt(dlt), res));
+                }
+                Block::EnhancedPacket(epb) => {
+                    let (link, res) = usize::try_from(epb.interface_id)
+                        .ok()
+                        .and_then(|i| self.interfaces.get(i).copied())
+                        .ok_or_else(|| {
+                            format!("packet for unknown interface {}", epb.interface_id)
+                        })?;
+                    // pcap-file hands over the raw timestamp units as "nanoseconds".
+                    let units = epb.timestamp.as_nanos();
+                    let ts =
+                        Timestamp(i64::try_from(units_to_nanos(units, res)).unwrap_or(i64::MAX));
+                    buf.clear();
+                    buf.extend_from_slice(&epb.data);
+                    return Ok(Some((ts, link, epb.original_len)));
+                }
+                Block::SimplePacket(spb) => {
+                    let link = self
+                        .interfaces
+                        .first()
+                        .map(|i| i.0)
+                        .unwrap_or(LinkType::Unsupported(-1));
+                    buf.clear();
+                    buf.extend_from_slice(&spb.data);
+                    return Ok(Some((Timestamp(0), link, spb.original_len)));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Raw pcapng timestamp units to nanoseconds, per the if_tsresol option (power of 10, or of 2
+/// when the high bit is set).
+fn units_to_nanos(units: u128, res: u8) -> u128 {
+    if res & 0x80 != 0 {
+        let shift = u32::from(res & 0x7f).min(127);
+        units.saturating_mul(1_000_000_000) >> shift
+    } else {
+        let res = u32::from(res);
+        if res <= 9 {
+            units.saturating_mul(10u128.pow(9 - res))
+        } else {
+            units / 10u128.pow((res - 9).min(38))
+        }
+    }
 }
 
 /// Container format, told apart by the first four bytes of the file.
@@ -155,6 +252,9 @@ impl CaptureFile {
             bytes_read,
             frames: 0,
             done: false,
+            fallback: None,
+            path: path.to_path_buf(),
+            buf: Vec::with_capacity(65_536),
         })
     }
 
@@ -199,10 +299,33 @@ impl CaptureFile {
     /// The warning text is libpcap's message prefixed with how many frames were read, e.g.
     /// `stopped after 12 frames: truncated dump file; tried to read 1514 captured bytes, only
     /// got 80`.
+    ///
+    /// A pcapng file whose interfaces have different link types, which libpcap refuses part-way,
+    /// is read on with the built-in pcapng reader: one informational `Err(ReadWarning)` says so,
+    /// then frames continue.
     pub fn next_frame(&mut self) -> Result<Option<RawFrame<'_>>, ReadWarning> {
-        if self.done {
-            return Ok(None);
+        let step = if self.fallback.is_some() {
+            self.fallback_step()
+        } else if self.done {
+            Step::End
+        } else {
+            self.pcap_step()
+        };
+        match step {
+            Step::Frame { ts, link, orig_len } => Ok(Some(RawFrame {
+                ts,
+                link,
+                data: &self.buf,
+                orig_len,
+            })),
+            Step::End => Ok(None),
+            Step::Warn(w) => Err(w),
         }
+    }
+
+    /// One frame from libpcap, copied into `buf` (a memcpy per frame keeps the borrow simple
+    /// when a file switches readers part-way).
+    fn pcap_step(&mut self) -> Step {
         match self.cap.next_packet() {
             Ok(p) => {
                 let caplen = u64::from(p.header.caplen);
@@ -220,29 +343,99 @@ impl CaptureFile {
                     i64::from(p.header.ts.tv_sec),
                     i64::from(p.header.ts.tv_usec),
                 );
-                Ok(Some(RawFrame {
+                self.buf.clear();
+                self.buf.extend_from_slice(p.data);
+                Step::Frame {
                     ts,
                     link: self.link,
-                    data: p.data,
                     orig_len: p.header.len,
-                }))
+                }
             }
             Err(pcap::Error::NoMorePackets) => {
                 self.done = true;
                 self.bytes_read = self.file_size;
-                Ok(None)
+                Step::End
             }
             Err(e) => {
-                self.done = true;
+                let msg = pcap_message(&e);
                 let plural = if self.frames == 1 { "" } else { "s" };
-                Err(ReadWarning(format!(
-                    "stopped after {} frame{plural}: {}",
-                    self.frames,
-                    pcap_message(&e)
+                if self.format == Format::PcapNg && msg.contains("different from the type") {
+                    match self.start_fallback() {
+                        Ok(()) => {
+                            return Step::Warn(ReadWarning(format!(
+                                "libpcap stopped after {} frame{plural} ({msg}); read on with the built-in pcapng reader",
+                                self.frames
+                            )))
+                        }
+                        Err(why) => {
+                            self.done = true;
+                            return Step::Warn(ReadWarning(format!(
+                                "stopped after {} frame{plural}: {msg} ({why})",
+                                self.frames
+                            )));
+                        }
+                    }
+                }
+                self.done = true;
+                Step::Warn(ReadWarning(format!(
+                    "stopped after {} frame{plural}: {msg}",
+                    self.frames
                 )))
             }
         }
     }
+
+    /// Open the pcapng fallback and skip the frames libpcap already delivered.
+    fn start_fallback(&mut self) -> Result<(), String> {
+        let mut fb = NgFallback::open(&self.path)?;
+        for _ in 0..self.frames {
+            if fb.next(&mut self.buf)?.is_none() {
+                return Err("the file has fewer packets than libpcap read".into());
+            }
+        }
+        self.fallback = Some(fb);
+        Ok(())
+    }
+
+    fn fallback_step(&mut self) -> Step {
+        let Some(fb) = self.fallback.as_mut() else {
+            return Step::End;
+        };
+        match fb.next(&mut self.buf) {
+            Ok(Some((ts, link, orig_len))) => {
+                self.frames = self.frames.saturating_add(1);
+                let caplen = self.buf.len() as u64;
+                let record = 32u64.saturating_add(caplen.div_ceil(4).saturating_mul(4));
+                self.bytes_read = self.bytes_read.saturating_add(record).min(self.file_size);
+                Step::Frame { ts, link, orig_len }
+            }
+            Ok(None) => {
+                self.fallback = None;
+                self.done = true;
+                self.bytes_read = self.file_size;
+                Step::End
+            }
+            Err(e) => {
+                self.fallback = None;
+                self.done = true;
+                Step::Warn(ReadWarning(format!(
+                    "stopped after {} frames: {e}",
+                    self.frames
+                )))
+            }
+        }
+    }
+}
+
+/// What one read produced (frame data is in `CaptureFile::buf`).
+enum Step {
+    Frame {
+        ts: Timestamp,
+        link: LinkType,
+        orig_len: u32,
+    },
+    End,
+    Warn(ReadWarning),
 }
 
 #[cfg(test)]
@@ -545,21 +738,54 @@ mod tests {
     }
 
     #[test]
-    fn pcapng_interface_with_other_link_type_warns() {
+    fn pcapng_interface_with_other_link_type_is_read_on_by_the_fallback() {
         let mut out = Vec::new();
         shb(&mut out);
         idb(&mut out, 1);
         epb(&mut out, 0, 5_000_000, &[7; 42], 42);
         idb(&mut out, 113);
         epb(&mut out, 1, 6_000_000, &[8; 40], 40);
+        epb(&mut out, 0, 7_000_000, &[9; 44], 44);
         let f = write_temp(&out);
         let mut cf = CaptureFile::open(f.path()).unwrap();
-        let (frames, warning) = read_all(&mut cf);
-        assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].0, Timestamp(5_000_000_000));
-        let w = warning.expect("a warning");
-        assert!(w.starts_with("stopped after 1 frame: "), "{w}");
-        assert!(w.contains("different"), "{w}");
-        assert!(cf.bytes_read() <= cf.file_size());
+        let mut frames = Vec::new();
+        let mut warnings = Vec::new();
+        for _ in 0..10 {
+            match cf.next_frame() {
+                Ok(Some(fr)) => frames.push((fr.ts, fr.link, fr.data.to_vec())),
+                Ok(None) => break,
+                Err(w) => warnings.push(w.0),
+            }
+        }
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("different") && warnings[0].contains("read on"),
+            "{}",
+            warnings[0]
+        );
+        assert_eq!(frames.len(), 3);
+        // libpcap read the first; the fallback the rest, each with its own interface's link type
+        // and the default microsecond resolution.
+        assert_eq!(
+            frames[0],
+            (Timestamp(5_000_000_000), LinkType::Ethernet, vec![7; 42])
+        );
+        assert_eq!(
+            frames[1],
+            (Timestamp(6_000_000_000), LinkType::LinuxSll, vec![8; 40])
+        );
+        assert_eq!(
+            frames[2],
+            (Timestamp(7_000_000_000), LinkType::Ethernet, vec![9; 44])
+        );
+        assert_eq!(cf.bytes_read(), cf.file_size());
+    }
+
+    #[test]
+    fn pcapng_time_resolutions() {
+        assert_eq!(units_to_nanos(5, 6), 5_000);
+        assert_eq!(units_to_nanos(5, 9), 5);
+        assert_eq!(units_to_nanos(5_000, 12), 5);
+        assert_eq!(units_to_nanos(1 << 20, 0x80 | 20), 1_000_000_000);
     }
 }

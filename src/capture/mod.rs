@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod frame;
+pub mod live;
 pub mod pcapwrite;
 
 pub use frame::{decode_frame, FrameError, LinkType, TcpFlags, TcpSegment};

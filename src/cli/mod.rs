@@ -21,6 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Analyse a pcap/pcapng capture: handshake, request, answer and verdict for every push.
     Replay(ReplayArgs),
+    /// Capture live on an interface and judge every push as it happens.
+    Sniff(SniffArgs),
+    /// Read or change a device's alarm hosts over ISAPI (digest authentication).
+    Device(crate::device::DeviceArgs),
+    /// Behave like devices: push events, retry and stall like them, optionally serve ISAPI.
+    Simulate(crate::simulate::SimulateArgs),
     /// Be the alarm server: store every pushed event durably, answer 200 OK (or fail on purpose).
     Listen(crate::listen::cli::ListenArgs),
 }
@@ -50,11 +56,48 @@ pub struct ReplayArgs {
     pub pretty: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct SniffArgs {
+    /// Interface to capture on (default: `any` on Linux).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// BPF capture filter, e.g. "tcp port 8080 and host 10.0.0.5".
+    #[arg(long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Shorthand for the filter "tcp port N" (combined with --filter by "and").
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Also save the raw packets to this pcap file (replay it later, attach it to a ticket).
+    #[arg(long, value_name = "FILE.pcap")]
+    pub write: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Stop after this many exchanges have been judged.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Report a complete request as no_response when unanswered this long (corrected if the
+    /// answer comes later).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub answer_timeout: f64,
+    /// Close and judge connections idle this long (bounds memory on a busy server).
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub idle_timeout: f64,
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(long)]
+    pub list_interfaces: bool,
+}
+
 /// Entry point used by `main`. Returns the process exit code.
 pub fn run() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(a) => run_replay(a),
+        Command::Sniff(a) => run_sniff(a),
+        Command::Device(a) => crate::device::run(a),
+        Command::Simulate(a) => crate::simulate::run(a),
         Command::Listen(a) => crate::listen::cli::run(a),
     }
 }
@@ -82,8 +125,83 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     } else {
         out.write_all(crate::report::text::render(&report).as_bytes())?;
     }
-    for w in report.warnings.iter().filter(|w| w.contains("ends mid-record") || w.contains("truncated")) {
+    for w in report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("ends mid-record") || w.contains("truncated"))
+    {
         eprintln!("alarmscope: warning: {w}");
     }
     Ok(0)
+}
+
+/// The effective BPF filter from --filter and --port.
+pub fn sniff_filter(filter: Option<&str>, port: Option<u16>) -> Option<String> {
+    match (filter, port) {
+        (Some(f), Some(p)) => Some(format!("(tcp port {p}) and ({f})")),
+        (Some(f), None) => Some(f.to_string()),
+        (None, Some(p)) => Some(format!("tcp port {p}")),
+        (None, None) => None,
+    }
+}
+
+fn secs(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+}
+
+fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
+    use crate::sniff::{install_stop_signals, run_headless, SniffOptions};
+    if a.list_interfaces {
+        match crate::capture::live::list_interfaces() {
+            Ok(list) => {
+                for l in list {
+                    println!("{l}");
+                }
+                return Ok(0);
+            }
+            Err(e) => {
+                eprintln!("alarmscope: {e}");
+                return Ok(2);
+            }
+        }
+    }
+    let mut opts = SniffOptions::default();
+    opts.live.interface = a.interface.clone();
+    opts.live.filter = sniff_filter(a.filter.as_deref(), a.port);
+    opts.live.write = a.write.clone();
+    opts.duration = a.duration.map(secs);
+    opts.count = a.count;
+    opts.answer_timeout = secs(a.answer_timeout);
+    opts.idle_timeout = secs(a.idle_timeout);
+    let headless = a.output.json || a.output.text || !std::io::stdout().is_terminal();
+    if !headless {
+        let title = format!(
+            "sniff {}{}",
+            opts.live
+                .interface
+                .clone()
+                .unwrap_or_else(crate::capture::live::default_interface),
+            opts.live
+                .filter
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+        return match crate::sniff::spawn_feed(opts) {
+            Ok(rx) => crate::tui::run_live(title, rx),
+            Err(e) => {
+                eprintln!("alarmscope: {e}");
+                Ok(2)
+            }
+        };
+    }
+    install_stop_signals();
+    let mut out = std::io::stdout().lock();
+    match run_headless(&opts, a.output.json, &mut out) {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            eprintln!("alarmscope: {e}");
+            Ok(2)
+        }
+    }
 }

@@ -80,12 +80,18 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 .map(|r| (r.status, r.reason.clone()))
                 .unwrap_or((0, String::new()));
             let hint = match status {
-                404 => "the URL on the device does not match what the server serves (check the \
-                        httpHosts url)",
-                401 | 403 => "the server wants credentials the device does not send (check \
-                              httpAuthenticationMethod and the user name)",
-                400 | 415 | 422 => "the server did not accept the body's format (XML vs JSON: \
-                                    check parameterFormatType)",
+                404 => {
+                    "the URL on the device does not match what the server serves (check the \
+                        httpHosts url)"
+                }
+                401 | 403 => {
+                    "the server wants credentials the device does not send (check \
+                              httpAuthenticationMethod and the user name)"
+                }
+                400 | 415 | 422 => {
+                    "the server did not accept the body's format (XML vs JSON: \
+                                    check parameterFormatType)"
+                }
                 413 => "the server's body size limit is below the event with its pictures",
                 500..=599 => "the server failed while handling the event (see the server's log)",
                 _ => "the server rejected the event",
@@ -124,11 +130,18 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
             let why = if let Some(e) = &ex.request.error {
                 format!("it could not be framed ({e})")
             } else if ex.request.missing_bytes > 0 {
-                format!("{} bytes of it are missing from the capture", ex.request.missing_bytes)
+                format!(
+                    "{} bytes of it are missing from the capture",
+                    ex.request.missing_bytes
+                )
             } else {
                 match c.closed {
-                    CloseKind::Rst(Side::Server) => "the server reset the connection mid-request".into(),
-                    CloseKind::Rst(Side::Client) => "the device reset the connection mid-request".into(),
+                    CloseKind::Rst(Side::Server) => {
+                        "the server reset the connection mid-request".into()
+                    }
+                    CloseKind::Rst(Side::Client) => {
+                        "the device reset the connection mid-request".into()
+                    }
                     CloseKind::Fin(_) => "the connection closed mid-request".into(),
                     CloseKind::Open => "the capture ended mid-request".into(),
                 }

@@ -4,6 +4,7 @@
 //! state for live views (it is O(n log n) in the number of exchanges).
 
 mod explain;
+pub mod live;
 
 pub use explain::{explain_handshake, explain_verdict, Explanation};
 
@@ -36,7 +37,11 @@ struct Item {
 
 /// Diagnose `conns`: fills in each exchange's `retry_of`, and returns stalls, devices and the
 /// summary. `capture_end` is the last packet's time (stalls still running then end there).
-pub fn diagnose(conns: &mut [Connection], counters: &Counters, capture_end: Option<Timestamp>) -> Findings {
+pub fn diagnose(
+    conns: &mut [Connection],
+    counters: &Counters,
+    capture_end: Option<Timestamp>,
+) -> Findings {
     // Per device, every request in time order.
     let mut per_device: BTreeMap<String, Vec<Item>> = BTreeMap::new();
     for (ci, c) in conns.iter().enumerate() {
@@ -44,7 +49,10 @@ pub fn diagnose(conns: &mut [Connection], counters: &Counters, capture_end: Opti
         let list = per_device.entry(device).or_default();
         for ex in &c.exchanges {
             list.push(Item {
-                at: ExchangeRef { connection: c.id, index: ex.index },
+                at: ExchangeRef {
+                    connection: c.id,
+                    index: ex.index,
+                },
                 conn: ci,
                 time: ex.request.time,
                 verdict: ex.verdict,
@@ -116,7 +124,11 @@ pub fn diagnose(conns: &mut [Connection], counters: &Counters, capture_end: Opti
 
     let devices = summarise_devices(conns, &stalls);
     let summary = summarise(conns, counters, &stalls, retries.len() as u64);
-    Findings { stalls, devices, summary }
+    Findings {
+        stalls,
+        devices,
+        summary,
+    }
 }
 
 fn hash_str(s: &str) -> u64 {
@@ -196,7 +208,7 @@ fn summarise(conns: &[Connection], counters: &Counters, stalls: &[Stall], retrie
         last_packet: counters.last_packet,
         connections: conns.len() as u64,
         stalls: stalls.len() as u64,
-        stalled_seconds: stalls.iter().map(|s| s.seconds).sum(),
+        stalled_seconds: stalls.iter().fold(0.0, |a, s| a + s.seconds),
         retries,
         ..Summary::default()
     };
@@ -240,8 +252,14 @@ mod tests {
             handshake,
             syn_attempts: 1,
             closed: CloseKind::Open,
-            first_seen: exchanges.first().map(|e| e.request.time).unwrap_or_default(),
-            last_seen: exchanges.last().map(|e| e.request.end_time).unwrap_or_default(),
+            first_seen: exchanges
+                .first()
+                .map(|e| e.request.time)
+                .unwrap_or_default(),
+            last_seen: exchanges
+                .last()
+                .map(|e| e.request.end_time)
+                .unwrap_or_default(),
             packets: 0,
             gap_bytes: [0, 0],
             retransmissions: 0,
@@ -265,7 +283,11 @@ mod tests {
                 complete: true,
                 ..Request::default()
             },
-            response: status.map(|s| Response { status: s, time, ..Response::default() }),
+            response: status.map(|s| Response {
+                status: s,
+                time,
+                ..Response::default()
+            }),
             verdict: Verdict::Ok,
             event: None,
             parts: vec![],
@@ -284,32 +306,82 @@ mod tests {
     #[test]
     fn unanswered_request_stalls_until_next_request_and_retry_is_linked() {
         let mut conns = vec![
-            conn(1, "10.0.0.5:5000", Handshake::Complete, vec![ex(0, 100, Some(200), 1)]),
-            conn(2, "10.0.0.5:5001", Handshake::Complete, vec![ex(0, 110, None, 2)]),
+            conn(
+                1,
+                "10.0.0.5:5000",
+                Handshake::Complete,
+                vec![ex(0, 100, Some(200), 1)],
+            ),
+            conn(
+                2,
+                "10.0.0.5:5001",
+                Handshake::Complete,
+                vec![ex(0, 110, None, 2)],
+            ),
             // retry of the same body 5 s later, answered
-            conn(3, "10.0.0.5:5002", Handshake::Complete, vec![ex(0, 115, Some(200), 2)]),
-            conn(4, "10.0.0.5:5003", Handshake::Complete, vec![ex(0, 116, Some(200), 3)]),
+            conn(
+                3,
+                "10.0.0.5:5002",
+                Handshake::Complete,
+                vec![ex(0, 115, Some(200), 2)],
+            ),
+            conn(
+                4,
+                "10.0.0.5:5003",
+                Handshake::Complete,
+                vec![ex(0, 116, Some(200), 3)],
+            ),
             // another device with a 503 at the end of the capture
-            conn(5, "10.0.0.6:6000", Handshake::Complete, vec![ex(0, 112, Some(503), 9)]),
+            conn(
+                5,
+                "10.0.0.6:6000",
+                Handshake::Complete,
+                vec![ex(0, 112, Some(503), 9)],
+            ),
             conn(6, "10.0.0.7:6000", Handshake::Unanswered, vec![]),
         ];
-        let f = diagnose(&mut conns, &Counters::default(), Some(Timestamp::from_nanos(120, 0)));
+        let f = diagnose(
+            &mut conns,
+            &Counters::default(),
+            Some(Timestamp::from_nanos(120, 0)),
+        );
         assert_eq!(f.stalls.len(), 2);
         let s = &f.stalls[0];
-        assert_eq!((s.device.as_str(), s.seconds, s.open_ended), ("10.0.0.5", 5.0, false));
+        assert_eq!(
+            (s.device.as_str(), s.seconds, s.open_ended),
+            ("10.0.0.5", 5.0, false)
+        );
         assert_eq!(s.cause, "no_response");
         let s = &f.stalls[1];
-        assert_eq!((s.device.as_str(), s.seconds, s.open_ended), ("10.0.0.6", 8.0, true));
+        assert_eq!(
+            (s.device.as_str(), s.seconds, s.open_ended),
+            ("10.0.0.6", 8.0, true)
+        );
         assert_eq!(s.cause, "error_status 503");
-        assert_eq!(conns[2].exchanges[0].retry_of, Some(ExchangeRef { connection: 2, index: 0 }));
+        assert_eq!(
+            conns[2].exchanges[0].retry_of,
+            Some(ExchangeRef {
+                connection: 2,
+                index: 0
+            })
+        );
         assert_eq!(conns[3].exchanges[0].retry_of, None);
         assert_eq!(conns[0].exchanges[0].retry_of, None);
         assert_eq!(f.summary.requests, 5);
-        assert_eq!((f.summary.ok, f.summary.no_response, f.summary.error_status), (3, 1, 1));
-        assert_eq!((f.summary.handshake_failures, f.summary.handshake_unanswered), (1, 1));
+        assert_eq!(
+            (f.summary.ok, f.summary.no_response, f.summary.error_status),
+            (3, 1, 1)
+        );
+        assert_eq!(
+            (f.summary.handshake_failures, f.summary.handshake_unanswered),
+            (1, 1)
+        );
         assert_eq!(f.summary.retries, 1);
         let d5 = f.devices.iter().find(|d| d.device == "10.0.0.5").unwrap();
-        assert_eq!((d5.events, d5.ok, d5.failures, d5.stalls, d5.retries), (4, 3, 1, 1, 1));
+        assert_eq!(
+            (d5.events, d5.ok, d5.failures, d5.stalls, d5.retries),
+            (4, 3, 1, 1, 1)
+        );
         let d7 = f.devices.iter().find(|d| d.device == "10.0.0.7").unwrap();
         assert_eq!((d7.events, d7.handshake_failures), (0, 1));
     }
@@ -317,8 +389,18 @@ mod tests {
     #[test]
     fn identical_body_after_an_answered_one_is_not_a_retry() {
         let mut conns = vec![
-            conn(1, "[fd00::10]:5000", Handshake::Complete, vec![ex(0, 1, Some(200), 7)]),
-            conn(2, "[fd00::10]:5001", Handshake::Complete, vec![ex(0, 2, Some(200), 7)]),
+            conn(
+                1,
+                "[fd00::10]:5000",
+                Handshake::Complete,
+                vec![ex(0, 1, Some(200), 7)],
+            ),
+            conn(
+                2,
+                "[fd00::10]:5001",
+                Handshake::Complete,
+                vec![ex(0, 2, Some(200), 7)],
+            ),
         ];
         let f = diagnose(&mut conns, &Counters::default(), None);
         assert!(f.stalls.is_empty());
@@ -333,13 +415,20 @@ mod tests {
             1,
             "10.0.0.5:5000",
             Handshake::Complete,
-            vec![ex(0, 10, Some(500), 1), ex(1, 13, Some(500), 1), ex(2, 20, Some(200), 1)],
+            vec![
+                ex(0, 10, Some(500), 1),
+                ex(1, 13, Some(500), 1),
+                ex(2, 20, Some(200), 1),
+            ],
         )];
         let f = diagnose(&mut conns, &Counters::default(), None);
         let secs: Vec<f64> = f.stalls.iter().map(|s| s.seconds).collect();
         assert_eq!(secs, vec![3.0, 7.0]);
         // both later sends repeat the first failed body
-        let first = Some(ExchangeRef { connection: 1, index: 0 });
+        let first = Some(ExchangeRef {
+            connection: 1,
+            index: 0,
+        });
         assert_eq!(conns[0].exchanges[1].retry_of, first);
         assert_eq!(conns[0].exchanges[2].retry_of, first);
     }

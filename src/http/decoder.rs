@@ -1,4 +1,14 @@
 //! The incremental decoder behind [`super::MessageDecoder`].
+//!
+//! Design notes:
+//! - Header bytes are scanned once with a tiny terminator state machine ([`TermScan`]), so a
+//!   header block arriving one byte at a time costs linear time; httparse runs once per block.
+//!   When a whole block sits inside one `feed` it is parsed in place without copying.
+//! - Body bytes are handed out as slices of the caller's buffer; only chunk framing state is kept.
+//! - Resynchronisation looks at the first few bytes of each line through a fixed-size probe, so
+//!   skipping garbage needs no buffer.
+
+use std::collections::VecDeque;
 
 /// Whether a decoder reads requests (client to server) or responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +27,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_header_bytes: 64 * 1024, max_headers: 100 }
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+        }
     }
 }
 
@@ -48,6 +61,12 @@ impl Head {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// True for a 1xx response other than 101: an interim head that gets no `End` and is followed
+    /// by another head answering the same request.
+    pub fn is_interim(&self) -> bool {
+        matches!(self.status, Some(s) if (100..200).contains(&s) && s != 101)
+    }
 }
 
 /// Why a message could not be framed. Carries the stream offset so the diagnostic is located.
@@ -60,10 +79,21 @@ pub struct HttpError {
 }
 
 /// What the decoder found.
+///
+/// Sequence per message: `Head`, then zero or more `Body`/`Missing`, then exactly one of `End`,
+/// `Incomplete` or `Error`. Exceptions: an interim (1xx except 101) response `Head` is followed by
+/// nothing of its own (the next event is the next `Head`), and an `Error` can also come without a
+/// `Head` (unparsable header block, garbage).
 #[derive(Debug, PartialEq, Eq)]
 pub enum HttpEvent<'a> {
     /// A complete start line and header block. For responses, a 1xx status is an interim head:
     /// it is followed by another `Head` (the final one) for the same request.
+    ///
+    /// Interim heads (1xx other than 101, see [`Head::is_interim`]) get no `End`: pair only final
+    /// heads with requests. `101 Switching Protocols` and a 2xx answer to `CONNECT` are final:
+    /// they get `End { body_bytes: 0 }` and the rest of the stream is another protocol, which the
+    /// decoder then ignores (no further events). Likewise a `CONNECT` request: `End` at once, and
+    /// the rest of the client's stream is treated as tunnel data.
     Head(Head),
     /// Decoded body bytes (chunk framing removed), in order.
     Body(&'a [u8]),
@@ -79,52 +109,2120 @@ pub enum HttpEvent<'a> {
     /// the decoder skips to the next plausible start line.
     Error(HttpError),
     /// The stream ended (or a gap hit the header block) in the middle of a message: the message is
-    /// incomplete. `body_bytes` received so far.
+    /// incomplete. `body_bytes` received so far (bytes reported as `Missing` included).
     Incomplete { body_bytes: u64 },
 }
 
+/// Bytes of a line looked at to decide whether it is a start line.
+const PROBE_MAX: usize = 24;
+/// Longest chunk-size line (size, extensions) accepted.
+const CHUNK_LINE_MAX: usize = 4096;
+/// Most request methods remembered for response framing.
+const MAX_PENDING_METHODS: usize = 1024;
+/// A head buffer that grew beyond this is freed rather than kept for the next message.
+const KEEP_HEAD_CAPACITY: usize = 16 * 1024;
+
+/// Methods that resynchronisation accepts as the start of a request line.
+const METHODS: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "REPORT",
+    "SEARCH",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "M-SEARCH",
+];
+
+/// How the answered request's method affects response framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReqMethod {
+    Head,
+    Connect,
+    Other,
+}
+
+/// Finds the empty line ending a header block, across `feed` boundaries, one pass per byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum TermScan {
+    #[default]
+    Other,
+    /// Last byte was LF.
+    Lf,
+    /// Last bytes were LF CR.
+    LfCr,
+}
+
+impl TermScan {
+    /// Returns the index just past the block's final LF, if `data` completes the block.
+    fn scan(&mut self, data: &[u8]) -> Option<usize> {
+        for (i, &b) in data.iter().enumerate() {
+            *self = match (b, *self) {
+                (b'\n', TermScan::Lf | TermScan::LfCr) => {
+                    *self = TermScan::Other;
+                    return Some(i + 1);
+                }
+                (b'\n', _) => TermScan::Lf,
+                (b'\r', TermScan::Lf) => TermScan::LfCr,
+                _ => TermScan::Other,
+            };
+        }
+        None
+    }
+}
+
+/// Verdict on the first bytes of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Match,
+    /// Not a start line; the index is the byte that decided it.
+    NoMatch(usize),
+    NeedMore,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Does `p` (the first bytes of a line) look like a start line? `strict` is used when hunting for
+/// a message in unknown data (known methods only); otherwise any token is let through to httparse
+/// so its error message can say what is wrong. Decided byte by byte, so a verdict on a prefix
+/// never changes when more bytes arrive; never `NeedMore` once `p` holds `PROBE_MAX` bytes.
+fn classify(kind: Kind, strict: bool, p: &[u8]) -> Probe {
+    match kind {
+        Kind::Response => {
+            let pat: &[u8] = if strict { b"HTTP/1." } else { b"HTTP/" };
+            for (i, (b, want)) in p.iter().zip(pat).enumerate() {
+                if b != want {
+                    return Probe::NoMatch(i);
+                }
+            }
+            if p.len() >= pat.len() {
+                Probe::Match
+            } else {
+                Probe::NeedMore
+            }
+        }
+        Kind::Request if strict => classify_request_strict(p),
+        Kind::Request => {
+            for (i, &b) in p.iter().enumerate().take(PROBE_MAX) {
+                if b == b' ' && i > 0 {
+                    return Probe::Match;
+                }
+                if !is_tchar(b) {
+                    return Probe::NoMatch(i);
+                }
+            }
+            if p.len() >= PROBE_MAX {
+                Probe::Match
+            } else {
+                Probe::NeedMore
+            }
+        }
+    }
+}
+
+/// `METHOD SP` then `/`, `http`, `*` (OPTIONS) or an authority (CONNECT).
+fn classify_request_strict(p: &[u8]) -> Probe {
+    let mut method: Option<&[u8]> = None;
+    for (i, &b) in p.iter().enumerate().take(PROBE_MAX) {
+        let Some(m) = method else {
+            let so_far = p.get(..=i).unwrap_or_default();
+            if b == b' ' {
+                let name = p.get(..i).unwrap_or_default();
+                if METHODS.iter().any(|k| k.as_bytes() == name) {
+                    method = Some(name);
+                    continue;
+                }
+                return Probe::NoMatch(i);
+            }
+            if !METHODS.iter().any(|k| k.as_bytes().starts_with(so_far)) {
+                return Probe::NoMatch(i);
+            }
+            continue;
+        };
+        let j = i.saturating_sub(m.len() + 1);
+        if j == 0 {
+            match b {
+                b'/' => return Probe::Match,
+                b'*' if m == b"OPTIONS" => return Probe::Match,
+                _ if m == b"CONNECT" && (b.is_ascii_alphanumeric() || b == b'[') => {
+                    return Probe::Match
+                }
+                b'h' => {}
+                _ => return Probe::NoMatch(i),
+            }
+        } else {
+            if b"http".get(j) != Some(&b) {
+                return Probe::NoMatch(i);
+            }
+            if j == 3 {
+                return Probe::Match;
+            }
+        }
+    }
+    if p.len() >= PROBE_MAX {
+        Probe::NoMatch(PROBE_MAX - 1)
+    } else {
+        Probe::NeedMore
+    }
+}
+
+/// Discarding bytes until a line that looks like a start line.
+#[derive(Debug, Clone)]
+struct Resync {
+    /// The next byte begins a line.
+    at_line_start: bool,
+    /// First bytes of the current line (only while undecided, so always fewer than `PROBE_MAX`).
+    probe: [u8; PROBE_MAX],
+    probe_len: usize,
+    /// Report the skipped bytes as "stream does not start with ..." (start of stream only).
+    report: bool,
+    first_skip: Option<u64>,
+    skipped: u64,
+}
+
+impl Resync {
+    fn new(at_line_start: bool, report: bool) -> Self {
+        Resync {
+            at_line_start,
+            probe: [0; PROBE_MAX],
+            probe_len: 0,
+            report,
+            first_skip: None,
+            skipped: 0,
+        }
+    }
+
+    /// `n` bytes starting at stream offset `at` were thrown away.
+    fn skip(&mut self, at: u64, n: usize) {
+        if n > 0 && self.first_skip.is_none() {
+            self.first_skip = Some(at);
+        }
+        self.skipped = self.skipped.saturating_add(n as u64);
+    }
+}
+
+/// Chunked body framing (RFC 9112 section 7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Chunk {
+    /// Reading the hex size; `start` is the offset of the size line.
+    Size {
+        value: u64,
+        digits: usize,
+        line: usize,
+        start: u64,
+    },
+    /// After the size: whitespace and chunk extensions up to the line end.
+    Ext {
+        value: u64,
+        line: usize,
+        start: u64,
+    },
+    /// Saw CR ending the size line.
+    SizeLf {
+        value: u64,
+        start: u64,
+    },
+    Data {
+        remaining: u64,
+    },
+    /// Expecting the CRLF after chunk data.
+    DataCr,
+    DataLf,
+    /// After the last chunk: trailer lines up to an empty line.
+    Trailer {
+        line: usize,
+        total: usize,
+    },
+}
+
+impl Chunk {
+    fn size_line(start: u64) -> Self {
+        Chunk::Size {
+            value: 0,
+            digits: 0,
+            line: 0,
+            start,
+        }
+    }
+}
+
+enum ChunkOutcome {
+    /// All input consumed, message not finished.
+    More,
+    /// The message ended after `used` bytes.
+    End { used: usize },
+    /// Framing broke; `used` bytes were consumed (the offending byte is not).
+    Error {
+        used: usize,
+        offset: u64,
+        message: String,
+        line_start: bool,
+    },
+}
+
+impl Chunk {
+    /// Runs the chunk framing over `rest` (which starts at stream offset `base`).
+    fn run(
+        &mut self,
+        rest: &[u8],
+        base: u64,
+        body_bytes: &mut u64,
+        max_trailer: usize,
+        sink: &mut dyn FnMut(HttpEvent<'_>),
+    ) -> ChunkOutcome {
+        let mut i = 0usize;
+        while let Some(tail) = rest.get(i..).filter(|t| !t.is_empty()) {
+            if let Chunk::Data { remaining } = self {
+                let take = usize::try_from(*remaining).map_or(tail.len(), |r| r.min(tail.len()));
+                let (data, _) = tail.split_at(take);
+                *remaining = remaining.saturating_sub(take as u64);
+                *body_bytes = body_bytes.saturating_add(take as u64);
+                i += take;
+                if *remaining == 0 {
+                    *self = Chunk::DataCr;
+                }
+                sink(HttpEvent::Body(data));
+                continue;
+            }
+            let b = tail.first().copied().unwrap_or(0);
+            let off = base.saturating_add(i as u64);
+            let size_error = |line: usize, start: u64, message: String| ChunkOutcome::Error {
+                used: i,
+                offset: start,
+                message,
+                line_start: line == 0,
+            };
+            match *self {
+                Chunk::Size {
+                    value,
+                    digits,
+                    line,
+                    start,
+                } => {
+                    if line >= CHUNK_LINE_MAX {
+                        return size_error(line, start, chunk_line_too_long());
+                    }
+                    if let Some(d) = (b as char).to_digit(16) {
+                        let Some(v) = value.checked_mul(16).and_then(|v| v.checked_add(d.into()))
+                        else {
+                            return size_error(
+                                line,
+                                start,
+                                "chunk size does not fit in 64 bits".into(),
+                            );
+                        };
+                        *self = Chunk::Size {
+                            value: v,
+                            digits: digits + 1,
+                            line: line + 1,
+                            start,
+                        };
+                    } else if digits == 0 {
+                        return size_error(
+                            line,
+                            start,
+                            format!(
+                                "bad chunk size: expected a hex digit, found {}",
+                                show_byte(b)
+                            ),
+                        );
+                    } else {
+                        match b {
+                            b' ' | b'\t' | b';' => {
+                                *self = Chunk::Ext {
+                                    value,
+                                    line: line + 1,
+                                    start,
+                                }
+                            }
+                            b'\r' => *self = Chunk::SizeLf { value, start },
+                            b'\n' => *self = Chunk::after_size(value),
+                            _ => {
+                                return size_error(
+                                    line,
+                                    start,
+                                    format!(
+                                        "bad chunk size: unexpected {} after the size",
+                                        show_byte(b)
+                                    ),
+                                )
+                            }
+                        }
+                    }
+                }
+                Chunk::Ext { value, line, start } => match b {
+                    b'\r' => *self = Chunk::SizeLf { value, start },
+                    b'\n' => *self = Chunk::after_size(value),
+                    _ if line >= CHUNK_LINE_MAX => {
+                        return size_error(line, start, chunk_line_too_long())
+                    }
+                    _ => {
+                        *self = Chunk::Ext {
+                            value,
+                            line: line + 1,
+                            start,
+                        }
+                    }
+                },
+                Chunk::SizeLf { value, start } => {
+                    if b != b'\n' {
+                        return size_error(
+                            1,
+                            start,
+                            "bad chunk size line: CR not followed by LF".into(),
+                        );
+                    }
+                    *self = Chunk::after_size(value);
+                }
+                Chunk::DataCr | Chunk::DataLf => match (b, &*self) {
+                    (b'\r', Chunk::DataCr) => *self = Chunk::DataLf,
+                    (b'\n', _) => *self = Chunk::size_line(off.saturating_add(1)),
+                    _ => {
+                        return ChunkOutcome::Error {
+                            used: i,
+                            offset: off,
+                            message: format!(
+                                "chunk data not followed by CRLF (found {}): chunk size wrong?",
+                                show_byte(b)
+                            ),
+                            line_start: false,
+                        }
+                    }
+                },
+                Chunk::Trailer { line, total } => {
+                    let total = total + 1;
+                    if total > max_trailer {
+                        return ChunkOutcome::Error {
+                            used: i,
+                            offset: off,
+                            message: format!("trailer section larger than {max_trailer} bytes"),
+                            line_start: false,
+                        };
+                    }
+                    match b {
+                        b'\n' if line == 0 => return ChunkOutcome::End { used: i + 1 },
+                        b'\n' => *self = Chunk::Trailer { line: 0, total },
+                        b'\r' => *self = Chunk::Trailer { line, total },
+                        _ => {
+                            *self = Chunk::Trailer {
+                                line: line + 1,
+                                total,
+                            }
+                        }
+                    }
+                }
+                Chunk::Data { .. } => {}
+            }
+            i += 1;
+        }
+        ChunkOutcome::More
+    }
+
+    fn after_size(value: u64) -> Self {
+        if value == 0 {
+            Chunk::Trailer { line: 0, total: 0 }
+        } else {
+            Chunk::Data { remaining: value }
+        }
+    }
+}
+
+fn chunk_line_too_long() -> String {
+    format!("chunk size line longer than {CHUNK_LINE_MAX} bytes")
+}
+
+fn show_byte(b: u8) -> String {
+    format!("'{}'", b.escape_ascii())
+}
+
+/// What the decoder is doing.
+#[derive(Debug, Clone)]
+enum State {
+    /// Between messages or reading a header block (`head_buf` holds what arrived so far).
+    Head,
+    /// Content-Length body; never constructed with 0.
+    Length {
+        remaining: u64,
+    },
+    Chunked(Chunk),
+    /// Body delimited by the end of the stream.
+    Close,
+    Resync(Resync),
+    /// After 101 or CONNECT 2xx: another protocol; ignored.
+    Opaque,
+}
+
+/// How a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    Close,
+}
+
 /// Incremental HTTP/1.x decoder for one direction of one connection.
+///
+/// Memory is bounded by `Limits::max_header_bytes` (the head buffer) plus a small fixed state and a
+/// queue of at most 1024 pending request methods.
 #[derive(Debug)]
 pub struct MessageDecoder {
-    // private: the http helper fills this in
+    kind: Kind,
+    limits: Limits,
+    offset: u64,
+    state: State,
+    /// Header bytes of the message being read (only those not yet parsed).
+    head_buf: Vec<u8>,
+    /// Stream offset of the first byte of the current head.
+    head_start: u64,
+    /// The current head's first line has passed [`classify`].
+    head_probe_ok: bool,
+    /// The current head's complete first line has passed httparse.
+    head_line_ok: bool,
+    head_scan: TermScan,
+    /// Nothing has been decoded yet: a stream that does not begin with a start line is reported
+    /// once as garbage.
+    garbage_check: bool,
+    /// Body bytes of the current message (received plus missing).
+    body_bytes: u64,
+    methods: VecDeque<ReqMethod>,
 }
 
 impl MessageDecoder {
     pub fn new(kind: Kind, limits: Limits) -> Self {
-        todo!("http helper")
+        MessageDecoder {
+            kind,
+            limits,
+            offset: 0,
+            state: State::Head,
+            head_buf: Vec::new(),
+            head_start: 0,
+            head_probe_ok: false,
+            head_line_ok: false,
+            head_scan: TermScan::default(),
+            garbage_check: true,
+            body_bytes: 0,
+            methods: VecDeque::new(),
+        }
     }
 
     /// Responses only: tell the decoder the method of the request the next final response answers
     /// (HEAD and CONNECT change how its body is framed). Call once per request, in order.
+    ///
+    /// Ignored on a request decoder. At most 1024 methods wait; later ones are dropped (their
+    /// responses are then framed as answers to GET).
     pub fn expect_response_to(&mut self, method: &str) {
-        todo!("http helper")
+        if self.kind != Kind::Response || self.methods.len() >= MAX_PENDING_METHODS {
+            return;
+        }
+        let m = if method.eq_ignore_ascii_case("HEAD") {
+            ReqMethod::Head
+        } else if method.eq_ignore_ascii_case("CONNECT") {
+            ReqMethod::Connect
+        } else {
+            ReqMethod::Other
+        };
+        self.methods.push_back(m);
     }
 
     /// Feed the next bytes of the stream.
     pub fn feed(&mut self, data: &[u8], sink: &mut dyn FnMut(HttpEvent<'_>)) {
-        todo!("http helper")
+        let mut pos = 0usize;
+        let mut stalls = 0u32;
+        while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
+            let used = self.step(rest, sink).min(rest.len());
+            pos += used;
+            self.offset = self.offset.saturating_add(used as u64);
+            if used == 0 {
+                // Every zero-length step changes state towards one that consumes; a stall would
+                // be a bug, so fail loudly in tests and degrade to skipping in release builds.
+                stalls += 1;
+                debug_assert!(
+                    stalls < 8,
+                    "http decoder made no progress in state {:?}",
+                    self.state
+                );
+                if stalls >= 8 {
+                    self.offset = self.offset.saturating_add(rest.len() as u64);
+                    self.enter_resync(false);
+                    return;
+                }
+            } else {
+                stalls = 0;
+            }
+        }
     }
 
     /// `bytes` of the stream are missing (capture gap). Inside a Content-Length or chunk body this
     /// is `Missing` and framing continues; elsewhere the current message is `Incomplete` and the
     /// decoder resynchronises on the next start line.
+    ///
+    /// Details: a gap that runs past the end of a Content-Length body ends that message (`End`)
+    /// and the rest of the gap is treated as a gap between messages. In a chunked body, a gap
+    /// within the current chunk's data keeps framing; a gap reaching chunk framing gives
+    /// `Missing(bytes)` then `Incomplete`. A gap in a close-delimited body is just `Missing`.
     pub fn gap(&mut self, bytes: u64, sink: &mut dyn FnMut(HttpEvent<'_>)) {
-        todo!("http helper")
+        if bytes == 0 {
+            return;
+        }
+        let at = self.offset;
+        self.offset = self.offset.saturating_add(bytes);
+        match &mut self.state {
+            State::Head => {
+                if self.head_buf.is_empty() {
+                    let report = std::mem::replace(&mut self.garbage_check, false);
+                    self.enter_resync_with(Resync::new(true, report));
+                } else {
+                    self.garbage_check = false;
+                    sink(HttpEvent::Incomplete { body_bytes: 0 });
+                    self.enter_resync(true);
+                }
+            }
+            State::Length { remaining } => {
+                let missing = bytes.min(*remaining);
+                *remaining -= missing;
+                let done = *remaining == 0;
+                self.body_bytes = self.body_bytes.saturating_add(missing);
+                sink(HttpEvent::Missing(missing));
+                if done {
+                    sink(HttpEvent::End {
+                        body_bytes: self.body_bytes,
+                    });
+                    if bytes > missing {
+                        self.enter_resync(true);
+                    } else {
+                        self.state = State::Head;
+                    }
+                }
+            }
+            State::Chunked(Chunk::Data { remaining }) if bytes <= *remaining => {
+                *remaining -= bytes;
+                if *remaining == 0 {
+                    self.state = State::Chunked(Chunk::DataCr);
+                }
+                self.body_bytes = self.body_bytes.saturating_add(bytes);
+                sink(HttpEvent::Missing(bytes));
+            }
+            State::Chunked(_) => {
+                self.body_bytes = self.body_bytes.saturating_add(bytes);
+                sink(HttpEvent::Missing(bytes));
+                sink(HttpEvent::Incomplete {
+                    body_bytes: self.body_bytes,
+                });
+                self.enter_resync(true);
+            }
+            State::Close => {
+                self.body_bytes = self.body_bytes.saturating_add(bytes);
+                sink(HttpEvent::Missing(bytes));
+            }
+            State::Resync(rs) => {
+                let pending = rs.probe_len;
+                rs.skip(at.saturating_sub(pending as u64), pending);
+                rs.probe_len = 0;
+                rs.at_line_start = true;
+            }
+            State::Opaque => {}
+        }
     }
 
     /// The stream ended (FIN, RST or end of capture). A body delimited by close ends here
     /// (`End`); a message cut in the middle is `Incomplete`.
+    ///
+    /// Garbage skipped at the start of the stream with no start line after it is reported here.
+    /// The decoder is then reset to idle (feeding more would start a fresh message).
     pub fn eof(&mut self, sink: &mut dyn FnMut(HttpEvent<'_>)) {
-        todo!("http helper")
+        match &self.state {
+            State::Head if !self.head_buf.is_empty() => {
+                sink(HttpEvent::Incomplete { body_bytes: 0 });
+            }
+            State::Head | State::Opaque => {}
+            State::Length { .. } | State::Chunked(_) => {
+                sink(HttpEvent::Incomplete {
+                    body_bytes: self.body_bytes,
+                });
+            }
+            State::Close => sink(HttpEvent::End {
+                body_bytes: self.body_bytes,
+            }),
+            State::Resync(rs) => {
+                let pending = rs.probe_len as u64;
+                let skipped = rs.skipped.saturating_add(pending);
+                if rs.report && skipped > 0 {
+                    let at = rs.first_skip.unwrap_or(self.offset.saturating_sub(pending));
+                    let message = self.garbage_message(skipped);
+                    self.error(at, message, sink);
+                }
+            }
+        }
+        self.clear_head();
+        self.state = State::Head;
     }
 
     /// True when the decoder is between messages (nothing half-read).
+    ///
+    /// Also true while skipping garbage and after a protocol switch.
     pub fn is_idle(&self) -> bool {
-        todo!("http helper")
+        match self.state {
+            State::Head => self.head_buf.is_empty(),
+            State::Resync(_) | State::Opaque => true,
+            State::Length { .. } | State::Chunked(_) | State::Close => false,
+        }
     }
 
     /// Total bytes of the stream seen so far (gaps included).
     pub fn offset(&self) -> u64 {
-        todo!("http helper")
+        self.offset
+    }
+
+    /// Processes a prefix of `rest` (at stream offset `self.offset`); returns the bytes consumed.
+    /// Zero only together with a state change towards a consuming state.
+    fn step(&mut self, rest: &[u8], sink: &mut dyn FnMut(HttpEvent<'_>)) -> usize {
+        match &mut self.state {
+            State::Head => self.step_head(rest, sink),
+            State::Length { remaining } => {
+                let take = usize::try_from(*remaining).map_or(rest.len(), |r| r.min(rest.len()));
+                let (body, _) = rest.split_at(take);
+                *remaining = remaining.saturating_sub(take as u64);
+                let done = *remaining == 0;
+                self.body_bytes = self.body_bytes.saturating_add(take as u64);
+                sink(HttpEvent::Body(body));
+                if done {
+                    sink(HttpEvent::End {
+                        body_bytes: self.body_bytes,
+                    });
+                    self.state = State::Head;
+                }
+                take
+            }
+            State::Chunked(chunk) => {
+                let max = self.limits.max_header_bytes;
+                match chunk.run(rest, self.offset, &mut self.body_bytes, max, sink) {
+                    ChunkOutcome::More => rest.len(),
+                    ChunkOutcome::End { used } => {
+                        sink(HttpEvent::End {
+                            body_bytes: self.body_bytes,
+                        });
+                        self.state = State::Head;
+                        used
+                    }
+                    ChunkOutcome::Error {
+                        used,
+                        offset,
+                        message,
+                        line_start,
+                    } => {
+                        self.error(offset, message, sink);
+                        self.enter_resync(line_start);
+                        used
+                    }
+                }
+            }
+            State::Close => {
+                self.body_bytes = self.body_bytes.saturating_add(rest.len() as u64);
+                sink(HttpEvent::Body(rest));
+                rest.len()
+            }
+            State::Resync(_) => self.step_resync(rest, sink),
+            State::Opaque => rest.len(),
+        }
+    }
+
+    fn step_head(&mut self, rest: &[u8], sink: &mut dyn FnMut(HttpEvent<'_>)) -> usize {
+        if self.head_buf.is_empty() {
+            if !self.head_probe_ok {
+                // Empty lines between messages are allowed (RFC 9112 section 2.2).
+                let blank = rest
+                    .iter()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
+                if blank > 0 {
+                    return blank;
+                }
+            }
+            self.head_start = self.offset;
+            self.head_scan = TermScan::default();
+        }
+
+        if !self.head_probe_ok {
+            let mut probe = [0u8; PROBE_MAX];
+            let have = self.head_buf.len().min(PROBE_MAX);
+            let take = (PROBE_MAX - have).min(rest.len());
+            let (dst_old, dst_new) = probe.split_at_mut(have);
+            dst_old.copy_from_slice(self.head_buf.get(..have).unwrap_or_default());
+            if let (Some(dst), Some(src)) = (dst_new.get_mut(..take), rest.get(..take)) {
+                dst.copy_from_slice(src);
+            }
+            let line = probe.get(..have + take).unwrap_or_default();
+            match classify(self.kind, self.garbage_check, line) {
+                Probe::Match => self.head_probe_ok = true,
+                Probe::NeedMore => {}
+                Probe::NoMatch(at) => {
+                    let used = (at + 1).saturating_sub(have).min(rest.len());
+                    let line_start = line.get(at) == Some(&b'\n');
+                    let start = self.head_start;
+                    let skipped = self.head_buf.len() + used;
+                    let found = line
+                        .get(..=at)
+                        .unwrap_or_default()
+                        .escape_ascii()
+                        .to_string();
+                    self.clear_head();
+                    if self.garbage_check {
+                        self.garbage_check = false;
+                        let mut rs = Resync::new(line_start, true);
+                        rs.skip(start, skipped);
+                        self.enter_resync_with(rs);
+                    } else {
+                        let what = self.what();
+                        self.error(
+                            start,
+                            format!("expected the start line of an HTTP {what}, found \"{found}\""),
+                            sink,
+                        );
+                        self.enter_resync(line_start);
+                    }
+                    return used;
+                }
+            }
+        }
+
+        let max = self.limits.max_header_bytes;
+        let room = max.saturating_sub(self.head_buf.len());
+        let window = rest.get(..room.min(rest.len())).unwrap_or_default();
+        if !self.head_line_ok {
+            // Check the start line as soon as it is complete, so that a stray text line cannot
+            // swallow the next message into one bad header block.
+            if let Some(line_end) = window.iter().position(|&b| b == b'\n').map(|e| e + 1) {
+                let line = window.get(..line_end).unwrap_or_default();
+                let copied = !self.head_buf.is_empty();
+                let checked = if copied {
+                    self.head_buf.extend_from_slice(line);
+                    // The first LF cannot end the block; this only advances the scanner.
+                    let _ = self.head_scan.scan(line);
+                    check_start_line(self.kind, &self.head_buf)
+                } else {
+                    check_start_line(self.kind, line)
+                };
+                match checked {
+                    Ok(()) => {
+                        self.head_line_ok = true;
+                        if copied {
+                            return line_end;
+                        }
+                    }
+                    Err(message) => {
+                        let start = self.head_start;
+                        self.clear_head();
+                        self.error(start, message, sink);
+                        self.enter_resync(true);
+                        return line_end;
+                    }
+                }
+            }
+        }
+        match self.head_scan.scan(window) {
+            Some(end) => {
+                let block = window.get(..end).unwrap_or_default();
+                if self.head_buf.is_empty() {
+                    self.finish_head(block, sink);
+                } else {
+                    let mut buf = std::mem::take(&mut self.head_buf);
+                    buf.extend_from_slice(block);
+                    self.finish_head(&buf, sink);
+                    buf.clear();
+                    if buf.capacity() <= KEEP_HEAD_CAPACITY {
+                        self.head_buf = buf;
+                    }
+                }
+                end
+            }
+            None if window.len() >= room => {
+                let line_start = match window.last() {
+                    Some(&b) => b == b'\n',
+                    None => self.head_buf.last() == Some(&b'\n'),
+                };
+                let start = self.head_start;
+                self.clear_head();
+                self.error(start, format!("header block larger than {max} bytes"), sink);
+                self.enter_resync(line_start);
+                window.len()
+            }
+            None => {
+                self.head_buf.extend_from_slice(window);
+                window.len()
+            }
+        }
+    }
+
+    /// A complete header block (ending with its empty line) arrived: parse it and set up framing.
+    fn finish_head(&mut self, block: &[u8], sink: &mut dyn FnMut(HttpEvent<'_>)) {
+        let start = self.head_start;
+        self.head_probe_ok = false;
+        self.head_line_ok = false;
+        self.head_scan = TermScan::default();
+        self.garbage_check = false;
+        self.body_bytes = 0;
+        self.state = State::Head;
+        let head = match parse_head(self.kind, block, self.limits.max_headers) {
+            Ok(h) => h,
+            Err(message) => {
+                self.error(start, message, sink);
+                // The block ended with its empty line, so the next byte starts a line.
+                self.enter_resync(true);
+                return;
+            }
+        };
+        let body_start = start.saturating_add(block.len() as u64);
+        let framing = match self.kind {
+            Kind::Request if head.method.as_deref() == Some("CONNECT") => {
+                // The bytes after a CONNECT request are tunnel data (or nothing, if refused).
+                sink(HttpEvent::Head(head));
+                sink(HttpEvent::End { body_bytes: 0 });
+                self.state = State::Opaque;
+                return;
+            }
+            Kind::Request => request_framing(&head),
+            Kind::Response => {
+                let status = head.status.unwrap_or(0);
+                if head.is_interim() {
+                    sink(HttpEvent::Head(head));
+                    return;
+                }
+                let method = self.methods.pop_front().unwrap_or(ReqMethod::Other);
+                if status == 101 || (method == ReqMethod::Connect && (200..300).contains(&status)) {
+                    sink(HttpEvent::Head(head));
+                    sink(HttpEvent::End { body_bytes: 0 });
+                    self.state = State::Opaque;
+                    return;
+                }
+                if method == ReqMethod::Head || status == 204 || status == 304 {
+                    Ok(Framing::Length(0))
+                } else {
+                    response_framing(&head)
+                }
+            }
+        };
+        sink(HttpEvent::Head(head));
+        match framing {
+            Ok(Framing::Length(0)) => sink(HttpEvent::End { body_bytes: 0 }),
+            Ok(Framing::Length(n)) => self.state = State::Length { remaining: n },
+            Ok(Framing::Chunked) => self.state = State::Chunked(Chunk::size_line(body_start)),
+            Ok(Framing::Close) => self.state = State::Close,
+            Err(message) => {
+                self.error(start, message, sink);
+                self.enter_resync(true);
+            }
+        }
+    }
+
+    fn step_resync(&mut self, rest: &[u8], sink: &mut dyn FnMut(HttpEvent<'_>)) -> usize {
+        let kind = self.kind;
+        let offset = self.offset;
+        let State::Resync(rs) = &mut self.state else {
+            return 0;
+        };
+        if !rs.at_line_start {
+            let (used, found) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (rest.len(), false),
+            };
+            rs.skip(offset, used);
+            rs.at_line_start = found;
+            return used;
+        }
+        let have = rs.probe_len.min(PROBE_MAX);
+        let mut line = rs.probe;
+        let take = (PROBE_MAX - have).min(rest.len());
+        if let (Some(dst), Some(src)) = (line.get_mut(have..have + take), rest.get(..take)) {
+            dst.copy_from_slice(src);
+        }
+        let line = line.get(..have + take).unwrap_or_default();
+        let line_offset = offset.saturating_sub(have as u64);
+        match classify(kind, true, line) {
+            Probe::Match => {
+                let garbage = (rs.report && rs.skipped > 0)
+                    .then(|| (rs.first_skip.unwrap_or(line_offset), rs.skipped));
+                self.clear_head();
+                self.head_buf
+                    .extend_from_slice(line.get(..have).unwrap_or_default());
+                self.head_start = line_offset;
+                self.head_probe_ok = true;
+                self.state = State::Head;
+                if let Some((at, n)) = garbage {
+                    let message = self.garbage_message(n);
+                    self.error(at, message, sink);
+                }
+                0
+            }
+            Probe::NeedMore => {
+                if let (Some(dst), Some(src)) =
+                    (rs.probe.get_mut(have..have + take), rest.get(..take))
+                {
+                    dst.copy_from_slice(src);
+                    rs.probe_len = have + take;
+                }
+                take
+            }
+            Probe::NoMatch(at) => {
+                rs.skip(line_offset, at + 1);
+                rs.probe_len = 0;
+                rs.at_line_start = line.get(at) == Some(&b'\n');
+                (at + 1).saturating_sub(have)
+            }
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self.kind {
+            Kind::Request => "request",
+            Kind::Response => "response",
+        }
+    }
+
+    fn garbage_message(&self, skipped: u64) -> String {
+        format!(
+            "stream does not start with an HTTP {} ({skipped} bytes skipped)",
+            self.what()
+        )
+    }
+
+    fn error(&mut self, offset: u64, message: String, sink: &mut dyn FnMut(HttpEvent<'_>)) {
+        self.garbage_check = false;
+        sink(HttpEvent::Error(HttpError { offset, message }));
+    }
+
+    fn clear_head(&mut self) {
+        self.head_buf.clear();
+        self.head_probe_ok = false;
+        self.head_line_ok = false;
+        self.head_scan = TermScan::default();
+    }
+
+    fn enter_resync(&mut self, at_line_start: bool) {
+        self.enter_resync_with(Resync::new(at_line_start, false));
+    }
+
+    fn enter_resync_with(&mut self, rs: Resync) {
+        self.clear_head();
+        self.state = State::Resync(rs);
+    }
+}
+
+/// httparse as configured for devices' sloppiness (extra spaces, obs-fold in responses).
+fn parser_config() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true);
+    config
+}
+
+/// Checks a complete first line (`line` ends with LF and holds nothing after it).
+fn check_start_line(kind: Kind, line: &[u8]) -> Result<(), String> {
+    let mut headers = [httparse::EMPTY_HEADER; 1];
+    let config = parser_config();
+    let result = match kind {
+        Kind::Request => config.parse_request(&mut httparse::Request::new(&mut headers), line),
+        Kind::Response => config.parse_response(&mut httparse::Response::new(&mut headers), line),
+    };
+    match result {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
+        Err(e) => Err(head_error(kind, line, Err(e), 0)),
+    }
+}
+
+/// The message for a header block httparse rejected, quoting its start line.
+fn head_error(
+    kind: Kind,
+    block: &[u8],
+    e: Result<httparse::Status<usize>, httparse::Error>,
+    max_headers: usize,
+) -> String {
+    let what = match kind {
+        Kind::Request => "request",
+        Kind::Response => "response",
+    };
+    let first = block.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let shown = first.get(..100).unwrap_or(first).escape_ascii();
+    match e {
+        Err(httparse::Error::TooManyHeaders) => {
+            format!("HTTP {what} head has more than {max_headers} header fields")
+        }
+        Err(e) => format!("malformed HTTP {what} head ({e}), start line \"{shown}\""),
+        Ok(_) => format!("malformed HTTP {what} head (cut short), start line \"{shown}\""),
+    }
+}
+
+/// Parses a complete header block with httparse.
+fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, String> {
+    // A header line takes at least 3 bytes ("a:\n"), which bounds the array by the block size.
+    let slots = max_headers.min(block.len() / 3 + 1);
+    let mut headers = vec![httparse::EMPTY_HEADER; slots];
+    let config = parser_config();
+    let fail = |e| head_error(kind, block, e, max_headers);
+    let convert = |hs: &[httparse::Header<'_>]| -> Vec<(String, String)> {
+        hs.iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect()
+    };
+    match kind {
+        Kind::Request => {
+            let mut req = httparse::Request::new(&mut headers);
+            match config.parse_request(&mut req, block) {
+                Ok(httparse::Status::Complete(_)) => Ok(Head {
+                    method: req.method.map(str::to_owned),
+                    path: req.path.map(str::to_owned),
+                    version: req.version.unwrap_or(1),
+                    headers: convert(req.headers),
+                    header_bytes: block.len(),
+                    ..Head::default()
+                }),
+                other => Err(fail(other)),
+            }
+        }
+        Kind::Response => {
+            let mut res = httparse::Response::new(&mut headers);
+            match config.parse_response(&mut res, block) {
+                Ok(httparse::Status::Complete(_)) => Ok(Head {
+                    status: res.code,
+                    reason: res.reason.map(str::to_owned),
+                    version: res.version.unwrap_or(1),
+                    headers: convert(res.headers),
+                    header_bytes: block.len(),
+                    ..Head::default()
+                }),
+                other => Err(fail(other)),
+            }
+        }
+    }
+}
+
+/// `Some(true)` if Transfer-Encoding is present and its final coding is chunked, `Some(false)` if
+/// present otherwise, `None` if absent.
+fn transfer_chunked(head: &Head) -> Option<bool> {
+    let mut present = false;
+    let mut last: Option<&str> = None;
+    for (name, value) in &head.headers {
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            present = true;
+            for coding in value.split(',') {
+                let coding = coding.split(';').next().unwrap_or_default().trim();
+                if !coding.is_empty() {
+                    last = Some(coding);
+                }
+            }
+        }
+    }
+    present.then(|| last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")))
+}
+
+/// All Content-Length values (headers and comma-separated lists) must agree (RFC 9110 8.6).
+fn content_length(head: &Head) -> Result<Option<u64>, String> {
+    let mut found: Option<u64> = None;
+    for (name, value) in &head.headers {
+        if !name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        for part in value.split(',') {
+            let part = part.trim_matches(|c| c == ' ' || c == '\t');
+            if part.starts_with('-') {
+                return Err(format!(
+                    "negative Content-Length \"{}\"",
+                    value.escape_debug()
+                ));
+            }
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "invalid Content-Length \"{}\"",
+                    value.escape_debug()
+                ));
+            }
+            let n: u64 = part
+                .parse()
+                .map_err(|_| format!("Content-Length {part} does not fit in 64 bits"))?;
+            match found {
+                Some(f) if f != n => {
+                    return Err(format!("conflicting Content-Length values {f} and {n}"))
+                }
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// RFC 9112 section 6.3 for requests: chunked, else Content-Length, else no body.
+fn request_framing(head: &Head) -> Result<Framing, String> {
+    match transfer_chunked(head) {
+        Some(true) => Ok(Framing::Chunked),
+        Some(false) => Err(format!(
+            "request Transfer-Encoding \"{}\" does not end in chunked: body length unknown",
+            head.header("transfer-encoding")
+                .unwrap_or_default()
+                .escape_debug()
+        )),
+        None => Ok(Framing::Length(content_length(head)?.unwrap_or(0))),
+    }
+}
+
+/// RFC 9112 section 6.3 for responses not already known to be bodiless.
+fn response_framing(head: &Head) -> Result<Framing, String> {
+    match transfer_chunked(head) {
+        Some(true) => Ok(Framing::Chunked),
+        Some(false) => Ok(Framing::Close),
+        None => Ok(content_length(head)?.map_or(Framing::Close, Framing::Length)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Owned event with consecutive `Body` slices merged, so runs with different splits compare.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ev {
+        Head(Head),
+        Body(Vec<u8>),
+        Missing(u64),
+        End(u64),
+        Error(u64, String),
+        Incomplete(u64),
+    }
+
+    enum Op<'a> {
+        Feed(&'a [u8]),
+        Gap(u64),
+        Eof,
+        Expect(&'a str),
+    }
+
+    fn push(evs: &mut Vec<Ev>, e: HttpEvent<'_>) {
+        let ev = match e {
+            HttpEvent::Head(h) => Ev::Head(h),
+            HttpEvent::Body(b) => {
+                if let Some(Ev::Body(prev)) = evs.last_mut() {
+                    prev.extend_from_slice(b);
+                    return;
+                }
+                Ev::Body(b.to_vec())
+            }
+            HttpEvent::Missing(n) => Ev::Missing(n),
+            HttpEvent::End { body_bytes } => Ev::End(body_bytes),
+            HttpEvent::Error(e) => Ev::Error(e.offset, e.message),
+            HttpEvent::Incomplete { body_bytes } => Ev::Incomplete(body_bytes),
+        };
+        evs.push(ev);
+    }
+
+    fn run_with(kind: Kind, limits: Limits, ops: &[Op<'_>]) -> (Vec<Ev>, MessageDecoder) {
+        let mut dec = MessageDecoder::new(kind, limits);
+        let mut evs = Vec::new();
+        for op in ops {
+            let mut sink = |e: HttpEvent<'_>| push(&mut evs, e);
+            match op {
+                Op::Feed(d) => dec.feed(d, &mut sink),
+                Op::Gap(n) => dec.gap(*n, &mut sink),
+                Op::Eof => dec.eof(&mut sink),
+                Op::Expect(m) => dec.expect_response_to(m),
+            }
+        }
+        (evs, dec)
+    }
+
+    fn run(kind: Kind, ops: &[Op<'_>]) -> Vec<Ev> {
+        run_with(kind, Limits::default(), ops).0
+    }
+
+    /// Short text form for table comparisons.
+    fn render(evs: &[Ev]) -> Vec<String> {
+        evs.iter()
+            .map(|e| match e {
+                Ev::Head(h) => match h.status {
+                    Some(s) => format!("HEAD {s}"),
+                    None => format!(
+                        "HEAD {} {}",
+                        h.method.as_deref().unwrap_or("?"),
+                        h.path.as_deref().unwrap_or("?")
+                    ),
+                },
+                Ev::Body(b) => format!("BODY {}", b.escape_ascii()),
+                Ev::Missing(n) => format!("MISSING {n}"),
+                Ev::End(n) => format!("END {n}"),
+                Ev::Error(at, m) => format!("ERROR@{at} {m}"),
+                Ev::Incomplete(n) => format!("INCOMPLETE {n}"),
+            })
+            .collect()
+    }
+
+    /// Error lines in `want` match by prefix (the message tail may say more), the rest exactly.
+    fn check(case: &str, got: &[Ev], want: &[&str]) {
+        let got = render(got);
+        let ok = got.len() == want.len()
+            && got.iter().zip(want).all(|(g, w)| {
+                if w.starts_with("ERROR") {
+                    g.starts_with(w)
+                } else {
+                    g == w
+                }
+            });
+        assert!(ok, "case {case}:\n got  {got:#?}\n want {want:#?}");
+    }
+
+    #[test]
+    fn table_single_feed() {
+        use Kind::{Request as Q, Response as R};
+        // (name, kind, bytes fed in one piece then eof, expected events)
+        let cases: &[(&str, Kind, &str, &[&str])] = &[
+            (
+                "xml post with content-length",
+                Q,
+                "POST /alarm HTTP/1.1\r\nHost: 10.0.0.5\r\nContent-Type: application/xml\r\n\
+                 Content-Length: 25\r\n\r\n<EventNotificationAlert/>",
+                &["HEAD POST /alarm", "BODY <EventNotificationAlert/>", "END 25"],
+            ),
+            (
+                "chunked with extensions and trailers, then another request",
+                Q,
+                "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;name=val\r\nhello\r\n\
+                 6 ; x\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+                &["HEAD POST /c", "BODY hello world", "END 11", "HEAD GET /", "END 0"],
+            ),
+            (
+                "keep-alive: three responses in one feed",
+                R,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\
+                 cdeHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+                &["HEAD 200", "BODY ab", "END 2", "HEAD 200", "BODY cde", "END 3", "HEAD 500", "END 0"],
+            ),
+            (
+                "100-continue then 200",
+                R,
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+                &["HEAD 100", "HEAD 200", "BODY x", "END 1"],
+            ),
+            (
+                "204 and 304 carry no body whatever Content-Length says",
+                R,
+                "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nHTTP/1.1 304 Not Modified\r\n\
+                 Content-Length: 7\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+                &["HEAD 204", "END 0", "HEAD 304", "END 0", "HEAD 200", "BODY z", "END 1"],
+            ),
+            (
+                "close-delimited response body ends at eof",
+                R,
+                "HTTP/1.0 200 OK\r\nServer: x\r\n\r\nabc\r\ndef",
+                &["HEAD 200", "BODY abc\\r\\ndef", "END 8"],
+            ),
+            (
+                "response with non-chunked transfer-encoding is close-delimited",
+                R,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 1\r\n\r\nabc",
+                &["HEAD 200", "BODY abc", "END 3"],
+            ),
+            (
+                "bad content-length, then resync on next request",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 invalid Content-Length", "HEAD GET /next", "END 0"],
+            ),
+            (
+                "negative content-length",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 negative Content-Length"],
+            ),
+            (
+                "content-length beyond u64",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 Content-Length 18446744073709551616 does not fit"],
+            ),
+            (
+                "conflicting content-lengths",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+                &["HEAD POST /", "ERROR@0 conflicting Content-Length values 5 and 6"],
+            ),
+            (
+                "conflicting content-length list",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\nabcd",
+                &["HEAD POST /", "ERROR@0 conflicting Content-Length values 3 and 4"],
+            ),
+            (
+                "repeated equal content-lengths are fine",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\ncontent-length: 3\r\n\r\nabc",
+                &["HEAD POST /", "BODY abc", "END 3"],
+            ),
+            (
+                "transfer-encoding wins over content-length",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 100\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+                 3\r\nabc\r\n0\r\n\r\n",
+                &["HEAD POST /", "BODY abc", "END 3"],
+            ),
+            (
+                "request transfer-encoding not ending in chunked",
+                Q,
+                "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 request Transfer-Encoding \"gzip\""],
+            ),
+            (
+                // head 48 bytes, "5\r\nhello\r\n" 10 more: the bad size line starts at 58
+                "bad chunk size, located, then resync",
+                Q,
+                "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n\
+                 GET /after HTTP/1.1\r\n\r\n",
+                &[
+                    "HEAD POST /c",
+                    "BODY hello",
+                    "ERROR@58 bad chunk size: expected a hex digit, found 'z'",
+                    "HEAD GET /after",
+                    "END 0",
+                ],
+            ),
+            (
+                "chunk data longer than its size",
+                Q,
+                "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n",
+                &["HEAD POST /c", "BODY hel", "ERROR@54 chunk data not followed by CRLF"],
+            ),
+            (
+                "chunk size overflow",
+                Q,
+                "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+                &["HEAD POST /c", "ERROR@48 chunk size does not fit in 64 bits"],
+            ),
+            (
+                "pipelined requests",
+                Q,
+                "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz\
+                 GET /c HTTP/1.0\r\n\r\n",
+                &["HEAD GET /a", "END 0", "HEAD POST /b", "BODY xyz", "END 3", "HEAD GET /c", "END 0"],
+            ),
+            (
+                "bare LF line endings everywhere",
+                Q,
+                "POST /a HTTP/1.1\nContent-Length: 2\n\nhiPOST /b HTTP/1.1\nTransfer-Encoding: chunked\n\n\
+                 2\nhi\n0\n\n",
+                &["HEAD POST /a", "BODY hi", "END 2", "HEAD POST /b", "BODY hi", "END 2"],
+            ),
+            (
+                "mixed LF and CRLF ending the block",
+                R,
+                "HTTP/1.1 200 OK\nContent-Length: 1\n\r\nq",
+                &["HEAD 200", "BODY q", "END 1"],
+            ),
+            (
+                "blank lines between messages are skipped",
+                Q,
+                "GET /a HTTP/1.1\r\n\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+                &["HEAD GET /a", "END 0", "HEAD GET /b", "END 0"],
+            ),
+            (
+                // "hello world" looks like "METHOD target" but its line fails httparse at once,
+                // so the request after it is not swallowed. It starts at byte 18.
+                "stray text line between requests",
+                Q,
+                "GET / HTTP/1.1\r\n\r\nhello world\r\nGET /b HTTP/1.1\r\n\r\n",
+                &[
+                    "HEAD GET /",
+                    "END 0",
+                    "ERROR@18 malformed HTTP request head (invalid token), start line \"hello world\"",
+                    "HEAD GET /b",
+                    "END 0",
+                ],
+            ),
+            (
+                "binary between responses",
+                R,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n\x00\x01\x02\nHTTP/1.1 200 OK\r\n\r\n",
+                &[
+                    "HEAD 200",
+                    "END 0",
+                    "ERROR@38 expected the start line of an HTTP response, found \"\\x00\"",
+                    "HEAD 200",
+                    "END 0",
+                ],
+            ),
+            (
+                // 33 bytes of body tail precede the first request
+                "garbage at stream start is reported once, located",
+                Q,
+                "ody of a previous message\r\nmore\r\nPOST /alarm HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                &[
+                    "ERROR@0 stream does not start with an HTTP request (33 bytes skipped)",
+                    "HEAD POST /alarm",
+                    "END 0",
+                ],
+            ),
+            (
+                "garbage only, reported at eof",
+                R,
+                "\x00\x01binary\n\x7f",
+                &["ERROR@0 stream does not start with an HTTP response (10 bytes skipped)"],
+            ),
+            (
+                "unknown method at stream start counts as garbage",
+                Q,
+                "BREW /pot HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+                &["ERROR@0 stream does not start with an HTTP request (22 bytes skipped)", "HEAD GET /", "END 0"],
+            ),
+            (
+                "message cut by eof in the body",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc",
+                &["HEAD POST /", "BODY abc", "INCOMPLETE 3"],
+            ),
+            (
+                "message cut by eof in the head",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Le",
+                &["INCOMPLETE 0"],
+            ),
+            (
+                "chunked cut by eof in trailers",
+                R,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: y\r\n",
+                &["HEAD 200", "BODY a", "INCOMPLETE 1"],
+            ),
+            (
+                "malformed header name",
+                Q,
+                "GET / HTTP/1.1\r\nBad Header: x\r\n\r\nGET /ok HTTP/1.1\r\n\r\n",
+                &["ERROR@0 malformed HTTP request head (invalid header name)", "HEAD GET /ok", "END 0"],
+            ),
+            (
+                "101 switches protocols: rest ignored",
+                R,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x01\x05hello",
+                &["HEAD 101", "END 0"],
+            ),
+        ];
+        for (name, kind, input, want) in cases {
+            let got = run(*kind, &[Op::Feed(input.as_bytes()), Op::Eof]);
+            check(name, &got, want);
+            // Byte by byte must give the same events.
+            let bytes = input.as_bytes();
+            let mut ops: Vec<Op<'_>> = bytes.chunks(1).map(Op::Feed).collect();
+            ops.push(Op::Eof);
+            check(&format!("{name} (byte by byte)"), &run(*kind, &ops), want);
+        }
+    }
+
+    #[test]
+    fn head_fields() {
+        let input = b"POST /ISAPI/alarm?x=1 HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        let evs = run(Kind::Request, &[Op::Feed(input)]);
+        let want = Head {
+            method: Some("POST".into()),
+            path: Some("/ISAPI/alarm?x=1".into()),
+            status: None,
+            reason: None,
+            version: 0,
+            headers: vec![
+                ("Host".into(), "a".into()),
+                ("Content-Length".into(), "3".into()),
+            ],
+            // 32 + 9 + 19 + 2
+            header_bytes: 62,
+        };
+        assert_eq!(
+            evs,
+            vec![Ev::Head(want), Ev::Body(b"abc".to_vec()), Ev::End(3)]
+        );
+
+        let evs = run(
+            Kind::Response,
+            &[Op::Feed(
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+            )],
+        );
+        let Some(Ev::Head(h)) = evs.first() else {
+            panic!("no head: {evs:?}")
+        };
+        assert_eq!(h.status, Some(404));
+        assert_eq!(h.reason.as_deref(), Some("Not Found"));
+        assert_eq!(h.version, 1);
+        assert_eq!(h.header("Content-Length"), Some("0"));
+        assert_eq!(h.header_bytes, 45);
+    }
+
+    #[test]
+    fn head_and_connect_responses() {
+        let evs = run(
+            Kind::Response,
+            &[
+                Op::Expect("HEAD"),
+                Op::Expect("GET"),
+                Op::Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+                Op::Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+            ],
+        );
+        check(
+            "head response",
+            &evs,
+            &["HEAD 200", "END 0", "HEAD 200", "BODY hi", "END 2"],
+        );
+
+        // 1xx does not consume the queued method: the final answer to HEAD is still bodiless.
+        let evs = run(
+            Kind::Response,
+            &[
+                Op::Expect("HEAD"),
+                Op::Feed(
+                    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+                ),
+                Op::Feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nk"),
+            ],
+        );
+        check(
+            "1xx then head",
+            &evs,
+            &[
+                "HEAD 100", "HEAD 200", "END 0", "HEAD 200", "BODY k", "END 1",
+            ],
+        );
+
+        let (evs, dec) = run_with(
+            Kind::Response,
+            Limits::default(),
+            &[
+                Op::Expect("CONNECT"),
+                Op::Feed(b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01garbage"),
+            ],
+        );
+        check("connect", &evs, &["HEAD 200", "END 0"]);
+        assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn oversize_header_block() {
+        let limits = Limits {
+            max_header_bytes: 40,
+            max_headers: 100,
+        };
+        // Exactly 40 bytes: 16 + 22 + 2.
+        let fits = b"GET /a HTTP/1.1\r\nX: 0123456789012345\r\n\r\n";
+        assert_eq!(fits.len(), 40);
+        let (evs, _) = run_with(Kind::Request, limits.clone(), &[Op::Feed(fits)]);
+        check("fits", &evs, &["HEAD GET /a", "END 0"]);
+
+        // One byte more does not fit; the decoder resyncs on the next request.
+        let input = b"GET /a HTTP/1.1\r\nX: 01234567890123456\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        let want = [
+            "ERROR@0 header block larger than 40 bytes",
+            "HEAD GET /b",
+            "END 0",
+        ];
+        let (evs, _) = run_with(Kind::Request, limits.clone(), &[Op::Feed(input)]);
+        check("too big", &evs, &want);
+        let ops: Vec<Op<'_>> = input.chunks(3).map(Op::Feed).collect();
+        let (evs, _) = run_with(Kind::Request, limits.clone(), &ops);
+        check("too big, in pieces", &evs, &want);
+
+        // Too many headers.
+        let limits = Limits {
+            max_header_bytes: 1000,
+            max_headers: 2,
+        };
+        let (evs, _) = run_with(
+            Kind::Request,
+            limits,
+            &[Op::Feed(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")],
+        );
+        check(
+            "too many headers",
+            &evs,
+            &["ERROR@0 HTTP request head has more than 2 header fields"],
+        );
+    }
+
+    #[test]
+    fn gaps() {
+        let post10 = b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n";
+        let (evs, dec) = run_with(
+            Kind::Request,
+            Limits::default(),
+            &[
+                Op::Feed(post10),
+                Op::Feed(b"abc"),
+                Op::Gap(4),
+                Op::Feed(b"def"),
+            ],
+        );
+        check(
+            "gap inside body",
+            &evs,
+            &["HEAD POST /", "BODY abc", "MISSING 4", "BODY def", "END 10"],
+        );
+        assert_eq!(dec.offset(), post10.len() as u64 + 10);
+        assert!(dec.is_idle());
+
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(post10),
+                Op::Feed(b"ab"),
+                Op::Gap(20),
+                Op::Feed(b"xyz\r\nGET /next HTTP/1.1\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap past the end of the body: End, then silent resync",
+            &evs,
+            &[
+                "HEAD POST /",
+                "BODY ab",
+                "MISSING 8",
+                "END 10",
+                "HEAD GET /next",
+                "END 0",
+            ],
+        );
+
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(post10),
+                Op::Gap(10),
+                Op::Feed(b"GET /n HTTP/1.1\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap ends exactly at body end",
+            &evs,
+            &[
+                "HEAD POST /",
+                "MISSING 10",
+                "END 10",
+                "HEAD GET /n",
+                "END 0",
+            ],
+        );
+
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(b"POST /a HTTP/1.1\r\nHo"),
+                Op::Gap(5),
+                Op::Feed(b"st: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap in header block",
+            &evs,
+            &["INCOMPLETE 0", "HEAD GET /b", "END 0"],
+        );
+
+        let chunked = b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\na\r\n";
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(chunked),
+                Op::Feed(b"abc"),
+                Op::Gap(3),
+                Op::Feed(b"defg\r\n0\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap within one chunk keeps framing",
+            &evs,
+            &[
+                "HEAD POST /c",
+                "BODY abc",
+                "MISSING 3",
+                "BODY defg",
+                "END 10",
+            ],
+        );
+
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(chunked),
+                Op::Feed(b"abc"),
+                Op::Gap(100),
+                Op::Feed(b"\r\n0\r\n\r\nGET /z HTTP/1.1\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap across chunk framing",
+            &evs,
+            &[
+                "HEAD POST /c",
+                "BODY abc",
+                "MISSING 100",
+                "INCOMPLETE 103",
+                "HEAD GET /z",
+                "END 0",
+            ],
+        );
+
+        let (evs, dec) = run_with(
+            Kind::Response,
+            Limits::default(),
+            &[
+                Op::Feed(b"HTTP/1.0 200 OK\r\n\r\nab"),
+                Op::Gap(7),
+                Op::Feed(b"cd"),
+                Op::Eof,
+            ],
+        );
+        check(
+            "gap in close-delimited body",
+            &evs,
+            &["HEAD 200", "BODY ab", "MISSING 7", "BODY cd", "END 11"],
+        );
+        assert_eq!(dec.offset(), 19 + 2 + 7 + 2);
+
+        let (evs, dec) = run_with(
+            Kind::Request,
+            Limits::default(),
+            &[
+                Op::Feed(b"GET / HTTP/1.1\r\n\r\n"),
+                Op::Gap(50),
+                Op::Feed(b"GET /x HTTP/1.1\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap between messages",
+            &evs,
+            &["HEAD GET /", "END 0", "HEAD GET /x", "END 0"],
+        );
+        assert_eq!(dec.offset(), 18 + 50 + 19);
+
+        // Capture started mid-connection: gap first, then the tail of a body.
+        let evs = run(
+            Kind::Request,
+            &[Op::Gap(1000), Op::Feed(b"tail>\r\nPOST / HTTP/1.1\r\n\r\n")],
+        );
+        check(
+            "gap then garbage at start",
+            &evs,
+            &[
+                "ERROR@1000 stream does not start with an HTTP request (7 bytes skipped)",
+                "HEAD POST /",
+                "END 0",
+            ],
+        );
+    }
+
+    #[test]
+    fn huge_content_length_does_not_overflow() {
+        let head = b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        let (evs, dec) = run_with(
+            Kind::Request,
+            Limits::default(),
+            &[
+                Op::Feed(head),
+                Op::Feed(b"abc"),
+                Op::Gap(u64::MAX - 3),
+                Op::Gap(5),
+                Op::Eof,
+            ],
+        );
+        let max = u64::MAX;
+        check(
+            "u64::MAX body",
+            &evs,
+            &[
+                "HEAD POST /",
+                "BODY abc",
+                &format!("MISSING {}", max - 3),
+                &format!("END {max}"),
+            ],
+        );
+        assert_eq!(dec.offset(), u64::MAX);
+    }
+
+    #[test]
+    fn classify_table() {
+        use Probe::*;
+        let cases: &[(Kind, bool, &[u8], Probe)] = &[
+            (Kind::Request, true, b"GET /", Match),
+            (Kind::Request, true, b"GET http", Match),
+            (Kind::Request, true, b"GET htt", NeedMore),
+            (Kind::Request, true, b"GET hx", NoMatch(5)),
+            (Kind::Request, true, b"OPTIONS *", Match),
+            (Kind::Request, true, b"GET *", NoMatch(4)),
+            (Kind::Request, true, b"CONNECT cam:443", Match),
+            (Kind::Request, true, b"M-SEARCH *", NoMatch(9)),
+            (Kind::Request, true, b"POS", NeedMore),
+            (Kind::Request, true, b"POT", NoMatch(2)),
+            (Kind::Request, true, b"get /", NoMatch(0)),
+            (Kind::Request, true, b"GETX /", NoMatch(3)),
+            (Kind::Request, false, b"BREW /", Match),
+            (Kind::Request, false, b" GET", NoMatch(0)),
+            (Kind::Request, false, b"<xml", NoMatch(0)),
+            (Kind::Request, false, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAA", Match),
+            (Kind::Response, true, b"HTTP/1.1 200", Match),
+            (Kind::Response, true, b"HTTP/2 200", NoMatch(5)),
+            (Kind::Response, false, b"HTTP/2 200", Match),
+            (Kind::Response, true, b"HTT", NeedMore),
+            (Kind::Response, true, b"\r\n", NoMatch(0)),
+        ];
+        for (kind, strict, line, want) in cases {
+            assert_eq!(
+                classify(*kind, *strict, line),
+                *want,
+                "{kind:?} strict={strict} {:?}",
+                line.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn connect_request_then_tunnel() {
+        let evs = run(
+            Kind::Request,
+            &[
+                Op::Feed(b"CONNECT cam:443 HTTP/1.1\r\nHost: cam:443\r\n\r\n\x16\x03\x01\x02\x00"),
+                Op::Eof,
+            ],
+        );
+        check("connect request", &evs, &["HEAD CONNECT cam:443", "END 0"]);
+    }
+
+    #[test]
+    fn large_header_block_byte_by_byte() {
+        // 60 headers of 1000 bytes: each byte fed alone must stay cheap (no re-parse per byte).
+        let mut input = b"POST /big HTTP/1.1\r\n".to_vec();
+        for i in 0..60 {
+            input.extend_from_slice(format!("X-{i:02}: {}\r\n", "v".repeat(992)).as_bytes());
+        }
+        input.extend_from_slice(b"Content-Length: 1\r\n\r\nZ");
+        let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
+        let mut evs = Vec::new();
+        for b in input.chunks(1) {
+            dec.feed(b, &mut |e| push(&mut evs, e));
+        }
+        let Some(Ev::Head(h)) = evs.first() else {
+            panic!("no head: {evs:?}")
+        };
+        assert_eq!(h.headers.len(), 61);
+        // 20 + 60 * 1000 + 19 + 2
+        assert_eq!(h.header_bytes, 60_041);
+        assert_eq!(
+            evs.get(1..),
+            Some(&[Ev::Body(b"Z".to_vec()), Ev::End(1)][..])
+        );
+    }
+
+    #[test]
+    fn idle_and_offset() {
+        let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
+        let mut sink = |_: HttpEvent<'_>| {};
+        assert!(dec.is_idle());
+        dec.feed(b"POST / HTTP/1.1\r\n", &mut sink);
+        assert!(!dec.is_idle());
+        dec.feed(b"Content-Length: 2\r\n\r\na", &mut sink);
+        assert!(!dec.is_idle());
+        dec.feed(b"b", &mut sink);
+        assert!(dec.is_idle());
+        assert_eq!(dec.offset(), 17 + 19 + 2 + 2);
+    }
+
+    // ---- property tests ----
+
+    #[derive(Debug, Clone)]
+    enum Framing {
+        Length,
+        /// Chunk sizes (cycled), extensions, a trailer.
+        Chunked(Vec<usize>, bool, bool),
+    }
+
+    #[derive(Debug, Clone)]
+    struct Msg {
+        body: Vec<u8>,
+        framing: Framing,
+        bare_lf: bool,
+    }
+
+    fn msg_strategy() -> impl Strategy<Value = Msg> {
+        let framing = prop_oneof![
+            Just(Framing::Length),
+            (
+                prop::collection::vec(1usize..40, 1..6),
+                any::<bool>(),
+                any::<bool>()
+            )
+                .prop_map(|(s, e, t)| Framing::Chunked(s, e, t)),
+        ];
+        (
+            prop::collection::vec(any::<u8>(), 0..150),
+            framing,
+            any::<bool>(),
+        )
+            .prop_map(|(body, framing, bare_lf)| Msg {
+                body,
+                framing,
+                bare_lf,
+            })
+    }
+
+    /// Renders message `i`; a `close` response has no length and ends at eof.
+    fn render_msg(kind: Kind, i: usize, m: &Msg, close: bool) -> Vec<u8> {
+        let nl = if m.bare_lf { "\n" } else { "\r\n" };
+        let mut out = match kind {
+            Kind::Request => format!("POST /m{i} HTTP/1.1{nl}Host: cam{nl}"),
+            Kind::Response => format!("HTTP/1.1 {} OK{nl}Server: x{nl}", 200 + i),
+        }
+        .into_bytes();
+        if close {
+            out.extend_from_slice(nl.as_bytes());
+            out.extend_from_slice(&m.body);
+            return out;
+        }
+        match &m.framing {
+            Framing::Length => {
+                out.extend_from_slice(
+                    format!("Content-Length: {}{nl}{nl}", m.body.len()).as_bytes(),
+                );
+                out.extend_from_slice(&m.body);
+            }
+            Framing::Chunked(sizes, ext, trailer) => {
+                out.extend_from_slice(format!("Transfer-Encoding: chunked{nl}{nl}").as_bytes());
+                let mut rest = &m.body[..];
+                let mut k = 0;
+                while !rest.is_empty() {
+                    let n = sizes[k % sizes.len()].min(rest.len());
+                    k += 1;
+                    let e = if *ext { ";ext=\"v\"" } else { "" };
+                    out.extend_from_slice(format!("{n:X}{e}{nl}").as_bytes());
+                    out.extend_from_slice(&rest[..n]);
+                    out.extend_from_slice(nl.as_bytes());
+                    rest = &rest[n..];
+                }
+                out.extend_from_slice(format!("0{nl}").as_bytes());
+                if *trailer {
+                    out.extend_from_slice(format!("X-Checksum: 1{nl}").as_bytes());
+                }
+                out.extend_from_slice(nl.as_bytes());
+            }
+        }
+        out
+    }
+
+    fn split_ops<'a>(data: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<Op<'a>> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
+        points.push(0);
+        points.push(data.len());
+        points.sort_unstable();
+        points.dedup();
+        let mut ops: Vec<Op<'a>> = points
+            .windows(2)
+            .map(|w| Op::Feed(&data[w[0]..w[1]]))
+            .collect();
+        ops.push(Op::Eof);
+        ops
+    }
+
+    proptest! {
+        #[test]
+        fn split_points_do_not_change_events(
+            is_request in any::<bool>(),
+            msgs in prop::collection::vec(msg_strategy(), 1..5),
+            last_close in any::<bool>(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let kind = if is_request { Kind::Request } else { Kind::Response };
+            let close = last_close && kind == Kind::Response;
+            let mut stream = Vec::new();
+            for (i, m) in msgs.iter().enumerate() {
+                stream.extend(render_msg(kind, i, m, close && i + 1 == msgs.len()));
+            }
+            let whole = run(kind, &[Op::Feed(&stream), Op::Eof]);
+            let split = run(kind, &split_ops(&stream, &cuts));
+            prop_assert_eq!(&split, &whole);
+
+            // And the events are the messages: Head, the body (if any), End with its length.
+            let mut want = Vec::new();
+            for (i, m) in msgs.iter().enumerate() {
+                let head = match &whole.get(want.len()) {
+                    Some(Ev::Head(h)) => h.clone(),
+                    other => return Err(TestCaseError::fail(format!("message {i}: {other:?}"))),
+                };
+                match kind {
+                    Kind::Request => prop_assert_eq!(head.path.clone(), Some(format!("/m{i}"))),
+                    Kind::Response => prop_assert_eq!(head.status, Some(200 + i as u16)),
+                }
+                want.push(Ev::Head(head));
+                if !m.body.is_empty() {
+                    want.push(Ev::Body(m.body.clone()));
+                }
+                want.push(Ev::End(m.body.len() as u64));
+            }
+            prop_assert_eq!(whole, want);
+        }
+
+        #[test]
+        fn hostile_input_never_panics(
+            is_request in any::<bool>(),
+            pieces in prop::collection::vec(prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..60),
+                prop::sample::select(vec![
+                    &b"GET / HTTP/1.1\r\n"[..], b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 100 Continue\r\n",
+                    b"\r\n", b"\n", b"Content-Length: 5\r\n", b"Content-Length: 99999999999\r\n",
+                    b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n", b"0\r\n\r\n",
+                    b"ffffffffffffffff\r\n", b"POST /a HTTP/1.1\r\n", b"HEAD / HTTP/1.1\r\n",
+                ]).prop_map(|s| s.to_vec()),
+            ], 0..30),
+            gaps in prop::collection::vec((any::<prop::sample::Index>(), 1u64..100), 0..3),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+            small_limits in any::<bool>(),
+        ) {
+            let kind = if is_request { Kind::Request } else { Kind::Response };
+            let limits = if small_limits {
+                Limits { max_header_bytes: 30, max_headers: 2 }
+            } else {
+                Limits::default()
+            };
+            let stream: Vec<u8> = pieces.concat();
+
+            // Without gaps: never panics, offset is the byte count, and splitting is invisible.
+            let (whole, dec) = run_with(kind, limits.clone(), &[Op::Feed(&stream), Op::Eof]);
+            prop_assert_eq!(dec.offset(), stream.len() as u64);
+            let (split, dec) = run_with(kind, limits.clone(), &split_ops(&stream, &cuts));
+            prop_assert_eq!(dec.offset(), stream.len() as u64);
+            prop_assert_eq!(split, whole);
+
+            // With gaps inserted at random points: offset counts bytes fed plus gap bytes.
+            let mut ops = split_ops(&stream, &cuts);
+            ops.pop();
+            let mut total = stream.len() as u64;
+            for (at, n) in &gaps {
+                ops.insert(at.index(ops.len() + 1), Op::Gap(*n));
+                total += n;
+            }
+            ops.push(Op::Eof);
+            let (_, dec) = run_with(kind, limits, &ops);
+            prop_assert_eq!(dec.offset(), total);
+        }
     }
 }

@@ -17,7 +17,11 @@ struct Document<'a> {
 
 /// Write the report as one JSON document (pretty when `pretty`).
 pub fn write(report: &Report, out: &mut dyn Write, pretty: bool) -> std::io::Result<()> {
-    let doc = Document { alarmscope: env!("CARGO_PKG_VERSION"), schema: SCHEMA_VERSION, report };
+    let doc = Document {
+        alarmscope: env!("CARGO_PKG_VERSION"),
+        schema: SCHEMA_VERSION,
+        report,
+    };
     if pretty {
         serde_json::to_writer_pretty(&mut *out, &doc)?;
     } else {

@@ -9,7 +9,12 @@ use crate::model::{Connection, Report};
 use crate::pipeline::Counters;
 
 /// Assemble the report: run the diagnosis over the finished connections.
-pub fn build(source: &str, mut connections: Vec<Connection>, counters: &Counters, warnings: Vec<String>) -> Report {
+pub fn build(
+    source: &str,
+    mut connections: Vec<Connection>,
+    counters: &Counters,
+    warnings: Vec<String>,
+) -> Report {
     connections.sort_by_key(|c| (c.first_seen, c.id));
     let findings = diagnose(&mut connections, counters, counters.last_packet);
     Report {

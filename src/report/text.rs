@@ -37,7 +37,12 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "handshake failures: {} (unanswered {}, refused {})   stalls: {} ({:.1} s)   retries: {}",
-        s.handshake_failures, s.handshake_unanswered, s.handshake_refused, s.stalls, s.stalled_seconds, s.retries
+        s.handshake_failures,
+        s.handshake_unanswered,
+        s.handshake_refused,
+        s.stalls,
+        s.stalled_seconds,
+        s.retries
     );
     if s.capture_gap_bytes > 0 || s.truncated_frames > 0 || s.undecodable_frames > 0 {
         let _ = writeln!(
@@ -61,11 +66,16 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "\nDEVICES");
         let _ = writeln!(
             o,
-            "{:<40} {:>6} {:>6} {:>6} {:>5} {:>7} {:>6}  {:<12} {}",
-            "device", "events", "ok", "fail", "hs", "stalls", "stall_s", "last seen", "event types"
+            "{:<40} {:>6} {:>6} {:>6} {:>5} {:>7} {:>6}  {:<12} event types",
+            "device", "events", "ok", "fail", "hs", "stalls", "stall_s", "last seen"
         );
         for d in &r.devices {
-            let types: Vec<String> = d.event_types.iter().take(4).map(|(t, n)| format!("{t}x{n}")).collect();
+            let types: Vec<String> = d
+                .event_types
+                .iter()
+                .take(4)
+                .map(|(t, n)| format!("{t}x{n}"))
+                .collect();
             let name = match &d.mac {
                 Some(m) => format!("{} ({m})", d.device),
                 None => d.device.clone(),
@@ -86,18 +96,31 @@ pub fn render(r: &Report) -> String {
         }
     }
 
-    let stall_of: HashMap<ExchangeRef, f64> = r.stalls.iter().map(|s| (s.exchange, s.seconds)).collect();
+    let stall_of: HashMap<ExchangeRef, f64> =
+        r.stalls.iter().map(|s| (s.exchange, s.seconds)).collect();
     let mut problems = Vec::new();
     for c in &r.connections {
         if matches!(c.handshake, Handshake::Unanswered | Handshake::Refused) {
             let e = explain_handshake(c);
-            problems.push((c.first_seen, format!("{} {}\n    {}\n    next: {}", c.first_seen.to_clock_string(), e.what, e.meaning, e.next)));
+            problems.push((
+                c.first_seen,
+                format!(
+                    "{} {}\n    {}\n    next: {}",
+                    c.first_seen.to_clock_string(),
+                    e.what,
+                    e.meaning,
+                    e.next
+                ),
+            ));
         }
         for ex in &c.exchanges {
             if ex.verdict == Verdict::Ok {
                 continue;
             }
-            let r#ref = ExchangeRef { connection: c.id, index: ex.index };
+            let r#ref = ExchangeRef {
+                connection: c.id,
+                index: ex.index,
+            };
             let e = explain_verdict(c, ex, stall_of.get(&r#ref).copied());
             let ev = ex
                 .event
@@ -105,7 +128,10 @@ pub fn render(r: &Report) -> String {
                 .and_then(|e| e.event_type.clone())
                 .unwrap_or_else(|| "-".into());
             let retry = match ex.retry_of {
-                Some(of) => format!(" (retry of connection {} request {})", of.connection, of.index),
+                Some(of) => format!(
+                    " (retry of connection {} request {})",
+                    of.connection, of.index
+                ),
                 None => String::new(),
             };
             problems.push((
@@ -134,14 +160,21 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(o, "{p}");
         }
         if problems.len() > MAX_PROBLEMS_LISTED {
-            let _ = writeln!(o, "... and {} more (use --json for all)", problems.len() - MAX_PROBLEMS_LISTED);
+            let _ = writeln!(
+                o,
+                "... and {} more (use --json for all)",
+                problems.len() - MAX_PROBLEMS_LISTED
+            );
         }
     } else if s.requests > 0 {
         let _ = writeln!(o, "\nNo problems: every request got 200 OK.");
     }
 
     if !r.stalls.is_empty() {
-        let _ = writeln!(o, "\nSTALLS (device held its events after a request without 200 OK)");
+        let _ = writeln!(
+            o,
+            "\nSTALLS (device held its events after a request without 200 OK)"
+        );
         for st in &r.stalls {
             let _ = writeln!(
                 o,
@@ -151,7 +184,11 @@ pub fn render(r: &Report) -> String {
                 st.to.to_clock_string(),
                 st.seconds,
                 st.cause,
-                if st.open_ended { " (until capture end)" } else { "" }
+                if st.open_ended {
+                    " (until capture end)"
+                } else {
+                    ""
+                }
             );
         }
     }

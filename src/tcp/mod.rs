@@ -7,6 +7,8 @@
 pub mod assembler;
 pub mod tracker;
 
+pub use assembler::{Assembler, AssemblerStats, Chunk};
 pub use tracker::{
     CloseKind, ConnInfo, Direction, Handshake, PacketNote, Side, TcpConfig, TcpEvent, TcpTracker,
+    TrackerStats,
 };

@@ -1,14 +1,365 @@
 //! The terminal UI (ratatui + crossterm): a view over analysis results shared by replay, sniff and
 //! listen.
+//!
+//! Layout of the module (Elm-style, as in the ratatui app examples):
+//! - [`app`]: the state ([`App`]), the messages ([`Msg`]) and [`App::update`], the only place the
+//!   state changes; keys and mouse map to messages there too.
+//! - [`ui`]: [`render`] draws a frame from `&App` with the components [`list`], [`detail`],
+//!   [`devices`] and the header, footer and help overlay.
+//! - this file: the terminal shell (raw mode, alternate screen, mouse capture, panic hook), the
+//!   event loop, and the background threads (replay, save) that talk to it over std `mpsc`
+//!   channels with [`Feed`] messages.
 
-use std::path::Path;
+pub mod app;
+pub mod detail;
+pub mod devices;
+pub mod format;
+pub mod list;
+pub mod pretty;
+pub mod theme;
+pub mod ui;
 
-use crate::replay::ReplayOptions;
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
 
-/// Open the TUI on a capture file.
+use std::io::{stdout, Stdout};
+use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::Terminal;
+
+pub use app::{App, Cmd, Focus, Msg, RowRef, Source, Tab};
+pub use theme::Theme;
+pub use ui::render;
+
+use crate::extract::Extractor;
+use crate::isapi::PartHeader;
+use crate::model::{Connection, ExchangeRef, Report};
+use crate::pipeline::ExchangeSink;
+use crate::replay::{replay, Progress, ReplayOptions};
+
+/// What a background producer (file replay, live sniffer, built-in listener) tells the screen.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // the shape is the interface; one Final per session
+pub enum Feed {
+    /// How far loading has got (file modes; live modes may send packet counts with size 0).
+    Progress(Progress),
+    /// Connections to add, or to replace when their id is already shown (live modes send open
+    /// connections again as they change).
+    Upsert(Vec<Connection>),
+    /// The whole result: loading is over.
+    Final(Report),
+    /// The producer stopped with this error.
+    Error(String),
+}
+
+/// Open the TUI on a capture file. The replay runs on its own thread; the screen fills in as
+/// connections close. Returns 0, or 2 when the file could not be read.
 pub fn run_replay(path: &Path, opts: ReplayOptions) -> anyhow::Result<i32> {
-    // Until the TUI lands, show the text report.
-    let report = crate::replay::replay(path, opts, &mut |_| {}, &mut |_| {})?;
-    print!("{}", crate::report::text::render(&report));
-    Ok(0)
+    // A file that cannot be opened is reported on the plain terminal, as in headless mode.
+    if let Err(e) = std::fs::File::open(path) {
+        eprintln!("alarmscope: {}: {e}", path.display());
+        return Ok(2);
+    }
+    let (tx, rx) = mpsc::channel();
+    let worker_path = path.to_path_buf();
+    thread::Builder::new()
+        .name("alarmscope-replay".into())
+        .spawn(move || replay_worker(&worker_path, opts, &tx))?;
+    run_app(
+        App::new(Source::Replay(path.to_path_buf()), Theme::from_env()),
+        rx,
+    )
+}
+
+/// Open the TUI on a live feed (sniff and listen modes). `title` names the source (interface or
+/// listen address). Returns 0, or 2 when the feed reported an error.
+pub fn run_live(title: String, rx: Receiver<Feed>) -> anyhow::Result<i32> {
+    run_app(App::new(Source::Live(title), Theme::from_env()), rx)
+}
+
+fn replay_worker(path: &Path, opts: ReplayOptions, tx: &Sender<Feed>) {
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        replay(
+            path,
+            opts,
+            &mut |p| {
+                let _ = tx.send(Feed::Progress(p));
+            },
+            &mut |done| {
+                let _ = tx.send(Feed::Upsert(done.to_vec()));
+            },
+        )
+    }));
+    let msg = match result {
+        Ok(Ok(report)) => Feed::Final(report),
+        Ok(Err(e)) => Feed::Error(e.to_string()),
+        Err(p) => Feed::Error(format!("replay stopped: {}", panic_text(p.as_ref()))),
+    };
+    let _ = tx.send(msg);
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+/// How long one loop turn may spend taking feed messages before it draws again.
+const FEED_BUDGET: Duration = Duration::from_millis(50);
+/// Input poll timeout: the screen redraws at least this often (about 10 times a second).
+const FRAME: Duration = Duration::from_millis(100);
+
+fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
+    let mut term = TerminalGuard::enter()?;
+    let (save_tx, save_rx) = mpsc::channel::<String>();
+    let mut feed_open = true;
+    // True while feed messages are queued: then input is only checked, not waited for.
+    let mut backlog = false;
+    loop {
+        term.terminal.draw(|f| render(f, &app))?;
+        if event::poll(if backlog {
+            Duration::from_millis(1)
+        } else {
+            FRAME
+        })? {
+            loop {
+                let msg = match event::read()? {
+                    Event::Key(k) => app.key_to_msg(k),
+                    Event::Mouse(m) => app.mouse_to_msg(m),
+                    _ => None,
+                };
+                if let Some(cmd) = msg.and_then(|m| app.update(m)) {
+                    run_cmd(cmd, save_tx.clone());
+                }
+                if app.quit || !event::poll(Duration::ZERO)? {
+                    break;
+                }
+            }
+        }
+        if app.quit {
+            break;
+        }
+        let t0 = Instant::now();
+        backlog = false;
+        while feed_open {
+            if t0.elapsed() >= FEED_BUDGET {
+                backlog = true;
+                break;
+            }
+            match rx.try_recv() {
+                Ok(f) => {
+                    app.update(Msg::Feed(f));
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    feed_open = false;
+                    if !app.finished && app.error.is_none() {
+                        app.update(Msg::Feed(Feed::Error(
+                            "the data feed ended without a final report".into(),
+                        )));
+                    }
+                }
+            }
+        }
+        while let Ok(m) = save_rx.try_recv() {
+            app.update(Msg::SaveDone(m));
+        }
+        app.update(Msg::Tick(Instant::now()));
+    }
+    drop(term);
+    for m in take_deferred_panics() {
+        eprintln!("alarmscope: background thread panicked: {m}");
+    }
+    Ok(if app.error.is_some() { 2 } else { 0 })
+}
+
+fn run_cmd(cmd: Cmd, tx: Sender<String>) {
+    match cmd {
+        Cmd::Save {
+            path,
+            dir,
+            conn_id,
+            prefix,
+        } => {
+            let spawned = thread::Builder::new()
+                .name("alarmscope-save".into())
+                .spawn({
+                    let tx = tx.clone();
+                    move || {
+                        let msg = match panic::catch_unwind(AssertUnwindSafe(|| {
+                            save(&path, &dir, conn_id, &prefix)
+                        })) {
+                            Ok(Ok(m)) => m,
+                            Ok(Err(e)) => format!("save failed: {e}"),
+                            Err(p) => format!("save failed: {}", panic_text(p.as_ref())),
+                        };
+                        let _ = tx.send(msg);
+                    }
+                });
+            if let Err(e) = spawned {
+                let _ = tx.send(format!("save failed: {e}"));
+            }
+        }
+    }
+}
+
+/// An [`Extractor`] shared with the save thread, so the list of written files can be read back
+/// after the replay has consumed (and dropped) the sink box.
+struct SharedExtractor(Arc<Mutex<Extractor>>);
+
+impl ExchangeSink for SharedExtractor {
+    fn part_start(&mut self, ex: ExchangeRef, client: &str, header: &PartHeader) {
+        if let Ok(mut x) = self.0.lock() {
+            x.part_start(ex, client, header);
+        }
+    }
+    fn part_data(&mut self, ex: ExchangeRef, index: usize, data: &[u8]) {
+        if let Ok(mut x) = self.0.lock() {
+            x.part_data(ex, index, data);
+        }
+    }
+    fn part_end(&mut self, ex: ExchangeRef, index: usize, bytes: u64) {
+        if let Ok(mut x) = self.0.lock() {
+            x.part_end(ex, index, bytes);
+        }
+    }
+}
+
+/// Re-read `path` writing connection `conn_id`'s parts to `dir`; say what was written for the
+/// exchange whose files start with `prefix`.
+fn save(path: &Path, dir: &Path, conn_id: u64, prefix: &str) -> Result<String, String> {
+    let x = Extractor::new(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let shared = Arc::new(Mutex::new(x));
+    let opts = ReplayOptions {
+        sink: Some(Box::new(SharedExtractor(shared.clone()))),
+        sink_only: Some(vec![conn_id]),
+        ..ReplayOptions::default()
+    };
+    replay(path, opts, &mut |_| {}, &mut |_| {}).map_err(|e| e.to_string())?;
+    let x = shared
+        .lock()
+        .map_err(|_| "extractor lock poisoned".to_string())?;
+    Ok(save_message(dir, prefix, &x.written, &x.errors))
+}
+
+fn save_message(dir: &Path, prefix: &str, written: &[PathBuf], errors: &[String]) -> String {
+    let mine: Vec<String> = written
+        .iter()
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()))
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    let mut m = if mine.is_empty() {
+        format!("nothing written for this exchange (no body parts in the capture); {} file(s) for its connection", written.len())
+    } else {
+        format!(
+            "saved {} file(s) to {}: {}",
+            mine.len(),
+            dir.display(),
+            mine.join(", ")
+        )
+    };
+    if let Some(e) = errors.first() {
+        m = format!("save failed: {e} ({m})");
+    }
+    m
+}
+
+// ----- terminal shell -----
+
+type Hook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// Panics of other threads while the screen is up: printing them would garble the screen, so
+/// they are kept and printed after it is restored.
+static DEFERRED_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn take_deferred_panics() -> Vec<String> {
+    DEFERRED_PANICS
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
+}
+
+/// Raw mode, alternate screen and mouse capture for as long as it lives; restored on drop
+/// (normal exit and `?` errors) and by the panic hook (panics on the UI thread).
+struct TerminalGuard {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+    prev_hook: Arc<Hook>,
+}
+
+impl TerminalGuard {
+    fn enter() -> anyhow::Result<Self> {
+        let prev_hook: Arc<Hook> = Arc::new(panic::take_hook());
+        let hook = prev_hook.clone();
+        let ui_thread = thread::current().id();
+        panic::set_hook(Box::new(move |info| {
+            if thread::current().id() == ui_thread {
+                restore_terminal();
+                hook(info);
+            } else if let Ok(mut v) = DEFERRED_PANICS.lock() {
+                if v.len() < 8 {
+                    v.push(info.to_string());
+                }
+            }
+        }));
+        let setup = || -> anyhow::Result<Terminal<CrosstermBackend<Stdout>>> {
+            enable_raw_mode()?;
+            execute!(stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+            Ok(Terminal::new(CrosstermBackend::new(stdout()))?)
+        };
+        match setup() {
+            Ok(terminal) => Ok(TerminalGuard {
+                terminal,
+                prev_hook,
+            }),
+            Err(e) => {
+                restore_terminal();
+                reinstate_hook(&prev_hook);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+        let _ = self.terminal.show_cursor();
+        if !thread::panicking() {
+            reinstate_hook(&self.prev_hook);
+        }
+    }
+}
+
+fn reinstate_hook(prev: &Arc<Hook>) {
+    let prev = prev.clone();
+    let _ = panic::take_hook();
+    panic::set_hook(Box::new(move |info| prev(info)));
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        ratatui::crossterm::cursor::Show
+    );
 }

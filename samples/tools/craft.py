@@ -1,0 +1,459 @@
+#!/usr/bin/env python3
+"""Write the CRAFTED sample captures: what a real stack will not produce on demand (reordering,
+overlaps, capture gaps, odd link types, sequence wrap, damaged files).
+
+    python3 samples/tools/craft.py [--out DIR] [NAME ...]     (all when none given)
+
+Stdlib only: pcap and pcapng are written with struct; Ethernet, 802.1ad/802.1Q, Linux cooked v1,
+BSD NULL, IPv4, IPv6 and TCP headers are built here with correct IPv4 and TCP checksums.
+Deterministic: fixed addresses, ports, ISNs and timestamps, so the files are byte-identical on
+every run. Devices send the same headers and bodies as the recorded samples (bodies.py).
+"""
+
+import argparse
+import os
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bodies  # noqa: E402
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+T0 = 1715653293.0  # 2024-05-14 02:21:33 UTC
+DEV_MAC = bytes.fromhex("4419b63a5c7e")
+SRV_MAC = bytes.fromhex("001b21aabbcc")
+HTTP_DATE = "Tue, 14 May 2024 02:21:33 GMT"
+
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LINUX_SLL = 113
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def ip_bytes(addr):
+    if ":" in addr:
+        import ipaddress
+
+        return ipaddress.IPv6Address(addr).packed
+    return bytes(int(x) for x in addr.split("."))
+
+
+def tcp_segment(src, dst, sport, dport, seq, ack, flags, payload, window=64240, options=b""):
+    """TCP header + payload with its checksum over the v4 or v6 pseudo header."""
+    off = (20 + len(options)) // 4
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, off << 4, flags, window, 0, 0)
+    seg = hdr + options + payload
+    s, d = ip_bytes(src), ip_bytes(dst)
+    if len(s) == 4:
+        pseudo = s + d + struct.pack("!BBH", 0, 6, len(seg))
+    else:
+        pseudo = s + d + struct.pack("!IxxxB", len(seg), 6)
+    c = checksum(pseudo + seg)
+    return seg[:16] + struct.pack("!H", c) + seg[18:]
+
+
+def ip_packet(src, dst, payload, ident):
+    s, d = ip_bytes(src), ip_bytes(dst)
+    if len(s) == 4:
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, 64, 6, 0, s, d)
+        return hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:] + payload
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), 6, 64, s, d) + payload
+
+
+# ---------------------------------------------------------------------------------------------
+# A TCP connection whose packets we script one by one
+
+
+class Conn:
+    """Packets of one connection as (ts, direction 'c'/'s', IP packet). `nxt` is each side's next
+    sequence number; pass seq= to send something else (retransmission, overlap) without moving it."""
+
+    def __init__(self, client, server, isn_c, isn_s, t=0.0, ident=0x1000):
+        self.addr = {"c": client, "s": server}
+        self.nxt = {"c": isn_c & 0xFFFFFFFF, "s": isn_s & 0xFFFFFFFF}
+        self.t = t
+        self.ident = {"c": ident, "s": ident + 0x4000}
+        self.packets = []
+
+    def pkt(self, d, flags, payload=b"", seq=None, ack=None, dt=0.0004, options=b"", keep=True):
+        self.t += dt
+        o = "s" if d == "c" else "c"
+        (sip, sport), (dip, dport) = self.addr[d], self.addr[o]
+        s = self.nxt[d] if seq is None else seq
+        a = (self.nxt[o] if ack is None else ack) if flags & ACK else 0
+        seg = tcp_segment(sip, dip, sport, dport, s, a, flags, payload, options=options)
+        self.ident[d] += 1
+        p = ip_packet(sip, dip, seg, self.ident[d])
+        if seq is None:
+            self.nxt[d] = (self.nxt[d] + len(payload) + (1 if flags & (SYN | FIN) else 0)) & 0xFFFFFFFF
+        if keep:
+            self.packets.append((T0 + self.t, d, p))
+        return p
+
+    def handshake(self):
+        mss = struct.pack("!BBH", 2, 4, 1460)
+        self.pkt("c", SYN, options=mss, dt=0.001)
+        self.pkt("s", SYN | ACK, options=mss)
+        self.pkt("c", ACK)
+
+    def send(self, d, data, ack_each=True, dt=0.0004):
+        self.pkt(d, PSH | ACK, data, dt=dt)
+        if ack_each:
+            self.pkt("s" if d == "c" else "c", ACK)
+
+    def close_server_first(self):
+        self.pkt("s", FIN | ACK)
+        self.pkt("c", FIN | ACK)
+        self.pkt("s", ACK)
+
+
+def request(body, host, ctype='application/xml; charset="UTF-8"', keep_alive=True):
+    return (
+        "POST /alarm HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        "Accept-Language: en-US\r\n"
+        f"Date: {HTTP_DATE}\r\n"
+        f"Content-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    ).encode()
+
+
+def ok_response(keep_alive=False):
+    return (
+        "HTTP/1.1 200 OK\r\n"
+        f"Date: {HTTP_DATE}\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 0\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    ).encode()
+
+
+def simple_exchange(conn, body, host, body_segments=1):
+    """Handshake, head, body (in `body_segments` pieces), 200 OK, close."""
+    conn.handshake()
+    conn.send("c", request(body, host))
+    step = -(-len(body) // body_segments)
+    for i in range(0, len(body), step):
+        conn.send("c", body[i : i + step])
+    conn.send("s", ok_response(), dt=0.02)
+    conn.close_server_first()
+    return conn
+
+
+# ---------------------------------------------------------------------------------------------
+# Link layers and files
+
+
+def ether(p, d, tags=()):
+    """Ethernet II; `tags` is a list of (TPID, VLAN id) outermost first."""
+    dst, src = (SRV_MAC, DEV_MAC) if d == "c" else (DEV_MAC, SRV_MAC)
+    h = dst + src
+    for tpid, vid in tags:
+        h += struct.pack("!HH", tpid, vid)
+    return h + struct.pack("!H", 0x86DD if p[0] >> 4 == 6 else 0x0800) + p
+
+
+def sll(p, d):
+    """Linux cooked v1, as captured on the server: device packets 'to us' (0), ours 'outgoing' (4)."""
+    pkttype = 0 if d == "c" else 4
+    src = DEV_MAC if d == "c" else SRV_MAC
+    return struct.pack("!HHH", pkttype, 1, 6) + src + b"\0\0" + struct.pack("!H", 0x0800) + p
+
+
+def null_loop(p, d):
+    return struct.pack("<I", 2) + p  # AF_INET, little-endian host order
+
+
+def write_pcap(path, linktype, frames, snaplen=65535):
+    """frames: (ts, bytes); frames longer than snaplen are cut (orig_len keeps the wire length)."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
+        for ts, data in frames:
+            sec, usec = int(ts), int(round((ts - int(ts)) * 1e6))
+            cap = data[:snaplen]
+            f.write(struct.pack("<IIII", sec, usec, len(cap), len(data)) + cap)
+
+
+def frames_of(conns, link):
+    pk = sorted((p for c in conns for p in c.packets), key=lambda x: x[0])
+    return [(ts, link(p, d)) for ts, d, p in pk]
+
+
+def pcapng_block(btype, body):
+    body += b"\0" * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+def pcapng_idb(linktype, name):
+    opt_name = name.encode()
+    opts = struct.pack("<HH", 2, len(opt_name)) + opt_name + b"\0" * (-len(opt_name) % 4)
+    opts += struct.pack("<HH", 0, 0)
+    return pcapng_block(1, struct.pack("<HHI", linktype, 0, 65535) + opts)
+
+
+def pcapng_epb(iface, ts, data):
+    us = int(round(ts * 1e6))
+    body = struct.pack("<IIIII", iface, us >> 32, us & 0xFFFFFFFF, len(data), len(data)) + data
+    return pcapng_block(6, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# The samples
+
+CAM = ("192.168.1.64", 50112)
+SRV = ("192.168.1.10", 8080)
+HOST = "192.168.1.10:8080"
+
+
+def vmd(date="2024-05-14T10:21:33+08:00", n=1):
+    return bodies.vmd_xml(CAM[0], date, n)
+
+
+def line(date="2024-05-14T10:21:35+08:00", n=1):
+    return bodies.linedetection_xml(CAM[0], date, n)
+
+
+def out_of_order(out):
+    body = line()
+    c = Conn(CAM, SRV, 0x1A2B3C4D, 0x5E6F7081)
+    c.handshake()
+    c.send("c", request(body, HOST))
+    start = c.nxt["c"]
+    a, b = len(body) // 3, 2 * len(body) // 3
+    pieces = [(0, a), (a, b), (b, len(body))]
+    # Third piece, then second, then first: the server dup-ACKs until the hole fills.
+    for lo, hi in [pieces[2], pieces[1], pieces[0]]:
+        c.pkt("c", PSH | ACK, body[lo:hi], seq=start + lo)
+        filled = lo == 0
+        c.pkt("s", ACK, ack=(start + len(body)) if filled else start)
+    c.nxt["c"] = (start + len(body)) & 0xFFFFFFFF
+    c.send("s", ok_response(), dt=0.02)
+    c.close_server_first()
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
+def retransmit_overlap(out):
+    body = vmd()
+    pos = body.index(b"VMD</eventType>")
+    c1, c2 = pos - 100, pos + 30
+    assert c1 > 0 and c2 + 80 < len(body)
+    altered = bytearray(body)
+    altered[pos : pos + 3] = b"BAD"
+    c = Conn(CAM, SRV, 0x0BADF00D, 0x600DCAFE)
+    c.handshake()
+    c.send("c", request(body, HOST))
+    st = c.nxt["c"]
+
+    def seg(lo, hi, data=body, dt=0.0004):
+        c.pkt("c", PSH | ACK, bytes(data[lo:hi]), seq=st + lo, dt=dt)
+
+    def ack_to(hi):
+        c.pkt("s", ACK, ack=st + hi)
+
+    seg(0, c1)
+    ack_to(c1)
+    seg(c1, c2)  # carries "VMD"
+    ack_to(c2)
+    seg(c1, c2, dt=0.2)  # exact retransmission (same bytes)
+    ack_to(c2)
+    seg(c2 - 40, c2 + 40)  # overlaps 40 old bytes (same), brings 40 new
+    ack_to(c2 + 40)
+    seg(pos - 10, c2 + 80, data=altered)  # old bytes DIFFER ("BAD"), then 40 new correct bytes
+    ack_to(c2 + 80)
+    seg(c2 + 80, len(body))
+    ack_to(len(body))
+    c.nxt["c"] = (st + len(body)) & 0xFFFFFFFF
+    c.send("s", ok_response(), dt=0.02)
+    c.close_server_first()
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
+GAP_LO, GAP_HI = 600, 900  # bytes of the linedetection body left out of capture-gap.pcap
+
+
+def capture_gap(out):
+    body = line()
+    c = Conn(CAM, SRV, 0x22334455, 0x66778899)
+    c.handshake()
+    c.send("c", request(body, HOST))
+    c.send("c", body[:GAP_LO])
+    c.pkt("c", PSH | ACK, body[GAP_LO:GAP_HI], keep=False)  # sent, but the capture lost it
+    c.pkt("c", PSH | ACK, body[GAP_HI:])
+    c.pkt("s", ACK)  # acknowledges all of it, the lost segment included
+    c.send("s", ok_response(), dt=0.02)
+    c.close_server_first()
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
+def midstream(out):
+    first = vmd("2024-05-14T10:21:33+08:00", 1)
+    second = vmd("2024-05-14T10:21:34+08:00", 2)
+    c = Conn(CAM, SRV, 0x31415926, 0x27182818)
+    # Not captured: handshake, request 1 head and first half of its body.
+    c.pkt("c", SYN, keep=False)
+    c.pkt("s", SYN | ACK, keep=False)
+    c.pkt("c", ACK, keep=False)
+    c.pkt("c", PSH | ACK, request(first, HOST), keep=False)
+    half = len(first) // 2
+    c.pkt("c", PSH | ACK, first[:half], keep=False)
+    c.pkt("s", ACK, keep=False)
+    # Capture starts here.
+    c.send("c", first[half:])
+    c.send("s", ok_response(keep_alive=True), dt=0.02)
+    c.send("c", request(second, HOST), dt=1.0)
+    c.send("c", second)
+    c.send("s", ok_response(), dt=0.02)
+    c.close_server_first()
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
+SNAPLEN = 96
+
+
+def truncated_snaplen(out):
+    c = simple_exchange(Conn(CAM, SRV, 0x10203040, 0x50607080), vmd(), HOST)
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether), snaplen=SNAPLEN)
+
+
+def truncated_counts():
+    """(frames cut, payload bytes cut) of truncated-snaplen.pcap, from the same design."""
+    c = simple_exchange(Conn(CAM, SRV, 0x10203040, 0x50607080), vmd(), HOST)
+    fr = frames_of([c], ether)
+    cut = [len(d) - SNAPLEN for _, d in fr if len(d) > SNAPLEN]
+    return len(cut), sum(cut)
+
+
+def sll_file(out):
+    c = simple_exchange(Conn(CAM, SRV, 0x01020304, 0x0A0B0C0D), vmd(), HOST)
+    write_pcap(out, LINKTYPE_LINUX_SLL, frames_of([c], sll))
+
+
+def vlan_qinq(out):
+    c = simple_exchange(Conn(CAM, SRV, 0x11111111, 0x22222222), line(), HOST)
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], lambda p, d: ether(p, d, [(0x88A8, 100), (0x8100, 20)])))
+
+
+def ipv6(out):
+    dev, srv = ("fd00::10", 50444), ("fd00::1", 8080)
+    body = bodies.vmd_xml("fd00::10", "2024-05-14T10:21:33+08:00", 1).replace(b"ipAddress>", b"ipv6Address>")
+    c = simple_exchange(Conn(dev, srv, 0x76543210, 0x01234567), body, "[fd00::1]:8080")
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
+def null_loopback(out):
+    body = bodies.vmd_xml("127.0.0.1", "2024-05-14T10:21:33+08:00", 1)
+    c = simple_exchange(Conn(("127.0.0.1", 50999), ("127.0.0.1", 8080), 0x0C0FFEE0, 0x0DEADBE0), body, "127.0.0.1:8080")
+    write_pcap(out, LINKTYPE_NULL, frames_of([c], null_loop))
+
+
+def seq_wrap(out):
+    body = line()
+    head = request(body, HOST)
+    # Client: sequence 0 falls 100 bytes into the body. Server: 16 bytes into the response.
+    isn_c = (2**32 - 1 - len(head) - 100) & 0xFFFFFFFF
+    isn_s = 2**32 - 1 - 16
+    c = simple_exchange(Conn(CAM, SRV, isn_c, isn_s), body, HOST, body_segments=2)
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
+def two_interfaces(out):
+    a = simple_exchange(Conn(CAM, SRV, 0x44444444, 0x55555555), vmd(), HOST)
+    dev_b, srv_b = ("10.20.0.5", 50321), ("10.20.0.1", 8080)
+    body_b = bodies.linedetection_xml("10.20.0.5", "2024-05-14T10:21:40+08:00", 1)
+    b = simple_exchange(Conn(dev_b, srv_b, 0x66666666, 0x77777777, t=5.0), body_b, "10.20.0.1:8080")
+    shb = pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    with open(out, "wb") as f:
+        f.write(shb)
+        f.write(pcapng_idb(LINKTYPE_ETHERNET, "eth0"))
+        for ts, d, p in a.packets:
+            f.write(pcapng_epb(0, ts, ether(p, d)))
+        # The second interface is described only where it is first used, so readers that stop
+        # at an interface of another link type (libpcap) still analyse the first exchange.
+        f.write(pcapng_idb(LINKTYPE_RAW, "tun0"))
+        for ts, d, p in b.packets:
+            f.write(pcapng_epb(1, ts, p))
+
+
+def reset_midbody(out):
+    body = line()
+    c = Conn(CAM, SRV, 0x0F0F0F0F, 0x70707070)
+    c.handshake()
+    c.send("c", request(body, HOST))
+    c.send("c", body[: len(body) // 2])
+    c.pkt("s", RST | ACK, dt=0.05)
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
+def cut_mid_record(out):
+    a = simple_exchange(Conn(CAM, SRV, 0x12121212, 0x34343434), vmd(), HOST)
+    body = line()
+    b = Conn((CAM[0], 50113), SRV, 0x56565656, 0x78787878, t=1.0)
+    b.handshake()
+    b.send("c", request(body, HOST))
+    b.pkt("c", PSH | ACK, body)  # the last record: cut in half below
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([a, b], ether))
+    with open(out, "rb") as f:
+        data = f.read()
+    last_len = 14 + 20 + 20 + len(body)
+    keep = len(data) - last_len + (16 + last_len) // 2 - 16  # record header + half the record
+    with open(out, "wb") as f:
+        f.write(data[:keep])
+
+
+def not_a_capture(out):
+    with open(out, "w") as f:
+        f.write(
+            "This is not a packet capture.\n"
+            "It is a plain text file that alarmscope must refuse with a clear error\n"
+            "(not a pcap or pcapng file) instead of crashing or reporting an empty capture.\n"
+        )
+
+
+CRAFTED = {
+    "out-of-order.pcap": out_of_order,
+    "retransmit-overlap.pcap": retransmit_overlap,
+    "capture-gap.pcap": capture_gap,
+    "midstream.pcap": midstream,
+    "truncated-snaplen.pcap": truncated_snaplen,
+    "sll.pcap": sll_file,
+    "vlan-qinq.pcap": vlan_qinq,
+    "ipv6.pcap": ipv6,
+    "null-loopback.pcap": null_loopback,
+    "seq-wrap.pcap": seq_wrap,
+    "two-interfaces.pcapng": two_interfaces,
+    "reset-midbody.pcap": reset_midbody,
+    "cut-mid-record.pcap": cut_mid_record,
+    "not-a-capture.txt": not_a_capture,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    ap.add_argument("names", nargs="*")
+    a = ap.parse_args()
+    for n in a.names or CRAFTED:
+        if n not in CRAFTED:
+            sys.exit(f"unknown sample {n}; known: {', '.join(CRAFTED)}")
+        path = os.path.join(os.path.abspath(a.out), n)
+        CRAFTED[n](path)
+        print(f"{n}: {os.path.getsize(path)} bytes", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

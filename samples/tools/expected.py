@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Write samples/expected.json: what a correct analyser must report for every sample.
+
+The expectations are DECLARED here from the design of each sample (what record.py made the
+device and the listener do, what craft.py put in each file); nothing is measured from a capture.
+Only byte sizes are computed, from the same body builders the generators use (bodies.py), so
+they cannot drift from the bodies actually sent.
+
+    python3 samples/tools/expected.py [--out FILE]
+
+Keys per sample (a key is left out when the design does not fix its value for sure):
+  note, connections, requests, verdicts{ok,error_status,no_response,incomplete},
+  handshake{complete,unanswered,refused,not_seen}, min_stalls, capture_gap_bytes,
+  truncated_frames, exchanges[{method,path,status,verdict,event_type,event_state,parts,
+  part_bytes,retry}] in request time order; min_requests and warning where exact counts cannot
+  be promised; error for a file that is not a capture. status is null when no response came.
+  min_stalls counts requests without a 200 OK (each starts a stall until the device's next
+  request or the end of the capture).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bodies  # noqa: E402
+import craft  # noqa: E402
+import record  # noqa: E402
+
+
+def ex(event_type, status=200, verdict="ok", state="active", parts=0, part_bytes=(), retry=False):
+    e = {"method": "POST", "path": "/alarm", "status": status, "verdict": verdict}
+    if event_type is not None:
+        e["event_type"] = event_type
+        e["event_state"] = state
+    e.update({"parts": parts, "part_bytes": list(part_bytes), "retry": retry})
+    return e
+
+
+def sample(note, connections=None, requests=None, ok=0, error_status=0, no_response=0, incomplete=0,
+           complete=0, unanswered=0, refused=0, not_seen=0, min_stalls=0, capture_gap_bytes=0,
+           truncated_frames=0, exchanges=None, verdicts=True, handshake=True):
+    d = {"note": note}
+    if connections is not None:
+        d["connections"] = connections
+    if requests is not None:
+        d["requests"] = requests
+    if verdicts:
+        d["verdicts"] = {"ok": ok, "error_status": error_status, "no_response": no_response, "incomplete": incomplete}
+    if handshake:
+        d["handshake"] = {"complete": complete, "unanswered": unanswered, "refused": refused, "not_seen": not_seen}
+    if min_stalls is not None:
+        d["min_stalls"] = min_stalls
+    if capture_gap_bytes is not None:
+        d["capture_gap_bytes"] = capture_gap_bytes
+    if truncated_frames is not None:
+        d["truncated_frames"] = truncated_frames
+    if exchanges is not None:
+        d["exchanges"] = exchanges
+    return d
+
+
+def build():
+    anpr = [bodies.anpr_multipart(record.ANPR_IP, i)[1] for i in range(2)]
+    cut_frames, cut_bytes = craft.truncated_counts()
+    gap = craft.GAP_HI - craft.GAP_LO
+    E = {}
+
+    # ---- recorded over loopback (record.py) ----
+    E["xml-ok.pcap"] = sample(
+        "Camera 127.0.0.10 posts 3 XML events (VMD, linedetection, VMD), one connection each; "
+        "the server answers each with 200 OK and closes.",
+        3, 3, ok=3, complete=3,
+        exchanges=[ex("VMD"), ex("linedetection"), ex("VMD")])
+    E["json-ok.pcap"] = sample(
+        "Access terminal 127.0.0.30 posts 3 JSON events (AccessControllerEvent, heartBeat, "
+        "AccessControllerEvent), one connection each, all answered 200.",
+        3, 3, ok=3, complete=3,
+        exchanges=[ex("AccessControllerEvent"), ex("heartBeat"), ex("AccessControllerEvent")])
+    E["multipart-anpr.pcap"] = sample(
+        "ANPR camera 127.0.0.20 posts 2 multipart/form-data events (boundary MIME_boundary): "
+        "anpr.xml, licensePlatePicture.jpg, detectionPicture.jpg; both answered 200.",
+        2, 2, ok=2, complete=2,
+        exchanges=[ex("ANPR", parts=3, part_bytes=anpr[0]), ex("ANPR", parts=3, part_bytes=anpr[1])])
+    E["keepalive.pcap"] = sample(
+        "4 VMD events on ONE keep-alive connection; the server answers each 200 with "
+        "Connection: keep-alive; the device closes after the 4th.",
+        1, 4, ok=4, complete=1,
+        exchanges=[ex("VMD")] * 4)
+    E["stall-no-answer.pcap"] = sample(
+        "Event 1 (VMD) answered 200. Event 2 (linedetection) read but never answered: the device "
+        "waits 2 s, closes, re-sends the same body on a new connection (retry), also unanswered "
+        "for 2 s; only then event 3 (VMD) goes out, answered 200. Event 3 is held ~4.7 s.",
+        4, 4, ok=2, no_response=2, complete=4, min_stalls=2,
+        exchanges=[ex("VMD"), ex("linedetection", status=None, verdict="no_response"),
+                   ex("linedetection", status=None, verdict="no_response", retry=True), ex("VMD")])
+    E["error-503.pcap"] = sample(
+        "3 events, one connection each; the server answers the 2nd (linedetection) with 503 "
+        "Service Unavailable (23-byte body); the device does not retry after an error status.",
+        3, 3, ok=2, error_status=1, complete=3, min_stalls=1,
+        exchanges=[ex("VMD"), ex("linedetection", status=503, verdict="error_status"), ex("VMD")])
+    E["server-close.pcap"] = sample(
+        "Extra sample. Event 1 answered 200; event 2 (linedetection) is read and the server "
+        "closes (FIN) without answering; the device re-sends the same body at once on a new "
+        "connection and gets 200.",
+        3, 3, ok=2, no_response=1, complete=3, min_stalls=1,
+        exchanges=[ex("VMD"), ex("linedetection", status=None, verdict="no_response"),
+                   ex("linedetection", retry=True)])
+    E["refused.pcap"] = sample(
+        "Nothing listens on the port: the device's SYN is answered with RST,ACK; it tries once "
+        "more 0.3 s later, refused again. No request is sent.",
+        2, 0, refused=2, exchanges=[])
+    E["syn-unanswered.pcap"] = sample(
+        "A firewall rule drops SYNs to the port: two connection attempts (new source port each), "
+        "each SYN retransmitted by the kernel (3 SYNs per attempt on this kernel, 2-3 elsewhere), "
+        "never answered. No request is sent.",
+        2, 0, unanswered=2, exchanges=[])
+    E["chunked-continue.pcap"] = sample(
+        "Connection 1: linedetection XML sent with Transfer-Encoding: chunked (180-byte chunks), "
+        "answered 200. Connection 2: VMD with Expect: 100-continue: server sends 100 Continue, "
+        "then the body comes, then 200.",
+        2, 2, ok=2, complete=2,
+        exchanges=[ex("linedetection"), ex("VMD")])
+    E["any-sll2.pcap"] = sample(
+        "tcpdump -i any -y LINUX_SLL2 (linktype 276, Linux cooked v2): 2 XML events (VMD, "
+        "linedetection), one connection each, both answered 200. Each packet appears once.",
+        2, 2, ok=2, complete=2,
+        exchanges=[ex("VMD"), ex("linedetection")])
+
+    # ---- crafted (craft.py) ----
+    E["out-of-order.pcap"] = sample(
+        "One linedetection POST; its body is 3 segments delivered last-first (3, 2, 1) with the "
+        "server dup-ACKing until the hole fills; answered 200.",
+        1, 1, ok=1, complete=1, exchanges=[ex("linedetection")])
+    E["retransmit-overlap.pcap"] = sample(
+        "One VMD POST whose body comes with an exact retransmission, a consistent overlapping "
+        "segment, and an overlapping segment whose old bytes differ (eventType VMD re-sent as "
+        "BAD) plus new correct bytes; the first arrival wins so the event is VMD; answered 200.",
+        1, 1, ok=1, complete=1, exchanges=[ex("VMD")])
+    E["capture-gap.pcap"] = sample(
+        f"One linedetection POST; body bytes {craft.GAP_LO}..{craft.GAP_HI} ({gap} bytes, one "
+        "segment) are missing from the capture but ACKed by the server; answered 200. The event "
+        "fields are not asserted (the body has a hole).",
+        1, 1, ok=1, complete=1, capture_gap_bytes=gap, exchanges=[ex(None)])
+    E["midstream.pcap"] = sample(
+        "Capture starts inside a keep-alive connection, in the second half of request 1's body, "
+        "followed by its 200 OK (a response with no request seen: not an exchange). Then a "
+        "complete request 2 (VMD) answered 200. No SYN seen. capture_gap_bytes is not asserted "
+        "(what came before the capture is unknowable).",
+        1, 1, ok=1, not_seen=1, capture_gap_bytes=None, exchanges=[ex("VMD")])
+    E["truncated-snaplen.pcap"] = sample(
+        f"One VMD POST answered 200, captured with snaplen {craft.SNAPLEN}: packet headers "
+        f"visible, the {cut_frames} data frames (request head, body, response) cut, {cut_bytes} "
+        "payload bytes missing in all. HTTP results are not asserted.",
+        1, None, complete=1, capture_gap_bytes=cut_bytes, truncated_frames=cut_frames,
+        min_stalls=None, verdicts=False)
+    E["sll.pcap"] = sample(
+        "Linux cooked v1 (linktype 113) capture on the server: one VMD POST answered 200.",
+        1, 1, ok=1, complete=1, exchanges=[ex("VMD")])
+    E["vlan-qinq.pcap"] = sample(
+        "Ethernet with an 802.1ad S-tag (VLAN 100) and an 802.1Q C-tag (VLAN 20): one "
+        "linedetection POST answered 200.",
+        1, 1, ok=1, complete=1, exchanges=[ex("linedetection")])
+    E["ipv6.pcap"] = sample(
+        "Ethernet IPv6: device [fd00::10]:50444 -> [fd00::1]:8080, one VMD POST (ipv6Address in "
+        "the body) answered 200.",
+        1, 1, ok=1, complete=1, exchanges=[ex("VMD")])
+    E["null-loopback.pcap"] = sample(
+        "BSD NULL/loopback (linktype 0), family 2 little-endian: 127.0.0.1:50999 -> "
+        "127.0.0.1:8080, one VMD POST answered 200.",
+        1, 1, ok=1, complete=1, exchanges=[ex("VMD")])
+    E["seq-wrap.pcap"] = sample(
+        "ISNs near 2^32: the client's sequence number wraps 100 bytes into the linedetection "
+        "body (sent in 2 segments), the server's 16 bytes into the 200 OK.",
+        1, 1, ok=1, complete=1, exchanges=[ex("linedetection")])
+    E["two-interfaces.pcapng"] = sample(
+        "pcapng, interface 0 Ethernet (eth0): VMD POST 192.168.1.64 -> 192.168.1.10:8080, 200; "
+        "interface 1 raw IP (linktype 101, tun0, its IDB placed after the first exchange): "
+        "linedetection POST 10.20.0.5 -> 10.20.0.1:8080, 200. libpcap stops at the second IDB "
+        "(different link type); alarmscope reads on with its own pcapng reader and says so in a "
+        "warning, so both exchanges are reported: 2 connections, 2 ok.",
+        2, 2, ok=2, complete=2, min_stalls=0,
+        exchanges=[ex("VMD"), ex("linedetection")])
+    E["two-interfaces.pcapng"]["warning"] = True
+    E["reset-midbody.pcap"] = sample(
+        "Linedetection POST: head and half the body sent (ACKed), then the server sends RST: "
+        "the request is incomplete, no response. Event fields not asserted (half a body).",
+        1, 1, incomplete=1, complete=1, min_stalls=1,
+        exchanges=[ex(None, status=None, verdict="incomplete")])
+    E["cut-mid-record.pcap"] = sample(
+        "Valid pcap: connection 1 is a full VMD POST answered 200; connection 2 sends a head and "
+        "its whole body in one segment, and that last record is cut in half (the file ends "
+        "inside it). Request 2 is therefore at best incomplete; the analyser must warn.",
+        2, None, complete=2, min_stalls=1, capture_gap_bytes=None, truncated_frames=None,
+        verdicts=False)
+    E["cut-mid-record.pcap"].update({"min_requests": 2, "warning": True})
+    E["not-a-capture.txt"] = {"note": "A text file: must be refused with an error, no report.", "error": True}
+    return E
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "expected.json"))
+    a = ap.parse_args()
+    with open(a.out, "w") as f:
+        json.dump(build(), f, indent=2)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,598 @@
+//! `simulate --serve-isapi`: the device's configuration side. Answers the httpHosts calls
+//! (capabilities, list GET/PUT, one slot GET/PUT, test) behind HTTP digest authentication, in XML
+//! or JSON like a camera or an access terminal, and keeps the configured hosts that the pushers
+//! then use. Request handling ([`IsapiDevice::handle`]) is pure; [`serve`] is the socket shell.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use digest_auth::{AlgorithmType, AuthContext, AuthorizationHeader, HttpMethod};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::device::hosts::{
+    parse_host_list, render_host_list, render_response_status, render_slot, sniff_format,
+    ApiFormat, HostSlot, ISAPI_NS,
+};
+
+const HOSTS: &str = "/ISAPI/Event/notification/httpHosts";
+const MAX_BODY: usize = 1 << 20;
+
+/// An HTTP answer from the simulated device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsapiResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub www_authenticate: Option<String>,
+}
+
+/// What the shell must do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Send this answer.
+    Now(IsapiResponse),
+    /// Push a test message to this slot's host, then answer with [`IsapiDevice::test_answer`].
+    Test(HostSlot),
+}
+
+/// The simulated device's configuration state.
+#[derive(Debug)]
+pub struct IsapiDevice {
+    pub user: String,
+    pub password: String,
+    pub api: ApiFormat,
+    pub realm: String,
+    hosts: Mutex<Vec<HostSlot>>,
+    nonces: Mutex<VecDeque<String>>,
+    nonce_seq: AtomicU64,
+    /// Bumped on every accepted change, so pushers notice.
+    pub generation: AtomicU64,
+}
+
+fn unused_slot(id: u32, format: ApiFormat) -> HostSlot {
+    HostSlot {
+        id: id.to_string(),
+        url: "/".into(),
+        protocol: "HTTP".into(),
+        format: if format == ApiFormat::Json {
+            "JSON".into()
+        } else {
+            "XML".into()
+        },
+        addressing: "ipaddress".into(),
+        ip_address: "0.0.0.0".into(),
+        port: "80".into(),
+        auth: "none".into(),
+        ..Default::default()
+    }
+}
+
+fn valid_host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+impl IsapiDevice {
+    /// A device with two unused host slots (one when it speaks JSON, like access terminals).
+    pub fn new(user: &str, password: &str, api: ApiFormat, serial: &str) -> Self {
+        let n = if api == ApiFormat::Json { 1 } else { 2 };
+        IsapiDevice {
+            user: user.into(),
+            password: password.into(),
+            api,
+            realm: format!(
+                "IP Camera({})",
+                serial
+                    .chars()
+                    .rev()
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<String>()
+            ),
+            hosts: Mutex::new((1..=n).map(|i| unused_slot(i, api)).collect()),
+            nonces: Mutex::new(VecDeque::new()),
+            nonce_seq: AtomicU64::new(1),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The configured host slots.
+    pub fn hosts(&self) -> Vec<HostSlot> {
+        self.hosts.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// Replace the host slots (used to pre-configure from `--to`).
+    pub fn set_hosts(&self, slots: Vec<HostSlot>) {
+        if let Ok(mut h) = self.hosts.lock() {
+            *h = slots;
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The first slot with an address: where pushes go.
+    pub fn active_host(&self) -> Option<HostSlot> {
+        self.hosts().into_iter().find(|s| !s.is_unused())
+    }
+
+    fn new_nonce(&self) -> String {
+        let n = self.nonce_seq.fetch_add(1, Ordering::SeqCst);
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let nonce = digest_auth::Algorithm::new(AlgorithmType::MD5, false)
+            .hash(format!("{t}:{n}:{}", self.realm).as_bytes());
+        if let Ok(mut q) = self.nonces.lock() {
+            q.push_back(nonce.clone());
+            while q.len() > 256 {
+                q.pop_front();
+            }
+        }
+        nonce
+    }
+
+    fn challenge(&self) -> IsapiResponse {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<userCheck>\n<statusValue>401</statusValue>\n<statusString>Unauthorized</statusString>\n</userCheck>\n";
+        IsapiResponse {
+            status: 401,
+            content_type: "application/xml",
+            body: body.as_bytes().to_vec(),
+            www_authenticate: Some(format!(
+                "Digest qop=\"auth\", realm=\"{}\", nonce=\"{}\", stale=\"FALSE\"",
+                self.realm,
+                self.new_nonce()
+            )),
+        }
+    }
+
+    /// RFC 7616 check of an `Authorization: Digest ...` header with `digest_auth`: recompute the
+    /// response from the known password and compare.
+    pub fn check_auth(
+        &self,
+        method: &str,
+        target: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> bool {
+        let Some(value) = authorization else {
+            return false;
+        };
+        let Ok(hdr) = AuthorizationHeader::parse(value) else {
+            return false;
+        };
+        if hdr.username != self.user || hdr.realm != self.realm || hdr.uri != target {
+            return false;
+        }
+        let known = self
+            .nonces
+            .lock()
+            .map(|q| q.contains(&hdr.nonce))
+            .unwrap_or(false);
+        if !known {
+            return false;
+        }
+        let mut expected = hdr.clone();
+        let ctx = AuthContext::new_with_method(
+            self.user.as_str(),
+            self.password.as_str(),
+            hdr.uri.as_str(),
+            Some(body),
+            HttpMethod::from(method.to_string()),
+        );
+        expected.digest(&ctx);
+        expected.response == hdr.response
+    }
+
+    fn status(&self, code: u16, url: &str, status_code: i64, sub: &str) -> IsapiResponse {
+        IsapiResponse {
+            status: code,
+            content_type: if self.api == ApiFormat::Json {
+                "application/json"
+            } else {
+                "application/xml"
+            },
+            body: render_response_status(url, status_code, sub, self.api),
+            www_authenticate: None,
+        }
+    }
+
+    fn doc(&self, body: Vec<u8>) -> IsapiResponse {
+        let content_type = if sniff_format(&body) == Some(ApiFormat::Json) {
+            "application/json"
+        } else {
+            "application/xml"
+        };
+        IsapiResponse {
+            status: 200,
+            content_type,
+            body,
+            www_authenticate: None,
+        }
+    }
+
+    fn caps(&self) -> Vec<u8> {
+        let n = self.hosts().len();
+        match self.api {
+            ApiFormat::Xml => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HttpHostNotificationCap version=\"2.0\" xmlns=\"{ISAPI_NS}\">\n\
+                 <hostNumber>{n}</hostNumber>\n<urlLen max=\"128\"/>\n<protocolType opt=\"HTTP,HTTPS\"/>\n\
+                 <parameterFormatType opt=\"XML,JSON\"/>\n<addressingFormatType opt=\"ipaddress,hostname\"/>\n\
+                 <ipAddress opt=\"ipv4,ipv6\"/>\n<portNo min=\"1\" max=\"65535\"/>\n<userNameLen min=\"0\" max=\"32\"/>\n\
+                 <passwordLen min=\"0\" max=\"16\"/>\n<httpAuthenticationMethod opt=\"none,MD5digest\"/>\n\
+                 <uploadImagesDataType opt=\"URL,binary\"/>\n<httpBroken opt=\"true,false\" def=\"true\"/>\n</HttpHostNotificationCap>\n"
+            )
+            .into_bytes(),
+            ApiFormat::Json => serde_json::to_vec(&serde_json::json!({ "HttpHostNotificationCap": {
+                "hostNumber": n,
+                "urlLen": {"@max": 128},
+                "protocolType": {"@opt": ["HTTP", "HTTPS"]},
+                "parameterFormatType": {"@opt": ["JSON", "XML"]},
+                "addressingFormatType": {"@opt": ["ipaddress", "hostname"]},
+                "portNo": {"@min": 1, "@max": 65535},
+                "httpAuthenticationMethod": {"@opt": ["none", "MD5digest"]},
+                "SubscribeEventCap": {"heartbeat": {"@min": 1, "@max": 30}, "eventMode": {"@opt": ["all", "list"]}}
+            }}))
+            .unwrap_or_default(),
+        }
+    }
+
+    fn validate(&self, slots: &[HostSlot], known: &[HostSlot]) -> Result<(), &'static str> {
+        for s in slots {
+            if !known.iter().any(|k| k.id == s.id) {
+                return Err("badParameters");
+            }
+            if !matches!(s.protocol.as_str(), "HTTP" | "HTTPS") {
+                return Err("badParameters");
+            }
+            if !s.format.is_empty() && !matches!(s.format.as_str(), "XML" | "JSON") {
+                return Err("badParameters");
+            }
+            match s.port.parse::<u32>() {
+                Ok(p) if (1..=65535).contains(&p) => {}
+                _ => return Err("badParameters"),
+            }
+            let a = s.address();
+            let ok = if s.addressing.eq_ignore_ascii_case("hostname") {
+                valid_host_name(a)
+            } else {
+                a.parse::<std::net::IpAddr>().is_ok()
+            };
+            if !ok || !s.url.starts_with('/') || s.url.len() > 128 {
+                return Err("badParameters");
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, incoming: Vec<HostSlot>, url: &str) -> IsapiResponse {
+        let known = self.hosts();
+        if incoming.is_empty() {
+            return self.status(400, url, 6, "badXmlContent");
+        }
+        if let Err(sub) = self.validate(&incoming, &known) {
+            return self.status(400, url, 6, sub);
+        }
+        let mut merged = known;
+        for s in incoming {
+            if let Some(slot) = merged.iter_mut().find(|k| k.id == s.id) {
+                *slot = s;
+            }
+        }
+        self.set_hosts(merged);
+        self.status(200, url, 1, "ok")
+    }
+
+    /// Answer one authenticated-or-not request. `target` is the request target (path and query).
+    pub fn handle(
+        &self,
+        method: &str,
+        target: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
+        if !self.check_auth(method, target, authorization, body) {
+            return Reply::Now(self.challenge());
+        }
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let wants_json = query
+            .split('&')
+            .any(|kv| kv.eq_ignore_ascii_case("format=json"));
+        // A JSON-only device (access terminal style) refuses requests without ?format=json.
+        if self.api == ApiFormat::Json && !wants_json && path.starts_with(HOSTS) {
+            return Reply::Now(self.status(400, path, 4, "notSupport"));
+        }
+        let rest = path.strip_prefix(HOSTS);
+        let resp = match (method, rest) {
+            ("GET", Some("/capabilities")) => self.doc(self.caps()),
+            ("GET", Some("")) => self.doc(render_host_list(&self.hosts(), self.api)),
+            ("PUT", Some("")) => match parse_host_list(body) {
+                Ok(slots) => self.apply(slots, path),
+                Err(_) => self.status(400, path, 5, "badXmlFormat"),
+            },
+            (m, Some(r)) if r.starts_with('/') => {
+                let r = r.trim_start_matches('/');
+                let (id, tail) = r.split_once('/').unwrap_or((r, ""));
+                let slot = self.hosts().into_iter().find(|s| s.id == id);
+                match (m, tail, slot) {
+                    (_, _, None) => self.status(404, path, 4, "notSupport"),
+                    ("GET", "", Some(s)) => self.doc(render_slot(&s, self.api)),
+                    ("PUT", "", Some(_)) => match parse_host_list(body) {
+                        Ok(slots) if slots.iter().all(|s| s.id == id) => self.apply(slots, path),
+                        Ok(_) => self.status(400, path, 6, "badParameters"),
+                        Err(_) => self.status(400, path, 5, "badXmlFormat"),
+                    },
+                    ("POST", "test", Some(s)) => return Reply::Test(s),
+                    _ => self.status(405, path, 4, "invalidOperation"),
+                }
+            }
+            _ => self.status(404, path, 4, "notSupport"),
+        };
+        Reply::Now(resp)
+    }
+
+    /// The `HttpHostTestResult` after a test push; `error` is None when the host answered 200.
+    pub fn test_answer(&self, error: Option<&str>) -> IsapiResponse {
+        let text = error.unwrap_or("ok");
+        let body = match self.api {
+            ApiFormat::Xml => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HttpHostTestResult version=\"2.0\" xmlns=\"{ISAPI_NS}\">\n<errorDescription>{text}</errorDescription>\n</HttpHostTestResult>\n"
+            )
+            .into_bytes(),
+            ApiFormat::Json => serde_json::to_vec(&serde_json::json!({"HttpHostTestResult": {"errorDescription": text}})).unwrap_or_default(),
+        };
+        self.doc(body)
+    }
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Error",
+    }
+}
+
+fn response_bytes(r: &IsapiResponse) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: keep-alive\r\n",
+        r.status,
+        reason(r.status),
+        r.content_type,
+        r.body.len()
+    );
+    if let Some(w) = &r.www_authenticate {
+        head.push_str(&format!("WWW-Authenticate: {w}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&r.body);
+    out
+}
+
+/// How a test push went: None when the host answered 200, else the device-style error text.
+pub type TestPusher =
+    Arc<dyn Fn(HostSlot) -> futures_util::future::BoxFuture<'static, Option<String>> + Send + Sync>;
+
+/// Serve ISAPI requests on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, dev: Arc<IsapiDevice>, tester: TestPusher) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let dev = dev.clone();
+        let tester = tester.clone();
+        tokio::spawn(async move {
+            let _ = connection(stream, dev, tester).await;
+        });
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    dev: Arc<IsapiDevice>,
+    tester: TestPusher,
+) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        // Read a complete request (head + Content-Length body).
+        let (method, target, auth, head_len, body_len) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 48];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(&buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let get = |name: &str| {
+                        req.headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case(name))
+                            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                    };
+                    let len = get("content-length")
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if len > MAX_BODY {
+                        return Ok(());
+                    }
+                    break (
+                        req.method.unwrap_or("GET").to_string(),
+                        req.path.unwrap_or("/").to_string(),
+                        get("authorization"),
+                        n,
+                        len,
+                    );
+                }
+                Ok(httparse::Status::Partial) if buf.len() < 65_536 => {}
+                _ => return Ok(()),
+            }
+            let n = match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => return Ok(()),
+            };
+            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        };
+        let total = head_len.saturating_add(body_len);
+        while buf.len() < total {
+            let n = match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => return Ok(()),
+            };
+            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        let body = buf.get(head_len..total).unwrap_or_default().to_vec();
+        buf.drain(..total.min(buf.len()));
+        let resp = match dev.handle(&method, &target, auth.as_deref(), &body) {
+            Reply::Now(r) => r,
+            Reply::Test(slot) => {
+                let err = tester(slot).await;
+                dev.test_answer(err.as_deref())
+            }
+        };
+        stream.write_all(&response_bytes(&resp)).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use digest_auth::WwwAuthenticateHeader;
+
+    fn dev(api: ApiFormat) -> IsapiDevice {
+        IsapiDevice::new(
+            "admin",
+            "s3cret!",
+            api,
+            "DS-2CD2387G2-LU20230815CCWR520000001",
+        )
+    }
+
+    /// Do the digest dance the way a client would and return the server's reply.
+    fn call(d: &IsapiDevice, method: &str, target: &str, password: &str, body: &[u8]) -> Reply {
+        let Reply::Now(first) = d.handle(method, target, None, body) else {
+            panic!()
+        };
+        assert_eq!(first.status, 401);
+        let www = first.www_authenticate.unwrap();
+        let mut prompt = WwwAuthenticateHeader::parse(&www).unwrap();
+        let ctx = AuthContext::new_with_method(
+            "admin",
+            password,
+            target,
+            Some(body),
+            HttpMethod::from(method.to_string()),
+        );
+        let auth = prompt.respond(&ctx).unwrap().to_string();
+        d.handle(method, target, Some(&auth), body)
+    }
+
+    fn now(r: Reply) -> IsapiResponse {
+        match r {
+            Reply::Now(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn digest_right_and_wrong_password() {
+        let d = dev(ApiFormat::Xml);
+        assert_eq!(d.realm, "IP Camera(20000001)");
+        let ok = now(call(&d, "GET", HOSTS, "s3cret!", b""));
+        assert_eq!(ok.status, 200);
+        let slots = parse_host_list(&ok.body).unwrap();
+        assert_eq!(slots.len(), 2);
+        assert!(slots.iter().all(HostSlot::is_unused));
+        let bad = now(call(&d, "GET", HOSTS, "wrong", b""));
+        assert_eq!(bad.status, 401);
+        // A made-up nonce is refused even with the right password.
+        let fake = r#"Digest username="admin", realm="IP Camera(20000001)", nonce="abc", uri="/ISAPI/Event/notification/httpHosts", response="0", qop=auth, nc=00000001, cnonce="x""#;
+        assert!(!d.check_auth("GET", HOSTS, Some(fake), b""));
+    }
+
+    #[test]
+    fn put_changes_slot_and_validates() {
+        let d = dev(ApiFormat::Xml);
+        let mut slots = d.hosts();
+        slots[0].ip_address = "127.0.0.1".into();
+        slots[0].port = "8099".into();
+        let doc = render_host_list(&slots, ApiFormat::Xml);
+        let r = now(call(&d, "PUT", HOSTS, "s3cret!", &doc));
+        assert_eq!(r.status, 200);
+        assert!(String::from_utf8_lossy(&r.body).contains("<statusCode>1</statusCode>"));
+        assert_eq!(d.active_host().unwrap().port, "8099");
+        assert_eq!(d.generation.load(Ordering::SeqCst), 1);
+        // Port 0 is refused with statusCode 6.
+        slots[0].port = "0".into();
+        let r = now(call(
+            &d,
+            "PUT",
+            HOSTS,
+            "s3cret!",
+            &render_host_list(&slots, ApiFormat::Xml),
+        ));
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(&r.body)
+            .contains("<subStatusCode>badParameters</subStatusCode>"));
+        assert_eq!(d.active_host().unwrap().port, "8099");
+    }
+
+    #[test]
+    fn json_device_needs_format_json() {
+        let d = dev(ApiFormat::Json);
+        let r = now(call(&d, "GET", HOSTS, "s3cret!", b""));
+        assert_eq!(r.status, 400);
+        let target = format!("{HOSTS}?format=json");
+        let r = now(call(&d, "GET", &target, "s3cret!", b""));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(parse_host_list(&r.body).unwrap().len(), 1);
+        let caps = now(call(
+            &d,
+            "GET",
+            &format!("{HOSTS}/capabilities?format=json"),
+            "s3cret!",
+            b"",
+        ));
+        assert!(String::from_utf8_lossy(&caps.body).contains("HttpHostNotificationCap"));
+    }
+
+    #[test]
+    fn slot_paths_and_test() {
+        let d = dev(ApiFormat::Xml);
+        let r = now(call(&d, "GET", &format!("{HOSTS}/2"), "s3cret!", b""));
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        assert!(
+            body.contains("<HttpHostNotification version=\"2.0\""),
+            "{body}"
+        );
+        assert_eq!(parse_host_list(&r.body).unwrap()[0].id, "2");
+        assert_eq!(
+            now(call(&d, "GET", &format!("{HOSTS}/7"), "s3cret!", b"")).status,
+            404
+        );
+        match call(&d, "POST", &format!("{HOSTS}/1/test"), "s3cret!", b"") {
+            Reply::Test(s) => assert_eq!(s.id, "1"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            now(call(&d, "GET", "/ISAPI/System/unknown", "s3cret!", b"")).status,
+            404
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! Socket shell of the simulator: one push attempt on a new TCP connection, from a chosen source
+//! address, waiting for the answer up to a timeout.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{timeout_at, Instant};
+
+use super::machine::Outcome;
+
+/// Where pushes go: parsed `--to http://HOST:PORT/PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushUrl {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl PushUrl {
+    /// Parse `http://HOST[:PORT][/PATH]` (HOST may be `[v6]`). HTTPS pushes are not simulated.
+    pub fn parse(url: &str) -> Result<PushUrl, String> {
+        let rest = if let Some(r) = url.strip_prefix("http://") {
+            r
+        } else if url.starts_with("https://") {
+            return Err("HTTPS pushes are not simulated; use an http:// URL".into());
+        } else {
+            url
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
+            None => (rest, "/"),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or("unclosed [ in address")?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                None => 80,
+            };
+            (h.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                ),
+                None => (authority.to_string(), 80),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("no host in {url:?}"));
+        }
+        Ok(PushUrl {
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// The `Host` header value.
+    pub fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Source address for device `index` pushing to `target`: its own 127.0.0.x when the target is
+/// IPv4 loopback (Linux routes all of 127/8 to lo), otherwise None (the OS default).
+pub fn source_for(target: IpAddr, index: u32) -> Option<IpAddr> {
+    match target {
+        IpAddr::V4(v4) if v4.is_loopback() => {
+            let n = 2 + (index % 250);
+            Some(IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                0,
+                u8::try_from(n).unwrap_or(2),
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The local address the OS would use towards `target` (a UDP "connect" sends nothing).
+pub fn local_ip_towards(target: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(target).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+async fn connect(target: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let sock = if target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    sock.connect(target).await
+}
+
+/// What the server has sent so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerHead {
+    /// Not a complete response head yet.
+    Partial,
+    /// A complete head with this status code.
+    Status(u16),
+    /// Not HTTP.
+    Garbage,
+}
+
+/// Parse the answer head out of what the server sent so far.
+pub fn answer_status(buf: &[u8]) -> AnswerHead {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => resp
+            .code
+            .map(AnswerHead::Status)
+            .unwrap_or(AnswerHead::Garbage),
+        Ok(httparse::Status::Partial) => AnswerHead::Partial,
+        Err(_) => AnswerHead::Garbage,
+    }
+}
+
+/// One attempt: new connection, send `request`, wait for the answer head until `timeout` after
+/// the start. The connection is closed afterwards, as most devices do.
+pub async fn attempt(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    request: &[u8],
+    timeout: Duration,
+) -> Outcome {
+    let deadline = Instant::now() + timeout;
+    let mut stream = match timeout_at(deadline, connect(target, source)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) | Err(_) => return Outcome::ConnectFailed,
+    };
+    let _ = stream.set_nodelay(true);
+    match timeout_at(deadline, stream.write_all(request)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Outcome::Closed,
+        Err(_) => return Outcome::Timeout,
+    }
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match timeout_at(deadline, stream.read(&mut chunk)).await {
+            Err(_) => return Outcome::Timeout,
+            Ok(Err(_)) | Ok(Ok(0)) => {
+                // Closed or reset; a complete status line before that still counts.
+                return match answer_status(&buf) {
+                    AnswerHead::Status(code) => Outcome::Answered(code),
+                    _ => Outcome::Closed,
+                };
+            }
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                match answer_status(&buf) {
+                    AnswerHead::Status(code) => return Outcome::Answered(code),
+                    AnswerHead::Partial if buf.len() < 65_536 => {}
+                    _ => return Outcome::Closed,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_push_urls() {
+        let table: [(&str, Result<PushUrl, ()>); 6] = [
+            (
+                "http://127.0.0.1:8080/alarm",
+                Ok(PushUrl {
+                    host: "127.0.0.1".into(),
+                    port: 8080,
+                    path: "/alarm".into(),
+                }),
+            ),
+            (
+                "http://server",
+                Ok(PushUrl {
+                    host: "server".into(),
+                    port: 80,
+                    path: "/".into(),
+                }),
+            ),
+            (
+                "10.1.2.3:81",
+                Ok(PushUrl {
+                    host: "10.1.2.3".into(),
+                    port: 81,
+                    path: "/".into(),
+                }),
+            ),
+            (
+                "http://[::1]:9000/x/y",
+                Ok(PushUrl {
+                    host: "::1".into(),
+                    port: 9000,
+                    path: "/x/y".into(),
+                }),
+            ),
+            ("https://a/b", Err(())),
+            ("http://a:notaport/", Err(())),
+        ];
+        for (s, want) in table {
+            assert_eq!(PushUrl::parse(s).map_err(|_| ()), want, "{s}");
+        }
+        assert_eq!(
+            PushUrl::parse("http://[::1]:9000/").unwrap().host_header(),
+            "[::1]:9000"
+        );
+    }
+
+    #[test]
+    fn sources_on_loopback_only() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(source_for(lo, 0), Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(source_for(lo, 9), Some("127.0.0.11".parse().unwrap()));
+        assert_eq!(source_for(lo, 250), Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(source_for("192.0.2.1".parse().unwrap(), 0), None);
+        assert_eq!(source_for("::1".parse().unwrap(), 0), None);
+    }
+
+    #[test]
+    fn status_from_partial_answers() {
+        assert_eq!(answer_status(b"HTTP/1.1 200 OK\r\n"), AnswerHead::Partial);
+        assert_eq!(
+            answer_status(b"HTTP/1.1 200 OK\r\nDate: x\r\n\r\n"),
+            AnswerHead::Status(200)
+        );
+        assert_eq!(
+            answer_status(b"HTTP/1.0 503 Busy\r\n\r\n"),
+            AnswerHead::Status(503)
+        );
+        assert_eq!(answer_status(b"garbage\r\n\r\n"), AnswerHead::Garbage);
+    }
+
+    #[tokio::test]
+    async fn attempt_outcomes_against_local_servers() {
+        use tokio::net::TcpListener;
+        // 200 answer.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let srv = tokio::spawn(async move {
+            let (mut s, peer) = l.accept().await.unwrap();
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            peer.ip()
+        });
+        let src = source_for(addr.ip(), 3);
+        let o = attempt(
+            addr,
+            src,
+            b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            Duration::from_secs(2),
+        )
+        .await;
+        assert_eq!(o, Outcome::Answered(200));
+        assert_eq!(srv.await.unwrap(), "127.0.0.5".parse::<IpAddr>().unwrap());
+        // Silent server: timeout.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            drop(s);
+        });
+        let t0 = Instant::now();
+        let o = attempt(
+            addr,
+            None,
+            b"POST / HTTP/1.1\r\n\r\n",
+            Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(o, Outcome::Timeout);
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        hold.await.unwrap();
+        // Closing server: closed without answer.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 64];
+            let _ = s.read(&mut b).await;
+        });
+        let o = attempt(
+            addr,
+            None,
+            b"POST / HTTP/1.1\r\n\r\n",
+            Duration::from_secs(2),
+        )
+        .await;
+        assert_eq!(o, Outcome::Closed);
+        // Nobody listening: connect failed.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        assert_eq!(
+            attempt(addr, None, b"x", Duration::from_secs(1)).await,
+            Outcome::ConnectFailed
+        );
+    }
+}

@@ -1,0 +1,917 @@
+//! The screen's state and the one place it changes: [`App::update`]. Drawing (`ui`) only reads
+//! it; the terminal shell (`mod.rs`) turns terminal events and feed messages into [`Msg`]s and
+//! carries out the [`Cmd`]s that `update` returns.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+use ratatui::text::Line;
+
+use super::theme::Theme;
+use super::Feed;
+use crate::diagnose::diagnose;
+use crate::model::{Connection, Device, Exchange, ExchangeRef, Report, Stall, Summary};
+use crate::pipeline::Counters;
+use crate::replay::Progress;
+use crate::tcp::Handshake;
+
+/// Shortest time between two diagnosis runs while data streams in (at most ~4 per second).
+pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
+
+/// One list row: a connection and one of its exchanges, or the connection itself when it carried
+/// no request (refused, unanswered SYNs). Indices into [`App::conns`], kept small so the flat
+/// index of a million rows stays a few megabytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowRef {
+    pub conn: u32,
+    /// Index into the connection's exchanges, or [`RowRef::NO_REQUEST`].
+    pub ex: u32,
+}
+
+impl RowRef {
+    pub const NO_REQUEST: u32 = u32::MAX;
+
+    pub fn exchange(self) -> Option<usize> {
+        (self.ex != Self::NO_REQUEST).then_some(self.ex as usize)
+    }
+}
+
+/// Which pane the arrow keys move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    List,
+    Detail,
+}
+
+/// The detail pane's tabs, in the order of the engineer's checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tab {
+    Handshake,
+    Request,
+    Response,
+    Diagnosis,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Handshake, Tab::Request, Tab::Response, Tab::Diagnosis];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Handshake => "Handshake",
+            Tab::Request => "Request",
+            Tab::Response => "Response",
+            Tab::Diagnosis => "Diagnosis",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Tab::Handshake => 0,
+            Tab::Request => 1,
+            Tab::Response => 2,
+            Tab::Diagnosis => 3,
+        }
+    }
+
+    pub fn from_index(i: usize) -> Tab {
+        Tab::ALL.get(i).copied().unwrap_or(Tab::Handshake)
+    }
+}
+
+/// Where the data comes from: a file (which the save key can re-read) or a live feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Replay(PathBuf),
+    Live(String),
+}
+
+/// Everything that can change the state.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one Final report per session: boxing buys nothing
+pub enum Msg {
+    Feed(Feed),
+    /// Periodic: re-run the diagnosis if data changed and the last run is old enough.
+    Tick(Instant),
+    /// Move the selection (list, devices) or scroll (detail) by this many rows.
+    Move(i64),
+    /// Move by a page up (-1) or down (+1).
+    Page(i64),
+    Home,
+    End,
+    ToggleFocus,
+    NextTab,
+    PrevTab,
+    SelectTab(Tab),
+    StartFilter,
+    FilterChar(char),
+    FilterBackspace,
+    /// Keep the filter and leave the input.
+    FilterAccept,
+    /// Clear the filter and leave the input.
+    FilterCancel,
+    ToggleProblems,
+    NextProblem,
+    PrevProblem,
+    ToggleDevices,
+    ToggleHelp,
+    Save,
+    /// The background save finished with this message.
+    SaveDone(String),
+    /// Mouse wheel at a screen position (delta in rows).
+    Scroll {
+        column: u16,
+        row: u16,
+        delta: i64,
+    },
+    /// Left click at a screen position.
+    Click {
+        column: u16,
+        row: u16,
+    },
+    Quit,
+}
+
+/// Work for the shell to do outside the UI thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    /// Re-read `path` with an extractor limited to connection `conn_id` and write its parts to
+    /// `dir`; `prefix` names this exchange's files.
+    Save {
+        path: PathBuf,
+        dir: PathBuf,
+        conn_id: u64,
+        prefix: String,
+    },
+}
+
+/// Screen areas and scroll offsets from the last draw, so mouse clicks and page keys match what
+/// the engineer sees. Written by the renderer (interior mutability: rendering takes `&App`).
+#[derive(Debug, Default)]
+pub struct ViewCache {
+    /// The list's table area, inside the border (first row is the column header).
+    pub list: Cell<Rect>,
+    pub list_offset: Cell<usize>,
+    /// The detail pane (border included) and its text area.
+    pub detail: Cell<Rect>,
+    pub detail_text: Cell<Rect>,
+    /// The devices table area, inside the border.
+    pub devices: Cell<Rect>,
+    pub devices_offset: Cell<usize>,
+}
+
+/// Detail lines of one row and tab, kept until the row, tab or data change.
+pub struct DetailCache {
+    pub key: (RowRef, Tab, u64),
+    pub lines: Rc<Vec<Line<'static>>>,
+}
+
+/// The whole state of the screen.
+pub struct App {
+    pub source: Source,
+    pub theme: Theme,
+    pub conns: Vec<Connection>,
+    by_id: HashMap<u64, usize>,
+    pub devices: Vec<Device>,
+    pub summary: Summary,
+    /// Stalls by the exchange that started them.
+    pub stall_at: HashMap<ExchangeRef, Stall>,
+    pub counters: Counters,
+    pub warnings: Vec<String>,
+    pub progress: Option<Progress>,
+    pub eta_secs: Option<f64>,
+    started: Instant,
+    /// Final report received (replay finished or live session over).
+    pub finished: bool,
+    pub error: Option<String>,
+    /// Data changed since the last diagnosis.
+    dirty: bool,
+    /// Earliest time of the next diagnosis run (paced by how long the last one took).
+    next_refresh: Option<Instant>,
+    /// Bumped whenever the data or rows change (detail cache key).
+    pub data_version: u64,
+    /// Every row, in time order.
+    all_rows: Vec<RowRef>,
+    /// The rows shown (filter and problems-only applied).
+    pub rows: Vec<RowRef>,
+    pub selected: usize,
+    pub focus: Focus,
+    pub tab: Tab,
+    pub detail_scroll: u16,
+    pub show_devices: bool,
+    pub device_selected: usize,
+    pub show_help: bool,
+    pub filter: String,
+    pub filter_editing: bool,
+    filter_before_edit: String,
+    pub problems_only: bool,
+    /// Footer message (save results, search notes) and whether it is an error.
+    pub status: Option<(String, bool)>,
+    pub saving: bool,
+    pub quit: bool,
+    pub view: ViewCache,
+    pub detail_cache: RefCell<Option<DetailCache>>,
+}
+
+impl App {
+    pub fn new(source: Source, theme: Theme) -> Self {
+        App {
+            source,
+            theme,
+            conns: Vec::new(),
+            by_id: HashMap::new(),
+            devices: Vec::new(),
+            summary: Summary::default(),
+            stall_at: HashMap::new(),
+            counters: Counters::default(),
+            warnings: Vec::new(),
+            progress: None,
+            eta_secs: None,
+            started: Instant::now(),
+            finished: false,
+            error: None,
+            dirty: false,
+            next_refresh: None,
+            data_version: 0,
+            all_rows: Vec::new(),
+            rows: Vec::new(),
+            selected: 0,
+            focus: Focus::List,
+            tab: Tab::Request,
+            detail_scroll: 0,
+            show_devices: false,
+            device_selected: 0,
+            show_help: false,
+            filter: String::new(),
+            filter_editing: false,
+            filter_before_edit: String::new(),
+            problems_only: false,
+            status: None,
+            saving: false,
+            quit: false,
+            view: ViewCache::default(),
+            detail_cache: RefCell::new(None),
+        }
+    }
+
+    /// The source as the header shows it.
+    pub fn source_label(&self) -> String {
+        match &self.source {
+            Source::Replay(p) => format!("replay {}", p.display()),
+            Source::Live(t) => t.clone(),
+        }
+    }
+
+    // ----- data -----
+
+    /// Add or replace connections by id.
+    pub fn upsert(&mut self, conns: Vec<Connection>) {
+        for c in conns {
+            match self.by_id.get(&c.id) {
+                Some(&i) => {
+                    if let Some(slot) = self.conns.get_mut(i) {
+                        *slot = c;
+                    }
+                }
+                None => {
+                    self.by_id.insert(c.id, self.conns.len());
+                    self.conns.push(c);
+                }
+            }
+        }
+        self.dirty = true;
+    }
+
+    fn on_final(&mut self, r: Report) {
+        let s = &r.summary;
+        self.counters = Counters {
+            packets: s.packets,
+            tcp_packets: s.tcp_packets,
+            non_tcp_packets: s.non_tcp_packets,
+            undecodable_frames: s.undecodable_frames,
+            truncated_frames: s.truncated_frames,
+            first_packet: s.first_packet,
+            last_packet: s.last_packet,
+            warnings_dropped: 0,
+        };
+        self.warnings = r.warnings;
+        self.upsert(r.connections);
+        self.finished = true;
+        self.eta_secs = None;
+        self.refresh();
+    }
+
+    fn on_progress(&mut self, p: Progress) {
+        self.progress = Some(p);
+        self.counters.packets = p.packets;
+        if p.file_size > 0 && p.bytes_read > 0 && p.bytes_read < p.file_size {
+            let elapsed = self.started.elapsed().as_secs_f64();
+            let rate = p.bytes_read as f64 / elapsed.max(1e-3);
+            self.eta_secs = Some((p.file_size - p.bytes_read) as f64 / rate.max(1.0));
+        } else {
+            self.eta_secs = None;
+        }
+    }
+
+    /// Re-run the diagnosis over the connections and rebuild the rows (keeping the selection).
+    pub fn refresh(&mut self) {
+        let end = self.counters.last_packet;
+        let f = diagnose(&mut self.conns, &self.counters, end);
+        self.stall_at = f.stalls.into_iter().map(|s| (s.exchange, s)).collect();
+        self.devices = f.devices;
+        self.summary = f.summary;
+        self.dirty = false;
+        self.rebuild_rows();
+    }
+
+    fn rebuild_rows(&mut self) {
+        let keep = self.selected_row();
+        let follow = !self.rows.is_empty() && self.selected + 1 == self.rows.len();
+        let mut keyed: Vec<(i64, u32, u32)> =
+            Vec::with_capacity(self.all_rows.len().max(self.conns.len()));
+        for (ci, c) in self.conns.iter().enumerate() {
+            let Ok(ci) = u32::try_from(ci) else { break };
+            if c.exchanges.is_empty() {
+                keyed.push((c.first_seen.0, ci, RowRef::NO_REQUEST));
+            }
+            for (ei, ex) in c.exchanges.iter().enumerate() {
+                let Ok(ei) = u32::try_from(ei) else { break };
+                if ei == RowRef::NO_REQUEST {
+                    break;
+                }
+                keyed.push((ex.request.time.0, ci, ei));
+            }
+        }
+        keyed.sort_unstable();
+        self.all_rows = keyed
+            .into_iter()
+            .map(|(_, conn, ex)| RowRef { conn, ex })
+            .collect();
+        self.apply_filter(keep, follow);
+    }
+
+    /// Rebuild the shown rows from all rows, keeping `keep` selected when it is still shown.
+    fn apply_filter(&mut self, keep: Option<RowRef>, follow: bool) {
+        let needle = self.filter.to_ascii_lowercase();
+        let problems = self.problems_only;
+        let conns = &self.conns;
+        self.rows = self
+            .all_rows
+            .iter()
+            .copied()
+            .filter(|r| {
+                (!problems || row_is_problem(conns, *r))
+                    && (needle.is_empty() || row_matches(conns, *r, &needle))
+            })
+            .collect();
+        self.data_version = self.data_version.wrapping_add(1);
+        if follow && !self.rows.is_empty() {
+            self.selected = self.rows.len() - 1;
+        } else if let Some(k) = keep {
+            if let Some(pos) = self.rows.iter().position(|r| *r == k) {
+                self.selected = pos;
+            }
+        }
+        self.clamp_selection();
+    }
+
+    fn clamp_selection(&mut self) {
+        if self.selected >= self.rows.len() {
+            self.selected = self.rows.len().saturating_sub(1);
+        }
+        if self.device_selected >= self.devices.len() {
+            self.device_selected = self.devices.len().saturating_sub(1);
+        }
+    }
+
+    // ----- queries -----
+
+    /// Rows before the filter.
+    pub fn total_rows(&self) -> usize {
+        self.all_rows.len()
+    }
+
+    pub fn selected_row(&self) -> Option<RowRef> {
+        self.rows.get(self.selected).copied()
+    }
+
+    pub fn conn(&self, r: RowRef) -> Option<&Connection> {
+        self.conns.get(r.conn as usize)
+    }
+
+    pub fn exchange(&self, r: RowRef) -> Option<(&Connection, Option<&Exchange>)> {
+        let c = self.conn(r)?;
+        match r.exchange() {
+            Some(i) => Some((c, Some(c.exchanges.get(i)?))),
+            None => Some((c, None)),
+        }
+    }
+
+    /// Seconds of the stall an exchange started, if it started one.
+    pub fn stall_seconds(&self, c: &Connection, ex: &Exchange) -> Option<f64> {
+        self.stall(c, ex).map(|s| s.seconds)
+    }
+
+    /// The stall an exchange started, if it started one.
+    pub fn stall(&self, c: &Connection, ex: &Exchange) -> Option<&Stall> {
+        self.stall_at.get(&ExchangeRef {
+            connection: c.id,
+            index: ex.index,
+        })
+    }
+
+    pub fn is_problem(&self, r: RowRef) -> bool {
+        row_is_problem(&self.conns, r)
+    }
+
+    /// Rows in the list viewport (from the last draw; a sane default before the first).
+    fn list_page(&self) -> usize {
+        let h = self.view.list.get().height as usize;
+        h.saturating_sub(1).max(1)
+    }
+
+    fn detail_page(&self) -> u16 {
+        self.view.detail_text.get().height.max(1)
+    }
+
+    fn devices_page(&self) -> usize {
+        (self.view.devices.get().height as usize)
+            .saturating_sub(1)
+            .max(1)
+    }
+
+    // ----- input -----
+
+    /// Map a key to a message, given the current mode (filter input, help, normal).
+    pub fn key_to_msg(&self, key: KeyEvent) -> Option<Msg> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c')) {
+            return Some(Msg::Quit);
+        }
+        if self.filter_editing {
+            return match key.code {
+                KeyCode::Esc => Some(Msg::FilterCancel),
+                KeyCode::Enter => Some(Msg::FilterAccept),
+                KeyCode::Backspace => Some(Msg::FilterBackspace),
+                KeyCode::Char(c) if !ctrl => Some(Msg::FilterChar(c)),
+                KeyCode::Up => Some(Msg::Move(-1)),
+                KeyCode::Down => Some(Msg::Move(1)),
+                _ => None,
+            };
+        }
+        if self.show_help {
+            return match key.code {
+                KeyCode::Char('q') => Some(Msg::Quit),
+                _ => Some(Msg::ToggleHelp),
+            };
+        }
+        let msg = match key.code {
+            KeyCode::Char('q') => Msg::Quit,
+            KeyCode::Esc => Msg::Quit,
+            KeyCode::Up | KeyCode::Char('k') => Msg::Move(-1),
+            KeyCode::Down | KeyCode::Char('j') => Msg::Move(1),
+            KeyCode::PageUp => Msg::Page(-1),
+            KeyCode::PageDown | KeyCode::Char(' ') => Msg::Page(1),
+            KeyCode::Home | KeyCode::Char('g') => Msg::Home,
+            KeyCode::End | KeyCode::Char('G') => Msg::End,
+            KeyCode::Enter | KeyCode::Tab | KeyCode::BackTab => Msg::ToggleFocus,
+            KeyCode::Left | KeyCode::Char('h') => Msg::PrevTab,
+            KeyCode::Right | KeyCode::Char('l') => Msg::NextTab,
+            KeyCode::Char(c @ '1'..='4') => {
+                Msg::SelectTab(Tab::from_index((c as usize).saturating_sub('1' as usize)))
+            }
+            KeyCode::Char('/') => Msg::StartFilter,
+            KeyCode::Char('p') => Msg::ToggleProblems,
+            KeyCode::Char('n') => Msg::NextProblem,
+            KeyCode::Char('N') => Msg::PrevProblem,
+            KeyCode::Char('d') => Msg::ToggleDevices,
+            KeyCode::Char('s') => Msg::Save,
+            KeyCode::Char('?') => Msg::ToggleHelp,
+            _ => return None,
+        };
+        Some(msg)
+    }
+
+    /// Map a mouse event: wheel scrolls what is under the pointer, a left click selects.
+    pub fn mouse_to_msg(&self, m: MouseEvent) -> Option<Msg> {
+        let (column, row) = (m.column, m.row);
+        match m.kind {
+            MouseEventKind::ScrollDown => Some(Msg::Scroll {
+                column,
+                row,
+                delta: 3,
+            }),
+            MouseEventKind::ScrollUp => Some(Msg::Scroll {
+                column,
+                row,
+                delta: -3,
+            }),
+            MouseEventKind::Down(MouseButton::Left) => Some(Msg::Click { column, row }),
+            _ => None,
+        }
+    }
+
+    // ----- update -----
+
+    /// Apply one message. Returns work for the shell, if any.
+    pub fn update(&mut self, msg: Msg) -> Option<Cmd> {
+        if !matches!(msg, Msg::Feed(_) | Msg::Tick(_) | Msg::SaveDone(_)) && !self.saving {
+            // A key or click dismisses the last note.
+            self.status = None;
+        }
+        match msg {
+            Msg::Feed(f) => self.on_feed(f),
+            Msg::Tick(now) => {
+                if self.dirty && self.next_refresh.is_none_or(|t| now >= t) {
+                    let t0 = Instant::now();
+                    self.refresh();
+                    // A diagnosis over a million rows takes a while: never spend more than a
+                    // fifth of the time on it.
+                    self.next_refresh =
+                        Some(now + REFRESH_EVERY.max(t0.elapsed().saturating_mul(4)));
+                }
+            }
+            Msg::Move(d) => self.move_by(d),
+            Msg::Page(d) => {
+                let page = match (self.show_devices, self.focus) {
+                    (true, _) => self.devices_page() as i64,
+                    (false, Focus::List) => self.list_page() as i64,
+                    (false, Focus::Detail) => i64::from(self.detail_page()),
+                };
+                self.move_by(d.saturating_mul(page));
+            }
+            Msg::Home => self.move_by(i64::MIN / 2),
+            Msg::End => self.move_by(i64::MAX / 2),
+            Msg::ToggleFocus => {
+                if !self.show_devices {
+                    self.focus = match self.focus {
+                        Focus::List => Focus::Detail,
+                        Focus::Detail => Focus::List,
+                    };
+                }
+            }
+            Msg::NextTab => self.set_tab(Tab::from_index((self.tab.index() + 1) % 4)),
+            Msg::PrevTab => self.set_tab(Tab::from_index((self.tab.index() + 3) % 4)),
+            Msg::SelectTab(t) => self.set_tab(t),
+            Msg::StartFilter => {
+                self.filter_editing = true;
+                self.filter_before_edit = self.filter.clone();
+            }
+            Msg::FilterChar(c) => {
+                if self.filter.chars().count() < 200 {
+                    self.filter.push(c);
+                    self.refilter();
+                }
+            }
+            Msg::FilterBackspace => {
+                self.filter.pop();
+                self.refilter();
+            }
+            Msg::FilterAccept => self.filter_editing = false,
+            Msg::FilterCancel => {
+                self.filter_editing = false;
+                self.filter.clear();
+                self.refilter();
+            }
+            Msg::ToggleProblems => {
+                self.problems_only = !self.problems_only;
+                self.refilter();
+            }
+            Msg::NextProblem => self.jump_problem(true),
+            Msg::PrevProblem => self.jump_problem(false),
+            Msg::ToggleDevices => {
+                self.show_devices = !self.show_devices;
+            }
+            Msg::ToggleHelp => self.show_help = !self.show_help,
+            Msg::Save => return self.save(),
+            Msg::SaveDone(m) => {
+                self.saving = false;
+                let is_err = m.starts_with("save failed");
+                self.status = Some((m, is_err));
+            }
+            Msg::Scroll { column, row, delta } => {
+                let p = Position { x: column, y: row };
+                if !self.show_devices && self.view.detail.get().contains(p) {
+                    self.detail_scroll =
+                        clamp_scroll(i64::from(self.detail_scroll).saturating_add(delta));
+                    self.clamp_detail_scroll();
+                } else if self.show_devices {
+                    self.move_devices(delta);
+                } else {
+                    self.move_list(delta);
+                }
+            }
+            Msg::Click { column, row } => self.click(column, row),
+            Msg::Quit => self.quit = true,
+        }
+        None
+    }
+
+    fn on_feed(&mut self, f: Feed) {
+        match f {
+            Feed::Progress(p) => self.on_progress(p),
+            Feed::Upsert(c) => {
+                self.upsert(c);
+                if self.next_refresh.is_none() && self.rows.is_empty() {
+                    // Show the first rows at once; later refreshes are paced by Tick.
+                    self.refresh();
+                    self.next_refresh = Some(Instant::now() + REFRESH_EVERY);
+                }
+            }
+            Feed::Final(r) => self.on_final(r),
+            Feed::Error(e) => self.error = Some(e),
+        }
+    }
+
+    fn refilter(&mut self) {
+        let keep = self.selected_row();
+        self.apply_filter(keep, false);
+        self.detail_scroll = 0;
+    }
+
+    fn set_tab(&mut self, t: Tab) {
+        if self.tab != t {
+            self.tab = t;
+            self.detail_scroll = 0;
+        }
+    }
+
+    fn move_by(&mut self, d: i64) {
+        if self.show_devices {
+            self.move_devices(d);
+        } else if self.focus == Focus::Detail {
+            self.detail_scroll = clamp_scroll(i64::from(self.detail_scroll).saturating_add(d));
+            self.clamp_detail_scroll();
+        } else {
+            self.move_list(d);
+        }
+    }
+
+    fn move_list(&mut self, d: i64) {
+        let before = self.selected;
+        self.selected = step(self.selected, d, self.rows.len());
+        if before != self.selected {
+            self.detail_scroll = 0;
+        }
+    }
+
+    fn move_devices(&mut self, d: i64) {
+        self.device_selected = step(self.device_selected, d, self.devices.len());
+    }
+
+    fn clamp_detail_scroll(&mut self) {
+        let width = self.view.detail_text.get().width.max(1) as usize;
+        let lines = super::detail::cached_lines(self);
+        let rendered: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+        let max = rendered.saturating_sub(self.detail_page() as usize);
+        self.detail_scroll = self
+            .detail_scroll
+            .min(u16::try_from(max).unwrap_or(u16::MAX));
+    }
+
+    fn jump_problem(&mut self, forward: bool) {
+        let n = self.rows.len();
+        if n == 0 {
+            return;
+        }
+        let start = self.selected.min(n - 1);
+        let mut wrapped = false;
+        let mut found = None;
+        for k in 1..=n {
+            let i = if forward {
+                (start + k) % n
+            } else {
+                (start + n - k % n) % n
+            };
+            if self.is_problem_at(i) {
+                wrapped = if forward { i <= start } else { i >= start };
+                found = Some(i);
+                break;
+            }
+        }
+        match found {
+            Some(i) => {
+                if i != self.selected {
+                    self.detail_scroll = 0;
+                }
+                self.selected = i;
+                self.status = wrapped.then(|| ("search wrapped around".to_string(), false));
+            }
+            None => self.status = Some(("no problem rows in this view".to_string(), false)),
+        }
+    }
+
+    fn is_problem_at(&self, i: usize) -> bool {
+        self.rows.get(i).is_some_and(|r| self.is_problem(*r))
+    }
+
+    fn save(&mut self) -> Option<Cmd> {
+        let path = match &self.source {
+            Source::Replay(p) => p.clone(),
+            Source::Live(_) => {
+                self.status = Some((
+                    "save works on a replayed file only (live bodies are not kept)".into(),
+                    true,
+                ));
+                return None;
+            }
+        };
+        if self.saving {
+            self.status = Some(("a save is already running".into(), false));
+            return None;
+        }
+        let Some(r) = self.selected_row() else {
+            self.status = Some(("nothing selected".into(), true));
+            return None;
+        };
+        let (c, ex) = self.exchange(r)?;
+        let Some(ex) = ex else {
+            self.status = Some((
+                "nothing to save: this connection carried no request".into(),
+                true,
+            ));
+            return None;
+        };
+        let prefix = format!("c{}-r{}-", c.id, ex.index);
+        let conn_id = c.id;
+        self.saving = true;
+        self.status = Some((
+            format!("saving connection {conn_id} to ./alarmscope-extract ..."),
+            false,
+        ));
+        Some(Cmd::Save {
+            path,
+            dir: PathBuf::from("alarmscope-extract"),
+            conn_id,
+            prefix,
+        })
+    }
+
+    fn click(&mut self, column: u16, row: u16) {
+        let p = Position { x: column, y: row };
+        if self.show_devices {
+            let area = self.view.devices.get();
+            if area.contains(p) && row > area.y {
+                let i = self.view.devices_offset.get() + (row - area.y - 1) as usize;
+                if i < self.devices.len() {
+                    self.device_selected = i;
+                }
+            }
+            return;
+        }
+        let list = self.view.list.get();
+        if list.contains(p) {
+            self.focus = Focus::List;
+            if row > list.y {
+                let i = self.view.list_offset.get() + (row - list.y - 1) as usize;
+                if i < self.rows.len() && i != self.selected {
+                    self.selected = i;
+                    self.detail_scroll = 0;
+                }
+            }
+            return;
+        }
+        let detail = self.view.detail.get();
+        if detail.contains(p) {
+            self.focus = Focus::Detail;
+            // The tab titles are on the detail pane's first inner row.
+            if row == detail.y.saturating_add(1) {
+                if let Some(t) =
+                    super::detail::tab_at(column.saturating_sub(detail.x.saturating_add(1)))
+                {
+                    self.set_tab(t);
+                }
+            }
+        }
+    }
+}
+
+fn clamp_scroll(v: i64) -> u16 {
+    u16::try_from(v.max(0)).unwrap_or(u16::MAX)
+}
+
+/// Move `cur` by `d` within `0..len`.
+fn step(cur: usize, d: i64, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let cur = i64::try_from(cur).unwrap_or(i64::MAX);
+    let max = i64::try_from(len - 1).unwrap_or(i64::MAX);
+    usize::try_from(cur.saturating_add(d).clamp(0, max)).unwrap_or(0)
+}
+
+/// A failed exchange, or a connection whose handshake failed.
+pub fn row_is_problem(conns: &[Connection], r: RowRef) -> bool {
+    let Some(c) = conns.get(r.conn as usize) else {
+        return false;
+    };
+    match r.exchange() {
+        Some(i) => c.exchanges.get(i).is_some_and(|e| e.verdict.is_problem()),
+        None => matches!(c.handshake, Handshake::Unanswered | Handshake::Refused),
+    }
+}
+
+/// What a connection row without a request shows in the verdict column.
+pub fn no_request_label(c: &Connection) -> &'static str {
+    match c.handshake {
+        Handshake::Unanswered => "unanswered",
+        Handshake::Refused => "refused",
+        Handshake::Complete | Handshake::NotSeen => "no request",
+    }
+}
+
+/// Case-insensitive match of the filter against device, path, event type, plate, status and
+/// verdict. `needle` is lower case.
+fn row_matches(conns: &[Connection], r: RowRef, needle: &str) -> bool {
+    let Some(c) = conns.get(r.conn as usize) else {
+        return false;
+    };
+    if contains_ci(c.device(), needle) {
+        return true;
+    }
+    let Some(ex) = r.exchange().and_then(|i| c.exchanges.get(i)) else {
+        return contains_ci(no_request_label(c), needle);
+    };
+    if contains_ci(&ex.request.path, needle) || contains_ci(ex.verdict.as_str(), needle) {
+        return true;
+    }
+    if let Some(e) = &ex.event {
+        if e.event_type
+            .as_deref()
+            .is_some_and(|t| contains_ci(t, needle))
+            || e.plate.as_deref().is_some_and(|t| contains_ci(t, needle))
+        {
+            return true;
+        }
+    }
+    if let Some(resp) = &ex.response {
+        let mut buf = [0u8; 5];
+        if contains_ci(fmt_status(resp.status, &mut buf), needle) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The status code as text, without allocating (the filter runs over every row).
+fn fmt_status(s: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = s;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("")
+}
+
+/// ASCII case-insensitive substring test; `needle` is already lower case.
+pub fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    if n.is_empty() {
+        return true;
+    }
+    if n.len() > h.len() {
+        return false;
+    }
+    h.windows(n.len())
+        .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_stays_in_range() {
+        assert_eq!(step(0, -1, 10), 0);
+        assert_eq!(step(5, 3, 10), 8);
+        assert_eq!(step(5, 30, 10), 9);
+        assert_eq!(step(5, i64::MIN / 2, 10), 0);
+        assert_eq!(step(5, i64::MAX / 2, 10), 9);
+        assert_eq!(step(3, 1, 0), 0);
+    }
+
+    #[test]
+    fn status_text_and_case_insensitive_match() {
+        let mut b = [0u8; 5];
+        assert_eq!(fmt_status(503, &mut b), "503");
+        assert_eq!(fmt_status(0, &mut b), "0");
+        assert_eq!(fmt_status(65535, &mut b), "65535");
+        assert!(contains_ci("LineDetection", "linedet"));
+        assert!(!contains_ci("VMD", "vmdx"));
+        assert!(contains_ci("x", ""));
+    }
+}

@@ -1,0 +1,574 @@
+//! The detail pane: the selected row's handshake, request, response and diagnosis, one tab each.
+//! Lines are built for one row only and cached until the row, tab or data change.
+
+use std::rc::Rc;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Tabs, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, DetailCache, Focus, RowRef, Tab};
+use super::format::{bytes, num};
+use super::pretty;
+use super::theme::Theme;
+use crate::diagnose::{explain_handshake, explain_verdict, Explanation};
+use crate::model::{Connection, Exchange};
+use crate::tcp::{CloseKind, Direction, Handshake, Side};
+
+/// Lines of pretty-printed body, tree or hex shown at most.
+const MAX_BODY_LINES: usize = 2000;
+const MAX_TREE_LINES: usize = 500;
+const HEX_BYTES: usize = 512;
+
+/// Draw the pane: tab titles on the first inner row, the tab's text below.
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let focused = app.focus == Focus::Detail;
+    let block = Block::bordered()
+        .title(" Detail ")
+        .border_style(if focused {
+            t.focus_border()
+        } else {
+            t.border()
+        });
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    app.view.detail.set(area);
+    let [tabs_area, text_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(inner);
+    app.view.detail_text.set(text_area);
+    let titles: Vec<String> = Tab::ALL
+        .iter()
+        .map(|tab| format!("{} {}", tab.index() + 1, tab.title()))
+        .collect();
+    let tabs = Tabs::new(titles)
+        .select(app.tab.index())
+        .style(t.dim())
+        .highlight_style(
+            t.title()
+                .patch(t.accent())
+                .add_modifier(ratatui::style::Modifier::REVERSED),
+        );
+    f.render_widget(tabs, tabs_area);
+
+    let lines = cached_lines(app);
+    let scroll = app.detail_scroll as usize;
+    let take = scroll
+        .saturating_add(text_area.height as usize)
+        .min(lines.len());
+    // Only the lines up to the bottom of the window are handed to the widget (each source line
+    // renders to at least one row, so that is always enough).
+    let shown: Vec<Line<'static>> = lines.get(..take).unwrap_or(&[]).to_vec();
+    let p = Paragraph::new(shown)
+        .wrap(Wrap { trim: false })
+        .scroll((app.detail_scroll, 0));
+    f.render_widget(p, text_area);
+}
+
+/// Which tab title is at column `x` of the tab row (the widget pads each title by one space
+/// each side and separates titles by a one-column divider).
+pub fn tab_at(x: u16) -> Option<Tab> {
+    let mut start: u16 = 0;
+    for tab in Tab::ALL {
+        let w = (tab.title().len() + 2 + 2) as u16; // "N " + title, plus padding
+        if x >= start && x < start + w {
+            return Some(tab);
+        }
+        start += w + 1;
+    }
+    None
+}
+
+/// The selected row's lines for the current tab, from the cache when still valid.
+pub fn cached_lines(app: &App) -> Rc<Vec<Line<'static>>> {
+    let Some(r) = app.selected_row() else {
+        return Rc::new(vec![Line::from(empty_text(app))]);
+    };
+    let key = (r, app.tab, app.data_version);
+    if let Ok(cache) = app.detail_cache.try_borrow() {
+        if let Some(c) = cache.as_ref().filter(|c| c.key == key) {
+            return c.lines.clone();
+        }
+    }
+    let lines = Rc::new(build(app, r, app.tab));
+    if let Ok(mut cache) = app.detail_cache.try_borrow_mut() {
+        *cache = Some(DetailCache {
+            key,
+            lines: lines.clone(),
+        });
+    }
+    lines
+}
+
+fn empty_text(app: &App) -> String {
+    if app.conns.is_empty() {
+        if app.finished {
+            "No connection in this capture.".into()
+        } else {
+            "Waiting for connections ...".into()
+        }
+    } else {
+        "No row matches the filter.".into()
+    }
+}
+
+/// Build a tab's lines for one row.
+pub fn build(app: &App, r: RowRef, tab: Tab) -> Vec<Line<'static>> {
+    let Some((c, ex)) = app.exchange(r) else {
+        return vec![Line::from("(row no longer available)")];
+    };
+    let t = app.theme;
+    match (tab, ex) {
+        (Tab::Handshake, _) => handshake_lines(t, c),
+        (Tab::Request, Some(ex)) => request_lines(t, ex),
+        (Tab::Response, Some(ex)) => response_lines(t, c, ex),
+        (Tab::Diagnosis, Some(ex)) => diagnosis_lines(app, c, ex),
+        (Tab::Request | Tab::Response, None) => no_request_lines(t, c),
+        (Tab::Diagnosis, None) => {
+            let mut v = vec![heading(t, "Handshake")];
+            v.extend(explanation(t, &explain_handshake(c)));
+            v.extend(connection_problems(t, c));
+            v
+        }
+    }
+}
+
+fn heading(t: Theme, s: &str) -> Line<'static> {
+    Line::from(Span::styled(s.to_string(), t.title()))
+}
+
+fn kv(t: Theme, k: &str, v: String) -> Line<'static> {
+    Line::from(vec![Span::styled(format!("{k}: "), t.dim()), Span::raw(v)])
+}
+
+fn explanation(t: Theme, e: &Explanation) -> Vec<Line<'static>> {
+    vec![
+        Line::from(vec![
+            Span::styled("What:    ", t.title()),
+            Span::raw(e.what.clone()),
+        ]),
+        Line::from(vec![
+            Span::styled("Meaning: ", t.title()),
+            Span::raw(e.meaning.clone()),
+        ]),
+        Line::from(vec![
+            Span::styled("Next:    ", t.title()),
+            Span::raw(e.next.clone()),
+        ]),
+    ]
+}
+
+fn side_name(s: Side) -> &'static str {
+    match s {
+        Side::Client => "device",
+        Side::Server => "server",
+    }
+}
+
+fn close_text(c: &CloseKind) -> String {
+    match c {
+        CloseKind::Fin(s) => format!("FIN by {}", side_name(*s)),
+        CloseKind::Rst(s) => format!("RST by {}", side_name(*s)),
+        CloseKind::Open => "still open at the end".into(),
+    }
+}
+
+fn handshake_name(h: Handshake) -> &'static str {
+    match h {
+        Handshake::Complete => "complete",
+        Handshake::Unanswered => "unanswered",
+        Handshake::Refused => "refused",
+        Handshake::NotSeen => "not seen (capture began later)",
+    }
+}
+
+fn handshake_lines(t: Theme, c: &Connection) -> Vec<Line<'static>> {
+    let hs_style = match c.handshake {
+        Handshake::Complete => t.ok(),
+        Handshake::Unanswered | Handshake::Refused => t.handshake_fail(),
+        Handshake::NotSeen => t.dim(),
+    };
+    let mut v = vec![
+        Line::from(vec![
+            Span::styled(format!("Connection {}: ", c.id), t.title()),
+            Span::raw(format!("{} -> {}", c.client, c.server)),
+        ]),
+        Line::from(vec![
+            Span::styled("handshake: ", t.dim()),
+            Span::styled(handshake_name(c.handshake), hs_style),
+            Span::styled("  SYNs: ", t.dim()),
+            Span::raw(c.syn_attempts.to_string()),
+            Span::styled("  closed: ", t.dim()),
+            Span::raw(close_text(&c.closed)),
+            Span::styled("  packets: ", t.dim()),
+            Span::raw(num(c.packets)),
+        ]),
+    ];
+    if c.retransmissions > 0 || c.gap_bytes != [0, 0] || c.truncated_frames > 0 {
+        v.push(kv(
+            t,
+            "capture",
+            format!(
+                "{} retransmissions, missing {} device->server / {} server->device, {} frames cut",
+                num(c.retransmissions),
+                bytes(c.gap_bytes[0]),
+                bytes(c.gap_bytes[1]),
+                num(c.truncated_frames)
+            ),
+        ));
+    }
+    v.push(Line::default());
+    if c.timeline.is_empty() {
+        v.push(Line::styled(
+            "(no packets kept for this connection)",
+            t.dim(),
+        ));
+    } else {
+        v.push(Line::styled(
+            format!(
+                "{:>12}  {:<14}  {:<11} {:>10} {:>10} {:>6}",
+                "time", "direction", "flags", "seq", "ack", "len"
+            ),
+            t.title(),
+        ));
+        let t0 = c.timeline.first().map(|p| p.ts).unwrap_or(c.first_seen);
+        for p in &c.timeline {
+            let dir = match p.dir {
+                Direction::ClientToServer => "device->server",
+                Direction::ServerToClient => "server->device",
+            };
+            let flags_style = if p.flags.contains("RST") {
+                t.bad()
+            } else if p.flags.contains("SYN") {
+                t.accent()
+            } else {
+                Style::new()
+            };
+            v.push(Line::from(vec![
+                Span::raw(format!(
+                    "{:>12}  {:<14}  ",
+                    format!("+{:.3} ms", p.ts.millis_since(t0)),
+                    dir
+                )),
+                Span::styled(format!("{:<11}", p.flags), flags_style),
+                Span::raw(format!(" {:>10} {:>10} {:>6}", p.seq, p.ack, p.len)),
+            ]));
+        }
+        if c.packets > c.timeline.len() as u64 {
+            v.push(Line::styled(
+                format!(
+                    "... {} more packets not kept",
+                    num(c.packets - c.timeline.len() as u64)
+                ),
+                t.dim(),
+            ));
+        }
+    }
+    v.push(Line::default());
+    v.extend(explanation(t, &explain_handshake(c)));
+    v
+}
+
+fn no_request_lines(t: Theme, c: &Connection) -> Vec<Line<'static>> {
+    let what = match c.handshake {
+        Handshake::Unanswered => format!(
+            "No request: the device sent {} SYN(s) and nothing answered.",
+            c.syn_attempts
+        ),
+        Handshake::Refused => "No request: the server refused the connection (RST).".into(),
+        Handshake::Complete | Handshake::NotSeen => {
+            "No request was sent on this connection.".into()
+        }
+    };
+    vec![
+        Line::styled(what, t.handshake(c.handshake)),
+        Line::from("See the Handshake and Diagnosis tabs."),
+    ]
+}
+
+fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {
+    let rq = &ex.request;
+    let mut v = vec![Line::from(vec![
+        Span::styled(format!("{} ", rq.method), t.title()),
+        Span::raw(rq.path.clone()),
+    ])];
+    v.push(kv(t, "time", format!("{} UTC", rq.time.to_utc_string())));
+    let mut body = bytes(rq.body_bytes);
+    if let Some(cl) = rq.content_length {
+        body.push_str(&format!(" (Content-Length {})", num(cl)));
+    }
+    body.push_str(if rq.complete {
+        ", complete"
+    } else {
+        ", NOT complete"
+    });
+    v.push(kv(t, "body", body));
+    if rq.missing_bytes > 0 {
+        v.push(Line::styled(
+            format!("{} missing from the capture", bytes(rq.missing_bytes)),
+            t.bad(),
+        ));
+    }
+    if let Some(e) = &rq.error {
+        v.push(Line::styled(format!("framing error: {e}"), t.bad()));
+    }
+    if let Some(f) = &ex.injected_fault {
+        v.push(Line::styled(format!("injected fault: {f}"), t.warn()));
+    }
+    v.push(Line::default());
+    v.push(heading(t, "Headers"));
+    if rq.headers.is_empty() {
+        v.push(Line::styled("  (none seen)", t.dim()));
+    }
+    for (k, val) in &rq.headers {
+        v.push(Line::from(vec![
+            Span::styled(format!("  {k}: "), t.accent()),
+            Span::raw(val.clone()),
+        ]));
+    }
+    v.push(Line::default());
+    v.push(heading(t, &format!("Body: {}", ex.body_kind)));
+    if !ex.parts.is_empty() {
+        v.push(Line::styled(
+            format!(
+                "  {:>2}  {:<24} {:<28} {:<16} {:>12}",
+                "#", "name", "filename", "type", "size"
+            ),
+            t.dim(),
+        ));
+        for (i, p) in ex.parts.iter().enumerate() {
+            v.push(Line::from(format!(
+                "  {:>2}  {:<24} {:<28} {:<16} {:>12}",
+                i,
+                p.name.as_deref().unwrap_or("-"),
+                p.filename.as_deref().unwrap_or("-"),
+                p.content_type.as_deref().unwrap_or("-"),
+                bytes(p.bytes)
+            )));
+        }
+    }
+    if let Some(e) = &ex.body_error {
+        v.push(Line::styled(format!("No event: {e}"), t.warn()));
+    }
+    if let Some(e) = &ex.event {
+        let mut parts = Vec::new();
+        let mut add = |k: &str, val: &Option<String>| {
+            if let Some(x) = val {
+                parts.push(format!("{k} {x}"));
+            }
+        };
+        add("type", &e.event_type);
+        add("state", &e.event_state);
+        add("plate", &e.plate);
+        add("ip", &e.device_ip);
+        add("mac", &e.mac);
+        add("channel", &e.channel);
+        add("at", &e.date_time);
+        add("description", &e.description);
+        v.push(Line::from(vec![
+            Span::styled("Event: ", t.title()),
+            Span::raw(parts.join("  ")),
+        ]));
+    }
+    if let Some(d) = &ex.event_detail {
+        for w in &d.warnings {
+            v.push(Line::styled(format!("  warning: {w}"), t.warn()));
+        }
+        v.push(Line::default());
+        v.push(heading(t, "Event tree"));
+        v.extend(
+            pretty::tree_lines(&d.tree, MAX_TREE_LINES)
+                .into_iter()
+                .map(|l| Line::from(format!("  {l}"))),
+        );
+    }
+    if let Some(m) = &ex.metadata {
+        v.push(Line::default());
+        v.extend(metadata_lines(t, ex.body_kind, m));
+    }
+    v
+}
+
+/// The metadata text: indented XML, pretty JSON, or a hex view when it is binary or broken.
+fn metadata_lines(t: Theme, kind: &str, m: &str) -> Vec<Line<'static>> {
+    let mut v = Vec::new();
+    let first = m.trim_start().chars().next();
+    let indent = |l: String| Line::from(format!("  {l}"));
+    if pretty::looks_binary(m) {
+        v.push(heading(
+            t,
+            &format!(
+                "Body bytes (hex, {} shown)",
+                bytes(m.len().min(HEX_BYTES) as u64)
+            ),
+        ));
+        v.extend(
+            pretty::hex_dump(m.as_bytes(), HEX_BYTES)
+                .into_iter()
+                .map(indent),
+        );
+        return v;
+    }
+    match first {
+        Some('<') => {
+            let (lines, err) = pretty::pretty_xml(m, MAX_BODY_LINES);
+            v.push(heading(t, "Metadata (XML)"));
+            if let Some(e) = err {
+                v.push(Line::styled(format!("  {e}"), t.warn()));
+            }
+            v.extend(lines.into_iter().map(indent));
+        }
+        Some('{') | Some('[') => match pretty::pretty_json(m, MAX_BODY_LINES) {
+            Ok(lines) => {
+                v.push(heading(t, "Metadata (JSON)"));
+                v.extend(lines.into_iter().map(indent));
+            }
+            Err(e) => {
+                v.push(heading(t, "Metadata (JSON, as received)"));
+                v.push(Line::styled(format!("  {e}"), t.warn()));
+                v.extend(pretty::raw_lines(m, MAX_BODY_LINES).into_iter().map(indent));
+                v.push(heading(t, "Hex"));
+                v.extend(
+                    pretty::hex_dump(m.as_bytes(), HEX_BYTES)
+                        .into_iter()
+                        .map(indent),
+                );
+            }
+        },
+        _ => {
+            v.push(heading(t, &format!("Body ({kind}, as received)")));
+            v.extend(pretty::raw_lines(m, MAX_BODY_LINES).into_iter().map(indent));
+            v.push(heading(t, "Hex"));
+            v.extend(
+                pretty::hex_dump(m.as_bytes(), HEX_BYTES)
+                    .into_iter()
+                    .map(indent),
+            );
+        }
+    }
+    v
+}
+
+fn response_lines(t: Theme, c: &Connection, ex: &Exchange) -> Vec<Line<'static>> {
+    let Some(r) = &ex.response else {
+        let e = explain_verdict(c, ex, None);
+        return vec![
+            Line::styled("No final response.", t.verdict(ex.verdict)),
+            Line::from(e.what),
+        ];
+    };
+    let style = if r.status == 200 { t.ok() } else { t.warn() };
+    let mut v = vec![Line::from(vec![
+        Span::styled(
+            format!("HTTP {} {}", r.status, r.reason),
+            style.patch(t.title()),
+        ),
+        Span::styled("   latency: ", t.dim()),
+        Span::raw(latency(r.latency_ms)),
+    ])];
+    v.push(kv(t, "time", format!("{} UTC", r.time.to_utc_string())));
+    if !r.interim.is_empty() {
+        let s: Vec<String> = r.interim.iter().map(u16::to_string).collect();
+        v.push(kv(t, "interim", s.join(", ")));
+    }
+    v.push(kv(t, "body", bytes(r.body_bytes)));
+    v.push(Line::default());
+    v.push(heading(t, "Headers"));
+    if r.headers.is_empty() {
+        v.push(Line::styled("  (none seen)", t.dim()));
+    }
+    for (k, val) in &r.headers {
+        v.push(Line::from(vec![
+            Span::styled(format!("  {k}: "), t.accent()),
+            Span::raw(val.clone()),
+        ]));
+    }
+    v
+}
+
+fn diagnosis_lines(app: &App, c: &Connection, ex: &Exchange) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let stall = app.stall(c, ex);
+    let mut v = vec![Line::from(vec![
+        Span::styled("Verdict: ", t.title()),
+        Span::styled(ex.verdict.as_str(), t.verdict(ex.verdict)),
+    ])];
+    v.extend(explanation(
+        t,
+        &explain_verdict(c, ex, stall.map(|s| s.seconds)),
+    ));
+    if let Some(s) = stall {
+        v.push(Line::default());
+        v.push(Line::from(vec![
+            Span::styled("Stall: ", t.title()),
+            Span::styled(format!("{:.1} s", s.seconds), t.bad()),
+            Span::raw(format!(
+                " from {} to {} UTC ({}){}",
+                s.from.to_clock_string(),
+                s.to.to_clock_string(),
+                s.cause,
+                if s.open_ended {
+                    ", still running when the capture ended"
+                } else {
+                    ""
+                }
+            )),
+        ]));
+    }
+    if let Some(of) = ex.retry_of {
+        v.push(kv(
+            t,
+            "Retry of",
+            format!(
+                "connection {} request {} (same body, unanswered)",
+                of.connection, of.index
+            ),
+        ));
+    }
+    if let Some(f) = &ex.injected_fault {
+        v.push(kv(t, "Injected fault", f.clone()));
+    }
+    v.push(Line::default());
+    v.push(heading(t, "Handshake"));
+    v.extend(explanation(t, &explain_handshake(c)));
+    v.extend(connection_problems(t, c));
+    v
+}
+
+fn connection_problems(t: Theme, c: &Connection) -> Vec<Line<'static>> {
+    let mut v = Vec::new();
+    if !c.errors.is_empty() {
+        v.push(Line::default());
+        v.push(heading(t, "HTTP framing problems"));
+        v.extend(
+            c.errors
+                .iter()
+                .map(|e| Line::styled(format!("  {e}"), t.warn())),
+        );
+    }
+    if c.gap_bytes != [0, 0] {
+        v.push(Line::styled(
+            format!(
+                "The capture missed {} device->server and {} server->device on this connection.",
+                bytes(c.gap_bytes[0]),
+                bytes(c.gap_bytes[1])
+            ),
+            t.warn(),
+        ));
+    }
+    v
+}
+
+/// Latency as the list and response tab show it.
+pub fn latency(ms: f64) -> String {
+    if !ms.is_finite() {
+        return "-".into();
+    }
+    if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
