@@ -738,6 +738,9 @@ fn binary_clear_errors_for_port_in_use_and_unwritable_store() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
+/// Acknowledged events by id: (metadata XML, picture).
+type Acked = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
+
 #[test]
 fn kill_9_under_load_keeps_every_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -749,8 +752,7 @@ fn kill_9_under_load_keeps_every_acknowledged_event() {
         store.to_str().unwrap(),
         "--json",
     ]);
-    let acked: Arc<Mutex<HashMap<String, (String, Vec<u8>)>>> =
-        Arc::new(Mutex::new(HashMap::new()));
+    let acked: Acked = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
     for t in 0..12u8 {

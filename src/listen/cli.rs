@@ -132,6 +132,31 @@ impl ListenArgs {
     }
 }
 
+/// The TUI over a running server: connections are upserted as their exchanges arrive; quitting
+/// the TUI stops the server.
+fn run_tui(opts: ListenOptions) -> anyhow::Result<i32> {
+    use crate::tui::Feed;
+    let (rx, handle) = match super::spawn(opts, |u| match u {
+        super::ListenUpdate::Upsert(c) => Some(Feed::Upsert(vec![c])),
+        super::ListenUpdate::Event(_) => None,
+        super::ListenUpdate::Final(r, _) => Some(Feed::Final(*r)),
+        super::ListenUpdate::Error(e) => Some(Feed::Error(e)),
+    }) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("alarmscope: {e}");
+            return Ok(2);
+        }
+    };
+    let title = match &handle.store_dir {
+        Some(d) => format!("listen {} -> {}", handle.local_addr, d.display()),
+        None => format!("listen {} (no store)", handle.local_addr),
+    };
+    let code = crate::tui::run_live(title, rx);
+    handle.join();
+    code
+}
+
 /// Resolves on SIGINT or SIGTERM.
 async fn signalled() {
     #[cfg(unix)]
@@ -158,7 +183,10 @@ async fn signalled() {
 /// Run `listen` headless. Returns the exit code (0; 2 with a one-line error when it cannot start).
 pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
     let opts = a.options();
-    let json = a.json || (!a.text && !std::io::stdout().is_terminal());
+    if !a.json && !a.text && std::io::stdout().is_terminal() {
+        return run_tui(opts);
+    }
+    let json = a.json || !a.text;
     let server = match Server::bind(opts) {
         Ok(s) => s,
         Err(e) => {
