@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Listener benchmark: alarmscope listen (durable store, and --no-store) against a minimal tokio
-# baseline server (reads the body, answers 200, stores nothing), same machine, same run.
+# Listener benchmark: alarmscope listen (durable store, and --no-store) against two baselines
+# that read the body, answer 200 and store nothing, same machine, same run: a Java HttpServer
+# written like the vendor's demo listener (benches/VendorDemoServer.java, the reference the issue
+# names), and a bare hand-written tokio server (a much stricter floor).
 # Load: examples/listen_load.rs, one event per connection (like most devices), CONNS concurrent
 # clients; XML alone and multipart with a ~100 KB picture. Saturation = closed loop (each client
 # sends as soon as answered); latency is then measured open loop at half of each server's
@@ -12,6 +14,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-5}
 conns=${2:-32}
 cargo build --release --quiet --bin alarmscope --example listen_load
+command -v java >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless >/dev/null; }
 tgt=${CARGO_TARGET_DIR:-target}/release
 dir=$(mktemp -d /var/tmp/alarmscope-listen-bench.XXXX)   # on disk (not tmpfs): fsync is real
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -23,6 +26,7 @@ run_server() { # label, port, kind, command...
   "$@" >/dev/null 2>"$dir/server.err" &
   local pid=$!
   sleep 0.7
+  [ "$1" = java ] && sleep 2.5  # source-file mode compiles first
   local sat rate half
   sat=$("$tgt/examples/listen_load" load "127.0.0.1:$port" "$kind" "$conns" "$secs")
   rate=$(echo "$sat" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
@@ -44,7 +48,8 @@ echo "|---|---|---|---|---|---|---|"
 i=0
 for kind in xml multipart; do
   i=$((i + 1))
-  run_server "baseline (bare tokio, no store)" $((port_base + 10 * i)) $kind "$tgt/examples/listen_load" baseline "127.0.0.1:$((port_base + 10 * i))"
+  run_server "baseline: vendor-demo Java HttpServer, no store" $((port_base + 10 * i + 3)) $kind java -Xshare:auto -XX:+UseSerialGC benches/VendorDemoServer.java $((port_base + 10 * i + 3))
+  run_server "baseline: bare tokio, no store" $((port_base + 10 * i)) $kind "$tgt/examples/listen_load" baseline "127.0.0.1:$((port_base + 10 * i))"
   rm -rf "$dir/store"
   run_server "alarmscope listen (durable store)" $((port_base + 10 * i + 1)) $kind "$tgt/alarmscope" listen --bind "127.0.0.1:$((port_base + 10 * i + 1))" --store "$dir/store" --json
   stored=$(wc -l <"$dir/store/index.jsonl")
