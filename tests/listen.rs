@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alarmscope::listen::{spawn, EventRecord, ListenHandle, ListenOptions, ListenUpdate};
-use alarmscope::store::read_index;
+use alarmscope::store::{read_file, read_index};
 
 const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\r\n<ipAddress>10.0.0.5</ipAddress>\r\n<portNo>80</portNo>\r\n<protocol>HTTP</protocol>\r\n<macAddress>44:19:b6:00:00:01</macAddress>\r\n<channelID>1</channelID>\r\n<dateTime>2024-02-29T12:34:56+08:00</dateTime>\r\n<activePostCount>1</activePostCount>\r\n<eventType>VMD</eventType>\r\n<eventState>active</eventState>\r\n<eventDescription>Motion alarm</eventDescription>\r\n</EventNotificationAlert>\r\n";
 
@@ -191,9 +191,20 @@ fn post(srv: &Srv, path: &str, ct: &str, body: &[u8]) -> Resp {
     read_response(&mut s).unwrap()
 }
 
+/// A stored file, read back through the store's index on disk (not from the record itself).
 fn stored_file(store: &Path, rec: &EventRecord, file: &str) -> Vec<u8> {
-    let st = rec.stored.as_ref().expect("stored");
-    std::fs::read(store.join(&st.rel_dir).join(file)).unwrap()
+    let seq = rec.stored.as_ref().expect("stored").seq;
+    let index = read_index(store).unwrap();
+    let line = index
+        .iter()
+        .find(|l| l.seq == seq)
+        .expect("event in the index");
+    let f = line
+        .files
+        .iter()
+        .find(|f| f.file == file)
+        .unwrap_or_else(|| panic!("{file} not in {:?}", line.files));
+    read_file(store, line, f).unwrap()
 }
 
 #[test]
@@ -677,10 +688,14 @@ fn binary_json_lines_and_count_stop() {
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(first["verdict"], "ok");
     assert_eq!(first["event"]["event_type"], "VMD");
-    assert!(first["stored"]["dir"]
+    assert!(first["stored"]["segment"]
         .as_str()
         .unwrap()
         .starts_with(store.to_str().unwrap()));
+    assert!(first["stored"]["rel_dir"]
+        .as_str()
+        .unwrap()
+        .ends_with("-127.0.0.1-VMD"));
     let last: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
     assert_eq!(last["final"], true);
     assert_eq!(last["listen"]["events"], 2);
@@ -800,34 +815,27 @@ fn kill_9_under_load_keeps_every_acknowledged_event() {
         "only {} events acknowledged",
         acked.len()
     );
-    // Every complete index line points at complete files; map them by request path.
+    // Every complete index line points at complete bytes; map them by request path.
     let index = read_index(&store).unwrap();
     let mut by_id = HashMap::new();
     for line in &index {
-        let d = store.join(&line.dir);
+        let mut files = HashMap::new();
         for f in &line.files {
-            let len = std::fs::metadata(d.join(&f.file)).unwrap().len();
-            assert_eq!(len, f.bytes, "{}/{}", line.dir, f.file);
+            let bytes = read_file(&store, line, f)
+                .unwrap_or_else(|e| panic!("{}/{}: {e}", line.dir, f.file));
+            assert_eq!(bytes.len() as u64, f.bytes, "{}/{}", line.dir, f.file);
+            files.insert(f.file.clone(), bytes);
         }
-        let meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(d.join("meta.json")).unwrap()).unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&files["meta.json"]).unwrap();
         let path = meta["request"]["path"].as_str().unwrap().to_string();
-        by_id.insert(path.trim_start_matches("/alarm/").to_string(), d);
+        by_id.insert(path.trim_start_matches("/alarm/").to_string(), files);
     }
     for (id, (xml, pic)) in acked.iter() {
-        let d = by_id
+        let files = by_id
             .get(id)
             .unwrap_or_else(|| panic!("acknowledged event {id} has no index line"));
-        assert_eq!(
-            std::fs::read(d.join("p0-anpr.xml")).unwrap(),
-            xml.as_bytes(),
-            "{id}"
-        );
-        assert_eq!(
-            &std::fs::read(d.join("p1-vehiclePicture.jpg")).unwrap(),
-            pic,
-            "{id}"
-        );
+        assert_eq!(files["p0-anpr.xml"], xml.as_bytes(), "{id}");
+        assert_eq!(&files["p1-vehiclePicture.jpg"], pic, "{id}");
     }
 }
 
@@ -842,14 +850,103 @@ fn client_closing_mid_body_is_incomplete_and_leaves_no_staging() {
     assert_eq!(ev.exchange.verdict.as_str(), "incomplete");
     assert_eq!(ev.exchange.request.body_bytes, XML.len() as u64 - 50);
     assert!(ev.stored.is_none());
-    // The staging directory was removed before the event was reported.
+    // Nothing was indexed and no spool file is left behind.
     let store = srv.store();
     assert!(read_index(&store).unwrap().is_empty());
-    for d in std::fs::read_dir(&store).unwrap().flatten() {
-        if d.path().is_dir() {
-            assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
-        }
-    }
+    assert_eq!(
+        std::fs::read_dir(store.join(alarmscope::store::SPOOL_DIR))
+            .unwrap()
+            .count(),
+        0
+    );
     let summary = srv.stop();
     assert_eq!(summary.incomplete, 1);
+}
+
+#[test]
+fn client_closing_mid_large_body_leaves_no_spool_file() {
+    let srv = Srv::start(|_| {});
+    let pic = picture(1_500_000, 3);
+    let (ct, body) = multipart(&xml_of("ANPR", "cut"), &[("big.jpg", &pic)]);
+    let req = request("/cut", &ct, &body, "");
+    let mut s = srv.connect();
+    // Past the spill threshold (the picture is being spooled), then gone.
+    s.write_all(&req[..1_000_000]).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let spool = srv.store().join(alarmscope::store::SPOOL_DIR);
+    let during = std::fs::read_dir(&spool).unwrap().count();
+    drop(s);
+    let ev = srv.events(1).remove(0);
+    assert_eq!(ev.exchange.verdict.as_str(), "incomplete");
+    assert!(ev.stored.is_none());
+    assert_eq!(during, 1, "the cut event was being spooled");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    assert!(read_index(&srv.store()).unwrap().is_empty());
+    srv.stop();
+}
+
+#[test]
+fn store_ls_and_export_give_back_the_pictures_as_files() {
+    let srv = Srv::start(|_| {});
+    let pic = picture(400_000, 7);
+    let (ct, body) = multipart(
+        &xml_of("ANPR", "export"),
+        &[("licensePlatePicture.jpg", &pic)],
+    );
+    assert_eq!(post(&srv, "/alarm", &ct, &body).status, 200);
+    assert_eq!(
+        post(
+            &srv,
+            "/alarm",
+            "application/xml",
+            xml_of("VMD", "x").as_bytes()
+        )
+        .status,
+        200
+    );
+    let evs = srv.events(2);
+    let store = srv.store();
+    let ls = bin().args(["store", "ls"]).arg(&store).output().unwrap();
+    assert!(
+        ls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        text.contains("p1-licensePlatePicture.jpg 400000B"),
+        "{text}"
+    );
+    assert!(text.contains("2 events"), "{text}");
+    let out = tempfile::tempdir().unwrap();
+    let ex = bin()
+        .args(["store", "export"])
+        .arg(&store)
+        .arg(out.path())
+        .args(["--type", "anpr"])
+        .output()
+        .unwrap();
+    assert!(
+        ex.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ex.stderr)
+    );
+    let anpr = evs
+        .iter()
+        .find(|e| e.exchange.body_kind == "multipart")
+        .unwrap();
+    let dir = out.path().join(&anpr.stored.as_ref().unwrap().rel_dir);
+    assert_eq!(
+        std::fs::read(dir.join("p1-licensePlatePicture.jpg")).unwrap(),
+        pic
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["event"]["event_type"], "ANPR");
+    // Only the ANPR event was exported.
+    let dates: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().collect();
+    assert_eq!(dates.len(), 1);
+    assert_eq!(std::fs::read_dir(dates[0].path()).unwrap().count(), 1);
+    srv.stop();
 }

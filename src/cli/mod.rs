@@ -29,6 +29,8 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
     /// Be the alarm server: store every pushed event durably, answer 200 OK (or fail on purpose).
     Listen(crate::listen::cli::ListenArgs),
+    /// List what `listen` stored, or export it as one directory of files per event.
+    Store(crate::store::cli::StoreArgs),
 }
 
 /// How results are shown.
@@ -99,6 +101,7 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Device(a) => crate::device::run(a),
         Command::Simulate(a) => crate::simulate::run(a),
         Command::Listen(a) => crate::listen::cli::run(a),
+        Command::Store(a) => crate::store::cli::run(a),
     }
 }
 

@@ -202,7 +202,7 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
                 (Some(store), None) => match store.begin(t, &st.conn.client) {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        store_error = Some(format!("cannot create the event directory: {e}"));
+                        store_error = Some(format!("cannot stage the event: {e}"));
                         None
                     }
                 },
@@ -614,11 +614,16 @@ async fn store_event(
     );
     let event_type = ex.event.as_ref().and_then(|e| e.event_type.clone());
     let device = crate::model::host_of(&st.conn.client).to_string();
-    let sealed =
+    // An event held in memory seals without touching a file; a spooled one flushes its spool
+    // file, which is blocking IO and goes to the blocking pool.
+    let sealed = if staging.spilled() {
         tokio::task::spawn_blocking(move || staging.seal(meta, event_type.as_deref(), &device))
             .await
             .map_err(|e| format!("store task: {e}"))?
-            .map_err(|e| format!("writing the event: {e}"))?;
+    } else {
+        staging.seal(meta, event_type.as_deref(), &device)
+    }
+    .map_err(|e| format!("writing the event: {e}"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     store.commit(sealed, move |r| {
         let _ = tx.send(r);

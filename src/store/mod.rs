@@ -2,38 +2,49 @@
 //! decoded metadata and every body part, written and flushed to disk before the listener answers
 //! 200 OK.
 //!
-//! Synchronous code with a small API; the listener drives it from tokio (staging writes go to the
-//! page cache from the connection task, [`Staging::seal`] runs on the blocking pool, and
-//! [`Store::commit`] hands the event to one group-commit thread).
+//! Synchronous code with a small API; the listener drives it from tokio: a [`Staging`] collects
+//! an event's bytes while it is received (in memory, spilling to a spool file past
+//! [`StoreOptions::spill_bytes`]), [`Staging::seal`] adds the metadata, and [`Store::commit`]
+//! hands the event to one group-commit thread, which reports back once it is on disk.
+//!
+//! # Why segments and not a directory per event
+//! Creating a file or directory costs a metadata journal entry and, on some virtual machines,
+//! around a millisecond of kernel CPU; with a directory, a body file and a `meta.json` per event
+//! that alone capped a durable listener far below what devices can push. So events are appended
+//! to a few large *segment* files, one write each, and the hot path creates no file at all
+//! (pictures beyond the spill threshold excepted). `alarmscope store export` writes the familiar
+//! one-directory-per-event tree from a store whenever an engineer wants to browse pictures.
 //!
 //! # Layout (see docs/listen.md)
 //!
 //! ```text
-//! DIR/index.jsonl                                   one JSON line per committed event
-//! DIR/YYYY-MM-DD/<seq>-<device>-<eventType>/meta.json
-//! DIR/YYYY-MM-DD/<seq>-<device>-<eventType>/p<k>-<sanitised part name>   (multipart)
-//! DIR/YYYY-MM-DD/<seq>-<device>-<eventType>/body.<xml|json|bin>          (plain body)
-//! DIR/YYYY-MM-DD/.<seq>.tmp/                        staging (removed on the next start)
+//! DIR/index.jsonl                      one JSON line per committed event (IndexLine)
+//! DIR/YYYY-MM-DD/events-<seq>.seg      segments: each event's body or parts, then its meta.json
+//! DIR/.spool/<seq>.tmp                 large bodies while they arrive (removed on the next start)
 //! ```
+//! Each index line names its segment and, for every file of the event (`meta.json`, then the
+//! body or each part), its byte offset and exact length in that segment.
 //!
-//! # Durability protocol
-//! 1. Parts are streamed into files of the staging directory `DATE/.<seq>.tmp/`.
-//! 2. [`Staging::seal`]: flush and `fdatasync` every part file, write `meta.json` and `fsync` it,
-//!    `fsync` the staging directory (its entries). Concurrent events seal in parallel so the file
-//!    system batches their journal commits.
-//! 3. The commit thread takes every sealed event waiting (a batch), renames each staging directory
-//!    to its final name, `fsync`s each date directory once, appends one line per event to
-//!    `index.jsonl`, `fdatasync`s the index once, and only then reports success for the whole
-//!    batch (group commit). The listener answers 200 OK after that report.
+//! # Durability protocol (group commit, two stages)
+//! 1. The segment writer thread takes every sealed event waiting (a batch) and appends each
+//!    one's bytes to the current segment (a new one on a new UTC date, past
+//!    [`StoreOptions::segment_bytes`], or after a write error); then `fdatasync`s the segment,
+//!    `fsync`s any directory that got a new segment, and passes the batch on.
+//! 2. The index writer thread takes every batch passed on, appends their index lines, `fdatasync`s
+//!    the index once, and only then reports success for those events. The listener answers
+//!    200 OK after that report.
 //!
-//! So an index line exists on disk only for a complete event; a crash between steps leaves at
-//! most a staging directory (deleted on the next open) or a renamed directory with no index line
-//! (never acknowledged; kept, and skipped when numbering). A torn last index line (no final
-//! newline) is cut off on the next open.
+//! One segment flush and one index flush per batch whatever its size, and the index flush of one
+//! batch overlaps the segment flush of the next.
+//!
+//! So an index line exists on disk only for an event whose bytes are all on disk. A crash leaves
+//! at most bytes at the end of a segment that no index line points at (ignored; the next start
+//! opens a new segment rather than appending after them), spool files (deleted on the next start)
+//! and a torn last index line without its newline (cut off on the next start).
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -46,8 +57,10 @@ use crate::time::Timestamp;
 
 /// Name of the index file in the store directory.
 pub const INDEX_FILE: &str = "index.jsonl";
-/// Name of the metadata file in each event directory.
+/// Name of each event's metadata file (in the index and in exports).
 pub const META_FILE: &str = "meta.json";
+/// Directory of spool files for large bodies being received.
+pub const SPOOL_DIR: &str = ".spool";
 
 /// Why the store could not be opened or written, worded for a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +95,11 @@ pub struct StoreOptions {
     pub fsync: bool,
     /// Most events committed in one batch.
     pub max_batch: usize,
+    /// Bytes of one event kept in memory while it arrives; beyond this the event is spooled to a
+    /// file. Bounds the listener's memory: connections x this.
+    pub spill_bytes: usize,
+    /// A segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -89,6 +107,8 @@ impl Default for StoreOptions {
         StoreOptions {
             fsync: true,
             max_batch: 512,
+            spill_bytes: 256 * 1024,
+            segment_bytes: 1 << 30,
         }
     }
 }
@@ -96,8 +116,11 @@ impl Default for StoreOptions {
 /// One file of a stored event, as the index and meta.json list it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct StoredFile {
-    /// File name inside the event directory.
+    /// File name (used by `store export`; sanitised, unique within the event).
     pub file: String,
+    /// Byte offset in the event's segment.
+    #[serde(default)]
+    pub offset: u64,
     /// Exact size in bytes.
     pub bytes: u64,
     /// Part index in the body (absent for the plain body file).
@@ -112,14 +135,16 @@ pub struct StoredFile {
     pub content_type: Option<String>,
 }
 
-/// One line of `index.jsonl`: where a committed event's files are.
+/// One line of `index.jsonl`: a committed event and where its bytes are.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct IndexLine {
     pub seq: u64,
     /// Receive time, seconds since the Unix epoch.
     pub time: f64,
-    /// Event directory relative to the store root, `/`-separated.
+    /// The event's name, `DATE/<seq>-<device>-<eventType>` (its directory in an export).
     pub dir: String,
+    /// Segment holding the event, relative to the store root, `/`-separated.
+    pub segment: String,
     pub client: String,
     pub event_type: Option<String>,
     /// `meta.json` first, then the body or its parts in order.
@@ -130,11 +155,23 @@ pub struct IndexLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredEvent {
     pub seq: u64,
-    /// Absolute event directory.
-    pub dir: PathBuf,
-    /// Relative directory as in the index.
+    /// The event's name as in the index (`DATE/<seq>-<device>-<eventType>`).
     pub rel_dir: String,
+    /// Absolute path of the segment holding its bytes.
+    pub segment: PathBuf,
     pub files: Vec<StoredFile>,
+}
+
+impl StoredEvent {
+    /// Read one of the event's files (by name) back from its segment.
+    pub fn read(&self, file: &str) -> io::Result<Vec<u8>> {
+        let f = self
+            .files
+            .iter()
+            .find(|f| f.file == file)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, file.to_string()))?;
+        read_range(&self.segment, f.offset, f.bytes)
+    }
 }
 
 /// Handle to an open store; cheap to clone, usable from many threads.
@@ -147,8 +184,6 @@ struct Inner {
     root: PathBuf,
     opts: StoreOptions,
     next_seq: AtomicU64,
-    /// Date directories known to exist durably.
-    dates: Mutex<BTreeSet<String>>,
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -162,14 +197,16 @@ struct Job {
 
 impl Store {
     /// Open (creating if needed) the store in `dir`: check it is writable, repair a torn index
-    /// line, remove staging left by a crash, continue the sequence numbers, start the commit
-    /// thread.
+    /// line, clear the spool, continue the sequence numbers, start the commit thread.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let root = dir.canonicalize().map_err(|e| io_err(dir, e))?;
         let probe = root.join(".alarmscope-probe");
         File::create(&probe).map_err(|e| io_err(&root, e))?;
         let _ = fs::remove_file(&probe);
+        let spool = root.join(SPOOL_DIR);
+        let _ = fs::remove_dir_all(&spool);
+        fs::create_dir_all(&spool).map_err(|e| io_err(&spool, e))?;
         let index_path = root.join(INDEX_FILE);
         let mut index = OpenOptions::new()
             .create(true)
@@ -178,27 +215,33 @@ impl Store {
             .open(&index_path)
             .map_err(|e| io_err(&index_path, e))?;
         let max_indexed = repair_index(&mut index, &index_path)?;
-        let (max_dir, dates) = scan_dirs(&root)?;
-        let next = max_indexed.max(max_dir).saturating_add(1);
+        let (max_segment, dates) = scan_segments(&root)?;
+        let next = max_indexed.max(max_segment).saturating_add(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let inner = Arc::new(Inner {
             root: root.clone(),
             opts: opts.clone(),
             next_seq: AtomicU64::new(next),
-            dates: Mutex::new(dates),
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(None),
         });
-        let writer = CommitWriter {
-            root,
+        let index = IndexWriter {
+            root: root.clone(),
             index,
             index_path,
             fsync: opts.fsync,
+        };
+        let writer = CommitWriter {
+            root,
+            fsync: opts.fsync,
             max_batch: opts.max_batch.max(1),
+            segment_bytes: opts.segment_bytes.max(1),
+            dates,
+            current: None,
         };
         let handle = std::thread::Builder::new()
             .name("alarmscope-store".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, index))
             .map_err(|e| io_err(dir, e))?;
         if let Ok(mut t) = inner.thread.lock() {
             *t = Some(handle);
@@ -216,43 +259,23 @@ impl Store {
         self.inner.next_seq.load(Ordering::Relaxed)
     }
 
-    /// Start storing an event received at `received` from `client` ("ip:port"): creates its
-    /// staging directory.
+    /// Start storing an event received at `received` from `client` ("ip:port"). Touches no file:
+    /// the bytes stay in memory until they pass the spill threshold.
     pub fn begin(&self, received: Timestamp, client: &str) -> io::Result<Staging> {
         let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
-        let date = date_of(received);
-        let date_dir = self.inner.root.join(&date);
-        self.ensure_date_dir(&date, &date_dir)?;
-        let tmp = date_dir.join(format!(".{seq:08}.tmp"));
-        fs::create_dir(&tmp)?;
         Ok(Staging {
             seq,
             received,
             client: client.to_string(),
-            date,
-            tmp,
+            spool_dir: self.inner.root.join(SPOOL_DIR),
+            spill_bytes: self.inner.opts.spill_bytes,
+            mem: Vec::new(),
+            spill: None,
+            len: 0,
             files: Vec::new(),
-            open: Vec::new(),
+            current: None,
             error: None,
-            fsync: self.inner.opts.fsync,
         })
-    }
-
-    fn ensure_date_dir(&self, date: &str, date_dir: &Path) -> io::Result<()> {
-        let mut dates = self
-            .inner
-            .dates
-            .lock()
-            .map_err(|_| io::Error::other("store lock poisoned"))?;
-        if dates.contains(date) {
-            return Ok(());
-        }
-        fs::create_dir_all(date_dir)?;
-        if self.inner.opts.fsync {
-            sync_dir(&self.inner.root)?;
-        }
-        dates.insert(date.to_string());
-        Ok(())
     }
 
     /// Queue a sealed event for the group commit; `done` is called from the commit thread once
@@ -309,6 +332,21 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// `len` bytes at `offset` of `path`.
+fn read_range(path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(64 << 20));
+    f.take(len).read_to_end(&mut out)?;
+    if (out.len() as u64) < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{}: segment shorter than the index says", path.display()),
+        ));
+    }
+    Ok(out)
+}
+
 /// Cut a torn last line; return the highest seq in the index (0 if none).
 fn repair_index(index: &mut File, path: &Path) -> Result<u64, StoreError> {
     let len = index.metadata().map_err(|e| io_err(path, e))?.len();
@@ -342,9 +380,9 @@ fn repair_index(index: &mut File, path: &Path) -> Result<u64, StoreError> {
     Ok(max)
 }
 
-/// Remove staging directories; return the highest seq found in event directory names and the
-/// date directories present.
-fn scan_dirs(root: &Path) -> Result<(u64, BTreeSet<String>), StoreError> {
+/// The highest first-seq among segment names (a crash may have left a segment whose events were
+/// never indexed: new events must not reuse its name) and the date directories present.
+fn scan_segments(root: &Path) -> Result<(u64, BTreeSet<String>), StoreError> {
     let mut max = 0u64;
     let mut dates = BTreeSet::new();
     let entries = fs::read_dir(root).map_err(|e| io_err(root, e))?;
@@ -357,13 +395,13 @@ fn scan_dirs(root: &Path) -> Result<(u64, BTreeSet<String>), StoreError> {
         let Ok(inner) = fs::read_dir(e.path()) else {
             continue;
         };
-        for ev in inner.flatten() {
-            let n = ev.file_name().to_string_lossy().into_owned();
-            if n.starts_with('.') && n.ends_with(".tmp") {
-                let _ = fs::remove_dir_all(ev.path());
-                continue;
-            }
-            if let Some(seq) = n.split('-').next().and_then(|s| s.parse::<u64>().ok()) {
+        for seg in inner.flatten() {
+            let n = seg.file_name().to_string_lossy().into_owned();
+            if let Some(seq) = n
+                .strip_prefix("events-")
+                .and_then(|s| s.strip_suffix(".seg"))
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 max = max.max(seq);
             }
         }
@@ -381,35 +419,6 @@ fn is_date(s: &str) -> bool {
                 c.is_ascii_digit()
             }
         })
-}
-
-/// Which stream an open file receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Key {
-    Part(usize),
-    Body,
-    /// Ended; kept open only to be flushed and synced at seal.
-    Closed,
-}
-
-struct OpenPart {
-    key: Key,
-    slot: usize,
-    w: BufWriter<File>,
-}
-
-/// An event being received: its staging directory and the files streamed into it. Implements
-/// [`PartSink`] for multipart bodies; plain bodies go through [`Staging::write_body`].
-pub struct Staging {
-    seq: u64,
-    received: Timestamp,
-    client: String,
-    date: String,
-    tmp: PathBuf,
-    files: Vec<StoredFile>,
-    open: Vec<OpenPart>,
-    error: Option<String>,
-    fsync: bool,
 }
 
 /// File name for part `index` of a multipart body: `p<index>-<sanitised filename or name>`, with
@@ -444,6 +453,32 @@ pub fn extension_for(content_type: Option<&str>) -> &'static str {
     }
 }
 
+/// Which stream the next bytes belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Part(usize),
+    Body,
+}
+
+/// An event being received: its bytes (body or parts back to back, offsets relative to the
+/// event's start), in memory or, past the spill threshold, in a spool file. Implements
+/// [`PartSink`] for multipart bodies; plain bodies go through [`Staging::write_body`].
+pub struct Staging {
+    seq: u64,
+    received: Timestamp,
+    client: String,
+    spool_dir: PathBuf,
+    spill_bytes: usize,
+    mem: Vec<u8>,
+    spill: Option<(PathBuf, BufWriter<File>)>,
+    /// Bytes staged so far (memory or spool).
+    len: u64,
+    files: Vec<StoredFile>,
+    /// The file receiving bytes now, and its slot in `files`.
+    current: Option<(Key, usize)>,
+    error: Option<String>,
+}
+
 impl Staging {
     /// Sequence number of this event.
     pub fn seq(&self) -> u64 {
@@ -455,66 +490,95 @@ impl Staging {
         self.error.as_deref()
     }
 
+    /// Whether the event went to a spool file (sealing it then does blocking file IO).
+    pub fn spilled(&self) -> bool {
+        self.spill.is_some()
+    }
+
     fn fail(&mut self, e: String) {
         if self.error.is_none() {
             self.error = Some(e);
         }
     }
 
-    fn create(&mut self, key: Key, file: StoredFile) {
-        let path = self.tmp.join(&file.file);
-        // create_new: a duplicate sanitised name must never overwrite an earlier part.
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(f) => {
-                let slot = self.files.len();
-                self.files.push(file);
-                self.open.push(OpenPart {
-                    key,
-                    slot,
-                    w: BufWriter::with_capacity(64 * 1024, f),
-                });
+    fn start_file(&mut self, key: Key, mut file: StoredFile) {
+        if self.files.iter().any(|f| f.file == file.file) {
+            // Same part index sent twice: it must never shadow the earlier part.
+            self.fail(format!("duplicate part file name {}", file.file));
+            return;
+        }
+        file.offset = self.len;
+        file.bytes = 0;
+        self.current = Some((key, self.files.len()));
+        self.files.push(file);
+    }
+
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.spill.is_none() && self.mem.len().saturating_add(data.len()) > self.spill_bytes {
+            let path = self.spool_dir.join(format!("{:08}.tmp", self.seq));
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            let mut w = BufWriter::with_capacity(64 * 1024, f);
+            w.write_all(&self.mem)?;
+            self.mem = Vec::new();
+            self.spill = Some((path, w));
+        }
+        match &mut self.spill {
+            Some((_, w)) => w.write_all(data),
+            None => {
+                self.mem.extend_from_slice(data);
+                Ok(())
             }
-            Err(e) => self.fail(format!("{}: {e}", path.display())),
         }
     }
 
     fn write_key(&mut self, key: Key, data: &[u8]) {
-        let Some(p) = self.open.iter_mut().find(|p| p.key == key) else {
-            return;
-        };
-        let slot = p.slot;
-        if let Err(e) = p.w.write_all(data) {
-            self.fail(format!("writing {key:?}: {e}"));
+        if self.error.is_some() {
             return;
         }
+        let Some((k, slot)) = self.current else {
+            return;
+        };
+        if k != key {
+            return;
+        }
+        if let Err(e) = self.append(data) {
+            self.fail(format!("staging event {}: {e}", self.seq));
+            return;
+        }
+        self.len = self.len.saturating_add(data.len() as u64);
         if let Some(f) = self.files.get_mut(slot) {
             f.bytes = f.bytes.saturating_add(data.len() as u64);
         }
     }
 
-    /// Append bytes of a plain (non-multipart) body; the file `body.<ext>` is created on the
-    /// first call.
+    /// Append bytes of a plain (non-multipart) body; the file `body.<ext>` starts on the first
+    /// call.
     pub fn write_body(&mut self, content_type: Option<&str>, data: &[u8]) {
         if self.error.is_some() {
             return;
         }
-        if !self.open.iter().any(|p| p.key == Key::Body) {
+        if !self.files.iter().any(|f| f.part.is_none()) {
             let file = StoredFile {
                 file: format!("body.{}", extension_for(content_type)),
+                offset: 0,
                 bytes: 0,
                 part: None,
                 name: None,
                 filename: None,
                 content_type: content_type.map(str::to_string),
             };
-            self.create(Key::Body, file);
+            self.start_file(Key::Body, file);
         }
         self.write_key(Key::Body, data);
     }
 
-    /// Flush every file, write `meta.json` (the caller's `meta` object plus `seq`, `dir` and
-    /// `files`), sync them and the staging directory. Blocking: run it off the async threads.
-    /// `event_type` and `device` name the final directory.
+    /// Add `meta.json` (the caller's `meta` object plus `seq`, `dir` and `files`) and name the
+    /// event after `device` and `event_type`. Does blocking file IO only when the event was
+    /// spooled ([`Staging::spilled`]).
     pub fn seal(
         mut self,
         meta: serde_json::Map<String, serde_json::Value>,
@@ -522,28 +586,20 @@ impl Staging {
         device: &str,
     ) -> io::Result<Sealed> {
         if let Some(e) = self.error.take() {
-            let _ = fs::remove_dir_all(&self.tmp);
             return Err(io::Error::other(e));
-        }
-        for p in self.open.drain(..) {
-            let f = p.w.into_inner().map_err(|e| e.into_error())?;
-            if self.fsync {
-                f.sync_data()?;
-            }
         }
         let label = |s: &str| {
             let mut n = sanitize_file_name(s);
             n.truncate(40);
             n
         };
-        let final_name = format!(
-            "{:08}-{}-{}",
+        let date = date_of(self.received);
+        let rel_dir = format!(
+            "{date}/{:08}-{}-{}",
             self.seq,
             label(device),
             label(event_type.unwrap_or("unknown"))
         );
-        let rel_dir = format!("{}/{}", self.date, final_name);
-        let mut files = Vec::with_capacity(self.files.len() + 1);
         let mut meta = meta;
         meta.insert("seq".into(), self.seq.into());
         meta.insert("dir".into(), rel_dir.clone().into());
@@ -551,53 +607,52 @@ impl Staging {
             "files".into(),
             serde_json::to_value(&self.files).unwrap_or_default(),
         );
-        let bytes = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
-        let meta_path = self.tmp.join(META_FILE);
-        let mut f = File::create(&meta_path)?;
-        f.write_all(&bytes)?;
-        f.write_all(b"\n")?;
-        if self.fsync {
-            f.sync_data()?;
-            sync_dir(&self.tmp)?;
-        }
+        let mut meta_bytes = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
+        meta_bytes.push(b'\n');
+        let mut files = Vec::with_capacity(self.files.len() + 1);
         files.push(StoredFile {
             file: META_FILE.into(),
-            bytes: (bytes.len() as u64).saturating_add(1),
+            offset: self.len,
+            bytes: meta_bytes.len() as u64,
             part: None,
             name: None,
             filename: None,
             content_type: Some("application/json".into()),
         });
         files.append(&mut self.files);
-        let final_dir = self.tmp.with_file_name(&final_name);
+        let data = match self.spill.take() {
+            None => Payload::Memory(std::mem::take(&mut self.mem)),
+            Some((path, w)) => {
+                let f = w.into_inner().map_err(|e| e.into_error())?;
+                Payload::Spooled(SpoolFile { path, file: f })
+            }
+        };
         Ok(Sealed {
             line: IndexLine {
                 seq: self.seq,
                 time: self.received.as_secs_f64(),
                 dir: rel_dir,
-                client: self.client.clone(),
+                segment: String::new(),
+                client: std::mem::take(&mut self.client),
                 event_type: event_type.map(str::to_string),
                 files,
             },
-            tmp: std::mem::take(&mut self.tmp),
-            final_dir,
+            date,
+            data,
+            data_len: self.len,
+            meta: meta_bytes,
         })
     }
 
-    /// Give up on this event: remove its staging directory.
-    pub fn abort(mut self) {
-        self.open.clear();
-        let _ = fs::remove_dir_all(&self.tmp);
-        self.tmp = PathBuf::new();
-    }
+    /// Give up on this event (its spool file, if any, is removed).
+    pub fn abort(self) {}
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        // Dropped without seal/abort (connection reset mid-body): do not leave staging behind.
-        if !self.tmp.as_os_str().is_empty() {
-            self.open.clear();
-            let _ = fs::remove_dir_all(&self.tmp);
+        // Dropped without seal (connection reset mid-body) or aborted: leave no spool behind.
+        if let Some((path, _)) = self.spill.take() {
+            let _ = fs::remove_file(path);
         }
     }
 }
@@ -606,13 +661,14 @@ impl PartSink for Staging {
     fn part_start(&mut self, header: &PartHeader) {
         let file = StoredFile {
             file: part_file_name(header),
+            offset: 0,
             bytes: 0,
             part: Some(header.index),
             name: header.name.clone(),
             filename: header.filename.clone(),
             content_type: header.content_type.clone(),
         };
-        self.create(Key::Part(header.index), file);
+        self.start_file(Key::Part(header.index), file);
     }
 
     fn part_data(&mut self, index: usize, data: &[u8]) {
@@ -620,19 +676,36 @@ impl PartSink for Staging {
     }
 
     fn part_end(&mut self, index: usize, _bytes: u64) {
-        // Keep the file open until seal (flush + fdatasync together); only drop the index so a
-        // repeated index cannot append to it.
-        if let Some(p) = self.open.iter_mut().find(|p| p.key == Key::Part(index)) {
-            p.key = Key::Closed;
+        if self.current.is_some_and(|(k, _)| k == Key::Part(index)) {
+            self.current = None;
         }
     }
 }
 
-/// An event whose files are all on disk, waiting for the group commit.
+/// A spool file, removed when dropped.
+struct SpoolFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+enum Payload {
+    Memory(Vec<u8>),
+    Spooled(SpoolFile),
+}
+
+/// An event complete in memory (or spool), waiting for the group commit.
 pub struct Sealed {
     line: IndexLine,
-    tmp: PathBuf,
-    final_dir: PathBuf,
+    date: String,
+    data: Payload,
+    data_len: u64,
+    meta: Vec<u8>,
 }
 
 impl Sealed {
@@ -642,16 +715,44 @@ impl Sealed {
     }
 }
 
+/// The segment being appended to.
+struct Segment {
+    date: String,
+    rel: String,
+    file: File,
+    len: u64,
+    /// Written since its last flush.
+    dirty: bool,
+}
+
+/// First stage of the group commit: appends each batch to the segment and flushes it.
 struct CommitWriter {
     root: PathBuf,
-    index: File,
-    index_path: PathBuf,
     fsync: bool,
     max_batch: usize,
+    segment_bytes: u64,
+    /// Date directories that exist.
+    dates: BTreeSet<String>,
+    current: Option<Segment>,
 }
 
 impl CommitWriter {
-    fn run(mut self, rx: mpsc::Receiver<Job>) {
+    fn run(mut self, rx: mpsc::Receiver<Job>, index: IndexWriter) {
+        let (to_index, index_rx) = mpsc::channel::<Vec<Job>>();
+        let indexer = std::thread::Builder::new()
+            .name("alarmscope-index".into())
+            .spawn(move || index.run(index_rx));
+        let indexer = match indexer {
+            Ok(h) => h,
+            Err(e) => {
+                // No index writer: nothing can be committed; say so to every event.
+                let msg = format!("cannot start the store index thread: {e}");
+                while let Ok(job) = rx.recv() {
+                    (job.done)(Err(msg.clone()));
+                }
+                return;
+            }
+        };
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < self.max_batch {
@@ -660,25 +761,118 @@ impl CommitWriter {
                     Err(_) => break,
                 }
             }
-            self.commit_batch(batch);
+            self.commit_batch(batch, &to_index);
         }
+        drop(to_index);
+        let _ = indexer.join();
     }
 
-    fn commit_batch(&mut self, batch: Vec<Job>) {
-        // 1. Renames; events that fail here are reported and left out of the index.
-        let mut ok: Vec<Job> = Vec::with_capacity(batch.len());
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-        for job in batch {
-            match fs::rename(&job.sealed.tmp, &job.sealed.final_dir) {
-                Ok(()) => {
-                    if let Some(p) = job.sealed.final_dir.parent() {
-                        dirs.insert(p.to_path_buf());
+    /// A segment for an event of `date` with room for it, starting a new one where needed.
+    /// Returns whether a new segment was created (its directory then needs an fsync).
+    fn segment_for(
+        &mut self,
+        date: &str,
+        seq: u64,
+        retired: &mut Vec<Segment>,
+    ) -> io::Result<bool> {
+        if let Some(seg) = &self.current {
+            if seg.date == date && seg.len < self.segment_bytes {
+                return Ok(false);
+            }
+        }
+        if let Some(old) = self.current.take() {
+            retired.push(old);
+        }
+        let dir = self.root.join(date);
+        if !self.dates.contains(date) {
+            fs::create_dir_all(&dir)?;
+            if self.fsync {
+                sync_dir(&self.root)?;
+            }
+            self.dates.insert(date.to_string());
+        }
+        let name = format!("events-{seq:08}.seg");
+        let path = dir.join(&name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        self.current = Some(Segment {
+            date: date.to_string(),
+            rel: format!("{date}/{name}"),
+            file,
+            len: 0,
+            dirty: false,
+        });
+        Ok(true)
+    }
+
+    /// Append one event to the current segment; offsets in its line become absolute.
+    fn append(&mut self, job: &mut Job, new_dirs: &mut BTreeSet<String>) -> io::Result<()> {
+        let mut retired = Vec::new();
+        let created = self.segment_for(&job.sealed.date, job.sealed.line.seq, &mut retired);
+        for old in retired {
+            self.flush_segment(old)?;
+        }
+        if created? {
+            new_dirs.insert(job.sealed.date.clone());
+        }
+        let Some(seg) = self.current.as_mut() else {
+            return Err(io::Error::other("no segment"));
+        };
+        seg.dirty = true;
+        let base = seg.len;
+        let result = (|| -> io::Result<()> {
+            match &mut job.sealed.data {
+                Payload::Memory(v) => seg.file.write_all(v)?,
+                Payload::Spooled(s) => {
+                    s.file.seek(SeekFrom::Start(0))?;
+                    let n = io::copy(&mut (&s.file).take(job.sealed.data_len), &mut seg.file)?;
+                    if n != job.sealed.data_len {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "spool file shorter than staged",
+                        ));
                     }
-                    ok.push(job);
                 }
+            }
+            seg.file.write_all(&job.sealed.meta)
+        })();
+        if let Err(e) = result {
+            // The segment's end is now unknown: never append after it.
+            if let Some(seg) = self.current.take() {
+                let _ = self.flush_segment(seg);
+            }
+            return Err(e);
+        }
+        let total = job
+            .sealed
+            .data_len
+            .saturating_add(job.sealed.meta.len() as u64);
+        seg.len = base.saturating_add(total);
+        job.sealed.line.segment = seg.rel.clone();
+        for f in &mut job.sealed.line.files {
+            f.offset = f.offset.saturating_add(base);
+        }
+        Ok(())
+    }
+
+    fn flush_segment(&self, seg: Segment) -> io::Result<()> {
+        if self.fsync && seg.dirty {
+            seg.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Job>, to_index: &mpsc::Sender<Vec<Job>>) {
+        // 1. Append every event; those that fail here are reported and left out of the index.
+        let mut ok: Vec<Job> = Vec::with_capacity(batch.len());
+        let mut new_dirs = BTreeSet::new();
+        for mut job in batch {
+            match self.append(&mut job, &mut new_dirs) {
+                Ok(()) => ok.push(job),
                 Err(e) => {
-                    let msg = format!("{}: {e}", job.sealed.final_dir.display());
-                    let _ = fs::remove_dir_all(&job.sealed.tmp);
+                    let msg = format!("{}: {e}", self.root.display());
                     (job.done)(Err(msg));
                 }
             }
@@ -686,13 +880,65 @@ impl CommitWriter {
         if ok.is_empty() {
             return;
         }
-        // 2. Directory entries durable, then the index lines, then one fdatasync of the index.
-        let result = (|| -> io::Result<()> {
+        // 2. Segment data (and new directory entries) durable; only then may the index writer
+        //    see the batch, so an index line reaches the disk only after its bytes.
+        let synced = (|| -> io::Result<()> {
             if self.fsync {
-                for d in &dirs {
-                    sync_dir(d)?;
+                if let Some(seg) = self.current.as_mut() {
+                    if seg.dirty {
+                        seg.file.sync_data()?;
+                        seg.dirty = false;
+                    }
+                }
+                for d in &new_dirs {
+                    sync_dir(&self.root.join(d))?;
                 }
             }
+            Ok(())
+        })();
+        match synced {
+            Ok(()) => {
+                if let Err(mpsc::SendError(jobs)) = to_index.send(ok) {
+                    for job in jobs {
+                        (job.done)(Err("store index writer is gone".into()));
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = format!("{}: {e}", self.root.display());
+                for job in ok {
+                    (job.done)(Err(msg.clone()));
+                }
+                // Never append after data whose flush failed.
+                self.current = None;
+            }
+        }
+    }
+}
+
+/// Second stage of the group commit: appends the index lines of every batch whose bytes are
+/// durable, flushes the index once for all of them, and reports the events committed. Runs
+/// beside the segment writer so that one batch's index flush overlaps the next batch's segment
+/// flush.
+struct IndexWriter {
+    root: PathBuf,
+    index: File,
+    index_path: PathBuf,
+    fsync: bool,
+}
+
+impl IndexWriter {
+    fn run(mut self, rx: mpsc::Receiver<Vec<Job>>) {
+        while let Ok(mut jobs) = rx.recv() {
+            while let Ok(more) = rx.try_recv() {
+                jobs.extend(more);
+            }
+            self.commit(jobs);
+        }
+    }
+
+    fn commit(&mut self, ok: Vec<Job>) {
+        let result = (|| -> io::Result<()> {
             let mut buf = Vec::with_capacity(ok.len() * 512);
             for job in &ok {
                 serde_json::to_writer(&mut buf, &job.sealed.line).map_err(io::Error::other)?;
@@ -707,12 +953,10 @@ impl CommitWriter {
         match result {
             Ok(()) => {
                 for job in ok {
-                    let Sealed {
-                        line, final_dir, ..
-                    } = job.sealed;
+                    let line = job.sealed.line;
                     let ev = StoredEvent {
                         seq: line.seq,
-                        dir: final_dir,
+                        segment: self.root.join(&line.segment),
                         rel_dir: line.dir,
                         files: line.files,
                     };
@@ -726,7 +970,6 @@ impl CommitWriter {
                 }
             }
         }
-        let _ = &self.root;
     }
 }
 
@@ -745,190 +988,58 @@ pub fn read_index(dir: &Path) -> io::Result<Vec<IndexLine>> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hdr(index: usize, name: &str, filename: Option<&str>, ct: &str) -> PartHeader {
-        PartHeader {
-            index,
-            name: Some(name.into()),
-            filename: filename.map(str::to_string),
-            content_type: Some(ct.into()),
-        }
-    }
-
-    // 2024-02-29 12:34:56 UTC
-    const T: Timestamp = Timestamp(1_709_210_096_000_000_000);
-
-    #[test]
-    fn multipart_event_is_committed_with_exact_files_and_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
-        st.part_start(&hdr(0, "anpr.xml", None, "application/xml"));
-        st.part_data(0, b"<a>");
-        st.part_data(0, b"</a>");
-        st.part_end(0, 7);
-        st.part_start(&hdr(
-            1,
-            "licensePlatePicture.jpg",
-            Some("licensePlatePicture.jpg"),
-            "image/jpeg",
-        ));
-        st.part_data(1, &[0xff, 0xd8, 0x00, 0xff, 0xd9]);
-        st.part_end(1, 5);
-        let mut meta = serde_json::Map::new();
-        meta.insert("client".into(), "10.0.0.5:5000".into());
-        let sealed = st.seal(meta, Some("ANPR"), "10.0.0.5").unwrap();
-        let ev = store.commit_wait(sealed).unwrap();
-        assert_eq!(ev.seq, 1);
-        assert_eq!(ev.rel_dir, "2024-02-29/00000001-10.0.0.5-ANPR");
-        let d = dir.path().join("2024-02-29/00000001-10.0.0.5-ANPR");
-        assert_eq!(fs::read(d.join("p0-anpr.xml")).unwrap(), b"<a></a>");
-        assert_eq!(
-            fs::read(d.join("p1-licensePlatePicture.jpg")).unwrap(),
-            [0xff, 0xd8, 0x00, 0xff, 0xd9]
-        );
-        let meta: serde_json::Value =
-            serde_json::from_slice(&fs::read(d.join("meta.json")).unwrap()).unwrap();
-        assert_eq!(meta["client"], "10.0.0.5:5000");
-        assert_eq!(meta["seq"], 1);
-        let idx = read_index(dir.path()).unwrap();
-        assert_eq!(idx.len(), 1);
-        assert_eq!(idx[0].dir, "2024-02-29/00000001-10.0.0.5-ANPR");
-        let names: Vec<_> = idx[0]
-            .files
-            .iter()
-            .map(|f| (f.file.as_str(), f.part))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("meta.json", None),
-                ("p0-anpr.xml", Some(0)),
-                ("p1-licensePlatePicture.jpg", Some(1))
-            ]
-        );
-        assert_eq!(idx[0].files[1].bytes, 7);
-        assert_eq!(idx[0].files[2].bytes, 5);
-        // No staging left.
-        let left: Vec<_> = fs::read_dir(dir.path().join("2024-02-29"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(left.len(), 1);
-        store.close();
-    }
-
-    #[test]
-    fn hostile_part_names_stay_inside_the_event_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
-        st.part_start(&hdr(0, "x", Some("../../../../etc/passwd"), "image/jpeg"));
-        st.part_data(0, b"evil");
-        st.part_end(0, 4);
-        st.part_start(&hdr(1, "x", Some("/abs/path.jpg"), "image/jpeg"));
-        st.part_data(1, b"abs");
-        st.part_end(1, 3);
-        let ev = store
-            .commit_wait(
-                st.seal(Default::default(), Some("../VMD"), "10.0.0.5/..")
-                    .unwrap(),
-            )
-            .unwrap();
-        assert_eq!(ev.rel_dir, "2024-02-29/00000001-10.0.0.5_..-_VMD");
-        let files: Vec<&str> = ev.files.iter().map(|f| f.file.as_str()).collect();
-        assert_eq!(
-            files,
-            ["meta.json", "p0-_.._.._.._etc_passwd", "p1-_abs_path.jpg"]
-        );
-        assert_eq!(
-            fs::read(ev.dir.join("p0-_.._.._.._etc_passwd")).unwrap(),
-            b"evil"
-        );
-        assert!(!dir.path().join("etc").exists());
-        store.close();
-    }
-
-    #[test]
-    fn plain_body_and_sequence_continues_after_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-            for _ in 0..3 {
-                let mut st = store.begin(T, "[fd00::1]:80").unwrap();
-                st.write_body(Some("application/json"), b"{\"a\":");
-                st.write_body(Some("application/json"), b"1}");
-                let ev = store
-                    .commit_wait(st.seal(Default::default(), None, "fd00::1").unwrap())
-                    .unwrap();
-                assert_eq!(fs::read(ev.dir.join("body.json")).unwrap(), b"{\"a\":1}");
-            }
-            store.close();
-        }
-        // A crash left a staging directory and a torn index line.
-        fs::create_dir(dir.path().join("2024-02-29/.00000009.tmp")).unwrap();
-        let mut idx = OpenOptions::new()
-            .append(true)
-            .open(dir.path().join(INDEX_FILE))
-            .unwrap();
-        idx.write_all(b"{\"seq\":4,\"ti").unwrap();
-        drop(idx);
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        assert_eq!(store.next_seq(), 4);
-        assert!(!dir.path().join("2024-02-29/.00000009.tmp").exists());
-        let text = fs::read_to_string(dir.path().join(INDEX_FILE)).unwrap();
-        assert_eq!(text.lines().count(), 3);
-        assert!(text.ends_with('\n'));
-        let st = store.begin(T, "1.2.3.4:1").unwrap();
-        let ev = store
-            .commit_wait(st.seal(Default::default(), Some("IO"), "1.2.3.4").unwrap())
-            .unwrap();
-        assert_eq!(ev.rel_dir, "2024-02-29/00000004-1.2.3.4-IO");
-        assert_eq!(read_index(dir.path()).unwrap().len(), 4);
-        store.close();
-    }
-
-    #[test]
-    fn duplicate_part_names_do_not_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
-        // Same index sent twice would sanitise to the same name: the second is refused and the
-        // event is not acknowledged.
-        st.part_start(&hdr(0, "a.jpg", None, "image/jpeg"));
-        st.part_end(0, 0);
-        st.part_start(&hdr(0, "a.jpg", None, "image/jpeg"));
-        assert!(st.error().is_some());
-        assert!(st.seal(Default::default(), None, "x").is_err());
-        store.close();
-    }
-
-    #[test]
-    fn dropped_staging_is_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
-        st.write_body(None, b"abc");
-        drop(st);
-        assert_eq!(
-            fs::read_dir(dir.path().join("2024-02-29")).unwrap().count(),
-            0
-        );
-        store.close();
-    }
-
-    #[test]
-    fn unwritable_directory_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("plainfile");
-        fs::write(&file, b"x").unwrap();
-        let err = Store::open(&file.join("sub"), StoreOptions::default())
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("plainfile"), "{err}");
-    }
+/// Read one file of an indexed event from its segment in the store `root`.
+pub fn read_file(root: &Path, line: &IndexLine, file: &StoredFile) -> io::Result<Vec<u8>> {
+    let seg = safe_join(root, &line.segment).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad segment path {:?}", line.segment),
+        )
+    })?;
+    read_range(&seg, file.offset, file.bytes)
 }
+
+/// `root` joined with a `/`-separated relative path from an index line, every component
+/// sanitised: whatever the index says, the result stays under `root`.
+fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut p = root.to_path_buf();
+    let mut any = false;
+    for c in rel.split('/').filter(|c| !c.is_empty()) {
+        p.push(sanitize_file_name(c));
+        any = true;
+    }
+    any.then_some(p)
+}
+
+/// Write the events of the store `root` (those whose seq `keep` accepts) as one directory per
+/// event under `out`: `out/DATE/<seq>-<device>-<type>/meta.json`, `body.xml`, `p1-<name>.jpg`,
+/// ... Returns (events, files) written. Never writes outside `out`.
+pub fn export(
+    root: &Path,
+    out: &Path,
+    keep: impl Fn(&IndexLine) -> bool,
+) -> io::Result<(u64, u64)> {
+    let mut events = 0u64;
+    let mut files = 0u64;
+    for line in read_index(root)? {
+        if !keep(&line) {
+            continue;
+        }
+        let Some(dir) = safe_join(out, &line.dir) else {
+            continue;
+        };
+        fs::create_dir_all(&dir)?;
+        for f in &line.files {
+            let bytes = read_file(root, &line, f)?;
+            fs::write(dir.join(sanitize_file_name(&f.file)), bytes)?;
+            files = files.saturating_add(1);
+        }
+        events = events.saturating_add(1);
+    }
+    Ok((events, files))
+}
+
+pub mod cli;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,361 @@
+use super::*;
+
+fn hdr(index: usize, name: &str, filename: Option<&str>, ct: &str) -> PartHeader {
+    PartHeader {
+        index,
+        name: Some(name.into()),
+        filename: filename.map(str::to_string),
+        content_type: Some(ct.into()),
+    }
+}
+
+// 2024-02-29 12:34:56 UTC
+const T: Timestamp = Timestamp(1_709_210_096_000_000_000);
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn multipart_event_is_committed_with_exact_bytes_and_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
+    st.part_start(&hdr(0, "anpr.xml", None, "application/xml"));
+    st.part_data(0, b"<a>");
+    st.part_data(0, b"</a>");
+    st.part_end(0, 7);
+    st.part_start(&hdr(
+        1,
+        "licensePlatePicture.jpg",
+        Some("licensePlatePicture.jpg"),
+        "image/jpeg",
+    ));
+    st.part_data(1, &[0xff, 0xd8, 0x00, 0xff, 0xd9]);
+    st.part_end(1, 5);
+    let mut meta = serde_json::Map::new();
+    meta.insert("client".into(), "10.0.0.5:5000".into());
+    let sealed = st.seal(meta, Some("ANPR"), "10.0.0.5").unwrap();
+    let ev = store.commit_wait(sealed).unwrap();
+    assert_eq!(ev.seq, 1);
+    assert_eq!(ev.rel_dir, "2024-02-29/00000001-10.0.0.5-ANPR");
+    assert_eq!(
+        ev.segment,
+        dir.path().join("2024-02-29/events-00000001.seg")
+    );
+    assert_eq!(ev.read("p0-anpr.xml").unwrap(), b"<a></a>");
+    assert_eq!(
+        ev.read("p1-licensePlatePicture.jpg").unwrap(),
+        [0xff, 0xd8, 0x00, 0xff, 0xd9]
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&ev.read("meta.json").unwrap()).unwrap();
+    assert_eq!(meta["client"], "10.0.0.5:5000");
+    assert_eq!(meta["seq"], 1);
+    let idx = read_index(dir.path()).unwrap();
+    assert_eq!(idx.len(), 1);
+    assert_eq!(idx[0].dir, "2024-02-29/00000001-10.0.0.5-ANPR");
+    assert_eq!(idx[0].segment, "2024-02-29/events-00000001.seg");
+    let names: Vec<_> = idx[0]
+        .files
+        .iter()
+        .map(|f| (f.file.as_str(), f.part))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("meta.json", None),
+            ("p0-anpr.xml", Some(0)),
+            ("p1-licensePlatePicture.jpg", Some(1))
+        ]
+    );
+    assert_eq!(idx[0].files[1].bytes, 7);
+    assert_eq!(idx[0].files[2].bytes, 5);
+    assert_eq!(
+        read_file(dir.path(), &idx[0], &idx[0].files[2]).unwrap(),
+        [0xff, 0xd8, 0x00, 0xff, 0xd9]
+    );
+    store.close();
+    // One segment, the index, the (empty) spool: no file per event.
+    assert_eq!(
+        files_under(dir.path()),
+        ["2024-02-29/events-00000001.seg", "index.jsonl"]
+    );
+}
+
+#[test]
+fn many_events_share_one_segment_and_read_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut evs = Vec::new();
+    for i in 0..50u32 {
+        let mut st = store.begin(T, "10.0.0.9:1").unwrap();
+        let body: Vec<u8> = (0..(i * 37 % 500)).map(|b| (b ^ i) as u8).collect();
+        st.write_body(Some("application/xml"), &body);
+        let ev = store
+            .commit_wait(
+                st.seal(Default::default(), Some("VMD"), "10.0.0.9")
+                    .unwrap(),
+            )
+            .unwrap();
+        evs.push((ev, body));
+    }
+    for (ev, body) in &evs {
+        assert_eq!(&ev.read("body.xml").unwrap(), body, "seq {}", ev.seq);
+    }
+    let segs: BTreeSet<_> = evs.iter().map(|(e, _)| e.segment.clone()).collect();
+    assert_eq!(segs.len(), 1);
+    store.close();
+}
+
+#[test]
+fn large_bodies_spill_to_the_spool_and_are_stored_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        spill_bytes: 1000,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), opts).unwrap();
+    let pic: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
+    st.part_start(&hdr(0, "a.xml", None, "application/xml"));
+    st.part_data(0, b"<x/>");
+    st.part_end(0, 4);
+    st.part_start(&hdr(1, "pic.jpg", Some("pic.jpg"), "image/jpeg"));
+    for c in pic.chunks(333) {
+        st.part_data(1, c);
+    }
+    st.part_end(1, pic.len() as u64);
+    assert!(st.spilled());
+    assert_eq!(fs::read_dir(dir.path().join(SPOOL_DIR)).unwrap().count(), 1);
+    let ev = store
+        .commit_wait(st.seal(Default::default(), None, "10.0.0.5").unwrap())
+        .unwrap();
+    assert_eq!(ev.read("p0-a.xml").unwrap(), b"<x/>");
+    assert_eq!(ev.read("p1-pic.jpg").unwrap(), pic);
+    // The spool file is gone once the event is committed.
+    assert_eq!(fs::read_dir(dir.path().join(SPOOL_DIR)).unwrap().count(), 0);
+    // A spilled event dropped mid-way leaves no spool file either.
+    let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
+    st.write_body(None, &pic);
+    assert!(st.spilled());
+    drop(st);
+    assert_eq!(fs::read_dir(dir.path().join(SPOOL_DIR)).unwrap().count(), 0);
+    store.close();
+}
+
+#[test]
+fn segments_roll_by_size_and_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        segment_bytes: 2000,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), opts).unwrap();
+    let mut segs = BTreeSet::new();
+    for i in 0..10 {
+        let t = if i < 8 {
+            T
+        } else {
+            Timestamp(T.0 + 86_400_000_000_000)
+        };
+        let mut st = store.begin(t, "1.2.3.4:5").unwrap();
+        st.write_body(None, &[b'x'; 300]);
+        let ev = store
+            .commit_wait(st.seal(Default::default(), None, "1.2.3.4").unwrap())
+            .unwrap();
+        assert_eq!(ev.read("body.bin").unwrap(), [b'x'; 300]);
+        segs.insert(ev.segment.strip_prefix(dir.path()).unwrap().to_owned());
+    }
+    let segs: Vec<String> = segs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    // ~450 bytes per event (body + meta.json): 2000 bytes hold 5 events.
+    assert!(segs.len() >= 3, "{segs:?}");
+    assert!(
+        segs.iter().any(|s| s.starts_with("2024-03-01/")),
+        "{segs:?}"
+    );
+    store.close();
+}
+
+#[test]
+fn hostile_names_stay_inside_the_store_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
+    st.part_start(&hdr(0, "x", Some("../../../../etc/passwd"), "image/jpeg"));
+    st.part_data(0, b"evil");
+    st.part_end(0, 4);
+    st.part_start(&hdr(1, "x", Some("/abs/path.jpg"), "image/jpeg"));
+    st.part_data(1, b"abs");
+    st.part_end(1, 3);
+    let ev = store
+        .commit_wait(
+            st.seal(Default::default(), Some("../VMD"), "10.0.0.5/..")
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(ev.rel_dir, "2024-02-29/00000001-10.0.0.5_..-_VMD");
+    let files: Vec<&str> = ev.files.iter().map(|f| f.file.as_str()).collect();
+    assert_eq!(
+        files,
+        ["meta.json", "p0-_.._.._.._etc_passwd", "p1-_abs_path.jpg"]
+    );
+    store.close();
+    let out = tempfile::tempdir().unwrap();
+    let sub = out.path().join("export");
+    assert_eq!(export(dir.path(), &sub, |_| true).unwrap(), (1, 3));
+    assert_eq!(
+        fs::read(sub.join("2024-02-29/00000001-10.0.0.5_..-_VMD/p0-_.._.._.._etc_passwd")).unwrap(),
+        b"evil"
+    );
+    // Everything written is under the export directory.
+    assert_eq!(files_under(out.path()).len(), 3);
+    assert!(files_under(out.path())
+        .iter()
+        .all(|f| f.starts_with("export/2024-02-29/")));
+}
+
+#[test]
+fn a_doctored_index_cannot_make_export_leave_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut st = store.begin(T, "1.2.3.4:5").unwrap();
+    st.write_body(None, b"abc");
+    store
+        .commit_wait(st.seal(Default::default(), None, "1.2.3.4").unwrap())
+        .unwrap();
+    store.close();
+    let idx = fs::read_to_string(dir.path().join(INDEX_FILE)).unwrap();
+    let mut line: serde_json::Value = serde_json::from_str(idx.trim()).unwrap();
+    line["dir"] = "../../escaped".into();
+    line["files"][1]["file"] = "../../also".into();
+    fs::write(dir.path().join(INDEX_FILE), format!("{line}\n")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let sub = out.path().join("x");
+    export(dir.path(), &sub, |_| true).unwrap();
+    let all = files_under(out.path());
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.iter().all(|f| f.starts_with("x/")), "{all:?}");
+}
+
+#[test]
+fn plain_body_and_sequence_continues_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        for _ in 0..3 {
+            let mut st = store.begin(T, "[fd00::1]:80").unwrap();
+            st.write_body(Some("application/json"), b"{\"a\":");
+            st.write_body(Some("application/json"), b"1}");
+            let ev = store
+                .commit_wait(st.seal(Default::default(), None, "fd00::1").unwrap())
+                .unwrap();
+            assert_eq!(ev.read("body.json").unwrap(), b"{\"a\":1}");
+        }
+        store.close();
+    }
+    // A crash left a spool file, garbage after the last event of the segment, and a torn index
+    // line.
+    fs::write(dir.path().join(SPOOL_DIR).join("00000009.tmp"), b"junk").unwrap();
+    let seg = dir.path().join("2024-02-29/events-00000001.seg");
+    let seg_len = fs::metadata(&seg).unwrap().len();
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(b"half an event").unwrap();
+    drop(f);
+    let mut idx = OpenOptions::new()
+        .append(true)
+        .open(dir.path().join(INDEX_FILE))
+        .unwrap();
+    idx.write_all(b"{\"seq\":4,\"ti").unwrap();
+    drop(idx);
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.next_seq(), 4);
+    assert_eq!(fs::read_dir(dir.path().join(SPOOL_DIR)).unwrap().count(), 0);
+    let text = fs::read_to_string(dir.path().join(INDEX_FILE)).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    assert!(text.ends_with('\n'));
+    let st = store.begin(T, "1.2.3.4:1").unwrap();
+    let ev = store
+        .commit_wait(st.seal(Default::default(), Some("IO"), "1.2.3.4").unwrap())
+        .unwrap();
+    assert_eq!(ev.rel_dir, "2024-02-29/00000004-1.2.3.4-IO");
+    // A new segment: nothing is appended after the garbage.
+    assert_eq!(
+        ev.segment,
+        dir.path().join("2024-02-29/events-00000004.seg")
+    );
+    assert_eq!(fs::metadata(&seg).unwrap().len(), seg_len + 13);
+    let idx = read_index(dir.path()).unwrap();
+    assert_eq!(idx.len(), 4);
+    for line in &idx {
+        for f in &line.files {
+            assert_eq!(
+                read_file(dir.path(), line, f).unwrap().len() as u64,
+                f.bytes
+            );
+        }
+    }
+    store.close();
+}
+
+#[test]
+fn duplicate_part_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
+    // The same index sent twice would give the same file name: the second is refused and the
+    // event is not acknowledged.
+    st.part_start(&hdr(0, "a.jpg", None, "image/jpeg"));
+    st.part_end(0, 0);
+    st.part_start(&hdr(0, "a.jpg", None, "image/jpeg"));
+    assert!(st.error().is_some());
+    assert!(st.seal(Default::default(), None, "x").is_err());
+    store.close();
+}
+
+#[test]
+fn data_for_a_part_that_is_not_current_is_not_misfiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
+    st.part_start(&hdr(0, "a.xml", None, "application/xml"));
+    st.part_data(0, b"<a/>");
+    st.part_end(0, 4);
+    st.part_data(0, b"late");
+    st.part_start(&hdr(1, "b.jpg", None, "image/jpeg"));
+    st.part_data(0, b"wrong");
+    st.part_data(1, b"jpg");
+    st.part_end(1, 3);
+    let ev = store
+        .commit_wait(st.seal(Default::default(), None, "x").unwrap())
+        .unwrap();
+    assert_eq!(ev.read("p0-a.xml").unwrap(), b"<a/>");
+    assert_eq!(ev.read("p1-b.jpg").unwrap(), b"jpg");
+    store.close();
+}
+
+#[test]
+fn unwritable_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plainfile");
+    fs::write(&file, b"x").unwrap();
+    let err = Store::open(&file.join("sub"), StoreOptions::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("plainfile"), "{err}");
+}
