@@ -719,7 +719,9 @@ impl App {
             Source::Replay(p) => p.clone(),
             Source::Live(_) => {
                 self.status = Some((
-                    "save works on a replayed file only (live bodies are not kept)".into(),
+                    "save works on a replayed file (live bodies are not kept here); listen keeps \
+                     every event: alarmscope store export STORE OUT"
+                        .into(),
                     true,
                 ));
                 return None;
