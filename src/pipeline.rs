@@ -534,7 +534,7 @@ fn on_request_event(
                     None => cur.body.feed(data, None),
                 }
                 if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
-                    ex.request.body_bytes += data.len() as u64;
+                    ex.request.body_bytes = ex.request.body_bytes.saturating_add(data.len() as u64);
                     ex.request.end_time = ctx.ts;
                 }
             }
@@ -542,9 +542,10 @@ fn on_request_event(
         HttpEvent::Missing(n) => {
             if let Some(cur) = st.current.as_mut() {
                 cur.body.missing(n);
+                // `n` comes from capture gaps (up to 1 GiB per ACK): saturate, never wrap.
                 if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
-                    ex.request.body_bytes += n;
-                    ex.request.missing_bytes += n;
+                    ex.request.body_bytes = ex.request.body_bytes.saturating_add(n);
+                    ex.request.missing_bytes = ex.request.missing_bytes.saturating_add(n);
                 }
             }
         }
@@ -668,7 +669,7 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                 .and_then(|i| st.conn.exchanges.get_mut(i))
                 .and_then(|e| e.response.as_mut())
             {
-                r.body_bytes += data.len() as u64;
+                r.body_bytes = r.body_bytes.saturating_add(data.len() as u64);
             }
         }
         HttpEvent::Missing(n) => {
@@ -677,7 +678,7 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                 .and_then(|i| st.conn.exchanges.get_mut(i))
                 .and_then(|e| e.response.as_mut())
             {
-                r.body_bytes += n;
+                r.body_bytes = r.body_bytes.saturating_add(n);
             }
         }
         HttpEvent::End { .. } | HttpEvent::Incomplete { .. } => {

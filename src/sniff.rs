@@ -69,6 +69,12 @@ fn now() -> Timestamp {
     Timestamp::from_nanos(d.as_secs() as i64, i64::from(d.subsec_nanos()))
 }
 
+/// A duration in nanoseconds, saturating (an `as` cast would wrap a huge `--idle-timeout` to a
+/// negative number and expire every connection at once).
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
 /// One JSON line of `sniff --json`.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -180,8 +186,8 @@ impl Session {
     pub fn new(opts: &SniffOptions) -> Self {
         Session {
             analyzer: Analyzer::new(opts.pipeline.clone()),
-            diag: LiveDiagnoser::new(opts.answer_timeout.as_nanos() as i64),
-            idle_nanos: opts.idle_timeout.as_nanos() as i64,
+            diag: LiveDiagnoser::new(nanos(opts.answer_timeout)),
+            idle_nanos: nanos(opts.idle_timeout),
             packets: 0,
             judged: 0,
         }
@@ -416,5 +422,17 @@ impl Session {
         }
         let open = self.analyzer.open_snapshot();
         self.diag.on_tick(now, &open, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_timeouts_saturate_instead_of_wrapping() {
+        assert_eq!(nanos(Duration::from_secs(2)), 2_000_000_000);
+        assert_eq!(nanos(Duration::MAX), i64::MAX);
+        assert_eq!(nanos(Duration::from_secs(u64::MAX / 1_000)), i64::MAX);
     }
 }

@@ -145,8 +145,11 @@ pub fn sniff_filter(filter: Option<&str>, port: Option<u16>) -> Option<String> {
     }
 }
 
+/// Seconds from the command line: negative, NaN or zero give 0; too large for a `Duration`
+/// (`from_secs_f64` would panic, e.g. `--duration 1e20`) gives the largest one.
 fn secs(s: f64) -> std::time::Duration {
-    std::time::Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+    let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
+    std::time::Duration::try_from_secs_f64(s).unwrap_or(std::time::Duration::MAX)
 }
 
 fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
@@ -203,5 +206,20 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
             eprintln!("alarmscope: {e}");
             Ok(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn seconds_from_the_command_line_never_panic() {
+        assert_eq!(secs(1.5), Duration::from_millis(1500));
+        assert_eq!(secs(-3.0), Duration::ZERO);
+        assert_eq!(secs(f64::NAN), Duration::ZERO);
+        assert_eq!(secs(f64::INFINITY), Duration::ZERO);
+        assert_eq!(secs(1e20), Duration::MAX);
     }
 }

@@ -77,7 +77,10 @@ impl LiveDiagnoser {
             }
             _ => {}
         }
-        self.summary.capture_gap_bytes += conn.gap_bytes[0] + conn.gap_bytes[1];
+        self.summary.capture_gap_bytes = self
+            .summary
+            .capture_gap_bytes
+            .saturating_add(conn.gap_bytes[0].saturating_add(conn.gap_bytes[1]));
         for ex in &conn.exchanges {
             let r = ExchangeRef {
                 connection: conn.id,

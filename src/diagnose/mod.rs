@@ -213,7 +213,9 @@ fn summarise(conns: &[Connection], counters: &Counters, stalls: &[Stall], retrie
         ..Summary::default()
     };
     for c in conns {
-        s.capture_gap_bytes += c.gap_bytes[0] + c.gap_bytes[1];
+        s.capture_gap_bytes = s
+            .capture_gap_bytes
+            .saturating_add(c.gap_bytes[0].saturating_add(c.gap_bytes[1]));
         match c.handshake {
             Handshake::Unanswered => {
                 s.handshake_failures += 1;
