@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::capture::live::{LiveCapture, LiveError, LiveOptions, LiveStats};
 use crate::diagnose::live::{Finding, LiveDiagnoser};
 use crate::model::{Connection, Exchange, Stall, Summary};
-use crate::pipeline::{Analyzer, PipelineConfig};
+use crate::pipeline::{Analyzer, Counters, Footprint, PipelineConfig};
 use crate::time::Timestamp;
 
 /// Options of one live capture session.
@@ -126,6 +126,7 @@ pub fn run_headless(
     let started = Instant::now();
     let mut last_tick = Instant::now();
     let mut findings = Vec::new();
+    let mut told_full = false;
     loop {
         if STOP.load(Ordering::SeqCst)
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
@@ -140,6 +141,13 @@ pub fn run_headless(
             last_tick = Instant::now();
             session.tick(now(), &mut findings);
             emit(&mut findings, json, out, &mut session.judged);
+            if !told_full && session.counters().connections_evicted > 0 {
+                told_full = true;
+                eprintln!(
+                    "alarmscope: connection table full ({} connections): the least recently active are closed early from now on (counted in the summary as connections_evicted); a shorter --idle-timeout or a --filter helps",
+                    opts.pipeline.tcp.max_connections
+                );
+            }
         }
     }
     cap.flush();
@@ -159,9 +167,10 @@ pub fn run_headless(
     } else {
         let _ = writeln!(
             out,
-            "summary: {packets} packets, {} requests: {} ok, {} error_status, {} no_response, {} incomplete; {} handshake failures; {} stalls; kernel dropped {} packets",
+            "summary: {packets} packets, {} requests: {} ok, {} error_status, {} no_response, {} incomplete; {} handshake failures; {} stalls; kernel dropped {} packets; connections: peak {} open, {} evicted (table full), {} expired (idle)",
             summary.requests, summary.ok, summary.error_status, summary.no_response, summary.incomplete,
-            summary.handshake_failures, summary.stalls, stats.dropped + stats.if_dropped
+            summary.handshake_failures, summary.stalls, stats.dropped + stats.if_dropped,
+            summary.peak_open_connections, summary.connections_evicted, summary.connections_expired
         );
     }
     let _ = out.flush();
@@ -215,6 +224,21 @@ impl Session {
         self.analyzer.open_snapshot()
     }
 
+    /// Packet and connection-table counters so far (evictions, idle expiries, peak table size).
+    pub fn counters(&self) -> &Counters {
+        self.analyzer.counters()
+    }
+
+    /// What the pipeline holds right now (scans the open connections: not per packet).
+    pub fn footprint(&self) -> Footprint {
+        self.analyzer.footprint()
+    }
+
+    /// The live judgement state (provisional verdicts, running stalls).
+    pub fn diagnoser(&self) -> &LiveDiagnoser {
+        &self.diag
+    }
+
     /// End of capture: judge everything left. Returns the summary and the packet count.
     pub fn finish(self, now: Timestamp, out: &mut Vec<Finding>) -> (Summary, u64) {
         let Session {
@@ -236,6 +260,9 @@ impl Session {
         s.truncated_frames = counters.truncated_frames;
         s.first_packet = counters.first_packet;
         s.last_packet = counters.last_packet;
+        s.connections_evicted = counters.connections_evicted;
+        s.connections_expired = counters.connections_expired;
+        s.peak_open_connections = counters.peak_open_connections;
         (s, packets)
     }
 }
@@ -420,8 +447,8 @@ impl Session {
             self.diag.on_finished(&c, out);
             closed.push(c);
         }
-        let open = self.analyzer.open_snapshot();
-        self.diag.on_tick(now, &open, out);
+        self.diag
+            .on_tick(now, self.analyzer.open_with_exchanges(), out);
     }
 }
 

@@ -82,7 +82,9 @@ pub struct SniffArgs {
     /// answer comes later).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub answer_timeout: f64,
-    /// Close and judge connections idle this long (bounds memory on a busy server).
+    /// Close and judge connections idle this long (bounds memory on a busy server; the table also
+    /// holds at most 100000 connections, least recently active evicted first). Both are counted
+    /// in the summary (connections_expired, connections_evicted).
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub idle_timeout: f64,
     /// List the interfaces that can be captured on, and exit.
