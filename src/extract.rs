@@ -27,7 +27,7 @@ pub fn sanitize_file_name(name: &str) -> String {
     while s.starts_with('.') {
         s.remove(0);
     }
-    s.truncate(80);
+    s.truncate(80); // only ASCII is left, so 80 is a char boundary
     if s.is_empty() {
         s.push_str("part");
     }

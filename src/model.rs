@@ -250,6 +250,13 @@ pub struct Summary {
     pub capture_gap_bytes: u64,
     pub first_packet: Option<Timestamp>,
     pub last_packet: Option<Timestamp>,
+    /// Connections closed early because the connection table was full (default limit 100 000,
+    /// least recently active first): their last requests may be judged on partial data.
+    pub connections_evicted: u64,
+    /// Connections closed after being idle for the idle timeout (live capture only).
+    pub connections_expired: u64,
+    /// Most connections tracked at once.
+    pub peak_open_connections: u64,
 }
 
 impl Summary {

@@ -6,7 +6,7 @@
 //! at once (the TCP stage's limits) plus a small record per finished exchange; bodies and
 //! pictures are streamed through the body decoder and never kept beyond the metadata limit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::capture::frame::Decoded;
 use crate::capture::{decode_frame, LinkType, TcpSegment};
@@ -59,6 +59,30 @@ pub struct Counters {
     pub last_packet: Option<Timestamp>,
     /// Warnings beyond `max_warnings`.
     pub warnings_dropped: u64,
+    /// Connections closed because the table was full (`TcpConfig::max_connections`).
+    pub connections_evicted: u64,
+    /// Connections closed after being idle (live capture: `--idle-timeout`).
+    pub connections_expired: u64,
+    /// Most connections tracked at once.
+    pub peak_open_connections: u64,
+}
+
+/// What the pipeline holds right now, for tests and diagnostics (computed by scanning: do not
+/// call per packet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Connections in the TCP table (at most `TcpConfig::max_connections`).
+    pub tcp_connections: usize,
+    /// Connections with HTTP decoding state (the same connections as the TCP table).
+    pub http_connections: usize,
+    /// Of those, the ones that carry at least one exchange.
+    pub connections_with_exchanges: usize,
+    /// Closed connections waiting for [`Analyzer::take_finished`].
+    pub finished_waiting: usize,
+    /// Out-of-order TCP bytes buffered (at most `2 * max_buffered_per_direction` a connection).
+    pub tcp_buffered_bytes: u64,
+    /// Header bytes held by the HTTP decoders (at most `2 * max_header_bytes` a connection).
+    pub http_buffered_bytes: u64,
 }
 
 /// A request being received.
@@ -92,6 +116,9 @@ struct HttpState {
 struct Stages {
     config: PipelineConfig,
     conns: HashMap<u64, ConnState>,
+    /// Ids of the open connections that carry at least one exchange (live judgement looks at
+    /// these only, without scanning idle connections).
+    with_exchanges: HashSet<u64>,
     finished: Vec<Connection>,
     sink: Option<Box<dyn ExchangeSink + Send>>,
     /// Only connections with these ids send part bytes to the sink (None: all).
@@ -113,6 +140,7 @@ impl Analyzer {
             stages: Stages {
                 config,
                 conns: HashMap::new(),
+                with_exchanges: HashSet::new(),
                 finished: Vec::new(),
                 sink: None,
                 sink_filter: None,
@@ -168,6 +196,7 @@ impl Analyzer {
         }
         let stages = &mut self.stages;
         self.tcp.segment(ts, seg, &mut |ev| stages.on_tcp(ev));
+        self.sync_table_counters();
     }
 
     /// Close connections idle for `idle_nanos` (live capture).
@@ -175,6 +204,37 @@ impl Analyzer {
         let stages = &mut self.stages;
         self.tcp
             .expire(now, idle_nanos, &mut |ev| stages.on_tcp(ev));
+        self.sync_table_counters();
+    }
+
+    /// Copy the connection table's counters into [`Counters`] (a few loads: fine per packet).
+    fn sync_table_counters(&mut self) {
+        let t = self.tcp.stats();
+        self.counters.connections_evicted = t.evicted;
+        self.counters.connections_expired = t.expired;
+        self.counters.peak_open_connections = t.peak_open;
+    }
+
+    /// Connections currently tracked.
+    pub fn open_connections(&self) -> usize {
+        self.tcp.open_connections()
+    }
+
+    /// What the pipeline holds right now (scans every open connection).
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            tcp_connections: self.tcp.open_connections(),
+            http_connections: self.stages.conns.len(),
+            connections_with_exchanges: self.stages.with_exchanges.len(),
+            finished_waiting: self.stages.finished.len(),
+            tcp_buffered_bytes: self.tcp.buffered_bytes(),
+            http_buffered_bytes: self
+                .stages
+                .conns
+                .values()
+                .map(|s| (s.req.buffered_bytes() + s.resp.buffered_bytes()) as u64)
+                .sum(),
+        }
     }
 
     /// Record a located problem with the input (bounded).
@@ -194,10 +254,26 @@ impl Analyzer {
     /// Snapshots of connections still open, with their exchanges so far and provisional verdicts
     /// (for live views).
     pub fn open_snapshot(&self) -> Vec<Connection> {
-        let mut v: Vec<Connection> = self
+        Self::snapshot(self.stages.conns.values())
+    }
+
+    /// The open connections that carry at least one exchange, by id, as they are (exchange
+    /// verdicts not yet final): what live judgement looks at. Idle and handshake-only
+    /// connections are neither visited nor copied.
+    pub fn open_with_exchanges(&self) -> Vec<&Connection> {
+        let conns = &self.stages.conns;
+        let mut v: Vec<&Connection> = self
             .stages
-            .conns
-            .values()
+            .with_exchanges
+            .iter()
+            .filter_map(|id| conns.get(id).map(|s| &s.http.conn))
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    fn snapshot<'a>(states: impl Iterator<Item = &'a ConnState>) -> Vec<Connection> {
+        let mut v: Vec<Connection> = states
             .map(|s| {
                 let mut c = s.http.conn.clone();
                 for ex in &mut c.exchanges {
@@ -223,6 +299,7 @@ impl Analyzer {
     pub fn finish(mut self) -> (Vec<Connection>, Counters, Vec<String>) {
         let stages = &mut self.stages;
         self.tcp.finish(&mut |ev| stages.on_tcp(ev));
+        self.sync_table_counters();
         // Anything the TCP stage did not close (should be nothing) is closed here.
         let ids: Vec<u64> = self.stages.conns.keys().copied().collect();
         for id in ids {
@@ -295,6 +372,7 @@ impl Stages {
     fn data(&mut self, id: u64, dir: Direction, ts: Timestamp, data: &[u8]) {
         let Stages {
             conns,
+            with_exchanges,
             config,
             sink,
             sink_filter,
@@ -307,9 +385,13 @@ impl Stages {
         let ctx = Ctx { config, ts };
         match dir {
             Direction::ClientToServer => {
+                let had_exchanges = !http.conn.exchanges.is_empty();
                 req.feed(data, &mut |e| {
                     on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
                 });
+                if !had_exchanges && !http.conn.exchanges.is_empty() {
+                    with_exchanges.insert(id);
+                }
             }
             Direction::ServerToClient => resp.feed(data, &mut |e| on_response_event(http, &ctx, e)),
         }
@@ -341,6 +423,7 @@ impl Stages {
     fn close(&mut self, id: u64, info: Option<Box<ConnInfo>>) {
         let Stages {
             conns,
+            with_exchanges,
             config,
             sink,
             sink_filter,
@@ -354,6 +437,7 @@ impl Stages {
         else {
             return;
         };
+        with_exchanges.remove(&id);
         let ts = info
             .as_ref()
             .map(|i| i.last_ts)
@@ -477,6 +561,11 @@ fn on_request_event(
                 finish_body(&mut st.conn, cur, sink.as_deref_mut());
             }
             let index = st.conn.exchanges.len();
+            // Most connections carry one exchange: without this the first push reserves room
+            // for four (2.6 KB), which adds up over tens of thousands of open connections.
+            if index == 0 {
+                st.conn.exchanges.reserve_exact(1);
+            }
             let method = head.method.clone().unwrap_or_default();
             resp.expect_response_to(&method);
             let content_type = head.header("content-type").map(str::to_string);
@@ -534,7 +623,7 @@ fn on_request_event(
                     None => cur.body.feed(data, None),
                 }
                 if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
-                    ex.request.body_bytes += data.len() as u64;
+                    ex.request.body_bytes = ex.request.body_bytes.saturating_add(data.len() as u64);
                     ex.request.end_time = ctx.ts;
                 }
             }
@@ -542,9 +631,10 @@ fn on_request_event(
         HttpEvent::Missing(n) => {
             if let Some(cur) = st.current.as_mut() {
                 cur.body.missing(n);
+                // `n` comes from capture gaps (up to 1 GiB per ACK): saturate, never wrap.
                 if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
-                    ex.request.body_bytes += n;
-                    ex.request.missing_bytes += n;
+                    ex.request.body_bytes = ex.request.body_bytes.saturating_add(n);
+                    ex.request.missing_bytes = ex.request.missing_bytes.saturating_add(n);
                 }
             }
         }
@@ -668,7 +758,7 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                 .and_then(|i| st.conn.exchanges.get_mut(i))
                 .and_then(|e| e.response.as_mut())
             {
-                r.body_bytes += data.len() as u64;
+                r.body_bytes = r.body_bytes.saturating_add(data.len() as u64);
             }
         }
         HttpEvent::Missing(n) => {
@@ -677,7 +767,7 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                 .and_then(|i| st.conn.exchanges.get_mut(i))
                 .and_then(|e| e.response.as_mut())
             {
-                r.body_bytes += n;
+                r.body_bytes = r.body_bytes.saturating_add(n);
             }
         }
         HttpEvent::End { .. } | HttpEvent::Incomplete { .. } => {

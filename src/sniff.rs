@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::capture::live::{LiveCapture, LiveError, LiveOptions, LiveStats};
 use crate::diagnose::live::{Finding, LiveDiagnoser};
 use crate::model::{Connection, Exchange, Stall, Summary};
-use crate::pipeline::{Analyzer, PipelineConfig};
+use crate::pipeline::{Analyzer, Counters, Footprint, PipelineConfig};
 use crate::time::Timestamp;
 
 /// Options of one live capture session.
@@ -69,6 +69,12 @@ fn now() -> Timestamp {
     Timestamp::from_nanos(d.as_secs() as i64, i64::from(d.subsec_nanos()))
 }
 
+/// A duration in nanoseconds, saturating (an `as` cast would wrap a huge `--idle-timeout` to a
+/// negative number and expire every connection at once).
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
 /// One JSON line of `sniff --json`.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -120,6 +126,7 @@ pub fn run_headless(
     let started = Instant::now();
     let mut last_tick = Instant::now();
     let mut findings = Vec::new();
+    let mut told_full = false;
     loop {
         if STOP.load(Ordering::SeqCst)
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
@@ -134,6 +141,13 @@ pub fn run_headless(
             last_tick = Instant::now();
             session.tick(now(), &mut findings);
             emit(&mut findings, json, out, &mut session.judged);
+            if !told_full && session.counters().connections_evicted > 0 {
+                told_full = true;
+                eprintln!(
+                    "alarmscope: connection table full ({} connections): the least recently active are closed early from now on (counted in the summary as connections_evicted); a shorter --idle-timeout or a --filter helps",
+                    opts.pipeline.tcp.max_connections
+                );
+            }
         }
     }
     cap.flush();
@@ -153,9 +167,10 @@ pub fn run_headless(
     } else {
         let _ = writeln!(
             out,
-            "summary: {packets} packets, {} requests: {} ok, {} error_status, {} no_response, {} incomplete; {} handshake failures; {} stalls; kernel dropped {} packets",
+            "summary: {packets} packets, {} requests: {} ok, {} error_status, {} no_response, {} incomplete; {} handshake failures; {} stalls; kernel dropped {} packets; connections: peak {} open, {} evicted (table full), {} expired (idle)",
             summary.requests, summary.ok, summary.error_status, summary.no_response, summary.incomplete,
-            summary.handshake_failures, summary.stalls, stats.dropped + stats.if_dropped
+            summary.handshake_failures, summary.stalls, stats.dropped + stats.if_dropped,
+            summary.peak_open_connections, summary.connections_evicted, summary.connections_expired
         );
     }
     let _ = out.flush();
@@ -180,8 +195,8 @@ impl Session {
     pub fn new(opts: &SniffOptions) -> Self {
         Session {
             analyzer: Analyzer::new(opts.pipeline.clone()),
-            diag: LiveDiagnoser::new(opts.answer_timeout.as_nanos() as i64),
-            idle_nanos: opts.idle_timeout.as_nanos() as i64,
+            diag: LiveDiagnoser::new(nanos(opts.answer_timeout)),
+            idle_nanos: nanos(opts.idle_timeout),
             packets: 0,
             judged: 0,
         }
@@ -209,6 +224,21 @@ impl Session {
         self.analyzer.open_snapshot()
     }
 
+    /// Packet and connection-table counters so far (evictions, idle expiries, peak table size).
+    pub fn counters(&self) -> &Counters {
+        self.analyzer.counters()
+    }
+
+    /// What the pipeline holds right now (scans the open connections: not per packet).
+    pub fn footprint(&self) -> Footprint {
+        self.analyzer.footprint()
+    }
+
+    /// The live judgement state (provisional verdicts, running stalls).
+    pub fn diagnoser(&self) -> &LiveDiagnoser {
+        &self.diag
+    }
+
     /// End of capture: judge everything left. Returns the summary and the packet count.
     pub fn finish(self, now: Timestamp, out: &mut Vec<Finding>) -> (Summary, u64) {
         let Session {
@@ -230,6 +260,9 @@ impl Session {
         s.truncated_frames = counters.truncated_frames;
         s.first_packet = counters.first_packet;
         s.last_packet = counters.last_packet;
+        s.connections_evicted = counters.connections_evicted;
+        s.connections_expired = counters.connections_expired;
+        s.peak_open_connections = counters.peak_open_connections;
         (s, packets)
     }
 }
@@ -414,7 +447,19 @@ impl Session {
             self.diag.on_finished(&c, out);
             closed.push(c);
         }
-        let open = self.analyzer.open_snapshot();
-        self.diag.on_tick(now, &open, out);
+        self.diag
+            .on_tick(now, self.analyzer.open_with_exchanges(), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_timeouts_saturate_instead_of_wrapping() {
+        assert_eq!(nanos(Duration::from_secs(2)), 2_000_000_000);
+        assert_eq!(nanos(Duration::MAX), i64::MAX);
+        assert_eq!(nanos(Duration::from_secs(u64::MAX / 1_000)), i64::MAX);
     }
 }

@@ -28,12 +28,13 @@ impl Timestamp {
 
     /// Milliseconds from `earlier` to `self` (negative if `self` is earlier).
     pub fn millis_since(self, earlier: Timestamp) -> f64 {
-        (self.0 - earlier.0) as f64 / 1e6
+        // Saturating: capture timestamps are input (a damaged record can hold any value).
+        self.0.saturating_sub(earlier.0) as f64 / 1e6
     }
 
     /// Seconds from `earlier` to `self`.
     pub fn secs_since(self, earlier: Timestamp) -> f64 {
-        (self.0 - earlier.0) as f64 / 1e9
+        self.0.saturating_sub(earlier.0) as f64 / 1e9
     }
 
     /// UTC wall-clock text `YYYY-MM-DD HH:MM:SS.mmm` for humans (no time-zone database needed).
@@ -54,7 +55,8 @@ impl Timestamp {
     /// `HH:MM:SS.mmm` (UTC), for narrow list columns.
     pub fn to_clock_string(self) -> String {
         let s = self.to_utc_string();
-        s[11..].to_string()
+        // Always "YYYY-MM-DD " first (i64 nanoseconds span the years 1677-2262), but never panic.
+        s.get(11..).unwrap_or(&s).to_string()
     }
 }
 
@@ -97,5 +99,11 @@ mod tests {
         let b = Timestamp::from_micros(12, 0);
         assert_eq!(b.millis_since(a), 1500.0);
         assert_eq!(b.secs_since(a), 1.5);
+        // Damaged captures: extreme timestamps saturate instead of overflowing.
+        let (lo, hi) = (Timestamp(i64::MIN), Timestamp(i64::MAX));
+        assert_eq!(hi.secs_since(lo), i64::MAX as f64 / 1e9);
+        assert_eq!(lo.millis_since(hi), i64::MIN as f64 / 1e6);
+        assert_eq!(lo.to_clock_string().len(), "HH:MM:SS.mmm".len());
+        assert_eq!(hi.to_clock_string().len(), "HH:MM:SS.mmm".len());
     }
 }

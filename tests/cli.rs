@@ -93,6 +93,9 @@ fn replay_json_of_the_stall_sample_has_the_documented_fields() {
         "stalls",
         "truncated_frames",
         "capture_gap_bytes",
+        "connections_evicted",
+        "connections_expired",
+        "peak_open_connections",
     ] {
         assert!(doc["summary"].get(key).is_some(), "summary.{key} missing");
     }

@@ -84,7 +84,9 @@ pub struct SniffArgs {
     /// answer comes later).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub answer_timeout: f64,
-    /// Close and judge connections idle this long (bounds memory on a busy server).
+    /// Close and judge connections idle this long (bounds memory on a busy server; the table also
+    /// holds at most 100000 connections, least recently active evicted first). Both are counted
+    /// in the summary (connections_expired, connections_evicted).
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub idle_timeout: f64,
     /// List the interfaces that can be captured on, and exit.
@@ -148,8 +150,11 @@ pub fn sniff_filter(filter: Option<&str>, port: Option<u16>) -> Option<String> {
     }
 }
 
+/// Seconds from the command line: negative, NaN or zero give 0; too large for a `Duration`
+/// (`from_secs_f64` would panic, e.g. `--duration 1e20`) gives the largest one.
 fn secs(s: f64) -> std::time::Duration {
-    std::time::Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+    let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
+    std::time::Duration::try_from_secs_f64(s).unwrap_or(std::time::Duration::MAX)
 }
 
 fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
@@ -206,5 +211,20 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
             eprintln!("alarmscope: {e}");
             Ok(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn seconds_from_the_command_line_never_panic() {
+        assert_eq!(secs(1.5), Duration::from_millis(1500));
+        assert_eq!(secs(-3.0), Duration::ZERO);
+        assert_eq!(secs(f64::NAN), Duration::ZERO);
+        assert_eq!(secs(f64::INFINITY), Duration::ZERO);
+        assert_eq!(secs(1e20), Duration::MAX);
     }
 }

@@ -54,9 +54,14 @@ impl LiveDiagnoser {
         &self.summary
     }
 
-    /// Stalls still running.
+    /// Stalls still running (at most one per device).
     pub fn open_stalls(&self) -> usize {
         self.open_stalls.len()
+    }
+
+    /// Exchanges reported provisionally and not yet judged finally (all on open connections).
+    pub fn provisional(&self) -> usize {
+        self.provisional.len()
     }
 
     /// A connection is over: report each exchange's final verdict (once), the handshake failure,
@@ -77,7 +82,10 @@ impl LiveDiagnoser {
             }
             _ => {}
         }
-        self.summary.capture_gap_bytes += conn.gap_bytes[0] + conn.gap_bytes[1];
+        self.summary.capture_gap_bytes = self
+            .summary
+            .capture_gap_bytes
+            .saturating_add(conn.gap_bytes[0].saturating_add(conn.gap_bytes[1]));
         for ex in &conn.exchanges {
             let r = ExchangeRef {
                 connection: conn.id,
@@ -110,7 +118,12 @@ impl LiveDiagnoser {
     /// Periodic check at capture time `now` over the connections still open: requests that have
     /// waited past the timeout are reported `no_response`, and any new request from a stalled
     /// device ends its stall.
-    pub fn on_tick(&mut self, now: Timestamp, open: &[Connection], out: &mut Vec<Finding>) {
+    pub fn on_tick<'a>(
+        &mut self,
+        now: Timestamp,
+        open: impl IntoIterator<Item = &'a Connection>,
+        out: &mut Vec<Finding>,
+    ) {
         for conn in open {
             for ex in &conn.exchanges {
                 let r = ExchangeRef {

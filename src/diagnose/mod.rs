@@ -206,6 +206,9 @@ fn summarise(conns: &[Connection], counters: &Counters, stalls: &[Stall], retrie
         truncated_frames: counters.truncated_frames,
         first_packet: counters.first_packet,
         last_packet: counters.last_packet,
+        connections_evicted: counters.connections_evicted,
+        connections_expired: counters.connections_expired,
+        peak_open_connections: counters.peak_open_connections,
         connections: conns.len() as u64,
         stalls: stalls.len() as u64,
         stalled_seconds: stalls.iter().fold(0.0, |a, s| a + s.seconds),
@@ -213,7 +216,9 @@ fn summarise(conns: &[Connection], counters: &Counters, stalls: &[Stall], retrie
         ..Summary::default()
     };
     for c in conns {
-        s.capture_gap_bytes += c.gap_bytes[0] + c.gap_bytes[1];
+        s.capture_gap_bytes = s
+            .capture_gap_bytes
+            .saturating_add(c.gap_bytes[0].saturating_add(c.gap_bytes[1]));
         match c.handshake {
             Handshake::Unanswered => {
                 s.handshake_failures += 1;

@@ -789,6 +789,12 @@ impl MessageDecoder {
         self.offset
     }
 
+    /// Bytes held for a header block still being received (at most `Limits::max_header_bytes`);
+    /// body bytes are never held.
+    pub fn buffered_bytes(&self) -> usize {
+        self.head_buf.len()
+    }
+
     /// Processes a prefix of `rest` (at stream offset `self.offset`); returns the bytes consumed.
     /// Zero only together with a state change towards a consuming state.
     fn step(&mut self, rest: &[u8], sink: &mut dyn FnMut(HttpEvent<'_>)) -> usize {

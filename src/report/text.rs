@@ -51,6 +51,13 @@ pub fn render(r: &Report) -> String {
             s.capture_gap_bytes, s.truncated_frames, s.undecodable_frames
         );
     }
+    if s.connections_evicted > 0 || s.connections_expired > 0 {
+        let _ = writeln!(
+            o,
+            "connection table: {} closed early because the table was full (peak {} open), {} closed after the idle timeout; their last requests may be judged on partial data",
+            s.connections_evicted, s.peak_open_connections, s.connections_expired
+        );
+    }
     if s.requests == 0 && s.handshake_failures == 0 {
         let _ = writeln!(
             o,

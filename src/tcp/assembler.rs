@@ -324,7 +324,7 @@ impl Assembler {
             }
             let here = self.next;
             if here < upto {
-                self.stats.gap_bytes += upto - here;
+                self.stats.gap_bytes = self.stats.gap_bytes.saturating_add(upto - here);
                 out(Chunk::Gap(upto - here));
                 self.advance(upto);
             }
@@ -443,7 +443,7 @@ impl Assembler {
             }
             let lo = b.start.max(self.next);
             if b.lost {
-                self.stats.gap_bytes += b.end - lo;
+                self.stats.gap_bytes = self.stats.gap_bytes.saturating_add(b.end - lo);
                 out(Chunk::Gap(b.end - lo));
             } else {
                 let (d1, d2) = self.ring_slices(lo, b.end);
@@ -462,7 +462,8 @@ impl Assembler {
     /// Declare `[next, to)` missing (nothing may be buffered there).
     fn gap_to(&mut self, to: u64, out: &mut dyn FnMut(Chunk<'_>)) {
         if to > self.next {
-            self.stats.gap_bytes += to - self.next;
+            // Gap sizes come from sequence numbers (up to 4 GiB a segment): saturate.
+            self.stats.gap_bytes = self.stats.gap_bytes.saturating_add(to - self.next);
             out(Chunk::Gap(to - self.next));
             self.advance(to);
         }
@@ -495,7 +496,7 @@ impl Assembler {
                 _ => self.gap_to(target, out),
             }
         }
-        self.stats.gap_bytes - before
+        self.stats.gap_bytes.saturating_sub(before)
     }
 
     /// Deliver everything buffered, declaring the holes before it as gaps (end of stream).

@@ -15,8 +15,10 @@
 //!   showing them missing, or at once when the ACK comes with data or FIN or acknowledges the
 //!   FIN (one packet of grace for captures that reorder an ACK before the data it acknowledges;
 //!   an excess of exactly one byte with no FIN seen is taken for an unseen FIN, not data);
-//! - the table holds at most `max_connections`; the least recently active is evicted through a
-//!   lazy min-heap of activity ticks (amortised O(log n) per packet).
+//! - the table holds at most `max_connections` (default 100 000); the least recently active is
+//!   evicted through a lazy min-heap of activity ticks (amortised O(log n) per packet). Evicted
+//!   and idle-expired connections are closed like any other (their exchanges are judged) and
+//!   counted in [`TrackerStats`], which the summary reports.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -118,9 +120,14 @@ pub struct ConnInfo {
 }
 
 /// Limits that keep memory bounded however large or hostile the capture.
+///
+/// Worst case per tracked connection: per direction at most `max_buffered_per_direction`
+/// out-of-order bytes, held in a ring of less than twice that (at least 4 KiB, allocated only
+/// once the direction buffers something), and `timeline_packets` time-line entries.
 #[derive(Debug, Clone)]
 pub struct TcpConfig {
-    /// Connections tracked at once; past this the least recently active is closed as `Open`.
+    /// Connections tracked at once (default 100 000); past this the least recently active is
+    /// closed as `Open` and counted in [`TrackerStats::evicted`].
     pub max_connections: usize,
     /// Out-of-order bytes buffered per direction before the earliest hole is declared a gap.
     pub max_buffered_per_direction: usize,
@@ -180,6 +187,8 @@ pub struct TrackerStats {
     pub evicted: u64,
     /// Connections closed by [`TcpTracker::expire`].
     pub expired: u64,
+    /// Most connections tracked at once (never above `max_connections`).
+    pub peak_open: u64,
     /// Stray packets of recently closed connections that were absorbed.
     pub absorbed_packets: u64,
 }
@@ -688,6 +697,18 @@ impl TcpTracker {
         self.conns.len()
     }
 
+    /// Out-of-order bytes buffered over the whole table (both directions of every connection;
+    /// at most `2 * max_buffered_per_direction` each). Scans the table: for tests and periodic
+    /// diagnostics, not per packet.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.conns
+            .values()
+            .flat_map(|c| c.half.iter())
+            .filter_map(|h| h.asm.as_ref())
+            .map(|a| a.buffered_bytes())
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// Table counters so far.
     pub fn stats(&self) -> TrackerStats {
         self.stats
@@ -724,6 +745,7 @@ impl TcpTracker {
         self.stats.opened += 1;
         self.conns
             .insert(key, Conn::new(id, client, server, ts, self.tick));
+        self.stats.peak_open = self.stats.peak_open.max(self.conns.len() as u64);
         self.lru.push(Reverse((self.tick, key)));
         if self.lru.len() > self.conns.len().saturating_mul(2).saturating_add(1024) {
             self.lru = self
@@ -1351,6 +1373,41 @@ mod tests {
         h.full(a, srv(), 2, 0, PA, b"GET", 0);
         assert_eq!(h.opens(), vec![1, 2, 3]);
         assert_eq!(h.t.stats().absorbed_packets, 0);
+    }
+
+    #[test]
+    fn table_stays_within_its_limits_and_counts_what_it_closes() {
+        let mut h = H::with(TcpConfig {
+            max_connections: 50,
+            max_buffered_per_direction: 1000,
+            ..TcpConfig::default()
+        });
+        for i in 0..500u16 {
+            let a = SocketAddr::new("10.0.0.5".parse().unwrap(), 20_000 + i);
+            h.full(a, srv(), 1000, 0, S, b"", 0);
+            h.full(srv(), a, 5000, 1001, SA, b"", 0);
+            h.full(a, srv(), 1001, 5001, A, b"", 0);
+            // Ten bytes after a 10-byte hole: buffered out of order, then silence.
+            h.full(a, srv(), 1011, 5001, PA, b"0123456789", 0);
+            assert!(h.t.open_connections() <= 50);
+            assert!(h.t.buffered_bytes() <= 50 * 2 * 1000);
+        }
+        let st = h.t.stats();
+        assert_eq!((st.opened, st.evicted, st.peak_open), (500, 450, 50));
+        assert_eq!(h.t.buffered_bytes(), 50 * 10);
+        // An evicted connection's buffered bytes were delivered behind an explicit gap.
+        assert_eq!(h.gaps(1, C2S), vec![10]);
+        assert_eq!(h.data(1, C2S), b"0123456789");
+
+        h.now += 3_600_000_000_000;
+        let now = Timestamp(h.now);
+        h.t.expire(now, 120_000_000_000, &mut H::sink(&mut h.ev));
+        let st = h.t.stats();
+        assert_eq!((st.expired, st.peak_open), (50, 50));
+        assert_eq!((h.t.open_connections(), h.t.buffered_bytes()), (0, 0));
+        // Every connection opened was closed, with a Close event: none vanished silently.
+        assert_eq!(h.closes().len() as u64, st.opened);
+        assert_eq!(st.evicted + st.expired, st.opened);
     }
 
     #[test]

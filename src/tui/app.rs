@@ -299,6 +299,9 @@ impl App {
             first_packet: s.first_packet,
             last_packet: s.last_packet,
             warnings_dropped: 0,
+            connections_evicted: s.connections_evicted,
+            connections_expired: s.connections_expired,
+            peak_open_connections: s.peak_open_connections,
         };
         self.warnings = r.warnings;
         self.upsert(r.connections);
