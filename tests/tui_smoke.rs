@@ -26,7 +26,17 @@ fn tui_opens_a_sample_navigates_and_quits_cleanly() {
         v.extend_from_slice(args);
         tmux(&v)
     };
-    t(&["new-session", "-d", "-s", &session, "-x", "100", "-y", "30", &cmd]);
+    t(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &cmd,
+    ]);
     let scr = |s: &str| {
         let start = Instant::now();
         loop {

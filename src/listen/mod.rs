@@ -10,6 +10,7 @@
 
 pub mod cli;
 mod conn;
+mod evict;
 pub mod fault;
 pub mod response;
 
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Semaphore, TryAcquireError};
 
 use crate::isapi::BodyLimits;
 use crate::model::{Connection, Exchange, Report, Verdict};
@@ -44,7 +45,9 @@ pub struct ListenLimits {
     /// A request in progress must deliver bytes at least this often, and its head must be
     /// complete within this time from its first byte (slow clients get 408).
     pub read_timeout: Duration,
-    /// Connections served at once; further ones wait in the accept backlog.
+    /// Connections served at once. When all are taken and another arrives, the connection that
+    /// has waited longest for a request (idle first, then an incomplete head) is closed to make
+    /// room; if every connection is busy with a request, the newcomer waits for a free slot.
     pub max_connections: usize,
 }
 
@@ -170,6 +173,9 @@ pub struct ListenSummary {
     pub store_errors: u64,
     /// Events failed on purpose (`--fault`).
     pub injected_faults: u64,
+    /// Connections closed to make room for new ones (at `--max-connections`, or when accept ran
+    /// out of file descriptors): idle ones, then slow-header ones (answered 408).
+    pub evicted: u64,
     pub seconds: f64,
 }
 
@@ -184,6 +190,7 @@ struct Stats {
     stored: AtomicU64,
     store_errors: AtomicU64,
     injected: AtomicU64,
+    evicted: AtomicU64,
 }
 
 /// State shared by the connection tasks.
@@ -197,6 +204,8 @@ pub(crate) struct Shared {
     stop_tx: watch::Sender<bool>,
     retained: Mutex<VecDeque<Connection>>,
     local: SocketAddr,
+    /// Connections waiting for a request, to close when room is needed.
+    evictor: Arc<evict::Evictor>,
 }
 
 impl Shared {
@@ -312,6 +321,7 @@ impl Server {
             ),
         };
         listener.set_nonblocking(true)?;
+        raise_nofile(opts.limits.max_connections);
         let local = listener.local_addr()?;
         let store = match &opts.store {
             Some(dir) => Some(
@@ -359,6 +369,7 @@ impl Server {
             stop_tx,
             retained: Mutex::new(VecDeque::new()),
             local: self.local,
+            evictor: Arc::default(),
         });
         let sem = Arc::new(Semaphore::new(self.opts.limits.max_connections.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -366,13 +377,16 @@ impl Server {
         let deadline = self.opts.duration.map(|d| tokio::time::Instant::now() + d);
         tokio::pin!(shutdown);
         let mut next_id: u64 = 0;
-        loop {
-            let permit = tokio::select! {
-                p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = &mut shutdown => break,
-                _ = stop.wait_for(|s| *s) => break,
-                _ = sleep_until_opt(deadline) => break,
-            };
+        let evict = |sh: &Shared| {
+            let made_room = sh.evictor.evict_one().is_some();
+            if made_room {
+                sh.stats.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+            made_room
+        };
+        // Accept first, then find a slot: a connection waiting in the kernel's backlog cannot be
+        // seen, so room is only made for one that is really there.
+        'accept: loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = &mut shutdown => break,
@@ -381,24 +395,47 @@ impl Server {
             };
             // Reap finished tasks so the set stays small.
             while tasks.try_join_next().is_some() {}
-            match accepted {
-                Ok((stream, peer)) => {
-                    next_id = next_id.saturating_add(1);
-                    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    let sh = shared.clone();
-                    let id = next_id;
-                    tasks.spawn(async move {
-                        conn::serve(stream, id, peer, sh).await;
-                        drop(permit);
-                    });
-                }
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off rather than spin.
+                    // Out of file descriptors and the like: free one by closing the connection
+                    // idle longest, and back off rather than spin.
                     tracing::warn!("accept: {e}");
-                    drop(permit);
+                    evict(&shared);
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
-            }
+            };
+            // Every slot taken: close the connection that has waited longest for a request (it
+            // frees its slot within moments); if none is waiting, wait for a slot to free up or
+            // for a connection to start waiting.
+            let mut made_room = false;
+            let permit = loop {
+                match sem.clone().try_acquire_owned() {
+                    Ok(p) => break p,
+                    Err(TryAcquireError::Closed) => break 'accept,
+                    Err(TryAcquireError::NoPermits) => {}
+                }
+                made_room = made_room || evict(&shared);
+                tokio::select! {
+                    p = sem.clone().acquire_owned() => match p {
+                        Ok(p) => break p,
+                        Err(_) => break 'accept,
+                    },
+                    _ = shared.evictor.registered.notified(), if !made_room => {}
+                    _ = &mut shutdown => break 'accept,
+                    _ = stop.wait_for(|s| *s) => break 'accept,
+                    _ = sleep_until_opt(deadline) => break 'accept,
+                }
+            };
+            next_id = next_id.saturating_add(1);
+            shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+            let sh = shared.clone();
+            let id = next_id;
+            tasks.spawn(async move {
+                conn::serve(stream, id, peer, sh).await;
+                drop(permit);
+            });
         }
         drop(listener);
         let _ = shared.stop_tx.send(true);
@@ -429,6 +466,7 @@ impl Server {
             stored: st.stored.load(Ordering::Relaxed),
             store_errors: st.store_errors.load(Ordering::Relaxed),
             injected_faults: st.injected.load(Ordering::Relaxed),
+            evicted: st.evicted.load(Ordering::Relaxed),
             seconds: started.elapsed().as_secs_f64(),
         };
         let counters = crate::pipeline::Counters::default();
@@ -440,6 +478,33 @@ impl Server {
         );
         Ok((report, summary))
     }
+}
+
+/// Raise the soft limit on open files towards what `max_connections` needs (a socket each, plus
+/// the files of events being stored), up to the hard limit. Many systems start processes with a
+/// soft limit of 1024, which is the default `--max-connections` alone; past it accept fails with
+/// EMFILE (then the connection idle longest is closed to free one) and so would the store.
+fn raise_nofile(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let want = (max_connections as u64)
+            .saturating_mul(2)
+            .saturating_add(256);
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit with a pointer to a valid local rlimit.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 || r.rlim_cur >= want as _ {
+                return;
+            }
+            r.rlim_cur = (want as libc::rlim_t).min(r.rlim_max);
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
