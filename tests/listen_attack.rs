@@ -456,6 +456,69 @@ fn idle_connection_flood_past_max_connections_does_not_lock_out_the_device() {
     assert_eq!(summary.ok, samples.len() as u64);
 }
 
+/// The real binary under a low open-files limit (soft = hard = 256, as on some systems, where
+/// the default 1024 connections cannot fit): it serves fewer connections at once, says so, and
+/// under an idle flood still has file descriptors left for the device's connections and the
+/// store's files.
+#[test]
+fn low_open_files_limit_caps_connections_and_keeps_the_store_working() {
+    let _g = serial();
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const FLOOD: usize = 400;
+    raise_nofile(4 * FLOOD as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_alarmscope"))
+        .args(["listen", "--bind", "127.0.0.1:0", "--json", "--store"])
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        lines.push(line);
+    }
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let addr: SocketAddr = lines[0]
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split([',', ' ']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {lines:?}"));
+    // (256 - 64) / 2 connections fit.
+    assert!(
+        lines[1].contains("serving at most 96 connections at once (not 1024)"),
+        "{lines:?}"
+    );
+    let mut dev = Device::start(addr);
+    assert_served("before the flood", dev.next(3));
+    let idle: Vec<TcpStream> = (0..FLOOD).map(|_| connect(addr)).collect();
+    assert_served("idle flood under a low open files limit", dev.next(20));
+    let mut closed = 0;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            closed = idle.iter().filter(|s| closed_by_server(s)).count();
+            closed >= FLOOD - 96
+        }),
+        "only {closed} of {FLOOD} idle connections closed"
+    );
+    drop(idle);
+    let samples = dev.finish();
+    assert_served("low open files limit", &samples);
+    let _ = child.kill();
+    let _ = child.wait();
+    let index = read_index(&store).unwrap();
+    assert!(index.len() >= samples.len(), "{} stored", index.len());
+}
+
 #[test]
 fn connection_that_never_sends_is_closed_after_read_timeout_not_idle_timeout() {
     let _g = serial();

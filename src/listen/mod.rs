@@ -321,7 +321,8 @@ impl Server {
             ),
         };
         listener.set_nonblocking(true)?;
-        raise_nofile(opts.limits.max_connections);
+        let mut opts = opts;
+        opts.limits.max_connections = fit_nofile(opts.limits.max_connections.max(1));
         let local = listener.local_addr()?;
         let store = match &opts.store {
             Some(dir) => Some(
@@ -340,6 +341,12 @@ impl Server {
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Connections served at once: `--max-connections`, or fewer if the open files limit is too
+    /// low for it (see the start message).
+    pub fn max_connections(&self) -> usize {
+        self.opts.limits.max_connections
     }
 
     /// The store directory (absolute), unless `--no-store`.
@@ -481,30 +488,56 @@ impl Server {
 }
 
 /// Raise the soft limit on open files towards what `max_connections` needs (a socket each, plus
-/// the files of events being stored), up to the hard limit. Many systems start processes with a
-/// soft limit of 1024, which is the default `--max-connections` alone; past it accept fails with
-/// EMFILE (then the connection idle longest is closed to free one) and so would the store.
-fn raise_nofile(max_connections: usize) {
+/// the files of events being stored), up to the hard limit, and return the connections that fit:
+/// `max_connections`, or fewer when the limit stays too low (half of what is left after a
+/// reserve, so that the store can still open its files when every connection is taken). Many
+/// systems start processes with a soft limit of 1024, which the default `--max-connections`
+/// alone would exhaust: accept would fail with EMFILE, and so would the store (500s).
+fn fit_nofile(max_connections: usize) -> usize {
+    const RESERVE: u64 = 64;
+    let want = (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(RESERVE);
+    let Some(soft) = raise_nofile(want) else {
+        return max_connections;
+    };
+    if soft >= want {
+        return max_connections;
+    }
+    let fit = usize::try_from(soft.saturating_sub(RESERVE) / 2).unwrap_or(usize::MAX);
+    max_connections.min(fit.max(16))
+}
+
+/// Raise the soft RLIMIT_NOFILE to `want` (at most the hard limit); the soft limit then.
+#[allow(clippy::useless_conversion)] // rlim_t is not u64 everywhere
+fn raise_nofile(want: u64) -> Option<u64> {
     #[cfg(unix)]
     {
-        let want = (max_connections as u64)
-            .saturating_mul(2)
-            .saturating_add(256);
         let mut r = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
         // SAFETY: getrlimit/setrlimit with a pointer to a valid local rlimit.
         unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 || r.rlim_cur >= want as _ {
-                return;
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+                return None;
             }
-            r.rlim_cur = (want as libc::rlim_t).min(r.rlim_max);
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            let want = libc::rlim_t::try_from(want).unwrap_or(libc::rlim_t::MAX);
+            if r.rlim_cur < want {
+                let old = r.rlim_cur;
+                r.rlim_cur = want.min(r.rlim_max);
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                    r.rlim_cur = old;
+                }
+            }
         }
+        Some(u64::try_from(r.rlim_cur).unwrap_or(u64::MAX))
     }
     #[cfg(not(unix))]
-    let _ = max_connections;
+    {
+        let _ = want;
+        None
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
