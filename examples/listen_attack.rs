@@ -7,7 +7,8 @@
 //!   SCENARIO  baseline   no attack
 //!             idle       2000 connections that never send a byte (reopened 1 s after the server
 //!                        closes one)
-//!             slowloris  500 connections dribbling one header byte per second
+//!             slowloris  500 connections (started 2 ms apart) dribbling one header byte per
+//!                        second, reconnecting when cut
 //!             chunked    8 endless chunked bodies at full speed
 //!             huge-cl    8 loops sending `Content-Length: 10^15` heads
 //!             headers    8 loops: 3000 header fields, or one header line that never ends
@@ -354,8 +355,15 @@ fn start_attack(
     match scenario {
         "baseline" => Vec::new(),
         "idle" => n(2000).map(|_| rt.spawn(idle_one(addr, st()))).collect(),
+        // Started 2 ms apart, as a steady attack would be (not 500 cuts in the same instant).
         "slowloris" => n(500)
-            .map(|_| rt.spawn(slowloris_one(addr, st())))
+            .map(|i| {
+                let s = st();
+                rt.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(2 * i as u64)).await;
+                    slowloris_one(addr, s).await
+                })
+            })
             .collect(),
         "chunked" => n(8).map(|_| rt.spawn(chunked_one(addr, st()))).collect(),
         "huge-cl" => n(8).map(|_| rt.spawn(huge_cl_one(addr, st()))).collect(),

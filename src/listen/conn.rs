@@ -431,6 +431,12 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
                 .await
                 .map_err(|_| ()),
         };
+        if matches!(read, Ok(Ok(n)) if n > 0) {
+            // Bytes arrived: not evictable while they are handled (the next turn decides).
+            if let Some(t) = ticket.take() {
+                evicted |= t.leave();
+            }
+        }
         let n = match read {
             Err(_) if idle => {
                 if evicted {
