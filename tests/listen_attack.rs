@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use alarmscope::listen::{spawn, ListenHandle, ListenOptions, ListenSummary, ListenUpdate};
+use alarmscope::model::Report;
 use alarmscope::store::read_index;
 
 const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\r\n<ipAddress>10.0.0.5</ipAddress>\r\n<portNo>80</portNo>\r\n<protocol>HTTP</protocol>\r\n<macAddress>44:19:b6:00:00:01</macAddress>\r\n<channelID>1</channelID>\r\n<dateTime>2024-02-29T12:34:56+08:00</dateTime>\r\n<activePostCount>1</activePostCount>\r\n<eventType>VMD</eventType>\r\n<eventState>active</eventState>\r\n<eventDescription>Motion alarm</eventDescription>\r\n</EventNotificationAlert>\r\n";
@@ -135,12 +136,17 @@ impl Srv {
 
     /// Stop the server; the final counts. The store stays until `self` is dropped.
     fn stop(&mut self) -> ListenSummary {
+        self.stop_with_report().1
+    }
+
+    /// Stop the server; the final report (over the connections it kept) and counts.
+    fn stop_with_report(&mut self) -> (Report, ListenSummary) {
         if let Some(h) = self.handle.take() {
             h.join();
         }
         loop {
             match self.rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(ListenUpdate::Final(_, s)) => return s,
+                Ok(ListenUpdate::Final(r, s)) => return (*r, s),
                 Ok(ListenUpdate::Error(e)) => panic!("server error: {e}"),
                 Ok(_) => {}
                 Err(_) => panic!("no final update"),
@@ -748,9 +754,23 @@ fn endless_chunked_body_gets_413_at_max_body_bytes_and_is_cut() {
     assert_served("endless chunked bodies", &samples);
     assert_device_stored(&srv, &samples);
     let store = srv.store();
-    let summary = srv.stop();
+    let (report, summary) = srv.stop_with_report();
     assert_eq!(summary.ok, samples.len() as u64);
     assert!(summary.error_status >= 8);
+    // What the server remembers of the cut bodies is bounded (each kept up to 256 KiB of
+    // metadata text before, so endless cut bodies grew memory without a useful bound).
+    let cut: Vec<_> = report
+        .connections
+        .iter()
+        .flat_map(|c| &c.exchanges)
+        .filter(|e| e.response.as_ref().is_some_and(|r| r.status == 413))
+        .collect();
+    assert_eq!(cut.len(), 8);
+    for e in cut {
+        let kept = e.metadata.as_ref().map_or(0, String::len);
+        assert!(kept < 9 * 1024, "{kept} bytes of metadata kept");
+        assert!(e.event_detail.is_none());
+    }
     // The cut bodies left no staging directory and no index line.
     assert_eq!(read_index(&store).unwrap().len(), samples.len());
     for f in walk(&store) {

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use super::evict::{Ticket, Waiting};
 use super::fault::FaultAction;
-use super::{now, response, EventRecord, Shared};
+use super::{now, record, response, EventRecord, Shared};
 use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, DecodedBody};
 use crate::model::{Connection, EventSummary, Exchange, Request, Response, Verdict};
@@ -90,6 +90,11 @@ impl State {
             self.dropped = self.dropped.saturating_add(1);
         }
         self.conn.exchanges.push(ex);
+        let excess = record::excess_exchanges(&self.conn.exchanges, record::MAX_RECORD_BYTES);
+        if excess > 0 {
+            self.conn.exchanges.drain(..excess);
+            self.dropped = self.dropped.saturating_add(excess);
+        }
     }
 
     fn next_index(&self) -> usize {
@@ -513,6 +518,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
     st.conn.last_seen = now();
     for ex in &mut st.conn.exchanges {
         ex.verdict = final_verdict(ex);
+        record::compact(ex);
     }
     sh.publish_connection(&st.conn);
     sh.retain(st.conn);
@@ -576,6 +582,9 @@ fn report(
         store_error,
     };
     sh.publish_event(&rec);
+    if let Some(ex) = st.ex_mut(index) {
+        record::compact(ex);
+    }
     sh.publish_connection(&st.conn);
 }
 

@@ -12,9 +12,9 @@ pub mod cli;
 mod conn;
 mod evict;
 pub mod fault;
+mod record;
 pub mod response;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,9 +86,11 @@ pub struct ListenOptions {
     pub count: Option<u64>,
     /// On stop, how long requests in progress may take to finish.
     pub grace: Duration,
-    /// Finished connections kept for the final report (oldest dropped first).
+    /// Finished connections kept for the final report (oldest dropped first; also at most
+    /// about 64 MiB of them).
     pub max_retained_connections: usize,
-    /// Exchanges kept per connection record (a long keep-alive connection drops its oldest).
+    /// Exchanges kept per connection record (a long keep-alive connection drops its oldest; also
+    /// at most about 1 MiB of them). Finished exchanges keep at most 8 KiB of metadata text.
     pub max_exchanges_per_connection: usize,
 }
 
@@ -202,7 +204,7 @@ pub(crate) struct Shared {
     stats: Stats,
     stop: watch::Receiver<bool>,
     stop_tx: watch::Sender<bool>,
-    retained: Mutex<VecDeque<Connection>>,
+    retained: Mutex<record::Retained>,
     local: SocketAddr,
     /// Connections waiting for a request, to close when room is needed.
     evictor: Arc<evict::Evictor>,
@@ -243,10 +245,8 @@ impl Shared {
 
     fn retain(&self, c: Connection) {
         if let Ok(mut r) = self.retained.lock() {
-            if r.len() >= self.opts.max_retained_connections.max(1) {
-                r.pop_front();
-            }
-            r.push_back(c);
+            let max = self.opts.max_retained_connections;
+            r.push(c, max, record::MAX_RETAINED_BYTES);
         }
     }
 }
@@ -374,7 +374,7 @@ impl Server {
             stats: Stats::default(),
             stop: stop_rx.clone(),
             stop_tx,
-            retained: Mutex::new(VecDeque::new()),
+            retained: Mutex::default(),
             local: self.local,
             evictor: Arc::default(),
         });
@@ -458,7 +458,7 @@ impl Server {
         let retained: Vec<Connection> = shared
             .retained
             .lock()
-            .map(|mut r| r.drain(..).collect())
+            .map(|mut r| r.drain())
             .unwrap_or_default();
         let st = &shared.stats;
         let summary = ListenSummary {
