@@ -621,6 +621,16 @@ impl MessageDecoder {
         }
     }
 
+    /// For a server reading requests off its own socket: the stream must begin with a start line.
+    /// Bytes that cannot begin one are an `Error` at once, and any token is let through as a
+    /// method (httparse judges it), instead of the capture default of skipping unknown leading
+    /// bytes silently (a capture may begin in the middle of a stream). Call before feeding.
+    pub fn require_start_line(&mut self) {
+        if self.offset == 0 {
+            self.garbage_check = false;
+        }
+    }
+
     /// Responses only: tell the decoder the method of the request the next final response answers
     /// (HEAD and CONNECT change how its body is framed). Call once per request, in order.
     ///
@@ -2037,6 +2047,35 @@ mod tests {
         assert_eq!(
             evs.get(1..),
             Some(&[Ev::Body(b"Z".to_vec()), Ev::End(1)][..])
+        );
+    }
+
+    #[test]
+    fn require_start_line_reports_leading_garbage_at_once() {
+        for (input, want) in [
+            (
+                &b"\xff\xfeST / HTTP/1.1\r\n"[..],
+                "ERROR@0 expected the start line of an HTTP request, found \"\\xff\"",
+            ),
+            (
+                &b"\x16\x03\x01\x02\x00"[..],
+                "ERROR@0 expected the start line of an HTTP request, found \"\\x16\"",
+            ),
+        ] {
+            let mut d = MessageDecoder::new(Kind::Request, Limits::default());
+            d.require_start_line();
+            let mut evs = Vec::new();
+            d.feed(input, &mut |e| push(&mut evs, e));
+            check("strict start", &evs, &[want]);
+        }
+        // Any token is a method for httparse to judge; the listener answers it 405.
+        let mut d = MessageDecoder::new(Kind::Request, Limits::default());
+        d.require_start_line();
+        let mut evs = Vec::new();
+        d.feed(b"BREW /pot HTTP/1.1\r\n\r\n", &mut |e| push(&mut evs, e));
+        assert!(
+            matches!(evs.first(), Some(Ev::Head(h)) if h.method.as_deref() == Some("BREW")),
+            "{evs:?}"
         );
     }
 

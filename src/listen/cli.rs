@@ -206,6 +206,13 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
             server.local_addr()
         ),
     }
+    if server.max_connections() < a.max_connections {
+        eprintln!(
+            "alarmscope: serving at most {} connections at once (not {}): the open files limit is too low (raise it with ulimit -n)",
+            server.max_connections(),
+            a.max_connections
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::evict::{Ticket, Waiting};
 use super::fault::FaultAction;
-use super::{now, response, EventRecord, Shared};
+use super::{now, record, response, EventRecord, Shared};
 use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, DecodedBody};
 use crate::model::{Connection, EventSummary, Exchange, Request, Response, Verdict};
@@ -21,6 +22,9 @@ use crate::tcp::{CloseKind, Handshake, Side};
 use crate::time::Timestamp;
 
 const READ_BUF: usize = 64 * 1024;
+/// Read buffer of a connection waiting for a request or its head: thousands of idle or slow
+/// connections stay cheap.
+const READ_BUF_IDLE: usize = 4 * 1024;
 
 /// A request being received.
 struct InProgress {
@@ -86,6 +90,11 @@ impl State {
             self.dropped = self.dropped.saturating_add(1);
         }
         self.conn.exchanges.push(ex);
+        let excess = record::excess_exchanges(&self.conn.exchanges, record::MAX_RECORD_BYTES);
+        if excess > 0 {
+            self.conn.exchanges.drain(..excess);
+            self.dropped = self.dropped.saturating_add(excess);
+        }
     }
 
     fn next_index(&self) -> usize {
@@ -360,45 +369,116 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
         max_headers: sh.opts.limits.max_headers,
     };
     let mut dec = MessageDecoder::new(Kind::Request, limits);
-    let mut buf = vec![0u8; READ_BUF];
+    // A server's stream must begin with a request line: anything else is a 400 at once.
+    dec.require_start_line();
+    let mut buf = Vec::new();
     let mut stop = sh.stop.clone();
     let read_timeout = sh.opts.limits.read_timeout;
     let idle_timeout = sh.opts.limits.idle_timeout;
-    // When the head of the current message began (slow-header protection).
-    let mut head_since: Option<tokio::time::Instant> = None;
+    // Since when the connection waits for a request (accept or end of the last one), and for the
+    // rest of the current head, with the exchanges started by then: bytes that start no request
+    // (blank lines, garbage) do not push these deadlines back.
+    let mut idle_since: Option<(tokio::time::Instant, usize)> = None;
+    let mut head_since: Option<(tokio::time::Instant, usize)> = None;
+    // Evictable (closed to make room at max connections) while waiting for a request or a head.
+    let mut ticket: Option<Ticket> = None;
+    let mut evicted = false;
     sh.publish_connection(&st.conn);
     let closed = loop {
         let idle = st.cur.is_none() && dec.is_idle();
+        let started = st.next_index();
         let deadline = if idle {
             head_since = None;
-            tokio::time::Instant::now() + idle_timeout
+            // A new connection must begin its first request within the read timeout.
+            let limit = if started == 0 {
+                idle_timeout.min(read_timeout)
+            } else {
+                idle_timeout
+            };
+            since(&mut idle_since, started) + limit
         } else if st.cur.is_none() {
-            *head_since.get_or_insert_with(tokio::time::Instant::now) + read_timeout
+            idle_since = None;
+            since(&mut head_since, started) + read_timeout
         } else {
-            head_since = None;
+            (idle_since, head_since) = (None, None);
             tokio::time::Instant::now() + read_timeout
         };
-        let read = tokio::select! {
-            r = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => r,
-            _ = stop.wait_for(|s| *s), if idle => break CloseKind::Fin(Side::Server),
+        let want = if st.cur.is_none() {
+            READ_BUF_IDLE
+        } else {
+            READ_BUF
         };
+        if buf.len() != want {
+            buf = vec![0u8; want];
+        }
+        let waiting = match (idle, st.cur.is_none()) {
+            (true, _) => Some(Waiting::Idle),
+            (false, true) => Some(Waiting::Head),
+            (false, false) => None,
+        };
+        if ticket.as_ref().map(Ticket::what) != waiting {
+            if let Some(t) = ticket.take() {
+                evicted |= t.leave();
+            }
+            ticket = waiting.map(|w| sh.evictor.wait(w));
+        }
+        let read = match ticket.as_mut() {
+            _ if evicted && st.cur.is_none() => Err(()),
+            Some(t) => tokio::select! {
+                r = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => r.map_err(|_| ()),
+                _ = stop.wait_for(|s| *s), if idle => break CloseKind::Fin(Side::Server),
+                _ = t.evicted() => {
+                    evicted = true;
+                    Err(())
+                }
+            },
+            None => tokio::time::timeout_at(deadline, stream.read(&mut buf))
+                .await
+                .map_err(|_| ()),
+        };
+        if matches!(read, Ok(Ok(n)) if n > 0) {
+            // Bytes arrived: not evictable while they are handled (the next turn decides).
+            if let Some(t) = ticket.take() {
+                evicted |= t.leave();
+            }
+        }
         let n = match read {
-            Err(_) if idle => break CloseKind::Fin(Side::Server),
+            Err(_) if idle => {
+                if evicted {
+                    st.error("idle connection closed to make room (max connections)".into());
+                }
+                break CloseKind::Fin(Side::Server);
+            }
             Err(_) => {
-                // A request started but did not progress in time: 408 and close.
+                // A request started but did not progress in time, or its head was incomplete
+                // when room was needed: 408 and close.
                 let index = match st.cur.take() {
                     Some(cur) => {
                         let i = cur.index;
                         abandon(&mut st, cur);
-                        Some(i)
+                        i
                     }
-                    None => None,
+                    None => {
+                        // An incomplete head: recorded, so the 408 is reported and counted.
+                        let i = st.next_index();
+                        let max = sh.opts.max_exchanges_per_connection;
+                        st.push_exchange(new_exchange(i, now()), max);
+                        i
+                    }
                 };
-                st.error(format!(
-                    "request not received within {} s: timed out",
-                    read_timeout.as_secs_f64()
-                ));
-                let _ = reject(&mut stream, &mut st, &sh, index, 408).await;
+                let msg = if evicted {
+                    "request head incomplete when its connection was closed to make room (max connections)".to_string()
+                } else {
+                    format!(
+                        "request not received within {} s: timed out",
+                        read_timeout.as_secs_f64()
+                    )
+                };
+                if let Some(ex) = st.ex_mut(index) {
+                    ex.request.error = Some(msg.clone());
+                }
+                st.error(msg);
+                let _ = reject(&mut stream, &mut st, &sh, Some(index), 408).await;
                 break CloseKind::Fin(Side::Server);
             }
             Ok(Err(e)) => {
@@ -438,9 +518,22 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
     st.conn.last_seen = now();
     for ex in &mut st.conn.exchanges {
         ex.verdict = final_verdict(ex);
+        record::compact(ex);
     }
     sh.publish_connection(&st.conn);
     sh.retain(st.conn);
+}
+
+/// The start of the current wait, restarted when exchanges were started since.
+fn since(slot: &mut Option<(tokio::time::Instant, usize)>, started: usize) -> tokio::time::Instant {
+    match *slot {
+        Some((t, n)) if n == started => t,
+        _ => {
+            let t = tokio::time::Instant::now();
+            *slot = Some((t, started));
+            t
+        }
+    }
 }
 
 /// The peer closed: a request in progress is reported incomplete.
@@ -489,6 +582,9 @@ fn report(
         store_error,
     };
     sh.publish_event(&rec);
+    if let Some(ex) = st.ex_mut(index) {
+        record::compact(ex);
+    }
     sh.publish_connection(&st.conn);
 }
 

@@ -10,10 +10,11 @@
 
 pub mod cli;
 mod conn;
+mod evict;
 pub mod fault;
+mod record;
 pub mod response;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Semaphore, TryAcquireError};
 
 use crate::isapi::BodyLimits;
 use crate::model::{Connection, Exchange, Report, Verdict};
@@ -44,7 +45,9 @@ pub struct ListenLimits {
     /// A request in progress must deliver bytes at least this often, and its head must be
     /// complete within this time from its first byte (slow clients get 408).
     pub read_timeout: Duration,
-    /// Connections served at once; further ones wait in the accept backlog.
+    /// Connections served at once. When all are taken and another arrives, the connection that
+    /// has waited longest for a request (idle first, then an incomplete head) is closed to make
+    /// room; if every connection is busy with a request, the newcomer waits for a free slot.
     pub max_connections: usize,
 }
 
@@ -83,9 +86,11 @@ pub struct ListenOptions {
     pub count: Option<u64>,
     /// On stop, how long requests in progress may take to finish.
     pub grace: Duration,
-    /// Finished connections kept for the final report (oldest dropped first).
+    /// Finished connections kept for the final report (oldest dropped first; also at most
+    /// about 64 MiB of them).
     pub max_retained_connections: usize,
-    /// Exchanges kept per connection record (a long keep-alive connection drops its oldest).
+    /// Exchanges kept per connection record (a long keep-alive connection drops its oldest; also
+    /// at most about 1 MiB of them). Finished exchanges keep at most 8 KiB of metadata text.
     pub max_exchanges_per_connection: usize,
 }
 
@@ -170,6 +175,9 @@ pub struct ListenSummary {
     pub store_errors: u64,
     /// Events failed on purpose (`--fault`).
     pub injected_faults: u64,
+    /// Connections closed to make room for new ones (at `--max-connections`, or when accept ran
+    /// out of file descriptors): idle ones, then slow-header ones (answered 408).
+    pub evicted: u64,
     pub seconds: f64,
 }
 
@@ -184,6 +192,7 @@ struct Stats {
     stored: AtomicU64,
     store_errors: AtomicU64,
     injected: AtomicU64,
+    evicted: AtomicU64,
 }
 
 /// State shared by the connection tasks.
@@ -195,8 +204,10 @@ pub(crate) struct Shared {
     stats: Stats,
     stop: watch::Receiver<bool>,
     stop_tx: watch::Sender<bool>,
-    retained: Mutex<VecDeque<Connection>>,
+    retained: Mutex<record::Retained>,
     local: SocketAddr,
+    /// Connections waiting for a request, to close when room is needed.
+    evictor: Arc<evict::Evictor>,
 }
 
 impl Shared {
@@ -234,10 +245,8 @@ impl Shared {
 
     fn retain(&self, c: Connection) {
         if let Ok(mut r) = self.retained.lock() {
-            if r.len() >= self.opts.max_retained_connections.max(1) {
-                r.pop_front();
-            }
-            r.push_back(c);
+            let max = self.opts.max_retained_connections;
+            r.push(c, max, record::MAX_RETAINED_BYTES);
         }
     }
 }
@@ -312,6 +321,8 @@ impl Server {
             ),
         };
         listener.set_nonblocking(true)?;
+        let mut opts = opts;
+        opts.limits.max_connections = fit_nofile(opts.limits.max_connections.max(1));
         let local = listener.local_addr()?;
         let store = match &opts.store {
             Some(dir) => Some(
@@ -330,6 +341,12 @@ impl Server {
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Connections served at once: `--max-connections`, or fewer if the open files limit is too
+    /// low for it (see the start message).
+    pub fn max_connections(&self) -> usize {
+        self.opts.limits.max_connections
     }
 
     /// The store directory (absolute), unless `--no-store`.
@@ -357,8 +374,9 @@ impl Server {
             stats: Stats::default(),
             stop: stop_rx.clone(),
             stop_tx,
-            retained: Mutex::new(VecDeque::new()),
+            retained: Mutex::default(),
             local: self.local,
+            evictor: Arc::default(),
         });
         let sem = Arc::new(Semaphore::new(self.opts.limits.max_connections.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -366,13 +384,16 @@ impl Server {
         let deadline = self.opts.duration.map(|d| tokio::time::Instant::now() + d);
         tokio::pin!(shutdown);
         let mut next_id: u64 = 0;
-        loop {
-            let permit = tokio::select! {
-                p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = &mut shutdown => break,
-                _ = stop.wait_for(|s| *s) => break,
-                _ = sleep_until_opt(deadline) => break,
-            };
+        let evict = |sh: &Shared| {
+            let made_room = sh.evictor.evict_one().is_some();
+            if made_room {
+                sh.stats.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+            made_room
+        };
+        // Accept first, then find a slot: a connection waiting in the kernel's backlog cannot be
+        // seen, so room is only made for one that is really there.
+        'accept: loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = &mut shutdown => break,
@@ -381,24 +402,47 @@ impl Server {
             };
             // Reap finished tasks so the set stays small.
             while tasks.try_join_next().is_some() {}
-            match accepted {
-                Ok((stream, peer)) => {
-                    next_id = next_id.saturating_add(1);
-                    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    let sh = shared.clone();
-                    let id = next_id;
-                    tasks.spawn(async move {
-                        conn::serve(stream, id, peer, sh).await;
-                        drop(permit);
-                    });
-                }
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off rather than spin.
+                    // Out of file descriptors and the like: free one by closing the connection
+                    // idle longest, and back off rather than spin.
                     tracing::warn!("accept: {e}");
-                    drop(permit);
+                    evict(&shared);
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
-            }
+            };
+            // Every slot taken: close the connection that has waited longest for a request (it
+            // frees its slot within moments); if none is waiting, wait for a slot to free up or
+            // for a connection to start waiting.
+            let mut made_room = false;
+            let permit = loop {
+                match sem.clone().try_acquire_owned() {
+                    Ok(p) => break p,
+                    Err(TryAcquireError::Closed) => break 'accept,
+                    Err(TryAcquireError::NoPermits) => {}
+                }
+                made_room = made_room || evict(&shared);
+                tokio::select! {
+                    p = sem.clone().acquire_owned() => match p {
+                        Ok(p) => break p,
+                        Err(_) => break 'accept,
+                    },
+                    _ = shared.evictor.registered.notified(), if !made_room => {}
+                    _ = &mut shutdown => break 'accept,
+                    _ = stop.wait_for(|s| *s) => break 'accept,
+                    _ = sleep_until_opt(deadline) => break 'accept,
+                }
+            };
+            next_id = next_id.saturating_add(1);
+            shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+            let sh = shared.clone();
+            let id = next_id;
+            tasks.spawn(async move {
+                conn::serve(stream, id, peer, sh).await;
+                drop(permit);
+            });
         }
         drop(listener);
         let _ = shared.stop_tx.send(true);
@@ -414,7 +458,7 @@ impl Server {
         let retained: Vec<Connection> = shared
             .retained
             .lock()
-            .map(|mut r| r.drain(..).collect())
+            .map(|mut r| r.drain())
             .unwrap_or_default();
         let st = &shared.stats;
         let summary = ListenSummary {
@@ -429,6 +473,7 @@ impl Server {
             stored: st.stored.load(Ordering::Relaxed),
             store_errors: st.store_errors.load(Ordering::Relaxed),
             injected_faults: st.injected.load(Ordering::Relaxed),
+            evicted: st.evicted.load(Ordering::Relaxed),
             seconds: started.elapsed().as_secs_f64(),
         };
         let counters = crate::pipeline::Counters::default();
@@ -439,6 +484,59 @@ impl Server {
             Vec::new(),
         );
         Ok((report, summary))
+    }
+}
+
+/// Raise the soft limit on open files towards what `max_connections` needs (a socket each, plus
+/// the files of events being stored), up to the hard limit, and return the connections that fit:
+/// `max_connections`, or fewer when the limit stays too low (half of what is left after a
+/// reserve, so that the store can still open its files when every connection is taken). Many
+/// systems start processes with a soft limit of 1024, which the default `--max-connections`
+/// alone would exhaust: accept would fail with EMFILE, and so would the store (500s).
+fn fit_nofile(max_connections: usize) -> usize {
+    const RESERVE: u64 = 64;
+    let want = (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(RESERVE);
+    let Some(soft) = raise_nofile(want) else {
+        return max_connections;
+    };
+    if soft >= want {
+        return max_connections;
+    }
+    let fit = usize::try_from(soft.saturating_sub(RESERVE) / 2).unwrap_or(usize::MAX);
+    max_connections.min(fit.max(16))
+}
+
+/// Raise the soft RLIMIT_NOFILE to `want` (at most the hard limit); the soft limit then.
+#[allow(clippy::useless_conversion)] // rlim_t is not u64 everywhere
+fn raise_nofile(want: u64) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit with a pointer to a valid local rlimit.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+                return None;
+            }
+            let want = libc::rlim_t::try_from(want).unwrap_or(libc::rlim_t::MAX);
+            if r.rlim_cur < want {
+                let old = r.rlim_cur;
+                r.rlim_cur = want.min(r.rlim_max);
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                    r.rlim_cur = old;
+                }
+            }
+        }
+        Some(u64::try_from(r.rlim_cur).unwrap_or(u64::MAX))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = want;
+        None
     }
 }
 

@@ -1,0 +1,202 @@
+//! Bounds on what the listener remembers of finished exchanges: the live record of each
+//! connection (TUI, final verdicts) and the finished connections kept for the final report.
+//!
+//! Counting alone did not bound memory: every exchange keeps its metadata text (up to
+//! `BodyLimits::max_metadata_bytes`, 256 KiB by default) and its decoded tree, so an attacker
+//! sending endless bodies that are cut at the size limit left ~256 KiB behind per connection, up
+//! to 10 000 retained connections (2.5 GB).
+
+use std::collections::VecDeque;
+
+use crate::model::{Connection, Exchange};
+
+/// Metadata text kept on a finished exchange (for the detail pane). Longer text is cut to this,
+/// and its decoded tree dropped.
+pub(crate) const KEPT_METADATA: usize = 8 * 1024;
+/// Approximate bytes of exchange records kept per live connection (oldest dropped first).
+pub(crate) const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Approximate bytes of finished connections kept for the final report (oldest dropped first).
+pub(crate) const MAX_RETAINED_BYTES: usize = 64 << 20;
+
+/// Shrink a finished exchange: a metadata text longer than [`KEPT_METADATA`] is cut there and
+/// ends with a note of its full length and hash (so identical long texts still compare equal for
+/// retry detection, different ones do not), and its decoded tree is dropped.
+pub(crate) fn compact(ex: &mut Exchange) {
+    let Some(m) = ex.metadata.as_mut() else {
+        return;
+    };
+    if m.len() <= KEPT_METADATA + 128 {
+        return;
+    }
+    let mut cut = KEPT_METADATA;
+    while !m.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let note = format!(
+        "\n[... {} bytes in all, the first {cut} shown; xxh3 {:016x}]",
+        m.len(),
+        xxhash_rust::xxh3::xxh3_64(m.as_bytes())
+    );
+    m.truncate(cut);
+    m.push_str(&note);
+    m.shrink_to_fit();
+    ex.event_detail = None;
+}
+
+/// Approximate heap bytes held by an exchange record.
+pub(crate) fn approx_bytes(ex: &Exchange) -> usize {
+    let r = &ex.request;
+    let headers =
+        |hs: &[(String, String)]| -> usize { hs.iter().map(|(k, v)| k.len() + v.len() + 48).sum() };
+    let meta = ex.metadata.as_ref().map_or(0, String::len);
+    // The decoded tree holds the text's names and values again, in small allocations.
+    let tree = if ex.event_detail.is_some() {
+        2 * meta + 512
+    } else {
+        0
+    };
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    512 + r.method.len()
+        + r.path.len()
+        + headers(&r.headers)
+        + ex.response
+            .as_ref()
+            .map_or(0, |resp| headers(&resp.headers))
+        + meta
+        + tree
+        + ex.parts.len() * 160
+        + text(&r.error)
+        + text(&r.content_type)
+        + text(&ex.body_error)
+}
+
+/// Approximate heap bytes held by a connection record.
+pub(crate) fn connection_bytes(c: &Connection) -> usize {
+    256 + c.client.len()
+        + c.server.len()
+        + c.errors.iter().map(|e| e.len() + 24).sum::<usize>()
+        + c.exchanges.iter().map(approx_bytes).sum::<usize>()
+}
+
+/// How many of the oldest exchanges to drop so that the rest fit in `budget` bytes (the newest
+/// is always kept).
+pub(crate) fn excess_exchanges(exchanges: &[Exchange], budget: usize) -> usize {
+    let mut total: usize = exchanges.iter().map(approx_bytes).sum();
+    let mut drop = 0;
+    for ex in exchanges.iter().take(exchanges.len().saturating_sub(1)) {
+        if total <= budget {
+            break;
+        }
+        total -= approx_bytes(ex);
+        drop += 1;
+    }
+    drop
+}
+
+/// Finished connections for the final report, bounded by count and by bytes.
+#[derive(Default)]
+pub(crate) struct Retained {
+    conns: VecDeque<(usize, Connection)>,
+    bytes: usize,
+}
+
+impl Retained {
+    pub(crate) fn push(&mut self, c: Connection, max_count: usize, max_bytes: usize) {
+        let size = connection_bytes(&c);
+        self.conns.push_back((size, c));
+        self.bytes += size;
+        while self.conns.len() > 1
+            && (self.conns.len() > max_count.max(1) || self.bytes > max_bytes)
+        {
+            if let Some((s, _)) = self.conns.pop_front() {
+                self.bytes -= s;
+            }
+        }
+    }
+
+    pub(crate) fn drain(&mut self) -> Vec<Connection> {
+        self.bytes = 0;
+        self.conns.drain(..).map(|(_, c)| c).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn exchange(index: usize, metadata: &str) -> Exchange {
+        Exchange {
+            index,
+            request: crate::model::Request {
+                time: Timestamp::from_nanos(0, 0),
+                end_time: Timestamp::from_nanos(0, 0),
+                ..Default::default()
+            },
+            response: None,
+            verdict: crate::model::Verdict::Incomplete,
+            event: None,
+            parts: Vec::new(),
+            retry_of: None,
+            injected_fault: None,
+            body_kind: "xml",
+            body_error: None,
+            body_hash: 0,
+            metadata: Some(metadata.to_string()),
+            event_detail: None,
+        }
+    }
+
+    #[test]
+    fn long_metadata_is_cut_with_length_and_hash() {
+        let long = "é".repeat(100_000);
+        let mut a = exchange(0, &long);
+        compact(&mut a);
+        let m = a.metadata.as_deref().unwrap();
+        assert!(m.len() < KEPT_METADATA + 128, "{}", m.len());
+        assert!(m.contains("200000 bytes in all"), "{}", &m[m.len() - 80..]);
+        // Same text, same stand-in; a different tail, a different one.
+        let mut b = exchange(1, &long);
+        compact(&mut b);
+        assert_eq!(a.metadata, b.metadata);
+        let mut c = exchange(2, &format!("{long}x"));
+        compact(&mut c);
+        assert_ne!(a.metadata, c.metadata);
+        // Short text is left alone.
+        let mut d = exchange(3, "<a/>");
+        compact(&mut d);
+        assert_eq!(d.metadata.as_deref(), Some("<a/>"));
+    }
+
+    #[test]
+    fn records_are_bounded_by_bytes() {
+        let big: Vec<Exchange> = (0..10).map(|i| exchange(i, &"x".repeat(100_000))).collect();
+        let drop = excess_exchanges(&big, 350_000);
+        assert_eq!(drop, 7);
+        assert_eq!(excess_exchanges(&big[..1], 10), 0, "the newest is kept");
+        let mut r = Retained::default();
+        for i in 0..100 {
+            let c = Connection {
+                id: i as u64,
+                client: "10.0.0.1:1".into(),
+                server: "10.0.0.2:80".into(),
+                handshake: crate::tcp::Handshake::Complete,
+                syn_attempts: 1,
+                closed: crate::tcp::CloseKind::Open,
+                first_seen: Timestamp::from_nanos(0, 0),
+                last_seen: Timestamp::from_nanos(0, 0),
+                packets: 0,
+                gap_bytes: [0, 0],
+                retransmissions: 0,
+                truncated_frames: 0,
+                errors: Vec::new(),
+                exchanges: vec![exchange(i, &"y".repeat(10_000))],
+                timeline: Vec::new(),
+            };
+            r.push(c, 1000, 200_000);
+        }
+        let kept = r.drain();
+        assert!(kept.len() >= 15 && kept.len() <= 20, "{}", kept.len());
+        assert_eq!(kept.last().unwrap().exchanges[0].index, 99, "newest kept");
+    }
+}
