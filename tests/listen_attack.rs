@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use alarmscope::listen::{spawn, ListenHandle, ListenOptions, ListenSummary, ListenUpdate};
 use alarmscope::model::Report;
-use alarmscope::store::read_index;
+use alarmscope::store::{read_file, read_index};
 
 const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\r\n<ipAddress>10.0.0.5</ipAddress>\r\n<portNo>80</portNo>\r\n<protocol>HTTP</protocol>\r\n<macAddress>44:19:b6:00:00:01</macAddress>\r\n<channelID>1</channelID>\r\n<dateTime>2024-02-29T12:34:56+08:00</dateTime>\r\n<activePostCount>1</activePostCount>\r\n<eventType>VMD</eventType>\r\n<eventState>active</eventState>\r\n<eventDescription>Motion alarm</eventDescription>\r\n</EventNotificationAlert>\r\n";
 
@@ -1018,40 +1018,62 @@ fn path_traversal_in_part_names_event_type_and_url_stays_in_the_store() {
     ] {
         assert!(!p.exists(), "{} was written", p.display());
     }
-    // Inside the store every name is sanitised, nothing is hidden, nothing is left staged.
-    let files = walk(&store);
-    let hostile: Vec<_> = files
-        .iter()
-        .filter(|p| p.to_string_lossy().contains(&canary))
-        .collect();
+    // The store holds segments and the index only; every name the index gives (the names an
+    // export writes) is sanitised.
+    let index = read_index(&store).unwrap();
+    let mut names: Vec<String> = Vec::new();
+    for line in &index {
+        names.extend(line.dir.split('/').map(str::to_string));
+        names.extend(line.files.iter().map(|f| f.file.clone()));
+    }
     assert!(
-        !hostile.is_empty(),
+        names.iter().any(|n| n.contains(&canary)),
         "the hostile names were not stored at all"
     );
-    for f in &files {
-        let rel = f.strip_prefix(&store).unwrap();
+    let safe = |name: &str| {
+        !name.starts_with('.')
+            && name.len() <= 120
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    for n in &names {
+        assert!(safe(n), "unsafe name {n:?} in the index");
+    }
+    for f in walk(&store) {
+        let rel = f
+            .strip_prefix(&store)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let date_dir = rel.len() == 10 && rel.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        assert!(
+            rel == "index.jsonl"
+                || rel == alarmscope::store::SPOOL_DIR
+                || date_dir
+                || (rel.ends_with(".seg") && !rel.contains(&canary)),
+            "unexpected file in the store: {rel}"
+        );
+    }
+    // Exported as files, everything lands under the export directory with safe names.
+    let out = tempfile::tempdir().unwrap();
+    let (events, _) = alarmscope::store::export(&store, out.path(), |_| true).unwrap();
+    assert_eq!(events, index.len() as u64);
+    for f in walk(out.path()) {
+        let rel = f.strip_prefix(out.path()).unwrap();
         for c in rel.components() {
-            let name = c.as_os_str().to_str().expect("non-UTF-8 name in the store");
-            assert!(
-                !name.starts_with('.')
-                    && name.len() <= 120
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
-                "unsafe name {name:?} in {}",
-                rel.display()
-            );
+            let name = c
+                .as_os_str()
+                .to_str()
+                .expect("non-UTF-8 name in the export");
+            assert!(safe(name), "unsafe name {name:?} in {}", rel.display());
         }
     }
-    // Every stored picture is byte-exact under its sanitised name.
-    let index = read_index(&store).unwrap();
+    // Every stored picture is byte-exact.
     let mut pictures = 0;
     for line in &index {
         for f in line.files.iter().filter(|f| f.bytes == pic.len() as u64) {
-            assert_eq!(
-                std::fs::read(store.join(&line.dir).join(&f.file)).unwrap(),
-                pic
-            );
+            assert_eq!(read_file(&store, line, f).unwrap(), pic);
             pictures += 1;
         }
     }
