@@ -124,12 +124,14 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
-    let mut out = std::io::stdout().lock();
+    // Block-buffered: a locked stdout is line-buffered and scans every write for newlines.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if a.output.json {
         crate::report::json::write(&report, &mut out, a.pretty)?;
     } else {
         out.write_all(crate::report::text::render(&report).as_bytes())?;
     }
+    out.flush()?;
     for w in report
         .warnings
         .iter()
