@@ -851,6 +851,10 @@ impl CommitWriter {
             .saturating_add(job.sealed.meta.len() as u64);
         seg.len = base.saturating_add(total);
         job.sealed.line.segment = seg.rel.clone();
+        // The bytes are in the segment now: free the memory, remove the spool file, before the
+        // event is reported.
+        job.sealed.data = Payload::Memory(Vec::new());
+        job.sealed.meta = Vec::new();
         for f in &mut job.sealed.line.files {
             f.offset = f.offset.saturating_add(base);
         }
