@@ -34,8 +34,8 @@ pub fn sanitize_file_name(name: &str) -> String {
     s
 }
 
-/// Default extension from a part's content type, when its name has none.
-fn extension_for(content_type: Option<&str>) -> &'static str {
+/// Default extension from a content type, for plain bodies and parts whose name has none.
+pub fn extension_for(content_type: Option<&str>) -> &'static str {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     if ct.contains("jpeg") || ct.contains("jpg") {
         "jpg"
@@ -50,8 +50,9 @@ fn extension_for(content_type: Option<&str>) -> &'static str {
     }
 }
 
-/// The file name for one part: `c<conn>-r<request>-p<part>-<device>-<name>`.
-pub fn part_file_name(ex: ExchangeRef, client: &str, header: &PartHeader) -> String {
+/// A part's own name for a file: its filename (else its name) sanitised, with an extension from
+/// its content type when it has none. Shared by `--extract` and the listener's store.
+pub fn part_base_name(header: &PartHeader) -> String {
     let base = header
         .filename
         .as_deref()
@@ -62,6 +63,12 @@ pub fn part_file_name(ex: ExchangeRef, client: &str, header: &PartHeader) -> Str
         name.push('.');
         name.push_str(extension_for(header.content_type.as_deref()));
     }
+    name
+}
+
+/// The file name for one part: `c<conn>-r<request>-p<part>-<device>-<name>`.
+pub fn part_file_name(ex: ExchangeRef, client: &str, header: &PartHeader) -> String {
+    let name = part_base_name(header);
     let device = sanitize_file_name(crate::model::host_of(client));
     format!(
         "c{}-r{}-p{}-{}-{}",

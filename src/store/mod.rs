@@ -51,7 +51,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::extract::sanitize_file_name;
+use crate::extract::{extension_for, part_base_name, sanitize_file_name};
 use crate::isapi::{PartHeader, PartSink};
 use crate::time::Timestamp;
 
@@ -424,33 +424,7 @@ fn is_date(s: &str) -> bool {
 /// File name for part `index` of a multipart body: `p<index>-<sanitised filename or name>`, with
 /// an extension from the content type when the name has none.
 pub fn part_file_name(header: &PartHeader) -> String {
-    let base = header
-        .filename
-        .as_deref()
-        .or(header.name.as_deref())
-        .unwrap_or("part");
-    let mut name = sanitize_file_name(base);
-    if !name.contains('.') {
-        name.push('.');
-        name.push_str(extension_for(header.content_type.as_deref()));
-    }
-    format!("p{}-{}", header.index, name)
-}
-
-/// Extension for a content type (plain bodies and unnamed parts).
-pub fn extension_for(content_type: Option<&str>) -> &'static str {
-    let ct = content_type.unwrap_or("").to_ascii_lowercase();
-    if ct.contains("jpeg") || ct.contains("jpg") {
-        "jpg"
-    } else if ct.contains("png") {
-        "png"
-    } else if ct.contains("xml") {
-        "xml"
-    } else if ct.contains("json") {
-        "json"
-    } else {
-        "bin"
-    }
+    format!("p{}-{}", header.index, part_base_name(header))
 }
 
 /// Which stream the next bytes belong to.
@@ -767,21 +741,17 @@ impl CommitWriter {
         let _ = indexer.join();
     }
 
-    /// A segment for an event of `date` with room for it, starting a new one where needed.
-    /// Returns whether a new segment was created (its directory then needs an fsync).
-    fn segment_for(
-        &mut self,
-        date: &str,
-        seq: u64,
-        retired: &mut Vec<Segment>,
-    ) -> io::Result<bool> {
+    /// A segment for an event of `date` with room for it, starting a new one (after flushing
+    /// the one it replaces) where needed. Returns whether a new segment was created (its
+    /// directory then needs an fsync).
+    fn segment_for(&mut self, date: &str, seq: u64) -> io::Result<bool> {
         if let Some(seg) = &self.current {
             if seg.date == date && seg.len < self.segment_bytes {
                 return Ok(false);
             }
         }
         if let Some(old) = self.current.take() {
-            retired.push(old);
+            self.flush_segment(old)?;
         }
         let dir = self.root.join(date);
         if !self.dates.contains(date) {
@@ -809,12 +779,7 @@ impl CommitWriter {
 
     /// Append one event to the current segment; offsets in its line become absolute.
     fn append(&mut self, job: &mut Job, new_dirs: &mut BTreeSet<String>) -> io::Result<()> {
-        let mut retired = Vec::new();
-        let created = self.segment_for(&job.sealed.date, job.sealed.line.seq, &mut retired);
-        for old in retired {
-            self.flush_segment(old)?;
-        }
-        if created? {
+        if self.segment_for(&job.sealed.date, job.sealed.line.seq)? {
             new_dirs.insert(job.sealed.date.clone());
         }
         let Some(seg) = self.current.as_mut() else {
