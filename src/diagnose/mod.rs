@@ -23,202 +23,50 @@ pub struct Findings {
     pub summary: Summary,
 }
 
-/// One request, flattened for the per-device time line.
+/// One request, flattened for the per-device time line (~64 bytes: what stalls and retries need).
 struct Item {
     at: ExchangeRef,
-    conn: usize,
     time: Timestamp,
     verdict: Verdict,
     status: Option<u16>,
     hash: u64,
-    body_bytes: u64,
+    has_body: bool,
     metadata_key: Option<u64>,
 }
 
-/// Diagnose `conns`: fills in each exchange's `retry_of`, and returns stalls, devices and the
-/// summary. `capture_end` is the last packet's time (stalls still running then end there).
-pub fn diagnose(
-    conns: &mut [Connection],
-    counters: &Counters,
-    capture_end: Option<Timestamp>,
-) -> Findings {
-    // Per device, every request in time order.
-    let mut per_device: BTreeMap<String, Vec<Item>> = BTreeMap::new();
-    for (ci, c) in conns.iter().enumerate() {
-        let device = c.device().to_string();
-        let list = per_device.entry(device).or_default();
-        for ex in &c.exchanges {
-            list.push(Item {
-                at: ExchangeRef {
-                    connection: c.id,
-                    index: ex.index,
-                },
-                conn: ci,
-                time: ex.request.time,
-                verdict: ex.verdict,
-                status: ex.response.as_ref().map(|r| r.status),
-                hash: ex.body_hash,
-                body_bytes: ex.request.body_bytes,
-                metadata_key: ex.metadata.as_deref().map(hash_str),
-            });
-        }
-    }
-
-    let end = capture_end.or_else(|| conns.iter().map(|c| c.last_seen).max());
-    let mut stalls = Vec::new();
-    let mut retries: Vec<(usize, usize, ExchangeRef)> = Vec::new(); // (conn idx, exchange idx, of)
-    for (device, items) in per_device.iter_mut() {
-        items.sort_by_key(|i| (i.time, i.at));
-        // Bodies of requests that did not get 200 OK, by hash -> the first such exchange.
-        let mut unanswered: HashMap<u64, ExchangeRef> = HashMap::new();
-        let mut unanswered_meta: HashMap<u64, ExchangeRef> = HashMap::new();
-        for (k, it) in items.iter().enumerate() {
-            let of = unanswered
-                .get(&it.hash)
-                .filter(|_| it.body_bytes > 0)
-                .or_else(|| it.metadata_key.and_then(|m| unanswered_meta.get(&m)))
-                .copied();
-            if let Some(of) = of {
-                retries.push((it.conn, it.at.index, of));
-            }
-            if it.verdict.is_problem() {
-                if it.body_bytes > 0 {
-                    unanswered.entry(it.hash).or_insert(of.unwrap_or(it.at));
-                }
-                if let Some(m) = it.metadata_key {
-                    unanswered_meta.entry(m).or_insert(of.unwrap_or(it.at));
-                }
-                let next = items.get(k + 1).map(|n| n.time);
-                let (to, open_ended) = match next {
-                    Some(t) => (t, false),
-                    None => (end.unwrap_or(it.time).max(it.time), true),
-                };
-                let cause = match it.status {
-                    Some(s) if it.verdict == Verdict::ErrorStatus => format!("error_status {s}"),
-                    _ => it.verdict.as_str().to_string(),
-                };
-                stalls.push(Stall {
-                    device: device.clone(),
-                    from: it.time,
-                    to,
-                    seconds: to.secs_since(it.time),
-                    cause,
-                    exchange: it.at,
-                    open_ended,
-                });
-            } else {
-                // Answered: a later identical body is a new event, not a retry.
-                unanswered.remove(&it.hash);
-                if let Some(m) = it.metadata_key {
-                    unanswered_meta.remove(&m);
-                }
-            }
-        }
-    }
-    for (ci, ei, of) in &retries {
-        if let Some(ex) = conns.get_mut(*ci).and_then(|c| c.exchanges.get_mut(*ei)) {
-            ex.retry_of = Some(*of);
-        }
-    }
-    stalls.sort_by(|a, b| (a.from, &a.device).cmp(&(b.from, &b.device)));
-
-    let devices = summarise_devices(conns, &stalls);
-    let summary = summarise(conns, counters, &stalls, retries.len() as u64);
-    Findings {
-        stalls,
-        devices,
-        summary,
-    }
+/// A device's counters while connections come in, with its time line.
+struct DeviceAcc {
+    device: Device,
+    types: HashMap<String, u64>,
+    items: Vec<Item>,
 }
 
-fn hash_str(s: &str) -> u64 {
-    // FNV-1a: deterministic across runs, unlike the std hasher's random keys.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+/// The diagnosis fed one finished connection at a time.
+///
+/// Why: a replay must not keep every exchange (headers, parts, decoded event) until the end just
+/// to find stalls and retries, which need the whole per-device time line. The ledger keeps only
+/// the ~64 bytes per request the time line needs plus per-device counters, so the headless
+/// report can write each connection out as soon as it closes. [`diagnose`] is the same ledger run
+/// over connections in memory (TUI, tests), so both give the same findings.
+#[derive(Default)]
+pub struct Ledger {
+    devices: BTreeMap<String, DeviceAcc>,
+    summary: Summary,
+    last_seen: Option<Timestamp>,
 }
 
-fn summarise_devices(conns: &[Connection], stalls: &[Stall]) -> Vec<Device> {
-    let mut map: BTreeMap<String, (Device, HashMap<String, u64>)> = BTreeMap::new();
-    for c in conns {
-        let (d, types) = map.entry(c.device().to_string()).or_insert_with(|| {
-            (
-                Device {
-                    device: c.device().to_string(),
-                    first_seen: c.first_seen,
-                    last_seen: c.last_seen,
-                    ..Device::default()
-                },
-                HashMap::new(),
-            )
-        });
-        d.connections += 1;
-        d.first_seen = d.first_seen.min(c.first_seen);
-        d.last_seen = d.last_seen.max(c.last_seen);
-        if matches!(c.handshake, Handshake::Unanswered | Handshake::Refused) {
-            d.handshake_failures += 1;
-        }
-        for ex in &c.exchanges {
-            d.events += 1;
-            if ex.verdict == Verdict::Ok {
-                d.ok += 1;
-            } else {
-                d.failures += 1;
-            }
-            if ex.retry_of.is_some() {
-                d.retries += 1;
-            }
-            if let Some(ev) = &ex.event {
-                if let Some(t) = &ev.event_type {
-                    *types.entry(t.clone()).or_default() += 1;
-                }
-                if d.mac.is_none() {
-                    d.mac = ev.mac.clone();
-                }
-            }
-        }
-    }
-    for s in stalls {
-        if let Some((d, _)) = map.get_mut(&s.device) {
-            d.stalls += 1;
-            d.stalled_seconds += s.seconds;
-        }
-    }
-    map.into_values()
-        .map(|(mut d, types)| {
-            let mut t: Vec<(String, u64)> = types.into_iter().collect();
-            t.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            d.event_types = t;
-            d
-        })
-        .collect()
-}
+/// What [`Ledger::finish`] found besides the [`Findings`]: each retry and the exchange it repeats.
+pub type Retries = Vec<(ExchangeRef, ExchangeRef)>;
 
-fn summarise(conns: &[Connection], counters: &Counters, stalls: &[Stall], retries: u64) -> Summary {
-    let mut s = Summary {
-        packets: counters.packets,
-        tcp_packets: counters.tcp_packets,
-        non_tcp_packets: counters.non_tcp_packets,
-        undecodable_frames: counters.undecodable_frames,
-        truncated_frames: counters.truncated_frames,
-        first_packet: counters.first_packet,
-        last_packet: counters.last_packet,
-        connections_evicted: counters.connections_evicted,
-        connections_expired: counters.connections_expired,
-        peak_open_connections: counters.peak_open_connections,
-        connections: conns.len() as u64,
-        stalls: stalls.len() as u64,
-        stalled_seconds: stalls.iter().fold(0.0, |a, s| a + s.seconds),
-        retries,
-        ..Summary::default()
-    };
-    for c in conns {
+impl Ledger {
+    /// Take in one finished connection (its exchanges' verdicts are final).
+    pub fn add(&mut self, c: &Connection) {
+        let s = &mut self.summary;
+        s.connections += 1;
         s.capture_gap_bytes = s
             .capture_gap_bytes
             .saturating_add(c.gap_bytes[0].saturating_add(c.gap_bytes[1]));
+        let handshake_failed = matches!(c.handshake, Handshake::Unanswered | Handshake::Refused);
         match c.handshake {
             Handshake::Unanswered => {
                 s.handshake_failures += 1;
@@ -230,6 +78,31 @@ fn summarise(conns: &[Connection], counters: &Counters, stalls: &[Stall], retrie
             }
             _ => {}
         }
+        self.last_seen = Some(self.last_seen.map_or(c.last_seen, |t| t.max(c.last_seen)));
+
+        let acc = match self.devices.get_mut(c.device()) {
+            Some(a) => a,
+            None => self
+                .devices
+                .entry(c.device().to_string())
+                .or_insert_with(|| DeviceAcc {
+                    device: Device {
+                        device: c.device().to_string(),
+                        first_seen: c.first_seen,
+                        last_seen: c.last_seen,
+                        ..Device::default()
+                    },
+                    types: HashMap::new(),
+                    items: Vec::new(),
+                }),
+        };
+        let d = &mut acc.device;
+        d.connections += 1;
+        d.first_seen = d.first_seen.min(c.first_seen);
+        d.last_seen = d.last_seen.max(c.last_seen);
+        if handshake_failed {
+            d.handshake_failures += 1;
+        }
         for ex in &c.exchanges {
             s.requests += 1;
             match ex.verdict {
@@ -238,9 +111,181 @@ fn summarise(conns: &[Connection], counters: &Counters, stalls: &[Stall], retrie
                 Verdict::NoResponse => s.no_response += 1,
                 Verdict::Incomplete => s.incomplete += 1,
             }
+            d.events += 1;
+            if ex.verdict == Verdict::Ok {
+                d.ok += 1;
+            } else {
+                d.failures += 1;
+            }
+            if let Some(ev) = &ex.event {
+                if let Some(t) = &ev.event_type {
+                    match acc.types.get_mut(t) {
+                        Some(n) => *n += 1,
+                        None => {
+                            acc.types.insert(t.clone(), 1);
+                        }
+                    }
+                }
+                if d.mac.is_none() {
+                    d.mac = ev.mac.clone();
+                }
+            }
+            acc.items.push(Item {
+                at: ExchangeRef {
+                    connection: c.id,
+                    index: ex.index,
+                },
+                time: ex.request.time,
+                verdict: ex.verdict,
+                status: ex.response.as_ref().map(|r| r.status),
+                hash: ex.body_hash,
+                has_body: ex.request.body_bytes > 0,
+                metadata_key: ex.metadata.as_deref().map(hash_str),
+            });
         }
     }
-    s
+
+    /// Requests taken in so far.
+    pub fn requests(&self) -> u64 {
+        self.summary.requests
+    }
+
+    /// Walk every device's time line: stalls, retries, device summaries and the capture summary.
+    /// `capture_end` is the last packet's time (stalls still running then end there; without it,
+    /// the last time any connection was seen).
+    pub fn finish(self, counters: &Counters, capture_end: Option<Timestamp>) -> (Findings, Retries) {
+        let end = capture_end.or(self.last_seen);
+        let mut stalls = Vec::new();
+        let mut retries: Retries = Vec::new();
+        let mut devices = Vec::with_capacity(self.devices.len());
+        for (name, mut acc) in self.devices {
+            let items = &mut acc.items;
+            items.sort_by_key(|i| (i.time, i.at));
+            let first_stall = stalls.len();
+            let mut device_retries = 0u64;
+            // Bodies of requests that did not get 200 OK, by hash -> the first such exchange.
+            let mut unanswered: HashMap<u64, ExchangeRef> = HashMap::new();
+            let mut unanswered_meta: HashMap<u64, ExchangeRef> = HashMap::new();
+            for (k, it) in items.iter().enumerate() {
+                let of = unanswered
+                    .get(&it.hash)
+                    .filter(|_| it.has_body)
+                    .or_else(|| it.metadata_key.and_then(|m| unanswered_meta.get(&m)))
+                    .copied();
+                if let Some(of) = of {
+                    retries.push((it.at, of));
+                    device_retries += 1;
+                }
+                if it.verdict.is_problem() {
+                    if it.has_body {
+                        unanswered.entry(it.hash).or_insert(of.unwrap_or(it.at));
+                    }
+                    if let Some(m) = it.metadata_key {
+                        unanswered_meta.entry(m).or_insert(of.unwrap_or(it.at));
+                    }
+                    let next = items.get(k + 1).map(|n| n.time);
+                    let (to, open_ended) = match next {
+                        Some(t) => (t, false),
+                        None => (end.unwrap_or(it.time).max(it.time), true),
+                    };
+                    let cause = match it.status {
+                        Some(s) if it.verdict == Verdict::ErrorStatus => {
+                            format!("error_status {s}")
+                        }
+                        _ => it.verdict.as_str().to_string(),
+                    };
+                    stalls.push(Stall {
+                        device: name.clone(),
+                        from: it.time,
+                        to,
+                        seconds: to.secs_since(it.time),
+                        cause,
+                        exchange: it.at,
+                        open_ended,
+                    });
+                } else {
+                    // Answered: a later identical body is a new event, not a retry.
+                    unanswered.remove(&it.hash);
+                    if let Some(m) = it.metadata_key {
+                        unanswered_meta.remove(&m);
+                    }
+                }
+            }
+            let mut d = acc.device;
+            d.retries = device_retries;
+            for st in stalls.get(first_stall..).unwrap_or_default() {
+                d.stalls += 1;
+                d.stalled_seconds += st.seconds;
+            }
+            let mut t: Vec<(String, u64)> = acc.types.into_iter().collect();
+            t.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            d.event_types = t;
+            devices.push(d);
+        }
+        stalls.sort_by(|a, b| (a.from, &a.device).cmp(&(b.from, &b.device)));
+
+        let summary = Summary {
+            packets: counters.packets,
+            tcp_packets: counters.tcp_packets,
+            non_tcp_packets: counters.non_tcp_packets,
+            undecodable_frames: counters.undecodable_frames,
+            truncated_frames: counters.truncated_frames,
+            first_packet: counters.first_packet,
+            last_packet: counters.last_packet,
+            connections_evicted: counters.connections_evicted,
+            connections_expired: counters.connections_expired,
+            peak_open_connections: counters.peak_open_connections,
+            stalls: stalls.len() as u64,
+            stalled_seconds: stalls.iter().fold(0.0, |a, s| a + s.seconds),
+            retries: retries.len() as u64,
+            ..self.summary
+        };
+        (
+            Findings {
+                stalls,
+                devices,
+                summary,
+            },
+            retries,
+        )
+    }
+}
+
+/// Diagnose `conns`: fills in each exchange's `retry_of`, and returns stalls, devices and the
+/// summary. `capture_end` is the last packet's time (stalls still running then end there).
+pub fn diagnose(
+    conns: &mut [Connection],
+    counters: &Counters,
+    capture_end: Option<Timestamp>,
+) -> Findings {
+    let mut ledger = Ledger::default();
+    for c in conns.iter() {
+        ledger.add(c);
+    }
+    let (findings, retries) = ledger.finish(counters, capture_end);
+    if !retries.is_empty() {
+        let pos: HashMap<u64, usize> = conns.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        for (at, of) in retries {
+            if let Some(ex) = pos
+                .get(&at.connection)
+                .and_then(|&i| conns.get_mut(i))
+                .and_then(|c| c.exchanges.get_mut(at.index))
+            {
+                ex.retry_of = Some(of);
+            }
+        }
+    }
+    findings
+}
+
+fn hash_str(s: &str) -> u64 {
+    // FNV-1a: deterministic across runs, unlike the std hasher's random keys.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 #[cfg(test)]
