@@ -130,8 +130,6 @@ pub struct Exchange {
     pub verdict: Verdict,
     pub event: Option<EventSummary>,
     pub parts: Vec<PartInfo>,
-    /// Earlier exchange whose body this one repeats while it was unanswered.
-    pub retry_of: Option<ExchangeRef>,
     /// Set by the listener when it failed this exchange on purpose (fault injection).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub injected_fault: Option<String>,
@@ -139,6 +137,11 @@ pub struct Exchange {
     pub body_kind: &'static str,
     /// Why the body held no event, when it did not.
     pub body_error: Option<String>,
+    /// Earlier exchange whose body this one repeats while it was unanswered.
+    ///
+    /// Kept the last serialised field: the streaming JSON writer (`report::stream`) writes each
+    /// exchange before retries are known and fills this value in at the end.
+    pub retry_of: Option<ExchangeRef>,
     /// Hash of the body bytes (retry detection).
     #[serde(skip)]
     pub body_hash: u64,

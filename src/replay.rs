@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::capture::file::{CaptureFile, OpenError};
 use crate::model::{Connection, Report};
-use crate::pipeline::{Analyzer, ExchangeSink, PipelineConfig};
+use crate::pipeline::{Analyzer, Counters, ExchangeSink, PipelineConfig};
 
 /// How far a replay has got.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,12 +36,32 @@ pub fn replay(
     progress: &mut dyn FnMut(Progress),
     on_closed: &mut dyn FnMut(&[Connection]),
 ) -> Result<Report, OpenError> {
+    let mut all: Vec<Connection> = Vec::new();
+    let (counters, warnings) = replay_each(path, opts, progress, &mut |done| {
+        on_closed(&done);
+        all.extend(done);
+    })?;
+    Ok(crate::report::build(
+        &path.display().to_string(),
+        all,
+        &counters,
+        warnings,
+    ))
+}
+
+/// Replay `path`, handing each batch of finished connections to `on_closed` to keep or drop
+/// (the streaming report keeps none). Returns the capture counters and the warnings.
+pub fn replay_each(
+    path: &Path,
+    opts: ReplayOptions,
+    progress: &mut dyn FnMut(Progress),
+    on_closed: &mut dyn FnMut(Vec<Connection>),
+) -> Result<(Counters, Vec<String>), OpenError> {
     let mut file = CaptureFile::open(path)?;
     let mut an = Analyzer::new(opts.config);
     if let Some(sink) = opts.sink {
         an.set_sink(sink, opts.sink_only);
     }
-    let mut all: Vec<Connection> = Vec::new();
     let mut number: u64 = 0;
     loop {
         match file.next_frame() {
@@ -62,8 +82,7 @@ pub fn replay(
             });
             let done = an.take_finished();
             if !done.is_empty() {
-                on_closed(&done);
-                all.extend(done);
+                on_closed(done);
             }
         }
     }
@@ -74,13 +93,7 @@ pub fn replay(
     });
     let (rest, counters, warnings) = an.finish();
     if !rest.is_empty() {
-        on_closed(&rest);
+        on_closed(rest);
     }
-    all.extend(rest);
-    Ok(crate::report::build(
-        &path.display().to_string(),
-        all,
-        &counters,
-        warnings,
-    ))
+    Ok((counters, warnings))
 }

@@ -78,9 +78,7 @@ extern "C" {
 /// wraps the handle (`Capture: From<NonNull<pcap_t>>`). `None` when the stream cannot be set up
 /// this way (the caller then opens the file the plain way, which also words the error);
 /// `Some(Err)` with libpcap's message when libpcap refuses the file.
-fn open_buffered(
-    path: &Path,
-) -> Option<Result<(pcap::Capture<pcap::Offline>, Box<[u8]>), String>> {
+fn open_buffered(path: &Path) -> Option<Result<(pcap::Capture<pcap::Offline>, Box<[u8]>), String>> {
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut buf = vec![0u8; STDIO_BUFFER].into_boxed_slice();
@@ -97,7 +95,7 @@ fn open_buffered(
             return None;
         }
         let mut errbuf = [0 as libc::c_char; 256]; // PCAP_ERRBUF_SIZE
-        // 1 = PCAP_TSTAMP_PRECISION_NANO.
+                                                   // 1 = PCAP_TSTAMP_PRECISION_NANO.
         let handle = pcap_fopen_offline_with_tstamp_precision(fp, 1, errbuf.as_mut_ptr());
         let Some(handle) = std::ptr::NonNull::new(handle.cast()) else {
             libc::fclose(fp);

@@ -117,23 +117,47 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     if !headless {
         return crate::tui::run_replay(&a.file, opts);
     }
-    let report = match replay(&a.file, opts, &mut |_| {}, &mut |_| {}) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("alarmscope: {e}");
-            return Ok(2);
-        }
-    };
     // Block-buffered: a locked stdout is line-buffered and scans every write for newlines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    if a.output.json {
-        crate::report::json::write(&report, &mut out, a.pretty)?;
+    let warnings = if a.output.json && !a.pretty {
+        // Streamed: memory stays flat however long the capture (report::stream).
+        let mut doc = crate::report::stream::JsonStream::with_temp_file();
+        let (counters, warnings) =
+            match crate::replay::replay_each(&a.file, opts, &mut |_| {}, &mut |done| {
+                for c in done {
+                    doc.add(c);
+                }
+            }) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("alarmscope: {e}");
+                    return Ok(2);
+                }
+            };
+        doc.finish(
+            &a.file.display().to_string(),
+            &counters,
+            &warnings,
+            &mut out,
+        )?;
+        warnings
     } else {
-        out.write_all(crate::report::text::render(&report).as_bytes())?;
-    }
+        let report = match replay(&a.file, opts, &mut |_| {}, &mut |_| {}) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("alarmscope: {e}");
+                return Ok(2);
+            }
+        };
+        if a.output.json {
+            crate::report::json::write(&report, &mut out, a.pretty)?;
+        } else {
+            out.write_all(crate::report::text::render(&report).as_bytes())?;
+        }
+        report.warnings
+    };
     out.flush()?;
-    for w in report
-        .warnings
+    for w in warnings
         .iter()
         .filter(|w| w.contains("ends mid-record") || w.contains("truncated"))
     {

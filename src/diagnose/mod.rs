@@ -153,7 +153,11 @@ impl Ledger {
     /// Walk every device's time line: stalls, retries, device summaries and the capture summary.
     /// `capture_end` is the last packet's time (stalls still running then end there; without it,
     /// the last time any connection was seen).
-    pub fn finish(self, counters: &Counters, capture_end: Option<Timestamp>) -> (Findings, Retries) {
+    pub fn finish(
+        self,
+        counters: &Counters,
+        capture_end: Option<Timestamp>,
+    ) -> (Findings, Retries) {
         let end = capture_end.or(self.last_seen);
         let mut stalls = Vec::new();
         let mut retries: Retries = Vec::new();

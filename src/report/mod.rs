@@ -2,6 +2,7 @@
 //! built from one [`Report`].
 
 pub mod json;
+pub mod stream;
 pub mod text;
 
 use crate::diagnose::diagnose;
