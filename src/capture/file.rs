@@ -56,6 +56,9 @@ pub struct CaptureFile {
     _stdio_buf: Option<Box<[u8]>>,
 }
 
+/// A libpcap handle and the stdio buffer under it (which must outlive it).
+type BufferedCapture = (pcap::Capture<pcap::Offline>, Box<[u8]>);
+
 /// Size of the stdio buffer libpcap reads capture files through.
 const STDIO_BUFFER: usize = 1 << 20;
 
