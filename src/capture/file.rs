@@ -81,7 +81,7 @@ extern "C" {
 /// wraps the handle (`Capture: From<NonNull<pcap_t>>`). `None` when the stream cannot be set up
 /// this way (the caller then opens the file the plain way, which also words the error);
 /// `Some(Err)` with libpcap's message when libpcap refuses the file.
-fn open_buffered(path: &Path) -> Option<Result<(pcap::Capture<pcap::Offline>, Box<[u8]>), String>> {
+fn open_buffered(path: &Path) -> Option<Result<BufferedCapture, String>> {
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut buf = vec![0u8; STDIO_BUFFER].into_boxed_slice();
