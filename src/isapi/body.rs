@@ -629,12 +629,6 @@ impl BodyDecoder {
             let mut head_copy = std::mem::take(head);
             self.decide(&mut head_copy, true, sink);
         }
-        // Bytes gathered for multer belong before the gap: let multer see them first, so the
-        // gap is located in the right part.
-        if let Mode::Multipart(dec) = &mut self.mode {
-            let st = &mut self.st;
-            dec.flush(&mut |ev| st.on_part_event(ev, sink, false));
-        }
         let at = match (&self.mode, self.st.open_part) {
             (Mode::Multipart(_), Some(i)) => format!(" in {}", self.st.part_label(i)),
             (Mode::Multipart(_), None) => " between parts".to_string(),

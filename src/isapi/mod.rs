@@ -2,7 +2,7 @@
 //!
 //! [`body::BodyDecoder`] is fed the decoded HTTP body in pieces (sans-IO) and works out, from the
 //! Content-Type and by sniffing, whether it is XML, JSON or `multipart/form-data`
-//! ([`multipart`], streamed through multer). It counts every part's exact size, hands part bytes
+//! ([`multipart`], streamed sans-IO). It counts every part's exact size, hands part bytes
 //! to an optional [`body::PartSink`] (picture extraction, the listener's store), keeps only a
 //! bounded copy of the metadata part, and decodes that into an [`event::EventInfo`].
 

@@ -1,28 +1,35 @@
-//! Streaming `multipart/form-data` over multer, driven sans-IO: multer's parser is polled by hand
-//! with a no-op waker over a buffer the caller fills, so no runtime, socket or thread is involved
-//! and part bytes are counted (and passed on) as they arrive rather than collected.
+//! Streaming `multipart/form-data`, sans-IO: body bytes in, part events out, in bounded memory.
+//!
+//! Hand-written on `memchr::memmem` (delimiter search) and `httparse::parse_headers` (part
+//! headers) rather than on multer, the crate first chosen for it. Why: multer is built for async
+//! streams of owned `Bytes`; driven by hand it copied every body byte twice (our batching into
+//! `Bytes`, then multer's own buffer) and re-polled its parser per piece, which measured 25% of
+//! a whole replay of an ANPR capture (100 KB pictures). Here part content is passed on straight
+//! from the caller's slice; only a possible delimiter start (< delimiter length) and the part
+//! headers are ever buffered. The grammar is RFC 2046 §5.1.1, with multer's strictness kept where
+//! devices rely on it: a delimiter must be followed by CRLF or `--` (transport padding of spaces
+//! and tabs allowed), the first boundary may follow a preamble, the epilogue is ignored.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-
-use bytes::Bytes;
-use futures_util::stream::Stream;
+use memchr::memmem;
 
 use super::body::PartHeader;
 
-/// Largest piece handed to multer at once: multer copies everything queued into its buffer on
-/// each poll, so feeding bounded pieces and draining between them bounds that buffer.
-pub const PIECE: usize = 16 * 1024;
-/// Most bytes of preamble plus part headers waited through before giving up: multer buffers
-/// these whole (it searches them for the boundary / the blank line), so they must be bounded.
+/// Largest run of zeros pushed at once to fill a capture gap.
+const PIECE: usize = 16 * 1024;
+/// Most bytes of preamble plus part headers waited through before giving up: they are buffered
+/// whole (searched for the boundary / the blank line), so they must be bounded.
 pub const MAX_HEAD_BYTES: u64 = 64 * 1024;
 /// Largest capture gap filled with zeros to keep part sizes exact; a larger gap stops parsing.
 pub const MAX_GAP_FILL: u64 = 1024 * 1024;
+/// Most headers in one part.
+const MAX_PART_HEADERS: usize = 32;
+/// Bytes taken into the head buffer at a time outside part content (bounds it per call).
+const HEAD_STEP: usize = 4096;
 
 static ZEROS: [u8; PIECE] = [0; PIECE];
+
+#[cfg(test)]
+mod reference;
 
 /// What the decoder reports, in body order.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,73 +47,55 @@ pub enum PartEvent<'a> {
     },
 }
 
-/// The byte queue multer reads from. multer needs a `Send` stream, hence `Arc<Mutex<..>>`.
-#[derive(Default)]
-struct Queue {
-    chunks: VecDeque<Bytes>,
-    closed: bool,
-}
-
-struct QueueStream(Arc<Mutex<Queue>>);
-
-fn lock(q: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
-    // A poisoned lock only means a panic elsewhere; the queue itself is still consistent.
-    q.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Stream for QueueStream {
-    type Item = Result<Bytes, Infallible>;
-
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut q = lock(&self.0);
-        match q.chunks.pop_front() {
-            Some(b) => Poll::Ready(Some(Ok(b))),
-            None if q.closed => Poll::Ready(None),
-            None => Poll::Pending,
-        }
-    }
+/// Where in the body the decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before the first boundary line.
+    Preamble,
+    /// Right after a boundary: CRLF (headers follow) or `--` (the end) must come.
+    AfterDelimiter,
+    /// Reading a part's headers up to the blank line.
+    Headers,
+    /// Inside a part's content.
+    Content,
+    /// After the closing boundary: the epilogue is ignored.
+    Done,
 }
 
 /// The part being read.
 struct Current {
-    field: multer::Field<'static>,
     index: usize,
     name: Option<String>,
     bytes: u64,
 }
 
-/// Streaming `multipart/*` decoder: multer's parser polled by hand (no runtime), fed in pieces.
+/// Streaming `multipart/*` decoder.
 pub struct MultipartDecoder {
     boundary: String,
-    queue: Arc<Mutex<Queue>>,
-    multipart: multer::Multipart<'static>,
+    /// `"\r\n--" + boundary`: what ends a part's content.
+    delimiter: Vec<u8>,
+    finder: memmem::Finder<'static>,
+    state: State,
+    /// Preamble tail, boundary-line tail or part headers gathered so far (bounded).
+    head: Vec<u8>,
+    /// Part content held back because it may be the start of a delimiter (shorter than it).
+    carry: Vec<u8>,
     current: Option<Current>,
     parts: usize,
-    /// Bytes pushed since the last part started while no part was open (preamble + headers).
+    /// Bytes seen since the last part ended while no part was open (preamble + headers).
     head_bytes: u64,
-    /// Final boundary seen.
-    done: bool,
     /// Parsing stopped on this error.
     error: Option<String>,
     /// Bytes missing from the capture so far (filled with zeros or not).
     missing: u64,
-    /// Set while `finish` pushes a synthetic closing boundary after a part cut short.
-    finishing: bool,
-    /// Set when `finish` completed a delimiter the body ended inside of.
-    completed_delimiter: bool,
-    /// The last bytes fed (at most the delimiter's length), to recognise a body that ends
-    /// inside a delimiter.
-    tail: Vec<u8>,
-    /// Input gathered until a whole piece is ready for multer.
-    pending: bytes::BytesMut,
 }
 
 impl std::fmt::Debug for MultipartDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MultipartDecoder")
             .field("boundary", &self.boundary)
+            .field("state", &self.state)
             .field("parts", &self.parts)
-            .field("done", &self.done)
             .field("error", &self.error)
             .finish()
     }
@@ -115,55 +104,46 @@ impl std::fmt::Debug for MultipartDecoder {
 impl MultipartDecoder {
     /// `boundary` as in the Content-Type parameter (quotes already removed).
     pub fn new(boundary: &str) -> Self {
-        let queue = Arc::new(Mutex::new(Queue::default()));
-        let stream = QueueStream(queue.clone());
+        let delimiter = format!("\r\n--{boundary}").into_bytes();
         MultipartDecoder {
             boundary: boundary.to_string(),
-            queue,
-            // No multer size limits: they would cap pictures, not multer's buffering, which
-            // `PIECE` and `MAX_HEAD_BYTES` bound instead.
-            multipart: multer::Multipart::new(stream, boundary.to_string()),
+            finder: memmem::Finder::new(&delimiter).into_owned(),
+            delimiter,
+            state: State::Preamble,
+            head: Vec::new(),
+            carry: Vec::new(),
             current: None,
             parts: 0,
             head_bytes: 0,
-            done: false,
             error: None,
             missing: 0,
-            finishing: false,
-            completed_delimiter: false,
-            tail: Vec::new(),
-            pending: bytes::BytesMut::new(),
         }
     }
 
-    /// Feed body bytes in order.
-    ///
-    /// Small inputs (one TCP segment each) are gathered into pieces of [`PIECE`] bytes before
-    /// multer sees them: multer re-runs its boundary search on every poll, so handing it
-    /// 1448-byte segments one by one costs several times more than the same bytes in 16 KiB.
-    pub fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
-        if self.stopped() {
-            return;
-        }
-        self.pending.extend_from_slice(data);
-        while self.pending.len() >= PIECE && !self.stopped() {
-            let piece = self.pending.split_to(PIECE).freeze();
-            self.push(piece, on);
-        }
-    }
-
-    /// Hand the gathered bytes to multer now (before a gap or the end).
-    pub fn flush(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
-        if !self.pending.is_empty() && !self.stopped() {
-            let piece = self.pending.split().freeze();
-            self.push(piece, on);
+    /// Feed body bytes in order. Part content is reported from `data` itself, not copied.
+    pub fn feed(&mut self, mut data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
+        while !data.is_empty() && !self.stopped() {
+            if self.state == State::Content {
+                match self.content(data, on) {
+                    Some(used) => {
+                        data = data.get(used..).unwrap_or_default();
+                        self.end_part(on);
+                    }
+                    None => return,
+                }
+            } else {
+                let (step, rest) = data.split_at(data.len().min(HEAD_STEP));
+                data = rest;
+                self.head.extend_from_slice(step);
+                self.head_bytes = self.head_bytes.saturating_add(step.len() as u64);
+                self.run_head(on);
+            }
         }
     }
 
     /// `bytes` of the body are missing (capture gap). Small gaps are filled with zeros so that part
     /// sizes stay exact (the sink sees zeros); a gap over [`MAX_GAP_FILL`] stops parsing.
     pub fn gap(&mut self, bytes: u64, on: &mut dyn FnMut(PartEvent<'_>)) {
-        self.flush(on);
         self.missing = self.missing.saturating_add(bytes);
         if self.stopped() || bytes == 0 {
             return;
@@ -179,55 +159,51 @@ impl MultipartDecoder {
         let mut left = bytes;
         while left > 0 && !self.stopped() {
             let n = usize::try_from(left).unwrap_or(PIECE).min(PIECE);
-            self.push(Bytes::from_static(ZEROS.get(..n).unwrap_or_default()), on);
+            self.feed(ZEROS.get(..n).unwrap_or_default(), on);
             left = left.saturating_sub(n as u64);
         }
     }
 
-    /// The body is over. A part still open is reported incomplete with its size so far.
+    /// The body is over. A part still open is reported incomplete with its size so far, unless
+    /// the body ended inside what can only be its delimiter (then the part is whole up to it).
     pub fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
-        self.flush(on);
         if self.stopped() {
             return;
         }
-        if self.current.is_some() {
-            // multer holds back the last bytes of a part (they could start a delimiter) and drops
-            // them at end of stream; a synthetic closing delimiter releases them. When the body
-            // ends with the start of a delimiter ("\r\n--bou"), that delimiter is completed and
-            // the part counts as whole; otherwise the part was cut short.
-            let delim = format!("\r\n--{}", self.boundary);
-            let started = (1..delim.len())
-                .rev()
-                .find(|&k| {
-                    delim
-                        .as_bytes()
-                        .get(..k)
-                        .is_some_and(|p| self.tail.ends_with(p))
-                })
-                .unwrap_or(0);
-            let rest = delim.get(started..).unwrap_or_default();
-            if started > 0 {
-                self.completed_delimiter = true;
-            } else {
-                self.finishing = true;
+        let gap = self.gap_note();
+        let why = match self.state {
+            State::Done => return,
+            State::Preamble if self.parts == 0 => format!(
+                "multipart: body ended before the first part (boundary \"--{}\"){gap}",
+                self.boundary
+            ),
+            State::Preamble | State::AfterDelimiter | State::Headers => {
+                format!("multipart: body ended without the closing boundary{gap}")
             }
-            lock(&self.queue)
-                .chunks
-                .push_back(Bytes::from(format!("{rest}--\r\n")));
-        }
-        lock(&self.queue).closed = true;
-        self.drive(on);
-        if self.completed_delimiter && self.done && self.error.is_none() {
-            self.done = false;
-            self.error = Some(format!(
-                "multipart: body ended without the closing boundary{}",
-                self.gap_note()
-            ));
-        }
-        if !self.stopped() {
-            // multer neither ended nor failed: cannot happen with a closed stream, but stay sound.
-            self.error = Some("multipart: body ended before the closing boundary".to_string());
-        }
+            State::Content if !self.carry.is_empty() => {
+                // The body ends with a delimiter's first bytes: read them as the delimiter.
+                self.carry.clear();
+                self.end_part(on);
+                format!("multipart: body ended without the closing boundary{gap}")
+            }
+            State::Content => match self.current.take() {
+                Some(c) => {
+                    on(PartEvent::End {
+                        index: c.index,
+                        bytes: c.bytes,
+                        complete: false,
+                    });
+                    format!(
+                        "multipart: body ended inside part {}{} after {} bytes{gap}",
+                        c.index,
+                        quoted(&c.name),
+                        c.bytes
+                    )
+                }
+                None => format!("multipart: body ended without the closing boundary{gap}"),
+            },
+        };
+        self.error = Some(why);
     }
 
     /// Why parsing stopped (broken body, body ended early), if it did.
@@ -237,7 +213,7 @@ impl MultipartDecoder {
 
     /// True once the closing boundary was read.
     pub fn is_done(&self) -> bool {
-        self.done
+        self.state == State::Done && self.error.is_none()
     }
 
     /// Parts started so far.
@@ -246,34 +222,223 @@ impl MultipartDecoder {
     }
 
     fn stopped(&self) -> bool {
-        self.done || self.error.is_some()
+        self.state == State::Done || self.error.is_some()
     }
 
-    fn push(&mut self, piece: Bytes, on: &mut dyn FnMut(PartEvent<'_>)) {
-        if self.current.is_none() {
-            self.head_bytes = self.head_bytes.saturating_add(piece.len() as u64);
+    /// Part content from `input`: report it, up to the delimiter if one is in it. `Some(n)`: the
+    /// delimiter ends at `input[n]` (the part is over); `None`: all of `input` was taken (a
+    /// possible delimiter start kept in `carry`).
+    fn content(&mut self, input: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) -> Option<usize> {
+        let d = self.delimiter.as_slice();
+        if !self.carry.is_empty() {
+            let carry = std::mem::take(&mut self.carry);
+            for k in 0..carry.len() {
+                let held = carry.get(k..).unwrap_or_default();
+                if !d.starts_with(held) {
+                    continue;
+                }
+                let need = d.get(held.len()..).unwrap_or_default();
+                if input.len() >= need.len() {
+                    if input.starts_with(need) {
+                        emit(&mut self.current, carry.get(..k).unwrap_or_default(), on);
+                        return Some(need.len());
+                    }
+                } else if need.starts_with(input) {
+                    // Still a delimiter start: hold it with the new bytes.
+                    emit(&mut self.current, carry.get(..k).unwrap_or_default(), on);
+                    self.carry.extend_from_slice(held);
+                    self.carry.extend_from_slice(input);
+                    return None;
+                }
+            }
+            emit(&mut self.current, &carry, on);
+            self.carry = carry;
+            self.carry.clear();
         }
-        let keep = self.boundary.len().saturating_add(4);
-        self.tail.extend_from_slice(
-            piece
-                .get(piece.len().saturating_sub(keep)..)
-                .unwrap_or_default(),
+        if let Some(i) = self.finder.find(input) {
+            emit(&mut self.current, input.get(..i).unwrap_or_default(), on);
+            return Some(i + d.len());
+        }
+        // Hold back the longest tail of `input` that a delimiter could start with.
+        let from = input.len().saturating_sub(d.len().saturating_sub(1));
+        let keep = (from..input.len())
+            .find(|&j| {
+                input.get(j) == Some(&b'\r') && d.starts_with(input.get(j..).unwrap_or_default())
+            })
+            .map_or(0, |j| input.len() - j);
+        let (pass, held) = input.split_at(input.len() - keep);
+        emit(&mut self.current, pass, on);
+        self.carry.extend_from_slice(held);
+        None
+    }
+}
+
+/// Report part content (counted in the current part; nothing when no part is open or `data` is
+/// empty).
+fn emit(current: &mut Option<Current>, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
+    if let Some(c) = current.as_mut() {
+        if !data.is_empty() {
+            c.bytes = c.bytes.saturating_add(data.len() as u64);
+            on(PartEvent::Data {
+                index: c.index,
+                data,
+            });
+        }
+    }
+}
+
+impl MultipartDecoder {
+    /// The delimiter after the current part was read.
+    fn end_part(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
+        if let Some(c) = self.current.take() {
+            on(PartEvent::End {
+                index: c.index,
+                bytes: c.bytes,
+                complete: true,
+            });
+        }
+        self.state = State::AfterDelimiter;
+        self.head.clear();
+        self.head_bytes = 0;
+    }
+
+    /// Work through `head` outside part content: boundary lines and part headers.
+    fn run_head(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
+        loop {
+            match self.state {
+                State::Done => {
+                    self.head.clear();
+                    return;
+                }
+                State::Preamble => {
+                    // The first boundary line need not follow a CRLF.
+                    let first = self.delimiter.get(2..).unwrap_or_default();
+                    match memmem::find(&self.head, first) {
+                        Some(i) => {
+                            self.head.drain(..i + first.len());
+                            self.state = State::AfterDelimiter;
+                        }
+                        None => {
+                            let keep = first.len().saturating_sub(1);
+                            let cut = self.head.len().saturating_sub(keep);
+                            self.head.drain(..cut);
+                            self.check_head_bound(on);
+                            return;
+                        }
+                    }
+                }
+                State::AfterDelimiter => {
+                    let pad = self
+                        .head
+                        .iter()
+                        .take_while(|&&b| b == b' ' || b == b'\t')
+                        .count();
+                    match self.head.get(pad..pad + 2) {
+                        Some(b"--") => {
+                            self.state = State::Done;
+                        }
+                        Some(b"\r\n") => {
+                            self.head.drain(..pad + 2);
+                            self.state = State::Headers;
+                        }
+                        Some(_) => {
+                            self.stop(
+                                "multipart: malformed boundary line (not followed by CRLF or \"--\")".to_string(),
+                                on,
+                            );
+                            return;
+                        }
+                        None => {
+                            self.check_head_bound(on);
+                            return;
+                        }
+                    }
+                }
+                State::Headers => {
+                    // The header block runs to the blank line: CRLF at once (no headers) or
+                    // the first CRLF CRLF. httparse reads the fields inside it.
+                    let block_len = if self.head.starts_with(b"\r\n") {
+                        2
+                    } else {
+                        match memmem::find(&self.head, b"\r\n\r\n") {
+                            Some(i) => i + 4,
+                            None => {
+                                self.check_head_bound(on);
+                                return;
+                            }
+                        }
+                    };
+                    let mut slots = [httparse::EMPTY_HEADER; MAX_PART_HEADERS];
+                    let block = self.head.get(..block_len).unwrap_or_default();
+                    let header = match httparse::parse_headers(block, &mut slots) {
+                        Ok(httparse::Status::Complete((_, headers))) => {
+                            Ok(part_header(self.parts, headers))
+                        }
+                        Ok(httparse::Status::Partial) => Err("incomplete header block".to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let header = match header {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let why = format!(
+                                "multipart: malformed headers of part {}: {e}{}",
+                                self.parts,
+                                self.gap_note()
+                            );
+                            self.stop(why, on);
+                            return;
+                        }
+                    };
+                    let name = header.name.clone();
+                    on(PartEvent::Start(header));
+                    self.current = Some(Current {
+                        index: self.parts,
+                        name,
+                        bytes: 0,
+                    });
+                    self.parts = self.parts.saturating_add(1);
+                    let used = block_len;
+                    self.state = State::Content;
+                    self.head_bytes = 0;
+                    let head = std::mem::take(&mut self.head);
+                    let rest = head.get(used..).unwrap_or_default();
+                    let after = if rest.is_empty() {
+                        None
+                    } else {
+                        self.content(rest, on)
+                    };
+                    match after {
+                        Some(n) => {
+                            let tail = rest.get(n..).unwrap_or_default().to_vec();
+                            self.end_part(on);
+                            self.head = tail;
+                        }
+                        None => {
+                            self.head = head;
+                            self.head.clear();
+                            return;
+                        }
+                    }
+                }
+                State::Content => return,
+            }
+        }
+    }
+
+    /// Give up when preamble or headers run past [`MAX_HEAD_BYTES`].
+    fn check_head_bound(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
+        if self.head_bytes <= MAX_HEAD_BYTES || self.stopped() {
+            return;
+        }
+        let what = if self.parts == 0 {
+            format!("no boundary line \"--{}\" and part headers", self.boundary)
+        } else {
+            format!("no part headers after part {}", self.parts - 1)
+        };
+        self.stop(
+            format!("multipart: {what} within {MAX_HEAD_BYTES} bytes"),
+            on,
         );
-        let excess = self.tail.len().saturating_sub(keep);
-        self.tail.drain(..excess);
-        lock(&self.queue).chunks.push_back(piece);
-        self.drive(on);
-        if !self.stopped() && self.current.is_none() && self.head_bytes > MAX_HEAD_BYTES {
-            let what = if self.parts == 0 {
-                format!("no boundary line \"--{}\" and part headers", self.boundary)
-            } else {
-                format!("no part headers after part {}", self.parts - 1)
-            };
-            self.stop(
-                format!("multipart: {what} within {MAX_HEAD_BYTES} bytes"),
-                on,
-            );
-        }
     }
 
     /// Stop parsing: close the open part (incomplete) and record why.
@@ -285,107 +450,9 @@ impl MultipartDecoder {
                 complete: false,
             });
         }
-        lock(&self.queue).chunks.clear();
+        self.head = Vec::new();
+        self.carry = Vec::new();
         self.error = Some(why);
-    }
-
-    /// Poll multer until it needs more input, reporting what it yields.
-    fn drive(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
-        let mut cx = Context::from_waker(Waker::noop());
-        loop {
-            if let Some(cur) = self.current.as_mut() {
-                match Pin::new(&mut cur.field).poll_next(&mut cx) {
-                    Poll::Ready(Some(Ok(data))) => {
-                        if !data.is_empty() {
-                            cur.bytes = cur.bytes.saturating_add(data.len() as u64);
-                            on(PartEvent::Data {
-                                index: cur.index,
-                                data: &data,
-                            });
-                        }
-                    }
-                    Poll::Ready(None) => {
-                        let complete = !self.finishing;
-                        if let Some(c) = self.current.take() {
-                            on(PartEvent::End {
-                                index: c.index,
-                                bytes: c.bytes,
-                                complete,
-                            });
-                            if !complete {
-                                self.error = Some(format!(
-                                    "multipart: body ended inside part {}{} after {} bytes{}",
-                                    c.index,
-                                    quoted(&c.name),
-                                    c.bytes,
-                                    self.gap_note()
-                                ));
-                                return;
-                            }
-                        }
-                        self.head_bytes = 0;
-                    }
-                    Poll::Ready(Some(Err(e))) => {
-                        let why = format!("multipart: {}{}", describe(&e), self.gap_note());
-                        self.stop(why, on);
-                        return;
-                    }
-                    Poll::Pending => return,
-                }
-            } else {
-                match self.multipart.poll_next_field(&mut cx) {
-                    Poll::Ready(Ok(Some(field))) => {
-                        let header = PartHeader {
-                            index: self.parts,
-                            name: field.name().map(str::to_string),
-                            filename: field.file_name().map(str::to_string),
-                            content_type: field
-                                .headers()
-                                .get("content-type")
-                                .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string()),
-                        };
-                        let name = header.name.clone();
-                        on(PartEvent::Start(header));
-                        self.current = Some(Current {
-                            field,
-                            index: self.parts,
-                            name,
-                            bytes: 0,
-                        });
-                        self.parts = self.parts.saturating_add(1);
-                        self.head_bytes = 0;
-                    }
-                    Poll::Ready(Ok(None)) => {
-                        self.done = true;
-                        lock(&self.queue).chunks.clear();
-                        return;
-                    }
-                    Poll::Ready(Err(e)) => {
-                        let closed = lock(&self.queue).closed;
-                        let why = if closed
-                            && matches!(
-                                e,
-                                multer::Error::IncompleteStream | multer::Error::IncompleteHeaders
-                            ) {
-                            if self.parts == 0 {
-                                format!(
-                                    "body ended before the first part (boundary \"--{}\")",
-                                    self.boundary
-                                )
-                            } else {
-                                "body ended without the closing boundary".to_string()
-                            }
-                        } else {
-                            describe(&e)
-                        };
-                        self.error = Some(format!("multipart: {why}{}", self.gap_note()));
-                        lock(&self.queue).chunks.clear();
-                        return;
-                    }
-                    Poll::Pending => return,
-                }
-            }
-        }
     }
 
     fn gap_note(&self) -> String {
@@ -400,20 +467,127 @@ impl MultipartDecoder {
     }
 }
 
+/// The header the caller sees from a part's raw headers.
+fn part_header(index: usize, headers: &[httparse::Header<'_>]) -> PartHeader {
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+    };
+    // A name or filename that is not UTF-8 is left out rather than shown mangled.
+    let raw = headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-disposition"))
+        .map(|h| h.value)
+        .unwrap_or_default();
+    let valid = std::str::from_utf8(raw).is_ok();
+    let disposition = String::from_utf8_lossy(raw);
+    let params = disposition_params(&disposition);
+    let param = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .filter(|(_, v)| valid || !v.contains(char::REPLACEMENT_CHARACTER))
+            .map(|(_, v)| v.clone())
+    };
+    let filename = param("filename").or_else(|| param("filename*").map(|v| ext_value(&v)));
+    PartHeader {
+        index,
+        name: param("name"),
+        filename,
+        content_type: value("content-type"),
+    }
+}
+
+/// `form-data; name="a"; filename="b.jpg"` -> [("name", "a"), ("filename", "b.jpg")]: the
+/// parameters after the first `;`; a quoted value runs to the first unescaped quote (`\"` stands
+/// for a quote), a bare one to `;` or white space (as multer read them).
+fn disposition_params(v: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = match v.split_once(';') {
+        Some((_, r)) => r,
+        None => return out,
+    };
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ';']);
+        if rest.is_empty() {
+            return out;
+        }
+        // A token without `=` before the next `;` is no parameter: skip it.
+        let (Some(eq), semi) = (rest.find('='), rest.find(';')) else {
+            return out;
+        };
+        if semi.is_some_and(|semi| semi < eq) {
+            rest = rest.get(semi.map_or(0, |s| s + 1)..).unwrap_or_default();
+            continue;
+        }
+        let key = rest.get(..eq).unwrap_or_default().trim().to_string();
+        let after = rest.get(eq + 1..).unwrap_or_default();
+        let after = after.trim_start();
+        if let Some(q) = after.strip_prefix('"') {
+            // Up to the first quote not escaped by a backslash; `\"` stands for a quote.
+            let mut end = None;
+            let mut from = 0;
+            while let Some(k) = q.get(from..).and_then(|r| r.find('"')).map(|k| k + from) {
+                if q.get(..k).is_some_and(|b| b.ends_with('\\')) {
+                    from = k + 1;
+                } else {
+                    end = Some(k);
+                    break;
+                }
+            }
+            let Some(end) = end else {
+                return out; // unterminated: no value
+            };
+            let val = q.get(..end).unwrap_or_default().replace("\\\"", "\"");
+            out.push((key, val));
+            rest = next_param(q.get(end + 1..).unwrap_or_default());
+        } else {
+            let j = after
+                .find(|c: char| c == ';' || c.is_ascii_whitespace())
+                .unwrap_or(after.len());
+            let (val, r) = after.split_at(j);
+            out.push((key, val.to_string()));
+            rest = next_param(r);
+        }
+    }
+}
+
+/// What follows the next `;` (junk after a value is skipped).
+fn next_param(s: &str) -> &str {
+    s.find(';').and_then(|i| s.get(i + 1..)).unwrap_or_default()
+}
+
+/// RFC 5987 `charset'lang'percent-encoded` -> the decoded text (lossy), for `filename*`.
+fn ext_value(v: &str) -> String {
+    let enc = v.splitn(3, '\'').nth(2).unwrap_or(v);
+    let mut bytes = Vec::with_capacity(enc.len());
+    let mut it = enc.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hex: Vec<u8> = it.by_ref().take(2).collect();
+            match std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(x) => bytes.push(x),
+                None => {
+                    bytes.push(b'%');
+                    bytes.extend_from_slice(&hex);
+                }
+            }
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 fn quoted(name: &Option<String>) -> String {
     match name {
         Some(n) => format!(" (\"{n}\")"),
         None => String::new(),
-    }
-}
-
-/// multer's error, phrased for a capture analysis.
-fn describe(e: &multer::Error) -> String {
-    match e {
-        multer::Error::IncompleteStream => {
-            "malformed boundary line (not followed by CRLF or \"--\")".to_string()
-        }
-        other => other.to_string(),
     }
 }
 
@@ -841,6 +1015,191 @@ pub(crate) mod tests {
             let seen = collect(&mut dec, &pieces, true);
             prop_assert_eq!(seen, body.parts);
             prop_assert_eq!(dec.error(), None);
+        }
+    }
+
+    /// What a decoder made of a body: the parts, whether it failed, whether it saw the end.
+    type Outcome = (Vec<Seen>, bool, bool);
+
+    /// The two decoders under one interface for the differential test.
+    trait Decoder {
+        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>));
+        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>));
+        fn failed(&self) -> bool;
+        fn done(&self) -> bool;
+    }
+
+    impl Decoder for MultipartDecoder {
+        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
+            MultipartDecoder::feed(self, data, on)
+        }
+        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
+            MultipartDecoder::finish(self, on)
+        }
+        fn failed(&self) -> bool {
+            self.error().is_some()
+        }
+        fn done(&self) -> bool {
+            self.is_done()
+        }
+    }
+
+    impl Decoder for reference::MulterDecoder {
+        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
+            reference::MulterDecoder::feed(self, data, on)
+        }
+        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
+            reference::MulterDecoder::finish(self, on)
+        }
+        fn failed(&self) -> bool {
+            self.error().is_some()
+        }
+        fn done(&self) -> bool {
+            self.is_done()
+        }
+    }
+
+    fn outcome(dec: &mut dyn Decoder, pieces: &[&[u8]]) -> Outcome {
+        let mut seen: Vec<Seen> = Vec::new();
+        let mut on = |ev: PartEvent<'_>| match ev {
+            PartEvent::Start(h) => seen.push(Seen {
+                header: h,
+                data: Vec::new(),
+                end: None,
+            }),
+            PartEvent::Data { data, .. } => {
+                if let Some(s) = seen.last_mut() {
+                    s.data.extend_from_slice(data)
+                }
+            }
+            PartEvent::End {
+                bytes, complete, ..
+            } => {
+                if let Some(s) = seen.last_mut() {
+                    s.end = Some((bytes, complete))
+                }
+            }
+        };
+        for p in pieces {
+            dec.feed(p, &mut on);
+        }
+        dec.finish(&mut on);
+        (seen, dec.failed(), dec.done())
+    }
+
+    fn ours(boundary: &str, pieces: &[&[u8]]) -> Outcome {
+        outcome(&mut MultipartDecoder::new(boundary), pieces)
+    }
+
+    fn multers(boundary: &str, pieces: &[&[u8]]) -> Outcome {
+        outcome(&mut reference::MulterDecoder::new(boundary), pieces)
+    }
+
+    /// Content rich in what delimiters are made of, so near-delimiters are common.
+    fn tricky_bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                3 => Just(b"\r".to_vec()),
+                3 => Just(b"\n".to_vec()),
+                3 => Just(b"-".to_vec()),
+                2 => Just(b"--".to_vec()),
+                2 => Just(b"\r\n--".to_vec()),
+                2 => Just(b"\r\n--bnd".to_vec()),
+                1 => Just(b"\r\n--bndX".to_vec()),
+                4 => proptest::collection::vec(any::<u8>(), 1..40),
+            ],
+            0..60,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        None,
+        Truncate(usize),
+        Flip(usize, u8),
+        Insert(usize, Vec<u8>),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            2 => Just(Mutation::None),
+            2 => any::<usize>().prop_map(Mutation::Truncate),
+            1 => (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Mutation::Flip(a, b)),
+            1 => (any::<usize>(), tricky_bytes()).prop_map(|(a, b)| Mutation::Insert(a, b)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, max_global_rejects: 100_000, ..ProptestConfig::default() })]
+        /// The decoder agrees with multer (the crate it replaced) on bodies full of near-delimiters,
+        /// cut, corrupted or padded anywhere, and split anywhere: same parts, same bytes, same
+        /// sizes and completeness, failing and ending alike.
+        #[test]
+        fn agrees_with_multer(
+            preamble in prop_oneof![Just(String::new()), "[a-z\\r\\n -]{0,30}"],
+            parts in proptest::collection::vec(
+                ("[a-zA-Z0-9._]{1,12}", proptest::option::of("[a-zA-Z0-9._]{1,12}"), tricky_bytes()),
+                0..4,
+            ),
+            closing in any::<bool>(),
+            m in mutation(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let boundary = "bnd";
+            let mut body = preamble.into_bytes();
+            for (name, filename, data) in &parts {
+                body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+                let fname = filename.as_ref().map(|f| format!("; filename=\"{f}\"")).unwrap_or_default();
+                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"{fname}\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes());
+                body.extend_from_slice(data);
+                body.extend_from_slice(b"\r\n");
+            }
+            if closing {
+                body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+            }
+            // Where bytes were changed, a mangled Content-Disposition may be guessed differently
+            // (multer finds `filename` even inside another quoted value): names are compared on
+            // intact bodies, framing on all.
+            let names_comparable = matches!(m, Mutation::None | Mutation::Truncate(_));
+            match m {
+                Mutation::None => {}
+                Mutation::Truncate(at) => body.truncate(at % (body.len() + 1)),
+                Mutation::Flip(at, b) => {
+                    if !body.is_empty() {
+                        let i = at % body.len();
+                        body[i] = b;
+                    }
+                }
+                Mutation::Insert(at, bytes) => {
+                    let i = at % (body.len() + 1);
+                    body.splice(i..i, bytes);
+                }
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (body.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut last = 0;
+            for c in cuts {
+                pieces.push(&body[last..c]);
+                last = c;
+            }
+            pieces.push(&body[last..]);
+            // Known difference: a part without headers ("--bnd\r\n" then the blank line "\r\n")
+            // is read per RFC 2046 here, while multer wants a further CRLF pair and eats content.
+            prop_assume!(memmem::find(&body, b"--bnd\r\n\r\n").is_none());
+            let blank = |mut o: Outcome| {
+                if !names_comparable {
+                    for p in &mut o.0 {
+                        p.header.name = None;
+                        p.header.filename = None;
+                    }
+                }
+                o
+            };
+            let want = blank(multers(boundary, &pieces));
+            let got = blank(ours(boundary, &pieces));
+            prop_assert_eq!(got, want, "body {:?}", String::from_utf8_lossy(&body));
         }
     }
 }
