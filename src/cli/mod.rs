@@ -141,6 +141,24 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
             &mut out,
         )?;
         warnings
+    } else if !a.output.json {
+        // --text, streamed the same way: only the connections of the listed problems are kept.
+        let mut doc = crate::report::text::TextStream::default();
+        let (counters, warnings) =
+            match crate::replay::replay_each(&a.file, opts, &mut |_| {}, &mut |done| {
+                for c in done {
+                    doc.add(c);
+                }
+            }) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("alarmscope: {e}");
+                    return Ok(2);
+                }
+            };
+        let text = doc.finish(&a.file.display().to_string(), &counters, warnings.clone());
+        out.write_all(text.as_bytes())?;
+        warnings
     } else {
         let report = match replay(&a.file, opts, &mut |_| {}, &mut |_| {}) {
             Ok(r) => r,
@@ -149,11 +167,7 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
                 return Ok(2);
             }
         };
-        if a.output.json {
-            crate::report::json::write(&report, &mut out, a.pretty)?;
-        } else {
-            out.write_all(crate::report::text::render(&report).as_bytes())?;
-        }
+        crate::report::json::write(&report, &mut out, a.pretty)?;
         report.warnings
     };
     out.flush()?;

@@ -1,12 +1,14 @@
 //! The readable summary printed by `--text`: per device, per problem, each with a one-line
 //! explanation of what it means for the engineer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use crate::diagnose::{explain_handshake, explain_verdict};
-use crate::model::{ExchangeRef, Report, Verdict};
+use crate::diagnose::{explain_handshake, explain_verdict, Ledger};
+use crate::model::{Connection, ExchangeRef, Report, Verdict};
+use crate::pipeline::Counters;
 use crate::tcp::Handshake;
+use crate::time::Timestamp;
 
 /// Problems listed in full before the rest are only counted.
 const MAX_PROBLEMS_LISTED: usize = 50;
@@ -160,17 +162,20 @@ pub fn render(r: &Report) -> String {
             ));
         }
     }
-    if !problems.is_empty() {
+    // Counted from the summary: a streamed report keeps only the earliest problems' connections.
+    let total = s.handshake_failures + s.requests.saturating_sub(s.ok);
+    if total > 0 {
         problems.sort_by_key(|p| p.0);
-        let _ = writeln!(o, "\nPROBLEMS ({})", problems.len());
-        for (_, p) in problems.iter().take(MAX_PROBLEMS_LISTED) {
+        let _ = writeln!(o, "\nPROBLEMS ({total})");
+        let listed = problems.len().min(MAX_PROBLEMS_LISTED);
+        for (_, p) in problems.iter().take(listed) {
             let _ = writeln!(o, "{p}");
         }
-        if problems.len() > MAX_PROBLEMS_LISTED {
+        if total > listed as u64 {
             let _ = writeln!(
                 o,
                 "... and {} more (use --json for all)",
-                problems.len() - MAX_PROBLEMS_LISTED
+                total - listed as u64
             );
         }
     } else if s.requests > 0 {
@@ -206,4 +211,174 @@ pub fn render(r: &Report) -> String {
         }
     }
     o
+}
+
+/// The text report built while the capture is read, in bounded memory: the diagnosis ledger
+/// takes every connection, but only the connections holding the earliest problems (as many as
+/// are listed in full) are kept for their explanations.
+#[derive(Default)]
+pub struct TextStream {
+    ledger: Ledger,
+    /// Connections with a problem, by their first problem's time (and arrival, for ties).
+    kept: BTreeMap<(Timestamp, u64), Connection>,
+    arrivals: u64,
+}
+
+impl TextStream {
+    /// Take in one finished connection.
+    pub fn add(&mut self, c: Connection) {
+        self.ledger.add(&c);
+        let handshake_failed = matches!(c.handshake, Handshake::Unanswered | Handshake::Refused);
+        let first_problem = c
+            .exchanges
+            .iter()
+            .filter(|e| e.verdict != Verdict::Ok)
+            .map(|e| e.request.time)
+            .chain(handshake_failed.then_some(c.first_seen))
+            .min();
+        let Some(at) = first_problem else {
+            return;
+        };
+        self.arrivals += 1;
+        self.kept.insert((at, self.arrivals), c);
+        // The first N problems lie in the N connections whose first problem is earliest.
+        if self.kept.len() > MAX_PROBLEMS_LISTED {
+            self.kept.pop_last();
+        }
+    }
+
+    /// Diagnose and render.
+    pub fn finish(self, source: &str, counters: &Counters, warnings: Vec<String>) -> String {
+        let (findings, retries) = self.ledger.finish(counters, counters.last_packet);
+        let mut connections: Vec<Connection> = self.kept.into_values().collect();
+        connections.sort_by_key(|c| (c.first_seen, c.id));
+        let pos: HashMap<u64, usize> = connections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
+        for (at, of) in retries {
+            if let Some(ex) = pos
+                .get(&at.connection)
+                .and_then(|&i| connections.get_mut(i))
+                .and_then(|c| c.exchanges.get_mut(at.index))
+            {
+                ex.retry_of = Some(of);
+            }
+        }
+        render(&Report {
+            source: source.to_string(),
+            connections,
+            stalls: findings.stalls,
+            devices: findings.devices,
+            summary: findings.summary,
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::{replay, ReplayOptions};
+
+    fn sample(name: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("samples")
+            .join(name)
+    }
+
+    #[test]
+    fn streamed_text_is_the_in_memory_text() {
+        for name in [
+            "stall-no-answer.pcap",
+            "server-close.pcap",
+            "syn-unanswered.pcap",
+            "refused.pcap",
+            "keepalive.pcap",
+            "error-503.pcap",
+        ] {
+            let r = replay(
+                &sample(name),
+                ReplayOptions::default(),
+                &mut |_| {},
+                &mut |_| {},
+            )
+            .expect("sample opens");
+            let mut t = TextStream::default();
+            for c in r.connections.clone() {
+                t.add(c);
+            }
+            let counters = counters_of(&r);
+            assert_eq!(
+                t.finish(&r.source, &counters, r.warnings.clone()),
+                render(&r),
+                "{name}"
+            );
+        }
+    }
+
+    fn counters_of(r: &Report) -> Counters {
+        let s = &r.summary;
+        Counters {
+            packets: s.packets,
+            tcp_packets: s.tcp_packets,
+            non_tcp_packets: s.non_tcp_packets,
+            undecodable_frames: s.undecodable_frames,
+            truncated_frames: s.truncated_frames,
+            first_packet: s.first_packet,
+            last_packet: s.last_packet,
+            connections_evicted: s.connections_evicted,
+            connections_expired: s.connections_expired,
+            peak_open_connections: s.peak_open_connections,
+            ..Counters::default()
+        }
+    }
+
+    #[test]
+    fn many_problems_arriving_out_of_order_list_the_earliest() {
+        // 3 x MAX connections with one unanswered request each, handed over latest first.
+        let r = replay(
+            &sample("stall-no-answer.pcap"),
+            ReplayOptions::default(),
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .expect("sample opens");
+        let failed = r
+            .connections
+            .iter()
+            .find(|c| c.exchanges.iter().any(|e| e.verdict != Verdict::Ok))
+            .expect("the sample has a failed request")
+            .clone();
+        let n = 3 * MAX_PROBLEMS_LISTED;
+        let mut all = Vec::new();
+        for k in 0..n {
+            let mut c = failed.clone();
+            c.id = 1000 + k as u64;
+            c.client = format!("10.9.{}.{}:5000", k / 200, k % 200 + 1);
+            let shift = Timestamp(k as i64 * 1_000_000_000);
+            c.first_seen = Timestamp(c.first_seen.0 + shift.0);
+            c.last_seen = Timestamp(c.last_seen.0 + shift.0);
+            for e in &mut c.exchanges {
+                e.request.time = Timestamp(e.request.time.0 + shift.0);
+                e.request.end_time = Timestamp(e.request.end_time.0 + shift.0);
+            }
+            all.push(c);
+        }
+        let mut t = TextStream::default();
+        for c in all.iter().rev().cloned() {
+            t.add(c);
+        }
+        assert!(t.kept.len() <= MAX_PROBLEMS_LISTED);
+        let counters = Counters {
+            last_packet: all.last().map(|c| c.last_seen),
+            ..Counters::default()
+        };
+        let streamed = t.finish("src", &counters, vec![]);
+        let whole = render(&crate::report::build("src", all, &counters, vec![]));
+        assert_eq!(streamed, whole);
+        assert!(streamed.contains("more (use --json for all)"), "{streamed}");
+        assert!(streamed.contains("10.9.0.1:5000"), "earliest listed");
+    }
 }
