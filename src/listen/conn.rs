@@ -209,7 +209,12 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             let mut store_error = None;
             let staging = match (&sh.store, reject) {
                 (Some(store), None) => match store.begin(t, &st.conn.client) {
-                    Ok(s) => Some(s),
+                    Ok(mut s) => {
+                        if let Some(n) = content_length {
+                            s.reserve(n);
+                        }
+                        Some(s)
+                    }
                     Err(e) => {
                         store_error = Some(format!("cannot stage the event: {e}"));
                         None

@@ -73,6 +73,8 @@ pub const META_FILE: &str = "meta.json";
 pub const SPOOL_DIR: &str = ".spool";
 /// First bytes of every record in a segment.
 const RECORD_MAGIC: &[u8; 4] = b"ASEV";
+/// Event data at least this large is written to the segment directly, not through its buffer.
+const DIRECT_WRITE: usize = 16 * 1024;
 /// Magic, header length, header CRC-32.
 const RECORD_PREFIX: usize = 12;
 /// Largest record header a reader accepts (a header lists an event's parts; garbage must not make
@@ -722,6 +724,18 @@ impl Staging {
         self.error.as_deref()
     }
 
+    /// Expect about `bytes` of data (a declared Content-Length): reserve memory for it up front,
+    /// at most the spill threshold (so an untrusted length cannot make it allocate more), instead
+    /// of growing and copying the buffer as the bytes come.
+    pub fn reserve(&mut self, bytes: u64) {
+        let want = usize::try_from(bytes)
+            .unwrap_or(usize::MAX)
+            .min(self.spill_bytes);
+        if self.spill.is_none() {
+            self.mem.reserve(want.saturating_sub(self.mem.len()));
+        }
+    }
+
     /// Whether the event went to a spool file (sealing it then does blocking file IO).
     pub fn spilled(&self) -> bool {
         self.spill.is_some()
@@ -1089,6 +1103,12 @@ impl CommitWriter {
             seg.file.write_all(&prefix)?;
             seg.file.write_all(&head)?;
             match &mut sealed.data {
+                // A large body (a picture) goes straight to the file rather than through a copy
+                // in the buffer.
+                Payload::Memory(v) if v.len() >= DIRECT_WRITE => {
+                    seg.file.flush()?;
+                    seg.file.get_mut().write_all(v)?;
+                }
                 Payload::Memory(v) => seg.file.write_all(v)?,
                 Payload::Spooled(s) => {
                     s.file.seek(SeekFrom::Start(0))?;
