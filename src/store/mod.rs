@@ -316,6 +316,7 @@ impl Store {
             current: None,
             error: None,
             crc: crc32fast::Hasher::new(),
+            expect: 0,
         })
     }
 
@@ -711,6 +712,8 @@ pub struct Staging {
     error: Option<String>,
     /// CRC-32 of the bytes staged so far (the record header carries the payload's).
     crc: crc32fast::Hasher,
+    /// Bytes expected ([`Staging::reserve`]).
+    expect: usize,
 }
 
 impl Staging {
@@ -724,16 +727,14 @@ impl Staging {
         self.error.as_deref()
     }
 
-    /// Expect about `bytes` of data (a declared Content-Length): reserve memory for it up front,
-    /// at most the spill threshold (so an untrusted length cannot make it allocate more), instead
-    /// of growing and copying the buffer as the bytes come.
+    /// Expect about `bytes` of data (a declared Content-Length): memory for it, at most the spill
+    /// threshold (an untrusted length cannot make it allocate more), is reserved when the first
+    /// bytes arrive (a head alone allocates nothing), instead of growing and copying the buffer
+    /// as the bytes come.
     pub fn reserve(&mut self, bytes: u64) {
-        let want = usize::try_from(bytes)
+        self.expect = usize::try_from(bytes)
             .unwrap_or(usize::MAX)
             .min(self.spill_bytes);
-        if self.spill.is_none() {
-            self.mem.reserve(want.saturating_sub(self.mem.len()));
-        }
     }
 
     /// Whether the event went to a spool file (sealing it then does blocking file IO).
@@ -775,6 +776,9 @@ impl Staging {
         match &mut self.spill {
             Some((_, w)) => w.write_all(data),
             None => {
+                if self.mem.capacity() == 0 {
+                    self.mem.reserve(self.expect.max(data.len()));
+                }
                 self.mem.extend_from_slice(data);
                 Ok(())
             }

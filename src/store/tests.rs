@@ -486,3 +486,22 @@ fn index_lost_or_damaged_by_a_machine_crash_is_rebuilt_from_the_segments() {
     let seqs: Vec<u64> = idx_line.iter().map(|l| l.seq).collect();
     assert_eq!(seqs, (1..=14).chain([21]).collect::<Vec<u64>>());
 }
+
+#[test]
+fn a_declared_length_reserves_memory_only_when_bytes_come_and_at_most_the_spill_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let spill = StoreOptions::default().spill_bytes;
+    let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
+    // An attacker's Content-Length: nothing is allocated for a head alone...
+    st.reserve(u64::MAX);
+    assert_eq!(st.mem.capacity(), 0);
+    // ...and no more than the spill threshold once the body starts.
+    st.write_body(Some("application/xml"), b"<a/>");
+    assert!(st.mem.capacity() >= spill && st.mem.capacity() < 2 * spill);
+    let ev = store
+        .commit_wait(st.seal(Default::default(), None, "10.0.0.5").unwrap())
+        .unwrap();
+    assert_eq!(ev.read("body.xml").unwrap(), b"<a/>");
+    store.close();
+}
