@@ -39,7 +39,8 @@
 //! The commit thread takes every sealed event waiting (a batch), appends each one's header and
 //! bytes to the current segment (a new one on a new UTC date, past
 //! [`StoreOptions::segment_bytes`], or after a write error), `fdatasync`s the segment once
-//! (`fsync`ing any directory that got a new segment), appends the batch's lines to `index.jsonl`
+//! (`fsync`ing any directory that got a new segment; see [`ZERO_AHEAD`] for why small events
+//! are written over zeros flushed earlier), appends the batch's lines to `index.jsonl`
 //! (written, not flushed), and only then reports the events committed. The listener answers
 //! 200 OK after that report. One flush per batch, whatever its size.
 //!
@@ -73,6 +74,16 @@ pub const META_FILE: &str = "meta.json";
 pub const SPOOL_DIR: &str = ".spool";
 /// First bytes of every record in a segment.
 const RECORD_MAGIC: &[u8; 4] = b"ASEV";
+/// Zeros written ahead of the records when a batch of small events makes the segment grow.
+/// Appending changes the file's size, so its `fdatasync` must also commit the file system's
+/// journal, which waits for everything else the journal holds: on a busy disk we measured 4 ms
+/// for that against 0.2 ms for a flush of the same bytes written over blocks that already exist.
+/// So small events are written over zeros flushed earlier, and only one batch in `ZERO_AHEAD`
+/// bytes pays for the journal. Readers stop at the zeros like at any unfinished record.
+const ZERO_AHEAD: u64 = 1 << 20;
+/// A batch larger than this (pictures at full rate) just appends: zeros ahead would double what
+/// the disk writes when its bandwidth, not the journal, is the limit.
+const ZERO_AHEAD_MAX_BATCH: u64 = 256 * 1024;
 /// Event data at least this large is written to the segment directly, not through its buffer.
 const DIRECT_WRITE: usize = 16 * 1024;
 /// Magic, header length, header CRC-32.
@@ -977,7 +988,10 @@ struct Segment {
     rel: String,
     /// Buffered: a batch of small events goes out in a few writes; flushed before each sync.
     file: BufWriter<File>,
+    /// End of the records (the next one starts here).
     len: u64,
+    /// File size: records, then zeros written ahead of them ([`ZERO_AHEAD`]).
+    zeroed: u64,
     /// Written since its last flush.
     dirty: bool,
 }
@@ -1063,6 +1077,7 @@ impl CommitWriter {
             rel: format!("{date}/{name}"),
             file: BufWriter::with_capacity(256 * 1024, file),
             len: 0,
+            zeroed: 0,
             dirty: false,
         });
         Ok(true)
@@ -1154,7 +1169,38 @@ impl CommitWriter {
         Ok(())
     }
 
+    /// After a batch that made the current segment grow: unless the batch was large, write
+    /// [`ZERO_AHEAD`] zeros after the records (flushed with the batch), so that the next batches
+    /// are written over them without changing the file's size.
+    fn zero_ahead(&mut self, start: Option<(String, u64)>) -> io::Result<()> {
+        let Some(seg) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if !self.fsync || seg.len <= seg.zeroed {
+            return Ok(());
+        }
+        let from = match start {
+            Some((rel, len)) if rel == seg.rel => len,
+            _ => 0,
+        };
+        seg.zeroed = seg.len;
+        if seg.len.saturating_sub(from) > ZERO_AHEAD_MAX_BATCH {
+            return Ok(());
+        }
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut left = ZERO_AHEAD;
+        while left > 0 {
+            let n = left.min(ZEROS.len() as u64);
+            seg.file.write_all(ZEROS.get(..n as usize).unwrap_or(&[]))?;
+            left -= n;
+        }
+        seg.zeroed = seg.len.saturating_add(ZERO_AHEAD);
+        seg.file.seek(SeekFrom::Start(seg.len))?;
+        Ok(())
+    }
+
     fn commit_batch(&mut self, batch: Vec<Job>) {
+        let start = self.current.as_ref().map(|s| (s.rel.clone(), s.len));
         // 1. Append every event; those that fail here are reported and left out of the index.
         let mut ok: Vec<Job> = Vec::with_capacity(batch.len());
         let mut new_dirs = BTreeSet::new();
@@ -1172,7 +1218,9 @@ impl CommitWriter {
         }
         // 2. One flush makes the batch durable: its records (headers, data, meta) and any new
         //    directory entries.
+        let zeroed = self.zero_ahead(start);
         let synced = (|| -> io::Result<()> {
+            zeroed?;
             if let Some(seg) = self.current.as_mut() {
                 seg.file.flush()?;
                 if self.fsync && seg.dirty {

@@ -505,3 +505,39 @@ fn a_declared_length_reserves_memory_only_when_bytes_come_and_at_most_the_spill_
     assert_eq!(ev.read("body.xml").unwrap(), b"<a/>");
     store.close();
 }
+
+#[test]
+fn small_events_are_written_over_zeros_flushed_ahead_and_large_batches_just_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let commit = |body: &[u8]| {
+        let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
+        st.write_body(Some("application/xml"), body);
+        store
+            .commit_wait(st.seal(Default::default(), None, "10.0.0.5").unwrap())
+            .unwrap()
+    };
+    let end = |ev: &StoredEvent| ev.files.iter().map(|f| f.offset + f.bytes).max().unwrap();
+    let a = commit(b"<a/>");
+    let size = fs::metadata(&a.segment).unwrap().len();
+    assert_eq!(size, end(&a) + ZERO_AHEAD, "zeros ahead of the first batch");
+    // The next small event lands on the zeros: the file does not grow.
+    let b = commit(b"<b/>");
+    assert_eq!(b.segment, a.segment);
+    assert_eq!(fs::metadata(&b.segment).unwrap().len(), size);
+    assert_eq!(b.read("body.xml").unwrap(), b"<b/>");
+    // An event larger than the batch limit goes past the zeros and adds none.
+    let big = vec![7u8; ZERO_AHEAD as usize + 1000];
+    let c = commit(&big);
+    assert_eq!(fs::metadata(&c.segment).unwrap().len(), end(&c));
+    assert_eq!(c.read("body.xml").unwrap(), big);
+    store.close();
+    // Readers stop at the zeros; every event is there once.
+    let idx = read_index(dir.path()).unwrap();
+    assert_eq!(
+        idx.iter().map(|l| l.seq).collect::<Vec<_>>(),
+        vec![a.seq, b.seq, c.seq]
+    );
+    fs::remove_file(dir.path().join(INDEX_FILE)).unwrap();
+    assert_eq!(read_index(dir.path()).unwrap().len(), 3);
+}
