@@ -40,8 +40,18 @@ run_server() { # label, port, kind, command...
   echo "| $kind | $label | $rate | $half | $p50 | $p99 | $errs |"
 }
 
+# The disk's flush latency right now (durable figures depend on it, and other work on the machine
+# changes it a lot): 300 writes of 2 KiB, each with O_DSYNC (= write + fdatasync).
+disk_probe() {
+  dd if=/dev/zero of="$dir/probe" bs=2k count=300 oflag=dsync 2>&1 | awk '/copied/ {for (i = 1; i <= NF; i++) if ($i == "s,") printf "%.2f ms per 2 KiB write+fdatasync", $(i-1) * 1000 / 300}'
+  # And the most 100 KB events/s it can make durable: writes of 8 such events, each flushed.
+  dd if=/dev/zero of="$dir/probe" bs=824k count=100 oflag=dsync 2>&1 | awk '/copied/ {for (i = 1; i <= NF; i++) if ($i == "s,") printf "; %.0f events of 103 KB/s in flushed batches of 8", 800 / $(i-1)}'
+  rm -f "$dir/probe"
+}
+
 echo
 echo "machine: $(nproc) cores, $(uname -r), store on $(df -T "$dir" | awk 'NR==2 {print $2}'); $conns concurrent clients, $secs s per run, one event per connection"
+echo "disk before: $(disk_probe)"
 echo
 echo "| body | server | saturation events/s | latency run events/s | p50 ms | p99 ms | errors |"
 echo "|---|---|---|---|---|---|---|"
@@ -56,3 +66,5 @@ for kind in xml multipart; do
   run_server "alarmscope listen --no-store" $((port_base + 10 * i + 2)) $kind "$tgt/alarmscope" listen --bind "127.0.0.1:$((port_base + 10 * i + 2))" --no-store --json
   echo "|  | (events in the store index after the durable runs: $stored) | | | | | |"
 done
+echo
+echo "disk after: $(disk_probe)"

@@ -209,7 +209,12 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             let mut store_error = None;
             let staging = match (&sh.store, reject) {
                 (Some(store), None) => match store.begin(t, &st.conn.client) {
-                    Ok(s) => Some(s),
+                    Ok(mut s) => {
+                        if let Some(n) = content_length {
+                            s.reserve(n);
+                        }
+                        Some(s)
+                    }
                     Err(e) => {
                         store_error = Some(format!("cannot stage the event: {e}"));
                         None
@@ -408,8 +413,13 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
         } else {
             READ_BUF
         };
-        if buf.len() != want {
-            buf = vec![0u8; want];
+        // Read into spare capacity (no zeroing); a connection going back to waiting gives its
+        // large buffer up.
+        buf.clear();
+        if buf.capacity() < want {
+            buf.reserve_exact(want);
+        } else if buf.capacity() > want {
+            buf = Vec::with_capacity(want);
         }
         let waiting = match (idle, st.cur.is_none()) {
             (true, _) => Some(Waiting::Idle),
@@ -425,14 +435,14 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
         let read = match ticket.as_mut() {
             _ if evicted && st.cur.is_none() => Err(()),
             Some(t) => tokio::select! {
-                r = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => r.map_err(|_| ()),
+                r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r.map_err(|_| ()),
                 _ = stop.wait_for(|s| *s), if idle => break CloseKind::Fin(Side::Server),
                 _ = t.evicted() => {
                     evicted = true;
                     Err(())
                 }
             },
-            None => tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            None => tokio::time::timeout_at(deadline, stream.read_buf(&mut buf))
                 .await
                 .map_err(|_| ()),
         };
@@ -573,16 +583,19 @@ fn report(
     let (client, server, id) = (st.conn.client.clone(), st.conn.server.clone(), st.conn.id);
     let Some(ex) = st.ex_mut(index) else { return };
     ex.verdict = final_verdict(ex);
+    // Lend the exchange to the record rather than cloning it (its decoded tree and metadata).
+    let t = ex.request.time;
     let rec = EventRecord {
         connection: id,
         client,
         server,
-        exchange: ex.clone(),
+        exchange: std::mem::replace(ex, new_exchange(index, t)),
         stored,
         store_error,
     };
     sh.publish_event(&rec);
     if let Some(ex) = st.ex_mut(index) {
+        *ex = rec.exchange;
         record::compact(ex);
     }
     sh.publish_connection(&st.conn);
