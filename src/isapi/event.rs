@@ -472,6 +472,9 @@ impl TreeBuilder {
             return;
         }
         match self.stack.last_mut() {
+            // Leading white space is trimmed anyway: the line breaks between child elements
+            // need no allocation.
+            Some(top) if top.text.is_none() && t.trim().is_empty() => {}
             Some(top) => top.text.get_or_insert_with(String::new).push_str(t),
             None => {
                 if !t.trim().is_empty() && !self.warned_outside {
@@ -489,11 +492,14 @@ impl TreeBuilder {
         let Some(mut node) = self.stack.pop() else {
             return;
         };
-        node.text = node
-            .text
-            .take()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty());
+        node.text = node.text.take().and_then(|mut t| {
+            // Trim in place: most values have nothing to trim.
+            let end = t.trim_end().len();
+            t.truncate(end);
+            let start = t.len() - t.trim_start().len();
+            t.drain(..start);
+            (!t.is_empty()).then_some(t)
+        });
         match self.stack.last_mut() {
             Some(parent) => parent.children.push(node),
             None => {
