@@ -67,6 +67,26 @@ pub struct Counters {
     pub peak_open_connections: u64,
 }
 
+impl Counters {
+    /// The counters a finished report's summary carries (all but `warnings_dropped`), for views
+    /// that rebuild their state from a report.
+    pub fn from_summary(s: &crate::model::Summary) -> Counters {
+        Counters {
+            packets: s.packets,
+            tcp_packets: s.tcp_packets,
+            non_tcp_packets: s.non_tcp_packets,
+            undecodable_frames: s.undecodable_frames,
+            truncated_frames: s.truncated_frames,
+            first_packet: s.first_packet,
+            last_packet: s.last_packet,
+            warnings_dropped: 0,
+            connections_evicted: s.connections_evicted,
+            connections_expired: s.connections_expired,
+            peak_open_connections: s.peak_open_connections,
+        }
+    }
+}
+
 /// What the pipeline holds right now, for tests and diagnostics (computed by scanning: do not
 /// call per packet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

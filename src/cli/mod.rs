@@ -119,21 +119,25 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     }
     // Block-buffered: a locked stdout is line-buffered and scans every write for newlines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    // Replay handing each finished connection to `add`; None (after a one-line message) when
+    // the file cannot be read.
+    let stream = |opts: ReplayOptions, add: &mut dyn FnMut(crate::model::Connection)| {
+        match crate::replay::replay_each(&a.file, opts, &mut |_| {}, &mut |done| {
+            done.into_iter().for_each(&mut *add)
+        }) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("alarmscope: {e}");
+                None
+            }
+        }
+    };
     let warnings = if a.output.json && !a.pretty {
         // Streamed: memory stays flat however long the capture (report::stream).
         let mut doc = crate::report::stream::JsonStream::with_temp_file();
-        let (counters, warnings) =
-            match crate::replay::replay_each(&a.file, opts, &mut |_| {}, &mut |done| {
-                for c in done {
-                    doc.add(c);
-                }
-            }) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("alarmscope: {e}");
-                    return Ok(2);
-                }
-            };
+        let Some((counters, warnings)) = stream(opts, &mut |c| doc.add(c)) else {
+            return Ok(2);
+        };
         doc.finish(
             &a.file.display().to_string(),
             &counters,
@@ -144,18 +148,9 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     } else if !a.output.json {
         // --text, streamed the same way: only the connections of the listed problems are kept.
         let mut doc = crate::report::text::TextStream::default();
-        let (counters, warnings) =
-            match crate::replay::replay_each(&a.file, opts, &mut |_| {}, &mut |done| {
-                for c in done {
-                    doc.add(c);
-                }
-            }) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("alarmscope: {e}");
-                    return Ok(2);
-                }
-            };
+        let Some((counters, warnings)) = stream(opts, &mut |c| doc.add(c)) else {
+            return Ok(2);
+        };
         let text = doc.finish(&a.file.display().to_string(), &counters, warnings.clone());
         out.write_all(text.as_bytes())?;
         warnings

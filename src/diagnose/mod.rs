@@ -267,19 +267,26 @@ pub fn diagnose(
         ledger.add(c);
     }
     let (findings, retries) = ledger.finish(counters, capture_end);
-    if !retries.is_empty() {
-        let pos: HashMap<u64, usize> = conns.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
-        for (at, of) in retries {
-            if let Some(ex) = pos
-                .get(&at.connection)
-                .and_then(|&i| conns.get_mut(i))
-                .and_then(|c| c.exchanges.get_mut(at.index))
-            {
-                ex.retry_of = Some(of);
-            }
+    apply_retries(conns, retries);
+    findings
+}
+
+/// Set `retry_of` on the exchanges of `conns` that [`Ledger::finish`] found to be retries
+/// (retries on connections not in `conns` are skipped).
+pub fn apply_retries(conns: &mut [Connection], retries: Retries) {
+    if retries.is_empty() {
+        return;
+    }
+    let pos: HashMap<u64, usize> = conns.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    for (at, of) in retries {
+        if let Some(ex) = pos
+            .get(&at.connection)
+            .and_then(|&i| conns.get_mut(i))
+            .and_then(|c| c.exchanges.get_mut(at.index))
+        {
+            ex.retry_of = Some(of);
         }
     }
-    findings
 }
 
 fn hash_str(s: &str) -> u64 {

@@ -1,5 +1,6 @@
 //! Headless output: the JSON document ([`json`]) and the readable text summary ([`text`]), both
-//! built from one [`Report`].
+//! built from one [`Report`]; for replays, [`stream`] and [`text::TextStream`] build the same
+//! output while the capture is read, without holding every exchange.
 
 pub mod json;
 pub mod stream;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use crate::diagnose::{explain_handshake, explain_verdict, Ledger};
+use crate::diagnose::{apply_retries, explain_handshake, explain_verdict, Ledger};
 use crate::model::{Connection, ExchangeRef, Report, Verdict};
 use crate::pipeline::Counters;
 use crate::tcp::Handshake;
@@ -252,20 +252,7 @@ impl TextStream {
         let (findings, retries) = self.ledger.finish(counters, counters.last_packet);
         let mut connections: Vec<Connection> = self.kept.into_values().collect();
         connections.sort_by_key(|c| (c.first_seen, c.id));
-        let pos: HashMap<u64, usize> = connections
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id, i))
-            .collect();
-        for (at, of) in retries {
-            if let Some(ex) = pos
-                .get(&at.connection)
-                .and_then(|&i| connections.get_mut(i))
-                .and_then(|c| c.exchanges.get_mut(at.index))
-            {
-                ex.retry_of = Some(of);
-            }
-        }
+        apply_retries(&mut connections, retries);
         render(&Report {
             source: source.to_string(),
             connections,
@@ -319,20 +306,7 @@ mod tests {
     }
 
     fn counters_of(r: &Report) -> Counters {
-        let s = &r.summary;
-        Counters {
-            packets: s.packets,
-            tcp_packets: s.tcp_packets,
-            non_tcp_packets: s.non_tcp_packets,
-            undecodable_frames: s.undecodable_frames,
-            truncated_frames: s.truncated_frames,
-            first_packet: s.first_packet,
-            last_packet: s.last_packet,
-            connections_evicted: s.connections_evicted,
-            connections_expired: s.connections_expired,
-            peak_open_connections: s.peak_open_connections,
-            ..Counters::default()
-        }
+        Counters::from_summary(&r.summary)
     }
 
     #[test]

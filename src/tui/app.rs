@@ -289,20 +289,7 @@ impl App {
     }
 
     fn on_final(&mut self, r: Report) {
-        let s = &r.summary;
-        self.counters = Counters {
-            packets: s.packets,
-            tcp_packets: s.tcp_packets,
-            non_tcp_packets: s.non_tcp_packets,
-            undecodable_frames: s.undecodable_frames,
-            truncated_frames: s.truncated_frames,
-            first_packet: s.first_packet,
-            last_packet: s.last_packet,
-            warnings_dropped: 0,
-            connections_evicted: s.connections_evicted,
-            connections_expired: s.connections_expired,
-            peak_open_connections: s.peak_open_connections,
-        };
+        self.counters = Counters::from_summary(&r.summary);
         self.warnings = r.warnings;
         self.upsert(r.connections);
         self.finished = true;
