@@ -773,12 +773,7 @@ fn endless_chunked_body_gets_413_at_max_body_bytes_and_is_cut() {
     }
     // The cut bodies left no staging directory and no index line.
     assert_eq!(read_index(&store).unwrap().len(), samples.len());
-    for f in walk(&store) {
-        let rel = f
-            .strip_prefix(&store)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+    for rel in walk_rel(&store) {
         assert!(!rel.contains(".tmp"), "staging left: {rel}");
     }
 }
@@ -895,6 +890,14 @@ fn header_floods_are_refused_with_bounded_buffering() {
 }
 
 // ---- (f) path traversal ----
+
+/// Every path under `dir`, relative to it (`/`-separated text).
+fn walk_rel(dir: &Path) -> Vec<String> {
+    walk(dir)
+        .iter()
+        .map(|f| f.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+        .collect()
+}
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -1040,12 +1043,7 @@ fn path_traversal_in_part_names_event_type_and_url_stays_in_the_store() {
     for n in &names {
         assert!(safe(n), "unsafe name {n:?} in the index");
     }
-    for f in walk(&store) {
-        let rel = f
-            .strip_prefix(&store)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+    for rel in walk_rel(&store) {
         let date_dir = rel.len() == 10 && rel.bytes().all(|b| b.is_ascii_digit() || b == b'-');
         assert!(
             rel == "index.jsonl"

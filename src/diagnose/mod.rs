@@ -66,7 +66,6 @@ impl Ledger {
         s.capture_gap_bytes = s
             .capture_gap_bytes
             .saturating_add(c.gap_bytes[0].saturating_add(c.gap_bytes[1]));
-        let handshake_failed = matches!(c.handshake, Handshake::Unanswered | Handshake::Refused);
         match c.handshake {
             Handshake::Unanswered => {
                 s.handshake_failures += 1;
@@ -100,7 +99,7 @@ impl Ledger {
         d.connections += 1;
         d.first_seen = d.first_seen.min(c.first_seen);
         d.last_seen = d.last_seen.max(c.last_seen);
-        if handshake_failed {
+        if c.handshake.failed() {
             d.handshake_failures += 1;
         }
         for ex in &c.exchanges {

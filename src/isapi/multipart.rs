@@ -604,7 +604,46 @@ pub(crate) mod tests {
         pub end: Option<(u64, bool)>,
     }
 
-    pub(crate) fn collect(dec: &mut MultipartDecoder, pieces: &[&[u8]], finish: bool) -> Vec<Seen> {
+    /// The decoder and multer's (the reference) under one interface, so that both are collected
+    /// the same way.
+    trait Decoder {
+        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>));
+        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>));
+        fn failed(&self) -> bool;
+        fn done(&self) -> bool;
+    }
+
+    impl Decoder for MultipartDecoder {
+        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
+            MultipartDecoder::feed(self, data, on)
+        }
+        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
+            MultipartDecoder::finish(self, on)
+        }
+        fn failed(&self) -> bool {
+            self.error().is_some()
+        }
+        fn done(&self) -> bool {
+            self.is_done()
+        }
+    }
+
+    impl Decoder for reference::MulterDecoder {
+        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
+            reference::MulterDecoder::feed(self, data, on)
+        }
+        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
+            reference::MulterDecoder::finish(self, on)
+        }
+        fn failed(&self) -> bool {
+            self.error().is_some()
+        }
+        fn done(&self) -> bool {
+            self.is_done()
+        }
+    }
+
+    fn collect(dec: &mut dyn Decoder, pieces: &[&[u8]], finish: bool) -> Vec<Seen> {
         let mut seen: Vec<Seen> = Vec::new();
         let mut on = |ev: PartEvent<'_>| match ev {
             PartEvent::Start(h) => seen.push(Seen {
@@ -1021,69 +1060,8 @@ pub(crate) mod tests {
     /// What a decoder made of a body: the parts, whether it failed, whether it saw the end.
     type Outcome = (Vec<Seen>, bool, bool);
 
-    /// The two decoders under one interface for the differential test.
-    trait Decoder {
-        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>));
-        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>));
-        fn failed(&self) -> bool;
-        fn done(&self) -> bool;
-    }
-
-    impl Decoder for MultipartDecoder {
-        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
-            MultipartDecoder::feed(self, data, on)
-        }
-        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
-            MultipartDecoder::finish(self, on)
-        }
-        fn failed(&self) -> bool {
-            self.error().is_some()
-        }
-        fn done(&self) -> bool {
-            self.is_done()
-        }
-    }
-
-    impl Decoder for reference::MulterDecoder {
-        fn feed(&mut self, data: &[u8], on: &mut dyn FnMut(PartEvent<'_>)) {
-            reference::MulterDecoder::feed(self, data, on)
-        }
-        fn finish(&mut self, on: &mut dyn FnMut(PartEvent<'_>)) {
-            reference::MulterDecoder::finish(self, on)
-        }
-        fn failed(&self) -> bool {
-            self.error().is_some()
-        }
-        fn done(&self) -> bool {
-            self.is_done()
-        }
-    }
-
     fn outcome(dec: &mut dyn Decoder, pieces: &[&[u8]]) -> Outcome {
-        let mut seen: Vec<Seen> = Vec::new();
-        let mut on = |ev: PartEvent<'_>| match ev {
-            PartEvent::Start(h) => seen.push(Seen {
-                header: h,
-                data: Vec::new(),
-                end: None,
-            }),
-            PartEvent::Data { data, .. } => {
-                if let Some(s) = seen.last_mut() {
-                    s.data.extend_from_slice(data)
-                }
-            }
-            PartEvent::End {
-                bytes, complete, ..
-            } => {
-                if let Some(s) = seen.last_mut() {
-                    s.end = Some((bytes, complete))
-                }
-            }
-        };
-        for p in pieces {
-            dec.feed(p, &mut on);
-        }
-        dec.finish(&mut on);
+        let seen = collect(dec, pieces, true);
         (seen, dec.failed(), dec.done())
     }
 

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use crate::diagnose::{apply_retries, explain_handshake, explain_verdict, Ledger};
 use crate::model::{Connection, ExchangeRef, Report, Verdict};
 use crate::pipeline::Counters;
-use crate::tcp::Handshake;
 use crate::time::Timestamp;
 
 /// Problems listed in full before the rest are only counted.
@@ -109,7 +108,7 @@ pub fn render(r: &Report) -> String {
         r.stalls.iter().map(|s| (s.exchange, s.seconds)).collect();
     let mut problems = Vec::new();
     for c in &r.connections {
-        if matches!(c.handshake, Handshake::Unanswered | Handshake::Refused) {
+        if c.handshake.failed() {
             let e = explain_handshake(c);
             problems.push((
                 c.first_seen,
@@ -228,13 +227,12 @@ impl TextStream {
     /// Take in one finished connection.
     pub fn add(&mut self, c: Connection) {
         self.ledger.add(&c);
-        let handshake_failed = matches!(c.handshake, Handshake::Unanswered | Handshake::Refused);
         let first_problem = c
             .exchanges
             .iter()
             .filter(|e| e.verdict != Verdict::Ok)
             .map(|e| e.request.time)
-            .chain(handshake_failed.then_some(c.first_seen))
+            .chain(c.handshake.failed().then_some(c.first_seen))
             .min();
         let Some(at) = first_problem else {
             return;

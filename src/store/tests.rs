@@ -12,6 +12,18 @@ fn hdr(index: usize, name: &str, filename: Option<&str>, ct: &str) -> PartHeader
 // 2024-02-29 12:34:56 UTC
 const T: Timestamp = Timestamp(1_709_210_096_000_000_000);
 
+/// Store `body` as one plain XML event of type VMD from 10.0.0.9 and wait for its commit.
+fn commit_vmd(store: &Store, body: &[u8]) -> StoredEvent {
+    let mut st = store.begin(T, "10.0.0.9:1").unwrap();
+    st.write_body(Some("application/xml"), body);
+    store
+        .commit_wait(
+            st.seal(Default::default(), Some("VMD"), "10.0.0.9")
+                .unwrap(),
+        )
+        .unwrap()
+}
+
 fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -101,15 +113,8 @@ fn many_events_share_one_segment_and_read_back_exactly() {
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     let mut evs = Vec::new();
     for i in 0..50u32 {
-        let mut st = store.begin(T, "10.0.0.9:1").unwrap();
         let body: Vec<u8> = (0..(i * 37 % 500)).map(|b| (b ^ i) as u8).collect();
-        st.write_body(Some("application/xml"), &body);
-        let ev = store
-            .commit_wait(
-                st.seal(Default::default(), Some("VMD"), "10.0.0.9")
-                    .unwrap(),
-            )
-            .unwrap();
+        let ev = commit_vmd(&store, &body);
         evs.push((ev, body));
     }
     for (ev, body) in &evs {
@@ -386,15 +391,8 @@ fn index_lost_or_damaged_by_a_machine_crash_is_rebuilt_from_the_segments() {
     {
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         for i in 0..20u32 {
-            let mut st = store.begin(T, "10.0.0.9:1").unwrap();
             let body: Vec<u8> = (0..(100 + i * 97 % 3000)).map(|b| (b ^ i) as u8).collect();
-            st.write_body(Some("application/xml"), &body);
-            let ev = store
-                .commit_wait(
-                    st.seal(Default::default(), Some("VMD"), "10.0.0.9")
-                        .unwrap(),
-                )
-                .unwrap();
+            let ev = commit_vmd(&store, &body);
             want.insert(ev.seq, body);
         }
         store.close();

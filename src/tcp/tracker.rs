@@ -22,10 +22,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-
-/// Hasher of the connection tables: looked up once per packet, where SipHash showed in profiles.
-/// Seeded per process, so crafted addresses cannot aim at a known collision pattern.
-type ConnHasher = foldhash::fast::RandomState;
 use std::net::SocketAddr;
 
 use serde::Serialize;
@@ -51,6 +47,10 @@ pub enum Side {
     Server,
 }
 
+/// Hasher of the connection tables: looked up once per packet, where SipHash showed in profiles.
+/// Seeded per process, so crafted addresses cannot aim at a known collision pattern.
+type ConnHasher = foldhash::fast::RandomState;
+
 /// The three-way handshake as the capture shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +64,14 @@ pub enum Handshake {
     Refused,
     /// The capture began after the handshake (no SYN seen).
     NotSeen,
+}
+
+impl Handshake {
+    /// True when the device could not connect at all (unanswered or refused): a problem of its
+    /// own, before any request.
+    pub fn failed(self) -> bool {
+        matches!(self, Handshake::Unanswered | Handshake::Refused)
+    }
 }
 
 /// How (or whether) a connection ended within the capture.

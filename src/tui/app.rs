@@ -808,7 +808,7 @@ pub fn row_is_problem(conns: &[Connection], r: RowRef) -> bool {
     };
     match r.exchange() {
         Some(i) => c.exchanges.get(i).is_some_and(|e| e.verdict.is_problem()),
-        None => matches!(c.handshake, Handshake::Unanswered | Handshake::Refused),
+        None => c.handshake.failed(),
     }
 }
 
