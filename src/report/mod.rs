@@ -28,3 +28,13 @@ pub fn build(
         warnings,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// A bundled capture in `samples/`, for the report writers' tests.
+    pub(crate) fn sample(name: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("samples")
+            .join(name)
+    }
+}

@@ -204,13 +204,7 @@ impl JsonStream {
 mod tests {
     use super::*;
     use crate::replay::{replay, replay_each, ReplayOptions};
-    use std::path::PathBuf;
-
-    fn sample(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("samples")
-            .join(name)
-    }
+    use crate::report::tests::sample;
 
     /// The streamed document, spilling to memory or to a temporary file.
     fn streamed(path: &std::path::Path, in_memory: bool) -> Vec<u8> {

@@ -266,12 +266,7 @@ impl TextStream {
 mod tests {
     use super::*;
     use crate::replay::{replay, ReplayOptions};
-
-    fn sample(name: &str) -> std::path::PathBuf {
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("samples")
-            .join(name)
-    }
+    use crate::report::tests::sample;
 
     #[test]
     fn streamed_text_is_the_in_memory_text() {
