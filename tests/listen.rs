@@ -702,6 +702,51 @@ fn binary_json_lines_and_count_stop() {
     assert_eq!(last["listen"]["ok"], 2);
 }
 
+/// A device that resets its connection right after its request makes the answer's write fail.
+/// The failure must stay with that one exchange: the store's commit thread (which every later
+/// event needs) and the process (SIGPIPE is at its default in the binary) go on, and every event
+/// is still stored and reported.
+#[test]
+fn devices_that_reset_before_the_answer_do_not_take_the_listener_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let (mut child, addr, out) = start_bin(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+    ]);
+    let req = request("/", "application/xml", XML.as_bytes(), "");
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&req).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s); // RST: the answer, when it comes, meets a dead socket
+    }
+    // Every event is stored (each is durable before its answer is tried) and the listener still
+    // answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while out.lock().unwrap().len() < 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(child.try_wait().unwrap(), None, "the listener died");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&req).unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 200);
+    while out.lock().unwrap().len() < 201 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = out.lock().unwrap().clone();
+    assert_eq!(lines.len(), 201, "one JSON line per event");
+    let stored = lines.iter().filter(|l| l.contains("\"stored\":{")).count();
+    assert_eq!(stored, 201);
+}
+
 fn wait_timeout(child: &mut std::process::Child, d: Duration) -> Option<i32> {
     let end = Instant::now() + d;
     while Instant::now() < end {
