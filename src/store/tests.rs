@@ -12,6 +12,16 @@ fn hdr(index: usize, name: &str, filename: Option<&str>, ct: &str) -> PartHeader
 // 2024-02-29 12:34:56 UTC
 const T: Timestamp = Timestamp(1_709_210_096_000_000_000);
 
+/// Options with no segment prepared ahead (zeros written in line, the fallback): the segment
+/// names and sizes these tests pin then do not depend on a background thread's timing.
+/// `small_events_go_to_segments_zeroed_ahead_by_the_preparer` tests the preparer.
+fn inline_opts() -> StoreOptions {
+    StoreOptions {
+        prepared_bytes: 0,
+        ..StoreOptions::default()
+    }
+}
+
 /// Store `body` as one plain XML event of type VMD from 10.0.0.9 and wait for its commit.
 fn commit_vmd(store: &Store, body: &[u8]) -> StoredEvent {
     let mut st = store.begin(T, "10.0.0.9:1").unwrap();
@@ -44,7 +54,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 #[test]
 fn multipart_event_is_committed_with_exact_bytes_and_index() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
     st.part_start(&hdr(0, "anpr.xml", None, "application/xml"));
     st.part_data(0, b"<a>");
@@ -110,7 +120,7 @@ fn multipart_event_is_committed_with_exact_bytes_and_index() {
 #[test]
 fn many_events_share_one_segment_and_read_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     let mut evs = Vec::new();
     for i in 0..50u32 {
         let body: Vec<u8> = (0..(i * 37 % 500)).map(|b| (b ^ i) as u8).collect();
@@ -130,7 +140,7 @@ fn large_bodies_spill_to_the_spool_and_are_stored_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let opts = StoreOptions {
         spill_bytes: 1000,
-        ..StoreOptions::default()
+        ..inline_opts()
     };
     let store = Store::open(dir.path(), opts).unwrap();
     let pic: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -166,7 +176,7 @@ fn segments_roll_by_size_and_date() {
     let dir = tempfile::tempdir().unwrap();
     let opts = StoreOptions {
         segment_bytes: 2000,
-        ..StoreOptions::default()
+        ..inline_opts()
     };
     let store = Store::open(dir.path(), opts).unwrap();
     let mut segs = BTreeSet::new();
@@ -200,7 +210,7 @@ fn segments_roll_by_size_and_date() {
 #[test]
 fn hostile_names_stay_inside_the_store_and_export() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
     st.part_start(&hdr(0, "x", Some("../../../../etc/passwd"), "image/jpeg"));
     st.part_data(0, b"evil");
@@ -238,7 +248,7 @@ fn hostile_names_stay_inside_the_store_and_export() {
 #[test]
 fn a_doctored_index_cannot_make_export_leave_its_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     let mut st = store.begin(T, "1.2.3.4:5").unwrap();
     st.write_body(None, b"abc");
     store
@@ -262,7 +272,7 @@ fn a_doctored_index_cannot_make_export_leave_its_directory() {
 fn plain_body_and_sequence_continues_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = Store::open(dir.path(), inline_opts()).unwrap();
         for _ in 0..3 {
             let mut st = store.begin(T, "[fd00::1]:80").unwrap();
             st.write_body(Some("application/json"), b"{\"a\":");
@@ -288,7 +298,7 @@ fn plain_body_and_sequence_continues_after_reopen() {
         .unwrap();
     idx.write_all(b"{\"seq\":4,\"ti").unwrap();
     drop(idx);
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     assert_eq!(store.next_seq(), 4);
     assert_eq!(fs::read_dir(dir.path().join(SPOOL_DIR)).unwrap().count(), 0);
     let text = fs::read_to_string(dir.path().join(INDEX_FILE)).unwrap();
@@ -321,7 +331,7 @@ fn plain_body_and_sequence_continues_after_reopen() {
 #[test]
 fn duplicate_part_names_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
     // The same index sent twice would give the same file name: the second is refused and the
     // event is not acknowledged.
@@ -336,7 +346,7 @@ fn duplicate_part_names_are_refused() {
 #[test]
 fn data_for_a_part_that_is_not_current_is_not_misfiled() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
     st.part_start(&hdr(0, "a.xml", None, "application/xml"));
     st.part_data(0, b"<a/>");
@@ -359,9 +369,7 @@ fn unwritable_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plainfile");
     fs::write(&file, b"x").unwrap();
-    let err = Store::open(&file.join("sub"), StoreOptions::default())
-        .err()
-        .unwrap();
+    let err = Store::open(&file.join("sub"), inline_opts()).err().unwrap();
     assert!(err.to_string().contains("plainfile"), "{err}");
 }
 
@@ -389,7 +397,7 @@ fn index_lost_or_damaged_by_a_machine_crash_is_rebuilt_from_the_segments() {
     let dir = tempfile::tempdir().unwrap();
     let mut want = std::collections::BTreeMap::new();
     {
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = Store::open(dir.path(), inline_opts()).unwrap();
         for i in 0..20u32 {
             let body: Vec<u8> = (0..(100 + i * 97 % 3000)).map(|b| (b ^ i) as u8).collect();
             let ev = commit_vmd(&store, &body);
@@ -418,9 +426,7 @@ fn index_lost_or_damaged_by_a_machine_crash_is_rebuilt_from_the_segments() {
         .unwrap();
     drop(f);
     assert_index_holds(dir.path(), &want);
-    Store::open(dir.path(), StoreOptions::default())
-        .unwrap()
-        .close();
+    Store::open(dir.path(), inline_opts()).unwrap().close();
     let text = fs::read_to_string(&index).unwrap();
     assert_eq!(
         text.lines().count(),
@@ -435,9 +441,7 @@ fn index_lost_or_damaged_by_a_machine_crash_is_rebuilt_from_the_segments() {
     damaged[a..b].fill(0);
     fs::write(&index, &damaged).unwrap();
     assert_index_holds(dir.path(), &want);
-    Store::open(dir.path(), StoreOptions::default())
-        .unwrap()
-        .close();
+    Store::open(dir.path(), inline_opts()).unwrap().close();
     let text = fs::read_to_string(&index).unwrap();
     assert_eq!(text.lines().count(), 20);
     assert!(text
@@ -448,7 +452,7 @@ fn index_lost_or_damaged_by_a_machine_crash_is_rebuilt_from_the_segments() {
     // 3. No index at all.
     fs::remove_file(&index).unwrap();
     assert_index_holds(dir.path(), &want);
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     assert_eq!(store.next_seq(), 21);
     assert_index_holds(dir.path(), &want);
     // New events go to a new segment numbered after every existing one.
@@ -488,8 +492,8 @@ fn index_lost_or_damaged_by_a_machine_crash_is_rebuilt_from_the_segments() {
 #[test]
 fn a_declared_length_reserves_memory_only_when_bytes_come_and_at_most_the_spill_threshold() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let spill = StoreOptions::default().spill_bytes;
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
+    let spill = inline_opts().spill_bytes;
     let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
     // An attacker's Content-Length: nothing is allocated for a head alone...
     st.reserve(u64::MAX);
@@ -507,7 +511,7 @@ fn a_declared_length_reserves_memory_only_when_bytes_come_and_at_most_the_spill_
 #[test]
 fn small_events_are_written_over_zeros_flushed_ahead_and_large_batches_just_append() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
     let commit = |body: &[u8]| {
         let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
         st.write_body(Some("application/xml"), body);
@@ -538,4 +542,96 @@ fn small_events_are_written_over_zeros_flushed_ahead_and_large_batches_just_appe
     );
     fs::remove_file(dir.path().join(INDEX_FILE)).unwrap();
     assert_eq!(read_index(dir.path()).unwrap().len(), 3);
+}
+
+/// Wait (up to 20 s) until `path` exists with `len` bytes, then a little more for the preparer
+/// to report it.
+fn wait_for_size(path: &Path, len: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fs::metadata(path).map(|m| m.len()).ok() != Some(len) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never reached {len}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+#[test]
+fn small_events_go_to_segments_zeroed_ahead_by_the_preparer() {
+    let dir = tempfile::tempdir().unwrap();
+    const PREP: u64 = 256 * 1024;
+    let opts = StoreOptions {
+        prepared_bytes: PREP,
+        ..StoreOptions::default()
+    };
+    let now = crate::listen::now();
+    let date = date_of(now);
+    let seg = |n: u64| dir.path().join(format!("{date}/events-{n:08}.seg"));
+    let store = Store::open(dir.path(), opts.clone()).unwrap();
+    let commit = |body: &[u8]| {
+        let mut st = store.begin(now, "10.0.0.5:5000").unwrap();
+        st.write_body(Some("image/jpeg"), body);
+        store
+            .commit_wait(st.seal(Default::default(), None, "10.0.0.5").unwrap())
+            .unwrap()
+    };
+    let end = |ev: &StoredEvent| ev.files.iter().map(|f| f.offset + f.bytes).max().unwrap();
+    // Opening asks for today's first segment.
+    wait_for_size(&seg(1), PREP);
+    let pic = |n: u8| vec![n; 100_000];
+    let a = commit(&pic(1));
+    assert_eq!(a.segment, seg(1));
+    assert_eq!(
+        fs::metadata(&a.segment).unwrap().len(),
+        PREP,
+        "written over the zeros"
+    );
+    // The next one is asked for after the batch.
+    wait_for_size(&seg(2), PREP);
+    let b = commit(&pic(2));
+    assert_eq!(b.segment, seg(1));
+    // The third does not fit in what is left: it starts the prepared segment, and the first
+    // loses its unused zeros.
+    let c = commit(&pic(3));
+    assert_eq!(c.segment, seg(2));
+    let first = c.files.iter().map(|f| f.offset).min().unwrap();
+    assert!(first < 4096, "{:?}", c.files);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fs::metadata(seg(1)).unwrap().len() != end(&b) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "segment 1 not trimmed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // A batch larger than the zeros just appends to the current segment.
+    let big = vec![9u8; 300_000];
+    let d = commit(&big);
+    assert_eq!(d.segment, seg(2));
+    store.close();
+    // Closing removes a segment made but never written to and trims the last one.
+    assert!(!seg(3).exists());
+    assert_eq!(fs::metadata(seg(2)).unwrap().len(), end(&d));
+    for (ev, want) in [(&a, pic(1)), (&b, pic(2)), (&c, pic(3)), (&d, big)] {
+        assert_eq!(ev.read("body.jpg").unwrap(), want);
+    }
+    let idx = read_index(dir.path()).unwrap();
+    assert_eq!(
+        idx.iter().map(|l| l.seq).collect::<Vec<_>>(),
+        vec![a.seq, b.seq, c.seq, d.seq]
+    );
+    // A crash can leave a prepared segment never written to (zeros, or nothing at all): the next
+    // start removes it; segments with records stay.
+    fs::write(seg(7), vec![0u8; 5000]).unwrap();
+    fs::write(seg(8), b"").unwrap();
+    let store = Store::open(dir.path(), opts).unwrap();
+    assert!(!seg(7).exists() && !seg(8).exists());
+    assert!(seg(1).exists() && seg(2).exists());
+    let e = commit_vmd(&store, b"<e/>");
+    store.close();
+    assert_eq!(e.read("body.xml").unwrap(), b"<e/>");
+    assert_eq!(read_index(dir.path()).unwrap().len(), 5);
 }
