@@ -34,6 +34,16 @@ fn commit_vmd(store: &Store, body: &[u8]) -> StoredEvent {
         .unwrap()
 }
 
+/// Store `body` (of content type `ct`) as one event received at `t` from 10.0.0.5 and wait for
+/// its commit.
+fn commit_at(store: &Store, t: Timestamp, ct: &str, body: &[u8]) -> StoredEvent {
+    let mut st = store.begin(t, "10.0.0.5:5000").unwrap();
+    st.write_body(Some(ct), body);
+    store
+        .commit_wait(st.seal(Default::default(), None, "10.0.0.5").unwrap())
+        .unwrap()
+}
+
 fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -512,13 +522,7 @@ fn a_declared_length_reserves_memory_only_when_bytes_come_and_at_most_the_spill_
 fn small_events_are_written_over_zeros_flushed_ahead_and_large_batches_just_append() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), inline_opts()).unwrap();
-    let commit = |body: &[u8]| {
-        let mut st = store.begin(T, "10.0.0.5:5000").unwrap();
-        st.write_body(Some("application/xml"), body);
-        store
-            .commit_wait(st.seal(Default::default(), None, "10.0.0.5").unwrap())
-            .unwrap()
-    };
+    let commit = |body: &[u8]| commit_at(&store, T, "application/xml", body);
     let end = |ev: &StoredEvent| ev.files.iter().map(|f| f.offset + f.bytes).max().unwrap();
     let a = commit(b"<a/>");
     let size = fs::metadata(&a.segment).unwrap().len();
@@ -571,13 +575,7 @@ fn small_events_go_to_segments_zeroed_ahead_by_the_preparer() {
     let date = date_of(now);
     let seg = |n: u64| dir.path().join(format!("{date}/events-{n:08}.seg"));
     let store = Store::open(dir.path(), opts.clone()).unwrap();
-    let commit = |body: &[u8]| {
-        let mut st = store.begin(now, "10.0.0.5:5000").unwrap();
-        st.write_body(Some("image/jpeg"), body);
-        store
-            .commit_wait(st.seal(Default::default(), None, "10.0.0.5").unwrap())
-            .unwrap()
-    };
+    let commit = |body: &[u8]| commit_at(&store, now, "image/jpeg", body);
     let end = |ev: &StoredEvent| ev.files.iter().map(|f| f.offset + f.bytes).max().unwrap();
     // Opening asks for today's first segment.
     wait_for_size(&seg(1), PREP);
