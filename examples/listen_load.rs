@@ -155,9 +155,13 @@ async fn load(addr: String, kind: String, conns: usize, secs: f64, rate: f64, ke
                 + interval
                     .map(|i| i.mul_f64(t as f64 / conns as f64))
                     .unwrap_or_default();
+            // When this task's previous answer arrived.
+            let mut answered = start;
             while Instant::now() < end {
+                let mut scheduled = None;
                 if let Some(i) = interval {
                     tokio::time::sleep_until(next.into()).await;
+                    scheduled = Some(next);
                     next += i;
                 }
                 let mut s = match stream.take() {
@@ -174,15 +178,21 @@ async fn load(addr: String, kind: String, conns: usize, secs: f64, rate: f64, ke
                         }
                     },
                 };
-                // Latency: from the scheduled send (open loop) or the first request byte, to the
-                // last answer byte.
-                let t0 = if interval.is_some() {
-                    (next - interval.unwrap_or_default()).min(Instant::now())
-                } else {
-                    Instant::now()
+                // Latency, to the last answer byte, from:
+                // - closed loop: the first request byte;
+                // - open loop, when the previous answer came after this send was due: the time it
+                //   was due (the server held the client back; not counting that wait would hide
+                //   the server's stalls: "coordinated omission");
+                // - open loop otherwise: when the request really goes out. The tokio timer wakes
+                //   up to a millisecond late, and that lateness is the load generator's own.
+                let now = Instant::now();
+                let t0 = match scheduled {
+                    Some(due) if answered > due => due,
+                    _ => now,
                 };
                 let ok = s.write_all(&req).await.is_ok()
                     && matches!(read_response(&mut s, &mut buf).await, Ok(200));
+                answered = Instant::now();
                 if ok {
                     mine.push(t0.elapsed().as_secs_f64() * 1000.0);
                     if keepalive {
