@@ -8,7 +8,8 @@
 //! hands the event to one group-commit thread, which reports back once it is on disk.
 //!
 //! # Why segments and not a directory per event
-//! Creating a file or directory costs a metadata journal entry and, on some virtual machines,
+//! Creating a file or directory costs metadata writes (a journal entry, where there is a journal)
+//! and, on some virtual machines,
 //! around a millisecond of kernel CPU; with a directory, a body file and a `meta.json` per event
 //! that alone capped a durable listener far below what devices can push. So events are appended
 //! to a few large *segment* files, one write each, and the hot path creates no file at all
@@ -76,14 +77,16 @@ pub const SPOOL_DIR: &str = ".spool";
 const RECORD_MAGIC: &[u8; 4] = b"ASEV";
 /// Zeros written ahead of the records when a batch of small events makes the segment grow and no
 /// prepared segment is ready (see [`Preparer`], the usual way).
-/// Appending changes the file's size, so its `fdatasync` must also commit the file system's
-/// journal, which waits for everything else the journal holds: on a busy disk we measured 4 ms
-/// for that against 0.2 ms for a flush of the same bytes written over blocks that already exist.
-/// So small events are written over zeros flushed earlier, and only one batch in `ZERO_AHEAD`
-/// bytes pays for the journal. Readers stop at the zeros like at any unfinished record.
+/// Appending allocates blocks and changes the file's size, so its `fdatasync` must also write that
+/// metadata (on a journalling file system: commit the journal, which waits for everything else it
+/// holds; this project's VM runs ext4 without a journal, where the inode and allocation records
+/// are written synchronously, one more round trip). On a busy disk we measured 4 ms for such a
+/// flush against 0.2 ms for the same bytes written over blocks that already exist. So small
+/// events are written over zeros flushed earlier, and only one batch in `ZERO_AHEAD` bytes pays
+/// for the metadata. Readers stop at the zeros like at any unfinished record.
 const ZERO_AHEAD: u64 = 1 << 20;
 /// A batch larger than this (pictures at full rate) just appends: zeros ahead would double what
-/// the disk writes when its bandwidth, not the journal, is the limit.
+/// the disk writes when its bandwidth, not the metadata, is the limit.
 const ZERO_AHEAD_MAX_BATCH: u64 = 256 * 1024;
 /// Room counted for a record's prefix and header when deciding whether a batch fits in a
 /// segment's zeros (a header lists the event's files; a few hundred bytes).
@@ -1047,7 +1050,7 @@ enum PrepWork {
 
 /// The preparer thread, seen from the commit thread. Small events are cheap to make durable only
 /// when they are written over blocks that already exist: a flush that also grows the file must
-/// commit the file system's journal. Writing the zeros in line (1 MiB after each batch that
+/// write its metadata too (see [`ZERO_AHEAD`]). Writing the zeros in line (1 MiB after each batch that
 /// reaches the end of the zeros, flushed with it) put a ~3 ms flush into the answer path once per
 /// megabyte, and on this project's VM a lone writer doing just that had a flush p99 of 2.9-3.2 ms
 /// against 0.9-1.0 ms over a file zeroed beforehand. So a thread of its own makes the next
@@ -1136,8 +1139,8 @@ impl Preparer {
 const PREPARE_CHUNK: u64 = 256 * 1024;
 const PREPARE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Start writing back a range of a file and wait until it is written (data only: no journal
-/// commit, no cache flush).
+/// Start writing back a range of a file and wait until it is written (data only: no metadata, no
+/// cache flush).
 fn write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
@@ -1186,7 +1189,7 @@ fn prepare_segment(root: &Path, bytes: u64, date: String, number: u64) -> io::Re
         .open(&path)?;
     let filled = (|| -> io::Result<()> {
         // Trickled: a few hundred KiB at a time, each written back before the next (no flush, no
-        // journal commit), with a pause between, so that the commit thread's flushes never queue
+        // metadata), with a pause between, so that the commit thread's flushes never queue
         // behind megabytes of zeros. One flush at the end makes the blocks and the size durable.
         let mut done = 0u64;
         while done < bytes {
