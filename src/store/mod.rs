@@ -9,9 +9,8 @@
 //!
 //! # Why segments and not a directory per event
 //! Creating a file or directory costs metadata writes (a journal entry, where there is a journal)
-//! and, on some virtual machines,
-//! around a millisecond of kernel CPU; with a directory, a body file and a `meta.json` per event
-//! that alone capped a durable listener far below what devices can push. So events are appended
+//! and, on some virtual machines, around a millisecond of kernel CPU; with a directory, a body
+//! file and a `meta.json` per event that alone capped a durable listener far below what devices can push. So events are appended
 //! to a few large *segment* files, one write each, and the hot path creates no file at all
 //! (pictures beyond the spill threshold excepted). `alarmscope store export` writes the familiar
 //! one-directory-per-event tree from a store whenever an engineer wants to browse pictures.
