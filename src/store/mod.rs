@@ -10,10 +10,11 @@
 //! # Why segments and not a directory per event
 //! Creating a file or directory costs metadata writes (a journal entry, where there is a journal)
 //! and, on some virtual machines, around a millisecond of kernel CPU; with a directory, a body
-//! file and a `meta.json` per event that alone capped a durable listener far below what devices can push. So events are appended
-//! to a few large *segment* files, one write each, and the hot path creates no file at all
-//! (pictures beyond the spill threshold excepted). `alarmscope store export` writes the familiar
-//! one-directory-per-event tree from a store whenever an engineer wants to browse pictures.
+//! file and a `meta.json` per event that alone capped a durable listener far below what devices
+//! can push. So events are appended to a few large *segment* files, one write each, and the hot
+//! path creates no file at all (pictures beyond the spill threshold excepted). `alarmscope store
+//! export` writes the familiar one-directory-per-event tree from a store whenever an engineer
+//! wants to browse pictures.
 //!
 //! # Layout (see docs/listen.md)
 //!
@@ -40,9 +41,9 @@
 //! bytes to the current segment (a new one on a new UTC date, past
 //! [`StoreOptions::segment_bytes`], or after a write error), `fdatasync`s the segment once
 //! (`fsync`ing any directory that got a new segment; see [`Preparer`] and [`ZERO_AHEAD`] for
-//! why small events are written over zeros flushed earlier), appends the batch's lines to `index.jsonl`
-//! (written, not flushed), and only then reports the events committed. The listener answers
-//! 200 OK after that report. One flush per batch, whatever its size.
+//! why small events are written over zeros flushed earlier), appends the batch's lines to
+//! `index.jsonl` (written, not flushed), and only then reports the events committed. The
+//! listener answers 200 OK after that report. One flush per batch, whatever its size.
 //!
 //! So every acknowledged event has its header and all its bytes on disk. `index.jsonl` is flushed
 //! when a segment is closed and when the store closes; after a machine crash it may lack its last
@@ -1049,12 +1050,12 @@ enum PrepWork {
 
 /// The preparer thread, seen from the commit thread. Small events are cheap to make durable only
 /// when they are written over blocks that already exist: a flush that also grows the file must
-/// write its metadata too (see [`ZERO_AHEAD`]). Writing the zeros in line (1 MiB after each batch that
-/// reaches the end of the zeros, flushed with it) put a ~3 ms flush into the answer path once per
-/// megabyte, and on this project's VM a lone writer doing just that had a flush p99 of 2.9-3.2 ms
-/// against 0.9-1.0 ms over a file zeroed beforehand. So a thread of its own makes the next
-/// segment, zeroed and flushed, before it is needed, and the commit thread switches to it when a
-/// small batch would otherwise grow the current one.
+/// write its metadata too (see [`ZERO_AHEAD`]). Writing the zeros in line (1 MiB after each
+/// batch that reaches the end of the zeros, flushed with it) put a ~3 ms flush into the answer
+/// path once per megabyte; on this project's VM a lone writer doing just that had a flush p99 of
+/// 2.9-3.2 ms against 0.9-1.0 ms over a file zeroed beforehand. So a thread of its own makes the
+/// next segment, zeroed and flushed, before it is needed, and the commit thread switches to it
+/// when a small batch would otherwise grow the current one.
 struct Preparer {
     tx: Option<mpsc::Sender<PrepWork>>,
     rx: mpsc::Receiver<io::Result<Prepared>>,
