@@ -1063,6 +1063,9 @@ struct Preparer {
     /// A `Make` is in progress.
     asked: bool,
     ready: Option<Prepared>,
+    /// After a failure (a full disk, say), no new `Make` before this: in line zeros meanwhile,
+    /// and one warning rather than one per batch.
+    pause_until: Option<std::time::Instant>,
 }
 
 impl Preparer {
@@ -1100,6 +1103,7 @@ impl Preparer {
             thread: Some(thread),
             asked: false,
             ready: None,
+            pause_until: None,
         })
     }
 
@@ -1117,7 +1121,11 @@ impl Preparer {
                         discard(old);
                     }
                 }
-                Err(e) => tracing::warn!("preparing a segment: {e}"),
+                Err(e) => {
+                    tracing::warn!("preparing a segment ahead: {e} (trying again in 10 s)");
+                    self.pause_until =
+                        Some(std::time::Instant::now() + std::time::Duration::from_secs(10));
+                }
             }
         }
     }
@@ -1337,7 +1345,12 @@ impl CommitWriter {
         let Some(prep) = self.prep.as_mut() else {
             return;
         };
-        if prep.asked || prep.ready.is_some() {
+        if prep.asked
+            || prep.ready.is_some()
+            || prep
+                .pause_until
+                .is_some_and(|t| std::time::Instant::now() < t)
+        {
             return;
         }
         let number = self.last_segment.saturating_add(1);

@@ -633,3 +633,43 @@ fn small_events_go_to_segments_zeroed_ahead_by_the_preparer() {
     assert_eq!(e.read("body.xml").unwrap(), b"<e/>");
     assert_eq!(read_index(dir.path()).unwrap().len(), 5);
 }
+
+#[test]
+fn a_preparer_that_fails_leaves_events_stored_with_zeros_in_line_and_waits_before_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let today = date_of(crate::listen::now());
+    // Today's date directory cannot be made: a file has its name.
+    fs::write(dir.path().join(&today), b"not a directory").unwrap();
+    let opts = StoreOptions {
+        prepared_bytes: 256 * 1024,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), opts).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut evs = Vec::new();
+    for i in 0..5u8 {
+        evs.push(commit_at(&store, T, "application/xml", &[b'a' + i; 100]));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // All in the first segment, which got zeros in line after the first event; no segment was
+    // prepared meanwhile.
+    let segs: BTreeSet<_> = evs.iter().map(|e| e.segment.clone()).collect();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    let seg = segs.iter().next().unwrap();
+    let end = evs[0]
+        .files
+        .iter()
+        .map(|f| f.offset + f.bytes)
+        .max()
+        .unwrap();
+    assert_eq!(fs::metadata(seg).unwrap().len(), end + ZERO_AHEAD);
+    assert_eq!(
+        fs::read_dir(seg.parent().unwrap()).unwrap().count(),
+        1,
+        "no prepared segment within the pause"
+    );
+    store.close();
+    for (i, e) in evs.iter().enumerate() {
+        assert_eq!(e.read("body.xml").unwrap(), [b'a' + i as u8; 100]);
+    }
+}
