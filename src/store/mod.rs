@@ -471,21 +471,26 @@ fn list_segments(root: &Path) -> io::Result<(Vec<SegmentFile>, BTreeSet<String>)
 
 /// Remove the segments that hold nothing but zeros: made ahead of need and never written to
 /// before the process stopped (once anything is written, a segment starts with a record's magic).
+/// Best effort: a segment that cannot be read is left alone (the scans report it).
 fn remove_unwritten_segments(root: &Path) -> io::Result<()> {
     let (segs, _) = list_segments(root)?;
     let mut buf = vec![0u8; 64 * 1024];
     for seg in segs {
-        let mut f = File::open(&seg.path)?;
-        let unwritten = loop {
-            let n = f.read(&mut buf)?;
-            match buf.get(..n) {
-                None | Some([]) => break true,
-                Some(b) if b.iter().any(|&c| c != 0) => break false,
-                Some(_) => {}
+        let unwritten = (|| -> io::Result<bool> {
+            let mut f = File::open(&seg.path)?;
+            loop {
+                let n = f.read(&mut buf)?;
+                match buf.get(..n) {
+                    None | Some([]) => return Ok(true),
+                    Some(b) if b.iter().any(|&c| c != 0) => return Ok(false),
+                    Some(_) => {}
+                }
             }
-        };
-        if unwritten {
-            fs::remove_file(&seg.path)?;
+        })();
+        if matches!(unwritten, Ok(true)) {
+            if let Err(e) = fs::remove_file(&seg.path) {
+                tracing::debug!("{}: {e}", seg.path.display());
+            }
         }
     }
     Ok(())
