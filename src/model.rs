@@ -157,7 +157,7 @@ pub struct Exchange {
 #[derive(Debug, Clone, Serialize)]
 pub struct Connection {
     pub id: u64,
-    /// "ip:port", IPv6 as "[addr]:port".
+    /// "ip:port", IPv6 as "\[addr\]:port".
     pub client: String,
     pub server: String,
     pub handshake: Handshake,
@@ -185,7 +185,7 @@ impl Connection {
     }
 }
 
-/// "1.2.3.4:80" -> "1.2.3.4", "[::1]:80" -> "::1".
+/// "1.2.3.4:80" -> "1.2.3.4", "\[::1\]:80" -> "::1".
 pub fn host_of(addr: &str) -> &str {
     if let Some(rest) = addr.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);

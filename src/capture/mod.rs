@@ -1,6 +1,6 @@
 //! Capture stage: turn link-layer frames into TCP segments.
 //!
-//! [`frame`] is the sans-IO decoder (bytes in, [`frame::TcpSegment`] out); [`file`] is the thin
+//! [`frame`] is the sans-IO decoder (bytes in, [`frame::TcpSegment`] out); [`file`](mod@file) is the thin
 //! shell that reads pcap/pcapng files through libpcap and feeds frames to it; [`pcapwrite`] writes
 //! classic pcap files (for `sniff --write` and test fixtures).
 

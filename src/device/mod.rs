@@ -51,7 +51,7 @@ pub enum ApiArg {
 /// How to reach and log in to the device.
 #[derive(Debug, Args, Clone)]
 pub struct ConnArgs {
-    /// The device, http(s)://IP[:PORT].
+    /// The device, http(s)://IP\[:PORT\].
     #[arg(long, value_name = "URL")]
     pub device: String,
     /// ISAPI user.

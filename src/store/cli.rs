@@ -25,7 +25,7 @@ pub enum StoreAction {
         #[arg(long)]
         json: bool,
     },
-    /// Write events as files: OUT/DATE/<seq>-<device>-<type>/{meta.json, body.xml, p1-<name>.jpg}.
+    /// Write events as files: OUT/DATE/SEQ-DEVICE-TYPE/{meta.json, body.xml, p1-NAME.jpg}.
     Export {
         /// The store directory.
         dir: PathBuf,

@@ -40,7 +40,7 @@
 //! The commit thread takes every sealed event waiting (a batch), appends each one's header and
 //! bytes to the current segment (a new one on a new UTC date, past
 //! [`StoreOptions::segment_bytes`], or after a write error), `fdatasync`s the segment once
-//! (`fsync`ing any directory that got a new segment; see [`Preparer`] and [`ZERO_AHEAD`] for
+//! (`fsync`ing any directory that got a new segment; see `Preparer` and `ZERO_AHEAD` for
 //! why small events are written over zeros flushed earlier), appends the batch's lines to
 //! `index.jsonl` (written, not flushed), and only then reports the events committed. The
 //! listener answers 200 OK after that report. One flush per batch, whatever its size.
@@ -140,7 +140,7 @@ pub struct StoreOptions {
     /// A segment is closed and a new one started past this size.
     pub segment_bytes: u64,
     /// Size of the zero-filled segments a background thread prepares for small events
-    /// (see [`Preparer`]); 0: none, small events get zeros written ahead in line instead.
+    /// (see `Preparer` in the source); 0: none, small events get zeros written ahead in line instead.
     pub prepared_bytes: u64,
 }
 
