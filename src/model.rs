@@ -153,6 +153,28 @@ pub struct Exchange {
     pub event_detail: Option<Box<EventInfo>>,
 }
 
+impl Exchange {
+    /// A request just begun: nothing answered, decoded or judged yet (incomplete until its body
+    /// ends). The one starting state for the capture pipeline and the listener.
+    pub fn started(index: usize, request: Request) -> Exchange {
+        Exchange {
+            index,
+            request,
+            response: None,
+            verdict: Verdict::Incomplete,
+            event: None,
+            parts: Vec::new(),
+            retry_of: None,
+            injected_fault: None,
+            body_kind: "empty",
+            body_error: None,
+            body_hash: 0,
+            metadata: None,
+            event_detail: None,
+        }
+    }
+}
+
 /// One TCP connection and the exchanges it carried.
 #[derive(Debug, Clone, Serialize)]
 pub struct Connection {

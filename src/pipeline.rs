@@ -592,9 +592,9 @@ fn on_request_event(
             let content_length = head
                 .header("content-length")
                 .and_then(|v| v.trim().parse().ok());
-            st.conn.exchanges.push(Exchange {
+            st.conn.exchanges.push(Exchange::started(
                 index,
-                request: Request {
+                Request {
                     time: ctx.ts,
                     end_time: ctx.ts,
                     method,
@@ -607,18 +607,7 @@ fn on_request_event(
                     error: None,
                     headers: head.headers,
                 },
-                response: None,
-                verdict: Verdict::Incomplete,
-                event: None,
-                parts: Vec::new(),
-                retry_of: None,
-                injected_fault: None,
-                body_kind: "empty",
-                body_error: None,
-                body_hash: 0,
-                metadata: None,
-                event_detail: None,
-            });
+            ));
             st.current = Some(RequestInProgress {
                 index,
                 body: BodyDecoder::new(content_type.as_deref(), ctx.config.body.clone()),

@@ -15,7 +15,7 @@ use super::fault::FaultAction;
 use super::{now, record, response, EventRecord, Shared};
 use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, DecodedBody};
-use crate::model::{Connection, EventSummary, Exchange, Request, Response, Verdict};
+use crate::model::{Connection, EventSummary, Exchange, Request, Response};
 use crate::pipeline::final_verdict;
 use crate::store::{Staging, StoredEvent};
 use crate::tcp::{CloseKind, Handshake, Side};
@@ -109,25 +109,14 @@ impl State {
 }
 
 fn new_exchange(index: usize, t: Timestamp) -> Exchange {
-    Exchange {
+    Exchange::started(
         index,
-        request: Request {
+        Request {
             time: t,
             end_time: t,
             ..Default::default()
         },
-        response: None,
-        verdict: Verdict::Incomplete,
-        event: None,
-        parts: Vec::new(),
-        retry_of: None,
-        injected_fault: None,
-        body_kind: "empty",
-        body_error: None,
-        body_hash: 0,
-        metadata: None,
-        event_detail: None,
-    }
+    )
 }
 
 /// The decoder's events, handled synchronously: heads start an exchange, body bytes go to the
