@@ -6,12 +6,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alarmscope::listen::{spawn, EventRecord, ListenHandle, ListenOptions, ListenUpdate};
+mod common;
+
+use alarmscope::listen::EventRecord;
 use alarmscope::store::{read_file, read_index};
+use common::Srv;
 
 const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\r\n<ipAddress>10.0.0.5</ipAddress>\r\n<portNo>80</portNo>\r\n<protocol>HTTP</protocol>\r\n<macAddress>44:19:b6:00:00:01</macAddress>\r\n<channelID>1</channelID>\r\n<dateTime>2024-02-29T12:34:56+08:00</dateTime>\r\n<activePostCount>1</activePostCount>\r\n<eventType>VMD</eventType>\r\n<eventState>active</eventState>\r\n<eventDescription>Motion alarm</eventDescription>\r\n</EventNotificationAlert>\r\n";
 
@@ -121,70 +123,6 @@ fn read_response(s: &mut TcpStream) -> std::io::Result<Resp> {
     })
 }
 
-struct Srv {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    rx: Receiver<ListenUpdate>,
-    handle: Option<ListenHandle>,
-}
-
-impl Srv {
-    fn start(f: impl FnOnce(&mut ListenOptions)) -> Srv {
-        let dir = tempfile::tempdir().unwrap();
-        let mut o = ListenOptions {
-            bind: "127.0.0.1:0".into(),
-            store: Some(dir.path().join("store")),
-            ..Default::default()
-        };
-        f(&mut o);
-        let (rx, handle) = spawn(o, Some).unwrap();
-        Srv {
-            addr: handle.local_addr,
-            dir,
-            rx,
-            handle: Some(handle),
-        }
-    }
-
-    fn store(&self) -> std::path::PathBuf {
-        self.dir.path().join("store")
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s
-    }
-
-    /// The next `n` event records.
-    fn events(&self, n: usize) -> Vec<EventRecord> {
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while out.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(ListenUpdate::Event(e)) => out.push(*e),
-                Ok(_) => {}
-                Err(_) => panic!("only {} of {n} events reported", out.len()),
-            }
-        }
-        out
-    }
-
-    fn stop(mut self) -> alarmscope::listen::ListenSummary {
-        if let Some(h) = self.handle.take() {
-            h.join();
-        }
-        loop {
-            match self.rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(ListenUpdate::Final(_, s)) => return s,
-                Ok(_) => {}
-                Err(_) => panic!("no final update"),
-            }
-        }
-    }
-}
-
 fn post(srv: &Srv, path: &str, ct: &str, body: &[u8]) -> Resp {
     let mut s = srv.connect();
     s.write_all(&request(path, ct, body, "")).unwrap();
@@ -209,7 +147,7 @@ fn stored_file(store: &Path, rec: &EventRecord, file: &str) -> Vec<u8> {
 
 #[test]
 fn xml_event_is_stored_then_answered_200() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let r = post(
         &srv,
         "/ISAPI/alarm",
@@ -262,7 +200,7 @@ fn xml_event_is_stored_then_answered_200() {
 
 #[test]
 fn json_event_is_decoded_and_stored() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let r = post(&srv, "/", "application/json", JSON.as_bytes());
     assert_eq!(r.status, 200);
     let ev = srv.events(1).remove(0);
@@ -277,7 +215,7 @@ fn json_event_is_decoded_and_stored() {
 
 #[test]
 fn multipart_pictures_are_stored_byte_exact() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let xml = xml_of("ANPR", "plate");
     let p1 = picture(150_001, 1);
     let p2 = picture(2_500_000, 2);
@@ -328,7 +266,7 @@ fn multipart_pictures_are_stored_byte_exact() {
 
 #[test]
 fn keep_alive_carries_several_events() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let mut s = srv.connect();
     for i in 0..3 {
         let xml = xml_of("VMD", &format!("event {i}"));
@@ -349,7 +287,7 @@ fn keep_alive_carries_several_events() {
 
 #[test]
 fn chunked_body_is_reassembled() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let mut s = srv.connect();
     let body = XML.as_bytes();
     let (a, b) = body.split_at(100);
@@ -369,7 +307,7 @@ fn chunked_body_is_reassembled() {
 
 #[test]
 fn expect_100_continue_gets_interim_then_200() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let mut s = srv.connect();
     let req = request(
         "/e",
@@ -390,7 +328,7 @@ fn expect_100_continue_gets_interim_then_200() {
 
 #[test]
 fn malformed_request_gets_400_and_server_keeps_serving() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let mut s = srv.connect();
     s.write_all(b"POST /x HTTP/1.1\r\nContent-Length: banana\r\n\r\n")
         .unwrap();
@@ -414,7 +352,7 @@ fn malformed_request_gets_400_and_server_keeps_serving() {
 
 #[test]
 fn oversize_body_and_head_get_413() {
-    let srv = Srv::start(|o| {
+    let mut srv = Srv::start(|o| {
         o.limits.max_body_bytes = 10_000;
         o.limits.max_header_bytes = 2_000;
     });
@@ -456,7 +394,7 @@ fn oversize_body_and_head_get_413() {
 
 #[test]
 fn slow_header_client_is_timed_out_without_blocking_others() {
-    let srv = Srv::start(|o| o.limits.read_timeout = Duration::from_millis(600));
+    let mut srv = Srv::start(|o| o.limits.read_timeout = Duration::from_millis(600));
     let mut slow = srv.connect();
     slow.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
@@ -489,7 +427,7 @@ fn slow_header_client_is_timed_out_without_blocking_others() {
 
 #[test]
 fn path_prefix_answers_404_to_other_paths() {
-    let srv = Srv::start(|o| o.path_prefix = Some("/alarm".into()));
+    let mut srv = Srv::start(|o| o.path_prefix = Some("/alarm".into()));
     assert_eq!(
         post(&srv, "/wrong", "application/xml", XML.as_bytes()).status,
         404
@@ -507,7 +445,7 @@ fn path_prefix_answers_404_to_other_paths() {
 
 #[test]
 fn fault_delay_status_and_selectors() {
-    let srv = Srv::start(|o| {
+    let mut srv = Srv::start(|o| {
         o.faults = vec![
             "status=503,type=IO".parse().unwrap(),
             "delay=400ms,every=2,type=VMD".parse().unwrap(),
@@ -544,7 +482,7 @@ fn fault_delay_status_and_selectors() {
 
 #[test]
 fn fault_hang_holds_and_reset_aborts() {
-    let srv = Srv::start(|o| {
+    let mut srv = Srv::start(|o| {
         o.faults = vec![
             "hang,type=VMD".parse().unwrap(),
             "reset,type=IO".parse().unwrap(),
@@ -593,7 +531,7 @@ fn fault_hang_holds_and_reset_aborts() {
 
 #[test]
 fn hostile_part_filename_stays_in_the_store() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let pic = picture(1000, 9);
     let (ct, body) = multipart(
         &xml_of("faceSnap", "x"),
@@ -910,7 +848,7 @@ fn kill_9_under_load_keeps_every_acknowledged_event() {
 
 #[test]
 fn client_closing_mid_body_is_incomplete_and_leaves_no_staging() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let mut s = srv.connect();
     let req = request("/cut", "application/xml", XML.as_bytes(), "");
     s.write_all(&req[..req.len() - 50]).unwrap();
@@ -934,7 +872,7 @@ fn client_closing_mid_body_is_incomplete_and_leaves_no_staging() {
 
 #[test]
 fn client_closing_mid_large_body_leaves_no_spool_file() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let pic = picture(1_500_000, 3);
     let (ct, body) = multipart(&xml_of("ANPR", "cut"), &[("big.jpg", &pic)]);
     let req = request("/cut", &ct, &body, "");
@@ -957,7 +895,7 @@ fn client_closing_mid_large_body_leaves_no_spool_file() {
 
 #[test]
 fn store_ls_and_export_give_back_the_pictures_as_files() {
-    let srv = Srv::start(|_| {});
+    let mut srv = Srv::start(|_| {});
     let pic = picture(400_000, 7);
     let (ct, body) = multipart(
         &xml_of("ANPR", "export"),

@@ -16,9 +16,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use alarmscope::listen::{spawn, ListenHandle, ListenOptions, ListenSummary, ListenUpdate};
-use alarmscope::model::Report;
+mod common;
+
+use alarmscope::listen::{ListenOptions, ListenUpdate};
 use alarmscope::store::{read_file, read_index};
+use common::{connect, Srv};
 
 const XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\r\n<ipAddress>10.0.0.5</ipAddress>\r\n<portNo>80</portNo>\r\n<protocol>HTTP</protocol>\r\n<macAddress>44:19:b6:00:00:01</macAddress>\r\n<channelID>1</channelID>\r\n<dateTime>2024-02-29T12:34:56+08:00</dateTime>\r\n<activePostCount>1</activePostCount>\r\n<eventType>VMD</eventType>\r\n<eventState>active</eventState>\r\n<eventDescription>Motion alarm</eventDescription>\r\n</EventNotificationAlert>\r\n";
 
@@ -96,73 +98,16 @@ fn raise_nofile(want: u64) -> u64 {
 
 // ---- server ----
 
-struct Srv {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    rx: Receiver<ListenUpdate>,
-    handle: Option<ListenHandle>,
-}
-
-impl Srv {
-    fn start(f: impl FnOnce(&mut ListenOptions)) -> Srv {
-        let dir = tempfile::tempdir().unwrap();
-        let mut o = ListenOptions {
-            bind: "127.0.0.1:0".into(),
-            store: Some(dir.path().join("store")),
-            ..Default::default()
-        };
-        f(&mut o);
-        // Connection upserts are not needed here and would pile up in the channel.
-        let (rx, handle) = spawn(o, |u| match u {
-            ListenUpdate::Upsert(_) => None,
-            u => Some(u),
-        })
-        .unwrap();
-        Srv {
-            addr: handle.local_addr,
-            dir,
-            rx,
-            handle: Some(handle),
-        }
-    }
-
-    fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    fn connect(&self) -> TcpStream {
-        connect(self.addr)
-    }
-
-    /// Stop the server; the final counts. The store stays until `self` is dropped.
-    fn stop(&mut self) -> ListenSummary {
-        self.stop_with_report().1
-    }
-
-    /// Stop the server; the final report (over the connections it kept) and counts.
-    fn stop_with_report(&mut self) -> (Report, ListenSummary) {
-        if let Some(h) = self.handle.take() {
-            h.join();
-        }
-        loop {
-            match self.rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(ListenUpdate::Final(r, s)) => return (*r, s),
-                Ok(ListenUpdate::Error(e)) => panic!("server error: {e}"),
-                Ok(_) => {}
-                Err(_) => panic!("no final update"),
-            }
-        }
-    }
+/// A server for these tests: connection upserts are not needed here and would pile up in the
+/// channel.
+fn start_srv(f: impl FnOnce(&mut ListenOptions)) -> Srv {
+    Srv::start_keeping(f, |u| match u {
+        ListenUpdate::Upsert(_) => None,
+        u => Some(u),
+    })
 }
 
 // ---- HTTP client bits ----
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
 
 fn request(path: &str, ct: &str, body: &[u8], extra: &str) -> Vec<u8> {
     let mut r = format!(
@@ -411,7 +356,7 @@ fn idle_connection_flood_past_max_connections_does_not_lock_out_the_device() {
     // Attackers, the server's side of them and the store, all in this process.
     let nofile = raise_nofile(2 * FLOOD as u64 + 512);
     assert!(nofile >= 2 * FLOOD as u64 + 256, "RLIMIT_NOFILE {nofile}");
-    let mut srv = Srv::start(|o| {
+    let mut srv = start_srv(|o| {
         o.limits.max_connections = MAX;
         // Long timeouts: only making room may close the idle connections during this test.
         o.limits.idle_timeout = Duration::from_secs(120);
@@ -528,7 +473,7 @@ fn low_open_files_limit_caps_connections_and_keeps_the_store_working() {
 #[test]
 fn connection_that_never_sends_is_closed_after_read_timeout_not_idle_timeout() {
     let _g = serial();
-    let mut srv = Srv::start(|o| {
+    let mut srv = start_srv(|o| {
         o.limits.read_timeout = Duration::from_millis(400);
         o.limits.idle_timeout = Duration::from_secs(60);
     });
@@ -570,7 +515,7 @@ fn slowloris_dribbling_headers_get_408_at_read_timeout() {
     let idle_timeout = Duration::from_millis(3000);
     let every = Duration::from_millis(700);
     raise_nofile(4 * SLOW as u64 + 512);
-    let mut srv = Srv::start(|o| {
+    let mut srv = start_srv(|o| {
         o.limits.read_timeout = read_timeout;
         o.limits.idle_timeout = idle_timeout;
     });
@@ -719,7 +664,7 @@ fn endless_chunks(
 fn endless_chunked_body_gets_413_at_max_body_bytes_and_is_cut() {
     let _g = serial();
     const MAX_BODY: u64 = 4 * 1024 * 1024;
-    let mut srv = Srv::start(|o| o.limits.max_body_bytes = MAX_BODY);
+    let mut srv = start_srv(|o| o.limits.max_body_bytes = MAX_BODY);
     let mem = MemWatch::start();
     let mut dev = Device::start(srv.addr);
     let head = b"POST /endless HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -783,7 +728,7 @@ fn endless_chunked_body_gets_413_at_max_body_bytes_and_is_cut() {
 #[test]
 fn huge_content_length_is_refused_at_once_without_reading_the_body() {
     let _g = serial();
-    let mut srv = Srv::start(|_| {});
+    let mut srv = start_srv(|_| {});
     let mut dev = Device::start(srv.addr);
     let mut n = 0u64;
     let t_all = Instant::now();
@@ -831,7 +776,7 @@ fn huge_content_length_is_refused_at_once_without_reading_the_body() {
 #[test]
 fn header_floods_are_refused_with_bounded_buffering() {
     let _g = serial();
-    let mut srv = Srv::start(|_| {}); // 64 KiB, 100 header fields
+    let mut srv = start_srv(|_| {}); // 64 KiB, 100 header fields
     let mem = MemWatch::start();
     let mut dev = Device::start(srv.addr);
     // Thousands of small header lines: too many fields, though under the byte limit.
@@ -942,7 +887,7 @@ fn multipart(xml: &str, parts: &[(&[u8], &[u8])]) -> (String, Vec<u8>) {
 #[test]
 fn path_traversal_in_part_names_event_type_and_url_stays_in_the_store() {
     let _g = serial();
-    let mut srv = Srv::start(|_| {});
+    let mut srv = start_srv(|_| {});
     let mut dev = Device::start(srv.addr);
     let canary = format!("alarmscope-attack-{}", std::process::id());
     let up = "../".repeat(12);
@@ -1084,7 +1029,7 @@ fn path_traversal_in_part_names_event_type_and_url_stays_in_the_store() {
 fn non_utf8_bytes_everywhere_are_answered_and_do_not_stop_the_server() {
     let _g = serial();
     // Short timeouts: a stream that is no HTTP at all gets no answer, only a close.
-    let mut srv = Srv::start(|o| o.limits.read_timeout = Duration::from_secs(1));
+    let mut srv = start_srv(|o| o.limits.read_timeout = Duration::from_secs(1));
     let mut dev = Device::start(srv.addr);
     let bad_xml = XML
         .as_bytes()

@@ -1,0 +1,101 @@
+//! A listener started in-process for the integration tests, its store in a temporary directory.
+//! Shared by `tests/listen.rs` and `tests/listen_attack.rs`; each uses part of it.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use alarmscope::listen::{
+    spawn, EventRecord, ListenHandle, ListenOptions, ListenSummary, ListenUpdate,
+};
+use alarmscope::model::Report;
+
+pub struct Srv {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    rx: Receiver<ListenUpdate>,
+    handle: Option<ListenHandle>,
+}
+
+impl Srv {
+    /// Start on a free loopback port with the options `f` sets; every update is kept.
+    pub fn start(f: impl FnOnce(&mut ListenOptions)) -> Srv {
+        Srv::start_keeping(f, Some)
+    }
+
+    /// Start, keeping only the updates `keep` returns (connection upserts pile up in the channel
+    /// of a long test that does not read them).
+    pub fn start_keeping(
+        f: impl FnOnce(&mut ListenOptions),
+        keep: fn(ListenUpdate) -> Option<ListenUpdate>,
+    ) -> Srv {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = ListenOptions {
+            bind: "127.0.0.1:0".into(),
+            store: Some(dir.path().join("store")),
+            ..Default::default()
+        };
+        f(&mut o);
+        let (rx, handle) = spawn(o, keep).unwrap();
+        Srv {
+            addr: handle.local_addr,
+            dir,
+            rx,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// A client connection with 10 s read and write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+
+    /// The next `n` event records (10 s at most).
+    pub fn events(&self, n: usize) -> Vec<EventRecord> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(ListenUpdate::Event(e)) => out.push(*e),
+                Ok(_) => {}
+                Err(_) => panic!("only {} of {n} events reported", out.len()),
+            }
+        }
+        out
+    }
+
+    /// Stop the server; the final counts. The store stays until `self` is dropped.
+    pub fn stop(&mut self) -> ListenSummary {
+        self.stop_with_report().1
+    }
+
+    /// Stop the server; the final report (over the connections it kept) and counts.
+    pub fn stop_with_report(&mut self) -> (Report, ListenSummary) {
+        if let Some(h) = self.handle.take() {
+            h.join();
+        }
+        loop {
+            match self.rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(ListenUpdate::Final(r, s)) => return (*r, s),
+                Ok(ListenUpdate::Error(e)) => panic!("server error: {e}"),
+                Ok(_) => {}
+                Err(_) => panic!("no final update"),
+            }
+        }
+    }
+}
+
+/// Connect to `addr` with 10 s read and write timeouts.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
