@@ -685,6 +685,63 @@ fn devices_that_reset_before_the_answer_do_not_take_the_listener_down() {
     assert_eq!(stored, 201);
 }
 
+/// The store's warnings reach stderr (headless): here today's date directory cannot be made, so
+/// the segment prepared ahead fails, and so does the event (500).
+#[test]
+fn store_warnings_reach_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    std::fs::create_dir_all(&store).unwrap();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let today: String = alarmscope::time::Timestamp::from_nanos(d.as_secs() as i64, 0)
+        .to_utc_string()
+        .chars()
+        .take(10)
+        .collect();
+    std::fs::write(store.join(&today), b"not a directory").unwrap();
+    let mut child = bin()
+        .args(["listen", "--bind", "127.0.0.1:0", "--json", "--store"])
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let addr: SocketAddr = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split([',', ' ']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&request("/", "application/xml", XML.as_bytes(), ""))
+        .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 500);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in err.lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("no warning on stderr"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("WARN") && line.contains("preparing a segment ahead"),
+        "{line:?}"
+    );
+    assert!(
+        !line.contains('\u{1b}'),
+        "no colour codes in a pipe: {line:?}"
+    );
+}
+
 fn wait_timeout(child: &mut std::process::Child, d: Duration) -> Option<i32> {
     let end = Instant::now() + d;
     while Instant::now() < end {

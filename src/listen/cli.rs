@@ -213,6 +213,7 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
             a.max_connections
         );
     }
+    report_warnings();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -266,6 +267,20 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
     }
     out.flush()?;
     Ok(0)
+}
+
+/// Send the listener's and the store's warnings (an index write that failed, accept errors, a
+/// segment that could not be prepared) to stderr, one line each, after the start line. `RUST_LOG`
+/// changes the level. Headless only: in the TUI, stderr would write over the screen.
+fn report_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_target(false)
+        .try_init();
 }
 
 #[cfg(test)]
