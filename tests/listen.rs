@@ -579,14 +579,7 @@ fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<S
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split([',', ' ']).next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = common::bound_addr(&mut err);
     let out = Arc::new(Mutex::new(Vec::new()));
     let stdout = child.stdout.take().unwrap();
     let o2 = out.clone();
@@ -709,14 +702,7 @@ fn store_warnings_reach_stderr() {
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
-    let addr: SocketAddr = first
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split([',', ' ']).next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let addr = common::bound_addr(&mut err);
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(&request("/", "application/xml", XML.as_bytes(), ""))
         .unwrap();

@@ -99,3 +99,14 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     s
 }
+
+/// Read the listener binary's start line from its stderr and the address it bound.
+pub fn bound_addr(err: &mut impl std::io::BufRead) -> SocketAddr {
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    line.split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split([',', ' ']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
