@@ -149,11 +149,8 @@ impl MultipartDecoder {
             return;
         }
         if bytes > MAX_GAP_FILL {
-            let at = match &self.current {
-                Some(c) => format!("in part {}{}", c.index, quoted(&c.name)),
-                None => "between parts".to_string(),
-            };
-            self.stop(format!("multipart: {bytes} body bytes missing from the capture {at}; parts after it not decoded"), on);
+            let open = self.current.as_ref().map(|c| (c.index, &c.name));
+            self.stop(gap_too_large(bytes, open), on);
             return;
         }
         let mut left = bytes;
@@ -430,15 +427,7 @@ impl MultipartDecoder {
         if self.head_bytes <= MAX_HEAD_BYTES || self.stopped() {
             return;
         }
-        let what = if self.parts == 0 {
-            format!("no boundary line \"--{}\" and part headers", self.boundary)
-        } else {
-            format!("no part headers after part {}", self.parts - 1)
-        };
-        self.stop(
-            format!("multipart: {what} within {MAX_HEAD_BYTES} bytes"),
-            on,
-        );
+        self.stop(head_overrun(self.parts, &self.boundary), on);
     }
 
     /// Stop parsing: close the open part (incomplete) and record why.
@@ -589,6 +578,29 @@ fn quoted(name: &Option<String>) -> String {
         Some(n) => format!(" (\"{n}\")"),
         None => String::new(),
     }
+}
+
+/// Why parsing stops at a capture gap over [`MAX_GAP_FILL`] (`open`: the part it falls in, by
+/// index and name).
+fn gap_too_large(bytes: u64, open: Option<(usize, &Option<String>)>) -> String {
+    let at = match open {
+        Some((index, name)) => format!("in part {index}{}", quoted(name)),
+        None => "between parts".to_string(),
+    };
+    format!(
+        "multipart: {bytes} body bytes missing from the capture {at}; parts after it not decoded"
+    )
+}
+
+/// Why parsing stops when preamble or part headers run past [`MAX_HEAD_BYTES`] (`parts`: parts
+/// begun so far).
+fn head_overrun(parts: usize, boundary: &str) -> String {
+    let what = if parts == 0 {
+        format!("no boundary line \"--{boundary}\" and part headers")
+    } else {
+        format!("no part headers after part {}", parts - 1)
+    };
+    format!("multipart: {what} within {MAX_HEAD_BYTES} bytes")
 }
 
 #[cfg(test)]

@@ -11,17 +11,12 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures_util::stream::Stream;
 
-use super::PartEvent;
+use super::{gap_too_large, head_overrun, quoted, PartEvent, MAX_GAP_FILL, MAX_HEAD_BYTES};
 use crate::isapi::body::PartHeader;
 
 /// Largest piece handed to multer at once: multer copies everything queued into its buffer on
 /// each poll, so feeding bounded pieces and draining between them bounds that buffer.
 const PIECE: usize = 16 * 1024;
-/// Most bytes of preamble plus part headers waited through before giving up: multer buffers
-/// these whole (it searches them for the boundary / the blank line), so they must be bounded.
-const MAX_HEAD_BYTES: u64 = 64 * 1024;
-/// Largest capture gap filled with zeros to keep part sizes exact; a larger gap stops parsing.
-const MAX_GAP_FILL: u64 = 1024 * 1024;
 
 static ZEROS: [u8; PIECE] = [0; PIECE];
 
@@ -154,11 +149,8 @@ impl MulterDecoder {
             return;
         }
         if bytes > MAX_GAP_FILL {
-            let at = match &self.current {
-                Some(c) => format!("in part {}{}", c.index, quoted(&c.name)),
-                None => "between parts".to_string(),
-            };
-            self.stop(format!("multipart: {bytes} body bytes missing from the capture {at}; parts after it not decoded"), on);
+            let open = self.current.as_ref().map(|c| (c.index, &c.name));
+            self.stop(gap_too_large(bytes, open), on);
             return;
         }
         let mut left = bytes;
@@ -249,15 +241,7 @@ impl MulterDecoder {
         lock(&self.queue).chunks.push_back(piece);
         self.drive(on);
         if !self.stopped() && self.current.is_none() && self.head_bytes > MAX_HEAD_BYTES {
-            let what = if self.parts == 0 {
-                format!("no boundary line \"--{}\" and part headers", self.boundary)
-            } else {
-                format!("no part headers after part {}", self.parts - 1)
-            };
-            self.stop(
-                format!("multipart: {what} within {MAX_HEAD_BYTES} bytes"),
-                on,
-            );
+            self.stop(head_overrun(self.parts, &self.boundary), on);
         }
     }
 
@@ -382,13 +366,6 @@ impl MulterDecoder {
         } else {
             String::new()
         }
-    }
-}
-
-fn quoted(name: &Option<String>) -> String {
-    match name {
-        Some(n) => format!(" (\"{n}\")"),
-        None => String::new(),
     }
 }
 
