@@ -6,7 +6,7 @@ pub mod json;
 pub mod stream;
 pub mod text;
 
-use crate::diagnose::diagnose;
+use crate::diagnose::{diagnose, Findings};
 use crate::model::{Connection, Report};
 use crate::pipeline::Counters;
 
@@ -19,6 +19,16 @@ pub fn build(
 ) -> Report {
     connections.sort_by_key(|c| (c.first_seen, c.id));
     let findings = diagnose(&mut connections, counters, counters.last_packet);
+    assemble(source, connections, findings, warnings)
+}
+
+/// The report from connections in order and what the diagnosis found over them.
+pub fn assemble(
+    source: &str,
+    connections: Vec<Connection>,
+    findings: Findings,
+    warnings: Vec<String>,
+) -> Report {
     Report {
         source: source.to_string(),
         connections,

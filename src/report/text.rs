@@ -251,14 +251,7 @@ impl TextStream {
         let mut connections: Vec<Connection> = self.kept.into_values().collect();
         connections.sort_by_key(|c| (c.first_seen, c.id));
         apply_retries(&mut connections, retries);
-        render(&Report {
-            source: source.to_string(),
-            connections,
-            stalls: findings.stalls,
-            devices: findings.devices,
-            summary: findings.summary,
-            warnings,
-        })
+        render(&super::assemble(source, connections, findings, warnings))
     }
 }
 
