@@ -278,9 +278,9 @@ impl Store {
             .append(true)
             .open(&index_path)
             .map_err(|e| io_err(&index_path, e))?;
-        remove_unwritten_segments(&root).map_err(|e| io_err(&root, e))?;
-        let (index, max_seq) = repair_index(&root, index, &index_path)?;
         let (segments, dates) = list_segments(&root).map_err(|e| io_err(&root, e))?;
+        let segments = remove_unwritten_segments(segments);
+        let (index, max_seq) = repair_index(&root, &segments, index, &index_path)?;
         let last_segment = segments.last().map_or(0, |s| s.number);
         let next = max_seq.max(last_segment).saturating_add(1);
         let (tx, rx) = mpsc::channel::<Job>();
@@ -292,7 +292,7 @@ impl Store {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(None),
         });
-        let writer = CommitWriter {
+        let mut writer = CommitWriter {
             root,
             fsync: opts.fsync,
             max_batch: opts.max_batch.max(1),
@@ -306,7 +306,6 @@ impl Store {
             prep: None,
             last_used: last_segment,
         };
-        let mut writer = writer;
         if opts.fsync && opts.prepared_bytes > 0 {
             writer.prep = Some(
                 Preparer::start(writer.root.clone(), opts.prepared_bytes)
@@ -471,10 +470,11 @@ fn list_segments(root: &Path) -> io::Result<(Vec<SegmentFile>, BTreeSet<String>)
 
 /// Remove the segments that hold nothing but zeros: made ahead of need and never written to
 /// before the process stopped (once anything is written, a segment starts with a record's magic).
-/// Best effort: a segment that cannot be read is left alone (the scans report it).
-fn remove_unwritten_segments(root: &Path) -> io::Result<()> {
-    let (segs, _) = list_segments(root)?;
+/// Best effort: a segment that cannot be read is left alone (the scans report it). Returns the
+/// segments kept.
+fn remove_unwritten_segments(segs: Vec<SegmentFile>) -> Vec<SegmentFile> {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut kept = Vec::with_capacity(segs.len());
     for seg in segs {
         let unwritten = (|| -> io::Result<bool> {
             let mut f = File::open(&seg.path)?;
@@ -488,12 +488,14 @@ fn remove_unwritten_segments(root: &Path) -> io::Result<()> {
             }
         })();
         if matches!(unwritten, Ok(true)) {
-            if let Err(e) = fs::remove_file(&seg.path) {
-                tracing::debug!("{}: {e}", seg.path.display());
+            match fs::remove_file(&seg.path) {
+                Ok(()) => continue,
+                Err(e) => tracing::debug!("{}: {e}", seg.path.display()),
             }
         }
+        kept.push(seg);
     }
-    Ok(())
+    kept
 }
 
 /// Where an index line's event ends in commit order: (segment number, segment, end offset).
@@ -685,13 +687,17 @@ fn scan_segment(
 /// Bring `index.jsonl` up to date with the segments when the store opens: cut a torn last line,
 /// rewrite the file without damaged lines if there are any, append the records it lacks, flush.
 /// Returns the index (open for appending) and the highest seq in it.
-fn repair_index(root: &Path, mut index: File, path: &Path) -> Result<(File, u64), StoreError> {
+fn repair_index(
+    root: &Path,
+    segs: &[SegmentFile],
+    mut index: File,
+    path: &Path,
+) -> Result<(File, u64), StoreError> {
     let err = |e| io_err(path, e);
     let len = index.metadata().map_err(err)?.len();
     index.seek(SeekFrom::Start(0)).map_err(err)?;
     let scan = scan_index(BufReader::new(&index), false).map_err(err)?;
-    let (segs, _) = list_segments(root).map_err(|e| io_err(root, e))?;
-    let missing = missing_records(&segs, &scan).map_err(|e| io_err(root, e))?;
+    let missing = missing_records(segs, &scan).map_err(|e| io_err(root, e))?;
     let max_seq = missing.iter().map(|l| l.seq).fold(scan.max_seq, u64::max);
     let mut text = Vec::new();
     for l in &missing {
@@ -1090,15 +1096,7 @@ impl Preparer {
                                 return;
                             }
                         }
-                        PrepWork::Trim { path, len } => {
-                            let cut = OpenOptions::new()
-                                .write(true)
-                                .open(&path)
-                                .and_then(|f| f.set_len(len));
-                            if let Err(e) = cut {
-                                tracing::debug!("{}: {e}", path.display());
-                            }
-                        }
+                        PrepWork::Trim { path, len } => trim(&path, len),
                     }
                 }
             })?;
@@ -1110,6 +1108,15 @@ impl Preparer {
             ready: None,
             pause_until: None,
         })
+    }
+
+    /// Whether to ask for a segment now: none made or being made, and no pause after a failure.
+    fn wants(&self) -> bool {
+        !self.asked
+            && self.ready.is_none()
+            && self
+                .pause_until
+                .is_none_or(|t| std::time::Instant::now() >= t)
     }
 
     fn send(&mut self, w: PrepWork) -> bool {
@@ -1175,6 +1182,18 @@ fn write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Cut a segment's unused zeros off after its records end at `len` (what a reader sees does not
+/// change). Best effort.
+fn trim(path: &Path, len: u64) {
+    let cut = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(len));
+    if let Err(e) = cut {
+        tracing::debug!("{}: {e}", path.display());
     }
 }
 
@@ -1285,18 +1304,8 @@ impl CommitWriter {
             }
             self.commit_batch(batch);
         }
-        if let Some(seg) = self.current.take() {
-            let (path, len, zeroed) = (seg.path.clone(), seg.len, seg.zeroed);
-            if self.flush_segment(seg).is_ok() && zeroed > len {
-                // Unused zeros: cut them off (what a reader sees does not change).
-                if let Err(e) = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_len(len))
-                {
-                    tracing::debug!("{}: {e}", path.display());
-                }
-            }
+        if let Some((path, len)) = self.current.take().and_then(|s| self.leave(s)) {
+            trim(&path, len);
         }
         if let Some(p) = self.prep.as_mut() {
             p.stop();
@@ -1331,11 +1340,8 @@ impl CommitWriter {
                         dirty: false,
                     });
                     self.last_used = p.number;
-                    if let Some(old) = old {
-                        let (path, len, zeroed) = (old.path.clone(), old.len, old.zeroed);
-                        if self.flush_segment(old).is_ok() && zeroed > len {
-                            prep.send(PrepWork::Trim { path, len });
-                        }
+                    if let Some((path, len)) = old.and_then(|o| self.leave(o)) {
+                        prep.send(PrepWork::Trim { path, len });
                     }
                 } else {
                     discard(p);
@@ -1350,12 +1356,7 @@ impl CommitWriter {
         let Some(prep) = self.prep.as_mut() else {
             return;
         };
-        if prep.asked
-            || prep.ready.is_some()
-            || prep
-                .pause_until
-                .is_some_and(|t| std::time::Instant::now() < t)
-        {
+        if !prep.wants() {
             return;
         }
         let number = self.last_segment.saturating_add(1);
@@ -1499,6 +1500,14 @@ impl CommitWriter {
         Ok(())
     }
 
+    /// Stop writing to a segment: flush it; if that worked and zeros are left after its records,
+    /// the segment and where to cut them off.
+    fn leave(&self, seg: Segment) -> Option<(PathBuf, u64)> {
+        let (len, zeroed) = (seg.len, seg.zeroed);
+        let path = seg.path.clone();
+        (self.flush_segment(seg).is_ok() && zeroed > len).then_some((path, len))
+    }
+
     fn flush_segment(&self, mut seg: Segment) -> io::Result<()> {
         seg.file.flush()?;
         if self.fsync && seg.dirty {
@@ -1548,7 +1557,7 @@ impl CommitWriter {
             .fold(0u64, u64::saturating_add);
         if let Some(first) = batch.first() {
             if bytes <= ZERO_AHEAD_MAX_BATCH {
-                self.use_prepared(&first.sealed.date.clone(), bytes);
+                self.use_prepared(&first.sealed.date, bytes);
             }
         }
         let start = self.current.as_ref().map(|s| (s.rel.clone(), s.len));
@@ -1564,8 +1573,10 @@ impl CommitWriter {
                 }
             }
         }
-        if let Some(date) = self.current.as_ref().map(|s| s.date.clone()) {
-            self.ask_prepared(&date);
+        if self.prep.as_ref().is_some_and(Preparer::wants) {
+            if let Some(date) = self.current.as_ref().map(|s| s.date.clone()) {
+                self.ask_prepared(&date);
+            }
         }
         if ok.is_empty() {
             return;
