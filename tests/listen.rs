@@ -480,6 +480,40 @@ fn fault_delay_status_and_selectors() {
     assert_eq!(s.injected_faults, 2);
 }
 
+/// The final report covers the whole session, not the last connections kept: with room on the
+/// diagnosis's time line for 8 requests, 30 events still give 30 requests, and every failed one
+/// (each IO event answered 503, each one a stall until the next) is counted.
+#[test]
+fn final_report_covers_the_whole_session() {
+    let mut srv = Srv::start(|o| {
+        o.store = None;
+        o.max_diagnosed_requests = 8;
+        o.faults = vec!["status=503,type=IO".parse().unwrap()];
+    });
+    for i in 0..30 {
+        let ty = if i % 3 == 2 { "IO" } else { "VMD" };
+        let r = post(
+            &srv,
+            "/",
+            "application/xml",
+            xml_of(ty, &i.to_string()).as_bytes(),
+        );
+        assert_eq!(r.status, if ty == "IO" { 503 } else { 200 });
+    }
+    srv.events(30);
+    let (report, summary, _) = srv.stop_with_report();
+    assert_eq!(summary.events, 30);
+    assert_eq!(report.summary.connections, 30);
+    assert_eq!(report.summary.requests, 30);
+    assert_eq!((report.summary.ok, report.summary.error_status), (20, 10));
+    assert_eq!(report.summary.stalls, 10);
+    assert_eq!(report.devices.len(), 1);
+    assert_eq!(report.devices[0].events, 30);
+    assert_eq!(report.devices[0].stalls, 10);
+    assert!(report.stalls.len() <= 10 && !report.stalls.is_empty());
+    assert!(report.stalls.iter().all(|s| s.cause == "error_status 503"));
+}
+
 #[test]
 fn fault_hang_holds_and_reset_aborts() {
     let mut srv = Srv::start(|o| {

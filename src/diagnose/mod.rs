@@ -39,7 +39,21 @@ struct DeviceAcc {
     device: Device,
     types: HashMap<String, u64>,
     items: Vec<Item>,
+    /// What the walk over items already folded away leaves for the rest of the time line.
+    carry: Carry,
 }
+
+/// Bodies that did not get 200 OK yet (by body hash, and by metadata hash), each mapped to the
+/// first exchange that sent it: a later request with the same body is a retry of that one.
+#[derive(Default)]
+struct Carry {
+    unanswered: HashMap<u64, ExchangeRef>,
+    unanswered_meta: HashMap<u64, ExchangeRef>,
+}
+
+/// Most bodies [`Carry`] remembers per device; beyond that it starts afresh (a device that fails
+/// forever with ever new bodies must not grow it without end).
+const MAX_UNANSWERED: usize = 10_000;
 
 /// The diagnosis fed one finished connection at a time.
 ///
@@ -48,17 +62,41 @@ struct DeviceAcc {
 /// the ~64 bytes per request the time line needs plus per-device counters, so the headless
 /// report can write each connection out as soon as it closes. [`diagnose`] is the same ledger run
 /// over connections in memory (TUI, tests), so both give the same findings.
+///
+/// A listener runs for days, so [`Ledger::bounded`] also caps the time lines: past the cap, the
+/// older half of each device's time line is walked at once (its stalls and retries are settled)
+/// and dropped. Counts stay exact; only the listed stalls and retries are capped.
 #[derive(Default)]
 pub struct Ledger {
     devices: BTreeMap<String, DeviceAcc>,
     summary: Summary,
     last_seen: Option<Timestamp>,
+    /// Most requests held on the time lines (0: no cap).
+    max_items: usize,
+    items: usize,
+    /// Fold when `items` passes `max_items`, or this when more: twice what the last fold left
+    /// when that was over 3/4 of the cap (many devices with a request or two each leave little to
+    /// fold, and folding again at once would free nothing).
+    fold_at: usize,
+    /// Stalls and retries found in time lines already folded away (newest kept, see
+    /// `max_items`).
+    settled_stalls: Vec<Stall>,
+    settled_retries: Retries,
 }
 
 /// What [`Ledger::finish`] found besides the [`Findings`]: each retry and the exchange it repeats.
 pub type Retries = Vec<(ExchangeRef, ExchangeRef)>;
 
 impl Ledger {
+    /// A ledger holding at most `max_items` requests on its time lines (at ~64 bytes each),
+    /// and listing at most `max_items / 8` settled stalls and as many retries.
+    pub fn bounded(max_items: usize) -> Self {
+        Ledger {
+            max_items: max_items.max(2),
+            ..Ledger::default()
+        }
+    }
+
     /// Take in one finished connection (its exchanges' verdicts are final).
     pub fn add(&mut self, c: &Connection) {
         let s = &mut self.summary;
@@ -93,6 +131,7 @@ impl Ledger {
                     },
                     types: HashMap::new(),
                     items: Vec::new(),
+                    carry: Carry::default(),
                 }),
         };
         let d = &mut acc.device;
@@ -141,6 +180,49 @@ impl Ledger {
                 has_body: ex.request.body_bytes > 0,
                 metadata_key: ex.metadata.as_deref().map(hash_str),
             });
+            self.items += 1;
+        }
+        if self.max_items > 0 && self.items > self.fold_at.max(self.max_items) {
+            self.fold();
+        }
+    }
+
+    /// Walk and drop the older half of every device's time line (see [`Ledger::bounded`]).
+    fn fold(&mut self) {
+        let mut held = 0;
+        for (name, acc) in self.devices.iter_mut() {
+            acc.items.sort_by_key(|i| (i.time, i.at));
+            let cut = acc.items.len() / 2;
+            if let Some(next) = acc.items.get(cut).map(|i| i.time) {
+                let (old, _) = acc.items.split_at(cut);
+                walk(
+                    name,
+                    old,
+                    Some(next),
+                    None,
+                    &mut acc.carry,
+                    &mut acc.device,
+                    &mut self.settled_stalls,
+                    &mut self.settled_retries,
+                );
+                acc.items.drain(..cut);
+            }
+            held += acc.items.len();
+        }
+        self.items = held;
+        self.fold_at = if held > self.max_items / 4 * 3 {
+            held.saturating_mul(2)
+        } else {
+            0
+        };
+        let keep = self.max_items / 8;
+        if self.settled_stalls.len() > keep {
+            let drop = self.settled_stalls.len() - keep;
+            self.settled_stalls.drain(..drop);
+        }
+        if self.settled_retries.len() > keep {
+            let drop = self.settled_retries.len() - keep;
+            self.settled_retries.drain(..drop);
         }
     }
 
@@ -158,68 +240,22 @@ impl Ledger {
         capture_end: Option<Timestamp>,
     ) -> (Findings, Retries) {
         let end = capture_end.or(self.last_seen);
-        let mut stalls = Vec::new();
-        let mut retries: Retries = Vec::new();
+        let mut stalls = self.settled_stalls;
+        let mut retries = self.settled_retries;
         let mut devices = Vec::with_capacity(self.devices.len());
         for (name, mut acc) in self.devices {
-            let items = &mut acc.items;
-            items.sort_by_key(|i| (i.time, i.at));
-            let first_stall = stalls.len();
-            let mut device_retries = 0u64;
-            // Bodies of requests that did not get 200 OK, by hash -> the first such exchange.
-            let mut unanswered: HashMap<u64, ExchangeRef> = HashMap::new();
-            let mut unanswered_meta: HashMap<u64, ExchangeRef> = HashMap::new();
-            for (k, it) in items.iter().enumerate() {
-                let of = unanswered
-                    .get(&it.hash)
-                    .filter(|_| it.has_body)
-                    .or_else(|| it.metadata_key.and_then(|m| unanswered_meta.get(&m)))
-                    .copied();
-                if let Some(of) = of {
-                    retries.push((it.at, of));
-                    device_retries += 1;
-                }
-                if it.verdict.is_problem() {
-                    if it.has_body {
-                        unanswered.entry(it.hash).or_insert(of.unwrap_or(it.at));
-                    }
-                    if let Some(m) = it.metadata_key {
-                        unanswered_meta.entry(m).or_insert(of.unwrap_or(it.at));
-                    }
-                    let next = items.get(k + 1).map(|n| n.time);
-                    let (to, open_ended) = match next {
-                        Some(t) => (t, false),
-                        None => (end.unwrap_or(it.time).max(it.time), true),
-                    };
-                    let cause = match it.status {
-                        Some(s) if it.verdict == Verdict::ErrorStatus => {
-                            format!("error_status {s}")
-                        }
-                        _ => it.verdict.as_str().to_string(),
-                    };
-                    stalls.push(Stall {
-                        device: name.clone(),
-                        from: it.time,
-                        to,
-                        seconds: to.secs_since(it.time),
-                        cause,
-                        exchange: it.at,
-                        open_ended,
-                    });
-                } else {
-                    // Answered: a later identical body is a new event, not a retry.
-                    unanswered.remove(&it.hash);
-                    if let Some(m) = it.metadata_key {
-                        unanswered_meta.remove(&m);
-                    }
-                }
-            }
+            acc.items.sort_by_key(|i| (i.time, i.at));
+            walk(
+                &name,
+                &acc.items,
+                None,
+                end,
+                &mut acc.carry,
+                &mut acc.device,
+                &mut stalls,
+                &mut retries,
+            );
             let mut d = acc.device;
-            d.retries = device_retries;
-            for st in stalls.get(first_stall..).unwrap_or_default() {
-                d.stalls += 1;
-                d.stalled_seconds += st.seconds;
-            }
             let mut t: Vec<(String, u64)> = acc.types.into_iter().collect();
             t.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             d.event_types = t;
@@ -238,9 +274,10 @@ impl Ledger {
             connections_evicted: counters.connections_evicted,
             connections_expired: counters.connections_expired,
             peak_open_connections: counters.peak_open_connections,
-            stalls: stalls.len() as u64,
-            stalled_seconds: stalls.iter().fold(0.0, |a, s| a + s.seconds),
-            retries: retries.len() as u64,
+            // From the devices: the lists may be capped (see `Ledger::bounded`), the counts not.
+            stalls: devices.iter().map(|d| d.stalls).sum(),
+            stalled_seconds: devices.iter().fold(0.0, |a, d| a + d.stalled_seconds),
+            retries: devices.iter().map(|d| d.retries).sum(),
             ..self.summary
         };
         (
@@ -251,6 +288,80 @@ impl Ledger {
             },
             retries,
         )
+    }
+}
+
+/// Walk one device's time line `items` (sorted by time): each request that repeats a body
+/// still unanswered is a retry; each problem request starts a stall that lasts until the next
+/// request (`next` after the last item, or else `end`: open ended). Counts go to `d`.
+#[allow(clippy::too_many_arguments)] // one walk, two callers: the parts are the ledger's fields
+fn walk(
+    name: &str,
+    items: &[Item],
+    next: Option<Timestamp>,
+    end: Option<Timestamp>,
+    carry: &mut Carry,
+    d: &mut Device,
+    stalls: &mut Vec<Stall>,
+    retries: &mut Retries,
+) {
+    for (k, it) in items.iter().enumerate() {
+        let of = carry
+            .unanswered
+            .get(&it.hash)
+            .filter(|_| it.has_body)
+            .or_else(|| it.metadata_key.and_then(|m| carry.unanswered_meta.get(&m)))
+            .copied();
+        if let Some(of) = of {
+            retries.push((it.at, of));
+            d.retries += 1;
+        }
+        if it.verdict.is_problem() {
+            if carry.unanswered.len() >= MAX_UNANSWERED {
+                carry.unanswered.clear();
+            }
+            if carry.unanswered_meta.len() >= MAX_UNANSWERED {
+                carry.unanswered_meta.clear();
+            }
+            if it.has_body {
+                carry
+                    .unanswered
+                    .entry(it.hash)
+                    .or_insert(of.unwrap_or(it.at));
+            }
+            if let Some(m) = it.metadata_key {
+                carry
+                    .unanswered_meta
+                    .entry(m)
+                    .or_insert(of.unwrap_or(it.at));
+            }
+            let (to, open_ended) = match items.get(k + 1).map(|n| n.time).or(next) {
+                Some(t) => (t, false),
+                None => (end.unwrap_or(it.time).max(it.time), true),
+            };
+            let cause = match it.status {
+                Some(s) if it.verdict == Verdict::ErrorStatus => format!("error_status {s}"),
+                _ => it.verdict.as_str().to_string(),
+            };
+            let seconds = to.secs_since(it.time);
+            d.stalls += 1;
+            d.stalled_seconds += seconds;
+            stalls.push(Stall {
+                device: name.to_string(),
+                from: it.time,
+                to,
+                seconds,
+                cause,
+                exchange: it.at,
+                open_ended,
+            });
+        } else {
+            // Answered: a later identical body is a new event, not a retry.
+            carry.unanswered.remove(&it.hash);
+            if let Some(m) = it.metadata_key {
+                carry.unanswered_meta.remove(&m);
+            }
+        }
     }
 }
 
@@ -361,6 +472,82 @@ mod tests {
         };
         e.verdict = crate::pipeline::final_verdict(&e);
         e
+    }
+
+    /// A bounded ledger folds its time lines away as it goes, and still counts every stall and
+    /// retry as the unbounded one does, including those that straddle a fold; its lists keep
+    /// only stalls the full diagnosis also found.
+    #[test]
+    fn bounded_ledger_counts_what_the_full_one_counts() {
+        let mut conns = Vec::new();
+        for i in 0..3000u64 {
+            let device = ["10.0.0.5:1", "10.0.0.6:1", "10.0.0.7:1"][(i % 3) as usize];
+            let n = i / 3;
+            // Every 7th request is not answered, every 11th gets 503; the request after a
+            // failed one repeats its body (a retry), others are new bodies.
+            let status = match n {
+                n if n % 7 == 3 => None,
+                n if n % 11 == 5 => Some(503),
+                _ => Some(200),
+            };
+            let prev_failed = n % 7 == 4 || n % 11 == 6;
+            let hash = if prev_failed {
+                1_000_000 + n - 1
+            } else {
+                1_000_000 + n
+            };
+            let t = 1_000 + i64::try_from(i).unwrap() * 2;
+            conns.push(conn(
+                i,
+                device,
+                Handshake::Complete,
+                vec![ex(0, t, status, hash)],
+            ));
+        }
+        let mut full = Ledger::default();
+        let mut bounded = Ledger::bounded(100);
+        for c in &conns {
+            full.add(c);
+            bounded.add(c);
+            assert!(bounded.items <= 100, "held {}", bounded.items);
+        }
+        let c = Counters::default();
+        let (f, fr) = full.finish(&c, None);
+        let (b, br) = bounded.finish(&c, None);
+        assert!(
+            f.summary.stalls > 500 && f.summary.retries > 400,
+            "{:?}",
+            f.summary
+        );
+        assert_eq!(b.summary.stalls, f.summary.stalls);
+        assert_eq!(b.summary.retries, f.summary.retries);
+        assert_eq!(b.summary.requests, 3000);
+        assert!((b.summary.stalled_seconds - f.summary.stalled_seconds).abs() < 1e-6);
+        for (bd, fd) in b.devices.iter().zip(&f.devices) {
+            assert_eq!(
+                (&bd.device, bd.events, bd.stalls, bd.retries),
+                (&fd.device, fd.events, fd.stalls, fd.retries)
+            );
+            assert!((bd.stalled_seconds - fd.stalled_seconds).abs() < 1e-6);
+        }
+        assert!(
+            b.stalls.len() < 100 && br.len() < 100,
+            "{} {}",
+            b.stalls.len(),
+            br.len()
+        );
+        for st in &b.stalls {
+            assert!(
+                f.stalls.iter().any(|x| x.exchange == st.exchange
+                    && x.to == st.to
+                    && x.cause == st.cause
+                    && x.open_ended == st.open_ended),
+                "{st:?}"
+            );
+        }
+        for r in &br {
+            assert!(fr.contains(r), "{r:?}");
+        }
     }
 
     #[test]

@@ -520,7 +520,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
         record::compact(ex);
     }
     sh.publish_connection(&st.conn);
-    sh.retain(st.conn);
+    sh.diagnose(&st.conn);
 }
 
 /// The start of the current wait, restarted when exchanges were started since.

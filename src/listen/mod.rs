@@ -86,9 +86,10 @@ pub struct ListenOptions {
     pub count: Option<u64>,
     /// On stop, how long requests in progress may take to finish.
     pub grace: Duration,
-    /// Finished connections kept for the final report (oldest dropped first; also at most
-    /// about 64 MiB of them).
-    pub max_retained_connections: usize,
+    /// Requests the final report's diagnosis keeps on its per-device time lines (~64 bytes
+    /// each); past it, the older half is diagnosed and dropped (see
+    /// [`crate::diagnose::Ledger::bounded`]). Counts cover the whole session either way.
+    pub max_diagnosed_requests: usize,
     /// Exchanges kept per connection record (a long keep-alive connection drops its oldest; also
     /// at most about 1 MiB of them). Finished exchanges keep at most 8 KiB of metadata text.
     pub max_exchanges_per_connection: usize,
@@ -109,7 +110,7 @@ impl Default for ListenOptions {
             duration: None,
             count: None,
             grace: Duration::from_secs(2),
-            max_retained_connections: 10_000,
+            max_diagnosed_requests: 500_000,
             max_exchanges_per_connection: 1_000,
         }
     }
@@ -204,7 +205,8 @@ pub(crate) struct Shared {
     stats: Stats,
     stop: watch::Receiver<bool>,
     stop_tx: watch::Sender<bool>,
-    retained: Mutex<record::Retained>,
+    /// Every finished connection's diagnosis, for the final report.
+    ledger: Mutex<crate::diagnose::Ledger>,
     local: SocketAddr,
     /// Connections waiting for a request, to close when room is needed.
     evictor: Arc<evict::Evictor>,
@@ -243,10 +245,10 @@ impl Shared {
         }
     }
 
-    fn retain(&self, c: Connection) {
-        if let Ok(mut r) = self.retained.lock() {
-            let max = self.opts.max_retained_connections;
-            r.push(c, max, record::MAX_RETAINED_BYTES);
+    /// A connection finished: into the final report's diagnosis (the record itself is dropped).
+    fn diagnose(&self, c: &Connection) {
+        if let Ok(mut l) = self.ledger.lock() {
+            l.add(c);
         }
     }
 }
@@ -374,7 +376,9 @@ impl Server {
             stats: Stats::default(),
             stop: stop_rx.clone(),
             stop_tx,
-            retained: Mutex::default(),
+            ledger: Mutex::new(crate::diagnose::Ledger::bounded(
+                self.opts.max_diagnosed_requests,
+            )),
             local: self.local,
             evictor: Arc::default(),
         });
@@ -455,10 +459,10 @@ impl Server {
             let s = store.clone();
             let _ = tokio::task::spawn_blocking(move || s.close()).await;
         }
-        let retained: Vec<Connection> = shared
-            .retained
+        let ledger = shared
+            .ledger
             .lock()
-            .map(|mut r| r.drain())
+            .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default();
         let st = &shared.stats;
         let summary = ListenSummary {
@@ -476,11 +480,11 @@ impl Server {
             evicted: st.evicted.load(Ordering::Relaxed),
             seconds: started.elapsed().as_secs_f64(),
         };
-        let counters = crate::pipeline::Counters::default();
-        let report = crate::report::build(
+        let (findings, _) = ledger.finish(&crate::pipeline::Counters::default(), None);
+        let report = crate::report::assemble(
             &format!("listen {}", self.local),
-            retained,
-            &counters,
+            Vec::new(),
+            findings,
             Vec::new(),
         );
         Ok((report, summary))
@@ -554,7 +558,8 @@ pub enum ListenUpdate {
     Upsert(Connection),
     /// An exchange reached its final state.
     Event(Box<EventRecord>),
-    /// The server stopped: the report over retained connections and the session counts.
+    /// The server stopped: the report over the whole session (its findings: connections were
+    /// sent one by one as `Upsert`) and the session counts.
     Final(Box<Report>, ListenSummary),
     /// The server failed after starting.
     Error(String),

@@ -1,22 +1,19 @@
 //! Bounds on what the listener remembers of finished exchanges: the live record of each
-//! connection (TUI, final verdicts) and the finished connections kept for the final report.
+//! connection (TUI, final verdicts). The final report keeps no records at all, only the
+//! diagnosis ledger (`Shared::diagnose`).
 //!
 //! Counting alone did not bound memory: every exchange keeps its metadata text (up to
 //! `BodyLimits::max_metadata_bytes`, 256 KiB by default) and its decoded tree, so an attacker
-//! sending endless bodies that are cut at the size limit left ~256 KiB behind per connection, up
-//! to 10 000 retained connections (2.5 GB).
+//! sending endless bodies that are cut at the size limit could leave ~256 KiB behind per
+//! exchange.
 
-use std::collections::VecDeque;
-
-use crate::model::{Connection, Exchange};
+use crate::model::Exchange;
 
 /// Metadata text kept on a finished exchange (for the detail pane). Longer text is cut to this,
 /// and its decoded tree dropped.
 pub(crate) const KEPT_METADATA: usize = 8 * 1024;
 /// Approximate bytes of exchange records kept per live connection (oldest dropped first).
 pub(crate) const MAX_RECORD_BYTES: usize = 1 << 20;
-/// Approximate bytes of finished connections kept for the final report (oldest dropped first).
-pub(crate) const MAX_RETAINED_BYTES: usize = 64 << 20;
 
 /// Shrink a finished exchange: a metadata text longer than [`KEPT_METADATA`] is cut there and
 /// ends with a note of its full length and hash (so identical long texts still compare equal for
@@ -70,14 +67,6 @@ pub(crate) fn approx_bytes(ex: &Exchange) -> usize {
         + text(&ex.body_error)
 }
 
-/// Approximate heap bytes held by a connection record.
-pub(crate) fn connection_bytes(c: &Connection) -> usize {
-    256 + c.client.len()
-        + c.server.len()
-        + c.errors.iter().map(|e| e.len() + 24).sum::<usize>()
-        + c.exchanges.iter().map(approx_bytes).sum::<usize>()
-}
-
 /// How many of the oldest exchanges to drop so that the rest fit in `budget` bytes (the newest
 /// is always kept).
 pub(crate) fn excess_exchanges(exchanges: &[Exchange], budget: usize) -> usize {
@@ -91,33 +80,6 @@ pub(crate) fn excess_exchanges(exchanges: &[Exchange], budget: usize) -> usize {
         drop += 1;
     }
     drop
-}
-
-/// Finished connections for the final report, bounded by count and by bytes.
-#[derive(Default)]
-pub(crate) struct Retained {
-    conns: VecDeque<(usize, Connection)>,
-    bytes: usize,
-}
-
-impl Retained {
-    pub(crate) fn push(&mut self, c: Connection, max_count: usize, max_bytes: usize) {
-        let size = connection_bytes(&c);
-        self.conns.push_back((size, c));
-        self.bytes += size;
-        while self.conns.len() > 1
-            && (self.conns.len() > max_count.max(1) || self.bytes > max_bytes)
-        {
-            if let Some((s, _)) = self.conns.pop_front() {
-                self.bytes -= s;
-            }
-        }
-    }
-
-    pub(crate) fn drain(&mut self) -> Vec<Connection> {
-        self.bytes = 0;
-        self.conns.drain(..).map(|(_, c)| c).collect()
-    }
 }
 
 #[cfg(test)]
@@ -174,29 +136,5 @@ mod tests {
         let drop = excess_exchanges(&big, 350_000);
         assert_eq!(drop, 7);
         assert_eq!(excess_exchanges(&big[..1], 10), 0, "the newest is kept");
-        let mut r = Retained::default();
-        for i in 0..100 {
-            let c = Connection {
-                id: i as u64,
-                client: "10.0.0.1:1".into(),
-                server: "10.0.0.2:80".into(),
-                handshake: crate::tcp::Handshake::Complete,
-                syn_attempts: 1,
-                closed: crate::tcp::CloseKind::Open,
-                first_seen: Timestamp::from_nanos(0, 0),
-                last_seen: Timestamp::from_nanos(0, 0),
-                packets: 0,
-                gap_bytes: [0, 0],
-                retransmissions: 0,
-                truncated_frames: 0,
-                errors: Vec::new(),
-                exchanges: vec![exchange(i, &"y".repeat(10_000))],
-                timeline: Vec::new(),
-            };
-            r.push(c, 1000, 200_000);
-        }
-        let kept = r.drain();
-        assert!(kept.len() >= 15 && kept.len() <= 20, "{}", kept.len());
-        assert_eq!(kept.last().unwrap().exchanges[0].index, 99, "newest kept");
     }
 }

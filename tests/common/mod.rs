@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use alarmscope::listen::{
     spawn, EventRecord, ListenHandle, ListenOptions, ListenSummary, ListenUpdate,
 };
-use alarmscope::model::Report;
+use alarmscope::model::{Connection, Report};
 
 pub struct Srv {
     pub addr: SocketAddr,
@@ -76,14 +76,16 @@ impl Srv {
         self.stop_with_report().1
     }
 
-    /// Stop the server; the final report (over the connections it kept) and counts.
-    pub fn stop_with_report(&mut self) -> (Report, ListenSummary) {
+    /// Stop the server; the final report, the counts, and the connection upserts not yet read.
+    pub fn stop_with_report(&mut self) -> (Report, ListenSummary, Vec<Connection>) {
         if let Some(h) = self.handle.take() {
             h.join();
         }
+        let mut upserts = Vec::new();
         loop {
             match self.rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(ListenUpdate::Final(r, s)) => return (*r, s),
+                Ok(ListenUpdate::Final(r, s)) => return (*r, s, upserts),
+                Ok(ListenUpdate::Upsert(c)) => upserts.push(c),
                 Ok(ListenUpdate::Error(e)) => panic!("server error: {e}"),
                 Ok(_) => {}
                 Err(_) => panic!("no final update"),
