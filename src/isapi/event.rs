@@ -291,7 +291,11 @@ fn is_scanned_name(name: &str) -> bool {
 // XML
 
 fn decode_xml(body: &[u8], base: usize) -> Result<EventInfo, DecodeError> {
-    let text = String::from_utf8_lossy(body);
+    // The strict check first: on valid text it is several times faster than the lossy one.
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(body),
+    };
     let mut warnings = Vec::new();
     if let Cow::Owned(_) = text {
         push_warning(
