@@ -12,6 +12,7 @@ pub mod cli;
 mod conn;
 mod evict;
 pub mod fault;
+mod lines;
 mod record;
 pub mod response;
 
