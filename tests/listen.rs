@@ -626,6 +626,45 @@ fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<S
     (child, addr, out)
 }
 
+/// A reader of stdout that stops reading (a full pipe) must not stop the answers: lines are
+/// dropped and counted instead, and the process still exits on its own.
+#[test]
+fn a_stdout_nobody_reads_does_not_stop_the_answers() {
+    let mut child = bin()
+        .args([
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-store",
+            "--json",
+            "--count",
+            "400",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let addr = common::bound_addr(&mut err);
+    let _unread = child.stdout.take().unwrap(); // open, never read: ~60 lines fill the pipe
+    let body = xml_of("VMD", &"x".repeat(1000));
+    for i in 0..400 {
+        let mut s = common::connect(addr);
+        s.write_all(&request("/", "application/xml", body.as_bytes(), ""))
+            .unwrap();
+        let r = read_response(&mut s);
+        assert!(
+            matches!(&r, Ok(r) if r.status == 200),
+            "event {i}: {:?}",
+            r.map(|r| r.status)
+        );
+    }
+    assert_eq!(wait_timeout(&mut child, Duration::from_secs(20)), Some(0));
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("output lines not written"), "{rest}");
+}
+
 #[test]
 fn binary_json_lines_and_count_stop() {
     let dir = tempfile::tempdir().unwrap();

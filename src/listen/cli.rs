@@ -1,6 +1,6 @@
 //! `alarmscope listen` command line: arguments and the headless (`--json` / `--text`) runner.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,26 +234,19 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
         on_event: Some(on_event),
     };
     let (report, summary) = rt.block_on(server.run(observers, signalled()))?;
-    let dropped = lines.finish();
-    if dropped > 0 {
-        eprintln!(
-            "alarmscope: {dropped} event lines not written: stdout did not keep up (the events were answered and stored as usual)"
-        );
-    }
-    let mut out = std::io::stdout().lock();
-    if json {
-        let doc = serde_json::json!({
+    // The last line goes the same way: a stdout nobody reads must not keep the process alive.
+    let last = if json {
+        serde_json::json!({
             "alarmscope": env!("CARGO_PKG_VERSION"),
             "final": true,
             "listen": summary,
             "summary": report.summary,
             "devices": report.devices,
             "stalls": report.stalls,
-        });
-        writeln!(out, "{doc}")?;
+        })
+        .to_string()
     } else {
-        writeln!(
-            out,
+        format!(
             "{} events on {} connections in {:.1} s: {} ok, {} error status, {} no answer, {} incomplete; {} stored, {} store errors, {} failed on purpose",
             summary.events,
             summary.connections,
@@ -265,9 +258,15 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
             summary.stored,
             summary.store_errors,
             summary.injected_faults
-        )?;
+        )
+    };
+    lines.push(last.as_bytes());
+    let dropped = lines.finish();
+    if dropped > 0 {
+        eprintln!(
+            "alarmscope: {dropped} output lines not written: stdout did not keep up (the events were answered and stored as usual)"
+        );
     }
-    out.flush()?;
     Ok(0)
 }
 

@@ -16,12 +16,20 @@ use std::time::Duration;
 pub(crate) const COALESCE: Duration = Duration::from_millis(1);
 /// Most bytes waiting for the writer; lines beyond are dropped (and counted).
 pub(crate) const MAX_PENDING: usize = 64 << 20;
+/// How long [`LineOut::finish`] waits for the last lines to be written: a reader that stopped
+/// reading must not keep the process from exiting.
+pub(crate) const FINISH_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Pending {
     buf: Vec<u8>,
+    /// Lines not written: dropped at the bound, or still queued when the writer gave up.
     dropped: u64,
+    /// Lines in `buf` and in the write in progress.
+    queued: u64,
     closed: bool,
+    /// The writer thread is done.
+    done: bool,
 }
 
 /// Lines on their way to a writer (stdout), from any thread.
@@ -58,7 +66,10 @@ impl LineOut {
                         };
                     }
                     if p.buf.is_empty() {
-                        return; // closed, all written
+                        p.done = true; // closed, all written
+                        drop(p);
+                        cv.notify_all();
+                        return;
                     }
                     if !p.closed {
                         drop(p);
@@ -69,10 +80,14 @@ impl LineOut {
                         };
                     }
                     std::mem::swap(&mut p.buf, &mut spare);
+                    let taken = p.queued;
                     drop(p);
                     // A reader that went away (closed pipe) loses the lines; the server goes on.
                     let _ = out.write_all(&spare).and_then(|()| out.flush());
                     spare.clear();
+                    if let Ok(mut p) = lock.lock() {
+                        p.queued -= taken.min(p.queued);
+                    }
                     if spare.capacity() > 1 << 20 {
                         spare = Vec::new();
                     }
@@ -96,24 +111,36 @@ impl LineOut {
         let wake = p.buf.is_empty();
         p.buf.extend_from_slice(line);
         p.buf.push(b'\n');
+        p.queued += 1;
         drop(p);
         if wake {
-            cv.notify_one();
+            cv.notify_all();
         }
     }
 
-    /// Write what is queued and stop the thread; the lines dropped because the reader did not
-    /// keep up. Lines pushed after this are not written.
+    /// Write what is queued and stop the thread (waiting at most [`FINISH_WAIT`]); the lines
+    /// not written, because the reader did not keep up. Lines pushed after this are not written.
     pub(crate) fn finish(&self) -> u64 {
+        self.finish_within(FINISH_WAIT)
+    }
+
+    fn finish_within(&self, wait: Duration) -> u64 {
         let (lock, cv) = &*self.shared;
-        if let Ok(mut p) = lock.lock() {
-            p.closed = true;
-        }
-        cv.notify_one();
+        let Ok(mut p) = lock.lock() else { return 0 };
+        p.closed = true;
+        cv.notify_all();
+        let Ok((p, _)) = cv.wait_timeout_while(p, wait, |p| !p.done) else {
+            return 0;
+        };
+        let left = if p.done { 0 } else { p.queued };
+        let dropped = p.dropped + left;
+        drop(p);
         if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            let _ = t.join();
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
-        lock.lock().map_or(0, |p| p.dropped)
+        dropped
     }
 }
 
@@ -184,13 +211,34 @@ mod tests {
         for _ in 0..20 {
             out.push(&[b'b'; 99]); // 100 bytes each: 10 fit in 1000
         }
-        for _ in 0..10 {
-            let _ = go.send(());
-        }
-        assert_eq!(out.finish(), 10);
-        let all: Vec<u8> = rx.try_iter().flatten().collect();
-        assert_eq!(all.len(), 100 + 100 * 10);
+        go.send(()).unwrap();
+        go.send(()).unwrap();
+        assert_eq!(out.finish_within(Duration::from_secs(10)), 10);
+        let writes: Vec<Vec<u8>> = rx.try_iter().collect();
+        assert_eq!(writes.len(), 2, "the first line, then the ten that fit");
         let b_line = [&[b'b'; 99][..], b"\n"].concat();
-        assert_eq!(all[100..], b_line.repeat(10)[..]);
+        assert_eq!(writes[1], b_line.repeat(10));
+    }
+
+    #[test]
+    fn a_reader_that_stopped_does_not_hold_the_exit() {
+        let (tx, _rx) = mpsc::channel();
+        let (_go, gate) = mpsc::channel::<()>();
+        let out = LineOut::with_limit(
+            Probe {
+                writes: tx,
+                gate: Some(gate),
+            },
+            MAX_PENDING,
+            Duration::ZERO,
+        )
+        .unwrap();
+        out.push(b"stuck"); // the writer blocks in write for good
+        std::thread::sleep(Duration::from_millis(100));
+        out.push(b"queued");
+        out.push(b"queued too");
+        let t = std::time::Instant::now();
+        assert_eq!(out.finish_within(Duration::from_millis(300)), 3);
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 }
