@@ -136,12 +136,25 @@ impl ListenArgs {
 /// The TUI over a running server: connections are upserted as their exchanges arrive; quitting
 /// the TUI stops the server.
 fn run_tui(opts: ListenOptions) -> anyhow::Result<i32> {
+    use crate::tui::warnings::{install, WarningSlot};
     use crate::tui::Feed;
-    let (rx, handle) = match super::spawn(opts, |u| match u {
-        super::ListenUpdate::Upsert(c) => Some(Feed::Upsert(vec![c])),
-        super::ListenUpdate::Event(_) => None,
-        super::ListenUpdate::Final(r, _) => Some(Feed::Final(*r)),
-        super::ListenUpdate::Error(e) => Some(Feed::Error(e)),
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The store's and the server's warnings go to the screen (`w`) until the session ends.
+    let slot: WarningSlot = Arc::new(std::sync::Mutex::new(Some(tx.clone())));
+    install(slot.clone());
+    let handle = match super::spawn_into(opts, tx, move |u| {
+        let f = match u {
+            super::ListenUpdate::Upsert(c) => Some(Feed::Upsert(vec![c])),
+            super::ListenUpdate::Event(_) => None,
+            super::ListenUpdate::Final(r, _) => Some(Feed::Final(*r)),
+            super::ListenUpdate::Error(e) => Some(Feed::Error(e)),
+        };
+        if matches!(f, Some(Feed::Final(_) | Feed::Error(_))) {
+            if let Ok(mut s) = slot.lock() {
+                s.take();
+            }
+        }
+        f
     }) {
         Ok(x) => x,
         Err(e) => {

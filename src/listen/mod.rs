@@ -601,10 +601,21 @@ pub fn spawn<T: Send + 'static>(
     opts: ListenOptions,
     map: impl Fn(ListenUpdate) -> Option<T> + Send + Sync + 'static,
 ) -> anyhow::Result<(std::sync::mpsc::Receiver<T>, ListenHandle)> {
+    let (tx, rx) = std::sync::mpsc::channel::<T>();
+    let handle = spawn_into(opts, tx, map)?;
+    Ok((rx, handle))
+}
+
+/// [`spawn`] into a channel of the caller's, which others may send to as well (the TUI's
+/// warnings).
+pub fn spawn_into<T: Send + 'static>(
+    opts: ListenOptions,
+    tx: std::sync::mpsc::Sender<T>,
+    map: impl Fn(ListenUpdate) -> Option<T> + Send + Sync + 'static,
+) -> anyhow::Result<ListenHandle> {
     let server = Server::bind(opts)?;
     let local_addr = server.local_addr();
     let store_dir = server.store_dir().map(Path::to_path_buf);
-    let (tx, rx) = std::sync::mpsc::channel::<T>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let map = Arc::new(map);
     let thread = std::thread::Builder::new()
@@ -648,15 +659,12 @@ pub fn spawn<T: Send + 'static>(
                 Err(e) => send(ListenUpdate::Error(format!("{e:#}"))),
             }
         })?;
-    Ok((
-        rx,
-        ListenHandle {
-            local_addr,
-            store_dir,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        },
-    ))
+    Ok(ListenHandle {
+        local_addr,
+        store_dir,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }
 
 /// One readable line per event (the `--text` mode and a terminal without the TUI).

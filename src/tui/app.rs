@@ -24,6 +24,8 @@ use crate::tcp::Handshake;
 
 /// Shortest time between two diagnosis runs while data streams in (at most ~4 per second).
 pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
+/// Warnings kept for the `w` overlay (a failing disk can warn on every event).
+pub const MAX_WARNINGS: usize = 500;
 
 /// One list row: a connection and one of its exchanges, or the connection itself when it carried
 /// no request (refused, unanswered SYNs). Indices into [`App::conns`], kept small so the flat
@@ -121,6 +123,7 @@ pub enum Msg {
     PrevProblem,
     ToggleDevices,
     ToggleHelp,
+    ToggleWarnings,
     Save,
     /// The background save finished with this message.
     SaveDone(String),
@@ -183,7 +186,10 @@ pub struct App {
     /// Stalls by the exchange that started them.
     pub stall_at: HashMap<ExchangeRef, Stall>,
     pub counters: Counters,
+    /// The report's warnings and those sent while running (the newest [`MAX_WARNINGS`]).
     pub warnings: Vec<String>,
+    /// Warnings no longer kept in `warnings`.
+    pub warnings_dropped: u64,
     pub progress: Option<Progress>,
     pub eta_secs: Option<f64>,
     started: Instant,
@@ -207,6 +213,7 @@ pub struct App {
     pub show_devices: bool,
     pub device_selected: usize,
     pub show_help: bool,
+    pub show_warnings: bool,
     pub filter: String,
     pub filter_editing: bool,
     filter_before_edit: String,
@@ -231,6 +238,7 @@ impl App {
             stall_at: HashMap::new(),
             counters: Counters::default(),
             warnings: Vec::new(),
+            warnings_dropped: 0,
             progress: None,
             eta_secs: None,
             started: Instant::now(),
@@ -248,6 +256,7 @@ impl App {
             show_devices: false,
             device_selected: 0,
             show_help: false,
+            show_warnings: false,
             filter: String::new(),
             filter_editing: false,
             filter_before_edit: String::new(),
@@ -290,7 +299,8 @@ impl App {
 
     fn on_final(&mut self, r: Report) {
         self.counters = Counters::from_summary(&r.summary);
-        self.warnings = r.warnings;
+        // Live warnings came before; a replay's come only here.
+        self.add_warnings(r.warnings);
         self.upsert(r.connections);
         self.finished = true;
         self.eta_secs = None;
@@ -464,6 +474,12 @@ impl App {
                 _ => Some(Msg::ToggleHelp),
             };
         }
+        if self.show_warnings {
+            return match key.code {
+                KeyCode::Char('q') => Some(Msg::Quit),
+                _ => Some(Msg::ToggleWarnings),
+            };
+        }
         let msg = match key.code {
             KeyCode::Char('q') => Msg::Quit,
             KeyCode::Esc => Msg::Quit,
@@ -486,6 +502,7 @@ impl App {
             KeyCode::Char('d') => Msg::ToggleDevices,
             KeyCode::Char('s') => Msg::Save,
             KeyCode::Char('?') => Msg::ToggleHelp,
+            KeyCode::Char('w') => Msg::ToggleWarnings,
             _ => return None,
         };
         Some(msg)
@@ -582,6 +599,7 @@ impl App {
                 self.show_devices = !self.show_devices;
             }
             Msg::ToggleHelp => self.show_help = !self.show_help,
+            Msg::ToggleWarnings => self.show_warnings = !self.show_warnings,
             Msg::Save => return self.save(),
             Msg::SaveDone(m) => {
                 self.saving = false;
@@ -619,6 +637,17 @@ impl App {
             }
             Feed::Final(r) => self.on_final(r),
             Feed::Error(e) => self.error = Some(e),
+            Feed::Warning(w) => self.add_warnings(std::iter::once(w)),
+        }
+    }
+
+    /// Keep the newest [`MAX_WARNINGS`] warnings; count the rest.
+    fn add_warnings(&mut self, ws: impl IntoIterator<Item = String>) {
+        self.warnings.extend(ws);
+        if self.warnings.len() > MAX_WARNINGS {
+            let excess = self.warnings.len() - MAX_WARNINGS;
+            self.warnings.drain(..excess);
+            self.warnings_dropped += excess as u64;
         }
     }
 

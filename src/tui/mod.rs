@@ -18,6 +18,7 @@ pub mod list;
 pub mod pretty;
 pub mod theme;
 pub mod ui;
+pub mod warnings;
 
 #[cfg(test)]
 mod fixtures;
@@ -63,6 +64,9 @@ pub enum Feed {
     Final(Report),
     /// The producer stopped with this error.
     Error(String),
+    /// Something went wrong while the producer goes on (the listener's store could not write its
+    /// index, accept failed ...): listed under `w`.
+    Warning(String),
 }
 
 /// Open the TUI on a capture file. The replay runs on its own thread; the screen fills in as

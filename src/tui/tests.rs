@@ -832,3 +832,60 @@ fn render_million_rows_timing() {
     );
     assert_eq!(app.rows.len(), 20_000);
 }
+
+/// Warnings sent while a producer runs are counted in the header and listed under `w`, newest
+/// last; past what fits, the older ones are said to be hidden; any key closes the list; the
+/// final report's warnings add to them.
+#[test]
+fn warnings_are_counted_and_listed_under_w() {
+    let mut app = fixtures::app();
+    let before = draw(&app, 120, 30);
+    assert!(!before.iter().any(|l| l.contains("warnings (w)")));
+    for i in 1..=40 {
+        app.update(Msg::Feed(Feed::Warning(format!(
+            "WARN store: cannot append to the index (event {i})"
+        ))));
+    }
+    let screen = draw(&app, 120, 30);
+    assert!(find(&screen, "warnings (w)").contains("40 warnings (w)"));
+    press(&mut app, KeyCode::Char('w'));
+    let list = draw(&app, 120, 30);
+    find(&list, " Warnings ");
+    find(&list, "(event 40)");
+    assert!(
+        !list.iter().any(|l| l.contains("(event 1)")),
+        "oldest hidden"
+    );
+    let shown = list.iter().filter(|l| l.contains("cannot append")).count();
+    let hidden = 40 - shown;
+    find(&list, &format!("{hidden} earlier warnings not shown"));
+    // Oldest first: event 39 is drawn above event 40.
+    let row = |n: &str| list.iter().position(|l| l.contains(n)).unwrap();
+    assert!(row("(event 39)") < row("(event 40)"));
+    press(&mut app, KeyCode::Char('x'));
+    assert!(!app.show_warnings);
+    assert!(!draw(&app, 120, 30).iter().any(|l| l.contains(" Warnings ")));
+    // The final report's warnings are added, not put in their place.
+    let mut r = fixtures::report();
+    r.warnings = vec!["frame 7: truncated".into()];
+    app.update(Msg::Feed(Feed::Final(r)));
+    assert_eq!(app.warnings.len(), 41);
+    assert_eq!(
+        app.warnings.last().map(String::as_str),
+        Some("frame 7: truncated")
+    );
+}
+
+/// A disk failing on every event warns on every event: the list keeps the newest.
+#[test]
+fn warnings_are_bounded() {
+    let mut app = fixtures::app();
+    let n = super::app::MAX_WARNINGS + 25;
+    for i in 0..n {
+        app.update(Msg::Feed(Feed::Warning(format!("w{i}"))));
+    }
+    assert_eq!(app.warnings.len(), super::app::MAX_WARNINGS);
+    assert_eq!(app.warnings_dropped, 25);
+    assert_eq!(app.warnings[0], "w25");
+    find(&draw(&app, 120, 30), &format!("{n} warnings (w)"));
+}

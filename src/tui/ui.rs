@@ -57,6 +57,8 @@ pub fn render(f: &mut Frame, app: &App) {
     draw_footer(f, footer, app);
     if app.show_help {
         draw_help(f, area, app);
+    } else if app.show_warnings {
+        draw_warnings(f, area, app);
     }
 }
 
@@ -134,8 +136,9 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
                 if let Some(p) = app.progress.filter(|p| p.file_size > 0) {
                     s.push_str(&format!(", {}", mb(p.file_size)));
                 }
-                if !app.warnings.is_empty() {
-                    s.push_str(&format!(", {} warnings", app.warnings.len()));
+                let warnings = app.warnings.len() as u64 + app.warnings_dropped;
+                if warnings > 0 {
+                    s.push_str(&format!(", {} warnings (w)", num(warnings)));
                 }
                 f.render_widget(Paragraph::new(Span::styled(s, t.dim())), l2);
             }
@@ -234,6 +237,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("n  N", "next / previous problem"),
     ("d", "devices view"),
     ("s", "save the selected exchange's body and pictures"),
+    (
+        "w",
+        "warnings: decoding problems, the listener's store and socket errors",
+    ),
     ("mouse", "wheel scrolls, click selects"),
     ("?", "this help"),
     ("q  Esc", "quit"),
@@ -269,6 +276,60 @@ fn draw_help(f: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
                 .title(" Keys ")
+                .border_style(t.focus_border()),
+        ),
+        r,
+    );
+}
+
+/// The warnings overlay: the newest that fit, oldest first, each wrapped.
+fn draw_warnings(f: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let w = area
+        .width
+        .saturating_sub(4)
+        .min(120)
+        .max(area.width.min(20));
+    let h = area.height.saturating_sub(2).max(area.height.min(5));
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    // Rows inside the border, less the two notes; the newest warnings that fit, each taking
+    // the rows it wraps to.
+    let inner = usize::from(w.saturating_sub(2)).max(1);
+    let mut room = usize::from(h.saturating_sub(4));
+    let mut shown = 0;
+    for w in app.warnings.iter().rev() {
+        let rows = w.chars().count().div_ceil(inner).max(1);
+        if rows > room {
+            break;
+        }
+        room -= rows;
+        shown += 1;
+    }
+    let hidden = (app.warnings.len() - shown) as u64 + app.warnings_dropped;
+    let mut lines: Vec<Line> = Vec::new();
+    if app.warnings.is_empty() {
+        lines.push(Line::styled("No warnings.", t.dim()));
+    }
+    if hidden > 0 {
+        lines.push(Line::styled(
+            format!("{} earlier warnings not shown", num(hidden)),
+            t.dim(),
+        ));
+    }
+    for w in &app.warnings[app.warnings.len() - shown..] {
+        lines.push(Line::styled(w.clone(), t.warn()));
+    }
+    lines.push(Line::styled("Any key closes this list.", t.dim()));
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(" Warnings ")
                 .border_style(t.focus_border()),
         ),
         r,
