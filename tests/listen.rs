@@ -603,8 +603,15 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_alarmscope"))
 }
 
-/// Start the binary and read its bound address from the start line on stderr.
-fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+/// Start `alarmscope listen ARGS` with stdout and stderr piped; its bound address, read from the
+/// start line on stderr, and the rest of stderr.
+fn spawn_listen(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    SocketAddr,
+    BufReader<std::process::ChildStderr>,
+) {
     let mut child = bin()
         .arg("listen")
         .args(args)
@@ -614,6 +621,12 @@ fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<S
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let addr = common::bound_addr(&mut err);
+    (child, addr, err)
+}
+
+/// Start the binary; its bound address and the lines of its stdout as they come.
+fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let (mut child, addr, mut err) = spawn_listen(args);
     let out = Arc::new(Mutex::new(Vec::new()));
     let stdout = child.stdout.take().unwrap();
     let o2 = out.clone();
@@ -630,22 +643,14 @@ fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<S
 /// dropped and counted instead, and the process still exits on its own.
 #[test]
 fn a_stdout_nobody_reads_does_not_stop_the_answers() {
-    let mut child = bin()
-        .args([
-            "listen",
-            "--bind",
-            "127.0.0.1:0",
-            "--no-store",
-            "--json",
-            "--count",
-            "400",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let addr = common::bound_addr(&mut err);
+    let (mut child, addr, mut err) = spawn_listen(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--no-store",
+        "--json",
+        "--count",
+        "400",
+    ]);
     let _unread = child.stdout.take().unwrap(); // open, never read: ~60 lines fill the pipe
     let body = xml_of("VMD", &"x".repeat(1000));
     for i in 0..400 {

@@ -271,15 +271,7 @@ fn draw_help(f: &mut Frame, area: Rect, app: &App) {
         t.dim(),
     ));
     lines.push(Line::styled("Any key closes this help.", t.dim()));
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::bordered()
-                .title(" Keys ")
-                .border_style(t.focus_border()),
-        ),
-        r,
-    );
+    overlay(f, r, " Keys ", lines, app);
 }
 
 /// The warnings overlay: the newest that fit, oldest first, each wrapped.
@@ -325,12 +317,17 @@ fn draw_warnings(f: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled(w.clone(), t.warn()));
     }
     lines.push(Line::styled("Any key closes this list.", t.dim()));
+    overlay(f, r, " Warnings ", lines, app);
+}
+
+/// A bordered box drawn over the screen at `r` (help, warnings).
+fn overlay(f: &mut Frame, r: Rect, title: &str, lines: Vec<Line>, app: &App) {
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
-                .title(" Warnings ")
-                .border_style(t.focus_border()),
+                .title(title.to_string())
+                .border_style(app.theme.focus_border()),
         ),
         r,
     );
