@@ -889,3 +889,19 @@ fn warnings_are_bounded() {
     assert_eq!(app.warnings[0], "w25");
     find(&draw(&app, 120, 30), &format!("{n} warnings (w)"));
 }
+
+/// A listener sees connections but no packets: its header has no "0 packets"; a replay's
+/// header always counts them.
+#[test]
+fn live_header_counts_packets_only_when_there_are_some() {
+    let mut live = App::new(
+        Source::Live("listen 0.0.0.0:8080".into()),
+        Theme { color: true },
+    );
+    live.update(Msg::Feed(Feed::Upsert(fixtures::app().conns.clone())));
+    let line = draw(&live, 120, 30)[1].clone();
+    assert!(line.contains(" connections"), "{line}");
+    assert!(!line.contains("packets"), "{line}");
+    let replay = App::new(Source::Replay("x.pcap".into()), Theme { color: true });
+    assert!(draw(&replay, 120, 30)[1].contains("0 packets, 0 connections"));
+}

@@ -121,11 +121,15 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
                 );
             }
             _ => {
-                let mut s = format!(
-                    "{} packets, {} connections",
-                    num(app.summary.packets.max(app.counters.packets)),
-                    num(app.conns.len() as u64)
-                );
+                // The listener sees no packets: no "0 packets" for it (nor for a sniffer that has
+                // seen none yet).
+                let packets = app.summary.packets.max(app.counters.packets);
+                let mut s = if packets > 0 || matches!(app.source, Source::Replay(_)) {
+                    format!("{} packets, ", num(packets))
+                } else {
+                    String::new()
+                };
+                s.push_str(&format!("{} connections", num(app.conns.len() as u64)));
                 if let (Some(a), Some(b)) = (app.summary.first_packet, app.summary.last_packet) {
                     s.push_str(&format!(
                         ", {} .. {} UTC",
