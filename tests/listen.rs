@@ -772,15 +772,13 @@ fn store_warnings_reach_stderr() {
         .take(10)
         .collect();
     std::fs::write(store.join(&today), b"not a directory").unwrap();
-    let mut child = bin()
-        .args(["listen", "--bind", "127.0.0.1:0", "--json", "--store"])
-        .arg(&store)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let addr = common::bound_addr(&mut err);
+    let (mut child, addr, err) = spawn_listen(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(&request("/", "application/xml", XML.as_bytes(), ""))
         .unwrap();

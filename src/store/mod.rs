@@ -1185,6 +1185,17 @@ fn write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
+/// Write `len` zeros (segments zeroed ahead, in line or by the preparer).
+fn write_zeros(w: &mut impl Write, len: u64) -> io::Result<()> {
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(ZEROS.len() as u64);
+        w.write_all(ZEROS.get(..n as usize).unwrap_or(&[]))?;
+        left -= n;
+    }
+    Ok(())
+}
+
 /// Cut a segment's unused zeros off after its records end at `len` (what a reader sees does not
 /// change). Best effort.
 fn trim(path: &Path, len: u64) {
@@ -1226,12 +1237,7 @@ fn prepare_segment(root: &Path, bytes: u64, date: String, number: u64) -> io::Re
         let mut done = 0u64;
         while done < bytes {
             let chunk = (bytes - done).min(PREPARE_CHUNK);
-            let mut left = chunk;
-            while left > 0 {
-                let n = left.min(ZEROS.len() as u64);
-                file.write_all(ZEROS.get(..n as usize).unwrap_or(&[]))?;
-                left -= n;
-            }
+            write_zeros(&mut file, chunk)?;
             write_back(&file, done, chunk)?;
             done += chunk;
             std::thread::sleep(PREPARE_PAUSE);
@@ -1534,12 +1540,7 @@ impl CommitWriter {
         if seg.len.saturating_sub(from) > ZERO_AHEAD_MAX_BATCH {
             return Ok(());
         }
-        let mut left = ZERO_AHEAD;
-        while left > 0 {
-            let n = left.min(ZEROS.len() as u64);
-            seg.file.write_all(ZEROS.get(..n as usize).unwrap_or(&[]))?;
-            left -= n;
-        }
+        write_zeros(&mut seg.file, ZERO_AHEAD)?;
         seg.zeroed = seg.len.saturating_add(ZERO_AHEAD);
         seg.file.seek(SeekFrom::Start(seg.len))?;
         Ok(())

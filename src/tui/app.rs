@@ -468,17 +468,13 @@ impl App {
                 _ => None,
             };
         }
-        if self.show_help {
-            return match key.code {
-                KeyCode::Char('q') => Some(Msg::Quit),
-                _ => Some(Msg::ToggleHelp),
-            };
-        }
-        if self.show_warnings {
-            return match key.code {
-                KeyCode::Char('q') => Some(Msg::Quit),
-                _ => Some(Msg::ToggleWarnings),
-            };
+        // An open box (help, warnings): any key but q closes it.
+        if self.show_help || self.show_warnings {
+            return Some(match key.code {
+                KeyCode::Char('q') => Msg::Quit,
+                _ if self.show_help => Msg::ToggleHelp,
+                _ => Msg::ToggleWarnings,
+            });
         }
         let msg = match key.code {
             KeyCode::Char('q') => Msg::Quit,

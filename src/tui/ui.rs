@@ -254,12 +254,6 @@ fn draw_help(f: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
     let w = area.width.min(72);
     let h = area.height.min(HELP.len() as u16 + 6);
-    let r = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
     let mut lines: Vec<Line> = HELP
         .iter()
         .map(|(k, what)| {
@@ -275,7 +269,7 @@ fn draw_help(f: &mut Frame, area: Rect, app: &App) {
         t.dim(),
     ));
     lines.push(Line::styled("Any key closes this help.", t.dim()));
-    overlay(f, r, " Keys ", lines, app);
+    overlay(f, area, (w, h), " Keys ", lines, app);
 }
 
 /// The warnings overlay: the newest that fit, oldest first, each wrapped.
@@ -287,12 +281,6 @@ fn draw_warnings(f: &mut Frame, area: Rect, app: &App) {
         .min(120)
         .max(area.width.min(20));
     let h = area.height.saturating_sub(2).max(area.height.min(5));
-    let r = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
     // Rows inside the border, less the two notes; the newest warnings that fit, each taking
     // the rows it wraps to.
     let inner = usize::from(w.saturating_sub(2)).max(1);
@@ -321,11 +309,24 @@ fn draw_warnings(f: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled(w.clone(), t.warn()));
     }
     lines.push(Line::styled("Any key closes this list.", t.dim()));
-    overlay(f, r, " Warnings ", lines, app);
+    overlay(f, area, (w, h), " Warnings ", lines, app);
 }
 
-/// A bordered box drawn over the screen at `r` (help, warnings).
-fn overlay(f: &mut Frame, r: Rect, title: &str, lines: Vec<Line>, app: &App) {
+/// A bordered box of `size` (at most `area`'s) drawn centred over `area` (help, warnings).
+fn overlay(
+    f: &mut Frame,
+    area: Rect,
+    (w, h): (u16, u16),
+    title: &str,
+    lines: Vec<Line>,
+    app: &App,
+) {
+    let r = Rect {
+        x: area.x + area.width.saturating_sub(w) / 2,
+        y: area.y + area.height.saturating_sub(h) / 2,
+        width: w.min(area.width),
+        height: h.min(area.height),
+    };
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
