@@ -4,6 +4,8 @@
 //! [`hosts`] holds the pure document logic; [`client`] the HTTP shell.
 
 pub mod client;
+pub mod info;
+pub mod triggers;
 pub mod hosts;
 
 use std::io::{IsTerminal, Write};

@@ -6,6 +6,7 @@
 //! to an optional [`body::PartSink`] (picture extraction, the listener's store), keeps only a
 //! bounded copy of the metadata part, and decodes that into an [`event::EventInfo`].
 
+pub mod alert_stream;
 pub mod body;
 pub mod event;
 pub mod multipart;
