@@ -18,6 +18,7 @@ pub mod capture;
 pub mod cli;
 pub mod device;
 pub mod diagnose;
+pub mod doctor;
 pub mod extract;
 pub mod http;
 pub mod isapi;

@@ -135,6 +135,12 @@ pub fn lock_hint(body: &[u8]) -> String {
     out
 }
 
+/// A long-lived answer being read (see [`IsapiClient::open_stream`]).
+pub struct StreamAnswer {
+    pub content_type: String,
+    pub body: Box<dyn std::io::Read + Send>,
+}
+
 /// A connection to one device's ISAPI.
 pub struct IsapiClient {
     base: String,
@@ -368,6 +374,84 @@ impl IsapiClient {
                     })
                 }
                 None => {
+                    return Err(DeviceError::NoDigest {
+                        offered: www.join(", "),
+                    })
+                }
+            }
+        }
+        Err(DeviceError::WrongPassword {
+            user: self.user.clone(),
+            detail: String::new(),
+        })
+    }
+
+    /// Open a long-lived GET (the alertStream) with digest authentication: the answer's status
+    /// and Content-Type, and its body as a reader that yields bytes as the device sends them.
+    /// The whole call, reading included, ends after `max` (the caller reconnects).
+    pub fn open_stream(&mut self, target: &str, max: Duration) -> Result<StreamAnswer, DeviceError> {
+        let mut fresh = false;
+        for _ in 0..3 {
+            let auth = self.authorization("GET", target, None);
+            let mut b = ureq::http::Request::builder()
+                .method("GET")
+                .uri(self.url(target))
+                .header("Accept", "*/*");
+            if let Some(a) = &auth {
+                b = b.header("Authorization", a.as_str());
+            }
+            let req = b.body(()).map_err(|e| DeviceError::Usage(e.to_string()))?;
+            let req = self
+                .agent
+                .configure_request(req)
+                .timeout_global(Some(max))
+                .build();
+            let mut resp = self.agent.run(req).map_err(|e| self.map_err(target, e))?;
+            let status = resp.status().as_u16();
+            let header = |n: &str| {
+                resp.headers()
+                    .get_all(n)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok().map(str::to_string))
+                    .collect::<Vec<_>>()
+            };
+            let content_type = header("content-type").into_iter().next().unwrap_or_default();
+            let www = header("www-authenticate");
+            if status != 401 {
+                if !(200..300).contains(&status) {
+                    let body = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(1 << 20)
+                        .read_to_vec()
+                        .unwrap_or_default();
+                    let a = Answer {
+                        status,
+                        content_type,
+                        body,
+                    };
+                    return Err(classify(target, &a));
+                }
+                return Ok(StreamAnswer {
+                    content_type,
+                    body: Box::new(resp.into_body().into_reader()),
+                });
+            }
+            if fresh {
+                return Err(DeviceError::WrongPassword {
+                    user: self.user.clone(),
+                    detail: String::new(),
+                });
+            }
+            let digest = www
+                .iter()
+                .find(|w| w.trim_start().to_ascii_lowercase().starts_with("digest"));
+            match digest.map(|d| WwwAuthenticateHeader::parse(d)) {
+                Some(Ok(p)) => {
+                    self.prompt = Some(p);
+                    fresh = true;
+                }
+                _ => {
                     return Err(DeviceError::NoDigest {
                         offered: www.join(", "),
                     })

@@ -1,0 +1,599 @@
+//! Pure judgments: documents and probe results in, findings out. No sockets, files or clocks
+//! (times come in as milliseconds on one clock chosen by the shell).
+
+use super::check::{EventRef, Finding, LatePush, Scheme, TriggerRef};
+use crate::device::hosts::HostSlot;
+use crate::device::triggers::EventTrigger;
+
+/// What the server the slots should point at is known to be (from `--listen` or `--server`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// "host:port" as printed.
+    pub display: String,
+    pub port: u16,
+    pub scheme: Scheme,
+    /// URL path the server takes (None: any).
+    pub path: Option<String>,
+    /// "XML" or "JSON" when the server takes only one.
+    pub format: Option<String>,
+}
+
+/// What doctor found at a slot's address and port, seen from where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// Err: why no TCP connection could be made (refused, timed out, no route).
+    pub connect: Result<(), String>,
+    /// What the port speaks; None when neither plain HTTP nor TLS answered.
+    pub speaks: Option<Scheme>,
+    /// Why neither answered, when so.
+    pub detail: String,
+    /// Scheme of the server's `WWW-Authenticate` challenge ("Digest", "Basic"), if it asked.
+    pub challenge: Option<String>,
+}
+
+impl Probe {
+    /// No TCP connection could be made.
+    pub fn unreachable(detail: String) -> Probe {
+        Probe {
+            connect: Err(detail),
+            speaks: None,
+            detail: String::new(),
+            challenge: None,
+        }
+    }
+}
+
+/// The slot's protocolType.
+pub fn slot_scheme(s: &HostSlot) -> Scheme {
+    if s.protocol.eq_ignore_ascii_case("HTTPS") {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    }
+}
+
+/// Where the slot pushes, as a URL.
+pub fn slot_target(s: &HostSlot) -> String {
+    let host = s.address();
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    format!(
+        "{}://{host}:{}{}",
+        slot_scheme(s).to_string().to_ascii_lowercase(),
+        s.port,
+        s.url
+    )
+}
+
+/// Which authentication the slot sends: "none", "basic" or "digest".
+fn slot_auth(s: &HostSlot) -> &'static str {
+    let a = s.auth.to_ascii_lowercase();
+    if a.is_empty() || a == "none" {
+        "none"
+    } else if a.contains("digest") {
+        "digest"
+    } else {
+        // "basic", "base64" (a basic variant seen on some firmware).
+        "basic"
+    }
+}
+
+/// Judge one slot in use. `address_is_server`: whether the slot's address is the expected
+/// server's (None when no server is known); `probe`: what was found there (None: not probed).
+pub fn judge_slot(
+    slot: &HostSlot,
+    expected: Option<&Expected>,
+    address_is_server: Option<bool>,
+    probe: Option<&Probe>,
+) -> Vec<Finding> {
+    let id = slot.id.clone();
+    let mut out = vec![Finding::SlotInUse {
+        id: id.clone(),
+        target: slot_target(slot),
+        format: if slot.format.is_empty() {
+            "XML".into()
+        } else {
+            slot.format.to_ascii_uppercase()
+        },
+        auth: if slot.auth.is_empty() {
+            "none".into()
+        } else {
+            slot.auth.clone()
+        },
+    }];
+    if let Some(e) = expected {
+        if address_is_server == Some(false) {
+            out.push(Finding::WrongAddress {
+                id: id.clone(),
+                slot: slot.address().to_string(),
+                server: e.display.clone(),
+            });
+        }
+        if slot.port.trim().parse::<u16>().ok() != Some(e.port) {
+            out.push(Finding::WrongPort {
+                id: id.clone(),
+                slot: slot.port.clone(),
+                server: e.port,
+            });
+        }
+    }
+    if let Some(p) = probe {
+        match &p.connect {
+            Err(detail) => out.push(Finding::ServerUnreachable {
+                id: id.clone(),
+                address: format!("{}:{}", slot.address(), slot.port),
+                detail: detail.clone(),
+            }),
+            Ok(()) => {
+                match p.speaks {
+                    Some(s) if s != slot_scheme(slot) => out.push(Finding::ProtocolMismatch {
+                        id: id.clone(),
+                        slot: slot_scheme(slot),
+                        server: s,
+                    }),
+                    Some(s) => out.push(Finding::ProtocolMatches {
+                        id: id.clone(),
+                        protocol: s,
+                    }),
+                    None => out.push(Finding::NoHttp {
+                        id: id.clone(),
+                        address: format!("{}:{}", slot.address(), slot.port),
+                        detail: p.detail.clone(),
+                    }),
+                }
+                if p.speaks.is_some() {
+                    out.push(judge_auth(slot, p.challenge.as_deref()));
+                }
+            }
+        }
+    }
+    if let Some(e) = expected {
+        if let Some(path) = &e.path {
+            if !slot.url.starts_with(path.as_str()) {
+                out.push(Finding::PathMismatch {
+                    id: id.clone(),
+                    slot: slot.url.clone(),
+                    server: path.clone(),
+                });
+            }
+        }
+        let fmt = if slot.format.is_empty() {
+            "XML".to_string()
+        } else {
+            slot.format.to_ascii_uppercase()
+        };
+        match &e.format {
+            Some(f) if !f.eq_ignore_ascii_case(&fmt) => out.push(Finding::FormatMismatch {
+                id,
+                slot: fmt,
+                server: f.to_ascii_uppercase(),
+            }),
+            _ => out.push(Finding::FormatAccepted { id, format: fmt }),
+        }
+    }
+    out
+}
+
+fn judge_auth(slot: &HostSlot, challenge: Option<&str>) -> Finding {
+    let id = slot.id.clone();
+    let sends = slot_auth(slot);
+    match challenge {
+        None => Finding::AuthNotRequired {
+            id,
+            slot: sends.to_string(),
+        },
+        Some(c) => {
+            let wants = if c.to_ascii_lowercase().starts_with("digest") {
+                "digest"
+            } else if c.to_ascii_lowercase().starts_with("basic") {
+                "basic"
+            } else {
+                "other"
+            };
+            if sends == "none" {
+                Finding::AuthMissing {
+                    id,
+                    server: c.to_string(),
+                }
+            } else if sends != wants {
+                Finding::AuthSchemeMismatch {
+                    id,
+                    slot: slot.auth.clone(),
+                    server: c.to_string(),
+                }
+            } else {
+                Finding::AuthUnverified {
+                    id,
+                    scheme: c.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// The slots to judge against a known server: the ones pointing at it (address and port),
+/// else every slot in use (then each shows what is wrong).
+pub fn slots_to_judge<'a>(
+    in_use: &[&'a HostSlot],
+    expected: Option<&Expected>,
+    is_server: &dyn Fn(&HostSlot) -> bool,
+) -> Vec<&'a HostSlot> {
+    let Some(e) = expected else {
+        return in_use.to_vec();
+    };
+    let hits: Vec<&HostSlot> = in_use
+        .iter()
+        .copied()
+        .filter(|s| is_server(s) && s.port.trim().parse::<u16>().ok() == Some(e.port))
+        .collect();
+    if hits.is_empty() {
+        in_use.to_vec()
+    } else {
+        hits
+    }
+}
+
+fn tref(t: &EventTrigger) -> TriggerRef {
+    TriggerRef {
+        id: t.id.clone(),
+        event_type: t.event_type.clone(),
+        channel: t.channel.clone(),
+    }
+}
+
+/// Step 3 from the device's triggers.
+pub fn judge_triggers(triggers: &[EventTrigger]) -> Vec<Finding> {
+    if triggers.is_empty() {
+        return vec![Finding::NoTriggers];
+    }
+    let linked: Vec<TriggerRef> = triggers
+        .iter()
+        .filter(|t| t.notifies_center())
+        .map(tref)
+        .collect();
+    let not: Vec<TriggerRef> = triggers
+        .iter()
+        .filter(|t| !t.notifies_center())
+        .map(tref)
+        .collect();
+    let mut out = Vec::new();
+    let none_linked = linked.is_empty();
+    if !linked.is_empty() {
+        out.push(Finding::Linked { triggers: linked });
+    }
+    if !not.is_empty() {
+        out.push(Finding::NotLinked {
+            triggers: not,
+            none_linked,
+        });
+    }
+    out
+}
+
+/// An event seen during the live step, on either side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub event: EventRef,
+    pub state: Option<String>,
+    /// Milliseconds on the shell's clock when it arrived here.
+    pub at_ms: u64,
+}
+
+/// A push that arrived at doctor's listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub seen: Seen,
+    /// The listener's answer (200 unless the server refused it).
+    pub status: u16,
+}
+
+/// How far apart (ms) a push and an event without matching dateTimes may be to be paired.
+const PAIR_WINDOW_MS: u64 = 60_000;
+
+fn same(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+        _ => true,
+    }
+}
+
+/// Step 4: every generated event against the pushes that arrived. A push is paired with the
+/// generated event of the same type, channel and dateTime (or, lacking dateTimes, the nearest
+/// in time of the same type, channel and state). `unlinked`: event types whose triggers do not
+/// notify the center (step 3).
+pub fn compare(
+    generated: &[Seen],
+    pushes: &[Pushed],
+    late_limit_ms: u64,
+    keepalives: u64,
+    watch_secs: u64,
+    unlinked: &[String],
+) -> Vec<Finding> {
+    let mut used = vec![false; pushes.len()];
+    let mut never = Vec::new();
+    let mut late = Vec::new();
+    let mut max_late = 0u64;
+    for g in generated {
+        let exact = pushes.iter().enumerate().position(|(i, p)| {
+            !used.get(i).copied().unwrap_or(true)
+                && p.seen.event.event_type.eq_ignore_ascii_case(&g.event.event_type)
+                && same(&p.seen.event.channel, &g.event.channel)
+                && p.seen.event.date_time.is_some()
+                && p.seen.event.date_time == g.event.date_time
+        });
+        let near = || {
+            pushes
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| {
+                    !used.get(*i).copied().unwrap_or(true)
+                        && p.seen.event.event_type.eq_ignore_ascii_case(&g.event.event_type)
+                        && same(&p.seen.event.channel, &g.event.channel)
+                        && same(&p.seen.state, &g.state)
+                        && (p.seen.event.date_time.is_none() || g.event.date_time.is_none())
+                        && p.seen.at_ms.abs_diff(g.at_ms) <= PAIR_WINDOW_MS
+                })
+                .min_by_key(|(_, p)| p.seen.at_ms.abs_diff(g.at_ms))
+                .map(|(i, _)| i)
+        };
+        match exact.or_else(near) {
+            Some(i) => {
+                if let Some(u) = used.get_mut(i) {
+                    *u = true;
+                }
+                let lateness = pushes
+                    .get(i)
+                    .map_or(0, |p| p.seen.at_ms.saturating_sub(g.at_ms));
+                max_late = max_late.max(lateness);
+                if lateness > late_limit_ms {
+                    late.push(LatePush {
+                        event: g.event.clone(),
+                        late_ms: lateness,
+                    });
+                }
+            }
+            None => never.push(g.event.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    let rejected: Vec<&Pushed> = pushes.iter().filter(|p| p.status != 200).collect();
+    if let Some(first) = rejected.first() {
+        out.push(Finding::PushesRejected {
+            count: rejected.len(),
+            status: first.status,
+        });
+    }
+    if generated.is_empty() {
+        out.push(Finding::NothingGenerated {
+            secs: watch_secs,
+            keepalives,
+        });
+        return out;
+    }
+    if !never.is_empty() {
+        let mut types: Vec<String> = Vec::new();
+        for e in &never {
+            if unlinked.iter().any(|u| u.eq_ignore_ascii_case(&e.event_type))
+                && !types.iter().any(|t| t.eq_ignore_ascii_case(&e.event_type))
+            {
+                types.push(e.event_type.clone());
+            }
+        }
+        out.push(Finding::NeverPushed {
+            events: never.clone(),
+            generated: generated.len(),
+            unlinked: types,
+        });
+    }
+    if !late.is_empty() {
+        out.push(Finding::LatePushes {
+            pushes: late,
+            limit_ms: late_limit_ms,
+        });
+    }
+    if never.is_empty() && out.iter().all(|f| !matches!(f, Finding::LatePushes { .. })) {
+        out.push(Finding::AllPushed {
+            events: generated.len(),
+            max_late_ms: max_late,
+            keepalives,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::check::Outcome;
+
+    fn slot(protocol: &str, addr: &str, port: &str, auth: &str, format: &str) -> HostSlot {
+        HostSlot {
+            id: "1".into(),
+            url: "/alarm".into(),
+            protocol: protocol.into(),
+            format: format.into(),
+            addressing: "ipaddress".into(),
+            ip_address: addr.into(),
+            port: port.into(),
+            auth: auth.into(),
+            ..Default::default()
+        }
+    }
+
+    fn http_probe(challenge: Option<&str>) -> Probe {
+        Probe {
+            connect: Ok(()),
+            speaks: Some(Scheme::Http),
+            detail: String::new(),
+            challenge: challenge.map(str::to_string),
+        }
+    }
+
+    fn kinds(f: &[Finding]) -> Vec<String> {
+        f.iter()
+            .map(|x| {
+                serde_json::to_value(x).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn server() -> Expected {
+        Expected {
+            display: "192.0.2.10:8080".into(),
+            port: 8080,
+            scheme: Scheme::Http,
+            path: Some("/alarm".into()),
+            format: Some("XML".into()),
+        }
+    }
+
+    #[test]
+    fn a_healthy_slot_passes_every_check() {
+        let s = slot("HTTP", "192.0.2.10", "8080", "none", "XML");
+        let f = judge_slot(&s, Some(&server()), Some(true), Some(&http_probe(None)));
+        assert_eq!(
+            kinds(&f),
+            vec!["slot_in_use", "protocol_matches", "auth_not_required", "format_accepted"]
+        );
+        assert!(f.iter().all(|x| x.outcome() == Outcome::Pass));
+    }
+
+    #[test]
+    fn each_slot_mistake_is_named() {
+        let e = server();
+        let s = slot("HTTPS", "192.0.2.11", "80", "none", "JSON");
+        let refused = Probe::unreachable("connection refused".into());
+        let f = judge_slot(&s, Some(&e), Some(false), Some(&refused));
+        assert_eq!(
+            kinds(&f),
+            vec!["slot_in_use", "wrong_address", "wrong_port", "server_unreachable", "format_mismatch"]
+        );
+        let s = slot("HTTPS", "192.0.2.10", "8080", "none", "XML");
+        let f = judge_slot(&s, Some(&e), Some(true), Some(&http_probe(Some("Digest"))));
+        assert!(f.contains(&Finding::ProtocolMismatch {
+            id: "1".into(),
+            slot: Scheme::Https,
+            server: Scheme::Http
+        }));
+        assert!(f.contains(&Finding::AuthMissing {
+            id: "1".into(),
+            server: "Digest".into()
+        }));
+        let s = slot("HTTP", "192.0.2.10", "8080", "basic", "XML");
+        let f = judge_slot(&s, None, None, Some(&http_probe(Some("Digest"))));
+        assert_eq!(kinds(&f), vec!["slot_in_use", "protocol_matches", "auth_scheme_mismatch"]);
+        let s = slot("HTTP", "192.0.2.10", "8080", "MD5digest", "XML");
+        let f = judge_slot(&s, None, None, Some(&http_probe(Some("Digest"))));
+        assert_eq!(f.last().map(Finding::outcome), Some(Outcome::CannotTell));
+        let mut wrong_path = slot("HTTP", "192.0.2.10", "8080", "none", "XML");
+        wrong_path.url = "/".into();
+        let f = judge_slot(&wrong_path, Some(&e), Some(true), None);
+        assert_eq!(kinds(&f), vec!["slot_in_use", "path_mismatch", "format_accepted"]);
+    }
+
+    #[test]
+    fn only_slots_pointing_at_the_server_are_judged_when_one_does() {
+        let a = slot("HTTP", "192.0.2.10", "8080", "none", "XML");
+        let mut b = slot("HTTP", "192.0.2.99", "80", "none", "XML");
+        b.id = "2".into();
+        let is = |s: &HostSlot| s.address() == "192.0.2.10";
+        let e = server();
+        assert_eq!(slots_to_judge(&[&a, &b], Some(&e), &is).len(), 1);
+        assert_eq!(slots_to_judge(&[&b], Some(&e), &is).len(), 1);
+        assert_eq!(slots_to_judge(&[&a, &b], None, &is).len(), 2);
+    }
+
+    #[test]
+    fn linkage() {
+        let t = |id: &str, ty: &str, m: &[&str]| EventTrigger {
+            id: id.into(),
+            event_type: ty.into(),
+            channel: Some("1".into()),
+            methods: m.iter().map(|s| s.to_string()).collect(),
+        };
+        let f = judge_triggers(&[t("VMD-1", "VMD", &["center"]), t("linedetection-1", "linedetection", &["record"])]);
+        assert_eq!(kinds(&f), vec!["linked", "not_linked"]);
+        assert_eq!(f[1].outcome(), Outcome::CannotTell);
+        let f = judge_triggers(&[t("VMD-1", "VMD", &[])]);
+        assert_eq!(kinds(&f), vec!["not_linked"]);
+        assert_eq!(f[0].outcome(), Outcome::Fail);
+        assert_eq!(judge_triggers(&[]), vec![Finding::NoTriggers]);
+    }
+
+    fn seen(ty: &str, t: &str, at: u64) -> Seen {
+        Seen {
+            event: EventRef {
+                event_type: ty.into(),
+                channel: Some("1".into()),
+                date_time: Some(t.into()),
+            },
+            state: Some("active".into()),
+            at_ms: at,
+        }
+    }
+
+    fn pushed(ty: &str, t: &str, at: u64, status: u16) -> Pushed {
+        Pushed {
+            seen: seen(ty, t, at),
+            status,
+        }
+    }
+
+    #[test]
+    fn generated_against_pushed() {
+        let g = vec![seen("VMD", "t1", 1000), seen("linedetection", "t2", 2000), seen("VMD", "t3", 3000)];
+        // All in time.
+        let p = vec![pushed("VMD", "t1", 1100, 200), pushed("linedetection", "t2", 2050, 200), pushed("VMD", "t3", 3300, 200)];
+        let f = compare(&g, &p, 2000, 4, 30, &[]);
+        assert_eq!(
+            f,
+            vec![Finding::AllPushed {
+                events: 3,
+                max_late_ms: 300,
+                keepalives: 4
+            }]
+        );
+        // One never pushed (its type unlinked), one late.
+        let p = vec![pushed("VMD", "t1", 1100, 200), pushed("VMD", "t3", 9000, 200)];
+        let f = compare(&g, &p, 2000, 0, 30, &["linedetection".to_string()]);
+        assert_eq!(kinds(&f), vec!["never_pushed", "late_pushes"]);
+        match &f[0] {
+            Finding::NeverPushed { events, unlinked, generated } => {
+                assert_eq!(events.len(), 1);
+                assert_eq!(events[0].event_type, "linedetection");
+                assert_eq!(unlinked, &vec!["linedetection".to_string()]);
+                assert_eq!(*generated, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &f[1] {
+            Finding::LatePushes { pushes, .. } => assert_eq!(pushes[0].late_ms, 6000),
+            other => panic!("{other:?}"),
+        }
+        // A push of another event does not stand in for a generated one.
+        let p = vec![pushed("VMD", "other", 1000, 200)];
+        let f = compare(&g[..1], &p, 2000, 0, 30, &[]);
+        assert_eq!(kinds(&f), vec!["never_pushed"]);
+        // Refused pushes arrived, but are named.
+        let p = vec![pushed("VMD", "t1", 1100, 401)];
+        let f = compare(&g[..1], &p, 2000, 0, 30, &[]);
+        assert_eq!(kinds(&f), vec!["pushes_rejected", "all_pushed"]);
+        assert_eq!(kinds(&compare(&[], &[], 2000, 3, 30, &[])), vec!["nothing_generated"]);
+    }
+
+    #[test]
+    fn events_without_date_times_pair_by_time() {
+        let mut a = seen("IO", "", 1000);
+        a.event.date_time = None;
+        let mut p = pushed("IO", "", 1500, 200);
+        p.seen.event.date_time = None;
+        let f = compare(&[a], &[p], 2000, 0, 30, &[]);
+        assert_eq!(kinds(&f), vec!["all_pushed"]);
+    }
+}
