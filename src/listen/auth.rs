@@ -202,7 +202,7 @@ mod tests {
             AuthCheck::WrongScheme
         );
         // A nonce this listener never issued (a restart, or a made-up one).
-        let other = auth(AuthScheme::Digest);
+        let other = Authenticator::new(a.cfg.clone(), 8);
         let foreign = digest_answer(&other, "alarm", "p4ss", "/alarm");
         assert_eq!(
             a.check("POST", "/alarm", Some(&foreign)),
