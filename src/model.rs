@@ -120,6 +120,41 @@ pub struct ExchangeRef {
     pub index: usize,
 }
 
+/// What a listener that requires credentials (`listen --auth`) found in a request's
+/// `Authorization` header. Anything but `Accepted` is answered 401 and not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthCheck {
+    /// Valid credentials of the required scheme.
+    Accepted,
+    /// No `Authorization` header: the slot's `httpAuthenticationMethod` is `none`, or this is
+    /// the first request of a digest exchange.
+    Missing,
+    /// Credentials of another scheme (Basic where Digest is required, or the reverse).
+    WrongScheme,
+    /// The required scheme with a wrong user name or password.
+    WrongCredentials,
+    /// A digest answer to a nonce this listener did not issue or no longer keeps (it was
+    /// restarted, or the device reuses an old nonce).
+    StaleNonce,
+    /// An `Authorization` header that cannot be read (bad base64, missing digest fields, a digest
+    /// `uri` other than the request's).
+    Malformed,
+}
+
+impl std::fmt::Display for AuthCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthCheck::Accepted => "credentials accepted",
+            AuthCheck::Missing => "no credentials sent",
+            AuthCheck::WrongScheme => "credentials of the wrong scheme",
+            AuthCheck::WrongCredentials => "wrong user name or password",
+            AuthCheck::StaleNonce => "digest nonce not issued by this listener",
+            AuthCheck::Malformed => "unreadable Authorization header",
+        })
+    }
+}
+
 /// One request and its response (if any), with what the diagnosis says of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
@@ -137,6 +172,9 @@ pub struct Exchange {
     pub body_kind: &'static str,
     /// Why the body held no event, when it did not.
     pub body_error: Option<String>,
+    /// What the listener's credential check found (`listen --auth`; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthCheck>,
     /// Earlier exchange whose body this one repeats while it was unanswered.
     ///
     /// Kept the last serialised field: the streaming JSON writer (`report::stream`) writes each
@@ -166,6 +204,7 @@ impl Exchange {
             parts: Vec::new(),
             retry_of: None,
             injected_fault: None,
+            auth: None,
             body_kind: "empty",
             body_error: None,
             body_hash: 0,

@@ -459,6 +459,7 @@ mod tests {
             event: None,
             parts: vec![],
             retry_of: None,
+            auth: None,
             injected_fault: None,
             body_kind: "xml",
             body_error: None,

@@ -94,6 +94,20 @@ pub struct ListenArgs {
     /// Connections served at once.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Require credentials, as an alarm server with authentication does: requests without valid
+    /// ones are answered 401 with a challenge (digest: MD5, qop=auth) and not stored; each
+    /// exchange shows what the device sent (`auth` in --json lines).
+    #[arg(long, value_enum, requires_all = ["user", "password"])]
+    pub auth: Option<super::auth::AuthScheme>,
+    /// User name required with --auth.
+    #[arg(long, requires = "auth")]
+    pub user: Option<String>,
+    /// Password required with --auth.
+    #[arg(long, env = "ALARMSCOPE_LISTEN_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Realm named in the --auth challenge.
+    #[arg(long, default_value = "alarmscope", requires = "auth")]
+    pub realm: String,
     /// Do not fsync (benchmarks only: acknowledged events may be lost on power failure).
     #[arg(long, hide = true)]
     pub unsafe_no_fsync: bool,
@@ -128,6 +142,15 @@ impl ListenArgs {
             close_after_answer: self.close,
             duration: self.duration,
             count: self.count,
+            auth: match (self.auth, &self.user, &self.password) {
+                (Some(scheme), Some(user), Some(password)) => Some(super::auth::AuthConfig {
+                    scheme,
+                    user: user.clone(),
+                    password: password.clone(),
+                    realm: self.realm.clone(),
+                }),
+                _ => None,
+            },
             ..defaults
         }
     }

@@ -15,7 +15,7 @@ use super::fault::FaultAction;
 use super::{now, record, response, EventRecord, Shared};
 use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, DecodedBody};
-use crate::model::{Connection, EventSummary, Exchange, Request, Response};
+use crate::model::{AuthCheck, Connection, EventSummary, Exchange, Request, Response};
 use crate::pipeline::final_verdict;
 use crate::store::{Staging, StoredEvent};
 use crate::tcp::{CloseKind, Handshake, Side};
@@ -149,7 +149,12 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             let expect_continue = head
                 .header("expect")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+            let auth = sh
+                .auth
+                .as_ref()
+                .map(|a| a.check(&method, &path, head.header("authorization")));
             let mut ex = new_exchange(index, t);
+            ex.auth = auth;
             ex.request.method = method.clone();
             ex.request.path = path.clone();
             ex.request.content_type = content_type.clone();
@@ -175,6 +180,9 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
                     .is_some_and(|p| !path.starts_with(p))
                 {
                     Some(404)
+                } else if auth.is_some_and(|a| a != AuthCheck::Accepted) {
+                    // Refused, so never staged or stored.
+                    Some(401)
                 } else {
                     None
                 };
@@ -615,6 +623,19 @@ fn set_response(st: &mut State, index: usize, status: u16, built: &response::Bui
     }
 }
 
+/// The `WWW-Authenticate` value of a 401 (`--auth`): stale when the device answered a nonce we
+/// do not know, so it can retry at once.
+fn challenge(st: &State, sh: &Shared, index: Option<usize>, status: u16) -> Option<String> {
+    if status != 401 {
+        return None;
+    }
+    let a = sh.auth.as_ref()?;
+    let stale = index
+        .and_then(|i| st.ex(i))
+        .is_some_and(|e| e.auth == Some(AuthCheck::StaleNonce));
+    Some(a.challenge(stale))
+}
+
 /// Answer `status` and mark the connection for closing.
 async fn reject(
     stream: &mut TcpStream,
@@ -627,7 +648,7 @@ async fn reject(
         .and_then(|i| st.ex(i))
         .map(|e| e.request.path.clone())
         .unwrap_or_default();
-    let built = response::build(status, &path, false);
+    let built = response::build_with(status, &path, false, challenge(st, sh, index, status));
     let ok = write(stream, &built.bytes).await;
     if let Some(i) = index {
         if ok {
@@ -749,7 +770,8 @@ async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done:
             .ex(index)
             .map(|e| e.request.path.clone())
             .unwrap_or_default();
-        let built = response::build(status, &path, keep_alive);
+        let www = challenge(st, sh, Some(index), status);
+        let built = response::build_with(status, &path, keep_alive, www);
         if !write(stream, &built.bytes).await {
             report(st, sh, index, None, None);
             return Flow::Close(CloseKind::Rst(Side::Client));

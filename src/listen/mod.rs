@@ -8,6 +8,7 @@
 //! [`Server::run`] inside a tokio runtime; or [`spawn`] to run it on its own thread and receive
 //! [`ListenUpdate`]s over a `std::sync::mpsc` channel (the TUI).
 
+pub mod auth;
 pub mod cli;
 mod conn;
 mod evict;
@@ -94,6 +95,8 @@ pub struct ListenOptions {
     /// Exchanges kept per connection record (a long keep-alive connection drops its oldest; also
     /// at most about 1 MiB of them). Finished exchanges keep at most 8 KiB of metadata text.
     pub max_exchanges_per_connection: usize,
+    /// Require credentials (`--auth`): others are answered 401 with a challenge, not stored.
+    pub auth: Option<auth::AuthConfig>,
 }
 
 impl Default for ListenOptions {
@@ -113,6 +116,7 @@ impl Default for ListenOptions {
             grace: Duration::from_secs(2),
             max_diagnosed_requests: 500_000,
             max_exchanges_per_connection: 1_000,
+            auth: None,
         }
     }
 }
@@ -211,6 +215,8 @@ pub(crate) struct Shared {
     local: SocketAddr,
     /// Connections waiting for a request, to close when room is needed.
     evictor: Arc<evict::Evictor>,
+    /// The credential check of `--auth`.
+    auth: Option<auth::Authenticator>,
 }
 
 impl Shared {
@@ -382,6 +388,13 @@ impl Server {
             )),
             local: self.local,
             evictor: Arc::default(),
+            auth: self.opts.auth.clone().map(|cfg| {
+                let seed = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0);
+                auth::Authenticator::new(cfg, seed)
+            }),
         });
         let sem = Arc::new(Semaphore::new(self.opts.limits.max_connections.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -687,6 +700,10 @@ pub fn text_line(r: &EventRecord) -> String {
         .as_deref()
         .map(|f| format!(" [fault {f}]"))
         .unwrap_or_default();
+    let fault = match ex.auth {
+        Some(a) if a != crate::model::AuthCheck::Accepted => format!("{fault} [auth: {a}]"),
+        _ => fault,
+    };
     let stored = match (&r.stored, &r.store_error) {
         (Some(s), _) => format!(" -> {}", s.rel_dir),
         (None, Some(e)) => format!(" store error: {e}"),

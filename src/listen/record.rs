@@ -101,6 +101,7 @@ mod tests {
             parts: Vec::new(),
             retry_of: None,
             injected_fault: None,
+            auth: None,
             body_kind: "xml",
             body_error: None,
             body_hash: 0,

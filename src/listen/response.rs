@@ -90,6 +90,16 @@ pub struct Built {
 /// Build a final response. The body is an ISAPI `ResponseStatus` (statusCode 1 = OK, 4 = failed)
 /// naming the request path (capped, escaped).
 pub fn build(status: u16, path: &str, keep_alive: bool) -> Built {
+    build_with(status, path, keep_alive, None)
+}
+
+/// [`build`] with a `WWW-Authenticate` challenge (the 401 of `listen --auth`).
+pub fn build_with(
+    status: u16,
+    path: &str,
+    keep_alive: bool,
+    www_authenticate: Option<String>,
+) -> Built {
     let ok = (200..300).contains(&status);
     let mut url: String = path.chars().take(200).collect();
     url = xml_escape(&url);
@@ -99,7 +109,7 @@ pub fn build(status: u16, path: &str, keep_alive: bool) -> Built {
         reason(status),
         if ok { "ok" } else { "error" },
     );
-    let headers = vec![
+    let mut headers = vec![
         ("Date".to_string(), now_http_date()),
         ("Server".to_string(), "alarmscope".to_string()),
         (
@@ -112,6 +122,9 @@ pub fn build(status: u16, path: &str, keep_alive: bool) -> Built {
             if keep_alive { "keep-alive" } else { "close" }.to_string(),
         ),
     ];
+    if let Some(w) = www_authenticate {
+        headers.push(("WWW-Authenticate".to_string(), w));
+    }
     let mut bytes = Vec::with_capacity(256 + body.len());
     bytes.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
     for (k, v) in &headers {

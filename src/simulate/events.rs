@@ -294,6 +294,9 @@ pub struct EventSpec {
     /// Add the malformed or odd bodies seen in the field (raw `&`, missing declaration, empty
     /// elements, text/plain).
     pub quirks: bool,
+    /// The channel the event happened on, when a trigger fixes it (`--serve-isapi`); None picks
+    /// one of 1..4 (XML) or 1 (JSON) as before.
+    pub channel: Option<u32>,
 }
 
 /// A JPEG of the given dimensions and (approximately, at least) `size` bytes: a valid baseline
@@ -395,7 +398,9 @@ fn xml_head(
     } else {
         channel.to_string()
     };
-    let chan_no = m.range(1, 4);
+    // Drawn even when the channel is fixed, so the rest of the body stays the same.
+    let drawn = m.range(1, 4);
+    let chan_no = spec.channel.map_or(drawn, u64::from);
     format!(
         "{decl}<EventNotificationAlert version=\"2.0\" xmlns=\"{ns}\">\n{ip_el}\n<portNo>80</portNo>\n{proto}\n\
          <macAddress>{}</macAddress>\n<channelID>{chan_no}</channelID>\n<dateTime>{}</dateTime>\n{apc}\n\
@@ -518,7 +523,7 @@ fn base_json(
     o.insert("portNo".into(), json!(80));
     o.insert("protocol".into(), json!("HTTP"));
     o.insert("macAddress".into(), json!(id.mac));
-    o.insert("channelID".into(), json!(1));
+    o.insert("channelID".into(), json!(spec.channel.unwrap_or(1)));
     o.insert("dateTime".into(), json!(id.date_time(at)));
     o.insert("activePostCount".into(), json!(spec.active_post_count));
     o.insert("eventType".into(), json!(spec.kind.event_type()));
@@ -896,8 +901,22 @@ pub fn build_push(id: &DeviceIdentity, spec: &EventSpec, at: Timestamp) -> Push 
 
 /// The HTTP request a device sends for a push: the headers the vendor documents, keep-alive.
 pub fn request_bytes(host: &str, path: &str, push: &Push, at: Timestamp) -> Vec<u8> {
+    request_bytes_auth(host, path, push, at, None)
+}
+
+/// [`request_bytes`] with an `Authorization` header (the alarm host slot's credentials).
+pub fn request_bytes_auth(
+    host: &str,
+    path: &str,
+    push: &Push,
+    at: Timestamp,
+    authorization: Option<&str>,
+) -> Vec<u8> {
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
     let mut r = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Language: en-US\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Language: en-US\r\nDate: {}\r\n{auth}Content-Type: {}\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
         http_date(at),
         push.content_type,
         push.body.len()
@@ -981,6 +1000,7 @@ mod tests {
             seq,
             active_post_count: 1,
             quirks: false,
+            channel: None,
         }
     }
 
@@ -1208,6 +1228,7 @@ mod tests {
                 seq,
                 active_post_count: 2,
                 quirks: true,
+                channel: None,
             };
             String::from_utf8(build_push(&d, &s, T).body).unwrap()
         };

@@ -1,9 +1,11 @@
 //! `simulate --serve-isapi`: the device's configuration side. Answers the httpHosts calls
-//! (capabilities, list GET/PUT, one slot GET/PUT, test) behind HTTP digest authentication, in XML
-//! or JSON like a camera or an access terminal, and keeps the configured hosts that the pushers
-//! then use. Request handling ([`IsapiDevice::handle`]) is pure; [`serve`] is the socket shell.
-
-use std::collections::VecDeque;
+//! (capabilities, list GET/PUT, one slot GET/PUT, test), `deviceInfo`, the event triggers (list,
+//! one trigger GET/PUT) and the `alertStream` behind HTTP digest authentication, in XML or JSON
+//! like a camera or an access terminal, and keeps the configured hosts and triggers that the
+//! pushers then use. With `forbid_config` the configuration calls answer 403 as recorders do for
+//! an operator account. Request handling ([`IsapiDevice::handle`]) is pure; [`serve`] is the
+//! socket shell, which also streams what [`IsapiDevice::publish`] hands it.
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,6 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use digest_auth::{AlgorithmType, AuthContext, AuthorizationHeader, HttpMethod};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+
+use super::events::DeviceIdentity;
+use super::triggers::{
+    heartbeat_body, parse_trigger_update, render_device_info, render_trigger, render_trigger_list,
+    stream_head, stream_part, Trigger,
+};
+use crate::time::Timestamp;
 
 use crate::device::hosts::{
     parse_host_list, render_host_list, render_response_status, render_slot, sniff_format,
@@ -18,6 +28,9 @@ use crate::device::hosts::{
 };
 
 const HOSTS: &str = "/ISAPI/Event/notification/httpHosts";
+const TRIGGERS: &str = "/ISAPI/Event/triggers";
+const DEVICE_INFO: &str = "/ISAPI/System/deviceInfo";
+const ALERT_STREAM: &str = "/ISAPI/Event/notification/alertStream";
 const MAX_BODY: usize = 1 << 20;
 
 /// An HTTP answer from the simulated device.
@@ -36,6 +49,15 @@ pub enum Reply {
     Now(IsapiResponse),
     /// Push a test message to this slot's host, then answer with [`IsapiDevice::test_answer`].
     Test(HostSlot),
+    /// Open the long-lived `multipart/mixed` event stream ([`IsapiDevice::subscribe`]).
+    AlertStream,
+}
+
+/// One part of the alertStream, shared by every subscriber.
+#[derive(Debug, Clone)]
+pub struct StreamItem {
+    pub content_type: &'static str,
+    pub body: Arc<Vec<u8>>,
 }
 
 /// The simulated device's configuration state.
@@ -50,6 +72,16 @@ pub struct IsapiDevice {
     nonce_seq: AtomicU64,
     /// Bumped on every accepted change, so pushers notice.
     pub generation: AtomicU64,
+    /// Who the device says it is (deviceInfo, heartbeats).
+    pub identity: DeviceIdentity,
+    triggers: Mutex<Vec<Trigger>>,
+    /// Slot passwords as last written (the device never reads them back), by slot id.
+    passwords: Mutex<HashMap<String, String>>,
+    /// Answer 403 to the configuration calls (httpHosts, triggers), like an operator account.
+    pub forbid_config: bool,
+    /// Interval of the `videoloss`/`inactive` keep-alive on the alertStream (cameras: 10 s).
+    pub heartbeat: Duration,
+    stream: broadcast::Sender<StreamItem>,
 }
 
 fn unused_slot(id: u32, format: ApiFormat) -> HostSlot {
@@ -81,9 +113,11 @@ fn valid_host_name(h: &str) -> bool {
 }
 
 impl IsapiDevice {
-    /// A device with two unused host slots (one when it speaks JSON, like access terminals).
-    pub fn new(user: &str, password: &str, api: ApiFormat, serial: &str) -> Self {
+    /// A device with two unused host slots (one when it speaks JSON, like access terminals), no
+    /// triggers and the configuration API allowed.
+    pub fn new(user: &str, password: &str, api: ApiFormat, identity: DeviceIdentity) -> Self {
         let n = if api == ApiFormat::Json { 1 } else { 2 };
+        let serial = identity.serial.clone();
         IsapiDevice {
             user: user.into(),
             password: password.into(),
@@ -103,7 +137,55 @@ impl IsapiDevice {
             nonces: Mutex::new(VecDeque::new()),
             nonce_seq: AtomicU64::new(1),
             generation: AtomicU64::new(0),
+            identity,
+            triggers: Mutex::new(Vec::new()),
+            passwords: Mutex::new(HashMap::new()),
+            forbid_config: false,
+            heartbeat: Duration::from_secs(10),
+            // Slow stream readers lose the oldest parts instead of holding memory.
+            stream: broadcast::channel(1024).0,
         }
+    }
+
+    /// The event triggers (which event types on which channels notify the center).
+    pub fn triggers(&self) -> Vec<Trigger> {
+        self.triggers.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Replace the event triggers.
+    pub fn set_triggers(&self, t: Vec<Trigger>) {
+        if let Ok(mut g) = self.triggers.lock() {
+            *g = t;
+        }
+    }
+
+    /// The password last written for slot `id` (empty when none).
+    pub fn slot_password(&self, id: &str) -> String {
+        self.passwords
+            .lock()
+            .ok()
+            .and_then(|p| p.get(id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Set the password of slot `id` (from `--host-password` or a PUT).
+    pub fn set_slot_password(&self, id: &str, password: &str) {
+        if let Ok(mut p) = self.passwords.lock() {
+            p.insert(id.to_string(), password.to_string());
+        }
+    }
+
+    /// Hand one event part to every open alertStream (none open: dropped, as on a device).
+    pub fn publish(&self, content_type: &'static str, body: Vec<u8>) {
+        let _ = self.stream.send(StreamItem {
+            content_type,
+            body: Arc::new(body),
+        });
+    }
+
+    /// A new alertStream subscriber: it sees the parts published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<StreamItem> {
+        self.stream.subscribe()
     }
 
     /// The configured host slots.
@@ -206,6 +288,15 @@ impl IsapiDevice {
         }
     }
 
+    fn xml_doc(&self, body: Vec<u8>) -> IsapiResponse {
+        IsapiResponse {
+            status: 200,
+            content_type: "application/xml",
+            body,
+            www_authenticate: None,
+        }
+    }
+
     fn doc(&self, body: Vec<u8>) -> IsapiResponse {
         let content_type = if sniff_format(&body) == Some(ApiFormat::Json) {
             "application/json"
@@ -274,7 +365,7 @@ impl IsapiDevice {
         Ok(())
     }
 
-    fn apply(&self, incoming: Vec<HostSlot>, url: &str) -> IsapiResponse {
+    fn apply(&self, incoming: Vec<HostSlot>, url: &str, body: &[u8]) -> IsapiResponse {
         let known = self.hosts();
         if incoming.is_empty() {
             return self.status(400, url, 6, "badXmlContent");
@@ -289,6 +380,9 @@ impl IsapiDevice {
             }
         }
         self.set_hosts(merged);
+        for (id, pw) in slot_passwords(body) {
+            self.set_slot_password(&id, &pw);
+        }
         self.status(200, url, 1, "ok")
     }
 
@@ -307,6 +401,21 @@ impl IsapiDevice {
         let wants_json = query
             .split('&')
             .any(|kv| kv.eq_ignore_ascii_case("format=json"));
+        match (method, path) {
+            ("GET", DEVICE_INFO) => {
+                return Reply::Now(self.xml_doc(render_device_info(&self.identity)))
+            }
+            ("GET", ALERT_STREAM) => return Reply::AlertStream,
+            _ => {}
+        }
+        let config = path.starts_with(HOSTS) || path.starts_with(TRIGGERS);
+        if config && self.forbid_config {
+            // What recorders answer an account without the parameter-configuration permission.
+            return Reply::Now(self.status(403, path, 4, "lowPrivilege"));
+        }
+        if let Some(rest) = path.strip_prefix(TRIGGERS) {
+            return Reply::Now(self.triggers_call(method, path, rest, body));
+        }
         // A JSON-only device (access terminal style) refuses requests without ?format=json.
         if self.api == ApiFormat::Json && !wants_json && path.starts_with(HOSTS) {
             return Reply::Now(self.status(400, path, 4, "notSupport"));
@@ -316,7 +425,7 @@ impl IsapiDevice {
             ("GET", Some("/capabilities")) => self.doc(self.caps()),
             ("GET", Some("")) => self.doc(render_host_list(&self.hosts(), self.api)),
             ("PUT", Some("")) => match parse_host_list(body) {
-                Ok(slots) => self.apply(slots, path),
+                Ok(slots) => self.apply(slots, path, body),
                 Err(_) => self.status(400, path, 5, "badXmlFormat"),
             },
             (m, Some(r)) if r.starts_with('/') => {
@@ -327,7 +436,9 @@ impl IsapiDevice {
                     (_, _, None) => self.status(404, path, 4, "notSupport"),
                     ("GET", "", Some(s)) => self.doc(render_slot(&s, self.api)),
                     ("PUT", "", Some(_)) => match parse_host_list(body) {
-                        Ok(slots) if slots.iter().all(|s| s.id == id) => self.apply(slots, path),
+                        Ok(slots) if slots.iter().all(|s| s.id == id) => {
+                            self.apply(slots, path, body)
+                        }
                         Ok(_) => self.status(400, path, 6, "badParameters"),
                         Err(_) => self.status(400, path, 5, "badXmlFormat"),
                     },
@@ -338,6 +449,45 @@ impl IsapiDevice {
             _ => self.status(404, path, 4, "notSupport"),
         };
         Reply::Now(resp)
+    }
+
+    /// `/ISAPI/Event/triggers` (GET) and `/ISAPI/Event/triggers/<type>-<channel>` (GET, PUT).
+    /// Triggers are XML on every device, as on real ones.
+    fn triggers_call(&self, method: &str, path: &str, rest: &str, body: &[u8]) -> IsapiResponse {
+        let xml_status = |code, sc, sub: &str| IsapiResponse {
+            content_type: "application/xml",
+            body: render_response_status(path, sc, sub, ApiFormat::Xml),
+            ..self.status(code, path, sc, sub)
+        };
+        if rest.is_empty() {
+            return match method {
+                "GET" => self.xml_doc(render_trigger_list(&self.triggers())),
+                _ => xml_status(405, 4, "invalidOperation"),
+            };
+        }
+        let id = rest.trim_start_matches('/');
+        let Some(t) = self.triggers().into_iter().find(|t| t.id() == id) else {
+            return xml_status(404, 4, "notSupport");
+        };
+        match method {
+            "GET" => self.xml_doc(render_trigger(&t)),
+            "PUT" => match parse_trigger_update(body) {
+                Ok(u) if u.id.as_deref().is_some_and(|i| i != id) => {
+                    xml_status(400, 6, "badParameters")
+                }
+                Ok(u) => {
+                    if let Ok(mut g) = self.triggers.lock() {
+                        if let Some(x) = g.iter_mut().find(|x| x.id() == id) {
+                            x.center = u.center;
+                        }
+                    }
+                    self.generation.fetch_add(1, Ordering::SeqCst);
+                    xml_status(200, 1, "ok")
+                }
+                Err(_) => xml_status(400, 5, "badXmlFormat"),
+            },
+            _ => xml_status(405, 4, "invalidOperation"),
+        }
     }
 
     /// The `HttpHostTestResult` after a test push; `error` is None when the host answered 200.
@@ -354,11 +504,75 @@ impl IsapiDevice {
     }
 }
 
+/// The `password` written for each slot of a PUT httpHosts body (XML or JSON), by slot id. The
+/// shared host-list parser leaves passwords out because devices never read them back.
+pub fn slot_passwords(body: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if sniff_format(body) == Some(ApiFormat::Json) {
+        fn walk(v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let (Some(id), Some(pw)) = (m.get("id"), m.get("password")) {
+                        let id = id
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| id.to_string());
+                        out.push((id, pw.as_str().unwrap_or_default().to_string()));
+                    }
+                    m.values().for_each(|x| walk(x, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                _ => {}
+            }
+        }
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            walk(&v, &mut out);
+        }
+        return out;
+    }
+    let mut r = quick_xml::Reader::from_reader(body);
+    let mut buf = Vec::new();
+    let mut current: Option<String> = None;
+    let (mut id, mut pw): (Option<String>, Option<String>) = (None, None);
+    loop {
+        match r.read_event_into(&mut buf) {
+            Ok(quick_xml::events::Event::Start(e)) => {
+                let name = e.local_name().as_ref().to_string();
+                if name == "HttpHostNotification" {
+                    (id, pw) = (None, None);
+                }
+                current = Some(name);
+            }
+            Ok(quick_xml::events::Event::Text(t)) => {
+                let text = t.xml10_content().trim().to_string();
+                match current.as_deref() {
+                    Some("id") => id = Some(text),
+                    Some("password") => pw = Some(text),
+                    _ => {}
+                }
+            }
+            Ok(quick_xml::events::Event::End(e)) => {
+                if e.local_name().as_ref() == "HttpHostNotification" {
+                    if let (Some(i), Some(p)) = (id.take(), pw.take()) {
+                        out.push((i, p));
+                    }
+                }
+                current = None;
+            }
+            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+        buf.clear();
+    }
+    out
+}
+
 fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         _ => "Error",
@@ -459,6 +673,7 @@ async fn connection(
         let body = buf.get(head_len..total).unwrap_or_default().to_vec();
         buf.drain(..total.min(buf.len()));
         let resp = match dev.handle(&method, &target, auth.as_deref(), &body) {
+            Reply::AlertStream => return alert_stream(stream, &dev).await,
             Reply::Now(r) => r,
             Reply::Test(slot) => {
                 let err = tester(slot).await;
@@ -469,17 +684,48 @@ async fn connection(
     }
 }
 
+/// Keep an alertStream open: every published event part, and a keep-alive part every
+/// `dev.heartbeat`, until the client goes away.
+async fn alert_stream(mut stream: TcpStream, dev: &IsapiDevice) -> std::io::Result<()> {
+    let mut rx = dev.subscribe();
+    stream.write_all(&stream_head()).await?;
+    let mut beat = tokio::time::interval(dev.heartbeat.max(Duration::from_millis(100)));
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beat.tick().await; // the first tick is immediate; cameras start with silence
+    loop {
+        let part = tokio::select! {
+            r = rx.recv() => match r {
+                Ok(item) => stream_part(item.content_type, &item.body),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = beat.tick() => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                    .unwrap_or(0);
+                stream_part(
+                    "application/xml; charset=\"UTF-8\"",
+                    &heartbeat_body(&dev.identity, Timestamp(now)),
+                )
+            }
+        };
+        stream.write_all(&part).await?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use digest_auth::WwwAuthenticateHeader;
 
     fn dev(api: ApiFormat) -> IsapiDevice {
+        // Serial DS-2CD2387G2-LU20230101CCWR520000000: realm "IP Camera(20000000)".
         IsapiDevice::new(
             "admin",
             "s3cret!",
             api,
-            "DS-2CD2387G2-LU20230815CCWR520000001",
+            DeviceIdentity::new(0, "127.0.0.1".parse().unwrap()),
         )
     }
 
@@ -512,7 +758,7 @@ mod tests {
     #[test]
     fn digest_right_and_wrong_password() {
         let d = dev(ApiFormat::Xml);
-        assert_eq!(d.realm, "IP Camera(20000001)");
+        assert_eq!(d.realm, "IP Camera(20000000)");
         let ok = now(call(&d, "GET", HOSTS, "s3cret!", b""));
         assert_eq!(ok.status, 200);
         let slots = parse_host_list(&ok.body).unwrap();
@@ -521,7 +767,7 @@ mod tests {
         let bad = now(call(&d, "GET", HOSTS, "wrong", b""));
         assert_eq!(bad.status, 401);
         // A made-up nonce is refused even with the right password.
-        let fake = r#"Digest username="admin", realm="IP Camera(20000001)", nonce="abc", uri="/ISAPI/Event/notification/httpHosts", response="0", qop=auth, nc=00000001, cnonce="x""#;
+        let fake = r#"Digest username="admin", realm="IP Camera(20000000)", nonce="abc", uri="/ISAPI/Event/notification/httpHosts", response="0", qop=auth, nc=00000001, cnonce="x""#;
         assert!(!d.check_auth("GET", HOSTS, Some(fake), b""));
     }
 

@@ -86,6 +86,9 @@ pub enum Outcome {
     Closed,
     /// The TCP connection could not be opened (refused, unreachable, connect timeout).
     ConnectFailed,
+    /// Not sent: the event's trigger does not notify the surveillance center (`--serve-isapi`),
+    /// so the device only shows it on its alertStream.
+    NotLinked,
 }
 
 /// The next thing the shell must do for a device.
@@ -146,6 +149,8 @@ pub struct Summary {
     pub stall_ms: u64,
     /// Largest lateness of a first send against the schedule.
     pub max_late_ms: u64,
+    /// Events generated but never pushed because their trigger is not linked to the center.
+    pub not_linked: u64,
 }
 
 impl Summary {
@@ -169,6 +174,7 @@ impl Summary {
         self.held = self.held.saturating_add(o.held);
         self.stall_ms = self.stall_ms.saturating_add(o.stall_ms);
         self.max_late_ms = self.max_late_ms.max(o.max_late_ms);
+        self.not_linked = self.not_linked.saturating_add(o.not_linked);
     }
 
     /// Readable multi-line summary.
@@ -186,7 +192,7 @@ impl Summary {
             "events {}  sent {}  answered 200: {}  other statuses: {}\n\
              unanswered (timeout) {}  closed without answer {}  connect failed {}\n\
              retries {}  delivered {}  given up {}  held behind a stuck event {}\n\
-             total stall {:.1} s  worst lateness {:.1} s\n",
+             total stall {:.1} s  worst lateness {:.1} s  not linked to the center {}\n",
             self.events,
             self.sent,
             self.answered_200,
@@ -199,7 +205,8 @@ impl Summary {
             self.given_up,
             self.held,
             self.stall_ms as f64 / 1000.0,
-            self.max_late_ms as f64 / 1000.0
+            self.max_late_ms as f64 / 1000.0,
+            self.not_linked
         )
     }
 }
@@ -292,6 +299,14 @@ impl DeviceMachine {
         }
     }
 
+    /// Give the post in progress the event kind its trigger decided (`--serve-isapi` picks the
+    /// event from the device's triggers, not from `--kind`).
+    pub fn retag(&mut self, kind: EventKind) {
+        if let Some(c) = &mut self.current {
+            c.planned.kind = kind;
+        }
+    }
+
     /// Report the outcome of the attempt returned by the last [`next`](Self::next), which ran
     /// from `started_ms` to `ended_ms`.
     pub fn record(
@@ -302,6 +317,22 @@ impl DeviceMachine {
     ) -> Option<AttemptRecord> {
         let mut c = self.current?;
         let s = &mut self.stats;
+        if outcome == Outcome::NotLinked {
+            // Nothing was sent, nothing waited: the next event is not held by this one.
+            s.not_linked = s.not_linked.saturating_add(1);
+            self.current = None;
+            return Some(AttemptRecord {
+                seq: c.planned.seq,
+                device: c.planned.device,
+                event_type: c.planned.kind.event_type(),
+                attempt: 0,
+                outcome,
+                started_ms,
+                elapsed_ms: 0,
+                late_ms: 0,
+                result: "not_linked",
+            });
+        }
         if outcome != Outcome::ConnectFailed {
             s.sent = s.sent.saturating_add(1);
         }
@@ -317,6 +348,7 @@ impl DeviceMachine {
             Outcome::Timeout => s.unanswered = s.unanswered.saturating_add(1),
             Outcome::Closed => s.closed_without_answer = s.closed_without_answer.saturating_add(1),
             Outcome::ConnectFailed => s.connect_failed = s.connect_failed.saturating_add(1),
+            Outcome::NotLinked => {}
         }
         let late_ms = 0;
         let result = if outcome == Outcome::Answered(200) {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod isapi;
 pub mod machine;
 pub mod push;
+pub mod triggers;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -20,9 +21,12 @@ use tokio::time::Instant;
 
 use crate::device::hosts::{ApiFormat, HostSlot};
 use crate::time::Timestamp;
-use events::{build_push, request_bytes, BodyFormat, DeviceIdentity, EventSpec, KindArg};
+use events::{
+    build_push, request_bytes_auth, BodyFormat, DeviceIdentity, EventKind, EventSpec, KindArg,
+};
 use machine::{AttemptRecord, DeviceMachine, Outcome, Schedule, Step, Summary, Timing};
-use push::{attempt, local_ip_towards, source_for, PushUrl};
+use push::{attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl};
+use triggers::{trigger_table, Trigger};
 
 /// `--isapi-format`: what the simulated device's configuration API speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,6 +35,31 @@ pub enum IsapiFormatArg {
     Xml,
     /// An access terminal: JSON only (`?format=json`).
     Json,
+}
+
+/// `--host-protocol`: alarm host slot 1's `protocolType` at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostProtocolArg {
+    Http,
+    Https,
+}
+
+/// `--host-format`: alarm host slot 1's `parameterFormatType` at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostFormatArg {
+    Xml,
+    Json,
+}
+
+/// `--host-auth`: alarm host slot 1's `httpAuthenticationMethod` at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostAuthArg {
+    /// `none`.
+    None,
+    /// `basic`.
+    Basic,
+    /// `MD5digest`.
+    Digest,
 }
 
 /// `alarmscope simulate` options.
@@ -49,9 +78,10 @@ pub struct SimulateArgs {
     /// Posts per second over all devices.
     #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
-    /// What to send.
-    #[arg(long, value_enum, default_value_t = KindArg::Mixed)]
-    pub kind: KindArg,
+    /// What to send (default mixed; with --serve-isapi and no --kind, the device's enabled
+    /// triggers take turns).
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
     /// Send each event this many times (activePostCount 1..N), as cameras repeat an active event.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,
@@ -88,6 +118,47 @@ pub struct SimulateArgs {
     /// Whether the simulated device's ISAPI speaks XML (camera) or JSON (access terminal).
     #[arg(long, value_enum, default_value_t = IsapiFormatArg::Xml)]
     pub isapi_format: IsapiFormatArg,
+    /// With --serve-isapi: the event types the device has enabled, each with a trigger per
+    /// channel (VMD, linedetection, fielddetection).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "VMD,linedetection,fielddetection"
+    )]
+    pub events: Vec<String>,
+    /// With --serve-isapi: event types whose triggers do not notify the surveillance center. The
+    /// device still generates them (they appear on its alertStream) but never pushes them.
+    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+    pub unlinked: Vec<String>,
+    /// With --serve-isapi: video channels (one trigger per event type and channel).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub channels: u32,
+    /// Each device generates one event every SECS (the same as --rate DEVICES/SECS).
+    #[arg(long, value_name = "SECS")]
+    pub generate_every: Option<f64>,
+    /// With --serve-isapi: seconds between the videoloss/inactive keep-alives on the alertStream.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub heartbeat: f64,
+    /// With --serve-isapi: answer 403 (lowPrivilege) to the configuration calls (httpHosts,
+    /// triggers), as recorders do for an operator account.
+    #[arg(long)]
+    pub forbid_config: bool,
+    /// With --serve-isapi: alarm host slot 1's protocolType at start (HTTPS pushes fail: the
+    /// simulator has no TLS client).
+    #[arg(long, value_enum)]
+    pub host_protocol: Option<HostProtocolArg>,
+    /// With --serve-isapi: alarm host slot 1's parameterFormatType at start.
+    #[arg(long, value_enum)]
+    pub host_format: Option<HostFormatArg>,
+    /// With --serve-isapi: alarm host slot 1's httpAuthenticationMethod at start.
+    #[arg(long, value_enum)]
+    pub host_auth: Option<HostAuthArg>,
+    /// With --serve-isapi: alarm host slot 1's userName at start.
+    #[arg(long)]
+    pub host_user: Option<String>,
+    /// With --serve-isapi: alarm host slot 1's password at start.
+    #[arg(long, env = "ALARMSCOPE_SIM_HOST_PASSWORD", hide_env_values = true)]
+    pub host_password: Option<String>,
 }
 
 fn secs_ms(s: f64) -> u64 {
@@ -125,10 +196,22 @@ fn slot_url(slot: &HostSlot) -> Result<PushUrl, String> {
     })
 }
 
+/// Where and how the next push goes.
+struct Route {
+    url: Result<PushUrl, String>,
+    /// The slot's body format for camera events (None: the schedule's).
+    format: Option<BodyFormat>,
+    auth: PushAuth,
+}
+
 impl Target {
-    fn current(&self) -> Option<(Result<PushUrl, String>, Option<BodyFormat>)> {
+    fn current(&self) -> Option<Route> {
         match self {
-            Target::Fixed(u) => Some((Ok(u.clone()), None)),
+            Target::Fixed(u) => Some(Route {
+                url: Ok(u.clone()),
+                format: None,
+                auth: PushAuth::None,
+            }),
             Target::Isapi(dev) => {
                 let slot = dev.active_host()?;
                 let fmt = if slot.format.eq_ignore_ascii_case("JSON") {
@@ -136,10 +219,96 @@ impl Target {
                 } else {
                     BodyFormat::Xml
                 };
-                Some((slot_url(&slot), Some(fmt)))
+                Some(Route {
+                    url: slot_url(&slot),
+                    format: Some(fmt),
+                    auth: PushAuth::from_slot(
+                        &slot.auth,
+                        &slot.user_name,
+                        &dev.slot_password(&slot.id),
+                    ),
+                })
             }
         }
     }
+}
+
+/// What the device decided for one generated event: which trigger fired and whether it is
+/// pushed. Made once per event, shared by the stream publisher and the pusher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Decision {
+    kind: EventKind,
+    channel: Option<u32>,
+    linked: bool,
+}
+
+/// The decisions of one device, by post number (bounded: old ones are dropped).
+type Decisions = Arc<Mutex<std::collections::BTreeMap<u64, Decision>>>;
+
+fn is_camera(k: EventKind) -> bool {
+    matches!(
+        k,
+        EventKind::Vmd
+            | EventKind::LineDetection
+            | EventKind::FieldDetection
+            | EventKind::PeopleCounting
+    )
+}
+
+/// Decide event `seq` (the device's `nth`) from the triggers: with `trigger_driven` the enabled
+/// triggers take turns; otherwise the planned kind fires its channel-1 trigger if it has one.
+fn decide(
+    memo: &Decisions,
+    triggers: &[Trigger],
+    trigger_driven: bool,
+    seq: u64,
+    nth: u64,
+    planned: EventKind,
+) -> Decision {
+    let Ok(mut m) = memo.lock() else {
+        return Decision {
+            kind: planned,
+            channel: None,
+            linked: true,
+        };
+    };
+    if let Some(d) = m.get(&seq) {
+        return *d;
+    }
+    let usable: Vec<&Trigger> = triggers.iter().filter(|t| t.kind().is_some()).collect();
+    let d = if trigger_driven && !usable.is_empty() {
+        let t = usable
+            .get((nth % usable.len() as u64) as usize)
+            .copied()
+            .or(usable.first().copied());
+        match t {
+            Some(t) => Decision {
+                kind: t.kind().unwrap_or(planned),
+                channel: Some(t.channel),
+                linked: t.center,
+            },
+            None => Decision {
+                kind: planned,
+                channel: None,
+                linked: true,
+            },
+        }
+    } else {
+        let t = usable
+            .iter()
+            .find(|t| t.kind() == Some(planned) && t.channel == 1);
+        Decision {
+            kind: planned,
+            channel: t.map(|t| t.channel),
+            linked: t.is_none_or(|t| t.center),
+        }
+    };
+    m.insert(seq, d);
+    let keep = seq.saturating_sub(4096);
+    while m.first_key_value().is_some_and(|(k, _)| *k < keep) {
+        m.pop_first();
+    }
+    d
 }
 
 async fn resolve(url: &PushUrl) -> Option<SocketAddr> {
@@ -159,6 +328,35 @@ fn now_ts() -> Timestamp {
     Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// Apply the `--host-*` options to alarm host slot 1.
+fn configure_slot(s: &mut HostSlot, a: &SimulateArgs) {
+    if let Some(p) = a.host_protocol {
+        s.protocol = match p {
+            HostProtocolArg::Http => "HTTP",
+            HostProtocolArg::Https => "HTTPS",
+        }
+        .into();
+    }
+    if let Some(f) = a.host_format {
+        s.format = match f {
+            HostFormatArg::Xml => "XML",
+            HostFormatArg::Json => "JSON",
+        }
+        .into();
+    }
+    if let Some(m) = a.host_auth {
+        s.auth = match m {
+            HostAuthArg::None => "none",
+            HostAuthArg::Basic => "basic",
+            HostAuthArg::Digest => "MD5digest",
+        }
+        .into();
+    }
+    if let Some(u) = &a.host_user {
+        s.user_name = u.clone();
+    }
+}
+
 /// Output of the run: attempt records and warnings, printed by the caller's sink.
 pub enum Report<'a> {
     Attempt(&'a AttemptRecord, &'a str),
@@ -167,6 +365,40 @@ pub enum Report<'a> {
 
 type Sink = Arc<dyn Fn(Report<'_>) + Send + Sync>;
 
+/// The device side shared by a device's pusher and its event generator (`--serve-isapi`).
+#[derive(Clone)]
+struct DeviceSide {
+    dev: Arc<isapi::IsapiDevice>,
+    memo: Decisions,
+    /// No `--kind`: the triggers choose the events.
+    trigger_driven: bool,
+    /// Wall clock at the schedule's start: an event's `dateTime` is when it was due, however
+    /// late its push.
+    start_wall: Timestamp,
+}
+
+impl DeviceSide {
+    fn decide(&self, schedule: &Schedule, p: &machine::Planned) -> Decision {
+        let nth = p.seq / u64::from(schedule.devices.max(1));
+        decide(
+            &self.memo,
+            &self.dev.triggers(),
+            self.trigger_driven,
+            p.seq,
+            nth,
+            p.kind,
+        )
+    }
+
+    fn event_time(&self, due_ms: u64) -> Timestamp {
+        Timestamp(
+            self.start_wall
+                .0
+                .saturating_add(i64::try_from(due_ms).unwrap_or(i64::MAX / 2) * 1_000_000),
+        )
+    }
+}
+
 /// Everything one device task needs.
 struct DeviceRun {
     index: u32,
@@ -174,9 +406,40 @@ struct DeviceRun {
     timing: Timing,
     quirks: bool,
     target: Target,
+    side: Option<DeviceSide>,
     totals: Arc<Mutex<Summary>>,
     sink: Sink,
     start: Instant,
+}
+
+/// `--serve-isapi`: put every event of device `index` on the alertStream when it happens,
+/// pushed or not, as the device's own event stream shows them.
+async fn generate_events(index: u32, schedule: Schedule, side: DeviceSide, start: Instant) {
+    let devices = u64::from(schedule.devices.max(1));
+    let id = DeviceIdentity::new(index, side.dev.identity.ip);
+    let mut nth = 0u64;
+    loop {
+        let seq = nth.saturating_mul(devices).saturating_add(u64::from(index));
+        let Some(p) = schedule.planned(seq) else {
+            return;
+        };
+        tokio::time::sleep_until(start + Duration::from_millis(p.due_ms)).await;
+        let d = side.decide(&schedule, &p);
+        if is_camera(d.kind) {
+            let spec = EventSpec {
+                kind: d.kind,
+                format: BodyFormat::Xml,
+                seq: p.seq,
+                active_post_count: p.active_post_count,
+                quirks: false,
+                channel: d.channel,
+            };
+            let push = build_push(&id, &spec, side.event_time(p.due_ms));
+            side.dev
+                .publish("application/xml; charset=\"UTF-8\"", push.body);
+        }
+        nth = nth.saturating_add(1);
+    }
 }
 
 async fn run_device(r: DeviceRun) {
@@ -186,6 +449,7 @@ async fn run_device(r: DeviceRun) {
         timing,
         quirks,
         target,
+        side,
         totals,
         sink,
         start,
@@ -202,21 +466,38 @@ async fn run_device(r: DeviceRun) {
                 tokio::time::sleep_until(start + Duration::from_millis(t)).await;
             }
             Step::Send {
-                planned,
+                mut planned,
                 attempt: _,
             } => {
                 let begun = Instant::now();
                 let started_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let (outcome, to) = match target.current() {
+                let decision = side.as_ref().map(|s| s.decide(&schedule, &planned));
+                if let Some(d) = decision {
+                    planned.kind = d.kind;
+                    m.retag(d.kind);
+                }
+                let route = if decision.is_some_and(|d| !d.linked) {
+                    None
+                } else {
+                    target.current()
+                };
+                let (outcome, to) = match route {
+                    None if decision.is_some_and(|d| !d.linked) => {
+                        (Outcome::NotLinked, String::new())
+                    }
                     None => (Outcome::ConnectFailed, "(no host configured)".to_string()),
-                    Some((Err(e), _)) => {
+                    Some(Route { url: Err(e), .. }) => {
                         if !warned {
                             sink(Report::Warning(format!("device {index}: {e}")));
                             warned = true;
                         }
                         (Outcome::ConnectFailed, String::new())
                     }
-                    Some((Ok(url), fmt)) => match resolve(&url).await {
+                    Some(Route {
+                        url: Ok(url),
+                        format: fmt,
+                        auth,
+                    }) => match resolve(&url).await {
                         None => {
                             if !warned {
                                 sink(Report::Warning(format!(
@@ -234,13 +515,7 @@ async fn run_device(r: DeviceRun) {
                                 .unwrap_or(addr.ip());
                             let id = DeviceIdentity::new(index, reported);
                             let format = match (planned.kind, fmt) {
-                                (
-                                    events::EventKind::Vmd
-                                    | events::EventKind::LineDetection
-                                    | events::EventKind::FieldDetection
-                                    | events::EventKind::PeopleCounting,
-                                    Some(f),
-                                ) => f,
+                                (k, Some(f)) if is_camera(k) => f,
                                 _ => planned.format,
                             };
                             let spec = EventSpec {
@@ -249,21 +524,31 @@ async fn run_device(r: DeviceRun) {
                                 seq: planned.seq,
                                 active_post_count: planned.active_post_count,
                                 quirks,
+                                channel: decision.and_then(|d| d.channel),
                             };
-                            let at = now_ts();
+                            let at = match &side {
+                                Some(s) => s.event_time(planned.due_ms),
+                                None => now_ts(),
+                            };
                             let p = match cached.take() {
                                 Some((seq, p)) if seq == planned.seq => p,
                                 _ => build_push(&id, &spec, at),
                             };
-                            let req = request_bytes(&url.host_header(), &url.path, &p, at);
-                            cached = Some((planned.seq, p));
-                            let o = attempt(
+                            let sent_at = now_ts();
+                            let host = url.host_header();
+                            let build = |a: Option<&str>| {
+                                request_bytes_auth(&host, &url.path, &p, sent_at, a)
+                            };
+                            let o = attempt_auth(
                                 addr,
                                 source,
-                                &req,
+                                &url.path,
+                                &build,
+                                &auth,
                                 Duration::from_millis(timing.timeout_ms),
                             )
                             .await;
+                            cached = Some((planned.seq, p));
                             (o, format!("http://{}{}", url.host_header(), url.path))
                         }
                     },
@@ -296,6 +581,7 @@ fn print_line(out: &mut impl Write, json: bool, r: Report<'_>) {
                     Outcome::Timeout => "no answer (timeout)".into(),
                     Outcome::Closed => "closed without answer".into(),
                     Outcome::ConnectFailed => "connect failed".into(),
+                    Outcome::NotLinked => "not pushed (not linked to the center)".into(),
                 };
                 let retry = if rec.attempt > 0 {
                     format!(" retry {}", rec.attempt)
@@ -358,11 +644,16 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
     } else {
         Some(10)
     });
+    let rate = match a.generate_every {
+        Some(every) if every.is_finite() && every > 0.0 => f64::from(a.devices) / every,
+        Some(_) => anyhow::bail!("--generate-every must be a positive number of seconds"),
+        None => a.rate,
+    };
     let schedule = Schedule {
         count,
         devices: a.devices,
-        rate: a.rate,
-        kind: a.kind,
+        rate,
+        kind: a.kind.unwrap_or(KindArg::Mixed),
         repeat: a.repeat,
     };
     let timing = Timing {
@@ -374,6 +665,7 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
     let sink: Sink = Arc::new(move |r| print_line(&mut std::io::stdout().lock(), json, r));
 
     let mut server = None;
+    let mut side = None;
     let target = if let Some(addr) = &a.serve_isapi {
         let api = if a.isapi_format == IsapiFormatArg::Json {
             ApiFormat::Json
@@ -384,15 +676,16 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
             0,
             "127.0.0.1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1])),
         );
-        let dev = Arc::new(isapi::IsapiDevice::new(
-            &a.isapi_user,
-            &a.isapi_password,
-            api,
-            &ident.serial,
-        ));
-        if let Some(u) = &fixed {
-            let mut slots = dev.hosts();
-            if let Some(s) = slots.first_mut() {
+        let mut dev = isapi::IsapiDevice::new(&a.isapi_user, &a.isapi_password, api, ident);
+        dev.forbid_config = a.forbid_config;
+        dev.heartbeat = Duration::from_millis(secs_ms(a.heartbeat).max(100));
+        dev.set_triggers(
+            trigger_table(&a.events, &a.unlinked, a.channels)
+                .map_err(|e| anyhow::anyhow!("--events/--unlinked: {e}"))?,
+        );
+        let mut slots = dev.hosts();
+        if let Some(s) = slots.first_mut() {
+            if let Some(u) = &fixed {
                 let change = crate::device::hosts::SlotChange {
                     address: Some(u.host.clone()),
                     port: Some(u.port),
@@ -401,8 +694,13 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
                 };
                 change.apply(s);
             }
-            dev.set_hosts(slots);
+            configure_slot(s, &a);
+            if let Some(pw) = &a.host_password {
+                dev.set_slot_password(&s.id, pw);
+            }
         }
+        dev.set_hosts(slots);
+        let dev = Arc::new(dev);
         let listener = tokio::net::TcpListener::bind(addr.as_str())
             .await
             .map_err(|e| anyhow::anyhow!("--serve-isapi {addr}: {e}"))?;
@@ -413,7 +711,10 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
         );
         let tester: isapi::TestPusher = {
             let quirks = a.quirks;
+            let dev = dev.clone();
             Arc::new(move |slot: HostSlot| {
+                let auth =
+                    PushAuth::from_slot(&slot.auth, &slot.user_name, &dev.slot_password(&slot.id));
                 Box::pin(async move {
                     let url = match slot_url(&slot) {
                         Ok(u) if !slot.is_unused() => u,
@@ -440,15 +741,23 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
                         seq: 0,
                         active_post_count: 1,
                         quirks,
+                        channel: None,
                     };
                     let at = now_ts();
-                    let req = request_bytes(
-                        &url.host_header(),
+                    let push = build_push(&id, &spec, at);
+                    let host = url.host_header();
+                    let build =
+                        |a: Option<&str>| request_bytes_auth(&host, &url.path, &push, at, a);
+                    match attempt_auth(
+                        addr,
+                        source,
                         &url.path,
-                        &build_push(&id, &spec, at),
-                        at,
-                    );
-                    match attempt(addr, source, &req, Duration::from_secs(5)).await {
+                        &build,
+                        &auth,
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    {
                         Outcome::Answered(200) => None,
                         Outcome::ConnectFailed => Some("connect server fail".to_string()),
                         _ => Some("server response fail".to_string()),
@@ -457,6 +766,12 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
             })
         };
         server = Some(tokio::spawn(isapi::serve(listener, dev.clone(), tester)));
+        side = Some(DeviceSide {
+            dev: dev.clone(),
+            memo: Arc::default(),
+            trigger_driven: a.kind.is_none(),
+            start_wall: now_ts(),
+        });
         Target::Isapi(dev)
     } else {
         match fixed {
@@ -478,18 +793,32 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
     }
 
     let start = Instant::now();
+    let mut generators = Vec::new();
+    if let Some(sd) = &mut side {
+        sd.start_wall = now_ts();
+        sd.memo = Arc::default();
+    }
     let totals: Vec<Arc<Mutex<Summary>>> = (0..a.devices)
         .map(|_| Arc::new(Mutex::new(Summary::default())))
         .collect();
     let mut tasks = Vec::new();
     for (i, t) in totals.iter().enumerate() {
         let index = u32::try_from(i).unwrap_or(u32::MAX);
+        if let Some(sd) = &side {
+            generators.push(tokio::spawn(generate_events(
+                index,
+                schedule,
+                sd.clone(),
+                start,
+            )));
+        }
         tasks.push(tokio::spawn(run_device(DeviceRun {
             index,
             schedule,
             timing,
             quirks: a.quirks,
             target: target.clone(),
+            side: side.clone(),
             totals: t.clone(),
             sink: sink.clone(),
             start,
@@ -502,6 +831,9 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
     };
     if let Some(s) = server {
         s.abort();
+    }
+    for g in generators {
+        g.abort();
     }
     let mut sum = Summary::default();
     for t in &totals {

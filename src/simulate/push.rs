@@ -134,6 +134,17 @@ pub fn answer_status(buf: &[u8]) -> AnswerHead {
     }
 }
 
+/// The `WWW-Authenticate` value of a complete answer head, if any.
+pub fn www_authenticate(buf: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    resp.parse(buf).ok()?;
+    resp.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("www-authenticate"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+}
+
 /// One attempt: new connection, send `request`, wait for the answer head until `timeout` after
 /// the start. The connection is closed afterwards, as most devices do.
 pub async fn attempt(
@@ -142,36 +153,121 @@ pub async fn attempt(
     request: &[u8],
     timeout: Duration,
 ) -> Outcome {
+    exchange(target, source, request, timeout).await.0
+}
+
+/// [`attempt`], also returning the answer's `WWW-Authenticate` challenge.
+async fn exchange(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    request: &[u8],
+    timeout: Duration,
+) -> (Outcome, Option<String>) {
     let deadline = Instant::now() + timeout;
     let mut stream = match timeout_at(deadline, connect(target, source)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(_)) | Err(_) => return Outcome::ConnectFailed,
+        Ok(Err(_)) | Err(_) => return (Outcome::ConnectFailed, None),
     };
     let _ = stream.set_nodelay(true);
     match timeout_at(deadline, stream.write_all(request)).await {
         Ok(Ok(())) => {}
-        Ok(Err(_)) => return Outcome::Closed,
-        Err(_) => return Outcome::Timeout,
+        Ok(Err(_)) => return (Outcome::Closed, None),
+        Err(_) => return (Outcome::Timeout, None),
     }
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
         match timeout_at(deadline, stream.read(&mut chunk)).await {
-            Err(_) => return Outcome::Timeout,
+            Err(_) => return (Outcome::Timeout, None),
             Ok(Err(_)) | Ok(Ok(0)) => {
                 // Closed or reset; a complete status line before that still counts.
                 return match answer_status(&buf) {
-                    AnswerHead::Status(code) => Outcome::Answered(code),
-                    _ => Outcome::Closed,
+                    AnswerHead::Status(code) => (Outcome::Answered(code), www_authenticate(&buf)),
+                    _ => (Outcome::Closed, None),
                 };
             }
             Ok(Ok(n)) => {
                 buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                 match answer_status(&buf) {
-                    AnswerHead::Status(code) => return Outcome::Answered(code),
+                    AnswerHead::Status(code) => {
+                        return (Outcome::Answered(code), www_authenticate(&buf))
+                    }
                     AnswerHead::Partial if buf.len() < 65_536 => {}
-                    _ => return Outcome::Closed,
+                    _ => return (Outcome::Closed, None),
                 }
+            }
+        }
+    }
+}
+
+/// How pushes authenticate to the alarm server: the host slot's `httpAuthenticationMethod` with
+/// its `userName` and `password`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushAuth {
+    /// `none`: no `Authorization` header.
+    None,
+    /// `basic`: `Authorization: Basic` on every push.
+    Basic { user: String, password: String },
+    /// `MD5digest`: push, and on a 401 digest challenge push again with the answer.
+    Digest { user: String, password: String },
+}
+
+impl PushAuth {
+    /// From a slot's `httpAuthenticationMethod` (case-insensitive; unknown methods send none).
+    pub fn from_slot(method: &str, user: &str, password: &str) -> PushAuth {
+        let (user, password) = (user.to_string(), password.to_string());
+        match method.to_ascii_lowercase().as_str() {
+            "md5digest" | "digest" => PushAuth::Digest { user, password },
+            "basic" | "base64" => PushAuth::Basic { user, password },
+            _ => PushAuth::None,
+        }
+    }
+}
+
+/// `Basic` credentials header value.
+pub fn basic_value(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// One push with the slot's authentication: `build` makes the request with or without an
+/// `Authorization` value; a digest slot answers a 401 challenge once, on a new connection, and
+/// the outcome is that second answer (a device that is refused again gives up the attempt).
+pub async fn attempt_auth(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    uri: &str,
+    build: &(dyn Fn(Option<&str>) -> Vec<u8> + Sync),
+    auth: &PushAuth,
+    timeout: Duration,
+) -> Outcome {
+    match auth {
+        PushAuth::None => attempt(target, source, &build(None), timeout).await,
+        PushAuth::Basic { user, password } => {
+            let v = basic_value(user, password);
+            attempt(target, source, &build(Some(&v)), timeout).await
+        }
+        PushAuth::Digest { user, password } => {
+            let (o, www) = exchange(target, source, &build(None), timeout).await;
+            let Some(www) = www.filter(|_| o == Outcome::Answered(401)) else {
+                return o;
+            };
+            let Ok(mut prompt) = digest_auth::WwwAuthenticateHeader::parse(&www) else {
+                return o;
+            };
+            let ctx = digest_auth::AuthContext::new_with_method(
+                user.as_str(),
+                password.as_str(),
+                uri,
+                None::<&[u8]>,
+                digest_auth::HttpMethod::POST,
+            );
+            match prompt.respond(&ctx) {
+                Ok(h) => attempt(target, source, &build(Some(&h.to_string())), timeout).await,
+                Err(_) => o,
             }
         }
     }

@@ -179,6 +179,7 @@ pub fn exchange(at: f64, path: &str, status: Option<u16>, hash: u64) -> Exchange
         parts: vec![],
         retry_of: None,
         injected_fault: None,
+        auth: None,
         body_kind: "xml",
         body_error: None,
         body_hash: hash,
