@@ -25,6 +25,9 @@ pub enum Command {
     Sniff(SniffArgs),
     /// Read or change a device's alarm hosts over ISAPI (digest authentication).
     Device(crate::device::DeviceArgs),
+    /// Walk the whole chain for one device (reachable, alarm hosts, event linkage, live proof)
+    /// and show where its events are lost.
+    Doctor(crate::doctor::DoctorArgs),
     /// Behave like devices: push events, retry and stall like them, optionally serve ISAPI.
     Simulate(crate::simulate::SimulateArgs),
     /// Be the alarm server: store every pushed event durably, answer 200 OK (or fail on purpose).
@@ -101,6 +104,7 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Replay(a) => run_replay(a),
         Command::Sniff(a) => run_sniff(a),
         Command::Device(a) => crate::device::run(a),
+        Command::Doctor(a) => crate::doctor::run(a),
         Command::Simulate(a) => crate::simulate::run(a),
         Command::Listen(a) => crate::listen::cli::run(a),
         Command::Store(a) => crate::store::cli::run(a),

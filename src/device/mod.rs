@@ -6,6 +6,7 @@
 pub mod client;
 pub mod info;
 pub mod triggers;
+pub mod watch;
 pub mod hosts;
 
 use std::io::{IsTerminal, Write};
@@ -135,7 +136,8 @@ pub const TRIGGER_HELP: &str = "To make the device send a real event instead: li
 (walk in front of the camera, close an alarm input, swipe a card on an access terminal). Watch the result with \
 `alarmscope listen` or `alarmscope sniff`.";
 
-fn read_password(user: &str, device: &str) -> anyhow::Result<String> {
+/// Ask for the password on the terminal (no echo), or read a line when stdin is no terminal.
+pub(crate) fn read_password(user: &str, device: &str) -> anyhow::Result<String> {
     use crossterm::event::{read, Event, KeyCode, KeyEventKind, KeyModifiers};
     eprint!("Password for {user} on {device}: ");
     let _ = std::io::stderr().flush();
@@ -188,7 +190,7 @@ fn connect(c: &ConnArgs) -> anyhow::Result<IsapiClient> {
     )?)
 }
 
-fn with_json(path: &str) -> String {
+pub(crate) fn with_json(path: &str) -> String {
     format!("{path}?format=json")
 }
 
@@ -208,7 +210,7 @@ fn is_final(e: &DeviceError) -> bool {
 
 /// GET a document in the format the device speaks; returns the answer, its format and the target
 /// used (to PUT back to the same place).
-fn fetch(
+pub(crate) fn fetch(
     client: &mut IsapiClient,
     api: ApiArg,
     path: &str,

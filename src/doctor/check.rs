@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::device::info::DeviceInfo;
+use crate::model::AuthCheck;
 
 /// The four steps, in the order doctor runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -262,7 +263,12 @@ pub enum Finding {
     },
     LatePushes { pushes: Vec<LatePush>, limit_ms: u64 },
     /// Pushes arrived and the server did not answer 200 (credentials refused ...).
-    PushesRejected { count: usize, status: u16 },
+    PushesRejected {
+        count: usize,
+        status: u16,
+        /// What the listener's credential check found, when it checks.
+        auth: Option<AuthCheck>,
+    },
     /// The device generated no event during the watch.
     NothingGenerated { secs: u64, keepalives: u64 },
 }
@@ -371,6 +377,8 @@ impl Finding {
             NeverPushed { unlinked, .. } if !unlinked.is_empty() => format!("link {} to \"Notify Surveillance Center\"; for the others check the arming schedule and the slot", unlinked.join(", ")),
             NeverPushed { .. } => "check the arming schedule (Event > Linkage > Arming Schedule), the slot and that the server answers 200 OK at once (a slow or missing answer makes devices hold later events)".into(),
             LatePushes { .. } => "a slow server answer makes devices queue events: the server must answer 200 OK at once; check the network between device and server".into(),
+            PushesRejected { auth: Some(AuthCheck::Missing), .. } => "the device sends no credentials: set the slot's authentication, user name and password to the server's".into(),
+            PushesRejected { auth: Some(AuthCheck::WrongScheme), .. } => "the slot's authentication method is not the server's: change httpAuthenticationMethod (basic / MD5digest)".into(),
             PushesRejected { status: 401, .. } => "the server refuses the device's credentials: set the slot's user name and password to the server's".into(),
             PushesRejected { .. } => "the server must answer 200 OK to every push".into(),
             NothingGenerated { .. } => "trigger an event during the watch (walk past the camera, close an alarm input) or watch longer with --watch SECS".into(),
@@ -463,7 +471,13 @@ impl std::fmt::Display for Finding {
                 let items: Vec<String> = pushes.iter().map(|p| format!("{} +{}", p.event, ms(p.late_ms))).collect();
                 write!(f, "{} push(es) arrived more than {} after the event: {}", pushes.len(), ms(*limit_ms), list(&items, 8))
             }
-            PushesRejected { count, status } => write!(f, "{count} push(es) arrived and were answered {status}, not 200"),
+            PushesRejected { count, status, auth } => {
+                write!(f, "{count} generated event(s) arrived only as pushes answered {status}, not 200")?;
+                match auth {
+                    Some(a) => write!(f, " ({a})"),
+                    None => Ok(()),
+                }
+            }
             NothingGenerated { secs, keepalives } => write!(f, "the device generated no event in {secs} s ({keepalives} keep-alives)"),
         }
     }

@@ -3,6 +3,7 @@
 
 use super::check::{EventRef, Finding, LatePush, Scheme, TriggerRef};
 use crate::device::hosts::HostSlot;
+use crate::model::AuthCheck;
 use crate::device::triggers::EventTrigger;
 
 /// What the server the slots should point at is known to be (from `--listen` or `--server`).
@@ -286,8 +287,10 @@ pub struct Seen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
     pub seen: Seen,
-    /// The listener's answer (200 unless the server refused it).
+    /// The listener's answer (200 unless it refused the push).
     pub status: u16,
+    /// What the listener's credential check found (`--listen-auth`).
+    pub auth: Option<AuthCheck>,
 }
 
 /// How far apart (ms) a push and an event without matching dateTimes may be to be paired.
@@ -300,9 +303,39 @@ fn same(a: &Option<String>, b: &Option<String>) -> bool {
     }
 }
 
-/// Step 4: every generated event against the pushes that arrived. A push is paired with the
-/// generated event of the same type, channel and dateTime (or, lacking dateTimes, the nearest
-/// in time of the same type, channel and state). `unlinked`: event types whose triggers do not
+/// The push paired with `g` among those `usable`: same type, channel and dateTime; or, when
+/// either lacks a dateTime, the nearest in time of the same type, channel and state.
+fn pair(g: &Seen, pushes: &[Pushed], usable: &dyn Fn(usize) -> bool) -> Option<usize> {
+    let kin = |p: &Pushed| {
+        p.seen.event.event_type.eq_ignore_ascii_case(&g.event.event_type)
+            && same(&p.seen.event.channel, &g.event.channel)
+    };
+    let exact = pushes.iter().enumerate().position(|(i, p)| {
+        usable(i)
+            && kin(p)
+            && p.seen.event.date_time.is_some()
+            && p.seen.event.date_time == g.event.date_time
+    });
+    exact.or_else(|| {
+        pushes
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                usable(*i)
+                    && kin(p)
+                    && same(&p.seen.state, &g.state)
+                    && (p.seen.event.date_time.is_none() || g.event.date_time.is_none())
+                    && p.seen.at_ms.abs_diff(g.at_ms) <= PAIR_WINDOW_MS
+            })
+            .min_by_key(|(_, p)| p.seen.at_ms.abs_diff(g.at_ms))
+            .map(|(i, _)| i)
+    })
+}
+
+/// Step 4: every generated event against the pushes that arrived. Each generated event is
+/// paired with an accepted push of it (see [`pair`]); failing that, with a refused one (the
+/// device sent it, the server refused it: the digest challenge round's first request is such
+/// a refusal, so accepted pushes are preferred). `unlinked`: event types whose triggers do not
 /// notify the center (step 3).
 pub fn compare(
     generated: &[Seen],
@@ -315,63 +348,48 @@ pub fn compare(
     let mut used = vec![false; pushes.len()];
     let mut never = Vec::new();
     let mut late = Vec::new();
+    let mut refused: Vec<&Pushed> = Vec::new();
     let mut max_late = 0u64;
     for g in generated {
-        let exact = pushes.iter().enumerate().position(|(i, p)| {
-            !used.get(i).copied().unwrap_or(true)
-                && p.seen.event.event_type.eq_ignore_ascii_case(&g.event.event_type)
-                && same(&p.seen.event.channel, &g.event.channel)
-                && p.seen.event.date_time.is_some()
-                && p.seen.event.date_time == g.event.date_time
+        let free = |i: usize| !used.get(i).copied().unwrap_or(true);
+        let accepted = pair(g, pushes, &|i| {
+            free(i) && pushes.get(i).is_some_and(|p| p.status == 200)
         });
-        let near = || {
-            pushes
-                .iter()
-                .enumerate()
-                .filter(|(i, p)| {
-                    !used.get(*i).copied().unwrap_or(true)
-                        && p.seen.event.event_type.eq_ignore_ascii_case(&g.event.event_type)
-                        && same(&p.seen.event.channel, &g.event.channel)
-                        && same(&p.seen.state, &g.state)
-                        && (p.seen.event.date_time.is_none() || g.event.date_time.is_none())
-                        && p.seen.at_ms.abs_diff(g.at_ms) <= PAIR_WINDOW_MS
-                })
-                .min_by_key(|(_, p)| p.seen.at_ms.abs_diff(g.at_ms))
-                .map(|(i, _)| i)
+        let Some(i) = accepted.or_else(|| pair(g, pushes, &free)) else {
+            never.push(g.event.clone());
+            continue;
         };
-        match exact.or_else(near) {
-            Some(i) => {
-                if let Some(u) = used.get_mut(i) {
-                    *u = true;
-                }
-                let lateness = pushes
-                    .get(i)
-                    .map_or(0, |p| p.seen.at_ms.saturating_sub(g.at_ms));
-                max_late = max_late.max(lateness);
-                if lateness > late_limit_ms {
-                    late.push(LatePush {
-                        event: g.event.clone(),
-                        late_ms: lateness,
-                    });
-                }
-            }
-            None => never.push(g.event.clone()),
+        if let Some(u) = used.get_mut(i) {
+            *u = true;
+        }
+        let Some(p) = pushes.get(i) else { continue };
+        if p.status != 200 {
+            refused.push(p);
+            continue;
+        }
+        let lateness = p.seen.at_ms.saturating_sub(g.at_ms);
+        max_late = max_late.max(lateness);
+        if lateness > late_limit_ms {
+            late.push(LatePush {
+                event: g.event.clone(),
+                late_ms: lateness,
+            });
         }
     }
     let mut out = Vec::new();
-    let rejected: Vec<&Pushed> = pushes.iter().filter(|p| p.status != 200).collect();
-    if let Some(first) = rejected.first() {
-        out.push(Finding::PushesRejected {
-            count: rejected.len(),
-            status: first.status,
-        });
-    }
     if generated.is_empty() {
         out.push(Finding::NothingGenerated {
             secs: watch_secs,
             keepalives,
         });
         return out;
+    }
+    if let Some(first) = refused.first() {
+        out.push(Finding::PushesRejected {
+            count: refused.len(),
+            status: first.status,
+            auth: first.auth,
+        });
     }
     if !never.is_empty() {
         let mut types: Vec<String> = Vec::new();
@@ -394,7 +412,7 @@ pub fn compare(
             limit_ms: late_limit_ms,
         });
     }
-    if never.is_empty() && out.iter().all(|f| !matches!(f, Finding::LatePushes { .. })) {
+    if out.is_empty() {
         out.push(Finding::AllPushed {
             events: generated.len(),
             max_late_ms: max_late,
@@ -542,6 +560,7 @@ mod tests {
         Pushed {
             seen: seen(ty, t, at),
             status,
+            auth: (status == 401).then_some(AuthCheck::WrongCredentials),
         }
     }
 
@@ -580,10 +599,14 @@ mod tests {
         let p = vec![pushed("VMD", "other", 1000, 200)];
         let f = compare(&g[..1], &p, 2000, 0, 30, &[]);
         assert_eq!(kinds(&f), vec!["never_pushed"]);
-        // Refused pushes arrived, but are named.
+        // Refused pushes arrived, but are named; a refusal followed by an accepted push of the
+        // same event (the digest round) is no refusal.
         let p = vec![pushed("VMD", "t1", 1100, 401)];
         let f = compare(&g[..1], &p, 2000, 0, 30, &[]);
-        assert_eq!(kinds(&f), vec!["pushes_rejected", "all_pushed"]);
+        assert_eq!(kinds(&f), vec!["pushes_rejected"]);
+        let p = vec![pushed("VMD", "t1", 1100, 401), pushed("VMD", "t1", 1150, 200)];
+        let f = compare(&g[..1], &p, 2000, 0, 30, &[]);
+        assert_eq!(kinds(&f), vec!["all_pushed"]);
         assert_eq!(kinds(&compare(&[], &[], 2000, 3, 30, &[])), vec!["nothing_generated"]);
     }
 

@@ -1,3 +1,442 @@
 //! `alarmscope doctor`: walk the whole chain for one device and show where its events are lost.
+//!
+//! Four steps, each a list of [`check::Check`]s printed as they are made: (1) the device answers
+//! ISAPI, who it is, credentials and permissions; (2) the alarm host slots and what answers at
+//! their address from here; (3) which event triggers notify the surveillance center; (4) with
+//! `--listen`, a temporary listener, the device's host test, and the device's own alertStream
+//! watched against the pushes that arrive.
+//!
+//! The judgments are pure ([`judge`]); this module, [`probe`] and [`live`] are the shell (HTTP
+//! to the device, TCP/TLS probes, the listener and the stream thread).
+
 pub mod check;
 pub mod judge;
+pub mod live;
+pub mod probe;
+pub mod render;
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::device::client::{DeviceError, IsapiClient};
+use crate::device::hosts::{parse_host_list, HostSlot};
+use crate::device::info::parse_device_info;
+use crate::device::triggers::parse_triggers;
+use crate::device::{fetch, ApiArg};
+use check::{Check, Finding, Scheme, Step};
+use judge::{judge_slot, judge_triggers, slots_to_judge, Expected};
+use render::Reporter;
+
+const HOSTS: &str = "/ISAPI/Event/notification/httpHosts";
+const TRIGGERS: &str = "/ISAPI/Event/triggers";
+const DEVICE_INFO: &str = "/ISAPI/System/deviceInfo";
+
+/// What the alarm server parses, for `--server-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatExpect {
+    #[value(name = "XML", alias = "xml")]
+    Xml,
+    #[value(name = "JSON", alias = "json")]
+    Json,
+}
+
+/// `alarmscope doctor` arguments.
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    /// The device, http(s)://IP\[:PORT\].
+    #[arg(long, value_name = "URL")]
+    pub device: String,
+    /// ISAPI user (an administrator sees everything; other accounts show what they may not do).
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+    /// Password (else the environment variable, else a prompt).
+    #[arg(long, env = "ALARMSCOPE_DEVICE_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Accept any TLS certificate from the device.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Seconds to wait for each answer from the device.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Run a temporary alarm server on ADDR (ip:port of this machine that the device can
+    /// reach), ask the device to test its slot, and compare the events the device generates
+    /// with the pushes that arrive (step 4).
+    #[arg(long, value_name = "ADDR", conflicts_with = "server")]
+    pub listen: Option<String>,
+    /// Your alarm server, http(s)://HOST:PORT/PATH: the slots are checked against it.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The body format your alarm server parses (a slot sending the other fails).
+    #[arg(long, value_enum, value_name = "XML|JSON")]
+    pub server_format: Option<FormatExpect>,
+    /// With --listen: require credentials as your alarm server does (the device's pushes must
+    /// carry them).
+    #[arg(long, value_enum, requires = "listen")]
+    pub listen_auth: Option<crate::listen::auth::AuthScheme>,
+    /// User name required with --listen-auth.
+    #[arg(long, requires = "listen_auth")]
+    pub listen_user: Option<String>,
+    /// Password required with --listen-auth.
+    #[arg(long, requires = "listen_auth")]
+    pub listen_password: Option<String>,
+    /// Seconds to watch the device's events in step 4.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub watch: f64,
+    /// A push arriving more than SECS after the device generated its event is late.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub late: f64,
+    /// Print one JSON object per check, then a summary line (docs/doctor.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn secs(s: f64, default: f64) -> Duration {
+    let s = if s.is_finite() && s >= 0.0 { s } else { default };
+    Duration::try_from_secs_f64(s.min(86_400.0)).unwrap_or(Duration::from_secs(10))
+}
+
+/// `--server`: scheme, host, port and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUrl {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+/// Parse `http(s)://HOST[:PORT][/PATH]` (IPv6 hosts in brackets).
+pub fn parse_server_url(u: &str) -> Result<ServerUrl, String> {
+    let (scheme, rest) = if let Some(r) = u.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else if let Some(r) = u.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else {
+        return Err(format!("--server must start with http:// or https:// (got {u:?})"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
+        None => (rest, "/"),
+    };
+    let default = if scheme == Scheme::Https { 443 } else { 80 };
+    let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+        let (h, p) = r.split_once(']').ok_or("unclosed [ in --server")?;
+        (h.to_string(), p.strip_prefix(':').map(str::to_string))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.to_string())),
+            None => (authority.to_string(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| format!("bad port in --server {u:?}"))?,
+        None => default,
+    };
+    if host.is_empty() {
+        return Err(format!("no host in --server {u:?}"));
+    }
+    Ok(ServerUrl {
+        scheme,
+        host,
+        port,
+        path: path.to_string(),
+    })
+}
+
+/// Run `alarmscope doctor`. Exit code: 0 no check failed, 1 some failed, 2 usage.
+pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
+    let server = match a.server.as_deref().map(parse_server_url).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("alarmscope: {e}");
+            return Ok(2);
+        }
+    };
+    let password = match &a.password {
+        Some(p) => p.clone(),
+        None => crate::device::read_password(&a.user, &a.device)?,
+    };
+    let timeout = secs(a.timeout, 10.0).max(Duration::from_millis(100));
+    let mut client = match IsapiClient::new(&a.device, &a.user, &password, a.insecure, timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("alarmscope: {e}");
+            return Ok(2);
+        }
+    };
+    let mut rep = Reporter::new(a.json, std::io::stdout());
+    rep.start(&a.device);
+
+    // The listener first: step 2 probes it like any server.
+    let mut listener = match &a.listen {
+        Some(addr) => match live::Listener::start(addr, &a) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("alarmscope: {e:#}");
+                return Ok(2);
+            }
+        },
+        None => None,
+    };
+
+    // ---- step 1
+    let device = a.device.trim_end_matches('/').to_string();
+    match client.request("GET", DEVICE_INFO, None) {
+        Err(e) => {
+            let f = match e {
+                DeviceError::WrongPassword { user, detail } => {
+                    rep.add(Check::new(Step::Device, Finding::Reachable { url: device.clone() }));
+                    Finding::CredentialsRejected { user, detail }
+                }
+                DeviceError::NoDigest { offered } => {
+                    rep.add(Check::new(Step::Device, Finding::Reachable { url: device.clone() }));
+                    Finding::NoDigest { offered }
+                }
+                DeviceError::NotIsapi { detail } => Finding::NotIsapi { detail },
+                other => Finding::Unreachable {
+                    url: device.clone(),
+                    detail: other.to_string(),
+                },
+            };
+            rep.add(Check::new(Step::Device, f));
+            return Ok(rep.finish());
+        }
+        Ok(ans) => {
+            let isapi_doc = crate::device::hosts::sniff_format(&ans.body).is_some();
+            if ans.status == 404 && !isapi_doc {
+                rep.add(Check::new(
+                    Step::Device,
+                    Finding::NotIsapi {
+                        detail: format!("{DEVICE_INFO} answered 404 without an ISAPI document"),
+                    },
+                ));
+                return Ok(rep.finish());
+            }
+            rep.add(Check::new(Step::Device, Finding::Reachable { url: device.clone() }));
+            rep.add(Check::new(
+                Step::Device,
+                Finding::CredentialsAccepted { user: a.user.clone() },
+            ));
+            let f = if ans.is_success() {
+                match parse_device_info(&ans.body) {
+                    Ok(info) => Finding::Identity { info },
+                    Err(e) => Finding::IdentityUnreadable {
+                        detail: e.to_string(),
+                    },
+                }
+            } else {
+                Finding::IdentityUnreadable {
+                    detail: crate::device::client::classify(DEVICE_INFO, &ans).to_string(),
+                }
+            };
+            rep.add(Check::new(Step::Device, f));
+        }
+    }
+    let slots: Option<Vec<HostSlot>> = match fetch(&mut client, ApiArg::Auto, HOSTS) {
+        Ok((ans, _, _)) => match parse_host_list(&ans.body) {
+            Ok(s) => {
+                rep.add(Check::new(
+                    Step::Device,
+                    Finding::ConfigReadable { path: HOSTS.into() },
+                ));
+                Some(s)
+            }
+            Err(e) => {
+                rep.add(Check::new(
+                    Step::Device,
+                    Finding::ConfigUnreadable {
+                        path: HOSTS.into(),
+                        detail: e.to_string(),
+                    },
+                ));
+                None
+            }
+        },
+        Err(DeviceError::Forbidden { path, detail }) => {
+            rep.add(Check::new(Step::Device, Finding::ConfigForbidden { path, detail }));
+            None
+        }
+        Err(e) => {
+            rep.add(Check::new(
+                Step::Device,
+                Finding::ConfigUnreadable {
+                    path: HOSTS.into(),
+                    detail: e.to_string(),
+                },
+            ));
+            None
+        }
+    };
+    rep.add(Check::new(Step::Device, Finding::WriteNotTested));
+
+    // ---- step 2
+    let expected: Option<Expected> = match (&listener, &server) {
+        (Some(l), _) => Some(Expected {
+            display: l.display(),
+            port: l.addr.port(),
+            scheme: Scheme::Http,
+            path: None,
+            format: a.server_format.map(fmt_name),
+        }),
+        (None, Some(s)) => Some(Expected {
+            display: format!("{}:{}", s.host, s.port),
+            port: s.port,
+            scheme: s.scheme,
+            path: Some(s.path.clone()).filter(|p| p != "/"),
+            format: a.server_format.map(fmt_name),
+        }),
+        (None, None) => None,
+    };
+    let is_server = |slot: &HostSlot| -> bool {
+        let ips: Vec<std::net::IpAddr> = probe::resolve(slot.address(), 0)
+            .into_iter()
+            .map(|s| s.ip())
+            .collect();
+        match (&listener, &server) {
+            (Some(l), _) if l.addr.ip().is_unspecified() => ips.iter().any(|ip| probe::is_local(*ip)),
+            (Some(l), _) => ips.contains(&l.addr.ip()),
+            (None, Some(s)) => {
+                let theirs: Vec<std::net::IpAddr> =
+                    probe::resolve(&s.host, 0).into_iter().map(|a| a.ip()).collect();
+                ips.iter().any(|ip| theirs.contains(ip))
+            }
+            (None, None) => true,
+        }
+    };
+    let mut listener_slot: Option<HostSlot> = None;
+    match &slots {
+        None => rep.add(Check::new(
+            Step::AlarmHosts,
+            Finding::ConfigUnreadable {
+                path: HOSTS.into(),
+                detail: "the alarm host slots could not be read (step 1)".into(),
+            },
+        )),
+        Some(all) => {
+            let in_use: Vec<&HostSlot> = all.iter().filter(|s| !s.is_unused()).collect();
+            if in_use.is_empty() {
+                rep.add(Check::new(
+                    Step::AlarmHosts,
+                    Finding::NoSlotInUse { slots: all.len() },
+                ));
+            }
+            for slot in slots_to_judge(&in_use, expected.as_ref(), &is_server) {
+                let at_server = expected.as_ref().map(|_| is_server(slot));
+                let port = slot.port.trim().parse::<u16>().unwrap_or(0);
+                let p = probe::probe(slot.address(), port, &slot.url, timeout.min(Duration::from_secs(5)));
+                let findings = judge_slot(slot, expected.as_ref(), at_server, Some(&p));
+                if listener.is_some()
+                    && listener_slot.is_none()
+                    && at_server == Some(true)
+                    && expected.as_ref().is_some_and(|e| e.port == port)
+                {
+                    listener_slot = Some(slot.clone());
+                }
+                for f in findings {
+                    rep.add(Check::new(Step::AlarmHosts, f));
+                }
+            }
+        }
+    }
+
+    // ---- step 3
+    let mut unlinked_types: Vec<String> = Vec::new();
+    match fetch(&mut client, ApiArg::Auto, TRIGGERS) {
+        Ok((ans, _, _)) => match parse_triggers(&ans.body) {
+            Ok(t) => {
+                for tr in t.iter().filter(|t| !t.notifies_center()) {
+                    if !unlinked_types.iter().any(|u| u.eq_ignore_ascii_case(&tr.event_type)) {
+                        unlinked_types.push(tr.event_type.clone());
+                    }
+                }
+                // A type linked on some channel is not "unlinked" as a whole.
+                unlinked_types.retain(|u| {
+                    !t.iter()
+                        .any(|tr| tr.notifies_center() && tr.event_type.eq_ignore_ascii_case(u))
+                });
+                for f in judge_triggers(&t) {
+                    rep.add(Check::new(Step::Linkage, f));
+                }
+            }
+            Err(e) => rep.add(Check::new(
+                Step::Linkage,
+                Finding::TriggersUnreadable {
+                    detail: e.to_string(),
+                },
+            )),
+        },
+        Err(DeviceError::Forbidden { detail, .. }) => {
+            rep.add(Check::new(Step::Linkage, Finding::TriggersForbidden { detail }))
+        }
+        Err(e) => rep.add(Check::new(
+            Step::Linkage,
+            Finding::TriggersUnreadable {
+                detail: e.to_string(),
+            },
+        )),
+    }
+
+    // ---- step 4
+    match listener.as_mut() {
+        None => rep.add(Check::new(Step::Live, Finding::LiveNotRun)),
+        Some(l) => {
+            if slots.is_some() && listener_slot.is_none() {
+                rep.add(Check::new(
+                    Step::Live,
+                    Finding::NoSlotToListener { listen: l.display() },
+                ));
+            } else {
+                let login = crate::device::watch::StreamLogin {
+                    device: a.device.clone(),
+                    user: a.user.clone(),
+                    password: password.clone(),
+                    insecure: a.insecure,
+                    timeout,
+                };
+                let opts = live::WatchOptions {
+                    watch: secs(a.watch, 30.0),
+                    late: secs(a.late, 3.0),
+                    progress: !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                };
+                for f in l.watch(&mut client, listener_slot.as_ref(), login, &opts, &unlinked_types) {
+                    rep.add(Check::new(Step::Live, f));
+                }
+            }
+        }
+    }
+    if let Some(l) = listener.take() {
+        l.stop();
+    }
+    Ok(rep.finish())
+}
+
+fn fmt_name(f: FormatExpect) -> String {
+    match f {
+        FormatExpect::Xml => "XML".into(),
+        FormatExpect::Json => "JSON".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        assert_eq!(
+            parse_server_url("http://192.0.2.10:8080/alarm").unwrap(),
+            ServerUrl {
+                scheme: Scheme::Http,
+                host: "192.0.2.10".into(),
+                port: 8080,
+                path: "/alarm".into()
+            }
+        );
+        let s = parse_server_url("https://[2001:db8::1]/").unwrap();
+        assert_eq!((s.host.as_str(), s.port, s.scheme), ("2001:db8::1", 443, Scheme::Https));
+        assert_eq!(parse_server_url("http://srv").unwrap().port, 80);
+        assert!(parse_server_url("srv:80").is_err());
+        assert!(parse_server_url("http://srv:99999/").is_err());
+        assert!(parse_server_url("http://:80/").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! Shell: what answers at a slot's address and port, seen from where doctor runs. A TCP connect,
+//! then one plain-HTTP GET and, when that gets no HTTP answer, one HTTPS GET (any certificate:
+//! only whether TLS is spoken matters), both with `ureq`. A GET stores no event on a server; its
+//! 401 challenge, if any, says which credentials the server wants.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use super::check::Scheme;
+use super::judge::Probe;
+
+fn host_part(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// All addresses `host` resolves to (empty when it does not).
+pub fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    (h, port)
+        .to_socket_addrs()
+        .map(|a| a.collect())
+        .unwrap_or_default()
+}
+
+/// Whether `ip` is an address of this machine (binding to it works only then).
+pub fn is_local(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+fn get(agent: &ureq::Agent, url: &str) -> Result<Option<String>, String> {
+    match agent.get(url).call() {
+        Ok(resp) => Ok(resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| resp.status().as_u16() == 401)
+            .map(|v| v.split_whitespace().next().unwrap_or(v).to_string())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Probe `host:port` and `path` as a device would reach it.
+pub fn probe(host: &str, port: u16, path: &str, timeout: Duration) -> Probe {
+    let addrs = resolve(host, port);
+    let Some(first) = addrs.first() else {
+        return Probe::unreachable(format!("{host} does not resolve"));
+    };
+    if let Err(e) = TcpStream::connect_timeout(first, timeout) {
+        let detail = match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                format!("no answer within {} s", timeout.as_secs())
+            }
+            _ => e.to_string(),
+        };
+        return Probe::unreachable(detail);
+    }
+    let tls = ureq::tls::TlsConfig::builder()
+        .disable_verification(true)
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .user_agent("alarmscope-doctor")
+        .tls_config(tls)
+        .build()
+        .into();
+    let path = if path.starts_with('/') { path } else { "/" };
+    let hp = host_part(host);
+    let plain = get(&agent, &format!("http://{hp}:{port}{path}"));
+    match plain {
+        Ok(challenge) => Probe {
+            connect: Ok(()),
+            speaks: Some(Scheme::Http),
+            detail: String::new(),
+            challenge,
+        },
+        Err(plain_err) => match get(&agent, &format!("https://{hp}:{port}{path}")) {
+            Ok(challenge) => Probe {
+                connect: Ok(()),
+                speaks: Some(Scheme::Https),
+                detail: String::new(),
+                challenge,
+            },
+            Err(tls_err) => Probe {
+                connect: Ok(()),
+                speaks: None,
+                detail: format!("HTTP: {plain_err}; TLS: {tls_err}"),
+                challenge: None,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn tells_http_from_nothing_and_reads_the_challenge() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            for _ in 0..1 {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"n\", qop=\"auth\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        let p = probe("127.0.0.1", port, "/alarm", Duration::from_secs(3));
+        t.join().unwrap();
+        assert_eq!(p.connect, Ok(()));
+        assert_eq!(p.speaks, Some(Scheme::Http));
+        assert_eq!(p.challenge.as_deref(), Some("Digest"));
+        // A port nobody listens on.
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let p = probe("127.0.0.1", port, "/", Duration::from_secs(2));
+        assert!(p.connect.is_err());
+    }
+
+    #[test]
+    fn local_addresses() {
+        assert!(is_local("127.0.0.1".parse().unwrap()));
+        assert!(!is_local("192.0.2.77".parse().unwrap()));
+    }
+}
