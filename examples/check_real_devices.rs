@@ -22,18 +22,28 @@ fn manifest(dir: &Path) -> Vec<Value> {
 }
 
 fn s(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn check_system(dir: &Path, e: &Value) -> Result<(), String> {
     let body = std::fs::read(dir.join(s(e, "file"))).map_err(|e| e.to_string())?;
     let info = parse_device_info(&body).map_err(|e| e.to_string())?;
     if info.model != s(e, "model") {
-        return Err(format!("model {:?}, manifest {:?}", info.model, s(e, "model")));
+        return Err(format!(
+            "model {:?}, manifest {:?}",
+            info.model,
+            s(e, "model")
+        ));
     }
     let want_type = e.get("deviceType").and_then(Value::as_str).unwrap_or("");
     if info.device_type != want_type {
-        return Err(format!("deviceType {:?}, manifest {want_type:?}", info.device_type));
+        return Err(format!(
+            "deviceType {:?}, manifest {want_type:?}",
+            info.device_type
+        ));
     }
     Ok(())
 }
@@ -41,14 +51,22 @@ fn check_system(dir: &Path, e: &Value) -> Result<(), String> {
 fn check_triggers(dir: &Path, e: &Value) -> Result<(), String> {
     let body = std::fs::read(dir.join(s(e, "file"))).map_err(|e| e.to_string())?;
     let got = parse_triggers(&body).map_err(|e| e.to_string())?;
-    let want = e.get("entries").and_then(Value::as_array).cloned().unwrap_or_default();
+    let want = e
+        .get("entries")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if got.len() != want.len() {
         return Err(format!("{} triggers, manifest {}", got.len(), want.len()));
     }
     for (g, w) in got.iter().zip(&want) {
         let wc = w.get("channel").and_then(Value::as_str).map(str::to_string);
         let wcenter = w.get("center").and_then(Value::as_bool).unwrap_or(false);
-        if g.id != s(w, "id") || g.event_type != s(w, "eventType") || g.channel != wc || g.notifies_center() != wcenter {
+        if g.id != s(w, "id")
+            || g.event_type != s(w, "eventType")
+            || g.channel != wc
+            || g.notifies_center() != wcenter
+        {
             return Err(format!("trigger {:?}: got {g:?}, manifest {w}", g.id));
         }
     }
@@ -81,7 +99,11 @@ fn check_stream(dir: &Path, e: &Value) -> Result<(), String> {
     let want: BTreeMap<String, u64> = e
         .get("eventTypes")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
         .unwrap_or_default();
     for chunk in [usize::MAX, 1500, 7] {
         let mut d = AlertStreamDecoder::new(boundary.as_deref());
@@ -93,12 +115,18 @@ fn check_stream(dir: &Path, e: &Value) -> Result<(), String> {
         let mut got: BTreeMap<String, u64> = BTreeMap::new();
         for i in &items {
             if let StreamItem::Event { event, .. } = i {
-                let ty = event.tree.child_text("eventType").unwrap_or("?").to_string();
+                let ty = event
+                    .tree
+                    .child_text("eventType")
+                    .unwrap_or("?")
+                    .to_string();
                 *got.entry(ty).or_default() += 1;
             }
         }
         if got != want {
-            return Err(format!("chunks of {chunk}: event types {got:?}, manifest {want:?}"));
+            return Err(format!(
+                "chunks of {chunk}: event types {got:?}, manifest {want:?}"
+            ));
         }
     }
     Ok(())

@@ -389,7 +389,11 @@ impl IsapiClient {
     /// Open a long-lived GET (the alertStream) with digest authentication: the answer's status
     /// and Content-Type, and its body as a reader that yields bytes as the device sends them.
     /// The whole call, reading included, ends after `max` (the caller reconnects).
-    pub fn open_stream(&mut self, target: &str, max: Duration) -> Result<StreamAnswer, DeviceError> {
+    pub fn open_stream(
+        &mut self,
+        target: &str,
+        max: Duration,
+    ) -> Result<StreamAnswer, DeviceError> {
         let mut fresh = false;
         for _ in 0..3 {
             let auth = self.authorization("GET", target, None);
@@ -415,7 +419,10 @@ impl IsapiClient {
                     .filter_map(|v| v.to_str().ok().map(str::to_string))
                     .collect::<Vec<_>>()
             };
-            let content_type = header("content-type").into_iter().next().unwrap_or_default();
+            let content_type = header("content-type")
+                .into_iter()
+                .next()
+                .unwrap_or_default();
             let www = header("www-authenticate");
             if status != 401 {
                 if !(200..300).contains(&status) {

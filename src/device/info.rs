@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(i.to_string(), "DS-2CD2A20F-IS, firmware V5.3.5");
         let json = br#"{"DeviceInfo": {"deviceName": "Door", "model": "DS-K1T341AM", "serialNumber": "Q1", "macAddress": "aa:bb:cc:dd:ee:ff", "firmwareVersion": "V3.2.30", "deviceType": "ACS"}}"#;
         let j = parse_device_info(json).unwrap();
-        assert_eq!((j.model.as_str(), j.device_type.as_str()), ("DS-K1T341AM", "ACS"));
+        assert_eq!(
+            (j.model.as_str(), j.device_type.as_str()),
+            ("DS-K1T341AM", "ACS")
+        );
     }
 
     #[test]

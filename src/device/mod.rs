@@ -4,10 +4,10 @@
 //! [`hosts`] holds the pure document logic; [`client`] the HTTP shell.
 
 pub mod client;
+pub mod hosts;
 pub mod info;
 pub mod triggers;
 pub mod watch;
-pub mod hosts;
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;

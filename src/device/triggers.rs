@@ -30,7 +30,9 @@ pub struct EventTrigger {
 impl EventTrigger {
     /// Linked to "Notify Surveillance Center": the device pushes this event to its alarm hosts.
     pub fn notifies_center(&self) -> bool {
-        self.methods.iter().any(|m| m.eq_ignore_ascii_case("center"))
+        self.methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case("center"))
     }
 
     /// "VMD channel 1", "diskfull" (for messages and lists).

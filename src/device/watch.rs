@@ -87,20 +87,21 @@ pub fn spawn_stream(
                 if left.is_zero() {
                     return;
                 }
-                let answer = match client.open_stream(ALERT_STREAM, left + Duration::from_millis(500)) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        if final_error(&e) {
-                            send(StreamMsg::Unavailable(e.to_string()));
-                            return;
+                let answer =
+                    match client.open_stream(ALERT_STREAM, left + Duration::from_millis(500)) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            if final_error(&e) {
+                                send(StreamMsg::Unavailable(e.to_string()));
+                                return;
+                            }
+                            if !send(StreamMsg::Dropped(e.to_string())) {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
                         }
-                        if !send(StreamMsg::Dropped(e.to_string())) {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_secs(1));
-                        continue;
-                    }
-                };
+                    };
                 if !send(StreamMsg::Connected) {
                     return;
                 }

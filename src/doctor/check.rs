@@ -152,26 +152,58 @@ pub enum TestResult {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Finding {
     // ---- step 1: device
-    Reachable { url: String },
-    Unreachable { url: String, detail: String },
-    NotIsapi { detail: String },
-    CredentialsAccepted { user: String },
-    CredentialsRejected { user: String, detail: String },
+    Reachable {
+        url: String,
+    },
+    Unreachable {
+        url: String,
+        detail: String,
+    },
+    NotIsapi {
+        detail: String,
+    },
+    CredentialsAccepted {
+        user: String,
+    },
+    CredentialsRejected {
+        user: String,
+        detail: String,
+    },
     /// The device wants another scheme than digest.
-    NoDigest { offered: String },
-    Identity { info: DeviceInfo },
-    IdentityUnreadable { detail: String },
+    NoDigest {
+        offered: String,
+    },
+    Identity {
+        info: DeviceInfo,
+    },
+    IdentityUnreadable {
+        detail: String,
+    },
     /// The account may read the event configuration.
-    ConfigReadable { path: String },
+    ConfigReadable {
+        path: String,
+    },
     /// 403 on the event configuration: a permission problem, not a wrong password.
-    ConfigForbidden { path: String, detail: String },
+    ConfigForbidden {
+        path: String,
+        detail: String,
+    },
     /// Other failure reading the event configuration.
-    ConfigUnreadable { path: String, detail: String },
+    ConfigUnreadable {
+        path: String,
+        detail: String,
+    },
     /// Doctor changes nothing, so whether the account may change the configuration is untested.
     WriteNotTested,
+    /// The alarm host list written back unchanged was accepted (`--try-write`).
+    ConfigWritable {
+        path: String,
+    },
 
     // ---- step 2: alarm hosts
-    NoSlotInUse { slots: usize },
+    NoSlotInUse {
+        slots: usize,
+    },
     SlotInUse {
         id: String,
         target: String,
@@ -191,14 +223,21 @@ pub enum Finding {
         server: String,
     },
     /// The slot's port is not the server's.
-    WrongPort { id: String, slot: String, server: u16 },
+    WrongPort {
+        id: String,
+        slot: String,
+        server: u16,
+    },
     /// The slot's protocolType is not what the server speaks there.
     ProtocolMismatch {
         id: String,
         slot: Scheme,
         server: Scheme,
     },
-    ProtocolMatches { id: String, protocol: Scheme },
+    ProtocolMatches {
+        id: String,
+        protocol: Scheme,
+    },
     /// The port answers neither plain HTTP nor TLS.
     NoHttp {
         id: String,
@@ -215,9 +254,15 @@ pub enum Finding {
         slot: String,
         server: String,
     },
-    FormatAccepted { id: String, format: String },
+    FormatAccepted {
+        id: String,
+        format: String,
+    },
     /// The server asks for credentials and the slot sends none.
-    AuthMissing { id: String, server: String },
+    AuthMissing {
+        id: String,
+        server: String,
+    },
     /// The server asks for another scheme than the slot's.
     AuthSchemeMismatch {
         id: String,
@@ -225,29 +270,52 @@ pub enum Finding {
         server: String,
     },
     /// The server asks for the slot's scheme; whether the password is right only a push shows.
-    AuthUnverified { id: String, scheme: String },
-    AuthNotRequired { id: String, slot: String },
+    AuthUnverified {
+        id: String,
+        scheme: String,
+    },
+    AuthNotRequired {
+        id: String,
+        slot: String,
+    },
 
     // ---- step 3: linkage
-    Linked { triggers: Vec<TriggerRef> },
+    Linked {
+        triggers: Vec<TriggerRef>,
+    },
     /// Triggers without "notify surveillance center": those events are never pushed.
-    /// `none_linked`: not a single trigger notifies the center.
+    /// `none_linked`: no channel's event notifies the center (device-wide exceptions such as
+    /// diskfull aside), so no camera event can ever be pushed.
     NotLinked {
         triggers: Vec<TriggerRef>,
         none_linked: bool,
     },
     NoTriggers,
-    TriggersForbidden { detail: String },
-    TriggersUnreadable { detail: String },
+    TriggersForbidden {
+        detail: String,
+    },
+    TriggersUnreadable {
+        detail: String,
+    },
 
     // ---- step 4: live
     LiveNotRun,
     /// No slot points at doctor's listener, so no push can arrive here.
-    NoSlotToListener { listen: String },
-    TestMessage { id: String, test: TestResult },
-    StreamUnavailable { detail: String },
+    NoSlotToListener {
+        listen: String,
+    },
+    TestMessage {
+        id: String,
+        test: TestResult,
+    },
+    StreamUnavailable {
+        detail: String,
+    },
     /// The alertStream dropped: events in the gaps may be missing from the comparison.
-    StreamGaps { drops: u32, gap_ms: u64 },
+    StreamGaps {
+        drops: u32,
+        gap_ms: u64,
+    },
     /// Every generated event was pushed in time.
     AllPushed {
         events: usize,
@@ -261,7 +329,10 @@ pub enum Finding {
         /// Types among them whose triggers do not notify the center (step 3).
         unlinked: Vec<String>,
     },
-    LatePushes { pushes: Vec<LatePush>, limit_ms: u64 },
+    LatePushes {
+        pushes: Vec<LatePush>,
+        limit_ms: u64,
+    },
     /// Pushes arrived and the server did not answer 200 (credentials refused ...).
     PushesRejected {
         count: usize,
@@ -270,7 +341,10 @@ pub enum Finding {
         auth: Option<AuthCheck>,
     },
     /// The device generated no event during the watch.
-    NothingGenerated { secs: u64, keepalives: u64 },
+    NothingGenerated {
+        secs: u64,
+        keepalives: u64,
+    },
 }
 
 impl Finding {
@@ -282,6 +356,7 @@ impl Finding {
             | CredentialsAccepted { .. }
             | Identity { .. }
             | ConfigReadable { .. }
+            | ConfigWritable { .. }
             | SlotInUse { .. }
             | ProtocolMatches { .. }
             | FormatAccepted { .. }
@@ -344,7 +419,7 @@ impl Finding {
             IdentityUnreadable { .. } => "the rest of the checks still run; compare the model on the device's label".into(),
             ConfigForbidden { .. } => "use an administrator account, or give this user the \"Remote Parameters Settings\" permission (User Management); recorders refuse operators".into(),
             ConfigUnreadable { .. } => "open the device's web page and check the event settings by hand".into(),
-            WriteNotTested => "doctor changes nothing; `alarmscope device set` shows whether the device accepts a change".into(),
+            WriteNotTested => "add --try-write to write the alarm host list back unchanged and see whether the device allows it".into(),
             NoSlotInUse { .. } => "point an alarm host slot at your server: `alarmscope device set --id 1 --address SERVER-IP --port PORT --url /PATH`".into(),
             ServerUnreachable { id, .. } => format!("start the alarm server or open the firewall; or fix slot {id}'s address and port with `alarmscope device set --id {id} --address ... --port ...`"),
             WrongAddress { id, server, .. } => format!("`alarmscope device set --id {id} --address {}`", server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h)),
@@ -421,7 +496,8 @@ impl std::fmt::Display for Finding {
             ConfigReadable { path } => write!(f, "the account may read the event configuration ({path})"),
             ConfigForbidden { path, detail } => write!(f, "403 Forbidden on {path}: the account lacks the permission for the event configuration{detail}"),
             ConfigUnreadable { path, detail } => write!(f, "{path} could not be read: {detail}"),
-            WriteNotTested => write!(f, "whether the account may change the event configuration: not tested (doctor changes nothing)"),
+            WriteNotTested => write!(f, "whether the account may change the event configuration: not tested (doctor changes nothing; --try-write tests it)"),
+            ConfigWritable { path } => write!(f, "the account may change the event configuration ({path} written back unchanged)"),
             NoSlotInUse { slots } => write!(f, "none of the {slots} alarm host slots has an address: the device pushes nowhere"),
             SlotInUse { id, target, format, auth } => write!(f, "slot {id} pushes to {target} ({format}, authentication {auth})"),
             ServerUnreachable { id, address, detail } => write!(f, "slot {id}: nothing accepts connections at {address} from here ({detail})"),
@@ -530,7 +606,11 @@ impl Check {
 
 /// The verdict of a step: its worst check.
 pub fn step_outcome(checks: &[Check], step: Step) -> Option<Outcome> {
-    checks.iter().filter(|c| c.step == step).map(|c| c.outcome).max()
+    checks
+        .iter()
+        .filter(|c| c.step == step)
+        .map(|c| c.outcome)
+        .max()
 }
 
 #[cfg(test)]
@@ -540,7 +620,12 @@ mod tests {
     #[test]
     fn outcomes_and_step_verdicts() {
         let checks = vec![
-            Check::new(Step::Device, Finding::Reachable { url: "http://d".into() }),
+            Check::new(
+                Step::Device,
+                Finding::Reachable {
+                    url: "http://d".into(),
+                },
+            ),
             Check::new(Step::Device, Finding::WriteNotTested),
             Check::new(
                 Step::Linkage,
@@ -558,9 +643,15 @@ mod tests {
                 },
             ),
         ];
-        assert_eq!(step_outcome(&checks, Step::Device), Some(Outcome::CannotTell));
+        assert_eq!(
+            step_outcome(&checks, Step::Device),
+            Some(Outcome::CannotTell)
+        );
         assert_eq!(step_outcome(&checks, Step::AlarmHosts), Some(Outcome::Fail));
-        assert_eq!(step_outcome(&checks, Step::Linkage), Some(Outcome::CannotTell));
+        assert_eq!(
+            step_outcome(&checks, Step::Linkage),
+            Some(Outcome::CannotTell)
+        );
         assert_eq!(step_outcome(&checks, Step::Live), None);
         let none = Finding::NotLinked {
             triggers: vec![],
@@ -585,7 +676,9 @@ mod tests {
         assert_eq!(v["finding"]["kind"], "protocol_mismatch");
         assert_eq!(v["finding"]["slot"], "HTTPS");
         assert_eq!(v["finding"]["server"], "HTTP");
-        assert!(v["next"].as_str().is_some_and(|n| n.contains("--protocol HTTP")));
+        assert!(v["next"]
+            .as_str()
+            .is_some_and(|n| n.contains("--protocol HTTP")));
         let t = c.to_text();
         assert!(t.starts_with("  [FAIL] slot 1 pushes HTTPS"), "{t}");
     }

@@ -3,8 +3,8 @@
 
 use super::check::{EventRef, Finding, LatePush, Scheme, TriggerRef};
 use crate::device::hosts::HostSlot;
-use crate::model::AuthCheck;
 use crate::device::triggers::EventTrigger;
+use crate::model::AuthCheck;
 
 /// What the server the slots should point at is known to be (from `--listen` or `--server`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,7 +261,12 @@ pub fn judge_triggers(triggers: &[EventTrigger]) -> Vec<Finding> {
         .map(tref)
         .collect();
     let mut out = Vec::new();
-    let none_linked = linked.is_empty();
+    // Channel events are what users wait for; device-wide exceptions (diskfull, ipconflict)
+    // being linked does not make a camera's events arrive.
+    let any_channel = triggers.iter().any(|t| t.channel.is_some());
+    let none_linked = !triggers
+        .iter()
+        .any(|t| t.notifies_center() && (t.channel.is_some() || !any_channel));
     if !linked.is_empty() {
         out.push(Finding::Linked { triggers: linked });
     }
@@ -307,7 +312,10 @@ fn same(a: &Option<String>, b: &Option<String>) -> bool {
 /// either lacks a dateTime, the nearest in time of the same type, channel and state.
 fn pair(g: &Seen, pushes: &[Pushed], usable: &dyn Fn(usize) -> bool) -> Option<usize> {
     let kin = |p: &Pushed| {
-        p.seen.event.event_type.eq_ignore_ascii_case(&g.event.event_type)
+        p.seen
+            .event
+            .event_type
+            .eq_ignore_ascii_case(&g.event.event_type)
             && same(&p.seen.event.channel, &g.event.channel)
     };
     let exact = pushes.iter().enumerate().position(|(i, p)| {
@@ -385,16 +393,25 @@ pub fn compare(
         return out;
     }
     if let Some(first) = refused.first() {
+        // A digest exchange starts with a request without credentials (refused as "missing"):
+        // what the device sent when challenged is the telling refusal.
+        let telling = pushes
+            .iter()
+            .filter(|p| p.status != 200)
+            .find(|p| p.auth.is_some_and(|a| a != AuthCheck::Missing))
+            .unwrap_or(first);
         out.push(Finding::PushesRejected {
             count: refused.len(),
-            status: first.status,
-            auth: first.auth,
+            status: telling.status,
+            auth: telling.auth,
         });
     }
     if !never.is_empty() {
         let mut types: Vec<String> = Vec::new();
         for e in &never {
-            if unlinked.iter().any(|u| u.eq_ignore_ascii_case(&e.event_type))
+            if unlinked
+                .iter()
+                .any(|u| u.eq_ignore_ascii_case(&e.event_type))
                 && !types.iter().any(|t| t.eq_ignore_ascii_case(&e.event_type))
             {
                 types.push(e.event_type.clone());
@@ -477,7 +494,12 @@ mod tests {
         let f = judge_slot(&s, Some(&server()), Some(true), Some(&http_probe(None)));
         assert_eq!(
             kinds(&f),
-            vec!["slot_in_use", "protocol_matches", "auth_not_required", "format_accepted"]
+            vec![
+                "slot_in_use",
+                "protocol_matches",
+                "auth_not_required",
+                "format_accepted"
+            ]
         );
         assert!(f.iter().all(|x| x.outcome() == Outcome::Pass));
     }
@@ -490,7 +512,13 @@ mod tests {
         let f = judge_slot(&s, Some(&e), Some(false), Some(&refused));
         assert_eq!(
             kinds(&f),
-            vec!["slot_in_use", "wrong_address", "wrong_port", "server_unreachable", "format_mismatch"]
+            vec![
+                "slot_in_use",
+                "wrong_address",
+                "wrong_port",
+                "server_unreachable",
+                "format_mismatch"
+            ]
         );
         let s = slot("HTTPS", "192.0.2.10", "8080", "none", "XML");
         let f = judge_slot(&s, Some(&e), Some(true), Some(&http_probe(Some("Digest"))));
@@ -505,14 +533,20 @@ mod tests {
         }));
         let s = slot("HTTP", "192.0.2.10", "8080", "basic", "XML");
         let f = judge_slot(&s, None, None, Some(&http_probe(Some("Digest"))));
-        assert_eq!(kinds(&f), vec!["slot_in_use", "protocol_matches", "auth_scheme_mismatch"]);
+        assert_eq!(
+            kinds(&f),
+            vec!["slot_in_use", "protocol_matches", "auth_scheme_mismatch"]
+        );
         let s = slot("HTTP", "192.0.2.10", "8080", "MD5digest", "XML");
         let f = judge_slot(&s, None, None, Some(&http_probe(Some("Digest"))));
         assert_eq!(f.last().map(Finding::outcome), Some(Outcome::CannotTell));
         let mut wrong_path = slot("HTTP", "192.0.2.10", "8080", "none", "XML");
         wrong_path.url = "/".into();
         let f = judge_slot(&wrong_path, Some(&e), Some(true), None);
-        assert_eq!(kinds(&f), vec!["slot_in_use", "path_mismatch", "format_accepted"]);
+        assert_eq!(
+            kinds(&f),
+            vec!["slot_in_use", "path_mismatch", "format_accepted"]
+        );
     }
 
     #[test]
@@ -535,12 +569,23 @@ mod tests {
             channel: Some("1".into()),
             methods: m.iter().map(|s| s.to_string()).collect(),
         };
-        let f = judge_triggers(&[t("VMD-1", "VMD", &["center"]), t("linedetection-1", "linedetection", &["record"])]);
+        let f = judge_triggers(&[
+            t("VMD-1", "VMD", &["center"]),
+            t("linedetection-1", "linedetection", &["record"]),
+        ]);
         assert_eq!(kinds(&f), vec!["linked", "not_linked"]);
         assert_eq!(f[1].outcome(), Outcome::CannotTell);
         let f = judge_triggers(&[t("VMD-1", "VMD", &[])]);
         assert_eq!(kinds(&f), vec!["not_linked"]);
         assert_eq!(f[0].outcome(), Outcome::Fail);
+        // A linked disk-full exception does not make camera events arrive.
+        let mut disk = t("diskfull", "diskfull", &["center"]);
+        disk.channel = None;
+        let f = judge_triggers(&[t("VMD-1", "VMD", &["record"]), disk.clone()]);
+        assert_eq!(kinds(&f), vec!["linked", "not_linked"]);
+        assert_eq!(f[1].outcome(), Outcome::Fail);
+        // A device with device-wide triggers only.
+        assert_eq!(kinds(&judge_triggers(&[disk])), vec!["linked"]);
         assert_eq!(judge_triggers(&[]), vec![Finding::NoTriggers]);
     }
 
@@ -566,9 +611,17 @@ mod tests {
 
     #[test]
     fn generated_against_pushed() {
-        let g = vec![seen("VMD", "t1", 1000), seen("linedetection", "t2", 2000), seen("VMD", "t3", 3000)];
+        let g = vec![
+            seen("VMD", "t1", 1000),
+            seen("linedetection", "t2", 2000),
+            seen("VMD", "t3", 3000),
+        ];
         // All in time.
-        let p = vec![pushed("VMD", "t1", 1100, 200), pushed("linedetection", "t2", 2050, 200), pushed("VMD", "t3", 3300, 200)];
+        let p = vec![
+            pushed("VMD", "t1", 1100, 200),
+            pushed("linedetection", "t2", 2050, 200),
+            pushed("VMD", "t3", 3300, 200),
+        ];
         let f = compare(&g, &p, 2000, 4, 30, &[]);
         assert_eq!(
             f,
@@ -579,11 +632,18 @@ mod tests {
             }]
         );
         // One never pushed (its type unlinked), one late.
-        let p = vec![pushed("VMD", "t1", 1100, 200), pushed("VMD", "t3", 9000, 200)];
+        let p = vec![
+            pushed("VMD", "t1", 1100, 200),
+            pushed("VMD", "t3", 9000, 200),
+        ];
         let f = compare(&g, &p, 2000, 0, 30, &["linedetection".to_string()]);
         assert_eq!(kinds(&f), vec!["never_pushed", "late_pushes"]);
         match &f[0] {
-            Finding::NeverPushed { events, unlinked, generated } => {
+            Finding::NeverPushed {
+                events,
+                unlinked,
+                generated,
+            } => {
                 assert_eq!(events.len(), 1);
                 assert_eq!(events[0].event_type, "linedetection");
                 assert_eq!(unlinked, &vec!["linedetection".to_string()]);
@@ -604,10 +664,26 @@ mod tests {
         let p = vec![pushed("VMD", "t1", 1100, 401)];
         let f = compare(&g[..1], &p, 2000, 0, 30, &[]);
         assert_eq!(kinds(&f), vec!["pushes_rejected"]);
-        let p = vec![pushed("VMD", "t1", 1100, 401), pushed("VMD", "t1", 1150, 200)];
+        let p = vec![
+            pushed("VMD", "t1", 1100, 401),
+            pushed("VMD", "t1", 1150, 200),
+        ];
         let f = compare(&g[..1], &p, 2000, 0, 30, &[]);
         assert_eq!(kinds(&f), vec!["all_pushed"]);
-        assert_eq!(kinds(&compare(&[], &[], 2000, 3, 30, &[])), vec!["nothing_generated"]);
+        // The challenge round's "missing" is not the reason when the answer to it was wrong.
+        let mut challenge = pushed("VMD", "t1", 1100, 401);
+        challenge.auth = Some(AuthCheck::Missing);
+        let p = vec![challenge, pushed("VMD", "t1", 1150, 401)];
+        match compare(&g[..1], &p, 2000, 0, 30, &[]).as_slice() {
+            [Finding::PushesRejected { auth, .. }] => {
+                assert_eq!(*auth, Some(AuthCheck::WrongCredentials))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            kinds(&compare(&[], &[], 2000, 3, 30, &[])),
+            vec!["nothing_generated"]
+        );
     }
 
     #[test]

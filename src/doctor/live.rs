@@ -47,13 +47,16 @@ impl Listener {
                 password: password.clone(),
                 realm: "alarmscope".into(),
             }),
-            (Some(_), _, _) => anyhow::bail!("--listen-auth needs --listen-user and --listen-password"),
+            (Some(_), _, _) => {
+                anyhow::bail!("--listen-auth needs --listen-user and --listen-password")
+            }
             _ => None,
         };
         let opts = ListenOptions {
             bind: addr.to_string(),
             store: None,
             auth,
+            faults: a.listen_fault.clone(),
             ..Default::default()
         };
         let (rx, handle) = crate::listen::spawn(opts, |u| match u {
@@ -191,9 +194,9 @@ impl Listener {
             gap_ms += ms(deadline).saturating_sub(ms(d));
         }
         if let Some((id, result, at)) = test {
-            let arrived = pushes
-                .iter()
-                .any(|p| p.seen.at_ms >= ms(at).saturating_sub(5_000) && p.seen.at_ms <= ms(at) + 5_000);
+            let arrived = pushes.iter().any(|p| {
+                p.seen.at_ms >= ms(at).saturating_sub(5_000) && p.seen.at_ms <= ms(at) + 5_000
+            });
             let test = match result {
                 Ok(None) if arrived => TestResult::Arrived,
                 Ok(None) => TestResult::ReportedOkNothingArrived,

@@ -86,13 +86,30 @@ pub struct DoctorArgs {
     /// A push arriving more than SECS after the device generated its event is late.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub late: f64,
+    /// Check that the account may change the event configuration by writing the alarm host
+    /// list back unchanged (a PUT of the device's own document; off by default, as doctor
+    /// otherwise changes nothing).
+    #[arg(long)]
+    pub try_write: bool,
+    /// With --listen: answer like a slow or failing server (`listen --fault` syntax). For
+    /// reproducing late pushes in tests; doctor's listener has no faults otherwise.
+    #[arg(long, hide = true, value_name = "SPEC", value_parser = parse_fault, requires = "listen")]
+    pub listen_fault: Vec<crate::listen::FaultSpec>,
     /// Print one JSON object per check, then a summary line (docs/doctor.md).
     #[arg(long)]
     pub json: bool,
 }
 
+fn parse_fault(s: &str) -> Result<crate::listen::FaultSpec, String> {
+    s.parse()
+}
+
 fn secs(s: f64, default: f64) -> Duration {
-    let s = if s.is_finite() && s >= 0.0 { s } else { default };
+    let s = if s.is_finite() && s >= 0.0 {
+        s
+    } else {
+        default
+    };
     Duration::try_from_secs_f64(s.min(86_400.0)).unwrap_or(Duration::from_secs(10))
 }
 
@@ -112,7 +129,9 @@ pub fn parse_server_url(u: &str) -> Result<ServerUrl, String> {
     } else if let Some(r) = u.strip_prefix("https://") {
         (Scheme::Https, r)
     } else {
-        return Err(format!("--server must start with http:// or https:// (got {u:?})"));
+        return Err(format!(
+            "--server must start with http:// or https:// (got {u:?})"
+        ));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
@@ -129,7 +148,9 @@ pub fn parse_server_url(u: &str) -> Result<ServerUrl, String> {
         }
     };
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| format!("bad port in --server {u:?}"))?,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("bad port in --server {u:?}"))?,
         None => default,
     };
     if host.is_empty() {
@@ -185,11 +206,21 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         Err(e) => {
             let f = match e {
                 DeviceError::WrongPassword { user, detail } => {
-                    rep.add(Check::new(Step::Device, Finding::Reachable { url: device.clone() }));
+                    rep.add(Check::new(
+                        Step::Device,
+                        Finding::Reachable {
+                            url: device.clone(),
+                        },
+                    ));
                     Finding::CredentialsRejected { user, detail }
                 }
                 DeviceError::NoDigest { offered } => {
-                    rep.add(Check::new(Step::Device, Finding::Reachable { url: device.clone() }));
+                    rep.add(Check::new(
+                        Step::Device,
+                        Finding::Reachable {
+                            url: device.clone(),
+                        },
+                    ));
                     Finding::NoDigest { offered }
                 }
                 DeviceError::NotIsapi { detail } => Finding::NotIsapi { detail },
@@ -212,10 +243,17 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
                 ));
                 return Ok(rep.finish());
             }
-            rep.add(Check::new(Step::Device, Finding::Reachable { url: device.clone() }));
             rep.add(Check::new(
                 Step::Device,
-                Finding::CredentialsAccepted { user: a.user.clone() },
+                Finding::Reachable {
+                    url: device.clone(),
+                },
+            ));
+            rep.add(Check::new(
+                Step::Device,
+                Finding::CredentialsAccepted {
+                    user: a.user.clone(),
+                },
             ));
             let f = if ans.is_success() {
                 match parse_device_info(&ans.body) {
@@ -253,7 +291,10 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             }
         },
         Err(DeviceError::Forbidden { path, detail }) => {
-            rep.add(Check::new(Step::Device, Finding::ConfigForbidden { path, detail }));
+            rep.add(Check::new(
+                Step::Device,
+                Finding::ConfigForbidden { path, detail },
+            ));
             None
         }
         Err(e) => {
@@ -267,7 +308,10 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             None
         }
     };
-    rep.add(Check::new(Step::Device, Finding::WriteNotTested));
+    match (&slots, a.try_write) {
+        (Some(_), true) => rep.add(Check::new(Step::Device, try_write(&mut client))),
+        _ => rep.add(Check::new(Step::Device, Finding::WriteNotTested)),
+    }
 
     // ---- step 2
     let expected: Option<Expected> = match (&listener, &server) {
@@ -293,11 +337,15 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             .map(|s| s.ip())
             .collect();
         match (&listener, &server) {
-            (Some(l), _) if l.addr.ip().is_unspecified() => ips.iter().any(|ip| probe::is_local(*ip)),
+            (Some(l), _) if l.addr.ip().is_unspecified() => {
+                ips.iter().any(|ip| probe::is_local(*ip))
+            }
             (Some(l), _) => ips.contains(&l.addr.ip()),
             (None, Some(s)) => {
-                let theirs: Vec<std::net::IpAddr> =
-                    probe::resolve(&s.host, 0).into_iter().map(|a| a.ip()).collect();
+                let theirs: Vec<std::net::IpAddr> = probe::resolve(&s.host, 0)
+                    .into_iter()
+                    .map(|a| a.ip())
+                    .collect();
                 ips.iter().any(|ip| theirs.contains(ip))
             }
             (None, None) => true,
@@ -323,7 +371,12 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             for slot in slots_to_judge(&in_use, expected.as_ref(), &is_server) {
                 let at_server = expected.as_ref().map(|_| is_server(slot));
                 let port = slot.port.trim().parse::<u16>().unwrap_or(0);
-                let p = probe::probe(slot.address(), port, &slot.url, timeout.min(Duration::from_secs(5)));
+                let p = probe::probe(
+                    slot.address(),
+                    port,
+                    &slot.url,
+                    timeout.min(Duration::from_secs(5)),
+                );
                 let findings = judge_slot(slot, expected.as_ref(), at_server, Some(&p));
                 if listener.is_some()
                     && listener_slot.is_none()
@@ -345,7 +398,10 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         Ok((ans, _, _)) => match parse_triggers(&ans.body) {
             Ok(t) => {
                 for tr in t.iter().filter(|t| !t.notifies_center()) {
-                    if !unlinked_types.iter().any(|u| u.eq_ignore_ascii_case(&tr.event_type)) {
+                    if !unlinked_types
+                        .iter()
+                        .any(|u| u.eq_ignore_ascii_case(&tr.event_type))
+                    {
                         unlinked_types.push(tr.event_type.clone());
                     }
                 }
@@ -365,9 +421,10 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
                 },
             )),
         },
-        Err(DeviceError::Forbidden { detail, .. }) => {
-            rep.add(Check::new(Step::Linkage, Finding::TriggersForbidden { detail }))
-        }
+        Err(DeviceError::Forbidden { detail, .. }) => rep.add(Check::new(
+            Step::Linkage,
+            Finding::TriggersForbidden { detail },
+        )),
         Err(e) => rep.add(Check::new(
             Step::Linkage,
             Finding::TriggersUnreadable {
@@ -383,7 +440,9 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             if slots.is_some() && listener_slot.is_none() {
                 rep.add(Check::new(
                     Step::Live,
-                    Finding::NoSlotToListener { listen: l.display() },
+                    Finding::NoSlotToListener {
+                        listen: l.display(),
+                    },
                 ));
             } else {
                 let login = crate::device::watch::StreamLogin {
@@ -398,7 +457,13 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
                     late: secs(a.late, 3.0),
                     progress: !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 };
-                for f in l.watch(&mut client, listener_slot.as_ref(), login, &opts, &unlinked_types) {
+                for f in l.watch(
+                    &mut client,
+                    listener_slot.as_ref(),
+                    login,
+                    &opts,
+                    &unlinked_types,
+                ) {
                     rep.add(Check::new(Step::Live, f));
                 }
             }
@@ -408,6 +473,33 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         l.stop();
     }
     Ok(rep.finish())
+}
+
+/// PUT the alarm host list back as the device gave it: 403 is the permission problem.
+fn try_write(client: &mut IsapiClient) -> Finding {
+    let (doc, format, target) = match fetch(client, ApiArg::Auto, HOSTS) {
+        Ok(x) => x,
+        Err(e) => {
+            return Finding::ConfigUnreadable {
+                path: HOSTS.into(),
+                detail: e.to_string(),
+            }
+        }
+    };
+    match client.request("PUT", &target, Some((&doc.body, format.content_type()))) {
+        Ok(a) if a.is_success() => Finding::ConfigWritable { path: HOSTS.into() },
+        Ok(a) => match crate::device::client::classify(HOSTS, &a) {
+            DeviceError::Forbidden { path, detail } => Finding::ConfigForbidden { path, detail },
+            other => Finding::ConfigUnreadable {
+                path: HOSTS.into(),
+                detail: other.to_string(),
+            },
+        },
+        Err(e) => Finding::ConfigUnreadable {
+            path: HOSTS.into(),
+            detail: e.to_string(),
+        },
+    }
 }
 
 fn fmt_name(f: FormatExpect) -> String {
@@ -433,7 +525,10 @@ mod tests {
             }
         );
         let s = parse_server_url("https://[2001:db8::1]/").unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.scheme), ("2001:db8::1", 443, Scheme::Https));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.scheme),
+            ("2001:db8::1", 443, Scheme::Https)
+        );
         assert_eq!(parse_server_url("http://srv").unwrap().port, 80);
         assert!(parse_server_url("srv:80").is_err());
         assert!(parse_server_url("http://srv:99999/").is_err());

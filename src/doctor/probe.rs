@@ -1,7 +1,7 @@
 //! Shell: what answers at a slot's address and port, seen from where doctor runs. A TCP connect,
-//! then one plain-HTTP GET and, when that gets no HTTP answer, one HTTPS GET (any certificate:
-//! only whether TLS is spoken matters), both with `ureq`. A GET stores no event on a server; its
-//! 401 challenge, if any, says which credentials the server wants.
+//! then a plain-HTTP request and, when that gets no HTTP answer, an HTTPS one (any certificate:
+//! only whether TLS is spoken matters), with `ureq`. The 401 challenge, if any, says which
+//! credentials the server wants: a GET first (stores nothing), then an empty POST.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -31,14 +31,28 @@ pub fn is_local(ip: std::net::IpAddr) -> bool {
     ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
+/// The scheme of a 401's challenge ("Digest", "Basic").
+fn challenge_of(resp: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    resp.headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| resp.status().as_u16() == 401)
+        .map(|v| v.split_whitespace().next().unwrap_or(v).to_string())
+}
+
+/// A GET (stores nothing); when it is not challenged, an empty POST, since servers may check
+/// credentials on POST only (the listener answers a GET 405 before any credential check). The
+/// POST carries no event: a server may log it as an empty request.
 fn get(agent: &ureq::Agent, url: &str) -> Result<Option<String>, String> {
     match agent.get(url).call() {
-        Ok(resp) => Ok(resp
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .filter(|_| resp.status().as_u16() == 401)
-            .map(|v| v.split_whitespace().next().unwrap_or(v).to_string())),
+        Ok(resp) => match challenge_of(&resp) {
+            Some(c) => Ok(Some(c)),
+            None => Ok(agent
+                .post(url)
+                .send_empty()
+                .ok()
+                .and_then(|r| challenge_of(&r))),
+        },
         Err(e) => Err(e.to_string()),
     }
 }
@@ -106,12 +120,19 @@ mod tests {
     fn tells_http_from_nothing_and_reads_the_challenge() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
+        // Like the listener: GET refused before any credential check, POST challenged.
         let t = std::thread::spawn(move || {
-            for _ in 0..1 {
+            // The bare connect, the GET, the POST.
+            for _ in 0..3 {
                 let (mut s, _) = l.accept().unwrap();
                 let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf);
-                let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"n\", qop=\"auth\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let n = s.read(&mut buf).unwrap_or(0);
+                let answer: &[u8] = if buf[..n].starts_with(b"POST") {
+                    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"n\", qop=\"auth\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                let _ = s.write_all(answer);
             }
         });
         let p = probe("127.0.0.1", port, "/alarm", Duration::from_secs(3));

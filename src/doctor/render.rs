@@ -136,16 +136,36 @@ mod tests {
     fn text_and_json_summaries() {
         let mut r = Reporter::new(false, Vec::new());
         r.start("http://d");
-        r.add(Check::new(Step::Device, Finding::Reachable { url: "http://d".into() }));
+        r.add(Check::new(
+            Step::Device,
+            Finding::Reachable {
+                url: "http://d".into(),
+            },
+        ));
         r.add(Check::new(Step::Linkage, Finding::NoTriggers));
         assert_eq!(r.finish(), 1);
         let t = String::from_utf8(r.out.clone()).unwrap();
-        assert!(t.contains("\n1. device\n  [pass] http://d answers and speaks ISAPI\n  => step 1: pass\n"), "{t}");
-        assert!(t.contains("\n3. event linkage\n  [FAIL] the device lists no event trigger\n         -> "), "{t}");
+        assert!(
+            t.contains(
+                "\n1. device\n  [pass] http://d answers and speaks ISAPI\n  => step 1: pass\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "\n3. event linkage\n  [FAIL] the device lists no event trigger\n         -> "
+            ),
+            "{t}"
+        );
         assert!(t.ends_with("summary: 1 pass, 1 fail, 0 cannot tell (steps: 1 pass, 2 not run, 3 fail, 4 not run)\n"), "{t}");
 
         let mut r = Reporter::new(true, Vec::new());
-        r.add(Check::new(Step::Device, Finding::Reachable { url: "http://d".into() }));
+        r.add(Check::new(
+            Step::Device,
+            Finding::Reachable {
+                url: "http://d".into(),
+            },
+        ));
         assert_eq!(r.finish(), 0);
         let lines: Vec<serde_json::Value> = String::from_utf8(r.out.clone())
             .unwrap()

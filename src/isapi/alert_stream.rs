@@ -72,7 +72,10 @@ impl std::fmt::Display for StreamProblem {
                 None => write!(f, "{bytes} bytes before the first part"),
             },
             StreamProblem::HeadTooLarge { index, limit } => {
-                write!(f, "part {index}: headers longer than {limit} bytes; skipped")
+                write!(
+                    f,
+                    "part {index}: headers longer than {limit} bytes; skipped"
+                )
             }
             StreamProblem::PartTooLarge { index, limit } => {
                 write!(f, "part {index}: larger than {limit} bytes; skipped")
@@ -99,7 +102,10 @@ impl std::fmt::Display for StreamProblem {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
     /// An event part, decoded by the project's event decoder.
-    Event { index: u64, event: Box<EventInfo> },
+    Event {
+        index: u64,
+        event: Box<EventInfo>,
+    },
     /// A part that is not XML or JSON (a picture): counted, not kept.
     Attachment {
         index: u64,
@@ -496,7 +502,9 @@ fn trim_count(b: &[u8]) -> u64 {
 /// A whole XML document (its root element closed) or JSON value (braces balanced, outside
 /// strings). Cheap and conservative: false when unsure.
 fn complete_document(b: &[u8]) -> bool {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace() && *c != 0xEF && *c != 0xBB && *c != 0xBF);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace() && *c != 0xEF && *c != 0xBB && *c != 0xBF);
     let Some(start) = start else { return false };
     let doc = b.get(start..).unwrap_or_default();
     match doc.first() {
@@ -526,7 +534,9 @@ fn json_complete(doc: &[u8]) -> bool {
             b'}' | b']' => {
                 depth -= 1;
                 if depth == 0 {
-                    return doc.get(i + 1..).is_some_and(|r| r.iter().all(u8::is_ascii_whitespace));
+                    return doc
+                        .get(i + 1..)
+                        .is_some_and(|r| r.iter().all(u8::is_ascii_whitespace));
                 }
             }
             _ => {}
@@ -548,7 +558,10 @@ fn xml_complete(doc: &[u8]) -> bool {
             Some(_) => {
                 let end = doc
                     .get(at..)
-                    .and_then(|r| r.iter().position(|c| c.is_ascii_whitespace() || *c == b'>' || *c == b'/'))
+                    .and_then(|r| {
+                        r.iter()
+                            .position(|c| c.is_ascii_whitespace() || *c == b'>' || *c == b'/')
+                    })
                     .map_or(doc.len(), |e| at + e);
                 break doc.get(at..end).unwrap_or_default();
             }
@@ -565,8 +578,9 @@ fn xml_complete(doc: &[u8]) -> bool {
     let Some(last) = memmem::rfind(t, &close) else {
         return false;
     };
-    t.get(last + close.len()..)
-        .is_some_and(|r| r.iter().all(|c| c.is_ascii_whitespace() || *c == b'>') && r.contains(&b'>'))
+    t.get(last + close.len()..).is_some_and(|r| {
+        r.iter().all(|c| c.is_ascii_whitespace() || *c == b'>') && r.contains(&b'>')
+    })
 }
 
 #[cfg(test)]
@@ -605,13 +619,20 @@ mod tests {
     #[test]
     fn events_come_out_before_the_next_delimiter() {
         // Devices write the delimiter before each part: the last event must not wait for it.
-        let s = part(&xml_event("VMD", "active", 1), "application/xml; charset=\"UTF-8\"", None);
+        let s = part(
+            &xml_event("VMD", "active", 1),
+            "application/xml; charset=\"UTF-8\"",
+            None,
+        );
         let mut d = AlertStreamDecoder::new(Some("boundary"));
         let out = run(&mut d, s.as_bytes(), 7);
         assert_eq!(types(&out), vec!["VMD"]);
         let mut d = AlertStreamDecoder::new(Some("boundary"));
         // Without Content-Length the end of the document is enough.
-        let s = format!("--boundary\r\nContent-Type: application/xml\r\n\r\n{}", xml_event("IO", "active", 2));
+        let s = format!(
+            "--boundary\r\nContent-Type: application/xml\r\n\r\n{}",
+            xml_event("IO", "active", 2)
+        );
         assert_eq!(types(&run(&mut d, s.as_bytes(), 3)), vec!["IO"]);
     }
 
@@ -619,21 +640,35 @@ mod tests {
     fn every_chunking_gives_the_same_items() {
         let mut s = String::new();
         for (i, ty) in ["VMD", "linedetection", "videoloss"].iter().enumerate() {
-            s.push_str(&part(&xml_event(ty, "active", i as u32), "application/xml", None));
+            s.push_str(&part(
+                &xml_event(ty, "active", i as u32),
+                "application/xml",
+                None,
+            ));
             s.push_str("\r\n");
         }
         let json = "{\n \"eventType\": \"AccessControllerEvent\",\n \"eventState\": \"active\",\n \"note\": \"a } in a string\"\n}";
         s.push_str(&part(json, "application/json", None));
         s.push_str("\r\n--boundary\r\nContent-Type: image/jpeg\r\nContent-Length: 6\r\n\r\n\x7f\x01}>\x02\x03\r\n--boundary--\r\n");
-        let whole = run(&mut AlertStreamDecoder::new(Some("boundary")), s.as_bytes(), usize::MAX);
+        let whole = run(
+            &mut AlertStreamDecoder::new(Some("boundary")),
+            s.as_bytes(),
+            usize::MAX,
+        );
         assert_eq!(
             types(&whole),
             vec!["VMD", "linedetection", "videoloss", "AccessControllerEvent"]
         );
-        assert!(whole.iter().any(|i| matches!(i, StreamItem::Attachment { bytes: 6, .. })));
+        assert!(whole
+            .iter()
+            .any(|i| matches!(i, StreamItem::Attachment { bytes: 6, .. })));
         assert_eq!(whole.last(), Some(&StreamItem::End));
         for chunk in [1, 2, 3, 5, 13, 64] {
-            let got = run(&mut AlertStreamDecoder::new(Some("boundary")), s.as_bytes(), chunk);
+            let got = run(
+                &mut AlertStreamDecoder::new(Some("boundary")),
+                s.as_bytes(),
+                chunk,
+            );
             assert_eq!(got, whole, "chunk {chunk}");
         }
     }
@@ -653,7 +688,11 @@ mod tests {
         assert_eq!(types(&out), vec!["videoloss", "AccessControllerEvent"]);
         assert!(out.iter().any(|i| matches!(
             i,
-            StreamItem::Problem(StreamProblem::LengthMismatch { index: 0, declared: 42, .. })
+            StreamItem::Problem(StreamProblem::LengthMismatch {
+                index: 0,
+                declared: 42,
+                ..
+            })
         )));
         let ev = out.iter().find_map(|i| match i {
             StreamItem::Event { event, .. } => Some(event),
@@ -669,11 +708,18 @@ mod tests {
             xml_event("VMD", "active", 1),
             xml_event("IO", "active", 2)
         );
-        let out = run(&mut AlertStreamDecoder::new(Some("boundary")), s.as_bytes(), 9);
+        let out = run(
+            &mut AlertStreamDecoder::new(Some("boundary")),
+            s.as_bytes(),
+            9,
+        );
         assert_eq!(types(&out), vec!["VMD", "IO"]);
         assert!(out.iter().any(|i| matches!(
             i,
-            StreamItem::Problem(StreamProblem::Garbage { after_part: None, .. })
+            StreamItem::Problem(StreamProblem::Garbage {
+                after_part: None,
+                ..
+            })
         )));
         assert!(out.iter().any(|i| matches!(
             i,
@@ -690,12 +736,18 @@ mod tests {
         };
         let mut d = AlertStreamDecoder::with_limits(Some("b"), limits);
         let mut out = Vec::new();
-        d.feed(b"--b\r\nContent-Type: application/xml\r\n\r\n<Big>", &mut out);
+        d.feed(
+            b"--b\r\nContent-Type: application/xml\r\n\r\n<Big>",
+            &mut out,
+        );
         for _ in 0..1000 {
             d.feed(&[b'x'; 1000], &mut out);
             assert!(d.buf.len() <= 2 * 1024, "{}", d.buf.len());
         }
-        d.feed(format!("\r\n--b\r\n\r\n{}", xml_event("VMD", "active", 1)).as_bytes(), &mut out);
+        d.feed(
+            format!("\r\n--b\r\n\r\n{}", xml_event("VMD", "active", 1)).as_bytes(),
+            &mut out,
+        );
         assert!(out.iter().any(|i| matches!(
             i,
             StreamItem::Problem(StreamProblem::PartTooLarge { index: 0, .. })
@@ -718,10 +770,9 @@ mod tests {
             d.feed(&[b'h'; 999], &mut out);
             assert!(d.buf.len() <= 1300);
         }
-        assert!(out.iter().any(|i| matches!(
-            i,
-            StreamItem::Problem(StreamProblem::HeadTooLarge { .. })
-        )));
+        assert!(out
+            .iter()
+            .any(|i| matches!(i, StreamItem::Problem(StreamProblem::HeadTooLarge { .. }))));
     }
 
     #[test]
@@ -733,13 +784,18 @@ mod tests {
         d.finish(&mut out);
         assert!(matches!(
             out.as_slice(),
-            [StreamItem::Problem(StreamProblem::Truncated { index: 0, .. })]
+            [StreamItem::Problem(StreamProblem::Truncated {
+                index: 0,
+                ..
+            })]
         ));
     }
 
     #[test]
     fn completeness() {
-        assert!(complete_document(b"<?xml version=\"1.0\"?>\n<!-- c --><a x=\"1\"><b/></a>\n"));
+        assert!(complete_document(
+            b"<?xml version=\"1.0\"?>\n<!-- c --><a x=\"1\"><b/></a>\n"
+        ));
         assert!(!complete_document(b"<a><b></b>"));
         assert!(!complete_document(b"<a><a></a>x"));
         assert!(complete_document(b"{\"a\": \"}\", \"b\": [1, {}]}"));
