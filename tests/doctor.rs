@@ -390,3 +390,47 @@ fn unreachable_device_stops_at_step_one() {
     assert_eq!(r.step("alarm_hosts"), "not_run");
     assert_eq!(r.code, 1);
 }
+
+#[test]
+fn device_watch_lists_generated_events_and_counts_keepalives() {
+    let port = free_port();
+    // Linked or not, every generated event is on the stream.
+    let s = sim(
+        &format!("http://127.0.0.1:{port}/alarm"),
+        &["--unlinked", "linedetection", "--heartbeat", "0.5"],
+    );
+    let out = Command::new(BIN)
+        .args([
+            "device",
+            "watch",
+            "--device",
+            &s.url,
+            "--password",
+            PW,
+            "--json",
+            "--duration",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rows: Vec<&Value> = lines.iter().filter(|l| l.get("event").is_some()).collect();
+    let types: Vec<&str> = rows
+        .iter()
+        .map(|r| r["event"]["event_type"].as_str().unwrap_or("?"))
+        .collect();
+    assert!(types.len() >= 6, "{types:?}");
+    assert!(types.contains(&"linedetection"), "{types:?}");
+    assert!(!types.contains(&"videoloss"), "{types:?}");
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(summary["events"].as_u64(), Some(rows.len() as u64));
+    assert!(summary["keepalives"].as_u64().unwrap() >= 2, "{summary}");
+}

@@ -139,3 +139,189 @@ pub fn spawn_stream(
             }
         })
 }
+
+/// One listed event.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WatchRow {
+    /// Arrival on this machine (UTC).
+    pub time: String,
+    /// Part index on its connection.
+    pub part: u64,
+    pub event: crate::model::EventSummary,
+}
+
+impl WatchRow {
+    /// The text line: arrival, type, state, channel, the device's own time.
+    pub fn line(&self) -> String {
+        let e = &self.event;
+        format!(
+            "{} {} {} ch{} {}",
+            self.time.get(11..).unwrap_or(&self.time),
+            e.event_type.as_deref().unwrap_or("?"),
+            e.event_state.as_deref().unwrap_or("-"),
+            e.channel.as_deref().unwrap_or("-"),
+            e.date_time.as_deref().unwrap_or("(no dateTime)"),
+        )
+    }
+}
+
+/// Most rows kept for the live list (the oldest go first).
+pub const MAX_ROWS: usize = 10_000;
+
+/// What `device watch` shows: the events (keep-alives counted, not listed), stream problems
+/// and drops. Pure: fed [`StreamMsg`]s with their arrival time.
+#[derive(Debug, Default)]
+pub struct WatchState {
+    pub rows: std::collections::VecDeque<WatchRow>,
+    pub events: u64,
+    pub keepalives: u64,
+    pub problems: u64,
+    pub drops: u64,
+    pub connected: bool,
+    /// Last drop or stream problem, for the header.
+    pub last_note: Option<String>,
+}
+
+/// What a message means for the output.
+#[derive(Debug, Clone)]
+pub enum WatchOutput {
+    Row(WatchRow),
+    Note(String),
+    Nothing,
+}
+
+impl WatchState {
+    /// Take one message; returns what to print.
+    pub fn on_msg(&mut self, time: String, msg: StreamMsg) -> WatchOutput {
+        match msg {
+            StreamMsg::Connected => {
+                self.connected = true;
+                WatchOutput::Note("alertStream open".into())
+            }
+            StreamMsg::Dropped(d) | StreamMsg::Unavailable(d) => {
+                self.connected = false;
+                self.drops += 1;
+                self.last_note = Some(d.clone());
+                WatchOutput::Note(format!("alertStream: {d}"))
+            }
+            StreamMsg::Item(StreamItem::Event { index, event }) => {
+                if crate::isapi::alert_stream::is_keepalive(&event) {
+                    self.keepalives += 1;
+                    return WatchOutput::Nothing;
+                }
+                self.events += 1;
+                let row = WatchRow {
+                    time,
+                    part: index,
+                    event: crate::model::EventSummary::from(event.as_ref()),
+                };
+                if self.rows.len() >= MAX_ROWS {
+                    self.rows.pop_front();
+                }
+                self.rows.push_back(row.clone());
+                WatchOutput::Row(row)
+            }
+            StreamMsg::Item(StreamItem::Problem(p)) => {
+                self.problems += 1;
+                self.last_note = Some(p.to_string());
+                WatchOutput::Note(p.to_string())
+            }
+            StreamMsg::Item(StreamItem::End) => {
+                WatchOutput::Note("the device ended the stream".into())
+            }
+            StreamMsg::Item(StreamItem::Attachment { .. }) => WatchOutput::Nothing,
+        }
+    }
+
+    /// The counts line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} events, {} keep-alives, {} stream problems, {} drops",
+            self.events, self.keepalives, self.problems, self.drops
+        )
+    }
+
+    /// The live list: a header with the counts, the newest rows that fit.
+    pub fn draw(&self, f: &mut ratatui::Frame<'_>, title: &str) {
+        use ratatui::layout::{Constraint, Layout};
+        use ratatui::widgets::{Block, Borders, List, ListItem, Paragraph};
+        let [head, body] =
+            Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(f.area());
+        let state = if self.connected {
+            "open"
+        } else {
+            "not connected"
+        };
+        let note = self.last_note.as_deref().unwrap_or("");
+        f.render_widget(
+            Paragraph::new(format!(
+                "alarmscope | device watch {title} | {state} | q quits\n{}  {note}",
+                self.summary()
+            )),
+            head,
+        );
+        let fit = usize::from(body.height.saturating_sub(2));
+        let items: Vec<ListItem> = self
+            .rows
+            .iter()
+            .skip(self.rows.len().saturating_sub(fit))
+            .map(|r| ListItem::new(r.line()))
+            .collect();
+        f.render_widget(
+            List::new(items).block(Block::default().borders(Borders::ALL).title(" Events ")),
+            body,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isapi::decode_event;
+
+    fn ev(body: &str) -> StreamMsg {
+        StreamMsg::Item(StreamItem::Event {
+            index: 0,
+            event: Box::new(decode_event(body.as_bytes(), None).unwrap()),
+        })
+    }
+
+    #[test]
+    fn keepalives_are_counted_not_listed() {
+        let mut w = WatchState::default();
+        let t = || "2026-12-02 10:00:00.000".to_string();
+        assert!(matches!(
+            w.on_msg(t(), StreamMsg::Connected),
+            WatchOutput::Note(_)
+        ));
+        let vmd = "<EventNotificationAlert><channelID>2</channelID><dateTime>2026-12-02T11:00:00+01:00</dateTime><eventType>VMD</eventType><eventState>active</eventState></EventNotificationAlert>";
+        let hb = "<EventNotificationAlert><eventType>videoloss</eventType><eventState>inactive</eventState></EventNotificationAlert>";
+        match w.on_msg(t(), ev(vmd)) {
+            WatchOutput::Row(r) => assert_eq!(
+                r.line(),
+                "10:00:00.000 VMD active ch2 2026-12-02T11:00:00+01:00"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(w.on_msg(t(), ev(hb)), WatchOutput::Nothing));
+        assert!(matches!(w.on_msg(t(), ev(hb)), WatchOutput::Nothing));
+        w.on_msg(t(), StreamMsg::Dropped("reset".into()));
+        assert_eq!(
+            (w.events, w.keepalives, w.drops, w.rows.len()),
+            (1, 2, 1, 1)
+        );
+        assert!(!w.connected);
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 8)).unwrap();
+        term.draw(|f| w.draw(f, "http://d")).unwrap();
+        let screen: String = term
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
+        assert!(screen.contains("1 events, 2 keep-alives"), "{screen}");
+        assert!(screen.contains("VMD active ch2"), "{screen}");
+        assert!(!screen.contains("videoloss"), "{screen}");
+    }
+}
