@@ -842,7 +842,7 @@ mod tests {
         );
     }
 
-    fn with_triggers(mut d: IsapiDevice) -> IsapiDevice {
+    fn with_triggers(d: IsapiDevice) -> IsapiDevice {
         d.set_triggers(
             crate::simulate::triggers::trigger_table(
                 &["VMD".into(), "linedetection".into()],
