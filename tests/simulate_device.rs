@@ -504,3 +504,83 @@ fn listen_auth_digest_right_wrong_and_no_credentials() {
         .iter()
         .all(|e| e.exchange.auth == Some(AuthCheck::WrongScheme)));
 }
+
+#[test]
+fn slot_protocol_and_format_reach_the_listener_as_configured() {
+    let srv = Srv::start(|o| o.store = None);
+    let to = format!("http://{}/alarm", srv.addr);
+    // HTTPS slot against a plain-HTTP server: a TLS handshake arrives, not a request.
+    let mut sim = Sim::start(&[
+        "--to",
+        &to,
+        "--host-protocol",
+        "https",
+        "--count",
+        "1",
+        "--retries",
+        "0",
+    ]);
+    let s = sim.summary();
+    assert_eq!(s["closed_without_answer"], 1, "{s}");
+    let ev = srv.events(1);
+    let x = &ev[0].exchange;
+    assert_eq!(x.response.as_ref().map(|r| r.status), Some(400));
+    assert!(x.event.is_none() && x.request.method.is_empty());
+    // JSON slot: camera events arrive as JSON.
+    let mut sim = Sim::start(&[
+        "--to",
+        &to,
+        "--host-format",
+        "json",
+        "--count",
+        "3",
+        "--rate",
+        "20",
+    ]);
+    assert_eq!(sim.summary()["answered_200"], 3);
+    for e in srv.events(3) {
+        assert_eq!(e.exchange.event.as_ref().unwrap().format, "json");
+    }
+}
+
+#[test]
+fn held_pushes_arrive_late_while_the_stream_shows_events_on_time() {
+    // Each answer takes 1 s: a device generating 4 events a second falls behind.
+    let srv = Srv::start(|o| {
+        o.store = None;
+        o.faults = vec!["delay=1s".parse().unwrap()];
+    });
+    let to = format!("http://{}/alarm", srv.addr);
+    let sim = Sim::start(&["--to", &to, "--generate-every", "0.25", "--timeout", "5"]);
+    let parts = alert_stream(sim.isapi, 3.0);
+    drop(sim);
+    let on_stream: Vec<String> = parts
+        .iter()
+        .filter_map(|(ct, b)| decode_event(b, Some(ct)).ok())
+        .filter(|e| e.event_type.as_deref() != Some("videoloss"))
+        .filter_map(|e| e.date_time)
+        .collect();
+    let mut srv = srv;
+    let (_, _, conns) = srv.stop_with_report();
+    let mut pushed: Vec<String> = conns
+        .iter()
+        .flat_map(|c| &c.exchanges)
+        .filter_map(|x| x.event.as_ref()?.date_time.clone())
+        .collect();
+    pushed.sort();
+    pushed.dedup();
+    assert!(
+        on_stream.len() >= 10,
+        "{} events on the stream",
+        on_stream.len()
+    );
+    assert!(
+        pushed.len() <= 4 && !pushed.is_empty(),
+        "{} pushes in 3 s at 1 s each",
+        pushed.len()
+    );
+    // Every push is an event the stream showed when it happened; the rest are held.
+    for p in &pushed {
+        assert!(on_stream.contains(p), "{p} not on the stream");
+    }
+}

@@ -25,7 +25,7 @@ use events::{
     build_push, request_bytes_auth, BodyFormat, DeviceIdentity, EventKind, EventSpec, KindArg,
 };
 use machine::{AttemptRecord, DeviceMachine, Outcome, Schedule, Step, Summary, Timing};
-use push::{attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl};
+use push::{attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl, Transport};
 use triggers::{trigger_table, Trigger};
 
 /// `--isapi-format`: what the simulated device's configuration API speaks.
@@ -143,8 +143,8 @@ pub struct SimulateArgs {
     /// triggers), as recorders do for an operator account.
     #[arg(long)]
     pub forbid_config: bool,
-    /// With --serve-isapi: alarm host slot 1's protocolType at start (HTTPS pushes fail: the
-    /// simulator has no TLS client).
+    /// With --serve-isapi: alarm host slot 1's protocolType at start (HTTPS pushes go over TLS,
+    /// accepting any server certificate).
     #[arg(long, value_enum)]
     pub host_protocol: Option<HostProtocolArg>,
     /// With --serve-isapi: alarm host slot 1's parameterFormatType at start.
@@ -177,9 +177,6 @@ enum Target {
 }
 
 fn slot_url(slot: &HostSlot) -> Result<PushUrl, String> {
-    if slot.protocol.eq_ignore_ascii_case("HTTPS") {
-        return Err("the configured host uses HTTPS; the simulator pushes plain HTTP only".into());
-    }
     let port: u16 = slot
         .port
         .parse()
@@ -202,6 +199,18 @@ struct Route {
     /// The slot's body format for camera events (None: the schedule's).
     format: Option<BodyFormat>,
     auth: PushAuth,
+    tls: bool,
+}
+
+/// The transport a slot asks for: TLS presenting the slot's address when it says HTTPS.
+fn transport(tls: bool, url: &PushUrl) -> Transport {
+    if tls {
+        Transport::Tls {
+            server_name: url.host.clone(),
+        }
+    } else {
+        Transport::Plain
+    }
 }
 
 impl Target {
@@ -211,6 +220,7 @@ impl Target {
                 url: Ok(u.clone()),
                 format: None,
                 auth: PushAuth::None,
+                tls: false,
             }),
             Target::Isapi(dev) => {
                 let slot = dev.active_host()?;
@@ -227,6 +237,7 @@ impl Target {
                         &slot.user_name,
                         &dev.slot_password(&slot.id),
                     ),
+                    tls: slot.protocol.eq_ignore_ascii_case("HTTPS"),
                 })
             }
         }
@@ -497,6 +508,7 @@ async fn run_device(r: DeviceRun) {
                         url: Ok(url),
                         format: fmt,
                         auth,
+                        tls,
                     }) => match resolve(&url).await {
                         None => {
                             if !warned {
@@ -542,6 +554,7 @@ async fn run_device(r: DeviceRun) {
                             let o = attempt_auth(
                                 addr,
                                 source,
+                                &transport(tls, &url),
                                 &url.path,
                                 &build,
                                 &auth,
@@ -549,7 +562,8 @@ async fn run_device(r: DeviceRun) {
                             )
                             .await;
                             cached = Some((planned.seq, p));
-                            (o, format!("http://{}{}", url.host_header(), url.path))
+                            let scheme = if tls { "https" } else { "http" };
+                            (o, format!("{scheme}://{}{}", url.host_header(), url.path))
                         }
                     },
                 };
@@ -748,9 +762,11 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
                     let host = url.host_header();
                     let build =
                         |a: Option<&str>| request_bytes_auth(&host, &url.path, &push, at, a);
+                    let tls = slot.protocol.eq_ignore_ascii_case("HTTPS");
                     match attempt_auth(
                         addr,
                         source,
+                        &transport(tls, &url),
                         &url.path,
                         &build,
                         &auth,
