@@ -368,6 +368,18 @@ fn unlinked_events_are_on_the_stream_but_never_pushed() {
         pushed.iter().all(|(t, _)| t != "linedetection"),
         "{pushed:?}"
     );
+    // The stream reports the address the pushes come from.
+    let peers: Vec<String> = conns
+        .iter()
+        .map(|c| c.client.split(':').next().unwrap_or("").to_string())
+        .collect();
+    for e in of("VMD") {
+        assert!(
+            peers.contains(e.device_ip.as_ref().unwrap()),
+            "{:?}",
+            e.device_ip
+        );
+    }
     // Each linked event seen on the stream arrived as a push with the same type and time.
     for e in of("VMD").iter().chain(of("fielddetection").iter()) {
         let key = (

@@ -427,7 +427,6 @@ struct DeviceRun {
 /// pushed or not, as the device's own event stream shows them.
 async fn generate_events(index: u32, schedule: Schedule, side: DeviceSide, start: Instant) {
     let devices = u64::from(schedule.devices.max(1));
-    let id = DeviceIdentity::new(index, side.dev.identity.ip);
     let mut nth = 0u64;
     loop {
         let seq = nth.saturating_mul(devices).saturating_add(u64::from(index));
@@ -436,6 +435,16 @@ async fn generate_events(index: u32, schedule: Schedule, side: DeviceSide, start
         };
         tokio::time::sleep_until(start + Duration::from_millis(p.due_ms)).await;
         let d = side.decide(&schedule, &p);
+        // The address the device reports is the one its pushes carry (towards the slot's host).
+        let ip = side
+            .dev
+            .active_host()
+            .and_then(|h| h.address().parse::<IpAddr>().ok())
+            .and_then(|ip| {
+                source_for(ip, index).or_else(|| local_ip_towards(SocketAddr::new(ip, 80)))
+            })
+            .unwrap_or(side.dev.identity.ip);
+        let id = DeviceIdentity::new(index, ip);
         if is_camera(d.kind) {
             let spec = EventSpec {
                 kind: d.kind,
