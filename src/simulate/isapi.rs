@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use digest_auth::{AlgorithmType, AuthContext, AuthorizationHeader, HttpMethod};
+use digest_auth::{AlgorithmType, AuthorizationHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -263,16 +263,7 @@ impl IsapiDevice {
         if !known {
             return false;
         }
-        let mut expected = hdr.clone();
-        let ctx = AuthContext::new_with_method(
-            self.user.as_str(),
-            self.password.as_str(),
-            hdr.uri.as_str(),
-            Some(body),
-            HttpMethod::from(method.to_string()),
-        );
-        expected.digest(&ctx);
-        expected.response == hdr.response
+        crate::listen::auth::digest_matches(&hdr, &self.password, method, body)
     }
 
     fn status(&self, code: u16, url: &str, status_code: i64, sub: &str) -> IsapiResponse {
@@ -717,7 +708,7 @@ async fn alert_stream(mut stream: TcpStream, dev: &IsapiDevice) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use digest_auth::WwwAuthenticateHeader;
+    use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
 
     fn dev(api: ApiFormat) -> IsapiDevice {
         // Serial DS-2CD2387G2-LU20230101CCWR520000000: realm "IP Camera(20000000)".

@@ -180,24 +180,32 @@ async fn exchange(
     loop {
         match timeout_at(deadline, stream.read(&mut chunk)).await {
             Err(_) => return (Outcome::Timeout, None),
-            Ok(Err(_)) | Ok(Ok(0)) => {
-                // Closed or reset; a complete status line before that still counts.
-                return match answer_status(&buf) {
-                    AnswerHead::Status(code) => (Outcome::Answered(code), www_authenticate(&buf)),
-                    _ => (Outcome::Closed, None),
-                };
-            }
+            Ok(Err(_)) | Ok(Ok(0)) => return answer_at_close(&buf),
             Ok(Ok(n)) => {
-                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                match answer_status(&buf) {
-                    AnswerHead::Status(code) => {
-                        return (Outcome::Answered(code), www_authenticate(&buf))
-                    }
-                    AnswerHead::Partial if buf.len() < 65_536 => {}
-                    _ => return (Outcome::Closed, None),
+                if let Some(done) = answer_so_far(&mut buf, chunk.get(..n).unwrap_or_default()) {
+                    return done;
                 }
             }
         }
+    }
+}
+
+/// Add what the server sent to `buf`; the attempt's result once the answer head is complete or
+/// cannot be one (not HTTP, or larger than 64 KiB).
+fn answer_so_far(buf: &mut Vec<u8>, data: &[u8]) -> Option<(Outcome, Option<String>)> {
+    buf.extend_from_slice(data);
+    match answer_status(buf) {
+        AnswerHead::Status(code) => Some((Outcome::Answered(code), www_authenticate(buf))),
+        AnswerHead::Partial if buf.len() < 65_536 => None,
+        _ => Some((Outcome::Closed, None)),
+    }
+}
+
+/// The server closed or reset: a complete status line before that still counts.
+fn answer_at_close(buf: &[u8]) -> (Outcome, Option<String>) {
+    match answer_status(buf) {
+        AnswerHead::Status(code) => (Outcome::Answered(code), www_authenticate(buf)),
+        _ => (Outcome::Closed, None),
     }
 }
 
@@ -329,23 +337,14 @@ fn tls_blocking(
     let mut chunk = [0u8; 4096];
     loop {
         match tls.read(&mut chunk) {
-            Ok(0) => {
-                return match answer_status(&buf) {
-                    AnswerHead::Status(code) => (Outcome::Answered(code), www_authenticate(&buf)),
-                    _ => (Outcome::Closed, None),
-                }
-            }
+            Ok(0) => return answer_at_close(&buf),
             Ok(n) => {
-                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                match answer_status(&buf) {
-                    AnswerHead::Status(code) => {
-                        return (Outcome::Answered(code), www_authenticate(&buf))
-                    }
-                    AnswerHead::Partial if buf.len() < 65_536 => {}
-                    _ => return (Outcome::Closed, None),
+                if let Some(done) = answer_so_far(&mut buf, chunk.get(..n).unwrap_or_default()) {
+                    return done;
                 }
             }
             Err(e) if timed_out(&e) => return (Outcome::Timeout, None),
+            // A TLS alert or bytes that are not TLS (a plain-HTTP server's answer).
             Err(_) => return (Outcome::Closed, None),
         }
     }
