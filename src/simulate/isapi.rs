@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use digest_auth::{AlgorithmType, AuthContext, AuthorizationHeader, HttpMethod};
+use digest_auth::{AlgorithmType, AuthorizationHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -263,16 +263,7 @@ impl IsapiDevice {
         if !known {
             return false;
         }
-        let mut expected = hdr.clone();
-        let ctx = AuthContext::new_with_method(
-            self.user.as_str(),
-            self.password.as_str(),
-            hdr.uri.as_str(),
-            Some(body),
-            HttpMethod::from(method.to_string()),
-        );
-        expected.digest(&ctx);
-        expected.response == hdr.response
+        crate::listen::auth::digest_matches(&hdr, &self.password, method, body)
     }
 
     fn status(&self, code: u16, url: &str, status_code: i64, sub: &str) -> IsapiResponse {
@@ -717,7 +708,7 @@ async fn alert_stream(mut stream: TcpStream, dev: &IsapiDevice) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use digest_auth::WwwAuthenticateHeader;
+    use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
 
     fn dev(api: ApiFormat) -> IsapiDevice {
         // Serial DS-2CD2387G2-LU20230101CCWR520000000: realm "IP Camera(20000000)".
@@ -839,6 +830,124 @@ mod tests {
         assert_eq!(
             now(call(&d, "GET", "/ISAPI/System/unknown", "s3cret!", b"")).status,
             404
+        );
+    }
+
+    fn with_triggers(d: IsapiDevice) -> IsapiDevice {
+        d.set_triggers(
+            crate::simulate::triggers::trigger_table(
+                &["VMD".into(), "linedetection".into()],
+                &["linedetection".into()],
+                1,
+            )
+            .unwrap(),
+        );
+        d
+    }
+
+    #[test]
+    fn device_info_and_alert_stream_need_auth_only() {
+        let mut d = dev(ApiFormat::Xml);
+        d.forbid_config = true;
+        let info = now(call(&d, "GET", DEVICE_INFO, "s3cret!", b""));
+        assert_eq!(info.status, 200);
+        let text = String::from_utf8(info.body).unwrap();
+        assert!(text.contains(&format!(
+            "<serialNumber>{}</serialNumber>",
+            d.identity.serial
+        )));
+        assert!(matches!(
+            call(&d, "GET", ALERT_STREAM, "s3cret!", b""),
+            Reply::AlertStream
+        ));
+        // Without credentials the stream is refused like everything else.
+        assert_eq!(now(d.handle("GET", ALERT_STREAM, None, b"")).status, 401);
+    }
+
+    #[test]
+    fn forbidden_config_answers_403_low_privilege() {
+        let mut d = with_triggers(dev(ApiFormat::Xml));
+        d.forbid_config = true;
+        for (m, path) in [
+            ("GET", HOSTS.to_string()),
+            ("PUT", format!("{HOSTS}/1")),
+            ("GET", TRIGGERS.to_string()),
+            ("GET", format!("{TRIGGERS}/VMD-1")),
+        ] {
+            let r = now(call(&d, m, &path, "s3cret!", b""));
+            assert_eq!(r.status, 403, "{m} {path}");
+            let st = crate::device::hosts::parse_response_status(&r.body).unwrap();
+            assert_eq!(st.sub_status_code, "lowPrivilege");
+            assert_eq!(st.status_code, Some(4));
+        }
+    }
+
+    #[test]
+    fn triggers_list_get_and_put_link() {
+        let d = with_triggers(dev(ApiFormat::Xml));
+        let list = now(call(&d, "GET", TRIGGERS, "s3cret!", b""));
+        assert_eq!(list.status, 200);
+        let one = now(call(
+            &d,
+            "GET",
+            &format!("{TRIGGERS}/linedetection-1"),
+            "s3cret!",
+            b"",
+        ));
+        assert_eq!(one.status, 200);
+        let u = crate::simulate::triggers::parse_trigger_update(&one.body).unwrap();
+        assert!(!u.center);
+        // Link it to the center the way a client would: the same document plus `center`.
+        let linked = Trigger {
+            event_type: "linedetection".into(),
+            channel: 1,
+            center: true,
+        };
+        let body = render_trigger(&linked);
+        let path = format!("{TRIGGERS}/linedetection-1");
+        let r = now(call(&d, "PUT", &path, "s3cret!", &body));
+        assert_eq!(r.status, 200);
+        assert!(d.triggers().iter().all(|t| t.center));
+        // A body naming another trigger is refused and changes nothing.
+        let other = render_trigger(&Trigger {
+            event_type: "VMD".into(),
+            channel: 1,
+            center: false,
+        });
+        let r = now(call(&d, "PUT", &path, "s3cret!", &other));
+        assert_eq!(r.status, 400);
+        assert!(d.triggers().iter().all(|t| t.center));
+        assert_eq!(
+            now(call(
+                &d,
+                "GET",
+                &format!("{TRIGGERS}/fielddetection-1"),
+                "s3cret!",
+                b""
+            ))
+            .status,
+            404
+        );
+    }
+
+    #[test]
+    fn put_keeps_slot_passwords() {
+        let d = dev(ApiFormat::Xml);
+        let body = b"<HttpHostNotificationList><HttpHostNotification><id>1</id><url>/a</url>\
+<protocolType>HTTP</protocolType><parameterFormatType>XML</parameterFormatType>\
+<addressingFormatType>ipaddress</addressingFormatType><ipAddress>127.0.0.1</ipAddress>\
+<portNo>8080</portNo><userName>alarm</userName><password>p4ss</password>\
+<httpAuthenticationMethod>MD5digest</httpAuthenticationMethod></HttpHostNotification>\
+</HttpHostNotificationList>";
+        let r = now(call(&d, "PUT", HOSTS, "s3cret!", body));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(d.slot_password("1"), "p4ss");
+        assert_eq!(d.slot_password("2"), "");
+        let json =
+            br#"{"HttpHostNotificationList":[{"HttpHostNotification":{"id":"1","password":"j"}}]}"#;
+        assert_eq!(
+            slot_passwords(json),
+            vec![("1".to_string(), "j".to_string())]
         );
     }
 }

@@ -507,6 +507,38 @@ mod tests {
     }
 
     #[test]
+    fn not_linked_events_are_resolved_without_sending() {
+        let t = Timing {
+            timeout_ms: 5000,
+            retries: 2,
+            retry_wait_ms: 1000,
+        };
+        let mut m = DeviceMachine::new(sched(4, 1, 1.0), t, 0);
+        // Every other event is not linked; the linked ones are answered at once.
+        let (recs, _) = drive(&mut m, |seq, _| {
+            if seq % 2 == 1 {
+                (Outcome::NotLinked, 0)
+            } else {
+                (Outcome::Answered(200), 10)
+            }
+        });
+        assert_eq!(recs.len(), 4, "no retries of an unlinked event");
+        assert_eq!(recs[1].result, "not_linked");
+        let s = m.summary();
+        assert_eq!(
+            (
+                s.events,
+                s.sent,
+                s.delivered,
+                s.not_linked,
+                s.held,
+                s.given_up
+            ),
+            (4, 2, 2, 2, 0, 0)
+        );
+    }
+
+    #[test]
     fn server_never_answers_stalls_and_holds() {
         // 3 posts at 1/s, timeout 5 s, one retry after 1 s: each post takes 5 + 1 + 5 = 11 s.
         let t = Timing {

@@ -25,7 +25,7 @@ use events::{
     build_push, request_bytes_auth, BodyFormat, DeviceIdentity, EventKind, EventSpec, KindArg,
 };
 use machine::{AttemptRecord, DeviceMachine, Outcome, Schedule, Step, Summary, Timing};
-use push::{attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl};
+use push::{attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl, Transport};
 use triggers::{trigger_table, Trigger};
 
 /// `--isapi-format`: what the simulated device's configuration API speaks.
@@ -143,8 +143,8 @@ pub struct SimulateArgs {
     /// triggers), as recorders do for an operator account.
     #[arg(long)]
     pub forbid_config: bool,
-    /// With --serve-isapi: alarm host slot 1's protocolType at start (HTTPS pushes fail: the
-    /// simulator has no TLS client).
+    /// With --serve-isapi: alarm host slot 1's protocolType at start (HTTPS pushes go over TLS,
+    /// accepting any server certificate).
     #[arg(long, value_enum)]
     pub host_protocol: Option<HostProtocolArg>,
     /// With --serve-isapi: alarm host slot 1's parameterFormatType at start.
@@ -177,9 +177,6 @@ enum Target {
 }
 
 fn slot_url(slot: &HostSlot) -> Result<PushUrl, String> {
-    if slot.protocol.eq_ignore_ascii_case("HTTPS") {
-        return Err("the configured host uses HTTPS; the simulator pushes plain HTTP only".into());
-    }
     let port: u16 = slot
         .port
         .parse()
@@ -202,6 +199,18 @@ struct Route {
     /// The slot's body format for camera events (None: the schedule's).
     format: Option<BodyFormat>,
     auth: PushAuth,
+    tls: bool,
+}
+
+/// The transport a slot asks for: TLS presenting the slot's address when it says HTTPS.
+fn transport(tls: bool, url: &PushUrl) -> Transport {
+    if tls {
+        Transport::Tls {
+            server_name: url.host.clone(),
+        }
+    } else {
+        Transport::Plain
+    }
 }
 
 impl Target {
@@ -211,6 +220,7 @@ impl Target {
                 url: Ok(u.clone()),
                 format: None,
                 auth: PushAuth::None,
+                tls: false,
             }),
             Target::Isapi(dev) => {
                 let slot = dev.active_host()?;
@@ -227,6 +237,7 @@ impl Target {
                         &slot.user_name,
                         &dev.slot_password(&slot.id),
                     ),
+                    tls: slot.protocol.eq_ignore_ascii_case("HTTPS"),
                 })
             }
         }
@@ -416,7 +427,6 @@ struct DeviceRun {
 /// pushed or not, as the device's own event stream shows them.
 async fn generate_events(index: u32, schedule: Schedule, side: DeviceSide, start: Instant) {
     let devices = u64::from(schedule.devices.max(1));
-    let id = DeviceIdentity::new(index, side.dev.identity.ip);
     let mut nth = 0u64;
     loop {
         let seq = nth.saturating_mul(devices).saturating_add(u64::from(index));
@@ -425,6 +435,16 @@ async fn generate_events(index: u32, schedule: Schedule, side: DeviceSide, start
         };
         tokio::time::sleep_until(start + Duration::from_millis(p.due_ms)).await;
         let d = side.decide(&schedule, &p);
+        // The address the device reports is the one its pushes carry (towards the slot's host).
+        let ip = side
+            .dev
+            .active_host()
+            .and_then(|h| h.address().parse::<IpAddr>().ok())
+            .and_then(|ip| {
+                source_for(ip, index).or_else(|| local_ip_towards(SocketAddr::new(ip, 80)))
+            })
+            .unwrap_or(side.dev.identity.ip);
+        let id = DeviceIdentity::new(index, ip);
         if is_camera(d.kind) {
             let spec = EventSpec {
                 kind: d.kind,
@@ -497,6 +517,7 @@ async fn run_device(r: DeviceRun) {
                         url: Ok(url),
                         format: fmt,
                         auth,
+                        tls,
                     }) => match resolve(&url).await {
                         None => {
                             if !warned {
@@ -542,6 +563,7 @@ async fn run_device(r: DeviceRun) {
                             let o = attempt_auth(
                                 addr,
                                 source,
+                                &transport(tls, &url),
                                 &url.path,
                                 &build,
                                 &auth,
@@ -549,7 +571,8 @@ async fn run_device(r: DeviceRun) {
                             )
                             .await;
                             cached = Some((planned.seq, p));
-                            (o, format!("http://{}{}", url.host_header(), url.path))
+                            let scheme = if tls { "https" } else { "http" };
+                            (o, format!("{scheme}://{}{}", url.host_header(), url.path))
                         }
                     },
                 };
@@ -748,9 +771,11 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
                     let host = url.host_header();
                     let build =
                         |a: Option<&str>| request_bytes_auth(&host, &url.path, &push, at, a);
+                    let tls = slot.protocol.eq_ignore_ascii_case("HTTPS");
                     match attempt_auth(
                         addr,
                         source,
+                        &transport(tls, &url),
                         &url.path,
                         &build,
                         &auth,

@@ -2,6 +2,7 @@
 //! address, waiting for the answer up to a timeout.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -179,23 +180,194 @@ async fn exchange(
     loop {
         match timeout_at(deadline, stream.read(&mut chunk)).await {
             Err(_) => return (Outcome::Timeout, None),
-            Ok(Err(_)) | Ok(Ok(0)) => {
-                // Closed or reset; a complete status line before that still counts.
-                return match answer_status(&buf) {
-                    AnswerHead::Status(code) => (Outcome::Answered(code), www_authenticate(&buf)),
-                    _ => (Outcome::Closed, None),
-                };
-            }
+            Ok(Err(_)) | Ok(Ok(0)) => return answer_at_close(&buf),
             Ok(Ok(n)) => {
-                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                match answer_status(&buf) {
-                    AnswerHead::Status(code) => {
-                        return (Outcome::Answered(code), www_authenticate(&buf))
-                    }
-                    AnswerHead::Partial if buf.len() < 65_536 => {}
-                    _ => return (Outcome::Closed, None),
+                if let Some(done) = answer_so_far(&mut buf, chunk.get(..n).unwrap_or_default()) {
+                    return done;
                 }
             }
+        }
+    }
+}
+
+/// Add what the server sent to `buf`; the attempt's result once the answer head is complete or
+/// cannot be one (not HTTP, or larger than 64 KiB).
+fn answer_so_far(buf: &mut Vec<u8>, data: &[u8]) -> Option<(Outcome, Option<String>)> {
+    buf.extend_from_slice(data);
+    match answer_status(buf) {
+        AnswerHead::Status(code) => Some((Outcome::Answered(code), www_authenticate(buf))),
+        AnswerHead::Partial if buf.len() < 65_536 => None,
+        _ => Some((Outcome::Closed, None)),
+    }
+}
+
+/// The server closed or reset: a complete status line before that still counts.
+fn answer_at_close(buf: &[u8]) -> (Outcome, Option<String>) {
+    match answer_status(buf) {
+        AnswerHead::Status(code) => (Outcome::Answered(code), www_authenticate(buf)),
+        _ => (Outcome::Closed, None),
+    }
+}
+
+/// A server certificate verifier that accepts any certificate. Devices pushing to an HTTPS alarm
+/// host commonly accept self-signed certificates; the simulator only needs the handshake and
+/// the request to happen as a device's would. Signatures are still checked with the provider's
+/// algorithms.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// [`exchange`] over TLS, for a slot whose `protocolType` is HTTPS: the TCP connection is opened
+/// the same way, then rustls (blocking, on the blocking pool) does the handshake and carries the
+/// request. Against a plain-HTTP server the handshake fails and the attempt ends `Closed`, as a
+/// device's does.
+async fn exchange_tls(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    host: &str,
+    request: &[u8],
+    timeout: Duration,
+) -> (Outcome, Option<String>) {
+    let deadline = Instant::now() + timeout;
+    let stream = match timeout_at(deadline, connect(target, source)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) | Err(_) => return (Outcome::ConnectFailed, None),
+    };
+    let Ok(sock) = stream.into_std() else {
+        return (Outcome::Closed, None);
+    };
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    if sock.set_nonblocking(false).is_err()
+        || sock.set_read_timeout(Some(left)).is_err()
+        || sock.set_write_timeout(Some(left)).is_err()
+    {
+        return (Outcome::Closed, None);
+    }
+    let _ = sock.set_nodelay(true);
+    let (host, request) = (host.to_string(), request.to_vec());
+    let end = std::time::Instant::now() + left;
+    tokio::task::spawn_blocking(move || tls_blocking(sock, &host, &request, end))
+        .await
+        .unwrap_or((Outcome::Closed, None))
+}
+
+fn tls_blocking(
+    mut sock: std::net::TcpStream,
+    host: &str,
+    request: &[u8],
+    end: std::time::Instant,
+) -> (Outcome, Option<String>) {
+    use std::io::{Read, Write};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let Ok(builder) = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+    else {
+        return (Outcome::Closed, None);
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| rustls::pki_types::ServerName::from(Ipv4Addr::LOCALHOST));
+    let Ok(mut conn) = rustls::ClientConnection::new(Arc::new(config), name) else {
+        return (Outcome::Closed, None);
+    };
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    let timed_out = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) || std::time::Instant::now() >= end
+    };
+    if let Err(e) = tls.write_all(request).and_then(|_| tls.flush()) {
+        return if timed_out(&e) {
+            (Outcome::Timeout, None)
+        } else {
+            (Outcome::Closed, None)
+        };
+    }
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tls.read(&mut chunk) {
+            Ok(0) => return answer_at_close(&buf),
+            Ok(n) => {
+                if let Some(done) = answer_so_far(&mut buf, chunk.get(..n).unwrap_or_default()) {
+                    return done;
+                }
+            }
+            Err(e) if timed_out(&e) => return (Outcome::Timeout, None),
+            // A TLS alert or bytes that are not TLS (a plain-HTTP server's answer).
+            Err(_) => return (Outcome::Closed, None),
+        }
+    }
+}
+
+/// Plain HTTP, or TLS with the server name to present (a slot set to HTTPS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    Tls { server_name: String },
+}
+
+async fn exchange_over(
+    transport: &Transport,
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    request: &[u8],
+    timeout: Duration,
+) -> (Outcome, Option<String>) {
+    match transport {
+        Transport::Plain => exchange(target, source, request, timeout).await,
+        Transport::Tls { server_name } => {
+            exchange_tls(target, source, server_name, request, timeout).await
         }
     }
 }
@@ -239,19 +411,21 @@ pub fn basic_value(user: &str, password: &str) -> String {
 pub async fn attempt_auth(
     target: SocketAddr,
     source: Option<IpAddr>,
+    transport: &Transport,
     uri: &str,
     build: &(dyn Fn(Option<&str>) -> Vec<u8> + Sync),
     auth: &PushAuth,
     timeout: Duration,
 ) -> Outcome {
+    let once = |a: Option<String>| {
+        let req = build(a.as_deref());
+        async move { exchange_over(transport, target, source, &req, timeout).await }
+    };
     match auth {
-        PushAuth::None => attempt(target, source, &build(None), timeout).await,
-        PushAuth::Basic { user, password } => {
-            let v = basic_value(user, password);
-            attempt(target, source, &build(Some(&v)), timeout).await
-        }
+        PushAuth::None => once(None).await.0,
+        PushAuth::Basic { user, password } => once(Some(basic_value(user, password))).await.0,
         PushAuth::Digest { user, password } => {
-            let (o, www) = exchange(target, source, &build(None), timeout).await;
+            let (o, www) = once(None).await;
             let Some(www) = www.filter(|_| o == Outcome::Answered(401)) else {
                 return o;
             };
@@ -266,7 +440,7 @@ pub async fn attempt_auth(
                 digest_auth::HttpMethod::POST,
             );
             match prompt.respond(&ctx) {
-                Ok(h) => attempt(target, source, &build(Some(&h.to_string())), timeout).await,
+                Ok(h) => once(Some(h.to_string())).await.0,
                 Err(_) => o,
             }
         }
@@ -416,5 +590,128 @@ mod tests {
             attempt(addr, None, b"x", Duration::from_secs(1)).await,
             Outcome::ConnectFailed
         );
+    }
+
+    #[tokio::test]
+    async fn https_slot_sends_a_tls_handshake() {
+        use tokio::net::TcpListener;
+        // A plain HTTP server: it reads the first bytes, answers 400 and closes, as the listener
+        // does when a request does not begin with a start line.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let srv = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 512];
+            let n = s.read(&mut b).await.unwrap();
+            s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            b[..n].to_vec()
+        });
+        let tls = Transport::Tls {
+            server_name: "127.0.0.1".into(),
+        };
+        let build = |_: Option<&str>| b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let o = attempt_auth(
+            addr,
+            None,
+            &tls,
+            "/",
+            &build,
+            &PushAuth::None,
+            Duration::from_secs(3),
+        )
+        .await;
+        assert_eq!(
+            o,
+            Outcome::Closed,
+            "a TLS client cannot read a plain answer"
+        );
+        let first = srv.await.unwrap();
+        // A TLS record of type handshake (22), version 3.x, carrying a ClientHello (1).
+        assert_eq!(first[0], 0x16);
+        assert_eq!(first[1], 3);
+        assert_eq!(first[5], 1);
+        // The same push in plain HTTP is read as one.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let srv = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 512];
+            let n = s.read(&mut b).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            b[..n].to_vec()
+        });
+        let o = attempt_auth(
+            addr,
+            None,
+            &Transport::Plain,
+            "/",
+            &build,
+            &PushAuth::None,
+            Duration::from_secs(3),
+        )
+        .await;
+        assert_eq!(o, Outcome::Answered(200));
+        assert!(srv.await.unwrap().starts_with(b"POST / HTTP/1.1"));
+    }
+
+    #[tokio::test]
+    async fn digest_slot_answers_the_challenge_on_a_new_connection() {
+        use tokio::net::TcpListener;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let srv = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for answer in [
+                &b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", qop=\"auth\", nonce=\"n1\"\r\nContent-Length: 0\r\n\r\n"[..],
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
+            ] {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut b = [0u8; 1024];
+                let n = s.read(&mut b).await.unwrap();
+                s.write_all(answer).await.unwrap();
+                seen.push(String::from_utf8_lossy(&b[..n]).into_owned());
+            }
+            seen
+        });
+        let build = |a: Option<&str>| {
+            let h = a
+                .map(|a| format!("Authorization: {a}\r\n"))
+                .unwrap_or_default();
+            format!("POST /alarm HTTP/1.1\r\n{h}Content-Length: 0\r\n\r\n").into_bytes()
+        };
+        let auth = PushAuth::from_slot("MD5digest", "u", "p");
+        let o = attempt_auth(
+            addr,
+            None,
+            &Transport::Plain,
+            "/alarm",
+            &build,
+            &auth,
+            Duration::from_secs(3),
+        )
+        .await;
+        assert_eq!(o, Outcome::Answered(200));
+        let seen = srv.await.unwrap();
+        assert!(!seen[0].contains("Authorization"));
+        let hdr = seen[1]
+            .lines()
+            .find_map(|l| l.strip_prefix("Authorization: "))
+            .unwrap();
+        let parsed = digest_auth::AuthorizationHeader::parse(hdr).unwrap();
+        assert_eq!(
+            (
+                parsed.username.as_str(),
+                parsed.nonce.as_str(),
+                parsed.uri.as_str()
+            ),
+            ("u", "n1", "/alarm")
+        );
+        assert_eq!(basic_value("u", "p"), "Basic dTpw");
     }
 }

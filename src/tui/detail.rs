@@ -317,6 +317,14 @@ fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {
     if let Some(f) = &ex.injected_fault {
         v.push(Line::styled(format!("injected fault: {f}"), t.warn()));
     }
+    if let Some(a) = ex.auth {
+        let style = if a == crate::model::AuthCheck::Accepted {
+            t.dim()
+        } else {
+            t.bad()
+        };
+        v.push(Line::styled(format!("listener --auth: {a}"), style));
+    }
     v.push(Line::default());
     v.push(heading(t, "Headers"));
     if rq.headers.is_empty() {
