@@ -185,7 +185,7 @@ pub struct WatchState {
 /// What a message means for the output.
 #[derive(Debug, Clone)]
 pub enum WatchOutput {
-    Row(WatchRow),
+    Row(Box<WatchRow>),
     Note(String),
     Nothing,
 }
@@ -219,7 +219,7 @@ impl WatchState {
                     self.rows.pop_front();
                 }
                 self.rows.push_back(row.clone());
-                WatchOutput::Row(row)
+                WatchOutput::Row(Box::new(row))
             }
             StreamMsg::Item(StreamItem::Problem(p)) => {
                 self.problems += 1;
