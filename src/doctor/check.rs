@@ -435,7 +435,7 @@ impl Finding {
                 let names: Vec<String> = triggers.iter().take(6).map(|t| t.to_string()).collect();
                 format!(
                     "{}: in the device's web page, Event > (the event) > Linkage Method, tick \"Notify Surveillance Center\" for {}{}",
-                    if *none_linked { "no event can be pushed" } else { "if you need these events" },
+                    if *none_linked { "no channel's event can be pushed" } else { "if you need these events" },
                     names.join(", "),
                     if triggers.len() > 6 { " ..." } else { "" }
                 )
@@ -449,7 +449,16 @@ impl Finding {
             TestMessage { test: TestResult::ReportedOkNothingArrived, .. } => "some models only open a TCP connection for the test; trigger a real event and watch".into(),
             StreamUnavailable { .. } => "trigger an event and watch the listener: `alarmscope listen`".into(),
             StreamGaps { .. } => "run again on a steadier network: events in the gaps could not be compared".into(),
-            NeverPushed { unlinked, .. } if !unlinked.is_empty() => format!("link {} to \"Notify Surveillance Center\"; for the others check the arming schedule and the slot", unlinked.join(", ")),
+            NeverPushed { unlinked, events, .. } if !unlinked.is_empty() => {
+                let others = events
+                    .iter()
+                    .any(|e| !unlinked.iter().any(|u| u.eq_ignore_ascii_case(&e.event_type)));
+                format!(
+                    "link {} to \"Notify Surveillance Center\"{}",
+                    unlinked.join(", "),
+                    if others { "; for the others check the arming schedule, the slot and that the server answers 200 OK at once" } else { "" }
+                )
+            }
             NeverPushed { .. } => "check the arming schedule (Event > Linkage > Arming Schedule), the slot and that the server answers 200 OK at once (a slow or missing answer makes devices hold later events)".into(),
             LatePushes { .. } => "a slow server answer makes devices queue events: the server must answer 200 OK at once; check the network between device and server".into(),
             PushesRejected { auth: Some(AuthCheck::Missing), .. } => "the device sends no credentials: set the slot's authentication, user name and password to the server's".into(),
@@ -517,7 +526,7 @@ impl std::fmt::Display for Finding {
             NotLinked { triggers, none_linked } => write!(
                 f,
                 "{}{} trigger(s) do not notify the surveillance center; those events are never pushed: {}",
-                if *none_linked { "no trigger is linked: " } else { "" },
+                if *none_linked { "no channel's event is linked: " } else { "" },
                 triggers.len(),
                 list(triggers, 12)
             ),
