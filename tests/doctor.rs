@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_alarmscope");
 const PW: &str = "Secr3t!";
 
@@ -433,4 +435,28 @@ fn device_watch_lists_generated_events_and_counts_keepalives() {
     let summary = &lines.last().unwrap()["summary"];
     assert_eq!(summary["events"].as_u64(), Some(rows.len() as u64));
     assert!(summary["keepalives"].as_u64().unwrap() >= 2, "{summary}");
+}
+
+#[test]
+fn slots_checked_against_your_own_server() {
+    // The user's server (the project's listener, in-process), taking /alarm only.
+    let srv = common::Srv::start(|o| o.path_prefix = Some("/alarm".into()));
+    let port = srv.addr.port();
+    let s = sim(&format!("http://127.0.0.1:{port}/events"), &[]);
+    let server = format!("http://127.0.0.1:{port}/alarm");
+    let r = doctor(&s.url, &["--server", &server]);
+    assert_eq!(r.step("alarm_hosts"), "fail", "{:#?}", r.checks);
+    let k = r.kinds("alarm_hosts");
+    assert!(k.contains(&"protocol_matches".to_string()), "{k:?}");
+    assert!(!k.contains(&"wrong_address".to_string()), "{k:?}");
+    let m = r.finding("path_mismatch");
+    assert_eq!(
+        (m["slot"].as_str(), m["server"].as_str()),
+        (Some("/events"), Some("/alarm"))
+    );
+    assert_eq!(r.kinds("live"), vec!["live_not_run"]);
+    // The same slot with the server's path passes.
+    let s2 = sim(&format!("http://127.0.0.1:{port}/alarm"), &[]);
+    let r = doctor(&s2.url, &["--server", &server]);
+    assert_eq!(r.step("alarm_hosts"), "pass", "{:#?}", r.checks);
 }

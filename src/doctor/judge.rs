@@ -237,6 +237,45 @@ pub fn slots_to_judge<'a>(
     }
 }
 
+/// Smart events many cameras expose only per trigger (`/ISAPI/Event/triggers/<type>-<channel>`),
+/// missing from the list (seen on DS-2CD2xx6G2 cameras and PTZ domes).
+pub const PER_TYPE_EVENTS: [&str; 5] = [
+    "linedetection",
+    "fielddetection",
+    "regionentrance",
+    "regionexiting",
+    "scenechangedetection",
+];
+
+/// Video channels asked per trigger at most (a 32-channel recorder would need 160 calls).
+pub const PER_TYPE_CHANNELS: usize = 8;
+
+/// Trigger ids to ask one by one: each smart event type on each video channel of the list
+/// (first [`PER_TYPE_CHANNELS`]) that the list does not already hold.
+pub fn per_type_ids(list: &[EventTrigger]) -> Vec<String> {
+    let mut channels: Vec<&str> = Vec::new();
+    for t in list {
+        if let Some(c) = t.channel.as_deref() {
+            // Alarm inputs are not video channels.
+            if !t.event_type.eq_ignore_ascii_case("IO") && !channels.contains(&c) {
+                channels.push(c);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for c in channels.into_iter().take(PER_TYPE_CHANNELS) {
+        for ty in PER_TYPE_EVENTS {
+            let known = list
+                .iter()
+                .any(|t| t.event_type.eq_ignore_ascii_case(ty) && t.channel.as_deref() == Some(c));
+            if !known {
+                out.push(format!("{ty}-{c}"));
+            }
+        }
+    }
+    out
+}
+
 fn tref(t: &EventTrigger) -> TriggerRef {
     TriggerRef {
         id: t.id.clone(),
@@ -587,6 +626,33 @@ mod tests {
         // A device with device-wide triggers only.
         assert_eq!(kinds(&judge_triggers(&[disk])), vec!["linked"]);
         assert_eq!(judge_triggers(&[]), vec![Finding::NoTriggers]);
+    }
+
+    #[test]
+    fn smart_triggers_missing_from_the_list_are_asked_one_by_one() {
+        let t = |ty: &str, ch: &str| EventTrigger {
+            id: format!("{ty}-{ch}"),
+            event_type: ty.into(),
+            channel: Some(ch.into()),
+            methods: vec![],
+        };
+        let list = [
+            t("VMD", "1"),
+            t("linedetection", "1"),
+            t("IO", "9"),
+            t("VMD", "2"),
+        ];
+        let ids = per_type_ids(&list);
+        assert!(!ids.contains(&"linedetection-1".to_string()));
+        assert!(ids.contains(&"fielddetection-1".to_string()));
+        assert!(ids.contains(&"scenechangedetection-2".to_string()));
+        assert!(!ids.iter().any(|i| i.ends_with("-9")));
+        assert_eq!(ids.len(), 9);
+        let many: Vec<EventTrigger> = (1..=32).map(|c| t("VMD", &c.to_string())).collect();
+        assert_eq!(
+            per_type_ids(&many).len(),
+            PER_TYPE_CHANNELS * PER_TYPE_EVENTS.len()
+        );
     }
 
     fn seen(ty: &str, t: &str, at: u64) -> Seen {
