@@ -184,23 +184,50 @@ pub(crate) fn read_password(user: &str, device: &str) -> anyhow::Result<String> 
     result.map(|_| pw)
 }
 
+impl ConnArgs {
+    /// The password: `--password`, else the environment variable, else a prompt.
+    pub fn password(&self) -> anyhow::Result<String> {
+        match &self.password {
+            Some(p) => Ok(p.clone()),
+            None => read_password(&self.user, &self.device),
+        }
+    }
+
+    /// `--timeout` as a duration (10 s when not a positive number; an hour at most).
+    pub fn timeout(&self) -> Duration {
+        let secs = if self.timeout.is_finite() && self.timeout > 0.0 {
+            self.timeout.min(3600.0)
+        } else {
+            10.0
+        };
+        Duration::from_secs_f64(secs)
+    }
+
+    /// A client logged in with `password`.
+    pub fn client(&self, password: &str) -> Result<IsapiClient, DeviceError> {
+        IsapiClient::new(
+            &self.device,
+            &self.user,
+            password,
+            self.insecure,
+            self.timeout(),
+        )
+    }
+
+    /// The same login for a stream thread.
+    pub fn stream_login(&self, password: &str) -> watch::StreamLogin {
+        watch::StreamLogin {
+            device: self.device.clone(),
+            user: self.user.clone(),
+            password: password.to_string(),
+            insecure: self.insecure,
+            timeout: self.timeout(),
+        }
+    }
+}
+
 fn connect(c: &ConnArgs) -> anyhow::Result<IsapiClient> {
-    let password = match &c.password {
-        Some(p) => p.clone(),
-        None => read_password(&c.user, &c.device)?,
-    };
-    let secs = if c.timeout.is_finite() && c.timeout > 0.0 {
-        c.timeout.min(3600.0)
-    } else {
-        10.0
-    };
-    Ok(IsapiClient::new(
-        &c.device,
-        &c.user,
-        &password,
-        c.insecure,
-        Duration::from_secs_f64(secs),
-    )?)
+    Ok(c.client(&c.password()?)?)
 }
 
 pub(crate) fn with_json(path: &str) -> String {
@@ -559,25 +586,11 @@ fn utc_now() -> String {
 
 fn watch_stream(w: &WatchArgs) -> anyhow::Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use watch::{spawn_stream, StreamLogin, WatchOutput, WatchState};
+    use watch::{spawn_stream, WatchOutput, WatchState};
     let c = &w.conn;
-    let password = match &c.password {
-        Some(p) => p.clone(),
-        None => read_password(&c.user, &c.device)?,
-    };
-    let secs = if c.timeout.is_finite() && c.timeout > 0.0 {
-        c.timeout.min(3600.0)
-    } else {
-        10.0
-    };
+    let password = c.password()?;
     // The URL is checked before the thread starts.
-    IsapiClient::new(
-        &c.device,
-        &c.user,
-        &password,
-        c.insecure,
-        Duration::from_secs(1),
-    )?;
+    c.client(&password)?;
     let until = w
         .duration
         .filter(|d| d.is_finite() && *d >= 0.0)
@@ -585,13 +598,7 @@ fn watch_stream(w: &WatchArgs) -> anyhow::Result<()> {
         .map(|d| std::time::Instant::now() + d);
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
-    let login = StreamLogin {
-        device: c.device.clone(),
-        user: c.user.clone(),
-        password,
-        insecure: c.insecure,
-        timeout: Duration::from_secs_f64(secs),
-    };
+    let login = c.stream_login(&password);
     spawn_stream(login, until, stop.clone(), tx)?;
     let mut state = WatchState::default();
     let tui = !c.json && std::io::stdout().is_terminal();

@@ -44,21 +44,10 @@ pub enum FormatExpect {
 /// `alarmscope doctor` arguments.
 #[derive(Debug, Args, Clone)]
 pub struct DoctorArgs {
-    /// The device, http(s)://IP\[:PORT\].
-    #[arg(long, value_name = "URL")]
-    pub device: String,
-    /// ISAPI user (an administrator sees everything; other accounts show what they may not do).
-    #[arg(long, default_value = "admin")]
-    pub user: String,
-    /// Password (else the environment variable, else a prompt).
-    #[arg(long, env = "ALARMSCOPE_DEVICE_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-    /// Accept any TLS certificate from the device.
-    #[arg(long)]
-    pub insecure: bool,
-    /// Seconds to wait for each answer from the device.
-    #[arg(long, default_value_t = 10.0)]
-    pub timeout: f64,
+    /// The device and how to log in (`--api` chooses the configuration API format; `--json`
+    /// prints one JSON object per check, then a summary line: docs/doctor.md).
+    #[command(flatten)]
+    pub conn: crate::device::ConnArgs,
     /// Run a temporary alarm server on ADDR (ip:port of this machine that the device can
     /// reach), ask the device to test its slot, and compare the events the device generates
     /// with the pushes that arrive (step 4).
@@ -95,15 +84,13 @@ pub struct DoctorArgs {
     /// reproducing late pushes in tests; doctor's listener has no faults otherwise.
     #[arg(long, hide = true, value_name = "SPEC", value_parser = parse_fault, requires = "listen")]
     pub listen_fault: Vec<crate::listen::FaultSpec>,
-    /// Print one JSON object per check, then a summary line (docs/doctor.md).
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn parse_fault(s: &str) -> Result<crate::listen::FaultSpec, String> {
     s.parse()
 }
 
+/// Seconds from the command line (`default` when not a number or negative; a day at most).
 fn secs(s: f64, default: f64) -> Duration {
     let s = if s.is_finite() && s >= 0.0 {
         s
@@ -173,20 +160,18 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
-    let password = match &a.password {
-        Some(p) => p.clone(),
-        None => crate::device::read_password(&a.user, &a.device)?,
-    };
-    let timeout = secs(a.timeout, 10.0).max(Duration::from_millis(100));
-    let mut client = match IsapiClient::new(&a.device, &a.user, &password, a.insecure, timeout) {
+    let c = &a.conn;
+    let password = c.password()?;
+    let timeout = c.timeout();
+    let mut client = match c.client(&password) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("alarmscope: {e}");
             return Ok(2);
         }
     };
-    let mut rep = Reporter::new(a.json, std::io::stdout());
-    rep.start(&a.device);
+    let mut rep = Reporter::new(c.json, std::io::stdout());
+    rep.start(&c.device);
 
     // The listener first: step 2 probes it like any server.
     let mut listener = match &a.listen {
@@ -201,7 +186,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
     };
 
     // ---- step 1
-    let device = a.device.trim_end_matches('/').to_string();
+    let device = c.device.trim_end_matches('/').to_string();
     match client.request("GET", DEVICE_INFO, None) {
         Err(e) => {
             let f = match e {
@@ -252,7 +237,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             rep.add(Check::new(
                 Step::Device,
                 Finding::CredentialsAccepted {
-                    user: a.user.clone(),
+                    user: c.user.clone(),
                 },
             ));
             let f = if ans.is_success() {
@@ -270,7 +255,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             rep.add(Check::new(Step::Device, f));
         }
     }
-    let slots: Option<Vec<HostSlot>> = match fetch(&mut client, ApiArg::Auto, HOSTS) {
+    let slots: Option<Vec<HostSlot>> = match fetch(&mut client, c.api, HOSTS) {
         Ok((ans, _, _)) => match parse_host_list(&ans.body) {
             Ok(s) => {
                 rep.add(Check::new(
@@ -309,7 +294,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         }
     };
     match (&slots, a.try_write) {
-        (Some(_), true) => rep.add(Check::new(Step::Device, try_write(&mut client))),
+        (Some(_), true) => rep.add(Check::new(Step::Device, try_write(&mut client, c.api))),
         _ => rep.add(Check::new(Step::Device, Finding::WriteNotTested)),
     }
 
@@ -394,10 +379,10 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
 
     // ---- step 3
     let mut unlinked_types: Vec<String> = Vec::new();
-    match fetch(&mut client, ApiArg::Auto, TRIGGERS) {
+    match fetch(&mut client, c.api, TRIGGERS) {
         Ok((ans, _, _)) => match parse_triggers(&ans.body) {
             Ok(mut t) => {
-                t.extend(per_type_triggers(&mut client, &t));
+                t.extend(per_type_triggers(&mut client, c.api, &t));
                 for tr in t.iter().filter(|t| !t.notifies_center()) {
                     if !unlinked_types
                         .iter()
@@ -446,17 +431,11 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
                     },
                 ));
             } else {
-                let login = crate::device::watch::StreamLogin {
-                    device: a.device.clone(),
-                    user: a.user.clone(),
-                    password: password.clone(),
-                    insecure: a.insecure,
-                    timeout,
-                };
+                let login = c.stream_login(&password);
                 let opts = live::WatchOptions {
                     watch: secs(a.watch, 30.0),
                     late: secs(a.late, 3.0),
-                    progress: !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                    progress: !c.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 };
                 for f in l.watch(
                     &mut client,
@@ -480,12 +459,13 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
 /// have (404, notSupport) or will not show are skipped.
 fn per_type_triggers(
     client: &mut IsapiClient,
+    api: ApiArg,
     list: &[crate::device::triggers::EventTrigger],
 ) -> Vec<crate::device::triggers::EventTrigger> {
     let mut out = Vec::new();
     for id in per_type_ids(list) {
         let path = format!("{TRIGGERS}/{id}");
-        if let Ok((ans, _, _)) = fetch(client, ApiArg::Auto, &path) {
+        if let Ok((ans, _, _)) = fetch(client, api, &path) {
             if let Ok(t) = parse_triggers(&ans.body) {
                 out.extend(t.into_iter().filter(|t| !t.event_type.is_empty()));
             }
@@ -495,8 +475,8 @@ fn per_type_triggers(
 }
 
 /// PUT the alarm host list back as the device gave it: 403 is the permission problem.
-fn try_write(client: &mut IsapiClient) -> Finding {
-    let (doc, format, target) = match fetch(client, ApiArg::Auto, HOSTS) {
+fn try_write(client: &mut IsapiClient, api: ApiArg) -> Finding {
+    let (doc, format, target) = match fetch(client, api, HOSTS) {
         Ok(x) => x,
         Err(e) => {
             return Finding::ConfigUnreadable {
