@@ -596,3 +596,25 @@ fn held_pushes_arrive_late_while_the_stream_shows_events_on_time() {
         assert!(on_stream.contains(p), "{p} not on the stream");
     }
 }
+
+#[test]
+fn alert_stream_is_dropped_after_the_limit() {
+    let sim = Sim::start(&[
+        "--to",
+        "http://127.0.0.1:9/alarm",
+        "--generate-every",
+        "60",
+        "--stream-drop-after",
+        "0.5",
+    ]);
+    let (_, _, mut s) = isapi(sim.isapi, "GET", "/ISAPI/Event/notification/alertStream");
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    // read_to_end returns at the device's close (the read timeout is 10 s).
+    s.read_to_end(&mut rest).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200 OK"));
+    // And the next subscription works.
+    let parts = alert_stream(sim.isapi, 0.3);
+    assert!(parts.is_empty());
+}

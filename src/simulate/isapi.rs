@@ -81,6 +81,8 @@ pub struct IsapiDevice {
     pub forbid_config: bool,
     /// Interval of the `videoloss`/`inactive` keep-alive on the alertStream (cameras: 10 s).
     pub heartbeat: Duration,
+    /// Close each alertStream after this long (devices drop streams; clients must reconnect).
+    pub stream_limit: Option<Duration>,
     stream: broadcast::Sender<StreamItem>,
 }
 
@@ -142,6 +144,7 @@ impl IsapiDevice {
             passwords: Mutex::new(HashMap::new()),
             forbid_config: false,
             heartbeat: Duration::from_secs(10),
+            stream_limit: None,
             // Slow stream readers lose the oldest parts instead of holding memory.
             stream: broadcast::channel(1024).0,
         }
@@ -683,8 +686,15 @@ async fn alert_stream(mut stream: TcpStream, dev: &IsapiDevice) -> std::io::Resu
     let mut beat = tokio::time::interval(dev.heartbeat.max(Duration::from_millis(100)));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     beat.tick().await; // the first tick is immediate; cameras start with silence
+                       // Far enough to never come when there is no limit.
+    let limit = dev
+        .stream_limit
+        .unwrap_or(Duration::from_secs(100 * 365 * 86_400));
+    let end = tokio::time::sleep(limit);
+    tokio::pin!(end);
     loop {
         let part = tokio::select! {
+            _ = &mut end => return Ok(()),
             r = rx.recv() => match r {
                 Ok(item) => stream_part(item.content_type, &item.body),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,

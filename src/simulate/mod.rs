@@ -139,6 +139,10 @@ pub struct SimulateArgs {
     /// With --serve-isapi: seconds between the videoloss/inactive keep-alives on the alertStream.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub heartbeat: f64,
+    /// With --serve-isapi: close each alertStream after SECS, as devices drop long streams (the
+    /// client must reconnect).
+    #[arg(long, value_name = "SECS")]
+    pub stream_drop_after: Option<f64>,
     /// With --serve-isapi: answer 403 (lowPrivilege) to the configuration calls (httpHosts,
     /// triggers), as recorders do for an operator account.
     #[arg(long)]
@@ -702,6 +706,9 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
         let mut dev = isapi::IsapiDevice::new(&a.isapi_user, &a.isapi_password, api, ident);
         dev.forbid_config = a.forbid_config;
         dev.heartbeat = Duration::from_millis(secs_ms(a.heartbeat).max(100));
+        dev.stream_limit = a
+            .stream_drop_after
+            .map(|s| Duration::from_millis(secs_ms(s).max(1)));
         dev.set_triggers(
             trigger_table(&a.events, &a.unlinked, a.channels)
                 .map_err(|e| anyhow::anyhow!("--events/--unlinked: {e}"))?,
