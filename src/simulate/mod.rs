@@ -394,7 +394,8 @@ struct DeviceSide {
 
 impl DeviceSide {
     fn decide(&self, schedule: &Schedule, p: &machine::Planned) -> Decision {
-        let nth = p.seq / u64::from(schedule.devices.max(1));
+        // The device's n-th distinct event: the repeats of one event share its trigger.
+        let nth = p.seq / u64::from(schedule.devices.max(1)) / u64::from(schedule.repeat.max(1));
         decide(
             &self.memo,
             &self.dev.triggers(),
@@ -892,4 +893,58 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
         out.write_all(sum.render().as_bytes())?;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(unlinked: &[&str]) -> Vec<Trigger> {
+        let all = ["VMD", "linedetection", "fielddetection"].map(String::from);
+        let un: Vec<String> = unlinked.iter().map(|s| s.to_string()).collect();
+        trigger_table(&all, &un, 2).unwrap()
+    }
+
+    #[test]
+    fn triggers_take_turns_and_decisions_stay_made() {
+        let memo = Decisions::default();
+        let t = table(&["linedetection"]);
+        let d: Vec<Decision> = (0..6)
+            .map(|n| decide(&memo, &t, true, n, n, EventKind::Anpr))
+            .collect();
+        let got: Vec<(EventKind, Option<u32>, bool)> =
+            d.iter().map(|d| (d.kind, d.channel, d.linked)).collect();
+        assert_eq!(
+            got,
+            [
+                (EventKind::Vmd, Some(1), true),
+                (EventKind::Vmd, Some(2), true),
+                (EventKind::LineDetection, Some(1), false),
+                (EventKind::LineDetection, Some(2), false),
+                (EventKind::FieldDetection, Some(1), true),
+                (EventKind::FieldDetection, Some(2), true),
+            ]
+        );
+        // Linking the trigger later does not change an event already decided (the stream and
+        // the pusher must agree), but it does decide the next one.
+        let linked = table(&[]);
+        assert!(!decide(&memo, &linked, true, 2, 2, EventKind::Anpr).linked);
+        assert!(decide(&memo, &linked, true, 8, 8, EventKind::Anpr).linked);
+    }
+
+    #[test]
+    fn with_kind_only_a_matching_unlinked_trigger_stops_the_push() {
+        let memo = Decisions::default();
+        let t = table(&["VMD"]);
+        let vmd = decide(&memo, &t, false, 0, 0, EventKind::Vmd);
+        assert_eq!(
+            (vmd.kind, vmd.channel, vmd.linked),
+            (EventKind::Vmd, Some(1), false)
+        );
+        let anpr = decide(&memo, &t, false, 1, 1, EventKind::Anpr);
+        assert_eq!(
+            (anpr.kind, anpr.channel, anpr.linked),
+            (EventKind::Anpr, None, true)
+        );
+    }
 }
