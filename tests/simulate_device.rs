@@ -618,3 +618,27 @@ fn alert_stream_is_dropped_after_the_limit() {
     let parts = alert_stream(sim.isapi, 0.3);
     assert!(parts.is_empty());
 }
+
+#[test]
+fn json_device_streams_json_parts() {
+    let sim = Sim::start(&[
+        "--isapi-format",
+        "json",
+        "--to",
+        "http://127.0.0.1:9/alarm",
+        "--generate-every",
+        "0.3",
+        "--heartbeat",
+        "0.5",
+    ]);
+    let parts = alert_stream(sim.isapi, 1.5);
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    let mut types = Vec::new();
+    for (ct, body) in &parts {
+        let e = decode_event(body, Some(ct)).unwrap();
+        assert_eq!(e.format, "json", "{ct}");
+        types.push(e.event_type.unwrap_or_default());
+    }
+    assert!(types.iter().any(|t| t == "videoloss"), "{types:?}");
+    assert!(types.iter().any(|t| t != "videoloss"), "{types:?}");
+}

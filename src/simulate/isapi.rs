@@ -17,8 +17,8 @@ use tokio::sync::broadcast;
 
 use super::events::DeviceIdentity;
 use super::triggers::{
-    heartbeat_body, parse_trigger_update, render_device_info, render_trigger, render_trigger_list,
-    stream_head, stream_part, Trigger,
+    heartbeat_body, heartbeat_json, parse_trigger_update, render_device_info, render_trigger,
+    render_trigger_list, stream_head, stream_part, Trigger,
 };
 use crate::time::Timestamp;
 
@@ -705,10 +705,16 @@ async fn alert_stream(mut stream: TcpStream, dev: &IsapiDevice) -> std::io::Resu
                     .duration_since(UNIX_EPOCH)
                     .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
                     .unwrap_or(0);
-                stream_part(
-                    "application/xml; charset=\"UTF-8\"",
-                    &heartbeat_body(&dev.identity, Timestamp(now)),
-                )
+                match dev.api {
+                    ApiFormat::Xml => stream_part(
+                        "application/xml; charset=\"UTF-8\"",
+                        &heartbeat_body(&dev.identity, Timestamp(now)),
+                    ),
+                    ApiFormat::Json => stream_part(
+                        "application/json; charset=\"UTF-8\"",
+                        &heartbeat_json(&dev.identity, Timestamp(now)),
+                    ),
+                }
             }
         };
         stream.write_all(&part).await?;

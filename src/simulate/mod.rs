@@ -451,17 +451,21 @@ async fn generate_events(index: u32, schedule: Schedule, side: DeviceSide, start
             .unwrap_or(side.dev.identity.ip);
         let id = DeviceIdentity::new(index, ip);
         if is_camera(d.kind) {
+            // A JSON device (access terminal) streams JSON parts, a camera XML ones.
+            let (format, content_type) = match side.dev.api {
+                ApiFormat::Json => (BodyFormat::Json, "application/json; charset=\"UTF-8\""),
+                ApiFormat::Xml => (BodyFormat::Xml, "application/xml; charset=\"UTF-8\""),
+            };
             let spec = EventSpec {
                 kind: d.kind,
-                format: BodyFormat::Xml,
+                format,
                 seq: p.seq,
                 active_post_count: p.active_post_count,
                 quirks: false,
                 channel: d.channel,
             };
             let push = build_push(&id, &spec, side.event_time(p.due_ms));
-            side.dev
-                .publish("application/xml; charset=\"UTF-8\"", push.body);
+            side.dev.publish(content_type, push.body);
         }
         nth = nth.saturating_add(1);
     }
