@@ -56,7 +56,9 @@ pub enum Reply {
 /// One part of the alertStream, shared by every subscriber.
 #[derive(Debug, Clone)]
 pub struct StreamItem {
+    /// The part's `Content-Type`.
     pub content_type: &'static str,
+    /// The event document, shared by every open stream.
     pub body: Arc<Vec<u8>>,
 }
 

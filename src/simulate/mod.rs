@@ -40,14 +40,18 @@ pub enum IsapiFormatArg {
 /// `--host-protocol`: alarm host slot 1's `protocolType` at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HostProtocolArg {
+    /// Plain HTTP.
     Http,
+    /// HTTP over TLS.
     Https,
 }
 
 /// `--host-format`: alarm host slot 1's `parameterFormatType` at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HostFormatArg {
+    /// `EventNotificationAlert` XML.
     Xml,
+    /// The same event as JSON.
     Json,
 }
 
