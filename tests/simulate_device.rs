@@ -494,6 +494,14 @@ fn listen_auth_digest_right_wrong_and_no_credentials() {
         2
     );
     assert!(ev.iter().all(|e| e.stored.is_none()));
+    // The --text line names the refusal.
+    let wrong_line = ev
+        .iter()
+        .find(|e| e.exchange.auth == Some(AuthCheck::WrongCredentials))
+        .map(alarmscope::listen::text_line)
+        .unwrap();
+    let want = format!("[auth: {}]", AuthCheck::WrongCredentials);
+    assert!(wrong_line.contains(&want), "{wrong_line}");
 
     let s = push_twice(&srv, &[]);
     assert_eq!(s["other_status"]["401"], 2, "{s}");
