@@ -315,7 +315,7 @@ impl IsapiDevice {
                  <hostNumber>{n}</hostNumber>\n<urlLen max=\"128\"/>\n<protocolType opt=\"HTTP,HTTPS\"/>\n\
                  <parameterFormatType opt=\"XML,JSON\"/>\n<addressingFormatType opt=\"ipaddress,hostname\"/>\n\
                  <ipAddress opt=\"ipv4,ipv6\"/>\n<portNo min=\"1\" max=\"65535\"/>\n<userNameLen min=\"0\" max=\"32\"/>\n\
-                 <passwordLen min=\"0\" max=\"16\"/>\n<httpAuthenticationMethod opt=\"none,MD5digest\"/>\n\
+                 <passwordLen min=\"0\" max=\"16\"/>\n<httpAuthenticationMethod opt=\"none,MD5digest,basic\"/>\n\
                  <uploadImagesDataType opt=\"URL,binary\"/>\n<httpBroken opt=\"true,false\" def=\"true\"/>\n</HttpHostNotificationCap>\n"
             )
             .into_bytes(),
@@ -326,7 +326,7 @@ impl IsapiDevice {
                 "parameterFormatType": {"@opt": ["JSON", "XML"]},
                 "addressingFormatType": {"@opt": ["ipaddress", "hostname"]},
                 "portNo": {"@min": 1, "@max": 65535},
-                "httpAuthenticationMethod": {"@opt": ["none", "MD5digest"]},
+                "httpAuthenticationMethod": {"@opt": ["none", "MD5digest", "basic"]},
                 "SubscribeEventCap": {"heartbeat": {"@min": 1, "@max": 30}, "eventMode": {"@opt": ["all", "list"]}}
             }}))
             .unwrap_or_default(),
