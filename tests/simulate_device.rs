@@ -494,6 +494,14 @@ fn listen_auth_digest_right_wrong_and_no_credentials() {
         2
     );
     assert!(ev.iter().all(|e| e.stored.is_none()));
+    // The --text line names the refusal.
+    let wrong_line = ev
+        .iter()
+        .find(|e| e.exchange.auth == Some(AuthCheck::WrongCredentials))
+        .map(alarmscope::listen::text_line)
+        .unwrap();
+    let want = format!("[auth: {}]", AuthCheck::WrongCredentials);
+    assert!(wrong_line.contains(&want), "{wrong_line}");
 
     let s = push_twice(&srv, &[]);
     assert_eq!(s["other_status"]["401"], 2, "{s}");
@@ -595,4 +603,50 @@ fn held_pushes_arrive_late_while_the_stream_shows_events_on_time() {
     for p in &pushed {
         assert!(on_stream.contains(p), "{p} not on the stream");
     }
+}
+
+#[test]
+fn alert_stream_is_dropped_after_the_limit() {
+    let sim = Sim::start(&[
+        "--to",
+        "http://127.0.0.1:9/alarm",
+        "--generate-every",
+        "60",
+        "--stream-drop-after",
+        "0.5",
+    ]);
+    let (_, _, mut s) = isapi(sim.isapi, "GET", "/ISAPI/Event/notification/alertStream");
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    // read_to_end returns at the device's close (the read timeout is 10 s).
+    s.read_to_end(&mut rest).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200 OK"));
+    // And the next subscription works.
+    let parts = alert_stream(sim.isapi, 0.3);
+    assert!(parts.is_empty());
+}
+
+#[test]
+fn json_device_streams_json_parts() {
+    let sim = Sim::start(&[
+        "--isapi-format",
+        "json",
+        "--to",
+        "http://127.0.0.1:9/alarm",
+        "--generate-every",
+        "0.3",
+        "--heartbeat",
+        "0.5",
+    ]);
+    let parts = alert_stream(sim.isapi, 1.5);
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    let mut types = Vec::new();
+    for (ct, body) in &parts {
+        let e = decode_event(body, Some(ct)).unwrap();
+        assert_eq!(e.format, "json", "{ct}");
+        types.push(e.event_type.unwrap_or_default());
+    }
+    assert!(types.iter().any(|t| t == "videoloss"), "{types:?}");
+    assert!(types.iter().any(|t| t != "videoloss"), "{types:?}");
 }

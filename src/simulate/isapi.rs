@@ -17,8 +17,8 @@ use tokio::sync::broadcast;
 
 use super::events::DeviceIdentity;
 use super::triggers::{
-    heartbeat_body, parse_trigger_update, render_device_info, render_trigger, render_trigger_list,
-    stream_head, stream_part, Trigger,
+    heartbeat_body, heartbeat_json, parse_trigger_update, render_device_info, render_trigger,
+    render_trigger_list, stream_head, stream_part, Trigger,
 };
 use crate::time::Timestamp;
 
@@ -56,7 +56,9 @@ pub enum Reply {
 /// One part of the alertStream, shared by every subscriber.
 #[derive(Debug, Clone)]
 pub struct StreamItem {
+    /// The part's `Content-Type`.
     pub content_type: &'static str,
+    /// The event document, shared by every open stream.
     pub body: Arc<Vec<u8>>,
 }
 
@@ -81,6 +83,8 @@ pub struct IsapiDevice {
     pub forbid_config: bool,
     /// Interval of the `videoloss`/`inactive` keep-alive on the alertStream (cameras: 10 s).
     pub heartbeat: Duration,
+    /// Close each alertStream after this long (devices drop streams; clients must reconnect).
+    pub stream_limit: Option<Duration>,
     stream: broadcast::Sender<StreamItem>,
 }
 
@@ -142,6 +146,7 @@ impl IsapiDevice {
             passwords: Mutex::new(HashMap::new()),
             forbid_config: false,
             heartbeat: Duration::from_secs(10),
+            stream_limit: None,
             // Slow stream readers lose the oldest parts instead of holding memory.
             stream: broadcast::channel(1024).0,
         }
@@ -310,7 +315,7 @@ impl IsapiDevice {
                  <hostNumber>{n}</hostNumber>\n<urlLen max=\"128\"/>\n<protocolType opt=\"HTTP,HTTPS\"/>\n\
                  <parameterFormatType opt=\"XML,JSON\"/>\n<addressingFormatType opt=\"ipaddress,hostname\"/>\n\
                  <ipAddress opt=\"ipv4,ipv6\"/>\n<portNo min=\"1\" max=\"65535\"/>\n<userNameLen min=\"0\" max=\"32\"/>\n\
-                 <passwordLen min=\"0\" max=\"16\"/>\n<httpAuthenticationMethod opt=\"none,MD5digest\"/>\n\
+                 <passwordLen min=\"0\" max=\"16\"/>\n<httpAuthenticationMethod opt=\"none,MD5digest,basic\"/>\n\
                  <uploadImagesDataType opt=\"URL,binary\"/>\n<httpBroken opt=\"true,false\" def=\"true\"/>\n</HttpHostNotificationCap>\n"
             )
             .into_bytes(),
@@ -321,7 +326,7 @@ impl IsapiDevice {
                 "parameterFormatType": {"@opt": ["JSON", "XML"]},
                 "addressingFormatType": {"@opt": ["ipaddress", "hostname"]},
                 "portNo": {"@min": 1, "@max": 65535},
-                "httpAuthenticationMethod": {"@opt": ["none", "MD5digest"]},
+                "httpAuthenticationMethod": {"@opt": ["none", "MD5digest", "basic"]},
                 "SubscribeEventCap": {"heartbeat": {"@min": 1, "@max": 30}, "eventMode": {"@opt": ["all", "list"]}}
             }}))
             .unwrap_or_default(),
@@ -683,8 +688,15 @@ async fn alert_stream(mut stream: TcpStream, dev: &IsapiDevice) -> std::io::Resu
     let mut beat = tokio::time::interval(dev.heartbeat.max(Duration::from_millis(100)));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     beat.tick().await; // the first tick is immediate; cameras start with silence
+                       // Far enough to never come when there is no limit.
+    let limit = dev
+        .stream_limit
+        .unwrap_or(Duration::from_secs(100 * 365 * 86_400));
+    let end = tokio::time::sleep(limit);
+    tokio::pin!(end);
     loop {
         let part = tokio::select! {
+            _ = &mut end => return Ok(()),
             r = rx.recv() => match r {
                 Ok(item) => stream_part(item.content_type, &item.body),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
@@ -695,10 +707,16 @@ async fn alert_stream(mut stream: TcpStream, dev: &IsapiDevice) -> std::io::Resu
                     .duration_since(UNIX_EPOCH)
                     .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
                     .unwrap_or(0);
-                stream_part(
-                    "application/xml; charset=\"UTF-8\"",
-                    &heartbeat_body(&dev.identity, Timestamp(now)),
-                )
+                match dev.api {
+                    ApiFormat::Xml => stream_part(
+                        "application/xml; charset=\"UTF-8\"",
+                        &heartbeat_body(&dev.identity, Timestamp(now)),
+                    ),
+                    ApiFormat::Json => stream_part(
+                        "application/json; charset=\"UTF-8\"",
+                        &heartbeat_json(&dev.identity, Timestamp(now)),
+                    ),
+                }
             }
         };
         stream.write_all(&part).await?;

@@ -40,14 +40,18 @@ pub enum IsapiFormatArg {
 /// `--host-protocol`: alarm host slot 1's `protocolType` at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HostProtocolArg {
+    /// Plain HTTP.
     Http,
+    /// HTTP over TLS.
     Https,
 }
 
 /// `--host-format`: alarm host slot 1's `parameterFormatType` at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HostFormatArg {
+    /// `EventNotificationAlert` XML.
     Xml,
+    /// The same event as JSON.
     Json,
 }
 
@@ -139,6 +143,10 @@ pub struct SimulateArgs {
     /// With --serve-isapi: seconds between the videoloss/inactive keep-alives on the alertStream.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub heartbeat: f64,
+    /// With --serve-isapi: close each alertStream after SECS, as devices drop long streams (the
+    /// client must reconnect).
+    #[arg(long, value_name = "SECS")]
+    pub stream_drop_after: Option<f64>,
     /// With --serve-isapi: answer 403 (lowPrivilege) to the configuration calls (httpHosts,
     /// triggers), as recorders do for an operator account.
     #[arg(long)]
@@ -390,7 +398,8 @@ struct DeviceSide {
 
 impl DeviceSide {
     fn decide(&self, schedule: &Schedule, p: &machine::Planned) -> Decision {
-        let nth = p.seq / u64::from(schedule.devices.max(1));
+        // The device's n-th distinct event: the repeats of one event share its trigger.
+        let nth = p.seq / u64::from(schedule.devices.max(1)) / u64::from(schedule.repeat.max(1));
         decide(
             &self.memo,
             &self.dev.triggers(),
@@ -446,17 +455,21 @@ async fn generate_events(index: u32, schedule: Schedule, side: DeviceSide, start
             .unwrap_or(side.dev.identity.ip);
         let id = DeviceIdentity::new(index, ip);
         if is_camera(d.kind) {
+            // A JSON device (access terminal) streams JSON parts, a camera XML ones.
+            let (format, content_type) = match side.dev.api {
+                ApiFormat::Json => (BodyFormat::Json, "application/json; charset=\"UTF-8\""),
+                ApiFormat::Xml => (BodyFormat::Xml, "application/xml; charset=\"UTF-8\""),
+            };
             let spec = EventSpec {
                 kind: d.kind,
-                format: BodyFormat::Xml,
+                format,
                 seq: p.seq,
                 active_post_count: p.active_post_count,
                 quirks: false,
                 channel: d.channel,
             };
             let push = build_push(&id, &spec, side.event_time(p.due_ms));
-            side.dev
-                .publish("application/xml; charset=\"UTF-8\"", push.body);
+            side.dev.publish(content_type, push.body);
         }
         nth = nth.saturating_add(1);
     }
@@ -702,6 +715,9 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
         let mut dev = isapi::IsapiDevice::new(&a.isapi_user, &a.isapi_password, api, ident);
         dev.forbid_config = a.forbid_config;
         dev.heartbeat = Duration::from_millis(secs_ms(a.heartbeat).max(100));
+        dev.stream_limit = a
+            .stream_drop_after
+            .map(|s| Duration::from_millis(secs_ms(s).max(1)));
         dev.set_triggers(
             trigger_table(&a.events, &a.unlinked, a.channels)
                 .map_err(|e| anyhow::anyhow!("--events/--unlinked: {e}"))?,
@@ -885,4 +901,58 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
         out.write_all(sum.render().as_bytes())?;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(unlinked: &[&str]) -> Vec<Trigger> {
+        let all = ["VMD", "linedetection", "fielddetection"].map(String::from);
+        let un: Vec<String> = unlinked.iter().map(|s| s.to_string()).collect();
+        trigger_table(&all, &un, 2).unwrap()
+    }
+
+    #[test]
+    fn triggers_take_turns_and_decisions_stay_made() {
+        let memo = Decisions::default();
+        let t = table(&["linedetection"]);
+        let d: Vec<Decision> = (0..6)
+            .map(|n| decide(&memo, &t, true, n, n, EventKind::Anpr))
+            .collect();
+        let got: Vec<(EventKind, Option<u32>, bool)> =
+            d.iter().map(|d| (d.kind, d.channel, d.linked)).collect();
+        assert_eq!(
+            got,
+            [
+                (EventKind::Vmd, Some(1), true),
+                (EventKind::Vmd, Some(2), true),
+                (EventKind::LineDetection, Some(1), false),
+                (EventKind::LineDetection, Some(2), false),
+                (EventKind::FieldDetection, Some(1), true),
+                (EventKind::FieldDetection, Some(2), true),
+            ]
+        );
+        // Linking the trigger later does not change an event already decided (the stream and
+        // the pusher must agree), but it does decide the next one.
+        let linked = table(&[]);
+        assert!(!decide(&memo, &linked, true, 2, 2, EventKind::Anpr).linked);
+        assert!(decide(&memo, &linked, true, 8, 8, EventKind::Anpr).linked);
+    }
+
+    #[test]
+    fn with_kind_only_a_matching_unlinked_trigger_stops_the_push() {
+        let memo = Decisions::default();
+        let t = table(&["VMD"]);
+        let vmd = decide(&memo, &t, false, 0, 0, EventKind::Vmd);
+        assert_eq!(
+            (vmd.kind, vmd.channel, vmd.linked),
+            (EventKind::Vmd, Some(1), false)
+        );
+        let anpr = decide(&memo, &t, false, 1, 1, EventKind::Anpr);
+        assert_eq!(
+            (anpr.kind, anpr.channel, anpr.linked),
+            (EventKind::Anpr, None, true)
+        );
+    }
 }

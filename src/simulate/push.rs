@@ -353,7 +353,9 @@ fn tls_blocking(
 /// Plain HTTP, or TLS with the server name to present (a slot set to HTTPS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
+    /// `protocolType` HTTP.
     Plain,
+    /// `protocolType` HTTPS, presenting `server_name` (the slot's address) in the handshake.
     Tls { server_name: String },
 }
 
@@ -378,7 +380,7 @@ async fn exchange_over(
 pub enum PushAuth {
     /// `none`: no `Authorization` header.
     None,
-    /// `basic`: `Authorization: Basic` on every push.
+    /// `basic` (also `base64`): `Authorization: Basic` on every push.
     Basic { user: String, password: String },
     /// `MD5digest`: push, and on a 401 digest challenge push again with the answer.
     Digest { user: String, password: String },

@@ -259,6 +259,27 @@ pub fn heartbeat_body(id: &DeviceIdentity, at: Timestamp) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The keep-alive of a JSON device (access terminal) on its alertStream: the same `videoloss` /
+/// `inactive` event as a JSON object.
+pub fn heartbeat_json(id: &DeviceIdentity, at: Timestamp) -> Vec<u8> {
+    let ip = match id.ip {
+        std::net::IpAddr::V4(_) => "ipAddress",
+        std::net::IpAddr::V6(_) => "ipv6Address",
+    };
+    let mut o = serde_json::Map::new();
+    o.insert(ip.into(), id.ip.to_string().into());
+    o.insert("portNo".into(), 80.into());
+    o.insert("protocol".into(), "HTTP".into());
+    o.insert("macAddress".into(), id.mac.clone().into());
+    o.insert("channelID".into(), 1.into());
+    o.insert("dateTime".into(), id.date_time(at).into());
+    o.insert("activePostCount".into(), 1.into());
+    o.insert("eventType".into(), "videoloss".into());
+    o.insert("eventState".into(), "inactive".into());
+    o.insert("eventDescription".into(), "videoloss alarm".into());
+    serde_json::to_vec_pretty(&serde_json::Value::Object(o)).unwrap_or_default()
+}
+
 /// The response head that opens an alertStream.
 pub fn stream_head() -> Vec<u8> {
     format!(
@@ -356,6 +377,16 @@ mod tests {
         assert_eq!(e.event_type.as_deref(), Some("videoloss"));
         assert_eq!(e.event_state.as_deref(), Some("inactive"));
         assert_eq!(e.mac.as_deref(), Some(id.mac.as_str()));
+    }
+
+    #[test]
+    fn json_heartbeat_decodes_as_inactive_videoloss() {
+        let id = DeviceIdentity::new(0, "127.0.0.1".parse().unwrap());
+        let body = heartbeat_json(&id, Timestamp(1_715_076_000_000_000_000));
+        let e = decode_event(&body, Some("application/json")).unwrap();
+        assert_eq!(e.format, "json");
+        assert_eq!(e.event_type.as_deref(), Some("videoloss"));
+        assert_eq!(e.event_state.as_deref(), Some("inactive"));
     }
 
     #[test]

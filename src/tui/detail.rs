@@ -580,3 +580,31 @@ pub fn latency(ms: f64) -> String {
         format!("{:.2} s", ms / 1000.0)
     }
 }
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+    use crate::model::AuthCheck;
+
+    fn text(ex: &Exchange) -> String {
+        request_lines(Theme::from_env(), ex)
+            .iter()
+            .map(|l| {
+                l.spans
+                    .iter()
+                    .map(|s| s.content.as_ref())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn request_detail_names_the_listener_auth_check() {
+        let mut ex = crate::tui::fixtures::exchange(1.0, "/alarm", Some(401), 1);
+        assert!(!text(&ex).contains("listener --auth"));
+        ex.auth = Some(AuthCheck::WrongCredentials);
+        let want = format!("listener --auth: {}", AuthCheck::WrongCredentials);
+        assert!(text(&ex).contains(&want));
+    }
+}
