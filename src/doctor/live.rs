@@ -16,9 +16,16 @@ use crate::device::client::IsapiClient;
 use crate::device::hosts::{parse_test_result, render_slot, ApiFormat, HostSlot};
 use crate::device::watch::{spawn_stream, StreamLogin, StreamMsg};
 use crate::device::{fetch, with_json, ApiArg};
-use crate::isapi::alert_stream::{is_keepalive, StreamItem};
+use crate::isapi::alert_stream::{is_keepalive, is_keepalive_type, StreamItem};
 use crate::isapi::EventInfo;
 use crate::listen::{EventRecord, ListenHandle, ListenOptions, ListenUpdate};
+
+/// Most events (and, apart, pushes) compared: pairing is quadratic in the worst case, and this
+/// keeps memory and time bounded however busy the device (a camera makes a few events a second).
+pub const MAX_COMPARED: usize = 20_000;
+
+/// Longest watch.
+pub const MAX_WATCH: Duration = Duration::from_secs(600);
 
 /// How long step 4 watches.
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +148,7 @@ impl Listener {
                 break;
             }
             while let Ok((at, rec)) = self.rx.try_recv() {
-                if let Some(p) = pushed(&rec, ms(at)) {
+                if let Some(p) = pushed(&rec, ms(at)).filter(|_| pushes.len() < MAX_COMPARED) {
                     pushes.push(p);
                 }
             }
@@ -154,7 +161,7 @@ impl Listener {
                     StreamMsg::Item(StreamItem::Event { event, .. }) => {
                         if is_keepalive(&event) {
                             keepalives += 1;
-                        } else {
+                        } else if generated.len() < MAX_COMPARED {
                             generated.push(seen(&event, ms(at)));
                         }
                     }
@@ -244,11 +251,7 @@ fn seen(e: &EventInfo, at_ms: u64) -> Seen {
 fn pushed(r: &EventRecord, at_ms: u64) -> Option<Pushed> {
     let ev = r.exchange.event.as_ref()?;
     ev.event_type.as_ref()?;
-    let ty = ev.event_type.as_deref().unwrap_or("");
-    let state = ev.event_state.as_deref().unwrap_or("");
-    if ty.eq_ignore_ascii_case("heartBeat")
-        || (ty.eq_ignore_ascii_case("videoloss") && state.eq_ignore_ascii_case("inactive"))
-    {
+    if is_keepalive_type(ev.event_type.as_deref(), ev.event_state.as_deref()) {
         return None;
     }
     Some(Pushed {

@@ -69,7 +69,7 @@ pub struct DoctorArgs {
     /// Password required with --listen-auth.
     #[arg(long, requires = "listen_auth")]
     pub listen_password: Option<String>,
-    /// Seconds to watch the device's events in step 4.
+    /// Seconds to watch the device's events in step 4 (600 at most).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub watch: f64,
     /// A push arriving more than SECS after the device generated its event is late.
@@ -433,7 +433,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
             } else {
                 let login = c.stream_login(&password);
                 let opts = live::WatchOptions {
-                    watch: secs(a.watch, 30.0),
+                    watch: secs(a.watch, 30.0).min(live::MAX_WATCH),
                     late: secs(a.late, 3.0),
                     progress: !c.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 };

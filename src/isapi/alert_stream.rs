@@ -120,8 +120,13 @@ pub enum StreamItem {
 /// An alertStream event that only says the stream is alive: `heartBeat`, or the `videoloss`
 /// / `inactive` older cameras send every few seconds on the stream.
 pub fn is_keepalive(e: &EventInfo) -> bool {
-    let ty = e.event_type.as_deref().unwrap_or("");
-    let state = e.event_state.as_deref().unwrap_or("");
+    is_keepalive_type(e.event_type.as_deref(), e.event_state.as_deref())
+}
+
+/// [`is_keepalive`] from the type and state alone (for decoded summaries).
+pub fn is_keepalive_type(event_type: Option<&str>, state: Option<&str>) -> bool {
+    let ty = event_type.unwrap_or("");
+    let state = state.unwrap_or("");
     ty.eq_ignore_ascii_case("heartBeat")
         || (ty.eq_ignore_ascii_case("videoloss") && state.eq_ignore_ascii_case("inactive"))
 }
