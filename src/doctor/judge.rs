@@ -379,6 +379,31 @@ fn pair(g: &Seen, pushes: &[Pushed], usable: &dyn Fn(usize) -> bool) -> Option<u
     })
 }
 
+/// Pushes that stand for no generated event (same type, channel and dateTime): the device's
+/// test message, or events from before the watch. Indexes into `pushes`.
+pub fn unpaired_pushes(generated: &[Seen], pushes: &[Pushed]) -> Vec<usize> {
+    let mut used = vec![false; pushes.len()];
+    for g in generated {
+        let hit = pushes.iter().enumerate().position(|(i, p)| {
+            !used.get(i).copied().unwrap_or(true)
+                && p.seen
+                    .event
+                    .event_type
+                    .eq_ignore_ascii_case(&g.event.event_type)
+                && same(&p.seen.event.channel, &g.event.channel)
+                && p.seen.event.date_time == g.event.date_time
+        });
+        if let Some(u) = hit.and_then(|i| used.get_mut(i)) {
+            *u = true;
+        }
+    }
+    used.iter()
+        .enumerate()
+        .filter(|(_, u)| !**u)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Step 4: every generated event against the pushes that arrived. Each generated event is
 /// paired with an accepted push of it (see [`pair`]); failing that, with a refused one (the
 /// device sent it, the server refused it: the digest challenge round's first request is such
@@ -750,6 +775,18 @@ mod tests {
             kinds(&compare(&[], &[], 2000, 3, 30, &[])),
             vec!["nothing_generated"]
         );
+    }
+
+    #[test]
+    fn the_test_message_is_the_push_no_event_stands_for() {
+        let g = vec![seen("VMD", "t1", 1000), seen("VMD", "t2", 2000)];
+        let p = vec![
+            pushed("VMD", "t1", 1100, 200),
+            pushed("VMD", "t1", 1200, 200),
+            pushed("VMD", "t2", 2100, 200),
+        ];
+        assert_eq!(unpaired_pushes(&g, &p), vec![1]);
+        assert!(unpaired_pushes(&g, &p[..1]).is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::check::{EventRef, Finding, TestResult};
-use super::judge::{compare, Pushed, Seen};
+use super::judge::{compare, unpaired_pushes, Pushed, Seen};
 use super::DoctorArgs;
 use crate::device::client::IsapiClient;
 use crate::device::hosts::{parse_test_result, render_slot, ApiFormat, HostSlot};
@@ -201,8 +201,12 @@ impl Listener {
             gap_ms += ms(deadline).saturating_sub(ms(d));
         }
         if let Some((id, result, at)) = test {
-            let arrived = pushes.iter().any(|p| {
-                p.seen.at_ms >= ms(at).saturating_sub(5_000) && p.seen.at_ms <= ms(at) + 5_000
+            // The test push is one that no generated event stands for, arriving around the call.
+            let from = ms(at).saturating_sub(5_000);
+            let arrived = unpaired_pushes(&generated, &pushes).into_iter().any(|i| {
+                pushes
+                    .get(i)
+                    .is_some_and(|p| p.seen.at_ms >= from && p.seen.at_ms <= ms(at) + 5_000)
             });
             let test = match result {
                 Ok(None) if arrived => TestResult::Arrived,
