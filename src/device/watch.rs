@@ -3,7 +3,7 @@
 //! drops) and hands what the sans-IO [`AlertStreamDecoder`] finds to a channel, each message
 //! stamped with the time it arrived. Used by `device watch` and by doctor's live step.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -271,6 +271,107 @@ impl WatchState {
             List::new(items).block(Block::default().borders(Borders::ALL).title(" Events ")),
             body,
         );
+    }
+}
+
+fn utc_now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::time::Timestamp::from_nanos(d.as_secs() as i64, i64::from(d.subsec_nanos()))
+        .to_utc_string()
+}
+
+/// Run `alarmscope device watch`: the TUI when stdout is a terminal (and no `--json`), else
+/// lines until `--duration` (or the stream becomes unavailable).
+pub fn run(w: &super::WatchArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let c = &w.conn;
+    let password = c.password()?;
+    // The URL is checked before the thread starts.
+    c.client(&password)?;
+    let until = w
+        .duration
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .and_then(|d| Duration::try_from_secs_f64(d.min(1e9)).ok())
+        .map(|d| std::time::Instant::now() + d);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let login = c.stream_login(&password);
+    spawn_stream(login, until, stop.clone(), tx)?;
+    let mut state = WatchState::default();
+    let tui = !c.json && std::io::stdout().is_terminal();
+    let over =
+        |until: Option<std::time::Instant>| until.is_some_and(|u| std::time::Instant::now() >= u);
+    if tui {
+        use crossterm::event::{poll, read, Event, KeyCode, KeyModifiers};
+        let mut term = ratatui::init();
+        let result = (|| -> anyhow::Result<()> {
+            loop {
+                while let Ok((_, m)) = rx.try_recv() {
+                    state.on_msg(utc_now(), m);
+                }
+                term.draw(|f| state.draw(f, &c.device))?;
+                if over(until) {
+                    return Ok(());
+                }
+                if poll(Duration::from_millis(100))? {
+                    if let Event::Key(k) = read()? {
+                        let ctrl_c = k.code == KeyCode::Char('c')
+                            && k.modifiers.contains(KeyModifiers::CONTROL);
+                        if matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) || ctrl_c {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        })();
+        ratatui::restore();
+        stop.store(true, Ordering::Relaxed);
+        eprintln!("alarmscope: {}", state.summary());
+        return result;
+    }
+    let mut out = std::io::stdout().lock();
+    let mut unavailable = None;
+    loop {
+        if over(until) {
+            break;
+        }
+        let m = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok((_, m)) => m,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(_) => break,
+        };
+        if let StreamMsg::Unavailable(d) = &m {
+            unavailable = Some(d.clone());
+        }
+        match state.on_msg(utc_now(), m) {
+            WatchOutput::Row(r) if c.json => writeln!(out, "{}", serde_json::to_string(&r)?)?,
+            WatchOutput::Row(r) => writeln!(out, "{}", r.line())?,
+            WatchOutput::Note(n) if c.json => {
+                writeln!(out, "{}", serde_json::json!({"time": utc_now(), "note": n}))?
+            }
+            WatchOutput::Note(n) => eprintln!("alarmscope: {n}"),
+            WatchOutput::Nothing => {}
+        }
+        out.flush()?;
+        if unavailable.is_some() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if c.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"summary": {"events": state.events, "keepalives": state.keepalives,
+                "stream_problems": state.problems, "drops": state.drops}})
+        )?;
+    }
+    eprintln!("alarmscope: {}", state.summary());
+    match unavailable {
+        Some(d) => anyhow::bail!("alertStream unavailable: {d}"),
+        None => Ok(()),
     }
 }
 
