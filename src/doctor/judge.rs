@@ -318,6 +318,21 @@ pub fn judge_triggers(triggers: &[EventTrigger]) -> Vec<Finding> {
     out
 }
 
+/// Event types that no trigger links to the center (a type linked on some channel is not
+/// unlinked as a whole), in first-seen order.
+pub fn unlinked_types(triggers: &[EventTrigger]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in triggers.iter().filter(|t| !t.notifies_center()) {
+        let linked_somewhere = triggers
+            .iter()
+            .any(|o| o.notifies_center() && o.event_type.eq_ignore_ascii_case(&t.event_type));
+        if !linked_somewhere && !out.iter().any(|u| u.eq_ignore_ascii_case(&t.event_type)) {
+            out.push(t.event_type.clone());
+        }
+    }
+    out
+}
+
 /// An event seen during the live step, on either side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
@@ -649,7 +664,17 @@ mod tests {
         assert_eq!(kinds(&f), vec!["linked", "not_linked"]);
         assert_eq!(f[1].outcome(), Outcome::Fail);
         // A device with device-wide triggers only.
-        assert_eq!(kinds(&judge_triggers(&[disk])), vec!["linked"]);
+        assert_eq!(kinds(&judge_triggers(&[disk.clone()])), vec!["linked"]);
+        let mut vmd2 = t("VMD-2", "VMD", &["center"]);
+        vmd2.channel = Some("2".into());
+        let list = [
+            t("VMD-1", "VMD", &[]),
+            vmd2,
+            t("linedetection-1", "linedetection", &[]),
+            t("linedetection-2", "linedetection", &["record"]),
+            disk,
+        ];
+        assert_eq!(unlinked_types(&list), vec!["linedetection".to_string()]);
         assert_eq!(judge_triggers(&[]), vec![Finding::NoTriggers]);
     }
 

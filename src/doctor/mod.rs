@@ -25,7 +25,7 @@ use crate::device::info::parse_device_info;
 use crate::device::triggers::parse_triggers;
 use crate::device::{fetch, ApiArg};
 use check::{Check, Finding, Scheme, Step};
-use judge::{judge_slot, judge_triggers, per_type_ids, slots_to_judge, Expected};
+use judge::{judge_slot, judge_triggers, per_type_ids, slots_to_judge, unlinked_types, Expected};
 use render::Reporter;
 
 const HOSTS: &str = "/ISAPI/Event/notification/httpHosts";
@@ -185,267 +185,50 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         None => None,
     };
 
-    // ---- step 1
+    let side = match (&listener, server) {
+        (Some(l), _) => ServerSide::Listen(l.addr, l.display()),
+        (None, Some(s)) => ServerSide::Server(s),
+        (None, None) => ServerSide::Unknown,
+    };
+    let format = a.server_format.map(fmt_name);
+
     let device = c.device.trim_end_matches('/').to_string();
-    match client.request("GET", DEVICE_INFO, None) {
-        Err(e) => {
-            let f = match e {
-                DeviceError::WrongPassword { user, detail } => {
-                    rep.add(Check::new(
-                        Step::Device,
-                        Finding::Reachable {
-                            url: device.clone(),
-                        },
-                    ));
-                    Finding::CredentialsRejected { user, detail }
-                }
-                DeviceError::NoDigest { offered } => {
-                    rep.add(Check::new(
-                        Step::Device,
-                        Finding::Reachable {
-                            url: device.clone(),
-                        },
-                    ));
-                    Finding::NoDigest { offered }
-                }
-                DeviceError::NotIsapi { detail } => Finding::NotIsapi { detail },
-                other => Finding::Unreachable {
-                    url: device.clone(),
-                    detail: other.to_string(),
-                },
-            };
-            rep.add(Check::new(Step::Device, f));
-            return Ok(rep.finish());
+    let go_on = step_device_info(&mut client, &device, &c.user, &mut |f| {
+        rep.add(Check::new(Step::Device, f))
+    });
+    if !go_on {
+        if let Some(l) = listener.take() {
+            l.stop();
         }
-        Ok(ans) => {
-            let isapi_doc = crate::device::hosts::sniff_format(&ans.body).is_some();
-            if ans.status == 404 && !isapi_doc {
-                rep.add(Check::new(
-                    Step::Device,
-                    Finding::NotIsapi {
-                        detail: format!("{DEVICE_INFO} answered 404 without an ISAPI document"),
-                    },
-                ));
-                return Ok(rep.finish());
-            }
-            rep.add(Check::new(
-                Step::Device,
-                Finding::Reachable {
-                    url: device.clone(),
-                },
-            ));
-            rep.add(Check::new(
-                Step::Device,
-                Finding::CredentialsAccepted {
-                    user: c.user.clone(),
-                },
-            ));
-            let f = if ans.is_success() {
-                match parse_device_info(&ans.body) {
-                    Ok(info) => Finding::Identity { info },
-                    Err(e) => Finding::IdentityUnreadable {
-                        detail: e.to_string(),
-                    },
-                }
-            } else {
-                Finding::IdentityUnreadable {
-                    detail: crate::device::client::classify(DEVICE_INFO, &ans).to_string(),
-                }
-            };
-            rep.add(Check::new(Step::Device, f));
-        }
+        return Ok(rep.finish());
     }
-    let slots: Option<Vec<HostSlot>> = match fetch(&mut client, c.api, HOSTS) {
-        Ok((ans, _, _)) => match parse_host_list(&ans.body) {
-            Ok(s) => {
-                rep.add(Check::new(
-                    Step::Device,
-                    Finding::ConfigReadable { path: HOSTS.into() },
-                ));
-                Some(s)
-            }
-            Err(e) => {
-                rep.add(Check::new(
-                    Step::Device,
-                    Finding::ConfigUnreadable {
-                        path: HOSTS.into(),
-                        detail: e.to_string(),
-                    },
-                ));
-                None
-            }
-        },
-        Err(DeviceError::Forbidden { path, detail }) => {
-            rep.add(Check::new(
-                Step::Device,
-                Finding::ConfigForbidden { path, detail },
-            ));
-            None
-        }
-        Err(e) => {
-            rep.add(Check::new(
-                Step::Device,
-                Finding::ConfigUnreadable {
-                    path: HOSTS.into(),
-                    detail: e.to_string(),
-                },
-            ));
-            None
-        }
-    };
-    match (&slots, a.try_write) {
-        (Some(_), true) => rep.add(Check::new(Step::Device, try_write(&mut client, c.api))),
-        _ => rep.add(Check::new(Step::Device, Finding::WriteNotTested)),
-    }
-
-    // ---- step 2
-    let expected: Option<Expected> = match (&listener, &server) {
-        (Some(l), _) => Some(Expected {
-            display: l.display(),
-            port: l.addr.port(),
-            scheme: Scheme::Http,
-            path: None,
-            format: a.server_format.map(fmt_name),
-        }),
-        (None, Some(s)) => Some(Expected {
-            display: format!("{}:{}", s.host, s.port),
-            port: s.port,
-            scheme: s.scheme,
-            path: Some(s.path.clone()).filter(|p| p != "/"),
-            format: a.server_format.map(fmt_name),
-        }),
-        (None, None) => None,
-    };
-    let is_server = |slot: &HostSlot| -> bool {
-        let ips: Vec<std::net::IpAddr> = probe::resolve(slot.address(), 0)
-            .into_iter()
-            .map(|s| s.ip())
-            .collect();
-        match (&listener, &server) {
-            (Some(l), _) if l.addr.ip().is_unspecified() => {
-                ips.iter().any(|ip| probe::is_local(*ip))
-            }
-            (Some(l), _) => ips.contains(&l.addr.ip()),
-            (None, Some(s)) => {
-                let theirs: Vec<std::net::IpAddr> = probe::resolve(&s.host, 0)
-                    .into_iter()
-                    .map(|a| a.ip())
-                    .collect();
-                ips.iter().any(|ip| theirs.contains(ip))
-            }
-            (None, None) => true,
-        }
-    };
-    let mut listener_slot: Option<HostSlot> = None;
-    match &slots {
-        None => rep.add(Check::new(
-            Step::AlarmHosts,
-            Finding::ConfigUnreadable {
-                path: HOSTS.into(),
-                detail: "the alarm host slots could not be read (step 1)".into(),
-            },
-        )),
-        Some(all) => {
-            let in_use: Vec<&HostSlot> = all.iter().filter(|s| !s.is_unused()).collect();
-            if in_use.is_empty() {
-                rep.add(Check::new(
-                    Step::AlarmHosts,
-                    Finding::NoSlotInUse { slots: all.len() },
-                ));
-            }
-            for slot in slots_to_judge(&in_use, expected.as_ref(), &is_server) {
-                let at_server = expected.as_ref().map(|_| is_server(slot));
-                let port = slot.port.trim().parse::<u16>().unwrap_or(0);
-                let p = probe::probe(
-                    slot.address(),
-                    port,
-                    &slot.url,
-                    timeout.min(Duration::from_secs(5)),
-                );
-                let findings = judge_slot(slot, expected.as_ref(), at_server, Some(&p));
-                if listener.is_some()
-                    && listener_slot.is_none()
-                    && at_server == Some(true)
-                    && expected.as_ref().is_some_and(|e| e.port == port)
-                {
-                    listener_slot = Some(slot.clone());
-                }
-                for f in findings {
-                    rep.add(Check::new(Step::AlarmHosts, f));
-                }
-            }
-        }
-    }
-
-    // ---- step 3
-    let mut unlinked_types: Vec<String> = Vec::new();
-    match fetch(&mut client, c.api, TRIGGERS) {
-        Ok((ans, _, _)) => match parse_triggers(&ans.body) {
-            Ok(mut t) => {
-                t.extend(per_type_triggers(&mut client, c.api, &t));
-                for tr in t.iter().filter(|t| !t.notifies_center()) {
-                    if !unlinked_types
-                        .iter()
-                        .any(|u| u.eq_ignore_ascii_case(&tr.event_type))
-                    {
-                        unlinked_types.push(tr.event_type.clone());
-                    }
-                }
-                // A type linked on some channel is not "unlinked" as a whole.
-                unlinked_types.retain(|u| {
-                    !t.iter()
-                        .any(|tr| tr.notifies_center() && tr.event_type.eq_ignore_ascii_case(u))
-                });
-                for f in judge_triggers(&t) {
-                    rep.add(Check::new(Step::Linkage, f));
-                }
-            }
-            Err(e) => rep.add(Check::new(
-                Step::Linkage,
-                Finding::TriggersUnreadable {
-                    detail: e.to_string(),
-                },
-            )),
-        },
-        Err(DeviceError::Forbidden { detail, .. }) => rep.add(Check::new(
-            Step::Linkage,
-            Finding::TriggersForbidden { detail },
-        )),
-        Err(e) => rep.add(Check::new(
-            Step::Linkage,
-            Finding::TriggersUnreadable {
-                detail: e.to_string(),
-            },
-        )),
-    }
-
-    // ---- step 4
+    let slots = step_config(&mut client, c.api, a.try_write, &mut |f| {
+        rep.add(Check::new(Step::Device, f))
+    });
+    let timeout = timeout.min(Duration::from_secs(5));
+    let listener_slot = step_hosts(slots.as_deref(), &side, format, timeout, &mut |f| {
+        rep.add(Check::new(Step::AlarmHosts, f))
+    });
+    let unlinked = step_linkage(&mut client, c.api, &mut |f| {
+        rep.add(Check::new(Step::Linkage, f))
+    });
     match listener.as_mut() {
         None => rep.add(Check::new(Step::Live, Finding::LiveNotRun)),
+        Some(l) if slots.is_some() && listener_slot.is_none() => rep.add(Check::new(
+            Step::Live,
+            Finding::NoSlotToListener {
+                listen: l.display(),
+            },
+        )),
         Some(l) => {
-            if slots.is_some() && listener_slot.is_none() {
-                rep.add(Check::new(
-                    Step::Live,
-                    Finding::NoSlotToListener {
-                        listen: l.display(),
-                    },
-                ));
-            } else {
-                let login = c.stream_login(&password);
-                let opts = live::WatchOptions {
-                    watch: secs(a.watch, 30.0).min(live::MAX_WATCH),
-                    late: secs(a.late, 3.0),
-                    progress: !c.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                };
-                for f in l.watch(
-                    &mut client,
-                    listener_slot.as_ref(),
-                    login,
-                    &opts,
-                    &unlinked_types,
-                ) {
-                    rep.add(Check::new(Step::Live, f));
-                }
+            let opts = live::WatchOptions {
+                watch: secs(a.watch, 30.0).min(live::MAX_WATCH),
+                late: secs(a.late, 3.0),
+                progress: !c.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let login = c.stream_login(&password);
+            for f in l.watch(&mut client, listener_slot.as_ref(), login, &opts, &unlinked) {
+                rep.add(Check::new(Step::Live, f));
             }
         }
     }
@@ -453,6 +236,229 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         l.stop();
     }
     Ok(rep.finish())
+}
+
+/// The server the slots should point at.
+enum ServerSide {
+    /// Doctor's listener: its address and how it is printed.
+    Listen(std::net::SocketAddr, String),
+    Server(ServerUrl),
+    Unknown,
+}
+
+impl ServerSide {
+    fn expected(&self, format: Option<String>) -> Option<Expected> {
+        match self {
+            ServerSide::Listen(addr, display) => Some(Expected {
+                display: display.clone(),
+                port: addr.port(),
+                scheme: Scheme::Http,
+                path: None,
+                format,
+            }),
+            ServerSide::Server(s) => Some(Expected {
+                display: format!("{}:{}", s.host, s.port),
+                port: s.port,
+                scheme: s.scheme,
+                path: Some(s.path.clone()).filter(|p| p != "/"),
+                format,
+            }),
+            ServerSide::Unknown => None,
+        }
+    }
+
+    /// Whether the slot's address is the server's (resolved; a listener on 0.0.0.0 is any
+    /// address of this machine).
+    fn is_server(&self, slot: &HostSlot) -> bool {
+        let ips: Vec<std::net::IpAddr> = probe::resolve(slot.address(), 0)
+            .into_iter()
+            .map(|s| s.ip())
+            .collect();
+        match self {
+            ServerSide::Listen(addr, _) if addr.ip().is_unspecified() => {
+                ips.iter().any(|ip| probe::is_local(*ip))
+            }
+            ServerSide::Listen(addr, _) => ips.contains(&addr.ip()),
+            ServerSide::Server(s) => {
+                let theirs: Vec<std::net::IpAddr> = probe::resolve(&s.host, 0)
+                    .into_iter()
+                    .map(|a| a.ip())
+                    .collect();
+                ips.iter().any(|ip| theirs.contains(ip))
+            }
+            ServerSide::Unknown => true,
+        }
+    }
+}
+
+/// Step 1's first call: reachable, ISAPI, credentials, identity. False when doctor cannot go on.
+fn step_device_info(
+    client: &mut IsapiClient,
+    device: &str,
+    user: &str,
+    emit: &mut dyn FnMut(Finding),
+) -> bool {
+    let reachable = || Finding::Reachable {
+        url: device.to_string(),
+    };
+    let ans = match client.request("GET", DEVICE_INFO, None) {
+        Ok(a) => a,
+        Err(e) => {
+            let f = match e {
+                DeviceError::WrongPassword { user, detail } => {
+                    emit(reachable());
+                    Finding::CredentialsRejected { user, detail }
+                }
+                DeviceError::NoDigest { offered } => {
+                    emit(reachable());
+                    Finding::NoDigest { offered }
+                }
+                DeviceError::NotIsapi { detail } => Finding::NotIsapi { detail },
+                other => Finding::Unreachable {
+                    url: device.to_string(),
+                    detail: other.to_string(),
+                },
+            };
+            emit(f);
+            return false;
+        }
+    };
+    if ans.status == 404 && crate::device::hosts::sniff_format(&ans.body).is_none() {
+        emit(Finding::NotIsapi {
+            detail: format!("{DEVICE_INFO} answered 404 without an ISAPI document"),
+        });
+        return false;
+    }
+    emit(reachable());
+    emit(Finding::CredentialsAccepted {
+        user: user.to_string(),
+    });
+    emit(if ans.is_success() {
+        match parse_device_info(&ans.body) {
+            Ok(info) => Finding::Identity { info },
+            Err(e) => Finding::IdentityUnreadable {
+                detail: e.to_string(),
+            },
+        }
+    } else {
+        Finding::IdentityUnreadable {
+            detail: crate::device::client::classify(DEVICE_INFO, &ans).to_string(),
+        }
+    });
+    true
+}
+
+/// Step 1's permission checks: the alarm host list read (403 named), and written back with
+/// `--try-write`. The slots when they could be read.
+fn step_config(
+    client: &mut IsapiClient,
+    api: ApiArg,
+    write: bool,
+    emit: &mut dyn FnMut(Finding),
+) -> Option<Vec<HostSlot>> {
+    let unreadable = |detail: String| Finding::ConfigUnreadable {
+        path: HOSTS.into(),
+        detail,
+    };
+    let slots = match fetch(client, api, HOSTS) {
+        Ok((ans, _, _)) => match parse_host_list(&ans.body) {
+            Ok(s) => {
+                emit(Finding::ConfigReadable { path: HOSTS.into() });
+                Some(s)
+            }
+            Err(e) => {
+                emit(unreadable(e.to_string()));
+                None
+            }
+        },
+        Err(DeviceError::Forbidden { path, detail }) => {
+            emit(Finding::ConfigForbidden { path, detail });
+            None
+        }
+        Err(e) => {
+            emit(unreadable(e.to_string()));
+            None
+        }
+    };
+    emit(if slots.is_some() && write {
+        try_write(client, api)
+    } else {
+        Finding::WriteNotTested
+    });
+    slots
+}
+
+/// Step 2: each slot in use (or those pointing at the server), probed from here. The slot that
+/// points at doctor's listener, when there is one.
+fn step_hosts(
+    slots: Option<&[HostSlot]>,
+    side: &ServerSide,
+    format: Option<String>,
+    timeout: Duration,
+    emit: &mut dyn FnMut(Finding),
+) -> Option<HostSlot> {
+    let Some(all) = slots else {
+        emit(Finding::ConfigUnreadable {
+            path: HOSTS.into(),
+            detail: "the alarm host slots could not be read (step 1)".into(),
+        });
+        return None;
+    };
+    let expected = side.expected(format);
+    let in_use: Vec<&HostSlot> = all.iter().filter(|s| !s.is_unused()).collect();
+    if in_use.is_empty() {
+        emit(Finding::NoSlotInUse { slots: all.len() });
+    }
+    let mut listener_slot = None;
+    for slot in slots_to_judge(&in_use, expected.as_ref(), &|s| side.is_server(s)) {
+        let at_server = expected.as_ref().map(|_| side.is_server(slot));
+        let port = slot.port.trim().parse::<u16>().unwrap_or(0);
+        let p = probe::probe(slot.address(), port, &slot.url, timeout);
+        if matches!(side, ServerSide::Listen(..))
+            && listener_slot.is_none()
+            && at_server == Some(true)
+            && expected.as_ref().is_some_and(|e| e.port == port)
+        {
+            listener_slot = Some(slot.clone());
+        }
+        for f in judge_slot(slot, expected.as_ref(), at_server, Some(&p)) {
+            emit(f);
+        }
+    }
+    listener_slot
+}
+
+/// Step 3: the trigger list and the smart-event triggers it leaves out. The event types no
+/// trigger links to the center (for step 4).
+fn step_linkage(
+    client: &mut IsapiClient,
+    api: ApiArg,
+    emit: &mut dyn FnMut(Finding),
+) -> Vec<String> {
+    let unreadable = |detail: String| Finding::TriggersUnreadable { detail };
+    match fetch(client, api, TRIGGERS) {
+        Ok((ans, _, _)) => match parse_triggers(&ans.body) {
+            Ok(mut t) => {
+                t.extend(per_type_triggers(client, api, &t));
+                for f in judge_triggers(&t) {
+                    emit(f);
+                }
+                unlinked_types(&t)
+            }
+            Err(e) => {
+                emit(unreadable(e.to_string()));
+                Vec::new()
+            }
+        },
+        Err(DeviceError::Forbidden { detail, .. }) => {
+            emit(Finding::TriggersForbidden { detail });
+            Vec::new()
+        }
+        Err(e) => {
+            emit(unreadable(e.to_string()));
+            Vec::new()
+        }
+    }
 }
 
 /// The smart event triggers the list left out, asked one by one; those the device does not
