@@ -77,10 +77,11 @@ impl Listener {
         })
     }
 
-    /// "ip:port" as printed (an unspecified address is "this machine").
+    /// "ip:port" as printed; bound to every address, "THIS-IP:port" (a placeholder the next
+    /// steps can use as written: any address of this machine the device reaches).
     pub fn display(&self) -> String {
         if self.addr.ip().is_unspecified() {
-            format!("this machine:{}", self.addr.port())
+            format!("THIS-IP:{}", self.addr.port())
         } else {
             self.addr.to_string()
         }
