@@ -312,7 +312,7 @@ impl Store {
                     .map_err(|e| io_err(dir, e))?,
             );
             // The first events will most likely be today's.
-            writer.ask_prepared(&date_of(crate::listen::now()));
+            writer.ask_prepared(&date_of(Timestamp::now()));
         }
         let handle = std::thread::Builder::new()
             .name("alarmscope-store".into())

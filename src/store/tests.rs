@@ -571,7 +571,7 @@ fn small_events_go_to_segments_zeroed_ahead_by_the_preparer() {
         prepared_bytes: PREP,
         ..StoreOptions::default()
     };
-    let now = crate::listen::now();
+    let now = Timestamp::now();
     let date = date_of(now);
     let seg = |n: u64| dir.path().join(format!("{date}/events-{n:08}.seg"));
     let store = Store::open(dir.path(), opts.clone()).unwrap();
@@ -637,7 +637,7 @@ fn small_events_go_to_segments_zeroed_ahead_by_the_preparer() {
 #[test]
 fn a_preparer_that_fails_leaves_events_stored_with_zeros_in_line_and_waits_before_retrying() {
     let dir = tempfile::tempdir().unwrap();
-    let today = date_of(crate::listen::now());
+    let today = date_of(Timestamp::now());
     // Today's date directory cannot be made: a file has its name.
     fs::write(dir.path().join(&today), b"not a directory").unwrap();
     let opts = StoreOptions {
