@@ -118,7 +118,11 @@ mod tests {
         let before = nanos();
         let t = Timestamp::now();
         let after = nanos();
-        assert!(before <= t.0 && t.0 <= after, "{before} <= {} <= {after}", t.0);
+        assert!(
+            before <= t.0 && t.0 <= after,
+            "{before} <= {} <= {after}",
+            t.0
+        );
     }
 
     #[test]

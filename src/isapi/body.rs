@@ -3,29 +3,9 @@
 use serde::Serialize;
 
 use super::event::{decode_event, EventInfo};
+// Re-exported so that `isapi::body::{PartHeader, PartInfo}` keep naming them.
 use super::multipart::{MultipartDecoder, PartEvent, MAX_GAP_FILL};
-
-/// Headers of one part (or of the whole body when it is not multipart).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PartHeader {
-    /// Position in the body, from 0.
-    pub index: usize,
-    /// Content-Disposition name (for a non-multipart body: "body").
-    pub name: Option<String>,
-    /// Content-Disposition filename, as sent (untrusted: sanitise before using as a path).
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
-}
-
-/// A part with its exact size, as reported.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PartInfo {
-    pub name: Option<String>,
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
-    /// Exact size of the part's content in bytes.
-    pub bytes: u64,
-}
+pub use super::part::{PartHeader, PartInfo};
 
 /// Receives part bytes as they are decoded (picture extraction, the listener's store).
 pub trait PartSink {

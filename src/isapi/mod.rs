@@ -9,6 +9,8 @@
 pub mod body;
 pub mod event;
 pub mod multipart;
+pub mod part;
 
-pub use body::{BodyDecoder, BodyLimits, DecodedBody, PartHeader, PartInfo, PartSink};
+pub use body::{BodyDecoder, BodyLimits, DecodedBody, PartSink};
 pub use event::{decode_event, EventInfo, Node};
+pub use part::{PartHeader, PartInfo};

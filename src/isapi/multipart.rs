@@ -12,7 +12,7 @@
 
 use memchr::memmem;
 
-use super::body::PartHeader;
+use super::part::PartHeader;
 
 /// Largest run of zeros pushed at once to fill a capture gap.
 const PIECE: usize = 16 * 1024;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::stream::Stream;
 
 use super::{gap_too_large, head_overrun, quoted, PartEvent, MAX_GAP_FILL, MAX_HEAD_BYTES};
-use crate::isapi::body::PartHeader;
+use crate::isapi::part::PartHeader;
 
 /// Largest piece handed to multer at once: multer copies everything queued into its buffer on
 /// each poll, so feeding bounded pieces and draining between them bounds that buffer.
