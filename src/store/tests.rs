@@ -1,4 +1,9 @@
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use super::writer::ZERO_AHEAD;
 use super::*;
+use crate::isapi::{PartHeader, PartSink};
 
 fn hdr(index: usize, name: &str, filename: Option<&str>, ct: &str) -> PartHeader {
     PartHeader {
