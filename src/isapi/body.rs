@@ -6,6 +6,7 @@ use super::event::{decode_event, EventInfo};
 // Re-exported so that `isapi::body::{PartHeader, PartInfo}` keep naming them.
 use super::multipart::{MultipartDecoder, PartEvent, MAX_GAP_FILL};
 pub use super::part::{PartHeader, PartInfo};
+use super::sniff::{sniff_syntax, Syntax};
 
 /// Receives part bytes as they are decoded (picture extraction, the listener's store).
 pub trait PartSink {
@@ -183,12 +184,6 @@ pub fn content_type_param(ct: &str, name: &str) -> Option<String> {
     }
 }
 
-/// First non-whitespace byte after an optional UTF-8 BOM.
-fn first_byte(data: &[u8]) -> Option<u8> {
-    let data = data.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(data);
-    data.iter().copied().find(|b| !b.is_ascii_whitespace())
-}
-
 enum Sniff {
     NeedMore,
     NoBoundaryLine,
@@ -282,9 +277,9 @@ impl State {
                 }
                 if self.meta == Meta::Sniffing(index) && !zeros {
                     self.keep_meta(data);
-                    match first_byte(&self.meta_buf) {
-                        Some(b'<' | b'{' | b'[') => self.meta = Meta::Chosen(index),
-                        Some(_) => self.reset_meta(),
+                    match sniff_syntax(&self.meta_buf) {
+                        Some(Syntax::Xml | Syntax::Json) => self.meta = Meta::Chosen(index),
+                        Some(Syntax::Other) => self.reset_meta(),
                         None => {}
                     }
                 } else if self.meta == Meta::Chosen(index) {
@@ -444,10 +439,10 @@ impl BodyDecoder {
                         s.part_end(0, total);
                     }
                 }
-                kind = match first_byte(&self.st.meta_buf) {
+                kind = match sniff_syntax(&self.st.meta_buf) {
                     None if total == 0 || !self.st.meta_gap => "empty",
-                    Some(b'<') => "xml",
-                    Some(b'{' | b'[') => "json",
+                    Some(Syntax::Xml) => "xml",
+                    Some(Syntax::Json) => "json",
                     _ => "other",
                 };
             }
@@ -532,7 +527,8 @@ impl BodyDecoder {
                 }
             },
             Sniff::NoBoundaryLine
-                if self.multipart_type && matches!(first_byte(head), Some(b'<' | b'{' | b'[')) =>
+                if self.multipart_type
+                    && matches!(sniff_syntax(head), Some(Syntax::Xml | Syntax::Json)) =>
             {
                 self.st
                     .note("Content-Type says multipart but the body is plain XML/JSON".to_string());
