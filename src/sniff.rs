@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::capture::live::{LiveCapture, LiveError, LiveOptions, LiveStats};
 use crate::diagnose::live::{Finding, LiveDiagnoser};
+use crate::feed::Feed;
 use crate::model::{Connection, Exchange, Stall, Summary};
 use crate::pipeline::{Analyzer, Counters, Footprint, PipelineConfig};
 use crate::time::Timestamp;
@@ -359,10 +360,7 @@ pub fn text_line(f: &Finding) -> String {
 /// them by id), with the packet count as progress. The capture is opened here, so errors (not
 /// permitted, no such interface, bad filter) are reported before any screen is drawn. The
 /// thread ends when the TUI goes away, on `--duration`/`--count`, or on a capture error.
-pub fn spawn_feed(
-    opts: SniffOptions,
-) -> Result<std::sync::mpsc::Receiver<crate::tui::Feed>, LiveError> {
-    use crate::tui::Feed;
+pub fn spawn_feed(opts: SniffOptions) -> Result<std::sync::mpsc::Receiver<Feed>, LiveError> {
     let mut cap = LiveCapture::open(&opts.live)?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

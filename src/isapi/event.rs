@@ -634,7 +634,10 @@ mod tests {
             let info = decode_event(format!("{root}{extra}").as_bytes(), None).unwrap();
             assert_eq!(
                 info.warnings,
-                vec![format!("content after the root element at byte {}", root.len())]
+                vec![format!(
+                    "content after the root element at byte {}",
+                    root.len()
+                )]
             );
             assert_eq!(info.tree.children.len(), 1, "{extra}");
             assert_eq!(info.event_type.as_deref(), Some("VMD"));

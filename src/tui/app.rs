@@ -15,8 +15,8 @@ use ratatui::layout::{Position, Rect};
 use ratatui::text::Line;
 
 use super::theme::Theme;
-use super::Feed;
 use crate::diagnose::diagnose;
+use crate::feed::Feed;
 use crate::model::{Connection, Device, Exchange, ExchangeRef, Report, Stall, Summary};
 use crate::pipeline::Counters;
 use crate::replay::Progress;

@@ -8,7 +8,7 @@
 //!   [`devices`] and the header, footer and help overlay.
 //! - this file: the terminal shell (raw mode, alternate screen, mouse capture, panic hook), the
 //!   event loop, and the background threads (replay, save) that talk to it over std `mpsc`
-//!   channels with [`Feed`] messages.
+//!   channels with [`Feed`] messages (defined in [`crate::feed`], shared with the live modes).
 
 pub mod app;
 pub mod detail;
@@ -44,30 +44,14 @@ use ratatui::Terminal;
 pub use app::{App, Cmd, Focus, Msg, RowRef, Source, Tab};
 pub use theme::Theme;
 pub use ui::render;
+// Re-exported: the feed was defined here once, and the listener still names it `tui::Feed`.
+pub use crate::feed::Feed;
 
 use crate::extract::Extractor;
 use crate::isapi::PartHeader;
-use crate::model::{Connection, ExchangeRef, Report};
+use crate::model::ExchangeRef;
 use crate::pipeline::ExchangeSink;
-use crate::replay::{replay, Progress, ReplayOptions};
-
-/// What a background producer (file replay, live sniffer, built-in listener) tells the screen.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // the shape is the interface; one Final per session
-pub enum Feed {
-    /// How far loading has got (file modes; live modes may send packet counts with size 0).
-    Progress(Progress),
-    /// Connections to add, or to replace when their id is already shown (live modes send open
-    /// connections again as they change).
-    Upsert(Vec<Connection>),
-    /// The whole result: loading is over.
-    Final(Report),
-    /// The producer stopped with this error.
-    Error(String),
-    /// Something went wrong while the producer goes on (the listener's store could not write its
-    /// index, accept failed ...): listed under `w`.
-    Warning(String),
-}
+use crate::replay::{replay, ReplayOptions};
 
 /// Open the TUI on a capture file. The replay runs on its own thread; the screen fills in as
 /// connections close. Returns 0, or 2 when the file could not be read.
