@@ -905,3 +905,54 @@ fn live_header_counts_packets_only_when_there_are_some() {
     let replay = App::new(Source::Replay("x.pcap".into()), Theme { color: true });
     assert!(draw(&replay, 120, 30)[1].contains("0 packets, 0 connections"));
 }
+
+/// The detail pane scrolls to the end of its text and no further: at the end its last row shows
+/// text, one row further it would be blank. Checked on the screen, not against the limit's sum.
+#[test]
+fn detail_scroll_stops_at_the_end_of_the_text() {
+    let mut app = fixtures::app();
+    press(&mut app, KeyCode::Char('2')); // the request: headers and body, longer than the pane
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.focus, Focus::Detail);
+    draw(&app, 100, 30);
+    let text = app.view.detail_text.get();
+    let bottom = (text.y + text.height - 1) as usize;
+    let bottom_of = |l: &[String]| -> String {
+        l[bottom]
+            .chars()
+            .skip(text.x as usize)
+            .take(text.width as usize)
+            .collect::<String>()
+    };
+    for _ in 0..50 {
+        press(&mut app, KeyCode::PageDown);
+        draw(&app, 100, 30);
+    }
+    let end = app.detail_scroll;
+    assert!(end > 0, "the request is longer than the pane");
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.detail_scroll, end, "Down at the end stays there");
+    let at_end = draw(&app, 100, 30);
+    assert!(
+        !bottom_of(&at_end).trim().is_empty(),
+        "{}",
+        at_end.join("\n")
+    );
+    // Clicking the wheel up and down again comes back to the same end.
+    let wheel = |kind| MouseEvent {
+        kind,
+        column: text.x + 1,
+        row: text.y + 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.update(app.mouse_to_msg(wheel(MouseEventKind::ScrollUp)).unwrap());
+    assert_eq!(app.detail_scroll, end - 3);
+    draw(&app, 100, 30);
+    app.update(app.mouse_to_msg(wheel(MouseEventKind::ScrollDown)).unwrap());
+    app.update(app.mouse_to_msg(wheel(MouseEventKind::ScrollDown)).unwrap());
+    assert_eq!(app.detail_scroll, end);
+    // One row past the end, the pane's last row would be blank.
+    app.detail_scroll = end + 1;
+    let past = draw(&app, 100, 30);
+    assert!(bottom_of(&past).trim().is_empty(), "{}", past.join("\n"));
+}
