@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::event::{decode_event, EventInfo};
-// Re-exported so that `isapi::body::{PartHeader, PartInfo}` keep naming them.
 use super::multipart::{MultipartDecoder, PartEvent, MAX_GAP_FILL};
+// Re-exported so that `isapi::body::{PartHeader, PartInfo}` keep naming them.
 pub use super::part::{PartHeader, PartInfo};
 use super::sniff::{sniff_syntax, Syntax};
 
@@ -469,7 +469,7 @@ impl BodyDecoder {
                     e.warnings.append(&mut st.notes);
                     event = Some(e);
                 }
-                Err(e) => error = Some(join(error, e.0)),
+                Err(e) => error = Some(join(error, e.to_string())),
             }
         } else if kind == "multipart" {
             let n = st.parts.len() as u64 + st.extra_parts;

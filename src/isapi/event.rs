@@ -63,9 +63,44 @@ pub struct EventInfo {
 }
 
 /// Why a body is not an event at all (empty, not XML or JSON, or XML/JSON with no event fields).
+/// Callers and tests match on the kind; the text (`Display`) is what reports show as
+/// `body_error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DecodeError(pub String);
+pub enum DecodeError {
+    /// Not a byte.
+    #[error("empty body")]
+    Empty,
+    /// Only white space (and perhaps a BOM).
+    #[error("body holds only whitespace ({bytes} bytes)")]
+    OnlyWhitespace { bytes: usize },
+    /// The first significant byte starts neither XML nor JSON.
+    #[error(
+        "body is neither XML nor JSON (Content-Type {}, starts with \"{start}\")",
+        content_type.as_deref().unwrap_or("missing")
+    )]
+    NotXmlOrJson {
+        /// The Content-Type sent, if any.
+        content_type: Option<String>,
+        /// The body's first bytes, printable ASCII kept, the rest escaped.
+        start: String,
+    },
+    /// XML so broken that no element could be read; the parser's first error.
+    #[error("not well-formed XML at byte {offset}: {reason} (no element could be read)")]
+    MalformedXml {
+        /// Offset of the error in the body, from its first byte.
+        offset: usize,
+        reason: String,
+    },
+    /// XML text without a single element.
+    #[error("XML body without any element")]
+    NoXmlElement,
+    /// Not valid JSON, and no event field could be found in it.
+    #[error("not valid JSON: {reason}")]
+    InvalidJson { reason: String },
+    /// Valid JSON without any event field.
+    #[error("JSON body with no event fields")]
+    NoJsonFields,
+}
 
 /// Deepest element nesting kept in the tree; deeper elements are skipped (with a warning).
 pub const MAX_TREE_DEPTH: usize = 64;
@@ -80,18 +115,14 @@ pub fn decode_event(body: &[u8], content_type: Option<&str>) -> Result<EventInfo
     let rest = body.strip_prefix(&UTF8_BOM).unwrap_or(body);
     let bom = body.len() - rest.len();
     match sniff_syntax(body) {
-        None => Err(DecodeError(if body.is_empty() {
-            "empty body".to_string()
-        } else {
-            format!("body holds only whitespace ({} bytes)", body.len())
-        })),
+        None if body.is_empty() => Err(DecodeError::Empty),
+        None => Err(DecodeError::OnlyWhitespace { bytes: body.len() }),
         Some(Syntax::Xml) => decode_xml(rest, bom),
         Some(Syntax::Json) => decode_json(rest),
-        Some(Syntax::Other) => Err(DecodeError(format!(
-            "body is neither XML nor JSON (Content-Type {}, starts with \"{}\")",
-            content_type.unwrap_or("missing"),
-            preview(rest, 32)
-        ))),
+        Some(Syntax::Other) => Err(DecodeError::NotXmlOrJson {
+            content_type: content_type.map(str::to_string),
+            start: preview(rest, 32),
+        }),
     }
 }
 
@@ -502,21 +533,43 @@ mod tests {
 
     #[test]
     fn not_an_event() {
-        let cases: &[(&[u8], &str)] = &[
-            (b"", "empty body"),
-            (b"  \r\n", "whitespace"),
-            (b"HTTP/1.1 200 OK", "neither XML nor JSON"),
-            (b"\xff\xd8\xff\xe0JFIF", "neither XML nor JSON"),
-            (b"{}", "no event fields"),
-            (b"{\"a\":", "not valid JSON"),
-            (b"< not xml", "not well-formed XML"),
-        ];
-        for (body, want) in cases {
-            match decode_event(body, Some("application/xml")) {
-                Ok(e) => panic!("{body:?} decoded: {e:?}"),
-                Err(DecodeError(msg)) => assert!(msg.contains(want), "{body:?}: {msg}"),
+        let ct = Some("application/xml");
+        let kind = |body: &[u8]| decode_event(body, ct).unwrap_err();
+        assert_eq!(kind(b""), DecodeError::Empty);
+        assert_eq!(kind(b"  \r\n"), DecodeError::OnlyWhitespace { bytes: 4 });
+        let not = |start: &str| DecodeError::NotXmlOrJson {
+            content_type: ct.map(str::to_string),
+            start: start.to_string(),
+        };
+        assert_eq!(kind(b"HTTP/1.1 200 OK"), not("HTTP/1.1 200 OK"));
+        assert_eq!(
+            kind(b"\xff\xd8\xff\xe0JFIF"),
+            not("\\xff\\xd8\\xff\\xe0JFIF")
+        );
+        assert_eq!(kind(b"{}"), DecodeError::NoJsonFields);
+        assert!(matches!(kind(b"{\"a\":"), DecodeError::InvalidJson { .. }));
+        assert!(matches!(
+            kind(b"< not xml"),
+            DecodeError::MalformedXml { offset: 0, .. }
+        ));
+        assert_eq!(kind(b"<?xml version=\"1.0\"?>"), DecodeError::NoXmlElement);
+        // The text reports show as body_error.
+        assert_eq!(
+            not("HTTP/1.1 200 OK").to_string(),
+            "body is neither XML nor JSON (Content-Type application/xml, starts with \"HTTP/1.1 200 OK\")"
+        );
+        assert_eq!(
+            DecodeError::OnlyWhitespace { bytes: 4 }.to_string(),
+            "body holds only whitespace (4 bytes)"
+        );
+        assert_eq!(
+            DecodeError::MalformedXml {
+                offset: 3,
+                reason: "x".into()
             }
-        }
+            .to_string(),
+            "not well-formed XML at byte 3: x (no element could be read)"
+        );
     }
 
     #[test]

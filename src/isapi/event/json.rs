@@ -42,23 +42,25 @@ pub(super) fn decode_json(body: &[u8]) -> Result<EventInfo, DecodeError> {
             }
             fill_from_tree(&mut info, &root);
             if root.children.is_empty() && info.has_no_fields() {
-                return Err(DecodeError("JSON body with no event fields".to_string()));
+                return Err(DecodeError::NoJsonFields);
             }
             info.tree = root;
         }
         Some(Err(e)) => {
-            let w = format!("not valid JSON: {e}");
+            let err = DecodeError::InvalidJson {
+                reason: e.to_string(),
+            };
             fill_from_pairs(&mut info, &scan_json_pairs(body));
             if info.has_no_fields() {
-                return Err(DecodeError(w));
+                return Err(err);
             }
-            push_warning(&mut warnings, w);
+            push_warning(&mut warnings, err.to_string());
             info.tree = Node {
                 name: "json".to_string(),
                 ..Node::default()
             };
         }
-        None => return Err(DecodeError("empty body".to_string())),
+        None => return Err(DecodeError::Empty),
     }
     info.warnings = warnings;
     Ok(info)

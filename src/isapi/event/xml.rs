@@ -39,7 +39,7 @@ pub(super) fn decode_xml(body: &[u8], base: usize) -> Result<EventInfo, DecodeEr
     }
     let mut b = TreeBuilder::default();
     let mut errors = 0usize;
-    let mut first_error: Option<String> = None;
+    let mut first_error: Option<(usize, String)> = None;
     loop {
         let before = reader.buffer_position();
         let at = base.saturating_add(usize::try_from(before).unwrap_or(usize::MAX));
@@ -62,11 +62,14 @@ pub(super) fn decode_xml(body: &[u8], base: usize) -> Result<EventInfo, DecodeEr
             Err(e) => {
                 let pos = base
                     .saturating_add(usize::try_from(reader.error_position()).unwrap_or(usize::MAX));
-                let w = format!("not well-formed XML at byte {pos}: {e}");
+                let reason = e.to_string();
+                push_warning(
+                    &mut warnings,
+                    format!("not well-formed XML at byte {pos}: {reason}"),
+                );
                 if first_error.is_none() {
-                    first_error = Some(w.clone());
+                    first_error = Some((pos, reason));
                 }
-                push_warning(&mut warnings, w);
                 errors += 1;
                 if errors >= MAX_XML_ERRORS || reader.buffer_position() <= before {
                     break;
@@ -90,10 +93,10 @@ pub(super) fn decode_xml(body: &[u8], base: usize) -> Result<EventInfo, DecodeEr
         fill_from_pairs(&mut info, &scan_xml_pairs(&text));
     }
     if root.is_none() && info.has_no_fields() {
-        return Err(DecodeError(match first_error {
-            Some(e) => format!("{e} (no element could be read)"),
-            None => "XML body without any element".to_string(),
-        }));
+        return Err(match first_error {
+            Some((offset, reason)) => DecodeError::MalformedXml { offset, reason },
+            None => DecodeError::NoXmlElement,
+        });
     }
     info.tree = root.unwrap_or_default();
     info.warnings = warnings;
