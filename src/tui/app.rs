@@ -14,6 +14,7 @@ use ratatui::crossterm::event::{
 use ratatui::layout::{Position, Rect};
 use ratatui::text::Line;
 
+use super::save::SaveOutcome;
 use super::theme::Theme;
 use crate::diagnose::diagnose;
 use crate::feed::Feed;
@@ -125,8 +126,8 @@ pub enum Msg {
     ToggleHelp,
     ToggleWarnings,
     Save,
-    /// The background save finished with this message.
-    SaveDone(String),
+    /// The background save finished so.
+    SaveDone(SaveOutcome),
     /// Mouse wheel at a screen position (delta in rows).
     Scroll {
         column: u16,
@@ -618,8 +619,7 @@ impl App {
             Msg::Save => return self.save(),
             Msg::SaveDone(m) => {
                 self.saving = false;
-                let is_err = m.starts_with("save failed");
-                self.status = Some((m, is_err));
+                self.status = Some((m.to_string(), m.is_failure()));
             }
             Msg::Scroll { column, row, delta } => {
                 let p = Position { x: column, y: row };

@@ -12,6 +12,7 @@ use ratatui::Terminal;
 
 use super::app::{App, Cmd, Focus, Msg, RowRef, Source, Tab};
 use super::fixtures::{self, ts};
+use super::save::{save_message, SaveOutcome};
 use super::theme::Theme;
 use super::{render, Feed};
 use crate::model::Verdict;
@@ -620,11 +621,15 @@ fn save_asks_the_shell_to_re_read_the_connection() {
     assert!(app.saving);
     // A second save while one runs is refused.
     assert_eq!(press(&mut app, KeyCode::Char('s')), None);
-    app.update(Msg::SaveDone(
-        "saved 3 file(s) to alarmscope-extract: c4-r0-p0-10.0.0.7-anpr.xml".into(),
-    ));
+    app.update(Msg::SaveDone(SaveOutcome::Saved {
+        dir: "alarmscope-extract".into(),
+        files: ["c4-r0-p0-anpr.xml", "c4-r0-p1-a.jpg", "c4-r0-p2-b.jpg"]
+            .map(String::from)
+            .to_vec(),
+    }));
     let l = draw(&app, 100, 30);
     find(&l, "saved 3 file(s)");
+    assert!(app.status.as_ref().is_some_and(|s| !s.1), "not an error");
     // Rows without a request have nothing to save.
     press(&mut app, KeyCode::Down);
     assert_eq!(press(&mut app, KeyCode::Char('s')), None);
@@ -649,18 +654,33 @@ fn save_message_lists_this_exchanges_files() {
     .iter()
     .map(Into::into)
     .collect();
-    let m = super::save_message(std::path::Path::new("x"), "c4-r0-", &written, &[]);
+    let m = save_message(std::path::Path::new("x"), "c4-r0-", &written, &[]);
     assert_eq!(
-        m,
+        m.to_string(),
         "saved 2 file(s) to x: c4-r0-p0-10.0.0.7-anpr.xml, c4-r0-p1-10.0.0.7-a.jpg"
     );
-    let m = super::save_message(
+    assert!(!m.is_failure());
+    let m = save_message(
         std::path::Path::new("x"),
         "c9-r0-",
         &written,
         &["disk full".into()],
     );
-    assert!(m.starts_with("save failed: disk full"), "{m}");
+    assert!(m.is_failure());
+    assert_eq!(
+        m,
+        SaveOutcome::WriteFailed {
+            error: "disk full".into(),
+            written: Box::new(SaveOutcome::NothingForExchange {
+                connection_files: 3
+            }),
+        }
+    );
+    assert!(m.to_string().starts_with("save failed: disk full"), "{m}");
+    // A save that failed shows as an error in the footer.
+    let mut app = fixtures::app();
+    app.update(Msg::SaveDone(m));
+    assert!(app.status.as_ref().is_some_and(|s| s.1));
 }
 
 #[test]
