@@ -79,7 +79,7 @@ use recovery::{list_segments, remove_unwritten_segments, repair_index};
 use writer::{CommitWriter, Job};
 
 pub use read::{export, read_file, read_index};
-pub use staging::{part_file_name, Sealed, Staging};
+pub use staging::{part_file_name, Sealed, Staging, StagingError};
 
 /// Name of the index file in the store directory.
 pub const INDEX_FILE: &str = "index.jsonl";

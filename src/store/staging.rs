@@ -23,6 +23,17 @@ enum Key {
     Body,
 }
 
+/// Why an event could not be staged (it is then not acknowledged).
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    /// The same part index came twice: its file would shadow the earlier part's.
+    #[error("duplicate part file name {file}")]
+    DuplicatePart { file: String },
+    /// Writing to memory or the spool file failed.
+    #[error("staging event {seq}: {source}")]
+    Spool { seq: u64, source: io::Error },
+}
+
 /// An event being received: its bytes (body or parts back to back, offsets relative to the
 /// event's start), in memory or, past the spill threshold, in a spool file. Implements
 /// [`PartSink`] for multipart bodies; plain bodies go through [`Staging::write_body`].
@@ -40,7 +51,7 @@ pub struct Staging {
     files: Vec<StoredFile>,
     /// The file receiving bytes now, and its slot in `files`.
     current: Option<(Key, usize)>,
-    error: Option<String>,
+    error: Option<StagingError>,
     /// CRC-32 of the bytes staged so far (the record header carries the payload's).
     crc: crc32fast::Hasher,
     /// Bytes expected ([`Staging::reserve`]).
@@ -79,8 +90,8 @@ impl Staging {
     }
 
     /// The first write error, if any (the event then cannot be acknowledged).
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+    pub fn error(&self) -> Option<&StagingError> {
+        self.error.as_ref()
     }
 
     /// Expect about `bytes` of data (a declared Content-Length): memory for it, at most the spill
@@ -98,7 +109,7 @@ impl Staging {
         self.spill.is_some()
     }
 
-    fn fail(&mut self, e: String) {
+    fn fail(&mut self, e: StagingError) {
         if self.error.is_none() {
             self.error = Some(e);
         }
@@ -107,7 +118,9 @@ impl Staging {
     fn start_file(&mut self, key: Key, mut file: StoredFile) {
         if self.files.iter().any(|f| f.file == file.file) {
             // Same part index sent twice: it must never shadow the earlier part.
-            self.fail(format!("duplicate part file name {}", file.file));
+            self.fail(StagingError::DuplicatePart {
+                file: file.file.clone(),
+            });
             return;
         }
         file.offset = self.len;
@@ -152,7 +165,10 @@ impl Staging {
             return;
         }
         if let Err(e) = self.append(data) {
-            self.fail(format!("staging event {}: {e}", self.seq));
+            self.fail(StagingError::Spool {
+                seq: self.seq,
+                source: e,
+            });
             return;
         }
         self.crc.update(data);

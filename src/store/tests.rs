@@ -353,8 +353,16 @@ fn duplicate_part_names_are_refused() {
     st.part_start(&hdr(0, "a.jpg", None, "image/jpeg"));
     st.part_end(0, 0);
     st.part_start(&hdr(0, "a.jpg", None, "image/jpeg"));
-    assert!(st.error().is_some());
-    assert!(st.seal(Default::default(), None, "x").is_err());
+    assert!(
+        matches!(st.error(), Some(StagingError::DuplicatePart { file }) if file.starts_with("p0-")),
+        "{:?}",
+        st.error()
+    );
+    let err = st.seal(Default::default(), None, "x").err().unwrap();
+    assert!(matches!(
+        err.get_ref().and_then(|e| e.downcast_ref::<StagingError>()),
+        Some(StagingError::DuplicatePart { .. })
+    ));
     store.close();
 }
 
