@@ -159,6 +159,21 @@ pub fn build(app: &App, r: RowRef, tab: Tab) -> Vec<Line<'static>> {
     }
 }
 
+/// A "Headers" section: each header as sent, or a note that none was seen.
+fn header_lines(t: Theme, headers: &[(String, String)]) -> Vec<Line<'static>> {
+    let mut v = vec![heading(t, "Headers")];
+    if headers.is_empty() {
+        v.push(Line::styled("  (none seen)", t.dim()));
+    }
+    for (k, val) in headers {
+        v.push(Line::from(vec![
+            Span::styled(format!("  {k}: "), t.accent()),
+            Span::raw(val.clone()),
+        ]));
+    }
+    v
+}
+
 fn heading(t: Theme, s: &str) -> Line<'static> {
     Line::from(Span::styled(s.to_string(), t.title()))
 }
@@ -342,16 +357,7 @@ fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {
         v.push(Line::styled(format!("injected fault: {f}"), t.warn()));
     }
     v.push(Line::default());
-    v.push(heading(t, "Headers"));
-    if rq.headers.is_empty() {
-        v.push(Line::styled("  (none seen)", t.dim()));
-    }
-    for (k, val) in &rq.headers {
-        v.push(Line::from(vec![
-            Span::styled(format!("  {k}: "), t.accent()),
-            Span::raw(val.clone()),
-        ]));
-    }
+    v.extend(header_lines(t, &rq.headers));
     v.push(Line::default());
     v.push(heading(t, &format!("Body: {}", ex.body_kind)));
     if !ex.parts.is_empty() {
@@ -499,16 +505,7 @@ fn response_lines(t: Theme, c: &Connection, ex: &Exchange) -> Vec<Line<'static>>
     }
     v.push(kv(t, "body", bytes(r.body_bytes)));
     v.push(Line::default());
-    v.push(heading(t, "Headers"));
-    if r.headers.is_empty() {
-        v.push(Line::styled("  (none seen)", t.dim()));
-    }
-    for (k, val) in &r.headers {
-        v.push(Line::from(vec![
-            Span::styled(format!("  {k}: "), t.accent()),
-            Span::raw(val.clone()),
-        ]));
-    }
+    v.extend(header_lines(t, &r.headers));
     v
 }
 
