@@ -430,7 +430,7 @@ impl BodyDecoder {
             Mode::Multipart(dec) => {
                 let st = &mut self.st;
                 dec.finish(&mut |ev| st.on_part_event(ev, &mut sink, false));
-                error = dec.error().map(str::to_string);
+                error = dec.error().map(ToString::to_string);
                 kind = "multipart";
             }
             Mode::Plain { started } => {

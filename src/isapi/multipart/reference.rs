@@ -150,7 +150,7 @@ impl MulterDecoder {
         }
         if bytes > MAX_GAP_FILL {
             let open = self.current.as_ref().map(|c| (c.index, &c.name));
-            self.stop(gap_too_large(bytes, open), on);
+            self.stop(gap_too_large(bytes, open).to_string(), on);
             return;
         }
         let mut left = bytes;
@@ -241,7 +241,7 @@ impl MulterDecoder {
         lock(&self.queue).chunks.push_back(piece);
         self.drive(on);
         if !self.stopped() && self.current.is_none() && self.head_bytes > MAX_HEAD_BYTES {
-            self.stop(head_overrun(self.parts, &self.boundary), on);
+            self.stop(head_overrun(self.parts, &self.boundary).to_string(), on);
         }
     }
 
