@@ -4,8 +4,8 @@
 //! (a raw `&`, a missing close tag) are decoded leniently and still yield the fields that can be
 //! read, with a warning.
 //!
-//! This file holds the types and the format switch; [`fields`] maps names to fields for both
-//! formats, [`xml`] and [`json`] read each format into the same [`Node`] tree.
+//! This file holds the types and the format switch; `event/fields.rs` maps names to fields for
+//! both formats, `event/xml.rs` and `event/json.rs` read each format into the same [`Node`] tree.
 
 mod fields;
 mod json;

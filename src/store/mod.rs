@@ -55,9 +55,9 @@
 //! rather than appending after it) and spool files (deleted on the next start).
 //!
 //! # Files
-//! One concern each: [`staging`] (an event while it arrives), [`writer`] (the group commit),
-//! [`preparer`] (segments zeroed ahead), [`recovery`] (what a crash left), [`read`] (index, files,
-//! export). This file keeps the public types and the [`Store`] handle.
+//! One concern each: `staging.rs` (an event while it arrives), `writer.rs` (the group commit),
+//! `preparer.rs` (segments zeroed ahead), `recovery.rs` (what a crash left), `read.rs` (index,
+//! files, export). This file keeps the public types and the [`Store`] handle.
 
 mod preparer;
 mod read;
