@@ -14,6 +14,7 @@ use super::format::{bytes, num};
 use super::pretty;
 use super::theme::Theme;
 use crate::diagnose::{explain_handshake, explain_verdict, Explanation};
+use crate::isapi::{sniff_syntax, Syntax};
 use crate::model::{Connection, Exchange};
 use crate::tcp::{CloseKind, Direction, Handshake, Side};
 
@@ -424,7 +425,7 @@ fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {
 /// The metadata text: indented XML, pretty JSON, or a hex view when it is binary or broken.
 fn metadata_lines(t: Theme, kind: &str, m: &str) -> Vec<Line<'static>> {
     let mut v = Vec::new();
-    let first = m.trim_start().chars().next();
+    let syntax = sniff_syntax(m.as_bytes());
     let indent = |l: String| Line::from(format!("  {l}"));
     if pretty::looks_binary(m) {
         v.push(heading(
@@ -441,8 +442,8 @@ fn metadata_lines(t: Theme, kind: &str, m: &str) -> Vec<Line<'static>> {
         );
         return v;
     }
-    match first {
-        Some('<') => {
+    match syntax {
+        Some(Syntax::Xml) => {
             let (lines, err) = pretty::pretty_xml(m, MAX_BODY_LINES);
             v.push(heading(t, "Metadata (XML)"));
             if let Some(e) = err {
@@ -450,7 +451,7 @@ fn metadata_lines(t: Theme, kind: &str, m: &str) -> Vec<Line<'static>> {
             }
             v.extend(lines.into_iter().map(indent));
         }
-        Some('{') | Some('[') => match pretty::pretty_json(m, MAX_BODY_LINES) {
+        Some(Syntax::Json) => match pretty::pretty_json(m, MAX_BODY_LINES) {
             Ok(lines) => {
                 v.push(heading(t, "Metadata (JSON)"));
                 v.extend(lines.into_iter().map(indent));

@@ -976,3 +976,22 @@ fn detail_scroll_stops_at_the_end_of_the_text() {
     let past = draw(&app, 100, 30);
     assert!(bottom_of(&past).trim().is_empty(), "{}", past.join("\n"));
 }
+
+/// The request tab pretty-prints metadata by the same "XML or JSON?" rule as the decoder: a UTF-8
+/// BOM before the XML (which the decoder read as XML) does not make the TUI show it raw.
+#[test]
+fn metadata_with_a_bom_is_shown_as_xml() {
+    let mut conns = fixtures::capture();
+    let ex = &mut conns[0].exchanges[0];
+    ex.metadata = Some(
+        "\u{feff}<EventNotificationAlert><eventType>VMD</eventType></EventNotificationAlert>"
+            .into(),
+    );
+    let mut app = App::new(Source::Live("eth0".into()), Theme { color: true });
+    app.update(Msg::Feed(Feed::Upsert(conns)));
+    press(&mut app, KeyCode::Char('2'));
+    press(&mut app, KeyCode::Enter);
+    let l = draw(&app, 120, 60);
+    find(&l, "Metadata (XML)");
+    find(&l, "    <eventType>VMD</eventType>");
+}
