@@ -181,8 +181,11 @@ pub struct ViewCache {
 /// them are what the state says (the renderer measures again after any change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScrollLimit {
+    /// The row shown (none: the empty-list note).
     pub row: Option<RowRef>,
+    /// The tab shown.
     pub tab: Tab,
+    /// [`App::data_version`] when measured.
     pub data_version: u64,
     /// Width and height of the text area measured.
     pub size: (u16, u16),
