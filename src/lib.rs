@@ -20,6 +20,7 @@ pub mod device;
 pub mod diagnose;
 pub mod doctor;
 pub mod extract;
+pub mod feed;
 pub mod http;
 pub mod isapi;
 pub mod listen;

@@ -4,12 +4,13 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::capture::live::{LiveCapture, LiveError, LiveOptions, LiveStats};
 use crate::diagnose::live::{Finding, LiveDiagnoser};
+use crate::feed::Feed;
 use crate::model::{Connection, Exchange, Stall, Summary};
 use crate::pipeline::{Analyzer, Counters, Footprint, PipelineConfig};
 use crate::time::Timestamp;
@@ -59,14 +60,6 @@ pub fn install_stop_signals() {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-}
-
-/// Wall-clock now in capture time (live captures are stamped with the system clock).
-fn now() -> Timestamp {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_nanos(d.as_secs() as i64, i64::from(d.subsec_nanos()))
 }
 
 /// A duration in nanoseconds, saturating (an `as` cast would wrap a huge `--idle-timeout` to a
@@ -139,7 +132,7 @@ pub fn run_headless(
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
-            session.tick(now(), &mut findings);
+            session.tick(Timestamp::now(), &mut findings);
             emit(&mut findings, json, out, &mut session.judged);
             if !told_full && session.counters().connections_evicted > 0 {
                 told_full = true;
@@ -153,7 +146,7 @@ pub fn run_headless(
     cap.flush();
     let stats = cap.stats();
     let mut judged = session.judged;
-    let (summary, packets) = session.finish(now(), &mut findings);
+    let (summary, packets) = session.finish(Timestamp::now(), &mut findings);
     emit(&mut findings, json, out, &mut judged);
     if json {
         let line = Line::Summary {
@@ -367,10 +360,7 @@ pub fn text_line(f: &Finding) -> String {
 /// them by id), with the packet count as progress. The capture is opened here, so errors (not
 /// permitted, no such interface, bad filter) are reported before any screen is drawn. The
 /// thread ends when the TUI goes away, on `--duration`/`--count`, or on a capture error.
-pub fn spawn_feed(
-    opts: SniffOptions,
-) -> Result<std::sync::mpsc::Receiver<crate::tui::Feed>, LiveError> {
-    use crate::tui::Feed;
+pub fn spawn_feed(opts: SniffOptions) -> Result<std::sync::mpsc::Receiver<Feed>, LiveError> {
     let mut cap = LiveCapture::open(&opts.live)?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -395,7 +385,7 @@ pub fn spawn_feed(
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 let mut closed = Vec::new();
-                session.tick_collect(now(), &mut findings, &mut closed);
+                session.tick_collect(Timestamp::now(), &mut findings, &mut closed);
                 session.judged += findings
                     .iter()
                     .filter(|f| {

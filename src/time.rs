@@ -1,6 +1,8 @@
 //! Capture timestamps. Kept as integer nanoseconds since the Unix epoch so pcapng's nanosecond
 //! precision survives and arithmetic never drifts.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde::{Serialize, Serializer};
 
 /// A point in capture time, nanoseconds since the Unix epoch.
@@ -13,6 +15,20 @@ impl Timestamp {
         Timestamp(
             secs.saturating_mul(1_000_000_000)
                 .saturating_add(micros.saturating_mul(1_000)),
+        )
+    }
+
+    /// The system clock's now. Only shells call it (a live capture stamps what it sees with the
+    /// system clock, the listener and the store stamp what they receive and write); the core takes
+    /// every time it needs as input, so replays stay reproducible. A clock before 1970 reads as the
+    /// epoch instead of failing.
+    pub fn now() -> Self {
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::from_nanos(
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            i64::from(d.subsec_nanos()),
         )
     }
 
@@ -91,6 +107,22 @@ mod tests {
         assert_eq!(t.to_utc_string(), "2024-02-29 12:34:56.789");
         assert_eq!(Timestamp(0).to_utc_string(), "1970-01-01 00:00:00.000");
         assert_eq!(t.to_clock_string(), "12:34:56.789");
+    }
+
+    #[test]
+    fn now_reads_the_system_clock_in_nanoseconds() {
+        let nanos = || {
+            let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            i64::try_from(d.as_nanos()).unwrap()
+        };
+        let before = nanos();
+        let t = Timestamp::now();
+        let after = nanos();
+        assert!(
+            before <= t.0 && t.0 <= after,
+            "{before} <= {} <= {after}",
+            t.0
+        );
     }
 
     #[test]

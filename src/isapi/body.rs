@@ -4,28 +4,9 @@ use serde::Serialize;
 
 use super::event::{decode_event, EventInfo};
 use super::multipart::{MultipartDecoder, PartEvent, MAX_GAP_FILL};
-
-/// Headers of one part (or of the whole body when it is not multipart).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PartHeader {
-    /// Position in the body, from 0.
-    pub index: usize,
-    /// Content-Disposition name (for a non-multipart body: "body").
-    pub name: Option<String>,
-    /// Content-Disposition filename, as sent (untrusted: sanitise before using as a path).
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
-}
-
-/// A part with its exact size, as reported.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PartInfo {
-    pub name: Option<String>,
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
-    /// Exact size of the part's content in bytes.
-    pub bytes: u64,
-}
+// Re-exported so that `isapi::body::{PartHeader, PartInfo}` keep naming them.
+pub use super::part::{PartHeader, PartInfo};
+use super::sniff::{sniff_syntax, Syntax};
 
 /// Receives part bytes as they are decoded (picture extraction, the listener's store).
 pub trait PartSink {
@@ -203,12 +184,6 @@ pub fn content_type_param(ct: &str, name: &str) -> Option<String> {
     }
 }
 
-/// First non-whitespace byte after an optional UTF-8 BOM.
-fn first_byte(data: &[u8]) -> Option<u8> {
-    let data = data.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(data);
-    data.iter().copied().find(|b| !b.is_ascii_whitespace())
-}
-
 enum Sniff {
     NeedMore,
     NoBoundaryLine,
@@ -302,9 +277,9 @@ impl State {
                 }
                 if self.meta == Meta::Sniffing(index) && !zeros {
                     self.keep_meta(data);
-                    match first_byte(&self.meta_buf) {
-                        Some(b'<' | b'{' | b'[') => self.meta = Meta::Chosen(index),
-                        Some(_) => self.reset_meta(),
+                    match sniff_syntax(&self.meta_buf) {
+                        Some(Syntax::Xml | Syntax::Json) => self.meta = Meta::Chosen(index),
+                        Some(Syntax::Other) => self.reset_meta(),
                         None => {}
                     }
                 } else if self.meta == Meta::Chosen(index) {
@@ -455,7 +430,7 @@ impl BodyDecoder {
             Mode::Multipart(dec) => {
                 let st = &mut self.st;
                 dec.finish(&mut |ev| st.on_part_event(ev, &mut sink, false));
-                error = dec.error().map(str::to_string);
+                error = dec.error().map(ToString::to_string);
                 kind = "multipart";
             }
             Mode::Plain { started } => {
@@ -464,10 +439,10 @@ impl BodyDecoder {
                         s.part_end(0, total);
                     }
                 }
-                kind = match first_byte(&self.st.meta_buf) {
+                kind = match sniff_syntax(&self.st.meta_buf) {
                     None if total == 0 || !self.st.meta_gap => "empty",
-                    Some(b'<') => "xml",
-                    Some(b'{' | b'[') => "json",
+                    Some(Syntax::Xml) => "xml",
+                    Some(Syntax::Json) => "json",
                     _ => "other",
                 };
             }
@@ -494,7 +469,7 @@ impl BodyDecoder {
                     e.warnings.append(&mut st.notes);
                     event = Some(e);
                 }
-                Err(e) => error = Some(join(error, e.0)),
+                Err(e) => error = Some(join(error, e.to_string())),
             }
         } else if kind == "multipart" {
             let n = st.parts.len() as u64 + st.extra_parts;
@@ -552,7 +527,8 @@ impl BodyDecoder {
                 }
             },
             Sniff::NoBoundaryLine
-                if self.multipart_type && matches!(first_byte(head), Some(b'<' | b'{' | b'[')) =>
+                if self.multipart_type
+                    && matches!(sniff_syntax(head), Some(Syntax::Xml | Syntax::Json)) =>
             {
                 self.st
                     .note("Content-Type says multipart but the body is plain XML/JSON".to_string());

@@ -3,13 +3,21 @@
 //! Elements are matched by local name, never by namespace. Bodies that are not well formed
 //! (a raw `&`, a missing close tag) are decoded leniently and still yield the fields that can be
 //! read, with a warning.
+//!
+//! This file holds the types and the format switch; `event/fields.rs` maps names to fields for
+//! both formats, `event/xml.rs` and `event/json.rs` read each format into the same [`Node`] tree.
 
-use std::borrow::Cow;
+mod fields;
+mod json;
+mod xml;
 
-use quick_xml::events::{BytesRef, Event};
-use quick_xml::reader::Reader;
 use serde::Serialize;
-use serde_json::Value;
+
+use super::sniff::{sniff_syntax, Syntax, UTF8_BOM};
+use json::decode_json;
+use xml::decode_xml;
+#[cfg(test)]
+use {json::scan_json_pairs, xml::scan_xml_pairs, xml::unescape_lenient};
 
 /// One element of the event, kept as a tree for display (ANPR, detection regions,
 /// access-control fields ...). JSON objects map to the same shape: keys are names, scalars text,
@@ -55,9 +63,44 @@ pub struct EventInfo {
 }
 
 /// Why a body is not an event at all (empty, not XML or JSON, or XML/JSON with no event fields).
+/// Callers and tests match on the kind; the text (`Display`) is what reports show as
+/// `body_error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DecodeError(pub String);
+pub enum DecodeError {
+    /// Not a byte.
+    #[error("empty body")]
+    Empty,
+    /// Only white space (and perhaps a BOM).
+    #[error("body holds only whitespace ({bytes} bytes)")]
+    OnlyWhitespace { bytes: usize },
+    /// The first significant byte starts neither XML nor JSON.
+    #[error(
+        "body is neither XML nor JSON (Content-Type {}, starts with \"{start}\")",
+        content_type.as_deref().unwrap_or("missing")
+    )]
+    NotXmlOrJson {
+        /// The Content-Type sent, if any.
+        content_type: Option<String>,
+        /// The body's first bytes, printable ASCII kept, the rest escaped.
+        start: String,
+    },
+    /// XML so broken that no element could be read; the parser's first error.
+    #[error("not well-formed XML at byte {offset}: {reason} (no element could be read)")]
+    MalformedXml {
+        /// Offset of the error in the body, from its first byte.
+        offset: usize,
+        reason: String,
+    },
+    /// XML text without a single element.
+    #[error("XML body without any element")]
+    NoXmlElement,
+    /// Not valid JSON, and no event field could be found in it.
+    #[error("not valid JSON: {reason}")]
+    InvalidJson { reason: String },
+    /// Valid JSON without any event field.
+    #[error("JSON body with no event fields")]
+    NoJsonFields,
+}
 
 /// Deepest element nesting kept in the tree; deeper elements are skipped (with a warning).
 pub const MAX_TREE_DEPTH: usize = 64;
@@ -65,31 +108,21 @@ pub const MAX_TREE_DEPTH: usize = 64;
 pub const MAX_TREE_NODES: usize = 10_000;
 /// Most warnings kept per event (a hostile body could otherwise produce one per byte).
 const MAX_WARNINGS: usize = 32;
-/// Recoverable XML errors tolerated before the tree builder gives up (the text scan takes over).
-const MAX_XML_ERRORS: usize = 16;
 
 /// Decode an event body. `content_type` is a hint only: the body is sniffed (first non-space byte
 /// `<` or `{`) when the type is missing or misleading (`text/plain`).
 pub fn decode_event(body: &[u8], content_type: Option<&str>) -> Result<EventInfo, DecodeError> {
-    let bom = if body.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        3
-    } else {
-        0
-    };
-    let rest = body.get(bom..).unwrap_or_default();
-    match rest.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => Err(DecodeError(if body.is_empty() {
-            "empty body".to_string()
-        } else {
-            format!("body holds only whitespace ({} bytes)", body.len())
-        })),
-        Some(b'<') => decode_xml(rest, bom),
-        Some(b'{') | Some(b'[') => decode_json(rest),
-        Some(_) => Err(DecodeError(format!(
-            "body is neither XML nor JSON (Content-Type {}, starts with \"{}\")",
-            content_type.unwrap_or("missing"),
-            preview(rest, 32)
-        ))),
+    let rest = body.strip_prefix(&UTF8_BOM).unwrap_or(body);
+    let bom = body.len() - rest.len();
+    match sniff_syntax(body) {
+        None if body.is_empty() => Err(DecodeError::Empty),
+        None => Err(DecodeError::OnlyWhitespace { bytes: body.len() }),
+        Some(Syntax::Xml) => decode_xml(rest, bom),
+        Some(Syntax::Json) => decode_json(rest),
+        Some(Syntax::Other) => Err(DecodeError::NotXmlOrJson {
+            content_type: content_type.map(str::to_string),
+            start: preview(rest, 32),
+        }),
     }
 }
 
@@ -109,85 +142,12 @@ fn preview(data: &[u8], max: usize) -> String {
     s
 }
 
+/// Add a warning, up to [`MAX_WARNINGS`] and one that says the rest were left out.
 fn push_warning(warnings: &mut Vec<String>, w: String) {
     if warnings.len() < MAX_WARNINGS {
         warnings.push(w);
     } else if warnings.len() == MAX_WARNINGS {
         warnings.push("further warnings omitted".to_string());
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Field extraction (shared by XML and JSON: both become a `Node` tree)
-
-/// Which root children feed which field, in priority order.
-const FIELD_NAMES: &[(Field, &[&str])] = &[
-    (Field::EventType, &["eventType"]),
-    (Field::EventState, &["eventState"]),
-    (Field::DeviceIp, &["ipAddress", "ipv6Address"]),
-    (Field::Port, &["portNo"]),
-    (Field::Protocol, &["protocol", "protocolType"]),
-    (Field::Mac, &["macAddress"]),
-    (Field::Channel, &["channelID", "dynChannelID"]),
-    (Field::DateTime, &["dateTime"]),
-    (Field::ActivePostCount, &["activePostCount"]),
-    (Field::Description, &["eventDescription"]),
-    (Field::ChannelName, &["channelName"]),
-    (Field::DeviceId, &["deviceID", "serialNumber"]),
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    EventType,
-    EventState,
-    DeviceIp,
-    Port,
-    Protocol,
-    Mac,
-    Channel,
-    DateTime,
-    ActivePostCount,
-    Description,
-    ChannelName,
-    DeviceId,
-}
-
-impl EventInfo {
-    fn slot(&mut self, f: Field) -> &mut Option<String> {
-        match f {
-            Field::EventType => &mut self.event_type,
-            Field::EventState => &mut self.event_state,
-            Field::DeviceIp => &mut self.device_ip,
-            Field::Port => &mut self.port,
-            Field::Protocol => &mut self.protocol,
-            Field::Mac => &mut self.mac,
-            Field::Channel => &mut self.channel,
-            Field::DateTime => &mut self.date_time,
-            Field::ActivePostCount => &mut self.active_post_count,
-            Field::Description => &mut self.description,
-            Field::ChannelName => &mut self.channel_name,
-            Field::DeviceId => &mut self.device_id,
-        }
-    }
-
-    /// True when no event field at all was found.
-    fn has_no_fields(&self) -> bool {
-        let set = [
-            &self.event_type,
-            &self.event_state,
-            &self.device_ip,
-            &self.port,
-            &self.protocol,
-            &self.mac,
-            &self.channel,
-            &self.date_time,
-            &self.active_post_count,
-            &self.description,
-            &self.channel_name,
-            &self.device_id,
-            &self.plate,
-        ];
-        set.iter().all(|f| f.is_none())
     }
 }
 
@@ -221,641 +181,6 @@ impl Node {
         }
         None
     }
-}
-
-/// Fill the fields from the root's direct children, the plate from any descendant, and the real
-/// type of `duration` events.
-fn fill_from_tree(info: &mut EventInfo, root: &Node) {
-    for (field, names) in FIELD_NAMES {
-        if info.slot(*field).is_none() {
-            *info.slot(*field) = names
-                .iter()
-                .find_map(|n| root.child_text(n))
-                .map(str::to_string);
-        }
-    }
-    if info.plate.is_none() {
-        info.plate = root.find_text("licensePlate").map(str::to_string);
-    }
-    if info
-        .event_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("duration"))
-    {
-        if let Some(rel) = root
-            .child("DurationList")
-            .and_then(|d| d.find_text("relationEvent"))
-        {
-            info.event_type = Some(rel.to_string());
-        }
-    }
-}
-
-/// Fill still-missing fields from `(local name, text)` pairs found by a tolerant scan.
-fn fill_from_pairs(info: &mut EventInfo, pairs: &[(String, String)]) {
-    let find = |name: &str| {
-        pairs
-            .iter()
-            .find(|(n, v)| n.eq_ignore_ascii_case(name) && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
-    for (field, names) in FIELD_NAMES {
-        if info.slot(*field).is_none() {
-            *info.slot(*field) = names.iter().find_map(|n| find(n));
-        }
-    }
-    if info.plate.is_none() {
-        info.plate = find("licensePlate");
-    }
-    if info
-        .event_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("duration"))
-    {
-        if let Some(rel) = find("relationEvent") {
-            info.event_type = Some(rel);
-        }
-    }
-}
-
-/// Names the tolerant scans look for.
-fn is_scanned_name(name: &str) -> bool {
-    FIELD_NAMES
-        .iter()
-        .any(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
-        || name.eq_ignore_ascii_case("licensePlate")
-        || name.eq_ignore_ascii_case("relationEvent")
-}
-
-// ---------------------------------------------------------------------------------------------
-// XML
-
-fn decode_xml(body: &[u8], base: usize) -> Result<EventInfo, DecodeError> {
-    // The strict check first: on valid text it is several times faster than the lossy one.
-    let text = match std::str::from_utf8(body) {
-        Ok(t) => Cow::Borrowed(t),
-        Err(_) => String::from_utf8_lossy(body),
-    };
-    let mut warnings = Vec::new();
-    if let Cow::Owned(_) = text {
-        push_warning(
-            &mut warnings,
-            "body is not valid UTF-8; decoded lossily".to_string(),
-        );
-    }
-    let mut reader = Reader::from_str(&text);
-    {
-        let cfg = reader.config_mut();
-        cfg.check_end_names = false;
-        cfg.allow_unmatched_ends = true;
-        cfg.allow_dangling_amp = true;
-        cfg.check_comments = false;
-        cfg.expand_empty_elements = false;
-    }
-    let mut b = TreeBuilder::default();
-    let mut errors = 0usize;
-    let mut first_error: Option<String> = None;
-    loop {
-        let before = reader.buffer_position();
-        let at = base.saturating_add(usize::try_from(before).unwrap_or(usize::MAX));
-        match reader.read_event() {
-            Ok(Event::Start(e)) => {
-                if b.root_done {
-                    push_warning(
-                        &mut warnings,
-                        format!("content after the root element at byte {at}"),
-                    );
-                    break;
-                }
-                b.open(e.local_name().as_ref(), false);
-            }
-            Ok(Event::Empty(e)) => {
-                if b.root_done {
-                    push_warning(
-                        &mut warnings,
-                        format!("content after the root element at byte {at}"),
-                    );
-                    break;
-                }
-                b.open(e.local_name().as_ref(), true);
-            }
-            Ok(Event::End(e)) => b.close(e.local_name().as_ref(), at, &mut warnings),
-            Ok(Event::Text(t)) => b.text(&t.xml10_content(), at, &mut warnings),
-            Ok(Event::CData(t)) => b.text(&t.xml10_content(), at, &mut warnings),
-            Ok(Event::GeneralRef(r)) => b.text(&resolve_ref(&r), at, &mut warnings),
-            Ok(Event::Eof) => break,
-            Ok(_) => {}
-            Err(e) => {
-                let pos = base
-                    .saturating_add(usize::try_from(reader.error_position()).unwrap_or(usize::MAX));
-                let w = format!("not well-formed XML at byte {pos}: {e}");
-                if first_error.is_none() {
-                    first_error = Some(w.clone());
-                }
-                push_warning(&mut warnings, w);
-                errors += 1;
-                if errors >= MAX_XML_ERRORS || reader.buffer_position() <= before {
-                    break;
-                }
-            }
-        }
-    }
-    let root = b.finish(&mut warnings);
-    let mut info = EventInfo {
-        format: "xml",
-        ..EventInfo::default()
-    };
-    if let Some(root) = &root {
-        if !root.name.eq_ignore_ascii_case("EventNotificationAlert") {
-            push_warning(&mut warnings, format!("root element is {}", root.name));
-        }
-        fill_from_tree(&mut info, root);
-    }
-    if errors > 0 || b.damaged {
-        // Broken structure can hide fields (a sibling swallowed by an unclosed element).
-        fill_from_pairs(&mut info, &scan_xml_pairs(&text));
-    }
-    if root.is_none() && info.has_no_fields() {
-        return Err(DecodeError(match first_error {
-            Some(e) => format!("{e} (no element could be read)"),
-            None => "XML body without any element".to_string(),
-        }));
-    }
-    info.tree = root.unwrap_or_default();
-    info.warnings = warnings;
-    Ok(info)
-}
-
-/// Resolve an entity or character reference; unknown ones are kept as written.
-fn resolve_ref(r: &BytesRef<'_>) -> String {
-    let name: &str = r;
-    match name {
-        "amp" => "&".to_string(),
-        "lt" => "<".to_string(),
-        "gt" => ">".to_string(),
-        "quot" => "\"".to_string(),
-        "apos" => "'".to_string(),
-        _ => match r.resolve_char_ref() {
-            Ok(Some(c)) => c.to_string(),
-            _ => format!("&{name};"),
-        },
-    }
-}
-
-/// Builds the bounded `Node` tree from XML events, recovering from missing and stray close tags.
-#[derive(Default)]
-struct TreeBuilder {
-    stack: Vec<Node>,
-    root: Option<Node>,
-    root_done: bool,
-    nodes: usize,
-    /// Open elements being skipped (too deep or too many).
-    skipped: usize,
-    warned_depth: bool,
-    warned_nodes: bool,
-    warned_outside: bool,
-    /// A close tag was missing or stray: the tree's shape may be wrong.
-    damaged: bool,
-}
-
-impl TreeBuilder {
-    fn open(&mut self, name: &str, empty: bool) {
-        if self.skipped > 0 || self.stack.len() >= MAX_TREE_DEPTH || self.nodes >= MAX_TREE_NODES {
-            if self.stack.len() >= MAX_TREE_DEPTH {
-                self.warned_depth = true;
-            } else if self.skipped == 0 {
-                self.warned_nodes = true;
-            }
-            if !empty {
-                self.skipped = self.skipped.saturating_add(1);
-            }
-            return;
-        }
-        self.nodes += 1;
-        self.stack.push(Node {
-            name: name.to_string(),
-            text: None,
-            children: Vec::new(),
-        });
-        if empty {
-            self.pop_attach();
-        }
-    }
-
-    fn close(&mut self, name: &str, at: usize, warnings: &mut Vec<String>) {
-        if self.skipped > 0 {
-            self.skipped -= 1;
-            return;
-        }
-        match self.stack.iter().rposition(|n| n.name == name) {
-            None => {
-                self.damaged = true;
-                push_warning(warnings, format!("stray close tag </{name}> at byte {at}"));
-            }
-            Some(i) => {
-                while self.stack.len() > i + 1 {
-                    self.damaged = true;
-                    if let Some(top) = self.stack.last() {
-                        push_warning(
-                            warnings,
-                            format!(
-                                "element <{}> not closed before </{name}> at byte {at}",
-                                top.name
-                            ),
-                        );
-                    }
-                    self.pop_attach();
-                }
-                self.pop_attach();
-            }
-        }
-    }
-
-    fn text(&mut self, t: &str, at: usize, warnings: &mut Vec<String>) {
-        if self.skipped > 0 {
-            return;
-        }
-        match self.stack.last_mut() {
-            // Leading white space is trimmed anyway: the line breaks between child elements
-            // need no allocation.
-            Some(top) if top.text.is_none() && t.trim().is_empty() => {}
-            Some(top) => top.text.get_or_insert_with(String::new).push_str(t),
-            None => {
-                if !t.trim().is_empty() && !self.warned_outside {
-                    self.warned_outside = true;
-                    push_warning(
-                        warnings,
-                        format!("text outside the root element at byte {at}"),
-                    );
-                }
-            }
-        }
-    }
-
-    fn pop_attach(&mut self) {
-        let Some(mut node) = self.stack.pop() else {
-            return;
-        };
-        node.text = node.text.take().and_then(|mut t| {
-            // Trim in place: most values have nothing to trim.
-            let end = t.trim_end().len();
-            t.truncate(end);
-            let start = t.len() - t.trim_start().len();
-            t.drain(..start);
-            (!t.is_empty()).then_some(t)
-        });
-        match self.stack.last_mut() {
-            Some(parent) => parent.children.push(node),
-            None => {
-                self.root = Some(node);
-                self.root_done = true;
-            }
-        }
-    }
-
-    fn finish(&mut self, warnings: &mut Vec<String>) -> Option<Node> {
-        if !self.stack.is_empty() {
-            self.damaged = true;
-            let open: Vec<&str> = self.stack.iter().map(|n| n.name.as_str()).collect();
-            push_warning(
-                warnings,
-                format!("body ended with elements not closed: {}", open.join(", ")),
-            );
-            while !self.stack.is_empty() {
-                self.pop_attach();
-            }
-        }
-        if self.warned_depth {
-            push_warning(
-                warnings,
-                format!("elements nested deeper than {MAX_TREE_DEPTH} levels skipped"),
-            );
-        }
-        if self.warned_nodes {
-            push_warning(warnings, format!("tree cut at {MAX_TREE_NODES} elements"));
-        }
-        self.root.take()
-    }
-}
-
-/// Tolerant scan of broken XML for `<name ...>text</` pairs of the known field names.
-fn scan_xml_pairs(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(lt) = rest.find('<') {
-        rest = rest.get(lt + 1..).unwrap_or_default();
-        if rest.starts_with(['/', '?', '!']) {
-            continue;
-        }
-        let name_end = rest.find(|c: char| c.is_whitespace() || c == '>' || c == '/' || c == '<');
-        let Some(name_end) = name_end else { break };
-        let qname = rest.get(..name_end).unwrap_or_default();
-        let local = qname.rsplit(':').next().unwrap_or(qname);
-        if local.is_empty() || !is_scanned_name(local) {
-            continue;
-        }
-        let Some(gt) = rest.find('>') else { break };
-        if rest
-            .get(..gt)
-            .is_some_and(|t| t.ends_with('/') || t.contains('<'))
-        {
-            continue;
-        }
-        let after = rest.get(gt + 1..).unwrap_or_default();
-        let Some(next_lt) = after.find('<') else {
-            break;
-        };
-        if !after.get(next_lt..).is_some_and(|t| t.starts_with("</")) {
-            continue;
-        }
-        let value = after.get(..next_lt).unwrap_or_default().trim();
-        out.push((local.to_string(), unescape_lenient(value)));
-        if out.len() >= MAX_TREE_NODES {
-            break;
-        }
-    }
-    out
-}
-
-/// Replace the five XML entities and character references; anything else stays as written.
-fn unescape_lenient(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(rest.get(..amp).unwrap_or_default());
-        let tail = rest.get(amp..).unwrap_or_default();
-        let semi = tail.get(..tail.len().min(12)).and_then(|t| t.find(';'));
-        let resolved = semi.and_then(|semi| {
-            let name = tail.get(1..semi)?;
-            let r = match name {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                _ => {
-                    let num = name.strip_prefix('#')?;
-                    let code = match num.strip_prefix(['x', 'X']) {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                        None => num.parse().ok()?,
-                    };
-                    char::from_u32(code).filter(|c| *c != '\0')?
-                }
-            };
-            Some((r, semi))
-        });
-        match resolved {
-            Some((c, semi)) => {
-                out.push(c);
-                rest = tail.get(semi + 1..).unwrap_or_default();
-            }
-            None => {
-                out.push('&');
-                rest = tail.get(1..).unwrap_or_default();
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// JSON
-
-fn decode_json(body: &[u8]) -> Result<EventInfo, DecodeError> {
-    let mut warnings = Vec::new();
-    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
-    let mut info = EventInfo {
-        format: "json",
-        ..EventInfo::default()
-    };
-    match stream.next() {
-        Some(Ok(value)) => {
-            let off = stream.byte_offset();
-            if body
-                .get(off..)
-                .is_some_and(|t| t.iter().any(|b| !b.is_ascii_whitespace()))
-            {
-                push_warning(
-                    &mut warnings,
-                    format!("trailing data after the JSON value at byte {off}"),
-                );
-            }
-            let (root, truncated) = json_tree(&value);
-            if truncated {
-                push_warning(
-                    &mut warnings,
-                    format!("JSON tree cut (deeper than {MAX_TREE_DEPTH} levels or more than {MAX_TREE_NODES} nodes)"),
-                );
-            }
-            if !value.is_object() {
-                push_warning(
-                    &mut warnings,
-                    "top-level JSON value is not an object".to_string(),
-                );
-            }
-            fill_from_tree(&mut info, &root);
-            if root.children.is_empty() && info.has_no_fields() {
-                return Err(DecodeError("JSON body with no event fields".to_string()));
-            }
-            info.tree = root;
-        }
-        Some(Err(e)) => {
-            let w = format!("not valid JSON: {e}");
-            fill_from_pairs(&mut info, &scan_json_pairs(body));
-            if info.has_no_fields() {
-                return Err(DecodeError(w));
-            }
-            push_warning(&mut warnings, w);
-            info.tree = Node {
-                name: "json".to_string(),
-                ..Node::default()
-            };
-        }
-        None => return Err(DecodeError("empty body".to_string())),
-    }
-    info.warnings = warnings;
-    Ok(info)
-}
-
-enum JsonIter<'a> {
-    Obj(serde_json::map::Iter<'a>),
-    Arr(std::slice::Iter<'a, Value>, &'a str),
-}
-
-/// One open JSON container while the tree is built: its node, what is left of it, and whether
-/// it is an array whose elements go straight to the parent (repeated children named by the key).
-struct JsonFrame<'a> {
-    node: Node,
-    iter: JsonIter<'a>,
-    flatten: bool,
-}
-
-/// Convert a JSON value to a bounded `Node` tree without recursion. Returns whether it was cut.
-fn json_tree(value: &Value) -> (Node, bool) {
-    let mut truncated = false;
-    let mut nodes = 1usize;
-    let root_iter = match value {
-        Value::Object(m) => JsonIter::Obj(m.iter()),
-        Value::Array(a) => JsonIter::Arr(a.iter(), "item"),
-        other => {
-            let node = Node {
-                name: "json".to_string(),
-                text: scalar_text(other),
-                children: Vec::new(),
-            };
-            return (node, false);
-        }
-    };
-    let root = Node {
-        name: "json".to_string(),
-        ..Node::default()
-    };
-    let mut stack: Vec<JsonFrame<'_>> = vec![JsonFrame {
-        node: root,
-        iter: root_iter,
-        flatten: false,
-    }];
-    loop {
-        let next = match stack.last_mut() {
-            None => break,
-            Some(f) => match &mut f.iter {
-                JsonIter::Obj(it) => it.next().map(|(k, v)| (k.as_str(), v)),
-                JsonIter::Arr(it, name) => {
-                    let name = *name;
-                    it.next().map(|v| (name, v))
-                }
-            },
-        };
-        let Some((name, v)) = next else {
-            // This container is done: attach it to its parent, or it is the root.
-            let Some(done) = stack.pop() else { break };
-            match stack.last_mut() {
-                Some(parent) if done.flatten => parent.node.children.extend(done.node.children),
-                Some(parent) => parent.node.children.push(done.node),
-                None => return (done.node, truncated),
-            }
-            continue;
-        };
-        if nodes >= MAX_TREE_NODES {
-            truncated = true;
-            continue;
-        }
-        match v {
-            Value::Object(m) if stack.len() < MAX_TREE_DEPTH => {
-                nodes += 1;
-                let node = Node {
-                    name: name.to_string(),
-                    ..Node::default()
-                };
-                stack.push(JsonFrame {
-                    node,
-                    iter: JsonIter::Obj(m.iter()),
-                    flatten: false,
-                });
-            }
-            Value::Array(a) if stack.len() < MAX_TREE_DEPTH => {
-                // Elements become children named after the key, directly under the parent object;
-                // an array inside an array gets an intermediate node of that name.
-                let in_array = stack
-                    .last()
-                    .is_some_and(|f| matches!(f.iter, JsonIter::Arr(..)));
-                if in_array {
-                    nodes += 1;
-                }
-                let node = Node {
-                    name: name.to_string(),
-                    ..Node::default()
-                };
-                stack.push(JsonFrame {
-                    node,
-                    iter: JsonIter::Arr(a.iter(), name),
-                    flatten: !in_array,
-                });
-            }
-            Value::Object(_) | Value::Array(_) => truncated = true,
-            scalar => {
-                nodes += 1;
-                if let Some(parent) = stack.last_mut() {
-                    let node = Node {
-                        name: name.to_string(),
-                        text: scalar_text(scalar),
-                        children: Vec::new(),
-                    };
-                    parent.node.children.push(node);
-                }
-            }
-        }
-    }
-    (
-        Node {
-            name: "json".to_string(),
-            ..Node::default()
-        },
-        truncated,
-    )
-}
-
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Object(_) | Value::Array(_) => None,
-    }
-}
-
-/// Tolerant scan of broken JSON for `"name": "text"` / `"name": 12` pairs of the known fields.
-fn scan_json_pairs(body: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(body);
-    let mut out = Vec::new();
-    let mut rest: &str = &text;
-    while let Some(q) = rest.find('"') {
-        rest = rest.get(q + 1..).unwrap_or_default();
-        let Some(end) = rest.find('"') else { break };
-        let key = rest.get(..end).unwrap_or_default();
-        let after = rest.get(end + 1..).unwrap_or_default();
-        let trimmed = after.trim_start();
-        let Some(val) = trimmed.strip_prefix(':') else {
-            // Not a key: skip past this string.
-            rest = after;
-            continue;
-        };
-        let val = val.trim_start();
-        rest = val;
-        if !is_scanned_name(key) {
-            continue;
-        }
-        if let Some(s) = val.strip_prefix('"') {
-            // A string: up to the next unescaped quote.
-            let mut escaped = false;
-            let close = s.char_indices().find(|&(_, c)| {
-                let hit = c == '"' && !escaped;
-                escaped = c == '\\' && !escaped;
-                hit
-            });
-            let Some((close, _)) = close else { break };
-            let raw = s.get(..close).unwrap_or_default();
-            let quoted = format!("\"{raw}\"");
-            let v = serde_json::from_str::<String>(&quoted).unwrap_or_else(|_| raw.to_string());
-            out.push((key.to_string(), v.trim().to_string()));
-            rest = s.get(close + 1..).unwrap_or_default();
-        } else {
-            let end = val.find([',', '}', ']', '\n', '\r']).unwrap_or(val.len());
-            let token = val.get(..end).unwrap_or_default().trim();
-            if !token.is_empty() && token != "null" {
-                out.push((key.to_string(), token.to_string()));
-            }
-        }
-        if out.len() >= MAX_TREE_NODES {
-            break;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -1208,21 +533,43 @@ mod tests {
 
     #[test]
     fn not_an_event() {
-        let cases: &[(&[u8], &str)] = &[
-            (b"", "empty body"),
-            (b"  \r\n", "whitespace"),
-            (b"HTTP/1.1 200 OK", "neither XML nor JSON"),
-            (b"\xff\xd8\xff\xe0JFIF", "neither XML nor JSON"),
-            (b"{}", "no event fields"),
-            (b"{\"a\":", "not valid JSON"),
-            (b"< not xml", "not well-formed XML"),
-        ];
-        for (body, want) in cases {
-            match decode_event(body, Some("application/xml")) {
-                Ok(e) => panic!("{body:?} decoded: {e:?}"),
-                Err(DecodeError(msg)) => assert!(msg.contains(want), "{body:?}: {msg}"),
+        let ct = Some("application/xml");
+        let kind = |body: &[u8]| decode_event(body, ct).unwrap_err();
+        assert_eq!(kind(b""), DecodeError::Empty);
+        assert_eq!(kind(b"  \r\n"), DecodeError::OnlyWhitespace { bytes: 4 });
+        let not = |start: &str| DecodeError::NotXmlOrJson {
+            content_type: ct.map(str::to_string),
+            start: start.to_string(),
+        };
+        assert_eq!(kind(b"HTTP/1.1 200 OK"), not("HTTP/1.1 200 OK"));
+        assert_eq!(
+            kind(b"\xff\xd8\xff\xe0JFIF"),
+            not("\\xff\\xd8\\xff\\xe0JFIF")
+        );
+        assert_eq!(kind(b"{}"), DecodeError::NoJsonFields);
+        assert!(matches!(kind(b"{\"a\":"), DecodeError::InvalidJson { .. }));
+        assert!(matches!(
+            kind(b"< not xml"),
+            DecodeError::MalformedXml { offset: 0, .. }
+        ));
+        assert_eq!(kind(b"<?xml version=\"1.0\"?>"), DecodeError::NoXmlElement);
+        // The text reports show as body_error.
+        assert_eq!(
+            not("HTTP/1.1 200 OK").to_string(),
+            "body is neither XML nor JSON (Content-Type application/xml, starts with \"HTTP/1.1 200 OK\")"
+        );
+        assert_eq!(
+            DecodeError::OnlyWhitespace { bytes: 4 }.to_string(),
+            "body holds only whitespace (4 bytes)"
+        );
+        assert_eq!(
+            DecodeError::MalformedXml {
+                offset: 3,
+                reason: "x".into()
             }
-        }
+            .to_string(),
+            "not well-formed XML at byte 3: x (no element could be read)"
+        );
     }
 
     #[test]
@@ -1307,6 +654,47 @@ mod tests {
             "{:?}",
             e.warnings
         );
+    }
+
+    #[test]
+    fn tree_and_tolerant_scan_resolve_references_alike() {
+        // Character references follow XML (and quick-xml): no sign, a lowercase x, never NUL;
+        // what is not a reference stays as written, on both paths.
+        let raw = "a &amp; &lt;b&gt; &quot;&apos; &#65;&#x42; &#X43; &#+68; &#0; &bogus; z";
+        let want = "a & <b> \"' AB &#X43; &#+68; &#0; &bogus; z";
+        let well_formed = format!(
+            "<EventNotificationAlert><eventType>VMD</eventType>\
+             <eventDescription>{raw}</eventDescription></EventNotificationAlert>"
+        );
+        let tree = decode_event(well_formed.as_bytes(), None).unwrap();
+        assert_eq!(tree.description.as_deref(), Some(want));
+        // An unclosed element sends the same value through the tolerant scan.
+        let broken = format!(
+            "<EventNotificationAlert><eventType>VMD<eventDescription>{raw}</eventDescription>"
+        );
+        let scanned = scan_xml_pairs(&broken);
+        assert_eq!(
+            scanned,
+            vec![("eventDescription".to_string(), want.to_string())]
+        );
+        assert_eq!(unescape_lenient(raw), want);
+    }
+
+    #[test]
+    fn content_after_the_root_ends_the_tree_with_a_warning() {
+        let root = "<EventNotificationAlert><eventType>VMD</eventType></EventNotificationAlert>";
+        for extra in ["<extra/>", "<more>x</more>"] {
+            let info = decode_event(format!("{root}{extra}").as_bytes(), None).unwrap();
+            assert_eq!(
+                info.warnings,
+                vec![format!(
+                    "content after the root element at byte {}",
+                    root.len()
+                )]
+            );
+            assert_eq!(info.tree.children.len(), 1, "{extra}");
+            assert_eq!(info.event_type.as_deref(), Some("VMD"));
+        }
     }
 
     #[test]

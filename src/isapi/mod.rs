@@ -5,11 +5,17 @@
 //! ([`multipart`], streamed sans-IO). It counts every part's exact size, hands part bytes
 //! to an optional [`body::PartSink`] (picture extraction, the listener's store), keeps only a
 //! bounded copy of the metadata part, and decodes that into an [`event::EventInfo`].
+//! [`part`] (what a part is) and [`sniff`] ("XML or JSON?") are leaves that every other module
+//! here, and any caller outside, can use without pulling in a decoder.
 
 pub mod alert_stream;
 pub mod body;
 pub mod event;
 pub mod multipart;
+pub mod part;
+pub mod sniff;
 
-pub use body::{BodyDecoder, BodyLimits, DecodedBody, PartHeader, PartInfo, PartSink};
+pub use body::{BodyDecoder, BodyLimits, DecodedBody, PartSink};
 pub use event::{decode_event, EventInfo, Node};
+pub use part::{PartHeader, PartInfo};
+pub use sniff::{sniff_syntax, Syntax};

@@ -12,7 +12,7 @@
 
 use memchr::memmem;
 
-use super::body::PartHeader;
+use super::part::PartHeader;
 
 /// Largest run of zeros pushed at once to fill a capture gap.
 const PIECE: usize = 16 * 1024;
@@ -85,7 +85,7 @@ pub struct MultipartDecoder {
     /// Bytes seen since the last part ended while no part was open (preamble + headers).
     head_bytes: u64,
     /// Parsing stopped on this error.
-    error: Option<String>,
+    error: Option<MultipartError>,
     /// Bytes missing from the capture so far (filled with zeros or not).
     missing: u64,
 }
@@ -167,21 +167,21 @@ impl MultipartDecoder {
         if self.stopped() {
             return;
         }
-        let gap = self.gap_note();
+        let missing = self.missing;
         let why = match self.state {
             State::Done => return,
-            State::Preamble if self.parts == 0 => format!(
-                "multipart: body ended before the first part (boundary \"--{}\"){gap}",
-                self.boundary
-            ),
+            State::Preamble if self.parts == 0 => MultipartError::EndedBeforeFirstPart {
+                boundary: self.boundary.clone(),
+                missing,
+            },
             State::Preamble | State::AfterDelimiter | State::Headers => {
-                format!("multipart: body ended without the closing boundary{gap}")
+                MultipartError::EndedWithoutClosingBoundary { missing }
             }
             State::Content if !self.carry.is_empty() => {
                 // The body ends with a delimiter's first bytes: read them as the delimiter.
                 self.carry.clear();
                 self.end_part(on);
-                format!("multipart: body ended without the closing boundary{gap}")
+                MultipartError::EndedWithoutClosingBoundary { missing }
             }
             State::Content => match self.current.take() {
                 Some(c) => {
@@ -190,22 +190,22 @@ impl MultipartDecoder {
                         bytes: c.bytes,
                         complete: false,
                     });
-                    format!(
-                        "multipart: body ended inside part {}{} after {} bytes{gap}",
-                        c.index,
-                        quoted(&c.name),
-                        c.bytes
-                    )
+                    MultipartError::EndedInsidePart {
+                        index: c.index,
+                        name: c.name,
+                        bytes: c.bytes,
+                        missing,
+                    }
                 }
-                None => format!("multipart: body ended without the closing boundary{gap}"),
+                None => MultipartError::EndedWithoutClosingBoundary { missing },
             },
         };
         self.error = Some(why);
     }
 
     /// Why parsing stopped (broken body, body ended early), if it did.
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+    pub fn error(&self) -> Option<&MultipartError> {
+        self.error.as_ref()
     }
 
     /// True once the closing boundary was read.
@@ -339,10 +339,7 @@ impl MultipartDecoder {
                             self.state = State::Headers;
                         }
                         Some(_) => {
-                            self.stop(
-                                "multipart: malformed boundary line (not followed by CRLF or \"--\")".to_string(),
-                                on,
-                            );
+                            self.stop(MultipartError::MalformedBoundaryLine, on);
                             return;
                         }
                         None => {
@@ -377,11 +374,11 @@ impl MultipartDecoder {
                     let header = match header {
                         Ok(h) => h,
                         Err(e) => {
-                            let why = format!(
-                                "multipart: malformed headers of part {}: {e}{}",
-                                self.parts,
-                                self.gap_note()
-                            );
+                            let why = MultipartError::MalformedHeaders {
+                                part: self.parts,
+                                reason: e,
+                                missing: self.missing,
+                            };
                             self.stop(why, on);
                             return;
                         }
@@ -431,7 +428,7 @@ impl MultipartDecoder {
     }
 
     /// Stop parsing: close the open part (incomplete) and record why.
-    fn stop(&mut self, why: String, on: &mut dyn FnMut(PartEvent<'_>)) {
+    fn stop(&mut self, why: MultipartError, on: &mut dyn FnMut(PartEvent<'_>)) {
         if let Some(c) = self.current.take() {
             on(PartEvent::End {
                 index: c.index,
@@ -442,17 +439,6 @@ impl MultipartDecoder {
         self.head = Vec::new();
         self.carry = Vec::new();
         self.error = Some(why);
-    }
-
-    fn gap_note(&self) -> String {
-        if self.missing > 0 {
-            format!(
-                " (after {} body bytes missing from the capture)",
-                self.missing
-            )
-        } else {
-            String::new()
-        }
     }
 }
 
@@ -582,26 +568,123 @@ fn quoted(name: &Option<String>) -> String {
 
 /// Why parsing stops at a capture gap over [`MAX_GAP_FILL`] (`open`: the part it falls in, by
 /// index and name).
-fn gap_too_large(bytes: u64, open: Option<(usize, &Option<String>)>) -> String {
-    let at = match open {
-        Some((index, name)) => format!("in part {index}{}", quoted(name)),
-        None => "between parts".to_string(),
-    };
-    format!(
-        "multipart: {bytes} body bytes missing from the capture {at}; parts after it not decoded"
-    )
+fn gap_too_large(bytes: u64, open: Option<(usize, &Option<String>)>) -> MultipartError {
+    MultipartError::GapTooLarge {
+        bytes,
+        open: open.map(|(index, name)| (index, name.clone())),
+    }
 }
 
 /// Why parsing stops when preamble or part headers run past [`MAX_HEAD_BYTES`] (`parts`: parts
 /// begun so far).
-fn head_overrun(parts: usize, boundary: &str) -> String {
-    let what = if parts == 0 {
-        format!("no boundary line \"--{boundary}\" and part headers")
-    } else {
-        format!("no part headers after part {}", parts - 1)
-    };
-    format!("multipart: {what} within {MAX_HEAD_BYTES} bytes")
+fn head_overrun(parts: usize, boundary: &str) -> MultipartError {
+    MultipartError::HeadOverrun {
+        parts,
+        boundary: boundary.to_string(),
+    }
 }
+
+/// Why the multipart decoder stopped. Callers and tests match on the kind; the text (`Display`)
+/// is what reports show. `missing`: body bytes missing from the capture before it stopped (a
+/// gap may be why), said in the text when there were any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MultipartError {
+    /// The body ended before any boundary line.
+    EndedBeforeFirstPart { boundary: String, missing: u64 },
+    /// The body ended between parts or in a part's headers, without the closing boundary.
+    EndedWithoutClosingBoundary { missing: u64 },
+    /// The body ended inside part `index` after `bytes` of its content.
+    EndedInsidePart {
+        index: usize,
+        name: Option<String>,
+        bytes: u64,
+        missing: u64,
+    },
+    /// A boundary line not followed by CRLF or "--".
+    MalformedBoundaryLine,
+    /// Part `part`'s header block does not parse (`reason`: the parser's error).
+    MalformedHeaders {
+        part: usize,
+        reason: String,
+        missing: u64,
+    },
+    /// A capture gap over [`MAX_GAP_FILL`] bytes, in the part `open` (index, name) if any.
+    GapTooLarge {
+        bytes: u64,
+        open: Option<(usize, Option<String>)>,
+    },
+    /// Preamble or part headers ran past [`MAX_HEAD_BYTES`]; `parts` parts had begun.
+    HeadOverrun { parts: usize, boundary: String },
+}
+
+impl std::fmt::Display for MultipartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let gap = |missing: u64| {
+            if missing > 0 {
+                format!(" (after {missing} body bytes missing from the capture)")
+            } else {
+                String::new()
+            }
+        };
+        match self {
+            MultipartError::EndedBeforeFirstPart { boundary, missing } => write!(
+                f,
+                "multipart: body ended before the first part (boundary \"--{boundary}\"){}",
+                gap(*missing)
+            ),
+            MultipartError::EndedWithoutClosingBoundary { missing } => write!(
+                f,
+                "multipart: body ended without the closing boundary{}",
+                gap(*missing)
+            ),
+            MultipartError::EndedInsidePart {
+                index,
+                name,
+                bytes,
+                missing,
+            } => write!(
+                f,
+                "multipart: body ended inside part {index}{} after {bytes} bytes{}",
+                quoted(name),
+                gap(*missing)
+            ),
+            MultipartError::MalformedBoundaryLine => write!(
+                f,
+                "multipart: malformed boundary line (not followed by CRLF or \"--\")"
+            ),
+            MultipartError::MalformedHeaders {
+                part,
+                reason,
+                missing,
+            } => write!(
+                f,
+                "multipart: malformed headers of part {part}: {reason}{}",
+                gap(*missing)
+            ),
+            MultipartError::GapTooLarge { bytes, open } => {
+                let at = match open {
+                    Some((index, name)) => format!("in part {index}{}", quoted(name)),
+                    None => "between parts".to_string(),
+                };
+                write!(
+                    f,
+                    "multipart: {bytes} body bytes missing from the capture {at}; parts after it \
+                     not decoded"
+                )
+            }
+            MultipartError::HeadOverrun { parts, boundary } => {
+                let what = if *parts == 0 {
+                    format!("no boundary line \"--{boundary}\" and part headers")
+                } else {
+                    format!("no part headers after part {}", parts - 1)
+                };
+                write!(f, "multipart: {what} within {MAX_HEAD_BYTES} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MultipartError {}
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -860,10 +943,14 @@ pub(crate) mod tests {
                 "cut {cut}"
             );
             assert_eq!(seen[2].end, Some((cut as u64, false)));
-            let err = dec.error().unwrap_or_default();
-            assert!(
-                err.contains("ended inside part 2 (\"detectionPicture.jpg\")"),
-                "{err}"
+            assert_eq!(
+                dec.error(),
+                Some(&MultipartError::EndedInsidePart {
+                    index: 2,
+                    name: Some("detectionPicture.jpg".into()),
+                    bytes: cut as u64,
+                    missing: 0,
+                })
             );
         }
     }
@@ -879,16 +966,17 @@ pub(crate) mod tests {
         assert_eq!(seen, body.parts);
         assert_eq!(
             dec.error(),
-            Some("multipart: body ended without the closing boundary")
+            Some(&MultipartError::EndedWithoutClosingBoundary { missing: 0 })
         );
 
         // Closing boundary without "--".
         let mut dec = MultipartDecoder::new("boundary");
         let seen = collect(&mut dec, &[&body.bytes[..total - 4]], true);
         assert_eq!(seen, body.parts);
-        assert!(dec
-            .error()
-            .is_some_and(|e| e.contains("without the closing boundary")));
+        assert_eq!(
+            dec.error(),
+            Some(&MultipartError::EndedWithoutClosingBoundary { missing: 0 })
+        );
 
         // Inside the second part's headers.
         let hdr = b"--boundary\r\nContent-Disposition: form-data; name=\"licensePlatePicture.jpg\"";
@@ -901,9 +989,10 @@ pub(crate) mod tests {
         let mut dec = MultipartDecoder::new("boundary");
         let seen = collect(&mut dec, &[&body.bytes[..pos]], true);
         assert_eq!(seen, body.parts[..1].to_vec());
-        assert!(dec
-            .error()
-            .is_some_and(|e| e.contains("without the closing boundary")));
+        assert_eq!(
+            dec.error(),
+            Some(&MultipartError::EndedWithoutClosingBoundary { missing: 0 })
+        );
 
         // Ends inside what may be a delimiter ("\r\n-"): read as the delimiter, the part is whole
         // up to it.
@@ -921,18 +1010,19 @@ pub(crate) mod tests {
         assert_eq!(seen[2].end, Some((p as u64, true)));
         assert_eq!(
             dec.error(),
-            Some("multipart: body ended without the closing boundary")
+            Some(&MultipartError::EndedWithoutClosingBoundary { missing: 0 })
         );
 
         // Never a boundary.
         let mut dec = MultipartDecoder::new("other");
         let seen = collect(&mut dec, &[&body.bytes], true);
         assert!(seen.is_empty());
-        assert!(
-            dec.error()
-                .is_some_and(|e| e.contains("before the first part")),
-            "{:?}",
-            dec.error()
+        assert_eq!(
+            dec.error(),
+            Some(&MultipartError::EndedBeforeFirstPart {
+                boundary: "other".into(),
+                missing: 0
+            })
         );
     }
 
@@ -949,12 +1039,76 @@ pub(crate) mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].data, b"ab".to_vec());
         assert_eq!(seen[0].end, Some((2, true)));
-        assert!(
-            dec.error()
-                .is_some_and(|e| e.contains("malformed boundary line")),
-            "{:?}",
-            dec.error()
-        );
+        assert_eq!(dec.error(), Some(&MultipartError::MalformedBoundaryLine));
+    }
+
+    #[test]
+    fn error_texts_are_what_reports_show() {
+        let cases = [
+            (
+                MultipartError::EndedBeforeFirstPart {
+                    boundary: "b".into(),
+                    missing: 7,
+                },
+                "multipart: body ended before the first part (boundary \"--b\") (after 7 body \
+                 bytes missing from the capture)",
+            ),
+            (
+                MultipartError::EndedWithoutClosingBoundary { missing: 0 },
+                "multipart: body ended without the closing boundary",
+            ),
+            (
+                MultipartError::EndedInsidePart {
+                    index: 2,
+                    name: Some("a.jpg".into()),
+                    bytes: 10,
+                    missing: 0,
+                },
+                "multipart: body ended inside part 2 (\"a.jpg\") after 10 bytes",
+            ),
+            (
+                MultipartError::MalformedHeaders {
+                    part: 1,
+                    reason: "invalid header name".into(),
+                    missing: 3,
+                },
+                "multipart: malformed headers of part 1: invalid header name (after 3 body bytes \
+                 missing from the capture)",
+            ),
+            (
+                MultipartError::GapTooLarge {
+                    bytes: 5,
+                    open: None,
+                },
+                "multipart: 5 body bytes missing from the capture between parts; parts after it \
+                 not decoded",
+            ),
+            (
+                MultipartError::GapTooLarge {
+                    bytes: 5,
+                    open: Some((1, None)),
+                },
+                "multipart: 5 body bytes missing from the capture in part 1; parts after it not \
+                 decoded",
+            ),
+            (
+                MultipartError::HeadOverrun {
+                    parts: 0,
+                    boundary: "b".into(),
+                },
+                "multipart: no boundary line \"--b\" and part headers within 65536 bytes",
+            ),
+            (
+                MultipartError::HeadOverrun {
+                    parts: 2,
+                    boundary: "b".into(),
+                },
+                "multipart: no part headers after part 1 within 65536 bytes",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
     }
 
     #[test]
@@ -1018,8 +1172,13 @@ pub(crate) mod tests {
             ]
         );
         assert!(
-            dec.error()
-                .is_some_and(|e| e.contains("1048577 body bytes missing")),
+            matches!(
+                dec.error(),
+                Some(MultipartError::GapTooLarge {
+                    bytes: 1_048_577,
+                    ..
+                })
+            ),
             "{:?}",
             dec.error()
         );
@@ -1031,11 +1190,12 @@ pub(crate) mod tests {
         let mut dec = MultipartDecoder::new("boundary");
         let seen = collect(&mut dec, &[&junk], false);
         assert!(seen.is_empty());
-        assert!(
-            dec.error()
-                .is_some_and(|e| e.contains("within 65536 bytes")),
-            "{:?}",
-            dec.error()
+        assert_eq!(
+            dec.error(),
+            Some(&MultipartError::HeadOverrun {
+                parts: 0,
+                boundary: "boundary".into()
+            })
         );
 
         let mut body =

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{watch, Semaphore, TryAcquireError};
@@ -260,12 +260,9 @@ impl Shared {
     }
 }
 
-/// Now as a [`Timestamp`].
+/// Now as a [`Timestamp`]; kept for the listener's own modules, the clock is [`Timestamp::now`].
 pub(crate) fn now() -> Timestamp {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
+    Timestamp::now()
 }
 
 /// A bound (not yet running) listener with its store open.

@@ -1,4 +1,9 @@
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use super::writer::ZERO_AHEAD;
 use super::*;
+use crate::isapi::{PartHeader, PartSink};
 
 fn hdr(index: usize, name: &str, filename: Option<&str>, ct: &str) -> PartHeader {
     PartHeader {
@@ -348,8 +353,16 @@ fn duplicate_part_names_are_refused() {
     st.part_start(&hdr(0, "a.jpg", None, "image/jpeg"));
     st.part_end(0, 0);
     st.part_start(&hdr(0, "a.jpg", None, "image/jpeg"));
-    assert!(st.error().is_some());
-    assert!(st.seal(Default::default(), None, "x").is_err());
+    assert!(
+        matches!(st.error(), Some(StagingError::DuplicatePart { file }) if file.starts_with("p0-")),
+        "{:?}",
+        st.error()
+    );
+    let err = st.seal(Default::default(), None, "x").err().unwrap();
+    assert!(matches!(
+        err.get_ref().and_then(|e| e.downcast_ref::<StagingError>()),
+        Some(StagingError::DuplicatePart { .. })
+    ));
     store.close();
 }
 
@@ -571,7 +584,7 @@ fn small_events_go_to_segments_zeroed_ahead_by_the_preparer() {
         prepared_bytes: PREP,
         ..StoreOptions::default()
     };
-    let now = crate::listen::now();
+    let now = Timestamp::now();
     let date = date_of(now);
     let seg = |n: u64| dir.path().join(format!("{date}/events-{n:08}.seg"));
     let store = Store::open(dir.path(), opts.clone()).unwrap();
@@ -637,7 +650,7 @@ fn small_events_go_to_segments_zeroed_ahead_by_the_preparer() {
 #[test]
 fn a_preparer_that_fails_leaves_events_stored_with_zeros_in_line_and_waits_before_retrying() {
     let dir = tempfile::tempdir().unwrap();
-    let today = date_of(crate::listen::now());
+    let today = date_of(Timestamp::now());
     // Today's date directory cannot be made: a file has its name.
     fs::write(dir.path().join(&today), b"not a directory").unwrap();
     let opts = StoreOptions {

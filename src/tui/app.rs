@@ -14,9 +14,10 @@ use ratatui::crossterm::event::{
 use ratatui::layout::{Position, Rect};
 use ratatui::text::Line;
 
+use super::save::SaveOutcome;
 use super::theme::Theme;
-use super::Feed;
 use crate::diagnose::diagnose;
+use crate::feed::Feed;
 use crate::model::{Connection, Device, Exchange, ExchangeRef, Report, Stall, Summary};
 use crate::pipeline::Counters;
 use crate::replay::Progress;
@@ -125,8 +126,8 @@ pub enum Msg {
     ToggleHelp,
     ToggleWarnings,
     Save,
-    /// The background save finished with this message.
-    SaveDone(String),
+    /// The background save finished so.
+    SaveDone(SaveOutcome),
     /// Mouse wheel at a screen position (delta in rows).
     Scroll {
         column: u16,
@@ -154,8 +155,10 @@ pub enum Cmd {
     },
 }
 
-/// Screen areas and scroll offsets from the last draw, so mouse clicks and page keys match what
-/// the engineer sees. Written by the renderer (interior mutability: rendering takes `&App`).
+/// Screen areas, scroll offsets and limits from the last draw, so mouse clicks, page keys and
+/// scrolling match what the engineer sees. Written by the renderer (interior mutability:
+/// rendering takes `&App`), read by [`App::update`], which never calls drawing code itself (as
+/// with ratatui's `TableState`, the view leaves behind what input handling needs).
 #[derive(Debug, Default)]
 pub struct ViewCache {
     /// The list's table area, inside the border (first row is the column header).
@@ -167,6 +170,26 @@ pub struct ViewCache {
     /// The devices table area, inside the border.
     pub devices: Cell<Rect>,
     pub devices_offset: Cell<usize>,
+    /// Where each detail tab's title is ([`Tab::index`] order), for clicks.
+    pub detail_tabs: Cell<[Rect; 4]>,
+    /// How far the detail text could scroll when it was last drawn.
+    pub detail_scroll_max: Cell<Option<ScrollLimit>>,
+}
+
+/// The largest scroll offset of the detail text that still fills the pane, and what it was
+/// measured for: the row, tab and data shown, and the text area's size. Valid only while all of
+/// them are what the state says (the renderer measures again after any change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScrollLimit {
+    /// The row shown (none: the empty-list note).
+    pub row: Option<RowRef>,
+    /// The tab shown.
+    pub tab: Tab,
+    /// [`App::data_version`] when measured.
+    pub data_version: u64,
+    /// Width and height of the text area measured.
+    pub size: (u16, u16),
+    pub max: u16,
 }
 
 /// Detail lines of one row and tab, kept until the row, tab or data change.
@@ -599,15 +622,12 @@ impl App {
             Msg::Save => return self.save(),
             Msg::SaveDone(m) => {
                 self.saving = false;
-                let is_err = m.starts_with("save failed");
-                self.status = Some((m, is_err));
+                self.status = Some((m.to_string(), m.is_failure()));
             }
             Msg::Scroll { column, row, delta } => {
                 let p = Position { x: column, y: row };
                 if !self.show_devices && self.view.detail.get().contains(p) {
-                    self.detail_scroll =
-                        clamp_scroll(i64::from(self.detail_scroll).saturating_add(delta));
-                    self.clamp_detail_scroll();
+                    self.scroll_detail(delta);
                 } else if self.show_devices {
                     self.move_devices(delta);
                 } else {
@@ -664,8 +684,7 @@ impl App {
         if self.show_devices {
             self.move_devices(d);
         } else if self.focus == Focus::Detail {
-            self.detail_scroll = clamp_scroll(i64::from(self.detail_scroll).saturating_add(d));
-            self.clamp_detail_scroll();
+            self.scroll_detail(d);
         } else {
             self.move_list(d);
         }
@@ -683,14 +702,29 @@ impl App {
         self.device_selected = step(self.device_selected, d, self.devices.len());
     }
 
+    /// Keep the detail scroll within the text, by the limit the last draw measured for the row,
+    /// tab and data shown now. Without one (nothing drawn since they changed) it is left as is;
+    /// the next scroll after a draw clamps it first.
     fn clamp_detail_scroll(&mut self) {
-        let width = self.view.detail_text.get().width.max(1) as usize;
-        let lines = super::detail::cached_lines(self);
-        let rendered: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
-        let max = rendered.saturating_sub(self.detail_page() as usize);
-        self.detail_scroll = self
-            .detail_scroll
-            .min(u16::try_from(max).unwrap_or(u16::MAX));
+        if let Some(max) = self.detail_scroll_max() {
+            self.detail_scroll = self.detail_scroll.min(max);
+        }
+    }
+
+    /// Scroll the detail text by `d` rows, within the text.
+    fn scroll_detail(&mut self, d: i64) {
+        self.clamp_detail_scroll();
+        self.detail_scroll = clamp_scroll(i64::from(self.detail_scroll).saturating_add(d));
+        self.clamp_detail_scroll();
+    }
+
+    /// The last draw's scroll limit, if it was measured for what is shown now.
+    fn detail_scroll_max(&self) -> Option<u16> {
+        let l = self.view.detail_scroll_max.get()?;
+        let current = l.row == self.selected_row()
+            && l.tab == self.tab
+            && l.data_version == self.data_version;
+        current.then_some(l.max)
     }
 
     fn jump_problem(&mut self, forward: bool) {
@@ -800,13 +834,9 @@ impl App {
         let detail = self.view.detail.get();
         if detail.contains(p) {
             self.focus = Focus::Detail;
-            // The tab titles are on the detail pane's first inner row.
-            if row == detail.y.saturating_add(1) {
-                if let Some(t) =
-                    super::detail::tab_at(column.saturating_sub(detail.x.saturating_add(1)))
-                {
-                    self.set_tab(t);
-                }
+            let tabs = self.view.detail_tabs.get();
+            if let Some(i) = tabs.iter().position(|r| r.contains(p)) {
+                self.set_tab(Tab::from_index(i));
             }
         }
     }

@@ -9,11 +9,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, DetailCache, Focus, RowRef, Tab};
+use super::app::{App, DetailCache, Focus, RowRef, ScrollLimit, Tab};
 use super::format::{bytes, num};
 use super::pretty;
 use super::theme::Theme;
 use crate::diagnose::{explain_handshake, explain_verdict, Explanation};
+use crate::isapi::{sniff_syntax, Syntax};
 use crate::model::{Connection, Exchange};
 use crate::tcp::{CloseKind, Direction, Handshake, Side};
 
@@ -52,8 +53,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 .add_modifier(ratatui::style::Modifier::REVERSED),
         );
     f.render_widget(tabs, tabs_area);
+    app.view.detail_tabs.set(tab_areas(tabs_area));
 
     let lines = cached_lines(app);
+    measure_scroll(app, &lines, text_area);
     let scroll = app.detail_scroll as usize;
     let take = scroll
         .saturating_add(text_area.height as usize)
@@ -67,18 +70,40 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(p, text_area);
 }
 
-/// Which tab title is at column `x` of the tab row (the widget pads each title by one space
-/// each side and separates titles by a one-column divider).
-pub fn tab_at(x: u16) -> Option<Tab> {
-    let mut start: u16 = 0;
-    for tab in Tab::ALL {
+/// Where each tab's title is drawn in the tab row `row` (the widget pads each title by one space
+/// each side and separates titles by a one-column divider), clipped to the row.
+fn tab_areas(row: Rect) -> [Rect; 4] {
+    let mut areas = [Rect::default(); 4];
+    let mut x = row.x;
+    for (area, tab) in areas.iter_mut().zip(Tab::ALL) {
         let w = (tab.title().len() + 2 + 2) as u16; // "N " + title, plus padding
-        if x >= start && x < start + w {
-            return Some(tab);
-        }
-        start += w + 1;
+        *area = Rect::new(x, row.y, w, 1).intersection(row);
+        x = x.saturating_add(w + 1);
     }
-    None
+    areas
+}
+
+/// Leave in the view how far `lines` can scroll in `area` (rows after wrapping, less a page),
+/// for the scroll keys and the wheel. Measured again only when the row, tab, data or size changed.
+fn measure_scroll(app: &App, lines: &[Line<'static>], area: Rect) {
+    let size = (area.width, area.height);
+    let (row, tab, data_version) = (app.selected_row(), app.tab, app.data_version);
+    let known = app.view.detail_scroll_max.get().filter(|l| {
+        l.row == row && l.tab == tab && l.data_version == data_version && l.size == size
+    });
+    if known.is_some() {
+        return;
+    }
+    let width = area.width.max(1) as usize;
+    let rendered: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    let max = rendered.saturating_sub(area.height.max(1) as usize);
+    app.view.detail_scroll_max.set(Some(ScrollLimit {
+        row,
+        tab,
+        data_version,
+        size,
+        max: u16::try_from(max).unwrap_or(u16::MAX),
+    }));
 }
 
 /// The selected row's lines for the current tab, from the cache when still valid.
@@ -133,6 +158,21 @@ pub fn build(app: &App, r: RowRef, tab: Tab) -> Vec<Line<'static>> {
             v
         }
     }
+}
+
+/// A "Headers" section: each header as sent, or a note that none was seen.
+fn header_lines(t: Theme, headers: &[(String, String)]) -> Vec<Line<'static>> {
+    let mut v = vec![heading(t, "Headers")];
+    if headers.is_empty() {
+        v.push(Line::styled("  (none seen)", t.dim()));
+    }
+    for (k, val) in headers {
+        v.push(Line::from(vec![
+            Span::styled(format!("  {k}: "), t.accent()),
+            Span::raw(val.clone()),
+        ]));
+    }
+    v
 }
 
 fn heading(t: Theme, s: &str) -> Line<'static> {
@@ -326,16 +366,7 @@ fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {
         v.push(Line::styled(format!("listener --auth: {a}"), style));
     }
     v.push(Line::default());
-    v.push(heading(t, "Headers"));
-    if rq.headers.is_empty() {
-        v.push(Line::styled("  (none seen)", t.dim()));
-    }
-    for (k, val) in &rq.headers {
-        v.push(Line::from(vec![
-            Span::styled(format!("  {k}: "), t.accent()),
-            Span::raw(val.clone()),
-        ]));
-    }
+    v.extend(header_lines(t, &rq.headers));
     v.push(Line::default());
     v.push(heading(t, &format!("Body: {}", ex.body_kind)));
     if !ex.parts.is_empty() {
@@ -402,7 +433,7 @@ fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {
 /// The metadata text: indented XML, pretty JSON, or a hex view when it is binary or broken.
 fn metadata_lines(t: Theme, kind: &str, m: &str) -> Vec<Line<'static>> {
     let mut v = Vec::new();
-    let first = m.trim_start().chars().next();
+    let syntax = sniff_syntax(m.as_bytes());
     let indent = |l: String| Line::from(format!("  {l}"));
     if pretty::looks_binary(m) {
         v.push(heading(
@@ -419,8 +450,8 @@ fn metadata_lines(t: Theme, kind: &str, m: &str) -> Vec<Line<'static>> {
         );
         return v;
     }
-    match first {
-        Some('<') => {
+    match syntax {
+        Some(Syntax::Xml) => {
             let (lines, err) = pretty::pretty_xml(m, MAX_BODY_LINES);
             v.push(heading(t, "Metadata (XML)"));
             if let Some(e) = err {
@@ -428,7 +459,7 @@ fn metadata_lines(t: Theme, kind: &str, m: &str) -> Vec<Line<'static>> {
             }
             v.extend(lines.into_iter().map(indent));
         }
-        Some('{') | Some('[') => match pretty::pretty_json(m, MAX_BODY_LINES) {
+        Some(Syntax::Json) => match pretty::pretty_json(m, MAX_BODY_LINES) {
             Ok(lines) => {
                 v.push(heading(t, "Metadata (JSON)"));
                 v.extend(lines.into_iter().map(indent));
@@ -483,16 +514,7 @@ fn response_lines(t: Theme, c: &Connection, ex: &Exchange) -> Vec<Line<'static>>
     }
     v.push(kv(t, "body", bytes(r.body_bytes)));
     v.push(Line::default());
-    v.push(heading(t, "Headers"));
-    if r.headers.is_empty() {
-        v.push(Line::styled("  (none seen)", t.dim()));
-    }
-    for (k, val) in &r.headers {
-        v.push(Line::from(vec![
-            Span::styled(format!("  {k}: "), t.accent()),
-            Span::raw(val.clone()),
-        ]));
-    }
+    v.extend(header_lines(t, &r.headers));
     v
 }
 

@@ -6,7 +6,7 @@ use ratatui::Frame;
 
 use super::app::App;
 use super::format::{num, secs_short};
-use super::list::window_offset;
+use super::list::visible_rows;
 use crate::model::Device;
 
 fn types_text(d: &Device) -> String {
@@ -48,15 +48,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     header.push("event types");
     widths.push(Constraint::Fill(1));
 
-    let height = (inner.height as usize).saturating_sub(1);
-    let offset = window_offset(
-        app.view.devices_offset.get(),
+    let (offset, end) = visible_rows(
+        &app.view.devices_offset,
         app.device_selected,
-        height,
+        inner,
         app.devices.len(),
     );
-    app.view.devices_offset.set(offset);
-    let end = offset.saturating_add(height).min(app.devices.len());
     let rows: Vec<Row> = app
         .devices
         .get(offset..end)

@@ -116,6 +116,21 @@ pub fn window_offset(prev: usize, selected: usize, height: usize, len: usize) ->
     off.min(len.saturating_sub(height))
 }
 
+/// The rows of a `len`-row table drawn in `table` (its first row the column header) that keep
+/// `selected` in view: `(offset, end)`. The offset is left in `offset_cell` for the next frame and
+/// for mouse clicks.
+pub fn visible_rows(
+    offset_cell: &std::cell::Cell<usize>,
+    selected: usize,
+    table: Rect,
+    len: usize,
+) -> (usize, usize) {
+    let height = (table.height as usize).saturating_sub(1);
+    let offset = window_offset(offset_cell.get(), selected, height, len);
+    offset_cell.set(offset);
+    (offset, offset.saturating_add(height).min(len))
+}
+
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
     let focused = app.focus == Focus::List;
@@ -139,16 +154,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(block, area);
     app.view.list.set(inner);
 
-    let height = (inner.height as usize).saturating_sub(1);
-    let offset = window_offset(
-        app.view.list_offset.get(),
-        app.selected,
-        height,
-        app.rows.len(),
-    );
-    app.view.list_offset.set(offset);
+    let (offset, end) = visible_rows(&app.view.list_offset, app.selected, inner, app.rows.len());
     let cols = columns(inner.width);
-    let end = offset.saturating_add(height).min(app.rows.len());
     let window = app.rows.get(offset..end).unwrap_or(&[]);
     let rows: Vec<Row> = window.iter().map(|r| row(app, *r, &cols)).collect();
     let header = Row::new(cols.iter().map(|(c, _)| Cell::from(c.title()))).style(t.title());

@@ -6,9 +6,11 @@
 //!   state changes; keys and mouse map to messages there too.
 //! - [`ui`]: [`render`] draws a frame from `&App` with the components [`list`], [`detail`],
 //!   [`devices`] and the header, footer and help overlay.
+//! - [`save`]: saving an exchange's parts on a thread of its own; its [`SaveOutcome`] comes back
+//!   as a message.
 //! - this file: the terminal shell (raw mode, alternate screen, mouse capture, panic hook), the
 //!   event loop, and the background threads (replay, save) that talk to it over std `mpsc`
-//!   channels with [`Feed`] messages.
+//!   channels with [`Feed`] messages (defined in [`crate::feed`], shared with the live modes).
 
 pub mod app;
 pub mod detail;
@@ -16,6 +18,7 @@ pub mod devices;
 pub mod format;
 pub mod list;
 pub mod pretty;
+pub mod save;
 pub mod theme;
 pub mod ui;
 pub mod warnings;
@@ -27,7 +30,7 @@ mod tests;
 
 use std::io::{stdout, Stdout};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -42,32 +45,13 @@ use ratatui::crossterm::terminal::{
 use ratatui::Terminal;
 
 pub use app::{App, Cmd, Focus, Msg, RowRef, Source, Tab};
+pub use save::{SaveError, SaveOutcome};
 pub use theme::Theme;
 pub use ui::render;
+// Re-exported: the feed was defined here once, and the listener still names it `tui::Feed`.
+pub use crate::feed::Feed;
 
-use crate::extract::Extractor;
-use crate::isapi::PartHeader;
-use crate::model::{Connection, ExchangeRef, Report};
-use crate::pipeline::ExchangeSink;
-use crate::replay::{replay, Progress, ReplayOptions};
-
-/// What a background producer (file replay, live sniffer, built-in listener) tells the screen.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // the shape is the interface; one Final per session
-pub enum Feed {
-    /// How far loading has got (file modes; live modes may send packet counts with size 0).
-    Progress(Progress),
-    /// Connections to add, or to replace when their id is already shown (live modes send open
-    /// connections again as they change).
-    Upsert(Vec<Connection>),
-    /// The whole result: loading is over.
-    Final(Report),
-    /// The producer stopped with this error.
-    Error(String),
-    /// Something went wrong while the producer goes on (the listener's store could not write its
-    /// index, accept failed ...): listed under `w`.
-    Warning(String),
-}
+use crate::replay::{replay, ReplayOptions};
 
 /// Open the TUI on a capture file. The replay runs on its own thread; the screen fills in as
 /// connections close. Returns 0, or 2 when the file could not be read.
@@ -132,7 +116,7 @@ const FRAME: Duration = Duration::from_millis(100);
 
 fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
     let mut term = TerminalGuard::enter()?;
-    let (save_tx, save_rx) = mpsc::channel::<String>();
+    let (save_tx, save_rx) = mpsc::channel::<SaveOutcome>();
     let mut feed_open = true;
     // True while feed messages are queued: then input is only checked, not waited for.
     let mut backlog = false;
@@ -194,7 +178,7 @@ fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
     Ok(if app.error.is_some() { 2 } else { 0 })
 }
 
-fn run_cmd(cmd: Cmd, tx: Sender<String>) {
+fn run_cmd(cmd: Cmd, tx: Sender<SaveOutcome>) {
     match cmd {
         Cmd::Save {
             path,
@@ -208,82 +192,19 @@ fn run_cmd(cmd: Cmd, tx: Sender<String>) {
                     let tx = tx.clone();
                     move || {
                         let msg = match panic::catch_unwind(AssertUnwindSafe(|| {
-                            save(&path, &dir, conn_id, &prefix)
+                            save::save(&path, &dir, conn_id, &prefix)
                         })) {
-                            Ok(Ok(m)) => m,
-                            Ok(Err(e)) => format!("save failed: {e}"),
-                            Err(p) => format!("save failed: {}", panic_text(p.as_ref())),
+                            Ok(outcome) => outcome,
+                            Err(p) => SaveError::Panicked(panic_text(p.as_ref())).into(),
                         };
                         let _ = tx.send(msg);
                     }
                 });
             if let Err(e) = spawned {
-                let _ = tx.send(format!("save failed: {e}"));
+                let _ = tx.send(SaveError::Spawn(e.to_string()).into());
             }
         }
     }
-}
-
-/// An [`Extractor`] shared with the save thread, so the list of written files can be read back
-/// after the replay has consumed (and dropped) the sink box.
-struct SharedExtractor(Arc<Mutex<Extractor>>);
-
-impl ExchangeSink for SharedExtractor {
-    fn part_start(&mut self, ex: ExchangeRef, client: &str, header: &PartHeader) {
-        if let Ok(mut x) = self.0.lock() {
-            x.part_start(ex, client, header);
-        }
-    }
-    fn part_data(&mut self, ex: ExchangeRef, index: usize, data: &[u8]) {
-        if let Ok(mut x) = self.0.lock() {
-            x.part_data(ex, index, data);
-        }
-    }
-    fn part_end(&mut self, ex: ExchangeRef, index: usize, bytes: u64) {
-        if let Ok(mut x) = self.0.lock() {
-            x.part_end(ex, index, bytes);
-        }
-    }
-}
-
-/// Re-read `path` writing connection `conn_id`'s parts to `dir`; say what was written for the
-/// exchange whose files start with `prefix`.
-fn save(path: &Path, dir: &Path, conn_id: u64, prefix: &str) -> Result<String, String> {
-    let x = Extractor::new(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let shared = Arc::new(Mutex::new(x));
-    let opts = ReplayOptions {
-        sink: Some(Box::new(SharedExtractor(shared.clone()))),
-        sink_only: Some(vec![conn_id]),
-        ..ReplayOptions::default()
-    };
-    replay(path, opts, &mut |_| {}, &mut |_| {}).map_err(|e| e.to_string())?;
-    let x = shared
-        .lock()
-        .map_err(|_| "extractor lock poisoned".to_string())?;
-    Ok(save_message(dir, prefix, &x.written, &x.errors))
-}
-
-fn save_message(dir: &Path, prefix: &str, written: &[PathBuf], errors: &[String]) -> String {
-    let mine: Vec<String> = written
-        .iter()
-        .filter_map(|p| p.file_name().and_then(|n| n.to_str()))
-        .filter(|n| n.starts_with(prefix))
-        .map(str::to_string)
-        .collect();
-    let mut m = if mine.is_empty() {
-        format!("nothing written for this exchange (no body parts in the capture); {} file(s) for its connection", written.len())
-    } else {
-        format!(
-            "saved {} file(s) to {}: {}",
-            mine.len(),
-            dir.display(),
-            mine.join(", ")
-        )
-    };
-    if let Some(e) = errors.first() {
-        m = format!("save failed: {e} ({m})");
-    }
-    m
 }
 
 // ----- terminal shell -----

@@ -70,11 +70,21 @@ pub fn pretty_xml(text: &str, max_lines: usize) -> (Vec<String>, Option<String>)
     (lines, error)
 }
 
+/// Why metadata that looks like JSON could not be pretty-printed (it is then shown as received).
+#[derive(Debug, thiserror::Error)]
+pub enum NotPrettyJson {
+    /// The text does not parse.
+    #[error("not valid JSON: {0}")]
+    Invalid(serde_json::Error),
+    /// The parsed value could not be written back.
+    #[error("{0}")]
+    Write(serde_json::Error),
+}
+
 /// Pretty-print JSON; `Err` carries the parse error (show the text raw then).
-pub fn pretty_json(text: &str, max_lines: usize) -> Result<Vec<String>, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-    let s = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
+pub fn pretty_json(text: &str, max_lines: usize) -> Result<Vec<String>, NotPrettyJson> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(NotPrettyJson::Invalid)?;
+    let s = serde_json::to_string_pretty(&v).map_err(NotPrettyJson::Write)?;
     let mut lines: Vec<String> = s.lines().map(cut_line).collect();
     truncate_lines(&mut lines, max_lines);
     Ok(lines)
@@ -225,7 +235,10 @@ mod tests {
     fn json_pretty_and_error() {
         let l = pretty_json("{\"a\":{\"b\":1}}", 100).unwrap();
         assert_eq!(l, vec!["{", "  \"a\": {", "    \"b\": 1", "  }", "}"]);
-        assert!(pretty_json("{\"a\":", 100).is_err());
+        assert!(matches!(
+            pretty_json("{\"a\":", 100),
+            Err(NotPrettyJson::Invalid(_))
+        ));
     }
 
     #[test]

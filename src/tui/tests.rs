@@ -12,6 +12,7 @@ use ratatui::Terminal;
 
 use super::app::{App, Cmd, Focus, Msg, RowRef, Source, Tab};
 use super::fixtures::{self, ts};
+use super::save::{save_message, SaveOutcome};
 use super::theme::Theme;
 use super::{render, Feed};
 use crate::model::Verdict;
@@ -620,11 +621,15 @@ fn save_asks_the_shell_to_re_read_the_connection() {
     assert!(app.saving);
     // A second save while one runs is refused.
     assert_eq!(press(&mut app, KeyCode::Char('s')), None);
-    app.update(Msg::SaveDone(
-        "saved 3 file(s) to alarmscope-extract: c4-r0-p0-10.0.0.7-anpr.xml".into(),
-    ));
+    app.update(Msg::SaveDone(SaveOutcome::Saved {
+        dir: "alarmscope-extract".into(),
+        files: ["c4-r0-p0-anpr.xml", "c4-r0-p1-a.jpg", "c4-r0-p2-b.jpg"]
+            .map(String::from)
+            .to_vec(),
+    }));
     let l = draw(&app, 100, 30);
     find(&l, "saved 3 file(s)");
+    assert!(app.status.as_ref().is_some_and(|s| !s.1), "not an error");
     // Rows without a request have nothing to save.
     press(&mut app, KeyCode::Down);
     assert_eq!(press(&mut app, KeyCode::Char('s')), None);
@@ -649,18 +654,33 @@ fn save_message_lists_this_exchanges_files() {
     .iter()
     .map(Into::into)
     .collect();
-    let m = super::save_message(std::path::Path::new("x"), "c4-r0-", &written, &[]);
+    let m = save_message(std::path::Path::new("x"), "c4-r0-", &written, &[]);
     assert_eq!(
-        m,
+        m.to_string(),
         "saved 2 file(s) to x: c4-r0-p0-10.0.0.7-anpr.xml, c4-r0-p1-10.0.0.7-a.jpg"
     );
-    let m = super::save_message(
+    assert!(!m.is_failure());
+    let m = save_message(
         std::path::Path::new("x"),
         "c9-r0-",
         &written,
         &["disk full".into()],
     );
-    assert!(m.starts_with("save failed: disk full"), "{m}");
+    assert!(m.is_failure());
+    assert_eq!(
+        m,
+        SaveOutcome::WriteFailed {
+            error: "disk full".into(),
+            written: Box::new(SaveOutcome::NothingForExchange {
+                connection_files: 3
+            }),
+        }
+    );
+    assert!(m.to_string().starts_with("save failed: disk full"), "{m}");
+    // A save that failed shows as an error in the footer.
+    let mut app = fixtures::app();
+    app.update(Msg::SaveDone(m));
+    assert!(app.status.as_ref().is_some_and(|s| s.1));
 }
 
 #[test]
@@ -904,4 +924,74 @@ fn live_header_counts_packets_only_when_there_are_some() {
     assert!(!line.contains("packets"), "{line}");
     let replay = App::new(Source::Replay("x.pcap".into()), Theme { color: true });
     assert!(draw(&replay, 120, 30)[1].contains("0 packets, 0 connections"));
+}
+
+/// The detail pane scrolls to the end of its text and no further: at the end its last row shows
+/// text, one row further it would be blank. Checked on the screen, not against the limit's sum.
+#[test]
+fn detail_scroll_stops_at_the_end_of_the_text() {
+    let mut app = fixtures::app();
+    press(&mut app, KeyCode::Char('2')); // the request: headers and body, longer than the pane
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.focus, Focus::Detail);
+    draw(&app, 100, 30);
+    let text = app.view.detail_text.get();
+    let bottom = (text.y + text.height - 1) as usize;
+    let bottom_of = |l: &[String]| -> String {
+        l[bottom]
+            .chars()
+            .skip(text.x as usize)
+            .take(text.width as usize)
+            .collect::<String>()
+    };
+    for _ in 0..50 {
+        press(&mut app, KeyCode::PageDown);
+        draw(&app, 100, 30);
+    }
+    let end = app.detail_scroll;
+    assert!(end > 0, "the request is longer than the pane");
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.detail_scroll, end, "Down at the end stays there");
+    let at_end = draw(&app, 100, 30);
+    assert!(
+        !bottom_of(&at_end).trim().is_empty(),
+        "{}",
+        at_end.join("\n")
+    );
+    // Clicking the wheel up and down again comes back to the same end.
+    let wheel = |kind| MouseEvent {
+        kind,
+        column: text.x + 1,
+        row: text.y + 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.update(app.mouse_to_msg(wheel(MouseEventKind::ScrollUp)).unwrap());
+    assert_eq!(app.detail_scroll, end - 3);
+    draw(&app, 100, 30);
+    app.update(app.mouse_to_msg(wheel(MouseEventKind::ScrollDown)).unwrap());
+    app.update(app.mouse_to_msg(wheel(MouseEventKind::ScrollDown)).unwrap());
+    assert_eq!(app.detail_scroll, end);
+    // One row past the end, the pane's last row would be blank.
+    app.detail_scroll = end + 1;
+    let past = draw(&app, 100, 30);
+    assert!(bottom_of(&past).trim().is_empty(), "{}", past.join("\n"));
+}
+
+/// The request tab pretty-prints metadata by the same "XML or JSON?" rule as the decoder: a UTF-8
+/// BOM before the XML (which the decoder read as XML) does not make the TUI show it raw.
+#[test]
+fn metadata_with_a_bom_is_shown_as_xml() {
+    let mut conns = fixtures::capture();
+    let ex = &mut conns[0].exchanges[0];
+    ex.metadata = Some(
+        "\u{feff}<EventNotificationAlert><eventType>VMD</eventType></EventNotificationAlert>"
+            .into(),
+    );
+    let mut app = App::new(Source::Live("eth0".into()), Theme { color: true });
+    app.update(Msg::Feed(Feed::Upsert(conns)));
+    press(&mut app, KeyCode::Char('2'));
+    press(&mut app, KeyCode::Enter);
+    let l = draw(&app, 120, 60);
+    find(&l, "Metadata (XML)");
+    find(&l, "    <eventType>VMD</eventType>");
 }

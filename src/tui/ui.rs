@@ -22,6 +22,7 @@ pub fn render(f: &mut Frame, app: &App) {
     ] {
         r.set(Rect::default());
     }
+    app.view.detail_tabs.set([Rect::default(); 4]);
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Fill(1),

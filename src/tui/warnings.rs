@@ -14,7 +14,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
-use super::Feed;
+use crate::feed::Feed;
 
 /// Where the layer sends: set while a session runs, emptied when it ends (so that the feed
 /// channel closes once its producer is done).

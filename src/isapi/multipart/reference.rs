@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::stream::Stream;
 
 use super::{gap_too_large, head_overrun, quoted, PartEvent, MAX_GAP_FILL, MAX_HEAD_BYTES};
-use crate::isapi::body::PartHeader;
+use crate::isapi::part::PartHeader;
 
 /// Largest piece handed to multer at once: multer copies everything queued into its buffer on
 /// each poll, so feeding bounded pieces and draining between them bounds that buffer.
@@ -150,7 +150,7 @@ impl MulterDecoder {
         }
         if bytes > MAX_GAP_FILL {
             let open = self.current.as_ref().map(|c| (c.index, &c.name));
-            self.stop(gap_too_large(bytes, open), on);
+            self.stop(gap_too_large(bytes, open).to_string(), on);
             return;
         }
         let mut left = bytes;
@@ -241,7 +241,7 @@ impl MulterDecoder {
         lock(&self.queue).chunks.push_back(piece);
         self.drive(on);
         if !self.stopped() && self.current.is_none() && self.head_bytes > MAX_HEAD_BYTES {
-            self.stop(head_overrun(self.parts, &self.boundary), on);
+            self.stop(head_overrun(self.parts, &self.boundary).to_string(), on);
         }
     }
 
