@@ -263,6 +263,7 @@ impl Session {
         s.connections_evicted = counters.connections_evicted;
         s.connections_expired = counters.connections_expired;
         s.peak_open_connections = counters.peak_open_connections;
+        s.encapsulations = counters.encapsulations;
         (s, packets)
     }
 }

@@ -52,6 +52,20 @@ pub fn render(r: &Report) -> String {
             s.capture_gap_bytes, s.truncated_frames, s.undecodable_frames
         );
     }
+    if !s.encapsulations.is_empty() {
+        let kinds: Vec<String> = s
+            .encapsulations
+            .all()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(e, n)| format!("{e} {n}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "encapsulated frames: {} (analysed by their inner addresses)",
+            kinds.join(", ")
+        );
+    }
     if s.connections_evicted > 0 || s.connections_expired > 0 {
         let _ = writeln!(
             o,
