@@ -561,8 +561,11 @@ fn interpret<'a>(
 const VXLAN_PORT: u16 = 4789;
 /// UDP port of GENEVE (IANA).
 const GENEVE_PORT: u16 = 6081;
+/// UDP port of GRE-in-UDP (RFC 8086): a GRE header right after the UDP header.
+const GRE_IN_UDP_PORT: u16 = 4754;
 
-/// An IP packet that is not TCP: a tunnel to open (GRE, IP-in-IP, VXLAN, GENEVE) or not TCP.
+/// An IP packet that is not TCP: a tunnel to open (GRE, GRE-in-UDP, IP-in-IP, VXLAN, GENEVE)
+/// or not TCP.
 fn ip_tunnel<'a>(
     sliced: &LaxSlicedPacket<'a>,
     payload: &LaxIpPayloadSlice<'a>,
@@ -578,6 +581,7 @@ fn ip_tunnel<'a>(
             Some(TransportSlice::Udp(udp)) => match udp.destination_port() {
                 VXLAN_PORT => Encap::Vxlan,
                 GENEVE_PORT => Encap::Geneve,
+                GRE_IN_UDP_PORT => Encap::Gre,
                 _ => return not_tcp,
             },
             _ => return not_tcp,
@@ -592,19 +596,17 @@ fn ip_tunnel<'a>(
         ));
     }
     let tunnel_err = |e: TunnelError| err(encap.name(), e.to_string());
+    let udp_payload = || match &sliced.transport {
+        Some(TransportSlice::Udp(udp)) => udp.payload(),
+        _ => &[],
+    };
     let (encap, inner) = match encap {
-        Encap::Gre => tunnel::gre(payload.payload).map_err(tunnel_err)?,
-        Encap::Vxlan | Encap::Geneve => {
-            let Some(TransportSlice::Udp(udp)) = &sliced.transport else {
-                return not_tcp;
-            };
-            let inner = if encap == Encap::Vxlan {
-                tunnel::vxlan(udp.payload())
-            } else {
-                tunnel::geneve(udp.payload())
-            };
-            (encap, inner.map_err(tunnel_err)?)
+        Encap::Gre if payload.ip_number == IpNumber::UDP => {
+            tunnel::gre(udp_payload()).map_err(tunnel_err)?
         }
+        Encap::Gre => tunnel::gre(payload.payload).map_err(tunnel_err)?,
+        Encap::Vxlan => (encap, tunnel::vxlan(udp_payload()).map_err(tunnel_err)?),
+        Encap::Geneve => (encap, tunnel::geneve(udp_payload()).map_err(tunnel_err)?),
         _ => {
             let et = if payload.ip_number == IpNumber::IPV6 {
                 EtherType::IPV6
@@ -1099,6 +1101,12 @@ mod tests {
         let gn = cat(&[&[0, 0, 0x65, 0x58, 0, 0, 0x2A, 0], &inner_eth()]);
         assert_eq!(
             through(&eth(0x0800, &outer_ipv4(17, &udp(6081, &gn)))).geneve,
+            1
+        );
+        // GRE-in-UDP (RFC 8086), counted as GRE.
+        let gre = cat(&[&[0, 0, 0x08, 0x00], &ipv4(6, &tcp_body(), None, 0)]);
+        assert_eq!(
+            through(&eth(0x0800, &outer_ipv4(17, &udp(4754, &gre)))).gre,
             1
         );
         // The same bytes to another UDP port are just UDP.

@@ -19,7 +19,8 @@ use serde::Serialize;
 /// An encapsulation alarmscope looks through, for counts and error locations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encap {
-    /// GRE carrying Ethernet (0x6558) or a packet by EtherType (not ERSPAN).
+    /// GRE carrying Ethernet (0x6558) or a packet by EtherType (not ERSPAN), directly over IP
+    /// or over UDP port 4754 (GRE-in-UDP).
     Gre,
     /// ERSPAN type I, II or III (GRE protocol 0x88BE or 0x22EB): a switch's remote mirror.
     Erspan,
