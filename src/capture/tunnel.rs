@@ -1,6 +1,6 @@
 //! Encapsulations that mirror ports and overlay networks wrap around the traffic: GRE (with
-//! transparent Ethernet bridging), ERSPAN types I/II/III, VXLAN, GENEVE, MPLS label stacks,
-//! IP-in-IP and 802.2 LLC/SNAP.
+//! transparent Ethernet bridging; Aruba's 802.11 frames), ERSPAN types I/II/III, VXLAN, GENEVE,
+//! MPLS label stacks, IP-in-IP and 802.2 LLC/SNAP.
 //!
 //! Sans-IO and allocation-free: each function reads one encapsulation header and says where the
 //! carried packet starts and what it is ([`Inner`]); [`super::frame::decode_frame`] slices that
@@ -154,6 +154,10 @@ const TEB: u16 = 0x6558;
 const ERSPAN_I_II: u16 = 0x88BE;
 /// GRE protocol type of ERSPAN type III.
 const ERSPAN_III: u16 = 0x22EB;
+/// GRE protocol types Aruba access points and controllers use for the 802.11 frames they
+/// tunnel to each other (0x8200-0x8220 as Wireshark registers them).
+const ARUBA_FIRST: u16 = 0x8200;
+const ARUBA_LAST: u16 = 0x8220;
 
 /// `data[from..]` when at least `need` bytes are there from `from` on.
 fn need(data: &[u8], from: usize, need: usize) -> Result<&[u8], TunnelError> {
@@ -231,8 +235,37 @@ pub fn gre(d: &[u8]) -> Result<(Encap, Inner<'_>), TunnelError> {
                 _ => (Encap::Erspan, Inner::Other),
             }
         }
+        ARUBA_FIRST..=ARUBA_LAST => (Encap::Gre, wlan(payload)?),
         other => (Encap::Gre, Inner::EtherType(EtherType(other), payload)),
     })
+}
+
+/// An IEEE 802.11 data frame as Aruba's GRE carries it: the MAC header (24 bytes, plus the
+/// fourth address between access points, QoS control, HT control), then LLC/SNAP. Management,
+/// control, null-data and protected (encrypted) frames are [`Inner::Other`].
+fn wlan(d: &[u8]) -> Result<Inner<'_>, TunnelError> {
+    need(d, 0, 24)?;
+    let (fc0, fc1) = (
+        d.first().copied().unwrap_or(0),
+        d.get(1).copied().unwrap_or(0),
+    );
+    let (kind, subtype) = ((fc0 >> 2) & 0x03, fc0 >> 4);
+    let (protected, order) = (fc1 & 0x40 != 0, fc1 & 0x80 != 0);
+    if kind != 2 || subtype & 0x04 != 0 || protected {
+        return Ok(Inner::Other);
+    }
+    let qos = subtype & 0x08 != 0;
+    let mut len = 24;
+    if fc1 & 0x03 == 0x03 {
+        len += 6; // to and from the distribution system: a fourth address
+    }
+    if qos {
+        len += 2;
+        if order {
+            len += 4;
+        }
+    }
+    llc(need(d, len, 0)?)
 }
 
 /// A VXLAN header (8 bytes: flags, reserved, VNI, reserved), then an Ethernet frame.
@@ -381,6 +414,29 @@ mod tests {
             gre(&[0x10, 0, 0x22, 0xEB, 0, 0, 0, 1, 0x20, 0]),
             Err(TunnelError::Cut { .. })
         ));
+    }
+
+    #[test]
+    fn aruba_802_11_in_gre() {
+        // QoS data frame (subtype 8), from the DS: 24 + 2 bytes of header, then SNAP.
+        let mut frame = vec![0x88, 0x02];
+        frame.extend_from_slice(&[0; 22]);
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&[0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00]);
+        frame.extend_from_slice(PAYLOAD);
+        let mut d = vec![0, 0, 0x82, 0x00];
+        d.extend_from_slice(&frame);
+        assert_eq!(
+            gre(&d),
+            Ok((Encap::Gre, Inner::EtherType(EtherType::IPV4, PAYLOAD)))
+        );
+        // Protected (encrypted): nothing to read.
+        d[5] |= 0x40;
+        assert_eq!(gre(&d), Ok((Encap::Gre, Inner::Other)));
+        // A beacon (management).
+        let mut d = vec![0, 0, 0x82, 0x00, 0x80, 0];
+        d.extend_from_slice(&[0; 30]);
+        assert_eq!(gre(&d), Ok((Encap::Gre, Inner::Other)));
     }
 
     #[test]
