@@ -121,12 +121,40 @@ pub enum Decoded<'a> {
     NotTcp,
 }
 
+/// The layer a frame broke at: tells the reader which header to look at, and tests and callers
+/// match on it instead of on message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameLayer {
+    /// The capture's link-layer header (Ethernet, SLL, loopback, raw IP) or an unknown link type.
+    Link,
+    Vlan,
+    Ipv4,
+    Ipv6,
+    Tcp,
+    /// A tunnel or encapsulation header.
+    Tunnel(Encap),
+    /// More encapsulations nested than [`MAX_ENCAP_DEPTH`].
+    Nesting,
+}
+
+impl std::fmt::Display for FrameLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FrameLayer::Link => "link",
+            FrameLayer::Vlan => "vlan",
+            FrameLayer::Ipv4 => "ipv4",
+            FrameLayer::Ipv6 => "ipv6",
+            FrameLayer::Tcp => "tcp",
+            FrameLayer::Tunnel(e) => e.name(),
+            FrameLayer::Nesting => "tunnel",
+        })
+    }
+}
+
 /// A frame that could not be decoded, with the layer at fault. The capture goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameError {
-    /// "link", "vlan", "ipv4", "ipv6", "tcp", an encapsulation's name ("gre", "vxlan", ...) or
-    /// "tunnel" (nesting too deep).
-    pub layer: &'static str,
+    pub layer: FrameLayer,
     pub message: String,
     /// The innermost encapsulation the fault lies in, when the frame was tunnelled: the outer
     /// headers were fine, so the message must not send the reader looking at them.
@@ -195,7 +223,7 @@ pub fn decode_frame_counted<'a>(
         sliced = match inner {
             Inner::Ethernet(frame) => {
                 LaxSlicedPacket::from_ethernet(frame).map_err(|e| FrameError {
-                    layer: "link",
+                    layer: FrameLayer::Link,
                     message: format!(
                         "Ethernet header cut short ({} of {} bytes)",
                         e.len, e.required_len
@@ -212,7 +240,7 @@ pub fn decode_frame_counted<'a>(
         };
     }
     Err(FrameError {
-        layer: "tunnel",
+        layer: FrameLayer::Nesting,
         message: format!("more than {MAX_ENCAP_DEPTH} nested encapsulations"),
         inside,
     })
@@ -232,7 +260,7 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
     Ok(Some(match link {
         LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|e| {
             err(
-                "link",
+                FrameLayer::Link,
                 format!(
                     "Ethernet header cut short ({} of {} bytes)",
                     e.len, e.required_len
@@ -245,7 +273,7 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
             // same whatever the hardware (an EtherType, or 0x0004 for 802.2 LLC frames).
             let (header, payload) = split_at_checked(data, SLL_HEADER_LEN).ok_or_else(|| {
                 err(
-                    "link",
+                    FrameLayer::Link,
                     format!(
                         "Linux cooked (SLL) header cut short ({} of {SLL_HEADER_LEN} bytes)",
                         data.len()
@@ -260,7 +288,7 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
         LinkType::LinuxSll2 => {
             let (header, payload) = split_at_checked(data, SLL2_HEADER_LEN).ok_or_else(|| {
                 err(
-                    "link",
+                    FrameLayer::Link,
                     format!(
                         "Linux cooked v2 (SLL2) header cut short ({} of {SLL2_HEADER_LEN} bytes)",
                         data.len()
@@ -275,7 +303,7 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
         LinkType::Null | LinkType::Loop => {
             let (header, payload) = split_at_checked(data, 4).ok_or_else(|| {
                 err(
-                    "link",
+                    FrameLayer::Link,
                     format!("loopback header cut short ({} of 4 bytes)", data.len()),
                 )
             })?;
@@ -287,13 +315,21 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
         LinkType::Raw => match data.first().map(|b| b >> 4) {
             Some(4) => LaxSlicedPacket::from_ether_type(EtherType::IPV4, data),
             Some(6) => LaxSlicedPacket::from_ether_type(EtherType::IPV6, data),
-            Some(v) => return Err(err("link", format!("raw IP frame with IP version {v}"))),
-            None => return Err(err("link", "empty raw IP frame".to_string())),
+            Some(v) => {
+                return Err(err(
+                    FrameLayer::Link,
+                    format!("raw IP frame with IP version {v}"),
+                ))
+            }
+            None => return Err(err(FrameLayer::Link, "empty raw IP frame".to_string())),
         },
         LinkType::Ipv4 => LaxSlicedPacket::from_ether_type(EtherType::IPV4, data),
         LinkType::Ipv6 => LaxSlicedPacket::from_ether_type(EtherType::IPV6, data),
         LinkType::Unsupported(dlt) => {
-            return Err(err("link", format!("unsupported link type (DLT {dlt})")))
+            return Err(err(
+                FrameLayer::Link,
+                format!("unsupported link type (DLT {dlt})"),
+            ))
         }
     }))
 }
@@ -319,7 +355,7 @@ const SLL2_HEADER_LEN: usize = 20;
 /// ARPHRD_NETLINK: SLL/SLL2 frames whose protocol field is a netlink family.
 const ARPHRD_NETLINK: u16 = 824;
 
-fn err(layer: &'static str, message: String) -> FrameError {
+fn err(layer: FrameLayer, message: String) -> FrameError {
     FrameError {
         layer,
         message,
@@ -353,11 +389,11 @@ fn loopback_family(header: &[u8]) -> Option<EtherType> {
     fam(u32::from_le_bytes(bytes)).or_else(|| fam(u32::from_be_bytes(bytes)))
 }
 
-/// "ipv4"/"ipv6" for an IP packet starting at `ip`, by its version nibble.
-fn ip_layer_of(ip: &[u8]) -> &'static str {
+/// FrameLayer::Ipv4/FrameLayer::Ipv6 for an IP packet starting at `ip`, by its version nibble.
+fn ip_layer_of(ip: &[u8]) -> FrameLayer {
     match ip.first().map(|b| b >> 4) {
-        Some(6) => "ipv6",
-        _ => "ipv4",
+        Some(6) => FrameLayer::Ipv6,
+        _ => FrameLayer::Ipv4,
     }
 }
 
@@ -376,22 +412,22 @@ fn interpret<'a>(
         .ether_payload()
         .map(|p| {
             if p.ether_type == EtherType::IPV6 {
-                "ipv6"
+                FrameLayer::Ipv6
             } else {
                 ip_layer_of(p.payload)
             }
         })
-        .unwrap_or("ipv4");
+        .unwrap_or(FrameLayer::Ipv4);
     let ip_layer = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(_)) => "ipv4",
-        Some(LaxNetSlice::Ipv6(_)) => "ipv6",
+        Some(LaxNetSlice::Ipv4(_)) => FrameLayer::Ipv4,
+        Some(LaxNetSlice::Ipv6(_)) => FrameLayer::Ipv6,
         _ => ip_layer,
     };
 
     if let Some((e, layer)) = &sliced.stop_err {
         return match layer {
             Layer::VlanHeader => Err(err(
-                "vlan",
+                FrameLayer::Vlan,
                 match e {
                     SliceError::Len(l) => len_message("VLAN tag", l),
                     other => other.to_string(),
@@ -425,7 +461,7 @@ fn interpret<'a>(
                 },
             )),
             Layer::TcpHeader => Err(err(
-                "tcp",
+                FrameLayer::Tcp,
                 match e {
                     SliceError::Len(l) => len_message("header", l),
                     SliceError::Tcp(etherparse::err::tcp::HeaderError::DataOffsetTooSmall {
@@ -435,7 +471,7 @@ fn interpret<'a>(
                 },
             )),
             Layer::LinuxSllHeader | Layer::Ethernet2Header | Layer::EtherPayload => {
-                Err(err("link", e.to_string()))
+                Err(err(FrameLayer::Link, e.to_string()))
             }
             // UDP, ICMP, IGMP, ARP, MACsec: not TCP whatever the problem.
             _ => Ok(Step::Done(Decoded::NotTcp)),
@@ -450,7 +486,7 @@ fn interpret<'a>(
                 if let Some(p) = sliced.ether_payload() {
                     if is_vlan_type(p.ether_type) {
                         return Err(err(
-                            "vlan",
+                            FrameLayer::Vlan,
                             format!(
                                 "more than {} stacked VLAN tags",
                                 LaxSlicedPacket::LINK_EXTS_CAP
@@ -470,11 +506,11 @@ fn interpret<'a>(
             let payload = v4.payload();
             if payload.ip_number != IpNumber::TCP {
                 let fragmented = h.more_fragments() || h.fragments_offset().value() != 0;
-                return ip_tunnel(&sliced, payload, fragmented, "ipv4");
+                return ip_tunnel(&sliced, payload, fragmented, FrameLayer::Ipv4);
             }
             if h.more_fragments() || h.fragments_offset().value() != 0 {
                 return Err(err(
-                    "ipv4",
+                    FrameLayer::Ipv4,
                     format!(
                         "fragmented packet (offset {}) not reassembled",
                         u32::from(h.fragments_offset().value()) * 8
@@ -505,10 +541,13 @@ fn interpret<'a>(
             let h = v6.header();
             let payload = v6.payload();
             if payload.ip_number != IpNumber::TCP {
-                return ip_tunnel(&sliced, payload, payload.fragmented, "ipv6");
+                return ip_tunnel(&sliced, payload, payload.fragmented, FrameLayer::Ipv6);
             }
             if payload.fragmented {
-                return Err(err("ipv6", "fragmented packet not reassembled".to_string()));
+                return Err(err(
+                    FrameLayer::Ipv6,
+                    "fragmented packet not reassembled".to_string(),
+                ));
             }
             let present = v6
                 .extensions()
@@ -537,7 +576,7 @@ fn interpret<'a>(
         // pretend a frame is fine.
         _ => {
             return Err(err(
-                "tcp",
+                FrameLayer::Tcp,
                 format!(
                     "no TCP header in {} bytes of IP payload",
                     payload.payload.len()
@@ -570,7 +609,7 @@ fn ip_tunnel<'a>(
     sliced: &LaxSlicedPacket<'a>,
     payload: &LaxIpPayloadSlice<'a>,
     fragmented: bool,
-    ip_layer: &'static str,
+    ip_layer: FrameLayer,
 ) -> Result<Step<'a>, FrameError> {
     let not_tcp = Ok(Step::Done(Decoded::NotTcp));
     let encap = match payload.ip_number {
@@ -595,7 +634,7 @@ fn ip_tunnel<'a>(
             format!("fragmented {encap} packet not reassembled"),
         ));
     }
-    let tunnel_err = |e: TunnelError| err(encap.name(), e.to_string());
+    let tunnel_err = |e: TunnelError| err(FrameLayer::Tunnel(encap), e.to_string());
     let udp_payload = || match &sliced.transport {
         Some(TransportSlice::Udp(udp)) => udp.payload(),
         _ => &[],
@@ -634,7 +673,7 @@ fn link_tunnel<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<Step<'a>, FrameError>
     match inner {
         Ok(Inner::Other) => Ok(Step::Done(Decoded::NotTcp)),
         Ok(inner) => Ok(Step::Inner(encap, inner)),
-        Err(e) => Err(err(encap.name(), e.to_string())),
+        Err(e) => Err(err(FrameLayer::Tunnel(encap), e.to_string())),
     }
 }
 
@@ -928,7 +967,7 @@ mod tests {
         let f = eth(0x8100, &body);
         assert_eq!(
             frame_err(LinkType::Ethernet, &f, f.len() as u32).layer,
-            "vlan"
+            FrameLayer::Vlan
         );
     }
 
@@ -936,7 +975,7 @@ mod tests {
     fn cut_vlan_tag_is_a_vlan_error() {
         let f = eth(0x8100, &[0, 5]);
         let e = frame_err(LinkType::Ethernet, &f, 100);
-        assert_eq!(e.layer, "vlan");
+        assert_eq!(e.layer, FrameLayer::Vlan);
         assert!(e.message.contains("cut short"), "{e}");
     }
 
@@ -962,7 +1001,7 @@ mod tests {
         assert!(is_not_tcp(LinkType::LinuxSll2, &f));
         // Header cut short.
         let e = frame_err(LinkType::LinuxSll2, &f[..19], 100);
-        assert_eq!(e.layer, "link");
+        assert_eq!(e.layer, FrameLayer::Link);
         assert!(e.message.contains("19 of 20"), "{e}");
     }
 
@@ -987,7 +1026,7 @@ mod tests {
             }
             // AF_APPLETALK (16): some other protocol.
             assert!(is_not_tcp(link, &null([16, 0, 0, 0], &ip4)));
-            assert_eq!(frame_err(link, &[2, 0], 2).layer, "link");
+            assert_eq!(frame_err(link, &[2, 0], 2).layer, FrameLayer::Link);
         }
     }
 
@@ -1003,12 +1042,12 @@ mod tests {
         assert_eq!(
             e,
             FrameError {
-                layer: "link",
+                layer: FrameLayer::Link,
                 message: "raw IP frame with IP version 5".into(),
                 inside: None,
             }
         );
-        assert_eq!(frame_err(LinkType::Raw, &[], 0).layer, "link");
+        assert_eq!(frame_err(LinkType::Raw, &[], 0).layer, FrameLayer::Link);
     }
 
     #[test]
@@ -1181,7 +1220,7 @@ mod tests {
         }
         let f = eth(0x0800, &p);
         let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
-        assert_eq!(e.layer, "tunnel");
+        assert_eq!(e.layer, FrameLayer::Nesting);
         assert_eq!(e.inside, Some(Encap::IpInIp));
         // One level less is fine.
         let mut p = ipv4(6, &tcp_body(), None, 0);
@@ -1196,7 +1235,10 @@ mod tests {
         // VXLAN header cut short.
         let f = eth(0x0800, &outer_ipv4(17, &udp(4789, &[0x08, 0, 0])));
         let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
-        assert_eq!((e.layer, e.inside), ("vxlan", None));
+        assert_eq!(
+            (e.layer, e.inside),
+            (FrameLayer::Tunnel(Encap::Vxlan), None)
+        );
         // Inner TCP header cut short: the fault is inside GRE.
         let inner = ipv4(6, &tcp_body()[..10], None, 0);
         let f = eth(
@@ -1204,13 +1246,13 @@ mod tests {
             &outer_ipv4(47, &cat(&[&[0, 0, 0x08, 0x00], &inner])),
         );
         let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
-        assert_eq!((e.layer, e.inside), ("tcp", Some(Encap::Gre)));
+        assert_eq!((e.layer, e.inside), (FrameLayer::Tcp, Some(Encap::Gre)));
         assert!(e.to_string().ends_with("(inside gre)"), "{e}");
         // A fragmented GRE packet cannot be opened.
         let f = eth(0x0800, &ipv4(47, &[0; 24], None, 0x2000));
         assert_eq!(
             frame_err(LinkType::Ethernet, &f, f.len() as u32).layer,
-            "ipv4"
+            FrameLayer::Ipv4
         );
     }
 
@@ -1344,7 +1386,7 @@ mod tests {
         let full = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
         for cut in [34, 35, 40, 53] {
             let e = frame_err(LinkType::Ethernet, &full[..cut], full.len() as u32);
-            assert_eq!(e.layer, "tcp", "cut at {cut}: {e}");
+            assert_eq!(e.layer, FrameLayer::Tcp, "cut at {cut}: {e}");
         }
         let e = frame_err(LinkType::Ethernet, &full[..44], full.len() as u32);
         assert_eq!(e.to_string(), "tcp: header cut short (10 of 20 bytes)");
@@ -1360,19 +1402,19 @@ mod tests {
         // IPv4 header cut short.
         let full = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
         let e = frame_err(LinkType::Ethernet, &full[..30], full.len() as u32);
-        assert_eq!(e.layer, "ipv4");
+        assert_eq!(e.layer, FrameLayer::Ipv4);
         assert!(e.message.contains("16 of 20"), "{e}");
         // IHL 3.
         let mut bad = ipv4(6, &tcp_body(), None, 0);
         bad[0] = 0x43;
         let e = frame_err(LinkType::Raw, &bad, bad.len() as u32);
-        assert_eq!(e.layer, "ipv4");
+        assert_eq!(e.layer, FrameLayer::Ipv4);
         assert!(e.message.contains('3'), "{e}");
         // IPv6 header cut short.
         let full = eth(0x86dd, &ipv6(6, &tcp_body(), None));
         assert_eq!(
             frame_err(LinkType::Ethernet, &full[..40], 100).layer,
-            "ipv6"
+            FrameLayer::Ipv6
         );
         // Ethernet says IPv4, the packet says version 7.
         let mut bad = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
@@ -1436,7 +1478,7 @@ mod tests {
         check_v6_body(&seg(LinkType::Ipv6, &f, f.len() as u32));
         // Cut inside the extension header.
         let e = frame_err(LinkType::Ipv6, &f[..44], f.len() as u32);
-        assert_eq!(e.layer, "ipv6");
+        assert_eq!(e.layer, FrameLayer::Ipv6);
     }
 
     #[test]
@@ -1507,7 +1549,7 @@ mod tests {
                 Ok(Decoded::NotTcp) => prop_assert!(false, "not TCP at cut {}", cut),
                 Err(e) => {
                     prop_assert!(cut < headers, "{} at cut {}", e, cut);
-                    prop_assert!(["link", "ipv4", "ipv6", "tcp"].contains(&e.layer));
+                    prop_assert!([FrameLayer::Link, FrameLayer::Ipv4, FrameLayer::Ipv6, FrameLayer::Tcp].contains(&e.layer));
                 }
             }
         }

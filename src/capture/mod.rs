@@ -10,5 +10,7 @@ pub mod live;
 pub mod pcapwrite;
 pub mod tunnel;
 
-pub use frame::{decode_frame, decode_frame_counted, FrameError, LinkType, TcpFlags, TcpSegment};
+pub use frame::{
+    decode_frame, decode_frame_counted, FrameError, FrameLayer, LinkType, TcpFlags, TcpSegment,
+};
 pub use tunnel::{Encap, EncapCounts};

@@ -305,6 +305,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn encapsulations_get_a_line_only_when_there_are_some() {
+        let mut r = Report::default();
+        assert!(!render(&r).contains("encapsulated"), "{}", render(&r));
+        r.summary.encapsulations.vxlan = 3;
+        r.summary.encapsulations.mpls = 2;
+        let text = render(&r);
+        assert!(
+            text.contains(
+                "encapsulated frames: vxlan 3, mpls 2 (analysed by their inner addresses)"
+            ),
+            "{text}"
+        );
+    }
+
     fn counters_of(r: &Report) -> Counters {
         Counters::from_summary(&r.summary)
     }
