@@ -172,6 +172,14 @@ pub fn run_headless(
             summary.handshake_failures, summary.stalls, stats.dropped + stats.if_dropped,
             summary.peak_open_connections, summary.connections_evicted, summary.connections_expired
         );
+        if !summary.encapsulations.is_empty() {
+            // A mirror port or an overlay: the devices are the inner addresses.
+            let _ = writeln!(
+                out,
+                "encapsulated frames: {}",
+                summary.encapsulations.describe()
+            );
+        }
     }
     let _ = out.flush();
     Ok(SniffResult {

@@ -99,6 +99,17 @@ impl EncapCounts {
         ]
     }
 
+    /// The kinds seen, with their counts, for text reports: `vxlan 3, mpls 2`.
+    pub fn describe(&self) -> String {
+        let kinds: Vec<String> = self
+            .all()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(e, n)| format!("{e} {n}"))
+            .collect();
+        kinds.join(", ")
+    }
+
     /// True when no frame was encapsulated (the report then says nothing about it).
     pub fn is_empty(&self) -> bool {
         self.all().iter().all(|(_, n)| *n == 0)
@@ -499,6 +510,7 @@ mod tests {
         c.add(Encap::Vxlan);
         c.add(Encap::Mpls);
         assert_eq!((c.vxlan, c.mpls, c.gre), (2, 1, 0));
+        assert_eq!(c.describe(), "vxlan 2, mpls 1");
         assert!(!c.is_empty());
         assert_eq!(
             serde_json::to_value(c).unwrap()["vxlan"],

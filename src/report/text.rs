@@ -53,17 +53,10 @@ pub fn render(r: &Report) -> String {
         );
     }
     if !s.encapsulations.is_empty() {
-        let kinds: Vec<String> = s
-            .encapsulations
-            .all()
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(e, n)| format!("{e} {n}"))
-            .collect();
         let _ = writeln!(
             o,
             "encapsulated frames: {} (analysed by their inner addresses)",
-            kinds.join(", ")
+            s.encapsulations.describe()
         );
     }
     if s.connections_evicted > 0 || s.connections_expired > 0 {
