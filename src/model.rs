@@ -321,6 +321,9 @@ pub struct Summary {
     pub connections_expired: u64,
     /// Most connections tracked at once.
     pub peak_open_connections: u64,
+    /// Frames found inside each tunnel or encapsulation (GRE, ERSPAN, VXLAN, GENEVE, MPLS,
+    /// IP-in-IP, LLC/SNAP): a capture from a mirror port or an overlay says so here.
+    pub encapsulations: crate::capture::EncapCounts,
 }
 
 impl Summary {

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::capture::frame::Decoded;
-use crate::capture::{decode_frame, LinkType, TcpSegment};
+use crate::capture::{decode_frame_counted, EncapCounts, LinkType, TcpSegment};
 use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, BodyLimits, PartHeader, PartSink};
 use crate::model::{Connection, EventSummary, Exchange, ExchangeRef, Request, Response, Verdict};
@@ -65,6 +65,8 @@ pub struct Counters {
     pub connections_expired: u64,
     /// Most connections tracked at once.
     pub peak_open_connections: u64,
+    /// Frames found inside each tunnel or encapsulation (mirror ports, overlays).
+    pub encapsulations: EncapCounts,
 }
 
 impl Counters {
@@ -83,6 +85,7 @@ impl Counters {
             connections_evicted: s.connections_evicted,
             connections_expired: s.connections_expired,
             peak_open_connections: s.peak_open_connections,
+            encapsulations: s.encapsulations,
         }
     }
 }
@@ -198,7 +201,7 @@ impl Analyzer {
         if self.counters.last_packet.is_none_or(|t| ts > t) {
             self.counters.last_packet = Some(ts);
         }
-        match decode_frame(link, data, orig_len) {
+        match decode_frame_counted(link, data, orig_len, &mut self.counters.encapsulations) {
             Ok(Decoded::Tcp(seg)) => self.segment(ts, &seg),
             Ok(Decoded::NotTcp) => self.counters.non_tcp_packets += 1,
             Err(e) => {

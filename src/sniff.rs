@@ -165,6 +165,14 @@ pub fn run_headless(
             summary.handshake_failures, summary.stalls, stats.dropped + stats.if_dropped,
             summary.peak_open_connections, summary.connections_evicted, summary.connections_expired
         );
+        if !summary.encapsulations.is_empty() {
+            // A mirror port or an overlay: the devices are the inner addresses.
+            let _ = writeln!(
+                out,
+                "encapsulated frames: {}",
+                summary.encapsulations.describe()
+            );
+        }
     }
     let _ = out.flush();
     Ok(SniffResult {
@@ -256,6 +264,7 @@ impl Session {
         s.connections_evicted = counters.connections_evicted;
         s.connections_expired = counters.connections_expired;
         s.peak_open_connections = counters.peak_open_connections;
+        s.encapsulations = counters.encapsulations;
         (s, packets)
     }
 }

@@ -100,6 +100,38 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
     if let Some(v) = exp.get("truncated_frames") {
         eq(&mut bad, name, "truncated_frames", s.truncated_frames, u(v));
     }
+    if let Some(Value::Object(want)) = exp.get("encapsulations") {
+        // Frames per tunnel kind; kinds left out must be 0.
+        let got = serde_json::to_value(s.encapsulations).expect("counts serialise");
+        let Value::Object(got) = got else {
+            panic!("encapsulations is not an object: {got}")
+        };
+        for (k, g) in &got {
+            let w = want.get(k).map(u).unwrap_or(0);
+            eq(&mut bad, name, &format!("encapsulations.{k}"), u(g), w);
+        }
+        for k in want.keys().filter(|k| !got.contains_key(*k)) {
+            bad.push(format!("{name}: no encapsulation kind {k} in the summary"));
+        }
+    }
+    if let Some(Value::Array(want)) = exp.get("clients") {
+        // The devices' addresses: behind a tunnel, the inner ones.
+        let mut got: Vec<String> = report
+            .connections
+            .iter()
+            .map(|c| c.client.clone())
+            .collect();
+        got.sort();
+        got.dedup();
+        let mut want: Vec<String> = want
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        want.sort();
+        if got != want {
+            bad.push(format!("{name}: clients {got:?}, expected {want:?}"));
+        }
+    }
     if let Some(Value::Bool(true)) = exp.get("warning") {
         if report.warnings.is_empty() {
             bad.push(format!("{name}: expected a warning, got none"));
@@ -204,7 +236,8 @@ fn every_sample_file_is_listed_in_expected_json() {
     let exp = expected();
     for entry in std::fs::read_dir(samples_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
-        if name.ends_with(".pcap") || name.ends_with(".pcapng") {
+        let listed = [".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz"];
+        if listed.iter().any(|ext| name.ends_with(ext)) {
             assert!(
                 exp.contains_key(&name),
                 "{name} has no entry in samples/expected.json"

@@ -5,7 +5,9 @@ overlaps, capture gaps, odd link types, sequence wrap, damaged files).
     python3 samples/tools/craft.py [--out DIR] [NAME ...]     (all when none given)
 
 Stdlib only: pcap and pcapng are written with struct; Ethernet, 802.1ad/802.1Q, Linux cooked v1,
-BSD NULL, IPv4, IPv6 and TCP headers are built here with correct IPv4 and TCP checksums.
+BSD NULL, IPv4, IPv6 and TCP headers are built here with correct IPv4 and TCP checksums, and so
+are the tunnels of mirror ports and overlays (GRE, ERSPAN II/III, VXLAN, GENEVE, MPLS, LLC/SNAP);
+gzip'd samples compress an existing sample (gzip module, no name, time 0).
 Deterministic: fixed addresses, ports, ISNs and timestamps, so the files are byte-identical on
 every run. Devices send the same headers and bodies as the recorded samples (bodies.py).
 """
@@ -424,6 +426,154 @@ def not_a_capture(out):
         )
 
 
+# ---------------------------------------------------------------------------------------------
+# Tunnels: what a SPAN/ERSPAN port or an overlay network hands to the capture. The device's
+# exchange is the same simple one each time; only the wrapping differs. The outer addresses are
+# the mirror (switch) and the collector, never the device or the server.
+
+MIRROR, COLLECTOR = "10.99.0.1", "10.99.0.2"
+MIRROR_MAC = bytes.fromhex("00000c9ff001")
+COLLECTOR_MAC = bytes.fromhex("52540012abcd")
+TUNNEL_ISNS = {
+    "gre.pcap": (0x47524501, 0x47524502),
+    "erspan-ii.pcap": (0x45520201, 0x45520202),
+    "erspan-iii.pcap": (0x45520301, 0x45520302),
+    "vxlan.pcap": (0x56584C01, 0x56584C02),
+    "geneve.pcap": (0x47454E01, 0x47454E02),
+    "mpls.pcap": (0x4D504C01, 0x4D504C02),
+    "llc-snap.pcap": (0x534E4101, 0x534E4102),
+}
+
+
+def tunnel_exchange(name):
+    """The device's exchange carried by the tunnel sample `name` (a linedetection for ERSPAN and
+    GENEVE, VMD for the others)."""
+    isn_c, isn_s = TUNNEL_ISNS[name]
+    body = line() if name in ("erspan-iii.pcap", "geneve.pcap") else vmd()
+    return simple_exchange(Conn(CAM, SRV, isn_c, isn_s), body, HOST)
+
+
+def outer_ip(payload, proto, ident):
+    s, d = ip_bytes(MIRROR), ip_bytes(COLLECTOR)
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, 64, proto, 0, s, d)
+    return hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:] + payload
+
+
+def outer_ether(p):
+    return COLLECTOR_MAC + MIRROR_MAC + struct.pack("!H", 0x0800) + p
+
+
+def outer_udp(dport, sport, payload):
+    """UDP from the mirror to the collector; checksum 0 (allowed over IPv4, as VTEPs send it)."""
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def write_tunnel(out, name, wrap):
+    """`wrap(i, ts, d, inner_ip_packet)` -> the whole Ethernet frame of the i-th packet."""
+    c = tunnel_exchange(name)
+    pk = sorted(c.packets, key=lambda x: x[0])
+    write_pcap(out, LINKTYPE_ETHERNET, [(ts, wrap(i, ts, d, p)) for i, (ts, d, p) in enumerate(pk)])
+
+
+def gre_file(out):
+    # GRE with checksum, key and sequence number (RFC 2890), transparent Ethernet bridging.
+    def wrap(i, ts, d, p):
+        inner = ether(p, d)
+        head = struct.pack("!HHHHII", 0xB000, 0x6558, 0, 0, 0x00000065, i + 1)
+        c = checksum(head + inner)
+        gre = head[:4] + struct.pack("!H", c) + head[6:] + inner
+        return outer_ether(outer_ip(gre, 47, 0x2000 + i))
+
+    write_tunnel(out, "gre.pcap", wrap)
+
+
+def erspan_ii(out):
+    # GRE with the sequence bit, protocol 0x88BE, ERSPAN type II header: version 1, VLAN 0,
+    # COS 0, encapsulation 3 (as on the wire, tags kept), T 0, session 100, index 0.
+    def wrap(i, ts, d, p):
+        gre = struct.pack("!HHI", 0x1000, 0x88BE, i + 1)
+        hdr = struct.pack("!HHI", (1 << 12) | 0, (0 << 13) | (3 << 11) | 100, 0)
+        return outer_ether(outer_ip(gre + hdr + ether(p, d), 47, 0x2100 + i))
+
+    write_tunnel(out, "erspan-ii.pcap", wrap)
+
+
+def erspan_iii(out):
+    # GRE with the sequence bit, protocol 0x22EB, ERSPAN type III header: version 2, session 200,
+    # timestamp in 100 ns units (granularity 1), SGT 0, P 1, frame type 0 (Ethernet), hardware
+    # id 5, D 0 (ingress), O 1, then the 8-byte platform-specific subheader (platform id 3).
+    def wrap(i, ts, d, p):
+        gre = struct.pack("!HHI", 0x1000, 0x22EB, i + 1)
+        stamp = int(round((ts - T0) * 1e7)) & 0xFFFFFFFF
+        low = (1 << 15) | (0 << 10) | (5 << 4) | (0 << 3) | (1 << 1) | 1
+        hdr = struct.pack("!HHIHH", (2 << 12) | 0, 200, stamp, 0, low)
+        platform = struct.pack("!II", (3 << 26) | 0x100, 0)
+        return outer_ether(outer_ip(gre + hdr + platform + ether(p, d), 47, 0x2200 + i))
+
+    write_tunnel(out, "erspan-iii.pcap", wrap)
+
+
+def vxlan_file(out):
+    # VXLAN (RFC 7348): flags I, VNI 5001, inner Ethernet; the source port is the flow's hash.
+    def wrap(i, ts, d, p):
+        vx = struct.pack("!BxxxI", 0x08, 5001 << 8)
+        return outer_ether(outer_ip(outer_udp(4789, 49152 + 1234, vx + ether(p, d)), 17, 0x2300 + i))
+
+    write_tunnel(out, "vxlan.pcap", wrap)
+
+
+def geneve_file(out):
+    # GENEVE (RFC 8926): version 0, one non-critical option (class 0x0102, type 0x01, 4 bytes),
+    # protocol 0x6558 (Ethernet), VNI 7001.
+    def wrap(i, ts, d, p):
+        opt = struct.pack("!HBBI", 0x0102, 0x01, 1, 0xC0FFEE00)
+        gn = struct.pack("!BBHI", len(opt) // 4, 0, 0x6558, 7001 << 8) + opt
+        return outer_ether(outer_ip(outer_udp(6081, 49152 + 4321, gn + ether(p, d)), 17, 0x2400 + i))
+
+    write_tunnel(out, "geneve.pcap", wrap)
+
+
+def mpls_file(out):
+    # Two MPLS labels (transport 16001, service 24005 with bottom of stack), TTL 64, then IPv4.
+    def wrap(i, ts, d, p):
+        dst, src = (SRV_MAC, DEV_MAC) if d == "c" else (DEV_MAC, SRV_MAC)
+        stack = struct.pack("!II", (16001 << 12) | 64, (24005 << 12) | (1 << 8) | 64)
+        return dst + src + struct.pack("!H", 0x8847) + stack + p
+
+    write_tunnel(out, "mpls.pcap", wrap)
+
+
+def llc_snap_file(out):
+    # IEEE 802.3 frames: a length in place of the EtherType, LLC AA AA 03, SNAP OUI 00-00-00,
+    # type 0x0800 (RFC 1042).
+    def wrap(i, ts, d, p):
+        dst, src = (SRV_MAC, DEV_MAC) if d == "c" else (DEV_MAC, SRV_MAC)
+        llc = bytes([0xAA, 0xAA, 0x03, 0, 0, 0]) + struct.pack("!H", 0x0800) + p
+        assert len(llc) <= 1500
+        return dst + src + struct.pack("!H", len(llc)) + llc
+
+    write_tunnel(out, "llc-snap.pcap", wrap)
+
+
+def tunnel_frames(name):
+    """Frames of a tunnel sample: one per packet of its exchange."""
+    return len(tunnel_exchange(name).packets)
+
+
+def gzipped(source):
+    """A sample gzip-compressed as `gzip -n` would (no name, time 0): byte-identical each run."""
+
+    def make(out):
+        import gzip
+
+        with open(os.path.join(os.path.dirname(out), source), "rb") as f:
+            data = f.read()
+        with open(out, "wb") as f:
+            f.write(gzip.compress(data, compresslevel=9, mtime=0))
+
+    return make
+
+
 CRAFTED = {
     "out-of-order.pcap": out_of_order,
     "retransmit-overlap.pcap": retransmit_overlap,
@@ -439,6 +589,16 @@ CRAFTED = {
     "reset-midbody.pcap": reset_midbody,
     "cut-mid-record.pcap": cut_mid_record,
     "not-a-capture.txt": not_a_capture,
+    "gre.pcap": gre_file,
+    "erspan-ii.pcap": erspan_ii,
+    "erspan-iii.pcap": erspan_iii,
+    "vxlan.pcap": vxlan_file,
+    "geneve.pcap": geneve_file,
+    "mpls.pcap": mpls_file,
+    "llc-snap.pcap": llc_snap_file,
+    # After the files they compress (two-interfaces.pcapng above; xml-ok.pcap is recorded).
+    "xml-ok.pcap.gz": gzipped("xml-ok.pcap"),
+    "two-interfaces.pcapng.gz": gzipped("two-interfaces.pcapng"),
 }
 
 

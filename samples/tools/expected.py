@@ -13,7 +13,8 @@ Keys per sample (a key is left out when the design does not fix its value for su
   handshake{complete,unanswered,refused,not_seen}, min_stalls, capture_gap_bytes,
   truncated_frames, exchanges[{method,path,status,verdict,event_type,event_state,parts,
   part_bytes,retry}] in request time order; min_requests and warning where exact counts cannot
-  be promised; error for a file that is not a capture. status is null when no response came.
+  be promised; error for a file that is not a capture; encapsulations{kind: frames} (kinds left
+  out are 0) and clients [ip:port] for tunnelled samples. status is null when no response came.
   min_stalls counts requests without a 200 OK (each starts a stall until the device's next
   request or the end of the capture).
 """
@@ -128,6 +129,13 @@ def build():
         2, 2, ok=2, complete=2,
         exchanges=[ex("VMD"), ex("linedetection")])
 
+    E["any-sll1-loopback.pcap"] = sample(
+        "tcpdump -i any -y LINUX_SLL (linktype 113, Linux cooked v1) of loopback traffic: every "
+        "frame's hardware type is ARPHRD_LOOPBACK (772), protocol 0x0800. 2 XML events (VMD, "
+        "linedetection), one connection each, both answered 200.",
+        2, 2, ok=2, complete=2,
+        exchanges=[ex("VMD"), ex("linedetection")])
+
     # ---- crafted (craft.py) ----
     E["out-of-order.pcap"] = sample(
         "One linedetection POST; its body is 3 segments delivered last-first (3, 2, 1) with the "
@@ -195,6 +203,42 @@ def build():
         2, None, complete=2, min_stalls=1, capture_gap_bytes=None, truncated_frames=None,
         verdicts=False)
     E["cut-mid-record.pcap"].update({"min_requests": 2, "warning": True})
+
+    # ---- crafted tunnels: what mirror ports and overlays carry (craft.py) ----
+    client = f"{craft.CAM[0]}:{craft.CAM[1]}"
+    tunnels = [
+        ("gre.pcap", "gre", "VMD", "GRE (checksum, key and sequence number present) with "
+         "transparent Ethernet bridging (0x6558)"),
+        ("erspan-ii.pcap", "erspan", "VMD", "ERSPAN type II (GRE with sequence number, "
+         "protocol 0x88BE, 8-byte ERSPAN header, session 100)"),
+        ("erspan-iii.pcap", "erspan", "linedetection", "ERSPAN type III (GRE protocol 0x22EB, "
+         "12-byte header with the optional 8-byte platform subheader, session 200)"),
+        ("vxlan.pcap", "vxlan", "VMD", "VXLAN (UDP 4789, VNI 5001) with an inner Ethernet frame"),
+        ("geneve.pcap", "geneve", "linedetection", "GENEVE (UDP 6081, VNI 7001, one 4-byte "
+         "option) with an inner Ethernet frame"),
+        ("mpls.pcap", "mpls", "VMD", "Ethernet with two MPLS labels (16001, 24005 bottom of "
+         "stack) over IPv4"),
+        ("llc-snap.pcap", "llc_snap", "VMD", "IEEE 802.3 frames (length field) with an 802.2 "
+         "LLC/SNAP header (AA AA 03, OUI 00-00-00, type 0x0800)"),
+    ]
+    for name, kind, event, how in tunnels:
+        E[name] = sample(
+            f"Mirror/overlay capture: {how}, between tunnel endpoints {craft.MIRROR} and "
+            f"{craft.COLLECTOR}. Inside: camera {client} posts one {event} event to "
+            f"{craft.SRV[0]}:{craft.SRV[1]}, answered 200. Every frame is encapsulated; the "
+            "connection is the inner one.",
+            1, 1, ok=1, complete=1, exchanges=[ex(event)])
+        E[name]["encapsulations"] = {kind: craft.tunnel_frames(name)}
+        E[name]["clients"] = [client]
+
+    # ---- gzip-compressed copies (craft.py) ----
+    E["xml-ok.pcap.gz"] = dict(E["xml-ok.pcap"])
+    E["xml-ok.pcap.gz"]["note"] = "xml-ok.pcap compressed with gzip: the same analysis. " + E["xml-ok.pcap"]["note"]
+    E["two-interfaces.pcapng.gz"] = {k: v for k, v in E["two-interfaces.pcapng"].items() if k != "warning"}
+    E["two-interfaces.pcapng.gz"]["note"] = (
+        "two-interfaces.pcapng compressed with gzip: both exchanges (Ethernet and raw IP "
+        "interfaces), 2 connections, 2 ok. Read by the pure-Rust pcapng reader from the start, "
+        "so no warning is promised.")
     E["not-a-capture.txt"] = {"note": "A text file: must be refused with an error, no report.", "error": True}
     return E
 

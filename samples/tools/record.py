@@ -489,6 +489,15 @@ def sc_any_sll2(port):
     return dev, lis, [200, 200]
 
 
+def sc_any_sll1_loopback(port):
+    # Linux cooked v1 of loopback traffic: ARPHRD_LOOPBACK (772) in every frame's header.
+    lis = Listener(port, ["ok", "ok"])
+    dev = Device(CAMERA_IP, port)
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:27:00+08:00", 1), XML_CT)
+    dev.send_event(bodies.linedetection_xml(CAMERA_IP, "2024-05-14T10:27:02+08:00", 1), XML_CT)
+    return dev, lis, [200, 200]
+
+
 # name -> (server port, scenario, tcpdump interface, extra tcpdump options)
 SCENARIOS = {
     "xml-ok.pcap": (18081, sc_xml_ok, "lo", []),
@@ -502,6 +511,7 @@ SCENARIOS = {
     "chunked-continue.pcap": (18089, sc_chunked_continue, "lo", []),
     "any-sll2.pcap": (18090, sc_any_sll2, "any", ["-y", "LINUX_SLL2"]),
     "server-close.pcap": (18091, sc_server_close, "lo", []),
+    "any-sll1-loopback.pcap": (18113, sc_any_sll1_loopback, "any", ["-y", "LINUX_SLL"]),
 }
 
 

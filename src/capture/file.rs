@@ -1,9 +1,16 @@
 //! Reading capture files through libpcap (the `pcap` crate): pcap and pcapng, micro- and
 //! nanosecond timestamps. A thin IO shell; decoding lives in [`super::frame`].
+//!
+//! Gzip-compressed captures (`.pcap.gz`, `.pcapng.gz`, told by their magic bytes, not by name)
+//! are decompressed as a stream (flate2) and read with the pure-Rust `pcap-file` readers, since
+//! libpcap reads only plain files: memory stays bounded (the readers' fixed buffers) whatever
+//! the file size.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::frame::LinkType;
 use crate::time::Timestamp;
@@ -38,7 +45,8 @@ pub struct ReadWarning(pub String);
 
 /// Streaming reader over a capture file: constant memory whatever the file size.
 pub struct CaptureFile {
-    cap: pcap::Capture<pcap::Offline>,
+    /// libpcap's handle; `None` for a compressed file, read by `fallback` from the start.
+    cap: Option<pcap::Capture<pcap::Offline>>,
     link: LinkType,
     dlt: i32,
     format: Format,
@@ -49,8 +57,11 @@ pub struct CaptureFile {
     path: std::path::PathBuf,
     /// The current frame's bytes.
     buf: Vec<u8>,
-    /// Set when libpcap gave up on a pcapng file that our own reader can go on with.
-    fallback: Option<NgFallback>,
+    /// Set when libpcap gave up on a pcapng file that our own reader can go on with, and from
+    /// the start for a compressed file.
+    fallback: Option<PureReader>,
+    /// Compressed bytes read so far, for a gzip file (progress counts those).
+    compressed: Option<Arc<AtomicU64>>,
     /// The stdio buffer under libpcap's `FILE` (see [`open_buffered`]). Declared after `cap`
     /// so that it is freed only after `cap` has closed the `FILE`.
     _stdio_buf: Option<Box<[u8]>>,
@@ -113,11 +124,72 @@ fn open_buffered(path: &Path) -> Option<Result<BufferedCapture, String>> {
     }
 }
 
+/// A byte stream for the pure-Rust readers: a plain file, or a gzip file's decompressed bytes.
+type Stream = Box<dyn Read + Send>;
+
+/// Counts the bytes read from the underlying (compressed) file, for progress.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The two magic bytes of a gzip member (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The decompressed stream of a gzip file (all its members, as `gzip -d` would), counting the
+/// compressed bytes read into `count`.
+fn gunzip(path: &Path, count: &Arc<AtomicU64>) -> io::Result<Stream> {
+    let f = File::open(path)?;
+    let counted = Counting {
+        inner: f,
+        count: Arc::clone(count),
+    };
+    Ok(Box::new(flate2::read::MultiGzDecoder::new(
+        io::BufReader::with_capacity(1 << 16, counted),
+    )))
+}
+
+/// The pure-Rust readers: pcapng where libpcap stops, and both formats of a compressed file.
+enum PureReader {
+    Ng(NgFallback),
+    Pcap {
+        reader: pcap_file::pcap::PcapReader<Stream>,
+        link: LinkType,
+    },
+}
+
+impl PureReader {
+    /// Next packet: (timestamp, link, orig_len), data into `buf`.
+    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<(Timestamp, LinkType, u32)>, String> {
+        match self {
+            PureReader::Ng(ng) => ng.next(buf),
+            PureReader::Pcap { reader, link } => match reader.next_packet() {
+                None => Ok(None),
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(p)) => {
+                    let ts = Timestamp(i64::try_from(p.timestamp.as_nanos()).unwrap_or(i64::MAX));
+                    buf.clear();
+                    buf.extend_from_slice(&p.data);
+                    Ok(Some((ts, *link, p.orig_len)))
+                }
+            },
+        }
+    }
+}
+
 /// Reads on where libpcap stops on a pcapng whose interfaces have different link types (libpcap
 /// refuses those; the pure-Rust `pcap-file` reader does not), with each frame's link type taken
-/// from its own interface.
+/// from its own interface. Also reads compressed pcapng files.
 struct NgFallback {
-    reader: pcap_file::pcapng::PcapNgReader<std::io::BufReader<File>>,
+    reader: pcap_file::pcapng::PcapNgReader<Stream>,
     /// (link type, if_tsresol) per interface of the current section.
     interfaces: Vec<(LinkType, u8)>,
 }
@@ -125,9 +197,11 @@ struct NgFallback {
 impl NgFallback {
     fn open(path: &Path) -> Result<NgFallback, String> {
         let f = File::open(path).map_err(|e| e.to_string())?;
-        let reader =
-            pcap_file::pcapng::PcapNgReader::new(std::io::BufReader::with_capacity(1 << 16, f))
-                .map_err(|e| e.to_string())?;
+        NgFallback::over(Box::new(io::BufReader::with_capacity(1 << 16, f)))
+    }
+
+    fn over(stream: Stream) -> Result<NgFallback, String> {
+        let reader = pcap_file::pcapng::PcapNgReader::new(stream).map_err(|e| e.to_string())?;
         Ok(NgFallback {
             reader,
             interfaces: Vec::new(),
@@ -238,6 +312,20 @@ impl Format {
     }
 }
 
+/// The container format from a file's first bytes, or why it is not a capture.
+fn format_of(magic: &[u8]) -> Result<Format, String> {
+    match <[u8; 4]>::try_from(magic) {
+        Ok(m) => Format::from_magic(m).ok_or_else(|| {
+            format!(
+                "starts with bytes {:02x} {:02x} {:02x} {:02x}",
+                m[0], m[1], m[2], m[3]
+            )
+        }),
+        Err(_) if magic.is_empty() => Err("file is empty".to_string()),
+        Err(_) => Err(format!("only {} bytes long", magic.len())),
+    }
+}
+
 fn io_error(path: &str, e: &io::Error) -> OpenError {
     match e.kind() {
         io::ErrorKind::NotFound => OpenError::NotFound {
@@ -280,20 +368,13 @@ impl CaptureFile {
         file.take(4)
             .read_to_end(&mut magic)
             .map_err(|e| io_error(&shown, &e))?;
-        let not_capture = |detail: String| OpenError::NotACapture {
+        if magic.starts_with(&GZIP_MAGIC) {
+            return CaptureFile::open_gzip(path, meta.len());
+        }
+        let format = format_of(&magic).map_err(|detail| OpenError::NotACapture {
             path: shown.clone(),
             detail,
-        };
-        let format = match <[u8; 4]>::try_from(magic.as_slice()) {
-            Ok(m) => Format::from_magic(m).ok_or_else(|| {
-                not_capture(format!(
-                    "starts with bytes {:02x} {:02x} {:02x} {:02x}",
-                    m[0], m[1], m[2], m[3]
-                ))
-            })?,
-            Err(_) if magic.is_empty() => return Err(not_capture("file is empty".to_string())),
-            Err(_) => return Err(not_capture(format!("only {} bytes long", magic.len()))),
-        };
+        })?;
 
         let (cap, stdio_buf) = match open_buffered(path) {
             Some(Ok((cap, buf))) => (cap, Some(buf)),
@@ -311,7 +392,7 @@ impl CaptureFile {
             Format::PcapNg => 0,
         };
         Ok(CaptureFile {
-            cap,
+            cap: Some(cap),
             link: LinkType::from_dlt(dlt),
             dlt,
             format,
@@ -320,10 +401,72 @@ impl CaptureFile {
             frames: 0,
             done: false,
             fallback: None,
+            compressed: None,
             path: path.to_path_buf(),
             buf: Vec::with_capacity(65_536),
             _stdio_buf: stdio_buf,
         })
+    }
+
+    /// Open a gzip-compressed capture: the pure-Rust reader of its format over the decompressed
+    /// stream. The stream is opened twice (once to read the format's magic) rather than
+    /// buffered, so nothing of it is kept.
+    fn open_gzip(path: &Path, file_size: u64) -> Result<CaptureFile, OpenError> {
+        let shown = path.display().to_string();
+        let other = |detail: String| OpenError::Other {
+            path: shown.clone(),
+            detail: format!("gzip-compressed: {detail}"),
+        };
+        let count = Arc::new(AtomicU64::new(0));
+        let mut magic = Vec::with_capacity(4);
+        gunzip(path, &count)
+            .and_then(|s| s.take(4).read_to_end(&mut magic))
+            .map_err(|e| other(e.to_string()))?;
+        let format = format_of(&magic).map_err(|detail| OpenError::NotACapture {
+            path: shown.clone(),
+            detail: format!("gzip-compressed content: {detail}"),
+        })?;
+        count.store(0, Ordering::Relaxed);
+        let stream = gunzip(path, &count).map_err(|e| other(e.to_string()))?;
+        let (reader, dlt) = match format {
+            Format::PcapNg => {
+                // The first interface's link type is only known once its block is read; frames
+                // carry their own.
+                (PureReader::Ng(NgFallback::over(stream).map_err(other)?), -1)
+            }
+            Format::Pcap { record_header: 16 } => {
+                let reader =
+                    pcap_file::pcap::PcapReader::new(stream).map_err(|e| other(e.to_string()))?;
+                let dlt = i32::try_from(u32::from(reader.header().datalink)).unwrap_or(-1);
+                let link = LinkType::from_dlt(dlt);
+                (PureReader::Pcap { reader, link }, dlt)
+            }
+            Format::Pcap { .. } => {
+                return Err(other(
+                    "the \"modified\" pcap format is read only uncompressed".to_string(),
+                ))
+            }
+        };
+        Ok(CaptureFile {
+            cap: None,
+            link: LinkType::from_dlt(dlt),
+            dlt,
+            format,
+            file_size,
+            bytes_read: 0,
+            frames: 0,
+            done: false,
+            fallback: Some(reader),
+            compressed: Some(count),
+            path: path.to_path_buf(),
+            buf: Vec::with_capacity(65_536),
+            _stdio_buf: None,
+        })
+    }
+
+    /// True when the file is gzip-compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.compressed.is_some()
     }
 
     /// Link type of the capture (of its first interface for pcapng).
@@ -387,9 +530,12 @@ impl CaptureFile {
         if self.done {
             return Ok(None);
         }
+        let Some(cap) = self.cap.as_mut() else {
+            return Ok(None);
+        };
         // The frame is borrowed straight from libpcap's buffer (valid until the next read): no
         // copy per frame. Only `self.cap` stays borrowed, so the error arm may touch the rest.
-        match self.cap.next_packet() {
+        match cap.next_packet() {
             Ok(p) => {
                 let caplen = u64::from(p.header.caplen);
                 let record = match self.format {
@@ -425,7 +571,7 @@ impl CaptureFile {
                 if self.format == Format::PcapNg && msg.contains("different from the type") {
                     return match start_fallback(&self.path, self.frames, &mut self.buf) {
                         Ok(fb) => {
-                            self.fallback = Some(fb);
+                            self.fallback = Some(PureReader::Ng(fb));
                             Err(ReadWarning(format!(
                                 "libpcap stopped after {} frame{plural} ({msg}); read on with the built-in pcapng reader",
                                 self.frames
@@ -452,9 +598,15 @@ impl CaptureFile {
         match fb.next(&mut self.buf) {
             Ok(Some((ts, link, orig_len))) => {
                 self.frames = self.frames.saturating_add(1);
-                let caplen = self.buf.len() as u64;
-                let record = 32u64.saturating_add(caplen.div_ceil(4).saturating_mul(4));
-                self.bytes_read = self.bytes_read.saturating_add(record).min(self.file_size);
+                self.bytes_read = match &self.compressed {
+                    Some(count) => count.load(Ordering::Relaxed),
+                    None => {
+                        let caplen = self.buf.len() as u64;
+                        let record = 32u64.saturating_add(caplen.div_ceil(4).saturating_mul(4));
+                        self.bytes_read.saturating_add(record)
+                    }
+                }
+                .min(self.file_size);
                 Step::Frame { ts, link, orig_len }
             }
             Ok(None) => {
@@ -838,6 +990,97 @@ mod tests {
             (Timestamp(7_000_000_000), LinkType::Ethernet, vec![9; 44])
         );
         assert_eq!(cf.bytes_read(), cf.file_size());
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_pcap_reads_like_the_plain_file() {
+        for (magic, big_endian) in [(MICRO, false), (NANO, true)] {
+            let mut p = Pcap::new(magic, big_endian, 113);
+            p.record(1_700_000_000, 123_456, &[1, 2, 3, 4], 4);
+            p.record(1_700_000_001, 999_999, &[5; 60], 1514);
+            let plain = write_temp(&p.bytes);
+            let packed = write_temp(&gzip(&p.bytes));
+            let mut a = CaptureFile::open(plain.path()).unwrap();
+            let mut b = CaptureFile::open(packed.path()).unwrap();
+            assert!(!a.is_compressed() && b.is_compressed());
+            assert_eq!(b.link_type(), LinkType::LinuxSll);
+            assert_eq!(b.dlt(), 113);
+            assert!(!b.is_pcapng());
+            let (fa, wa) = read_all(&mut a);
+            let (fb, wb) = read_all(&mut b);
+            assert_eq!((wa, wb), (None, None));
+            assert_eq!(fa.len(), 2);
+            assert_eq!(fa, fb);
+            assert_eq!(b.bytes_read(), b.file_size());
+            assert_eq!(b.frames_read(), 2);
+        }
+    }
+
+    #[test]
+    fn gzip_pcapng_with_two_link_types() {
+        let mut out = Vec::new();
+        shb(&mut out);
+        idb(&mut out, 1);
+        epb(&mut out, 0, 5_000_000, &[7; 42], 42);
+        idb(&mut out, 113);
+        epb(&mut out, 1, 6_000_000, &[8; 40], 40);
+        let f = write_temp(&gzip(&out));
+        let mut cf = CaptureFile::open(f.path()).unwrap();
+        assert!(cf.is_compressed() && cf.is_pcapng());
+        let mut frames = Vec::new();
+        while let Ok(Some(fr)) = cf.next_frame() {
+            frames.push((fr.ts, fr.link, fr.data.to_vec()));
+        }
+        assert_eq!(
+            frames,
+            vec![
+                (Timestamp(5_000_000_000), LinkType::Ethernet, vec![7; 42]),
+                (Timestamp(6_000_000_000), LinkType::LinuxSll, vec![8; 40]),
+            ]
+        );
+    }
+
+    #[test]
+    fn gzip_of_something_else_is_not_a_capture() {
+        let f = write_temp(&gzip(b"<?xml version=\"1.0\"?>"));
+        match CaptureFile::open(f.path()) {
+            Err(OpenError::NotACapture { detail, .. }) => {
+                assert_eq!(
+                    detail,
+                    "gzip-compressed content: starts with bytes 3c 3f 78 6d"
+                )
+            }
+            Err(e) => panic!("wrong error {e}"),
+            Ok(_) => panic!("opened gzip'd XML"),
+        }
+    }
+
+    #[test]
+    fn cut_gzip_warns_after_the_good_frames() {
+        let mut p = Pcap::new(MICRO, false, 1);
+        for i in 0..200u32 {
+            // Incompressible-ish bytes so the cut lands inside the records.
+            let data: Vec<u8> = (0..300u32)
+                .map(|j| (i * 7919 + j * 104_729) as u8)
+                .collect();
+            p.record(10 + i, 0, &data, 300);
+        }
+        let packed = gzip(&p.bytes);
+        let f = write_temp(&packed[..packed.len() / 2]);
+        let mut cf = CaptureFile::open(f.path()).unwrap();
+        let (frames, warning) = read_all(&mut cf);
+        assert!(!frames.is_empty() && frames.len() < 200, "{}", frames.len());
+        let w = warning.expect("a warning");
+        assert!(
+            w.starts_with(&format!("stopped after {} frames", frames.len())),
+            "{w}"
+        );
     }
 
     #[test]

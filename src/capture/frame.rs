@@ -12,9 +12,11 @@ use std::net::{IpAddr, SocketAddr};
 use etherparse::err::packet::SliceError;
 use etherparse::err::{Layer, LenError};
 use etherparse::{
-    EtherType, IpNumber, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, LenSource,
-    LinuxSllProtocolType, LinuxSllSlice, TcpSlice, TransportSlice,
+    EtherType, IpNumber, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, LenSource, TcpSlice,
+    TransportSlice,
 };
+
+use super::tunnel::{self, Encap, EncapCounts, Inner, TunnelError};
 
 /// Link-layer header type of a capture, from the pcap LINKTYPE/DLT number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,17 +121,70 @@ pub enum Decoded<'a> {
     NotTcp,
 }
 
-/// A frame that could not be decoded, with the layer at fault. The capture goes on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{layer}: {message}")]
-pub struct FrameError {
-    /// "link", "vlan", "ipv4", "ipv6" or "tcp".
-    pub layer: &'static str,
-    pub message: String,
+/// The layer a frame broke at: tells the reader which header to look at, and tests and callers
+/// match on it instead of on message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameLayer {
+    /// The capture's link-layer header (Ethernet, SLL, loopback, raw IP) or an unknown link type.
+    Link,
+    Vlan,
+    Ipv4,
+    Ipv6,
+    Tcp,
+    /// A tunnel or encapsulation header.
+    Tunnel(Encap),
+    /// More encapsulations nested than [`MAX_ENCAP_DEPTH`].
+    Nesting,
 }
 
+impl std::fmt::Display for FrameLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FrameLayer::Link => "link",
+            FrameLayer::Vlan => "vlan",
+            FrameLayer::Ipv4 => "ipv4",
+            FrameLayer::Ipv6 => "ipv6",
+            FrameLayer::Tcp => "tcp",
+            FrameLayer::Tunnel(e) => e.name(),
+            FrameLayer::Nesting => "tunnel",
+        })
+    }
+}
+
+/// A frame that could not be decoded, with the layer at fault. The capture goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub layer: FrameLayer,
+    pub message: String,
+    /// The innermost encapsulation the fault lies in, when the frame was tunnelled: the outer
+    /// headers were fine, so the message must not send the reader looking at them.
+    pub inside: Option<Encap>,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.layer, self.message)?;
+        if let Some(e) = self.inside {
+            write!(f, " (inside {e})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Encapsulations opened inside one another before a frame is given up as an error: real
+/// mirror and overlay set-ups nest two or three (ERSPAN of a VXLAN of an MPLS pseudowire).
+pub const MAX_ENCAP_DEPTH: usize = 8;
+
 /// Decode one captured frame. `orig_len` is the frame's length on the wire (pcap `orig_len`),
-/// which is larger than `data.len()` when the snapshot length cut it.
+/// which is larger than `data.len()` when the snapshot length cut it. Tunnelled frames are
+/// decapsulated but not counted; see [`decode_frame_counted`].
+pub fn decode_frame(link: LinkType, data: &[u8], orig_len: u32) -> Result<Decoded<'_>, FrameError> {
+    decode_frame_counted(link, data, orig_len, &mut EncapCounts::default())
+}
+
+/// Decode one captured frame, adding each encapsulation it was found in to `encaps`.
 ///
 /// Choices worth knowing:
 /// - Frames of an [`LinkType::Unsupported`] link type are an error (layer "link"), so they show
@@ -137,14 +192,75 @@ pub struct FrameError {
 /// - TCP carried in IP fragments (IPv4 or IPv6, first fragment included) is an error
 ///   ("ipv4: fragmented packet (offset N) not reassembled"): alarmscope does not reassemble IP
 ///   fragments and a first fragment alone would look like a segment with a silent hole. Fragments
-///   of other protocols are [`Decoded::NotTcp`].
-/// - Errors in layers other than link/VLAN/IP/TCP (a cut UDP or ICMP header, a short ARP packet)
-///   are [`Decoded::NotTcp`]: those frames are of no interest either way.
-pub fn decode_frame(link: LinkType, data: &[u8], orig_len: u32) -> Result<Decoded<'_>, FrameError> {
-    let sliced = match link {
+///   of other protocols are [`Decoded::NotTcp`], except those of tunnels (GRE, IP-in-IP, the
+///   first fragment of a VXLAN/GENEVE datagram), which may carry TCP and are errors too.
+/// - Errors in layers other than link/VLAN/IP/TCP/tunnel (a cut UDP or ICMP header, a short ARP
+///   packet) are [`Decoded::NotTcp`]: those frames are of no interest either way.
+/// - Tunnels ([`super::tunnel`]) are opened up to [`MAX_ENCAP_DEPTH`] deep; the segment carries
+///   the innermost addresses. The checks sit on the not-TCP branches only, so plain frames pay
+///   nothing for them.
+pub fn decode_frame_counted<'a>(
+    link: LinkType,
+    data: &'a [u8],
+    orig_len: u32,
+    encaps: &mut EncapCounts,
+) -> Result<Decoded<'a>, FrameError> {
+    let Some(mut sliced) = slice_link(link, data)? else {
+        return Ok(Decoded::NotTcp);
+    };
+    let mut inside = None;
+    for _ in 0..=MAX_ENCAP_DEPTH {
+        let step = interpret(sliced, data.len(), orig_len).map_err(|mut e| {
+            e.inside = inside;
+            e
+        })?;
+        let (encap, inner) = match step {
+            Step::Done(d) => return Ok(d),
+            Step::Inner(encap, inner) => (encap, inner),
+        };
+        encaps.add(encap);
+        inside = Some(encap);
+        sliced = match inner {
+            Inner::Ethernet(frame) => {
+                LaxSlicedPacket::from_ethernet(frame).map_err(|e| FrameError {
+                    layer: FrameLayer::Link,
+                    message: format!(
+                        "Ethernet header cut short ({} of {} bytes)",
+                        e.len, e.required_len
+                    ),
+                    inside,
+                })?
+            }
+            Inner::EtherType(et, packet) => LaxSlicedPacket::from_ether_type(et, packet),
+            Inner::Ip(packet) => match packet.first().map(|b| b >> 4) {
+                Some(6) => LaxSlicedPacket::from_ether_type(EtherType::IPV6, packet),
+                _ => LaxSlicedPacket::from_ether_type(EtherType::IPV4, packet),
+            },
+            Inner::Other => return Ok(Decoded::NotTcp),
+        };
+    }
+    Err(FrameError {
+        layer: FrameLayer::Nesting,
+        message: format!("more than {MAX_ENCAP_DEPTH} nested encapsulations"),
+        inside,
+    })
+}
+
+/// What one pass of slicing found: the end, or a tunnel to open.
+enum Step<'a> {
+    Done(Decoded<'a>),
+    Inner(Encap, Inner<'a>),
+}
+
+/// Slice the link layer of a capture's frame.
+///
+/// `None` for frames that are well formed but cannot carry IP (netlink, other address families,
+/// SLL protocols below 0x0600 other than 802.2 LLC).
+fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>, FrameError> {
+    Ok(Some(match link {
         LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|e| {
             err(
-                "link",
+                FrameLayer::Link,
                 format!(
                     "Ethernet header cut short ({} of {} bytes)",
                     e.len, e.required_len
@@ -152,77 +268,99 @@ pub fn decode_frame(link: LinkType, data: &[u8], orig_len: u32) -> Result<Decode
             )
         })?,
         LinkType::LinuxSll => {
-            let sll = LinuxSllSlice::from_slice(data).map_err(|e| match e {
-                etherparse::err::linux_sll::HeaderSliceError::Len(l) => err(
-                    "link",
+            // Read by hand: etherparse's SLL header refuses hardware types other than Ethernet
+            // (loopback 772, Android rmnet 530, tunnels...), while the protocol field means the
+            // same whatever the hardware (an EtherType, or 0x0004 for 802.2 LLC frames).
+            let (header, payload) = split_at_checked(data, SLL_HEADER_LEN).ok_or_else(|| {
+                err(
+                    FrameLayer::Link,
                     format!(
-                        "Linux cooked (SLL) header cut short ({} of {} bytes)",
-                        l.len, l.required_len
+                        "Linux cooked (SLL) header cut short ({} of {SLL_HEADER_LEN} bytes)",
+                        data.len()
                     ),
-                ),
-                etherparse::err::linux_sll::HeaderSliceError::Content(c) => {
-                    err("link", format!("Linux cooked (SLL) header: {c}"))
-                }
+                )
             })?;
-            match sll.protocol_type() {
-                LinuxSllProtocolType::EtherType(et) => {
-                    LaxSlicedPacket::from_ether_type(et, sll.payload_slice())
-                }
-                _ => return Ok(Decoded::NotTcp),
+            match sll_protocol(be16(header, 2), be16(header, 14)) {
+                Some(et) => LaxSlicedPacket::from_ether_type(et, payload),
+                None => return Ok(None),
             }
         }
         LinkType::LinuxSll2 => {
             let (header, payload) = split_at_checked(data, SLL2_HEADER_LEN).ok_or_else(|| {
                 err(
-                    "link",
+                    FrameLayer::Link,
                     format!(
                         "Linux cooked v2 (SLL2) header cut short ({} of {SLL2_HEADER_LEN} bytes)",
                         data.len()
                     ),
                 )
             })?;
-            let protocol = be16(header, 0);
-            let arphrd = be16(header, 8);
-            if arphrd == ARPHRD_NETLINK {
-                // The protocol field is a netlink family there, not an EtherType.
-                return Ok(Decoded::NotTcp);
+            match sll_protocol(be16(header, 8), be16(header, 0)) {
+                Some(et) => LaxSlicedPacket::from_ether_type(et, payload),
+                None => return Ok(None),
             }
-            LaxSlicedPacket::from_ether_type(EtherType(protocol), payload)
         }
         LinkType::Null | LinkType::Loop => {
             let (header, payload) = split_at_checked(data, 4).ok_or_else(|| {
                 err(
-                    "link",
+                    FrameLayer::Link,
                     format!("loopback header cut short ({} of 4 bytes)", data.len()),
                 )
             })?;
             match loopback_family(header) {
                 Some(et) => LaxSlicedPacket::from_ether_type(et, payload),
-                None => return Ok(Decoded::NotTcp),
+                None => return Ok(None),
             }
         }
         LinkType::Raw => match data.first().map(|b| b >> 4) {
             Some(4) => LaxSlicedPacket::from_ether_type(EtherType::IPV4, data),
             Some(6) => LaxSlicedPacket::from_ether_type(EtherType::IPV6, data),
-            Some(v) => return Err(err("link", format!("raw IP frame with IP version {v}"))),
-            None => return Err(err("link", "empty raw IP frame".to_string())),
+            Some(v) => {
+                return Err(err(
+                    FrameLayer::Link,
+                    format!("raw IP frame with IP version {v}"),
+                ))
+            }
+            None => return Err(err(FrameLayer::Link, "empty raw IP frame".to_string())),
         },
         LinkType::Ipv4 => LaxSlicedPacket::from_ether_type(EtherType::IPV4, data),
         LinkType::Ipv6 => LaxSlicedPacket::from_ether_type(EtherType::IPV6, data),
         LinkType::Unsupported(dlt) => {
-            return Err(err("link", format!("unsupported link type (DLT {dlt})")))
+            return Err(err(
+                FrameLayer::Link,
+                format!("unsupported link type (DLT {dlt})"),
+            ))
         }
-    };
-    interpret(sliced, data.len(), orig_len)
+    }))
 }
 
+/// The EtherType under a Linux cooked header (v1 or v2) of hardware type `arphrd`, or `None` when
+/// the protocol field is not one: a netlink family (ARPHRD_NETLINK), or a Linux pseudo-protocol
+/// below 0x0600 (CAN, raw 802.3...) other than 0x0004, which marks an 802.2 LLC frame and is
+/// passed on (any value below 0x0600 is read as an 802.3 length, then LLC).
+fn sll_protocol(arphrd: u16, protocol: u16) -> Option<EtherType> {
+    if arphrd == ARPHRD_NETLINK || (protocol < 0x0600 && protocol != LINUX_SLL_P_802_2) {
+        return None;
+    }
+    Some(EtherType(protocol))
+}
+
+/// SLL protocol value of frames that start with an 802.2 LLC header (Linux ETH_P_802_2).
+const LINUX_SLL_P_802_2: u16 = 0x0004;
+
+/// Length of a Linux cooked capture v1 header.
+const SLL_HEADER_LEN: usize = 16;
 /// Length of a Linux cooked capture v2 header.
 const SLL2_HEADER_LEN: usize = 20;
 /// ARPHRD_NETLINK: SLL/SLL2 frames whose protocol field is a netlink family.
 const ARPHRD_NETLINK: u16 = 824;
 
-fn err(layer: &'static str, message: String) -> FrameError {
-    FrameError { layer, message }
+fn err(layer: FrameLayer, message: String) -> FrameError {
+    FrameError {
+        layer,
+        message,
+        inside: None,
+    }
 }
 
 /// `data.split_at(n)` without panicking when `data` is shorter.
@@ -251,11 +389,11 @@ fn loopback_family(header: &[u8]) -> Option<EtherType> {
     fam(u32::from_le_bytes(bytes)).or_else(|| fam(u32::from_be_bytes(bytes)))
 }
 
-/// "ipv4"/"ipv6" for an IP packet starting at `ip`, by its version nibble.
-fn ip_layer_of(ip: &[u8]) -> &'static str {
+/// FrameLayer::Ipv4/FrameLayer::Ipv6 for an IP packet starting at `ip`, by its version nibble.
+fn ip_layer_of(ip: &[u8]) -> FrameLayer {
     match ip.first().map(|b| b >> 4) {
-        Some(6) => "ipv6",
-        _ => "ipv4",
+        Some(6) => FrameLayer::Ipv6,
+        _ => FrameLayer::Ipv4,
     }
 }
 
@@ -263,33 +401,33 @@ fn len_message(what: &str, l: &LenError) -> String {
     format!("{what} cut short ({} of {} bytes)", l.len, l.required_len)
 }
 
-/// Turn etherparse's lax slicing into our three outcomes.
+/// Turn etherparse's lax slicing into our three outcomes, or a tunnel to open.
 fn interpret<'a>(
     sliced: LaxSlicedPacket<'a>,
     captured: usize,
     orig_len: u32,
-) -> Result<Decoded<'a>, FrameError> {
+) -> Result<Step<'a>, FrameError> {
     // The IP layer name for errors found before the net slice exists.
     let ip_layer = sliced
         .ether_payload()
         .map(|p| {
             if p.ether_type == EtherType::IPV6 {
-                "ipv6"
+                FrameLayer::Ipv6
             } else {
                 ip_layer_of(p.payload)
             }
         })
-        .unwrap_or("ipv4");
+        .unwrap_or(FrameLayer::Ipv4);
     let ip_layer = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(_)) => "ipv4",
-        Some(LaxNetSlice::Ipv6(_)) => "ipv6",
+        Some(LaxNetSlice::Ipv4(_)) => FrameLayer::Ipv4,
+        Some(LaxNetSlice::Ipv6(_)) => FrameLayer::Ipv6,
         _ => ip_layer,
     };
 
     if let Some((e, layer)) = &sliced.stop_err {
         return match layer {
             Layer::VlanHeader => Err(err(
-                "vlan",
+                FrameLayer::Vlan,
                 match e {
                     SliceError::Len(l) => len_message("VLAN tag", l),
                     other => other.to_string(),
@@ -323,7 +461,7 @@ fn interpret<'a>(
                 },
             )),
             Layer::TcpHeader => Err(err(
-                "tcp",
+                FrameLayer::Tcp,
                 match e {
                     SliceError::Len(l) => len_message("header", l),
                     SliceError::Tcp(etherparse::err::tcp::HeaderError::DataOffsetTooSmall {
@@ -333,10 +471,10 @@ fn interpret<'a>(
                 },
             )),
             Layer::LinuxSllHeader | Layer::Ethernet2Header | Layer::EtherPayload => {
-                Err(err("link", e.to_string()))
+                Err(err(FrameLayer::Link, e.to_string()))
             }
             // UDP, ICMP, IGMP, ARP, MACsec: not TCP whatever the problem.
-            _ => Ok(Decoded::NotTcp),
+            _ => Ok(Step::Done(Decoded::NotTcp)),
         };
     }
 
@@ -348,7 +486,7 @@ fn interpret<'a>(
                 if let Some(p) = sliced.ether_payload() {
                     if is_vlan_type(p.ether_type) {
                         return Err(err(
-                            "vlan",
+                            FrameLayer::Vlan,
                             format!(
                                 "more than {} stacked VLAN tags",
                                 LaxSlicedPacket::LINK_EXTS_CAP
@@ -357,21 +495,22 @@ fn interpret<'a>(
                     }
                 }
             }
-            return Ok(Decoded::NotTcp);
+            return link_tunnel(&sliced);
         }
     };
 
     let (src_ip, dst_ip, payload, missing) = match net {
-        LaxNetSlice::Arp(_) => return Ok(Decoded::NotTcp),
+        LaxNetSlice::Arp(_) => return Ok(Step::Done(Decoded::NotTcp)),
         LaxNetSlice::Ipv4(v4) => {
             let h = v4.header();
             let payload = v4.payload();
             if payload.ip_number != IpNumber::TCP {
-                return Ok(Decoded::NotTcp);
+                let fragmented = h.more_fragments() || h.fragments_offset().value() != 0;
+                return ip_tunnel(&sliced, payload, fragmented, FrameLayer::Ipv4);
             }
             if h.more_fragments() || h.fragments_offset().value() != 0 {
                 return Err(err(
-                    "ipv4",
+                    FrameLayer::Ipv4,
                     format!(
                         "fragmented packet (offset {}) not reassembled",
                         u32::from(h.fragments_offset().value()) * 8
@@ -402,10 +541,13 @@ fn interpret<'a>(
             let h = v6.header();
             let payload = v6.payload();
             if payload.ip_number != IpNumber::TCP {
-                return Ok(Decoded::NotTcp);
+                return ip_tunnel(&sliced, payload, payload.fragmented, FrameLayer::Ipv6);
             }
             if payload.fragmented {
-                return Err(err("ipv6", "fragmented packet not reassembled".to_string()));
+                return Err(err(
+                    FrameLayer::Ipv6,
+                    "fragmented packet not reassembled".to_string(),
+                ));
             }
             let present = v6
                 .extensions()
@@ -434,7 +576,7 @@ fn interpret<'a>(
         // pretend a frame is fine.
         _ => {
             return Err(err(
-                "tcp",
+                FrameLayer::Tcp,
                 format!(
                     "no TCP header in {} bytes of IP payload",
                     payload.payload.len()
@@ -442,7 +584,7 @@ fn interpret<'a>(
             ))
         }
     };
-    Ok(Decoded::Tcp(TcpSegment {
+    Ok(Step::Done(Decoded::Tcp(TcpSegment {
         src: SocketAddr::new(src_ip, tcp.source_port()),
         dst: SocketAddr::new(dst_ip, tcp.destination_port()),
         seq: tcp.sequence_number(),
@@ -451,8 +593,97 @@ fn interpret<'a>(
         window: tcp.window_size(),
         payload: tcp.payload(),
         missing,
-    }))
+    })))
 }
+
+/// UDP port of VXLAN (IANA).
+const VXLAN_PORT: u16 = 4789;
+/// UDP port of GENEVE (IANA).
+const GENEVE_PORT: u16 = 6081;
+/// UDP port of GRE-in-UDP (RFC 8086): a GRE header right after the UDP header.
+const GRE_IN_UDP_PORT: u16 = 4754;
+
+/// An IP packet that is not TCP: a tunnel to open (GRE, GRE-in-UDP, IP-in-IP, VXLAN, GENEVE)
+/// or not TCP.
+fn ip_tunnel<'a>(
+    sliced: &LaxSlicedPacket<'a>,
+    payload: &LaxIpPayloadSlice<'a>,
+    fragmented: bool,
+    ip_layer: FrameLayer,
+) -> Result<Step<'a>, FrameError> {
+    let not_tcp = Ok(Step::Done(Decoded::NotTcp));
+    let encap = match payload.ip_number {
+        IpNumber::GRE => Encap::Gre,
+        IpNumber::IPV4 | IpNumber::IPV6 => Encap::IpInIp,
+        IpNumber::UDP => match &sliced.transport {
+            // etherparse slices no UDP header of a fragment, so fragmented datagrams end here.
+            Some(TransportSlice::Udp(udp)) => match udp.destination_port() {
+                VXLAN_PORT => Encap::Vxlan,
+                GENEVE_PORT => Encap::Geneve,
+                GRE_IN_UDP_PORT => Encap::Gre,
+                _ => return not_tcp,
+            },
+            _ => return not_tcp,
+        },
+        _ => return not_tcp,
+    };
+    if fragmented {
+        // Like TCP in fragments: what it carries cannot be read without reassembly.
+        return Err(err(
+            ip_layer,
+            format!("fragmented {encap} packet not reassembled"),
+        ));
+    }
+    let tunnel_err = |e: TunnelError| err(FrameLayer::Tunnel(encap), e.to_string());
+    let udp_payload = || match &sliced.transport {
+        Some(TransportSlice::Udp(udp)) => udp.payload(),
+        _ => &[],
+    };
+    let (encap, inner) = match encap {
+        Encap::Gre if payload.ip_number == IpNumber::UDP => {
+            tunnel::gre(udp_payload()).map_err(tunnel_err)?
+        }
+        Encap::Gre => tunnel::gre(payload.payload).map_err(tunnel_err)?,
+        Encap::Vxlan => (encap, tunnel::vxlan(udp_payload()).map_err(tunnel_err)?),
+        Encap::Geneve => (encap, tunnel::geneve(udp_payload()).map_err(tunnel_err)?),
+        _ => {
+            let et = if payload.ip_number == IpNumber::IPV6 {
+                EtherType::IPV6
+            } else {
+                EtherType::IPV4
+            };
+            (encap, Inner::EtherType(et, payload.payload))
+        }
+    };
+    Ok(Step::Inner(encap, inner))
+}
+
+/// A frame with no IP layer: an MPLS stack or an 802.2 LLC/SNAP header to open, or not TCP.
+fn link_tunnel<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<Step<'a>, FrameError> {
+    let Some(p) = sliced.ether_payload() else {
+        return Ok(Step::Done(Decoded::NotTcp));
+    };
+    let (encap, inner) = if p.ether_type.0 == MPLS_UNICAST || p.ether_type.0 == MPLS_MULTICAST {
+        (Encap::Mpls, tunnel::mpls(p.payload))
+    } else if p.ether_type.0 <= MAX_8023_LENGTH {
+        (Encap::LlcSnap, tunnel::llc(p.payload))
+    } else {
+        return Ok(Step::Done(Decoded::NotTcp));
+    };
+    match inner {
+        Ok(Inner::Other) => Ok(Step::Done(Decoded::NotTcp)),
+        Ok(inner) => Ok(Step::Inner(encap, inner)),
+        Err(e) => Err(err(FrameLayer::Tunnel(encap), e.to_string())),
+    }
+}
+
+/// EtherTypes of MPLS (etherparse 0.21 names none).
+const MPLS_UNICAST: u16 = 0x8847;
+const MPLS_MULTICAST: u16 = 0x8848;
+
+/// Largest IEEE 802.3 length field: type/length values up to here are lengths, and an 802.2 LLC
+/// header follows instead of an EtherType's packet.
+const MAX_8023_LENGTH: u16 = 1500;
 
 fn is_vlan_type(et: EtherType) -> bool {
     et == EtherType::VLAN_TAGGED_FRAME
@@ -736,7 +967,7 @@ mod tests {
         let f = eth(0x8100, &body);
         assert_eq!(
             frame_err(LinkType::Ethernet, &f, f.len() as u32).layer,
-            "vlan"
+            FrameLayer::Vlan
         );
     }
 
@@ -744,7 +975,7 @@ mod tests {
     fn cut_vlan_tag_is_a_vlan_error() {
         let f = eth(0x8100, &[0, 5]);
         let e = frame_err(LinkType::Ethernet, &f, 100);
-        assert_eq!(e.layer, "vlan");
+        assert_eq!(e.layer, FrameLayer::Vlan);
         assert!(e.message.contains("cut short"), "{e}");
     }
 
@@ -770,7 +1001,7 @@ mod tests {
         assert!(is_not_tcp(LinkType::LinuxSll2, &f));
         // Header cut short.
         let e = frame_err(LinkType::LinuxSll2, &f[..19], 100);
-        assert_eq!(e.layer, "link");
+        assert_eq!(e.layer, FrameLayer::Link);
         assert!(e.message.contains("19 of 20"), "{e}");
     }
 
@@ -795,7 +1026,7 @@ mod tests {
             }
             // AF_APPLETALK (16): some other protocol.
             assert!(is_not_tcp(link, &null([16, 0, 0, 0], &ip4)));
-            assert_eq!(frame_err(link, &[2, 0], 2).layer, "link");
+            assert_eq!(frame_err(link, &[2, 0], 2).layer, FrameLayer::Link);
         }
     }
 
@@ -811,17 +1042,254 @@ mod tests {
         assert_eq!(
             e,
             FrameError {
-                layer: "link",
-                message: "raw IP frame with IP version 5".into()
+                layer: FrameLayer::Link,
+                message: "raw IP frame with IP version 5".into(),
+                inside: None,
             }
         );
-        assert_eq!(frame_err(LinkType::Raw, &[], 0).layer, "link");
+        assert_eq!(frame_err(LinkType::Raw, &[], 0).layer, FrameLayer::Link);
     }
 
     #[test]
     fn unsupported_link_type_is_a_link_error() {
         let e = frame_err(LinkType::Unsupported(147), &[1, 2, 3], 3);
         assert_eq!(e.to_string(), "link: unsupported link type (DLT 147)");
+    }
+
+    // ---- tunnels and encapsulations ----
+
+    const OUTER_A: [u8; 4] = [172, 16, 0, 1];
+    const OUTER_B: [u8; 4] = [172, 16, 0, 2];
+
+    /// An outer IPv4 packet between the tunnel endpoints (not the device's addresses).
+    fn outer_ipv4(proto: u8, inner: &[u8]) -> Vec<u8> {
+        let mut v = ipv4(proto, inner, None, 0);
+        v[12..16].copy_from_slice(&OUTER_A);
+        v[16..20].copy_from_slice(&OUTER_B);
+        v
+    }
+
+    fn udp(dport: u16, inner: &[u8]) -> Vec<u8> {
+        let mut v = 40000u16.to_be_bytes().to_vec();
+        v.extend_from_slice(&dport.to_be_bytes());
+        v.extend_from_slice(&((8 + inner.len()) as u16).to_be_bytes());
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(inner);
+        v
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// The inner Ethernet/IPv4/TCP frame every tunnel test carries.
+    fn inner_eth() -> Vec<u8> {
+        eth(0x0800, &ipv4(6, &tcp_body(), None, 0))
+    }
+
+    /// Decode `f` (Ethernet link), check it is the inner segment and return the counts.
+    fn through(f: &[u8]) -> EncapCounts {
+        let mut c = EncapCounts::default();
+        match decode_frame_counted(LinkType::Ethernet, f, f.len() as u32, &mut c) {
+            Ok(Decoded::Tcp(s)) => check_v4_body(&s),
+            other => panic!("expected the inner TCP segment, got {other:?}"),
+        }
+        c
+    }
+
+    #[test]
+    fn gre_with_options_and_teb() {
+        // GRE with checksum, key and sequence number, carrying IPv4 by EtherType.
+        let gre = cat(&[
+            &[0xB0, 0, 0x08, 0x00],
+            &[0; 12],
+            &ipv4(6, &tcp_body(), None, 0),
+        ]);
+        let c = through(&eth(0x0800, &outer_ipv4(47, &gre)));
+        assert_eq!(c.gre, 1);
+        // Transparent Ethernet bridging: a whole Ethernet frame.
+        let gre = cat(&[&[0x20, 0, 0x65, 0x58, 0, 0, 0, 5], &inner_eth()]);
+        assert_eq!(through(&eth(0x0800, &outer_ipv4(47, &gre))).gre, 1);
+        // GRE over IPv6.
+        let gre = cat(&[&[0, 0, 0x08, 0x00], &ipv4(6, &tcp_body(), None, 0)]);
+        assert_eq!(through(&eth(0x86dd, &ipv6(47, &gre, None))).gre, 1);
+    }
+
+    #[test]
+    fn erspan_ii_and_iii() {
+        let ii = cat(&[
+            &[0x10, 0, 0x88, 0xBE, 0, 0, 0, 1],
+            &[0x10, 0x64, 0, 0x01, 0, 0, 0, 0],
+            &inner_eth(),
+        ]);
+        let c = through(&eth(0x0800, &outer_ipv4(47, &ii)));
+        assert_eq!((c.erspan, c.gre), (1, 0));
+        let iii = cat(&[
+            &[0x10, 0, 0x22, 0xEB, 0, 0, 0, 1],
+            &[0x20, 0x64, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0],
+            &inner_eth(),
+        ]);
+        assert_eq!(through(&eth(0x0800, &outer_ipv4(47, &iii))).erspan, 1);
+    }
+
+    #[test]
+    fn vxlan_and_geneve_over_udp() {
+        let vx = cat(&[&[0x08, 0, 0, 0, 0, 0, 0x2A, 0], &inner_eth()]);
+        let c = through(&eth(0x0800, &outer_ipv4(17, &udp(4789, &vx))));
+        assert_eq!(c.vxlan, 1);
+        let gn = cat(&[&[0, 0, 0x65, 0x58, 0, 0, 0x2A, 0], &inner_eth()]);
+        assert_eq!(
+            through(&eth(0x0800, &outer_ipv4(17, &udp(6081, &gn)))).geneve,
+            1
+        );
+        // GRE-in-UDP (RFC 8086), counted as GRE.
+        let gre = cat(&[&[0, 0, 0x08, 0x00], &ipv4(6, &tcp_body(), None, 0)]);
+        assert_eq!(
+            through(&eth(0x0800, &outer_ipv4(17, &udp(4754, &gre)))).gre,
+            1
+        );
+        // The same bytes to another UDP port are just UDP.
+        assert!(is_not_tcp(
+            LinkType::Ethernet,
+            &eth(0x0800, &outer_ipv4(17, &udp(4790, &vx)))
+        ));
+    }
+
+    #[test]
+    fn mpls_label_stack() {
+        // Two labels, then IPv4.
+        let m = cat(&[
+            &[0, 0x01, 0x00, 64, 0, 0x02, 0x01, 64],
+            &ipv4(6, &tcp_body(), None, 0),
+        ]);
+        assert_eq!(through(&eth(0x8847, &m)).mpls, 1);
+        // Ethernet pseudowire with a control word, under a VLAN tag.
+        let m = cat(&[&[0, 0x01, 0x01, 64, 0, 0, 0, 0], &inner_eth()]);
+        assert_eq!(through(&eth(0x8100, &vlan(7, 0x8847, &m))).mpls, 1);
+    }
+
+    #[test]
+    fn llc_snap_frames() {
+        let ip = ipv4(6, &tcp_body(), None, 0);
+        let snap = cat(&[&[0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00], &ip]);
+        let c = through(&eth(snap.len() as u16, &snap));
+        assert_eq!(c.llc_snap, 1);
+        // Linux cooked v1 protocol 0x0004: an 802.2 frame.
+        let mut f = sll(0x0004, &snap);
+        let mut counts = EncapCounts::default();
+        let len = f.len() as u32;
+        match decode_frame_counted(LinkType::LinuxSll, &f, len, &mut counts) {
+            Ok(Decoded::Tcp(s)) => check_v4_body(&s),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(counts.llc_snap, 1);
+        // Spanning tree BPDU: not TCP, and no warning.
+        f = eth(38, &[0x42, 0x42, 0x03, 0, 0, 0, 0]);
+        assert!(is_not_tcp(LinkType::Ethernet, &f));
+    }
+
+    #[test]
+    fn ip_in_ip() {
+        let f = eth(0x0800, &outer_ipv4(4, &ipv4(6, &tcp_body(), None, 0)));
+        assert_eq!(through(&f).ip_in_ip, 1);
+        // 6in4.
+        let f = eth(0x0800, &outer_ipv4(41, &ipv6(6, &tcp_body(), None)));
+        let mut c = EncapCounts::default();
+        match decode_frame_counted(LinkType::Ethernet, &f, f.len() as u32, &mut c) {
+            Ok(Decoded::Tcp(s)) => check_v6_body(&s),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.ip_in_ip, 1);
+    }
+
+    #[test]
+    fn nested_tunnels_count_each_layer() {
+        // VXLAN inside GRE inside MPLS.
+        let vx = cat(&[&[0x08, 0, 0, 0, 0, 0, 0x2A, 0], &inner_eth()]);
+        let gre = cat(&[&[0, 0, 0x08, 0x00], &outer_ipv4(17, &udp(4789, &vx))]);
+        let m = cat(&[&[0, 0x01, 0x01, 64], &outer_ipv4(47, &gre)]);
+        let c = through(&eth(0x8847, &m));
+        assert_eq!((c.mpls, c.gre, c.vxlan), (1, 1, 1));
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_a_located_error() {
+        let mut p = ipv4(6, &tcp_body(), None, 0);
+        for _ in 0..=MAX_ENCAP_DEPTH {
+            p = outer_ipv4(4, &p);
+        }
+        let f = eth(0x0800, &p);
+        let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
+        assert_eq!(e.layer, FrameLayer::Nesting);
+        assert_eq!(e.inside, Some(Encap::IpInIp));
+        // One level less is fine.
+        let mut p = ipv4(6, &tcp_body(), None, 0);
+        for _ in 0..MAX_ENCAP_DEPTH {
+            p = outer_ipv4(4, &p);
+        }
+        assert_eq!(through(&eth(0x0800, &p)).ip_in_ip, MAX_ENCAP_DEPTH as u64);
+    }
+
+    #[test]
+    fn errors_inside_a_tunnel_say_so() {
+        // VXLAN header cut short.
+        let f = eth(0x0800, &outer_ipv4(17, &udp(4789, &[0x08, 0, 0])));
+        let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
+        assert_eq!(
+            (e.layer, e.inside),
+            (FrameLayer::Tunnel(Encap::Vxlan), None)
+        );
+        // Inner TCP header cut short: the fault is inside GRE.
+        let inner = ipv4(6, &tcp_body()[..10], None, 0);
+        let f = eth(
+            0x0800,
+            &outer_ipv4(47, &cat(&[&[0, 0, 0x08, 0x00], &inner])),
+        );
+        let e = frame_err(LinkType::Ethernet, &f, f.len() as u32);
+        assert_eq!((e.layer, e.inside), (FrameLayer::Tcp, Some(Encap::Gre)));
+        assert!(e.to_string().ends_with("(inside gre)"), "{e}");
+        // A fragmented GRE packet cannot be opened.
+        let f = eth(0x0800, &ipv4(47, &[0; 24], None, 0x2000));
+        assert_eq!(
+            frame_err(LinkType::Ethernet, &f, f.len() as u32).layer,
+            FrameLayer::Ipv4
+        );
+    }
+
+    #[test]
+    fn snaplen_cut_inside_a_tunnel_reports_missing() {
+        let body = vec![b'x'; 400];
+        let inner = eth(
+            0x0800,
+            &ipv4(6, &tcp(1, 2, 3, 4, PSH_ACK, 5, 0, &body), None, 0),
+        );
+        let vx = cat(&[&[0x08, 0, 0, 0, 0, 0, 0x2A, 0], &inner]);
+        let full = eth(0x0800, &outer_ipv4(17, &udp(4789, &vx)));
+        let s = seg(LinkType::Ethernet, &full[..200], full.len() as u32);
+        assert_eq!(s.payload, &body[..s.payload.len()]);
+        assert_eq!(s.payload.len() + s.missing as usize, 400);
+        assert!(s.missing > 0);
+    }
+
+    #[test]
+    fn linux_sll_v1_any_hardware_type() {
+        // Loopback (772), Android rmnet (530), IP GRE tunnel (778), "none" (0xFFFE).
+        for arphrd in [772u16, 530, 778, 0xFFFE] {
+            let mut f = sll(0x0800, &ipv4(6, &tcp_body(), None, 0));
+            f[2..4].copy_from_slice(&arphrd.to_be_bytes());
+            check_v4_body(&seg(LinkType::LinuxSll, &f, f.len() as u32));
+        }
+        // Netlink: the protocol field is a netlink family.
+        let mut f = sll(0x0800, &ipv4(6, &tcp_body(), None, 0));
+        f[2..4].copy_from_slice(&824u16.to_be_bytes());
+        assert!(is_not_tcp(LinkType::LinuxSll, &f));
+        // CAN (protocol 0x000C): not an EtherType.
+        assert!(is_not_tcp(LinkType::LinuxSll, &sll(0x000C, &[0; 16])));
+        let e = frame_err(LinkType::LinuxSll, &f[..10], 100);
+        assert_eq!(
+            e.to_string(),
+            "link: Linux cooked (SLL) header cut short (10 of 16 bytes)"
+        );
     }
 
     // ---- not TCP ----
@@ -918,7 +1386,7 @@ mod tests {
         let full = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
         for cut in [34, 35, 40, 53] {
             let e = frame_err(LinkType::Ethernet, &full[..cut], full.len() as u32);
-            assert_eq!(e.layer, "tcp", "cut at {cut}: {e}");
+            assert_eq!(e.layer, FrameLayer::Tcp, "cut at {cut}: {e}");
         }
         let e = frame_err(LinkType::Ethernet, &full[..44], full.len() as u32);
         assert_eq!(e.to_string(), "tcp: header cut short (10 of 20 bytes)");
@@ -934,19 +1402,19 @@ mod tests {
         // IPv4 header cut short.
         let full = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
         let e = frame_err(LinkType::Ethernet, &full[..30], full.len() as u32);
-        assert_eq!(e.layer, "ipv4");
+        assert_eq!(e.layer, FrameLayer::Ipv4);
         assert!(e.message.contains("16 of 20"), "{e}");
         // IHL 3.
         let mut bad = ipv4(6, &tcp_body(), None, 0);
         bad[0] = 0x43;
         let e = frame_err(LinkType::Raw, &bad, bad.len() as u32);
-        assert_eq!(e.layer, "ipv4");
+        assert_eq!(e.layer, FrameLayer::Ipv4);
         assert!(e.message.contains('3'), "{e}");
         // IPv6 header cut short.
         let full = eth(0x86dd, &ipv6(6, &tcp_body(), None));
         assert_eq!(
             frame_err(LinkType::Ethernet, &full[..40], 100).layer,
-            "ipv6"
+            FrameLayer::Ipv6
         );
         // Ethernet says IPv4, the packet says version 7.
         let mut bad = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
@@ -1010,7 +1478,7 @@ mod tests {
         check_v6_body(&seg(LinkType::Ipv6, &f, f.len() as u32));
         // Cut inside the extension header.
         let e = frame_err(LinkType::Ipv6, &f[..44], f.len() as u32);
-        assert_eq!(e.layer, "ipv6");
+        assert_eq!(e.layer, FrameLayer::Ipv6);
     }
 
     #[test]
@@ -1081,7 +1549,7 @@ mod tests {
                 Ok(Decoded::NotTcp) => prop_assert!(false, "not TCP at cut {}", cut),
                 Err(e) => {
                     prop_assert!(cut < headers, "{} at cut {}", e, cut);
-                    prop_assert!(["link", "ipv4", "ipv6", "tcp"].contains(&e.layer));
+                    prop_assert!([FrameLayer::Link, FrameLayer::Ipv4, FrameLayer::Ipv6, FrameLayer::Tcp].contains(&e.layer));
                 }
             }
         }

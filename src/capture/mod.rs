@@ -8,5 +8,9 @@ pub mod file;
 pub mod frame;
 pub mod live;
 pub mod pcapwrite;
+pub mod tunnel;
 
-pub use frame::{decode_frame, FrameError, LinkType, TcpFlags, TcpSegment};
+pub use frame::{
+    decode_frame, decode_frame_counted, FrameError, FrameLayer, LinkType, TcpFlags, TcpSegment,
+};
+pub use tunnel::{Encap, EncapCounts};

@@ -49,7 +49,7 @@ pub struct OutputArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The capture file (pcap or pcapng).
+    /// The capture file (pcap or pcapng, gzip-compressed or not).
     pub file: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,

@@ -274,6 +274,7 @@ impl Ledger {
             connections_evicted: counters.connections_evicted,
             connections_expired: counters.connections_expired,
             peak_open_connections: counters.peak_open_connections,
+            encapsulations: counters.encapsulations,
             // From the devices: the lists may be capped (see `Ledger::bounded`), the counts not.
             stalls: devices.iter().map(|d| d.stalls).sum(),
             stalled_seconds: devices.iter().fold(0.0, |a, d| a + d.stalled_seconds),

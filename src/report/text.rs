@@ -52,6 +52,13 @@ pub fn render(r: &Report) -> String {
             s.capture_gap_bytes, s.truncated_frames, s.undecodable_frames
         );
     }
+    if !s.encapsulations.is_empty() {
+        let _ = writeln!(
+            o,
+            "encapsulated frames: {} (analysed by their inner addresses)",
+            s.encapsulations.describe()
+        );
+    }
     if s.connections_evicted > 0 || s.connections_expired > 0 {
         let _ = writeln!(
             o,
@@ -289,6 +296,21 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn encapsulations_get_a_line_only_when_there_are_some() {
+        let mut r = Report::default();
+        assert!(!render(&r).contains("encapsulated"), "{}", render(&r));
+        r.summary.encapsulations.vxlan = 3;
+        r.summary.encapsulations.mpls = 2;
+        let text = render(&r);
+        assert!(
+            text.contains(
+                "encapsulated frames: vxlan 3, mpls 2 (analysed by their inner addresses)"
+            ),
+            "{text}"
+        );
     }
 
     fn counters_of(r: &Report) -> Counters {
