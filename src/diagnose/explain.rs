@@ -23,6 +23,54 @@ pub fn explain_handshake(c: &Connection) -> Explanation {
             meaning: "The device reached the server and the server accepted the connection.".into(),
             next: "Check the request and its answer.".into(),
         },
+        Handshake::SynAckNotAcked => Explanation {
+            what: format!(
+                "{} answered {} SYN(s) from {} with SYN-ACK, but the client never acknowledged it.",
+                c.server, c.syn_attempts, c.client
+            ),
+            meaning: "The server accepted the connection; the handshake stalled on the client's \
+                      side: the SYN-ACK did not reach the device (a firewall or NAT on its way \
+                      back, asymmetric routing), the device dropped it, or the capture point \
+                      missed the device's ACK. No event from this attempt was delivered."
+                .into(),
+            next: "Look on the device's side: firewalls and NAT between the server and the device \
+                   for the return path, the device's gateway and routes; capture at the device's \
+                   port to see whether the SYN-ACK arrives there."
+                .into(),
+        },
+        Handshake::ClientReset => Explanation {
+            what: format!(
+                "{} answered the SYN from {} with SYN-ACK, and the client reset the connection \
+                 instead of completing it.",
+                c.server, c.client
+            ),
+            meaning: "The server accepted the connection; the client side refused the SYN-ACK: \
+                      the device had already given up on that attempt, or something between \
+                      them (firewall, NAT, a scanner's raw socket) answers for it. No event from \
+                      this attempt was delivered."
+                .into(),
+            next: "Look on the device's side: its connection timeout and network path, and \
+                   firewalls or NAT that could reset connections on its behalf."
+                .into(),
+        },
+        Handshake::OneSided => {
+            let acked = c.one_sided.as_ref().map_or(0, |o| o.peer_bytes_acked);
+            Explanation {
+                what: format!(
+                    "Only {}'s packets were captured; its ACKs prove that {} answered the SYN \
+                     (and sent {acked} bytes after it).",
+                    c.client, c.server
+                ),
+                meaning: "One-sided capture: the server's packets did not pass the capture point \
+                          (a mirror port or filter that sees one direction, asymmetric routing). \
+                          The handshake completed; answers to the requests are not in the \
+                          capture, so whether they were 200 OK cannot be told."
+                    .into(),
+                next: "Capture where both directions pass (on the alarm server itself, or a \
+                       mirror of both directions of the switch port)."
+                    .into(),
+            }
+        }
         Handshake::Unanswered => Explanation {
             what: format!(
                 "{} sent {} SYN(s) to {} and nothing answered.",
@@ -105,6 +153,31 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 next: format!("Likely cause: {hint}."),
             }
         }
+        Verdict::NotCaptured => {
+            let bytes = c.answer_bytes_acked(ex.index).unwrap_or(0);
+            Explanation {
+                what: format!(
+                    "Answer not captured (one-sided capture; the client acknowledged {bytes} \
+                     response bytes after this request)."
+                ),
+                meaning: "The server did answer, but its packets are not in the capture: whether \
+                          the answer was 200 OK cannot be told (uncertain)."
+                    .into(),
+                next: "Capture where both directions pass (on the alarm server itself, or a \
+                       mirror of both directions) to see the status."
+                    .into(),
+            }
+        }
+        Verdict::NoResponse if c.one_sided.is_some() => Explanation {
+            what: "No answer in the capture, and none proven: the capture holds only one side's \
+                   packets and the client acknowledged no response bytes after this request."
+                .into(),
+            meaning: format!(
+                "Uncertain: with a one-sided capture an answer may still have been lost on its way \
+                 or never sent.{stall}"
+            ),
+            next: "Capture where both directions pass to tell whether the server answered.".into(),
+        },
         Verdict::NoResponse => {
             let how = match c.closed {
                 CloseKind::Fin(Side::Client) | CloseKind::Rst(Side::Client) => {
