@@ -28,11 +28,18 @@ pub fn explain_handshake(c: &Connection) -> Explanation {
                 "{} answered {} SYN(s) from {} with SYN-ACK, but the client never acknowledged it.",
                 c.server, c.syn_attempts, c.client
             ),
-            meaning: "The server accepted the connection; the handshake stalled on the client's \
-                      side: the SYN-ACK did not reach the device (a firewall or NAT on its way \
-                      back, asymmetric routing), the device dropped it, or the capture point \
-                      missed the device's ACK. No event from this attempt was delivered."
-                .into(),
+            meaning: format!(
+                "The server accepted the connection; the handshake stalled on the client's side: \
+                 the SYN-ACK did not reach the device (a firewall or NAT on its way back, \
+                 asymmetric routing), the device dropped it, or the capture point missed the \
+                 device's ACK. No event from this attempt was delivered.{}",
+                if c.closed == CloseKind::Open {
+                    " The connection was still open when the capture ended: if it stopped right \
+                     after the SYN-ACK, the ACK may simply not be in it (uncertain)."
+                } else {
+                    ""
+                }
+            ),
             next: "Look on the device's side: firewalls and NAT between the server and the device \
                    for the return path, the device's gateway and routes; capture at the device's \
                    port to see whether the SYN-ACK arrives there."
@@ -227,5 +234,72 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                     .into(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Request;
+    use crate::tcp::{AckedAnswer, OneSided};
+    use crate::time::Timestamp;
+
+    fn conn(handshake: Handshake) -> Connection {
+        Connection {
+            id: 1,
+            client: "10.0.0.5:50000".into(),
+            server: "10.0.0.1:8080".into(),
+            handshake,
+            one_sided: None,
+            syn_attempts: 3,
+            closed: CloseKind::Open,
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            packets: 4,
+            gap_bytes: [0, 0],
+            retransmissions: 0,
+            truncated_frames: 0,
+            errors: Vec::new(),
+            exchanges: Vec::new(),
+            timeline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn server_answered_handshakes_are_not_explained_as_unanswered() {
+        let unanswered = explain_handshake(&conn(Handshake::Unanswered));
+        for hs in [
+            Handshake::SynAckNotAcked,
+            Handshake::ClientReset,
+            Handshake::OneSided,
+        ] {
+            let e = explain_handshake(&conn(hs));
+            assert_ne!(e.what, unanswered.what, "{hs:?}");
+            assert_ne!(e.meaning, unanswered.meaning, "{hs:?}");
+        }
+    }
+
+    #[test]
+    fn not_captured_answer_names_the_bytes_the_client_acknowledged() {
+        let mut c = conn(Handshake::OneSided);
+        c.one_sided = Some(OneSided {
+            captured: Side::Client,
+            peer_bytes_acked: 3239,
+            answers_acked: vec![AckedAnswer {
+                index: 0,
+                bytes: 3239,
+            }],
+        });
+        let mut ex = Exchange::started(0, Request::default());
+        ex.verdict = Verdict::NotCaptured;
+        let e = explain_verdict(&c, &ex, None);
+        assert!(e.what.contains("3239"), "{}", e.what);
+        // Not the "device gave up" story of a real no_response.
+        ex.verdict = Verdict::NoResponse;
+        let plain = explain_verdict(&conn(Handshake::Complete), &ex, None);
+        assert_ne!(e.what, plain.what);
+        // A one-sided no_response is told as uncertain, not as the device giving up.
+        let one_sided = explain_verdict(&c, &ex, None);
+        assert_ne!(one_sided.what, plain.what);
     }
 }
