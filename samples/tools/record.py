@@ -4,7 +4,7 @@ listener with scripted behaviours while tcpdump records the port.
 
     python3 samples/tools/record.py [--out DIR] [SCENARIO ...]     (root; all scenarios if none)
 
-Stdlib only. Needs tcpdump, and iptables (or nft) for syn-unanswered. Devices use source
+Stdlib only. Needs tcpdump, and iptables (or nft) for syn-unanswered and synack-not-acked. Devices use source
 addresses 127.0.0.10 (camera), 127.0.0.20 (ANPR camera), 127.0.0.30 (access terminal); the
 server listens on 127.0.0.1, one port per scenario (see SCENARIOS).
 
