@@ -235,12 +235,14 @@ impl Connection {
             return;
         }
         let exchanges = &self.exchanges;
-        let unanswered = exchanges.iter().enumerate().filter_map(|(i, ex)| {
-            (ex.verdict == Verdict::NoResponse).then(|| {
+        let unanswered = exchanges
+            .iter()
+            .enumerate()
+            .filter(|(_, ex)| ex.verdict == Verdict::NoResponse)
+            .map(|(i, ex)| {
                 let next = exchanges.get(i + 1).map(|n| n.request.time);
                 (ex.index, ex.request.end_time, next)
-            })
-        });
+            });
         os.answers_acked = acks.answers(unanswered);
         for a in &os.answers_acked {
             if let Some(ex) = self.exchanges.iter_mut().find(|e| e.index == a.index) {

@@ -43,10 +43,18 @@ pub fn render(r: &Report) -> String {
     // The client-side failure kinds only when there are some (the line stays as it was).
     let mut client_side = String::new();
     if s.handshake_syn_ack_not_acked > 0 {
-        let _ = write!(client_side, ", SYN-ACK not acknowledged {}", s.handshake_syn_ack_not_acked);
+        let _ = write!(
+            client_side,
+            ", SYN-ACK not acknowledged {}",
+            s.handshake_syn_ack_not_acked
+        );
     }
     if s.handshake_client_reset > 0 {
-        let _ = write!(client_side, ", reset by the client {}", s.handshake_client_reset);
+        let _ = write!(
+            client_side,
+            ", reset by the client {}",
+            s.handshake_client_reset
+        );
     }
     let _ = writeln!(
         o,
@@ -308,7 +316,10 @@ impl std::fmt::Display for NoRequestNote {
                     )?;
                 }
                 if undecodable > 0 {
-                    write!(f, " {undecodable} frames could not be decoded (see WARNINGS).")?;
+                    write!(
+                        f,
+                        " {undecodable} frames could not be decoded (see WARNINGS)."
+                    )?;
                 }
                 Ok(())
             }

@@ -146,7 +146,10 @@ impl AckLog {
             };
             if let (Some(b), Some(a)) = (before, after) {
                 if a > b {
-                    out.push(AckedAnswer { index, bytes: a - b });
+                    out.push(AckedAnswer {
+                        index,
+                        bytes: a - b,
+                    });
                 }
             }
         }
@@ -184,14 +187,34 @@ mod tests {
     fn answers_are_charged_to_the_request_before_them() {
         let l = three_gets();
         assert_eq!(l.total(), 12579);
-        assert_eq!(l.points.len(), 3, "pure ACKs between requests share a point");
-        let got = l.answers([(0, t(2), Some(t(5))), (1, t(5), Some(t(7))), (2, t(7), None)].into_iter());
+        assert_eq!(
+            l.points.len(),
+            3,
+            "pure ACKs between requests share a point"
+        );
+        let got = l.answers(
+            [
+                (0, t(2), Some(t(5))),
+                (1, t(5), Some(t(7))),
+                (2, t(7), None),
+            ]
+            .into_iter(),
+        );
         assert_eq!(
             got,
             vec![
-                AckedAnswer { index: 0, bytes: 3239 },
-                AckedAnswer { index: 1, bytes: 1071 },
-                AckedAnswer { index: 2, bytes: 8269 },
+                AckedAnswer {
+                    index: 0,
+                    bytes: 3239
+                },
+                AckedAnswer {
+                    index: 1,
+                    bytes: 1071
+                },
+                AckedAnswer {
+                    index: 2,
+                    bytes: 8269
+                },
             ]
         );
     }
@@ -205,7 +228,13 @@ mod tests {
         l.client_ack(t(4), SeqNumber(99), true); // request 1: never answered
         l.client_ack(t(5), SeqNumber(50), false); // old ACK (reordered): ignored
         let got = l.answers([(0, t(2), Some(t(4))), (1, t(4), None)].into_iter());
-        assert_eq!(got, vec![AckedAnswer { index: 0, bytes: 100 }]);
+        assert_eq!(
+            got,
+            vec![AckedAnswer {
+                index: 0,
+                bytes: 100
+            }]
+        );
         assert_eq!(l.total(), 100);
     }
 
@@ -221,6 +250,8 @@ mod tests {
         assert_eq!(l.points.len(), MAX_ACK_POINTS);
         let last = MAX_ACK_POINTS as i64 + 9;
         assert_eq!(l.answers([(0, t(1), Some(t(3)))].into_iter()).len(), 1);
-        assert!(l.answers([(9, t(2 * last + 1), None)].into_iter()).is_empty());
+        assert!(l
+            .answers([(9, t(2 * last + 1), None)].into_iter())
+            .is_empty());
     }
 }

@@ -81,10 +81,11 @@ mod tests {
         assert_eq!(b.raw(), 3);
         assert_eq!(b - a, 5);
         assert_eq!(a - b, -5);
-        assert!(b > a && a < b);
-        assert!(!(a > b));
+        assert!(b > a);
+        assert!(a < b);
+        assert_eq!(a.partial_cmp(&b), Some(Ordering::Less));
         assert_eq!(b - 5, a);
-        assert!(a <= a && a >= a);
+        assert_eq!(a.partial_cmp(&a), Some(Ordering::Equal));
     }
 
     #[test]

@@ -490,9 +490,15 @@ impl Conn {
 
         // Time line.
         if self.timeline.len() < config.timeline_packets {
-            let rel = |s: SeqNumber, isn: Option<SeqNumber>| s.raw().wrapping_sub(isn.map_or(0, |i| i.raw()));
+            let rel = |s: SeqNumber, isn: Option<SeqNumber>| {
+                s.raw().wrapping_sub(isn.map_or(0, |i| i.raw()))
+            };
             let seq = rel(seq, self.half[d].isn);
-            let ack = if f.ack() { rel(ack, self.half[o].isn) } else { 0 };
+            let ack = if f.ack() {
+                rel(ack, self.half[o].isn)
+            } else {
+                0
+            };
             self.timeline.push(PacketNote {
                 ts,
                 dir,
@@ -529,9 +535,7 @@ impl Conn {
             match p.ack_target() {
                 None => p.ack_gap_pending = false,
                 Some(t) => {
-                    let covers_fin = p
-                        .fin_seq
-                        .is_some_and(|fs| fs + 1 <= ack);
+                    let covers_fin = p.fin_seq.is_some_and(|fs| (fs + 1) - ack <= 0);
                     if p.ack_gap_pending || carries || covers_fin {
                         p.ack_gap_pending = false;
                         if let Some(asm) = p.asm.as_mut() {
@@ -1236,7 +1240,11 @@ mod tests {
         let os = info.one_sided.as_ref().expect("one-sided");
         assert_eq!((os.captured, os.peer_bytes_acked), (Side::Client, 300));
         assert_eq!(info.client_acks.total(), 300);
-        assert_eq!(info.gap_bytes, [0, 0], "unseen server bytes are not a gap here");
+        assert_eq!(
+            info.gap_bytes,
+            [0, 0],
+            "unseen server bytes are not a gap here"
+        );
         // The request's answer is proven by the ACKs after it.
         let end = info.timeline[2].ts;
         let got = info.client_acks.answers([(0, end, None)].into_iter());
