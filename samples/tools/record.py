@@ -439,25 +439,33 @@ def sc_refused(port):
     return dev, None, [None, None]
 
 
-def firewall(port, add):
-    """Drop SYNs to `port` on INPUT (iptables, else nft). Returns True when it worked."""
+def firewall_drop(port, add, chain, syn_match, nft_flags):
+    """Add (or remove) a DROP rule for TCP to `port` on `chain` (iptables, else nft): `syn_match`
+    is the iptables SYN test, `nft_flags` the same as an nft comparison of (syn|ack) with syn.
+    Returns True when it worked."""
     op = "-I" if add else "-D"
     if shutil.which("iptables"):
-        r = subprocess.run(["iptables", op, "INPUT", "-p", "tcp", "--dport", str(port), "--syn", "-j", "DROP"])
+        r = subprocess.run(["iptables", op, chain, "-p", "tcp", "--dport", str(port)] + syn_match + ["-j", "DROP"])
         if r.returncode == 0:
             return True
     if shutil.which("nft"):
+        hook = chain.lower()
+        table = f"alarmscope_samples_{hook}"
         if add:
             cmds = [
-                "add table inet alarmscope_samples",
-                "add chain inet alarmscope_samples input { type filter hook input priority -10 ; }",
-                f"add rule inet alarmscope_samples input tcp dport {port} tcp flags & (syn|ack) == syn drop",
+                f"add table inet {table}",
+                f"add chain inet {table} {hook} {{ type filter hook {hook} priority -10 ; }}",
+                f"add rule inet {table} {hook} tcp dport {port} tcp flags & (syn|ack) {nft_flags} syn drop",
             ]
         else:
-            cmds = ["delete table inet alarmscope_samples"]
-        ok = all(subprocess.run(["nft", c]).returncode == 0 for c in cmds)
-        return ok
+            cmds = [f"delete table inet {table}"]
+        return all(subprocess.run(["nft", c]).returncode == 0 for c in cmds)
     return False
+
+
+def firewall(port, add):
+    """Drop SYNs to `port` on INPUT."""
+    return firewall_drop(port, add, "INPUT", ["--syn"], "==")
 
 
 def sc_syn_unanswered(port):
@@ -476,23 +484,8 @@ def sc_syn_unanswered(port):
 
 def drop_client_acks(port, add):
     """Drop every packet the client sends to `port` except its SYNs (OUTPUT: before the capture
-    point on lo, so they are not in the file); iptables, else nft. True when it worked."""
-    op = "-I" if add else "-D"
-    if shutil.which("iptables"):
-        r = subprocess.run(["iptables", op, "OUTPUT", "-p", "tcp", "--dport", str(port), "!", "--syn", "-j", "DROP"])
-        if r.returncode == 0:
-            return True
-    if shutil.which("nft"):
-        if add:
-            cmds = [
-                "add table inet alarmscope_samples_out",
-                "add chain inet alarmscope_samples_out output { type filter hook output priority -10 ; }",
-                f"add rule inet alarmscope_samples_out output tcp dport {port} tcp flags & (syn|ack) != syn drop",
-            ]
-        else:
-            cmds = ["delete table inet alarmscope_samples_out"]
-        return all(subprocess.run(["nft", c]).returncode == 0 for c in cmds)
-    return False
+    point on lo, so they are not in the file)."""
+    return firewall_drop(port, add, "OUTPUT", ["!", "--syn"], "!=")
 
 
 # Run by record() after tcpdump has stopped (rules that must outlive the capture).

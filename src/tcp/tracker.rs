@@ -4,6 +4,10 @@
 //! - a connection is keyed by its 4-tuple in either direction; the client is the SYN sender (or
 //!   the receiver of a SYN-ACK); with neither seen, the side with the higher port (ties: the
 //!   first packet's source) and the handshake is [`Handshake::NotSeen`];
+//! - the handshake verdict says only what the packets prove: a plain client ACK after its SYN
+//!   proves the SYN-ACK came (captured or not); a SYN-ACK the client never acknowledged, or
+//!   answered with RST, is trouble on the client's side, not an unanswered SYN; with no server
+//!   packet at all the capture is one-sided and the client's ACKs are logged ([`super::oneside`]);
 //! - a SYN (without ACK) that is not a retransmission of the connection's SYN (same client, same
 //!   ISN) closes the connection on that tuple and opens a new one (port reuse);
 //! - RST closes at once (buffered data is flushed with gaps; data in or after the RST is
