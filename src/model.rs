@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::isapi::{EventInfo, PartInfo};
-use crate::tcp::{CloseKind, Handshake, PacketNote};
+use crate::tcp::{AckLog, CloseKind, Handshake, OneSided, PacketNote, Side};
 use crate::time::Timestamp;
 
 /// The verdict on one request/response exchange.
@@ -20,14 +20,19 @@ pub enum Verdict {
     NoResponse,
     /// The request never finished (reset, closed or capture ended mid-body, or unframeable).
     Incomplete,
+    /// The request was complete and an answer came, but the capture does not hold it (one-sided
+    /// capture: the client acknowledged response bytes after the request). Uncertain: whether
+    /// that answer was 200 OK cannot be told.
+    NotCaptured,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 4] = [
+    pub const ALL: [Verdict; 5] = [
         Verdict::Ok,
         Verdict::ErrorStatus,
         Verdict::NoResponse,
         Verdict::Incomplete,
+        Verdict::NotCaptured,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,12 +41,19 @@ impl Verdict {
             Verdict::ErrorStatus => "error_status",
             Verdict::NoResponse => "no_response",
             Verdict::Incomplete => "incomplete",
+            Verdict::NotCaptured => "not_captured",
         }
     }
 
     /// True for every verdict but `ok`.
     pub fn is_problem(self) -> bool {
         self != Verdict::Ok
+    }
+
+    /// True when the verdict rests on what the capture could not see (a capture gap or a
+    /// one-sided capture could have hidden the real outcome).
+    pub fn is_uncertain(self) -> bool {
+        self == Verdict::NotCaptured
     }
 }
 
@@ -222,6 +234,9 @@ pub struct Connection {
     pub client: String,
     pub server: String,
     pub handshake: Handshake,
+    /// Set when the capture holds only one side's packets: which side, and what its ACKs prove
+    /// of the other side (response bytes acknowledged, requests whose answer they prove).
+    pub one_sided: Option<OneSided>,
     pub syn_attempts: u32,
     pub closed: CloseKind,
     pub first_seen: Timestamp,
@@ -243,6 +258,46 @@ impl Connection {
     /// The client's IP without the port: the device, in HTTP listening mode.
     pub fn device(&self) -> &str {
         host_of(&self.client)
+    }
+
+    /// One-sided capture (client side only): a request judged `no_response` whose answer the
+    /// client's ACKs prove becomes `not_captured`, and the proof is kept in
+    /// [`OneSided::answers_acked`]. Call after the final verdicts are set.
+    ///
+    /// Why here and not in the verdict function: the proof is per connection (the ACK log and
+    /// the next request's start), not per exchange.
+    pub fn settle_one_sided(&mut self, acks: &AckLog) {
+        let Some(os) = self.one_sided.as_mut() else {
+            return;
+        };
+        if os.captured != Side::Client {
+            return;
+        }
+        let exchanges = &self.exchanges;
+        let unanswered = exchanges
+            .iter()
+            .enumerate()
+            .filter(|(_, ex)| ex.verdict == Verdict::NoResponse)
+            .map(|(i, ex)| {
+                let next = exchanges.get(i + 1).map(|n| n.request.time);
+                (ex.index, ex.request.end_time, next)
+            });
+        os.answers_acked = acks.answers(unanswered);
+        for a in &os.answers_acked {
+            if let Some(ex) = self.exchanges.iter_mut().find(|e| e.index == a.index) {
+                ex.verdict = Verdict::NotCaptured;
+            }
+        }
+    }
+
+    /// Response bytes the client acknowledged after exchange `index`, when a one-sided capture
+    /// proves its answer that way.
+    pub fn answer_bytes_acked(&self, index: usize) -> Option<u64> {
+        let os = self.one_sided.as_ref()?;
+        os.answers_acked
+            .iter()
+            .find(|a| a.index == index)
+            .map(|a| a.bytes)
     }
 }
 
@@ -305,9 +360,17 @@ pub struct Summary {
     pub error_status: u64,
     pub no_response: u64,
     pub incomplete: u64,
+    /// Requests answered (the client's ACKs prove it) in a one-sided capture: answer not captured.
+    pub not_captured: u64,
     pub handshake_failures: u64,
     pub handshake_unanswered: u64,
     pub handshake_refused: u64,
+    /// SYN-ACK seen, never acknowledged by the client.
+    pub handshake_syn_ack_not_acked: u64,
+    /// SYN-ACK seen, answered by the client with RST.
+    pub handshake_client_reset: u64,
+    /// Connections whose capture holds one side's packets only.
+    pub one_sided_connections: u64,
     pub stalls: u64,
     pub stalled_seconds: f64,
     pub retries: u64,
@@ -333,6 +396,38 @@ impl Summary {
             Verdict::ErrorStatus => self.error_status,
             Verdict::NoResponse => self.no_response,
             Verdict::Incomplete => self.incomplete,
+            Verdict::NotCaptured => self.not_captured,
+        }
+    }
+
+    /// Count one request's verdict.
+    pub fn count_verdict(&mut self, v: Verdict) {
+        let n = match v {
+            Verdict::Ok => &mut self.ok,
+            Verdict::ErrorStatus => &mut self.error_status,
+            Verdict::NoResponse => &mut self.no_response,
+            Verdict::Incomplete => &mut self.incomplete,
+            Verdict::NotCaptured => &mut self.not_captured,
+        };
+        *n += 1;
+    }
+
+    /// Count one finished connection's handshake (and whether it was one-sided). One place for
+    /// the replay diagnosis and the live one.
+    pub fn count_handshake(&mut self, c: &Connection) {
+        if c.one_sided.is_some() {
+            self.one_sided_connections += 1;
+        }
+        if !c.handshake.failed() {
+            return;
+        }
+        self.handshake_failures += 1;
+        match c.handshake {
+            Handshake::Unanswered => self.handshake_unanswered += 1,
+            Handshake::Refused => self.handshake_refused += 1,
+            Handshake::SynAckNotAcked => self.handshake_syn_ack_not_acked += 1,
+            Handshake::ClientReset => self.handshake_client_reset += 1,
+            Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => {}
         }
     }
 }

@@ -365,6 +365,7 @@ impl Stages {
             client: client.to_string(),
             server: server.to_string(),
             handshake: Handshake::NotSeen,
+            one_sided: None,
             syn_attempts: 0,
             closed: CloseKind::Open,
             first_seen: ts,
@@ -487,6 +488,7 @@ impl Stages {
             ));
         }
         let mut conn = http.conn;
+        let mut client_acks = None;
         if let Some(info) = info {
             conn.client = info.client.to_string();
             conn.server = info.server.to_string();
@@ -500,9 +502,14 @@ impl Stages {
             conn.retransmissions = info.retransmissions;
             conn.truncated_frames = info.truncated_frames;
             conn.timeline = info.timeline;
+            conn.one_sided = info.one_sided;
+            client_acks = Some(info.client_acks);
         }
         for ex in &mut conn.exchanges {
             ex.verdict = final_verdict(ex);
+        }
+        if let Some(acks) = &client_acks {
+            conn.settle_one_sided(acks);
         }
         finished.push(conn);
     }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alarmscope::model::Report;
+use alarmscope::model::{Report, Verdict};
 use alarmscope::replay::{replay, ReplayOptions};
 use serde_json::Value;
 
@@ -62,6 +62,7 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                 "error_status" => s.error_status,
                 "no_response" => s.no_response,
                 "incomplete" => s.incomplete,
+                "not_captured" => s.not_captured,
                 other => panic!("unknown verdict {other}"),
             };
             eq(&mut bad, name, &format!("verdict {k}"), got, u(v));
@@ -141,9 +142,9 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
         let mut got: Vec<_> = report
             .connections
             .iter()
-            .flat_map(|c| c.exchanges.iter())
+            .flat_map(|c| c.exchanges.iter().map(move |e| (c, e)))
             .collect();
-        got.sort_by_key(|e| e.request.time);
+        got.sort_by_key(|(_, e)| e.request.time);
         if got.len() != want.len() {
             bad.push(format!(
                 "{name}: {} exchanges, expected {}",
@@ -151,7 +152,7 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                 want.len()
             ));
         }
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        for (i, ((c, g), w)) in got.iter().zip(want).enumerate() {
             let mut field = |key: &str, got: Value| {
                 if let Some(wv) = w.get(key) {
                     if *wv != got {
@@ -193,6 +194,12 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                 Value::from(g.parts.iter().map(|p| p.bytes).collect::<Vec<_>>()),
             );
             field("retry", Value::from(g.retry_of.is_some()));
+            field(
+                "answer_bytes_acked",
+                c.answer_bytes_acked(g.index)
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
+            );
         }
     }
     bad
@@ -215,7 +222,8 @@ fn every_sample_shows_its_expected_verdicts() {
                 bad.extend(check(name, e, &r));
                 // Invariant whatever the sample: verdict counts add up to the requests.
                 let s = &r.summary;
-                if s.ok + s.error_status + s.no_response + s.incomplete != s.requests {
+                let judged: u64 = Verdict::ALL.iter().map(|v| s.verdict_count(*v)).sum();
+                if judged != s.requests {
                     bad.push(format!("{name}: verdict counts do not add up"));
                 }
             }

@@ -9,10 +9,10 @@ they cannot drift from the bodies actually sent.
     python3 samples/tools/expected.py [--out FILE]
 
 Keys per sample (a key is left out when the design does not fix its value for sure):
-  note, connections, requests, verdicts{ok,error_status,no_response,incomplete},
-  handshake{complete,unanswered,refused,not_seen}, min_stalls, capture_gap_bytes,
-  truncated_frames, exchanges[{method,path,status,verdict,event_type,event_state,parts,
-  part_bytes,retry}] in request time order; min_requests and warning where exact counts cannot
+  note, connections, requests, verdicts{ok,error_status,no_response,incomplete[,not_captured]},
+  handshake{complete,unanswered,refused,not_seen[,syn_ack_not_acked,client_reset,one_sided]},
+  min_stalls, capture_gap_bytes, truncated_frames, exchanges[{method,path,status,verdict,
+  event_type,event_state,parts,part_bytes,retry[,answer_bytes_acked]}] in request time order; min_requests and warning where exact counts cannot
   be promised; error for a file that is not a capture; encapsulations{kind: frames} (kinds left
   out are 0) and clients [ip:port] for tunnelled samples. status is null when no response came.
   min_stalls counts requests without a 200 OK (each starts a stall until the device's next
@@ -30,18 +30,22 @@ import craft  # noqa: E402
 import record  # noqa: E402
 
 
-def ex(event_type, status=200, verdict="ok", state="active", parts=0, part_bytes=(), retry=False):
+def ex(event_type, status=200, verdict="ok", state="active", parts=0, part_bytes=(), retry=False,
+       answer_bytes_acked=None):
     e = {"method": "POST", "path": "/alarm", "status": status, "verdict": verdict}
     if event_type is not None:
         e["event_type"] = event_type
         e["event_state"] = state
     e.update({"parts": parts, "part_bytes": list(part_bytes), "retry": retry})
+    if answer_bytes_acked is not None:
+        e["answer_bytes_acked"] = answer_bytes_acked
     return e
 
 
 def sample(note, connections=None, requests=None, ok=0, error_status=0, no_response=0, incomplete=0,
            complete=0, unanswered=0, refused=0, not_seen=0, min_stalls=0, capture_gap_bytes=0,
-           truncated_frames=0, exchanges=None, verdicts=True, handshake=True):
+           truncated_frames=0, exchanges=None, verdicts=True, handshake=True, not_captured=None,
+           syn_ack_not_acked=None, client_reset=None, one_sided=None):
     d = {"note": note}
     if connections is not None:
         d["connections"] = connections
@@ -49,8 +53,13 @@ def sample(note, connections=None, requests=None, ok=0, error_status=0, no_respo
         d["requests"] = requests
     if verdicts:
         d["verdicts"] = {"ok": ok, "error_status": error_status, "no_response": no_response, "incomplete": incomplete}
+        if not_captured is not None:
+            d["verdicts"]["not_captured"] = not_captured
     if handshake:
         d["handshake"] = {"complete": complete, "unanswered": unanswered, "refused": refused, "not_seen": not_seen}
+        for k, v in (("syn_ack_not_acked", syn_ack_not_acked), ("client_reset", client_reset), ("one_sided", one_sided)):
+            if v is not None:
+                d["handshake"][k] = v
     if min_stalls is not None:
         d["min_stalls"] = min_stalls
     if capture_gap_bytes is not None:
@@ -117,6 +126,29 @@ def build():
         "each SYN retransmitted by the kernel (3 SYNs per attempt on this kernel, 2-3 elsewhere), "
         "never answered. No request is sent.",
         2, 0, unanswered=2, exchanges=[])
+    E["synack-not-acked.pcap"] = sample(
+        "The server answers each SYN with SYN-ACK (and retransmits it), but a firewall rule drops "
+        "everything the device sends after its SYN before the wire: the capture shows a client "
+        "that never completes the handshake. The device gives up after 2 s and tries once more "
+        "on a new port, with the same result. No request reaches the capture; the server answered.",
+        2, 0, syn_ack_not_acked=2, exchanges=[])
+    E["client-reset.pcap"] = sample(
+        "Two bare SYNs from a raw socket (ports 40100, 40101); the server answers each with "
+        "SYN-ACK and the device's kernel, owning no socket for that port, resets: the client "
+        "refused the server's answer. No request.",
+        2, 0, client_reset=2, exchanges=[])
+    ack_answer = len(record.response(200, "OK", keep_alive=True))
+    E["one-sided.pcap"] = sample(
+        "Only the device's packets captured (tcpdump `src host 127.0.0.10`). Connection 1 "
+        "(keep-alive): events 1 and 2 (VMD) answered 200 with keep-alive, which the capture does "
+        f"not hold; the device's ACKs prove {ack_answer} response bytes after each: verdict "
+        "not_captured. Event 3 (linedetection) is never answered (the device's ACKs do not move); "
+        "the device closes after 2 s and re-sends it on connection 2, unanswered too: no_response.",
+        2, 4, no_response=2, not_captured=2, one_sided=2, min_stalls=1,
+        exchanges=[ex("VMD", status=None, verdict="not_captured", answer_bytes_acked=ack_answer),
+                   ex("VMD", status=None, verdict="not_captured", answer_bytes_acked=ack_answer),
+                   ex("linedetection", status=None, verdict="no_response"),
+                   ex("linedetection", status=None, verdict="no_response", retry=True)])
     E["chunked-continue.pcap"] = sample(
         "Connection 1: linedetection XML sent with Transfer-Encoding: chunked (180-byte chunks), "
         "answered 200. Connection 2: VMD with Expect: 100-continue: server sends 100 Continue, "

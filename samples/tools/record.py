@@ -4,7 +4,7 @@ listener with scripted behaviours while tcpdump records the port.
 
     python3 samples/tools/record.py [--out DIR] [SCENARIO ...]     (root; all scenarios if none)
 
-Stdlib only. Needs tcpdump, and iptables (or nft) for syn-unanswered. Devices use source
+Stdlib only. Needs tcpdump, and iptables (or nft) for syn-unanswered and synack-not-acked. Devices use source
 addresses 127.0.0.10 (camera), 127.0.0.20 (ANPR camera), 127.0.0.30 (access terminal); the
 server listens on 127.0.0.1, one port per scenario (see SCENARIOS).
 
@@ -28,6 +28,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -438,25 +439,33 @@ def sc_refused(port):
     return dev, None, [None, None]
 
 
-def firewall(port, add):
-    """Drop SYNs to `port` on INPUT (iptables, else nft). Returns True when it worked."""
+def firewall_drop(port, add, chain, syn_match, nft_flags):
+    """Add (or remove) a DROP rule for TCP to `port` on `chain` (iptables, else nft): `syn_match`
+    is the iptables SYN test, `nft_flags` the same as an nft comparison of (syn|ack) with syn.
+    Returns True when it worked."""
     op = "-I" if add else "-D"
     if shutil.which("iptables"):
-        r = subprocess.run(["iptables", op, "INPUT", "-p", "tcp", "--dport", str(port), "--syn", "-j", "DROP"])
+        r = subprocess.run(["iptables", op, chain, "-p", "tcp", "--dport", str(port)] + syn_match + ["-j", "DROP"])
         if r.returncode == 0:
             return True
     if shutil.which("nft"):
+        hook = chain.lower()
+        table = f"alarmscope_samples_{hook}"
         if add:
             cmds = [
-                "add table inet alarmscope_samples",
-                "add chain inet alarmscope_samples input { type filter hook input priority -10 ; }",
-                f"add rule inet alarmscope_samples input tcp dport {port} tcp flags & (syn|ack) == syn drop",
+                f"add table inet {table}",
+                f"add chain inet {table} {hook} {{ type filter hook {hook} priority -10 ; }}",
+                f"add rule inet {table} {hook} tcp dport {port} tcp flags & (syn|ack) {nft_flags} syn drop",
             ]
         else:
-            cmds = ["delete table inet alarmscope_samples"]
-        ok = all(subprocess.run(["nft", c]).returncode == 0 for c in cmds)
-        return ok
+            cmds = [f"delete table inet {table}"]
+        return all(subprocess.run(["nft", c]).returncode == 0 for c in cmds)
     return False
+
+
+def firewall(port, add):
+    """Drop SYNs to `port` on INPUT."""
+    return firewall_drop(port, add, "INPUT", ["--syn"], "==")
 
 
 def sc_syn_unanswered(port):
@@ -471,6 +480,93 @@ def sc_syn_unanswered(port):
     finally:
         firewall(port, False)
     return dev, lis, [None, None]
+
+
+def drop_client_acks(port, add):
+    """Drop every packet the client sends to `port` except its SYNs (OUTPUT: before the capture
+    point on lo, so they are not in the file)."""
+    return firewall_drop(port, add, "OUTPUT", ["!", "--syn"], "!=")
+
+
+# Run by record() after tcpdump has stopped (rules that must outlive the capture).
+AFTER_CAPTURE = []
+
+
+def sc_synack_not_acked(port):
+    # The server answers each SYN with SYN-ACK (and retransmits it); the client's ACK (and all
+    # it sends after) is dropped before the wire, so the capture shows a client that never
+    # completes the handshake. The rule stays until tcpdump has stopped: the server's later
+    # SYN-ACK retransmissions must not be answered inside the capture.
+    lis = Listener(port, [])
+    if not drop_client_acks(port, True):
+        lis.stop()
+        raise RuntimeError("neither iptables nor nft could drop the client's ACKs")
+    AFTER_CAPTURE.append(lambda: drop_client_acks(port, False))
+    dev = Device(CAMERA_IP, port)
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:27:00+08:00"), XML_CT)
+    return dev, lis, [None, None]
+
+
+def tcp_checksum(src, dst, segment):
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(segment))
+    data = pseudo + segment + (b"\0" if len(segment) % 2 else b"")
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+class RawSynDevice:
+    """A device whose connection attempt is a bare SYN from a raw socket: no socket of the
+    kernel owns its port, so the kernel answers the server's SYN-ACK with RST (a client that
+    resets instead of completing the handshake). Two attempts, new source port each."""
+
+    def __init__(self, src_ip, port):
+        self.src_ip = src_ip
+        self.port = port
+        self.sent = []
+        self.results = []
+
+    def send_event(self, body, ctype):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+        raw.bind((self.src_ip, 0))  # the source address the checksum is computed for
+        try:
+            for attempt in range(2):
+                sport = 40100 + attempt
+                isn = 1000 + 77777 * attempt
+                hdr = struct.pack("!HHIIBBHHH", sport, self.port, isn, 0, 5 << 4, 0x02, 64240, 0, 0)
+                csum = tcp_checksum(self.src_ip, SERVER_IP, hdr)
+                hdr = hdr[:16] + struct.pack("!H", csum) + hdr[18:]
+                raw.sendto(hdr, (SERVER_IP, 0))
+                self.results.append(None)
+                time.sleep(0.3)
+        finally:
+            raw.close()
+        time.sleep(EVENT_GAP)
+        return None
+
+    def close(self):
+        pass
+
+
+def sc_client_reset(port):
+    lis = Listener(port, [])
+    dev = RawSynDevice(CAMERA_IP, port)
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:27:30+08:00"), XML_CT)
+    return dev, lis, [None, None]
+
+
+def sc_one_sided(port):
+    # Keep-alive: events 1 and 2 answered 200 on one connection, event 3 never answered (the
+    # device gives up after 2 s and retries on a new connection, unanswered too). tcpdump keeps
+    # only the device's packets (`src host`), as a capture point that sees one direction.
+    lis = Listener(port, ["ok-keepalive", "ok-keepalive", "silent", "silent"])
+    dev = Device(CAMERA_IP, port)
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:28:00+08:00", 1), XML_CT)
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:28:01+08:00", 2), XML_CT)
+    dev.send_event(bodies.linedetection_xml(CAMERA_IP, "2024-05-14T10:28:02+08:00", 1), XML_CT)
+    dev.close()
+    return dev, lis, [200, 200, None, None]
 
 
 def sc_chunked_continue(port):
@@ -498,7 +594,7 @@ def sc_any_sll1_loopback(port):
     return dev, lis, [200, 200]
 
 
-# name -> (server port, scenario, tcpdump interface, extra tcpdump options)
+# name -> (server port, scenario, tcpdump interface, extra tcpdump options[, extra filter])
 SCENARIOS = {
     "xml-ok.pcap": (18081, sc_xml_ok, "lo", []),
     "json-ok.pcap": (18082, sc_json_ok, "lo", []),
@@ -512,6 +608,9 @@ SCENARIOS = {
     "any-sll2.pcap": (18090, sc_any_sll2, "any", ["-y", "LINUX_SLL2"]),
     "server-close.pcap": (18091, sc_server_close, "lo", []),
     "any-sll1-loopback.pcap": (18113, sc_any_sll1_loopback, "any", ["-y", "LINUX_SLL"]),
+    "synack-not-acked.pcap": (18092, sc_synack_not_acked, "lo", []),
+    "client-reset.pcap": (18093, sc_client_reset, "lo", []),
+    "one-sided.pcap": (18094, sc_one_sided, "lo", [], f"src host {CAMERA_IP}"),
 }
 
 
@@ -519,8 +618,9 @@ SCENARIOS = {
 # tcpdump
 
 
-def start_tcpdump(iface, path, port, extra):
-    cmd = ["tcpdump", "-i", iface, "-U", "-B", "8192", "-Z", "root", "-w", path] + extra + [f"tcp port {port}"]
+def start_tcpdump(iface, path, port, extra, only=None):
+    expr = f"tcp port {port}" + (f" and {only}" if only else "")
+    cmd = ["tcpdump", "-i", iface, "-U", "-B", "8192", "-Z", "root", "-w", path] + extra + [expr]
     log(" ".join(cmd))
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
@@ -555,14 +655,18 @@ def stop_tcpdump(p):
 
 
 def record(name, out_dir):
-    port, scenario, iface, extra = SCENARIOS[name]
+    port, scenario, iface, extra, *only = SCENARIOS[name]
     path = os.path.join(out_dir, name)
     log(f"== {name}")
-    p = start_tcpdump(iface, path, port, extra)
+    p = start_tcpdump(iface, path, port, extra, *only)
     try:
         dev, lis, expect = scenario(port)
     finally:
-        stop_tcpdump(p)
+        try:
+            stop_tcpdump(p)
+        finally:
+            while AFTER_CAPTURE:
+                AFTER_CAPTURE.pop()()
     if lis is not None:
         lis.stop()
         got = [b for _, _, b in lis.received]

@@ -23,6 +23,61 @@ pub fn explain_handshake(c: &Connection) -> Explanation {
             meaning: "The device reached the server and the server accepted the connection.".into(),
             next: "Check the request and its answer.".into(),
         },
+        Handshake::SynAckNotAcked => Explanation {
+            what: format!(
+                "{} answered {} SYN(s) from {} with SYN-ACK, but the client never acknowledged it.",
+                c.server, c.syn_attempts, c.client
+            ),
+            meaning: format!(
+                "The server accepted the connection; the handshake stalled on the client's side: \
+                 the SYN-ACK did not reach the device (a firewall or NAT on its way back, \
+                 asymmetric routing), the device dropped it, or the capture point missed the \
+                 device's ACK. No event from this attempt was delivered.{}",
+                if c.closed == CloseKind::Open {
+                    " The connection was still open when the capture ended: if it stopped right \
+                     after the SYN-ACK, the ACK may simply not be in it (uncertain)."
+                } else {
+                    ""
+                }
+            ),
+            next: "Look on the device's side: firewalls and NAT between the server and the device \
+                   for the return path, the device's gateway and routes; capture at the device's \
+                   port to see whether the SYN-ACK arrives there."
+                .into(),
+        },
+        Handshake::ClientReset => Explanation {
+            what: format!(
+                "{} answered the SYN from {} with SYN-ACK, and the client reset the connection \
+                 instead of completing it.",
+                c.server, c.client
+            ),
+            meaning: "The server accepted the connection; the client side refused the SYN-ACK: \
+                      the device had already given up on that attempt, or something between \
+                      them (firewall, NAT, a scanner's raw socket) answers for it. No event from \
+                      this attempt was delivered."
+                .into(),
+            next: "Look on the device's side: its connection timeout and network path, and \
+                   firewalls or NAT that could reset connections on its behalf."
+                .into(),
+        },
+        Handshake::OneSided => {
+            let acked = c.one_sided.as_ref().map_or(0, |o| o.peer_bytes_acked);
+            Explanation {
+                what: format!(
+                    "Only {}'s packets were captured; its ACKs prove that {} answered the SYN \
+                     (and sent {acked} bytes after it).",
+                    c.client, c.server
+                ),
+                meaning: "One-sided capture: the server's packets did not pass the capture point \
+                          (a mirror port or filter that sees one direction, asymmetric routing). \
+                          The handshake completed; answers to the requests are not in the \
+                          capture, so whether they were 200 OK cannot be told."
+                    .into(),
+                next: "Capture where both directions pass (on the alarm server itself, or a \
+                       mirror of both directions of the switch port)."
+                    .into(),
+            }
+        }
         Handshake::Unanswered => Explanation {
             what: format!(
                 "{} sent {} SYN(s) to {} and nothing answered.",
@@ -105,6 +160,31 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 next: format!("Likely cause: {hint}."),
             }
         }
+        Verdict::NotCaptured => {
+            let bytes = c.answer_bytes_acked(ex.index).unwrap_or(0);
+            Explanation {
+                what: format!(
+                    "Answer not captured (one-sided capture; the client acknowledged {bytes} \
+                     response bytes after this request)."
+                ),
+                meaning: "The server did answer, but its packets are not in the capture: whether \
+                          the answer was 200 OK cannot be told (uncertain)."
+                    .into(),
+                next: "Capture where both directions pass (on the alarm server itself, or a \
+                       mirror of both directions) to see the status."
+                    .into(),
+            }
+        }
+        Verdict::NoResponse if c.one_sided.is_some() => Explanation {
+            what: "No answer in the capture, and none proven: the capture holds only one side's \
+                   packets and the client acknowledged no response bytes after this request."
+                .into(),
+            meaning: format!(
+                "Uncertain: with a one-sided capture an answer may still have been lost on its way \
+                 or never sent.{stall}"
+            ),
+            next: "Capture where both directions pass to tell whether the server answered.".into(),
+        },
         Verdict::NoResponse => {
             let how = match c.closed {
                 CloseKind::Fin(Side::Client) | CloseKind::Rst(Side::Client) => {
@@ -154,5 +234,72 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                     .into(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Request;
+    use crate::tcp::{AckedAnswer, OneSided};
+    use crate::time::Timestamp;
+
+    fn conn(handshake: Handshake) -> Connection {
+        Connection {
+            id: 1,
+            client: "10.0.0.5:50000".into(),
+            server: "10.0.0.1:8080".into(),
+            handshake,
+            one_sided: None,
+            syn_attempts: 3,
+            closed: CloseKind::Open,
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            packets: 4,
+            gap_bytes: [0, 0],
+            retransmissions: 0,
+            truncated_frames: 0,
+            errors: Vec::new(),
+            exchanges: Vec::new(),
+            timeline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn server_answered_handshakes_are_not_explained_as_unanswered() {
+        let unanswered = explain_handshake(&conn(Handshake::Unanswered));
+        for hs in [
+            Handshake::SynAckNotAcked,
+            Handshake::ClientReset,
+            Handshake::OneSided,
+        ] {
+            let e = explain_handshake(&conn(hs));
+            assert_ne!(e.what, unanswered.what, "{hs:?}");
+            assert_ne!(e.meaning, unanswered.meaning, "{hs:?}");
+        }
+    }
+
+    #[test]
+    fn not_captured_answer_names_the_bytes_the_client_acknowledged() {
+        let mut c = conn(Handshake::OneSided);
+        c.one_sided = Some(OneSided {
+            captured: Side::Client,
+            peer_bytes_acked: 3239,
+            answers_acked: vec![AckedAnswer {
+                index: 0,
+                bytes: 3239,
+            }],
+        });
+        let mut ex = Exchange::started(0, Request::default());
+        ex.verdict = Verdict::NotCaptured;
+        let e = explain_verdict(&c, &ex, None);
+        assert!(e.what.contains("3239"), "{}", e.what);
+        // Not the "device gave up" story of a real no_response.
+        ex.verdict = Verdict::NoResponse;
+        let plain = explain_verdict(&conn(Handshake::Complete), &ex, None);
+        assert_ne!(e.what, plain.what);
+        // A one-sided no_response is told as uncertain, not as the device giving up.
+        let one_sided = explain_verdict(&c, &ex, None);
+        assert_ne!(one_sided.what, plain.what);
     }
 }

@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::model::{Connection, Exchange, ExchangeRef, Stall, Summary, Verdict};
-use crate::tcp::Handshake;
 use crate::time::Timestamp;
 
 /// What the live diagnosis reports, in the order it learns it.
@@ -68,19 +67,11 @@ impl LiveDiagnoser {
     /// and the stalls they start or end.
     pub fn on_finished(&mut self, conn: &Connection, out: &mut Vec<Finding>) {
         self.summary.connections += 1;
-        match conn.handshake {
-            Handshake::Unanswered | Handshake::Refused => {
-                self.summary.handshake_failures += 1;
-                if conn.handshake == Handshake::Unanswered {
-                    self.summary.handshake_unanswered += 1;
-                } else {
-                    self.summary.handshake_refused += 1;
-                }
-                out.push(Finding::Handshake {
-                    conn: Box::new(header_only(conn)),
-                });
-            }
-            _ => {}
+        self.summary.count_handshake(conn);
+        if conn.handshake.failed() {
+            out.push(Finding::Handshake {
+                conn: Box::new(header_only(conn)),
+            });
         }
         self.summary.capture_gap_bytes = self
             .summary
@@ -93,16 +84,11 @@ impl LiveDiagnoser {
             };
             let was_provisional = self.provisional.remove(&r);
             self.summary.requests += 1;
-            match ex.verdict {
-                Verdict::Ok => self.summary.ok += 1,
-                Verdict::ErrorStatus => self.summary.error_status += 1,
-                Verdict::NoResponse => self.summary.no_response += 1,
-                Verdict::Incomplete => self.summary.incomplete += 1,
-            }
+            self.summary.count_verdict(ex.verdict);
             let corrected = was_provisional && ex.verdict != Verdict::NoResponse;
             if !was_provisional || corrected {
                 self.request_seen(conn, ex, out);
-                if ex.verdict.is_problem() {
+                if ex.verdict.is_problem() && !ex.verdict.is_uncertain() {
                     self.start_stall(conn, ex, r);
                 }
             }
@@ -218,7 +204,7 @@ fn header_only(c: &Connection) -> Connection {
 mod tests {
     use super::*;
     use crate::model::{Request, Response};
-    use crate::tcp::CloseKind;
+    use crate::tcp::{CloseKind, Handshake};
 
     fn conn(id: u64, client: &str, exchanges: Vec<Exchange>) -> Connection {
         Connection {
@@ -226,6 +212,7 @@ mod tests {
             client: client.into(),
             server: "10.0.0.1:8080".into(),
             handshake: Handshake::Complete,
+            one_sided: None,
             syn_attempts: 1,
             closed: CloseKind::Open,
             first_seen: Timestamp::default(),

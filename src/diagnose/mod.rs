@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::model::{Connection, Device, ExchangeRef, Stall, Summary, Verdict};
 use crate::pipeline::Counters;
-use crate::tcp::Handshake;
 use crate::time::Timestamp;
 
 /// What the diagnosis adds to the connections.
@@ -104,17 +103,7 @@ impl Ledger {
         s.capture_gap_bytes = s
             .capture_gap_bytes
             .saturating_add(c.gap_bytes[0].saturating_add(c.gap_bytes[1]));
-        match c.handshake {
-            Handshake::Unanswered => {
-                s.handshake_failures += 1;
-                s.handshake_unanswered += 1;
-            }
-            Handshake::Refused => {
-                s.handshake_failures += 1;
-                s.handshake_refused += 1;
-            }
-            _ => {}
-        }
+        s.count_handshake(c);
         self.last_seen = Some(self.last_seen.map_or(c.last_seen, |t| t.max(c.last_seen)));
 
         let acc = match self.devices.get_mut(c.device()) {
@@ -143,12 +132,7 @@ impl Ledger {
         }
         for ex in &c.exchanges {
             s.requests += 1;
-            match ex.verdict {
-                Verdict::Ok => s.ok += 1,
-                Verdict::ErrorStatus => s.error_status += 1,
-                Verdict::NoResponse => s.no_response += 1,
-                Verdict::Incomplete => s.incomplete += 1,
-            }
+            s.count_verdict(ex.verdict);
             d.events += 1;
             if ex.verdict == Verdict::Ok {
                 d.ok += 1;
@@ -317,7 +301,8 @@ fn walk(
             retries.push((it.at, of));
             d.retries += 1;
         }
-        if it.verdict.is_problem() {
+        // An answer not captured (one-sided capture) came: it starts no stall.
+        if it.verdict.is_problem() && !it.verdict.is_uncertain() {
             if carry.unanswered.len() >= MAX_UNANSWERED {
                 carry.unanswered.clear();
             }
@@ -410,7 +395,7 @@ fn hash_str(s: &str) -> u64 {
 mod tests {
     use super::*;
     use crate::model::{Exchange, Request, Response};
-    use crate::tcp::CloseKind;
+    use crate::tcp::{CloseKind, Handshake};
 
     fn conn(id: u64, client: &str, handshake: Handshake, exchanges: Vec<Exchange>) -> Connection {
         Connection {
@@ -418,6 +403,7 @@ mod tests {
             client: client.into(),
             server: "10.0.0.1:8080".into(),
             handshake,
+            one_sided: None,
             syn_attempts: 1,
             closed: CloseKind::Open,
             first_seen: exchanges

@@ -348,6 +348,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
             client: peer_string(peer),
             server: peer_string(stream.local_addr().unwrap_or(sh.local)),
             handshake: Handshake::Complete,
+            one_sided: None,
             syn_attempts: 1,
             closed: CloseKind::Open,
             first_seen: t0,

@@ -233,6 +233,8 @@ impl Shared {
             Verdict::ErrorStatus => s.error_status.fetch_add(1, Ordering::Relaxed),
             Verdict::NoResponse => s.no_response.fetch_add(1, Ordering::Relaxed),
             Verdict::Incomplete => s.incomplete.fetch_add(1, Ordering::Relaxed),
+            // Only a capture can miss an answer: the listener sent it itself.
+            Verdict::NotCaptured => 0,
         };
         if rec.stored.is_some() {
             s.stored.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use crate::diagnose::{apply_retries, explain_handshake, explain_verdict, Ledger};
-use crate::model::{Connection, ExchangeRef, Report, Verdict};
+use crate::model::{Connection, ExchangeRef, Report, Summary, Verdict};
 use crate::pipeline::Counters;
 use crate::time::Timestamp;
 
@@ -30,14 +30,35 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(o, "capture: {} packets", s.packets);
     }
+    let not_captured = if s.not_captured > 0 {
+        format!("   not_captured: {}", s.not_captured)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         o,
-        "connections: {}   requests: {}   ok: {}   error_status: {}   no_response: {}   incomplete: {}",
+        "connections: {}   requests: {}   ok: {}   error_status: {}   no_response: {}   incomplete: {}{not_captured}",
         s.connections, s.requests, s.ok, s.error_status, s.no_response, s.incomplete
     );
+    // The client-side failure kinds only when there are some (the line stays as it was).
+    let mut client_side = String::new();
+    if s.handshake_syn_ack_not_acked > 0 {
+        let _ = write!(
+            client_side,
+            ", SYN-ACK not acknowledged {}",
+            s.handshake_syn_ack_not_acked
+        );
+    }
+    if s.handshake_client_reset > 0 {
+        let _ = write!(
+            client_side,
+            ", reset by the client {}",
+            s.handshake_client_reset
+        );
+    }
     let _ = writeln!(
         o,
-        "handshake failures: {} (unanswered {}, refused {})   stalls: {} ({:.1} s)   retries: {}",
+        "handshake failures: {} (unanswered {}, refused {}{client_side})   stalls: {} ({:.1} s)   retries: {}",
         s.handshake_failures,
         s.handshake_unanswered,
         s.handshake_refused,
@@ -45,6 +66,14 @@ pub fn render(r: &Report) -> String {
         s.stalled_seconds,
         s.retries
     );
+    if s.one_sided_connections > 0 {
+        let _ = writeln!(
+            o,
+            "one-sided capture: {} connection(s) with only one side's packets; answers the client \
+             acknowledged are reported not_captured (uncertain)",
+            s.one_sided_connections
+        );
+    }
     if s.capture_gap_bytes > 0 || s.truncated_frames > 0 || s.undecodable_frames > 0 {
         let _ = writeln!(
             o,
@@ -66,15 +95,8 @@ pub fn render(r: &Report) -> String {
             s.connections_evicted, s.peak_open_connections, s.connections_expired
         );
     }
-    if s.requests == 0 && s.handshake_failures == 0 {
-        let _ = writeln!(
-            o,
-            "\nNo HTTP request and no connection attempt to an alarm server in this capture. The \
-             commonest reasons: the event is not linked to \"notify surveillance center\" or not \
-             armed by schedule on the device, the device's httpHosts points elsewhere (or uses \
-             HTTPS when the server speaks HTTP), or the capture was taken where the traffic does \
-             not pass."
-        );
+    if let Some(note) = NoRequestNote::of(s) {
+        let _ = writeln!(o, "\n{note}");
     }
 
     if !r.devices.is_empty() {
@@ -219,6 +241,116 @@ pub fn render(r: &Report) -> String {
     o
 }
 
+/// What the summary says when a capture holds no request and no failed handshake: the device's
+/// configuration is blamed only when the capture was readable and showed no connection at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRequestNote {
+    /// No frame could be decoded as TCP, and some could not be decoded at all.
+    Undecodable { frames: u64, undecodable: u64 },
+    /// TCP connections were seen but carried no readable request.
+    ConnectionsWithoutRequest {
+        connections: u64,
+        gap_bytes: u64,
+        truncated_frames: u64,
+        undecodable: u64,
+    },
+    /// Readable capture, no connection at all: the device never tried.
+    NoConnectionAttempt { undecodable: u64 },
+}
+
+impl NoRequestNote {
+    /// The note for this summary, `None` when there were requests or failed handshakes.
+    pub fn of(s: &Summary) -> Option<NoRequestNote> {
+        if s.requests > 0 || s.handshake_failures > 0 {
+            return None;
+        }
+        Some(if s.connections > 0 {
+            NoRequestNote::ConnectionsWithoutRequest {
+                connections: s.connections,
+                gap_bytes: s.capture_gap_bytes,
+                truncated_frames: s.truncated_frames,
+                undecodable: s.undecodable_frames,
+            }
+        } else if s.undecodable_frames > 0 && s.tcp_packets == 0 {
+            NoRequestNote::Undecodable {
+                frames: s.packets,
+                undecodable: s.undecodable_frames,
+            }
+        } else {
+            NoRequestNote::NoConnectionAttempt {
+                undecodable: s.undecodable_frames,
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for NoRequestNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            NoRequestNote::Undecodable {
+                frames,
+                undecodable,
+            } => write!(
+                f,
+                "No request can be judged: {undecodable} of {frames} frames could not be decoded \
+                 (see WARNINGS), so nothing can be said about connections or alarm pushes in \
+                 this capture. Capture again with a link type alarmscope reads (tcpdump -i \
+                 <interface>, or -i any with the default LINUX_SLL2)."
+            ),
+            NoRequestNote::ConnectionsWithoutRequest {
+                connections,
+                gap_bytes,
+                truncated_frames,
+                undecodable,
+            } => {
+                write!(
+                    f,
+                    "No HTTP request could be read, although {connections} TCP connection(s) \
+                     were seen (see the handshakes in --json or the TUI)."
+                )?;
+                if gap_bytes > 0 || truncated_frames > 0 {
+                    write!(
+                        f,
+                        " The capture misses {gap_bytes} bytes of them ({truncated_frames} frames \
+                         cut by the snap length): the requests may be in what is missing; \
+                         capture with the full snap length (tcpdump -s 0)."
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        " They carried no HTTP/1.x request: another protocol, or HTTPS where \
+                         HTTP was expected (check the host slot's protocolType)."
+                    )?;
+                }
+                if undecodable > 0 {
+                    write!(
+                        f,
+                        " {undecodable} frames could not be decoded (see WARNINGS)."
+                    )?;
+                }
+                Ok(())
+            }
+            NoRequestNote::NoConnectionAttempt { undecodable } => {
+                write!(
+                    f,
+                    "No HTTP request and no connection attempt to an alarm server in this \
+                     capture. The commonest reasons: the event is not linked to \"notify \
+                     surveillance center\" or not armed by schedule on the device, the device's \
+                     httpHosts points elsewhere (or uses HTTPS when the server speaks HTTP), or \
+                     the capture was taken where the traffic does not pass."
+                )?;
+                if undecodable > 0 {
+                    write!(
+                        f,
+                        " ({undecodable} frames could not be decoded: see WARNINGS.)"
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The text report built while the capture is read, in bounded memory: the diagnosis ledger
 /// takes every connection, but only the connections holding the earliest problems (as many as
 /// are listed in full) are kept for their explanations.
@@ -311,6 +443,54 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn no_request_note_says_what_was_seen() {
+        let undecodable = Summary {
+            packets: 155,
+            undecodable_frames: 155,
+            ..Summary::default()
+        };
+        assert!(matches!(
+            NoRequestNote::of(&undecodable),
+            Some(NoRequestNote::Undecodable {
+                frames: 155,
+                undecodable: 155
+            })
+        ));
+        let handshake_and_cut_request = Summary {
+            packets: 12,
+            tcp_packets: 12,
+            connections: 1,
+            capture_gap_bytes: 2137,
+            truncated_frames: 3,
+            ..Summary::default()
+        };
+        assert!(matches!(
+            NoRequestNote::of(&handshake_and_cut_request),
+            Some(NoRequestNote::ConnectionsWithoutRequest {
+                connections: 1,
+                gap_bytes: 2137,
+                truncated_frames: 3,
+                ..
+            })
+        ));
+        let nothing = Summary {
+            packets: 40,
+            non_tcp_packets: 40,
+            ..Summary::default()
+        };
+        assert!(matches!(
+            NoRequestNote::of(&nothing),
+            Some(NoRequestNote::NoConnectionAttempt { undecodable: 0 })
+        ));
+        let failed_handshake = Summary {
+            connections: 1,
+            handshake_failures: 1,
+            ..Summary::default()
+        };
+        assert_eq!(NoRequestNote::of(&failed_handshake), None);
     }
 
     fn counters_of(r: &Report) -> Counters {

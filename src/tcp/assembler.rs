@@ -28,6 +28,8 @@
 /// [`AssemblerStats::far_ahead_dropped`]) rather than buffered or turned into a gap.
 pub const FAR_AHEAD_LIMIT: u64 = 1 << 30;
 
+use super::seq::SeqNumber;
+
 /// Smallest ring allocated for out-of-order bytes.
 const MIN_RING: usize = 4096;
 
@@ -74,7 +76,7 @@ pub struct Assembler {
     /// Stream offset of the next byte to hand out.
     next: u64,
     /// Sequence number of the byte at `next`.
-    next_seq: u32,
+    next_seq: SeqNumber,
     /// Out-of-order bytes in a ring: stream offset `x` lives at `x % ring.len()`. Every
     /// buffered range lies within `[next, next + ring.len())`. The ring only grows (to a power
     /// of two, at most about twice `max_buffered`), so zeroing happens once per growth, never
@@ -85,11 +87,6 @@ pub struct Assembler {
     max_buffered: u64,
     max_holes: usize,
     stats: AssemblerStats,
-}
-
-/// Signed distance from `b` to `a` in sequence space.
-fn seq_diff(a: u32, b: u32) -> i64 {
-    i64::from(a.wrapping_sub(b) as i32)
 }
 
 /// Copy `data` into `ring` at stream offset `at` (position `at % ring.len()`, wrapping).
@@ -112,7 +109,7 @@ fn ring_write(ring: &mut [u8], at: u64, data: &[u8]) {
 impl Assembler {
     /// A reassembler whose first stream byte has sequence number `start_seq` (ISN+1 when the
     /// SYN was seen, else the first segment's sequence number).
-    pub fn new(start_seq: u32, max_buffered: usize, max_holes: usize) -> Self {
+    pub fn new(start_seq: SeqNumber, max_buffered: usize, max_holes: usize) -> Self {
         Assembler {
             next: 0,
             next_seq: start_seq,
@@ -125,7 +122,7 @@ impl Assembler {
     }
 
     /// Sequence number of the next byte expected.
-    pub fn next_seq(&self) -> u32 {
+    pub fn next_seq(&self) -> SeqNumber {
         self.next_seq
     }
 
@@ -149,7 +146,7 @@ impl Assembler {
     }
 
     /// Sequence number where the first buffered range starts, if any.
-    pub fn first_buffered_seq(&self) -> Option<u32> {
+    pub fn first_buffered_seq(&self) -> Option<SeqNumber> {
         self.blocks.first().map(|b| self.seq_of(b.start))
     }
 
@@ -158,17 +155,16 @@ impl Assembler {
         &self.stats
     }
 
-    fn seq_of(&self, offset: u64) -> u32 {
+    fn seq_of(&self, offset: u64) -> SeqNumber {
         // Truncation is the point: sequence numbers are offsets modulo 2^32.
-        self.next_seq
-            .wrapping_add(offset.wrapping_sub(self.next) as u32)
+        self.next_seq + offset.wrapping_sub(self.next) as u32
     }
 
     /// Add one segment: `payload` starts at `seq`, and `missing` more bytes (cut by the snapshot
     /// length) follow it. Whatever becomes contiguous is handed to `out` at once.
     pub fn insert(
         &mut self,
-        seq: u32,
+        seq: SeqNumber,
         payload: &[u8],
         missing: u32,
         out: &mut dyn FnMut(Chunk<'_>),
@@ -179,11 +175,11 @@ impl Assembler {
             return;
         }
         // Keep-alive probe: one old byte (or none) at next-1. Never overwrites anything.
-        if plen <= 1 && missing == 0 && seq == self.next_seq.wrapping_sub(1) {
+        if plen <= 1 && missing == 0 && seq == self.next_seq - 1 {
             self.stats.keepalives += 1;
             return;
         }
-        let rel = seq_diff(seq, self.next_seq);
+        let rel = seq - self.next_seq;
         if rel > FAR_AHEAD_LIMIT as i64 {
             self.stats.far_ahead_dropped += 1;
             return;
@@ -473,14 +469,14 @@ impl Assembler {
         let delta = to.saturating_sub(self.next);
         self.next = self.next.saturating_add(delta);
         // Truncation is the point: sequence numbers are offsets modulo 2^32.
-        self.next_seq = self.next_seq.wrapping_add(delta as u32);
+        self.next_seq = self.next_seq + delta as u32;
     }
 
     /// The peer acknowledged everything before `seq`: bytes up to it that the capture never saw
     /// become gaps (buffered data in between is delivered). Ignored when `seq` is not ahead or is
     /// more than [`FAR_AHEAD_LIMIT`] ahead. Returns the gap bytes declared.
-    pub fn skip_to(&mut self, seq: u32, out: &mut dyn FnMut(Chunk<'_>)) -> u64 {
-        let rel = seq_diff(seq, self.next_seq);
+    pub fn skip_to(&mut self, seq: SeqNumber, out: &mut dyn FnMut(Chunk<'_>)) -> u64 {
+        let rel = seq - self.next_seq;
         if rel <= 0 || rel > FAR_AHEAD_LIMIT as i64 {
             return 0;
         }
@@ -532,11 +528,11 @@ mod tests {
     }
 
     fn ins(a: &mut Assembler, s: &mut Sink, seq: u32, p: &[u8]) {
-        a.insert(seq, p, 0, &mut |c| s.push(c));
+        a.insert(SeqNumber(seq), p, 0, &mut |c| s.push(c));
     }
 
     fn big() -> Assembler {
-        Assembler::new(1000, 1 << 20, 64)
+        Assembler::new(SeqNumber(1000), 1 << 20, 64)
     }
 
     #[test]
@@ -546,7 +542,7 @@ mod tests {
         ins(&mut a, &mut s, 1000, b"hello ");
         ins(&mut a, &mut s, 1006, b"world");
         assert_eq!(s.data, b"hello world");
-        assert_eq!(a.next_seq(), 1011);
+        assert_eq!(a.next_seq(), SeqNumber(1011));
         assert_eq!(a.stats().retransmissions, 0);
         assert!(s.gaps.is_empty());
     }
@@ -560,11 +556,11 @@ mod tests {
         assert!(s.data.is_empty());
         assert!(a.has_buffered());
         assert_eq!(a.buffered_bytes(), 6);
-        assert_eq!(a.first_buffered_seq(), Some(1006));
+        assert_eq!(a.first_buffered_seq(), Some(SeqNumber(1006)));
         ins(&mut a, &mut s, 1000, b"hello ");
         assert_eq!(s.data, b"hello world!");
         assert!(!a.has_buffered());
-        assert_eq!(a.next_seq(), 1012);
+        assert_eq!(a.next_seq(), SeqNumber(1012));
     }
 
     #[test]
@@ -617,7 +613,7 @@ mod tests {
 
     #[test]
     fn wraps_at_2_pow_32() {
-        let mut a = Assembler::new(u32::MAX - 2, 1 << 20, 8);
+        let mut a = Assembler::new(SeqNumber(u32::MAX - 2), 1 << 20, 8);
         let mut s = Sink::default();
         // "abc" sits at MAX-2..=MAX, "d" at 0 and "ef" at 1..=2 (after the wrap); "ef" comes first.
         ins(&mut a, &mut s, 1, b"ef");
@@ -625,7 +621,7 @@ mod tests {
         assert_eq!(s.data, b"abc");
         ins(&mut a, &mut s, 0, b"d");
         assert_eq!(s.data, b"abcdef");
-        assert_eq!(a.next_seq(), 3);
+        assert_eq!(a.next_seq(), SeqNumber(3));
         assert_eq!(a.next_offset(), 6);
     }
 
@@ -634,13 +630,13 @@ mod tests {
         let mut a = big();
         let mut s = Sink::default();
         ins(&mut a, &mut s, 1010, b"later"); // 1010..1015 buffered, hole 1000..1010
-        assert_eq!(a.skip_to(1020, &mut |c| s.push(c)), 15);
+        assert_eq!(a.skip_to(SeqNumber(1020), &mut |c| s.push(c)), 15);
         // gap of 10, then "later", then gap of 5 (1015..1020)
         assert_eq!(s.data, b"later");
         assert_eq!(s.gaps, vec![(0, 10), (5, 5)]);
-        assert_eq!(a.next_seq(), 1020);
+        assert_eq!(a.next_seq(), SeqNumber(1020));
         // Not ahead: nothing.
-        assert_eq!(a.skip_to(1019, &mut |c| s.push(c)), 0);
+        assert_eq!(a.skip_to(SeqNumber(1019), &mut |c| s.push(c)), 0);
         assert_eq!(a.stats().gap_bytes, 15);
     }
 
@@ -661,14 +657,14 @@ mod tests {
     fn truncated_segment_missing_bytes_become_a_gap() {
         let mut a = big();
         let mut s = Sink::default();
-        a.insert(1000, b"abc", 7, &mut |c| s.push(c));
+        a.insert(SeqNumber(1000), b"abc", 7, &mut |c| s.push(c));
         ins(&mut a, &mut s, 1010, b"xyz");
         assert_eq!(s.data, b"abcxyz");
         assert_eq!(s.gaps, vec![(3, 7)]);
         // Out of order truncated frame: lost range held in order.
         let mut a = big();
         let mut s = Sink::default();
-        a.insert(1004, b"ef", 2, &mut |c| s.push(c)); // data 1004..1006, lost 1006..1008
+        a.insert(SeqNumber(1004), b"ef", 2, &mut |c| s.push(c)); // data 1004..1006, lost 1006..1008
         ins(&mut a, &mut s, 1008, b"ij");
         ins(&mut a, &mut s, 1000, b"abcd");
         assert_eq!(s.data, b"abcdefij");
@@ -678,7 +674,7 @@ mod tests {
 
     #[test]
     fn hole_limit_forces_earliest_gap() {
-        let mut a = Assembler::new(0, 1 << 20, 2);
+        let mut a = Assembler::new(SeqNumber(0), 1 << 20, 2);
         let mut s = Sink::default();
         ins(&mut a, &mut s, 10, b"b");
         ins(&mut a, &mut s, 20, b"c");
@@ -686,23 +682,23 @@ mod tests {
         ins(&mut a, &mut s, 30, b"d"); // third hole: gap 0..10, deliver "b"
         assert_eq!(s.data, b"b");
         assert_eq!(s.gaps, vec![(0, 10)]);
-        assert_eq!(a.next_seq(), 11);
+        assert_eq!(a.next_seq(), SeqNumber(11));
         assert_eq!(a.stats().forced_gaps, 1);
     }
 
     #[test]
     fn buffer_limit_forces_earliest_gap() {
-        let mut a = Assembler::new(0, 100, 32);
+        let mut a = Assembler::new(SeqNumber(0), 100, 32);
         let mut s = Sink::default();
         ins(&mut a, &mut s, 50, &[7; 10]); // span 60 fits
         assert!(s.data.is_empty());
         ins(&mut a, &mut s, 95, &[8; 10]); // would span 105 > 100: gap 0..50, deliver 50..60
         assert_eq!(s.gaps, vec![(0, 50)]);
         assert_eq!(s.data, vec![7; 10]);
-        assert_eq!(a.next_seq(), 60);
+        assert_eq!(a.next_seq(), SeqNumber(60));
         assert!(a.has_buffered()); // 95..105 buffered behind hole 60..95
                                    // Far beyond the buffer with nothing before it: gap straight to it, delivered directly.
-        let mut a = Assembler::new(0, 100, 32);
+        let mut a = Assembler::new(SeqNumber(0), 100, 32);
         let mut s = Sink::default();
         ins(&mut a, &mut s, 5000, b"zz");
         assert_eq!(s.gaps, vec![(0, 5000)]);
@@ -731,13 +727,13 @@ mod tests {
         assert_eq!(s.data, b"abcDEfghIJk");
         assert_eq!(a.stats().inconsistent_retransmissions, 1);
         assert!(!a.has_buffered());
-        assert_eq!(a.next_seq(), 1011);
+        assert_eq!(a.next_seq(), SeqNumber(1011));
     }
 
     #[test]
     fn buffered_bytes_survive_ring_wrap_and_growth() {
         let stream: Vec<u8> = (0..9000u32).map(|i| (i * 7 + i / 251) as u8).collect();
-        let mut a = Assembler::new(0, 100_000, 8);
+        let mut a = Assembler::new(SeqNumber(0), 100_000, 8);
         let mut s = Sink::default();
         ins(&mut a, &mut s, 0, &stream[..4000]);
         ins(&mut a, &mut s, 4090, &stream[4090..4110]); // crosses the 4096-byte ring's end
@@ -801,10 +797,10 @@ mod tests {
                 x ^= x << 13; x ^= x >> 7; x ^= x << 17;
                 segs.swap(i, (x % (i as u64 + 1)) as usize);
             }
-            let mut a = Assembler::new(isn, 1 << 20, 10_000);
+            let mut a = Assembler::new(SeqNumber(isn), 1 << 20, 10_000);
             let mut s = Sink::default();
             for (lo, hi) in segs {
-                a.insert(isn.wrapping_add(lo as u32), &data[lo..hi], 0, &mut |c| s.push(c));
+                a.insert(SeqNumber(isn.wrapping_add(lo as u32)), &data[lo..hi], 0, &mut |c| s.push(c));
             }
             prop_assert_eq!(&s.data, &data);
             prop_assert!(s.gaps.is_empty());
@@ -825,7 +821,7 @@ mod tests {
                 x ^= x << 13; x ^= x >> 7; x ^= x << 17;
                 segs.swap(i, (x % (i as u64 + 1)) as usize);
             }
-            let mut a = Assembler::new(isn, max_buffered, max_holes);
+            let mut a = Assembler::new(SeqNumber(isn), max_buffered, max_holes);
             // Record (offset, data) pieces to check each byte against the original.
             let mut pos = 0u64;
             let mut ok = true;
@@ -842,10 +838,10 @@ mod tests {
             };
             for (i, (lo, hi)) in segs.into_iter().enumerate() {
                 if drop_mask & (1 << (i % 64)) != 0 { continue; }
-                a.insert(isn.wrapping_add(lo as u32), &data[lo..hi], 0, &mut check);
+                a.insert(SeqNumber(isn.wrapping_add(lo as u32)), &data[lo..hi], 0, &mut check);
             }
             // The peer's final ACK covers the whole stream.
-            a.skip_to(isn.wrapping_add(data.len() as u32), &mut check);
+            a.skip_to(SeqNumber(isn.wrapping_add(data.len() as u32)), &mut check);
             a.flush(&mut check);
             prop_assert!(ok);
             prop_assert_eq!(delivered + gaps, data.len() as u64);

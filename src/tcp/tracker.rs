@@ -4,6 +4,10 @@
 //! - a connection is keyed by its 4-tuple in either direction; the client is the SYN sender (or
 //!   the receiver of a SYN-ACK); with neither seen, the side with the higher port (ties: the
 //!   first packet's source) and the handshake is [`Handshake::NotSeen`];
+//! - the handshake verdict says only what the packets prove: a plain client ACK after its SYN
+//!   proves the SYN-ACK came (captured or not); a SYN-ACK the client never acknowledged, or
+//!   answered with RST, is trouble on the client's side, not an unanswered SYN; with no server
+//!   packet at all the capture is one-sided and the client's ACKs are logged ([`super::oneside`]);
 //! - a SYN (without ACK) that is not a retransmission of the connection's SYN (same client, same
 //!   ISN) closes the connection on that tuple and opens a new one (port reuse);
 //! - RST closes at once (buffered data is flushed with gaps; data in or after the RST is
@@ -27,6 +31,8 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::assembler::{Assembler, Chunk, FAR_AHEAD_LIMIT};
+use super::oneside::{AckLog, OneSided};
+use super::seq::SeqNumber;
 use crate::capture::TcpSegment;
 use crate::time::Timestamp;
 
@@ -51,26 +57,55 @@ pub enum Side {
 /// Seeded per process, so crafted addresses cannot aim at a known collision pattern.
 type ConnHasher = foldhash::fast::RandomState;
 
-/// The three-way handshake as the capture shows it.
+/// The three-way handshake as the capture shows it: each value says only what the packets prove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Handshake {
-    /// SYN, SYN-ACK and ACK (or data acknowledging the SYN-ACK) were seen.
+    /// SYN, then the client's ACK of the SYN-ACK (or data acknowledging it), with server packets
+    /// in the capture (the SYN-ACK itself may be missing: the client's ACK proves it came).
     Complete,
-    /// SYN(s) with no SYN-ACK: nothing accepted the connection. Also used when a SYN-ACK was
-    /// seen but the client never acknowledged it (the SYN-ACK shows in the time line).
+    /// SYN(s), and nothing from the server nor an ACK from the client: nothing accepted the
+    /// connection, as far as the capture shows.
     Unanswered,
     /// The SYN was answered with RST: nothing listens on that port, or a firewall rejects it.
     Refused,
+    /// The server answered with SYN-ACK (perhaps several times) and the client never
+    /// acknowledged it: the trouble is on the client's side (or the capture missed its ACK).
+    SynAckNotAcked,
+    /// The server answered with SYN-ACK and the client reset the connection instead of
+    /// completing it.
+    ClientReset,
+    /// Only the client's packets were captured; its ACK after the SYN proves the server's SYN-ACK
+    /// arrived (see [`ConnInfo::one_sided`] for what its later ACKs prove).
+    OneSided,
     /// The capture began after the handshake (no SYN seen).
     NotSeen,
 }
 
 impl Handshake {
-    /// True when the device could not connect at all (unanswered or refused): a problem of its
-    /// own, before any request.
+    /// True when the connection never got established: the device's attempt failed before any
+    /// request (unanswered, refused, or the client did not complete the SYN-ACK it got).
     pub fn failed(self) -> bool {
-        matches!(self, Handshake::Unanswered | Handshake::Refused)
+        matches!(
+            self,
+            Handshake::Unanswered
+                | Handshake::Refused
+                | Handshake::SynAckNotAcked
+                | Handshake::ClientReset
+        )
+    }
+
+    /// The JSON name (`serde`), for text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handshake::Complete => "complete",
+            Handshake::Unanswered => "unanswered",
+            Handshake::Refused => "refused",
+            Handshake::SynAckNotAcked => "syn_ack_not_acked",
+            Handshake::ClientReset => "client_reset",
+            Handshake::OneSided => "one_sided",
+            Handshake::NotSeen => "not_seen",
+        }
     }
 }
 
@@ -111,6 +146,12 @@ pub struct ConnInfo {
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
     pub handshake: Handshake,
+    /// Set when only one side's packets were captured: what its ACKs prove of the other side.
+    pub one_sided: Option<OneSided>,
+    /// The client's ACKs of server bytes over time, when no server packet was captured (empty
+    /// otherwise): the proof that answers came although the capture does not hold them.
+    #[serde(skip)]
+    pub client_acks: AckLog,
     /// SYNs sent by the client (retransmitted SYNs counted).
     pub syn_attempts: u32,
     pub closed: CloseKind,
@@ -223,15 +264,6 @@ const RECENT_WINDOW_NANOS: i64 = 240 * 1_000_000_000;
 /// How far from the last sequence number seen a stray packet may be and still be absorbed.
 const RECENT_SEQ_WINDOW: i64 = 16 << 20;
 
-/// Signed distance from `b` to `a` in sequence space.
-fn seq_diff(a: u32, b: u32) -> i64 {
-    i64::from(a.wrapping_sub(b) as i32)
-}
-
-fn seq_gt(a: u32, b: u32) -> bool {
-    seq_diff(a, b) > 0
-}
-
 fn dir_of(idx: usize) -> Direction {
     if idx == 0 {
         Direction::ClientToServer
@@ -260,29 +292,29 @@ fn emit(sink: &mut dyn FnMut(TcpEvent<'_>), id: u64, dir: Direction, ts: Timesta
 struct Half {
     /// Created on the SYN (or SYN-ACK), else on the first segment with payload or FIN.
     asm: Option<Assembler>,
-    isn: Option<u32>,
+    isn: Option<SeqNumber>,
     /// Sequence number of the FIN (end of data).
-    fin_seq: Option<u32>,
+    fin_seq: Option<SeqNumber>,
     /// Highest ack the peer sent for this direction's data.
-    acked: Option<u32>,
+    acked: Option<SeqNumber>,
     /// An ACK already showed bytes missing here; the next one declares the gap.
     ack_gap_pending: bool,
     /// Highest sequence number (end of segment) seen, to recognise stray packets after close.
-    hi_seq: Option<u32>,
+    hi_seq: Option<SeqNumber>,
 }
 
 impl Half {
     /// Where the peer's ACK says this direction's data has reached, when beyond what was
     /// delivered (clipped to the FIN; an excess of one byte with no FIN seen is an unseen FIN).
-    fn ack_target(&self) -> Option<u32> {
+    fn ack_target(&self) -> Option<SeqNumber> {
         let asm = self.asm.as_ref()?;
         let mut t = self.acked?;
         if let Some(f) = self.fin_seq {
-            if seq_gt(t, f) {
+            if t > f {
                 t = f;
             }
         }
-        let d = seq_diff(t, asm.next_seq());
+        let d = t - asm.next_seq();
         if d <= 0 || d > FAR_AHEAD_LIMIT as i64 {
             return None;
         }
@@ -295,7 +327,7 @@ impl Half {
     /// FIN seen and every byte before it delivered (or declared missing).
     fn done(&self) -> bool {
         match (self.fin_seq, &self.asm) {
-            (Some(f), Some(a)) => !seq_gt(f, a.next_seq()),
+            (Some(f), Some(a)) => f <= a.next_seq(),
             (Some(_), None) => true,
             (None, _) => false,
         }
@@ -314,8 +346,15 @@ struct Conn {
     syn_seen: bool,
     syn_attempts: u32,
     synack_seen: bool,
+    /// The client sent a plain ACK after its SYN (proof that it got the SYN-ACK).
     client_acked: bool,
     refused: bool,
+    /// The client answered the SYN-ACK with RST instead of ACK.
+    client_reset: bool,
+    /// Packets captured from each side: [client, server].
+    sent: [u64; 2],
+    /// The client's ACKs of server bytes, while no server packet has been seen.
+    client_acks: Option<AckLog>,
     fin_by: Option<Side>,
     rst_by: Option<Side>,
     packets: u64,
@@ -328,7 +367,7 @@ struct Conn {
 struct Recent {
     ts: Timestamp,
     client: SocketAddr,
-    hi: [Option<u32>; 2],
+    hi: [Option<SeqNumber>; 2],
     generation: u64,
 }
 
@@ -339,7 +378,7 @@ impl Recent {
         }
         let d = usize::from(seg.src != self.client);
         match self.hi.get(d).copied().flatten() {
-            Some(h) => seq_diff(seg.seq, h).abs() <= RECENT_SEQ_WINDOW,
+            Some(h) => (SeqNumber(seg.seq) - h).abs() <= RECENT_SEQ_WINDOW,
             None => true,
         }
     }
@@ -360,6 +399,9 @@ impl Conn {
             synack_seen: false,
             client_acked: false,
             refused: false,
+            client_reset: false,
+            sent: [0, 0],
+            client_acks: Some(AckLog::default()),
             fin_by: None,
             rst_by: None,
             packets: 0,
@@ -369,7 +411,7 @@ impl Conn {
         }
     }
 
-    fn new_asm(seq: u32, config: &TcpConfig) -> Assembler {
+    fn new_asm(seq: SeqNumber, config: &TcpConfig) -> Assembler {
         Assembler::new(seq, config.max_buffered_per_direction, config.max_holes)
     }
 
@@ -391,19 +433,21 @@ impl Conn {
         let o = 1 - d;
         let (dir, side) = (dir_of(d), side_of(d));
         let f = seg.flags;
+        let (seq, ack) = (SeqNumber(seg.seq), SeqNumber(seg.ack));
         let plen = u32::try_from(seg.payload.len()).unwrap_or(u32::MAX);
         if seg.missing > 0 {
             self.truncated_frames += 1;
         }
+        self.sent[d] = self.sent[d].saturating_add(1);
 
         // Handshake.
         if f.syn() && !f.ack() && d == 0 {
             let h = &mut self.half[0];
             if h.isn.is_none() {
-                h.isn = Some(seg.seq);
+                h.isn = Some(seq);
             }
             if h.asm.is_none() {
-                h.asm = Some(Self::new_asm(seg.seq.wrapping_add(1), config));
+                h.asm = Some(Self::new_asm(seq + 1, config));
             }
             self.syn_seen = true;
             self.syn_attempts = self.syn_attempts.saturating_add(1);
@@ -412,24 +456,36 @@ impl Conn {
             self.synack_seen = true;
             let h = &mut self.half[1];
             if h.isn.is_none() {
-                h.isn = Some(seg.seq);
+                h.isn = Some(seq);
             }
             if h.asm.is_none() {
-                h.asm = Some(Self::new_asm(seg.seq.wrapping_add(1), config));
+                h.asm = Some(Self::new_asm(seq + 1, config));
             }
             // SYN not seen: the SYN-ACK still tells the client's ISN.
             let c = &mut self.half[0];
             if c.isn.is_none() && c.asm.is_none() {
-                c.isn = Some(seg.ack.wrapping_sub(1));
-                c.asm = Some(Self::new_asm(seg.ack, config));
+                c.isn = Some(ack - 1);
+                c.asm = Some(Self::new_asm(ack, config));
             }
         }
-        if d == 0 && f.ack() && !f.syn() && !f.rst() && self.synack_seen {
+        // A plain ACK from the client after its SYN: it got the SYN-ACK, captured or not.
+        if d == 0 && f.ack() && !f.syn() && !f.rst() && self.syn_seen {
             self.client_acked = true;
+        }
+        if d == 1 {
+            // The server's own packets tell more than the client's ACKs: not one-sided.
+            self.client_acks = None;
+        } else if let Some(log) = self.client_acks.as_mut() {
+            if f.ack() && !f.syn() && !f.rst() {
+                log.client_ack(ts, ack, plen > 0 || seg.missing > 0);
+            }
         }
         if f.rst() {
             if d == 1 && self.syn_seen && !self.synack_seen {
                 self.refused = true;
+            }
+            if d == 0 && self.synack_seen && !self.client_acked {
+                self.client_reset = true;
             }
             if self.rst_by.is_none() {
                 self.rst_by = Some(side);
@@ -438,9 +494,12 @@ impl Conn {
 
         // Time line.
         if self.timeline.len() < config.timeline_packets {
-            let seq = seg.seq.wrapping_sub(self.half[d].isn.unwrap_or(0));
+            let rel = |s: SeqNumber, isn: Option<SeqNumber>| {
+                s.raw().wrapping_sub(isn.map_or(0, |i| i.raw()))
+            };
+            let seq = rel(seq, self.half[d].isn);
             let ack = if f.ack() {
-                seg.ack.wrapping_sub(self.half[o].isn.unwrap_or(0))
+                rel(ack, self.half[o].isn)
             } else {
                 0
             };
@@ -455,15 +514,10 @@ impl Conn {
         } else {
             self.timeline_dropped += 1;
         }
-        let seg_end = seg
-            .seq
-            .wrapping_add(u32::from(f.syn()))
-            .wrapping_add(plen)
-            .wrapping_add(seg.missing)
-            .wrapping_add(u32::from(f.fin()));
+        let seg_end = seq + u32::from(f.syn()) + plen + seg.missing + u32::from(f.fin());
         let h = &mut self.half[d];
         h.hi_seq = Some(match h.hi_seq {
-            Some(prev) if seq_gt(prev, seg_end) => prev,
+            Some(prev) if prev > seg_end => prev,
             _ => seg_end,
         });
 
@@ -471,8 +525,8 @@ impl Conn {
         if f.ack() {
             let p = &mut self.half[o];
             p.acked = Some(match p.acked {
-                Some(prev) if seq_gt(prev, seg.ack) => prev,
-                _ => seg.ack,
+                Some(prev) if prev > ack => prev,
+                _ => ack,
             });
         }
         if f.rst() {
@@ -485,9 +539,7 @@ impl Conn {
             match p.ack_target() {
                 None => p.ack_gap_pending = false,
                 Some(t) => {
-                    let covers_fin = p
-                        .fin_seq
-                        .is_some_and(|fs| !seq_gt(fs.wrapping_add(1), seg.ack));
+                    let covers_fin = p.fin_seq.is_some_and(|fs| (fs + 1) - ack <= 0);
                     if p.ack_gap_pending || carries || covers_fin {
                         p.ack_gap_pending = false;
                         if let Some(asm) = p.asm.as_mut() {
@@ -501,11 +553,7 @@ impl Conn {
         }
 
         // Data and FIN.
-        let pseq = if f.syn() {
-            seg.seq.wrapping_add(1)
-        } else {
-            seg.seq
-        };
+        let pseq = if f.syn() { seq + 1 } else { seq };
         let has_data = plen > 0 || seg.missing > 0;
         if has_data || f.fin() {
             let id = self.id;
@@ -518,7 +566,7 @@ impl Conn {
             }
             if f.fin() {
                 if h.fin_seq.is_none() {
-                    h.fin_seq = Some(pseq.wrapping_add(plen).wrapping_add(seg.missing));
+                    h.fin_seq = Some(pseq + plen + seg.missing);
                 }
                 if self.fin_by.is_none() {
                     self.fin_by = Some(side);
@@ -544,16 +592,56 @@ impl Conn {
         }
     }
 
+    /// The handshake as the packets prove it (see [`Handshake`]).
     fn handshake(&self) -> Handshake {
         if !self.syn_seen {
             Handshake::NotSeen
-        } else if self.synack_seen && self.client_acked {
-            Handshake::Complete
         } else if self.refused {
             Handshake::Refused
+        } else if self.client_acked && self.sent[1] == 0 {
+            Handshake::OneSided
+        } else if self.client_acked {
+            // With the SYN-ACK missed but server packets there, the client's ACK still proves it.
+            Handshake::Complete
+        } else if self.client_reset {
+            Handshake::ClientReset
+        } else if self.synack_seen {
+            Handshake::SynAckNotAcked
         } else {
             Handshake::Unanswered
         }
+    }
+
+    /// What the captured side's ACKs prove, when the capture holds one side's packets only.
+    fn one_sided(&self) -> Option<OneSided> {
+        let captured = match self.sent {
+            [_, 0] if self.client_acks.as_ref().is_some_and(AckLog::started) => Side::Client,
+            [0, _] if self.synack_seen => Side::Server,
+            _ => return None,
+        };
+        let peer_bytes_acked = match captured {
+            Side::Client => self.client_acks.as_ref().map_or(0, AckLog::total),
+            // The SYN-ACK told the client's ISN; the server's highest ACK tells how far the
+            // client's stream reached (its SYN and a FIN not counted).
+            Side::Server => {
+                let h = &self.half[0];
+                match (h.isn, h.acked) {
+                    (Some(isn), Some(acked)) => {
+                        let mut n = (acked - (isn + 1)).max(0).unsigned_abs();
+                        if h.fin_seq.is_none() && n > 0 && self.fin_by == Some(Side::Client) {
+                            n -= 1;
+                        }
+                        n
+                    }
+                    _ => 0,
+                }
+            }
+        };
+        Some(OneSided {
+            captured,
+            peer_bytes_acked,
+            answers_acked: Vec::new(),
+        })
     }
 
     /// RST wins unless both FINs were already seen (then the RST only trailed a graceful close).
@@ -583,6 +671,11 @@ impl Conn {
             first_ts: self.first_ts,
             last_ts: self.last_ts,
             handshake: self.handshake(),
+            one_sided: self.one_sided(),
+            client_acks: match self.sent {
+                [_, 0] => self.client_acks.take().unwrap_or_default(),
+                _ => AckLog::default(),
+            },
             syn_attempts: self.syn_attempts,
             closed: self.close_kind(),
             packets: self.packets,
@@ -638,7 +731,7 @@ impl TcpTracker {
         let key = key_of(seg.src, seg.dst);
         let syn_only = seg.flags.syn() && !seg.flags.ack();
         if let Some(conn) = self.conns.get_mut(&key) {
-            let same_syn = seg.src == conn.client && conn.half[0].isn == Some(seg.seq);
+            let same_syn = seg.src == conn.client && conn.half[0].isn == Some(SeqNumber(seg.seq));
             if !syn_only || same_syn {
                 // The common path: one table lookup.
                 if conn.process(ts, self.tick, seg, &self.config, sink) {
@@ -1086,14 +1179,119 @@ mod tests {
 
     #[test]
     fn synack_without_client_ack_is_not_complete() {
+        // The server answered (SYN-ACK, retransmitted); the client never completed.
         let mut h = H::new();
         h.c(100, 0, S, b"");
         h.s(5000, 101, SA, b"");
         h.c(100, 0, S, b"");
+        h.s(5000, 101, SA, b"");
         h.finish();
         let info = h.close_of(1);
-        assert_eq!(info.handshake, Handshake::Unanswered);
+        assert_eq!(info.handshake, Handshake::SynAckNotAcked);
+        assert!(info.handshake.failed());
         assert_eq!(info.syn_attempts, 2);
+        assert_eq!(info.one_sided, None);
+    }
+
+    #[test]
+    fn client_reset_after_synack() {
+        let mut h = H::new();
+        h.c(100, 0, S, b"");
+        h.s(5000, 101, SA, b"");
+        h.c(101, 0, R, b"");
+        assert_eq!(h.t.open_connections(), 0);
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::ClientReset);
+        assert!(info.handshake.failed());
+        assert_eq!(info.closed, CloseKind::Rst(Side::Client));
+
+        // A client RST after it completed the handshake is a close, not a handshake verdict.
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(101, 5001, RA, b"");
+        assert_eq!(h.close_of(1).handshake, Handshake::Complete);
+    }
+
+    #[test]
+    fn client_ack_proves_a_synack_the_capture_missed() {
+        let mut h = H::new();
+        h.c(100, 0, S, b"");
+        h.c(101, 5001, A, b""); // the SYN-ACK was not captured
+        h.c(101, 5001, PA, b"GET / HTTP/1.1\r\n\r\n");
+        h.s(5001, 119, PA, b"HTTP/1.1 200 OK\r\n");
+        h.finish();
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::Complete);
+        assert_eq!(info.one_sided, None);
+        assert_eq!(h.data(1, S2C), b"HTTP/1.1 200 OK\r\n");
+    }
+
+    #[test]
+    fn one_sided_client_capture_counts_what_the_client_acked() {
+        // Only client packets: SYN, ACK of the SYN-ACK (server ISN 5000), a request, ACKs of a
+        // 300-byte answer, then the client's FIN acknowledging the server's FIN.
+        let mut h = H::new();
+        h.c(100, 0, S, b"");
+        h.c(101, 5001, A, b"");
+        h.c(101, 5001, PA, b"GET / HTTP/1.1\r\n\r\n");
+        h.c(119, 5201, A, b"");
+        h.c(119, 5301, A, b"");
+        h.c(119, 5302, FA, b"");
+        h.finish();
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::OneSided);
+        assert!(!info.handshake.failed());
+        let os = info.one_sided.as_ref().expect("one-sided");
+        assert_eq!((os.captured, os.peer_bytes_acked), (Side::Client, 300));
+        assert_eq!(info.client_acks.total(), 300);
+        assert_eq!(
+            info.gap_bytes,
+            [0, 0],
+            "unseen server bytes are not a gap here"
+        );
+        // The request's answer is proven by the ACKs after it.
+        let end = info.timeline[2].ts;
+        let got = info.client_acks.answers([(0, end, None)].into_iter());
+        assert_eq!(got.first().map(|a| a.bytes), Some(300));
+    }
+
+    #[test]
+    fn one_sided_server_capture_counts_what_the_server_acked() {
+        let mut h = H::new();
+        h.s(5000, 101, SA, b"");
+        h.s(5001, 121, PA, b"HTTP/1.1 200 OK\r\n\r\n"); // acks 20 request bytes
+        h.finish();
+        let info = h.close_of(1);
+        assert_eq!(info.handshake, Handshake::NotSeen);
+        let os = info.one_sided.as_ref().expect("one-sided");
+        assert_eq!((os.captured, os.peer_bytes_acked), (Side::Server, 20));
+        // A two-sided capture is not one-sided, nor are SYNs nobody answered.
+        let mut h = H::new();
+        handshake(&mut h);
+        h.c(100, 0, S, b"");
+        h.finish();
+        assert_eq!(h.close_of(1).one_sided, None);
+        let mut h = H::new();
+        h.c(100, 0, S, b"");
+        h.finish();
+        assert_eq!(h.close_of(1).one_sided, None);
+        assert_eq!(h.close_of(1).handshake, Handshake::Unanswered);
+    }
+
+    #[test]
+    fn handshake_names_are_the_json_names() {
+        for hs in [
+            Handshake::Complete,
+            Handshake::Unanswered,
+            Handshake::Refused,
+            Handshake::SynAckNotAcked,
+            Handshake::ClientReset,
+            Handshake::OneSided,
+            Handshake::NotSeen,
+        ] {
+            let json = serde_json::to_string(&hs).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", hs.as_str()));
+        }
     }
 
     #[test]

@@ -872,7 +872,9 @@ pub fn no_request_label(c: &Connection) -> &'static str {
     match c.handshake {
         Handshake::Unanswered => "unanswered",
         Handshake::Refused => "refused",
-        Handshake::Complete | Handshake::NotSeen => "no request",
+        Handshake::SynAckNotAcked => "syn_ack_not_acked",
+        Handshake::ClientReset => "client_reset",
+        Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => "no request",
     }
 }
 

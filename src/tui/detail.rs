@@ -220,6 +220,9 @@ fn handshake_name(h: Handshake) -> &'static str {
         Handshake::Complete => "complete",
         Handshake::Unanswered => "unanswered",
         Handshake::Refused => "refused",
+        Handshake::SynAckNotAcked => "SYN-ACK not acknowledged by the client",
+        Handshake::ClientReset => "reset by the client after SYN-ACK",
+        Handshake::OneSided => "complete (one-sided capture: client's ACKs)",
         Handshake::NotSeen => "not seen (capture began later)",
     }
 }
@@ -227,8 +230,8 @@ fn handshake_name(h: Handshake) -> &'static str {
 fn handshake_lines(t: Theme, c: &Connection) -> Vec<Line<'static>> {
     let hs_style = match c.handshake {
         Handshake::Complete => t.ok(),
-        Handshake::Unanswered | Handshake::Refused => t.handshake_fail(),
-        Handshake::NotSeen => t.dim(),
+        h if h.failed() => t.handshake_fail(),
+        _ => t.dim(),
     };
     let mut v = vec![
         Line::from(vec![
@@ -318,7 +321,13 @@ fn no_request_lines(t: Theme, c: &Connection) -> Vec<Line<'static>> {
             c.syn_attempts
         ),
         Handshake::Refused => "No request: the server refused the connection (RST).".into(),
-        Handshake::Complete | Handshake::NotSeen => {
+        Handshake::SynAckNotAcked => {
+            "No request: the server answered SYN-ACK, the client never acknowledged it.".into()
+        }
+        Handshake::ClientReset => {
+            "No request: the server answered SYN-ACK, the client reset the connection.".into()
+        }
+        Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => {
             "No request was sent on this connection.".into()
         }
     };

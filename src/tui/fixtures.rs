@@ -45,6 +45,7 @@ pub fn conn(id: u64, client: &str, at: f64) -> ConnB {
             client: client.into(),
             server: "10.0.0.1:8080".into(),
             handshake: Handshake::Complete,
+            one_sided: None,
             syn_attempts: 1,
             closed: CloseKind::Fin(Side::Client),
             first_seen: ts(at),

@@ -234,7 +234,9 @@ fn no_request_text(c: &Connection) -> String {
     match c.handshake {
         Handshake::Unanswered => format!("({} SYN, no answer)", c.syn_attempts),
         Handshake::Refused => "(SYN refused: RST)".into(),
-        Handshake::Complete | Handshake::NotSeen => "(no request)".into(),
+        Handshake::SynAckNotAcked => "(SYN-ACK not acked by client)".into(),
+        Handshake::ClientReset => "(client reset after SYN-ACK)".into(),
+        Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => "(no request)".into(),
     }
 }
 

@@ -69,14 +69,15 @@ impl Theme {
             Verdict::Ok => self.ok(),
             Verdict::ErrorStatus => self.warn(),
             Verdict::NoResponse | Verdict::Incomplete => self.bad(),
+            Verdict::NotCaptured => self.warn(),
         }
     }
 
     /// The colour of a connection that carried no request.
     pub fn handshake(self, h: Handshake) -> Style {
         match h {
-            Handshake::Unanswered | Handshake::Refused => self.handshake_fail(),
-            Handshake::Complete | Handshake::NotSeen => self.dim(),
+            h if h.failed() => self.handshake_fail(),
+            _ => self.dim(),
         }
     }
 }
