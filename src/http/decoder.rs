@@ -5,8 +5,12 @@
 //!   header block arriving one byte at a time costs linear time; httparse runs once per block.
 //!   When a whole block sits inside one `feed` it is parsed in place without copying.
 //! - Body bytes are handed out as slices of the caller's buffer; only chunk framing state is kept.
-//! - Resynchronisation looks at the first few bytes of each line through a fixed-size probe, so
-//!   skipping garbage needs no buffer.
+//! - The first line of a capture's stream is judged through a fixed-size probe of its first bytes.
+//! - Out of sync (after garbage, a framing error or a capture gap outside a body), the decoder
+//!   looks for a start line anywhere, not only after a line break, as Zeek and tshark do: a
+//!   response start `HTTP/1.x NNN` or a request line `TOKEN SP target SP HTTP/1.x` (found from its
+//!   ` HTTP/1.` with memchr's memmem). It never searches inside a framed body. The bytes kept
+//!   between feeds while searching are bounded ([`CARRY_MAX`]).
 
 use std::collections::VecDeque;
 
@@ -69,13 +73,107 @@ impl Head {
     }
 }
 
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Request => "request",
+            Kind::Response => "response",
+        })
+    }
+}
+
 /// Why a message could not be framed. Carries the stream offset so the diagnostic is located.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("at byte {offset} of the stream: {message}")]
+#[error("at byte {offset} of the stream: {kind}")]
 pub struct HttpError {
     /// Offset in this direction's byte stream (gaps counted) where the problem was found.
     pub offset: u64,
-    pub message: String,
+    pub kind: HttpErrorKind,
+}
+
+/// What could not be framed, with the facts that say so: callers (the listener's 413 vs 400, the
+/// pipeline's notes, tests) match on the kind, never on the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpErrorKind {
+    /// Bytes before the first start line of a capture's stream (it began mid-message).
+    #[error("stream does not start with an HTTP {kind} ({skipped} bytes skipped)")]
+    Garbage { kind: Kind, skipped: u64 },
+    /// Between messages, bytes that cannot begin a start line.
+    #[error("expected the start line of an HTTP {kind}, found \"{found}\"")]
+    NotStartLine { kind: Kind, found: String },
+    /// httparse rejected the start line or header block (`reason` None: the block was cut short).
+    #[error("malformed HTTP {kind} head ({}), start line \"{start_line}\"", .reason.map_or_else(|| "cut short".to_string(), |e| e.to_string()))]
+    MalformedHead {
+        kind: Kind,
+        reason: Option<httparse::Error>,
+        /// The start line, escaped, at most 100 bytes.
+        start_line: String,
+    },
+    #[error("HTTP {kind} head has more than {max} header fields")]
+    TooManyHeaders { kind: Kind, max: usize },
+    #[error("header block larger than {max} bytes")]
+    HeadTooLarge { max: usize },
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    /// The head parsed, but its body length cannot be known.
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+}
+
+impl HttpErrorKind {
+    /// A size limit was hit (the listener answers 413 rather than 400).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            HttpErrorKind::TooManyHeaders { .. }
+                | HttpErrorKind::HeadTooLarge { .. }
+                | HttpErrorKind::Chunk(ChunkError::TrailerTooLarge { .. })
+        )
+    }
+
+    /// The framing error, when the head was read but its body length is unknown.
+    pub fn framing(&self) -> Option<&FramingError> {
+        match self {
+            HttpErrorKind::Framing(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// Chunked framing that broke (RFC 9112 section 7.1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    #[error("chunk size does not fit in 64 bits")]
+    SizeOverflow,
+    #[error("bad chunk size: expected a hex digit, found {}", show_byte(*.found))]
+    NotHex { found: u8 },
+    #[error("bad chunk size: unexpected {} after the size", show_byte(*.found))]
+    AfterSize { found: u8 },
+    #[error("bad chunk size line: CR not followed by LF")]
+    CrWithoutLf,
+    #[error("chunk data not followed by CRLF (found {}): chunk size wrong?", show_byte(*.found))]
+    DataNotFollowedByCrlf { found: u8 },
+    #[error("chunk size line longer than {max} bytes")]
+    LineTooLong { max: usize },
+    #[error("trailer section larger than {max} bytes")]
+    TrailerTooLarge { max: usize },
+}
+
+/// A head whose body length cannot be known (RFC 9110 section 8.6, RFC 9112 section 6.3). The
+/// head itself was read: the message was sent, and its answer still pairs with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FramingError {
+    #[error("negative Content-Length \"{}\"", .value.escape_debug())]
+    NegativeContentLength { value: String },
+    #[error("invalid Content-Length \"{}\"", .value.escape_debug())]
+    InvalidContentLength { value: String },
+    #[error("Content-Length {value} does not fit in 64 bits")]
+    ContentLengthOverflow { value: String },
+    #[error("conflicting Content-Length values {first} and {second}")]
+    ConflictingContentLength { first: u64, second: u64 },
+    #[error("request Transfer-Encoding \"{}\" does not end in chunked: body length unknown", .value.escape_debug())]
+    RequestTransferEncoding { value: String },
 }
 
 /// What the decoder found.
@@ -236,25 +334,23 @@ fn classify(kind: Kind, strict: bool, p: &[u8]) -> Probe {
     }
 }
 
-/// `METHOD SP` then `/`, `http`, `*` (OPTIONS) or an authority (CONNECT).
+/// `METHOD SP` then `/`, `*` (OPTIONS), an authority (CONNECT) or an absolute-form target's
+/// `scheme://`. Any token is a method (RFC 9110 section 9.1: QUERY, CCM_POST, ...); the scheme
+/// is case-insensitive (RFC 3986 section 3.1: `HTTP://host/` is a proxy request).
 fn classify_request_strict(p: &[u8]) -> Probe {
     let mut method: Option<&[u8]> = None;
     for (i, &b) in p.iter().enumerate().take(PROBE_MAX) {
         let Some(m) = method else {
-            let so_far = p.get(..=i).unwrap_or_default();
-            if b == b' ' {
-                let name = p.get(..i).unwrap_or_default();
-                if METHODS.iter().any(|k| k.as_bytes() == name) {
-                    method = Some(name);
-                    continue;
-                }
-                return Probe::NoMatch(i);
+            if b == b' ' && i > 0 {
+                method = p.get(..i);
+                continue;
             }
-            if !METHODS.iter().any(|k| k.as_bytes().starts_with(so_far)) {
+            if !is_tchar(b) {
                 return Probe::NoMatch(i);
             }
             continue;
         };
+        // Position within the target.
         let j = i.saturating_sub(m.len() + 1);
         if j == 0 {
             match b {
@@ -263,16 +359,25 @@ fn classify_request_strict(p: &[u8]) -> Probe {
                 _ if m == b"CONNECT" && (b.is_ascii_alphanumeric() || b == b'[') => {
                     return Probe::Match
                 }
-                b'h' => {}
+                _ if b.is_ascii_alphabetic() => {}
                 _ => return Probe::NoMatch(i),
             }
-        } else {
-            if b"http".get(j) != Some(&b) {
-                return Probe::NoMatch(i);
+            continue;
+        }
+        // `scheme ":" "//"`, scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+        let target = p.get(i - j..=i).unwrap_or_default();
+        if target.ends_with(b"://") {
+            return Probe::Match;
+        }
+        let ok = match b {
+            b':' => true,
+            b'/' => target.ends_with(b":/"),
+            _ => {
+                (b.is_ascii_alphanumeric() || b"+-.".contains(&b)) && !target.contains(&b':')
             }
-            if j == 3 {
-                return Probe::Match;
-            }
+        };
+        if !ok {
+            return Probe::NoMatch(i);
         }
     }
     if p.len() >= PROBE_MAX {
@@ -282,14 +387,121 @@ fn classify_request_strict(p: &[u8]) -> Probe {
     }
 }
 
-/// Discarding bytes until a line that looks like a start line.
+/// Where the search for a start line stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// A start line begins at this index.
+    At(usize),
+    /// None in the data; a start line may still begin at `keep` or later, once more bytes come.
+    Not { keep: usize },
+}
+
+/// Longest method token the search accepts.
+const METHOD_MAX: usize = 32;
+/// Most bytes kept between feeds while searching for a start line: a request line longer than
+/// this that arrives in pieces is not found.
+const CARRY_MAX: usize = 8 * 1024;
+/// The search for a start line's marker begins this far before the bytes kept from the last feed,
+/// so a marker or its next bytes cut by the feed boundary is seen again.
+const SEARCH_BACK: usize = 16;
+
+/// Looks for a start line anywhere in `w` (markers searched from `from` on; `line_start`: `w[0]`
+/// begins a line). Response: `HTTP/1.d SP d` (httparse judges the rest, so a malformed status line
+/// is reported as such). Request: `TOKEN SP target SP HTTP/1.d` then CR or LF, the token
+/// trimmed to a known method when binary bytes run into it mid-line.
+fn find_start(kind: Kind, w: &[u8], from: usize, line_start: bool) -> Found {
+    let from = from.min(w.len());
+    let tail = w.get(from..).unwrap_or_default();
+    let last_lf = memchr::memrchr(b'\n', w).map_or(0, |i| i + 1);
+    match kind {
+        Kind::Response => {
+            for p in memchr::memmem::find_iter(tail, b"HTTP/1.").map(|p| p + from) {
+                let t = w.get(p..).unwrap_or_default();
+                match (t.get(7), t.get(8), t.get(9)) {
+                    (Some(d), Some(b' '), Some(c)) if d.is_ascii_digit() && c.is_ascii_digit() => {
+                        return Found::At(p)
+                    }
+                    (Some(d), Some(b' '), None) | (Some(d), None, None) if d.is_ascii_digit() => {
+                        return Found::Not { keep: p }
+                    }
+                    (None, None, None) => return Found::Not { keep: p },
+                    _ => {}
+                }
+            }
+            // A partial "HTTP/1." at the very end.
+            let partial = (1..7)
+                .rev()
+                .find(|&k| w.len() >= k && w.ends_with(b"HTTP/1.".get(..k).unwrap_or_default()))
+                .unwrap_or(0);
+            Found::Not {
+                keep: w.len() - partial,
+            }
+        }
+        Kind::Request => {
+            for p in memchr::memmem::find_iter(tail, b" HTTP/1.").map(|p| p + from) {
+                let Some(r) = request_line_start(w, p, line_start) else {
+                    continue;
+                };
+                match (w.get(p + 8), w.get(p + 9)) {
+                    (Some(d), Some(b'\r' | b'\n')) if d.is_ascii_digit() => return Found::At(r),
+                    (Some(d), None) if d.is_ascii_digit() => return Found::Not { keep: r },
+                    (None, None) => return Found::Not { keep: r },
+                    _ => {}
+                }
+            }
+            // A request line cannot hold a line break: keep at most the last line's bytes.
+            let keep = last_lf.max(w.len().saturating_sub(CARRY_MAX));
+            Found::Not { keep }
+        }
+    }
+}
+
+/// The start of the request line whose ` HTTP/1.` is at `p`: walks back over the target (visible
+/// ASCII) and the method token. None when there is no target or no token, or the target reaches
+/// the start of `w` (its beginning was not seen).
+fn request_line_start(w: &[u8], p: usize, line_start: bool) -> Option<usize> {
+    let before = w.get(..p)?;
+    let target_len = before
+        .iter()
+        .rev()
+        .take_while(|&&b| (0x21..0x7f).contains(&b))
+        .count();
+    let sp = p.checked_sub(target_len + 1)?;
+    if target_len == 0 || w.get(sp) != Some(&b' ') {
+        return None;
+    }
+    let head = w.get(..sp)?;
+    let token_len = head.iter().rev().take_while(|&&b| is_tchar(b)).count();
+    if token_len == 0 {
+        return None;
+    }
+    let r = sp - token_len;
+    let at_line_start = match r.checked_sub(1).and_then(|i| w.get(i)) {
+        Some(&b) => b == b'\n',
+        None => line_start,
+    };
+    let token = head.get(r..)?;
+    if at_line_start && token_len <= METHOD_MAX {
+        return Some(r);
+    }
+    // Binary bytes that happen to be token characters ran into the method: take the longest
+    // known method it ends with.
+    METHODS
+        .iter()
+        .filter(|m| token.ends_with(m.as_bytes()))
+        .map(|m| m.len())
+        .max()
+        .map(|n| sp - n)
+        .or_else(|| (token_len <= METHOD_MAX).then_some(r))
+}
+
+/// Discarding bytes until a start line (see [`find_start`]).
 #[derive(Debug, Clone)]
 struct Resync {
-    /// The next byte begins a line.
+    /// The first byte of `carry` (or of the next input, when `carry` is empty) begins a line.
     at_line_start: bool,
-    /// First bytes of the current line (only while undecided, so always fewer than `PROBE_MAX`).
-    probe: [u8; PROBE_MAX],
-    probe_len: usize,
+    /// Bytes a start line may begin in, kept until the next feed decides (at most `CARRY_MAX`).
+    carry: Vec<u8>,
     /// Report the skipped bytes as "stream does not start with ..." (start of stream only).
     report: bool,
     first_skip: Option<u64>,
@@ -300,8 +512,7 @@ impl Resync {
     fn new(at_line_start: bool, report: bool) -> Self {
         Resync {
             at_line_start,
-            probe: [0; PROBE_MAX],
-            probe_len: 0,
+            carry: Vec::new(),
             report,
             first_skip: None,
             skipped: 0,
@@ -371,7 +582,7 @@ enum ChunkOutcome {
     Error {
         used: usize,
         offset: u64,
-        message: String,
+        error: ChunkError,
         line_start: bool,
     },
 }
@@ -402,10 +613,10 @@ impl Chunk {
             }
             let b = tail.first().copied().unwrap_or(0);
             let off = base.saturating_add(i as u64);
-            let size_error = |line: usize, start: u64, message: String| ChunkOutcome::Error {
+            let size_error = |line: usize, start: u64, error: ChunkError| ChunkOutcome::Error {
                 used: i,
                 offset: start,
-                message,
+                error,
                 line_start: line == 0,
             };
             match *self {
@@ -421,11 +632,7 @@ impl Chunk {
                     if let Some(d) = (b as char).to_digit(16) {
                         let Some(v) = value.checked_mul(16).and_then(|v| v.checked_add(d.into()))
                         else {
-                            return size_error(
-                                line,
-                                start,
-                                "chunk size does not fit in 64 bits".into(),
-                            );
+                            return size_error(line, start, ChunkError::SizeOverflow);
                         };
                         *self = Chunk::Size {
                             value: v,
@@ -434,14 +641,7 @@ impl Chunk {
                             start,
                         };
                     } else if digits == 0 {
-                        return size_error(
-                            line,
-                            start,
-                            format!(
-                                "bad chunk size: expected a hex digit, found {}",
-                                show_byte(b)
-                            ),
-                        );
+                        return size_error(line, start, ChunkError::NotHex { found: b });
                     } else {
                         match b {
                             b' ' | b'\t' | b';' => {
@@ -454,14 +654,7 @@ impl Chunk {
                             b'\r' => *self = Chunk::SizeLf { value, start },
                             b'\n' => *self = Chunk::after_size(value),
                             _ => {
-                                return size_error(
-                                    line,
-                                    start,
-                                    format!(
-                                        "bad chunk size: unexpected {} after the size",
-                                        show_byte(b)
-                                    ),
-                                )
+                                return size_error(line, start, ChunkError::AfterSize { found: b })
                             }
                         }
                     }
@@ -482,11 +675,7 @@ impl Chunk {
                 },
                 Chunk::SizeLf { value, start } => {
                     if b != b'\n' {
-                        return size_error(
-                            1,
-                            start,
-                            "bad chunk size line: CR not followed by LF".into(),
-                        );
+                        return size_error(1, start, ChunkError::CrWithoutLf);
                     }
                     *self = Chunk::after_size(value);
                 }
@@ -497,10 +686,7 @@ impl Chunk {
                         return ChunkOutcome::Error {
                             used: i,
                             offset: off,
-                            message: format!(
-                                "chunk data not followed by CRLF (found {}): chunk size wrong?",
-                                show_byte(b)
-                            ),
+                            error: ChunkError::DataNotFollowedByCrlf { found: b },
                             line_start: false,
                         }
                     }
@@ -511,7 +697,7 @@ impl Chunk {
                         return ChunkOutcome::Error {
                             used: i,
                             offset: off,
-                            message: format!("trailer section larger than {max_trailer} bytes"),
+                            error: ChunkError::TrailerTooLarge { max: max_trailer },
                             line_start: false,
                         };
                     }
@@ -543,8 +729,10 @@ impl Chunk {
     }
 }
 
-fn chunk_line_too_long() -> String {
-    format!("chunk size line longer than {CHUNK_LINE_MAX} bytes")
+fn chunk_line_too_long() -> ChunkError {
+    ChunkError::LineTooLong {
+        max: CHUNK_LINE_MAX,
+    }
 }
 
 fn show_byte(b: u8) -> String {
@@ -564,7 +752,7 @@ enum State {
     /// Body delimited by the end of the stream.
     Close,
     Resync(Resync),
-    /// After 101 or CONNECT 2xx: another protocol; ignored.
+    /// After 101 or CONNECT 2xx: another protocol; counted, never parsed.
     Opaque,
 }
 
@@ -601,6 +789,8 @@ pub struct MessageDecoder {
     /// Body bytes of the current message (received plus missing).
     body_bytes: u64,
     methods: VecDeque<ReqMethod>,
+    /// Stream bytes after a protocol switch (gaps included).
+    opaque_bytes: u64,
 }
 
 impl MessageDecoder {
@@ -618,6 +808,7 @@ impl MessageDecoder {
             garbage_check: true,
             body_bytes: 0,
             methods: VecDeque::new(),
+            opaque_bytes: 0,
         }
     }
 
@@ -741,12 +932,14 @@ impl MessageDecoder {
                 sink(HttpEvent::Missing(bytes));
             }
             State::Resync(rs) => {
-                let pending = rs.probe_len;
+                // Bytes on both sides of a hole cannot form one line; the next byte after it is
+                // taken as a line start (the hole is usually whole segments).
+                let pending = rs.carry.len();
                 rs.skip(at.saturating_sub(pending as u64), pending);
-                rs.probe_len = 0;
+                rs.carry.clear();
                 rs.at_line_start = true;
             }
-            State::Opaque => {}
+            State::Opaque => self.opaque_bytes = self.opaque_bytes.saturating_add(bytes),
         }
     }
 
@@ -770,12 +963,12 @@ impl MessageDecoder {
                 body_bytes: self.body_bytes,
             }),
             State::Resync(rs) => {
-                let pending = rs.probe_len as u64;
+                let pending = rs.carry.len() as u64;
                 let skipped = rs.skipped.saturating_add(pending);
                 if rs.report && skipped > 0 {
                     let at = rs.first_skip.unwrap_or(self.offset.saturating_sub(pending));
-                    let message = self.garbage_message(skipped);
-                    self.error(at, message, sink);
+                    let kind = self.garbage(skipped);
+                    self.error(at, kind, sink);
                 }
             }
         }
@@ -799,10 +992,40 @@ impl MessageDecoder {
         self.offset
     }
 
-    /// Bytes held for a header block still being received (at most `Limits::max_header_bytes`);
-    /// body bytes are never held.
+    /// Bytes held for a header block still being received (at most `Limits::max_header_bytes`)
+    /// or for a start line being searched for (at most 8 KiB); body bytes are never held.
     pub fn buffered_bytes(&self) -> usize {
-        self.head_buf.len()
+        let carry = match &self.state {
+            State::Resync(rs) => rs.carry.len(),
+            _ => 0,
+        };
+        self.head_buf.len() + carry
+    }
+
+    /// Bytes of the stream after a protocol switch (`101`, a CONNECT tunnel, or
+    /// [`MessageDecoder::switch_protocols`]), capture gaps included: counted, never parsed.
+    pub fn opaque_bytes(&self) -> u64 {
+        self.opaque_bytes
+    }
+
+    /// The other direction answered `101 Switching Protocols`: from here this stream is another
+    /// protocol too (WebSocket, h2c, a raw TCP stream), counted and never parsed as HTTP. A
+    /// message still being read is `Incomplete`; bytes already held count as switched.
+    pub fn switch_protocols(&mut self, sink: &mut dyn FnMut(HttpEvent<'_>)) {
+        let held = match &self.state {
+            State::Head => self.head_buf.len(),
+            State::Resync(rs) => rs.carry.len(),
+            State::Opaque => return,
+            State::Length { .. } | State::Chunked(_) | State::Close => {
+                sink(HttpEvent::Incomplete {
+                    body_bytes: self.body_bytes,
+                });
+                0
+            }
+        };
+        self.opaque_bytes = self.opaque_bytes.saturating_add(held as u64);
+        self.clear_head();
+        self.state = State::Opaque;
     }
 
     /// Processes a prefix of `rest` (at stream offset `self.offset`); returns the bytes consumed.
@@ -839,10 +1062,10 @@ impl MessageDecoder {
                     ChunkOutcome::Error {
                         used,
                         offset,
-                        message,
+                        error,
                         line_start,
                     } => {
-                        self.error(offset, message, sink);
+                        self.error(offset, error.into(), sink);
                         self.enter_resync(line_start);
                         used
                     }
@@ -854,7 +1077,10 @@ impl MessageDecoder {
                 rest.len()
             }
             State::Resync(_) => self.step_resync(rest, sink),
-            State::Opaque => rest.len(),
+            State::Opaque => {
+                self.opaque_bytes = self.opaque_bytes.saturating_add(rest.len() as u64);
+                rest.len()
+            }
         }
     }
 
@@ -904,12 +1130,8 @@ impl MessageDecoder {
                         rs.skip(start, skipped);
                         self.enter_resync_with(rs);
                     } else {
-                        let what = self.what();
-                        self.error(
-                            start,
-                            format!("expected the start line of an HTTP {what}, found \"{found}\""),
-                            sink,
-                        );
+                        let kind = self.kind;
+                        self.error(start, HttpErrorKind::NotStartLine { kind, found }, sink);
                         self.enter_resync(line_start);
                     }
                     return used;
@@ -974,7 +1196,7 @@ impl MessageDecoder {
                 };
                 let start = self.head_start;
                 self.clear_head();
-                self.error(start, format!("header block larger than {max} bytes"), sink);
+                self.error(start, HttpErrorKind::HeadTooLarge { max }, sink);
                 self.enter_resync(line_start);
                 window.len()
             }
@@ -1039,8 +1261,8 @@ impl MessageDecoder {
             Ok(Framing::Length(n)) => self.state = State::Length { remaining: n },
             Ok(Framing::Chunked) => self.state = State::Chunked(Chunk::size_line(body_start)),
             Ok(Framing::Close) => self.state = State::Close,
-            Err(message) => {
-                self.error(start, message, sink);
+            Err(framing) => {
+                self.error(start, HttpErrorKind::Framing(framing), sink);
                 self.enter_resync(true);
             }
         }
@@ -1052,74 +1274,62 @@ impl MessageDecoder {
         let State::Resync(rs) = &mut self.state else {
             return 0;
         };
-        if !rs.at_line_start {
-            let (used, found) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (i + 1, true),
-                None => (rest.len(), false),
-            };
-            rs.skip(offset, used);
-            rs.at_line_start = found;
-            return used;
+        let mut carry = std::mem::take(&mut rs.carry);
+        let carried = carry.len();
+        // The carried bytes and the new ones are searched as one run (a copy of at most
+        // `CARRY_MAX` bytes plus this feed, only while out of sync).
+        if carried > 0 {
+            carry.extend_from_slice(rest);
         }
-        let have = rs.probe_len.min(PROBE_MAX);
-        let mut line = rs.probe;
-        let take = (PROBE_MAX - have).min(rest.len());
-        if let (Some(dst), Some(src)) = (line.get_mut(have..have + take), rest.get(..take)) {
-            dst.copy_from_slice(src);
-        }
-        let line = line.get(..have + take).unwrap_or_default();
-        let line_offset = offset.saturating_sub(have as u64);
-        match classify(kind, true, line) {
-            Probe::Match => {
+        let window: &[u8] = if carried > 0 { &carry } else { rest };
+        let window_offset = offset.saturating_sub(carried as u64);
+        let from = carried.saturating_sub(SEARCH_BACK);
+        match find_start(kind, window, from, rs.at_line_start) {
+            Found::At(at) => {
+                rs.skip(window_offset, at);
                 let garbage = (rs.report && rs.skipped > 0)
-                    .then(|| (rs.first_skip.unwrap_or(line_offset), rs.skipped));
+                    .then(|| (rs.first_skip.unwrap_or(window_offset), rs.skipped));
+                // The start line may begin in the carried bytes (which hold no line break): they
+                // become the start of the head buffer.
+                let held = window.get(at..carried).unwrap_or_default().to_vec();
                 self.clear_head();
-                self.head_buf
-                    .extend_from_slice(line.get(..have).unwrap_or_default());
-                self.head_start = line_offset;
+                self.head_buf.extend_from_slice(&held);
+                self.head_start = window_offset.saturating_add(at as u64);
                 self.head_probe_ok = true;
                 self.state = State::Head;
                 if let Some((at, n)) = garbage {
-                    let message = self.garbage_message(n);
-                    self.error(at, message, sink);
+                    let kind = self.garbage(n);
+                    self.error(at, kind, sink);
                 }
-                0
+                at.saturating_sub(carried)
             }
-            Probe::NeedMore => {
-                if let (Some(dst), Some(src)) =
-                    (rs.probe.get_mut(have..have + take), rest.get(..take))
-                {
-                    dst.copy_from_slice(src);
-                    rs.probe_len = have + take;
+            Found::Not { keep } => {
+                let keep = keep.max(window.len().saturating_sub(CARRY_MAX));
+                rs.skip(window_offset, keep);
+                if let Some(i) = keep.checked_sub(1) {
+                    rs.at_line_start = window.get(i) == Some(&b'\n');
                 }
-                take
-            }
-            Probe::NoMatch(at) => {
-                rs.skip(line_offset, at + 1);
-                rs.probe_len = 0;
-                rs.at_line_start = line.get(at) == Some(&b'\n');
-                (at + 1).saturating_sub(have)
+                if carried > 0 {
+                    carry.drain(..keep.min(carry.len()));
+                } else {
+                    carry.extend_from_slice(rest.get(keep..).unwrap_or_default());
+                }
+                rs.carry = carry;
+                rest.len()
             }
         }
     }
 
-    fn what(&self) -> &'static str {
-        match self.kind {
-            Kind::Request => "request",
-            Kind::Response => "response",
+    fn garbage(&self, skipped: u64) -> HttpErrorKind {
+        HttpErrorKind::Garbage {
+            kind: self.kind,
+            skipped,
         }
     }
 
-    fn garbage_message(&self, skipped: u64) -> String {
-        format!(
-            "stream does not start with an HTTP {} ({skipped} bytes skipped)",
-            self.what()
-        )
-    }
-
-    fn error(&mut self, offset: u64, message: String, sink: &mut dyn FnMut(HttpEvent<'_>)) {
+    fn error(&mut self, offset: u64, kind: HttpErrorKind, sink: &mut dyn FnMut(HttpEvent<'_>)) {
         self.garbage_check = false;
-        sink(HttpEvent::Error(HttpError { offset, message }));
+        sink(HttpEvent::Error(HttpError { offset, kind }));
     }
 
     fn clear_head(&mut self) {
@@ -1151,7 +1361,7 @@ fn parser_config() -> httparse::ParserConfig {
 }
 
 /// Checks a complete first line (`line` ends with LF and holds nothing after it).
-fn check_start_line(kind: Kind, line: &[u8]) -> Result<(), String> {
+fn check_start_line(kind: Kind, line: &[u8]) -> Result<(), HttpErrorKind> {
     let mut headers = [httparse::EMPTY_HEADER; 1];
     let config = parser_config();
     let result = match kind {
@@ -1164,31 +1374,36 @@ fn check_start_line(kind: Kind, line: &[u8]) -> Result<(), String> {
     }
 }
 
-/// The message for a header block httparse rejected, quoting its start line.
+/// The error for a header block httparse rejected, quoting its start line.
 fn head_error(
     kind: Kind,
     block: &[u8],
     e: Result<httparse::Status<usize>, httparse::Error>,
     max_headers: usize,
-) -> String {
-    let what = match kind {
-        Kind::Request => "request",
-        Kind::Response => "response",
-    };
+) -> HttpErrorKind {
     let first = block.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = first.strip_suffix(b"\r").unwrap_or(first);
-    let shown = first.get(..100).unwrap_or(first).escape_ascii();
+    let start_line = first.get(..100).unwrap_or(first).escape_ascii().to_string();
     match e {
-        Err(httparse::Error::TooManyHeaders) => {
-            format!("HTTP {what} head has more than {max_headers} header fields")
-        }
-        Err(e) => format!("malformed HTTP {what} head ({e}), start line \"{shown}\""),
-        Ok(_) => format!("malformed HTTP {what} head (cut short), start line \"{shown}\""),
+        Err(httparse::Error::TooManyHeaders) => HttpErrorKind::TooManyHeaders {
+            kind,
+            max: max_headers,
+        },
+        Err(e) => HttpErrorKind::MalformedHead {
+            kind,
+            reason: Some(e),
+            start_line,
+        },
+        Ok(_) => HttpErrorKind::MalformedHead {
+            kind,
+            reason: None,
+            start_line,
+        },
     }
 }
 
 /// Parses a complete header block with httparse.
-fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, String> {
+fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, HttpErrorKind> {
     // A header line takes at least 3 bytes ("a:\n"), which bounds the array by the block size.
     let slots = max_headers.min(block.len() / 3 + 1);
     let mut headers = vec![httparse::EMPTY_HEADER; slots];
@@ -1206,8 +1421,10 @@ fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, Stri
     };
     match kind {
         Kind::Request => {
+            // httparse has no obs-fold option for requests (only for responses): unfold a copy.
+            let unfolded = unfold(block);
             let mut req = httparse::Request::new(&mut headers);
-            match config.parse_request(&mut req, block) {
+            match config.parse_request(&mut req, unfolded.as_deref().unwrap_or(block)) {
                 Ok(httparse::Status::Complete(_)) => Ok(Head {
                     method: req.method.map(str::to_owned),
                     path: req.path.map(str::to_owned),
@@ -1236,6 +1453,42 @@ fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, Stri
     }
 }
 
+/// The header block with each obs-fold (a line break followed by SP or HTAB, continuing the header
+/// field above it) replaced by spaces, as RFC 9112 section 5.2 lets a recipient do; same length,
+/// so offsets hold. None when there is no fold (the common case: one memchr pass, no copy). A
+/// line of whitespace right after the start line is no fold and is left for httparse to reject.
+fn unfold(block: &[u8]) -> Option<Vec<u8>> {
+    let first_lf = memchr::memchr(b'\n', block)?;
+    let is_fold = |i: usize| {
+        i > first_lf
+            && matches!(block.get(i + 1), Some(b' ' | b'\t'))
+            && block.get(i + 2..).is_some_and(|rest| {
+                // Not the final empty line: the fold must carry more than whitespace.
+                rest.iter()
+                    .take_while(|&&b| b != b'\n')
+                    .any(|&b| !matches!(b, b' ' | b'\t' | b'\r'))
+            })
+    };
+    let folds: Vec<usize> = memchr::memchr_iter(b'\n', block)
+        .filter(|&i| is_fold(i))
+        .collect();
+    if folds.is_empty() {
+        return None;
+    }
+    let mut out = block.to_vec();
+    for i in folds {
+        if let Some(b) = out.get_mut(i) {
+            *b = b' ';
+        }
+        if let Some(b) = i.checked_sub(1).and_then(|j| out.get_mut(j)) {
+            if *b == b'\r' {
+                *b = b' ';
+            }
+        }
+    }
+    Some(out)
+}
+
 /// `Some(true)` if Transfer-Encoding is present and its final coding is chunked, `Some(false)` if
 /// present otherwise, `None` if absent.
 fn transfer_chunked(head: &Head) -> Option<bool> {
@@ -1256,7 +1509,7 @@ fn transfer_chunked(head: &Head) -> Option<bool> {
 }
 
 /// All Content-Length values (headers and comma-separated lists) must agree (RFC 9110 8.6).
-fn content_length(head: &Head) -> Result<Option<u64>, String> {
+fn content_length(head: &Head) -> Result<Option<u64>, FramingError> {
     let mut found: Option<u64> = None;
     for (name, value) in &head.headers {
         if !name.eq_ignore_ascii_case("content-length") {
@@ -1265,23 +1518,26 @@ fn content_length(head: &Head) -> Result<Option<u64>, String> {
         for part in value.split(',') {
             let part = part.trim_matches(|c| c == ' ' || c == '\t');
             if part.starts_with('-') {
-                return Err(format!(
-                    "negative Content-Length \"{}\"",
-                    value.escape_debug()
-                ));
+                return Err(FramingError::NegativeContentLength {
+                    value: value.clone(),
+                });
             }
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!(
-                    "invalid Content-Length \"{}\"",
-                    value.escape_debug()
-                ));
+                return Err(FramingError::InvalidContentLength {
+                    value: value.clone(),
+                });
             }
             let n: u64 = part
                 .parse()
-                .map_err(|_| format!("Content-Length {part} does not fit in 64 bits"))?;
+                .map_err(|_| FramingError::ContentLengthOverflow {
+                    value: part.to_string(),
+                })?;
             match found {
                 Some(f) if f != n => {
-                    return Err(format!("conflicting Content-Length values {f} and {n}"))
+                    return Err(FramingError::ConflictingContentLength {
+                        first: f,
+                        second: n,
+                    })
                 }
                 _ => found = Some(n),
             }
@@ -1291,21 +1547,21 @@ fn content_length(head: &Head) -> Result<Option<u64>, String> {
 }
 
 /// RFC 9112 section 6.3 for requests: chunked, else Content-Length, else no body.
-fn request_framing(head: &Head) -> Result<Framing, String> {
+fn request_framing(head: &Head) -> Result<Framing, FramingError> {
     match transfer_chunked(head) {
         Some(true) => Ok(Framing::Chunked),
-        Some(false) => Err(format!(
-            "request Transfer-Encoding \"{}\" does not end in chunked: body length unknown",
-            head.header("transfer-encoding")
+        Some(false) => Err(FramingError::RequestTransferEncoding {
+            value: head
+                .header("transfer-encoding")
                 .unwrap_or_default()
-                .escape_debug()
-        )),
+                .to_string(),
+        }),
         None => Ok(Framing::Length(content_length(head)?.unwrap_or(0))),
     }
 }
 
 /// RFC 9112 section 6.3 for responses not already known to be bodiless.
-fn response_framing(head: &Head) -> Result<Framing, String> {
+fn response_framing(head: &Head) -> Result<Framing, FramingError> {
     match transfer_chunked(head) {
         Some(true) => Ok(Framing::Chunked),
         Some(false) => Ok(Framing::Close),
@@ -1348,7 +1604,7 @@ mod tests {
             }
             HttpEvent::Missing(n) => Ev::Missing(n),
             HttpEvent::End { body_bytes } => Ev::End(body_bytes),
-            HttpEvent::Error(e) => Ev::Error(e.offset, e.message),
+            HttpEvent::Error(e) => Ev::Error(e.offset, e.kind.to_string()),
             HttpEvent::Incomplete { body_bytes } => Ev::Incomplete(body_bytes),
         };
         evs.push(ev);
@@ -1604,10 +1860,11 @@ mod tests {
                 &["ERROR@0 stream does not start with an HTTP response (10 bytes skipped)"],
             ),
             (
-                "unknown method at stream start counts as garbage",
+                // RFC 9110 section 9.1: any token is a method (the old expectation, garbage, was wrong).
+                "unknown method at stream start is a method",
                 Q,
                 "BREW /pot HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
-                &["ERROR@0 stream does not start with an HTTP request (22 bytes skipped)", "HEAD GET /", "END 0"],
+                &["HEAD BREW /pot", "END 0", "HEAD GET /", "END 0"],
             ),
             (
                 "message cut by eof in the body",
@@ -1982,17 +2239,22 @@ mod tests {
         use Probe::*;
         let cases: &[(Kind, bool, &[u8], Probe)] = &[
             (Kind::Request, true, b"GET /", Match),
-            (Kind::Request, true, b"GET http", Match),
+            (Kind::Request, true, b"GET http://", Match),
+            (Kind::Request, true, b"GET HTTP://bro.org/", Match),
             (Kind::Request, true, b"GET htt", NeedMore),
-            (Kind::Request, true, b"GET hx", NoMatch(5)),
+            (Kind::Request, true, b"GET http:/", NeedMore),
+            (Kind::Request, true, b"GET h x", NoMatch(5)),
+            (Kind::Request, true, b"GET http:x", NoMatch(9)),
+            (Kind::Request, true, b"ody of a previous", NoMatch(6)),
+            (Kind::Request, true, b"QUERY /users", Match),
+            (Kind::Request, true, b"CCM_POST /", Match),
             (Kind::Request, true, b"OPTIONS *", Match),
             (Kind::Request, true, b"GET *", NoMatch(4)),
             (Kind::Request, true, b"CONNECT cam:443", Match),
             (Kind::Request, true, b"M-SEARCH *", NoMatch(9)),
             (Kind::Request, true, b"POS", NeedMore),
-            (Kind::Request, true, b"POT", NoMatch(2)),
-            (Kind::Request, true, b"get /", NoMatch(0)),
-            (Kind::Request, true, b"GETX /", NoMatch(3)),
+            (Kind::Request, true, b"PO\x01", NoMatch(2)),
+            (Kind::Request, true, b" GET /", NoMatch(0)),
             (Kind::Request, false, b"BREW /", Match),
             (Kind::Request, false, b" GET", NoMatch(0)),
             (Kind::Request, false, b"<xml", NoMatch(0)),

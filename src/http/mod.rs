@@ -8,4 +8,6 @@
 
 mod decoder;
 
-pub use decoder::{Head, HttpError, HttpEvent, Kind, Limits, MessageDecoder};
+pub use decoder::{
+    ChunkError, FramingError, Head, HttpError, HttpErrorKind, HttpEvent, Kind, Limits, MessageDecoder,
+};

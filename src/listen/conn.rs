@@ -274,7 +274,7 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
         }
         HttpEvent::Error(e) => {
             let msg = e.to_string();
-            let too_large = msg.contains("larger than") || msg.contains("more than");
+            let too_large = e.kind.is_too_large();
             let index = match st.cur.take() {
                 Some(cur) => {
                     let i = cur.index;
