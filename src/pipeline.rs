@@ -10,9 +10,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::capture::frame::Decoded;
 use crate::capture::{decode_frame, LinkType, TcpSegment};
-use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
+use crate::http::{HttpErrorKind, HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, BodyLimits, PartHeader, PartSink};
-use crate::model::{Connection, EventSummary, Exchange, ExchangeRef, Request, Response, Verdict};
+use crate::model::{
+    Connection, EventSummary, Exchange, ExchangeNote, ExchangeRef, Request, Response, Verdict,
+};
 use crate::tcp::{CloseKind, ConnInfo, Direction, Handshake, TcpConfig, TcpEvent, TcpTracker};
 use crate::time::Timestamp;
 
@@ -129,6 +131,22 @@ struct HttpState {
     /// Interim statuses seen before the final response.
     interim: Vec<u16>,
     errors_dropped: u64,
+    /// Server bytes were lost (a gap the response decoder could not frame past, or bytes skipped
+    /// out of sync) since the last final response head: capture time of the first server packet
+    /// after the loss. Answers to requests sent before it may be in the lost bytes.
+    loss_since_head: Option<Timestamp>,
+    /// The latest such loss on the connection, for the requests still waiting at its end.
+    last_loss: Option<Timestamp>,
+    /// A `101 Switching Protocols` was just paired: the client's stream switches too.
+    switch_pending: bool,
+}
+
+impl HttpState {
+    /// Server bytes that may hold answers were lost at `ts`.
+    fn response_loss(&mut self, ts: Timestamp) {
+        self.loss_since_head.get_or_insert(ts);
+        self.last_loss = Some(self.last_loss.map_or(ts, |l| l.max(ts)));
+    }
 }
 
 /// Everything after the TCP stage. Kept apart from the tracker so the tracker's events can be
@@ -371,6 +389,8 @@ impl Stages {
             retransmissions: 0,
             truncated_frames: 0,
             errors: Vec::new(),
+            upgrade: None,
+            upgraded_bytes: [0, 0],
             exchanges: Vec::new(),
             timeline: Vec::new(),
         };
@@ -384,6 +404,9 @@ impl Stages {
                 responding: None,
                 interim: Vec::new(),
                 errors_dropped: 0,
+                loss_since_head: None,
+                last_loss: None,
+                switch_pending: false,
             },
         };
         self.conns.insert(id, st);
@@ -413,7 +436,19 @@ impl Stages {
                     with_exchanges.insert(id);
                 }
             }
-            Direction::ServerToClient => resp.feed(data, &mut |e| on_response_event(http, &ctx, e)),
+            Direction::ServerToClient => {
+                resp.feed(data, &mut |e| on_response_event(http, &ctx, e));
+                // Still hunting for a start line at the end of this segment: its bytes were
+                // skipped, and an answer's start may have been before them.
+                if resp.out_of_sync() {
+                    http.response_loss(ts);
+                }
+                if std::mem::take(&mut http.switch_pending) {
+                    req.switch_protocols(&mut |e| {
+                        on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
+                    });
+                }
+            }
         }
     }
 
@@ -436,7 +471,14 @@ impl Stages {
                     on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
                 });
             }
-            Direction::ServerToClient => resp.gap(bytes, &mut |e| on_response_event(http, &ctx, e)),
+            Direction::ServerToClient => {
+                resp.gap(bytes, &mut |e| on_response_event(http, &ctx, e));
+                // A hole the decoder could not frame past (not inside a known-length body): the
+                // start of an answer may be in it.
+                if resp.out_of_sync() {
+                    http.response_loss(ts);
+                }
+            }
         }
     }
 
@@ -477,6 +519,16 @@ impl Stages {
         if let Some(cur) = http.current.take() {
             finish_body(&mut http.conn, cur, sink_ref(sink, sink_filter, id));
         }
+        // Requests still waiting when server bytes were lost after them: their answer may be there.
+        if let Some(lost) = http.last_loss {
+            for &i in &http.pending {
+                if let Some(ex) = http.conn.exchanges.get_mut(i) {
+                    if ex.response.is_none() && ex.request.end_time <= lost {
+                        ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
+                    }
+                }
+            }
+        }
         if http.errors_dropped > 0 {
             http.conn.errors.push(format!(
                 "{} more HTTP errors not shown",
@@ -484,6 +536,7 @@ impl Stages {
             ));
         }
         let mut conn = http.conn;
+        conn.upgraded_bytes = [req.opaque_bytes(), resp.opaque_bytes()];
         if let Some(info) = info {
             conn.client = info.client.to_string();
             conn.server = info.server.to_string();
@@ -521,9 +574,16 @@ fn sink_ref<'a>(
 
 /// The verdict once a connection is over.
 pub fn final_verdict(ex: &Exchange) -> Verdict {
+    let noted = |f: fn(&ExchangeNote) -> bool| ex.notes.iter().any(f);
     match &ex.response {
         Some(r) if r.status == 200 => Verdict::Ok,
         Some(_) => Verdict::ErrorStatus,
+        None if noted(|n| matches!(n, ExchangeNote::MalformedResponse { .. })) => {
+            Verdict::MalformedResponse
+        }
+        None if noted(|n| matches!(n, ExchangeNote::AnswerNotCaptured { .. })) => {
+            Verdict::NotCaptured
+        }
         None if ex.request.complete => Verdict::NoResponse,
         None => Verdict::Incomplete,
     }
@@ -663,14 +723,32 @@ fn on_request_event(
         }
         HttpEvent::Error(err) => {
             let msg = err.to_string();
-            let text = format!("request stream: {msg}");
             if let Some(cur) = st.current.take() {
-                if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
+                let index = cur.index;
+                if let Some(ex) = st.conn.exchanges.get_mut(index) {
                     ex.request.error = Some(msg);
+                    // The head was read and sent: only its body length is unknown. The server
+                    // answers it (often 400 or 501), so it waits for that answer like any other.
+                    if let Some(error) = err.kind.framing() {
+                        ex.notes.push(ExchangeNote::RequestFraming {
+                            offset: err.offset,
+                            error: error.clone(),
+                        });
+                    }
                 }
                 finish_body(&mut st.conn, cur, sink);
+                if err.kind.framing().is_some()
+                    && st.responding != Some(index)
+                    && !response_started(&st.conn, index)
+                {
+                    st.pending.push_back(index);
+                }
+                // Kept on the exchange (as a note) rather than as a connection error.
+                if err.kind.framing().is_some() {
+                    return;
+                }
             }
-            push_error(st, ctx, text);
+            push_error(st, ctx, format!("request stream: {err}"));
         }
         HttpEvent::Incomplete { .. } => {
             if let Some(cur) = st.current.take() {
@@ -717,10 +795,11 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
     match ev {
         HttpEvent::Head(head) => {
             let status = head.status.unwrap_or(0);
-            if (100..200).contains(&status) {
+            if head.is_interim() {
                 st.interim.push(status);
                 return;
             }
+            charge_loss(st);
             // The final response answers the oldest complete request, or the one still being sent
             // (a server may answer, e.g. 413, before the body is over).
             let target = st.pending.pop_front().or_else(|| {
@@ -759,6 +838,11 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                     body_bytes: 0,
                 });
             }
+            if status == 101 {
+                // The answer is the 101; what follows, both ways, is the upgraded protocol.
+                st.conn.upgrade = Some(head_upgrade(&st.conn, index));
+                st.switch_pending = true;
+            }
             st.responding = Some(index);
         }
         HttpEvent::Body(data) => {
@@ -782,9 +866,76 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
         HttpEvent::End { .. } | HttpEvent::Incomplete { .. } => {
             st.responding = None;
         }
-        HttpEvent::Error(msg) => {
+        HttpEvent::Error(err) => {
             st.responding = None;
-            push_error(st, ctx, format!("response stream: {msg}"));
+            if matches!(
+                err.kind,
+                HttpErrorKind::MalformedHead { .. }
+                    | HttpErrorKind::TooManyHeaders { .. }
+                    | HttpErrorKind::HeadTooLarge { .. }
+            ) {
+                // An answer began (its start line passed the probe) but cannot be read: it is
+                // still the answer to the oldest waiting request.
+                charge_loss(st);
+                if let Some(ex) = st
+                    .pending
+                    .pop_front()
+                    .and_then(|i| st.conn.exchanges.get_mut(i))
+                {
+                    ex.notes.push(ExchangeNote::MalformedResponse {
+                        offset: err.offset,
+                        error: err.kind.clone(),
+                        at: ctx.ts,
+                    });
+                    st.interim.clear();
+                }
+            }
+            push_error(st, ctx, format!("response stream: {err}"));
         }
     }
+}
+
+/// Before a final answer is paired: if server bytes were lost since the last answer, the requests
+/// sent before the loss may have been answered in it, and the answer at hand then belongs to a
+/// request sent after it. Those earlier requests are marked (their verdict: `not_captured`) and
+/// stop waiting. When no waiting request was sent after the loss, nothing is charged: the answer
+/// at hand is taken for the oldest waiting request, as without a loss.
+fn charge_loss(st: &mut HttpState) {
+    let Some(lost) = st.loss_since_head.take() else {
+        return;
+    };
+    let sent_after =
+        |ex: &[Exchange], i: usize| ex.get(i).is_some_and(|e| e.request.end_time > lost);
+    if !st.pending.iter().any(|&i| sent_after(&st.conn.exchanges, i)) {
+        return;
+    }
+    while let Some(&i) = st.pending.front() {
+        if sent_after(&st.conn.exchanges, i) {
+            break;
+        }
+        st.pending.pop_front();
+        if let Some(ex) = st.conn.exchanges.get_mut(i) {
+            ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
+        }
+    }
+}
+
+/// The protocol a 101 switched to: the answer's Upgrade header, else the request's.
+fn head_upgrade(conn: &Connection, index: usize) -> String {
+    let ex = conn.exchanges.get(index);
+    let from_response = ex
+        .and_then(|e| e.response.as_ref())
+        .and_then(|r| header_of(&r.headers, "upgrade"));
+    let from_request = ex.and_then(|e| header_of(&e.request.headers, "upgrade"));
+    from_response
+        .or(from_request)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }

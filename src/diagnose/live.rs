@@ -98,11 +98,13 @@ impl LiveDiagnoser {
                 Verdict::ErrorStatus => self.summary.error_status += 1,
                 Verdict::NoResponse => self.summary.no_response += 1,
                 Verdict::Incomplete => self.summary.incomplete += 1,
+                Verdict::NotCaptured => self.summary.not_captured += 1,
+                Verdict::MalformedResponse => self.summary.malformed_response += 1,
             }
             let corrected = was_provisional && ex.verdict != Verdict::NoResponse;
             if !was_provisional || corrected {
                 self.request_seen(conn, ex, out);
-                if ex.verdict.is_problem() {
+                if ex.verdict.is_problem() && !ex.verdict.is_uncertain() {
                     self.start_stall(conn, ex, r);
                 }
             }
@@ -235,6 +237,8 @@ mod tests {
             retransmissions: 0,
             truncated_frames: 0,
             errors: vec![],
+            upgrade: None,
+            upgraded_bytes: [0, 0],
             exchanges,
             timeline: vec![],
         }
@@ -263,6 +267,7 @@ mod tests {
             injected_fault: None,
             body_kind: "xml",
             body_error: None,
+            notes: Vec::new(),
             body_hash: 0,
             metadata: None,
             event_detail: None,

@@ -148,11 +148,13 @@ impl Ledger {
                 Verdict::ErrorStatus => s.error_status += 1,
                 Verdict::NoResponse => s.no_response += 1,
                 Verdict::Incomplete => s.incomplete += 1,
+                Verdict::NotCaptured => s.not_captured += 1,
+                Verdict::MalformedResponse => s.malformed_response += 1,
             }
             d.events += 1;
             if ex.verdict == Verdict::Ok {
                 d.ok += 1;
-            } else {
+            } else if !ex.verdict.is_uncertain() {
                 d.failures += 1;
             }
             if let Some(ev) = &ex.event {
@@ -316,7 +318,7 @@ fn walk(
             retries.push((it.at, of));
             d.retries += 1;
         }
-        if it.verdict.is_problem() {
+        if it.verdict.is_problem() && !it.verdict.is_uncertain() {
             if carry.unanswered.len() >= MAX_UNANSWERED {
                 carry.unanswered.clear();
             }
@@ -432,6 +434,8 @@ mod tests {
             retransmissions: 0,
             truncated_frames: 0,
             errors: vec![],
+            upgrade: None,
+            upgraded_bytes: [0, 0],
             exchanges,
             timeline: vec![],
         }
@@ -462,6 +466,7 @@ mod tests {
             injected_fault: None,
             body_kind: "xml",
             body_error: None,
+            notes: Vec::new(),
             body_hash: hash,
             metadata: None,
             event_detail: None,

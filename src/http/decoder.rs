@@ -987,6 +987,12 @@ impl MessageDecoder {
         }
     }
 
+    /// True while hunting for a start line (after garbage, a framing error or a gap it could not
+    /// frame past): bytes fed now are skipped.
+    pub fn out_of_sync(&self) -> bool {
+        matches!(self.state, State::Resync(_))
+    }
+
     /// Total bytes of the stream seen so far (gaps included).
     pub fn offset(&self) -> u64 {
         self.offset

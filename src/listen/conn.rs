@@ -349,6 +349,8 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
             retransmissions: 0,
             truncated_frames: 0,
             errors: Vec::new(),
+            upgrade: None,
+            upgraded_bytes: [0, 0],
             exchanges: Vec::new(),
             timeline: Vec::new(),
         },
