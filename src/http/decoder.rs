@@ -476,8 +476,14 @@ fn request_line_start(w: &[u8], p: usize, line_start: bool) -> Option<usize> {
         return None;
     }
     let r = sp - token_len;
-    let at_line_start = match r.checked_sub(1).and_then(|i| w.get(i)) {
-        Some(&b) => b == b'\n',
+    let before_token = r.checked_sub(1).and_then(|i| w.get(i)).copied();
+    // Whitespace before the token: the line began earlier, so this is not its start (Zeek and
+    // tshark do not take `\x01\x02 GET / HTTP/1.1` for a request either).
+    if matches!(before_token, Some(b' ' | b'\t')) {
+        return None;
+    }
+    let at_line_start = match before_token {
+        Some(b) => b == b'\n',
         None => line_start,
     };
     let token = head.get(r..)?;
@@ -1897,6 +1903,87 @@ mod tests {
                 &["ERROR@0 malformed HTTP request head (invalid header name)", "HEAD GET /ok", "END 0"],
             ),
             (
+                // A capture that begins inside a picture: the answer starts right after its
+                // last bytes, not after a line break (B3).
+                "response start found mid-line after binary at stream start",
+                R,
+                "\x7f\x01\x02\x03HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                &[
+                    "ERROR@0 stream does not start with an HTTP response (4 bytes skipped)",
+                    "HEAD 200",
+                    "END 0",
+                ],
+            ),
+            (
+                // A 1-byte TCP keep-alive probe begins the client's stream (B3).
+                "request after a keep-alive byte",
+                Q,
+                "\x00GET /a HTTP/1.1\r\n\r\n",
+                &[
+                    "ERROR@0 stream does not start with an HTTP request (1 bytes skipped)",
+                    "HEAD GET /a",
+                    "END 0",
+                ],
+            ),
+            (
+                "binary token bytes run into the method: the known method is taken",
+                Q,
+                "\x01\x02ZQGET /x HTTP/1.1\r\n\r\n",
+                &[
+                    "ERROR@0 stream does not start with an HTTP request (4 bytes skipped)",
+                    "HEAD GET /x",
+                    "END 0",
+                ],
+            ),
+            (
+                "whitespace before the method: not a start line",
+                Q,
+                "\x01\x02\x03 GET /txt HTTP/1.1\r\n\r\n",
+                &["ERROR@0 stream does not start with an HTTP request (25 bytes skipped)"],
+            ),
+            (
+                "never searched inside a framed body",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\nxxGET / HTTP/1.1\r\n\r\n",
+                &["HEAD POST /", "BODY xxGET / HTTP/1.1\\r\\n\\r\\n", "END 20"],
+            ),
+            (
+                "after a framing error, the next request is found mid-line",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n\x01\x02GET /n HTTP/1.1\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 invalid Content-Length", "HEAD GET /n", "END 0"],
+            ),
+            (
+                "any token is a method (B4)",
+                Q,
+                "QUERY /users HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}CCM_POST / HTTP/1.1\r\n\r\n",
+                &["HEAD QUERY /users", "BODY {}", "END 2", "HEAD CCM_POST /", "END 0"],
+            ),
+            (
+                "absolute-form target with an upper-case scheme (B5)",
+                Q,
+                "GET HTTP://bro.org/ HTTP/1.1\r\nHost: bro.org\r\n\r\n",
+                &["HEAD GET HTTP://bro.org/", "END 0"],
+            ),
+            (
+                "obs-fold continuation lines in a request (B6)",
+                Q,
+                "GET /u HTTP/1.1\r\nX-Info: a\r\n\tb\r\n  c\r\nHost: h\r\n\r\n",
+                &["HEAD GET /u", "END 0"],
+            ),
+            (
+                "whitespace line right after the start line is no fold",
+                Q,
+                "GET /u HTTP/1.1\r\n x: y\r\n\r\n",
+                &["ERROR@0 malformed HTTP request head"],
+            ),
+            (
+                "malformed status line",
+                R,
+                "HTTP/1.0 2XX OK\r\n\r\n",
+                &["ERROR@0 malformed HTTP response head (invalid response status), start line \"HTTP/1.0 2XX OK\""],
+            ),
+            (
                 "101 switches protocols: rest ignored",
                 R,
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x01\x05hello",
@@ -1912,6 +1999,119 @@ mod tests {
             ops.push(Op::Eof);
             check(&format!("{name} (byte by byte)"), &run(*kind, &ops), want);
         }
+    }
+
+    #[test]
+    fn obs_fold_becomes_spaces() {
+        let input = b"GET /u HTTP/1.1\r\nX-Info: a\r\n\tb\r\nHost: h\r\n\r\n";
+        let evs = run(Kind::Request, &[Op::Feed(input)]);
+        let Some(Ev::Head(h)) = evs.first() else {
+            panic!("no head: {evs:?}")
+        };
+        assert_eq!(h.header("x-info"), Some("a  \tb"));
+        assert_eq!(h.header("host"), Some("h"));
+        assert_eq!(h.header_bytes, input.len());
+    }
+
+    #[test]
+    fn long_request_line_found_across_feeds() {
+        // Out of sync, a 3000-byte request line arriving byte by byte is kept (bounded carry).
+        let target = format!("/{}", "a".repeat(3000));
+        let input = format!("\x01\x02\nGET {target} HTTP/1.1\r\n\r\n");
+        let mut ops: Vec<Op<'_>> = input.as_bytes().chunks(1).map(Op::Feed).collect();
+        ops.push(Op::Eof);
+        let (evs, _) = run_with(Kind::Request, Limits::default(), &ops);
+        check(
+            "long line",
+            &evs,
+            &[
+                "ERROR@0 stream does not start with an HTTP request (3 bytes skipped)",
+                &format!("HEAD GET {target}"),
+                "END 0",
+            ],
+        );
+        // Beyond the carry limit it is not found, and memory stays bounded.
+        let target = format!("/{}", "a".repeat(CARRY_MAX + 10));
+        let input = format!("\x01\x02GET {target} HTTP/1.1\r\n\r\n");
+        let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
+        let mut heads = 0;
+        for b in input.as_bytes().chunks(7) {
+            dec.feed(b, &mut |e| heads += usize::from(matches!(e, HttpEvent::Head(_))));
+            assert!(dec.buffered_bytes() <= CARRY_MAX + 7);
+        }
+        assert_eq!(heads, 0);
+    }
+
+    #[test]
+    fn gap_then_response_mid_segment() {
+        let evs = run(
+            Kind::Response,
+            &[
+                Op::Feed(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nab"),
+                Op::Gap(100),
+                Op::Feed(b"AAAA"),
+                Op::Feed(b"AAHTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap, body tail, next answer",
+            &evs,
+            &["HEAD 200", "BODY ab", "END 2", "HEAD 200", "END 0"],
+        );
+    }
+
+    #[test]
+    fn switch_protocols_counts_the_rest() {
+        let mut req = MessageDecoder::new(Kind::Request, Limits::default());
+        let mut evs = Vec::new();
+        req.feed(
+            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            &mut |e| push(&mut evs, e),
+        );
+        req.switch_protocols(&mut |e| push(&mut evs, e));
+        req.feed(b"\x81\x05hello", &mut |e| push(&mut evs, e));
+        req.gap(3, &mut |e| push(&mut evs, e));
+        req.feed(b"GET / HTTP/1.1\r\n\r\n", &mut |e| push(&mut evs, e));
+        check("switched", &evs, &["HEAD GET /ws", "END 0"]);
+        assert_eq!(req.opaque_bytes(), 7 + 3 + 18);
+
+        let (evs, resp) = run_with(
+            Kind::Response,
+            Limits::default(),
+            &[Op::Feed(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi",
+            )],
+        );
+        check("101", &evs, &["HEAD 101", "END 0"]);
+        assert_eq!(resp.opaque_bytes(), 4);
+    }
+
+    #[test]
+    fn error_kinds_are_typed() {
+        let evs = {
+            let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
+            let mut v = Vec::new();
+            dec.feed(
+                b"POST / HTTP/1.1\r\nContent-Length: 11\r\nContent-Length: 93\r\n\r\n",
+                &mut |e| {
+                    if let HttpEvent::Error(e) = e {
+                        v.push(e);
+                    }
+                },
+            );
+            v
+        };
+        assert_eq!(
+            evs.first().map(|e| &e.kind),
+            Some(&HttpErrorKind::Framing(
+                FramingError::ConflictingContentLength {
+                    first: 11,
+                    second: 93
+                }
+            ))
+        );
+        assert!(HttpErrorKind::HeadTooLarge { max: 1 }.is_too_large());
+        assert!(!HttpErrorKind::Chunk(ChunkError::SizeOverflow).is_too_large());
     }
 
     #[test]
