@@ -939,3 +939,187 @@ fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str>
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{FramingError, HttpErrorKind};
+
+    /// Drives the stages behind the TCP tracker directly: one connection, events in order.
+    struct Conn {
+        stages: Stages,
+    }
+
+    const C2S: Direction = Direction::ClientToServer;
+    const S2C: Direction = Direction::ServerToClient;
+
+    impl Conn {
+        fn new() -> Conn {
+            let mut stages = Stages {
+                config: PipelineConfig::default(),
+                conns: HashMap::new(),
+                with_exchanges: HashSet::new(),
+                finished: Vec::new(),
+                sink: None,
+                sink_filter: None,
+            };
+            let client = "10.0.0.5:50000".parse().unwrap_or_else(|_| unreachable!());
+            let server = "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!());
+            stages.open(1, client, server, Timestamp(0));
+            Conn { stages }
+        }
+        fn data(&mut self, t: i64, dir: Direction, data: &[u8]) -> &mut Self {
+            self.stages.data(1, dir, Timestamp(t), data);
+            self
+        }
+        fn gap(&mut self, t: i64, dir: Direction, bytes: u64) -> &mut Self {
+            self.stages.gap(1, dir, Timestamp(t), bytes);
+            self
+        }
+        fn close(&mut self) -> Connection {
+            self.stages.close(1, None);
+            self.stages.finished.pop().unwrap_or_else(|| unreachable!())
+        }
+    }
+
+    fn statuses(c: &Connection) -> Vec<(Option<u16>, Verdict)> {
+        c.exchanges
+            .iter()
+            .map(|e| (e.response.as_ref().map(|r| r.status), e.verdict))
+            .collect()
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn switching_protocols_is_the_answer_and_the_rest_is_counted() {
+        let c = Conn::new()
+            .data(1, C2S, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .data(2, S2C, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+            .data(3, C2S, b"\x81\x05hello")
+            .data(4, S2C, b"\x81\x02hi")
+            .close();
+        assert_eq!(statuses(&c), [(Some(101), Verdict::ErrorStatus)]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.upgrade.as_deref(), Some("websocket"));
+        assert_eq!(c.upgraded_bytes, [7, 4]);
+    }
+
+    #[test]
+    fn interim_answers_stay_interim() {
+        let c = Conn::new()
+            .data(1, C2S, b"POST / HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+            .data(2, S2C, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n")
+            .data(3, C2S, b"hi")
+            .data(4, S2C, OK)
+            .close();
+        assert_eq!(statuses(&c), [(Some(200), Verdict::Ok)]);
+        assert_eq!(
+            c.exchanges.first().and_then(|e| e.response.as_ref()).map(|r| r.interim.clone()),
+            Some(vec![100, 102])
+        );
+        assert_eq!(c.upgraded_bytes, [0, 0]);
+    }
+
+    #[test]
+    fn answer_lost_in_a_gap_is_charged_to_its_request() {
+        // The first answer's head is missing (a 238-byte gap), its body tail is seen; then two
+        // more keep-alive requests, each answered.
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .gap(2, S2C, 238)
+            .data(2, S2C, b"tail of the first body")
+            .data(3, C2S, b"GET /1 HTTP/1.1\r\n\r\n")
+            .data(4, S2C, OK)
+            .data(5, C2S, b"GET /2 HTTP/1.1\r\n\r\n")
+            .data(6, S2C, OK)
+            .close();
+        assert_eq!(
+            statuses(&c),
+            [
+                (None, Verdict::NotCaptured),
+                (Some(200), Verdict::Ok),
+                (Some(200), Verdict::Ok)
+            ]
+        );
+        assert_eq!(
+            c.exchanges.first().map(|e| e.notes.clone()),
+            Some(vec![ExchangeNote::AnswerNotCaptured { at: Timestamp(2) }])
+        );
+    }
+
+    #[test]
+    fn loss_before_an_answer_with_one_request_waiting_keeps_the_pair() {
+        // Nothing was sent after the hole, so the answer can only be the waiting request's.
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .gap(2, S2C, 50)
+            .data(3, S2C, OK)
+            .close();
+        assert_eq!(statuses(&c), [(Some(200), Verdict::Ok)]);
+    }
+
+    #[test]
+    fn loss_after_the_last_request_is_not_no_response() {
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .data(2, S2C, OK)
+            .data(3, C2S, b"GET /1 HTTP/1.1\r\n\r\n")
+            .gap(4, S2C, 500)
+            .close();
+        assert_eq!(
+            statuses(&c),
+            [(Some(200), Verdict::Ok), (None, Verdict::NotCaptured)]
+        );
+        // Without the loss it is no_response.
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .close();
+        assert_eq!(statuses(&c), [(None, Verdict::NoResponse)]);
+    }
+
+    #[test]
+    fn framing_error_still_pairs_with_its_answer() {
+        let c = Conn::new()
+            .data(
+                1,
+                C2S,
+                b"POST /which.php HTTP/1.0\r\nContent-Length: 11\r\nContent-Length: 93\r\n\r\nhello world",
+            )
+            .data(2, S2C, b"HTTP/1.0 501 Not Implemented\r\n\r\n")
+            .close();
+        assert_eq!(statuses(&c), [(Some(501), Verdict::ErrorStatus)]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            c.exchanges.first().map(|e| e.notes.clone()),
+            Some(vec![ExchangeNote::RequestFraming {
+                offset: 0,
+                error: FramingError::ConflictingContentLength {
+                    first: 11,
+                    second: 93
+                }
+            }])
+        );
+    }
+
+    #[test]
+    fn unreadable_status_line_is_a_malformed_answer() {
+        let c = Conn::new()
+            .data(1, C2S, b"GET / HTTP/1.0\r\n\r\n")
+            .data(2, S2C, b"HTTP/1.0 2XX OK\r\nContent-Length: 0\r\n\r\n")
+            .close();
+        assert_eq!(statuses(&c), [(None, Verdict::MalformedResponse)]);
+        let note = c.exchanges.first().and_then(|e| e.notes.first());
+        assert!(
+            matches!(
+                note,
+                Some(ExchangeNote::MalformedResponse {
+                    offset: 0,
+                    error: HttpErrorKind::MalformedHead { .. },
+                    ..
+                })
+            ),
+            "{note:?}"
+        );
+    }
+}
