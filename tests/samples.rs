@@ -62,6 +62,8 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                 "error_status" => s.error_status,
                 "no_response" => s.no_response,
                 "incomplete" => s.incomplete,
+                "not_captured" => s.not_captured,
+                "malformed_response" => s.malformed_response,
                 other => panic!("unknown verdict {other}"),
             };
             eq(&mut bad, name, &format!("verdict {k}"), got, u(v));
@@ -99,6 +101,28 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
     }
     if let Some(v) = exp.get("truncated_frames") {
         eq(&mut bad, name, "truncated_frames", s.truncated_frames, u(v));
+    }
+    if let Some(v) = exp.get("connection_errors") {
+        let n: usize = report.connections.iter().map(|c| c.errors.len()).sum();
+        eq(&mut bad, name, "connection errors", n as u64, u(v));
+    }
+    if let Some(Value::String(want)) = exp.get("upgrade") {
+        if !report
+            .connections
+            .iter()
+            .any(|c| c.upgrade.as_deref() == Some(want.as_str()))
+        {
+            bad.push(format!("{name}: no connection upgraded to {want}"));
+        }
+    }
+    if let Some(Value::Bool(true)) = exp.get("upgraded") {
+        if !report
+            .connections
+            .iter()
+            .any(|c| c.upgraded_bytes.iter().all(|&n| n > 0))
+        {
+            bad.push(format!("{name}: no upgraded bytes counted both ways"));
+        }
     }
     if let Some(Value::Bool(true)) = exp.get("warning") {
         if report.warnings.is_empty() {
@@ -183,7 +207,11 @@ fn every_sample_shows_its_expected_verdicts() {
                 bad.extend(check(name, e, &r));
                 // Invariant whatever the sample: verdict counts add up to the requests.
                 let s = &r.summary;
-                if s.ok + s.error_status + s.no_response + s.incomplete != s.requests {
+                let counted: u64 = alarmscope::model::Verdict::ALL
+                    .iter()
+                    .map(|&v| s.verdict_count(v))
+                    .sum();
+                if counted != s.requests {
                     bad.push(format!("{name}: verdict counts do not add up"));
                 }
             }
