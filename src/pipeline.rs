@@ -438,9 +438,9 @@ impl Stages {
             }
             Direction::ServerToClient => {
                 resp.feed(data, &mut |e| on_response_event(http, &ctx, e));
-                // Still hunting for a start line at the end of this segment: its bytes were
-                // skipped, and an answer's start may have been before them.
-                if resp.out_of_sync() {
+                // The capture began inside an answer and this segment's bytes were skipped: that
+                // answer's start was sent before the capture saw the server's side.
+                if resp.skipping_stream_start() {
                     http.response_loss(ts);
                 }
                 if std::mem::take(&mut http.switch_pending) {

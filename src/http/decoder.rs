@@ -999,6 +999,12 @@ impl MessageDecoder {
         matches!(self.state, State::Resync(_))
     }
 
+    /// True while skipping bytes at the start of a capture's stream, before its first start line
+    /// (the capture began in the middle of a message).
+    pub fn skipping_stream_start(&self) -> bool {
+        matches!(&self.state, State::Resync(rs) if rs.report)
+    }
+
     /// Total bytes of the stream seen so far (gaps included).
     pub fn offset(&self) -> u64 {
         self.offset
