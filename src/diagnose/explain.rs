@@ -79,7 +79,24 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 .as_ref()
                 .map(|r| (r.status, r.reason.clone()))
                 .unwrap_or((0, String::new()));
+            let framing = ex.notes.iter().find_map(|n| match n {
+                ExchangeNote::RequestFraming { error, .. } => Some(error),
+                _ => None,
+            });
+            let framing_hint;
             let hint = match status {
+                _ if framing.is_some() => {
+                    framing_hint = format!(
+                        "the request itself is invalid ({}): the server cannot tell where its \
+                         body ends",
+                        framing.map(|e| e.to_string()).unwrap_or_default()
+                    );
+                    framing_hint.as_str()
+                }
+                101 => {
+                    "the request asked to switch protocols (Upgrade) and the server agreed: the \
+                     rest of the connection is that protocol, not HTTP"
+                }
                 404 => {
                     "the URL on the device does not match what the server serves (check the \
                         httpHosts url)"

@@ -30,11 +30,18 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(o, "capture: {} packets", s.packets);
     }
-    let _ = writeln!(
+    let _ = write!(
         o,
         "connections: {}   requests: {}   ok: {}   error_status: {}   no_response: {}   incomplete: {}",
         s.connections, s.requests, s.ok, s.error_status, s.no_response, s.incomplete
     );
+    // Shown only when there are some, so the line stays as it was for the usual capture.
+    for v in [Verdict::NotCaptured, Verdict::MalformedResponse] {
+        if s.verdict_count(v) > 0 {
+            let _ = write!(o, "   {}: {}", v.as_str(), s.verdict_count(v));
+        }
+    }
+    let _ = writeln!(o);
     let _ = writeln!(
         o,
         "handshake failures: {} (unanswered {}, refused {})   stalls: {} ({:.1} s)   retries: {}",
@@ -142,10 +149,11 @@ pub fn render(r: &Report) -> String {
                 ),
                 None => String::new(),
             };
+            let notes: String = ex.notes.iter().map(|n| format!("\n    note: {n}")).collect();
             problems.push((
                 ex.request.time,
                 format!(
-                    "{} {} {} {} {} [{}] {}{}\n    {}\n    {}\n    next: {}",
+                    "{} {} {} {} {} [{}] {}{}\n    {}\n    {}\n    next: {}{notes}",
                     ex.request.time.to_clock_string(),
                     c.client,
                     ex.request.method,
