@@ -906,7 +906,11 @@ fn charge_loss(st: &mut HttpState) {
     };
     let sent_after =
         |ex: &[Exchange], i: usize| ex.get(i).is_some_and(|e| e.request.end_time > lost);
-    if !st.pending.iter().any(|&i| sent_after(&st.conn.exchanges, i)) {
+    if !st
+        .pending
+        .iter()
+        .any(|&i| sent_after(&st.conn.exchanges, i))
+    {
         return;
     }
     while let Some(&i) = st.pending.front() {
@@ -994,8 +998,16 @@ mod tests {
     #[test]
     fn switching_protocols_is_the_answer_and_the_rest_is_counted() {
         let c = Conn::new()
-            .data(1, C2S, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-            .data(2, S2C, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+            .data(
+                1,
+                C2S,
+                b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            )
+            .data(
+                2,
+                S2C,
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            )
             .data(3, C2S, b"\x81\x05hello")
             .data(4, S2C, b"\x81\x02hi")
             .close();
@@ -1008,14 +1020,25 @@ mod tests {
     #[test]
     fn interim_answers_stay_interim() {
         let c = Conn::new()
-            .data(1, C2S, b"POST / HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
-            .data(2, S2C, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n")
+            .data(
+                1,
+                C2S,
+                b"POST / HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+            )
+            .data(
+                2,
+                S2C,
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n",
+            )
             .data(3, C2S, b"hi")
             .data(4, S2C, OK)
             .close();
         assert_eq!(statuses(&c), [(Some(200), Verdict::Ok)]);
         assert_eq!(
-            c.exchanges.first().and_then(|e| e.response.as_ref()).map(|r| r.interim.clone()),
+            c.exchanges
+                .first()
+                .and_then(|e| e.response.as_ref())
+                .map(|r| r.interim.clone()),
             Some(vec![100, 102])
         );
         assert_eq!(c.upgraded_bytes, [0, 0]);
@@ -1072,9 +1095,7 @@ mod tests {
             [(Some(200), Verdict::Ok), (None, Verdict::NotCaptured)]
         );
         // Without the loss it is no_response.
-        let c = Conn::new()
-            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
-            .close();
+        let c = Conn::new().data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n").close();
         assert_eq!(statuses(&c), [(None, Verdict::NoResponse)]);
     }
 

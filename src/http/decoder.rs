@@ -372,9 +372,7 @@ fn classify_request_strict(p: &[u8]) -> Probe {
         let ok = match b {
             b':' => true,
             b'/' => target.ends_with(b":/"),
-            _ => {
-                (b.is_ascii_alphanumeric() || b"+-.".contains(&b)) && !target.contains(&b':')
-            }
+            _ => (b.is_ascii_alphanumeric() || b"+-.".contains(&b)) && !target.contains(&b':'),
         };
         if !ok {
             return Probe::NoMatch(i);
@@ -2042,7 +2040,9 @@ mod tests {
         let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
         let mut heads = 0;
         for b in input.as_bytes().chunks(7) {
-            dec.feed(b, &mut |e| heads += usize::from(matches!(e, HttpEvent::Head(_))));
+            dec.feed(b, &mut |e| {
+                heads += usize::from(matches!(e, HttpEvent::Head(_)))
+            });
             assert!(dec.buffered_bytes() <= CARRY_MAX + 7);
         }
         assert_eq!(heads, 0);

@@ -11,5 +11,6 @@
 mod decoder;
 
 pub use decoder::{
-    ChunkError, FramingError, Head, HttpError, HttpErrorKind, HttpEvent, Kind, Limits, MessageDecoder,
+    ChunkError, FramingError, Head, HttpError, HttpErrorKind, HttpEvent, Kind, Limits,
+    MessageDecoder,
 };

@@ -149,7 +149,11 @@ pub fn render(r: &Report) -> String {
                 ),
                 None => String::new(),
             };
-            let notes: String = ex.notes.iter().map(|n| format!("\n    note: {n}")).collect();
+            let notes: String = ex
+                .notes
+                .iter()
+                .map(|n| format!("\n    note: {n}"))
+                .collect();
             problems.push((
                 ex.request.time,
                 format!(
