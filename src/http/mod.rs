@@ -9,8 +9,8 @@
 //! allocates per body byte and never buffers a whole body. Errors are typed ([`HttpErrorKind`]).
 
 mod decoder;
+mod error;
+mod start;
 
-pub use decoder::{
-    ChunkError, FramingError, Head, HttpError, HttpErrorKind, HttpEvent, Kind, Limits,
-    MessageDecoder,
-};
+pub use decoder::{Head, HttpEvent, Kind, Limits, MessageDecoder};
+pub use error::{ChunkError, FramingError, HttpError, HttpErrorKind};
