@@ -132,20 +132,31 @@ struct HttpState {
     interim: Vec<u16>,
     errors_dropped: u64,
     /// Server bytes were lost (a gap the response decoder could not frame past, or bytes skipped
-    /// out of sync) since the last final response head: capture time of the first server packet
-    /// after the loss. Answers to requests sent before it may be in the lost bytes.
+    /// at the start of the server's stream) since the last final response head: capture time of
+    /// the first server packet after the loss. Answers to requests sent before it may be in the
+    /// lost bytes.
     loss_since_head: Option<Timestamp>,
-    /// The latest such loss on the connection, for the requests still waiting at its end.
-    last_loss: Option<Timestamp>,
+    /// The latest capture gap the response decoder could not frame past, for the requests still
+    /// waiting at the end.
+    last_gap_loss: Option<Timestamp>,
+    /// The latest server segment skipped at the start of the server's stream. A loss only when
+    /// the capture began mid-connection: with the handshake seen, the stream's start was seen and
+    /// the bytes are simply not HTTP.
+    last_skip_loss: Option<Timestamp>,
     /// A `101 Switching Protocols` was just paired: the client's stream switches too.
     switch_pending: bool,
 }
 
 impl HttpState {
-    /// Server bytes that may hold answers were lost at `ts`.
-    fn response_loss(&mut self, ts: Timestamp) {
+    /// Server bytes that may hold answers were lost at `ts` (in a gap, or skipped at the start).
+    fn response_loss(&mut self, ts: Timestamp, in_gap: bool) {
         self.loss_since_head.get_or_insert(ts);
-        self.last_loss = Some(self.last_loss.map_or(ts, |l| l.max(ts)));
+        let last = if in_gap {
+            &mut self.last_gap_loss
+        } else {
+            &mut self.last_skip_loss
+        };
+        *last = Some(last.map_or(ts, |l| l.max(ts)));
     }
 }
 
@@ -405,7 +416,8 @@ impl Stages {
                 interim: Vec::new(),
                 errors_dropped: 0,
                 loss_since_head: None,
-                last_loss: None,
+                last_gap_loss: None,
+                last_skip_loss: None,
                 switch_pending: false,
             },
         };
@@ -441,7 +453,7 @@ impl Stages {
                 // The capture began inside an answer and this segment's bytes were skipped: that
                 // answer's start was sent before the capture saw the server's side.
                 if resp.skipping_stream_start() {
-                    http.response_loss(ts);
+                    http.response_loss(ts, false);
                 }
                 if std::mem::take(&mut http.switch_pending) {
                     req.switch_protocols(&mut |e| {
@@ -476,7 +488,7 @@ impl Stages {
                 // A hole the decoder could not frame past (not inside a known-length body): the
                 // start of an answer may be in it.
                 if resp.out_of_sync() {
-                    http.response_loss(ts);
+                    http.response_loss(ts, true);
                 }
             }
         }
@@ -520,7 +532,11 @@ impl Stages {
             finish_body(&mut http.conn, cur, sink_ref(sink, sink_filter, id));
         }
         // Requests still waiting when server bytes were lost after them: their answer may be there.
-        if let Some(lost) = http.last_loss {
+        let start_unseen = info
+            .as_ref()
+            .is_none_or(|i| i.handshake == Handshake::NotSeen);
+        let skip_loss = http.last_skip_loss.filter(|_| start_unseen);
+        if let Some(lost) = http.last_gap_loss.max(skip_loss) {
             for &i in &http.pending {
                 if let Some(ex) = http.conn.exchanges.get_mut(i) {
                     if ex.response.is_none() && ex.request.end_time <= lost {

@@ -234,6 +234,11 @@ def build():
         "A VMD POST answered `HTTP/1.0 2XX OK`: an answer came but cannot be read.",
         1, 1, malformed_response=1, complete=1, min_stalls=1,
         exchanges=[req("POST", "/alarm", None, "malformed_response")])
+    E["non-http-answer.pcap"] = sample(
+        "A VMD POST answered with 7 bytes that are not HTTP (a TLS alert), then the server closes. "
+        "The handshake was seen, so the server's stream was seen from its start: nothing was lost "
+        "to the capture, no answer came.",
+        1, 1, no_response=1, complete=1, min_stalls=1, exchanges=[ex("VMD", None, "no_response")])
     E["lost-answer-head.pcap"] = sample(
         "Three keep-alive VMD POSTs, each answered 200 with a 23-byte text body; the segment with "
         "the first answer's head is missing from the capture (its body segment is there). The "

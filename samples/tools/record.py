@@ -635,6 +635,16 @@ def sc_malformed_status(port):
     return one_exchange(port, req, answer), None, ["2XX"]
 
 
+def sc_non_http_answer(port):
+    """A VMD POST answered with bytes that are not HTTP (a TLS alert), then the server closes."""
+    body = bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:27:40+08:00", 1)
+    req = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {SERVER_IP}\r\nContent-Type: {XML_CT}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    return one_exchange(port, req, lambda _h: b"\x15\x03\x01\x00\x02\x02\x46"), None, [None]
+
+
 # name -> (server port, scenario, tcpdump interface, extra tcpdump options)
 SCENARIOS = {
     "xml-ok.pcap": (18081, sc_xml_ok, "lo", []),
@@ -654,6 +664,7 @@ SCENARIOS = {
     "obs-fold.pcap": (18095, sc_obs_fold, "lo", []),
     "conflicting-length.pcap": (18096, sc_conflicting_length, "lo", []),
     "malformed-status.pcap": (18097, sc_malformed_status, "lo", []),
+    "non-http-answer.pcap": (18098, sc_non_http_answer, "lo", []),
 }
 
 
