@@ -1116,6 +1116,36 @@ mod tests {
     }
 
     #[test]
+    fn capture_begun_mid_answer_charges_the_request_before_it() {
+        // No handshake seen: the server's first captured bytes are the tail of an answer whose
+        // head the capture missed; the request sent before them is not judged no_response.
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .data(2, S2C, b"\x12\x34 tail of a picture \xff\xd9")
+            .data(3, C2S, b"GET /1 HTTP/1.1\r\n\r\n")
+            .data(4, S2C, OK)
+            .close();
+        assert_eq!(
+            statuses(&c),
+            [(None, Verdict::NotCaptured), (Some(200), Verdict::Ok)]
+        );
+    }
+
+    #[test]
+    fn junk_after_an_answer_is_no_capture_loss() {
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .data(2, S2C, OK)
+            .data(3, C2S, b"GET /1 HTTP/1.1\r\n\r\n")
+            .data(4, S2C, b"\x00\x01\x02\n")
+            .close();
+        assert_eq!(
+            statuses(&c),
+            [(Some(200), Verdict::Ok), (None, Verdict::NoResponse)]
+        );
+    }
+
+    #[test]
     fn framing_error_still_pairs_with_its_answer() {
         let c = Conn::new()
             .data(
