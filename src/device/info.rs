@@ -36,7 +36,7 @@ fn info_node(root: &Node) -> Option<&Node> {
 /// Parse a deviceInfo answer. Fails only when the answer is not XML/JSON or holds no
 /// `DeviceInfo` element (a login page, another document).
 pub fn parse_device_info(body: &[u8]) -> Result<DeviceInfo, DocError> {
-    let ev = decode_event(body, None).map_err(|e| DocError::Xml(e.0))?;
+    let ev = decode_event(body, None).map_err(|e| DocError::Xml(e.to_string()))?;
     let node = info_node(&ev.tree).ok_or(DocError::Missing("DeviceInfo"))?;
     let get = |n: &str| node.child_text(n).unwrap_or_default().to_string();
     Ok(DeviceInfo {

@@ -83,7 +83,7 @@ fn methods_of(trigger: &Node) -> Vec<String> {
 /// XML/JSON or holds neither an `EventTrigger` nor an `EventTriggerList` (an empty list is a
 /// valid answer: no trigger at all).
 pub fn parse_triggers(body: &[u8]) -> Result<Vec<EventTrigger>, DocError> {
-    let ev = decode_event(body, None).map_err(|e| DocError::Xml(e.0))?;
+    let ev = decode_event(body, None).map_err(|e| DocError::Xml(e.to_string()))?;
     let nodes = trigger_nodes(&ev.tree);
     if nodes.is_empty() {
         let mut stack = vec![&ev.tree];

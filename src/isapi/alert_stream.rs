@@ -474,7 +474,7 @@ impl AlertStreamDecoder {
             }),
             Err(e) => out.push(StreamItem::Problem(StreamProblem::Undecodable {
                 index,
-                error: e.0,
+                error: e.to_string(),
             })),
         }
     }
