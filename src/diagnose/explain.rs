@@ -177,7 +177,7 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 next: format!("Likely cause: {hint}."),
             }
         }
-        Verdict::NotCaptured => {
+        Verdict::NotCaptured if c.one_sided.is_some() => {
             let bytes = c.answer_bytes_acked(ex.index).unwrap_or(0);
             Explanation {
                 what: format!(
@@ -312,6 +312,8 @@ mod tests {
             errors: Vec::new(),
             exchanges: Vec::new(),
             timeline: Vec::new(),
+            upgrade: None,
+            upgraded_bytes: [0, 0],
         }
     }
 
