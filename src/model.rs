@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::http::{FramingError, HttpErrorKind};
 use crate::isapi::{EventInfo, PartInfo};
 use crate::tcp::{AckLog, CloseKind, Handshake, OneSided, PacketNote, Side};
 use crate::time::Timestamp;
@@ -20,19 +21,23 @@ pub enum Verdict {
     NoResponse,
     /// The request never finished (reset, closed or capture ended mid-body, or unframeable).
     Incomplete,
-    /// The request was complete and an answer came, but the capture does not hold it (one-sided
-    /// capture: the client acknowledged response bytes after the request). Uncertain: whether
-    /// that answer was 200 OK cannot be told.
+    /// Uncertain: server bytes that could hold the answer are missing from the capture (a gap, or
+    /// the capture began mid-answer) and no answer was seen after them. Not `no_response`: the
+    /// answer may well have come.
     NotCaptured,
+    /// The server answered, but its status line or header block could not be read (e.g.
+    /// `HTTP/1.0 2XX OK`); a device cannot read it either.
+    MalformedResponse,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 5] = [
+    pub const ALL: [Verdict; 6] = [
         Verdict::Ok,
         Verdict::ErrorStatus,
         Verdict::NoResponse,
         Verdict::Incomplete,
         Verdict::NotCaptured,
+        Verdict::MalformedResponse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +47,7 @@ impl Verdict {
             Verdict::NoResponse => "no_response",
             Verdict::Incomplete => "incomplete",
             Verdict::NotCaptured => "not_captured",
+            Verdict::MalformedResponse => "malformed_response",
         }
     }
 
@@ -50,10 +56,89 @@ impl Verdict {
         self != Verdict::Ok
     }
 
-    /// True when the verdict rests on what the capture could not see (a capture gap or a
-    /// one-sided capture could have hidden the real outcome).
+    /// True when the capture cannot tell what happened (`not_captured`): shown, but neither a
+    /// failure nor the start of a stall.
     pub fn is_uncertain(self) -> bool {
         self == Verdict::NotCaptured
+    }
+}
+
+/// Something the pipeline found about one exchange besides its verdict, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExchangeNote {
+    /// The request's head was read but its body length cannot be known (conflicting or invalid
+    /// Content-Length, ...). The request was sent all the same, so the answer pairs with it.
+    RequestFraming {
+        /// Offset of the request's head in the client's stream.
+        offset: u64,
+        error: FramingError,
+    },
+    /// Server bytes were lost after this request was sent (a capture gap, or the capture began
+    /// mid-answer); its answer may be among them.
+    AnswerNotCaptured {
+        /// Capture time of the first server packet after the lost bytes.
+        at: Timestamp,
+    },
+    /// The answer's start line or header block could not be read.
+    MalformedResponse {
+        /// Offset of the answer in the server's stream.
+        offset: u64,
+        error: HttpErrorKind,
+        /// Capture time of the packet that carried it.
+        at: Timestamp,
+    },
+}
+
+impl ExchangeNote {
+    /// The note's kind as in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExchangeNote::RequestFraming { .. } => "request_framing",
+            ExchangeNote::AnswerNotCaptured { .. } => "answer_not_captured",
+            ExchangeNote::MalformedResponse { .. } => "malformed_response",
+        }
+    }
+}
+
+impl std::fmt::Display for ExchangeNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExchangeNote::RequestFraming { offset, error } => write!(
+                f,
+                "request at byte {offset} of the client's stream: {error}; its body length is unknown"
+            ),
+            ExchangeNote::AnswerNotCaptured { at } => write!(
+                f,
+                "server bytes that may hold the answer are missing from the capture (before {})",
+                at.to_utc_string()
+            ),
+            ExchangeNote::MalformedResponse { offset, error, .. } => write!(
+                f,
+                "answer at byte {offset} of the server's stream is unreadable: {error}"
+            ),
+        }
+    }
+}
+
+/// JSON: `{"kind": ..., "text": ...}` plus the note's located fields.
+impl Serialize for ExchangeNote {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("kind", self.kind())?;
+        match self {
+            ExchangeNote::RequestFraming { offset, error } => {
+                m.serialize_entry("offset", offset)?;
+                m.serialize_entry("error", error)?;
+            }
+            ExchangeNote::AnswerNotCaptured { at } => m.serialize_entry("at", at)?,
+            ExchangeNote::MalformedResponse { offset, at, .. } => {
+                m.serialize_entry("offset", offset)?;
+                m.serialize_entry("at", at)?;
+            }
+        }
+        m.serialize_entry("text", &self.to_string())?;
+        m.end()
     }
 }
 
@@ -187,6 +272,10 @@ pub struct Exchange {
     /// What the listener's credential check found (`listen --auth`; absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthCheck>,
+    /// What else the pipeline found about this exchange (framing trouble, lost or unreadable
+    /// answer); absent from JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<ExchangeNote>,
     /// Earlier exchange whose body this one repeats while it was unanswered.
     ///
     /// Kept the last serialised field: the streaming JSON writer (`report::stream`) writes each
@@ -219,6 +308,7 @@ impl Exchange {
             auth: None,
             body_kind: "empty",
             body_error: None,
+            notes: Vec::new(),
             body_hash: 0,
             metadata: None,
             event_detail: None,
@@ -248,10 +338,22 @@ pub struct Connection {
     pub truncated_frames: u64,
     /// HTTP framing problems on this connection, located.
     pub errors: Vec<String>,
+    /// The protocol the connection switched to with `101 Switching Protocols` (the answer's
+    /// Upgrade header, e.g. "websocket"); absent from JSON when there was no switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<String>,
+    /// Bytes after a protocol switch or CONNECT tunnel [client->server, server->client]: counted,
+    /// never parsed as HTTP. Absent from JSON when both are 0.
+    #[serde(skip_serializing_if = "is_zero_pair")]
+    pub upgraded_bytes: [u64; 2],
     pub exchanges: Vec<Exchange>,
     /// First packets, for the handshake view (not in JSON: large).
     #[serde(skip)]
     pub timeline: Vec<PacketNote>,
+}
+
+fn is_zero_pair(v: &[u64; 2]) -> bool {
+    *v == [0, 0]
 }
 
 impl Connection {
@@ -360,8 +462,10 @@ pub struct Summary {
     pub error_status: u64,
     pub no_response: u64,
     pub incomplete: u64,
-    /// Requests answered (the client's ACKs prove it) in a one-sided capture: answer not captured.
+    /// Requests whose answer may be in bytes the capture lost (`not_captured`).
     pub not_captured: u64,
+    /// Requests answered with an unreadable status line or head (`malformed_response`).
+    pub malformed_response: u64,
     pub handshake_failures: u64,
     pub handshake_unanswered: u64,
     pub handshake_refused: u64,
@@ -397,6 +501,7 @@ impl Summary {
             Verdict::NoResponse => self.no_response,
             Verdict::Incomplete => self.incomplete,
             Verdict::NotCaptured => self.not_captured,
+            Verdict::MalformedResponse => self.malformed_response,
         }
     }
 
@@ -408,6 +513,7 @@ impl Summary {
             Verdict::NoResponse => &mut self.no_response,
             Verdict::Incomplete => &mut self.incomplete,
             Verdict::NotCaptured => &mut self.not_captured,
+            Verdict::MalformedResponse => &mut self.malformed_response,
         };
         *n += 1;
     }

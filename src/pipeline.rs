@@ -10,9 +10,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::capture::frame::Decoded;
 use crate::capture::{decode_frame_counted, EncapCounts, LinkType, TcpSegment};
-use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
+use crate::http::{HttpErrorKind, HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, BodyLimits, PartHeader, PartSink};
-use crate::model::{Connection, EventSummary, Exchange, ExchangeRef, Request, Response, Verdict};
+use crate::model::{
+    Connection, EventSummary, Exchange, ExchangeNote, ExchangeRef, Request, Response, Verdict,
+};
 use crate::tcp::{CloseKind, ConnInfo, Direction, Handshake, TcpConfig, TcpEvent, TcpTracker};
 use crate::time::Timestamp;
 
@@ -132,6 +134,33 @@ struct HttpState {
     /// Interim statuses seen before the final response.
     interim: Vec<u16>,
     errors_dropped: u64,
+    /// Server bytes were lost (a gap the response decoder could not frame past, or bytes skipped
+    /// at the start of the server's stream) since the last final response head: capture time of
+    /// the first server packet after the loss. Answers to requests sent before it may be in the
+    /// lost bytes.
+    loss_since_head: Option<Timestamp>,
+    /// The latest capture gap the response decoder could not frame past, for the requests still
+    /// waiting at the end.
+    last_gap_loss: Option<Timestamp>,
+    /// The latest server segment skipped at the start of the server's stream. A loss only when
+    /// the capture began mid-connection: with the handshake seen, the stream's start was seen and
+    /// the bytes are simply not HTTP.
+    last_skip_loss: Option<Timestamp>,
+    /// A `101 Switching Protocols` was just paired: the client's stream switches too.
+    switch_pending: bool,
+}
+
+impl HttpState {
+    /// Server bytes that may hold answers were lost at `ts` (in a gap, or skipped at the start).
+    fn response_loss(&mut self, ts: Timestamp, in_gap: bool) {
+        self.loss_since_head.get_or_insert(ts);
+        let last = if in_gap {
+            &mut self.last_gap_loss
+        } else {
+            &mut self.last_skip_loss
+        };
+        *last = Some(last.map_or(ts, |l| l.max(ts)));
+    }
 }
 
 /// Everything after the TCP stage. Kept apart from the tracker so the tracker's events can be
@@ -375,6 +404,8 @@ impl Stages {
             retransmissions: 0,
             truncated_frames: 0,
             errors: Vec::new(),
+            upgrade: None,
+            upgraded_bytes: [0, 0],
             exchanges: Vec::new(),
             timeline: Vec::new(),
         };
@@ -388,6 +419,10 @@ impl Stages {
                 responding: None,
                 interim: Vec::new(),
                 errors_dropped: 0,
+                loss_since_head: None,
+                last_gap_loss: None,
+                last_skip_loss: None,
+                switch_pending: false,
             },
         };
         self.conns.insert(id, st);
@@ -417,7 +452,19 @@ impl Stages {
                     with_exchanges.insert(id);
                 }
             }
-            Direction::ServerToClient => resp.feed(data, &mut |e| on_response_event(http, &ctx, e)),
+            Direction::ServerToClient => {
+                resp.feed(data, &mut |e| on_response_event(http, &ctx, e));
+                // The capture began inside an answer and this segment's bytes were skipped: that
+                // answer's start was sent before the capture saw the server's side.
+                if resp.skipping_stream_start() {
+                    http.response_loss(ts, false);
+                }
+                if std::mem::take(&mut http.switch_pending) {
+                    req.switch_protocols(&mut |e| {
+                        on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
+                    });
+                }
+            }
         }
     }
 
@@ -440,7 +487,14 @@ impl Stages {
                     on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
                 });
             }
-            Direction::ServerToClient => resp.gap(bytes, &mut |e| on_response_event(http, &ctx, e)),
+            Direction::ServerToClient => {
+                resp.gap(bytes, &mut |e| on_response_event(http, &ctx, e));
+                // A hole the decoder could not frame past (not inside a known-length body): the
+                // start of an answer may be in it.
+                if resp.out_of_sync() {
+                    http.response_loss(ts, true);
+                }
+            }
         }
     }
 
@@ -481,6 +535,20 @@ impl Stages {
         if let Some(cur) = http.current.take() {
             finish_body(&mut http.conn, cur, sink_ref(sink, sink_filter, id));
         }
+        // Requests still waiting when server bytes were lost after them: their answer may be there.
+        let start_unseen = info
+            .as_ref()
+            .is_none_or(|i| i.handshake == Handshake::NotSeen);
+        let skip_loss = http.last_skip_loss.filter(|_| start_unseen);
+        if let Some(lost) = http.last_gap_loss.max(skip_loss) {
+            for &i in &http.pending {
+                if let Some(ex) = http.conn.exchanges.get_mut(i) {
+                    if ex.response.is_none() && ex.request.end_time <= lost {
+                        ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
+                    }
+                }
+            }
+        }
         if http.errors_dropped > 0 {
             http.conn.errors.push(format!(
                 "{} more HTTP errors not shown",
@@ -489,6 +557,7 @@ impl Stages {
         }
         let mut conn = http.conn;
         let mut client_acks = None;
+        conn.upgraded_bytes = [req.opaque_bytes(), resp.opaque_bytes()];
         if let Some(info) = info {
             conn.client = info.client.to_string();
             conn.server = info.server.to_string();
@@ -531,9 +600,16 @@ fn sink_ref<'a>(
 
 /// The verdict once a connection is over.
 pub fn final_verdict(ex: &Exchange) -> Verdict {
+    let noted = |f: fn(&ExchangeNote) -> bool| ex.notes.iter().any(f);
     match &ex.response {
         Some(r) if r.status == 200 => Verdict::Ok,
         Some(_) => Verdict::ErrorStatus,
+        None if noted(|n| matches!(n, ExchangeNote::MalformedResponse { .. })) => {
+            Verdict::MalformedResponse
+        }
+        None if noted(|n| matches!(n, ExchangeNote::AnswerNotCaptured { .. })) => {
+            Verdict::NotCaptured
+        }
         None if ex.request.complete => Verdict::NoResponse,
         None => Verdict::Incomplete,
     }
@@ -673,14 +749,32 @@ fn on_request_event(
         }
         HttpEvent::Error(err) => {
             let msg = err.to_string();
-            let text = format!("request stream: {msg}");
             if let Some(cur) = st.current.take() {
-                if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
+                let index = cur.index;
+                if let Some(ex) = st.conn.exchanges.get_mut(index) {
                     ex.request.error = Some(msg);
+                    // The head was read and sent: only its body length is unknown. The server
+                    // answers it (often 400 or 501), so it waits for that answer like any other.
+                    if let Some(error) = err.kind.framing() {
+                        ex.notes.push(ExchangeNote::RequestFraming {
+                            offset: err.offset,
+                            error: error.clone(),
+                        });
+                    }
                 }
                 finish_body(&mut st.conn, cur, sink);
+                if err.kind.framing().is_some()
+                    && st.responding != Some(index)
+                    && !response_started(&st.conn, index)
+                {
+                    st.pending.push_back(index);
+                }
+                // Kept on the exchange (as a note) rather than as a connection error.
+                if err.kind.framing().is_some() {
+                    return;
+                }
             }
-            push_error(st, ctx, text);
+            push_error(st, ctx, format!("request stream: {err}"));
         }
         HttpEvent::Incomplete { .. } => {
             if let Some(cur) = st.current.take() {
@@ -727,10 +821,11 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
     match ev {
         HttpEvent::Head(head) => {
             let status = head.status.unwrap_or(0);
-            if (100..200).contains(&status) {
+            if head.is_interim() {
                 st.interim.push(status);
                 return;
             }
+            charge_loss(st);
             // The final response answers the oldest complete request, or the one still being sent
             // (a server may answer, e.g. 413, before the body is over).
             let target = st.pending.pop_front().or_else(|| {
@@ -769,6 +864,11 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                     body_bytes: 0,
                 });
             }
+            if status == 101 {
+                // The answer is the 101; what follows, both ways, is the upgraded protocol.
+                st.conn.upgrade = Some(head_upgrade(&st.conn, index));
+                st.switch_pending = true;
+            }
             st.responding = Some(index);
         }
         HttpEvent::Body(data) => {
@@ -792,9 +892,311 @@ fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
         HttpEvent::End { .. } | HttpEvent::Incomplete { .. } => {
             st.responding = None;
         }
-        HttpEvent::Error(msg) => {
+        HttpEvent::Error(err) => {
             st.responding = None;
-            push_error(st, ctx, format!("response stream: {msg}"));
+            if matches!(
+                err.kind,
+                HttpErrorKind::MalformedHead { .. }
+                    | HttpErrorKind::TooManyHeaders { .. }
+                    | HttpErrorKind::HeadTooLarge { .. }
+            ) {
+                // An answer began (its start line passed the probe) but cannot be read: it is
+                // still the answer to the oldest waiting request.
+                charge_loss(st);
+                if let Some(ex) = st
+                    .pending
+                    .pop_front()
+                    .and_then(|i| st.conn.exchanges.get_mut(i))
+                {
+                    ex.notes.push(ExchangeNote::MalformedResponse {
+                        offset: err.offset,
+                        error: err.kind.clone(),
+                        at: ctx.ts,
+                    });
+                    st.interim.clear();
+                }
+            }
+            push_error(st, ctx, format!("response stream: {err}"));
         }
+    }
+}
+
+/// Before a final answer is paired: if server bytes were lost since the last answer, the requests
+/// sent before the loss may have been answered in it, and the answer at hand then belongs to a
+/// request sent after it. Those earlier requests are marked (their verdict: `not_captured`) and
+/// stop waiting. When no waiting request was sent after the loss, nothing is charged: the answer
+/// at hand is taken for the oldest waiting request, as without a loss.
+fn charge_loss(st: &mut HttpState) {
+    let Some(lost) = st.loss_since_head.take() else {
+        return;
+    };
+    let sent_after =
+        |ex: &[Exchange], i: usize| ex.get(i).is_some_and(|e| e.request.end_time > lost);
+    if !st
+        .pending
+        .iter()
+        .any(|&i| sent_after(&st.conn.exchanges, i))
+    {
+        return;
+    }
+    while let Some(&i) = st.pending.front() {
+        if sent_after(&st.conn.exchanges, i) {
+            break;
+        }
+        st.pending.pop_front();
+        if let Some(ex) = st.conn.exchanges.get_mut(i) {
+            ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
+        }
+    }
+}
+
+/// The protocol a 101 switched to: the answer's Upgrade header, else the request's.
+fn head_upgrade(conn: &Connection, index: usize) -> String {
+    let ex = conn.exchanges.get(index);
+    let from_response = ex
+        .and_then(|e| e.response.as_ref())
+        .and_then(|r| header_of(&r.headers, "upgrade"));
+    let from_request = ex.and_then(|e| header_of(&e.request.headers, "upgrade"));
+    from_response
+        .or(from_request)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{FramingError, HttpErrorKind};
+
+    /// Drives the stages behind the TCP tracker directly: one connection, events in order.
+    struct Conn {
+        stages: Stages,
+    }
+
+    const C2S: Direction = Direction::ClientToServer;
+    const S2C: Direction = Direction::ServerToClient;
+
+    impl Conn {
+        fn new() -> Conn {
+            let mut stages = Stages {
+                config: PipelineConfig::default(),
+                conns: HashMap::new(),
+                with_exchanges: HashSet::new(),
+                finished: Vec::new(),
+                sink: None,
+                sink_filter: None,
+            };
+            let client = "10.0.0.5:50000".parse().unwrap_or_else(|_| unreachable!());
+            let server = "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!());
+            stages.open(1, client, server, Timestamp(0));
+            Conn { stages }
+        }
+        fn data(&mut self, t: i64, dir: Direction, data: &[u8]) -> &mut Self {
+            self.stages.data(1, dir, Timestamp(t), data);
+            self
+        }
+        fn gap(&mut self, t: i64, dir: Direction, bytes: u64) -> &mut Self {
+            self.stages.gap(1, dir, Timestamp(t), bytes);
+            self
+        }
+        fn close(&mut self) -> Connection {
+            self.stages.close(1, None);
+            self.stages.finished.pop().unwrap_or_else(|| unreachable!())
+        }
+    }
+
+    fn statuses(c: &Connection) -> Vec<(Option<u16>, Verdict)> {
+        c.exchanges
+            .iter()
+            .map(|e| (e.response.as_ref().map(|r| r.status), e.verdict))
+            .collect()
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn switching_protocols_is_the_answer_and_the_rest_is_counted() {
+        let c = Conn::new()
+            .data(
+                1,
+                C2S,
+                b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            )
+            .data(
+                2,
+                S2C,
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            )
+            .data(3, C2S, b"\x81\x05hello")
+            .data(4, S2C, b"\x81\x02hi")
+            .close();
+        assert_eq!(statuses(&c), [(Some(101), Verdict::ErrorStatus)]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.upgrade.as_deref(), Some("websocket"));
+        assert_eq!(c.upgraded_bytes, [7, 4]);
+    }
+
+    #[test]
+    fn interim_answers_stay_interim() {
+        let c = Conn::new()
+            .data(
+                1,
+                C2S,
+                b"POST / HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+            )
+            .data(
+                2,
+                S2C,
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n",
+            )
+            .data(3, C2S, b"hi")
+            .data(4, S2C, OK)
+            .close();
+        assert_eq!(statuses(&c), [(Some(200), Verdict::Ok)]);
+        assert_eq!(
+            c.exchanges
+                .first()
+                .and_then(|e| e.response.as_ref())
+                .map(|r| r.interim.clone()),
+            Some(vec![100, 102])
+        );
+        assert_eq!(c.upgraded_bytes, [0, 0]);
+    }
+
+    #[test]
+    fn answer_lost_in_a_gap_is_charged_to_its_request() {
+        // The first answer's head is missing (a 238-byte gap), its body tail is seen; then two
+        // more keep-alive requests, each answered.
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .gap(2, S2C, 238)
+            .data(2, S2C, b"tail of the first body")
+            .data(3, C2S, b"GET /1 HTTP/1.1\r\n\r\n")
+            .data(4, S2C, OK)
+            .data(5, C2S, b"GET /2 HTTP/1.1\r\n\r\n")
+            .data(6, S2C, OK)
+            .close();
+        assert_eq!(
+            statuses(&c),
+            [
+                (None, Verdict::NotCaptured),
+                (Some(200), Verdict::Ok),
+                (Some(200), Verdict::Ok)
+            ]
+        );
+        assert_eq!(
+            c.exchanges.first().map(|e| e.notes.clone()),
+            Some(vec![ExchangeNote::AnswerNotCaptured { at: Timestamp(2) }])
+        );
+    }
+
+    #[test]
+    fn loss_before_an_answer_with_one_request_waiting_keeps_the_pair() {
+        // Nothing was sent after the hole, so the answer can only be the waiting request's.
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .gap(2, S2C, 50)
+            .data(3, S2C, OK)
+            .close();
+        assert_eq!(statuses(&c), [(Some(200), Verdict::Ok)]);
+    }
+
+    #[test]
+    fn loss_after_the_last_request_is_not_no_response() {
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .data(2, S2C, OK)
+            .data(3, C2S, b"GET /1 HTTP/1.1\r\n\r\n")
+            .gap(4, S2C, 500)
+            .close();
+        assert_eq!(
+            statuses(&c),
+            [(Some(200), Verdict::Ok), (None, Verdict::NotCaptured)]
+        );
+        // Without the loss it is no_response.
+        let c = Conn::new().data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n").close();
+        assert_eq!(statuses(&c), [(None, Verdict::NoResponse)]);
+    }
+
+    #[test]
+    fn capture_begun_mid_answer_charges_the_request_before_it() {
+        // No handshake seen: the server's first captured bytes are the tail of an answer whose
+        // head the capture missed; the request sent before them is not judged no_response.
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .data(2, S2C, b"\x12\x34 tail of a picture \xff\xd9")
+            .data(3, C2S, b"GET /1 HTTP/1.1\r\n\r\n")
+            .data(4, S2C, OK)
+            .close();
+        assert_eq!(
+            statuses(&c),
+            [(None, Verdict::NotCaptured), (Some(200), Verdict::Ok)]
+        );
+    }
+
+    #[test]
+    fn junk_after_an_answer_is_no_capture_loss() {
+        let c = Conn::new()
+            .data(1, C2S, b"GET /0 HTTP/1.1\r\n\r\n")
+            .data(2, S2C, OK)
+            .data(3, C2S, b"GET /1 HTTP/1.1\r\n\r\n")
+            .data(4, S2C, b"\x00\x01\x02\n")
+            .close();
+        assert_eq!(
+            statuses(&c),
+            [(Some(200), Verdict::Ok), (None, Verdict::NoResponse)]
+        );
+    }
+
+    #[test]
+    fn framing_error_still_pairs_with_its_answer() {
+        let c = Conn::new()
+            .data(
+                1,
+                C2S,
+                b"POST /which.php HTTP/1.0\r\nContent-Length: 11\r\nContent-Length: 93\r\n\r\nhello world",
+            )
+            .data(2, S2C, b"HTTP/1.0 501 Not Implemented\r\n\r\n")
+            .close();
+        assert_eq!(statuses(&c), [(Some(501), Verdict::ErrorStatus)]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            c.exchanges.first().map(|e| e.notes.clone()),
+            Some(vec![ExchangeNote::RequestFraming {
+                offset: 0,
+                error: FramingError::ConflictingContentLength {
+                    first: 11,
+                    second: 93
+                }
+            }])
+        );
+    }
+
+    #[test]
+    fn unreadable_status_line_is_a_malformed_answer() {
+        let c = Conn::new()
+            .data(1, C2S, b"GET / HTTP/1.0\r\n\r\n")
+            .data(2, S2C, b"HTTP/1.0 2XX OK\r\nContent-Length: 0\r\n\r\n")
+            .close();
+        assert_eq!(statuses(&c), [(None, Verdict::MalformedResponse)]);
+        let note = c.exchanges.first().and_then(|e| e.notes.first());
+        assert!(
+            matches!(
+                note,
+                Some(ExchangeNote::MalformedResponse {
+                    offset: 0,
+                    error: HttpErrorKind::MalformedHead { .. },
+                    ..
+                })
+            ),
+            "{note:?}"
+        );
     }
 }

@@ -19,10 +19,11 @@ fn sample(name: &str) -> PathBuf {
 
 fn consistent(r: &Report) {
     let s = &r.summary;
-    assert_eq!(
-        s.ok + s.error_status + s.no_response + s.incomplete,
-        s.requests
-    );
+    let counted: u64 = alarmscope::model::Verdict::ALL
+        .iter()
+        .map(|&v| s.verdict_count(v))
+        .sum();
+    assert_eq!(counted, s.requests);
     let n: usize = r.connections.iter().map(|c| c.exchanges.len()).sum();
     assert_eq!(n as u64, s.requests);
     assert_eq!(r.connections.len() as u64, s.connections);

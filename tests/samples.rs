@@ -63,6 +63,7 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                 "no_response" => s.no_response,
                 "incomplete" => s.incomplete,
                 "not_captured" => s.not_captured,
+                "malformed_response" => s.malformed_response,
                 other => panic!("unknown verdict {other}"),
             };
             eq(&mut bad, name, &format!("verdict {k}"), got, u(v));
@@ -131,6 +132,28 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
         want.sort();
         if got != want {
             bad.push(format!("{name}: clients {got:?}, expected {want:?}"));
+        }
+    }
+    if let Some(v) = exp.get("connection_errors") {
+        let n: usize = report.connections.iter().map(|c| c.errors.len()).sum();
+        eq(&mut bad, name, "connection errors", n as u64, u(v));
+    }
+    if let Some(Value::String(want)) = exp.get("upgrade") {
+        if !report
+            .connections
+            .iter()
+            .any(|c| c.upgrade.as_deref() == Some(want.as_str()))
+        {
+            bad.push(format!("{name}: no connection upgraded to {want}"));
+        }
+    }
+    if let Some(Value::Bool(true)) = exp.get("upgraded") {
+        if !report
+            .connections
+            .iter()
+            .any(|c| c.upgraded_bytes.iter().all(|&n| n > 0))
+        {
+            bad.push(format!("{name}: no upgraded bytes counted both ways"));
         }
     }
     if let Some(Value::Bool(true)) = exp.get("warning") {

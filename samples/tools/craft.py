@@ -324,6 +324,60 @@ def midstream(out):
     write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
 
 
+ANSWER_TEXT = b"event received, thanks\n"
+
+
+def answer_head(keep_alive=True):
+    """A 200 OK head announcing ANSWER_TEXT as its body."""
+    return (
+        "HTTP/1.1 200 OK\r\n"
+        f"Date: {HTTP_DATE}\r\n"
+        "Content-Type: text/plain\r\n"
+        f"Content-Length: {len(ANSWER_TEXT)}\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    ).encode()
+
+
+def lost_answer_head(out):
+    """Three keep-alive POSTs; the first answer's head segment is missing from the capture (its
+    body segment is there, and the device ACKs both). Each answer is head + text body."""
+    c = Conn(CAM, SRV, 0x0BADF00D, 0x0DEFACED)
+    c.handshake()
+    for i in range(3):
+        body = vmd(f"2024-05-14T10:21:3{3 + i}+08:00", i + 1)
+        c.send("c", request(body, HOST), dt=0.4 if i else 0.001)
+        c.send("c", body)
+        last = i == 2
+        c.pkt("s", PSH | ACK, answer_head(keep_alive=not last), dt=0.02, keep=i != 0)
+        c.pkt("s", PSH | ACK, ANSWER_TEXT)
+        c.pkt("c", ACK)
+    c.close_server_first()
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
+def probe_after_picture(out):
+    """Capture starts mid-connection while the server still sends the tail of a JPEG (the answer
+    to a request before the capture). The device sends a 1-byte TCP keep-alive probe (seq =
+    next - 1, byte 00), then a VMD POST; the server's next segment holds the last JPEG bytes and,
+    right after them with no line break, the 200 OK."""
+    jpeg_tail = bytes((i * 73 + 11) % 256 for i in range(1200)).replace(b"\n", b"\x0b") + b"\xff\xd9"
+    body = vmd("2024-05-14T10:21:40+08:00", 1)
+    c = Conn(CAM, SRV, 0x600DCAFE, 0x5EEDBEEF)
+    c.pkt("c", SYN, keep=False)
+    c.pkt("s", SYN | ACK, keep=False)
+    c.pkt("c", ACK, keep=False)
+    c.pkt("s", PSH | ACK, b"\xff\xd8" + bytes(3000), keep=False)  # picture head, before the capture
+    # Capture starts here.
+    c.send("s", jpeg_tail[:1000])
+    c.pkt("c", ACK, b"\x00", seq=(c.nxt["c"] - 1) & 0xFFFFFFFF, dt=1.0)  # keep-alive probe
+    c.pkt("s", ACK)
+    c.send("c", request(body, HOST), ack_each=False)
+    c.send("c", body)
+    c.send("s", jpeg_tail[1000:] + ok_response(keep_alive=False), dt=0.02)
+    c.close_server_first()
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
 SNAPLEN = 96
 
 
@@ -599,6 +653,8 @@ CRAFTED = {
     # After the files they compress (two-interfaces.pcapng above; xml-ok.pcap is recorded).
     "xml-ok.pcap.gz": gzipped("xml-ok.pcap"),
     "two-interfaces.pcapng.gz": gzipped("two-interfaces.pcapng"),
+    "lost-answer-head.pcap": lost_answer_head,
+    "probe-after-picture.pcap": probe_after_picture,
 }
 
 

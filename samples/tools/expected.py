@@ -14,7 +14,9 @@ Keys per sample (a key is left out when the design does not fix its value for su
   min_stalls, capture_gap_bytes, truncated_frames, exchanges[{method,path,status,verdict,
   event_type,event_state,parts,part_bytes,retry[,answer_bytes_acked]}] in request time order; min_requests and warning where exact counts cannot
   be promised; error for a file that is not a capture; encapsulations{kind: frames} (kinds left
-  out are 0) and clients [ip:port] for tunnelled samples. status is null when no response came.
+  out are 0) and clients [ip:port] for tunnelled samples; connection_errors (HTTP errors listed on
+  the connections, all together), upgrade (the protocol a 101 switched to) and upgraded (bytes
+  after the switch seen in both directions) where the design fixes them. status is null when no response came.
   min_stalls counts requests without a 200 OK (each starts a stall until the device's next
   request or the end of the capture).
 """
@@ -44,7 +46,7 @@ def ex(event_type, status=200, verdict="ok", state="active", parts=0, part_bytes
 
 def sample(note, connections=None, requests=None, ok=0, error_status=0, no_response=0, incomplete=0,
            complete=0, unanswered=0, refused=0, not_seen=0, min_stalls=0, capture_gap_bytes=0,
-           truncated_frames=0, exchanges=None, verdicts=True, handshake=True, not_captured=None,
+           truncated_frames=0, exchanges=None, verdicts=True, handshake=True, not_captured=None, malformed_response=None,
            syn_ack_not_acked=None, client_reset=None, one_sided=None):
     d = {"note": note}
     if connections is not None:
@@ -55,6 +57,8 @@ def sample(note, connections=None, requests=None, ok=0, error_status=0, no_respo
         d["verdicts"] = {"ok": ok, "error_status": error_status, "no_response": no_response, "incomplete": incomplete}
         if not_captured is not None:
             d["verdicts"]["not_captured"] = not_captured
+        if malformed_response is not None:
+            d["verdicts"]["malformed_response"] = malformed_response
     if handshake:
         d["handshake"] = {"complete": complete, "unanswered": unanswered, "refused": refused, "not_seen": not_seen}
         for k, v in (("syn_ack_not_acked", syn_ack_not_acked), ("client_reset", client_reset), ("one_sided", one_sided)):
@@ -272,6 +276,58 @@ def build():
         "interfaces), 2 connections, 2 ok. Read by the pure-Rust pcapng reader from the start, "
         "so no warning is promised.")
     E["not-a-capture.txt"] = {"note": "A text file: must be refused with an error, no report.", "error": True}
+
+    # ---- HTTP-stage conformance (issue 19) ----
+    def req(method, path, status, verdict):
+        return {"method": method, "path": path, "status": status, "verdict": verdict}
+
+    E["websocket-upgrade.pcap"] = sample(
+        "A WebSocket upgrade GET answered 101 Switching Protocols; then one masked frame up and one "
+        "frame down, which are WebSocket, not HTTP. The 101 is the answer (not an interim head).",
+        1, 1, error_status=1, complete=1,
+        exchanges=[req("GET", "/ISAPI/Event/notification/alertStream", 101, "error_status")])
+    E["websocket-upgrade.pcap"].update({"connection_errors": 0, "upgrade": "websocket", "upgraded": True})
+    E["query-method.pcap"] = sample(
+        "curl -X QUERY with a JSON body, answered 200: any RFC 9110 token is a method.",
+        1, 1, ok=1, complete=1, exchanges=[req("QUERY", "/ISAPI/AccessControl/AcsEvent", 200, "ok")])
+    E["query-method.pcap"]["connection_errors"] = 0
+    E["proxy-uppercase-scheme.pcap"] = sample(
+        "GET with an absolute-form target whose scheme is upper case (HTTP://), answered 200.",
+        1, 1, ok=1, complete=1,
+        exchanges=[req("GET", "HTTP://127.0.0.1:18094/ISAPI/System/status", 200, "ok")])
+    E["proxy-uppercase-scheme.pcap"]["connection_errors"] = 0
+    E["obs-fold.pcap"] = sample(
+        "A VMD POST with a header continued on a TAB- and a SP-indented line (obs-fold), answered "
+        "200: the fold is read as spaces, the request is not malformed.",
+        1, 1, ok=1, complete=1, exchanges=[ex("VMD")])
+    E["obs-fold.pcap"]["connection_errors"] = 0
+    E["conflicting-length.pcap"] = sample(
+        "A POST with Content-Length 11 and Content-Length 93; the server answers 400 at once and "
+        "closes. The 400 is that request's answer (the framing error is a note on the exchange).",
+        1, 1, error_status=1, complete=1, min_stalls=1,
+        exchanges=[req("POST", "/alarm", 400, "error_status")])
+    E["conflicting-length.pcap"]["connection_errors"] = 0
+    E["malformed-status.pcap"] = sample(
+        "A VMD POST answered `HTTP/1.0 2XX OK`: an answer came but cannot be read.",
+        1, 1, malformed_response=1, complete=1, min_stalls=1,
+        exchanges=[req("POST", "/alarm", None, "malformed_response")])
+    E["non-http-answer.pcap"] = sample(
+        "A VMD POST answered with 7 bytes that are not HTTP (a TLS alert), then the server closes. "
+        "The handshake was seen, so the server's stream was seen from its start: nothing was lost "
+        "to the capture, no answer came.",
+        1, 1, no_response=1, complete=1, min_stalls=1, exchanges=[ex("VMD", None, "no_response")])
+    E["lost-answer-head.pcap"] = sample(
+        "Three keep-alive VMD POSTs, each answered 200 with a 23-byte text body; the segment with "
+        "the first answer's head is missing from the capture (its body segment is there). The "
+        "first request's answer was not captured; the second and third are each paired with their "
+        "own 200.",
+        1, 3, ok=2, not_captured=1, complete=1, capture_gap_bytes=len(craft.answer_head()),
+        exchanges=[ex("VMD", None, "not_captured"), ex("VMD"), ex("VMD")])
+    E["probe-after-picture.pcap"] = sample(
+        "Capture starts mid-connection in the tail of a JPEG the server is sending; the device's "
+        "first captured segment is a 1-byte TCP keep-alive probe, then a VMD POST; the 200 OK "
+        "follows the last JPEG bytes in the same segment with no line break before it.",
+        1, 1, ok=1, not_seen=1, capture_gap_bytes=None, exchanges=[ex("VMD")])
     return E
 
 

@@ -594,6 +594,162 @@ def sc_any_sll1_loopback(port):
     return dev, lis, [200, 200]
 
 
+# ---------------------------------------------------------------------------------------------
+# HTTP-stage conformance: one real client socket, one real server socket, scripted bytes on both
+# sides (what a stack's HTTP layer writes is the point, so no HTTP library sits in between).
+
+
+class RawClient:
+    """A client that writes `request` as given and records the status of the answer it reads."""
+
+    def __init__(self):
+        self.results = []
+        self.sent = []
+
+
+def raw_server(port, answer, after=None):
+    """Serve ONE connection: read the request head (and a single Content-Length body), write
+    `answer(head)`, then run `after(conn)` if given, then close. Returns the thread."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((SERVER_IP, port))
+    srv.listen(1)
+
+    def run():
+        c, _ = srv.accept()
+        head, rest = read_head(c, b"")
+        if head is not None:
+            _, h = parse_head(head)
+            n = h.get("content-length", "0")
+            # Two Content-Length headers: a server cannot know the body; it answers at once.
+            if n.isdigit() and head.lower().count(b"\r\ncontent-length:") == 1:
+                read_exact(c, rest, int(n))
+            c.sendall(answer(head))
+            if after is not None:
+                after(c)
+        time.sleep(0.2)
+        c.close()
+        srv.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def raw_request(port, request, then=None):
+    """Connect from the camera address, write `request`, read the answer's status line (and let
+    `then(sock)` talk on), close. Returns the status (an int, or the raw status text)."""
+    s = socket.create_connection((SERVER_IP, port), timeout=ANSWER_TIMEOUT, source_address=(CAMERA_IP, 0))
+    s.sendall(request)
+    head, _ = read_head(s, b"")
+    status = head.split(b"\r\n")[0].split(b" ")[1].decode() if head else None
+    if then is not None:
+        then(s)
+    time.sleep(0.1)
+    s.close()
+    return int(status) if status and status.isdigit() else status
+
+
+def one_exchange(port, request, answer, after=None, then=None):
+    t = raw_server(port, answer, after)
+    time.sleep(0.1)
+    dev = RawClient()
+    dev.results.append(raw_request(port, request, then))
+    t.join(5)
+    return dev
+
+
+def sc_websocket_upgrade(port):
+    """A WebSocket upgrade: 101, then one masked frame up and one frame down (B1)."""
+    accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 section 1.3's example key and accept
+
+    def answer(_head):
+        return (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        ).encode()
+
+    def after(c):
+        c.recv(64)
+        c.sendall(b"\x81\x05hello")
+
+    def then(s):
+        s.sendall(b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58")  # "Hello", masked (RFC 6455 5.7)
+        s.recv(64)
+
+    req = (
+        "GET /ISAPI/Event/notification/alertStream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    return one_exchange(port, req, answer, after, then), None, [101]
+
+
+def ok_answer(_head):
+    return response(200, "OK")
+
+
+def sc_query_method(port):
+    """curl -X QUERY with a JSON body: a method outside the usual list (B4)."""
+    t = raw_server(port, ok_answer)
+    time.sleep(0.1)
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", CAMERA_IP, "-X", "QUERY",
+         "-H", "Content-Type: application/json", "--data", '{"searchID":"1","maxResults":10}',
+         f"http://{SERVER_IP}:{port}/ISAPI/AccessControl/AcsEvent"],
+        capture_output=True, text=True, timeout=10)
+    t.join(5)
+    dev = RawClient()
+    dev.results.append(int(out.stdout or 0))
+    return dev, None, [200]
+
+
+def sc_proxy_uppercase_scheme(port):
+    """An absolute-form target with an upper-case scheme, as a proxy would receive it (B5)."""
+    req = f"GET HTTP://{SERVER_IP}:{port}/ISAPI/System/status HTTP/1.1\r\nHost: {SERVER_IP}\r\n\r\n".encode()
+    return one_exchange(port, req, ok_answer), None, [200]
+
+
+def sc_obs_fold(port):
+    """A request header continued on TAB- and SP-indented lines (obs-fold, RFC 9112 5.2) (B6)."""
+    body = bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:27:00+08:00", 1)
+    req = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {SERVER_IP}\r\nX-Device-Info: model=DS-2CD2143G2-I,\r\n"
+        f"\tfirmware=V5.7.3\r\n  build=220112\r\nContent-Type: {XML_CT}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    return one_exchange(port, req, ok_answer), None, [200]
+
+
+def sc_conflicting_length(port):
+    """A POST with two different Content-Length headers, answered 400 and closed (B7)."""
+    req = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {SERVER_IP}\r\nContent-Length: 11\r\nContent-Length: 93\r\n\r\n"
+        "hello world"
+    ).encode()
+    return one_exchange(port, req, lambda _h: response(400, "Bad Request")), None, [400]
+
+
+def sc_malformed_status(port):
+    """An answer whose status code is not three digits: `HTTP/1.0 2XX OK`."""
+    body = bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:27:30+08:00", 1)
+    req = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {SERVER_IP}\r\nContent-Type: {XML_CT}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    answer = lambda _h: b"HTTP/1.0 2XX OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"  # noqa: E731
+    return one_exchange(port, req, answer), None, ["2XX"]
+
+
+def sc_non_http_answer(port):
+    """A VMD POST answered with bytes that are not HTTP (a TLS alert), then the server closes."""
+    body = bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:27:40+08:00", 1)
+    req = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {SERVER_IP}\r\nContent-Type: {XML_CT}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    return one_exchange(port, req, lambda _h: b"\x15\x03\x01\x00\x02\x02\x46"), None, [None]
+
+
 # name -> (server port, scenario, tcpdump interface, extra tcpdump options[, extra filter])
 SCENARIOS = {
     "xml-ok.pcap": (18081, sc_xml_ok, "lo", []),
@@ -611,6 +767,13 @@ SCENARIOS = {
     "synack-not-acked.pcap": (18092, sc_synack_not_acked, "lo", []),
     "client-reset.pcap": (18093, sc_client_reset, "lo", []),
     "one-sided.pcap": (18094, sc_one_sided, "lo", [], f"src host {CAMERA_IP}"),
+    "websocket-upgrade.pcap": (18100, sc_websocket_upgrade, "lo", []),
+    "query-method.pcap": (18101, sc_query_method, "lo", []),
+    "proxy-uppercase-scheme.pcap": (18102, sc_proxy_uppercase_scheme, "lo", []),
+    "obs-fold.pcap": (18103, sc_obs_fold, "lo", []),
+    "conflicting-length.pcap": (18104, sc_conflicting_length, "lo", []),
+    "malformed-status.pcap": (18105, sc_malformed_status, "lo", []),
+    "non-http-answer.pcap": (18106, sc_non_http_answer, "lo", []),
 }
 
 

@@ -1,7 +1,7 @@
 //! Plain-words explanations of each finding, for the text report and the TUI's diagnosis pane.
 //! Kept next to the diagnosis so every view says the same thing.
 
-use crate::model::{Connection, Exchange, Verdict};
+use crate::model::{Connection, Exchange, ExchangeNote, Verdict};
 use crate::tcp::{CloseKind, Handshake, Side};
 
 /// What a finding means and what to do about it.
@@ -134,7 +134,24 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 .as_ref()
                 .map(|r| (r.status, r.reason.clone()))
                 .unwrap_or((0, String::new()));
+            let framing = ex.notes.iter().find_map(|n| match n {
+                ExchangeNote::RequestFraming { error, .. } => Some(error),
+                _ => None,
+            });
+            let framing_hint;
             let hint = match status {
+                _ if framing.is_some() => {
+                    framing_hint = format!(
+                        "the request itself is invalid ({}): the server cannot tell where its \
+                         body ends",
+                        framing.map(|e| e.to_string()).unwrap_or_default()
+                    );
+                    framing_hint.as_str()
+                }
+                101 => {
+                    "the request asked to switch protocols (Upgrade) and the server agreed: the \
+                     rest of the connection is that protocol, not HTTP"
+                }
                 404 => {
                     "the URL on the device does not match what the server serves (check the \
                         httpHosts url)"
@@ -160,7 +177,7 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 next: format!("Likely cause: {hint}."),
             }
         }
-        Verdict::NotCaptured => {
+        Verdict::NotCaptured if c.one_sided.is_some() => {
             let bytes = c.answer_bytes_acked(ex.index).unwrap_or(0);
             Explanation {
                 what: format!(
@@ -203,6 +220,39 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 next: "Check that the alarm server reads the whole body and answers every POST \
                        with 200 OK promptly (some servers only answer after processing pictures, \
                        or not at all on errors)."
+                    .into(),
+            }
+        }
+        Verdict::NotCaptured => Explanation {
+            what: "The answer was not captured: server bytes sent after this request are missing \
+                   from the capture (a capture gap, or the capture began in the middle of an \
+                   answer), and no answer was seen after them."
+                .into(),
+            meaning: "Uncertain: the server may have answered 200 OK in the lost bytes, or not at \
+                      all. Later requests on the connection are paired with the answers seen \
+                      after the loss."
+                .into(),
+            next: "Capture again from before the device sends, on the server itself if possible, \
+                   with a buffer large enough that the capture drops nothing."
+                .into(),
+        },
+        Verdict::MalformedResponse => {
+            let why = ex
+                .notes
+                .iter()
+                .find_map(|n| match n {
+                    ExchangeNote::MalformedResponse { error, .. } => Some(error.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "its head could not be read".into());
+            Explanation {
+                what: format!("The server answered, but the answer is unreadable: {why}."),
+                meaning: format!(
+                    "A device cannot read a 200 OK in it either: it treats the event as not \
+                     delivered, retries, and holds its later events.{stall}"
+                ),
+                next: "Fix the alarm server's response: a status line `HTTP/1.1 200 OK` with a \
+                       three-digit status, CRLF line ends, valid header fields."
                     .into(),
             }
         }
@@ -262,6 +312,8 @@ mod tests {
             errors: Vec::new(),
             exchanges: Vec::new(),
             timeline: Vec::new(),
+            upgrade: None,
+            upgraded_bytes: [0, 0],
         }
     }
 

@@ -222,6 +222,8 @@ mod tests {
             retransmissions: 0,
             truncated_frames: 0,
             errors: vec![],
+            upgrade: None,
+            upgraded_bytes: [0, 0],
             exchanges,
             timeline: vec![],
         }
@@ -251,6 +253,7 @@ mod tests {
             injected_fault: None,
             body_kind: "xml",
             body_error: None,
+            notes: Vec::new(),
             body_hash: 0,
             metadata: None,
             event_detail: None,

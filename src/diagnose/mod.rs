@@ -136,7 +136,7 @@ impl Ledger {
             d.events += 1;
             if ex.verdict == Verdict::Ok {
                 d.ok += 1;
-            } else {
+            } else if !ex.verdict.is_uncertain() {
                 d.failures += 1;
             }
             if let Some(ev) = &ex.event {
@@ -419,6 +419,8 @@ mod tests {
             retransmissions: 0,
             truncated_frames: 0,
             errors: vec![],
+            upgrade: None,
+            upgraded_bytes: [0, 0],
             exchanges,
             timeline: vec![],
         }
@@ -450,6 +452,7 @@ mod tests {
             injected_fault: None,
             body_kind: "xml",
             body_error: None,
+            notes: Vec::new(),
             body_hash: hash,
             metadata: None,
             event_detail: None,

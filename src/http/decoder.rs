@@ -5,10 +5,17 @@
 //!   header block arriving one byte at a time costs linear time; httparse runs once per block.
 //!   When a whole block sits inside one `feed` it is parsed in place without copying.
 //! - Body bytes are handed out as slices of the caller's buffer; only chunk framing state is kept.
-//! - Resynchronisation looks at the first few bytes of each line through a fixed-size probe, so
-//!   skipping garbage needs no buffer.
+//! - The first line of a message is judged through a fixed-size probe of its first bytes
+//!   ([`classify`], in `start.rs`).
+//! - Out of sync (after garbage, a framing error or a capture gap outside a body), the decoder
+//!   looks for a start line anywhere ([`find_start`], in `start.rs`), never inside a framed body.
+//!   The bytes kept between feeds while searching are bounded ([`CARRY_MAX`]).
+//! - After `101 Switching Protocols` or a CONNECT tunnel, bytes are counted, never parsed.
 
 use std::collections::VecDeque;
+
+use super::error::{ChunkError, FramingError, HttpError, HttpErrorKind};
+use super::start::{classify, find_start, Found, Probe, CARRY_MAX, PROBE_MAX, SEARCH_BACK};
 
 /// Whether a decoder reads requests (client to server) or responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,15 +76,6 @@ impl Head {
     }
 }
 
-/// Why a message could not be framed. Carries the stream offset so the diagnostic is located.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("at byte {offset} of the stream: {message}")]
-pub struct HttpError {
-    /// Offset in this direction's byte stream (gaps counted) where the problem was found.
-    pub offset: u64,
-    pub message: String,
-}
-
 /// What the decoder found.
 ///
 /// Sequence per message: `Head`, then zero or more `Body`/`Missing`, then exactly one of `End`,
@@ -113,40 +111,12 @@ pub enum HttpEvent<'a> {
     Incomplete { body_bytes: u64 },
 }
 
-/// Bytes of a line looked at to decide whether it is a start line.
-const PROBE_MAX: usize = 24;
 /// Longest chunk-size line (size, extensions) accepted.
 const CHUNK_LINE_MAX: usize = 4096;
 /// Most request methods remembered for response framing.
 const MAX_PENDING_METHODS: usize = 1024;
 /// A head buffer that grew beyond this is freed rather than kept for the next message.
 const KEEP_HEAD_CAPACITY: usize = 16 * 1024;
-
-/// Methods that resynchronisation accepts as the start of a request line.
-const METHODS: &[&str] = &[
-    "GET",
-    "HEAD",
-    "POST",
-    "PUT",
-    "DELETE",
-    "CONNECT",
-    "OPTIONS",
-    "TRACE",
-    "PATCH",
-    "PROPFIND",
-    "PROPPATCH",
-    "MKCOL",
-    "COPY",
-    "MOVE",
-    "LOCK",
-    "UNLOCK",
-    "REPORT",
-    "SEARCH",
-    "NOTIFY",
-    "SUBSCRIBE",
-    "UNSUBSCRIBE",
-    "M-SEARCH",
-];
 
 /// How the answered request's method affects response framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,111 +155,13 @@ impl TermScan {
     }
 }
 
-/// Verdict on the first bytes of a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Probe {
-    Match,
-    /// Not a start line; the index is the byte that decided it.
-    NoMatch(usize),
-    NeedMore,
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Does `p` (the first bytes of a line) look like a start line? `strict` is used when hunting for
-/// a message in unknown data (known methods only); otherwise any token is let through to httparse
-/// so its error message can say what is wrong. Decided byte by byte, so a verdict on a prefix
-/// never changes when more bytes arrive; never `NeedMore` once `p` holds `PROBE_MAX` bytes.
-fn classify(kind: Kind, strict: bool, p: &[u8]) -> Probe {
-    match kind {
-        Kind::Response => {
-            let pat: &[u8] = if strict { b"HTTP/1." } else { b"HTTP/" };
-            for (i, (b, want)) in p.iter().zip(pat).enumerate() {
-                if b != want {
-                    return Probe::NoMatch(i);
-                }
-            }
-            if p.len() >= pat.len() {
-                Probe::Match
-            } else {
-                Probe::NeedMore
-            }
-        }
-        Kind::Request if strict => classify_request_strict(p),
-        Kind::Request => {
-            for (i, &b) in p.iter().enumerate().take(PROBE_MAX) {
-                if b == b' ' && i > 0 {
-                    return Probe::Match;
-                }
-                if !is_tchar(b) {
-                    return Probe::NoMatch(i);
-                }
-            }
-            if p.len() >= PROBE_MAX {
-                Probe::Match
-            } else {
-                Probe::NeedMore
-            }
-        }
-    }
-}
-
-/// `METHOD SP` then `/`, `http`, `*` (OPTIONS) or an authority (CONNECT).
-fn classify_request_strict(p: &[u8]) -> Probe {
-    let mut method: Option<&[u8]> = None;
-    for (i, &b) in p.iter().enumerate().take(PROBE_MAX) {
-        let Some(m) = method else {
-            let so_far = p.get(..=i).unwrap_or_default();
-            if b == b' ' {
-                let name = p.get(..i).unwrap_or_default();
-                if METHODS.iter().any(|k| k.as_bytes() == name) {
-                    method = Some(name);
-                    continue;
-                }
-                return Probe::NoMatch(i);
-            }
-            if !METHODS.iter().any(|k| k.as_bytes().starts_with(so_far)) {
-                return Probe::NoMatch(i);
-            }
-            continue;
-        };
-        let j = i.saturating_sub(m.len() + 1);
-        if j == 0 {
-            match b {
-                b'/' => return Probe::Match,
-                b'*' if m == b"OPTIONS" => return Probe::Match,
-                _ if m == b"CONNECT" && (b.is_ascii_alphanumeric() || b == b'[') => {
-                    return Probe::Match
-                }
-                b'h' => {}
-                _ => return Probe::NoMatch(i),
-            }
-        } else {
-            if b"http".get(j) != Some(&b) {
-                return Probe::NoMatch(i);
-            }
-            if j == 3 {
-                return Probe::Match;
-            }
-        }
-    }
-    if p.len() >= PROBE_MAX {
-        Probe::NoMatch(PROBE_MAX - 1)
-    } else {
-        Probe::NeedMore
-    }
-}
-
-/// Discarding bytes until a line that looks like a start line.
+/// Discarding bytes until a start line (see [`find_start`]).
 #[derive(Debug, Clone)]
 struct Resync {
-    /// The next byte begins a line.
+    /// The first byte of `carry` (or of the next input, when `carry` is empty) begins a line.
     at_line_start: bool,
-    /// First bytes of the current line (only while undecided, so always fewer than `PROBE_MAX`).
-    probe: [u8; PROBE_MAX],
-    probe_len: usize,
+    /// Bytes a start line may begin in, kept until the next feed decides (at most `CARRY_MAX`).
+    carry: Vec<u8>,
     /// Report the skipped bytes as "stream does not start with ..." (start of stream only).
     report: bool,
     first_skip: Option<u64>,
@@ -300,8 +172,7 @@ impl Resync {
     fn new(at_line_start: bool, report: bool) -> Self {
         Resync {
             at_line_start,
-            probe: [0; PROBE_MAX],
-            probe_len: 0,
+            carry: Vec::new(),
             report,
             first_skip: None,
             skipped: 0,
@@ -371,7 +242,7 @@ enum ChunkOutcome {
     Error {
         used: usize,
         offset: u64,
-        message: String,
+        error: ChunkError,
         line_start: bool,
     },
 }
@@ -402,10 +273,10 @@ impl Chunk {
             }
             let b = tail.first().copied().unwrap_or(0);
             let off = base.saturating_add(i as u64);
-            let size_error = |line: usize, start: u64, message: String| ChunkOutcome::Error {
+            let size_error = |line: usize, start: u64, error: ChunkError| ChunkOutcome::Error {
                 used: i,
                 offset: start,
-                message,
+                error,
                 line_start: line == 0,
             };
             match *self {
@@ -421,11 +292,7 @@ impl Chunk {
                     if let Some(d) = (b as char).to_digit(16) {
                         let Some(v) = value.checked_mul(16).and_then(|v| v.checked_add(d.into()))
                         else {
-                            return size_error(
-                                line,
-                                start,
-                                "chunk size does not fit in 64 bits".into(),
-                            );
+                            return size_error(line, start, ChunkError::SizeOverflow);
                         };
                         *self = Chunk::Size {
                             value: v,
@@ -434,14 +301,7 @@ impl Chunk {
                             start,
                         };
                     } else if digits == 0 {
-                        return size_error(
-                            line,
-                            start,
-                            format!(
-                                "bad chunk size: expected a hex digit, found {}",
-                                show_byte(b)
-                            ),
-                        );
+                        return size_error(line, start, ChunkError::NotHex { found: b });
                     } else {
                         match b {
                             b' ' | b'\t' | b';' => {
@@ -454,14 +314,7 @@ impl Chunk {
                             b'\r' => *self = Chunk::SizeLf { value, start },
                             b'\n' => *self = Chunk::after_size(value),
                             _ => {
-                                return size_error(
-                                    line,
-                                    start,
-                                    format!(
-                                        "bad chunk size: unexpected {} after the size",
-                                        show_byte(b)
-                                    ),
-                                )
+                                return size_error(line, start, ChunkError::AfterSize { found: b })
                             }
                         }
                     }
@@ -482,11 +335,7 @@ impl Chunk {
                 },
                 Chunk::SizeLf { value, start } => {
                     if b != b'\n' {
-                        return size_error(
-                            1,
-                            start,
-                            "bad chunk size line: CR not followed by LF".into(),
-                        );
+                        return size_error(1, start, ChunkError::CrWithoutLf);
                     }
                     *self = Chunk::after_size(value);
                 }
@@ -497,10 +346,7 @@ impl Chunk {
                         return ChunkOutcome::Error {
                             used: i,
                             offset: off,
-                            message: format!(
-                                "chunk data not followed by CRLF (found {}): chunk size wrong?",
-                                show_byte(b)
-                            ),
+                            error: ChunkError::DataNotFollowedByCrlf { found: b },
                             line_start: false,
                         }
                     }
@@ -511,7 +357,7 @@ impl Chunk {
                         return ChunkOutcome::Error {
                             used: i,
                             offset: off,
-                            message: format!("trailer section larger than {max_trailer} bytes"),
+                            error: ChunkError::TrailerTooLarge { max: max_trailer },
                             line_start: false,
                         };
                     }
@@ -543,12 +389,10 @@ impl Chunk {
     }
 }
 
-fn chunk_line_too_long() -> String {
-    format!("chunk size line longer than {CHUNK_LINE_MAX} bytes")
-}
-
-fn show_byte(b: u8) -> String {
-    format!("'{}'", b.escape_ascii())
+fn chunk_line_too_long() -> ChunkError {
+    ChunkError::LineTooLong {
+        max: CHUNK_LINE_MAX,
+    }
 }
 
 /// What the decoder is doing.
@@ -564,7 +408,7 @@ enum State {
     /// Body delimited by the end of the stream.
     Close,
     Resync(Resync),
-    /// After 101 or CONNECT 2xx: another protocol; ignored.
+    /// After 101 or CONNECT 2xx: another protocol; counted, never parsed.
     Opaque,
 }
 
@@ -601,6 +445,8 @@ pub struct MessageDecoder {
     /// Body bytes of the current message (received plus missing).
     body_bytes: u64,
     methods: VecDeque<ReqMethod>,
+    /// Stream bytes after a protocol switch (gaps included).
+    opaque_bytes: u64,
 }
 
 impl MessageDecoder {
@@ -618,6 +464,7 @@ impl MessageDecoder {
             garbage_check: true,
             body_bytes: 0,
             methods: VecDeque::new(),
+            opaque_bytes: 0,
         }
     }
 
@@ -741,12 +588,14 @@ impl MessageDecoder {
                 sink(HttpEvent::Missing(bytes));
             }
             State::Resync(rs) => {
-                let pending = rs.probe_len;
+                // Bytes on both sides of a hole cannot form one line; the next byte after it is
+                // taken as a line start (the hole is usually whole segments).
+                let pending = rs.carry.len();
                 rs.skip(at.saturating_sub(pending as u64), pending);
-                rs.probe_len = 0;
+                rs.carry.clear();
                 rs.at_line_start = true;
             }
-            State::Opaque => {}
+            State::Opaque => self.opaque_bytes = self.opaque_bytes.saturating_add(bytes),
         }
     }
 
@@ -770,12 +619,12 @@ impl MessageDecoder {
                 body_bytes: self.body_bytes,
             }),
             State::Resync(rs) => {
-                let pending = rs.probe_len as u64;
+                let pending = rs.carry.len() as u64;
                 let skipped = rs.skipped.saturating_add(pending);
                 if rs.report && skipped > 0 {
                     let at = rs.first_skip.unwrap_or(self.offset.saturating_sub(pending));
-                    let message = self.garbage_message(skipped);
-                    self.error(at, message, sink);
+                    let kind = self.garbage(skipped);
+                    self.error(at, kind, sink);
                 }
             }
         }
@@ -794,15 +643,57 @@ impl MessageDecoder {
         }
     }
 
+    /// True while hunting for a start line (after garbage, a framing error or a gap it could not
+    /// frame past): bytes fed now are skipped.
+    pub fn out_of_sync(&self) -> bool {
+        matches!(self.state, State::Resync(_))
+    }
+
+    /// True while skipping bytes at the start of a capture's stream, before its first start line
+    /// (the capture began in the middle of a message).
+    pub fn skipping_stream_start(&self) -> bool {
+        matches!(&self.state, State::Resync(rs) if rs.report)
+    }
+
     /// Total bytes of the stream seen so far (gaps included).
     pub fn offset(&self) -> u64 {
         self.offset
     }
 
-    /// Bytes held for a header block still being received (at most `Limits::max_header_bytes`);
-    /// body bytes are never held.
+    /// Bytes held for a header block still being received (at most `Limits::max_header_bytes`)
+    /// or for a start line being searched for (at most 8 KiB); body bytes are never held.
     pub fn buffered_bytes(&self) -> usize {
-        self.head_buf.len()
+        let carry = match &self.state {
+            State::Resync(rs) => rs.carry.len(),
+            _ => 0,
+        };
+        self.head_buf.len() + carry
+    }
+
+    /// Bytes of the stream after a protocol switch (`101`, a CONNECT tunnel, or
+    /// [`MessageDecoder::switch_protocols`]), capture gaps included: counted, never parsed.
+    pub fn opaque_bytes(&self) -> u64 {
+        self.opaque_bytes
+    }
+
+    /// The other direction answered `101 Switching Protocols`: from here this stream is another
+    /// protocol too (WebSocket, h2c, a raw TCP stream), counted and never parsed as HTTP. A
+    /// message still being read is `Incomplete`; bytes already held count as switched.
+    pub fn switch_protocols(&mut self, sink: &mut dyn FnMut(HttpEvent<'_>)) {
+        let held = match &self.state {
+            State::Head => self.head_buf.len(),
+            State::Resync(rs) => rs.carry.len(),
+            State::Opaque => return,
+            State::Length { .. } | State::Chunked(_) | State::Close => {
+                sink(HttpEvent::Incomplete {
+                    body_bytes: self.body_bytes,
+                });
+                0
+            }
+        };
+        self.opaque_bytes = self.opaque_bytes.saturating_add(held as u64);
+        self.clear_head();
+        self.state = State::Opaque;
     }
 
     /// Processes a prefix of `rest` (at stream offset `self.offset`); returns the bytes consumed.
@@ -839,10 +730,10 @@ impl MessageDecoder {
                     ChunkOutcome::Error {
                         used,
                         offset,
-                        message,
+                        error,
                         line_start,
                     } => {
-                        self.error(offset, message, sink);
+                        self.error(offset, error.into(), sink);
                         self.enter_resync(line_start);
                         used
                     }
@@ -854,7 +745,10 @@ impl MessageDecoder {
                 rest.len()
             }
             State::Resync(_) => self.step_resync(rest, sink),
-            State::Opaque => rest.len(),
+            State::Opaque => {
+                self.opaque_bytes = self.opaque_bytes.saturating_add(rest.len() as u64);
+                rest.len()
+            }
         }
     }
 
@@ -904,12 +798,8 @@ impl MessageDecoder {
                         rs.skip(start, skipped);
                         self.enter_resync_with(rs);
                     } else {
-                        let what = self.what();
-                        self.error(
-                            start,
-                            format!("expected the start line of an HTTP {what}, found \"{found}\""),
-                            sink,
-                        );
+                        let kind = self.kind;
+                        self.error(start, HttpErrorKind::NotStartLine { kind, found }, sink);
                         self.enter_resync(line_start);
                     }
                     return used;
@@ -974,7 +864,7 @@ impl MessageDecoder {
                 };
                 let start = self.head_start;
                 self.clear_head();
-                self.error(start, format!("header block larger than {max} bytes"), sink);
+                self.error(start, HttpErrorKind::HeadTooLarge { max }, sink);
                 self.enter_resync(line_start);
                 window.len()
             }
@@ -1039,8 +929,8 @@ impl MessageDecoder {
             Ok(Framing::Length(n)) => self.state = State::Length { remaining: n },
             Ok(Framing::Chunked) => self.state = State::Chunked(Chunk::size_line(body_start)),
             Ok(Framing::Close) => self.state = State::Close,
-            Err(message) => {
-                self.error(start, message, sink);
+            Err(framing) => {
+                self.error(start, HttpErrorKind::Framing(framing), sink);
                 self.enter_resync(true);
             }
         }
@@ -1052,74 +942,62 @@ impl MessageDecoder {
         let State::Resync(rs) = &mut self.state else {
             return 0;
         };
-        if !rs.at_line_start {
-            let (used, found) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (i + 1, true),
-                None => (rest.len(), false),
-            };
-            rs.skip(offset, used);
-            rs.at_line_start = found;
-            return used;
+        let mut carry = std::mem::take(&mut rs.carry);
+        let carried = carry.len();
+        // The carried bytes and the new ones are searched as one run (a copy of at most
+        // `CARRY_MAX` bytes plus this feed, only while out of sync).
+        if carried > 0 {
+            carry.extend_from_slice(rest);
         }
-        let have = rs.probe_len.min(PROBE_MAX);
-        let mut line = rs.probe;
-        let take = (PROBE_MAX - have).min(rest.len());
-        if let (Some(dst), Some(src)) = (line.get_mut(have..have + take), rest.get(..take)) {
-            dst.copy_from_slice(src);
-        }
-        let line = line.get(..have + take).unwrap_or_default();
-        let line_offset = offset.saturating_sub(have as u64);
-        match classify(kind, true, line) {
-            Probe::Match => {
+        let window: &[u8] = if carried > 0 { &carry } else { rest };
+        let window_offset = offset.saturating_sub(carried as u64);
+        let from = carried.saturating_sub(SEARCH_BACK);
+        match find_start(kind, window, from, rs.at_line_start) {
+            Found::At(at) => {
+                rs.skip(window_offset, at);
                 let garbage = (rs.report && rs.skipped > 0)
-                    .then(|| (rs.first_skip.unwrap_or(line_offset), rs.skipped));
+                    .then(|| (rs.first_skip.unwrap_or(window_offset), rs.skipped));
+                // The start line may begin in the carried bytes (which hold no line break): they
+                // become the start of the head buffer.
+                let held = window.get(at..carried).unwrap_or_default().to_vec();
                 self.clear_head();
-                self.head_buf
-                    .extend_from_slice(line.get(..have).unwrap_or_default());
-                self.head_start = line_offset;
+                self.head_buf.extend_from_slice(&held);
+                self.head_start = window_offset.saturating_add(at as u64);
                 self.head_probe_ok = true;
                 self.state = State::Head;
                 if let Some((at, n)) = garbage {
-                    let message = self.garbage_message(n);
-                    self.error(at, message, sink);
+                    let kind = self.garbage(n);
+                    self.error(at, kind, sink);
                 }
-                0
+                at.saturating_sub(carried)
             }
-            Probe::NeedMore => {
-                if let (Some(dst), Some(src)) =
-                    (rs.probe.get_mut(have..have + take), rest.get(..take))
-                {
-                    dst.copy_from_slice(src);
-                    rs.probe_len = have + take;
+            Found::Not { keep } => {
+                let keep = keep.max(window.len().saturating_sub(CARRY_MAX));
+                rs.skip(window_offset, keep);
+                if let Some(i) = keep.checked_sub(1) {
+                    rs.at_line_start = window.get(i) == Some(&b'\n');
                 }
-                take
-            }
-            Probe::NoMatch(at) => {
-                rs.skip(line_offset, at + 1);
-                rs.probe_len = 0;
-                rs.at_line_start = line.get(at) == Some(&b'\n');
-                (at + 1).saturating_sub(have)
+                if carried > 0 {
+                    carry.drain(..keep.min(carry.len()));
+                } else {
+                    carry.extend_from_slice(rest.get(keep..).unwrap_or_default());
+                }
+                rs.carry = carry;
+                rest.len()
             }
         }
     }
 
-    fn what(&self) -> &'static str {
-        match self.kind {
-            Kind::Request => "request",
-            Kind::Response => "response",
+    fn garbage(&self, skipped: u64) -> HttpErrorKind {
+        HttpErrorKind::Garbage {
+            kind: self.kind,
+            skipped,
         }
     }
 
-    fn garbage_message(&self, skipped: u64) -> String {
-        format!(
-            "stream does not start with an HTTP {} ({skipped} bytes skipped)",
-            self.what()
-        )
-    }
-
-    fn error(&mut self, offset: u64, message: String, sink: &mut dyn FnMut(HttpEvent<'_>)) {
+    fn error(&mut self, offset: u64, kind: HttpErrorKind, sink: &mut dyn FnMut(HttpEvent<'_>)) {
         self.garbage_check = false;
-        sink(HttpEvent::Error(HttpError { offset, message }));
+        sink(HttpEvent::Error(HttpError { offset, kind }));
     }
 
     fn clear_head(&mut self) {
@@ -1151,7 +1029,7 @@ fn parser_config() -> httparse::ParserConfig {
 }
 
 /// Checks a complete first line (`line` ends with LF and holds nothing after it).
-fn check_start_line(kind: Kind, line: &[u8]) -> Result<(), String> {
+fn check_start_line(kind: Kind, line: &[u8]) -> Result<(), HttpErrorKind> {
     let mut headers = [httparse::EMPTY_HEADER; 1];
     let config = parser_config();
     let result = match kind {
@@ -1164,31 +1042,36 @@ fn check_start_line(kind: Kind, line: &[u8]) -> Result<(), String> {
     }
 }
 
-/// The message for a header block httparse rejected, quoting its start line.
+/// The error for a header block httparse rejected, quoting its start line.
 fn head_error(
     kind: Kind,
     block: &[u8],
     e: Result<httparse::Status<usize>, httparse::Error>,
     max_headers: usize,
-) -> String {
-    let what = match kind {
-        Kind::Request => "request",
-        Kind::Response => "response",
-    };
+) -> HttpErrorKind {
     let first = block.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = first.strip_suffix(b"\r").unwrap_or(first);
-    let shown = first.get(..100).unwrap_or(first).escape_ascii();
+    let start_line = first.get(..100).unwrap_or(first).escape_ascii().to_string();
     match e {
-        Err(httparse::Error::TooManyHeaders) => {
-            format!("HTTP {what} head has more than {max_headers} header fields")
-        }
-        Err(e) => format!("malformed HTTP {what} head ({e}), start line \"{shown}\""),
-        Ok(_) => format!("malformed HTTP {what} head (cut short), start line \"{shown}\""),
+        Err(httparse::Error::TooManyHeaders) => HttpErrorKind::TooManyHeaders {
+            kind,
+            max: max_headers,
+        },
+        Err(e) => HttpErrorKind::MalformedHead {
+            kind,
+            reason: Some(e),
+            start_line,
+        },
+        Ok(_) => HttpErrorKind::MalformedHead {
+            kind,
+            reason: None,
+            start_line,
+        },
     }
 }
 
 /// Parses a complete header block with httparse.
-fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, String> {
+fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, HttpErrorKind> {
     // A header line takes at least 3 bytes ("a:\n"), which bounds the array by the block size.
     let slots = max_headers.min(block.len() / 3 + 1);
     let mut headers = vec![httparse::EMPTY_HEADER; slots];
@@ -1206,8 +1089,10 @@ fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, Stri
     };
     match kind {
         Kind::Request => {
+            // httparse has no obs-fold option for requests (only for responses): unfold a copy.
+            let unfolded = unfold(block);
             let mut req = httparse::Request::new(&mut headers);
-            match config.parse_request(&mut req, block) {
+            match config.parse_request(&mut req, unfolded.as_deref().unwrap_or(block)) {
                 Ok(httparse::Status::Complete(_)) => Ok(Head {
                     method: req.method.map(str::to_owned),
                     path: req.path.map(str::to_owned),
@@ -1236,6 +1121,42 @@ fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, Stri
     }
 }
 
+/// The header block with each obs-fold (a line break followed by SP or HTAB, continuing the header
+/// field above it) replaced by spaces, as RFC 9112 section 5.2 lets a recipient do; same length,
+/// so offsets hold. None when there is no fold (the common case: one memchr pass, no copy). A
+/// line of whitespace right after the start line is no fold and is left for httparse to reject.
+fn unfold(block: &[u8]) -> Option<Vec<u8>> {
+    let first_lf = memchr::memchr(b'\n', block)?;
+    let is_fold = |i: usize| {
+        i > first_lf
+            && matches!(block.get(i + 1), Some(b' ' | b'\t'))
+            && block.get(i + 2..).is_some_and(|rest| {
+                // Not the final empty line: the fold must carry more than whitespace.
+                rest.iter()
+                    .take_while(|&&b| b != b'\n')
+                    .any(|&b| !matches!(b, b' ' | b'\t' | b'\r'))
+            })
+    };
+    let folds: Vec<usize> = memchr::memchr_iter(b'\n', block)
+        .filter(|&i| is_fold(i))
+        .collect();
+    if folds.is_empty() {
+        return None;
+    }
+    let mut out = block.to_vec();
+    for i in folds {
+        if let Some(b) = out.get_mut(i) {
+            *b = b' ';
+        }
+        if let Some(b) = i.checked_sub(1).and_then(|j| out.get_mut(j)) {
+            if *b == b'\r' {
+                *b = b' ';
+            }
+        }
+    }
+    Some(out)
+}
+
 /// `Some(true)` if Transfer-Encoding is present and its final coding is chunked, `Some(false)` if
 /// present otherwise, `None` if absent.
 fn transfer_chunked(head: &Head) -> Option<bool> {
@@ -1256,7 +1177,7 @@ fn transfer_chunked(head: &Head) -> Option<bool> {
 }
 
 /// All Content-Length values (headers and comma-separated lists) must agree (RFC 9110 8.6).
-fn content_length(head: &Head) -> Result<Option<u64>, String> {
+fn content_length(head: &Head) -> Result<Option<u64>, FramingError> {
     let mut found: Option<u64> = None;
     for (name, value) in &head.headers {
         if !name.eq_ignore_ascii_case("content-length") {
@@ -1265,23 +1186,26 @@ fn content_length(head: &Head) -> Result<Option<u64>, String> {
         for part in value.split(',') {
             let part = part.trim_matches(|c| c == ' ' || c == '\t');
             if part.starts_with('-') {
-                return Err(format!(
-                    "negative Content-Length \"{}\"",
-                    value.escape_debug()
-                ));
+                return Err(FramingError::NegativeContentLength {
+                    value: value.clone(),
+                });
             }
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!(
-                    "invalid Content-Length \"{}\"",
-                    value.escape_debug()
-                ));
+                return Err(FramingError::InvalidContentLength {
+                    value: value.clone(),
+                });
             }
             let n: u64 = part
                 .parse()
-                .map_err(|_| format!("Content-Length {part} does not fit in 64 bits"))?;
+                .map_err(|_| FramingError::ContentLengthOverflow {
+                    value: part.to_string(),
+                })?;
             match found {
                 Some(f) if f != n => {
-                    return Err(format!("conflicting Content-Length values {f} and {n}"))
+                    return Err(FramingError::ConflictingContentLength {
+                        first: f,
+                        second: n,
+                    })
                 }
                 _ => found = Some(n),
             }
@@ -1291,21 +1215,21 @@ fn content_length(head: &Head) -> Result<Option<u64>, String> {
 }
 
 /// RFC 9112 section 6.3 for requests: chunked, else Content-Length, else no body.
-fn request_framing(head: &Head) -> Result<Framing, String> {
+fn request_framing(head: &Head) -> Result<Framing, FramingError> {
     match transfer_chunked(head) {
         Some(true) => Ok(Framing::Chunked),
-        Some(false) => Err(format!(
-            "request Transfer-Encoding \"{}\" does not end in chunked: body length unknown",
-            head.header("transfer-encoding")
+        Some(false) => Err(FramingError::RequestTransferEncoding {
+            value: head
+                .header("transfer-encoding")
                 .unwrap_or_default()
-                .escape_debug()
-        )),
+                .to_string(),
+        }),
         None => Ok(Framing::Length(content_length(head)?.unwrap_or(0))),
     }
 }
 
 /// RFC 9112 section 6.3 for responses not already known to be bodiless.
-fn response_framing(head: &Head) -> Result<Framing, String> {
+fn response_framing(head: &Head) -> Result<Framing, FramingError> {
     match transfer_chunked(head) {
         Some(true) => Ok(Framing::Chunked),
         Some(false) => Ok(Framing::Close),
@@ -1348,7 +1272,7 @@ mod tests {
             }
             HttpEvent::Missing(n) => Ev::Missing(n),
             HttpEvent::End { body_bytes } => Ev::End(body_bytes),
-            HttpEvent::Error(e) => Ev::Error(e.offset, e.message),
+            HttpEvent::Error(e) => Ev::Error(e.offset, e.kind.to_string()),
             HttpEvent::Incomplete { body_bytes } => Ev::Incomplete(body_bytes),
         };
         evs.push(ev);
@@ -1604,10 +1528,11 @@ mod tests {
                 &["ERROR@0 stream does not start with an HTTP response (10 bytes skipped)"],
             ),
             (
-                "unknown method at stream start counts as garbage",
+                // RFC 9110 section 9.1: any token is a method (the old expectation, garbage, was wrong).
+                "unknown method at stream start is a method",
                 Q,
                 "BREW /pot HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
-                &["ERROR@0 stream does not start with an HTTP request (22 bytes skipped)", "HEAD GET /", "END 0"],
+                &["HEAD BREW /pot", "END 0", "HEAD GET /", "END 0"],
             ),
             (
                 "message cut by eof in the body",
@@ -1634,6 +1559,87 @@ mod tests {
                 &["ERROR@0 malformed HTTP request head (invalid header name)", "HEAD GET /ok", "END 0"],
             ),
             (
+                // A capture that begins inside a picture: the answer starts right after its
+                // last bytes, not after a line break (B3).
+                "response start found mid-line after binary at stream start",
+                R,
+                "\x7f\x01\x02\x03HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                &[
+                    "ERROR@0 stream does not start with an HTTP response (4 bytes skipped)",
+                    "HEAD 200",
+                    "END 0",
+                ],
+            ),
+            (
+                // A 1-byte TCP keep-alive probe begins the client's stream (B3).
+                "request after a keep-alive byte",
+                Q,
+                "\x00GET /a HTTP/1.1\r\n\r\n",
+                &[
+                    "ERROR@0 stream does not start with an HTTP request (1 bytes skipped)",
+                    "HEAD GET /a",
+                    "END 0",
+                ],
+            ),
+            (
+                "binary token bytes run into the method: the known method is taken",
+                Q,
+                "\x01\x02ZQGET /x HTTP/1.1\r\n\r\n",
+                &[
+                    "ERROR@0 stream does not start with an HTTP request (4 bytes skipped)",
+                    "HEAD GET /x",
+                    "END 0",
+                ],
+            ),
+            (
+                "whitespace before the method: not a start line",
+                Q,
+                "\x01\x02\x03 GET /txt HTTP/1.1\r\n\r\n",
+                &["ERROR@0 stream does not start with an HTTP request (25 bytes skipped)"],
+            ),
+            (
+                "never searched inside a framed body",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\nxxGET / HTTP/1.1\r\n\r\n",
+                &["HEAD POST /", "BODY xxGET / HTTP/1.1\\r\\n\\r\\n", "END 20"],
+            ),
+            (
+                "after a framing error, the next request is found mid-line",
+                Q,
+                "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n\x01\x02GET /n HTTP/1.1\r\n\r\n",
+                &["HEAD POST /", "ERROR@0 invalid Content-Length", "HEAD GET /n", "END 0"],
+            ),
+            (
+                "any token is a method (B4)",
+                Q,
+                "QUERY /users HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}CCM_POST / HTTP/1.1\r\n\r\n",
+                &["HEAD QUERY /users", "BODY {}", "END 2", "HEAD CCM_POST /", "END 0"],
+            ),
+            (
+                "absolute-form target with an upper-case scheme (B5)",
+                Q,
+                "GET HTTP://bro.org/ HTTP/1.1\r\nHost: bro.org\r\n\r\n",
+                &["HEAD GET HTTP://bro.org/", "END 0"],
+            ),
+            (
+                "obs-fold continuation lines in a request (B6)",
+                Q,
+                "GET /u HTTP/1.1\r\nX-Info: a\r\n\tb\r\n  c\r\nHost: h\r\n\r\n",
+                &["HEAD GET /u", "END 0"],
+            ),
+            (
+                "whitespace line right after the start line is no fold",
+                Q,
+                "GET /u HTTP/1.1\r\n x: y\r\n\r\n",
+                &["ERROR@0 malformed HTTP request head"],
+            ),
+            (
+                "malformed status line",
+                R,
+                "HTTP/1.0 2XX OK\r\n\r\n",
+                &["ERROR@0 malformed HTTP response head (invalid response status), start line \"HTTP/1.0 2XX OK\""],
+            ),
+            (
                 "101 switches protocols: rest ignored",
                 R,
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x01\x05hello",
@@ -1649,6 +1655,121 @@ mod tests {
             ops.push(Op::Eof);
             check(&format!("{name} (byte by byte)"), &run(*kind, &ops), want);
         }
+    }
+
+    #[test]
+    fn obs_fold_becomes_spaces() {
+        let input = b"GET /u HTTP/1.1\r\nX-Info: a\r\n\tb\r\nHost: h\r\n\r\n";
+        let evs = run(Kind::Request, &[Op::Feed(input)]);
+        let Some(Ev::Head(h)) = evs.first() else {
+            panic!("no head: {evs:?}")
+        };
+        assert_eq!(h.header("x-info"), Some("a  \tb"));
+        assert_eq!(h.header("host"), Some("h"));
+        assert_eq!(h.header_bytes, input.len());
+    }
+
+    #[test]
+    fn long_request_line_found_across_feeds() {
+        // Out of sync, a 3000-byte request line arriving byte by byte is kept (bounded carry).
+        let target = format!("/{}", "a".repeat(3000));
+        let input = format!("\x01\x02\nGET {target} HTTP/1.1\r\n\r\n");
+        let mut ops: Vec<Op<'_>> = input.as_bytes().chunks(1).map(Op::Feed).collect();
+        ops.push(Op::Eof);
+        let (evs, _) = run_with(Kind::Request, Limits::default(), &ops);
+        check(
+            "long line",
+            &evs,
+            &[
+                "ERROR@0 stream does not start with an HTTP request (3 bytes skipped)",
+                &format!("HEAD GET {target}"),
+                "END 0",
+            ],
+        );
+        // Beyond the carry limit it is not found, and memory stays bounded.
+        let target = format!("/{}", "a".repeat(CARRY_MAX + 10));
+        let input = format!("\x01\x02GET {target} HTTP/1.1\r\n\r\n");
+        let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
+        let mut heads = 0;
+        for b in input.as_bytes().chunks(7) {
+            dec.feed(b, &mut |e| {
+                heads += usize::from(matches!(e, HttpEvent::Head(_)))
+            });
+            assert!(dec.buffered_bytes() <= CARRY_MAX + 7);
+        }
+        assert_eq!(heads, 0);
+    }
+
+    #[test]
+    fn gap_then_response_mid_segment() {
+        let evs = run(
+            Kind::Response,
+            &[
+                Op::Feed(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nab"),
+                Op::Gap(100),
+                Op::Feed(b"AAAA"),
+                Op::Feed(b"AAHTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            ],
+        );
+        check(
+            "gap, body tail, next answer",
+            &evs,
+            &["HEAD 200", "BODY ab", "END 2", "HEAD 200", "END 0"],
+        );
+    }
+
+    #[test]
+    fn switch_protocols_counts_the_rest() {
+        let mut req = MessageDecoder::new(Kind::Request, Limits::default());
+        let mut evs = Vec::new();
+        req.feed(
+            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            &mut |e| push(&mut evs, e),
+        );
+        req.switch_protocols(&mut |e| push(&mut evs, e));
+        req.feed(b"\x81\x05hello", &mut |e| push(&mut evs, e));
+        req.gap(3, &mut |e| push(&mut evs, e));
+        req.feed(b"GET / HTTP/1.1\r\n\r\n", &mut |e| push(&mut evs, e));
+        check("switched", &evs, &["HEAD GET /ws", "END 0"]);
+        assert_eq!(req.opaque_bytes(), 7 + 3 + 18);
+
+        let (evs, resp) = run_with(
+            Kind::Response,
+            Limits::default(),
+            &[Op::Feed(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi",
+            )],
+        );
+        check("101", &evs, &["HEAD 101", "END 0"]);
+        assert_eq!(resp.opaque_bytes(), 4);
+    }
+
+    #[test]
+    fn error_kinds_are_typed() {
+        let evs = {
+            let mut dec = MessageDecoder::new(Kind::Request, Limits::default());
+            let mut v = Vec::new();
+            dec.feed(
+                b"POST / HTTP/1.1\r\nContent-Length: 11\r\nContent-Length: 93\r\n\r\n",
+                &mut |e| {
+                    if let HttpEvent::Error(e) = e {
+                        v.push(e);
+                    }
+                },
+            );
+            v
+        };
+        assert_eq!(
+            evs.first().map(|e| &e.kind),
+            Some(&HttpErrorKind::Framing(
+                FramingError::ConflictingContentLength {
+                    first: 11,
+                    second: 93
+                }
+            ))
+        );
+        assert!(HttpErrorKind::HeadTooLarge { max: 1 }.is_too_large());
+        assert!(!HttpErrorKind::Chunk(ChunkError::SizeOverflow).is_too_large());
     }
 
     #[test]
@@ -1975,42 +2096,6 @@ mod tests {
             ],
         );
         assert_eq!(dec.offset(), u64::MAX);
-    }
-
-    #[test]
-    fn classify_table() {
-        use Probe::*;
-        let cases: &[(Kind, bool, &[u8], Probe)] = &[
-            (Kind::Request, true, b"GET /", Match),
-            (Kind::Request, true, b"GET http", Match),
-            (Kind::Request, true, b"GET htt", NeedMore),
-            (Kind::Request, true, b"GET hx", NoMatch(5)),
-            (Kind::Request, true, b"OPTIONS *", Match),
-            (Kind::Request, true, b"GET *", NoMatch(4)),
-            (Kind::Request, true, b"CONNECT cam:443", Match),
-            (Kind::Request, true, b"M-SEARCH *", NoMatch(9)),
-            (Kind::Request, true, b"POS", NeedMore),
-            (Kind::Request, true, b"POT", NoMatch(2)),
-            (Kind::Request, true, b"get /", NoMatch(0)),
-            (Kind::Request, true, b"GETX /", NoMatch(3)),
-            (Kind::Request, false, b"BREW /", Match),
-            (Kind::Request, false, b" GET", NoMatch(0)),
-            (Kind::Request, false, b"<xml", NoMatch(0)),
-            (Kind::Request, false, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAA", Match),
-            (Kind::Response, true, b"HTTP/1.1 200", Match),
-            (Kind::Response, true, b"HTTP/2 200", NoMatch(5)),
-            (Kind::Response, false, b"HTTP/2 200", Match),
-            (Kind::Response, true, b"HTT", NeedMore),
-            (Kind::Response, true, b"\r\n", NoMatch(0)),
-        ];
-        for (kind, strict, line, want) in cases {
-            assert_eq!(
-                classify(*kind, *strict, line),
-                *want,
-                "{kind:?} strict={strict} {:?}",
-                line.escape_ascii().to_string()
-            );
-        }
     }
 
     #[test]

@@ -282,7 +282,7 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
         }
         HttpEvent::Error(e) => {
             let msg = e.to_string();
-            let too_large = msg.contains("larger than") || msg.contains("more than");
+            let too_large = e.kind.is_too_large();
             let index = match st.cur.take() {
                 Some(cur) => {
                     let i = cur.index;
@@ -358,6 +358,8 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
             retransmissions: 0,
             truncated_frames: 0,
             errors: Vec::new(),
+            upgrade: None,
+            upgraded_bytes: [0, 0],
             exchanges: Vec::new(),
             timeline: Vec::new(),
         },

@@ -231,10 +231,14 @@ impl Shared {
         match rec.exchange.verdict {
             Verdict::Ok => s.ok.fetch_add(1, Ordering::Relaxed),
             Verdict::ErrorStatus => s.error_status.fetch_add(1, Ordering::Relaxed),
-            Verdict::NoResponse => s.no_response.fetch_add(1, Ordering::Relaxed),
-            Verdict::Incomplete => s.incomplete.fetch_add(1, Ordering::Relaxed),
-            // Only a capture can miss an answer: the listener sent it itself.
-            Verdict::NotCaptured => 0,
+            // The listener reads its own socket: nothing is lost to a capture, and an answer it
+            // cannot read is its own; these two come from captures only.
+            Verdict::NoResponse | Verdict::NotCaptured => {
+                s.no_response.fetch_add(1, Ordering::Relaxed)
+            }
+            Verdict::Incomplete | Verdict::MalformedResponse => {
+                s.incomplete.fetch_add(1, Ordering::Relaxed)
+            }
         };
         if rec.stored.is_some() {
             s.stored.fetch_add(1, Ordering::Relaxed);

@@ -104,6 +104,7 @@ mod tests {
             auth: None,
             body_kind: "xml",
             body_error: None,
+            notes: Vec::new(),
             body_hash: 0,
             metadata: Some(metadata.to_string()),
             event_detail: None,

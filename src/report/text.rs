@@ -30,11 +30,13 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(o, "capture: {} packets", s.packets);
     }
-    let not_captured = if s.not_captured > 0 {
-        format!("   not_captured: {}", s.not_captured)
-    } else {
-        String::new()
-    };
+    // Shown only when there are some, so the line stays as it was for the usual capture.
+    let mut not_captured = String::new();
+    for v in [Verdict::NotCaptured, Verdict::MalformedResponse] {
+        if s.verdict_count(v) > 0 {
+            let _ = write!(not_captured, "   {}: {}", v.as_str(), s.verdict_count(v));
+        }
+    }
     let _ = writeln!(
         o,
         "connections: {}   requests: {}   ok: {}   error_status: {}   no_response: {}   incomplete: {}{not_captured}",
@@ -171,10 +173,15 @@ pub fn render(r: &Report) -> String {
                 ),
                 None => String::new(),
             };
+            let notes: String = ex
+                .notes
+                .iter()
+                .map(|n| format!("\n    note: {n}"))
+                .collect();
             problems.push((
                 ex.request.time,
                 format!(
-                    "{} {} {} {} {} [{}] {}{}\n    {}\n    {}\n    next: {}",
+                    "{} {} {} {} {} [{}] {}{}\n    {}\n    {}\n    next: {}{notes}",
                     ex.request.time.to_clock_string(),
                     c.client,
                     ex.request.method,

@@ -63,13 +63,13 @@ impl Theme {
         self.dim()
     }
 
-    /// The colour of a verdict: ok green, error_status yellow, no_response/incomplete red.
+    /// The colour of a verdict: ok green, error_status and not_captured (uncertain) yellow,
+    /// no_response/incomplete/malformed_response red.
     pub fn verdict(self, v: Verdict) -> Style {
         match v {
             Verdict::Ok => self.ok(),
-            Verdict::ErrorStatus => self.warn(),
-            Verdict::NoResponse | Verdict::Incomplete => self.bad(),
-            Verdict::NotCaptured => self.warn(),
+            Verdict::ErrorStatus | Verdict::NotCaptured => self.warn(),
+            Verdict::NoResponse | Verdict::Incomplete | Verdict::MalformedResponse => self.bad(),
         }
     }
 
