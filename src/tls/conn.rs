@@ -19,16 +19,21 @@
 //!   and is listed as an encrypted one;
 //! - TLS 1.3 handshake phase: the server's encrypted records before the client's first
 //!   encrypted record are its handshake flight; the client's first encrypted record is its
-//!   Finished (a client sending a certificate would have more: a known limit); server records
-//!   after that and before any client data are post-handshake messages (session tickets).
-//!   Neither counts as an exchange.
+//!   Finished (a client sending a certificate would have more: a known limit). The server's
+//!   first records after that Finished are taken as session tickets (NewSessionTicket) while
+//!   they keep the size of the first one, at most [`MAX_TICKETS`] of them: servers send one to
+//!   four tickets of one size right after the handshake, and they interleave with the request
+//!   (seen with OpenSSL on loopback: ticket, request head, ticket, request body, answer). None
+//!   of these counts as an exchange; an exchange during which records were taken as tickets is
+//!   marked [`Uncertainty::MaySessionTickets`] (a lone answer of the tickets' size would be
+//!   taken for one).
 //!
 //! Sans-IO: bytes, gaps and the close are fed in; nothing here reads a clock or a socket.
 
 use serde::Serialize;
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
-use super::exchange::{ExchangeBuilder, TlsExchange};
+use super::exchange::{ExchangeBuilder, TlsExchange, Uncertainty};
 use super::finding::{HandshakeStage, NonTlsAnswer, TlsFinding};
 use super::types::{
     sender, Alert, AlertDescription, AlertLevel, CertificateInfo, CertificateProblem,
@@ -59,6 +64,9 @@ const HRR_RANDOM: [u8; 32] = [
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
     0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
+
+/// Most server records taken as TLS 1.3 session tickets after the handshake.
+pub const MAX_TICKETS: u64 = 4;
 
 /// Bytes of a non-TLS answer kept to show in the finding.
 const PREVIEW_LEN: usize = 48;
@@ -213,8 +221,11 @@ pub struct TlsConnection {
     midstream: bool,
     /// TLS 1.3: encrypted server records seen after its hello (its flight).
     server_flight: bool,
-    /// TLS 1.3: server records seen after the client's Finished and before any request.
-    post_handshake_records: u64,
+    /// TLS 1.3: server records taken as session tickets, and their size.
+    tickets: u64,
+    ticket_len: Option<u16>,
+    /// TLS 1.3: a server record of another size came; no more tickets are expected.
+    tickets_done: bool,
     /// The server's non-TLS answer is being collected (finding not written yet).
     answer_pending: Option<Timestamp>,
     /// A finding already explains why the handshake stopped.
@@ -243,7 +254,9 @@ impl TlsConnection {
             tls13: false,
             midstream: false,
             server_flight: false,
-            post_handshake_records: 0,
+            tickets: 0,
+            ticket_len: None,
+            tickets_done: false,
             answer_pending: None,
             explained: false,
             last_ts: Timestamp::default(),
@@ -462,20 +475,21 @@ impl TlsConnection {
                 self.check_completed();
                 return false;
             }
-            if !client && self.exchanges.current().is_none() {
-                self.post_handshake_records += 1;
-                return false;
+            if !client && !self.tickets_done {
+                if self.tickets < MAX_TICKETS && self.ticket_len.is_none_or(|l| l == len) {
+                    self.tickets += 1;
+                    self.ticket_len = Some(len);
+                    self.exchanges.uncertain(Uncertainty::MaySessionTickets);
+                    return false;
+                }
+                self.tickets_done = true;
             }
         }
         if client {
             self.exchanges.client_record(ts, u64::from(len));
             true
         } else {
-            let maybe_tickets = self.tls13
-                && self.post_handshake_records == 0
-                && self.exchanges.current().is_some_and(|e| e.index == 0);
-            self.exchanges
-                .server_record(ts, u64::from(len), maybe_tickets)
+            self.exchanges.server_record(ts, u64::from(len))
         }
     }
 
@@ -657,7 +671,7 @@ impl TlsConnection {
         self.last_ts = ts;
         let d = idx(dir);
         *self.info.gap_bytes.get_mut(dir) += bytes;
-        self.exchanges.gap();
+        self.exchanges.uncertain(Uncertainty::CaptureGap);
         let offset = self.halves[d].offset;
         match self.halves[d].mode {
             Mode::Off => {

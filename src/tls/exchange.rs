@@ -17,8 +17,9 @@ pub enum Uncertainty {
     /// Bytes of the connection are missing from the capture during this exchange: records
     /// (and so exchange boundaries) may be missing.
     CaptureGap,
-    /// TLS 1.3: the server sends its session tickets as application data after the handshake;
-    /// the first response may be those tickets rather than an answer.
+    /// TLS 1.3: server records during this exchange were taken as session tickets (sent as
+    /// application data after the handshake) by their size; if one was the answer instead,
+    /// the response figures (or its absence) are wrong.
     MaySessionTickets,
     /// The capture ended (or the connection was evicted) while waiting: the answer may have
     /// come later.
@@ -114,7 +115,7 @@ impl ExchangeBuilder {
 
     /// A server application-data record begins. Returns false when no request is waiting (the
     /// record is not part of an exchange).
-    pub(crate) fn server_record(&mut self, ts: Timestamp, len: u64, maybe_tickets: bool) -> bool {
+    pub(crate) fn server_record(&mut self, ts: Timestamp, len: u64) -> bool {
         let Some(cur) = &mut self.current else {
             return false;
         };
@@ -137,9 +138,6 @@ impl ExchangeBuilder {
                     bytes: len,
                     latency_ms: latency,
                 });
-                if maybe_tickets && cur.uncertain.is_none() {
-                    cur.uncertain = Some(Uncertainty::MaySessionTickets);
-                }
             }
         }
         true
@@ -156,10 +154,11 @@ impl ExchangeBuilder {
         }
     }
 
-    /// Bytes are missing from the capture: the exchange in progress is uncertain.
-    pub(crate) fn gap(&mut self) {
+    /// Something during the exchange in progress (if any) makes its figures uncertain; the
+    /// first reason is kept.
+    pub(crate) fn uncertain(&mut self, why: Uncertainty) {
         if let Some(cur) = &mut self.current {
-            cur.uncertain = Some(Uncertainty::CaptureGap);
+            cur.uncertain.get_or_insert(why);
         }
     }
 
@@ -192,8 +191,8 @@ mod tests {
         let mut b = ExchangeBuilder::new(10);
         b.client_record(t(0), 100);
         b.client_record(t(1), 50);
-        assert!(b.server_record(t(11), 30, false));
-        b.server_record(t(12), 20, false);
+        assert!(b.server_record(t(11), 30));
+        b.server_record(t(12), 20);
         b.client_record(t(20), 70);
         b.finish(false);
         assert_eq!(b.done.len(), 2);
@@ -210,7 +209,7 @@ mod tests {
     #[test]
     fn server_data_without_a_request_is_no_exchange_and_capture_end_is_uncertain() {
         let mut b = ExchangeBuilder::new(10);
-        assert!(!b.server_record(t(0), 200, false));
+        assert!(!b.server_record(t(0), 200));
         b.client_record(t(1), 10);
         b.finish(true);
         assert_eq!(b.done.len(), 1);
@@ -222,7 +221,7 @@ mod tests {
         let mut b = ExchangeBuilder::new(2);
         for i in 0..5 {
             b.client_record(t(i * 10), 1);
-            b.server_record(t(i * 10 + 1), 1, false);
+            b.server_record(t(i * 10 + 1), 1);
         }
         b.finish(false);
         assert_eq!(b.done.len(), 2);

@@ -117,5 +117,30 @@ pub fn is_plain_http_to_https_page(body_prefix: &[u8]) -> bool {
     memchr::memmem::find(body_prefix, NGINX_PLAIN_HTTP).is_some()
 }
 
+/// How the server of a plain HTTP connection showed that it speaks TLS, if it did: what it
+/// sent first (`answer_prefix`: a TLS record, or nginx's page), or, when it sent nothing and
+/// closed the connection itself, that the same server address completes TLS handshakes
+/// elsewhere in the capture (`port_speaks_tls`, which only the caller can know). The pipeline
+/// turns `Some` into [`TlsFinding::PlainHttpToTlsServer`].
+pub fn evidence_against_plain_http(
+    answer_prefix: &[u8],
+    closed: crate::tcp::CloseKind,
+    port_speaks_tls: bool,
+) -> Option<TlsEvidence> {
+    use crate::tcp::{CloseKind, Side};
+    if let Some(e) = probe_answer_to_plain_http(answer_prefix) {
+        return Some(e);
+    }
+    if is_plain_http_to_https_page(answer_prefix) {
+        return Some(TlsEvidence::PlainHttpToHttpsPage);
+    }
+    let server_closed = matches!(
+        closed,
+        CloseKind::Fin(Side::Server) | CloseKind::Rst(Side::Server)
+    );
+    (answer_prefix.is_empty() && server_closed && port_speaks_tls)
+        .then_some(TlsEvidence::ClosedOnTlsPort)
+}
+
 #[cfg(test)]
 mod tests;

@@ -315,7 +315,44 @@ fn tls13_tickets_after_the_request_make_the_first_answer_uncertain() {
     assert_eq!(r.exchanges.len(), 1);
     let ex = &r.exchanges[0];
     assert_eq!(ex.uncertain, Some(Uncertainty::MaySessionTickets));
-    assert_eq!(ex.response.map(|r| r.bytes), Some(370));
+    assert_eq!(ex.response.map(|r| r.bytes), Some(120));
+}
+
+/// The client Finished, then the given records (true: from the client), then a close.
+fn tls13_after_finished(records: &[(bool, usize)]) -> Vec<Seg> {
+    let mut v = tls13_conversation(true);
+    v.truncate(3);
+    for (i, (client, len)) in records.iter().enumerate() {
+        let dir = if *client { C } else { S };
+        v.push((dir, 10 + i as i64, record(23, &vec![0x5a; *len])));
+    }
+    v
+}
+
+#[test]
+fn tls13_tickets_interleaved_with_the_request_stay_out_of_it() {
+    // As OpenSSL did on loopback: ticket, request head, ticket, request body, answer.
+    let segs = tls13_after_finished(&[(false, 250), (true, 202), (false, 250), (true, 1070), (false, 159)]);
+    let r = run(&segs, CloseKind::Fin(Side::Client));
+    assert_eq!(r.exchanges.len(), 1, "{:?}", r.exchanges);
+    let ex = &r.exchanges[0];
+    assert_eq!((ex.request_records, ex.request_bytes), (2, 1272));
+    assert_eq!(ex.response.map(|r| (r.records, r.bytes)), Some((1, 159)));
+    assert_eq!(ex.uncertain, Some(Uncertainty::MaySessionTickets));
+    // A keep-alive exchange after the tickets is certain.
+    let segs = tls13_after_finished(&[(false, 250), (false, 250), (true, 500), (false, 159), (true, 500), (false, 159)]);
+    let r = run(&segs, CloseKind::Fin(Side::Client));
+    assert_eq!(r.exchanges.len(), 2);
+    assert!(r.exchanges.iter().all(|e| e.uncertain.is_none() && e.response.is_some()));
+}
+
+#[test]
+fn tls13_request_followed_only_by_tickets_is_unanswered_but_uncertain() {
+    let segs = tls13_after_finished(&[(true, 700), (false, 250), (false, 250)]);
+    let r = run(&segs, CloseKind::Fin(Side::Client));
+    assert_eq!(r.exchanges.len(), 1);
+    assert!(r.exchanges[0].response.is_none());
+    assert_eq!(r.exchanges[0].uncertain, Some(Uncertainty::MaySessionTickets));
 }
 
 #[test]
@@ -625,6 +662,35 @@ fn probes_tell_tls_from_http() {
         b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title>"
     ));
     assert!(!is_plain_http_to_https_page(b"<html><title>400 Bad Request</title>"));
+}
+
+#[test]
+fn plain_http_evidence_needs_tls_bytes_or_a_close_on_a_tls_port() {
+    let rst = CloseKind::Rst(Side::Server);
+    assert_eq!(
+        evidence_against_plain_http(&[0x15, 3, 3, 0, 2, 2, 10], rst, false),
+        Some(TlsEvidence::Alert {
+            description: Some(AlertDescription::UNEXPECTED_MESSAGE)
+        })
+    );
+    let page = b"HTTP/1.1 400 Bad Request\r\n\r\n<title>400 The plain HTTP request was sent to HTTPS port</title>";
+    assert_eq!(
+        evidence_against_plain_http(page, CloseKind::Fin(Side::Server), false),
+        Some(TlsEvidence::PlainHttpToHttpsPage)
+    );
+    assert_eq!(
+        evidence_against_plain_http(&[], rst, true),
+        Some(TlsEvidence::ClosedOnTlsPort)
+    );
+    assert_eq!(evidence_against_plain_http(&[], rst, false), None);
+    assert_eq!(
+        evidence_against_plain_http(&[], CloseKind::Fin(Side::Client), true),
+        None
+    );
+    assert_eq!(
+        evidence_against_plain_http(b"HTTP/1.1 200 OK\r\n", rst, true),
+        None
+    );
 }
 
 #[test]
