@@ -41,7 +41,9 @@ enum Kind {
     /// Client bytes so far fit a hello or are too few to say; events held until decided.
     Undecided(Vec<(Direction, Timestamp, Vec<u8>)>),
     Tls(Box<TlsConnection>),
-    Plain { answer: Vec<u8> },
+    Plain {
+        answer: Vec<u8>,
+    },
 }
 
 struct Conn {
@@ -269,7 +271,11 @@ fn check_tls(name: &str, i: usize, want: &Value, r: &TlsReport, bad: &mut Vec<St
 #[test]
 fn every_https_sample_shows_its_expected_tls_facts() {
     let exp = expected();
-    assert!(exp.len() >= 7, "expected-tls.json lists {} samples", exp.len());
+    assert!(
+        exp.len() >= 7,
+        "expected-tls.json lists {} samples",
+        exp.len()
+    );
     let mut bad = Vec::new();
     for (name, e) in &exp {
         let path = samples_dir().join(name);
@@ -294,7 +300,8 @@ fn every_https_sample_shows_its_expected_tls_facts() {
                     answer,
                     closed,
                 } if !wants_tls => {
-                    let ev = evidence_against_plain_http(answer, *closed, tls_ports.contains(server));
+                    let ev =
+                        evidence_against_plain_http(answer, *closed, tls_ports.contains(server));
                     let got = ev
                         .map(|e| serde_json::to_value(e).expect("serialises")["kind"].clone())
                         .unwrap_or(Value::Null);
@@ -305,11 +312,18 @@ fn every_https_sample_shows_its_expected_tls_facts() {
                         ));
                     }
                 }
-                _ => bad.push(format!("{name} #{i}: TLS probe disagrees (expected tls={wants_tls})")),
+                _ => bad.push(format!(
+                    "{name} #{i}: TLS probe disagrees (expected tls={wants_tls})"
+                )),
             }
         }
     }
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -322,11 +336,15 @@ fn every_keys_file_belongs_to_a_listed_sample_and_has_client_randoms() {
             continue;
         };
         n += 1;
-        assert!(exp.contains_key(&format!("{stem}.pcap")), "{name}: no sample");
+        assert!(
+            exp.contains_key(&format!("{stem}.pcap")),
+            "{name}: no sample"
+        );
         let text = std::fs::read_to_string(samples_dir().join(&name)).unwrap();
         assert!(
-            text.lines().any(|l| l.starts_with("CLIENT_RANDOM ")
-                || l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")),
+            text.lines()
+                .any(|l| l.starts_with("CLIENT_RANDOM ")
+                    || l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")),
             "{name}: no session secret"
         );
     }
@@ -338,7 +356,11 @@ fn https_samples_cut_at_every_byte_offset_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     let cut_path = dir.path().join("cut.pcap");
     let mut runs = 0;
-    for name in ["https-unknown-ca.pcap", "https-tls13.pcap", "https-to-http.pcap"] {
+    for name in [
+        "https-unknown-ca.pcap",
+        "https-tls13.pcap",
+        "https-to-http.pcap",
+    ] {
         let bytes = std::fs::read(samples_dir().join(name)).unwrap();
         for cut in (24..bytes.len()).step_by(3) {
             let mut f = std::fs::File::create(&cut_path).unwrap();

@@ -408,22 +408,18 @@ impl TlsConnection {
         };
         match ctype {
             CT_HANDSHAKE if encrypting => {
-                // TLS <= 1.2: the encrypted handshake record after ChangeCipherSpec is Finished.
-                if !self.tls13 {
-                    self.halves[d].finished = true;
-                    self.check_completed();
-                }
+                // TLS <= 1.2 (TLS 1.3 never encrypts a type-22 record): the encrypted handshake
+                // record after ChangeCipherSpec is Finished.
+                self.halves[d].finished = true;
+                self.check_completed();
             }
             CT_HANDSHAKE => rec.cleartext_handshake = true,
             CT_ALERT => {
                 rec.cleartext_alert = !encrypting && len == 2;
                 self.halves[d].alert_len = 0;
             }
-            CT_CCS => {
-                if !self.tls13 {
-                    self.halves[d].ccs = true;
-                }
-            }
+            // TLS 1.3's ChangeCipherSpec is for middlebox compatibility only.
+            CT_CCS if !self.tls13 => self.halves[d].ccs = true,
             CT_APP_DATA => {
                 let stats = self.info.application_data.get_mut(dir);
                 stats.records += 1;
@@ -981,9 +977,8 @@ impl TlsConnection {
                                     }
                                 }
                                 TlsExtension::ALPN(ps) => {
-                                    info.alpn = ps
-                                        .first()
-                                        .map(|p| String::from_utf8_lossy(p).into_owned());
+                                    info.alpn =
+                                        ps.first().map(|p| String::from_utf8_lossy(p).into_owned());
                                 }
                                 _ => {}
                             }

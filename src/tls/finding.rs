@@ -55,11 +55,17 @@ pub enum HandshakeStage {
 pub enum TlsFinding {
     /// The device sent a TLS ClientHello and the server answered with something that is not TLS
     /// (or closed without a word): the server on this port speaks plain HTTP.
-    TlsToPlainServer { time: Timestamp, answer: NonTlsAnswer },
+    TlsToPlainServer {
+        time: Timestamp,
+        answer: NonTlsAnswer,
+    },
     /// The device sent a plain HTTP request and the server answered as a TLS server (made by
     /// the pipeline from [`super::probe_answer_to_plain_http`] or
     /// [`super::is_plain_http_to_https_page`]).
-    PlainHttpToTlsServer { time: Timestamp, evidence: TlsEvidence },
+    PlainHttpToTlsServer {
+        time: Timestamp,
+        evidence: TlsEvidence,
+    },
     /// A side sent an alert before the handshake completed.
     HandshakeAlert {
         time: Timestamp,
@@ -175,9 +181,10 @@ impl std::fmt::Display for TlsFinding {
                     NonTlsAnswer::HttpResponse { status: None } => {
                         f.write_str("the TLS hello was answered with plain HTTP")?
                     }
-                    NonTlsAnswer::OtherBytes { preview } => {
-                        write!(f, "the TLS hello was answered with non-TLS bytes ({preview:?})")?
-                    }
+                    NonTlsAnswer::OtherBytes { preview } => write!(
+                        f,
+                        "the TLS hello was answered with non-TLS bytes ({preview:?})"
+                    )?,
                     NonTlsAnswer::Closed { reset } => write!(
                         f,
                         "the server {} the connection after the TLS hello without a TLS answer \
@@ -241,9 +248,15 @@ impl std::fmt::Display for TlsFinding {
             } => {
                 let how = if *reset { "reset" } else { "closed" };
                 let at = match stage {
-                    HandshakeStage::ClientHello => "after the device's hello, before any server hello",
-                    HandshakeStage::ServerHello => "after the server's hello, before the device finished",
-                    HandshakeStage::ClientFinished => "after the device finished, before the server did",
+                    HandshakeStage::ClientHello => {
+                        "after the device's hello, before any server hello"
+                    }
+                    HandshakeStage::ServerHello => {
+                        "after the server's hello, before the device finished"
+                    }
+                    HandshakeStage::ClientFinished => {
+                        "after the device finished, before the server did"
+                    }
                 };
                 write!(
                     f,

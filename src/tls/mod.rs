@@ -29,8 +29,8 @@ pub use exchange::{TlsExchange, TlsResponse, Uncertainty};
 pub use finding::{HandshakeStage, NonTlsAnswer, TlsEvidence, TlsFinding};
 pub use types::{
     Alert, AlertDescription, AlertLevel, AppDataStats, CertificateInfo, CertificateProblem,
-    CertificateView, CipherSuite, ClientHelloInfo, HandshakeState, PerDirection,
-    ProtocolVersion, ServerHelloInfo, TlsInfo,
+    CertificateView, CipherSuite, ClientHelloInfo, HandshakeState, PerDirection, ProtocolVersion,
+    ServerHelloInfo, TlsInfo,
 };
 
 /// Answer of a probe on the first bytes of a stream.

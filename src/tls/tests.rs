@@ -188,7 +188,11 @@ fn tls13_conversation(tickets_first: bool) -> Vec<Seg> {
     v
 }
 
-fn run_with(segs: &[Seg], close: CloseKind, split: &dyn Fn(usize, &[u8]) -> Vec<usize>) -> TlsReport {
+fn run_with(
+    segs: &[Seg],
+    close: CloseKind,
+    split: &dyn Fn(usize, &[u8]) -> Vec<usize>,
+) -> TlsReport {
     let mut c = TlsConnection::new(TlsConfig::default());
     for (i, (dir, ms, bytes)) in segs.iter().enumerate() {
         let mut rest: &[u8] = bytes;
@@ -213,12 +217,18 @@ fn problems(r: &TlsReport) -> Vec<&TlsFinding> {
 
 #[test]
 fn tls12_push_reports_hello_certificate_completion_and_one_exchange() {
-    let r = run(&tls12_conversation(SELF_SIGNED), CloseKind::Fin(Side::Client));
+    let r = run(
+        &tls12_conversation(SELF_SIGNED),
+        CloseKind::Fin(Side::Client),
+    );
     let ch = r.info.client_hello.as_ref().expect("client hello");
     assert_eq!(ch.legacy_version, Some(ProtocolVersion::TLS12));
     assert_eq!(ch.sni.as_deref(), Some("alarm.example"));
     assert_eq!(ch.alpn, vec!["http/1.1".to_string()]);
-    assert_eq!(ch.cipher_suites, vec![CipherSuite(0x1301), CipherSuite(0xc02f)]);
+    assert_eq!(
+        ch.cipher_suites,
+        vec![CipherSuite(0x1301), CipherSuite(0xc02f)]
+    );
     let sh = r.info.server_hello.as_ref().expect("server hello");
     assert_eq!(sh.version, Some(ProtocolVersion::TLS12));
     assert_eq!(
@@ -274,7 +284,11 @@ fn a_certificate_signed_by_a_ca_is_not_self_signed() {
 #[test]
 fn certificate_validity_is_judged_at_capture_time() {
     let mut c = TlsConnection::new(TlsConfig::default());
-    c.data(C, Timestamp(0), &record(22, &client_hello(0x0303, &[], None, &[])));
+    c.data(
+        C,
+        Timestamp(0),
+        &record(22, &client_hello(0x0303, &[], None, &[])),
+    );
     c.data(S, Timestamp(0), &record(22, &certificate(&[SELF_SIGNED])));
     match &c.info().certificate {
         CertificateView::Readable(info) => assert!(!info.valid_at_capture),
@@ -332,7 +346,13 @@ fn tls13_after_finished(records: &[(bool, usize)]) -> Vec<Seg> {
 #[test]
 fn tls13_tickets_interleaved_with_the_request_stay_out_of_it() {
     // As OpenSSL did on loopback: ticket, request head, ticket, request body, answer.
-    let segs = tls13_after_finished(&[(false, 250), (true, 202), (false, 250), (true, 1070), (false, 159)]);
+    let segs = tls13_after_finished(&[
+        (false, 250),
+        (true, 202),
+        (false, 250),
+        (true, 1070),
+        (false, 159),
+    ]);
     let r = run(&segs, CloseKind::Fin(Side::Client));
     assert_eq!(r.exchanges.len(), 1, "{:?}", r.exchanges);
     let ex = &r.exchanges[0];
@@ -340,10 +360,20 @@ fn tls13_tickets_interleaved_with_the_request_stay_out_of_it() {
     assert_eq!(ex.response.map(|r| (r.records, r.bytes)), Some((1, 159)));
     assert_eq!(ex.uncertain, Some(Uncertainty::MaySessionTickets));
     // A keep-alive exchange after the tickets is certain.
-    let segs = tls13_after_finished(&[(false, 250), (false, 250), (true, 500), (false, 159), (true, 500), (false, 159)]);
+    let segs = tls13_after_finished(&[
+        (false, 250),
+        (false, 250),
+        (true, 500),
+        (false, 159),
+        (true, 500),
+        (false, 159),
+    ]);
     let r = run(&segs, CloseKind::Fin(Side::Client));
     assert_eq!(r.exchanges.len(), 2);
-    assert!(r.exchanges.iter().all(|e| e.uncertain.is_none() && e.response.is_some()));
+    assert!(r
+        .exchanges
+        .iter()
+        .all(|e| e.uncertain.is_none() && e.response.is_some()));
 }
 
 #[test]
@@ -352,7 +382,10 @@ fn tls13_request_followed_only_by_tickets_is_unanswered_but_uncertain() {
     let r = run(&segs, CloseKind::Fin(Side::Client));
     assert_eq!(r.exchanges.len(), 1);
     assert!(r.exchanges[0].response.is_none());
-    assert_eq!(r.exchanges[0].uncertain, Some(Uncertainty::MaySessionTickets));
+    assert_eq!(
+        r.exchanges[0].uncertain,
+        Some(Uncertainty::MaySessionTickets)
+    );
 }
 
 #[test]
@@ -372,11 +405,7 @@ fn an_unanswered_push_is_an_exchange_without_response() {
 fn client_alert_unknown_ca_is_a_handshake_failure_by_the_device() {
     let segs = vec![
         (C, 0, record(22, &client_hello(0x0303, &[], None, &[]))),
-        (
-            S,
-            1,
-            record(22, &server_hello(0x0303, 0xc02f, None, None)),
-        ),
+        (S, 1, record(22, &server_hello(0x0303, 0xc02f, None, None))),
         (C, 2, record(21, &[2, 48])),
     ];
     let r = run(&segs, CloseKind::Fin(Side::Client));
@@ -448,7 +477,10 @@ fn hello_answered_with_plain_http_names_the_mismatch() {
     assert!(p[0].to_string().contains("speaks HTTP"));
     // HTTP/0.9-style error page (python http.server).
     let page = b"<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">".to_vec();
-    let r = run(&[(C, 0, hello.clone()), (S, 1, page)], CloseKind::Fin(Side::Server));
+    let r = run(
+        &[(C, 0, hello.clone()), (S, 1, page)],
+        CloseKind::Fin(Side::Server),
+    );
     match problems(&r)[..] {
         [TlsFinding::TlsToPlainServer {
             answer: NonTlsAnswer::OtherBytes { preview },
@@ -628,10 +660,7 @@ fn oversized_and_malformed_handshake_messages_are_findings() {
 
 #[test]
 fn capture_beginning_mid_connection_counts_data_without_a_handshake() {
-    let segs = vec![
-        (C, 0, record(23, &[1; 100])),
-        (S, 5, record(23, &[2; 50])),
-    ];
+    let segs = vec![(C, 0, record(23, &[1; 100])), (S, 5, record(23, &[2; 50]))];
     let r = run(&segs, CloseKind::Fin(Side::Client));
     assert_eq!(r.info.handshake, HandshakeState::NotSeen);
     assert_eq!(r.exchanges.len(), 1);
@@ -646,7 +675,10 @@ fn probes_tell_tls_from_http() {
     assert_eq!(probe_client_hello(b"POST /alarm HTTP/1.1"), Probe::NotTls);
     assert_eq!(probe_client_hello(&[0x16, 3, 1, 0, 5, 1]), Probe::NotTls);
     assert_eq!(probe_client_hello(&record(23, &[0; 60])), Probe::NotTls);
-    assert_eq!(probe_client_hello(&[0x80, 0x2e, 1, 3, 1]), Probe::Sslv2Hello);
+    assert_eq!(
+        probe_client_hello(&[0x80, 0x2e, 1, 3, 1]),
+        Probe::Sslv2Hello
+    );
     assert_eq!(
         probe_answer_to_plain_http(&[0x15, 3, 3, 0, 2, 2, 70]),
         Some(TlsEvidence::Alert {
@@ -661,7 +693,9 @@ fn probes_tell_tls_from_http() {
     assert!(is_plain_http_to_https_page(
         b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title>"
     ));
-    assert!(!is_plain_http_to_https_page(b"<html><title>400 Bad Request</title>"));
+    assert!(!is_plain_http_to_https_page(
+        b"<html><title>400 Bad Request</title>"
+    ));
 }
 
 #[test]

@@ -380,10 +380,7 @@ mod tests {
         assert_eq!(AlertDescription(200).name(), "unknown_200");
         assert_eq!(ProtocolVersion::TLS13.to_string(), "TLS 1.3");
         assert_eq!(ProtocolVersion(0x7f12).to_string(), "0x7f12");
-        assert_eq!(
-            CipherSuite(0x1301).to_string(),
-            "TLS_AES_128_GCM_SHA256"
-        );
+        assert_eq!(CipherSuite(0x1301).to_string(), "TLS_AES_128_GCM_SHA256");
         assert_eq!(CipherSuite(0xfefe).to_string(), "0xfefe");
         assert!(ProtocolVersion(0x1a1a).is_grease());
         assert!(!ProtocolVersion::TLS12.is_grease());
