@@ -351,6 +351,15 @@ fn every_keys_file_belongs_to_a_listed_sample_and_has_client_randoms() {
     assert!(n >= 4, "{n} key logs");
 }
 
+/// The kinds of a report's problem findings.
+fn problem_kinds(r: &TlsReport) -> Vec<String> {
+    r.findings
+        .iter()
+        .filter(|f| f.is_problem())
+        .map(|f| serde_json::to_value(f).expect("serialises")["kind"].to_string())
+        .collect()
+}
+
 #[test]
 fn https_samples_cut_at_every_byte_offset_never_panic() {
     let dir = tempfile::tempdir().unwrap();
@@ -362,17 +371,30 @@ fn https_samples_cut_at_every_byte_offset_never_panic() {
         "https-to-http.pcap",
     ] {
         let bytes = std::fs::read(samples_dir().join(name)).unwrap();
+        let (full, _) = analyse(&samples_dir().join(name));
+        let full_kinds: HashSet<String> = full
+            .iter()
+            .flat_map(|(_, o)| match o {
+                Outcome::Tls(r, _) => problem_kinds(r),
+                Outcome::Plain { .. } => Vec::new(),
+            })
+            .collect();
         for cut in (24..bytes.len()).step_by(3) {
             let mut f = std::fs::File::create(&cut_path).unwrap();
             f.write_all(&bytes[..cut]).unwrap();
             drop(f);
             let (outcomes, _) = analyse(&cut_path);
             runs += 1;
+            assert!(outcomes.len() <= full.len(), "{name} cut at {cut}");
             for (_, o) in &outcomes {
                 if let Outcome::Tls(r, _) = o {
-                    // A cut capture may end anywhere; a completed handshake needs both Finished.
+                    // A cut capture ends anywhere; a completed handshake needs the ServerHello,
+                    // and it shows no problem the whole capture does not show.
                     if r.info.handshake == HandshakeState::Completed {
                         assert!(r.info.server_hello.is_some(), "{name} cut at {cut}");
+                    }
+                    for k in problem_kinds(r) {
+                        assert!(full_kinds.contains(&k), "{name} cut at {cut}: {k}");
                     }
                 }
             }
