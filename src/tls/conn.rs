@@ -709,6 +709,10 @@ impl TlsConnection {
                 h.hs.broken = true;
             }
         }
+        // A handshake message cut by the gap cannot be framed again.
+        if !h.hs.buf.is_empty() || h.hs.skip > 0 {
+            h.hs.broken = true;
+        }
         h.rec = None;
         h.hdr_len = 0;
         h.mode = Mode::Resync {

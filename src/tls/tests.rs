@@ -589,6 +589,30 @@ fn a_gap_inside_a_record_keeps_framing_and_one_across_headers_resyncs() {
 }
 
 #[test]
+fn a_gap_between_the_records_of_one_handshake_message_stops_its_reassembly() {
+    let msg = client_hello(0x0303, &[], Some("alarm.example"), &[]);
+    let mut c = TlsConnection::new(TlsConfig::default());
+    c.data(C, t(0), &record(22, &msg[..20]));
+    // The next record's header and 10 bytes of the message are missing.
+    c.gap(C, t(1), 15);
+    c.data(C, t(2), &record(22, &msg[30..]));
+    // Without the framing, these bytes must not be glued to the cut message.
+    c.data(C, t(3), &record(22, &msg));
+    assert!(c.info().client_hello.is_none());
+    assert!(
+        matches!(
+            c.findings(),
+            [TlsFinding::Gap {
+                skipped: Some(0),
+                ..
+            }]
+        ),
+        "{:?}",
+        c.findings()
+    );
+}
+
+#[test]
 fn garbage_mid_stream_is_located_and_skipped_or_given_up_on() {
     let mut c = TlsConnection::new(TlsConfig {
         resync_window: 100,
