@@ -33,4 +33,5 @@ pub mod sniff;
 pub mod store;
 pub mod tcp;
 pub mod time;
+pub mod tls;
 pub mod tui;
