@@ -2,12 +2,16 @@
 //! and the simulated devices pushing to small in-test servers that answer 200, 503, or never.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::sim::{SimDevice, SIM_PASSWORD};
 
 const BIN: &str = env!("CARGO_BIN_EXE_alarmscope");
 
@@ -106,46 +110,6 @@ fn server(mode: Mode) -> Server {
     Server { port, got }
 }
 
-/// Start `simulate --serve-isapi 127.0.0.1:0 ...` and return it with its ISAPI address.
-fn simulated_device(extra: &[&str]) -> (Child, String, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(BIN)
-        .args([
-            "simulate",
-            "--serve-isapi",
-            "127.0.0.1:0",
-            "--isapi-password",
-            "Secr3t!",
-            "--json",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        for line in err.lines().map_while(Result::ok) {
-            if let Some(i) = line.find("http://127.0.0.1:") {
-                let addr: String = line[i..].split_whitespace().next().unwrap().to_string();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l2 = lines.clone();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            l2.lock().unwrap().push(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("simulator did not start");
-    (child, addr, lines)
-}
-
 fn device(args: &[&str], password: &str) -> Output {
     Command::new(BIN)
         .arg("device")
@@ -163,37 +127,13 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
-fn wait_exit(child: &mut Child, secs: u64) {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(secs) {
-        if child.try_wait().unwrap().is_some() {
-            // Let the stdout reader drain.
-            thread::sleep(Duration::from_millis(100));
-            return;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("simulator did not finish in {secs} s");
-}
-
-fn summary(lines: &Arc<Mutex<Vec<String>>>) -> serde_json::Value {
-    let l = lines.lock().unwrap();
-    let last = l
-        .iter()
-        .rev()
-        .find(|x| x.contains("\"type\":\"summary\""))
-        .expect("no summary line");
-    serde_json::from_str(last).unwrap()
-}
-
 #[test]
 fn xml_device_configured_then_pushes() {
     let srv = server(Mode::Ok);
-    let (mut child, dev, lines) =
-        simulated_device(&["--count", "4", "--rate", "20", "--kind", "xml"]);
+    let mut sim = SimDevice::start(&["--count", "4", "--rate", "20", "--kind", "xml"]);
+    let dev = sim.url();
 
-    let caps = device(&["caps", "--device", &dev], "Secr3t!");
+    let caps = device(&["caps", "--device", &dev], SIM_PASSWORD);
     assert!(caps.status.success(), "{}", stderr(&caps));
     let text = stdout(&caps);
     assert!(text.contains("XML API"), "{text}");
@@ -216,7 +156,7 @@ fn xml_device_configured_then_pushes() {
         stderr(&bad)
     );
 
-    let get = device(&["get", "--device", &dev, "--json"], "Secr3t!");
+    let get = device(&["get", "--device", &dev, "--json"], SIM_PASSWORD);
     let v: serde_json::Value = serde_json::from_slice(&get.stdout).unwrap();
     assert_eq!(v["api"], "XML");
     assert_eq!(v["slots"].as_array().unwrap().len(), 2);
@@ -233,7 +173,7 @@ fn xml_device_configured_then_pushes() {
             "--address",
             "not a host!",
         ],
-        "Secr3t!",
+        SIM_PASSWORD,
     );
     assert_eq!(refused.status.code(), Some(1));
     assert!(
@@ -258,7 +198,7 @@ fn xml_device_configured_then_pushes() {
             "--url",
             "/alarm",
         ],
-        "Secr3t!",
+        SIM_PASSWORD,
     );
     assert!(set.status.success(), "{}", stderr(&set));
     let v: serde_json::Value = serde_json::from_slice(&set.stdout).unwrap();
@@ -285,8 +225,7 @@ fn xml_device_configured_then_pushes() {
     .collect();
     assert_eq!(changes, want);
 
-    wait_exit(&mut child, 20);
-    let s = summary(&lines);
+    let s = sim.summary();
     assert_eq!(s["events"], 4);
     assert_eq!(s["answered_200"], 4);
     assert_eq!(s["retries"], 0);
@@ -319,7 +258,7 @@ fn xml_device_configured_then_pushes() {
 #[test]
 fn json_device_set_and_test() {
     let srv = server(Mode::Ok);
-    let (mut child, dev, lines) = simulated_device(&[
+    let mut sim = SimDevice::start(&[
         "--isapi-format",
         "json",
         "--count",
@@ -329,8 +268,9 @@ fn json_device_set_and_test() {
         "--kind",
         "json",
     ]);
+    let dev = sim.url();
 
-    let get = device(&["get", "--device", &dev, "--json"], "Secr3t!");
+    let get = device(&["get", "--device", &dev, "--json"], SIM_PASSWORD);
     assert!(get.status.success(), "{}", stderr(&get));
     let v: serde_json::Value = serde_json::from_slice(&get.stdout).unwrap();
     assert_eq!(v["api"], "JSON");
@@ -354,7 +294,7 @@ fn json_device_set_and_test() {
             "--format",
             "JSON",
         ],
-        "Secr3t!",
+        SIM_PASSWORD,
     );
     assert!(set.status.success(), "{}", stderr(&set));
     let text = stdout(&set);
@@ -364,12 +304,11 @@ fn json_device_set_and_test() {
         "{text}"
     );
 
-    let test = device(&["test", "--device", &dev, "--id", "1"], "Secr3t!");
+    let test = device(&["test", "--device", &dev, "--id", "1"], SIM_PASSWORD);
     assert!(test.status.success(), "{}", stderr(&test));
     assert!(stdout(&test).contains("succeeded"), "{}", stdout(&test));
 
-    wait_exit(&mut child, 20);
-    let s = summary(&lines);
+    let s = sim.summary();
     assert_eq!(s["answered_200"], 2);
     // Two pushes plus the test message, all JSON because the slot says JSON.
     let got = srv.got.lock().unwrap().clone();

@@ -2,29 +2,16 @@
 //! way events get lost, asserting each step's verdict and the kinds of the findings (never the
 //! text).
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
 
+use common::sim::{SimDevice, SIM_PASSWORD as PW};
+
 const BIN: &str = env!("CARGO_BIN_EXE_alarmscope");
-const PW: &str = "Secr3t!";
-
-/// A simulated device; killed on drop.
-struct Sim {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -32,48 +19,19 @@ fn free_port() -> u16 {
 }
 
 /// Start `simulate --serve-isapi` pushing to `to`, with `extra` options.
-fn sim(to: &str, extra: &[&str]) -> Sim {
-    let mut child = Command::new(BIN)
-        .args([
-            "simulate",
-            "--serve-isapi",
-            "127.0.0.1:0",
-            "--isapi-password",
-            PW,
-        ])
-        .args([
-            "--to",
-            to,
-            "--rate",
-            "4",
-            "--timeout",
-            "2",
-            "--retries",
-            "0",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut url = None;
-    for _ in 0..20 {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        if let Some(rest) = line.split("ISAPI on ").nth(1) {
-            url = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
-    // Keep draining stderr so the simulator never blocks on it.
-    std::thread::spawn(move || for _ in err.lines() {});
-    Sim {
-        child,
-        url: url.expect("the simulator printed its ISAPI address"),
-    }
+fn sim(to: &str, extra: &[&str]) -> SimDevice {
+    let mut args = vec![
+        "--to",
+        to,
+        "--rate",
+        "4",
+        "--timeout",
+        "2",
+        "--retries",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    SimDevice::start(&args)
 }
 
 /// Doctor's JSON lines: the checks and the summary.
@@ -160,7 +118,7 @@ fn healthy_device_passes_every_step() {
     let s = sim(&format!("http://127.0.0.1:{port}/alarm"), &[]);
     let mut args = listen_args(port);
     args.push("--try-write".into());
-    let r = doctor(&s.url, &strs(&args));
+    let r = doctor(&s.url(), &strs(&args));
     assert_eq!(r.step("device"), "pass", "{:#?}", r.checks);
     assert_eq!(r.step("alarm_hosts"), "pass", "{:#?}", r.checks);
     assert_eq!(r.step("linkage"), "pass", "{:#?}", r.checks);
@@ -180,7 +138,7 @@ fn events_not_linked_to_the_center_are_named_and_never_arrive() {
         &format!("http://127.0.0.1:{port}/alarm"),
         &["--unlinked", "VMD,linedetection,fielddetection"],
     );
-    let r = doctor(&s.url, &strs(&listen_args(port)));
+    let r = doctor(&s.url(), &strs(&listen_args(port)));
     assert_eq!(r.step("linkage"), "fail", "{:#?}", r.checks);
     let nl = r.finding("not_linked");
     assert_eq!(nl["none_linked"], true);
@@ -199,7 +157,7 @@ fn one_unlinked_type_is_generated_but_never_pushed() {
         &format!("http://127.0.0.1:{port}/alarm"),
         &["--unlinked", "linedetection"],
     );
-    let r = doctor(&s.url, &strs(&listen_args(port)));
+    let r = doctor(&s.url(), &strs(&listen_args(port)));
     // Other channel events are linked: the list alone cannot say linedetection is enabled...
     assert_eq!(r.step("linkage"), "cannot_tell", "{:#?}", r.checks);
     // ... the device's own stream can.
@@ -217,7 +175,7 @@ fn one_unlinked_type_is_generated_but_never_pushed() {
 fn slot_pointing_at_the_wrong_address() {
     let port = free_port();
     let s = sim(&format!("http://127.0.0.9:{port}/alarm"), &[]);
-    let r = doctor(&s.url, &strs(&listen_args(port)));
+    let r = doctor(&s.url(), &strs(&listen_args(port)));
     assert_eq!(r.step("alarm_hosts"), "fail");
     assert!(
         r.kinds("alarm_hosts")
@@ -235,7 +193,7 @@ fn slot_with_the_wrong_port() {
     let port = free_port();
     let other = free_port();
     let s = sim(&format!("http://127.0.0.1:{other}/alarm"), &[]);
-    let r = doctor(&s.url, &strs(&listen_args(port)));
+    let r = doctor(&s.url(), &strs(&listen_args(port)));
     assert_eq!(r.step("alarm_hosts"), "fail");
     let k = r.kinds("alarm_hosts");
     assert!(k.contains(&"wrong_port".to_string()), "{k:?}");
@@ -251,7 +209,7 @@ fn slot_set_to_https_against_a_plain_http_server() {
         &format!("http://127.0.0.1:{port}/alarm"),
         &["--host-protocol", "https"],
     );
-    let r = doctor(&s.url, &strs(&listen_args(port)));
+    let r = doctor(&s.url(), &strs(&listen_args(port)));
     assert_eq!(r.step("alarm_hosts"), "fail");
     let m = r.finding("protocol_mismatch");
     assert_eq!(
@@ -271,7 +229,7 @@ fn slot_sending_json_to_a_server_that_parses_xml() {
     );
     let mut args = listen_args(port);
     args.extend(["--server-format".to_string(), "XML".to_string()]);
-    let r = doctor(&s.url, &strs(&args));
+    let r = doctor(&s.url(), &strs(&args));
     assert_eq!(r.step("alarm_hosts"), "fail");
     let m = r.finding("format_mismatch");
     assert_eq!(
@@ -286,7 +244,7 @@ fn slot_sending_json_to_a_server_that_parses_xml() {
     );
     let mut args = listen_args(port2);
     args.extend(["--server-format".to_string(), "JSON".to_string()]);
-    let r = doctor(&s2.url, &strs(&args));
+    let r = doctor(&s2.url(), &strs(&args));
     assert_eq!(r.step("alarm_hosts"), "pass", "{:#?}", r.checks);
 }
 
@@ -297,7 +255,7 @@ fn account_without_configuration_permission_gets_403_named() {
         &format!("http://127.0.0.1:{port}/alarm"),
         &["--forbid-config"],
     );
-    let r = doctor(&s.url, &strs(&listen_args(port)));
+    let r = doctor(&s.url(), &strs(&listen_args(port)));
     assert_eq!(r.step("device"), "fail");
     assert!(r
         .kinds("device")
@@ -333,7 +291,7 @@ fn wrong_push_credentials_are_refused_by_the_server() {
         ]
         .map(String::from),
     );
-    let r = doctor(&s.url, &strs(&args));
+    let r = doctor(&s.url(), &strs(&args));
     // From here only the scheme can be checked ...
     assert_eq!(r.finding("auth_unverified")["id"], "1");
     // ... the pushes show the credentials are wrong.
@@ -359,7 +317,7 @@ fn slot_without_credentials_against_a_server_that_wants_them() {
         ]
         .map(String::from),
     );
-    let r = doctor(&s.url, &strs(&args));
+    let r = doctor(&s.url(), &strs(&args));
     assert_eq!(r.step("alarm_hosts"), "fail");
     r.finding("auth_missing");
     assert_eq!(r.finding("pushes_rejected")["auth"], "missing");
@@ -374,7 +332,7 @@ fn late_pushes_behind_a_slow_server() {
     );
     let mut args = listen_args(port);
     args.extend(["--listen-fault", "delay=700ms", "--late", "1"].map(String::from));
-    let r = doctor(&s.url, &strs(&args));
+    let r = doctor(&s.url(), &strs(&args));
     assert_eq!(r.step("live"), "fail", "{:#?}", r.checks);
     let late = r.finding("late_pushes");
     assert!(
@@ -406,7 +364,7 @@ fn device_watch_lists_generated_events_and_counts_keepalives() {
             "device",
             "watch",
             "--device",
-            &s.url,
+            &s.url(),
             "--password",
             PW,
             "--json",
@@ -444,7 +402,7 @@ fn slots_checked_against_your_own_server() {
     let port = srv.addr.port();
     let s = sim(&format!("http://127.0.0.1:{port}/events"), &[]);
     let server = format!("http://127.0.0.1:{port}/alarm");
-    let r = doctor(&s.url, &["--server", &server]);
+    let r = doctor(&s.url(), &["--server", &server]);
     assert_eq!(r.step("alarm_hosts"), "fail", "{:#?}", r.checks);
     let k = r.kinds("alarm_hosts");
     assert!(k.contains(&"protocol_matches".to_string()), "{k:?}");
@@ -457,6 +415,6 @@ fn slots_checked_against_your_own_server() {
     assert_eq!(r.kinds("live"), vec!["live_not_run"]);
     // The same slot with the server's path passes.
     let s2 = sim(&format!("http://127.0.0.1:{port}/alarm"), &[]);
-    let r = doctor(&s2.url, &["--server", &server]);
+    let r = doctor(&s2.url(), &["--server", &server]);
     assert_eq!(r.step("alarm_hosts"), "pass", "{:#?}", r.checks);
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+pub mod sim;
+
 use alarmscope::listen::{
     spawn, EventRecord, ListenHandle, ListenOptions, ListenSummary, ListenUpdate,
 };
