@@ -19,6 +19,7 @@ pub mod cli;
 pub mod device;
 pub mod diagnose;
 pub mod doctor;
+pub mod exchange;
 pub mod extract;
 pub mod feed;
 pub mod http;

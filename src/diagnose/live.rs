@@ -66,25 +66,19 @@ impl LiveDiagnoser {
     /// A connection is over: report each exchange's final verdict (once), the handshake failure,
     /// and the stalls they start or end.
     pub fn on_finished(&mut self, conn: &Connection, out: &mut Vec<Finding>) {
-        self.summary.connections += 1;
-        self.summary.count_handshake(conn);
+        self.summary.count_connection(conn);
         if conn.handshake.failed() {
             out.push(Finding::Handshake {
                 conn: Box::new(header_only(conn)),
             });
         }
-        self.summary.capture_gap_bytes = self
-            .summary
-            .capture_gap_bytes
-            .saturating_add(conn.gap_bytes[0].saturating_add(conn.gap_bytes[1]));
         for ex in &conn.exchanges {
             let r = ExchangeRef {
                 connection: conn.id,
                 index: ex.index,
             };
             let was_provisional = self.provisional.remove(&r);
-            self.summary.requests += 1;
-            self.summary.count_verdict(ex.verdict);
+            self.summary.count_request(ex.verdict);
             let corrected = was_provisional && ex.verdict != Verdict::NoResponse;
             if !was_provisional || corrected {
                 self.request_seen(conn, ex, out);
@@ -258,7 +252,7 @@ mod tests {
             metadata: None,
             event_detail: None,
         };
-        e.verdict = crate::pipeline::final_verdict(&e);
+        e.verdict = crate::model::Verdict::of(&e);
         e
     }
 
