@@ -10,7 +10,10 @@ use std::collections::VecDeque;
 
 use crate::http::{HttpErrorKind, HttpEvent, MessageDecoder};
 use crate::isapi::{BodyLimits, PartHeader, PartSink};
-use crate::model::{Connection, Exchange, ExchangeNote, ExchangeRef, Request, Response};
+use crate::model::{
+    Connection, ConnectionError, Exchange, ExchangeNote, ExchangeRef, Request, RequestError,
+    Response,
+};
 use crate::time::Timestamp;
 
 use super::RequestInFlight;
@@ -111,10 +114,9 @@ impl HttpState {
             }
         }
         if self.errors_dropped > 0 {
-            self.conn.errors.push(format!(
-                "{} more HTTP errors not shown",
-                self.errors_dropped
-            ));
+            self.conn
+                .errors
+                .push(ConnectionError::MoreNotShown(self.errors_dropped));
         }
         self.conn
     }
@@ -149,7 +151,7 @@ impl PartSink for SinkAdapter<'_> {
     }
 }
 
-fn push_error(st: &mut HttpState, ctx: &Ctx<'_>, msg: String) {
+fn push_error(st: &mut HttpState, ctx: &Ctx<'_>, msg: ConnectionError) {
     if st.conn.errors.len() < ctx.max_errors {
         st.conn.errors.push(msg);
     } else {
@@ -224,11 +226,10 @@ pub fn on_request_event(
             }
         }
         HttpEvent::Error(err) => {
-            let msg = err.to_string();
             if let Some(cur) = st.current.take() {
                 let index = cur.index;
                 if let Some(ex) = st.conn.exchanges.get_mut(index) {
-                    ex.request.error = Some(msg);
+                    ex.request.error = Some(RequestError::Framing(err.clone()));
                     // The head was read and sent: only its body length is unknown. The server
                     // answers it (often 400 or 501), so it waits for that answer like any other.
                     if let Some(error) = err.kind.framing() {
@@ -250,7 +251,7 @@ pub fn on_request_event(
                     return;
                 }
             }
-            push_error(st, ctx, format!("request stream: {err}"));
+            push_error(st, ctx, ConnectionError::RequestStream(err));
         }
         HttpEvent::Incomplete { .. } => {
             if let Some(cur) = st.current.take() {
@@ -307,10 +308,7 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                 push_error(
                     st,
                     ctx,
-                    format!(
-                        "response {status} with no request waiting for it (at {})",
-                        ctx.ts.to_utc_string()
-                    ),
+                    ConnectionError::UnpairedResponse { status, at: ctx.ts },
                 );
                 st.interim.clear();
                 st.responding = None;
@@ -379,7 +377,7 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                     st.interim.clear();
                 }
             }
-            push_error(st, ctx, format!("response stream: {err}"));
+            push_error(st, ctx, ConnectionError::ResponseStream(err));
         }
     }
 }

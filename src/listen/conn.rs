@@ -16,7 +16,9 @@ use super::{now, record, response, EventRecord, Shared};
 use crate::exchange::RequestInFlight;
 use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::DecodedBody;
-use crate::model::{AuthCheck, Connection, Exchange, Request, Response, Verdict};
+use crate::model::{
+    AuthCheck, Connection, ConnectionError, Exchange, Request, RequestError, Response, Verdict,
+};
 use crate::store::{Staging, StoredEvent};
 use crate::tcp::{CloseKind, Handshake, Side};
 use crate::time::Timestamp;
@@ -100,7 +102,7 @@ impl State {
         self.dropped.saturating_add(self.conn.exchanges.len())
     }
 
-    fn error(&mut self, msg: String) {
+    fn error(&mut self, msg: ConnectionError) {
         if self.conn.errors.len() < 20 {
             self.conn.errors.push(msg);
         }
@@ -272,7 +274,6 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             })));
         }
         HttpEvent::Error(e) => {
-            let msg = e.to_string();
             let too_large = e.kind.is_too_large();
             let index = match st.cur.take() {
                 Some(cur) => {
@@ -287,9 +288,9 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
                 }
             };
             if let Some(ex) = st.ex_mut(index) {
-                ex.request.error = Some(msg.clone());
+                ex.request.error = Some(RequestError::Framing(e.clone()));
             }
-            st.error(format!("request stream: {msg}"));
+            st.error(ConnectionError::RequestStream(e));
             st.actions.push_back(Action::Reject {
                 index: Some(index),
                 status: if too_large { 413 } else { 400 },
@@ -412,7 +413,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
         let n = match read {
             Err(_) if idle => {
                 if evicted {
-                    st.error("idle connection closed to make room (max connections)".into());
+                    st.error(ConnectionError::EvictedIdle);
                 }
                 break CloseKind::Fin(Side::Server);
             }
@@ -433,23 +434,25 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
                         i
                     }
                 };
-                let msg = if evicted {
-                    "request head incomplete when its connection was closed to make room (max connections)".to_string()
+                let why = if evicted {
+                    RequestError::EvictedMidHead
                 } else {
-                    format!(
-                        "request not received within {} s: timed out",
-                        read_timeout.as_secs_f64()
-                    )
+                    RequestError::TimedOut {
+                        secs: read_timeout.as_secs_f64(),
+                    }
                 };
                 if let Some(ex) = st.ex_mut(index) {
-                    ex.request.error = Some(msg.clone());
+                    ex.request.error = Some(why.clone());
                 }
-                st.error(msg);
+                st.error(ConnectionError::Request(why));
                 let _ = reject(&mut stream, &mut st, &sh, Some(index), 408).await;
                 break CloseKind::Fin(Side::Server);
             }
             Ok(Err(e)) => {
-                st.error(format!("read: {e}"));
+                st.error(ConnectionError::Read {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
                 finish_open(&mut st, &sh, &mut dec);
                 break if e.kind() == std::io::ErrorKind::ConnectionReset {
                     CloseKind::Rst(Side::Client)
