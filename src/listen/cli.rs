@@ -160,7 +160,7 @@ impl ListenArgs {
 /// the TUI stops the server.
 fn run_tui(opts: ListenOptions) -> anyhow::Result<i32> {
     use crate::tui::warnings::{install, WarningSlot};
-    use crate::tui::Feed;
+    use crate::feed::Feed;
     let (tx, rx) = std::sync::mpsc::channel();
     // The store's and the server's warnings go to the screen (`w`) until the session ends.
     let slot: WarningSlot = Arc::new(std::sync::Mutex::new(Some(tx.clone())));
