@@ -153,7 +153,9 @@ pub enum RequestError {
     #[error("request not received within {secs} s: timed out")]
     TimedOut { secs: f64 },
     /// The listener closed the connection, its head unfinished, to make room for others.
-    #[error("request head incomplete when its connection was closed to make room (max connections)")]
+    #[error(
+        "request head incomplete when its connection was closed to make room (max connections)"
+    )]
     EvictedMidHead,
 }
 
@@ -646,7 +648,9 @@ mod tests {
             r#""3 more HTTP errors not shown""#
         );
         assert_eq!(
-            json(&ConnectionError::Request(RequestError::TimedOut { secs: 2.5 })),
+            json(&ConnectionError::Request(RequestError::TimedOut {
+                secs: 2.5
+            })),
             r#""request not received within 2.5 s: timed out""#
         );
         assert_eq!(

@@ -54,6 +54,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Make SIGINT and SIGTERM end the capture loop cleanly (summary printed, save file flushed).
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 pub fn install_stop_signals() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
