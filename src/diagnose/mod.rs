@@ -380,42 +380,28 @@ fn hash_str(s: &str) -> u64 {
 mod tests {
     use super::*;
     use crate::model::{Exchange, Request, Response};
-    use crate::tcp::{CloseKind, Handshake};
+    use crate::tcp::Handshake;
 
     fn conn(id: u64, client: &str, handshake: Handshake, exchanges: Vec<Exchange>) -> Connection {
-        Connection {
-            id,
-            client: client.into(),
-            server: "10.0.0.1:8080".into(),
-            handshake,
-            one_sided: None,
-            syn_attempts: 1,
-            closed: CloseKind::Open,
-            first_seen: exchanges
-                .first()
-                .map(|e| e.request.time)
-                .unwrap_or_default(),
-            last_seen: exchanges
-                .last()
-                .map(|e| e.request.end_time)
-                .unwrap_or_default(),
-            packets: 0,
-            gap_bytes: [0, 0],
-            retransmissions: 0,
-            truncated_frames: 0,
-            errors: vec![],
-            upgrade: None,
-            upgraded_bytes: [0, 0],
-            exchanges,
-            timeline: vec![],
-        }
+        let client = client
+            .parse()
+            .unwrap_or_else(|_| unreachable!("test address"));
+        let server = ([10, 0, 0, 1], 8080).into();
+        let first = exchanges.first().map(|e| e.request.time);
+        let mut c = Connection::opened(id, client, server, handshake, 1, first.unwrap_or_default());
+        c.last_seen = exchanges
+            .last()
+            .map(|e| e.request.end_time)
+            .unwrap_or_default();
+        c.exchanges = exchanges;
+        c
     }
 
     fn ex(index: usize, t_secs: i64, status: Option<u16>, hash: u64) -> Exchange {
         let time = Timestamp::from_nanos(t_secs, 0);
-        let mut e = Exchange {
+        let mut e = Exchange::started(
             index,
-            request: Request {
+            Request {
                 time,
                 end_time: time,
                 method: "POST".into(),
@@ -424,24 +410,14 @@ mod tests {
                 complete: true,
                 ..Request::default()
             },
-            response: status.map(|s| Response {
-                status: s,
-                time,
-                ..Response::default()
-            }),
-            verdict: Verdict::Ok,
-            event: None,
-            parts: vec![],
-            retry_of: None,
-            auth: None,
-            injected_fault: None,
-            body_kind: "xml",
-            body_error: None,
-            notes: Vec::new(),
-            body_hash: hash,
-            metadata: None,
-            event_detail: None,
-        };
+        );
+        e.response = status.map(|s| Response {
+            status: s,
+            time,
+            ..Response::default()
+        });
+        e.body_kind = "xml";
+        e.body_hash = hash;
         e.verdict = crate::model::Verdict::of(&e);
         e
     }
