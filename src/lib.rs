@@ -7,12 +7,15 @@
 //!
 //! ```text
 //! capture (frames) -> tcp (connections, reassembly) -> http (messages) -> isapi (events, parts)
-//!                                  \____________ pipeline (exchanges) ____________/
+//!                                  \______ pipeline (routing) -> exchange ______/
+//!                                      (one builder and Verdict::of, also for listen)
 //!                                                     |
 //!                                              diagnose (verdicts, stalls, retries, devices)
 //!                                                     |
 //!                                            report (JSON, text) / tui
 //! ```
+//!
+//! docs/architecture.md says which stage owns what and which shell owns which I/O.
 
 pub mod capture;
 pub mod cli;
