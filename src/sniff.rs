@@ -255,17 +255,7 @@ impl Session {
         }
         diag.finish(now, out);
         let mut s = diag.summary().clone();
-        s.packets = counters.packets;
-        s.tcp_packets = counters.tcp_packets;
-        s.non_tcp_packets = counters.non_tcp_packets;
-        s.undecodable_frames = counters.undecodable_frames;
-        s.truncated_frames = counters.truncated_frames;
-        s.first_packet = counters.first_packet;
-        s.last_packet = counters.last_packet;
-        s.connections_evicted = counters.connections_evicted;
-        s.connections_expired = counters.connections_expired;
-        s.peak_open_connections = counters.peak_open_connections;
-        s.encapsulations = counters.encapsulations;
+        s.set_counters(&counters);
         (s, packets)
     }
 }
