@@ -20,8 +20,11 @@ use super::RequestInFlight;
 
 /// Receives the bytes of every body part, tagged with its exchange (picture extraction).
 pub trait ExchangeSink {
+    /// Part `header.index` of exchange `ex`, sent by `client`, begins.
     fn part_start(&mut self, ex: ExchangeRef, client: &str, header: &PartHeader);
+    /// The next bytes of part `index` (never kept by the pipeline: write them or drop them).
     fn part_data(&mut self, ex: ExchangeRef, index: usize, data: &[u8]);
+    /// Part `index` ended after `bytes` bytes.
     fn part_end(&mut self, ex: ExchangeRef, index: usize, bytes: u64);
 }
 
