@@ -4,6 +4,7 @@
 //! left unanswered and 1% answered 503.
 //!
 //! Usage: cargo run --release --example gen_capture -- OUT.pcap SIZE_MB [DEVICES]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a bench/load tool, not the product: a panic is its failure report
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

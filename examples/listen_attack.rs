@@ -20,6 +20,7 @@
 //! ```
 //! Prints one line: `events=N ok=N p50_ms=.. p99_ms=.. max_ms=.. errors=N attack="..."`; a
 //! device event is an error unless answered 200 within 10 s.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a bench/load tool, not the product: a panic is its failure report
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -428,6 +429,7 @@ fn run_device(addr: SocketAddr, events: u64, rate: f64) -> Vec<Result<Duration, 
     .expect("device thread")
 }
 
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 fn raise_nofile() {
     let mut r = libc::rlimit {
         rlim_cur: 0,

@@ -9,6 +9,7 @@
 //!     RATE  total events/s (open loop, spread over the tasks); 0 or absent = as fast as answered
 //! ```
 //! Prints one line: `events=N secs=S rate=R/s p50_ms=.. p99_ms=.. errors=E`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a bench/load tool, not the product: a panic is its failure report
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

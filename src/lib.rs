@@ -7,18 +7,22 @@
 //!
 //! ```text
 //! capture (frames) -> tcp (connections, reassembly) -> http (messages) -> isapi (events, parts)
-//!                                  \____________ pipeline (exchanges) ____________/
+//!                                  \______ pipeline (routing) -> exchange ______/
+//!                                      (one builder and Verdict::of, also for listen)
 //!                                                     |
 //!                                              diagnose (verdicts, stalls, retries, devices)
 //!                                                     |
 //!                                            report (JSON, text) / tui
 //! ```
+//!
+//! docs/architecture.md says which stage owns what and which shell owns which I/O.
 
 pub mod capture;
 pub mod cli;
 pub mod device;
 pub mod diagnose;
 pub mod doctor;
+pub mod exchange;
 pub mod extract;
 pub mod feed;
 pub mod http;

@@ -4,6 +4,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 fn main() {
     // Behave like other command-line tools in a pipe (`alarmscope ... | head`): end quietly on a
     // closed pipe instead of panicking in println!.

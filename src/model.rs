@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::http::{FramingError, HttpErrorKind};
+use crate::http::{FramingError, HttpError, HttpErrorKind};
 use crate::isapi::{EventInfo, PartInfo};
 use crate::tcp::{AckLog, CloseKind, Handshake, OneSided, PacketNote, Side};
 use crate::time::Timestamp;
@@ -142,6 +142,65 @@ impl Serialize for ExchangeNote {
     }
 }
 
+/// Why a request could not be read to its end. Closed, with the facts: callers match on the
+/// kind; JSON and views show the text (`Display`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    /// Its head or body could not be framed (located: stream byte offset).
+    #[error(transparent)]
+    Framing(HttpError),
+    /// The listener waited longer than its read timeout for the rest of it.
+    #[error("request not received within {secs} s: timed out")]
+    TimedOut { secs: f64 },
+    /// The listener closed the connection, its head unfinished, to make room for others.
+    #[error(
+        "request head incomplete when its connection was closed to make room (max connections)"
+    )]
+    EvictedMidHead,
+}
+
+/// A problem with one connection's streams, kept on the connection. Closed, with the facts:
+/// callers match on the kind; JSON and views show the text (`Display`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectionError {
+    /// The client's stream could not be framed.
+    #[error("request stream: {0}")]
+    RequestStream(HttpError),
+    /// The server's stream could not be framed.
+    #[error("response stream: {0}")]
+    ResponseStream(HttpError),
+    /// A final answer came with no request waiting for it.
+    #[error("response {status} with no request waiting for it (at {})", .at.to_utc_string())]
+    UnpairedResponse { status: u16, at: Timestamp },
+    /// Errors beyond the per-connection limit, only counted.
+    #[error("{0} more HTTP errors not shown")]
+    MoreNotShown(u64),
+    /// The listener closed this idle connection to make room for others.
+    #[error("idle connection closed to make room (max connections)")]
+    EvictedIdle,
+    /// The listener gave up on the request in progress (timeout, eviction).
+    #[error(transparent)]
+    Request(RequestError),
+    /// The listener's read from the socket failed.
+    #[error("read: {message}")]
+    Read {
+        kind: std::io::ErrorKind,
+        message: String,
+    },
+}
+
+/// Both error types are text in JSON (the schema predates the kinds).
+macro_rules! serialize_as_text {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                ser.collect_str(self)
+            }
+        }
+    )*};
+}
+serialize_as_text!(RequestError, ConnectionError);
+
 /// The request side of an exchange.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Request {
@@ -160,8 +219,8 @@ pub struct Request {
     pub complete: bool,
     /// Body bytes the capture never saw.
     pub missing_bytes: u64,
-    /// Why the request could not be framed, if so (located: stream byte offset).
-    pub error: Option<String>,
+    /// Why the request could not be framed or was not received, if so (JSON: its text).
+    pub error: Option<RequestError>,
     pub headers: Vec<(String, String)>,
 }
 
@@ -336,8 +395,8 @@ pub struct Connection {
     pub gap_bytes: [u64; 2],
     pub retransmissions: u64,
     pub truncated_frames: u64,
-    /// HTTP framing problems on this connection, located.
-    pub errors: Vec<String>,
+    /// HTTP framing problems on this connection, located (JSON: their text).
+    pub errors: Vec<ConnectionError>,
     /// The protocol the connection switched to with `101 Switching Protocols` (the answer's
     /// Upgrade header, e.g. "websocket"); absent from JSON when there was no switch.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -549,4 +608,55 @@ pub struct Report {
     pub summary: Summary,
     /// Located problems with the input (unreadable frames, a file ending mid-record, ...), bounded.
     pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HttpError, HttpErrorKind, Kind};
+
+    fn json<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn typed_errors_keep_their_documented_json_text() {
+        let garbage = HttpError {
+            offset: 0,
+            kind: HttpErrorKind::Garbage {
+                kind: Kind::Request,
+                skipped: 1411,
+            },
+        };
+        assert_eq!(
+            json(&ConnectionError::RequestStream(garbage.clone())),
+            r#""request stream: at byte 0 of the stream: stream does not start with an HTTP request (1411 bytes skipped)""#
+        );
+        assert_eq!(
+            json(&RequestError::Framing(garbage)),
+            r#""at byte 0 of the stream: stream does not start with an HTTP request (1411 bytes skipped)""#
+        );
+        assert_eq!(
+            json(&ConnectionError::UnpairedResponse {
+                status: 200,
+                at: Timestamp(0)
+            }),
+            r#""response 200 with no request waiting for it (at 1970-01-01 00:00:00.000)""#
+        );
+        assert_eq!(
+            json(&ConnectionError::MoreNotShown(3)),
+            r#""3 more HTTP errors not shown""#
+        );
+        assert_eq!(
+            json(&ConnectionError::Request(RequestError::TimedOut {
+                secs: 2.5
+            })),
+            r#""request not received within 2.5 s: timed out""#
+        );
+        assert_eq!(
+            json(&Some(RequestError::EvictedMidHead)),
+            r#""request head incomplete when its connection was closed to make room (max connections)""#
+        );
+        assert_eq!(json(&None::<RequestError>), "null");
+    }
 }

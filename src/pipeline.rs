@@ -6,17 +6,19 @@
 //! at once (the TCP stage's limits) plus a small record per finished exchange; bodies and
 //! pictures are streamed through the body decoder and never kept beyond the metadata limit.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use crate::capture::frame::Decoded;
-use crate::capture::{decode_frame_counted, EncapCounts, LinkType, TcpSegment};
-use crate::http::{HttpErrorKind, HttpEvent, Kind, Limits, MessageDecoder};
-use crate::isapi::{BodyDecoder, BodyLimits, PartHeader, PartSink};
-use crate::model::{
-    Connection, EventSummary, Exchange, ExchangeNote, ExchangeRef, Request, Response, Verdict,
-};
-use crate::tcp::{CloseKind, ConnInfo, Direction, Handshake, TcpConfig, TcpEvent, TcpTracker};
+use crate::capture::{decode_frame_counted, LinkType, TcpSegment};
+use crate::exchange::capture::{on_request_event, on_response_event, Ctx, HttpState, SinkRef};
+use crate::http::{Kind, Limits, MessageDecoder};
+use crate::isapi::BodyLimits;
+use crate::model::{Connection, Verdict};
+use crate::tcp::{ConnInfo, Direction, Handshake, TcpConfig, TcpEvent, TcpTracker};
 use crate::time::Timestamp;
+
+pub use crate::exchange::capture::ExchangeSink;
+pub use crate::exchange::Counters;
 
 /// Limits for every stage, in one place (see README "Resource bounds").
 #[derive(Debug, Clone)]
@@ -42,56 +44,6 @@ impl Default for PipelineConfig {
     }
 }
 
-/// Receives the bytes of every body part, tagged with its exchange (picture extraction).
-pub trait ExchangeSink {
-    fn part_start(&mut self, ex: ExchangeRef, client: &str, header: &PartHeader);
-    fn part_data(&mut self, ex: ExchangeRef, index: usize, data: &[u8]);
-    fn part_end(&mut self, ex: ExchangeRef, index: usize, bytes: u64);
-}
-
-/// Packet-level counters for the summary.
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    pub packets: u64,
-    pub tcp_packets: u64,
-    pub non_tcp_packets: u64,
-    pub undecodable_frames: u64,
-    pub truncated_frames: u64,
-    pub first_packet: Option<Timestamp>,
-    pub last_packet: Option<Timestamp>,
-    /// Warnings beyond `max_warnings`.
-    pub warnings_dropped: u64,
-    /// Connections closed because the table was full (`TcpConfig::max_connections`).
-    pub connections_evicted: u64,
-    /// Connections closed after being idle (live capture: `--idle-timeout`).
-    pub connections_expired: u64,
-    /// Most connections tracked at once.
-    pub peak_open_connections: u64,
-    /// Frames found inside each tunnel or encapsulation (mirror ports, overlays).
-    pub encapsulations: EncapCounts,
-}
-
-impl Counters {
-    /// The counters a finished report's summary carries (all but `warnings_dropped`), for views
-    /// that rebuild their state from a report.
-    pub fn from_summary(s: &crate::model::Summary) -> Counters {
-        Counters {
-            packets: s.packets,
-            tcp_packets: s.tcp_packets,
-            non_tcp_packets: s.non_tcp_packets,
-            undecodable_frames: s.undecodable_frames,
-            truncated_frames: s.truncated_frames,
-            first_packet: s.first_packet,
-            last_packet: s.last_packet,
-            warnings_dropped: 0,
-            connections_evicted: s.connections_evicted,
-            connections_expired: s.connections_expired,
-            peak_open_connections: s.peak_open_connections,
-            encapsulations: s.encapsulations,
-        }
-    }
-}
-
 /// What the pipeline holds right now, for tests and diagnostics (computed by scanning: do not
 /// call per packet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,57 +62,11 @@ pub struct Footprint {
     pub http_buffered_bytes: u64,
 }
 
-/// A request being received.
-struct RequestInProgress {
-    index: usize,
-    body: BodyDecoder,
-}
-
 /// Per-connection state: the two HTTP decoders, and what they have found so far.
 struct ConnState {
     req: MessageDecoder,
     resp: MessageDecoder,
     http: HttpState,
-}
-
-/// Exchanges of one connection as the decoders report them.
-struct HttpState {
-    conn: Connection,
-    current: Option<RequestInProgress>,
-    /// Exchanges whose request is complete and whose final response has not begun.
-    pending: VecDeque<usize>,
-    /// Exchange whose final response is being received.
-    responding: Option<usize>,
-    /// Interim statuses seen before the final response.
-    interim: Vec<u16>,
-    errors_dropped: u64,
-    /// Server bytes were lost (a gap the response decoder could not frame past, or bytes skipped
-    /// at the start of the server's stream) since the last final response head: capture time of
-    /// the first server packet after the loss. Answers to requests sent before it may be in the
-    /// lost bytes.
-    loss_since_head: Option<Timestamp>,
-    /// The latest capture gap the response decoder could not frame past, for the requests still
-    /// waiting at the end.
-    last_gap_loss: Option<Timestamp>,
-    /// The latest server segment skipped at the start of the server's stream. A loss only when
-    /// the capture began mid-connection: with the handshake seen, the stream's start was seen and
-    /// the bytes are simply not HTTP.
-    last_skip_loss: Option<Timestamp>,
-    /// A `101 Switching Protocols` was just paired: the client's stream switches too.
-    switch_pending: bool,
-}
-
-impl HttpState {
-    /// Server bytes that may hold answers were lost at `ts` (in a gap, or skipped at the start).
-    fn response_loss(&mut self, ts: Timestamp, in_gap: bool) {
-        self.loss_since_head.get_or_insert(ts);
-        let last = if in_gap {
-            &mut self.last_gap_loss
-        } else {
-            &mut self.last_skip_loss
-        };
-        *last = Some(last.map_or(ts, |l| l.max(ts)));
-    }
 }
 
 /// Everything after the TCP stage. Kept apart from the tracker so the tracker's events can be
@@ -329,7 +235,7 @@ impl Analyzer {
             .map(|s| {
                 let mut c = s.http.conn.clone();
                 for ex in &mut c.exchanges {
-                    ex.verdict = provisional_verdict(ex);
+                    ex.verdict = Verdict::of(ex);
                 }
                 c
             })
@@ -389,41 +295,11 @@ impl Stages {
         server: std::net::SocketAddr,
         ts: Timestamp,
     ) {
-        let conn = Connection {
-            id,
-            client: client.to_string(),
-            server: server.to_string(),
-            handshake: Handshake::NotSeen,
-            one_sided: None,
-            syn_attempts: 0,
-            closed: CloseKind::Open,
-            first_seen: ts,
-            last_seen: ts,
-            packets: 0,
-            gap_bytes: [0, 0],
-            retransmissions: 0,
-            truncated_frames: 0,
-            errors: Vec::new(),
-            upgrade: None,
-            upgraded_bytes: [0, 0],
-            exchanges: Vec::new(),
-            timeline: Vec::new(),
-        };
+        let conn = Connection::opened(id, client, server, Handshake::NotSeen, 0, ts);
         let st = ConnState {
             req: MessageDecoder::new(Kind::Request, self.config.http.clone()),
             resp: MessageDecoder::new(Kind::Response, self.config.http.clone()),
-            http: HttpState {
-                conn,
-                current: None,
-                pending: VecDeque::new(),
-                responding: None,
-                interim: Vec::new(),
-                errors_dropped: 0,
-                loss_since_head: None,
-                last_gap_loss: None,
-                last_skip_loss: None,
-                switch_pending: false,
-            },
+            http: HttpState::new(conn),
         };
         self.conns.insert(id, st);
     }
@@ -441,7 +317,7 @@ impl Stages {
             return;
         };
         http.conn.last_seen = ts;
-        let ctx = Ctx { config, ts };
+        let ctx = ctx(config, ts);
         match dir {
             Direction::ClientToServer => {
                 let had_exchanges = !http.conn.exchanges.is_empty();
@@ -459,7 +335,7 @@ impl Stages {
                 if resp.skipping_stream_start() {
                     http.response_loss(ts, false);
                 }
-                if std::mem::take(&mut http.switch_pending) {
+                if http.take_switch() {
                     req.switch_protocols(&mut |e| {
                         on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
                     });
@@ -480,7 +356,7 @@ impl Stages {
             return;
         };
         http.conn.last_seen = ts;
-        let ctx = Ctx { config, ts };
+        let ctx = ctx(config, ts);
         match dir {
             Direction::ClientToServer => {
                 req.gap(bytes, &mut |e| {
@@ -520,7 +396,7 @@ impl Stages {
             .as_ref()
             .map(|i| i.last_ts)
             .unwrap_or(http.conn.last_seen);
-        let ctx = Ctx { config, ts };
+        let ctx = ctx(config, ts);
         req.eof(&mut |e| {
             on_request_event(
                 &mut http,
@@ -532,30 +408,11 @@ impl Stages {
         });
         resp.eof(&mut |e| on_response_event(&mut http, &ctx, e));
         // A request still being received when the connection ended is incomplete.
-        if let Some(cur) = http.current.take() {
-            finish_body(&mut http.conn, cur, sink_ref(sink, sink_filter, id));
-        }
-        // Requests still waiting when server bytes were lost after them: their answer may be there.
+        http.abandon_current(sink_ref(sink, sink_filter, id));
         let start_unseen = info
             .as_ref()
             .is_none_or(|i| i.handshake == Handshake::NotSeen);
-        let skip_loss = http.last_skip_loss.filter(|_| start_unseen);
-        if let Some(lost) = http.last_gap_loss.max(skip_loss) {
-            for &i in &http.pending {
-                if let Some(ex) = http.conn.exchanges.get_mut(i) {
-                    if ex.response.is_none() && ex.request.end_time <= lost {
-                        ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
-                    }
-                }
-            }
-        }
-        if http.errors_dropped > 0 {
-            http.conn.errors.push(format!(
-                "{} more HTTP errors not shown",
-                http.errors_dropped
-            ));
-        }
-        let mut conn = http.conn;
+        let mut conn = http.finish(start_unseen);
         let mut client_acks = None;
         conn.upgraded_bytes = [req.opaque_bytes(), resp.opaque_bytes()];
         if let Some(info) = info {
@@ -575,7 +432,7 @@ impl Stages {
             client_acks = Some(info.client_acks);
         }
         for ex in &mut conn.exchanges {
-            ex.verdict = final_verdict(ex);
+            ex.verdict = Verdict::of(ex);
         }
         if let Some(acks) = &client_acks {
             conn.settle_one_sided(acks);
@@ -584,7 +441,14 @@ impl Stages {
     }
 }
 
-type SinkRef<'a> = Option<&'a mut (dyn ExchangeSink + Send + 'static)>;
+/// The builder's context for an event at `ts`.
+fn ctx(config: &PipelineConfig, ts: Timestamp) -> Ctx<'_> {
+    Ctx {
+        body: &config.body,
+        max_errors: config.max_errors_per_connection,
+        ts,
+    }
+}
 
 /// The part sink for connection `id`, if there is one and the filter lets it through.
 fn sink_ref<'a>(
@@ -598,382 +462,11 @@ fn sink_ref<'a>(
     }
 }
 
-/// The verdict once a connection is over.
-pub fn final_verdict(ex: &Exchange) -> Verdict {
-    let noted = |f: fn(&ExchangeNote) -> bool| ex.notes.iter().any(f);
-    match &ex.response {
-        Some(r) if r.status == 200 => Verdict::Ok,
-        Some(_) => Verdict::ErrorStatus,
-        None if noted(|n| matches!(n, ExchangeNote::MalformedResponse { .. })) => {
-            Verdict::MalformedResponse
-        }
-        None if noted(|n| matches!(n, ExchangeNote::AnswerNotCaptured { .. })) => {
-            Verdict::NotCaptured
-        }
-        None if ex.request.complete => Verdict::NoResponse,
-        None => Verdict::Incomplete,
-    }
-}
-
-/// The verdict while the connection is still open: the same, except that a request still waiting
-/// is judged by the caller's timeout (live mode), so here it stays `no_response`/`incomplete`.
-pub fn provisional_verdict(ex: &Exchange) -> Verdict {
-    final_verdict(ex)
-}
-
-struct Ctx<'a> {
-    config: &'a PipelineConfig,
-    ts: Timestamp,
-}
-
-/// Adapts an [`ExchangeSink`] to the body decoder's [`PartSink`] for one exchange.
-struct SinkAdapter<'a> {
-    ex: ExchangeRef,
-    client: &'a str,
-    inner: &'a mut (dyn ExchangeSink + Send + 'static),
-}
-
-impl PartSink for SinkAdapter<'_> {
-    fn part_start(&mut self, header: &PartHeader) {
-        self.inner.part_start(self.ex, self.client, header);
-    }
-    fn part_data(&mut self, index: usize, data: &[u8]) {
-        self.inner.part_data(self.ex, index, data);
-    }
-    fn part_end(&mut self, index: usize, bytes: u64) {
-        self.inner.part_end(self.ex, index, bytes);
-    }
-}
-
-fn push_error(st: &mut HttpState, ctx: &Ctx<'_>, msg: String) {
-    if st.conn.errors.len() < ctx.config.max_errors_per_connection {
-        st.conn.errors.push(msg);
-    } else {
-        st.errors_dropped += 1;
-    }
-}
-
-fn on_request_event(
-    st: &mut HttpState,
-    resp: &mut MessageDecoder,
-    ctx: &Ctx<'_>,
-    ev: HttpEvent<'_>,
-    mut sink: SinkRef<'_>,
-) {
-    match ev {
-        HttpEvent::Head(head) => {
-            // A new head while one is in progress means the decoder gave up on the old one.
-            if let Some(cur) = st.current.take() {
-                finish_body(&mut st.conn, cur, sink.as_deref_mut());
-            }
-            let index = st.conn.exchanges.len();
-            // Most connections carry one exchange: without this the first push reserves room
-            // for four (2.6 KB), which adds up over tens of thousands of open connections.
-            if index == 0 {
-                st.conn.exchanges.reserve_exact(1);
-            }
-            let method = head.method.clone().unwrap_or_default();
-            resp.expect_response_to(&method);
-            let content_type = head.header("content-type").map(str::to_string);
-            let content_length = head
-                .header("content-length")
-                .and_then(|v| v.trim().parse().ok());
-            st.conn.exchanges.push(Exchange::started(
-                index,
-                Request {
-                    time: ctx.ts,
-                    end_time: ctx.ts,
-                    method,
-                    path: head.path.clone().unwrap_or_default(),
-                    content_type: content_type.clone(),
-                    body_bytes: 0,
-                    content_length,
-                    complete: false,
-                    missing_bytes: 0,
-                    error: None,
-                    headers: head.headers,
-                },
-            ));
-            st.current = Some(RequestInProgress {
-                index,
-                body: BodyDecoder::new(content_type.as_deref(), ctx.config.body.clone()),
-            });
-        }
-        HttpEvent::Body(data) => {
-            if let Some(cur) = st.current.as_mut() {
-                let ex = ExchangeRef {
-                    connection: st.conn.id,
-                    index: cur.index,
-                };
-                let client = st.conn.client.as_str();
-                match sink {
-                    Some(s) => {
-                        let mut a = SinkAdapter {
-                            ex,
-                            client,
-                            inner: s,
-                        };
-                        cur.body.feed(data, Some(&mut a));
-                    }
-                    None => cur.body.feed(data, None),
-                }
-                if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
-                    ex.request.body_bytes = ex.request.body_bytes.saturating_add(data.len() as u64);
-                    ex.request.end_time = ctx.ts;
-                }
-            }
-        }
-        HttpEvent::Missing(n) => {
-            if let Some(cur) = st.current.as_mut() {
-                cur.body.missing(n);
-                // `n` comes from capture gaps (up to 1 GiB per ACK): saturate, never wrap.
-                if let Some(ex) = st.conn.exchanges.get_mut(cur.index) {
-                    ex.request.body_bytes = ex.request.body_bytes.saturating_add(n);
-                    ex.request.missing_bytes = ex.request.missing_bytes.saturating_add(n);
-                }
-            }
-        }
-        HttpEvent::End { .. } => {
-            if let Some(cur) = st.current.take() {
-                let index = cur.index;
-                if let Some(ex) = st.conn.exchanges.get_mut(index) {
-                    ex.request.complete = true;
-                    ex.request.end_time = ctx.ts;
-                }
-                finish_body(&mut st.conn, cur, sink);
-                // The final response may already have started (a server answering early).
-                if st.responding != Some(index) && !response_started(&st.conn, index) {
-                    st.pending.push_back(index);
-                }
-            }
-        }
-        HttpEvent::Error(err) => {
-            let msg = err.to_string();
-            if let Some(cur) = st.current.take() {
-                let index = cur.index;
-                if let Some(ex) = st.conn.exchanges.get_mut(index) {
-                    ex.request.error = Some(msg);
-                    // The head was read and sent: only its body length is unknown. The server
-                    // answers it (often 400 or 501), so it waits for that answer like any other.
-                    if let Some(error) = err.kind.framing() {
-                        ex.notes.push(ExchangeNote::RequestFraming {
-                            offset: err.offset,
-                            error: error.clone(),
-                        });
-                    }
-                }
-                finish_body(&mut st.conn, cur, sink);
-                if err.kind.framing().is_some()
-                    && st.responding != Some(index)
-                    && !response_started(&st.conn, index)
-                {
-                    st.pending.push_back(index);
-                }
-                // Kept on the exchange (as a note) rather than as a connection error.
-                if err.kind.framing().is_some() {
-                    return;
-                }
-            }
-            push_error(st, ctx, format!("request stream: {err}"));
-        }
-        HttpEvent::Incomplete { .. } => {
-            if let Some(cur) = st.current.take() {
-                finish_body(&mut st.conn, cur, sink);
-            }
-        }
-    }
-}
-
-fn response_started(conn: &Connection, index: usize) -> bool {
-    conn.exchanges
-        .get(index)
-        .is_some_and(|e| e.response.is_some())
-}
-
-fn finish_body(conn: &mut Connection, cur: RequestInProgress, sink: SinkRef<'_>) {
-    let ex_ref = ExchangeRef {
-        connection: conn.id,
-        index: cur.index,
-    };
-    let decoded = match sink {
-        Some(s) => {
-            let mut a = SinkAdapter {
-                ex: ex_ref,
-                client: &conn.client,
-                inner: s,
-            };
-            cur.body.finish(Some(&mut a))
-        }
-        None => cur.body.finish(None),
-    };
-    if let Some(ex) = conn.exchanges.get_mut(cur.index) {
-        ex.body_kind = decoded.kind;
-        ex.body_hash = decoded.body_hash;
-        ex.parts = decoded.parts;
-        ex.metadata = decoded.metadata;
-        ex.event = decoded.event.as_ref().map(EventSummary::from);
-        ex.event_detail = decoded.event.map(Box::new);
-        ex.body_error = decoded.error;
-    }
-}
-
-fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
-    match ev {
-        HttpEvent::Head(head) => {
-            let status = head.status.unwrap_or(0);
-            if head.is_interim() {
-                st.interim.push(status);
-                return;
-            }
-            charge_loss(st);
-            // The final response answers the oldest complete request, or the one still being sent
-            // (a server may answer, e.g. 413, before the body is over).
-            let target = st.pending.pop_front().or_else(|| {
-                st.current
-                    .as_ref()
-                    .map(|c| c.index)
-                    .filter(|i| !response_started(&st.conn, *i))
-            });
-            let Some(index) = target else {
-                push_error(
-                    st,
-                    ctx,
-                    format!(
-                        "response {status} with no request waiting for it (at {})",
-                        ctx.ts.to_utc_string()
-                    ),
-                );
-                st.interim.clear();
-                st.responding = None;
-                return;
-            };
-            let interim = std::mem::take(&mut st.interim);
-            if let Some(ex) = st.conn.exchanges.get_mut(index) {
-                let latency_ms = if ex.request.complete {
-                    ctx.ts.millis_since(ex.request.end_time)
-                } else {
-                    0.0
-                };
-                ex.response = Some(Response {
-                    time: ctx.ts,
-                    status,
-                    reason: head.reason.clone().unwrap_or_default(),
-                    latency_ms,
-                    headers: head.headers,
-                    interim,
-                    body_bytes: 0,
-                });
-            }
-            if status == 101 {
-                // The answer is the 101; what follows, both ways, is the upgraded protocol.
-                st.conn.upgrade = Some(head_upgrade(&st.conn, index));
-                st.switch_pending = true;
-            }
-            st.responding = Some(index);
-        }
-        HttpEvent::Body(data) => {
-            if let Some(r) = st
-                .responding
-                .and_then(|i| st.conn.exchanges.get_mut(i))
-                .and_then(|e| e.response.as_mut())
-            {
-                r.body_bytes = r.body_bytes.saturating_add(data.len() as u64);
-            }
-        }
-        HttpEvent::Missing(n) => {
-            if let Some(r) = st
-                .responding
-                .and_then(|i| st.conn.exchanges.get_mut(i))
-                .and_then(|e| e.response.as_mut())
-            {
-                r.body_bytes = r.body_bytes.saturating_add(n);
-            }
-        }
-        HttpEvent::End { .. } | HttpEvent::Incomplete { .. } => {
-            st.responding = None;
-        }
-        HttpEvent::Error(err) => {
-            st.responding = None;
-            if matches!(
-                err.kind,
-                HttpErrorKind::MalformedHead { .. }
-                    | HttpErrorKind::TooManyHeaders { .. }
-                    | HttpErrorKind::HeadTooLarge { .. }
-            ) {
-                // An answer began (its start line passed the probe) but cannot be read: it is
-                // still the answer to the oldest waiting request.
-                charge_loss(st);
-                if let Some(ex) = st
-                    .pending
-                    .pop_front()
-                    .and_then(|i| st.conn.exchanges.get_mut(i))
-                {
-                    ex.notes.push(ExchangeNote::MalformedResponse {
-                        offset: err.offset,
-                        error: err.kind.clone(),
-                        at: ctx.ts,
-                    });
-                    st.interim.clear();
-                }
-            }
-            push_error(st, ctx, format!("response stream: {err}"));
-        }
-    }
-}
-
-/// Before a final answer is paired: if server bytes were lost since the last answer, the requests
-/// sent before the loss may have been answered in it, and the answer at hand then belongs to a
-/// request sent after it. Those earlier requests are marked (their verdict: `not_captured`) and
-/// stop waiting. When no waiting request was sent after the loss, nothing is charged: the answer
-/// at hand is taken for the oldest waiting request, as without a loss.
-fn charge_loss(st: &mut HttpState) {
-    let Some(lost) = st.loss_since_head.take() else {
-        return;
-    };
-    let sent_after =
-        |ex: &[Exchange], i: usize| ex.get(i).is_some_and(|e| e.request.end_time > lost);
-    if !st
-        .pending
-        .iter()
-        .any(|&i| sent_after(&st.conn.exchanges, i))
-    {
-        return;
-    }
-    while let Some(&i) = st.pending.front() {
-        if sent_after(&st.conn.exchanges, i) {
-            break;
-        }
-        st.pending.pop_front();
-        if let Some(ex) = st.conn.exchanges.get_mut(i) {
-            ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
-        }
-    }
-}
-
-/// The protocol a 101 switched to: the answer's Upgrade header, else the request's.
-fn head_upgrade(conn: &Connection, index: usize) -> String {
-    let ex = conn.exchanges.get(index);
-    let from_response = ex
-        .and_then(|e| e.response.as_ref())
-        .and_then(|r| header_of(&r.headers, "upgrade"));
-    let from_request = ex.and_then(|e| header_of(&e.request.headers, "upgrade"));
-    from_response
-        .or(from_request)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::{FramingError, HttpErrorKind};
+    use crate::model::ExchangeNote;
 
     /// Drives the stages behind the TCP tracker directly: one connection, events in order.
     struct Conn {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::capture::file::RawFrame;
 use crate::capture::live::{LiveCapture, LiveError, LiveOptions, LiveStats};
 use crate::diagnose::live::{Finding, LiveDiagnoser};
 use crate::feed::Feed;
@@ -54,6 +55,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Make SIGINT and SIGTERM end the capture loop cleanly (summary printed, save file flushed).
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 pub fn install_stop_signals() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
@@ -98,14 +100,88 @@ pub struct SniffResult {
     pub packets: u64,
 }
 
+/// Everything a sniff loop takes from outside: frames, the time, and whether to stop. The live
+/// capture plugs in libpcap, the wall clock and SIGINT/SIGTERM ([`LiveInput`]); a test plugs in a
+/// capture file and a clock that follows its timestamps, and drives the same loops.
+pub trait FrameSource {
+    /// The next frame, waiting at most `wait` for one; None when none came in time.
+    fn next_frame(&mut self, wait: Duration) -> Result<Option<RawFrame<'_>>, LiveError>;
+    /// Time since the session began (for `--duration` and the tick).
+    fn elapsed(&self) -> Duration;
+    /// The time to judge open connections at (capture time).
+    fn now(&self) -> Timestamp;
+    /// True once the user asked to stop.
+    fn stop_requested(&self) -> bool;
+    /// End of session: deliver frames still buffered.
+    fn flush(&mut self);
+    /// Packet counters of the source.
+    fn stats(&mut self) -> LiveStats;
+    /// What is captured (interface name, file).
+    fn name(&self) -> &str;
+}
+
+/// The real source: libpcap, the wall clock and (optionally) the stop signals.
+pub struct LiveInput {
+    cap: LiveCapture,
+    started: Instant,
+    /// Stop on SIGINT/SIGTERM ([`install_stop_signals`]); the TUI's feed stops by closing its
+    /// channel instead.
+    signals: bool,
+}
+
+impl LiveInput {
+    /// Wrap an open capture; the session's time starts now.
+    pub fn new(cap: LiveCapture, signals: bool) -> LiveInput {
+        LiveInput {
+            cap,
+            started: Instant::now(),
+            signals,
+        }
+    }
+}
+
+impl FrameSource for LiveInput {
+    fn next_frame(&mut self, wait: Duration) -> Result<Option<RawFrame<'_>>, LiveError> {
+        self.cap.next(wait)
+    }
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+    fn stop_requested(&self) -> bool {
+        self.signals && STOP.load(Ordering::SeqCst)
+    }
+    fn flush(&mut self) {
+        self.cap.flush();
+    }
+    fn stats(&mut self) -> LiveStats {
+        self.cap.stats()
+    }
+    fn name(&self) -> &str {
+        self.cap.interface()
+    }
+}
+
 /// Run a headless capture, writing one line per finding to `out` (JSON when `json`).
 pub fn run_headless(
     opts: &SniffOptions,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<SniffResult, LiveError> {
-    let mut cap = LiveCapture::open(&opts.live)?;
-    let iface = cap.interface().to_string();
+    let cap = LiveCapture::open(&opts.live)?;
+    run_headless_on(&mut LiveInput::new(cap, true), opts, json, out)
+}
+
+/// The headless loop over any [`FrameSource`].
+pub fn run_headless_on(
+    cap: &mut dyn FrameSource,
+    opts: &SniffOptions,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<SniffResult, LiveError> {
+    let iface = cap.name().to_string();
     // On stderr, so JSON output stays clean; scripts can wait for this line.
     eprintln!(
         "alarmscope: capturing on {iface}{}",
@@ -116,23 +192,22 @@ pub fn run_headless(
             .unwrap_or_default()
     );
     let mut session = Session::new(opts);
-    let started = Instant::now();
-    let mut last_tick = Instant::now();
+    let mut last_tick = cap.elapsed();
     let mut findings = Vec::new();
     let mut told_full = false;
     loop {
-        if STOP.load(Ordering::SeqCst)
-            || opts.duration.is_some_and(|d| started.elapsed() >= d)
+        if cap.stop_requested()
+            || opts.duration.is_some_and(|d| cap.elapsed() >= d)
             || opts.count.is_some_and(|c| session.judged >= c)
         {
             break;
         }
-        if let Some(f) = cap.next(TICK)? {
+        if let Some(f) = cap.next_frame(TICK)? {
             session.frame(f.ts, f.link, f.data, f.orig_len);
         }
-        if last_tick.elapsed() >= TICK {
-            last_tick = Instant::now();
-            session.tick(Timestamp::now(), &mut findings);
+        if cap.elapsed().saturating_sub(last_tick) >= TICK {
+            last_tick = cap.elapsed();
+            session.tick(cap.now(), &mut findings);
             emit(&mut findings, json, out, &mut session.judged);
             if !told_full && session.counters().connections_evicted > 0 {
                 told_full = true;
@@ -146,7 +221,7 @@ pub fn run_headless(
     cap.flush();
     let stats = cap.stats();
     let mut judged = session.judged;
-    let (summary, packets) = session.finish(Timestamp::now(), &mut findings);
+    let (summary, packets) = session.finish(cap.now(), &mut findings);
     emit(&mut findings, json, out, &mut judged);
     if json {
         let line = Line::Summary {
@@ -254,17 +329,7 @@ impl Session {
         }
         diag.finish(now, out);
         let mut s = diag.summary().clone();
-        s.packets = counters.packets;
-        s.tcp_packets = counters.tcp_packets;
-        s.non_tcp_packets = counters.non_tcp_packets;
-        s.undecodable_frames = counters.undecodable_frames;
-        s.truncated_frames = counters.truncated_frames;
-        s.first_packet = counters.first_packet;
-        s.last_packet = counters.last_packet;
-        s.connections_evicted = counters.connections_evicted;
-        s.connections_expired = counters.connections_expired;
-        s.peak_open_connections = counters.peak_open_connections;
-        s.encapsulations = counters.encapsulations;
+        s.set_counters(&counters);
         (s, packets)
     }
 }
@@ -370,67 +435,73 @@ pub fn text_line(f: &Finding) -> String {
 /// permitted, no such interface, bad filter) are reported before any screen is drawn. The
 /// thread ends when the TUI goes away, on `--duration`/`--count`, or on a capture error.
 pub fn spawn_feed(opts: SniffOptions) -> Result<std::sync::mpsc::Receiver<Feed>, LiveError> {
-    let mut cap = LiveCapture::open(&opts.live)?;
+    let cap = LiveCapture::open(&opts.live)?;
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut session = Session::new(&opts);
-        let started = Instant::now();
-        let mut last_tick = Instant::now();
-        let mut findings = Vec::new();
-        loop {
-            if opts.duration.is_some_and(|d| started.elapsed() >= d)
-                || opts.count.is_some_and(|c| session.judged >= c)
-            {
-                break;
-            }
-            match cap.next(TICK) {
-                Ok(Some(f)) => session.frame(f.ts, f.link, f.data, f.orig_len),
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = tx.send(Feed::Error(e.to_string()));
-                    return;
-                }
-            }
-            if last_tick.elapsed() >= TICK {
-                last_tick = Instant::now();
-                let mut closed = Vec::new();
-                session.tick_collect(Timestamp::now(), &mut findings, &mut closed);
-                session.judged += findings
-                    .iter()
-                    .filter(|f| {
-                        matches!(
-                            f,
-                            Finding::Exchange {
-                                provisional: false,
-                                ..
-                            }
-                        )
-                    })
-                    .count() as u64;
-                findings.clear();
-                closed.extend(session.open_snapshot());
-                let progress = crate::replay::Progress {
-                    bytes_read: 0,
-                    file_size: 0,
-                    packets: session.packets,
-                };
-                if tx.send(Feed::Progress(progress)).is_err()
-                    || tx.send(Feed::Upsert(closed)).is_err()
-                {
-                    return; // the screen was closed
-                }
-            }
-        }
-        cap.flush();
-        let mut findings = Vec::new();
-        let (rest, counters, warnings) = session.analyzer.finish();
-        for c in &rest {
-            session.diag.on_finished(c, &mut findings);
-        }
-        let _ = tx.send(Feed::Upsert(rest));
-        let _ = (counters, warnings);
-    });
+    std::thread::spawn(move || feed_loop(&mut LiveInput::new(cap, false), &opts, &tx));
     Ok(rx)
+}
+
+/// The TUI's loop over any [`FrameSource`]: sends what [`spawn_feed`] describes to `tx`.
+pub fn feed_loop(
+    cap: &mut dyn FrameSource,
+    opts: &SniffOptions,
+    tx: &std::sync::mpsc::Sender<Feed>,
+) {
+    let mut session = Session::new(opts);
+    let mut last_tick = cap.elapsed();
+    let mut findings = Vec::new();
+    loop {
+        if cap.stop_requested()
+            || opts.duration.is_some_and(|d| cap.elapsed() >= d)
+            || opts.count.is_some_and(|c| session.judged >= c)
+        {
+            break;
+        }
+        match cap.next_frame(TICK) {
+            Ok(Some(f)) => session.frame(f.ts, f.link, f.data, f.orig_len),
+            Ok(None) => {}
+            Err(e) => {
+                let _ = tx.send(Feed::Error(e.to_string()));
+                return;
+            }
+        }
+        if cap.elapsed().saturating_sub(last_tick) >= TICK {
+            last_tick = cap.elapsed();
+            let mut closed = Vec::new();
+            session.tick_collect(cap.now(), &mut findings, &mut closed);
+            session.judged += findings
+                .iter()
+                .filter(|f| {
+                    matches!(
+                        f,
+                        Finding::Exchange {
+                            provisional: false,
+                            ..
+                        }
+                    )
+                })
+                .count() as u64;
+            findings.clear();
+            closed.extend(session.open_snapshot());
+            let progress = crate::replay::Progress {
+                bytes_read: 0,
+                file_size: 0,
+                packets: session.packets,
+            };
+            if tx.send(Feed::Progress(progress)).is_err() || tx.send(Feed::Upsert(closed)).is_err()
+            {
+                return; // the screen was closed
+            }
+        }
+    }
+    cap.flush();
+    let mut findings = Vec::new();
+    let (rest, counters, warnings) = session.analyzer.finish();
+    for c in &rest {
+        session.diag.on_finished(c, &mut findings);
+    }
+    let _ = tx.send(Feed::Upsert(rest));
+    let _ = (counters, warnings);
 }
 
 impl Session {
@@ -454,6 +525,117 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::file::CaptureFile;
+    use crate::model::Verdict;
+    use std::collections::HashMap;
+
+    /// A capture file as a live source: time is the capture's, and the session stops when the
+    /// file ends.
+    struct FileInput {
+        file: CaptureFile,
+        first: Option<Timestamp>,
+        last: Timestamp,
+        done: bool,
+    }
+
+    impl FileInput {
+        fn open(sample: &str) -> FileInput {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("samples")
+                .join(sample);
+            FileInput {
+                file: CaptureFile::open(&path).unwrap(),
+                first: None,
+                last: Timestamp(0),
+                done: false,
+            }
+        }
+    }
+
+    impl FrameSource for FileInput {
+        fn next_frame(&mut self, _wait: Duration) -> Result<Option<RawFrame<'_>>, LiveError> {
+            match self.file.next_frame() {
+                Ok(Some(f)) => {
+                    self.first.get_or_insert(f.ts);
+                    self.last = f.ts;
+                    Ok(Some(f))
+                }
+                _ => {
+                    self.done = true;
+                    Ok(None)
+                }
+            }
+        }
+        fn elapsed(&self) -> Duration {
+            let first = self.first.unwrap_or(self.last);
+            Duration::from_nanos(u64::try_from(self.last.0 - first.0).unwrap_or(0))
+        }
+        fn now(&self) -> Timestamp {
+            self.last
+        }
+        fn stop_requested(&self) -> bool {
+            self.done
+        }
+        fn flush(&mut self) {}
+        fn stats(&mut self) -> LiveStats {
+            LiveStats::default()
+        }
+        fn name(&self) -> &str {
+            "file"
+        }
+    }
+
+    // samples/expected.json: stall-no-answer.pcap holds 4 requests, 2 ok and 2 never answered.
+    const SAMPLE: &str = "stall-no-answer.pcap";
+
+    #[test]
+    fn the_headless_loop_runs_from_a_capture_file() {
+        let mut out = Vec::new();
+        let opts = SniffOptions::default();
+        let r = run_headless_on(&mut FileInput::open(SAMPLE), &opts, true, &mut out).unwrap();
+        assert_eq!(r.summary.requests, 4);
+        assert_eq!((r.summary.ok, r.summary.no_response), (2, 2));
+        let text = String::from_utf8(out).unwrap();
+        let finals = text
+            .lines()
+            .filter(|l| l.contains(r#""type":"exchange","provisional":false"#))
+            .count();
+        assert_eq!(finals, 4, "{text}");
+        // The device's stall after its unanswered event is reported as it ends.
+        assert!(
+            text.lines().any(|l| l.starts_with(r#"{"type":"stall""#)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_tui_loop_runs_from_a_capture_file() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        feed_loop(&mut FileInput::open(SAMPLE), &SniffOptions::default(), &tx);
+        drop(tx);
+        // The latest state of every connection the feed sent.
+        let mut conns: HashMap<u64, Connection> = HashMap::new();
+        for f in rx {
+            if let Feed::Upsert(cs) = f {
+                for c in cs {
+                    conns.insert(c.id, c);
+                }
+            }
+        }
+        let verdicts: Vec<Verdict> = conns
+            .values()
+            .flat_map(|c| c.exchanges.iter().map(|e| e.verdict))
+            .collect();
+        assert_eq!(verdicts.len(), 4);
+        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Ok).count(), 2);
+        assert_eq!(
+            verdicts
+                .iter()
+                .filter(|v| **v == Verdict::NoResponse)
+                .count(),
+            2
+        );
+    }
 
     #[test]
     fn huge_timeouts_saturate_instead_of_wrapping() {

@@ -1,4 +1,5 @@
 //! The real binary, run as a script would: `alarmscope replay --json/--text`, exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! End-to-end over loopback: `alarmscope device` against `alarmscope simulate --serve-isapi`,
 //! and the simulated devices pushing to small in-test servers that answer 200, 503, or never.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

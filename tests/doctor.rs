@@ -1,6 +1,7 @@
 //! `alarmscope doctor` end to end against `simulate --serve-isapi`: a healthy device and each
 //! way events get lost, asserting each step's verdict and the kinds of the findings (never the
 //! text).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::net::TcpListener;
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Hostile and damaged input through the whole replay pipeline: captures cut at every byte
 //! offset, frames shuffled, dropped and duplicated, and the regression inputs the fuzzers found.
 //! Nothing may panic, and whatever is reported must stay consistent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

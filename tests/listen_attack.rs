@@ -6,6 +6,7 @@
 //! The tests take a process-wide lock so they run one at a time: they share the process's memory
 //! figures and its two CPU cores. Latency is only checked against a generous bound here; the
 //! measurements are in `benches/attack.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -81,6 +82,7 @@ impl MemWatch {
 }
 
 /// Raise the soft RLIMIT_NOFILE to `want` (capped at the hard limit); returns the new soft limit.
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 fn raise_nofile(want: u64) -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,

@@ -1,6 +1,7 @@
 //! Every bundled sample is replayed and compared with what `samples/expected.json` says it must
 //! show. The expectations were written from how each sample was made (what the simulated device
 //! and listener were told to do, or what was crafted by hand), not from alarmscope's output.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! End to end over loopback: `simulate --serve-isapi` as the device `alarmscope doctor` talks
 //! to (deviceInfo, triggers, the alertStream, 403 for an operator account), pushing to an
 //! in-process listener, with and without `--auth`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! `alarmscope sniff` on the loopback interface while this test plays device and server with
 //! real sockets: an answered POST, an unanswered one, and a refused port. The live verdicts must
 //! match, and the `--write` file must replay to the same verdicts. Needs root (CI runs as root).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -34,6 +35,7 @@ fn read_request(c: &mut TcpStream) {
     }
 }
 
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

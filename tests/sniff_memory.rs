@@ -10,6 +10,7 @@
 //! by the open connections and devices, and every connection closed early (evicted because the
 //! table was full, or expired after the idle timeout) is counted in the summary and its JSON and
 //! text reports, none silently lost.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::net::Ipv4Addr;
 

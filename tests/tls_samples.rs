@@ -4,6 +4,7 @@
 //! connections go to a [`TlsConnection`], plain ones keep the server's first bytes for
 //! [`evidence_against_plain_http`]. What each must show is declared in
 //! samples/expected-tls.json (from each scenario's design, see samples/tools/expected_tls.py).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;

@@ -1,6 +1,7 @@
 //! The real binary in a real terminal (tmux): open the TUI on a sample, move to the first problem,
 //! look at the tabs, quit, and check the terminal was given back. Skipped when tmux is missing
 //! (scripts/bootstrap installs it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
 use std::process::Command;
 use std::time::{Duration, Instant};

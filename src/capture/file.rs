@@ -95,6 +95,7 @@ extern "C" {
 /// wraps the handle (`Capture: From<NonNull<pcap_t>>`). `None` when the stream cannot be set up
 /// this way (the caller then opens the file the plain way, which also words the error);
 /// `Some(Err)` with libpcap's message when libpcap refuses the file.
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 fn open_buffered(path: &Path) -> Option<Result<BufferedCapture, String>> {
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;

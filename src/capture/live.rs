@@ -194,6 +194,7 @@ impl LiveCapture {
 
     /// Next frame, waiting at most `wait` for one. `Ok(None)` when none arrived in time. The
     /// frame is copied into a buffer owned by the capture (live rates make the copy cheap).
+    #[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
     pub fn next(&mut self, wait: Duration) -> Result<Option<RawFrame<'_>>, LiveError> {
         if !self.read_one()? {
             let mut pfd = libc::pollfd {

@@ -66,25 +66,19 @@ impl LiveDiagnoser {
     /// A connection is over: report each exchange's final verdict (once), the handshake failure,
     /// and the stalls they start or end.
     pub fn on_finished(&mut self, conn: &Connection, out: &mut Vec<Finding>) {
-        self.summary.connections += 1;
-        self.summary.count_handshake(conn);
+        self.summary.count_connection(conn);
         if conn.handshake.failed() {
             out.push(Finding::Handshake {
                 conn: Box::new(header_only(conn)),
             });
         }
-        self.summary.capture_gap_bytes = self
-            .summary
-            .capture_gap_bytes
-            .saturating_add(conn.gap_bytes[0].saturating_add(conn.gap_bytes[1]));
         for ex in &conn.exchanges {
             let r = ExchangeRef {
                 connection: conn.id,
                 index: ex.index,
             };
             let was_provisional = self.provisional.remove(&r);
-            self.summary.requests += 1;
-            self.summary.count_verdict(ex.verdict);
+            self.summary.count_request(ex.verdict);
             let corrected = was_provisional && ex.verdict != Verdict::NoResponse;
             if !was_provisional || corrected {
                 self.request_seen(conn, ex, out);
@@ -204,36 +198,23 @@ fn header_only(c: &Connection) -> Connection {
 mod tests {
     use super::*;
     use crate::model::{Request, Response};
-    use crate::tcp::{CloseKind, Handshake};
+    use crate::tcp::Handshake;
 
     fn conn(id: u64, client: &str, exchanges: Vec<Exchange>) -> Connection {
-        Connection {
-            id,
-            client: client.into(),
-            server: "10.0.0.1:8080".into(),
-            handshake: Handshake::Complete,
-            one_sided: None,
-            syn_attempts: 1,
-            closed: CloseKind::Open,
-            first_seen: Timestamp::default(),
-            last_seen: Timestamp::default(),
-            packets: 0,
-            gap_bytes: [0, 0],
-            retransmissions: 0,
-            truncated_frames: 0,
-            errors: vec![],
-            upgrade: None,
-            upgraded_bytes: [0, 0],
-            exchanges,
-            timeline: vec![],
-        }
+        let client = client
+            .parse()
+            .unwrap_or_else(|_| unreachable!("test address"));
+        let server = ([10, 0, 0, 1], 8080).into();
+        let mut c = Connection::opened(id, client, server, Handshake::Complete, 1, Timestamp(0));
+        c.exchanges = exchanges;
+        c
     }
 
     fn ex(t: i64, status: Option<u16>) -> Exchange {
         let time = Timestamp::from_nanos(t, 0);
-        let mut e = Exchange {
-            index: 0,
-            request: Request {
+        let mut e = Exchange::started(
+            0,
+            Request {
                 time,
                 end_time: time,
                 method: "POST".into(),
@@ -241,24 +222,13 @@ mod tests {
                 complete: true,
                 ..Request::default()
             },
-            response: status.map(|s| Response {
-                status: s,
-                ..Response::default()
-            }),
-            verdict: Verdict::Ok,
-            event: None,
-            parts: vec![],
-            retry_of: None,
-            auth: None,
-            injected_fault: None,
-            body_kind: "xml",
-            body_error: None,
-            notes: Vec::new(),
-            body_hash: 0,
-            metadata: None,
-            event_detail: None,
-        };
-        e.verdict = crate::pipeline::final_verdict(&e);
+        );
+        e.response = status.map(|s| Response {
+            status: s,
+            ..Response::default()
+        });
+        e.body_kind = "xml";
+        e.verdict = crate::model::Verdict::of(&e);
         e
     }
 

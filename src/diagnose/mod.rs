@@ -10,8 +10,8 @@ pub use explain::{explain_handshake, explain_verdict, Explanation};
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::exchange::Counters;
 use crate::model::{Connection, Device, ExchangeRef, Stall, Summary, Verdict};
-use crate::pipeline::Counters;
 use crate::time::Timestamp;
 
 /// What the diagnosis adds to the connections.
@@ -99,11 +99,7 @@ impl Ledger {
     /// Take in one finished connection (its exchanges' verdicts are final).
     pub fn add(&mut self, c: &Connection) {
         let s = &mut self.summary;
-        s.connections += 1;
-        s.capture_gap_bytes = s
-            .capture_gap_bytes
-            .saturating_add(c.gap_bytes[0].saturating_add(c.gap_bytes[1]));
-        s.count_handshake(c);
+        s.count_connection(c);
         self.last_seen = Some(self.last_seen.map_or(c.last_seen, |t| t.max(c.last_seen)));
 
         let acc = match self.devices.get_mut(c.device()) {
@@ -131,8 +127,7 @@ impl Ledger {
             d.handshake_failures += 1;
         }
         for ex in &c.exchanges {
-            s.requests += 1;
-            s.count_verdict(ex.verdict);
+            s.count_request(ex.verdict);
             d.events += 1;
             if ex.verdict == Verdict::Ok {
                 d.ok += 1;
@@ -247,24 +242,14 @@ impl Ledger {
         }
         stalls.sort_by(|a, b| (a.from, &a.device).cmp(&(b.from, &b.device)));
 
-        let summary = Summary {
-            packets: counters.packets,
-            tcp_packets: counters.tcp_packets,
-            non_tcp_packets: counters.non_tcp_packets,
-            undecodable_frames: counters.undecodable_frames,
-            truncated_frames: counters.truncated_frames,
-            first_packet: counters.first_packet,
-            last_packet: counters.last_packet,
-            connections_evicted: counters.connections_evicted,
-            connections_expired: counters.connections_expired,
-            peak_open_connections: counters.peak_open_connections,
-            encapsulations: counters.encapsulations,
+        let mut summary = Summary {
             // From the devices: the lists may be capped (see `Ledger::bounded`), the counts not.
             stalls: devices.iter().map(|d| d.stalls).sum(),
             stalled_seconds: devices.iter().fold(0.0, |a, d| a + d.stalled_seconds),
             retries: devices.iter().map(|d| d.retries).sum(),
             ..self.summary
         };
+        summary.set_counters(counters);
         (
             Findings {
                 stalls,
@@ -395,42 +380,28 @@ fn hash_str(s: &str) -> u64 {
 mod tests {
     use super::*;
     use crate::model::{Exchange, Request, Response};
-    use crate::tcp::{CloseKind, Handshake};
+    use crate::tcp::Handshake;
 
     fn conn(id: u64, client: &str, handshake: Handshake, exchanges: Vec<Exchange>) -> Connection {
-        Connection {
-            id,
-            client: client.into(),
-            server: "10.0.0.1:8080".into(),
-            handshake,
-            one_sided: None,
-            syn_attempts: 1,
-            closed: CloseKind::Open,
-            first_seen: exchanges
-                .first()
-                .map(|e| e.request.time)
-                .unwrap_or_default(),
-            last_seen: exchanges
-                .last()
-                .map(|e| e.request.end_time)
-                .unwrap_or_default(),
-            packets: 0,
-            gap_bytes: [0, 0],
-            retransmissions: 0,
-            truncated_frames: 0,
-            errors: vec![],
-            upgrade: None,
-            upgraded_bytes: [0, 0],
-            exchanges,
-            timeline: vec![],
-        }
+        let client = client
+            .parse()
+            .unwrap_or_else(|_| unreachable!("test address"));
+        let server = ([10, 0, 0, 1], 8080).into();
+        let first = exchanges.first().map(|e| e.request.time);
+        let mut c = Connection::opened(id, client, server, handshake, 1, first.unwrap_or_default());
+        c.last_seen = exchanges
+            .last()
+            .map(|e| e.request.end_time)
+            .unwrap_or_default();
+        c.exchanges = exchanges;
+        c
     }
 
     fn ex(index: usize, t_secs: i64, status: Option<u16>, hash: u64) -> Exchange {
         let time = Timestamp::from_nanos(t_secs, 0);
-        let mut e = Exchange {
+        let mut e = Exchange::started(
             index,
-            request: Request {
+            Request {
                 time,
                 end_time: time,
                 method: "POST".into(),
@@ -439,25 +410,15 @@ mod tests {
                 complete: true,
                 ..Request::default()
             },
-            response: status.map(|s| Response {
-                status: s,
-                time,
-                ..Response::default()
-            }),
-            verdict: Verdict::Ok,
-            event: None,
-            parts: vec![],
-            retry_of: None,
-            auth: None,
-            injected_fault: None,
-            body_kind: "xml",
-            body_error: None,
-            notes: Vec::new(),
-            body_hash: hash,
-            metadata: None,
-            event_detail: None,
-        };
-        e.verdict = crate::pipeline::final_verdict(&e);
+        );
+        e.response = status.map(|s| Response {
+            status: s,
+            time,
+            ..Response::default()
+        });
+        e.body_kind = "xml";
+        e.body_hash = hash;
+        e.verdict = crate::model::Verdict::of(&e);
         e
     }
 

@@ -159,8 +159,8 @@ impl ListenArgs {
 /// The TUI over a running server: connections are upserted as their exchanges arrive; quitting
 /// the TUI stops the server.
 fn run_tui(opts: ListenOptions) -> anyhow::Result<i32> {
+    use crate::feed::Feed;
     use crate::tui::warnings::{install, WarningSlot};
-    use crate::tui::Feed;
     let (tx, rx) = std::sync::mpsc::channel();
     // The store's and the server's warnings go to the screen (`w`) until the session ends.
     let slot: WarningSlot = Arc::new(std::sync::Mutex::new(Some(tx.clone())));

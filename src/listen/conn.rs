@@ -1,6 +1,6 @@
-//! One TCP connection: read into a buffer, frame with [`MessageDecoder`], decode bodies with
-//! [`BodyDecoder`] (parts streamed into the store's staging files), then store, answer (or fail
-//! on purpose), report.
+//! One TCP connection: read into a buffer, frame with [`MessageDecoder`], build the exchange and
+//! decode its body with the core's builder ([`RequestInFlight`]; parts streamed into the store's
+//! staging files), then store, answer (or fail on purpose), report.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -13,10 +13,12 @@ use tokio::net::TcpStream;
 use super::evict::{Ticket, Waiting};
 use super::fault::FaultAction;
 use super::{now, record, response, EventRecord, Shared};
+use crate::exchange::RequestInFlight;
 use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
-use crate::isapi::{BodyDecoder, DecodedBody};
-use crate::model::{AuthCheck, Connection, EventSummary, Exchange, Request, Response};
-use crate::pipeline::final_verdict;
+use crate::isapi::DecodedBody;
+use crate::model::{
+    AuthCheck, Connection, ConnectionError, Exchange, Request, RequestError, Response, Verdict,
+};
 use crate::store::{Staging, StoredEvent};
 use crate::tcp::{CloseKind, Handshake, Side};
 use crate::time::Timestamp;
@@ -28,8 +30,7 @@ const READ_BUF_IDLE: usize = 4 * 1024;
 
 /// A request being received.
 struct InProgress {
-    index: usize,
-    body: BodyDecoder,
+    req: RequestInFlight,
     staging: Option<Staging>,
     multipart: bool,
     content_type: Option<String>,
@@ -101,7 +102,7 @@ impl State {
         self.dropped.saturating_add(self.conn.exchanges.len())
     }
 
-    fn error(&mut self, msg: String) {
+    fn error(&mut self, msg: ConnectionError) {
         if self.conn.errors.len() < 20 {
             self.conn.errors.push(msg);
         }
@@ -109,14 +110,7 @@ impl State {
 }
 
 fn new_exchange(index: usize, t: Timestamp) -> Exchange {
-    Exchange::started(
-        index,
-        Request {
-            time: t,
-            end_time: t,
-            ..Default::default()
-        },
-    )
+    Exchange::started(index, Request::begun(t))
 }
 
 /// The decoder's events, handled synchronously: heads start an exchange, body bytes go to the
@@ -133,12 +127,6 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             }
             let t = now();
             let index = st.next_index();
-            let method = head.method.clone().unwrap_or_default();
-            let path = head.path.clone().unwrap_or_default();
-            let content_type = head.header("content-type").map(str::to_string);
-            let content_length: Option<u64> = head
-                .header("content-length")
-                .and_then(|v| v.trim().parse().ok());
             let conn_hdr = head.header("connection").unwrap_or("").to_ascii_lowercase();
             let keep_alive = !sh.opts.close_after_answer
                 && if head.version >= 1 {
@@ -149,17 +137,17 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             let expect_continue = head
                 .header("expect")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+            let authorization = head.header("authorization").map(str::to_string);
+            let request = Request::from_head(head, t);
+            let (method, path) = (request.method.clone(), request.path.clone());
+            let content_type = request.content_type.clone();
+            let content_length = request.content_length;
             let auth = sh
                 .auth
                 .as_ref()
-                .map(|a| a.check(&method, &path, head.header("authorization")));
-            let mut ex = new_exchange(index, t);
+                .map(|a| a.check(&method, &path, authorization.as_deref()));
+            let mut ex = Exchange::started(index, request);
             ex.auth = auth;
-            ex.request.method = method.clone();
-            ex.request.path = path.clone();
-            ex.request.content_type = content_type.clone();
-            ex.request.content_length = content_length;
-            ex.request.headers = head.headers;
             st.push_exchange(ex, sh.opts.max_exchanges_per_connection);
 
             if content_length.is_some_and(|n| n > limits.max_body_bytes) {
@@ -220,8 +208,11 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
                 _ => None,
             };
             st.cur = Some(InProgress {
-                index,
-                body: BodyDecoder::new(content_type.as_deref(), sh.opts.body_limits.clone()),
+                req: RequestInFlight::new(
+                    index,
+                    content_type.as_deref(),
+                    sh.opts.body_limits.clone(),
+                ),
                 staging,
                 multipart,
                 content_type,
@@ -235,7 +226,7 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             let Some(cur) = st.cur.as_mut() else { return };
             cur.body_bytes = cur.body_bytes.saturating_add(data.len() as u64);
             if cur.body_bytes > limits.max_body_bytes {
-                let index = cur.index;
+                let index = cur.req.index;
                 if let Some(cur) = st.cur.take() {
                     abandon(st, cur);
                 }
@@ -246,33 +237,35 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
                 st.closing = true;
                 return;
             }
-            match cur.staging.as_mut() {
-                Some(s) if cur.multipart => cur.body.feed(data, Some(s)),
+            // Multipart bodies go to the staging files part by part; a plain body whole.
+            let part_sink: Option<&mut dyn crate::isapi::PartSink> = match cur.staging.as_mut() {
+                Some(s) if cur.multipart => Some(s),
                 Some(s) => {
                     s.write_body(cur.content_type.as_deref(), data);
-                    cur.body.feed(data, None);
+                    None
                 }
-                None => cur.body.feed(data, None),
-            }
-            let (index, n) = (cur.index, data.len() as u64);
-            if let Some(ex) = st.ex_mut(index) {
-                ex.request.body_bytes = ex.request.body_bytes.saturating_add(n);
-            }
+                None => None,
+            };
+            // The exchange by position (old ones may have been dropped from the record); not
+            // `ex_mut`, which would borrow the request in flight too.
+            let ex = cur
+                .req
+                .index
+                .checked_sub(st.dropped)
+                .and_then(|pos| st.conn.exchanges.get_mut(pos));
+            cur.req.feed(ex, st.conn.last_seen, data, part_sink);
         }
         HttpEvent::Missing(_) => {}
         HttpEvent::End { .. } => {
             let Some(mut cur) = st.cur.take() else { return };
+            let index = cur.req.index;
+            cur.req.complete(st.ex_mut(index), now());
             let decoded = match cur.staging.as_mut() {
-                Some(s) if cur.multipart => cur.body.finish(Some(s)),
-                _ => cur.body.finish(None),
+                Some(s) if cur.multipart => cur.req.finish_decoded(Some(s)),
+                _ => cur.req.finish_decoded(None),
             };
-            let t = now();
-            if let Some(ex) = st.ex_mut(cur.index) {
-                ex.request.complete = true;
-                ex.request.end_time = t;
-            }
             st.actions.push_back(Action::Respond(Box::new(Done {
-                index: cur.index,
+                index,
                 decoded,
                 staging: cur.staging.take(),
                 reject: cur.reject,
@@ -281,11 +274,10 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
             })));
         }
         HttpEvent::Error(e) => {
-            let msg = e.to_string();
             let too_large = e.kind.is_too_large();
             let index = match st.cur.take() {
                 Some(cur) => {
-                    let i = cur.index;
+                    let i = cur.req.index;
                     abandon(st, cur);
                     i
                 }
@@ -296,9 +288,9 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
                 }
             };
             if let Some(ex) = st.ex_mut(index) {
-                ex.request.error = Some(msg.clone());
+                ex.request.error = Some(RequestError::Framing(e.clone()));
             }
-            st.error(format!("request stream: {msg}"));
+            st.error(ConnectionError::RequestStream(e));
             st.actions.push_back(Action::Reject {
                 index: Some(index),
                 status: if too_large { 413 } else { 400 },
@@ -315,54 +307,20 @@ fn on_http(st: &mut State, sh: &Shared, ev: HttpEvent<'_>) {
 
 /// A request that will not complete: decode what came (for display), drop its staging.
 fn abandon(st: &mut State, mut cur: InProgress) {
-    let decoded = cur.body.finish(None);
     if let Some(s) = cur.staging.take() {
         s.abort();
     }
-    if let Some(ex) = st.ex_mut(cur.index) {
-        apply_decoded(ex, decoded);
-    }
-}
-
-fn apply_decoded(ex: &mut Exchange, d: DecodedBody) {
-    ex.body_kind = d.kind;
-    ex.body_hash = d.body_hash;
-    ex.parts = d.parts;
-    ex.metadata = d.metadata;
-    ex.event = d.event.as_ref().map(EventSummary::from);
-    ex.event_detail = d.event.map(Box::new);
-    ex.body_error = d.error;
-}
-
-fn peer_string(a: SocketAddr) -> String {
-    a.to_string()
+    let ex = st.ex_mut(cur.req.index);
+    cur.req.finish(ex, None);
 }
 
 /// Serve one connection to its end.
 pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let t0 = now();
+    let local = stream.local_addr().unwrap_or(sh.local);
     let mut st = State {
-        conn: Connection {
-            id,
-            client: peer_string(peer),
-            server: peer_string(stream.local_addr().unwrap_or(sh.local)),
-            handshake: Handshake::Complete,
-            one_sided: None,
-            syn_attempts: 1,
-            closed: CloseKind::Open,
-            first_seen: t0,
-            last_seen: t0,
-            packets: 0,
-            gap_bytes: [0, 0],
-            retransmissions: 0,
-            truncated_frames: 0,
-            errors: Vec::new(),
-            upgrade: None,
-            upgraded_bytes: [0, 0],
-            exchanges: Vec::new(),
-            timeline: Vec::new(),
-        },
+        conn: Connection::opened(id, peer, local, Handshake::Complete, 1, t0),
         dropped: 0,
         cur: None,
         actions: VecDeque::new(),
@@ -455,7 +413,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
         let n = match read {
             Err(_) if idle => {
                 if evicted {
-                    st.error("idle connection closed to make room (max connections)".into());
+                    st.error(ConnectionError::EvictedIdle);
                 }
                 break CloseKind::Fin(Side::Server);
             }
@@ -464,7 +422,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
                 // when room was needed: 408 and close.
                 let index = match st.cur.take() {
                     Some(cur) => {
-                        let i = cur.index;
+                        let i = cur.req.index;
                         abandon(&mut st, cur);
                         i
                     }
@@ -476,23 +434,25 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
                         i
                     }
                 };
-                let msg = if evicted {
-                    "request head incomplete when its connection was closed to make room (max connections)".to_string()
+                let why = if evicted {
+                    RequestError::EvictedMidHead
                 } else {
-                    format!(
-                        "request not received within {} s: timed out",
-                        read_timeout.as_secs_f64()
-                    )
+                    RequestError::TimedOut {
+                        secs: read_timeout.as_secs_f64(),
+                    }
                 };
                 if let Some(ex) = st.ex_mut(index) {
-                    ex.request.error = Some(msg.clone());
+                    ex.request.error = Some(why.clone());
                 }
-                st.error(msg);
+                st.error(ConnectionError::Request(why));
                 let _ = reject(&mut stream, &mut st, &sh, Some(index), 408).await;
                 break CloseKind::Fin(Side::Server);
             }
             Ok(Err(e)) => {
-                st.error(format!("read: {e}"));
+                st.error(ConnectionError::Read {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
                 finish_open(&mut st, &sh, &mut dec);
                 break if e.kind() == std::io::ErrorKind::ConnectionReset {
                     CloseKind::Rst(Side::Client)
@@ -527,7 +487,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
     st.conn.closed = closed;
     st.conn.last_seen = now();
     for ex in &mut st.conn.exchanges {
-        ex.verdict = final_verdict(ex);
+        ex.verdict = Verdict::of(ex);
         record::compact(ex);
     }
     sh.publish_connection(&st.conn);
@@ -548,7 +508,7 @@ fn since(slot: &mut Option<(tokio::time::Instant, usize)>, started: usize) -> to
 
 /// The peer closed: a request in progress is reported incomplete.
 fn finish_open(st: &mut State, sh: &Shared, dec: &mut MessageDecoder) {
-    let open = st.cur.as_ref().map(|c| c.index);
+    let open = st.cur.as_ref().map(|c| c.req.index);
     dec.eof(&mut |ev| on_http(st, sh, ev));
     if let Some(cur) = st.cur.take() {
         abandon(st, cur);
@@ -582,7 +542,7 @@ fn report(
 ) {
     let (client, server, id) = (st.conn.client.clone(), st.conn.server.clone(), st.conn.id);
     let Some(ex) = st.ex_mut(index) else { return };
-    ex.verdict = final_verdict(ex);
+    ex.verdict = Verdict::of(ex);
     // Lend the exchange to the record rather than cloning it (its decoded tree and metadata).
     let t = ex.request.time;
     let rec = EventRecord {
@@ -609,20 +569,18 @@ fn set_response(st: &mut State, index: usize, status: u16, built: &response::Bui
     };
     let t = now();
     if let Some(ex) = st.ex_mut(index) {
-        let latency_ms = if ex.request.complete {
-            t.millis_since(ex.request.end_time).max(0.0)
-        } else {
-            0.0
-        };
-        ex.response = Some(Response {
-            time: t,
+        let mut r = Response::answering(
+            &ex.request,
+            t,
             status,
-            reason: response::reason(status).to_string(),
-            latency_ms,
-            headers: built.headers.clone(),
+            response::reason(status).to_string(),
+            built.headers.clone(),
             interim,
-            body_bytes: built.body_bytes,
-        });
+        );
+        // The wall clock may step back between the request's end and the answer.
+        r.latency_ms = r.latency_ms.max(0.0);
+        r.body_bytes = built.body_bytes;
+        ex.response = Some(r);
     }
 }
 
@@ -763,7 +721,7 @@ async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done:
         store_error,
     } = done;
     if let Some(ex) = st.ex_mut(index) {
-        apply_decoded(ex, decoded);
+        ex.apply_body(decoded);
     }
     if let Some(status) = rejected {
         if let Some(s) = staging {

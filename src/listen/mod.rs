@@ -533,6 +533,7 @@ fn fit_nofile(max_connections: usize) -> usize {
 
 /// Raise the soft RLIMIT_NOFILE to `want` (at most the hard limit); the soft limit then.
 #[allow(clippy::useless_conversion)] // rlim_t is not u64 everywhere
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 fn raise_nofile(want: u64) -> Option<u64> {
     #[cfg(unix)]
     {

@@ -340,13 +340,6 @@ async fn resolve(url: &PushUrl) -> Option<SocketAddr> {
         .next()
 }
 
-fn now_ts() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 /// Apply the `--host-*` options to alarm host slot 1.
 fn configure_slot(s: &mut HostSlot, a: &SimulateArgs) {
     if let Some(p) = a.host_protocol {
@@ -562,13 +555,13 @@ async fn run_device(r: DeviceRun) {
                             };
                             let at = match &side {
                                 Some(s) => s.event_time(planned.due_ms),
-                                None => now_ts(),
+                                None => Timestamp::now(),
                             };
                             let p = match cached.take() {
                                 Some((seq, p)) if seq == planned.seq => p,
                                 _ => build_push(&id, &spec, at),
                             };
-                            let sent_at = now_ts();
+                            let sent_at = Timestamp::now();
                             let host = url.host_header();
                             let build = |a: Option<&str>| {
                                 request_bytes_auth(&host, &url.path, &p, sent_at, a)
@@ -782,7 +775,7 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
                         quirks,
                         channel: None,
                     };
-                    let at = now_ts();
+                    let at = Timestamp::now();
                     let push = build_push(&id, &spec, at);
                     let host = url.host_header();
                     let build =
@@ -811,7 +804,7 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
             dev: dev.clone(),
             memo: Arc::default(),
             trigger_driven: a.kind.is_none(),
-            start_wall: now_ts(),
+            start_wall: Timestamp::now(),
         });
         Target::Isapi(dev)
     } else {
@@ -836,7 +829,7 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
     let start = Instant::now();
     let mut generators = Vec::new();
     if let Some(sd) = &mut side {
-        sd.start_wall = now_ts();
+        sd.start_wall = Timestamp::now();
         sd.memo = Arc::default();
     }
     let totals: Vec<Arc<Mutex<Summary>>> = (0..a.devices)

@@ -135,6 +135,7 @@ const PREPARE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Start writing back a range of a file and wait until it is written (data only: no metadata, no
 /// cache flush).
+#[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
 fn write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {

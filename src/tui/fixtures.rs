@@ -17,8 +17,9 @@
 //! 1 incomplete; 2 handshake failures.
 
 use crate::isapi::{EventInfo, Node, PartInfo};
-use crate::model::{Connection, EventSummary, Exchange, Report, Request, Response, Summary};
-use crate::pipeline::final_verdict;
+use crate::model::{
+    Connection, EventSummary, Exchange, Report, Request, Response, Summary, Verdict,
+};
 use crate::tcp::{CloseKind, Direction, Handshake, PacketNote, Side};
 use crate::time::Timestamp;
 
@@ -190,7 +191,7 @@ pub fn exchange(at: f64, path: &str, status: Option<u16>, hash: u64) -> Exchange
         metadata: None,
         event_detail: None,
     };
-    e.verdict = final_verdict(&e);
+    e.verdict = Verdict::of(&e);
     e
 }
 
@@ -325,7 +326,7 @@ pub fn capture() -> Vec<Connection> {
     acs.request.content_type = Some("application/json".into());
     acs.body_kind = "json";
     acs.metadata = Some("{\"ipAddress\":\"10.0.0.8\",\"eventType\":\"AccessControllerEvent\",\"AccessControllerEvent\":{\"majorEventType\":5,\"subEventType\":75}}".into());
-    acs.verdict = final_verdict(&acs);
+    acs.verdict = Verdict::of(&acs);
     let c7 = conn(7, "10.0.0.8:42000", 15.0)
         .complete_handshake()
         .closed(CloseKind::Rst(Side::Server))

@@ -549,7 +549,7 @@ fn upsert_replaces_by_id_and_refresh_is_paced() {
     // Connection 2 now answered: replaced, not added.
     let mut c2 = conns.iter().find(|c| c.id == 2).unwrap().clone();
     c2.exchanges[0].response = conns[0].exchanges[0].response.clone();
-    c2.exchanges[0].verdict = crate::pipeline::final_verdict(&c2.exchanges[0]);
+    c2.exchanges[0].verdict = crate::model::Verdict::of(&c2.exchanges[0]);
     assert_eq!(c2.exchanges[0].verdict, Verdict::Ok);
     app.update(Msg::Feed(Feed::Upsert(vec![c2])));
     assert_eq!(app.conns.len(), 7);
