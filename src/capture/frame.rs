@@ -603,6 +603,28 @@ const GENEVE_PORT: u16 = 6081;
 /// UDP port of GRE-in-UDP (RFC 8086): a GRE header right after the UDP header.
 const GRE_IN_UDP_PORT: u16 = 4754;
 
+/// UDP port of GTP-U (3GPP TS 29.281).
+const GTP_U_PORT: u16 = 2152;
+/// UDP port of AYIYA (IANA).
+const AYIYA_PORT: u16 = 5072;
+/// UDP port of Teredo servers and relays (RFC 4380).
+const TEREDO_PORT: u16 = 3544;
+
+/// The UDP tunnels told by a well-known port on either side, as tshark does: a GTP-U peer, a
+/// tunnel broker or a Teredo server answers from its port to whatever port the other end uses
+/// (a GTP-U sender may pick any source port, so one direction of a flow has 2152 only as its
+/// destination and the other only as its source). The header checks in [`super::tunnel`] then
+/// turn away datagrams that only share the port.
+fn udp_either_port(src: u16, dst: u16) -> Option<Encap> {
+    let by_port = |p| match p {
+        GTP_U_PORT => Some(Encap::GtpU),
+        AYIYA_PORT => Some(Encap::Ayiya),
+        TEREDO_PORT => Some(Encap::Teredo),
+        _ => None,
+    };
+    by_port(dst).or_else(|| by_port(src))
+}
+
 /// An IP packet that is not TCP: a tunnel to open (GRE, GRE-in-UDP, IP-in-IP, VXLAN, GENEVE)
 /// or not TCP.
 fn ip_tunnel<'a>(
@@ -621,7 +643,10 @@ fn ip_tunnel<'a>(
                 VXLAN_PORT => Encap::Vxlan,
                 GENEVE_PORT => Encap::Geneve,
                 GRE_IN_UDP_PORT => Encap::Gre,
-                _ => return not_tcp,
+                dst => match udp_either_port(udp.source_port(), dst) {
+                    Some(encap) => encap,
+                    None => return not_tcp,
+                },
             },
             _ => return not_tcp,
         },
@@ -646,6 +671,20 @@ fn ip_tunnel<'a>(
         Encap::Gre => tunnel::gre(payload.payload).map_err(tunnel_err)?,
         Encap::Vxlan => (encap, tunnel::vxlan(udp_payload()).map_err(tunnel_err)?),
         Encap::Geneve => (encap, tunnel::geneve(udp_payload()).map_err(tunnel_err)?),
+        // Told by a port that may also be some other program's ephemeral port: a header that
+        // does not read as the tunnel's (or carries no packet) is that other traffic, not an
+        // error and not counted.
+        Encap::GtpU | Encap::Ayiya | Encap::Teredo => {
+            let read = match encap {
+                Encap::GtpU => tunnel::gtp_u,
+                Encap::Ayiya => tunnel::ayiya,
+                _ => tunnel::teredo,
+            };
+            match read(udp_payload()) {
+                Ok(Inner::Other) | Err(_) => return not_tcp,
+                Ok(inner) => (encap, inner),
+            }
+        }
         _ => {
             let et = if payload.ip_number == IpNumber::IPV6 {
                 EtherType::IPV6
