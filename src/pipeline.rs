@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::capture::frame::Decoded;
-use crate::capture::{decode_frame_counted, EncapCounts, LinkType, TcpSegment};
+use crate::capture::{EncapCounts, FrameDecoder, LinkType, TcpSegment};
 use crate::http::{HttpErrorKind, HttpEvent, Kind, Limits, MessageDecoder};
 use crate::isapi::{BodyDecoder, BodyLimits, PartHeader, PartSink};
 use crate::model::{
@@ -179,6 +179,8 @@ struct Stages {
 
 /// The pipeline as one state machine.
 pub struct Analyzer {
+    /// Frame decoding with the state it needs (IP fragments held for reassembly).
+    frames: FrameDecoder,
     tcp: TcpTracker,
     stages: Stages,
     counters: Counters,
@@ -188,6 +190,7 @@ pub struct Analyzer {
 impl Analyzer {
     pub fn new(config: PipelineConfig) -> Self {
         Analyzer {
+            frames: FrameDecoder::default(),
             tcp: TcpTracker::new(config.tcp.clone()),
             stages: Stages {
                 config,
@@ -230,7 +233,10 @@ impl Analyzer {
         if self.counters.last_packet.is_none_or(|t| ts > t) {
             self.counters.last_packet = Some(ts);
         }
-        match decode_frame_counted(link, data, orig_len, &mut self.counters.encapsulations) {
+        // Taken out for the call: the segment borrows the decoder (a reassembled packet), and
+        // the stages after it need `self`. Moving it is a few words, no allocation.
+        let mut frames = std::mem::take(&mut self.frames);
+        match frames.decode(ts, link, data, orig_len, &mut self.counters.encapsulations) {
             Ok(Decoded::Tcp(seg)) => self.segment(ts, &seg),
             Ok(Decoded::NotTcp) => self.counters.non_tcp_packets += 1,
             Err(e) => {
@@ -238,6 +244,10 @@ impl Analyzer {
                 self.warn(format!("frame {number}: {e}"));
             }
         }
+        for w in frames.take_warnings() {
+            self.warn(format!("frame {number}: {w}"));
+        }
+        self.frames = frames;
     }
 
     /// Feed one already decoded TCP segment (live capture and tests can enter here).
@@ -359,6 +369,9 @@ impl Analyzer {
         }
         let mut finished = std::mem::take(&mut self.stages.finished);
         finished.sort_by_key(|c| c.id);
+        for w in self.frames.finish() {
+            self.warn(w.to_string());
+        }
         if self.counters.warnings_dropped > 0 {
             let n = self.counters.warnings_dropped;
             self.warnings.push(format!("{n} more warnings not shown"));

@@ -648,9 +648,18 @@ mod tests {
         let d = [0x34, 0xFF, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0x85, 2, 0];
         assert!(matches!(gtp_u(&d), Err(TunnelError::Cut { .. })));
         // Echo request (type 1), GTPv2 (version 2), GTP' (PT 0): no user packet.
-        assert_eq!(gtp_u(&[0x32, 1, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0]), Ok(Inner::Other));
-        assert_eq!(gtp_u(&[0x48, 0xFF, 0, 4, 0, 0, 0, 0, 0x45]), Ok(Inner::Other));
-        assert_eq!(gtp_u(&[0x20, 0xFF, 0, 4, 0, 0, 0, 0, 0x45]), Ok(Inner::Other));
+        assert_eq!(
+            gtp_u(&[0x32, 1, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0]),
+            Ok(Inner::Other)
+        );
+        assert_eq!(
+            gtp_u(&[0x48, 0xFF, 0, 4, 0, 0, 0, 0, 0x45]),
+            Ok(Inner::Other)
+        );
+        assert_eq!(
+            gtp_u(&[0x20, 0xFF, 0, 4, 0, 0, 0, 0, 0x45]),
+            Ok(Inner::Other)
+        );
         assert!(gtp_u(&[0x30, 0xFF, 0]).is_err());
     }
 
@@ -688,7 +697,10 @@ mod tests {
         assert_eq!(teredo(&d), Ok(Inner::EtherType(EtherType::IPV6, V6)));
         // Not IPv6 after the indicators: port 3544 carrying something else.
         assert_eq!(teredo(PAYLOAD), Ok(Inner::Other));
-        assert!(matches!(teredo(&[0, 1, 200, 0]), Err(TunnelError::Cut { .. })));
+        assert!(matches!(
+            teredo(&[0, 1, 200, 0]),
+            Err(TunnelError::Cut { .. })
+        ));
     }
 
     #[test]
