@@ -108,7 +108,13 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
         eq(&mut bad, name, "truncated_frames", s.truncated_frames, u(v));
     }
     if let Some(v) = exp.get("undecodable_frames") {
-        eq(&mut bad, name, "undecodable_frames", s.undecodable_frames, u(v));
+        eq(
+            &mut bad,
+            name,
+            "undecodable_frames",
+            s.undecodable_frames,
+            u(v),
+        );
     }
     if let Some(v) = exp.get("non_tcp_packets") {
         eq(&mut bad, name, "non_tcp_packets", s.non_tcp_packets, u(v));

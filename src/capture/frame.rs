@@ -212,17 +212,20 @@ pub fn decode_frame_counted<'a>(
 
 /// The frame decoder with state: [`decode_frame_counted`] plus the reassembly of IP fragments
 /// ([`super::defrag`]), which needs the fragments seen before. One per capture; the pipeline
-/// owns it. Frames that are not fragments take the stateless path and never touch the state.
+/// owns it. Frames that are not fragments take the stateless path and never touch the state,
+/// which is allocated at the first fragment (so moving the decoder is two words).
 #[derive(Default)]
 pub struct FrameDecoder {
-    defrag: Defrag,
+    limits: DefragLimits,
+    defrag: Option<Box<Defrag>>,
 }
 
 impl FrameDecoder {
     /// A decoder whose reassembly state is bounded by `limits`.
     pub fn new(limits: DefragLimits) -> Self {
         FrameDecoder {
-            defrag: Defrag::new(limits),
+            limits,
+            defrag: None,
         }
     }
 
@@ -239,24 +242,42 @@ impl FrameDecoder {
         orig_len: u32,
         encaps: &mut EncapCounts,
     ) -> Result<Decoded<'a>, FrameError> {
-        decode(link, data, orig_len, encaps, Some((&mut self.defrag, ts)))
+        let slot = DefragSlot {
+            state: &mut self.defrag,
+            limits: self.limits,
+            ts,
+        };
+        decode(link, data, orig_len, encaps, Some(slot))
     }
 
     /// Fragment sets dropped since the last call without an error on a frame of their own (they
     /// timed out): for the caller's warnings.
     pub fn take_warnings(&mut self) -> Vec<DefragWarning> {
-        self.defrag.take_warnings()
+        match &mut self.defrag {
+            Some(d) => d.take_warnings(),
+            None => Vec::new(),
+        }
     }
 
     /// End of the capture: the fragment sets still incomplete, as warnings.
     pub fn finish(&mut self) -> Vec<DefragWarning> {
-        self.defrag.finish()
+        match &mut self.defrag {
+            Some(d) => d.finish(),
+            None => Vec::new(),
+        }
     }
 
     /// Fragment sets and bytes held now.
     pub fn pending_fragments(&self) -> (usize, usize) {
-        self.defrag.pending()
+        self.defrag.as_ref().map_or((0, 0), |d| d.pending())
     }
+}
+
+/// Where [`decode`] finds (or makes) the reassembly state, and the frame's capture time.
+struct DefragSlot<'a> {
+    state: &'a mut Option<Box<Defrag>>,
+    limits: DefragLimits,
+    ts: Timestamp,
 }
 
 fn decode<'a>(
@@ -264,7 +285,7 @@ fn decode<'a>(
     data: &'a [u8],
     orig_len: u32,
     encaps: &mut EncapCounts,
-    mut defrag: Option<(&'a mut Defrag, Timestamp)>,
+    mut defrag: Option<DefragSlot<'a>>,
 ) -> Result<Decoded<'a>, FrameError> {
     let Some(mut sliced) = slice_link(link, data)? else {
         return Ok(Decoded::NotTcp);
@@ -281,14 +302,18 @@ fn decode<'a>(
             Step::Fragment(frag, layer) => {
                 // One reassembly per frame: `take` leaves `None`, so a fragment inside the
                 // joined packet takes the stateless path (an error).
-                let Some((state, ts)) = defrag.take() else {
+                let Some(slot) = defrag.take() else {
                     return Err(FrameError {
                         layer,
                         message: "fragmented packet not reassembled".to_string(),
                         inside,
                     });
                 };
-                match state.add(ts, frag) {
+                let limits = slot.limits;
+                let state = slot
+                    .state
+                    .get_or_insert_with(|| Box::new(Defrag::new(limits)));
+                match state.add(slot.ts, frag) {
                     Ok(None) => return Ok(Decoded::NotTcp),
                     Ok(Some(packet)) => {
                         sliced = match layer {
