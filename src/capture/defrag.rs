@@ -13,8 +13,9 @@
 //! - The bytes are joined by etherparse's [`IpDefragBuf`]; this module adds what it lacks: the
 //!   bounds, the timeout, and overlap checks. Fragments that overlap with the *same* bytes
 //!   (a duplicate from a mirror port, a retransmission) are fine; overlap with *different*
-//!   bytes drops the whole set, as Linux does since 4.19 and RFC 5722 asks for IPv6: which copy
-//!   the receiver kept cannot be known from the capture.
+//!   bytes drops the whole set, since which copy the receiver kept cannot be known from the
+//!   capture (RFC 5722 has IPv6 receivers drop overlapping fragments, Linux does so for IPv4
+//!   too).
 //! - Bounds: at most [`DefragLimits::max_sets`] sets and [`DefragLimits::max_bytes`] bytes held
 //!   at once; a fragment that would pass them is refused (an error on its frame) and its set is
 //!   dropped. Sets are dropped [`DefragLimits::timeout_nanos`] of *capture* time after their
