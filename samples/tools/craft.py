@@ -670,6 +670,41 @@ def ip_fragments(out):
     write_pcap(out, LINKTYPE_ETHERNET, frames)
 
 
+def fragment_ipv6(p, size, ident):
+    """Split the IPv6 packet `p` (no extension headers) into fragments carrying at most `size`
+    payload bytes each, with a fragment header (RFC 8200 section 4.5); `p` when it fits."""
+    hdr, payload = p[:40], p[40:]
+    if len(payload) <= size:
+        return [p]
+    step = size // 8 * 8
+    out = []
+    for off in range(0, len(payload), step):
+        part = payload[off : off + step]
+        more = off + step < len(payload)
+        frag = struct.pack("!BBHI", hdr[6], 0, off | int(more), ident)
+        h = bytearray(hdr)
+        struct.pack_into("!H", h, 4, 8 + len(part))
+        h[6] = 44
+        out.append(bytes(h) + frag + part)
+    return out
+
+
+def ipv6_fragments(out):
+    # The ipv6.pcap exchange with a linedetection body, each packet above 512 payload bytes sent
+    # by the camera in fragments of 512 (smaller than an IPv6 path ever needs: crafted to
+    # exercise the fragment header). The body packet's fragments arrive in reverse order.
+    dev, srv = ("fd00::10", 50444), ("fd00::1", 8080)
+    body = bodies.linedetection_xml("fd00::10", "2024-05-14T10:21:35+08:00", 1).replace(b"ipAddress>", b"ipv6Address>")
+    c = simple_exchange(Conn(dev, srv, 0x76543299, 0x01234599), body, "[fd00::1]:8080")
+    frames = []
+    for i, (ts, d, p) in enumerate(sorted(c.packets, key=lambda x: x[0])):
+        parts = fragment_ipv6(p, 512, 0x6000 + i)
+        if len(parts) > 1:
+            parts = list(reversed(parts))
+        frames += [(ts + j * 0.00001, ether(q, d)) for j, q in enumerate(parts)]
+    write_pcap(out, LINKTYPE_ETHERNET, frames)
+
+
 ERSPAN_FRAG_MTU = 1000  # the mirror's path to the collector (crafted to split large frames)
 
 
@@ -843,6 +878,7 @@ CRAFTED = {
     "lost-answer-head.pcap": lost_answer_head,
     "probe-after-picture.pcap": probe_after_picture,
     "ip-fragments.pcap": ip_fragments,
+    "ipv6-fragments.pcap": ipv6_fragments,
     "erspan-fragmented.pcap": erspan_fragmented,
     "gtp-u.pcap": gtp_u_file,
     "ayiya.pcap": ayiya_file,

@@ -276,6 +276,15 @@ def build():
         "(fragments that do not complete a packet) carry no segment by themselves.",
         2, 2, ok=2, complete=2, exchanges=[ex("linedetection"), ex("linedetection")])
     E["ip-fragments.pcap"].update({"encapsulations": {}, "undecodable_frames": 0, "non_tcp_packets": 3})
+    E["ipv6-fragments.pcap"] = sample(
+        "[fd00::10]:50444 posts one linedetection event to [fd00::1]:8080 (as ipv6.pcap); the "
+        "camera sends the 1093-byte body packet as 3 IPv6 fragments of at most 512 payload bytes "
+        "(fragment header), captured last first. Joined: 1 ok, no capture gap, no undecodable "
+        "frame; 2 frames carry no segment by themselves.",
+        1, 1, ok=1, complete=1, exchanges=[ex("linedetection")])
+    E["ipv6-fragments.pcap"].update({
+        "encapsulations": {}, "clients": ["[fd00::10]:50444"], "undecodable_frames": 0,
+        "non_tcp_packets": 2})
     E["erspan-fragmented.pcap"] = sample(
         f"ERSPAN type II (as erspan-ii.pcap) of a linedetection POST from {client}; outer IPv4 "
         "packets above 1000 bytes (the body's) are sent in two fragments between "
