@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::capture::frame::Decoded;
-use crate::capture::{decode_frame_counted, LinkType, TcpSegment};
+use crate::capture::{FrameDecoder, LinkType, TcpSegment};
 use crate::exchange::capture::{on_request_event, on_response_event, Ctx, HttpState, SinkRef};
 use crate::http::{Kind, Limits, MessageDecoder};
 use crate::isapi::BodyLimits;
@@ -85,6 +85,8 @@ struct Stages {
 
 /// The pipeline as one state machine.
 pub struct Analyzer {
+    /// Frame decoding with the state it needs (IP fragments held for reassembly).
+    frames: FrameDecoder,
     tcp: TcpTracker,
     stages: Stages,
     counters: Counters,
@@ -94,6 +96,7 @@ pub struct Analyzer {
 impl Analyzer {
     pub fn new(config: PipelineConfig) -> Self {
         Analyzer {
+            frames: FrameDecoder::default(),
             tcp: TcpTracker::new(config.tcp.clone()),
             stages: Stages {
                 config,
@@ -136,7 +139,10 @@ impl Analyzer {
         if self.counters.last_packet.is_none_or(|t| ts > t) {
             self.counters.last_packet = Some(ts);
         }
-        match decode_frame_counted(link, data, orig_len, &mut self.counters.encapsulations) {
+        // Taken out for the call: the segment borrows the decoder (a reassembled packet), and
+        // the stages after it need `self`. Moving it is a few words, no allocation.
+        let mut frames = std::mem::take(&mut self.frames);
+        match frames.decode(ts, link, data, orig_len, &mut self.counters.encapsulations) {
             Ok(Decoded::Tcp(seg)) => self.segment(ts, &seg),
             Ok(Decoded::NotTcp) => self.counters.non_tcp_packets += 1,
             Err(e) => {
@@ -144,6 +150,10 @@ impl Analyzer {
                 self.warn(format!("frame {number}: {e}"));
             }
         }
+        for w in frames.take_warnings() {
+            self.warn(format!("frame {number}: {w}"));
+        }
+        self.frames = frames;
     }
 
     /// Feed one already decoded TCP segment (live capture and tests can enter here).
@@ -265,6 +275,9 @@ impl Analyzer {
         }
         let mut finished = std::mem::take(&mut self.stages.finished);
         finished.sort_by_key(|c| c.id);
+        for w in self.frames.finish() {
+            self.warn(w.to_string());
+        }
         if self.counters.warnings_dropped > 0 {
             let n = self.counters.warnings_dropped;
             self.warnings.push(format!("{n} more warnings not shown"));

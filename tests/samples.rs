@@ -108,6 +108,18 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
     if let Some(v) = exp.get("truncated_frames") {
         eq(&mut bad, name, "truncated_frames", s.truncated_frames, u(v));
     }
+    if let Some(v) = exp.get("undecodable_frames") {
+        eq(
+            &mut bad,
+            name,
+            "undecodable_frames",
+            s.undecodable_frames,
+            u(v),
+        );
+    }
+    if let Some(v) = exp.get("non_tcp_packets") {
+        eq(&mut bad, name, "non_tcp_packets", s.non_tcp_packets, u(v));
+    }
     if let Some(Value::Object(want)) = exp.get("encapsulations") {
         // Frames per tunnel kind; kinds left out must be 0.
         let got = serde_json::to_value(s.encapsulations).expect("counts serialise");

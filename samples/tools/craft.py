@@ -6,7 +6,8 @@ overlaps, capture gaps, odd link types, sequence wrap, damaged files).
 
 Stdlib only: pcap and pcapng are written with struct; Ethernet, 802.1ad/802.1Q, Linux cooked v1,
 BSD NULL, IPv4, IPv6 and TCP headers are built here with correct IPv4 and TCP checksums, and so
-are the tunnels of mirror ports and overlays (GRE, ERSPAN II/III, VXLAN, GENEVE, MPLS, LLC/SNAP);
+are the tunnels of mirror ports and overlays (GRE, ERSPAN II/III, VXLAN, GENEVE, MPLS, LLC/SNAP),
+of mobile and IPv6 transition networks (GTP-U, AYIYA, Teredo) and IPv4 fragments;
 gzip'd samples compress an existing sample (gzip module, no name, time 0).
 Deterministic: fixed addresses, ports, ISNs and timestamps, so the files are byte-identical on
 every run. Devices send the same headers and bodies as the recorded samples (bodies.py).
@@ -614,6 +615,227 @@ def tunnel_frames(name):
     return len(tunnel_exchange(name).packets)
 
 
+# ---------------------------------------------------------------------------------------------
+# IP fragments and the UDP tunnels of mobile and IPv6 transition networks (issue 19).
+
+
+def fragment_ipv4(p, mtu, ident=None):
+    """Split the IPv4 packet `p` into fragments of at most `mtu` bytes (DF cleared, MF and the
+    offset set, header checksum recomputed); `p` itself when it fits."""
+    ihl = (p[0] & 0x0F) * 4
+    hdr, payload = p[:ihl], p[ihl:]
+    if len(p) <= mtu:
+        return [p]
+    step = (mtu - ihl) // 8 * 8
+    out = []
+    for off in range(0, len(payload), step):
+        part = payload[off : off + step]
+        more = off + step < len(payload)
+        h = bytearray(hdr)
+        struct.pack_into("!H", h, 2, ihl + len(part))
+        if ident is not None:
+            struct.pack_into("!H", h, 4, ident & 0xFFFF)
+        struct.pack_into("!H", h, 6, (0x2000 if more else 0) | (off // 8))
+        struct.pack_into("!H", h, 10, 0)
+        struct.pack_into("!H", h, 10, checksum(bytes(h)))
+        out.append(bytes(h) + part)
+    return out
+
+
+FRAG_MTU = 576  # RFC 791's datagram size every host must accept: an old link on the path
+
+
+def ip_fragments(out):
+    # Two linedetection POSTs (head and body in separate segments; each body packet is 1093
+    # bytes) across a 576-byte MTU link with DF off: every packet above 576 bytes is split in two.
+    # Connection 1's fragments arrive in order; connection 2's body fragments arrive last first,
+    # and that last fragment is captured twice before the first comes (a mirror port's
+    # duplicate, same bytes).
+    conns = [
+        simple_exchange(Conn(CAM, SRV, 0x46524101, 0x46524102), line(n=1), HOST),
+        simple_exchange(
+            Conn((CAM[0], CAM[1] + 1), SRV, 0x46524201, 0x46524202, t=1.0, ident=0x3000),
+            line(date="2024-05-14T10:21:36+08:00", n=2),
+            HOST,
+        ),
+    ]
+    frames = []
+    for k, c in enumerate(conns):
+        for ts, d, p in c.packets:
+            parts = fragment_ipv4(p, FRAG_MTU)
+            if k == 1 and len(parts) > 1:
+                parts = [parts[-1], parts[-1]] + parts[:-1]
+            frames += [(ts + i * 0.00001, ether(q, d)) for i, q in enumerate(parts)]
+    frames.sort(key=lambda f: f[0])
+    write_pcap(out, LINKTYPE_ETHERNET, frames)
+
+
+def fragment_ipv6(p, size, ident):
+    """Split the IPv6 packet `p` (no extension headers) into fragments carrying at most `size`
+    payload bytes each, with a fragment header (RFC 8200 section 4.5); `p` when it fits."""
+    hdr, payload = p[:40], p[40:]
+    if len(payload) <= size:
+        return [p]
+    step = size // 8 * 8
+    out = []
+    for off in range(0, len(payload), step):
+        part = payload[off : off + step]
+        more = off + step < len(payload)
+        frag = struct.pack("!BBHI", hdr[6], 0, off | int(more), ident)
+        h = bytearray(hdr)
+        struct.pack_into("!H", h, 4, 8 + len(part))
+        h[6] = 44
+        out.append(bytes(h) + frag + part)
+    return out
+
+
+def ipv6_fragments(out):
+    # The ipv6.pcap exchange with a linedetection body, each packet above 512 payload bytes sent
+    # by the camera in fragments of 512 (smaller than an IPv6 path ever needs: crafted to
+    # exercise the fragment header). The body packet's fragments arrive in reverse order.
+    dev, srv = ("fd00::10", 50444), ("fd00::1", 8080)
+    body = bodies.linedetection_xml("fd00::10", "2024-05-14T10:21:35+08:00", 1).replace(b"ipAddress>", b"ipv6Address>")
+    c = simple_exchange(Conn(dev, srv, 0x76543299, 0x01234599), body, "[fd00::1]:8080")
+    frames = []
+    for i, (ts, d, p) in enumerate(sorted(c.packets, key=lambda x: x[0])):
+        parts = fragment_ipv6(p, 512, 0x6000 + i)
+        if len(parts) > 1:
+            parts = list(reversed(parts))
+        frames += [(ts + j * 0.00001, ether(q, d)) for j, q in enumerate(parts)]
+    write_pcap(out, LINKTYPE_ETHERNET, frames)
+
+
+ERSPAN_FRAG_MTU = 1000  # the mirror's path to the collector (crafted to split large frames)
+
+
+def erspan_fragmented(out):
+    # ERSPAN type II as erspan-ii.pcap, of a linedetection POST, but the outer IPv4 packets
+    # larger than 1000 bytes are sent in fragments (as zeek's erspan.pcap shows from a real
+    # switch): the inner TCP segment can be read only once the outer packet is joined.
+    def wrap_packets(i, ts, d, p):
+        gre = struct.pack("!HHI", 0x1000, 0x88BE, i + 1)
+        hdr = struct.pack("!HHI", (1 << 12) | 0, (0 << 13) | (3 << 11) | 100, 0)
+        outer = outer_ip(gre + hdr + ether(p, d), 47, 0x2500 + i)
+        return [outer_ether(q) for q in fragment_ipv4(outer, ERSPAN_FRAG_MTU)]
+
+    c = erspan_fragmented_exchange()
+    pk = sorted(c.packets, key=lambda x: x[0])
+    frames = []
+    for i, (ts, d, p) in enumerate(pk):
+        frames += [(ts + j * 0.00001, f) for j, f in enumerate(wrap_packets(i, ts, d, p))]
+    write_pcap(out, LINKTYPE_ETHERNET, frames)
+
+
+def erspan_fragmented_exchange():
+    return simple_exchange(Conn(CAM, SRV, 0x45524601, 0x45524602), line(), HOST)
+
+
+ENB, SGW = "10.20.0.1", "10.20.0.2"
+
+
+def gtp_u_exchange():
+    return simple_exchange(Conn(CAM, SRV, 0x47545001, 0x47545002), vmd(), HOST)
+
+
+def gtp_u_file(out):
+    # The operator's S1-U link between an eNodeB (the camera's cellular router attaches there)
+    # and the serving gateway: GTPv1-U G-PDUs carrying the camera's IPv4 packets. Uplink from
+    # the eNodeB's source port 5906 to 2152 with the sequence-number flag (12-byte header);
+    # downlink from 2152 to 2152 with the 8-byte header. An echo request/response pair (no user
+    # packet) comes first.
+    def gtp(d, p, i):
+        if d == "c":
+            return struct.pack("!BBHIHBB", 0x32, 0xFF, len(p) + 4, 0x0100A001, i, 0, 0) + p
+        return struct.pack("!BBHI", 0x30, 0xFF, len(p), 0x0200B002) + p
+
+    def frame(src, dst, sport, dport, payload, ident):
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), ident, 0, 64, 17, 0, ip_bytes(src), ip_bytes(dst))
+        ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+        return COLLECTOR_MAC + MIRROR_MAC + struct.pack("!H", 0x0800) + ip + outer_udp(dport, sport, payload)
+
+    c = gtp_u_exchange()
+    pk = sorted(c.packets, key=lambda x: x[0])
+    echo_req = struct.pack("!BBHIHBB", 0x32, 1, 4, 0, 1, 0, 0)
+    echo_resp = struct.pack("!BBHIHBBBB", 0x32, 2, 6, 0, 1, 0, 0, 14, 0)
+    frames = [
+        (T0 - 0.5, frame(ENB, SGW, 2152, 2152, echo_req, 0x0F00)),
+        (T0 - 0.4999, frame(SGW, ENB, 2152, 2152, echo_resp, 0x0F01)),
+    ]
+    for i, (ts, d, p) in enumerate(pk):
+        if d == "c":
+            frames.append((ts, frame(ENB, SGW, 5906, 2152, gtp(d, p, i), 0x1000 + i)))
+        else:
+            frames.append((ts, frame(SGW, ENB, 2152, 2152, gtp(d, p, i), 0x2000 + i)))
+    write_pcap(out, LINKTYPE_ETHERNET, frames)
+
+
+CAM6 = ("2001:db8:100::64", 50112)
+SRV6 = ("2001:db8:200::10", 8080)
+HOST6 = "[2001:db8:200::10]:8080"
+TIC_CLIENT, POP = "198.51.100.7", "203.0.113.5"
+
+
+def ipv6_exchange(isns, ip):
+    body = bodies.vmd_xml(ip, "2024-05-14T10:21:33+08:00", 1).replace(b"ipAddress>", b"ipv6Address>")
+    return simple_exchange(Conn((ip, CAM6[1]), SRV6, *isns), body, HOST6)
+
+
+def udp4_frame(src, dst, sport, dport, payload, ident):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), ident & 0xFFFF, 0x4000, 64, 17, 0, ip_bytes(src), ip_bytes(dst))
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    return COLLECTOR_MAC + MIRROR_MAC + struct.pack("!H", 0x0800) + ip + outer_udp(dport, sport, payload)
+
+
+def ayiya_exchange():
+    return ipv6_exchange((0x41594901, 0x41594902), CAM6[0])
+
+
+def ayiya_file(out):
+    # A camera on an IPv6 tunnel-broker link (SixXS-style AYIYA): its IPv6 packets travel in UDP
+    # between the tunnel client (198.51.100.7) and the PoP (203.0.113.5), port 5072 both ways.
+    # AYIYA header: identity 16 bytes (the client's IPv6 address, type 1), SHA-1 signature
+    # (5 words, zeros here), authentication method 1, opcode 1 (forward), next header 41. One
+    # heartbeat (opcode 0, no packet) first.
+    def ayiya(opcode, nxt, payload, epoch):
+        head = struct.pack("!BBBBI", (4 << 4) | 1, (5 << 4) | 2, (1 << 4) | opcode, nxt, epoch)
+        return head + ip_bytes(CAM6[0]) + b"\0" * 20 + payload
+
+    c = ayiya_exchange()
+    pk = sorted(c.packets, key=lambda x: x[0])
+    frames = [(T0 - 0.5, udp4_frame(TIC_CLIENT, POP, 5072, 5072, ayiya(0, 59, b"", int(T0)), 0x0E00))]
+    for i, (ts, d, p) in enumerate(pk):
+        src, dst = (TIC_CLIENT, POP) if d == "c" else (POP, TIC_CLIENT)
+        frames.append((ts, udp4_frame(src, dst, 5072, 5072, ayiya(1, 41, p, int(ts)), 0x1000 + i)))
+    write_pcap(out, LINKTYPE_ETHERNET, frames)
+
+
+# A Teredo address (RFC 4380): prefix 2001:0::/32, server 192.0.2.45, flags 0, the client's
+# mapped port 40000 and address 198.51.100.7, both obfuscated (XOR with all ones).
+TEREDO_CAM = "2001:0:c000:22d:0:63c1:39cc:9bf8"
+TEREDO_RELAY = "192.0.2.99"
+TEREDO_NAT_PORT = 40000
+
+
+def teredo_exchange():
+    return ipv6_exchange((0x54455201, 0x54455202), TEREDO_CAM)
+
+
+def teredo_file(out):
+    # The camera reaches an IPv6 alarm server through Teredo: IPv6 in UDP between its NAT mapping
+    # (198.51.100.7:40000) and a Teredo relay (192.0.2.99:3544). Packets from the relay carry an
+    # origin indication (8 bytes: 00 00, obfuscated port and address) before the IPv6 packet.
+    origin = struct.pack("!HH4s", 0, 3544 ^ 0xFFFF, bytes(b ^ 0xFF for b in ip_bytes(TEREDO_RELAY)))
+    c = teredo_exchange()
+    pk = sorted(c.packets, key=lambda x: x[0])
+    frames = []
+    for i, (ts, d, p) in enumerate(pk):
+        if d == "c":
+            frames.append((ts, udp4_frame(TIC_CLIENT, TEREDO_RELAY, TEREDO_NAT_PORT, 3544, p, 0x1000 + i)))
+        else:
+            frames.append((ts, udp4_frame(TEREDO_RELAY, TIC_CLIENT, 3544, TEREDO_NAT_PORT, origin + p, 0x2000 + i)))
+    write_pcap(out, LINKTYPE_ETHERNET, frames)
+
+
 def gzipped(source):
     """A sample gzip-compressed as `gzip -n` would (no name, time 0): byte-identical each run."""
 
@@ -655,6 +877,12 @@ CRAFTED = {
     "two-interfaces.pcapng.gz": gzipped("two-interfaces.pcapng"),
     "lost-answer-head.pcap": lost_answer_head,
     "probe-after-picture.pcap": probe_after_picture,
+    "ip-fragments.pcap": ip_fragments,
+    "ipv6-fragments.pcap": ipv6_fragments,
+    "erspan-fragmented.pcap": erspan_fragmented,
+    "gtp-u.pcap": gtp_u_file,
+    "ayiya.pcap": ayiya_file,
+    "teredo.pcap": teredo_file,
 }
 
 

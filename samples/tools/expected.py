@@ -267,6 +267,61 @@ def build():
         E[name]["encapsulations"] = {kind: craft.tunnel_frames(name)}
         E[name]["clients"] = [client]
 
+    # ---- crafted IP fragments and UDP tunnels (issue 19, craft.py) ----
+    E["ip-fragments.pcap"] = sample(
+        f"Two linedetection POSTs from {client} across a 576-byte MTU link: each 1093-byte body "
+        "packet is sent as two IPv4 fragments (DF off). Connection 1's fragments arrive in order; "
+        "connection 2's last fragment arrives first and twice (same bytes), then its first. "
+        "Joined, both bodies are whole: 2 ok, no capture gap, no undecodable frame; 3 frames "
+        "(fragments that do not complete a packet) carry no segment by themselves.",
+        2, 2, ok=2, complete=2, exchanges=[ex("linedetection"), ex("linedetection")])
+    E["ip-fragments.pcap"].update({"encapsulations": {}, "undecodable_frames": 0, "non_tcp_packets": 3})
+    E["ipv6-fragments.pcap"] = sample(
+        "[fd00::10]:50444 posts one linedetection event to [fd00::1]:8080 (as ipv6.pcap); the "
+        "camera sends the 1093-byte body packet as 3 IPv6 fragments of at most 512 payload bytes "
+        "(fragment header), captured last first. Joined: 1 ok, no capture gap, no undecodable "
+        "frame; 2 frames carry no segment by themselves.",
+        1, 1, ok=1, complete=1, exchanges=[ex("linedetection")])
+    E["ipv6-fragments.pcap"].update({
+        "encapsulations": {}, "clients": ["[fd00::10]:50444"], "undecodable_frames": 0,
+        "non_tcp_packets": 2})
+    E["erspan-fragmented.pcap"] = sample(
+        f"ERSPAN type II (as erspan-ii.pcap) of a linedetection POST from {client}; outer IPv4 "
+        "packets above 1000 bytes (the body's) are sent in two fragments between "
+        f"{craft.MIRROR} and {craft.COLLECTOR}. Joined, the inner segment is read: 1 ok; every "
+        "inner packet counted once under erspan.",
+        1, 1, ok=1, complete=1, exchanges=[ex("linedetection")])
+    E["erspan-fragmented.pcap"].update({
+        "encapsulations": {"erspan": len(craft.erspan_fragmented_exchange().packets)},
+        "clients": [client], "undecodable_frames": 0, "non_tcp_packets": 1})
+    E["gtp-u.pcap"] = sample(
+        f"A mobile operator's S1-U link ({craft.ENB} <-> {craft.SGW}): GTPv1-U G-PDUs carry the "
+        f"camera's packets; uplink from UDP port 5906 to 2152 with the sequence-number flag, "
+        f"downlink 2152 to 2152. Inside: {client} posts one VMD event, answered 200. A GTP echo "
+        "request/response pair (no user packet) is neither counted nor an error.",
+        1, 1, ok=1, complete=1, exchanges=[ex("VMD")])
+    E["gtp-u.pcap"].update({
+        "encapsulations": {"gtp_u": len(craft.gtp_u_exchange().packets)},
+        "clients": [client], "undecodable_frames": 0, "non_tcp_packets": 2})
+    cam6 = f"[{craft.CAM6[0]}]:{craft.CAM6[1]}"
+    E["ayiya.pcap"] = sample(
+        f"An IPv6 tunnel-broker link (AYIYA, UDP 5072 both ways, {craft.TIC_CLIENT} <-> "
+        f"{craft.POP}): camera {cam6} posts one VMD event to [{craft.SRV6[0]}]:{craft.SRV6[1]}, "
+        "answered 200. A heartbeat (opcode 0, no packet) is not counted.",
+        1, 1, ok=1, complete=1, exchanges=[ex("VMD")])
+    E["ayiya.pcap"].update({
+        "encapsulations": {"ayiya": len(craft.ayiya_exchange().packets)},
+        "clients": [cam6], "undecodable_frames": 0, "non_tcp_packets": 1})
+    cam_teredo = f"[{craft.TEREDO_CAM}]:{craft.CAM6[1]}"
+    E["teredo.pcap"] = sample(
+        f"Teredo: camera {cam_teredo} behind a NAT ({craft.TIC_CLIENT}:{craft.TEREDO_NAT_PORT}) "
+        f"reaches [{craft.SRV6[0]}]:{craft.SRV6[1]} through the relay {craft.TEREDO_RELAY}:3544; "
+        "the relay's packets carry an origin indication. One VMD event, answered 200.",
+        1, 1, ok=1, complete=1, exchanges=[ex("VMD")])
+    E["teredo.pcap"].update({
+        "encapsulations": {"teredo": len(craft.teredo_exchange().packets)},
+        "clients": [cam_teredo], "undecodable_frames": 0, "non_tcp_packets": 0})
+
     # ---- gzip-compressed copies (craft.py) ----
     E["xml-ok.pcap.gz"] = dict(E["xml-ok.pcap"])
     E["xml-ok.pcap.gz"]["note"] = "xml-ok.pcap compressed with gzip: the same analysis. " + E["xml-ok.pcap"]["note"]

@@ -12,11 +12,13 @@ use std::net::{IpAddr, SocketAddr};
 use etherparse::err::packet::SliceError;
 use etherparse::err::{Layer, LenError};
 use etherparse::{
-    EtherType, IpNumber, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, LenSource, TcpSlice,
-    TransportSlice,
+    EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket,
+    LenSource, TcpSlice, TransportSlice,
 };
 
+use super::defrag::{Defrag, DefragLimits, DefragWarning, FragKey, Fragment};
 use super::tunnel::{self, Encap, EncapCounts, Inner, TunnelError};
+use crate::time::Timestamp;
 
 /// Link-layer header type of a capture, from the pcap LINKTYPE/DLT number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,11 +191,11 @@ pub fn decode_frame(link: LinkType, data: &[u8], orig_len: u32) -> Result<Decode
 /// Choices worth knowing:
 /// - Frames of an [`LinkType::Unsupported`] link type are an error (layer "link"), so they show
 ///   up in error counts rather than disappearing as "not TCP".
-/// - TCP carried in IP fragments (IPv4 or IPv6, first fragment included) is an error
-///   ("ipv4: fragmented packet (offset N) not reassembled"): alarmscope does not reassemble IP
-///   fragments and a first fragment alone would look like a segment with a silent hole. Fragments
-///   of other protocols are [`Decoded::NotTcp`], except those of tunnels (GRE, IP-in-IP, the
-///   first fragment of a VXLAN/GENEVE datagram), which may carry TCP and are errors too.
+/// - This stateless decoder does not join IP fragments ([`FrameDecoder`] does): TCP carried in
+///   IP fragments (IPv4 or IPv6, first fragment included) is an error ("ipv4: fragmented
+///   packet (offset N) not reassembled"), since a first fragment alone would look like a
+///   segment with a silent hole. Fragments of other protocols are [`Decoded::NotTcp`], except
+///   those of tunnels (GRE, IP-in-IP), which may carry TCP and are errors too.
 /// - Errors in layers other than link/VLAN/IP/TCP/tunnel (a cut UDP or ICMP header, a short ARP
 ///   packet) are [`Decoded::NotTcp`]: those frames are of no interest either way.
 /// - Tunnels ([`super::tunnel`]) are opened up to [`MAX_ENCAP_DEPTH`] deep; the segment carries
@@ -205,18 +207,132 @@ pub fn decode_frame_counted<'a>(
     orig_len: u32,
     encaps: &mut EncapCounts,
 ) -> Result<Decoded<'a>, FrameError> {
+    decode(link, data, orig_len, encaps, None)
+}
+
+/// The frame decoder with state: [`decode_frame_counted`] plus the reassembly of IP fragments
+/// ([`super::defrag`]), which needs the fragments seen before. One per capture; the pipeline
+/// owns it. Frames that are not fragments take the stateless path and never touch the state,
+/// which is allocated at the first fragment (so moving the decoder is two words).
+#[derive(Default)]
+pub struct FrameDecoder {
+    limits: DefragLimits,
+    defrag: Option<Box<Defrag>>,
+}
+
+impl FrameDecoder {
+    /// A decoder whose reassembly state is bounded by `limits`.
+    pub fn new(limits: DefragLimits) -> Self {
+        FrameDecoder {
+            limits,
+            defrag: None,
+        }
+    }
+
+    /// Decode one frame captured at `ts` (capture time drives the fragment timeout), adding
+    /// each encapsulation to `encaps`. A fragment that leaves its packet incomplete is held and
+    /// reported as [`Decoded::NotTcp`] (the frame carries no segment by itself); the one that
+    /// completes it gives the whole packet's segment. A fragment that cannot be taken is an
+    /// error on its frame, at the IP layer.
+    pub fn decode<'a>(
+        &'a mut self,
+        ts: Timestamp,
+        link: LinkType,
+        data: &'a [u8],
+        orig_len: u32,
+        encaps: &mut EncapCounts,
+    ) -> Result<Decoded<'a>, FrameError> {
+        let slot = DefragSlot {
+            state: &mut self.defrag,
+            limits: self.limits,
+            ts,
+        };
+        decode(link, data, orig_len, encaps, Some(slot))
+    }
+
+    /// Fragment sets dropped since the last call without an error on a frame of their own (they
+    /// timed out): for the caller's warnings.
+    pub fn take_warnings(&mut self) -> Vec<DefragWarning> {
+        match &mut self.defrag {
+            Some(d) => d.take_warnings(),
+            None => Vec::new(),
+        }
+    }
+
+    /// End of the capture: the fragment sets still incomplete, as warnings.
+    pub fn finish(&mut self) -> Vec<DefragWarning> {
+        match &mut self.defrag {
+            Some(d) => d.finish(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Fragment sets and bytes held now.
+    pub fn pending_fragments(&self) -> (usize, usize) {
+        self.defrag.as_ref().map_or((0, 0), |d| d.pending())
+    }
+}
+
+/// Where [`decode`] finds (or makes) the reassembly state, and the frame's capture time.
+struct DefragSlot<'a> {
+    state: &'a mut Option<Box<Defrag>>,
+    limits: DefragLimits,
+    ts: Timestamp,
+}
+
+fn decode<'a>(
+    link: LinkType,
+    data: &'a [u8],
+    orig_len: u32,
+    encaps: &mut EncapCounts,
+    mut defrag: Option<DefragSlot<'a>>,
+) -> Result<Decoded<'a>, FrameError> {
     let Some(mut sliced) = slice_link(link, data)? else {
         return Ok(Decoded::NotTcp);
     };
     let mut inside = None;
     for _ in 0..=MAX_ENCAP_DEPTH {
-        let step = interpret(sliced, data.len(), orig_len).map_err(|mut e| {
+        let step = interpret(sliced, data.len(), orig_len, defrag.is_some()).map_err(|mut e| {
             e.inside = inside;
             e
         })?;
         let (encap, inner) = match step {
             Step::Done(d) => return Ok(d),
             Step::Inner(encap, inner) => (encap, inner),
+            Step::Fragment(frag, layer) => {
+                // One reassembly per frame: `take` leaves `None`, so a fragment inside the
+                // joined packet takes the stateless path (an error).
+                let Some(slot) = defrag.take() else {
+                    return Err(FrameError {
+                        layer,
+                        message: "fragmented packet not reassembled".to_string(),
+                        inside,
+                    });
+                };
+                let limits = slot.limits;
+                let state = slot
+                    .state
+                    .get_or_insert_with(|| Box::new(Defrag::new(limits)));
+                match state.add(slot.ts, frag) {
+                    Ok(None) => return Ok(Decoded::NotTcp),
+                    Ok(Some(packet)) => {
+                        sliced = match layer {
+                            FrameLayer::Ipv6 => {
+                                LaxSlicedPacket::from_ether_type(EtherType::IPV6, packet)
+                            }
+                            _ => LaxSlicedPacket::from_ether_type(EtherType::IPV4, packet),
+                        };
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(FrameError {
+                            layer,
+                            message: e.to_string(),
+                            inside,
+                        })
+                    }
+                }
+            }
         };
         encaps.add(encap);
         inside = Some(encap);
@@ -246,10 +362,12 @@ pub fn decode_frame_counted<'a>(
     })
 }
 
-/// What one pass of slicing found: the end, or a tunnel to open.
+/// What one pass of slicing found: the end, a tunnel to open, or a fragment to join.
 enum Step<'a> {
     Done(Decoded<'a>),
     Inner(Encap, Inner<'a>),
+    /// An IP fragment of a protocol that may carry TCP, with the IP layer it is at.
+    Fragment(Fragment<'a>, FrameLayer),
 }
 
 /// Slice the link layer of a capture's frame.
@@ -406,6 +524,7 @@ fn interpret<'a>(
     sliced: LaxSlicedPacket<'a>,
     captured: usize,
     orig_len: u32,
+    defrag: bool,
 ) -> Result<Step<'a>, FrameError> {
     // The IP layer name for errors found before the net slice exists.
     let ip_layer = sliced
@@ -504,6 +623,38 @@ fn interpret<'a>(
         LaxNetSlice::Ipv4(v4) => {
             let h = v4.header();
             let payload = v4.payload();
+            let fragmented = h.more_fragments() || h.fragments_offset().value() != 0;
+            if defrag && fragmented && may_carry_tcp(payload.ip_number) {
+                let auth_len = v4.extensions().auth.map(|a| a.slice().len()).unwrap_or(0);
+                let present = h
+                    .slice()
+                    .len()
+                    .saturating_add(auth_len)
+                    .saturating_add(payload.payload.len());
+                let missing = missing_bytes(
+                    payload,
+                    usize::from(h.total_len()),
+                    present,
+                    captured,
+                    orig_len,
+                );
+                return Ok(Step::Fragment(
+                    Fragment {
+                        key: FragKey {
+                            src: IpAddr::V4(h.source_addr()),
+                            dst: IpAddr::V4(h.destination_addr()),
+                            id: u32::from(h.identification()),
+                            proto: payload.ip_number.0,
+                        },
+                        offset: h.fragments_offset(),
+                        more: h.more_fragments(),
+                        header: h.slice().to_vec(),
+                        payload: payload.payload,
+                        missing: missing as usize,
+                    },
+                    FrameLayer::Ipv4,
+                ));
+            }
             if payload.ip_number != IpNumber::TCP {
                 let fragmented = h.more_fragments() || h.fragments_offset().value() != 0;
                 return ip_tunnel(&sliced, payload, fragmented, FrameLayer::Ipv4);
@@ -540,6 +691,42 @@ fn interpret<'a>(
         LaxNetSlice::Ipv6(v6) => {
             let h = v6.header();
             let payload = v6.payload();
+            if defrag && payload.fragmented && may_carry_tcp(payload.ip_number) {
+                let frag_header = v6.extensions().clone().into_iter().find_map(|e| match e {
+                    Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                    _ => None,
+                });
+                if let Some(f) = frag_header {
+                    let present = v6
+                        .extensions()
+                        .slice()
+                        .len()
+                        .saturating_add(payload.payload.len());
+                    let missing = missing_bytes(
+                        payload,
+                        usize::from(h.payload_length()),
+                        present,
+                        captured,
+                        orig_len,
+                    );
+                    return Ok(Step::Fragment(
+                        Fragment {
+                            key: FragKey {
+                                src: IpAddr::V6(h.source_addr()),
+                                dst: IpAddr::V6(h.destination_addr()),
+                                id: f.identification(),
+                                proto: payload.ip_number.0,
+                            },
+                            offset: f.fragment_offset(),
+                            more: f.more_fragments(),
+                            header: h.slice().to_vec(),
+                            payload: payload.payload,
+                            missing: missing as usize,
+                        },
+                        FrameLayer::Ipv6,
+                    ));
+                }
+            }
             if payload.ip_number != IpNumber::TCP {
                 return ip_tunnel(&sliced, payload, payload.fragmented, FrameLayer::Ipv6);
             }
@@ -603,6 +790,36 @@ const GENEVE_PORT: u16 = 6081;
 /// UDP port of GRE-in-UDP (RFC 8086): a GRE header right after the UDP header.
 const GRE_IN_UDP_PORT: u16 = 4754;
 
+/// Protocols whose fragments are worth joining: they carry TCP or a tunnel that may.
+fn may_carry_tcp(p: IpNumber) -> bool {
+    matches!(
+        p,
+        IpNumber::TCP | IpNumber::UDP | IpNumber::GRE | IpNumber::IPV4 | IpNumber::IPV6
+    )
+}
+
+/// UDP port of GTP-U (3GPP TS 29.281).
+const GTP_U_PORT: u16 = 2152;
+/// UDP port of AYIYA (IANA).
+const AYIYA_PORT: u16 = 5072;
+/// UDP port of Teredo servers and relays (RFC 4380).
+const TEREDO_PORT: u16 = 3544;
+
+/// The UDP tunnels told by a well-known port on either side, as tshark does: a GTP-U peer, a
+/// tunnel broker or a Teredo server answers from its port to whatever port the other end uses
+/// (a GTP-U sender may pick any source port, so one direction of a flow has 2152 only as its
+/// destination and the other only as its source). The header checks in [`super::tunnel`] then
+/// turn away datagrams that only share the port.
+fn udp_either_port(src: u16, dst: u16) -> Option<Encap> {
+    let by_port = |p| match p {
+        GTP_U_PORT => Some(Encap::GtpU),
+        AYIYA_PORT => Some(Encap::Ayiya),
+        TEREDO_PORT => Some(Encap::Teredo),
+        _ => None,
+    };
+    by_port(dst).or_else(|| by_port(src))
+}
+
 /// An IP packet that is not TCP: a tunnel to open (GRE, GRE-in-UDP, IP-in-IP, VXLAN, GENEVE)
 /// or not TCP.
 fn ip_tunnel<'a>(
@@ -621,7 +838,10 @@ fn ip_tunnel<'a>(
                 VXLAN_PORT => Encap::Vxlan,
                 GENEVE_PORT => Encap::Geneve,
                 GRE_IN_UDP_PORT => Encap::Gre,
-                _ => return not_tcp,
+                dst => match udp_either_port(udp.source_port(), dst) {
+                    Some(encap) => encap,
+                    None => return not_tcp,
+                },
             },
             _ => return not_tcp,
         },
@@ -646,6 +866,20 @@ fn ip_tunnel<'a>(
         Encap::Gre => tunnel::gre(payload.payload).map_err(tunnel_err)?,
         Encap::Vxlan => (encap, tunnel::vxlan(udp_payload()).map_err(tunnel_err)?),
         Encap::Geneve => (encap, tunnel::geneve(udp_payload()).map_err(tunnel_err)?),
+        // Told by a port that may also be some other program's ephemeral port: a header that
+        // does not read as the tunnel's (or carries no packet) is that other traffic, not an
+        // error and not counted.
+        Encap::GtpU | Encap::Ayiya | Encap::Teredo => {
+            let read = match encap {
+                Encap::GtpU => tunnel::gtp_u,
+                Encap::Ayiya => tunnel::ayiya,
+                _ => tunnel::teredo,
+            };
+            match read(udp_payload()) {
+                Ok(Inner::Other) | Err(_) => return not_tcp,
+                Ok(inner) => (encap, inner),
+            }
+        }
         _ => {
             let et = if payload.ip_number == IpNumber::IPV6 {
                 EtherType::IPV6
@@ -1467,6 +1701,153 @@ mod tests {
         let f = ipv6(44, &inner, None);
         let e = frame_err(LinkType::Ipv6, &f, f.len() as u32);
         assert_eq!(e.to_string(), "ipv6: fragmented packet not reassembled");
+    }
+
+    /// Decode `frames` in order with one [`FrameDecoder`]; the outcome of each.
+    fn decode_all(link: LinkType, frames: &[Vec<u8>], c: &mut EncapCounts) -> Vec<String> {
+        let mut d = FrameDecoder::default();
+        frames
+            .iter()
+            .map(
+                |f| match d.decode(Timestamp(0), link, f, f.len() as u32, c) {
+                    Ok(Decoded::Tcp(s)) => {
+                        check_v4_or_v6_body(&s);
+                        "tcp".to_string()
+                    }
+                    Ok(Decoded::NotTcp) => "held".to_string(),
+                    Err(e) => e.to_string(),
+                },
+            )
+            .collect()
+    }
+
+    fn check_v4_or_v6_body(s: &TcpSegment<'_>) {
+        if s.src.is_ipv4() {
+            check_v4_body(s)
+        } else {
+            check_v6_body(s)
+        }
+    }
+
+    #[test]
+    fn frame_decoder_joins_ipv4_fragments_in_any_order() {
+        let t = tcp_body();
+        let first = eth(0x0800, &ipv4(6, &t[..24], None, 0x2000));
+        let last = eth(0x0800, &ipv4(6, &t[24..], None, 3));
+        let mut c = EncapCounts::default();
+        assert_eq!(
+            decode_all(LinkType::Ethernet, &[first.clone(), last.clone()], &mut c),
+            ["held", "tcp"]
+        );
+        assert_eq!(
+            decode_all(LinkType::Ethernet, &[last.clone(), first], &mut c),
+            ["held", "tcp"]
+        );
+        // Without the first fragment nothing comes out, and nothing is an error yet.
+        assert_eq!(decode_all(LinkType::Ethernet, &[last], &mut c), ["held"]);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn frame_decoder_joins_ipv6_fragments() {
+        let t = tcp_body();
+        // Fragment header: next header TCP, offset in 8-byte units << 3, M flag, id 9.
+        let frag = |offset: u16, more: bool, part: &[u8]| {
+            let mut v = vec![6, 0];
+            v.extend_from_slice(&((offset / 8) << 3 | u16::from(more)).to_be_bytes());
+            v.extend_from_slice(&[0, 0, 0, 9]);
+            v.extend_from_slice(part);
+            ipv6(44, &v, None)
+        };
+        let mut c = EncapCounts::default();
+        let frames = [frag(0, true, &t[..32]), frag(32, false, &t[32..])];
+        assert_eq!(decode_all(LinkType::Ipv6, &frames, &mut c), ["held", "tcp"]);
+    }
+
+    #[test]
+    fn frame_decoder_joins_a_tunnel_split_outside() {
+        // GRE (IPv4 by EtherType) whose outer IPv4 packet is sent in two fragments.
+        let gre = cat(&[&[0, 0, 0x08, 0x00], &ipv4(6, &tcp_body(), None, 0)]);
+        let outer = |part: &[u8], frag: u16| {
+            let mut v = ipv4(47, part, None, frag);
+            v[12..16].copy_from_slice(&OUTER_A);
+            v[16..20].copy_from_slice(&OUTER_B);
+            eth(0x0800, &v)
+        };
+        let frames = [outer(&gre[..40], 0x2000), outer(&gre[40..], 5)];
+        let mut c = EncapCounts::default();
+        assert_eq!(
+            decode_all(LinkType::Ethernet, &frames, &mut c),
+            ["held", "tcp"]
+        );
+        assert_eq!(c.gre, 1);
+        // The stateless decoder still says it cannot read them.
+        let e = frame_err(LinkType::Ethernet, &frames[0], frames[0].len() as u32);
+        assert_eq!(e.layer, FrameLayer::Ipv4);
+    }
+
+    #[test]
+    fn frame_decoder_reports_conflicting_overlap_at_the_ip_layer() {
+        let t = tcp_body();
+        let mut other = t[16..40].to_vec();
+        other[0] ^= 0xFF;
+        let frames = [
+            eth(0x0800, &ipv4(6, &t[..24], None, 0x2000)),
+            eth(0x0800, &ipv4(6, &other, None, 0x2000 | 2)),
+        ];
+        let mut c = EncapCounts::default();
+        let out = decode_all(LinkType::Ethernet, &frames, &mut c);
+        assert_eq!(out[0], "held");
+        assert!(
+            out[1].starts_with("ipv4: fragment at offset 16 overlaps"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn gtp_ayiya_teredo_frames() {
+        // GTP-U G-PDU to port 2152, IPv4 inside.
+        let gtp = cat(&[
+            &[0x30, 0xFF, 0, 0, 0, 0, 0, 7],
+            &ipv4(6, &tcp_body(), None, 0),
+        ]);
+        let c = through(&eth(0x0800, &outer_ipv4(17, &udp(2152, &gtp))));
+        assert_eq!(c.gtp_u, 1);
+        // From port 2152 to another port (the peer's choice): still GTP-U.
+        let mut u = udp(2152, &gtp);
+        u[0..4].copy_from_slice(&[0x08, 0x68, 0x17, 0x12]);
+        assert_eq!(through(&eth(0x0800, &outer_ipv4(17, &u))).gtp_u, 1);
+        // A datagram from ephemeral port 2152 that is not GTP: not TCP, not counted, no error.
+        let mut c = EncapCounts::default();
+        let f = eth(0x0800, &outer_ipv4(17, &udp(53, &[0x12, 0x34, 1, 0, 0, 1])));
+        let mut f2 = f.clone();
+        f2[34..36].copy_from_slice(&2152u16.to_be_bytes());
+        for f in [f, f2] {
+            assert!(matches!(
+                decode_frame_counted(LinkType::Ethernet, &f, f.len() as u32, &mut c),
+                Ok(Decoded::NotTcp)
+            ));
+        }
+        assert!(c.is_empty());
+        // AYIYA (16-byte identity, SHA-1 signature, forward) carrying IPv6.
+        let mut ay = vec![0x41, 0x52, 0x11, 41, 0, 0, 0, 0];
+        ay.extend_from_slice(&[0; 36]);
+        ay.extend_from_slice(&ipv6(6, &tcp_body(), None));
+        let mut c = EncapCounts::default();
+        let f = eth(0x0800, &outer_ipv4(17, &udp(5072, &ay)));
+        match decode_frame_counted(LinkType::Ethernet, &f, f.len() as u32, &mut c) {
+            Ok(Decoded::Tcp(s)) => check_v6_body(&s),
+            other => panic!("expected TCP in AYIYA, got {other:?}"),
+        }
+        assert_eq!(c.ayiya, 1);
+        // Teredo with an origin indication.
+        let te = cat(&[&[0, 0, 1, 2, 3, 4, 5, 6], &ipv6(6, &tcp_body(), None)]);
+        let f = eth(0x0800, &outer_ipv4(17, &udp(3544, &te)));
+        match decode_frame_counted(LinkType::Ethernet, &f, f.len() as u32, &mut c) {
+            Ok(Decoded::Tcp(s)) => check_v6_body(&s),
+            other => panic!("expected TCP in Teredo, got {other:?}"),
+        }
+        assert_eq!(c.teredo, 1);
     }
 
     #[test]

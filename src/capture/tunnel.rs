@@ -1,6 +1,7 @@
 //! Encapsulations that mirror ports and overlay networks wrap around the traffic: GRE (with
 //! transparent Ethernet bridging; Aruba's 802.11 frames), ERSPAN types I/II/III, VXLAN, GENEVE,
-//! MPLS label stacks, IP-in-IP and 802.2 LLC/SNAP.
+//! MPLS label stacks, IP-in-IP, 802.2 LLC/SNAP, and the UDP tunnels of mobile and IPv6
+//! transition networks: GTP-U, AYIYA and Teredo.
 //!
 //! Sans-IO and allocation-free: each function reads one encapsulation header and says where the
 //! carried packet starts and what it is ([`Inner`]); [`super::frame::decode_frame`] slices that
@@ -11,7 +12,8 @@
 //! EtherType or IP protocol and hands over the payload, which is where these functions start).
 //! Header layouts: GRE RFC 2784/2890 (routing of RFC 1701), ERSPAN
 //! draft-foschiano-erspan, VXLAN RFC 7348, GENEVE RFC 8926, MPLS RFC 3032 (pseudowire control
-//! word RFC 4385), SNAP IEEE 802.
+//! word RFC 4385), SNAP IEEE 802, GTP-U 3GPP TS 29.281, AYIYA draft-massar-v6ops-ayiya-02,
+//! Teredo RFC 4380.
 
 use etherparse::EtherType;
 use serde::Serialize;
@@ -34,6 +36,13 @@ pub enum Encap {
     IpInIp,
     /// An IEEE 802.3 frame with an 802.2 LLC/SNAP header in place of the EtherType.
     LlcSnap,
+    /// GTPv1-U, UDP port 2152 on either side: a mobile core's user plane (Gn/S1-U/N3), where a
+    /// camera on a cellular router is seen from the operator's side.
+    GtpU,
+    /// AYIYA ("anything in anything"), UDP port 5072 on either side: IPv6 tunnel brokers.
+    Ayiya,
+    /// Teredo, UDP port 3544 on either side: IPv6 over UDP/IPv4 through NAT.
+    Teredo,
 }
 
 impl Encap {
@@ -47,6 +56,9 @@ impl Encap {
             Encap::Mpls => "mpls",
             Encap::IpInIp => "ip_in_ip",
             Encap::LlcSnap => "llc_snap",
+            Encap::GtpU => "gtp_u",
+            Encap::Ayiya => "ayiya",
+            Encap::Teredo => "teredo",
         }
     }
 }
@@ -69,6 +81,9 @@ pub struct EncapCounts {
     pub mpls: u64,
     pub ip_in_ip: u64,
     pub llc_snap: u64,
+    pub gtp_u: u64,
+    pub ayiya: u64,
+    pub teredo: u64,
 }
 
 impl EncapCounts {
@@ -82,12 +97,15 @@ impl EncapCounts {
             Encap::Mpls => &mut self.mpls,
             Encap::IpInIp => &mut self.ip_in_ip,
             Encap::LlcSnap => &mut self.llc_snap,
+            Encap::GtpU => &mut self.gtp_u,
+            Encap::Ayiya => &mut self.ayiya,
+            Encap::Teredo => &mut self.teredo,
         };
         *n = n.saturating_add(1);
     }
 
     /// Every kind with its count, in a fixed order (for text reports).
-    pub fn all(&self) -> [(Encap, u64); 7] {
+    pub fn all(&self) -> [(Encap, u64); 10] {
         [
             (Encap::Gre, self.gre),
             (Encap::Erspan, self.erspan),
@@ -96,6 +114,9 @@ impl EncapCounts {
             (Encap::Mpls, self.mpls),
             (Encap::IpInIp, self.ip_in_ip),
             (Encap::LlcSnap, self.llc_snap),
+            (Encap::GtpU, self.gtp_u),
+            (Encap::Ayiya, self.ayiya),
+            (Encap::Teredo, self.teredo),
         ]
     }
 
@@ -139,6 +160,9 @@ pub enum TunnelError {
     GeneveVersion(u8),
     /// An MPLS stack with more labels than [`MAX_MPLS_LABELS`] and no bottom-of-stack bit.
     TooManyLabels,
+    /// GTP-U extension headers chained more than [`MAX_GTP_EXTENSIONS`] deep, or one with a
+    /// length of 0 (which would never end).
+    GtpExtensions,
 }
 
 impl std::fmt::Display for TunnelError {
@@ -152,12 +176,19 @@ impl std::fmt::Display for TunnelError {
                 f,
                 "more than {MAX_MPLS_LABELS} labels without a bottom-of-stack bit"
             ),
+            TunnelError::GtpExtensions => write!(
+                f,
+                "extension headers of length 0 or more than {MAX_GTP_EXTENSIONS} chained"
+            ),
         }
     }
 }
 
 /// Labels read before an MPLS stack is given up: real stacks hold a handful.
 pub const MAX_MPLS_LABELS: usize = 16;
+
+/// GTP-U extension headers read before a header is given up: 3GPP defines a handful.
+pub const MAX_GTP_EXTENSIONS: usize = 16;
 
 /// GRE protocol type of transparent Ethernet bridging.
 const TEB: u16 = 0x6558;
@@ -344,6 +375,98 @@ pub fn llc(d: &[u8]) -> Result<Inner<'_>, TunnelError> {
     }
 }
 
+/// GTP-U message type of a G-PDU: the only one that carries a user packet (T-PDU).
+const GTP_G_PDU: u8 = 0xFF;
+
+/// A GTPv1-U header (3GPP TS 29.281 section 5): flags, message type, length, TEID; 4 more bytes
+/// (sequence number, N-PDU number, next extension type) when any of E, S, PN is set; then the
+/// chain of extension headers when E is set. A G-PDU carries an IP packet; echo, error
+/// indication and end marker messages, and GTPv0/GTPv2 (control plane, other ports) are
+/// [`Inner::Other`].
+pub fn gtp_u(d: &[u8]) -> Result<Inner<'_>, TunnelError> {
+    need(d, 0, 8)?;
+    let flags = d.first().copied().unwrap_or(0);
+    // Version 1, protocol type 1 (GTP, not GTP').
+    if flags >> 5 != 1 || flags & 0x10 == 0 || d.get(1).copied() != Some(GTP_G_PDU) {
+        return Ok(Inner::Other);
+    }
+    let mut off = 8usize;
+    if flags & 0x07 != 0 {
+        need(d, 0, 12)?;
+        let mut next = d.get(11).copied().unwrap_or(0);
+        off = 12;
+        if flags & 0x04 != 0 {
+            let mut chained = 0;
+            while next != 0 {
+                chained += 1;
+                need(d, off, 1)?;
+                // Length in 4-byte units, the length byte and the next type included.
+                let units = usize::from(d.get(off).copied().unwrap_or(0));
+                if units == 0 || chained > MAX_GTP_EXTENSIONS {
+                    return Err(TunnelError::GtpExtensions);
+                }
+                need(d, off, units * 4)?;
+                off += units * 4;
+                next = d.get(off - 1).copied().unwrap_or(0);
+            }
+        }
+    }
+    let rest = need(d, off, 0)?;
+    Ok(match rest.first().map(|b| b >> 4) {
+        Some(4 | 6) => Inner::Ip(rest),
+        // An empty G-PDU or a non-IP PDU session (Ethernet, unstructured): nothing to read.
+        _ => Inner::Other,
+    })
+}
+
+/// AYIYA opcode "forward": the only one that carries a packet.
+const AYIYA_FORWARD: u8 = 1;
+
+/// An AYIYA header: identity length and type, signature length and hash method, authentication
+/// method and opcode, next header, epoch time, then the identity (2^n bytes) and the signature
+/// (4-byte words). Forwarded IPv6 (41) or IPv4 (4) is the payload; heartbeats and other opcodes
+/// are [`Inner::Other`].
+pub fn ayiya(d: &[u8]) -> Result<Inner<'_>, TunnelError> {
+    need(d, 0, 8)?;
+    let id_len = 1usize << (d.first().copied().unwrap_or(0) >> 4);
+    let sig_len = usize::from(d.get(1).copied().unwrap_or(0) >> 4) * 4;
+    let opcode = d.get(2).copied().unwrap_or(0) & 0x0f;
+    let next = d.get(3).copied().unwrap_or(0);
+    let payload = need(d, 8 + id_len + sig_len, 0)?;
+    if opcode != AYIYA_FORWARD {
+        return Ok(Inner::Other);
+    }
+    Ok(match next {
+        41 => Inner::EtherType(EtherType::IPV6, payload),
+        4 => Inner::EtherType(EtherType::IPV4, payload),
+        _ => Inner::Other,
+    })
+}
+
+/// A Teredo datagram (RFC 4380 section 5.1.1): optional authentication indicator (`00 01`, id
+/// and authentication value lengths, id, value, 8-byte nonce, confirmation byte) and origin
+/// indication (`00 00`, 8 bytes), then an IPv6 packet. Anything that is not IPv6 after them is
+/// [`Inner::Other`]: port 3544 is then not carrying Teredo.
+pub fn teredo(d: &[u8]) -> Result<Inner<'_>, TunnelError> {
+    let mut off = 0usize;
+    if be16(d, 0) == 0x0001 && d.len() >= 2 {
+        need(d, 0, 4)?;
+        let id = usize::from(d.get(2).copied().unwrap_or(0));
+        let auth = usize::from(d.get(3).copied().unwrap_or(0));
+        off = 4 + id + auth + 8 + 1;
+        need(d, 0, off)?;
+    }
+    if be16(d, off) == 0x0000 && d.len() >= off + 2 {
+        need(d, off, 8)?;
+        off += 8;
+    }
+    let rest = need(d, off, 0)?;
+    Ok(match rest.first().map(|b| b >> 4) {
+        Some(6) => Inner::EtherType(EtherType::IPV6, rest),
+        _ => Inner::Other,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +623,84 @@ mod tests {
         // Spanning tree.
         assert_eq!(llc(&[0x42, 0x42, 0x03, 0, 0]), Ok(Inner::Other));
         assert!(llc(&[0xAA, 0xAA, 0x03, 0]).is_err());
+    }
+
+    #[test]
+    fn gtp_u_headers() {
+        const V6: &[u8] = &[0x60, 0, 0, 0];
+        // Minimal G-PDU: version 1, PT 1, no optional fields.
+        let mut d = vec![0x30, 0xFF, 0, 4, 0, 0, 0, 1];
+        d.extend_from_slice(PAYLOAD);
+        assert_eq!(gtp_u(&d), Ok(Inner::Ip(PAYLOAD)));
+        // Sequence number flag: 4 more bytes; an IPv6 T-PDU.
+        let mut d = vec![0x32, 0xFF, 0, 8, 0, 0, 0, 1, 0, 7, 0, 0];
+        d.extend_from_slice(V6);
+        assert_eq!(gtp_u(&d), Ok(Inner::Ip(V6)));
+        // Extension header chain: PDU session container (1 word), then none.
+        let mut d = vec![0x34, 0xFF, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0x85];
+        d.extend_from_slice(&[1, 0x10, 0x09, 0]);
+        d.extend_from_slice(PAYLOAD);
+        assert_eq!(gtp_u(&d), Ok(Inner::Ip(PAYLOAD)));
+        // An extension of length 0 would loop for ever.
+        let d = [0x34, 0xFF, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0x85, 0, 0, 0, 0];
+        assert_eq!(gtp_u(&d), Err(TunnelError::GtpExtensions));
+        // Extension cut short.
+        let d = [0x34, 0xFF, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0x85, 2, 0];
+        assert!(matches!(gtp_u(&d), Err(TunnelError::Cut { .. })));
+        // Echo request (type 1), GTPv2 (version 2), GTP' (PT 0): no user packet.
+        assert_eq!(
+            gtp_u(&[0x32, 1, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0]),
+            Ok(Inner::Other)
+        );
+        assert_eq!(
+            gtp_u(&[0x48, 0xFF, 0, 4, 0, 0, 0, 0, 0x45]),
+            Ok(Inner::Other)
+        );
+        assert_eq!(
+            gtp_u(&[0x20, 0xFF, 0, 4, 0, 0, 0, 0, 0x45]),
+            Ok(Inner::Other)
+        );
+        assert!(gtp_u(&[0x30, 0xFF, 0]).is_err());
+    }
+
+    #[test]
+    fn ayiya_headers() {
+        // Identity 16 bytes (2^4), signature 5 words (SHA-1), opcode forward, IPv6.
+        let mut d = vec![0x41, 0x52, 0x11, 41, 0, 0, 0, 0];
+        d.extend_from_slice(&[0xAB; 16 + 20]);
+        d.extend_from_slice(PAYLOAD);
+        assert_eq!(ayiya(&d), Ok(Inner::EtherType(EtherType::IPV6, PAYLOAD)));
+        // IPv4 forwarded.
+        d[3] = 4;
+        assert_eq!(ayiya(&d), Ok(Inner::EtherType(EtherType::IPV4, PAYLOAD)));
+        // Heartbeat (opcode 0): nothing carried.
+        d[2] = 0x10;
+        assert_eq!(ayiya(&d), Ok(Inner::Other));
+        // Signature cut.
+        assert!(matches!(ayiya(&d[..30]), Err(TunnelError::Cut { .. })));
+    }
+
+    #[test]
+    fn teredo_headers() {
+        const V6: &[u8] = &[0x60, 0, 0, 0, 0, 0, 59, 64];
+        assert_eq!(teredo(V6), Ok(Inner::EtherType(EtherType::IPV6, V6)));
+        // Origin indication, then IPv6.
+        let mut d = vec![0, 0, 0x12, 0x34, 1, 2, 3, 4];
+        d.extend_from_slice(V6);
+        assert_eq!(teredo(&d), Ok(Inner::EtherType(EtherType::IPV6, V6)));
+        // Authentication (id 2 bytes, value 0), nonce, confirmation, origin, IPv6.
+        let mut d = vec![0, 1, 2, 0, 9, 9];
+        d.extend_from_slice(&[7; 8]);
+        d.push(0);
+        d.extend_from_slice(&[0, 0, 0x12, 0x34, 1, 2, 3, 4]);
+        d.extend_from_slice(V6);
+        assert_eq!(teredo(&d), Ok(Inner::EtherType(EtherType::IPV6, V6)));
+        // Not IPv6 after the indicators: port 3544 carrying something else.
+        assert_eq!(teredo(PAYLOAD), Ok(Inner::Other));
+        assert!(matches!(
+            teredo(&[0, 1, 200, 0]),
+            Err(TunnelError::Cut { .. })
+        ));
     }
 
     #[test]
