@@ -18,6 +18,8 @@ use crate::model::{
 use crate::tcp::{CloseKind, ConnInfo, Direction, Handshake, TcpConfig, TcpEvent, TcpTracker};
 use crate::time::Timestamp;
 
+mod tls;
+
 /// Limits for every stage, in one place (see README "Resource bounds").
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -108,6 +110,9 @@ pub struct Footprint {
     pub tcp_buffered_bytes: u64,
     /// Header bytes held by the HTTP decoders (at most `2 * max_header_bytes` a connection).
     pub http_buffered_bytes: u64,
+    /// Bytes held by the TLS routing and stage (undecided first bytes, handshake messages being
+    /// reassembled, plain connections' first answer bytes).
+    pub tls_buffered_bytes: u64,
 }
 
 /// A request being received.
@@ -175,6 +180,8 @@ struct Stages {
     sink: Option<Box<dyn ExchangeSink + Send>>,
     /// Only connections with these ids send part bytes to the sink (None: all).
     sink_filter: Option<Vec<u64>>,
+    /// Which connections are TLS, and their TLS stages (`pipeline/tls.rs`).
+    tls: tls::TlsRouter,
 }
 
 /// The pipeline as one state machine.
@@ -196,6 +203,7 @@ impl Analyzer {
                 finished: Vec::new(),
                 sink: None,
                 sink_filter: None,
+                tls: tls::TlsRouter::default(),
             },
             counters: Counters::default(),
             warnings: Vec::new(),
@@ -286,6 +294,7 @@ impl Analyzer {
                 .values()
                 .map(|s| (s.req.buffered_bytes() + s.resp.buffered_bytes()) as u64)
                 .sum(),
+            tls_buffered_bytes: self.stages.tls.buffered_bytes(),
         }
     }
 
@@ -306,7 +315,9 @@ impl Analyzer {
     /// Snapshots of connections still open, with their exchanges so far and provisional verdicts
     /// (for live views).
     pub fn open_snapshot(&self) -> Vec<Connection> {
-        Self::snapshot(self.stages.conns.values())
+        let mut v = Self::snapshot(self.stages.conns.values());
+        self.stages.tls.decorate(&mut v);
+        v
     }
 
     /// The open connections that carry at least one exchange, by id, as they are (exchange
@@ -389,6 +400,7 @@ impl Stages {
         server: std::net::SocketAddr,
         ts: Timestamp,
     ) {
+        self.tls.open(id, server);
         let conn = Connection {
             id,
             client: client.to_string(),
@@ -406,6 +418,8 @@ impl Stages {
             errors: Vec::new(),
             upgrade: None,
             upgraded_bytes: [0, 0],
+            tls: None,
+            tls_findings: Vec::new(),
             exchanges: Vec::new(),
             timeline: Vec::new(),
         };
@@ -429,6 +443,10 @@ impl Stages {
     }
 
     fn data(&mut self, id: u64, dir: Direction, ts: Timestamp, data: &[u8]) {
+        let route = self.tls.data(id, dir, ts, data);
+        if self.route(route, id) {
+            return;
+        }
         let Stages {
             conns,
             with_exchanges,
@@ -469,6 +487,10 @@ impl Stages {
     }
 
     fn gap(&mut self, id: u64, dir: Direction, ts: Timestamp, bytes: u64) {
+        let route = self.tls.gap(id, dir, ts, bytes);
+        if self.route(route, id) {
+            return;
+        }
         let Stages {
             conns,
             config,
@@ -506,6 +528,7 @@ impl Stages {
             sink,
             sink_filter,
             finished,
+            tls,
         } = self;
         let Some(ConnState {
             mut req,
@@ -580,7 +603,27 @@ impl Stages {
         if let Some(acks) = &client_acks {
             conn.settle_one_sided(acks);
         }
+        tls.close(id, &mut conn);
         finished.push(conn);
+    }
+
+    /// Act on the TLS routing of an event: true when the HTTP decoders must not see it (the
+    /// TLS stage took it, or it is held until the connection is decided). Held events of a
+    /// connection just decided plain HTTP are fed to the HTTP decoders here, in order.
+    fn route(&mut self, route: tls::Route, id: u64) -> bool {
+        match route {
+            tls::Route::Http => false,
+            tls::Route::Taken => true,
+            tls::Route::Release(held) => {
+                for h in held {
+                    match h {
+                        tls::Held::Data(dir, ts, b) => self.data(id, dir, ts, &b),
+                        tls::Held::Gap(dir, ts, n) => self.gap(id, dir, ts, n),
+                    }
+                }
+                true
+            }
+        }
     }
 }
 
@@ -992,6 +1035,7 @@ mod tests {
                 finished: Vec::new(),
                 sink: None,
                 sink_filter: None,
+                tls: tls::TlsRouter::default(),
             };
             let client = "10.0.0.5:50000".parse().unwrap_or_else(|_| unreachable!());
             let server = "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!());

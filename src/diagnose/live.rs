@@ -224,6 +224,8 @@ mod tests {
             errors: vec![],
             upgrade: None,
             upgraded_bytes: [0, 0],
+            tls: None,
+            tls_findings: Vec::new(),
             exchanges,
             timeline: vec![],
         }
@@ -254,6 +256,7 @@ mod tests {
             body_kind: "xml",
             body_error: None,
             notes: Vec::new(),
+            encrypted: None,
             body_hash: 0,
             metadata: None,
             event_detail: None,

@@ -6,7 +6,7 @@
 mod explain;
 pub mod live;
 
-pub use explain::{explain_handshake, explain_verdict, Explanation};
+pub use explain::{explain_handshake, explain_tls_finding, explain_verdict, Explanation};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -130,12 +130,15 @@ impl Ledger {
         if c.handshake.failed() {
             d.handshake_failures += 1;
         }
+        d.tls_problems += c.tls_problems().count() as u64;
         for ex in &c.exchanges {
             s.requests += 1;
             s.count_verdict(ex.verdict);
             d.events += 1;
             if ex.verdict == Verdict::Ok {
                 d.ok += 1;
+            } else if ex.verdict == Verdict::EncryptedAnswered {
+                d.encrypted_answered += 1;
             } else if !ex.verdict.is_uncertain() {
                 d.failures += 1;
             }
@@ -421,6 +424,8 @@ mod tests {
             errors: vec![],
             upgrade: None,
             upgraded_bytes: [0, 0],
+            tls: None,
+            tls_findings: Vec::new(),
             exchanges,
             timeline: vec![],
         }
@@ -453,6 +458,7 @@ mod tests {
             body_kind: "xml",
             body_error: None,
             notes: Vec::new(),
+            encrypted: None,
             body_hash: hash,
             metadata: None,
             event_detail: None,

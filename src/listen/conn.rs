@@ -360,6 +360,8 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
             errors: Vec::new(),
             upgrade: None,
             upgraded_bytes: [0, 0],
+            tls: None,
+            tls_findings: Vec::new(),
             exchanges: Vec::new(),
             timeline: Vec::new(),
         },
