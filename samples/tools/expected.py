@@ -308,6 +308,13 @@ def build():
         1, 1, error_status=1, complete=1, min_stalls=1,
         exchanges=[req("POST", "/alarm", 400, "error_status")])
     E["conflicting-length.pcap"]["connection_errors"] = 0
+    E["bad-content-length.pcap"] = sample(
+        "A POST with `Content-Length: banana` (and a 4-byte body), answered 400 at once and closed: "
+        "the server rejected a request it could not frame. The 400 is that request's answer "
+        "(error_status; the framing error is a note on the exchange, not a connection error).",
+        1, 1, error_status=1, complete=1, min_stalls=1,
+        exchanges=[req("POST", "/alarm", 400, "error_status")])
+    E["bad-content-length.pcap"]["connection_errors"] = 0
     E["malformed-status.pcap"] = sample(
         "A VMD POST answered `HTTP/1.0 2XX OK`: an answer came but cannot be read.",
         1, 1, malformed_response=1, complete=1, min_stalls=1,

@@ -189,7 +189,11 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 _ => "the server rejected the event",
             };
             Explanation {
-                what: format!("The server answered {status} {reason} instead of 200 OK."),
+                what: if framing.is_some() {
+                    format!("The server rejected a malformed request with {status} {reason}.")
+                } else {
+                    format!("The server answered {status} {reason} instead of 200 OK.")
+                },
                 meaning: format!(
                     "Without 200 OK the device treats the event as not delivered: it waits, \
                      retries, and holds its later events.{stall}"
