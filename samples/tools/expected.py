@@ -324,6 +324,10 @@ def build():
         "The handshake was seen, so the server's stream was seen from its start: nothing was lost "
         "to the capture, no answer came.",
         1, 1, no_response=1, complete=1, min_stalls=1, exchanges=[ex("VMD", None, "no_response")])
+    # The alert (protocol_version) is a TLS server's answer to plain HTTP: the mismatch is named.
+    E["non-http-answer.pcap"]["tls_summary"] = {"tls_connections": 0, "tls_problems": 1, "tls_mismatches": 1,
+                                               "tls_handshake_failures": 0}
+    E["non-http-answer.pcap"]["tls"] = [{"tls": False, "plain_http_evidence": "alert"}]
     E["lost-answer-head.pcap"] = sample(
         "Three keep-alive VMD POSTs, each answered 200 with a 23-byte text body; the segment with "
         "the first answer's head is missing from the capture (its body segment is there). The "
