@@ -461,6 +461,105 @@ mod tests {
         );
     }
 
+    /// The stages behind the TCP tracker, one connection, events fed in order.
+    fn stages() -> super::super::Stages {
+        let mut s = super::super::Stages {
+            config: super::super::PipelineConfig::default(),
+            conns: HashMap::new(),
+            with_exchanges: HashSet::new(),
+            finished: Vec::new(),
+            sink: None,
+            sink_filter: None,
+            tls: TlsRouter::default(),
+        };
+        let client = "10.0.0.5:50000".parse().unwrap_or_else(|_| unreachable!());
+        let server = "10.0.0.1:443".parse().unwrap_or_else(|_| unreachable!());
+        s.open(1, client, server, Timestamp(0));
+        s
+    }
+
+    fn close(mut s: super::super::Stages) -> Connection {
+        s.close(1, None);
+        s.finished.pop().unwrap_or_else(|| unreachable!())
+    }
+
+    const C2S: Direction = Direction::ClientToServer;
+    const S2C: Direction = Direction::ServerToClient;
+
+    #[test]
+    fn a_hello_split_byte_by_byte_goes_to_tls_and_never_to_http() {
+        let mut hello = vec![0x16, 3, 1, 0, 46, 1, 0, 0, 42];
+        hello.resize(5 + 46, 0);
+        let mut s = stages();
+        // A server byte before the decision is held too.
+        s.data(1, S2C, Timestamp(1), b"");
+        for (i, b) in hello.iter().enumerate() {
+            s.data(1, C2S, Timestamp(2 + i as i64), std::slice::from_ref(b));
+        }
+        s.data(1, S2C, Timestamp(100), b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        let c = close(s);
+        assert!(c.tls.is_some());
+        assert!(c.exchanges.is_empty());
+        // The HTTP decoders never saw the hello (they would list it as not HTTP).
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert!(
+            c.tls_problems()
+                .any(|f| matches!(f, TlsFinding::TlsToPlainServer { .. })),
+            "{:?}",
+            c.tls_findings
+        );
+    }
+
+    #[test]
+    fn a_plain_request_split_before_the_decision_reaches_http_whole_and_in_order() {
+        let mut s = stages();
+        s.data(1, C2S, Timestamp(1), b"PO");
+        s.data(
+            1,
+            C2S,
+            Timestamp(2),
+            b"ST /alarm HTTP/1.1\r\nContent-Length: 2\r\n\r\nok",
+        );
+        s.data(
+            1,
+            S2C,
+            Timestamp(3),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        let c = close(s);
+        assert!(c.tls.is_none() && c.tls_findings.is_empty());
+        let v: Vec<_> = c
+            .exchanges
+            .iter()
+            .map(|e| (e.request.method.as_str(), e.verdict))
+            .collect();
+        assert_eq!(v, [("POST", Verdict::Ok)]);
+    }
+
+    #[test]
+    fn a_plain_request_answered_with_a_tls_alert_names_the_tls_server() {
+        let mut s = stages();
+        s.data(
+            1,
+            C2S,
+            Timestamp(1),
+            b"POST /alarm HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        );
+        s.data(1, S2C, Timestamp(2), &[0x15, 3, 1, 0, 2, 2, 70]);
+        let c = close(s);
+        let f: Vec<_> = c.tls_problems().collect();
+        assert!(
+            matches!(
+                f.as_slice(),
+                [TlsFinding::PlainHttpToTlsServer {
+                    evidence: crate::tls::TlsEvidence::Alert { .. },
+                    ..
+                }]
+            ),
+            "{f:?}"
+        );
+    }
+
     #[test]
     fn answer_prefix_is_kept_only_while_it_can_be_a_tls_server() {
         let mut a = Answer::default();
