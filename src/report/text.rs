@@ -557,6 +557,9 @@ mod tests {
             "refused.pcap",
             "keepalive.pcap",
             "error-503.pcap",
+            "http-to-https.pcap",
+            "https-unknown-ca.pcap",
+            "https-no-answer.pcap",
         ] {
             let r = replay(
                 &sample(name),
