@@ -245,17 +245,9 @@ impl TlsRouter {
             // SSLv2-format hellos are TLS-ish but not analysed: the HTTP path reports the bytes
             // as not HTTP, as before.
             Probe::NotTls | Probe::Sslv2Hello | Probe::NeedMore => {
-                let mut answer = Answer::default();
-                for h in &held {
-                    match h {
-                        Held::Data(Direction::ServerToClient, ts, b) => answer.data(*ts, b),
-                        Held::Gap(Direction::ServerToClient, _, _) if answer.first.is_none() => {
-                            answer.start_lost = true
-                        }
-                        _ => {}
-                    }
-                }
-                st.route = ConnRoute::Plain(answer);
+                // The held events come back through `data`/`gap` on the plain route, which
+                // keeps the server's first bytes from them.
+                st.route = ConnRoute::Plain(Answer::default());
                 Route::Release(held)
             }
         }
@@ -534,6 +526,18 @@ mod tests {
             .map(|e| (e.request.method.as_str(), e.verdict))
             .collect();
         assert_eq!(v, [("POST", Verdict::Ok)]);
+    }
+
+    #[test]
+    fn server_bytes_held_before_the_decision_are_kept_once() {
+        let mut s = stages();
+        s.data(1, S2C, Timestamp(1), &[0x15, 3, 1]);
+        s.data(1, C2S, Timestamp(2), b"POST / HTTP/1.1\r\n\r\n");
+        let answer = match s.tls.conns.get(&1).map(|r| &r.route) {
+            Some(ConnRoute::Plain(a)) => a.prefix.clone(),
+            _ => Vec::new(),
+        };
+        assert_eq!(answer, [0x15, 3, 1]);
     }
 
     #[test]
