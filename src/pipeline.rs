@@ -521,6 +521,9 @@ impl Stages {
     }
 
     fn close(&mut self, id: u64, info: Option<Box<ConnInfo>>) {
+        if let Some(held) = self.tls.release_undecided(id) {
+            self.route(tls::Route::Release(held), id);
+        }
         let Stages {
             conns,
             with_exchanges,

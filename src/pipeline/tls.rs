@@ -262,9 +262,10 @@ impl TlsRouter {
         };
         let route = match st.route {
             ConnRoute::Undecided { held, .. } => {
-                // Too few client bytes to decide: TLS only if they are a hello's start.
-                match decide(&held, usize::MAX) {
-                    Some(Probe::Tls) => {
+                // The client sent the start of a hello and no more (a connection with no client
+                // byte was handed to HTTP by `release_undecided`).
+                match client_bytes(&held) {
+                    1.. => {
                         let mut tls = Box::new(TlsConnection::new(TlsConfig::default()));
                         for h in &held {
                             match h {
@@ -317,6 +318,21 @@ impl TlsRouter {
         }
     }
 
+    /// The connection is closing while still undecided: when the client sent nothing (a server
+    /// that spoke alone), its held events go to the HTTP decoders as before the TLS stage
+    /// existed; the start of a hello stays for [`TlsRouter::close`].
+    pub(super) fn release_undecided(&mut self, id: u64) -> Option<Vec<Held>> {
+        let st = self.conns.get_mut(&id)?;
+        match &mut st.route {
+            ConnRoute::Undecided { held, .. } if client_bytes(held) == 0 => {
+                let held = std::mem::take(held);
+                st.route = ConnRoute::Plain(Answer::default());
+                Some(held)
+            }
+            _ => None,
+        }
+    }
+
     fn speaks_tls(&self, server: &SocketAddr) -> bool {
         self.tls_servers.contains(server)
     }
@@ -353,8 +369,18 @@ impl TlsRouter {
     }
 }
 
-/// Decide from the held events: the client's first six bytes (or all of them when `limit` says
-/// no more will come), or HTTP when too much is held.
+/// Client bytes among the held events.
+fn client_bytes(held: &[Held]) -> usize {
+    held.iter()
+        .map(|h| match h {
+            Held::Data(Direction::ClientToServer, _, b) => b.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Decide from the held events: the client's first six bytes, or HTTP when more than
+/// [`MAX_HELD`] bytes are held.
 fn decide(held: &[Held], bytes: usize) -> Option<Probe> {
     let mut first = [0u8; 6];
     let mut n = 0;
@@ -368,7 +394,6 @@ fn decide(held: &[Held], bytes: usize) -> Option<Probe> {
     }
     let seen = first.get(..n).unwrap_or_default();
     match probe_client_hello(seen) {
-        Probe::NeedMore if bytes == usize::MAX => Some(Probe::NotTls),
         Probe::NeedMore if bytes > MAX_HELD => Some(Probe::NotTls),
         Probe::NeedMore => None,
         Probe::NotTls if looks_like_midstream_record(seen) => Some(Probe::Tls),
@@ -538,6 +563,21 @@ mod tests {
             _ => Vec::new(),
         };
         assert_eq!(answer, [0x15, 3, 1]);
+    }
+
+    #[test]
+    fn a_server_speaking_alone_still_reaches_http() {
+        let mut s = stages();
+        s.data(
+            1,
+            S2C,
+            Timestamp(1),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        let c = close(s);
+        // The HTTP stage saw the answer (it has no request to pair with).
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        assert!(c.tls.is_none());
     }
 
     #[test]
