@@ -28,16 +28,20 @@ pub enum Verdict {
     /// The server answered, but its status line or header block could not be read (e.g.
     /// `HTTP/1.0 2XX OK`); a device cannot read it either.
     MalformedResponse,
+    /// Inside TLS (no keys): the device's request records were followed by server records, so
+    /// an answer came, but its status cannot be read. Never `ok`: a 400 looks the same.
+    EncryptedAnswered,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 6] = [
+    pub const ALL: [Verdict; 7] = [
         Verdict::Ok,
         Verdict::ErrorStatus,
         Verdict::NoResponse,
         Verdict::Incomplete,
         Verdict::NotCaptured,
         Verdict::MalformedResponse,
+        Verdict::EncryptedAnswered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,12 +52,14 @@ impl Verdict {
             Verdict::Incomplete => "incomplete",
             Verdict::NotCaptured => "not_captured",
             Verdict::MalformedResponse => "malformed_response",
+            Verdict::EncryptedAnswered => "encrypted_answered",
         }
     }
 
-    /// True for every verdict but `ok`.
+    /// True for every verdict but `ok` and `encrypted_answered` (answered; what the answer said
+    /// is unknown, so it is neither counted as a failure nor as a success).
     pub fn is_problem(self) -> bool {
-        self != Verdict::Ok
+        !matches!(self, Verdict::Ok | Verdict::EncryptedAnswered)
     }
 
     /// True when the capture cannot tell what happened (`not_captured`): shown, but neither a
@@ -181,6 +187,12 @@ pub enum ConnectionError {
     /// The listener gave up on the request in progress (timeout, eviction).
     #[error(transparent)]
     Request(RequestError),
+    /// TLS findings beyond the per-connection limit, only counted.
+    #[error("{0} more TLS findings not shown")]
+    MoreTlsFindingsNotShown(u64),
+    /// Encrypted exchanges beyond the per-connection limit, only counted.
+    #[error("{0} more encrypted exchanges not shown")]
+    MoreEncryptedExchangesNotShown(u64),
     /// The listener's read from the socket failed.
     #[error("read: {message}")]
     Read {
@@ -335,6 +347,12 @@ pub struct Exchange {
     /// answer); absent from JSON when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<ExchangeNote>,
+    /// Set when the exchange was inferred from the timing of TLS records (an HTTPS push read
+    /// without keys): request and answer sizes in records and ciphertext bytes, and what could
+    /// make them wrong. Method, path, status and body are unknown then. Absent from JSON
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<crate::tls::TlsExchange>,
     /// Earlier exchange whose body this one repeats while it was unanswered.
     ///
     /// Kept the last serialised field: the streaming JSON writer (`report::stream`) writes each
@@ -368,10 +386,32 @@ impl Exchange {
             body_kind: "empty",
             body_error: None,
             notes: Vec::new(),
+            encrypted: None,
             body_hash: 0,
             metadata: None,
             event_detail: None,
         }
+    }
+
+    /// The row for an exchange inferred from TLS record timing (no keys): request times and
+    /// ciphertext size from the records, no method, path, status or body. Answered is
+    /// `encrypted_answered`; unanswered is `no_response` as for plain HTTP, or `not_captured`
+    /// when bytes the capture lost could hold the answer.
+    pub fn encrypted(tls: crate::tls::TlsExchange) -> Exchange {
+        let mut ex = Exchange::started(
+            tls.index,
+            Request {
+                time: tls.time,
+                end_time: tls.end_time,
+                body_bytes: tls.request_bytes,
+                complete: true,
+                ..Request::default()
+            },
+        );
+        ex.body_kind = "encrypted";
+        ex.encrypted = Some(tls);
+        ex.verdict = Verdict::of(&ex);
+        ex
     }
 }
 
@@ -405,10 +445,46 @@ pub struct Connection {
     /// never parsed as HTTP. Absent from JSON when both are 0.
     #[serde(skip_serializing_if = "is_zero_pair")]
     pub upgraded_bytes: [u64; 2],
+    /// What the TLS records showed, when the device spoke TLS on this connection (versions,
+    /// SNI, cipher, certificate, alerts, application-data records); absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<crate::tls::TlsInfo>>,
+    /// TLS findings of this connection: handshake failures, HTTPS/HTTP mismatches (also on a
+    /// plain HTTP connection answered by a TLS server), capture and parsing notes. Each with
+    /// `problem` (true: explains lost events) and `text`. Absent from JSON when empty.
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "serialize_tls_findings"
+    )]
+    pub tls_findings: Vec<crate::tls::TlsFinding>,
     pub exchanges: Vec<Exchange>,
     /// First packets, for the handshake view (not in JSON: large).
     #[serde(skip)]
     pub timeline: Vec<PacketNote>,
+}
+
+/// Each finding as its own fields plus `problem` and the plain-words `text`.
+fn serialize_tls_findings<S: serde::Serializer>(
+    findings: &[crate::tls::TlsFinding],
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        #[serde(flatten)]
+        finding: &'a crate::tls::TlsFinding,
+        problem: bool,
+        text: String,
+    }
+    let mut seq = ser.serialize_seq(Some(findings.len()))?;
+    for f in findings {
+        seq.serialize_element(&Entry {
+            finding: f,
+            problem: f.is_problem(),
+            text: f.to_string(),
+        })?;
+    }
+    seq.end()
 }
 
 fn is_zero_pair(v: &[u64; 2]) -> bool {
@@ -419,6 +495,11 @@ impl Connection {
     /// The client's IP without the port: the device, in HTTP listening mode.
     pub fn device(&self) -> &str {
         host_of(&self.client)
+    }
+
+    /// The TLS findings that explain lost events (problem rows), in order.
+    pub fn tls_problems(&self) -> impl Iterator<Item = &crate::tls::TlsFinding> {
+        self.tls_findings.iter().filter(|f| f.is_problem())
     }
 
     /// One-sided capture (client side only): a request judged `no_response` whose answer the
@@ -496,8 +577,12 @@ pub struct Device {
     pub connections: u64,
     pub events: u64,
     pub ok: u64,
+    /// Requests inside TLS that were answered, status unknown (neither `ok` nor failures).
+    pub encrypted_answered: u64,
     pub failures: u64,
     pub handshake_failures: u64,
+    /// TLS problem findings on this device's connections (mismatch, handshake failure...).
+    pub tls_problems: u64,
     pub stalls: u64,
     pub stalled_seconds: f64,
     pub retries: u64,
@@ -547,12 +632,44 @@ pub struct Summary {
     pub connections_expired: u64,
     /// Most connections tracked at once.
     pub peak_open_connections: u64,
+    /// Requests inside TLS answered by the server, status unknown (`encrypted_answered`).
+    pub encrypted_answered: u64,
+    /// Connections on which the device spoke TLS.
+    pub tls_connections: u64,
+    /// TLS findings that explain lost events (every kind below, and a device offering only
+    /// TLS <= 1.1).
+    pub tls_problems: u64,
+    /// Of those, HTTPS/HTTP mismatches: the device speaks HTTPS to a plain HTTP server, or
+    /// plain HTTP to a TLS server.
+    pub tls_mismatches: u64,
+    /// Of those, TLS handshakes ended by an alert or a close.
+    pub tls_handshake_failures: u64,
     /// Frames found inside each tunnel or encapsulation (GRE, ERSPAN, VXLAN, GENEVE, MPLS,
     /// IP-in-IP, LLC/SNAP): a capture from a mirror port or an overlay says so here.
     pub encapsulations: crate::capture::EncapCounts,
 }
 
 impl Summary {
+    /// Count one connection's TLS facts and problem findings.
+    fn count_tls(&mut self, c: &Connection) {
+        use crate::tls::TlsFinding;
+        if c.tls.is_some() {
+            self.tls_connections += 1;
+        }
+        for f in c.tls_problems() {
+            self.tls_problems += 1;
+            match f {
+                TlsFinding::TlsToPlainServer { .. } | TlsFinding::PlainHttpToTlsServer { .. } => {
+                    self.tls_mismatches += 1
+                }
+                TlsFinding::HandshakeAlert { .. } | TlsFinding::ClosedDuringHandshake { .. } => {
+                    self.tls_handshake_failures += 1
+                }
+                _ => {}
+            }
+        }
+    }
+
     pub fn verdict_count(&self, v: Verdict) -> u64 {
         match v {
             Verdict::Ok => self.ok,
@@ -561,6 +678,7 @@ impl Summary {
             Verdict::Incomplete => self.incomplete,
             Verdict::NotCaptured => self.not_captured,
             Verdict::MalformedResponse => self.malformed_response,
+            Verdict::EncryptedAnswered => self.encrypted_answered,
         }
     }
 
@@ -573,16 +691,18 @@ impl Summary {
             Verdict::Incomplete => &mut self.incomplete,
             Verdict::NotCaptured => &mut self.not_captured,
             Verdict::MalformedResponse => &mut self.malformed_response,
+            Verdict::EncryptedAnswered => &mut self.encrypted_answered,
         };
         *n += 1;
     }
 
-    /// Count one finished connection's handshake (and whether it was one-sided). One place for
-    /// the replay diagnosis and the live one.
+    /// Count one finished connection's handshake (and whether it was one-sided), TCP and TLS.
+    /// One place for the replay diagnosis and the live one.
     pub fn count_handshake(&mut self, c: &Connection) {
         if c.one_sided.is_some() {
             self.one_sided_connections += 1;
         }
+        self.count_tls(c);
         if !c.handshake.failed() {
             return;
         }

@@ -20,6 +20,8 @@ use crate::time::Timestamp;
 pub use crate::exchange::capture::ExchangeSink;
 pub use crate::exchange::Counters;
 
+mod tls;
+
 /// Limits for every stage, in one place (see README "Resource bounds").
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -60,6 +62,9 @@ pub struct Footprint {
     pub tcp_buffered_bytes: u64,
     /// Header bytes held by the HTTP decoders (at most `2 * max_header_bytes` a connection).
     pub http_buffered_bytes: u64,
+    /// Bytes held by the TLS routing and stage (undecided first bytes, handshake messages being
+    /// reassembled, plain connections' first answer bytes).
+    pub tls_buffered_bytes: u64,
 }
 
 /// Per-connection state: the two HTTP decoders, and what they have found so far.
@@ -81,6 +86,8 @@ struct Stages {
     sink: Option<Box<dyn ExchangeSink + Send>>,
     /// Only connections with these ids send part bytes to the sink (None: all).
     sink_filter: Option<Vec<u64>>,
+    /// Which connections are TLS, and their TLS stages (`pipeline/tls.rs`).
+    tls: tls::TlsRouter,
 }
 
 /// The pipeline as one state machine.
@@ -105,6 +112,7 @@ impl Analyzer {
                 finished: Vec::new(),
                 sink: None,
                 sink_filter: None,
+                tls: tls::TlsRouter::default(),
             },
             counters: Counters::default(),
             warnings: Vec::new(),
@@ -202,6 +210,7 @@ impl Analyzer {
                 .values()
                 .map(|s| (s.req.buffered_bytes() + s.resp.buffered_bytes()) as u64)
                 .sum(),
+            tls_buffered_bytes: self.stages.tls.buffered_bytes(),
         }
     }
 
@@ -222,7 +231,9 @@ impl Analyzer {
     /// Snapshots of connections still open, with their exchanges so far and provisional verdicts
     /// (for live views).
     pub fn open_snapshot(&self) -> Vec<Connection> {
-        Self::snapshot(self.stages.conns.values())
+        let mut v = Self::snapshot(self.stages.conns.values());
+        self.stages.tls.decorate(&mut v);
+        v
     }
 
     /// The open connections that carry at least one exchange, by id, as they are (exchange
@@ -308,6 +319,7 @@ impl Stages {
         server: std::net::SocketAddr,
         ts: Timestamp,
     ) {
+        self.tls.open(id, server);
         let conn = Connection::opened(id, client, server, Handshake::NotSeen, 0, ts);
         let st = ConnState {
             req: MessageDecoder::new(Kind::Request, self.config.http.clone()),
@@ -318,6 +330,10 @@ impl Stages {
     }
 
     fn data(&mut self, id: u64, dir: Direction, ts: Timestamp, data: &[u8]) {
+        let route = self.tls.data(id, dir, ts, data);
+        if self.route(route, id) {
+            return;
+        }
         let Stages {
             conns,
             with_exchanges,
@@ -358,6 +374,10 @@ impl Stages {
     }
 
     fn gap(&mut self, id: u64, dir: Direction, ts: Timestamp, bytes: u64) {
+        let route = self.tls.gap(id, dir, ts, bytes);
+        if self.route(route, id) {
+            return;
+        }
         let Stages {
             conns,
             config,
@@ -388,6 +408,9 @@ impl Stages {
     }
 
     fn close(&mut self, id: u64, info: Option<Box<ConnInfo>>) {
+        if let Some(held) = self.tls.release_undecided(id) {
+            self.route(tls::Route::Release(held), id);
+        }
         let Stages {
             conns,
             with_exchanges,
@@ -395,6 +418,7 @@ impl Stages {
             sink,
             sink_filter,
             finished,
+            tls,
         } = self;
         let Some(ConnState {
             mut req,
@@ -450,7 +474,27 @@ impl Stages {
         if let Some(acks) = &client_acks {
             conn.settle_one_sided(acks);
         }
+        tls.close(id, &mut conn);
         finished.push(conn);
+    }
+
+    /// Act on the TLS routing of an event: true when the HTTP decoders must not see it (the
+    /// TLS stage took it, or it is held until the connection is decided). Held events of a
+    /// connection just decided plain HTTP are fed to the HTTP decoders here, in order.
+    fn route(&mut self, route: tls::Route, id: u64) -> bool {
+        match route {
+            tls::Route::Http => false,
+            tls::Route::Taken => true,
+            tls::Route::Release(held) => {
+                for h in held {
+                    match h {
+                        tls::Held::Data(dir, ts, b) => self.data(id, dir, ts, &b),
+                        tls::Held::Gap(dir, ts, n) => self.gap(id, dir, ts, n),
+                    }
+                }
+                true
+            }
+        }
     }
 }
 
@@ -498,6 +542,7 @@ mod tests {
                 finished: Vec::new(),
                 sink: None,
                 sink_filter: None,
+                tls: tls::TlsRouter::default(),
             };
             let client = "10.0.0.5:50000".parse().unwrap_or_else(|_| unreachable!());
             let server = "10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!());

@@ -83,6 +83,11 @@ pub enum Line<'a> {
     Handshake {
         connection: &'a Connection,
     },
+    /// A TLS problem finding of a finished connection (also inside `connection.tls_findings`).
+    TlsProblem {
+        connection: &'a Connection,
+        finding: &'a crate::tls::TlsFinding,
+    },
     Stall(&'a Stall),
     Summary {
         interface: &'a str,
@@ -240,6 +245,17 @@ pub fn run_headless_on(
             summary.handshake_failures, summary.stalls, stats.dropped + stats.if_dropped,
             summary.peak_open_connections, summary.connections_evicted, summary.connections_expired
         );
+        if summary.tls_connections > 0 || summary.tls_problems > 0 {
+            let _ = writeln!(
+                out,
+                "TLS: {} connection(s), {} encrypted_answered; TLS problems {} (HTTPS/HTTP mismatch {}, handshake failures {})",
+                summary.tls_connections,
+                summary.encrypted_answered,
+                summary.tls_problems,
+                summary.tls_mismatches,
+                summary.tls_handshake_failures
+            );
+        }
         if !summary.encapsulations.is_empty() {
             // A mirror port or an overlay: the devices are the inner addresses.
             let _ = writeln!(
@@ -356,6 +372,10 @@ fn emit(findings: &mut Vec<Finding>, json: bool, out: &mut dyn Write, judged: &m
                     exchange,
                 },
                 Finding::Handshake { conn } => Line::Handshake { connection: conn },
+                Finding::Tls { conn, finding } => Line::TlsProblem {
+                    connection: conn,
+                    finding,
+                },
                 Finding::Stall(s) => Line::Stall(s),
             };
             let _ = serde_json::to_writer(&mut *out, &line);
@@ -376,11 +396,16 @@ pub fn text_line(f: &Finding) -> String {
             provisional,
             corrected,
         } => {
-            let status = ex
-                .response
-                .as_ref()
-                .map(|r| r.status.to_string())
-                .unwrap_or_else(|| "-".into());
+            // Inside TLS the status is unknown: `?`, never a guessed one.
+            let status = match (&ex.response, &ex.encrypted) {
+                (Some(r), _) => r.status.to_string(),
+                (None, Some(_)) => "?".into(),
+                (None, None) => "-".into(),
+            };
+            let (method, path) = match ex.encrypted {
+                Some(_) => ("HTTPS", "(encrypted)"),
+                None => (ex.request.method.as_str(), ex.request.path.as_str()),
+            };
             let ev = ex
                 .event
                 .as_ref()
@@ -398,8 +423,8 @@ pub fn text_line(f: &Finding) -> String {
                 ex.request.time.to_clock_string(),
                 conn.client,
                 conn.server,
-                ex.request.method,
-                ex.request.path,
+                method,
+                path,
                 ev,
                 status,
                 ex.verdict.as_str(),
@@ -413,6 +438,14 @@ pub fn text_line(f: &Finding) -> String {
             conn.server,
             conn.handshake,
             conn.syn_attempts
+        ),
+        Finding::Tls { conn, finding } => format!(
+            "{} {} -> {} TLS {}: {}",
+            finding.time().to_clock_string(),
+            conn.client,
+            conn.server,
+            finding.kind(),
+            finding
         ),
         Finding::Stall(s) => format!(
             "{} stall {} for {:.1} s after {}{}",

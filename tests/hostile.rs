@@ -103,6 +103,46 @@ fn captures_cut_at_every_byte_offset_are_analysed_up_to_the_cut() {
     assert!(runs > 15_000);
 }
 
+/// The kinds of the TLS problem findings in a report.
+fn tls_problem_kinds(r: &Report) -> std::collections::BTreeSet<&'static str> {
+    r.connections
+        .iter()
+        .flat_map(|c| c.tls_problems().map(|f| f.kind()))
+        .collect()
+}
+
+#[test]
+fn https_captures_cut_at_every_byte_offset_are_analysed_up_to_the_cut() {
+    let mut runs = 0;
+    // Every offset of the smallest (a handshake cut anywhere, a ClientHello answered in plain
+    // HTTP); every 5th of the others, to keep the test's time reasonable.
+    for (name, stride) in [
+        ("https-to-http.pcap", 1),
+        ("https-tls12.pcap", 1),
+        ("https-ok.pcap", 5),
+        ("https-tls13.pcap", 5),
+        ("https-no-answer.pcap", 5),
+        ("http-to-https.pcap", 5),
+        ("https-unknown-ca.pcap", 5),
+    ] {
+        runs += cut_everywhere(name, stride);
+        // A cut capture shows no TLS problem the whole capture does not show (a cut ends
+        // connections as "capture ended", never as a close during the handshake).
+        let bytes = std::fs::read(sample(name)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let full = replay_bytes(&bytes, dir.path()).expect("whole sample reads");
+        let kinds = tls_problem_kinds(&full);
+        for cut in (0..bytes.len()).step_by(17) {
+            if let Some(r) = replay_bytes(&bytes[..cut], dir.path()) {
+                let got = tls_problem_kinds(&r);
+                assert!(got.is_subset(&kinds), "{name} cut at {cut}: {got:?}");
+            }
+        }
+    }
+    eprintln!("{runs} truncated HTTPS captures analysed");
+    assert!(runs > 13_000);
+}
+
 /// Frames of a sample as (ts, link, bytes, orig_len).
 fn frames(
     name: &str,

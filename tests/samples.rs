@@ -70,6 +70,7 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                 "incomplete" => s.incomplete,
                 "not_captured" => s.not_captured,
                 "malformed_response" => s.malformed_response,
+                "encrypted_answered" => s.encrypted_answered,
                 other => panic!("unknown verdict {other}"),
             };
             eq(&mut bad, name, &format!("verdict {k}"), got, u(v));
@@ -174,6 +175,21 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
             bad.push(format!("{name}: no upgraded bytes counted both ways"));
         }
     }
+    if let Some(Value::Array(want)) = exp.get("tls") {
+        check_tls(name, want, report, &mut bad);
+    }
+    if let Some(Value::Object(want)) = exp.get("tls_summary") {
+        let got = serde_json::to_value(s).expect("summary serialises");
+        for (k, v) in want {
+            eq(
+                &mut bad,
+                name,
+                k,
+                got.get(k).map(u).unwrap_or(u64::MAX),
+                u(v),
+            );
+        }
+    }
     if let Some(Value::Bool(true)) = exp.get("warning") {
         if report.warnings.is_empty() {
             bad.push(format!("{name}: expected a warning, got none"));
@@ -235,6 +251,7 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                 Value::from(g.parts.iter().map(|p| p.bytes).collect::<Vec<_>>()),
             );
             field("retry", Value::from(g.retry_of.is_some()));
+            field("encrypted", Value::from(g.encrypted.is_some()));
             field(
                 "answer_bytes_acked",
                 c.answer_bytes_acked(g.index)
@@ -244,6 +261,90 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
         }
     }
     bad
+}
+
+/// `want` is a subset of `got` (objects: every key of `want` matches; other values: equal).
+fn subset(want: &Value, got: &Value) -> bool {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => w
+            .iter()
+            .all(|(k, v)| g.get(k).is_some_and(|gv| subset(v, gv))),
+        _ => want == got,
+    }
+}
+
+/// Per connection (in id order), what the TLS records must show (keys of
+/// samples/tools/expected_tls.py): through the whole pipeline, as `--json` shows it.
+fn check_tls(name: &str, want: &[Value], report: &Report, bad: &mut Vec<String>) {
+    let mut conns: Vec<_> = report.connections.iter().collect();
+    conns.sort_by_key(|c| c.id);
+    if conns.len() != want.len() {
+        bad.push(format!(
+            "{name}: {} connections, expected {} (tls)",
+            conns.len(),
+            want.len()
+        ));
+        return;
+    }
+    for (i, (w, c)) in want.iter().zip(conns).enumerate() {
+        let j = serde_json::to_value(c).expect("connection serialises");
+        let tls = &j["tls"];
+        let mut more = Vec::new();
+        let mut field = |key: &str, got: Value| {
+            if let Some(wv) = w.get(key) {
+                if !subset(wv, &got) {
+                    bad.push(format!("{name} #{i}: {key}: got {got}, expected {wv}"));
+                }
+            }
+        };
+        field("tls", Value::from(c.tls.is_some()));
+        field("sni", tls["client_hello"]["sni"].clone());
+        field(
+            "offered",
+            c.tls
+                .as_ref()
+                .and_then(|t| t.client_hello.as_ref())
+                .and_then(|h| h.highest_version())
+                .map(|v| Value::from(v.to_string()))
+                .unwrap_or(Value::Null),
+        );
+        field("version", tls["server_hello"]["version"].clone());
+        field("certificate", tls["certificate"].clone());
+        field("handshake", tls["handshake"].clone());
+        field(
+            "exchanges",
+            Value::from(
+                c.exchanges
+                    .iter()
+                    .filter_map(|e| e.encrypted.as_ref().map(|t| t.response.is_some()))
+                    .collect::<Vec<_>>(),
+            ),
+        );
+        let findings = j["tls_findings"].as_array().cloned().unwrap_or_default();
+        let (problems, notes): (Vec<Value>, Vec<Value>) = findings
+            .into_iter()
+            .partition(|f| f["problem"] == Value::Bool(true));
+        if let Some(Value::Array(wp)) = w.get("problems") {
+            if wp.len() != problems.len() || !wp.iter().zip(&problems).all(|(w, g)| subset(w, g)) {
+                more.push(format!(
+                    "{name} #{i}: problems: got {problems:?}, expected {wp:?}"
+                ));
+            }
+        }
+        if w.get("tls") == Some(&Value::Bool(false)) {
+            let evidence = problems
+                .iter()
+                .find(|p| p["kind"] == "plain_http_to_tls_server")
+                .map(|p| p["evidence"]["kind"].clone())
+                .unwrap_or(Value::Null);
+            field("plain_http_evidence", evidence);
+        }
+        // Whatever the sample: no parsing or capture notes on these clean loopback recordings.
+        if !notes.is_empty() {
+            more.push(format!("{name} #{i}: unexpected TLS notes {notes:?}"));
+        }
+        bad.extend(more);
+    }
 }
 
 #[test]
@@ -280,24 +381,16 @@ fn every_sample_shows_its_expected_verdicts() {
     );
 }
 
-/// HTTPS samples whose expectations live in samples/expected-tls.json (checked by
-/// tests/tls_samples.rs) until the pipeline routes TLS connections; they move to expected.json
-/// then.
-fn tls_samples() -> serde_json::Map<String, Value> {
-    load("expected-tls.json")
-}
-
 #[test]
 fn every_sample_file_is_listed_in_expected_json() {
     let exp = expected();
-    let tls = tls_samples();
     for entry in std::fs::read_dir(samples_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         let listed = [".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz"];
         if listed.iter().any(|ext| name.ends_with(ext)) {
             assert!(
-                exp.contains_key(&name) || tls.contains_key(&name),
-                "{name} has no entry in samples/expected.json (or expected-tls.json)"
+                exp.contains_key(&name),
+                "{name} has no entry in samples/expected.json"
             );
         }
     }

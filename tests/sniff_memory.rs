@@ -95,7 +95,7 @@ fn tick(
             } => seen.provisional += 1,
             Finding::Exchange { .. } => seen.final_exchanges += 1,
             Finding::Stall(_) => seen.stalls += 1,
-            Finding::Handshake { .. } => {}
+            Finding::Handshake { .. } | Finding::Tls { .. } => {}
         }
     }
     seen.ticks += 1;

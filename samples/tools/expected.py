@@ -29,6 +29,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bodies  # noqa: E402
 import craft  # noqa: E402
+import expected_tls  # noqa: E402
 import record  # noqa: E402
 
 
@@ -362,6 +363,13 @@ def build():
         1, 1, error_status=1, complete=1, min_stalls=1,
         exchanges=[req("POST", "/alarm", 400, "error_status")])
     E["conflicting-length.pcap"]["connection_errors"] = 0
+    E["bad-content-length.pcap"] = sample(
+        "A POST with `Content-Length: banana` (and a 4-byte body), answered 400 at once and closed: "
+        "the server rejected a request it could not frame. The 400 is that request's answer "
+        "(error_status; the framing error is a note on the exchange, not a connection error).",
+        1, 1, error_status=1, complete=1, min_stalls=1,
+        exchanges=[req("POST", "/alarm", 400, "error_status")])
+    E["bad-content-length.pcap"]["connection_errors"] = 0
     E["malformed-status.pcap"] = sample(
         "A VMD POST answered `HTTP/1.0 2XX OK`: an answer came but cannot be read.",
         1, 1, malformed_response=1, complete=1, min_stalls=1,
@@ -371,6 +379,10 @@ def build():
         "The handshake was seen, so the server's stream was seen from its start: nothing was lost "
         "to the capture, no answer came.",
         1, 1, no_response=1, complete=1, min_stalls=1, exchanges=[ex("VMD", None, "no_response")])
+    # The alert (protocol_version) is a TLS server's answer to plain HTTP: the mismatch is named.
+    E["non-http-answer.pcap"]["tls_summary"] = {"tls_connections": 0, "tls_problems": 1, "tls_mismatches": 1,
+                                               "tls_handshake_failures": 0}
+    E["non-http-answer.pcap"]["tls"] = [{"tls": False, "plain_http_evidence": "alert"}]
     E["lost-answer-head.pcap"] = sample(
         "Three keep-alive VMD POSTs, each answered 200 with a 23-byte text body; the segment with "
         "the first answer's head is missing from the capture (its body segment is there). The "
@@ -383,7 +395,56 @@ def build():
         "first captured segment is a 1-byte TCP keep-alive probe, then a VMD POST; the 200 OK "
         "follows the last JPEG bytes in the same segment with no line break before it.",
         1, 1, ok=1, not_seen=1, capture_gap_bytes=None, exchanges=[ex("VMD")])
+
+    # ---- HTTPS (record_tls.py; TLS facts declared in expected_tls.py) ----
+    for name, t in expected_tls.build().items():
+        E[name] = https_sample(t)
     return E
+
+
+def https_sample(t):
+    """An HTTPS sample's expectations for the whole pipeline, from its declared TLS facts:
+    every connection completes its TCP handshake (loopback); each inferred TLS exchange is a row
+    marked encrypted with no status (encrypted_answered when the server answered, else
+    no_response); each plain HTTP connection carries one POST /alarm that got no HTTP answer
+    (the server spoke TLS). Key `tls` lists the per-connection TLS facts (expected_tls.py's
+    keys); `tls_summary` the summary's TLS counts."""
+    conns = t["connections"]
+    exchanges, answered, unanswered = [], 0, 0
+    problems, mismatches, hs_failures = 0, 0, 0
+    for c in conns:
+        if c["tls"]:
+            for a in c["exchanges"]:
+                exchanges.append({"status": None, "verdict": "encrypted_answered" if a else "no_response",
+                                  "encrypted": True})
+                answered += a
+                unanswered += not a
+            for p in c["problems"]:
+                problems += 1
+                mismatches += p["kind"] == "tls_to_plain_server"
+                hs_failures += p["kind"] in ("handshake_alert", "closed_during_handshake")
+        else:
+            exchanges.append({"method": "POST", "path": "/alarm", "status": None, "verdict": "no_response",
+                              "encrypted": False})
+            unanswered += 1
+            if c.get("plain_http_evidence"):
+                problems += 1
+                mismatches += 1
+    return {
+        "note": t["note"],
+        "connections": len(conns),
+        "requests": len(exchanges),
+        "verdicts": {"ok": 0, "error_status": 0, "no_response": unanswered, "incomplete": 0,
+                     "encrypted_answered": answered},
+        "handshake": {"complete": len(conns), "unanswered": 0, "refused": 0, "not_seen": 0},
+        "min_stalls": unanswered,
+        "capture_gap_bytes": 0,
+        "truncated_frames": 0,
+        "exchanges": exchanges,
+        "tls": conns,
+        "tls_summary": {"tls_connections": sum(1 for c in conns if c["tls"]), "tls_problems": problems,
+                        "tls_mismatches": mismatches, "tls_handshake_failures": hs_failures},
+    }
 
 
 def main():

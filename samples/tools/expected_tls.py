@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Write samples/expected-tls.json: what the TLS stage must report for every HTTPS sample
-recorded by record_tls.py.
+"""What the TLS stage must report for every HTTPS sample recorded by record_tls.py. expected.py
+imports build() and folds these facts into samples/expected.json (key `tls` of each HTTPS
+sample, checked through the whole pipeline by tests/samples.rs).
 
 The expectations are DECLARED here from the design of each scenario (what the devices and
 servers were configured to do: versions allowed, certificates made, who trusts which CA, what the
 server answers); nothing is read back from a capture. tshark was used to check that each file
 shows what was intended (see samples/README.md).
 
-    python3 samples/tools/expected_tls.py [--out FILE]
+    python3 samples/tools/expected_tls.py    # prints them (expected.py writes the file)
 
 Per sample: note, and connections (in order of appearance), each with any of:
   tls            the client's first bytes are a TLS ClientHello (false: plain HTTP)
@@ -103,13 +104,8 @@ def build():
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(here, "..", "expected-tls.json"))
-    a = ap.parse_args()
-    with open(a.out, "w") as f:
-        json.dump(build(), f, indent=1, sort_keys=True)
-        f.write("\n")
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    print(json.dumps(build(), indent=1, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -729,6 +729,16 @@ def sc_conflicting_length(port):
     return one_exchange(port, req, lambda _h: response(400, "Bad Request")), None, [400]
 
 
+def sc_bad_content_length(port):
+    """A POST whose Content-Length is not a number (`banana`), answered 400 and closed: the
+    server rejected a request it could not frame (issue 13)."""
+    req = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {SERVER_IP}\r\nContent-Type: {XML_CT}\r\n"
+        "Content-Length: banana\r\n\r\n<x/>"
+    ).encode()
+    return one_exchange(port, req, lambda _h: response(400, "Bad Request")), None, [400]
+
+
 def sc_malformed_status(port):
     """An answer whose status code is not three digits: `HTTP/1.0 2XX OK`."""
     body = bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:27:30+08:00", 1)
@@ -774,6 +784,7 @@ SCENARIOS = {
     "conflicting-length.pcap": (18104, sc_conflicting_length, "lo", []),
     "malformed-status.pcap": (18105, sc_malformed_status, "lo", []),
     "non-http-answer.pcap": (18106, sc_non_http_answer, "lo", []),
+    "bad-content-length.pcap": (18107, sc_bad_content_length, "lo", []),
 }
 
 

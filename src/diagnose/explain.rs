@@ -3,6 +3,7 @@
 
 use crate::model::{Connection, Exchange, ExchangeNote, Verdict};
 use crate::tcp::{CloseKind, Handshake, Side};
+use crate::tls::{TlsExchange, TlsFinding, Uncertainty};
 
 /// What a finding means and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +114,25 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
         Some(s) => format!(" In this capture the device's next request came {s:.1} s later."),
         None => String::new(),
     };
+    if let Some(tls) = &ex.encrypted {
+        return explain_encrypted(c, ex.verdict, tls, &stall);
+    }
+    // A plain request the server answered as a TLS server: that is the reason, not the server.
+    if let (Verdict::NoResponse, Some(f)) = (
+        ex.verdict,
+        c.tls_problems()
+            .find(|f| matches!(f, TlsFinding::PlainHttpToTlsServer { .. })),
+    ) {
+        let e = explain_tls_finding(f);
+        return Explanation {
+            what: format!(
+                "The request was complete but no HTTP answer came. {}",
+                e.what
+            ),
+            meaning: format!("{}{stall}", e.meaning),
+            next: e.next,
+        };
+    }
     match ex.verdict {
         Verdict::Ok => Explanation {
             what: format!(
@@ -169,7 +189,11 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                 _ => "the server rejected the event",
             };
             Explanation {
-                what: format!("The server answered {status} {reason} instead of 200 OK."),
+                what: if framing.is_some() {
+                    format!("The server rejected a malformed request with {status} {reason}.")
+                } else {
+                    format!("The server answered {status} {reason} instead of 200 OK.")
+                },
                 meaning: format!(
                     "Without 200 OK the device treats the event as not delivered: it waits, \
                      retries, and holds its later events.{stall}"
@@ -256,6 +280,12 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
                     .into(),
             }
         }
+        // Only encrypted exchanges carry this verdict (handled above); kept for completeness.
+        Verdict::EncryptedAnswered => Explanation {
+            what: "The server answered inside TLS.".into(),
+            meaning: "Its status cannot be read without the session keys.".into(),
+            next: "Give alarmscope the key log, or check the alarm server's log.".into(),
+        },
         Verdict::Incomplete => {
             let why = if let Some(e) = &ex.request.error {
                 format!("it could not be framed ({e})")
@@ -287,6 +317,136 @@ pub fn explain_verdict(c: &Connection, ex: &Exchange, stall_seconds: Option<f64>
     }
 }
 
+/// Explain an exchange inferred from TLS record timing (no keys: no status).
+fn explain_encrypted(
+    c: &Connection,
+    verdict: Verdict,
+    tls: &TlsExchange,
+    stall: &str,
+) -> Explanation {
+    let req = format!(
+        "{} encrypted request record(s), {} bytes",
+        tls.request_records, tls.request_bytes
+    );
+    let doubt = match tls.uncertain {
+        Some(Uncertainty::MaySessionTickets) => {
+            " Uncertain: TLS 1.3 servers send session tickets after the handshake, and server records of the tickets' size were taken for tickets; one of them may have been the answer."
+        }
+        Some(Uncertainty::CaptureGap) => {
+            " Uncertain: bytes of this connection are missing from the capture during it."
+        }
+        Some(Uncertainty::CaptureEnded) => {
+            " Uncertain: the capture ended (or the connection was dropped from the table) while the device was waiting."
+        }
+        None => "",
+    };
+    match (verdict, &tls.response) {
+        (Verdict::EncryptedAnswered, Some(r)) => Explanation {
+            what: format!(
+                "HTTPS: {req}; the server answered with {} record(s), {} bytes, after {:.1} ms.",
+                r.records, r.bytes, r.latency_ms
+            ),
+            meaning: format!(
+                "The server answered, but the answer is encrypted: whether it was 200 OK cannot be told from the records (a 400 or 401 looks the same).{doubt}"
+            ),
+            next: "To read the status, give alarmscope the TLS key log of the session (the server's SSLKEYLOGFILE), or look in the alarm server's log."
+                .into(),
+        },
+        (Verdict::NotCaptured, _) => Explanation {
+            what: format!(
+                "HTTPS: {req}; no answer seen, and bytes of the connection are missing from the capture after it."
+            ),
+            meaning: "Uncertain: the server may have answered in the lost bytes.".into(),
+            next: "Capture again on the server itself, with a buffer large enough that the capture drops nothing."
+                .into(),
+        },
+        _ => {
+            let how = match c.closed {
+                CloseKind::Fin(Side::Client) | CloseKind::Rst(Side::Client) => {
+                    "the device gave up and closed the connection"
+                }
+                CloseKind::Fin(Side::Server) | CloseKind::Rst(Side::Server) => {
+                    "the server closed the connection without answering"
+                }
+                CloseKind::Open => "the capture ended while the device was still waiting",
+            };
+            Explanation {
+                what: format!(
+                    "HTTPS: {req} after a completed TLS handshake; no encrypted answer came: {how}."
+                ),
+                meaning: format!(
+                    "No answer at all (not even an error): the device will wait, retry, and hold its later events.{doubt}{stall}"
+                ),
+                next: "Check that the alarm server reads the whole body and answers every POST with 200 OK promptly; its log shows what it did with the request."
+                    .into(),
+            }
+        }
+    }
+}
+
+/// Explain a TLS finding that is a problem (a problem row: HTTPS/HTTP mismatch, handshake
+/// failure, old TLS versions); other findings get their own text as `what`.
+pub fn explain_tls_finding(f: &TlsFinding) -> Explanation {
+    match f {
+        TlsFinding::TlsToPlainServer { .. } => Explanation {
+            what: format!("{}.", capitalised(f)),
+            meaning: "The server cannot read the device's TLS hello: no event sent on this slot \
+                      can arrive."
+                .into(),
+            next: "Set the device's alarm host to HTTP (alarmscope device set --protocol HTTP), or enable HTTPS on the server's port."
+                .into(),
+        },
+        TlsFinding::PlainHttpToTlsServer { .. } => Explanation {
+            what: format!("{}.", capitalised(f)),
+            meaning: "The server waits for a TLS handshake and cannot read a plain request: no \
+                      event sent on this slot can arrive."
+                .into(),
+            next: "Set the device's alarm host to HTTPS (alarmscope device set --protocol HTTPS), or serve plain HTTP on that port."
+                .into(),
+        },
+        TlsFinding::HandshakeAlert { by, .. } | TlsFinding::ClosedDuringHandshake { by, .. } => {
+            let who = match by {
+                Side::Client => {
+                    "Check the server's certificate (issuer, host name, dates) against the device's trusted CAs and clock; import the CA into the device, or use a certificate the device trusts."
+                }
+                Side::Server => {
+                    "Check the server's TLS settings (versions, cipher suites, certificate for the host name the device asks for) and its log."
+                }
+            };
+            Explanation {
+                what: format!("{}.", capitalised(f)),
+                meaning: "Without a completed handshake there is no encrypted channel: no event \
+                          sent this way can arrive."
+                    .into(),
+                next: who.into(),
+            }
+        }
+        TlsFinding::OnlyOldVersionsOffered { .. } => Explanation {
+            what: format!("{}.", capitalised(f)),
+            meaning: "Servers that refuse these versions end the handshake: the device's events \
+                      cannot arrive there."
+                .into(),
+            next: "Update the device's firmware, or allow the old version on the server.".into(),
+        },
+        other => Explanation {
+            what: format!("{}.", capitalised(other)),
+            meaning: "A capture or parsing note: it does not explain lost events by itself."
+                .into(),
+            next: "Nothing to do unless other findings point here.".into(),
+        },
+    }
+}
+
+/// A finding's text with its first letter in upper case, to start a sentence.
+fn capitalised(f: &TlsFinding) -> String {
+    let text = f.to_string();
+    let mut c = text.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +474,8 @@ mod tests {
             timeline: Vec::new(),
             upgrade: None,
             upgraded_bytes: [0, 0],
+            tls: None,
+            tls_findings: Vec::new(),
         }
     }
 

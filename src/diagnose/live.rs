@@ -22,6 +22,11 @@ pub enum Finding {
     },
     /// A connection failed its handshake (unanswered SYNs, refused).
     Handshake { conn: Box<Connection> },
+    /// A TLS problem on a finished connection (HTTPS/HTTP mismatch, TLS handshake failure...).
+    Tls {
+        conn: Box<Connection>,
+        finding: crate::tls::TlsFinding,
+    },
     /// A device's stall ended (or was still running when the capture stopped: `open_ended`).
     Stall(Stall),
 }
@@ -70,6 +75,12 @@ impl LiveDiagnoser {
         if conn.handshake.failed() {
             out.push(Finding::Handshake {
                 conn: Box::new(header_only(conn)),
+            });
+        }
+        for f in conn.tls_problems() {
+            out.push(Finding::Tls {
+                conn: Box::new(header_only(conn)),
+                finding: f.clone(),
             });
         }
         for ex in &conn.exchanges {
@@ -233,6 +244,43 @@ mod tests {
     }
 
     const SEC: i64 = 1_000_000_000;
+
+    #[test]
+    fn tls_problems_of_a_finished_connection_are_reported_and_counted() {
+        let mut c = conn(7, "10.0.0.9:5000", Vec::new());
+        c.tls_findings = vec![
+            crate::tls::TlsFinding::HandshakeAlert {
+                time: Timestamp(5),
+                by: crate::tcp::Side::Client,
+                level: Some(crate::tls::AlertLevel::FATAL),
+                description: Some(crate::tls::AlertDescription::UNKNOWN_CA),
+            },
+            // A capture note: not a problem, not reported.
+            crate::tls::TlsFinding::NotTls {
+                time: Timestamp(6),
+                dir: crate::tcp::Direction::ServerToClient,
+                offset: 9,
+                skipped: None,
+            },
+        ];
+        let mut d = LiveDiagnoser::new(1);
+        let mut out = Vec::new();
+        d.on_finished(&c, &mut out);
+        assert!(
+            matches!(
+                &out[..],
+                [Finding::Tls {
+                    finding: crate::tls::TlsFinding::HandshakeAlert { .. },
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        assert_eq!(
+            (d.summary().tls_problems, d.summary().tls_handshake_failures),
+            (1, 1)
+        );
+    }
 
     #[test]
     fn waiting_request_is_judged_after_the_timeout_then_corrected_when_answered_late() {

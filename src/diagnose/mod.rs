@@ -6,7 +6,7 @@
 mod explain;
 pub mod live;
 
-pub use explain::{explain_handshake, explain_verdict, Explanation};
+pub use explain::{explain_handshake, explain_tls_finding, explain_verdict, Explanation};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -126,11 +126,14 @@ impl Ledger {
         if c.handshake.failed() {
             d.handshake_failures += 1;
         }
+        d.tls_problems += c.tls_problems().count() as u64;
         for ex in &c.exchanges {
             s.count_request(ex.verdict);
             d.events += 1;
             if ex.verdict == Verdict::Ok {
                 d.ok += 1;
+            } else if ex.verdict == Verdict::EncryptedAnswered {
+                d.encrypted_answered += 1;
             } else if !ex.verdict.is_uncertain() {
                 d.failures += 1;
             }
@@ -156,7 +159,8 @@ impl Ledger {
                 verdict: ex.verdict,
                 status: ex.response.as_ref().map(|r| r.status),
                 hash: ex.body_hash,
-                has_body: ex.request.body_bytes > 0,
+                // An encrypted body cannot be compared (no hash): never taken for a retry.
+                has_body: ex.request.body_bytes > 0 && ex.encrypted.is_none(),
                 metadata_key: ex.metadata.as_deref().map(hash_str),
             });
             self.items += 1;
@@ -602,6 +606,67 @@ mod tests {
         assert_eq!(conns[1].exchanges[0].retry_of, None);
         assert_eq!(f.devices.len(), 1);
         assert_eq!(f.devices[0].device, "fd00::10");
+    }
+
+    /// An exchange inferred from TLS records, answered or not.
+    fn encrypted(t_secs: i64, answered: bool) -> Exchange {
+        let time = Timestamp::from_nanos(t_secs, 0);
+        Exchange::encrypted(crate::tls::TlsExchange {
+            index: 0,
+            time,
+            end_time: time,
+            request_records: 1,
+            request_bytes: 700,
+            response: answered.then_some(crate::tls::TlsResponse {
+                time,
+                end_time: time,
+                records: 1,
+                bytes: 160,
+                latency_ms: 1.0,
+            }),
+            encrypted: true,
+            uncertain: None,
+        })
+    }
+
+    #[test]
+    fn encrypted_exchanges_count_apart_stall_when_unanswered_and_are_never_retries() {
+        let mut conns = vec![
+            conn(
+                1,
+                "10.0.0.9:5000",
+                Handshake::Complete,
+                vec![encrypted(1, false)],
+            ),
+            conn(
+                2,
+                "10.0.0.9:5001",
+                Handshake::Complete,
+                vec![encrypted(3, false)],
+            ),
+            conn(
+                3,
+                "10.0.0.9:5002",
+                Handshake::Complete,
+                vec![encrypted(6, true)],
+            ),
+        ];
+        let f = diagnose(&mut conns, &Counters::default(), None);
+        // Same ciphertext size, no hash: not a retry.
+        assert_eq!(conns[1].exchanges[0].retry_of, None);
+        assert_eq!(f.summary.retries, 0);
+        // Each unanswered one stalls until the next attempt; the answered one does not.
+        assert_eq!(f.stalls.len(), 2);
+        assert_eq!(
+            (
+                f.summary.no_response,
+                f.summary.encrypted_answered,
+                f.summary.ok
+            ),
+            (2, 1, 0)
+        );
+        let d = &f.devices[0];
+        assert_eq!((d.ok, d.encrypted_answered, d.failures), (0, 1, 2));
     }
 
     #[test]

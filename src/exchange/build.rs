@@ -38,6 +38,8 @@ impl Connection {
             errors: Vec::new(),
             upgrade: None,
             upgraded_bytes: [0, 0],
+            tls: None,
+            tls_findings: Vec::new(),
             exchanges: Vec::new(),
             timeline: Vec::new(),
         }

@@ -3,12 +3,21 @@
 use crate::model::{Exchange, ExchangeNote, Verdict};
 
 impl Verdict {
-    /// The verdict on `ex` as its record stands: 200 is `ok`, another final status
+    /// The verdict on `ex` as its record stands. Inside TLS without keys, an answer's records
+    /// make `encrypted_answered` (never `ok`: a 400 looks the same). Otherwise 200 is `ok`, another final status
     /// `error_status`; without an answer, an unreadable answer or a capture loss that may hold it
     /// comes first, then `no_response` for a complete request and `incomplete` for the rest.
     /// Final once the connection is over; on an open connection the same judgement is provisional
     /// (a request still waiting is timed out by the live diagnosis, not here).
     pub fn of(ex: &Exchange) -> Verdict {
+        if let Some(tls) = &ex.encrypted {
+            // Read without keys: an answer's records came or not; its status is unknown.
+            return match (&tls.response, tls.uncertain) {
+                (Some(_), _) => Verdict::EncryptedAnswered,
+                (None, Some(crate::tls::Uncertainty::CaptureGap)) => Verdict::NotCaptured,
+                (None, _) => Verdict::NoResponse,
+            };
+        }
         let noted = |f: fn(&ExchangeNote) -> bool| ex.notes.iter().any(f);
         match &ex.response {
             Some(r) if r.status == 200 => Verdict::Ok,

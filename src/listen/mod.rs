@@ -239,6 +239,8 @@ impl Shared {
             Verdict::Incomplete | Verdict::MalformedResponse => {
                 s.incomplete.fetch_add(1, Ordering::Relaxed)
             }
+            // Captures only (TLS records read without keys); the listener reads cleartext.
+            Verdict::EncryptedAnswered => 0,
         };
         if rec.stored.is_some() {
             s.stored.fetch_add(1, Ordering::Relaxed);

@@ -106,6 +106,7 @@ mod tests {
             body_kind: "xml",
             body_error: None,
             notes: Vec::new(),
+            encrypted: None,
             body_hash: 0,
             metadata: Some(metadata.to_string()),
             event_detail: None,

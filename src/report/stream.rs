@@ -247,6 +247,9 @@ mod tests {
             "syn-unanswered.pcap",
             "two-interfaces.pcapng",
             "cut-mid-record.pcap",
+            "http-to-https.pcap",
+            "https-unknown-ca.pcap",
+            "https-no-answer.pcap",
         ] {
             let path = sample(name);
             let want = in_memory(&path);

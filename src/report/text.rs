@@ -4,10 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use crate::diagnose::{apply_retries, explain_handshake, explain_verdict, Ledger};
+use crate::diagnose::{
+    apply_retries, explain_handshake, explain_tls_finding, explain_verdict, Ledger,
+};
 use crate::model::{Connection, ExchangeRef, Report, Summary, Verdict};
 use crate::pipeline::Counters;
 use crate::time::Timestamp;
+use crate::tls::{CertificateView, TlsInfo};
 
 /// Problems listed in full before the rest are only counted.
 const MAX_PROBLEMS_LISTED: usize = 50;
@@ -32,7 +35,11 @@ pub fn render(r: &Report) -> String {
     }
     // Shown only when there are some, so the line stays as it was for the usual capture.
     let mut not_captured = String::new();
-    for v in [Verdict::NotCaptured, Verdict::MalformedResponse] {
+    for v in [
+        Verdict::NotCaptured,
+        Verdict::MalformedResponse,
+        Verdict::EncryptedAnswered,
+    ] {
         if s.verdict_count(v) > 0 {
             let _ = write!(not_captured, "   {}: {}", v.as_str(), s.verdict_count(v));
         }
@@ -68,6 +75,13 @@ pub fn render(r: &Report) -> String {
         s.stalled_seconds,
         s.retries
     );
+    if s.tls_connections > 0 || s.tls_problems > 0 {
+        let _ = writeln!(
+            o,
+            "TLS: {} connection(s) spoke TLS   TLS problems: {} (HTTPS/HTTP mismatch {}, handshake failures {})",
+            s.tls_connections, s.tls_problems, s.tls_mismatches, s.tls_handshake_failures
+        );
+    }
     if s.one_sided_connections > 0 {
         let _ = writeln!(
             o,
@@ -109,12 +123,19 @@ pub fn render(r: &Report) -> String {
             "device", "events", "ok", "fail", "hs", "stalls", "stall_s", "last seen"
         );
         for d in &r.devices {
-            let types: Vec<String> = d
+            let mut types: Vec<String> = d
                 .event_types
                 .iter()
                 .take(4)
                 .map(|(t, n)| format!("{t}x{n}"))
                 .collect();
+            // Shown only when there are some, so the line stays as it was for plain HTTP.
+            if d.encrypted_answered > 0 {
+                types.push(format!("(encrypted answered x{})", d.encrypted_answered));
+            }
+            if d.tls_problems > 0 {
+                types.push(format!("(TLS problems x{})", d.tls_problems));
+            }
             let name = match &d.mac {
                 Some(m) => format!("{} ({m})", d.device),
                 None => d.device.clone(),
@@ -152,8 +173,29 @@ pub fn render(r: &Report) -> String {
                 ),
             ));
         }
+        let tls = c.tls.as_deref().map(tls_line);
+        for f in c.tls_problems() {
+            let e = explain_tls_finding(f);
+            let tls = tls
+                .as_ref()
+                .map(|t| format!("\n    tls: {t}"))
+                .unwrap_or_default();
+            problems.push((
+                f.time(),
+                format!(
+                    "{} {} TLS [{}] {}\n    {}\n    {}\n    next: {}{tls}",
+                    f.time().to_clock_string(),
+                    c.client,
+                    f.kind(),
+                    c.server,
+                    e.what,
+                    e.meaning,
+                    e.next
+                ),
+            ));
+        }
         for ex in &c.exchanges {
-            if ex.verdict == Verdict::Ok {
+            if !ex.verdict.is_problem() {
                 continue;
             }
             let r#ref = ExchangeRef {
@@ -173,19 +215,27 @@ pub fn render(r: &Report) -> String {
                 ),
                 None => String::new(),
             };
-            let notes: String = ex
+            let mut notes: String = ex
                 .notes
                 .iter()
                 .map(|n| format!("\n    note: {n}"))
                 .collect();
+            let (method, path) = if ex.encrypted.is_some() {
+                if let Some(t) = &tls {
+                    let _ = write!(notes, "\n    tls: {t}");
+                }
+                ("HTTPS", "(encrypted)")
+            } else {
+                (ex.request.method.as_str(), ex.request.path.as_str())
+            };
             problems.push((
                 ex.request.time,
                 format!(
                     "{} {} {} {} {} [{}] {}{}\n    {}\n    {}\n    next: {}{notes}",
                     ex.request.time.to_clock_string(),
                     c.client,
-                    ex.request.method,
-                    ex.request.path,
+                    method,
+                    path,
                     ev,
                     ex.verdict.as_str(),
                     c.server,
@@ -198,7 +248,11 @@ pub fn render(r: &Report) -> String {
         }
     }
     // Counted from the summary: a streamed report keeps only the earliest problems' connections.
-    let total = s.handshake_failures + s.requests.saturating_sub(s.ok);
+    let total = s.handshake_failures
+        + s.requests
+            .saturating_sub(s.ok)
+            .saturating_sub(s.encrypted_answered)
+        + s.tls_problems;
     if total > 0 {
         problems.sort_by_key(|p| p.0);
         let _ = writeln!(o, "\nPROBLEMS ({total})");
@@ -213,6 +267,13 @@ pub fn render(r: &Report) -> String {
                 total - listed as u64
             );
         }
+    } else if s.encrypted_answered > 0 {
+        let _ = writeln!(
+            o,
+            "\nNo problems seen: {} request(s) got 200 OK, {} were answered inside TLS (status \
+             unknown without the session keys).",
+            s.ok, s.encrypted_answered
+        );
     } else if s.requests > 0 {
         let _ = writeln!(o, "\nNo problems: every request got 200 OK.");
     }
@@ -248,6 +309,85 @@ pub fn render(r: &Report) -> String {
     o
 }
 
+/// One line on what a connection's TLS records showed: version chosen (and offered), SNI,
+/// cipher suite, the certificate where readable, alerts, handshake state and application data
+/// per direction. Shared by the text report and the TUI.
+pub fn tls_line(t: &TlsInfo) -> String {
+    let mut o = String::new();
+    let offered = t.client_hello.as_ref().and_then(|c| c.highest_version());
+    match t.server_hello.as_ref().and_then(|s| s.version) {
+        Some(v) => {
+            let _ = write!(o, "{v}");
+        }
+        None => {
+            let _ = write!(o, "no server hello");
+        }
+    }
+    if let Some(v) = offered {
+        let _ = write!(o, " (offered up to {v})");
+    }
+    if let Some(sni) = t.client_hello.as_ref().and_then(|c| c.sni.as_deref()) {
+        let _ = write!(o, ", SNI {sni}");
+    }
+    if let Some(cs) = t.server_hello.as_ref().and_then(|s| s.cipher_suite) {
+        let _ = write!(o, ", {cs}");
+    }
+    match &t.certificate {
+        CertificateView::Readable(c) => {
+            let _ = write!(o, ", certificate {} issued by {}", c.subject, c.issuer);
+            if c.self_signed {
+                o.push_str(" (self-signed)");
+            }
+            if !c.valid_at_capture {
+                let _ = write!(
+                    o,
+                    " (not valid at capture time: {} .. {})",
+                    c.not_before, c.not_after
+                );
+            }
+        }
+        CertificateView::Encrypted => o.push_str(", certificate encrypted (TLS 1.3)"),
+        CertificateView::Unreadable { reason } => {
+            let _ = write!(o, ", certificate unreadable ({reason:?})");
+        }
+        CertificateView::NotSeen => {}
+    }
+    let _ = write!(o, ", handshake {}", handshake_word(t));
+    for a in &t.alerts {
+        let who = match a.by {
+            crate::tcp::Side::Client => "device",
+            crate::tcp::Side::Server => "server",
+        };
+        match (a.readable, a.level, a.description) {
+            (true, Some(l), Some(d)) => {
+                let _ = write!(o, ", {who} alert {l} {d}");
+            }
+            _ => {
+                let _ = write!(o, ", {who} alert (encrypted)");
+            }
+        }
+    }
+    let ad = &t.application_data;
+    let _ = write!(
+        o,
+        ", application data {} record(s) {} B device->server, {} record(s) {} B server->device",
+        ad.client_to_server.records,
+        ad.client_to_server.bytes,
+        ad.server_to_client.records,
+        ad.server_to_client.bytes
+    );
+    o
+}
+
+fn handshake_word(t: &TlsInfo) -> &'static str {
+    match t.handshake {
+        crate::tls::HandshakeState::NotSeen => "not seen",
+        crate::tls::HandshakeState::InProgress => "in progress",
+        crate::tls::HandshakeState::Completed => "completed",
+        crate::tls::HandshakeState::Failed => "failed",
+    }
+}
+
 /// What the summary says when a capture holds no request and no failed handshake: the device's
 /// configuration is blamed only when the capture was readable and showed no connection at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +408,7 @@ pub enum NoRequestNote {
 impl NoRequestNote {
     /// The note for this summary, `None` when there were requests or failed handshakes.
     pub fn of(s: &Summary) -> Option<NoRequestNote> {
-        if s.requests > 0 || s.handshake_failures > 0 {
+        if s.requests > 0 || s.handshake_failures > 0 || s.tls_problems > 0 {
             return None;
         }
         Some(if s.connections > 0 {
@@ -376,9 +516,10 @@ impl TextStream {
         let first_problem = c
             .exchanges
             .iter()
-            .filter(|e| e.verdict != Verdict::Ok)
+            .filter(|e| e.verdict.is_problem())
             .map(|e| e.request.time)
             .chain(c.handshake.failed().then_some(c.first_seen))
+            .chain(c.tls_problems().map(|f| f.time()))
             .min();
         let Some(at) = first_problem else {
             return;
@@ -416,6 +557,9 @@ mod tests {
             "refused.pcap",
             "keepalive.pcap",
             "error-503.pcap",
+            "http-to-https.pcap",
+            "https-unknown-ca.pcap",
+            "https-no-answer.pcap",
         ] {
             let r = replay(
                 &sample(name),

@@ -139,6 +139,21 @@ impl TlsFinding {
         )
     }
 
+    /// The finding's kind as in JSON (`tls_to_plain_server`), for rows and counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TlsFinding::TlsToPlainServer { .. } => "tls_to_plain_server",
+            TlsFinding::PlainHttpToTlsServer { .. } => "plain_http_to_tls_server",
+            TlsFinding::HandshakeAlert { .. } => "handshake_alert",
+            TlsFinding::ClosedDuringHandshake { .. } => "closed_during_handshake",
+            TlsFinding::OnlyOldVersionsOffered { .. } => "only_old_versions_offered",
+            TlsFinding::Gap { .. } => "gap",
+            TlsFinding::NotTls { .. } => "not_tls",
+            TlsFinding::HandshakeMessageTooLarge { .. } => "handshake_message_too_large",
+            TlsFinding::MalformedHandshake { .. } => "malformed_handshake",
+        }
+    }
+
     /// When the finding was seen.
     pub fn time(&self) -> Timestamp {
         match self {

@@ -856,19 +856,36 @@ fn step(cur: usize, d: i64, len: usize) -> usize {
     usize::try_from(cur.saturating_add(d).clamp(0, max)).unwrap_or(0)
 }
 
-/// A failed exchange, or a connection whose handshake failed.
+/// A failed exchange, or a connection whose TCP or TLS handshake failed (or that met a server
+/// on the other protocol).
 pub fn row_is_problem(conns: &[Connection], r: RowRef) -> bool {
     let Some(c) = conns.get(r.conn as usize) else {
         return false;
     };
     match r.exchange() {
         Some(i) => c.exchanges.get(i).is_some_and(|e| e.verdict.is_problem()),
-        None => c.handshake.failed(),
+        None => c.handshake.failed() || c.tls_problems().next().is_some(),
+    }
+}
+
+/// Short name of a TLS problem for the verdict column (12 columns).
+pub fn tls_problem_label(f: &crate::tls::TlsFinding) -> &'static str {
+    use crate::tls::TlsFinding;
+    match f {
+        TlsFinding::TlsToPlainServer { .. } => "https->http",
+        TlsFinding::PlainHttpToTlsServer { .. } => "http->https",
+        TlsFinding::HandshakeAlert { .. } => "tls_alert",
+        TlsFinding::ClosedDuringHandshake { .. } => "tls_closed",
+        TlsFinding::OnlyOldVersionsOffered { .. } => "tls_old",
+        _ => "tls_note",
     }
 }
 
 /// What a connection row without a request shows in the verdict column.
 pub fn no_request_label(c: &Connection) -> &'static str {
+    if let (false, Some(f)) = (c.handshake.failed(), c.tls_problems().next()) {
+        return tls_problem_label(f);
+    }
     match c.handshake {
         Handshake::Unanswered => "unanswered",
         Handshake::Refused => "refused",
@@ -891,6 +908,10 @@ fn row_matches(conns: &[Connection], r: RowRef, needle: &str) -> bool {
         return contains_ci(no_request_label(c), needle);
     };
     if contains_ci(&ex.request.path, needle) || contains_ci(ex.verdict.as_str(), needle) {
+        return true;
+    }
+    if ex.encrypted.is_some() && (contains_ci("https", needle) || contains_ci("encrypted", needle))
+    {
         return true;
     }
     if let Some(e) = &ex.event {

@@ -13,7 +13,7 @@ use super::app::{App, DetailCache, Focus, RowRef, ScrollLimit, Tab};
 use super::format::{bytes, num};
 use super::pretty;
 use super::theme::Theme;
-use crate::diagnose::{explain_handshake, explain_verdict, Explanation};
+use crate::diagnose::{explain_handshake, explain_tls_finding, explain_verdict, Explanation};
 use crate::isapi::{sniff_syntax, Syntax};
 use crate::model::{Connection, Exchange};
 use crate::tcp::{CloseKind, Direction, Handshake, Side};
@@ -147,7 +147,9 @@ pub fn build(app: &App, r: RowRef, tab: Tab) -> Vec<Line<'static>> {
     let t = app.theme;
     match (tab, ex) {
         (Tab::Handshake, _) => handshake_lines(t, c),
+        (Tab::Request, Some(ex)) if ex.encrypted.is_some() => encrypted_request_lines(t, c, ex),
         (Tab::Request, Some(ex)) => request_lines(t, ex),
+        (Tab::Response, Some(ex)) if ex.encrypted.is_some() => encrypted_response_lines(t, c, ex),
         (Tab::Response, Some(ex)) => response_lines(t, c, ex),
         (Tab::Diagnosis, Some(ex)) => diagnosis_lines(app, c, ex),
         (Tab::Request | Tab::Response, None) => no_request_lines(t, c),
@@ -311,7 +313,214 @@ fn handshake_lines(t: Theme, c: &Connection) -> Vec<Line<'static>> {
     }
     v.push(Line::default());
     v.extend(explanation(t, &explain_handshake(c)));
+    if let Some(info) = &c.tls {
+        v.push(Line::default());
+        v.extend(tls_lines(t, info));
+    }
     v
+}
+
+/// The TLS section: what the records showed (versions, SNI, ALPN, cipher, certificate,
+/// handshake, alerts, application data per direction).
+fn tls_lines(t: Theme, info: &crate::tls::TlsInfo) -> Vec<Line<'static>> {
+    use crate::tls::{CertificateView, HandshakeState};
+    let mut v = vec![heading(t, "TLS")];
+    let list = |xs: &[String]| {
+        if xs.is_empty() {
+            "-".to_string()
+        } else {
+            xs.join(", ")
+        }
+    };
+    match &info.client_hello {
+        Some(h) => {
+            let versions: Vec<String> =
+                h.supported_versions.iter().map(|x| x.to_string()).collect();
+            let offered = if versions.is_empty() {
+                h.legacy_version
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "-".into())
+            } else {
+                versions.join(", ")
+            };
+            v.push(kv(t, "  offered", offered));
+            v.push(kv(
+                t,
+                "  SNI",
+                h.sni.clone().unwrap_or_else(|| "(none)".into()),
+            ));
+            if !h.alpn.is_empty() {
+                v.push(kv(t, "  ALPN offered", list(&h.alpn)));
+            }
+            v.push(kv(
+                t,
+                "  cipher suites offered",
+                num(h.cipher_suites.len() as u64),
+            ));
+        }
+        None => v.push(Line::styled("  no ClientHello seen", t.dim())),
+    }
+    match &info.server_hello {
+        Some(s) => {
+            v.push(kv(
+                t,
+                "  chosen",
+                format!(
+                    "{} {}{}",
+                    s.version
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    s.cipher_suite.map(|x| x.to_string()).unwrap_or_default(),
+                    if s.hello_retry_request {
+                        " (after a HelloRetryRequest)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+            if let Some(a) = &s.alpn {
+                v.push(kv(t, "  ALPN chosen", a.clone()));
+            }
+        }
+        None => v.push(Line::styled("  no ServerHello seen", t.dim())),
+    }
+    let cert = match &info.certificate {
+        CertificateView::Readable(c) => format!(
+            "{} issued by {}{}, valid {} .. {}{}, chain of {}",
+            c.subject,
+            c.issuer,
+            if c.self_signed { " (self-signed)" } else { "" },
+            c.not_before,
+            c.not_after,
+            if c.valid_at_capture {
+                ""
+            } else {
+                " (NOT valid at capture time)"
+            },
+            c.chain_length
+        ),
+        CertificateView::Encrypted => "encrypted (TLS 1.3: a key log is needed to read it)".into(),
+        CertificateView::NotSeen => "not seen".into(),
+        CertificateView::Unreadable { reason } => format!("unreadable ({reason:?})"),
+    };
+    v.push(kv(t, "  certificate", cert));
+    let (hs, style) = match info.handshake {
+        HandshakeState::Completed => ("completed", t.ok()),
+        HandshakeState::InProgress => ("in progress", t.dim()),
+        HandshakeState::Failed => ("failed", t.bad()),
+        HandshakeState::NotSeen => ("not seen (capture began later)", t.dim()),
+    };
+    v.push(Line::from(vec![
+        Span::styled("  handshake: ", t.dim()),
+        Span::styled(hs, style),
+    ]));
+    for a in &info.alerts {
+        let text = match (a.readable, a.level, a.description) {
+            (true, Some(l), Some(d)) => format!("{l} {d}"),
+            _ => "encrypted".into(),
+        };
+        v.push(Line::styled(
+            format!(
+                "  alert by the {}: {text} at {}{}",
+                side_name(a.by),
+                a.time.to_clock_string(),
+                if a.during_handshake {
+                    " (during the handshake)"
+                } else {
+                    ""
+                }
+            ),
+            t.bad(),
+        ));
+    }
+    for (name, d) in [
+        ("device->server", &info.application_data.client_to_server),
+        ("server->device", &info.application_data.server_to_client),
+    ] {
+        v.push(kv(
+            t,
+            &format!("  application data {name}"),
+            format!("{} records, {}", num(d.records), bytes(d.bytes)),
+        ));
+    }
+    let (a, b) = (
+        info.non_tls_bytes.client_to_server,
+        info.non_tls_bytes.server_to_client,
+    );
+    if a + b > 0 {
+        v.push(Line::styled(
+            format!(
+                "  not TLS: {} device->server, {} server->device",
+                bytes(a),
+                bytes(b)
+            ),
+            t.warn(),
+        ));
+    }
+    v
+}
+
+/// An exchange inferred from TLS records: sizes and times, no method, path or body.
+fn encrypted_request_lines(t: Theme, c: &Connection, ex: &Exchange) -> Vec<Line<'static>> {
+    let mut v = vec![Line::styled(
+        "HTTPS request (encrypted: method, path and body need the session keys)",
+        t.title(),
+    )];
+    v.push(kv(
+        t,
+        "time",
+        format!("{} UTC", ex.request.time.to_utc_string()),
+    ));
+    if let Some(e) = &ex.encrypted {
+        v.push(kv(
+            t,
+            "records",
+            format!(
+                "{} application-data record(s), {}",
+                num(e.request_records),
+                bytes(e.request_bytes)
+            ),
+        ));
+        if let Some(u) = e.uncertain {
+            v.push(Line::styled(format!("uncertain: {u:?}"), t.warn()));
+        }
+    }
+    if let Some(info) = &c.tls {
+        v.push(Line::default());
+        v.extend(tls_lines(t, info));
+    }
+    v
+}
+
+/// The answer of an exchange inferred from TLS records: sizes and latency; the status is unknown.
+fn encrypted_response_lines(t: Theme, c: &Connection, ex: &Exchange) -> Vec<Line<'static>> {
+    let Some(r) = ex.encrypted.as_ref().and_then(|e| e.response) else {
+        let e = explain_verdict(c, ex, None);
+        return vec![
+            Line::styled("No encrypted answer.", t.verdict(ex.verdict)),
+            Line::from(e.what),
+        ];
+    };
+    vec![
+        Line::from(vec![
+            Span::styled(
+                "Encrypted answer (status unknown)",
+                t.warn().patch(t.title()),
+            ),
+            Span::styled("   latency: ", t.dim()),
+            Span::raw(latency(r.latency_ms)),
+        ]),
+        kv(t, "time", format!("{} UTC", r.time.to_utc_string())),
+        kv(
+            t,
+            "records",
+            format!(
+                "{} application-data record(s), {}",
+                num(r.records),
+                bytes(r.bytes)
+            ),
+        ),
+    ]
 }
 
 fn no_request_lines(t: Theme, c: &Connection) -> Vec<Line<'static>> {
@@ -578,6 +787,15 @@ fn diagnosis_lines(app: &App, c: &Connection, ex: &Exchange) -> Vec<Line<'static
 
 fn connection_problems(t: Theme, c: &Connection) -> Vec<Line<'static>> {
     let mut v = Vec::new();
+    for f in &c.tls_findings {
+        v.push(Line::default());
+        if f.is_problem() {
+            v.push(Line::styled(format!("TLS problem: {}", f.kind()), t.bad()));
+            v.extend(explanation(t, &explain_tls_finding(f)));
+        } else {
+            v.push(Line::styled(format!("TLS note: {f}"), t.warn()));
+        }
+    }
     if !c.errors.is_empty() {
         v.push(Line::default());
         v.push(heading(t, "HTTP framing problems"));

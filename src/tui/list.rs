@@ -181,28 +181,39 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
             Col::Time => Cell::from(ex.request.time.to_clock_string()),
             Col::TimeShort => Cell::from(clock_short(c, Some(ex.request.time))),
             Col::Device => Cell::from(c.device()),
+            Col::Request | Col::Path if ex.encrypted.is_some() => {
+                Cell::from(ENCRYPTED_REQUEST).style(t.accent())
+            }
             Col::Request => Cell::from(format!("{} {}", ex.request.method, ex.request.path)),
             Col::Path => Cell::from(ex.request.path.as_str()),
             Col::Event => Cell::from(event_text(ex)),
+            // Inside TLS the status is unknown: `?`, never a guessed one.
+            Col::Status if ex.encrypted.is_some() => Cell::from("?").style(t.dim()),
             Col::Status => match &ex.response {
                 Some(resp) => Cell::from(resp.status.to_string()).style(t.verdict(ex.verdict)),
                 None => Cell::from("-").style(t.dim()),
             },
-            Col::Latency => match &ex.response {
-                Some(resp) => Cell::from(latency(resp.latency_ms)),
-                None => Cell::from("-").style(t.dim()),
+            Col::Latency => match (&ex.response, ex.encrypted.as_ref().and_then(|e| e.response)) {
+                (Some(resp), _) => Cell::from(latency(resp.latency_ms)),
+                (None, Some(tls)) => Cell::from(latency(tls.latency_ms)),
+                (None, None) => Cell::from("-").style(t.dim()),
             },
             Col::Verdict => Cell::from(ex.verdict.as_str()).style(t.verdict(ex.verdict)),
-            Col::Marks => Cell::from(marks(t, ex.retry_of.is_some(), app.stall_seconds(c, ex))),
+            Col::Marks => Cell::from(marks(
+                t,
+                ex.encrypted.is_some(),
+                ex.retry_of.is_some(),
+                app.stall_seconds(c, ex),
+            )),
         },
         None => match col {
             Col::Time => Cell::from(c.first_seen.to_clock_string()),
             Col::TimeShort => Cell::from(clock_short(c, None)),
             Col::Device => Cell::from(c.device()),
             Col::Request | Col::Path => {
-                Cell::from(no_request_text(c)).style(t.handshake(c.handshake))
+                Cell::from(no_request_text(c)).style(no_request_style(t, c))
             }
-            Col::Verdict => Cell::from(no_request_label(c)).style(t.handshake(c.handshake)),
+            Col::Verdict => Cell::from(no_request_label(c)).style(no_request_style(t, c)),
             Col::Event | Col::Status | Col::Latency | Col::Marks => Cell::from(""),
         },
     });
@@ -230,7 +241,47 @@ pub fn event_text(ex: &crate::model::Exchange) -> String {
     }
 }
 
+/// What the request column shows for an exchange inferred from TLS records.
+pub const ENCRYPTED_REQUEST: &str = "HTTPS (encrypted)";
+
+/// A connection row without a request: bad for a failed TCP handshake or a TLS problem.
+fn no_request_style(t: Theme, c: &Connection) -> Style {
+    if !c.handshake.failed() && c.tls_problems().next().is_some() {
+        t.bad()
+    } else {
+        t.handshake(c.handshake)
+    }
+}
+
 fn no_request_text(c: &Connection) -> String {
+    use crate::tls::TlsFinding;
+    if !c.handshake.failed() {
+        match c.tls_problems().next() {
+            Some(TlsFinding::TlsToPlainServer { .. }) => {
+                return "(HTTPS hello, the server speaks plain HTTP)".into()
+            }
+            Some(TlsFinding::HandshakeAlert {
+                by, description, ..
+            }) => {
+                let who = match by {
+                    crate::tcp::Side::Client => "device",
+                    crate::tcp::Side::Server => "server",
+                };
+                return match description {
+                    Some(d) => format!("(TLS handshake failed: {who} alert {d})"),
+                    None => format!("(TLS handshake failed: {who} alert, encrypted)"),
+                };
+            }
+            Some(TlsFinding::ClosedDuringHandshake { .. }) => {
+                return "(TLS handshake not completed: closed)".into()
+            }
+            Some(TlsFinding::OnlyOldVersionsOffered { highest, .. }) => {
+                return format!("(TLS: device offers up to {highest} only)")
+            }
+            _ if c.tls.is_some() => return "(TLS, no request)".into(),
+            _ => {}
+        }
+    }
     match c.handshake {
         Handshake::Unanswered => format!("({} SYN, no answer)", c.syn_attempts),
         Handshake::Refused => "(SYN refused: RST)".into(),
@@ -240,14 +291,21 @@ fn no_request_text(c: &Connection) -> String {
     }
 }
 
-/// `R` for a retry, `S<seconds>` for the start of a stall.
-fn marks(t: Theme, retry: bool, stall: Option<f64>) -> Line<'static> {
+/// `E` for an encrypted exchange (inferred from TLS records, status unknown), `R` for a retry,
+/// `S<seconds>` for the start of a stall.
+fn marks(t: Theme, encrypted: bool, retry: bool, stall: Option<f64>) -> Line<'static> {
     let mut spans = Vec::new();
+    if encrypted {
+        spans.push(Span::styled("E", t.accent()));
+    }
     if retry {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" "));
+        }
         spans.push(Span::styled("R", t.accent()));
     }
     if let Some(s) = stall {
-        if retry {
+        if !spans.is_empty() {
             spans.push(Span::raw(" "));
         }
         spans.push(Span::styled(format!("S{}", secs_short(s)), t.bad()));

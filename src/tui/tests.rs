@@ -995,3 +995,88 @@ fn metadata_with_a_bom_is_shown_as_xml() {
     find(&l, "Metadata (XML)");
     find(&l, "    <eventType>VMD</eventType>");
 }
+
+/// An app that received the replay of a bundled sample (through the whole pipeline).
+fn sample_app(name: &str) -> App {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name);
+    let r = crate::replay::replay(
+        &path,
+        crate::replay::ReplayOptions::default(),
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .expect("sample opens");
+    let mut a = App::new(Source::Replay(name.into()), Theme { color: true });
+    a.update(Msg::Feed(Feed::Final(r)));
+    a
+}
+
+#[test]
+fn https_rows_are_marked_encrypted_with_no_status_and_the_tls_facts_in_the_detail() {
+    let mut app = sample_app("https-tls12.pcap");
+    let l = draw(&app, 140, 40);
+    let row = find(&l, "HTTPS (encrypted)");
+    assert!(
+        row.contains("encrypted_an") && row.contains(" ? ") && !row.contains(" 200 "),
+        "{row}"
+    );
+    assert!(row.trim_end_matches(['│', ' ']).ends_with('E'), "{row}");
+    // Handshake tab: the TLS section with the readable TLS 1.2 certificate.
+    press(&mut app, KeyCode::Char('1'));
+    press(&mut app, KeyCode::Enter);
+    let text = pane_text(&draw(&app, 140, 60));
+    for want in [
+        "chosen: TLS 1.2",
+        "SNI: alarm.example",
+        "CN=alarm.example issued by CN=alarm.example (self-signed)",
+        "handshake: completed",
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    // Response tab: an encrypted answer, never a status.
+    press(&mut app, KeyCode::Char('3'));
+    let text = pane_text(&draw(&app, 140, 40));
+    assert!(text.contains("Encrypted answer (status unknown)"), "{text}");
+    assert!(!text.contains("HTTP 200"), "{text}");
+}
+
+#[test]
+fn tls_failures_are_problem_rows_with_their_explanation() {
+    let mut app = sample_app("https-unknown-ca.pcap");
+    let l = draw(&app, 140, 40);
+    let row = find(&l, "(TLS handshake failed: device alert unknown_ca)");
+    assert!(row.contains("tls_alert"), "{row}");
+    // Both attempts are problems: the problems-only view keeps them.
+    press(&mut app, KeyCode::Char('p'));
+    assert_eq!(app.rows.len(), 2);
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Enter);
+    let text = pane_text(&draw(&app, 140, 60));
+    assert!(text.contains("TLS problem: handshake_alert"), "{text}");
+    assert!(
+        text.contains("the device does not trust the server's certificate"),
+        "{text}"
+    );
+
+    let app = sample_app("https-to-http.pcap");
+    let l = draw(&app, 140, 40);
+    let row = find(&l, "(HTTPS hello, the server speaks plain HTTP)");
+    assert!(row.contains("https->http"), "{row}");
+
+    // Plain HTTP to a TLS port: the request rows are no_response; the diagnosis names HTTPS.
+    let mut app = sample_app("http-to-https.pcap");
+    press(&mut app, KeyCode::Char('p'));
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Enter);
+    let text = pane_text(&draw(&app, 140, 60));
+    assert!(
+        text.contains("TLS problem: plain_http_to_tls_server"),
+        "{text}"
+    );
+    assert!(
+        text.contains("alarmscope device set --protocol HTTPS"),
+        "{text}"
+    );
+}

@@ -68,7 +68,7 @@ impl Theme {
     pub fn verdict(self, v: Verdict) -> Style {
         match v {
             Verdict::Ok => self.ok(),
-            Verdict::ErrorStatus | Verdict::NotCaptured => self.warn(),
+            Verdict::ErrorStatus | Verdict::NotCaptured | Verdict::EncryptedAnswered => self.warn(),
             Verdict::NoResponse | Verdict::Incomplete | Verdict::MalformedResponse => self.bad(),
         }
     }

@@ -184,6 +184,17 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     ));
     spans.extend(count("stalls", s.stalls, t.bad()));
     spans.extend(count("retries", s.retries, t.accent()));
+    // Shown only when there is HTTPS, so the line stays as it was for plain HTTP.
+    if s.encrypted_answered > 0 {
+        spans.extend(count(
+            label("encrypted_answered", "enc"),
+            s.encrypted_answered,
+            t.warn(),
+        ));
+    }
+    if s.tls_problems > 0 {
+        spans.extend(count(label("tls_problems", "tls"), s.tls_problems, t.bad()));
+    }
     f.render_widget(Paragraph::new(Line::from(spans)), l3);
 }
 

@@ -1,0 +1,112 @@
+//! The real binary in a real terminal (tmux) on the HTTPS samples: a TLS handshake failure is a
+//! problem row with its diagnosis, an HTTPS push a row marked encrypted with no status. Skipped
+//! when tmux is missing (scripts/bootstrap installs it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("tmux runs");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Open the TUI on `sample` in a 120x40 tmux pane; `steps` are (keys to send, text to wait for),
+/// each screen is returned. Quits with `q` at the end and returns the screen after the exit too.
+fn session(sample: &str, steps: &[(&str, &str)]) -> Vec<String> {
+    let session = format!(
+        "alarmscope-smoke-tls-{}-{}",
+        std::process::id(),
+        sample.len()
+    );
+    let socket = format!("/tmp/{session}.sock");
+    let bin = env!("CARGO_BIN_EXE_alarmscope");
+    let path = format!("{}/samples/{sample}", env!("CARGO_MANIFEST_DIR"));
+    let cmd = format!("{bin} replay {path}; echo EXITED $?; sleep 30");
+    let t = |args: &[&str]| {
+        let mut v = vec!["-S", socket.as_str()];
+        v.extend_from_slice(args);
+        tmux(&v)
+    };
+    t(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &cmd,
+    ]);
+    let scr = |s: &str| {
+        let start = Instant::now();
+        loop {
+            let out = t(&["capture-pane", "-t", &session, "-p"]);
+            if out.contains(s) || start.elapsed() > Duration::from_secs(10) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut screens = Vec::new();
+    for (keys, wait) in steps.iter().chain([("q", "EXITED")].iter()) {
+        if !keys.is_empty() {
+            t(&["send-keys", "-t", &session, keys]);
+        }
+        screens.push(scr(wait));
+    }
+    t(&["kill-session", "-t", &session]);
+    let _ = std::fs::remove_file(&socket);
+    screens
+}
+
+fn has_tmux() -> bool {
+    let ok = Command::new("tmux").arg("-V").output().is_ok();
+    if !ok {
+        eprintln!("skipped: tmux not installed");
+    }
+    ok
+}
+
+#[test]
+fn tls_handshake_failure_is_a_problem_row_with_its_diagnosis() {
+    if !has_tmux() {
+        return;
+    }
+    let s = session(
+        "https-unknown-ca.pcap",
+        &[
+            ("", "Exchanges 2 of 2"),
+            ("n", "Exchanges"),
+            ("4", "TLS problem: handshake_alert"),
+        ],
+    );
+    assert!(
+        s[0].contains("(TLS handshake failed: device alert unknow") && s[0].contains("tls_alert"),
+        "{}",
+        s[0]
+    );
+    assert!(s[0].contains("tls_problems 2"), "{}", s[0]);
+    assert!(s[2].contains("TLS problem: handshake_alert"), "{}", s[2]);
+    assert!(s[2].contains("does not trust the server's"), "{}", s[2]);
+    assert!(s[3].contains("EXITED 0"), "{}", s[3]);
+}
+
+#[test]
+fn https_push_is_a_row_marked_encrypted_without_a_status() {
+    if !has_tmux() {
+        return;
+    }
+    let s = session(
+        "https-tls12.pcap",
+        &[("", "Exchanges 1 of 1"), ("2", "chosen: TLS 1.2")],
+    );
+    let row = s[0]
+        .lines()
+        .find(|l| l.contains("HTTPS (encrypted)"))
+        .unwrap_or_else(|| panic!("no encrypted row in\n{}", s[0]));
+    assert!(row.contains("encrypted_an") && row.contains(" ? "), "{row}");
+    assert!(s[1].contains("chosen: TLS 1.2"), "{}", s[1]);
+    assert!(s[2].contains("EXITED 0"), "{}", s[2]);
+}
