@@ -138,12 +138,20 @@ fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()>
     std::fs::rename(&tmp, path)
 }
 
-/// A new self-signed certificate for `names` (rcgen's defaults: valid from 1975 to 4096, so a
-/// device with a wrong clock does not find it expired).
+/// A new self-signed certificate for `names` (rcgen's default validity: 1975 to 4096, so a
+/// device with a wrong clock does not find it expired), named `alarmscope listen` so that a user
+/// recognises it on the device (and it is not mistaken for another rcgen certificate with the
+/// same default name).
 fn self_signed(names: Vec<String>) -> anyhow::Result<(String, String)> {
-    let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| anyhow::anyhow!("cannot make a self-signed certificate: {e}"))?;
-    Ok((ck.cert.pem(), ck.key_pair.serialize_pem()))
+    let fail = |e: rcgen::Error| anyhow::anyhow!("cannot make a self-signed certificate: {e}");
+    let mut params = rcgen::CertificateParams::new(names).map_err(fail)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "alarmscope listen (self-signed)");
+    let key = rcgen::KeyPair::generate().map_err(fail)?;
+    let cert = params.self_signed(&key).map_err(fail)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// Names the self-signed certificate is made for: localhost, the loopback addresses and the bound
