@@ -440,3 +440,55 @@ fn simulate_pushes_over_https_to_listen_tls() {
     let p = bin.line(|v| v["tls_problem"].is_object());
     assert_eq!(p["tls_problem"]["alert"], "unknown_ca");
 }
+
+/// A real ClientHello as a device sends it (TLS 1.2 and 1.3 offered).
+fn client_hello() -> Vec<u8> {
+    let mut conn = rustls::ClientConnection::new(
+        client(Trust::Any, false),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    conn.write_tls(&mut out).unwrap();
+    out
+}
+
+/// The attack tests' idle and slow-header floods, over TLS: connections stuck before or inside
+/// their handshake hold every slot, and a device's TLS push still gets its 200 because they are
+/// closed to make room (the stuck handshakes are reported as such).
+#[test]
+fn stuck_handshakes_do_not_lock_a_device_out() {
+    let srv = common::Srv::start(|o| {
+        o.store = None;
+        o.tls = Some(alarmscope::listen::tls::TlsOptions::default());
+        o.limits.max_connections = 4;
+        o.limits.read_timeout = Duration::from_secs(30);
+        o.limits.idle_timeout = Duration::from_secs(30);
+    });
+    let hello = client_hello();
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let mut s = common::connect(srv.addr);
+        if i % 2 == 0 {
+            // A hello cut short: still deciding what the connection is.
+            s.write_all(&hello[..3]).unwrap();
+        } else {
+            // A complete hello, then silence: the handshake waits for the client.
+            s.write_all(&hello).unwrap();
+        }
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..2 {
+        let t = Instant::now();
+        assert_eq!(
+            push_tls(srv.addr, client(Trust::Any, false)).unwrap().0,
+            200
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+    let ev = srv.events(2);
+    assert!(ev
+        .iter()
+        .all(|e| e.transport == alarmscope::listen::tls::Transport::Tls));
+}

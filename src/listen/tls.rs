@@ -8,8 +8,8 @@
 //! - `--tls` and plain HTTP: refused with a plain-HTTP `400` whose page carries nginx's words
 //!   ("The plain HTTP request was sent to HTTPS port", so a capture of it is named by the TLS
 //!   stage too), unless `--tls-also-plain` lets the same port serve it;
-//! - no `--tls` and a ClientHello: closed without an answer (an HTTP 400 means nothing to a TLS
-//!   client) and reported, instead of the bare 400 the HTTP decoder would give.
+//! - no `--tls` and a ClientHello: answered `400` (as before) whose page now says what is wrong,
+//!   and reported in those words instead of as a malformed request.
 //!
 //! Whatever stops a connection here becomes a [`TlsProblem`]: a typed kind with the plain-words
 //! explanation as its `Display`, reported as a connection row (TUI), a `--json`/`--text` line
@@ -361,7 +361,7 @@ pub enum TlsProblem {
     HandshakeRefused { reason: String },
     /// An SSL 2.0-format hello: a client too old for any TLS this listener speaks.
     Sslv2Hello,
-    /// A TLS ClientHello on the plain-HTTP listener.
+    /// A TLS ClientHello on the plain-HTTP listener (answered 400 with a page saying so).
     TlsToPlainPort,
     /// A plain HTTP request on the TLS port (answered 400, as nginx does).
     PlainHttpToTlsPort { method: String, path: String },
@@ -621,9 +621,33 @@ pub(crate) const PLAIN_ON_TLS_BODY: &str = "<html><head><title>400 The plain HTT
 <body><h1>400 Bad Request</h1><p>The plain HTTP request was sent to HTTPS port: this alarm server speaks HTTPS (TLS). \
 Set the device's alarm host protocol to HTTPS.</p></body></html>\n";
 
+/// The 400 page for a TLS ClientHello on the plain port: the device cannot read it (it waits
+/// for a TLS answer), but a capture or a `curl -v` shows it, and it is what plain servers do.
+pub(crate) const TLS_ON_PLAIN_BODY: &str = "<html><head><title>400 HTTPS sent to a plain HTTP port</title></head>\
+<body><h1>400 Bad Request</h1><p>The device uses HTTPS, this alarm server speaks HTTP: set the device's alarm host \
+protocol to HTTP, or run alarmscope listen --tls.</p></body></html>\n";
+
+fn answer_400(body: &str) -> String {
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nServer: alarmscope\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Close without a RST: stop sending, then read and drop what the client still sends for a
+/// moment (closing with unread bytes would reset the connection, which can destroy an answer
+/// just sent).
+async fn close_gracefully(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut chunk = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
 /// Read the request head (at most 16 KiB, within the read timeout), answer the 400 and close
-/// gracefully (the rest is drained for a moment so the close is not a RST that could destroy the
-/// answer). Returns the request's method and path.
+/// gracefully. Returns the request's method and path.
 async fn refuse_plain(stream: &mut TcpStream, sh: &Shared) -> (String, String) {
     let mut head = Vec::with_capacity(1024);
     let deadline = tokio::time::Instant::now() + sh.opts.limits.read_timeout;
@@ -639,19 +663,28 @@ async fn refuse_plain(stream: &mut TcpStream, sh: &Shared) -> (String, String) {
     let _ = req.parse(&head);
     let method = req.method.unwrap_or("?").to_string();
     let path = req.path.unwrap_or("?").to_string();
-    let answer = format!(
-        "HTTP/1.1 400 Bad Request\r\nServer: alarmscope\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        PLAIN_ON_TLS_BODY.len(),
-        PLAIN_ON_TLS_BODY
-    );
-    if stream.write_all(answer.as_bytes()).await.is_ok() {
-        let _ = stream.shutdown().await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
-        })
-        .await;
+    if stream
+        .write_all(answer_400(PLAIN_ON_TLS_BODY).as_bytes())
+        .await
+        .is_ok()
+    {
+        close_gracefully(stream).await;
     }
     (method, path)
+}
+
+/// A ClientHello on the plain port: read it, answer 400 in plain HTTP (what the plain listener
+/// always did, now with words) and close gracefully.
+async fn refuse_tls(stream: &mut TcpStream, sh: &Shared) {
+    let mut chunk = [0u8; 4096];
+    let _ = tokio::time::timeout(sh.opts.limits.read_timeout, stream.read(&mut chunk)).await;
+    if stream
+        .write_all(answer_400(TLS_ON_PLAIN_BODY).as_bytes())
+        .await
+        .is_ok()
+    {
+        close_gracefully(stream).await;
+    }
 }
 
 /// What a failed handshake tells.
@@ -718,7 +751,8 @@ pub(crate) async fn serve(stream: TcpStream, id: u64, peer: SocketAddr, sh: Arc<
     match (tls, first) {
         (None, FirstBytes::TlsHello | FirstBytes::Sslv2Hello) => {
             let c = bare_connection(id, peer, local);
-            drop(stream);
+            let mut stream = stream;
+            refuse_tls(&mut stream, &sh).await;
             report_problem(
                 &sh,
                 c,
@@ -745,7 +779,8 @@ pub(crate) async fn serve(stream: TcpStream, id: u64, peer: SocketAddr, sh: Arc<
         }
         (Some(_), FirstBytes::Other(bytes)) => {
             let c = bare_connection(id, peer, local);
-            drop(stream);
+            let mut stream = stream;
+            close_gracefully(&mut stream).await;
             report_problem(
                 &sh,
                 c,
@@ -758,7 +793,8 @@ pub(crate) async fn serve(stream: TcpStream, id: u64, peer: SocketAddr, sh: Arc<
         }
         (Some(_), FirstBytes::Sslv2Hello) => {
             let c = bare_connection(id, peer, local);
-            drop(stream);
+            let mut stream = stream;
+            close_gracefully(&mut stream).await;
             report_problem(
                 &sh,
                 c,
