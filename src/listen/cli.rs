@@ -214,8 +214,8 @@ fn run_tui(opts: ListenOptions) -> anyhow::Result<i32> {
         Some(d) => format!("listen {} -> {}", handle.local_addr, d.display()),
         None => format!("listen {} (no store)", handle.local_addr),
     };
-    let title = match &handle.tls {
-        Some(t) => format!("{title} | {t}"),
+    let title = match &handle.tls_fingerprint {
+        Some(fp) => format!("{title} | TLS, SHA-256 {fp}"),
         None => title,
     };
     let code = crate::tui::run_live(title, rx);

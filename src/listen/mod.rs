@@ -635,8 +635,8 @@ pub enum ListenUpdate {
 pub struct ListenHandle {
     pub local_addr: SocketAddr,
     pub store_dir: Option<PathBuf>,
-    /// With `--tls`: the certificate's SHA-256 fingerprint and where it came from.
-    pub tls: Option<String>,
+    /// With `--tls`: the certificate's SHA-256 fingerprint (the TUI header shows it).
+    pub tls_fingerprint: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -681,7 +681,7 @@ pub fn spawn_into<T: Send + 'static>(
     let server = Server::bind(opts)?;
     let local_addr = server.local_addr();
     let store_dir = server.store_dir().map(Path::to_path_buf);
-    let tls_line = server.tls().map(tls::TlsSetup::describe);
+    let tls_fingerprint = server.tls().map(|t| t.fingerprint.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let map = Arc::new(map);
     let thread = std::thread::Builder::new()
@@ -732,7 +732,7 @@ pub fn spawn_into<T: Send + 'static>(
     Ok(ListenHandle {
         local_addr,
         store_dir,
-        tls: tls_line,
+        tls_fingerprint,
         stop: Some(stop_tx),
         thread: Some(thread),
     })

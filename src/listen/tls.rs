@@ -391,7 +391,7 @@ impl std::fmt::Display for TlsProblem {
         match self {
             TlsProblem::ClientAlert { alert } => write!(
                 f,
-                "TLS handshake failed: the device sent the alert {alert}: {}",
+                "TLS alert {alert} from the device, handshake failed: {}",
                 alert.meaning(Side::Client)
             )?,
             TlsProblem::ClosedDuringHandshake { step, reset } => {
@@ -844,6 +844,41 @@ pub(crate) async fn serve(stream: TcpStream, id: u64, peer: SocketAddr, sh: Arc<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The listener TUI shows a connection stopped by a TLS problem as a row with the problem's
+    /// words (not a bare "no request").
+    #[test]
+    fn a_problem_is_a_tui_row_with_its_words() {
+        use crate::tui::{App, Msg, Source, Theme};
+        let mut c = bare_connection(
+            1,
+            "10.0.0.5:50000".parse().unwrap(),
+            "10.0.0.1:8443".parse().unwrap(),
+        );
+        c.errors.push(
+            TlsProblem::ClientAlert {
+                alert: AlertDescription::UNKNOWN_CA,
+            }
+            .to_string(),
+        );
+        let mut app = App::new(Source::Live("listen".into()), Theme { color: false });
+        app.update(Msg::Feed(crate::tui::Feed::Upsert(vec![c])));
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(220, 20)).unwrap();
+        term.draw(|f| crate::tui::render(f, &app)).unwrap();
+        let buf = term.backend().buffer();
+        let text: String = (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            text.contains("(TLS alert unknown_ca from the device"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn first_bytes() {
