@@ -281,6 +281,49 @@ fn faults_hold_over_tls() {
     let t = Instant::now();
     assert_eq!(push_tls(bin.addr, client(Trust::Any, true)).unwrap().0, 200);
     assert!(t.elapsed() >= Duration::from_millis(700));
+
+    // reset: the TCP connection under TLS is aborted instead of answered.
+    let bin = Bin::start(&["--tls", "--no-store", "--fault", "reset"]);
+    let err = push_tls(bin.addr, client(Trust::Any, false)).unwrap_err();
+    assert!(err.contains("reset"), "{err}");
+    let ev = bin.line(|v| v["verdict"].is_string());
+    assert_eq!(ev["injected_fault"], "reset");
+
+    // hang: stored, never answered (the device times out).
+    let bin = Bin::start(&["--tls", "--no-store", "--fault", "hang"]);
+    let mut sock = common::connect(bin.addr);
+    sock.set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut conn = rustls::ClientConnection::new(
+        client(Trust::Any, false),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(&request()).unwrap();
+    let mut b = [0u8; 64];
+    let e = tls.read(&mut b).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        bin.line(|v| v["verdict"].is_string())["injected_fault"],
+        "hang"
+    );
+}
+
+#[test]
+fn limits_hold_over_tls() {
+    let bin = Bin::start(&["--tls", "--no-store", "--max-body-bytes", "100"]);
+    let (status, text) = push_tls(bin.addr, client(Trust::Any, false)).unwrap();
+    assert_eq!(status, 413, "{text}");
+    let ev = bin.line(|v| v["verdict"].is_string());
+    assert_eq!(ev["verdict"], "error_status");
+    assert_eq!(ev["transport"], "tls");
 }
 
 #[test]
