@@ -356,7 +356,10 @@ pub enum TlsProblem {
     /// Closed by the listener to make room at `--max-connections` while its handshake was
     /// incomplete (as a slow request head would be).
     EvictedDuringHandshake,
-    /// rustls refused the handshake: no common version or cipher suite, a malformed message...
+    /// The device and the listener share no TLS version, cipher suite or other parameter (a
+    /// device offering only TLS 1.0/1.1, for one); `reason`: what rustls said.
+    NoCommonParameters { reason: String },
+    /// rustls refused the handshake for another reason: a malformed or unexpected message
     /// (`reason`: what rustls said).
     HandshakeRefused { reason: String },
     /// An SSL 2.0-format hello: a client too old for any TLS this listener speaks.
@@ -377,6 +380,7 @@ impl TlsProblem {
             TlsProblem::ClosedDuringHandshake { .. } => "closed_during_handshake",
             TlsProblem::HandshakeTimeout { .. } => "handshake_timeout",
             TlsProblem::EvictedDuringHandshake => "evicted_during_handshake",
+            TlsProblem::NoCommonParameters { .. } => "no_common_parameters",
             TlsProblem::HandshakeRefused { .. } => "handshake_refused",
             TlsProblem::Sslv2Hello => "sslv2_hello",
             TlsProblem::TlsToPlainPort => "tls_to_plain_port",
@@ -422,10 +426,14 @@ impl std::fmt::Display for TlsProblem {
             TlsProblem::EvictedDuringHandshake => f.write_str(
                 "TLS handshake incomplete when the connection was closed to make room (max connections)",
             )?,
+            TlsProblem::NoCommonParameters { reason } => write!(
+                f,
+                "TLS handshake refused: the device offers no TLS version or cipher suite the listener accepts \
+                 ({reason}); the listener speaks TLS 1.2 and 1.3 only (rustls): update the device's firmware or use HTTP"
+            )?,
             TlsProblem::HandshakeRefused { reason } => write!(
                 f,
-                "TLS handshake refused by the listener: {reason} (the device offers no TLS version or cipher suite \
-                 the listener accepts: it speaks TLS 1.2 and 1.3 only)"
+                "TLS handshake refused by the listener: the device sent something it could not accept ({reason})"
             )?,
             TlsProblem::Sslv2Hello => f.write_str(
                 "the device sent an SSL 2.0-format hello: it offers nothing newer than SSL/early TLS, which this \
@@ -697,6 +705,12 @@ fn handshake_problem(e: &std::io::Error, step: HandshakeStep) -> (TlsProblem, Cl
                 },
                 CloseKind::Fin(Side::Client),
             ),
+            rustls::Error::PeerIncompatible(_) => (
+                TlsProblem::NoCommonParameters {
+                    reason: err.to_string(),
+                },
+                CloseKind::Fin(Side::Server),
+            ),
             other => (
                 TlsProblem::HandshakeRefused {
                     reason: other.to_string(),
@@ -934,6 +948,15 @@ mod tests {
             }
         );
         assert_eq!(closed, CloseKind::Fin(Side::Client));
+        // A device offering only TLS 1.0/1.1.
+        let old = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered),
+        );
+        assert!(matches!(
+            handshake_problem(&old, HandshakeStep::ClientHello).0,
+            TlsProblem::NoCommonParameters { .. }
+        ));
         let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
         assert_eq!(
             handshake_problem(&eof, HandshakeStep::AfterServerHello).0,
