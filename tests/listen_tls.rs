@@ -186,7 +186,9 @@ fn client(trust: Trust<'_>, tls12_only: bool) -> Arc<rustls::ClientConfig> {
     Arc::new(cfg)
 }
 
-/// One push over a new TLS connection; the answer's status and body, or the TLS error.
+/// One push over a new TLS connection; the answer's status and text, or the TLS error. Returns
+/// as soon as the answer is complete (head and Content-Length body), not at the close, so that
+/// what the listener did before answering can be checked at that moment.
 fn push_tls(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> Result<(u16, String), String> {
     let mut sock = common::connect(addr);
     let name = ServerName::try_from("localhost").unwrap();
@@ -194,21 +196,33 @@ fn push_tls(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> Result<(u16, St
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
     tls.write_all(&request()).map_err(|e| e.to_string())?;
     let mut answer = Vec::new();
-    // The listener closes after the answer (Connection: close), with close_notify.
-    match tls.read_to_end(&mut answer) {
-        Ok(_) => {}
-        Err(e) if !answer.is_empty() => {
-            let _ = e;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if answer.len() >= end + 4 + len {
+                let status = text
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| format!("no status in {text:?}"))?;
+                return Ok((status, text));
+            }
         }
-        Err(e) => return Err(e.to_string()),
+        match tls.read(&mut chunk) {
+            Ok(0) => return Err(format!("closed after {answer:?}")),
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
     }
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {text:?}"))?;
-    Ok((status, text))
 }
 
 fn hex_ok(s: &str, len: usize) -> bool {
