@@ -193,6 +193,9 @@ pub enum ConnectionError {
     /// Encrypted exchanges beyond the per-connection limit, only counted.
     #[error("{0} more encrypted exchanges not shown")]
     MoreEncryptedExchangesNotShown(u64),
+    /// A connection to the listener that ended in its TLS handshake or on the wrong protocol.
+    #[error("{0}")]
+    Tls(crate::tls::served::TlsProblem),
     /// The listener's read from the socket failed.
     #[error("read: {message}")]
     Read {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use alarmscope::isapi::event::decode_event;
 use alarmscope::listen::auth::{AuthCheck, AuthConfig, AuthScheme};
+use alarmscope::listen::tls::{TlsOptions, TlsProblem, Transport};
 use common::sim::{SimDevice as Sim, SIM_PASSWORD as PASSWORD};
 use common::Srv;
 use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
@@ -458,10 +459,27 @@ fn slot_protocol_and_format_reach_the_listener_as_configured() {
     ]);
     let s = sim.summary();
     assert_eq!(s["closed_without_answer"], 1, "{s}");
-    let ev = srv.events(1);
-    let x = &ev[0].exchange;
-    assert_eq!(x.response.as_ref().map(|r| r.status), Some(400));
-    assert!(x.event.is_none() && x.request.method.is_empty());
+    // The listener names the mismatch (it used to be a bare 400 exchange).
+    let p = srv.problems(1);
+    assert_eq!(p[0].tls_problem, TlsProblem::TlsToPlainPort);
+    assert!(p[0].explanation.contains("the device uses HTTPS"));
+    // The same slot against a listener speaking TLS: delivered, over TLS.
+    let tls_srv = Srv::start(|o| {
+        o.store = None;
+        o.tls = Some(TlsOptions::default());
+    });
+    let mut sim = Sim::start(&[
+        "--to",
+        &format!("http://{}/alarm", tls_srv.addr),
+        "--host-protocol",
+        "https",
+        "--count",
+        "1",
+    ]);
+    assert_eq!(sim.summary()["answered_200"], 1);
+    let ev = tls_srv.events(1);
+    assert_eq!(ev[0].transport, Transport::Tls);
+    assert!(ev[0].exchange.event.is_some());
     // JSON slot: camera events arrive as JSON.
     let mut sim = Sim::start(&[
         "--to",
@@ -575,4 +593,33 @@ fn json_device_streams_json_parts() {
     }
     assert!(types.iter().any(|t| t == "videoloss"), "{types:?}");
     assert!(types.iter().any(|t| t != "videoloss"), "{types:?}");
+}
+
+/// `device set` on a slot set to HTTPS that only changes the address says the protocol stays
+/// HTTPS and what the server must speak; changing the protocol says what it is now.
+#[test]
+fn device_set_names_the_protocol_the_slot_keeps() {
+    let sim = Sim::start(&["--host-protocol", "https"]);
+    let dev = format!("http://{}", sim.isapi);
+    let set = |extra: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_alarmscope"))
+            .args(["device", "set", "--device", &dev, "--id", "1"])
+            .args(extra)
+            .args(["--user", "admin", "--password", PASSWORD])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = set(&["--address", "127.0.0.1", "--port", "8443"]);
+    assert!(
+        out.contains("the slot's protocol stays HTTPS: the server at 127.0.0.1:8443 must speak TLS (alarmscope listen --tls)"),
+        "{out}"
+    );
+    assert!(out.contains("add --protocol HTTP to change it"), "{out}");
+    let out = set(&["--protocol", "http", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["protocol_note"]["protocol"], "http");
+    assert_eq!(v["protocol_note"]["changed"], true);
+    assert_eq!(v["protocol_note"]["server"], "127.0.0.1:8443");
 }

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod hosts;
 pub mod info;
+pub mod protocol_note;
 pub mod triggers;
 pub mod watch;
 
@@ -454,6 +455,7 @@ fn set(a: &SetArgs) -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_default();
     let missing = unapplied(&expected, &after_slot, &change);
+    let note = protocol_note::protocol_note(&after_slot, &change);
     let mut out = std::io::stdout().lock();
     if c.json {
         writeln!(
@@ -461,6 +463,7 @@ fn set(a: &SetArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({"api": fmt_name(f), "status": status, "changes": diff,
                 "not_applied": missing.iter().map(|(n, e, g)| serde_json::json!({"field": n, "asked": e, "device_shows": g})).collect::<Vec<_>>(),
+                "protocol_note": note.as_ref().map(|n| serde_json::json!({"protocol": n.protocol, "changed": n.changed, "server": n.server, "text": n.to_string()})),
                 "slots": after})
         )?;
     } else {
@@ -482,6 +485,9 @@ fn set(a: &SetArgs) -> anyhow::Result<()> {
             }
         }
         out.write_all(render_table(&after).as_bytes())?;
+        if let Some(n) = &note {
+            writeln!(out, "Note: {n}.")?;
+        }
     }
     if !missing.is_empty() {
         let list: Vec<String> = missing

@@ -108,6 +108,25 @@ pub struct ListenArgs {
     /// Realm named in the --auth challenge.
     #[arg(long, default_value = "alarmscope", requires = "auth")]
     pub realm: String,
+    /// Speak HTTPS: TLS 1.2 and 1.3 (rustls). Without --cert/--key a self-signed certificate is
+    /// made at the first start and kept in STORE/tls/ (its SHA-256 fingerprint is printed).
+    /// Plain HTTP sent to this port is answered 400 and reported (see --tls-also-plain).
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: the certificate chain (PEM).
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+    /// With --tls: the certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+    /// With --tls: append the session secrets to FILE in the NSS key log format (for Wireshark
+    /// or `replay` of a capture of this listener).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub keylog: Option<PathBuf>,
+    /// With --tls: serve plain HTTP on the same port too (told apart by the first byte; each
+    /// event line says `transport`).
+    #[arg(long, requires = "tls")]
+    pub tls_also_plain: bool,
     /// Do not fsync (benchmarks only: acknowledged events may be lost on power failure).
     #[arg(long, hide = true)]
     pub unsafe_no_fsync: bool,
@@ -151,6 +170,12 @@ impl ListenArgs {
                 }),
                 _ => None,
             },
+            tls: self.tls.then(|| super::tls::TlsOptions {
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                keylog: self.keylog.clone(),
+                also_plain: self.tls_also_plain,
+            }),
             ..defaults
         }
     }
@@ -168,7 +193,7 @@ fn run_tui(opts: ListenOptions) -> anyhow::Result<i32> {
     let handle = match super::spawn_into(opts, tx, move |u| {
         let f = match u {
             super::ListenUpdate::Upsert(c) => Some(Feed::Upsert(vec![c])),
-            super::ListenUpdate::Event(_) => None,
+            super::ListenUpdate::Event(_) | super::ListenUpdate::Problem(_) => None,
             super::ListenUpdate::Final(r, _) => Some(Feed::Final(*r)),
             super::ListenUpdate::Error(e) => Some(Feed::Error(e)),
         };
@@ -188,6 +213,10 @@ fn run_tui(opts: ListenOptions) -> anyhow::Result<i32> {
     let title = match &handle.store_dir {
         Some(d) => format!("listen {} -> {}", handle.local_addr, d.display()),
         None => format!("listen {} (no store)", handle.local_addr),
+    };
+    let title = match &handle.tls_fingerprint {
+        Some(fp) => format!("{title} | TLS, SHA-256 {fp}"),
+        None => title,
     };
     let code = crate::tui::run_live(title, rx);
     handle.join();
@@ -250,6 +279,9 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
             a.max_connections
         );
     }
+    if let Some(t) = server.tls() {
+        eprintln!("alarmscope: {}", t.describe());
+    }
     report_warnings();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -265,7 +297,38 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
     } else {
         Arc::new(move |r: &EventRecord| sink.push(super::text_line(r).as_bytes()))
     };
+    let sink = lines.clone();
+    let on_problem: super::ProblemCallback = if json {
+        Arc::new(move |p: &super::tls::ProblemRecord| {
+            if let Ok(line) = serde_json::to_vec(p) {
+                sink.push(&line);
+            }
+        })
+    } else {
+        Arc::new(move |p: &super::tls::ProblemRecord| {
+            sink.push(super::tls::problem_text_line(p).as_bytes())
+        })
+    };
+    if let (true, Some(t)) = (json, server.tls()) {
+        // With --tls only (a line of a new kind would surprise readers of plain listeners).
+        let start = serde_json::json!({
+            "alarmscope": env!("CARGO_PKG_VERSION"),
+            "start": true,
+            "listen": {
+                "bind": server.local_addr().to_string(),
+                "store": server.store_dir(),
+                "tls": {
+                    "fingerprint_sha256": t.fingerprint,
+                    "certificate": t.source,
+                    "keylog": t.keylog,
+                    "also_plain": t.also_plain,
+                },
+            },
+        });
+        lines.push(start.to_string().as_bytes());
+    }
     let observers = Observers {
+        on_problem: Some(on_problem),
         on_connection: None,
         on_event: Some(on_event),
     };
@@ -283,7 +346,7 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
         .to_string()
     } else {
         format!(
-            "{} events on {} connections in {:.1} s: {} ok, {} error status, {} no answer, {} incomplete; {} stored, {} store errors, {} failed on purpose",
+            "{} events on {} connections in {:.1} s: {} ok, {} error status, {} no answer, {} incomplete; {} stored, {} store errors, {} failed on purpose; {} TLS problems",
             summary.events,
             summary.connections,
             summary.seconds,
@@ -293,7 +356,8 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
             summary.incomplete,
             summary.stored,
             summary.store_errors,
-            summary.injected_faults
+            summary.injected_faults,
+            summary.tls_problems
         )
     };
     lines.push(last.as_bytes());

@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::evict::{Ticket, Waiting};
 use super::fault::FaultAction;
+use super::tls::Transport;
 use super::{now, record, response, EventRecord, Shared};
 use crate::exchange::RequestInFlight;
 use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
@@ -27,6 +28,27 @@ const READ_BUF: usize = 64 * 1024;
 /// Read buffer of a connection waiting for a request or its head: thousands of idle or slow
 /// connections stay cheap.
 const READ_BUF_IDLE: usize = 4 * 1024;
+
+/// The stream a connection is served over: plain TCP or TLS over it (`listen --tls`). The
+/// handler only reads and writes; the one thing it needs from the socket itself is the `reset`
+/// fault's abortive close.
+pub(crate) trait ConnStream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Make the coming close a TCP RST (SO_LINGER 0).
+    fn abort_on_close(&self);
+}
+
+impl ConnStream for TcpStream {
+    fn abort_on_close(&self) {
+        #[allow(deprecated)]
+        let _ = self.set_linger(Some(Duration::ZERO));
+    }
+}
+
+impl ConnStream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn abort_on_close(&self) {
+        self.get_ref().0.abort_on_close();
+    }
+}
 
 /// A request being received.
 struct InProgress {
@@ -72,6 +94,8 @@ struct State {
     closing: bool,
     /// Interim statuses sent per exchange index (100).
     continued: Vec<usize>,
+    /// Plain TCP or TLS (in every event record).
+    transport: Transport,
 }
 
 impl State {
@@ -314,11 +338,16 @@ fn abandon(st: &mut State, mut cur: InProgress) {
     cur.req.finish(ex, None);
 }
 
-/// Serve one connection to its end.
-pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+/// Serve one connection to its end (`local`: the address it was accepted on).
+pub(crate) async fn serve<S: ConnStream>(
+    mut stream: S,
+    id: u64,
+    peer: SocketAddr,
+    local: SocketAddr,
+    transport: Transport,
+    sh: Arc<Shared>,
+) {
     let t0 = now();
-    let local = stream.local_addr().unwrap_or(sh.local);
     let mut st = State {
         conn: Connection::opened(id, peer, local, Handshake::Complete, 1, t0),
         dropped: 0,
@@ -326,6 +355,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
         actions: VecDeque::new(),
         closing: false,
         continued: Vec::new(),
+        transport,
     };
     let limits = Limits {
         max_header_bytes: sh.opts.limits.max_header_bytes,
@@ -528,7 +558,7 @@ enum Flow {
     Hang,
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8]) -> bool {
+async fn write<S: ConnStream>(stream: &mut S, bytes: &[u8]) -> bool {
     stream.write_all(bytes).await.is_ok()
 }
 
@@ -541,6 +571,7 @@ fn report(
     store_error: Option<String>,
 ) {
     let (client, server, id) = (st.conn.client.clone(), st.conn.server.clone(), st.conn.id);
+    let transport = st.transport;
     let Some(ex) = st.ex_mut(index) else { return };
     ex.verdict = Verdict::of(ex);
     // Lend the exchange to the record rather than cloning it (its decoded tree and metadata).
@@ -550,6 +581,7 @@ fn report(
         client,
         server,
         exchange: std::mem::replace(ex, new_exchange(index, t)),
+        transport,
         stored,
         store_error,
     };
@@ -598,8 +630,8 @@ fn challenge(st: &State, sh: &Shared, index: Option<usize>, status: u16) -> Opti
 }
 
 /// Answer `status` and mark the connection for closing.
-async fn reject(
-    stream: &mut TcpStream,
+async fn reject<S: ConnStream>(
+    stream: &mut S,
     st: &mut State,
     sh: &Shared,
     index: Option<usize>,
@@ -620,7 +652,7 @@ async fn reject(
     ok
 }
 
-async fn run_actions(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>) -> Flow {
+async fn run_actions<S: ConnStream>(stream: &mut S, st: &mut State, sh: &Arc<Shared>) -> Flow {
     while let Some(action) = st.actions.pop_front() {
         match action {
             Action::Continue(index) => {
@@ -711,7 +743,12 @@ async fn store_event(
     rx.await.unwrap_or_else(|_| Err("store is closed".into()))
 }
 
-async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done: Done) -> Flow {
+async fn respond<S: ConnStream>(
+    stream: &mut S,
+    st: &mut State,
+    sh: &Arc<Shared>,
+    done: Done,
+) -> Flow {
     let Done {
         index,
         decoded,
@@ -773,8 +810,7 @@ async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done:
             return Flow::Hang;
         }
         Some(FaultAction::Reset) => {
-            #[allow(deprecated)]
-            let _ = stream.set_linger(Some(Duration::ZERO));
+            stream.abort_on_close();
             report(st, sh, index, stored, store_error);
             return Flow::Close(CloseKind::Rst(Side::Server));
         }
@@ -799,7 +835,7 @@ async fn respond(stream: &mut TcpStream, st: &mut State, sh: &Arc<Shared>, done:
 }
 
 /// `hang`: never answer; read and discard until the device gives up or the server stops.
-async fn hold(stream: &mut TcpStream, stop: &mut tokio::sync::watch::Receiver<bool>) {
+async fn hold<S: ConnStream>(stream: &mut S, stop: &mut tokio::sync::watch::Receiver<bool>) {
     let mut sink = vec![0u8; 16 * 1024];
     loop {
         tokio::select! {

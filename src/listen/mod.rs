@@ -16,6 +16,7 @@ pub mod fault;
 mod lines;
 mod record;
 pub mod response;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub struct ListenOptions {
     pub max_exchanges_per_connection: usize,
     /// Require credentials (`--auth`): others are answered 401 with a challenge, not stored.
     pub auth: Option<auth::AuthConfig>,
+    /// Speak TLS (`--tls`): certificate, key log, whether plain HTTP is served too.
+    pub tls: Option<tls::TlsOptions>,
 }
 
 impl Default for ListenOptions {
@@ -117,6 +120,7 @@ impl Default for ListenOptions {
             max_diagnosed_requests: 500_000,
             max_exchanges_per_connection: 1_000,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct EventRecord {
     pub server: String,
     #[serde(flatten)]
     pub exchange: Exchange,
+    /// `plain` or `tls`: how the request reached the listener.
+    pub transport: tls::Transport,
     /// Where the event is on disk (null with `--no-store`, for rejected requests, or when the
     /// store failed).
     pub stored: Option<StoredEvent>,
@@ -155,9 +161,15 @@ pub type ConnectionCallback = Arc<dyn Fn(Connection) + Send + Sync>;
 /// Callback receiving event records.
 pub type EventCallback = Arc<dyn Fn(&EventRecord) + Send + Sync>;
 
+/// Callback receiving connections stopped by a TLS problem.
+pub type ProblemCallback = Arc<dyn Fn(&tls::ProblemRecord) + Send + Sync>;
+
 /// Callbacks the server calls as things happen (from its worker threads).
 #[derive(Clone, Default)]
 pub struct Observers {
+    /// A connection was stopped before any request by a TLS problem (failed handshake, HTTPS on
+    /// the plain port, plain HTTP on the TLS port).
+    pub on_problem: Option<ProblemCallback>,
     /// A connection changed (exchange added or answered, connection closed): the whole record,
     /// to upsert by `id`.
     pub on_connection: Option<ConnectionCallback>,
@@ -184,6 +196,11 @@ pub struct ListenSummary {
     /// Connections closed to make room for new ones (at `--max-connections`, or when accept ran
     /// out of file descriptors): idle ones, then slow-header ones (answered 408).
     pub evicted: u64,
+    /// Connections stopped by a TLS problem before any request (see `tls_problem` lines).
+    pub tls_problems: u64,
+    /// SHA-256 fingerprint of the certificate with `--tls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
     pub seconds: f64,
 }
 
@@ -199,6 +216,7 @@ struct Stats {
     store_errors: AtomicU64,
     injected: AtomicU64,
     evicted: AtomicU64,
+    tls_problems: AtomicU64,
 }
 
 /// State shared by the connection tasks.
@@ -217,6 +235,8 @@ pub(crate) struct Shared {
     evictor: Arc<evict::Evictor>,
     /// The credential check of `--auth`.
     auth: Option<auth::Authenticator>,
+    /// `--tls`: the server configuration.
+    tls: Option<Arc<tls::TlsSetup>>,
 }
 
 impl Shared {
@@ -260,6 +280,13 @@ impl Shared {
         }
     }
 
+    fn publish_problem(&self, rec: &tls::ProblemRecord) {
+        self.stats.tls_problems.fetch_add(1, Ordering::Relaxed);
+        if let Some(f) = &self.observers.on_problem {
+            f(rec);
+        }
+    }
+
     /// A connection finished: into the final report's diagnosis (the record itself is dropped).
     fn diagnose(&self, c: &Connection) {
         if let Ok(mut l) = self.ledger.lock() {
@@ -279,6 +306,7 @@ pub struct Server {
     local: SocketAddr,
     store: Option<Store>,
     opts: ListenOptions,
+    tls: Option<Arc<tls::TlsSetup>>,
 }
 
 /// Turn a bind error into one line a user can act on.
@@ -344,11 +372,20 @@ impl Server {
             ),
             None => None,
         };
+        let tls = match &opts.tls {
+            Some(t) => Some(Arc::new(tls::TlsSetup::load(
+                t,
+                store.as_ref().map(|s| s.root()),
+                &local,
+            )?)),
+            None => None,
+        };
         Ok(Server {
             listener,
             local,
             store,
             opts,
+            tls,
         })
     }
 
@@ -361,6 +398,11 @@ impl Server {
     /// low for it (see the start message).
     pub fn max_connections(&self) -> usize {
         self.opts.limits.max_connections
+    }
+
+    /// The TLS side (`--tls`): fingerprint and where the certificate came from.
+    pub fn tls(&self) -> Option<&tls::TlsSetup> {
+        self.tls.as_deref()
     }
 
     /// The store directory (absolute), unless `--no-store`.
@@ -400,6 +442,7 @@ impl Server {
                     .unwrap_or(0);
                 auth::Authenticator::new(cfg, seed)
             }),
+            tls: self.tls.clone(),
         });
         let sem = Arc::new(Semaphore::new(self.opts.limits.max_connections.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
@@ -465,7 +508,7 @@ impl Server {
             // Boxed: the connection's future is ~4 KiB, and tokio moved it several times on its
             // way into the task (memmove was ~2.5% of the listener's CPU).
             tasks.spawn(Box::pin(async move {
-                conn::serve(stream, id, peer, sh).await;
+                tls::serve(stream, id, peer, sh).await;
                 drop(permit);
             }));
         }
@@ -499,6 +542,8 @@ impl Server {
             store_errors: st.store_errors.load(Ordering::Relaxed),
             injected_faults: st.injected.load(Ordering::Relaxed),
             evicted: st.evicted.load(Ordering::Relaxed),
+            tls_problems: st.tls_problems.load(Ordering::Relaxed),
+            tls_fingerprint: self.tls.as_ref().map(|t| t.fingerprint.clone()),
             seconds: started.elapsed().as_secs_f64(),
         };
         let (findings, _) = ledger.finish(&crate::pipeline::Counters::default(), None);
@@ -580,6 +625,8 @@ pub enum ListenUpdate {
     Upsert(Connection),
     /// An exchange reached its final state.
     Event(Box<EventRecord>),
+    /// A connection was stopped by a TLS problem (its row comes as `Upsert` too).
+    Problem(Box<tls::ProblemRecord>),
     /// The server stopped: the report over the whole session (its findings: connections were
     /// sent one by one as `Upsert`) and the session counts.
     Final(Box<Report>, ListenSummary),
@@ -591,6 +638,8 @@ pub enum ListenUpdate {
 pub struct ListenHandle {
     pub local_addr: SocketAddr,
     pub store_dir: Option<PathBuf>,
+    /// With `--tls`: the certificate's SHA-256 fingerprint (the TUI header shows it).
+    pub tls_fingerprint: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -635,6 +684,7 @@ pub fn spawn_into<T: Send + 'static>(
     let server = Server::bind(opts)?;
     let local_addr = server.local_addr();
     let store_dir = server.store_dir().map(Path::to_path_buf);
+    let tls_fingerprint = server.tls().map(|t| t.fingerprint.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let map = Arc::new(map);
     let thread = std::thread::Builder::new()
@@ -664,7 +714,11 @@ pub fn spawn_into<T: Send + 'static>(
             };
             let s1 = send.clone();
             let s2 = send.clone();
+            let s3 = send.clone();
             let observers = Observers {
+                on_problem: Some(Arc::new(move |p: &tls::ProblemRecord| {
+                    s3(ListenUpdate::Problem(Box::new(p.clone())))
+                })),
                 on_connection: Some(Arc::new(move |c| s1(ListenUpdate::Upsert(c)))),
                 on_event: Some(Arc::new(move |r: &EventRecord| {
                     s2(ListenUpdate::Event(Box::new(r.clone())))
@@ -681,6 +735,7 @@ pub fn spawn_into<T: Send + 'static>(
     Ok(ListenHandle {
         local_addr,
         store_dir,
+        tls_fingerprint,
         stop: Some(stop_tx),
         thread: Some(thread),
     })

@@ -25,7 +25,10 @@ use events::{
     build_push, request_bytes_auth, BodyFormat, DeviceIdentity, EventKind, EventSpec, KindArg,
 };
 use machine::{AttemptRecord, DeviceMachine, Outcome, Schedule, Step, Summary, Timing};
-use push::{attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl, Transport};
+use push::{
+    attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl, TlsClient, TlsVersion,
+    Transport, Trust,
+};
 use triggers::{trigger_table, Trigger};
 
 /// `--isapi-format`: what the simulated device's configuration API speaks.
@@ -69,10 +72,21 @@ pub enum HostAuthArg {
 /// `alarmscope simulate` options.
 #[derive(Debug, Args, Clone)]
 pub struct SimulateArgs {
-    /// Push to this alarm server URL, e.g. http://127.0.0.1:8080/alarm. With --serve-isapi it is
-    /// the initial host slot 1 and may be left out (then pushes start once a host is configured).
+    /// Push to this alarm server URL, e.g. http://127.0.0.1:8080/alarm, or https://... (then
+    /// --insecure or --ca is required). With --serve-isapi it is the initial host slot 1 and may
+    /// be left out (then pushes start once a host is configured).
     #[arg(long, value_name = "URL")]
     pub to: Option<String>,
+    /// HTTPS pushes: accept any server certificate, as many devices do.
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
+    /// HTTPS pushes: trust only server certificates issued by the certificates in FILE (PEM),
+    /// e.g. the listener's STORE/tls/cert.pem.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// HTTPS pushes: offer only this TLS version (many cameras only do 1.2); default both.
+    #[arg(long, value_enum, value_name = "1.2|1.3")]
+    pub tls_version: Option<TlsVersion>,
     /// Number of simulated devices (distinct MACs and ids; distinct 127.0.0.x sources on loopback).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub devices: u32,
@@ -152,7 +166,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub forbid_config: bool,
     /// With --serve-isapi: alarm host slot 1's protocolType at start (HTTPS pushes go over TLS,
-    /// accepting any server certificate).
+    /// trusting --ca if given, else any server certificate). An https:// --to sets HTTPS.
     #[arg(long, value_enum)]
     pub host_protocol: Option<HostProtocolArg>,
     /// With --serve-isapi: alarm host slot 1's parameterFormatType at start.
@@ -198,6 +212,7 @@ fn slot_url(slot: &HostSlot) -> Result<PushUrl, String> {
         host: slot.address().to_string(),
         port,
         path,
+        https: slot.protocol.eq_ignore_ascii_case("HTTPS"),
     })
 }
 
@@ -211,10 +226,11 @@ struct Route {
 }
 
 /// The transport a slot asks for: TLS presenting the slot's address when it says HTTPS.
-fn transport(tls: bool, url: &PushUrl) -> Transport {
+fn transport(tls: bool, url: &PushUrl, client: &TlsClient) -> Transport {
     if tls {
         Transport::Tls {
             server_name: url.host.clone(),
+            client: client.clone(),
         }
     } else {
         Transport::Plain
@@ -228,7 +244,7 @@ impl Target {
                 url: Ok(u.clone()),
                 format: None,
                 auth: PushAuth::None,
-                tls: false,
+                tls: u.https,
             }),
             Target::Isapi(dev) => {
                 let slot = dev.active_host()?;
@@ -340,6 +356,24 @@ async fn resolve(url: &PushUrl) -> Option<SocketAddr> {
         .next()
 }
 
+/// The TLS side of the simulated devices. An `https://` `--to` needs a decision on trust:
+/// `--insecure` (any certificate) or `--ca FILE`, refused otherwise rather than guessed, since
+/// the point is to see what a device configured that way meets. A slot set to HTTPS over ISAPI
+/// keeps the device-like default (any certificate) unless `--ca` is given.
+fn tls_client(a: &SimulateArgs, fixed: Option<&PushUrl>) -> anyhow::Result<TlsClient> {
+    let trust = match (&a.ca, a.insecure) {
+        (Some(ca), _) => Trust::from_ca_file(ca).map_err(|e| anyhow::anyhow!("--ca: {e}"))?,
+        (None, true) => Trust::AnyCertificate,
+        (None, false) if fixed.is_some_and(|u| u.https) && a.serve_isapi.is_none() => {
+            anyhow::bail!(
+                "--to https://... needs a decision on the server's certificate: --insecure (accept any, as many devices do) or --ca FILE (trust only certificates issued by FILE, e.g. the listener's STORE/tls/cert.pem)"
+            )
+        }
+        (None, false) => Trust::AnyCertificate,
+    };
+    TlsClient::new(trust, a.tls_version).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// Apply the `--host-*` options to alarm host slot 1.
 fn configure_slot(s: &mut HostSlot, a: &SimulateArgs) {
     if let Some(p) = a.host_protocol {
@@ -423,6 +457,7 @@ struct DeviceRun {
     totals: Arc<Mutex<Summary>>,
     sink: Sink,
     start: Instant,
+    tls_client: TlsClient,
 }
 
 /// `--serve-isapi`: put every event of device `index` on the alertStream when it happens,
@@ -479,6 +514,7 @@ async fn run_device(r: DeviceRun) {
         totals,
         sink,
         start,
+        tls_client,
     } = r;
     let mut m = DeviceMachine::new(schedule, timing, index);
     let mut warned = false;
@@ -569,7 +605,7 @@ async fn run_device(r: DeviceRun) {
                             let o = attempt_auth(
                                 addr,
                                 source,
-                                &transport(tls, &url),
+                                &transport(tls, &url, &tls_client),
                                 &url.path,
                                 &build,
                                 &auth,
@@ -668,6 +704,7 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
             "give --to URL, or --serve-isapi ADDR to be configured with `alarmscope device set`"
         );
     }
+    let tls_client = tls_client(&a, fixed.as_ref())?;
     let count = a.count.or(if a.serve_isapi.is_some() {
         None
     } else {
@@ -725,6 +762,9 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
                     ..Default::default()
                 };
                 change.apply(s);
+                if u.https {
+                    s.protocol = "HTTPS".into();
+                }
             }
             configure_slot(s, &a);
             if let Some(pw) = &a.host_password {
@@ -744,7 +784,9 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
         let tester: isapi::TestPusher = {
             let quirks = a.quirks;
             let dev = dev.clone();
+            let tls_client = tls_client.clone();
             Arc::new(move |slot: HostSlot| {
+                let tls_client = tls_client.clone();
                 let auth =
                     PushAuth::from_slot(&slot.auth, &slot.user_name, &dev.slot_password(&slot.id));
                 Box::pin(async move {
@@ -784,7 +826,7 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
                     match attempt_auth(
                         addr,
                         source,
-                        &transport(tls, &url),
+                        &transport(tls, &url, &tls_client),
                         &url.path,
                         &build,
                         &auth,
@@ -856,6 +898,7 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
             totals: t.clone(),
             sink: sink.clone(),
             start,
+            tls_client: tls_client.clone(),
         })));
     }
     let all = futures_util::future::join_all(tasks);

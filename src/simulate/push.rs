@@ -11,24 +11,28 @@ use tokio::time::{timeout_at, Instant};
 
 use super::machine::Outcome;
 
-/// Where pushes go: parsed `--to http://HOST:PORT/PATH`.
+/// Where pushes go: parsed `--to http[s]://HOST:PORT/PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushUrl {
     pub host: String,
     pub port: u16,
     pub path: String,
+    /// `https://`: pushes go over TLS (a slot whose protocolType is HTTPS).
+    pub https: bool,
 }
 
 impl PushUrl {
-    /// Parse `http://HOST[:PORT][/PATH]` (HOST may be `[v6]`). HTTPS pushes are not simulated.
+    /// Parse `http[s]://HOST[:PORT][/PATH]` (HOST may be `[v6]`; no scheme means http; default
+    /// ports 80 and 443).
     pub fn parse(url: &str) -> Result<PushUrl, String> {
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err("HTTPS pushes are not simulated; use an http:// URL".into());
+        let (rest, https) = if let Some(r) = url.strip_prefix("http://") {
+            (r, false)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (r, true)
         } else {
-            url
+            (url, false)
         };
+        let default_port = if https { 443 } else { 80 };
         let (authority, path) = match rest.find('/') {
             Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
             None => (rest, "/"),
@@ -37,7 +41,7 @@ impl PushUrl {
             let (h, after) = v6.split_once(']').ok_or("unclosed [ in address")?;
             let port = match after.strip_prefix(':') {
                 Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
-                None => 80,
+                None => default_port,
             };
             (h.to_string(), port)
         } else {
@@ -46,7 +50,7 @@ impl PushUrl {
                     h.to_string(),
                     p.parse().map_err(|_| format!("bad port {p:?}"))?,
                 ),
-                None => (authority.to_string(), 80),
+                None => (authority.to_string(), default_port),
             }
         };
         if host.is_empty() {
@@ -56,6 +60,7 @@ impl PushUrl {
             host,
             port,
             path: path.to_string(),
+            https,
         })
     }
 
@@ -261,6 +266,96 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
+/// Which TLS versions the simulated device offers (`--tls-version`): many cameras only do 1.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsVersion {
+    /// TLS 1.2 only.
+    #[value(name = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[value(name = "1.3")]
+    Tls13,
+}
+
+/// How the simulated device decides to trust the server's certificate.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Any certificate (`--insecure`; also what many devices do).
+    AnyCertificate,
+    /// Only certificates issued by these (`--ca FILE`, PEM).
+    Roots(Vec<rustls::pki_types::CertificateDer<'static>>),
+}
+
+impl Trust {
+    /// Read `--ca FILE` (PEM, one or more certificates).
+    pub fn from_ca_file(path: &std::path::Path) -> Result<Trust, String> {
+        use rustls::pki_types::pem::PemObject as _;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("no PEM certificate in {}", path.display()));
+        }
+        Ok(Trust::Roots(certs))
+    }
+}
+
+/// The device's TLS client side, built once (certificates parsed, versions chosen) and shared by
+/// every attempt.
+#[derive(Clone)]
+pub struct TlsClient {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsClient")
+    }
+}
+
+impl PartialEq for TlsClient {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for TlsClient {}
+
+impl TlsClient {
+    /// A client trusting as `trust` says, offering `version` only (both when `None`).
+    pub fn new(trust: Trust, version: Option<TlsVersion>) -> Result<TlsClient, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = match version {
+            Some(TlsVersion::Tls12) => &[&rustls::version::TLS12],
+            Some(TlsVersion::Tls13) => &[&rustls::version::TLS13],
+            None => rustls::DEFAULT_VERSIONS,
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        let mut config = match trust {
+            Trust::AnyCertificate => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth(),
+            Trust::Roots(certs) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in certs {
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("--ca: unusable certificate: {e}"))?;
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        };
+        // Devices offer no ALPN or only http/1.1; the listener is happy either way.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsClient {
+            config: Arc::new(config),
+        })
+    }
+}
+
 /// [`exchange`] over TLS, for a slot whose `protocolType` is HTTPS: the TCP connection is opened
 /// the same way, then rustls (blocking, on the blocking pool) does the handshake and carries the
 /// request. Against a plain-HTTP server the handshake fails and the attempt ends `Closed`, as a
@@ -268,6 +363,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 async fn exchange_tls(
     target: SocketAddr,
     source: Option<IpAddr>,
+    client: &TlsClient,
     host: &str,
     request: &[u8],
     timeout: Duration,
@@ -292,31 +388,23 @@ async fn exchange_tls(
     let _ = sock.set_nodelay(true);
     let (host, request) = (host.to_string(), request.to_vec());
     let end = std::time::Instant::now() + left;
-    tokio::task::spawn_blocking(move || tls_blocking(sock, &host, &request, end))
+    let config = client.config.clone();
+    tokio::task::spawn_blocking(move || tls_blocking(sock, config, &host, &request, end))
         .await
         .unwrap_or((Outcome::Closed, None))
 }
 
 fn tls_blocking(
     mut sock: std::net::TcpStream,
+    config: Arc<rustls::ClientConfig>,
     host: &str,
     request: &[u8],
     end: std::time::Instant,
 ) -> (Outcome, Option<String>) {
     use std::io::{Read, Write};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let Ok(builder) = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-    else {
-        return (Outcome::Closed, None);
-    };
-    let config = builder
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .unwrap_or_else(|_| rustls::pki_types::ServerName::from(Ipv4Addr::LOCALHOST));
-    let Ok(mut conn) = rustls::ClientConnection::new(Arc::new(config), name) else {
+    let Ok(mut conn) = rustls::ClientConnection::new(config, name) else {
         return (Outcome::Closed, None);
     };
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
@@ -355,8 +443,12 @@ fn tls_blocking(
 pub enum Transport {
     /// `protocolType` HTTP.
     Plain,
-    /// `protocolType` HTTPS, presenting `server_name` (the slot's address) in the handshake.
-    Tls { server_name: String },
+    /// `protocolType` HTTPS, presenting `server_name` (the slot's address) in the handshake,
+    /// trusting and offering versions as `client` says.
+    Tls {
+        server_name: String,
+        client: TlsClient,
+    },
 }
 
 async fn exchange_over(
@@ -368,9 +460,10 @@ async fn exchange_over(
 ) -> (Outcome, Option<String>) {
     match transport {
         Transport::Plain => exchange(target, source, request, timeout).await,
-        Transport::Tls { server_name } => {
-            exchange_tls(target, source, server_name, request, timeout).await
-        }
+        Transport::Tls {
+            server_name,
+            client,
+        } => exchange_tls(target, source, client, server_name, request, timeout).await,
     }
 }
 
@@ -462,6 +555,7 @@ mod tests {
                     host: "127.0.0.1".into(),
                     port: 8080,
                     path: "/alarm".into(),
+                    https: false,
                 }),
             ),
             (
@@ -470,6 +564,7 @@ mod tests {
                     host: "server".into(),
                     port: 80,
                     path: "/".into(),
+                    https: false,
                 }),
             ),
             (
@@ -478,6 +573,7 @@ mod tests {
                     host: "10.1.2.3".into(),
                     port: 81,
                     path: "/".into(),
+                    https: false,
                 }),
             ),
             (
@@ -486,9 +582,18 @@ mod tests {
                     host: "::1".into(),
                     port: 9000,
                     path: "/x/y".into(),
+                    https: false,
                 }),
             ),
-            ("https://a/b", Err(())),
+            (
+                "https://a/b",
+                Ok(PushUrl {
+                    host: "a".into(),
+                    port: 443,
+                    path: "/b".into(),
+                    https: true,
+                }),
+            ),
             ("http://a:notaport/", Err(())),
         ];
         for (s, want) in table {
@@ -614,6 +719,7 @@ mod tests {
         });
         let tls = Transport::Tls {
             server_name: "127.0.0.1".into(),
+            client: TlsClient::new(Trust::AnyCertificate, None).unwrap(),
         };
         let build = |_: Option<&str>| b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n".to_vec();
         let o = attempt_auth(

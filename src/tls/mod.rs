@@ -22,6 +22,7 @@
 mod conn;
 mod exchange;
 mod finding;
+pub mod served;
 mod types;
 
 pub use conn::{TlsConfig, TlsConnection, TlsReport, MAX_RECORD_LEN};

@@ -287,7 +287,11 @@ fn no_request_text(c: &Connection) -> String {
         Handshake::Refused => "(SYN refused: RST)".into(),
         Handshake::SynAckNotAcked => "(SYN-ACK not acked by client)".into(),
         Handshake::ClientReset => "(client reset after SYN-ACK)".into(),
-        Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => "(no request)".into(),
+        // A connection stopped before any request says why (e.g. the listener's TLS problems).
+        Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => match c.errors.first() {
+            Some(e) => format!("({e})"),
+            None => "(no request)".into(),
+        },
     }
 }
 

@@ -73,6 +73,21 @@ impl Srv {
         out
     }
 
+    /// The next `n` connections stopped by a TLS problem (10 s at most).
+    pub fn problems(&self, n: usize) -> Vec<alarmscope::listen::tls::ProblemRecord> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(ListenUpdate::Problem(p)) => out.push(*p),
+                Ok(_) => {}
+                Err(_) => panic!("only {} of {n} TLS problems reported", out.len()),
+            }
+        }
+        out
+    }
+
     /// Stop the server; the final counts. The store stays until `self` is dropped.
     pub fn stop(&mut self) -> ListenSummary {
         self.stop_with_report().1
