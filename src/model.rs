@@ -185,13 +185,56 @@ pub struct Response {
 pub struct EventSummary {
     pub format: &'static str,
     pub event_type: Option<String>,
+    /// True when the body's eventType was `duration`: a continuing alarm of `event_type` (its
+    /// `relationEvent`), not a new one. Absent from JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duration: bool,
     pub event_state: Option<String>,
     pub device_ip: Option<String>,
     pub mac: Option<String>,
     pub channel: Option<String>,
+    /// The body's dynChannelID (a recorder's camera), when it has one; absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dyn_channel: Option<String>,
     pub date_time: Option<String>,
     pub description: Option<String>,
     pub plate: Option<String>,
+}
+
+/// Channels above this on a recorder that sends no dynChannelID are, on the recorders seen in the
+/// field, its IP cameras counted after 32 analogue inputs (isapi-notes: "some report channel
+/// numbers offset by 32"). Not every recorder has 32 inputs, so the camera is shown as a guess.
+pub const ANALOGUE_INPUTS_GUESS: u32 = 32;
+
+impl EventSummary {
+    /// The event type as the list shows it: a continuing alarm reads "duration (fielddetection)",
+    /// so a start and a continuation of the same alarm can be told apart.
+    pub fn type_label(&self) -> String {
+        match (&self.event_type, self.duration) {
+            (Some(t), true) if !t.eq_ignore_ascii_case("duration") => format!("duration ({t})"),
+            (Some(t), _) => t.clone(),
+            (None, true) => "duration".to_string(),
+            (None, false) => String::new(),
+        }
+    }
+
+    /// The channel with the camera it belongs to where the body says it: "ch 13 (camera 5)"
+    /// from dynChannelID, "camera 5" when only dynChannelID came, "ch 34 (camera 2?)" when a
+    /// recorder numbers its IP cameras above its analogue inputs (a guess: marked with "?").
+    pub fn channel_label(&self) -> Option<String> {
+        let raw = self.channel.as_deref();
+        match (raw, self.dyn_channel.as_deref()) {
+            (Some(c), Some(d)) => Some(format!("ch {c} (camera {d})")),
+            (None, Some(d)) => Some(format!("camera {d}")),
+            (Some(c), None) => match c.trim().parse::<u32>() {
+                Ok(n) if n > ANALOGUE_INPUTS_GUESS => {
+                    Some(format!("ch {c} (camera {}?)", n - ANALOGUE_INPUTS_GUESS))
+                }
+                _ => Some(format!("ch {c}")),
+            },
+            (None, None) => None,
+        }
+    }
 }
 
 impl From<&EventInfo> for EventSummary {
@@ -199,10 +242,12 @@ impl From<&EventInfo> for EventSummary {
         EventSummary {
             format: e.format,
             event_type: e.event_type.clone(),
+            duration: e.duration,
             event_state: e.event_state.clone(),
             device_ip: e.device_ip.clone(),
             mac: e.mac.clone(),
             channel: e.channel.clone(),
+            dyn_channel: e.dyn_channel.clone(),
             date_time: e.date_time.clone(),
             description: e.description.clone(),
             plate: e.plate.clone(),

@@ -372,7 +372,16 @@ pub struct TextStream {
 impl TextStream {
     /// Take in one finished connection.
     pub fn add(&mut self, c: Connection) {
+        self.add_filtered(c, &crate::filter::RowFilter::default());
+    }
+
+    /// Take in one finished connection for the diagnosis (summary, stalls, devices still describe
+    /// the whole capture) but list only problems among its rows that pass `filter`.
+    pub fn add_filtered(&mut self, c: Connection, filter: &crate::filter::RowFilter) {
         self.ledger.add(&c);
+        let Some(c) = filter.select(c) else {
+            return;
+        };
         let first_problem = c
             .exchanges
             .iter()

@@ -18,10 +18,11 @@ use super::save::SaveOutcome;
 use super::theme::Theme;
 use crate::diagnose::diagnose;
 use crate::feed::Feed;
+use crate::filter::RowFilter;
+pub use crate::filter::{contains_ci, no_request_label};
 use crate::model::{Connection, Device, Exchange, ExchangeRef, Report, Stall, Summary};
 use crate::pipeline::Counters;
 use crate::replay::Progress;
-use crate::tcp::Handshake;
 
 /// Shortest time between two diagnosis runs while data streams in (at most ~4 per second).
 pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
@@ -379,20 +380,34 @@ impl App {
         self.apply_filter(keep, follow);
     }
 
+    /// The filter the list applies now: the typed words (core [`RowFilter`], the same meaning as
+    /// the headless `--device`, `--verdict`... options) and the `p` key. A word that cannot be read
+    /// (e.g. `verdict:fine`) leaves the typed line as free text and says why in the footer.
+    pub fn row_filter(&self) -> RowFilter {
+        let typed = RowFilter::parse_query(&self.filter).unwrap_or_else(|_| RowFilter {
+            text: self.filter.to_ascii_lowercase(),
+            ..RowFilter::default()
+        });
+        RowFilter {
+            problems: self.problems_only,
+            ..RowFilter::default()
+        }
+        .and(typed)
+    }
+
     /// Rebuild the shown rows from all rows, keeping `keep` selected when it is still shown.
     fn apply_filter(&mut self, keep: Option<RowRef>, follow: bool) {
-        let needle = self.filter.to_ascii_lowercase();
-        let problems = self.problems_only;
+        let filter = self.row_filter();
         let conns = &self.conns;
-        self.rows = self
-            .all_rows
-            .iter()
-            .copied()
-            .filter(|r| {
-                (!problems || row_is_problem(conns, *r))
-                    && (needle.is_empty() || row_matches(conns, *r, &needle))
-            })
-            .collect();
+        self.rows = if filter.is_empty() {
+            self.all_rows.clone()
+        } else {
+            self.all_rows
+                .iter()
+                .copied()
+                .filter(|r| row_matches(conns, *r, &filter))
+                .collect()
+        };
         self.data_version = self.data_version.wrapping_add(1);
         if follow && !self.rows.is_empty() {
             self.selected = self.rows.len() - 1;
@@ -867,76 +882,15 @@ pub fn row_is_problem(conns: &[Connection], r: RowRef) -> bool {
     }
 }
 
-/// What a connection row without a request shows in the verdict column.
-pub fn no_request_label(c: &Connection) -> &'static str {
-    match c.handshake {
-        Handshake::Unanswered => "unanswered",
-        Handshake::Refused => "refused",
-        Handshake::SynAckNotAcked => "syn_ack_not_acked",
-        Handshake::ClientReset => "client_reset",
-        Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => "no request",
-    }
-}
-
-/// Case-insensitive match of the filter against device, path, event type, plate, status and
-/// verdict. `needle` is lower case.
-fn row_matches(conns: &[Connection], r: RowRef, needle: &str) -> bool {
+/// Does the row pass the filter? (A row pointing nowhere does not.)
+fn row_matches(conns: &[Connection], r: RowRef, f: &RowFilter) -> bool {
     let Some(c) = conns.get(r.conn as usize) else {
         return false;
     };
-    if contains_ci(c.device(), needle) {
-        return true;
+    match r.exchange() {
+        Some(i) => c.exchanges.get(i).is_some_and(|e| f.matches(c, Some(e))),
+        None => f.matches(c, None),
     }
-    let Some(ex) = r.exchange().and_then(|i| c.exchanges.get(i)) else {
-        return contains_ci(no_request_label(c), needle);
-    };
-    if contains_ci(&ex.request.path, needle) || contains_ci(ex.verdict.as_str(), needle) {
-        return true;
-    }
-    if let Some(e) = &ex.event {
-        if e.event_type
-            .as_deref()
-            .is_some_and(|t| contains_ci(t, needle))
-            || e.plate.as_deref().is_some_and(|t| contains_ci(t, needle))
-        {
-            return true;
-        }
-    }
-    if let Some(resp) = &ex.response {
-        let mut buf = [0u8; 5];
-        if contains_ci(fmt_status(resp.status, &mut buf), needle) {
-            return true;
-        }
-    }
-    false
-}
-
-/// The status code as text, without allocating (the filter runs over every row).
-fn fmt_status(s: u16, buf: &mut [u8; 5]) -> &str {
-    let mut n = s;
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).unwrap_or("")
-}
-
-/// ASCII case-insensitive substring test; `needle` is already lower case.
-pub fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    if n.is_empty() {
-        return true;
-    }
-    if n.len() > h.len() {
-        return false;
-    }
-    h.windows(n.len())
-        .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
 #[cfg(test)]
@@ -951,16 +905,5 @@ mod tests {
         assert_eq!(step(5, i64::MIN / 2, 10), 0);
         assert_eq!(step(5, i64::MAX / 2, 10), 9);
         assert_eq!(step(3, 1, 0), 0);
-    }
-
-    #[test]
-    fn status_text_and_case_insensitive_match() {
-        let mut b = [0u8; 5];
-        assert_eq!(fmt_status(503, &mut b), "503");
-        assert_eq!(fmt_status(0, &mut b), "0");
-        assert_eq!(fmt_status(65535, &mut b), "65535");
-        assert!(contains_ci("LineDetection", "linedet"));
-        assert!(!contains_ci("VMD", "vmdx"));
-        assert!(contains_ci("x", ""));
     }
 }
