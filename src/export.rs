@@ -32,11 +32,25 @@ use crate::time::Timestamp;
 /// Largest record libpcap reads back (its `MAXIMUM_SNAPLEN`).
 const SNAPLEN: u32 = 262_144;
 
+/// After a chosen connection's last packet, frames on its addresses still belong to it for this
+/// long unless a new SYN opens another connection: the tracker closes a connection at its FIN
+/// exchange, and the last ACK or a retransmitted FIN follow within a round trip.
+const STRAGGLERS_NANOS: i64 = 1_000_000_000;
+
+/// One chosen connection's frames: from its first packet to its last (and stragglers after it).
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    from: Timestamp,
+    to: Timestamp,
+    /// A SYN after `to` opened another connection on the same addresses: no stragglers after it.
+    reused: bool,
+}
+
 /// The connections to export: per address pair (either order), the time ranges of the chosen
 /// connections on it.
 #[derive(Debug, Default, Clone)]
 pub struct Selection {
-    wanted: HashMap<(SocketAddr, SocketAddr), Vec<(Timestamp, Timestamp)>>,
+    wanted: HashMap<(SocketAddr, SocketAddr), Vec<Range>>,
     connections: usize,
     /// Connections whose addresses cannot be read back (none from the pipeline; counted).
     unreadable: usize,
@@ -52,10 +66,11 @@ impl Selection {
             self.unreadable += 1;
             return;
         };
-        self.wanted
-            .entry(key(a, b))
-            .or_default()
-            .push((c.first_seen, c.last_seen));
+        self.wanted.entry(key(a, b)).or_default().push(Range {
+            from: c.first_seen,
+            to: c.last_seen,
+            reused: false,
+        });
         self.connections += 1;
     }
 
@@ -69,11 +84,25 @@ impl Selection {
         self.connections == 0
     }
 
-    /// Does a frame between `src` and `dst` at `ts` belong to a chosen connection?
-    pub fn wants(&self, src: SocketAddr, dst: SocketAddr, ts: Timestamp) -> bool {
-        self.wanted
-            .get(&key(src, dst))
-            .is_some_and(|ranges| ranges.iter().any(|(a, b)| *a <= ts && ts <= *b))
+    /// Does a frame between `src` and `dst` at `ts` (a SYN without ACK when `syn`) belong to a
+    /// chosen connection? Frames must come in capture order: a SYN after a connection's last
+    /// packet ends its stragglers.
+    pub fn wants(&mut self, src: SocketAddr, dst: SocketAddr, ts: Timestamp, syn: bool) -> bool {
+        let Some(ranges) = self.wanted.get_mut(&key(src, dst)) else {
+            return false;
+        };
+        let mut hit = false;
+        for r in ranges.iter_mut() {
+            if r.from <= ts && ts <= r.to {
+                hit = true;
+            } else if ts > r.to {
+                if syn {
+                    r.reused = true;
+                }
+                hit |= !r.reused && ts.0 <= r.to.0.saturating_add(STRAGGLERS_NANOS);
+            }
+        }
+        hit
     }
 }
 
@@ -157,6 +186,7 @@ pub fn export_pcap(input: &Path, sel: &Selection, out: &Path) -> Result<ExportSt
         path: out.display().to_string(),
         source,
     };
+    let mut sel = sel.clone();
     let mut cf = CaptureFile::open(input)?;
     let file = File::create(out).map_err(write_err)?;
     let mut stats = ExportStats {
@@ -182,7 +212,8 @@ pub fn export_pcap(input: &Path, sel: &Selection, out: &Path) -> Result<ExportSt
         else {
             continue;
         };
-        if !sel.wants(seg.src, seg.dst, frame.ts) {
+        let syn = seg.flags.syn() && !seg.flags.ack();
+        if !sel.wants(seg.src, seg.dst, frame.ts, syn) {
             continue;
         }
         let Some(lt) = linktype_number(frame.link) else {
@@ -234,7 +265,7 @@ mod tests {
             handshake: Handshake::Complete,
             one_sided: None,
             syn_attempts: 1,
-            closed: CloseKind::Fin,
+            closed: CloseKind::Fin(crate::tcp::Side::Client),
             first_seen: Timestamp(from),
             last_seen: Timestamp(to),
             packets: 1,
@@ -257,16 +288,25 @@ mod tests {
         let dev: SocketAddr = "10.0.0.5:4000".parse().unwrap();
         let srv: SocketAddr = "10.0.0.1:8080".parse().unwrap();
         assert_eq!(s.len(), 2);
-        assert!(s.wants(dev, srv, Timestamp(100)));
-        assert!(s.wants(srv, dev, Timestamp(200)));
-        // The same ports reused later belong to another connection.
-        assert!(!s.wants(dev, srv, Timestamp(201)));
-        assert!(!s.wants(dev, "10.0.0.1:8081".parse().unwrap(), Timestamp(150)));
-        assert!(s.wants(
-            "[::1]:8080".parse().unwrap(),
-            "[::1]:5000".parse().unwrap(),
-            Timestamp(5)
-        ));
+        assert!(!s.wants(dev, srv, Timestamp(99), false));
+        assert!(s.wants(dev, srv, Timestamp(100), false));
+        assert!(s.wants(srv, dev, Timestamp(200), false));
+        // The last ACK after the FIN exchange still belongs to it.
+        assert!(s.wants(dev, srv, Timestamp(300), false));
+        assert!(!s.wants(dev, srv, Timestamp(200 + STRAGGLERS_NANOS + 1), false));
+        assert!(!s.wants(dev, "10.0.0.1:8081".parse().unwrap(), Timestamp(150), false));
+        let v6: SocketAddr = "[::1]:8080".parse().unwrap();
+        assert!(s.wants(v6, "[::1]:5000".parse().unwrap(), Timestamp(5), false));
+    }
+
+    #[test]
+    fn a_new_syn_on_the_same_ports_ends_the_stragglers() {
+        let mut s = Selection::default();
+        s.add(&conn("10.0.0.5:4000", "10.0.0.1:8080", 100, 200));
+        let dev: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let srv: SocketAddr = "10.0.0.1:8080".parse().unwrap();
+        assert!(!s.wants(dev, srv, Timestamp(250), true));
+        assert!(!s.wants(srv, dev, Timestamp(260), false));
     }
 
     #[test]

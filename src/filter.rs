@@ -376,7 +376,7 @@ mod tests {
             handshake,
             one_sided: None,
             syn_attempts: 1,
-            closed: crate::tcp::CloseKind::Fin,
+            closed: crate::tcp::CloseKind::Fin(crate::tcp::Side::Client),
             first_seen: Timestamp(1_000_000_000),
             last_seen: Timestamp(9_000_000_000),
             packets: 10,
