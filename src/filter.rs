@@ -133,14 +133,20 @@ impl RowFilter {
     /// Does the row (`ex` = one of `c`'s exchanges, or None for a connection without request)
     /// pass?
     pub fn matches(&self, c: &Connection, ex: Option<&Exchange>) -> bool {
-        if self.problems && !is_problem(c, ex) {
+        self.matches_row(&Row::of(c, ex))
+    }
+
+    /// Does the row pass? (The listener's event records are rows without a [`Connection`].)
+    pub fn matches_row(&self, row: &Row<'_>) -> bool {
+        let ex = row.exchange;
+        if self.problems && !row.is_problem() {
             return false;
         }
-        let time = ex.map_or(c.first_seen, |e| e.request.time);
+        let time = ex.map_or(row.first_seen, |e| e.request.time);
         if self.since.is_some_and(|s| time < s) || self.until.is_some_and(|u| time > u) {
             return false;
         }
-        if !self.devices.is_empty() && !self.devices.iter().any(|d| device_is(c, ex, d)) {
+        if !self.devices.is_empty() && !self.devices.iter().any(|d| row.device_is(d)) {
             return false;
         }
         if !self.event_types.is_empty() {
@@ -157,7 +163,7 @@ impl RowFilter {
             }
         }
         if !self.verdicts.is_empty() {
-            let label = verdict_label(c, ex);
+            let label = row.verdict_label();
             if !self
                 .verdicts
                 .iter()
@@ -166,7 +172,7 @@ impl RowFilter {
                 return false;
             }
         }
-        self.text.is_empty() || text_matches(c, ex, &self.text)
+        self.text.is_empty() || row.text_matches(&self.text)
     }
 
     /// The connection with only its rows that pass (None when none does): what the headless
@@ -200,6 +206,18 @@ impl RowFilter {
                 .filter(|e| self.matches(c, Some(e)))
                 .count() as u64
         }
+    }
+
+    /// Is a stall wanted? Stalls belong to a device over a time: only the device and time parts
+    /// apply (the stall overlaps `since..until`).
+    pub fn matches_stall(&self, s: &crate::model::Stall) -> bool {
+        (self.devices.is_empty()
+            || self
+                .devices
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(&s.device)))
+            && self.since.is_none_or(|t| s.to >= t)
+            && self.until.is_none_or(|t| s.from <= t)
     }
 
     /// Is the connection wanted at all (any of its rows passes)? Export keeps whole connections.
@@ -269,17 +287,97 @@ pub fn parse_time(key: &'static str, value: &str) -> Result<Timestamp, FilterErr
     Ok(Timestamp::from_nanos(secs, i64::from(d.subsec_nanos())))
 }
 
+/// What the filter looks at in a row: the device, the exchange (None for a connection that
+/// carried no request) and, for such a connection, its handshake and first packet time.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// The client's IP (the device).
+    pub device: &'a str,
+    pub exchange: Option<&'a Exchange>,
+    pub handshake: Handshake,
+    pub first_seen: Timestamp,
+}
+
+impl<'a> Row<'a> {
+    /// A row of a connection: one of its exchanges, or the connection itself.
+    pub fn of(c: &'a Connection, ex: Option<&'a Exchange>) -> Row<'a> {
+        Row {
+            device: c.device(),
+            exchange: ex,
+            handshake: c.handshake,
+            first_seen: c.first_seen,
+        }
+    }
+
+    /// A failed exchange, or a connection without a request whose handshake failed.
+    pub fn is_problem(&self) -> bool {
+        match self.exchange {
+            Some(e) => e.verdict.is_problem(),
+            None => self.handshake.failed(),
+        }
+    }
+
+    /// The verdict column's word.
+    pub fn verdict_label(&self) -> &'static str {
+        match self.exchange {
+            Some(e) => e.verdict.as_str(),
+            None => handshake_label(self.handshake),
+        }
+    }
+
+    fn device_is(&self, want: &str) -> bool {
+        self.device.eq_ignore_ascii_case(want)
+            || self
+                .exchange
+                .and_then(|e| e.event.as_ref())
+                .and_then(|e| e.mac.as_deref())
+                .is_some_and(|m| m.eq_ignore_ascii_case(want))
+    }
+
+    /// Case-insensitive substring match against device, path, event type, plate, status and
+    /// verdict. `needle` is lower case.
+    fn text_matches(&self, needle: &str) -> bool {
+        if contains_ci(self.device, needle) {
+            return true;
+        }
+        let Some(ex) = self.exchange else {
+            return contains_ci(handshake_label(self.handshake), needle);
+        };
+        if contains_ci(&ex.request.path, needle) || contains_ci(ex.verdict.as_str(), needle) {
+            return true;
+        }
+        if let Some(e) = &ex.event {
+            let fields = [
+                e.event_type.as_deref(),
+                e.duration.then_some("duration"),
+                e.plate.as_deref(),
+            ];
+            if fields.iter().flatten().any(|t| contains_ci(t, needle)) {
+                return true;
+            }
+        }
+        if let Some(resp) = &ex.response {
+            let mut buf = [0u8; 5];
+            if contains_ci(fmt_status(resp.status, &mut buf), needle) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 /// A failed exchange, or a connection without a request whose handshake failed.
 pub fn is_problem(c: &Connection, ex: Option<&Exchange>) -> bool {
-    match ex {
-        Some(e) => e.verdict.is_problem(),
-        None => c.handshake.failed(),
-    }
+    Row::of(c, ex).is_problem()
 }
 
 /// What a connection row without a request shows in the verdict column.
 pub fn no_request_label(c: &Connection) -> &'static str {
-    match c.handshake {
+    handshake_label(c.handshake)
+}
+
+fn handshake_label(h: Handshake) -> &'static str {
+    match h {
         Handshake::Unanswered => "unanswered",
         Handshake::Refused => "refused",
         Handshake::SynAckNotAcked => "syn_ack_not_acked",
@@ -290,49 +388,7 @@ pub fn no_request_label(c: &Connection) -> &'static str {
 
 /// The verdict column's word for a row.
 pub fn verdict_label(c: &Connection, ex: Option<&Exchange>) -> &'static str {
-    match ex {
-        Some(e) => e.verdict.as_str(),
-        None => no_request_label(c),
-    }
-}
-
-fn device_is(c: &Connection, ex: Option<&Exchange>, want: &str) -> bool {
-    c.device().eq_ignore_ascii_case(want)
-        || ex
-            .and_then(|e| e.event.as_ref())
-            .and_then(|e| e.mac.as_deref())
-            .is_some_and(|m| m.eq_ignore_ascii_case(want))
-}
-
-/// Case-insensitive substring match against device, path, event type, plate, status and verdict.
-/// `needle` is lower case.
-fn text_matches(c: &Connection, ex: Option<&Exchange>, needle: &str) -> bool {
-    if contains_ci(c.device(), needle) {
-        return true;
-    }
-    let Some(ex) = ex else {
-        return contains_ci(no_request_label(c), needle);
-    };
-    if contains_ci(&ex.request.path, needle) || contains_ci(ex.verdict.as_str(), needle) {
-        return true;
-    }
-    if let Some(e) = &ex.event {
-        let fields = [
-            e.event_type.as_deref(),
-            e.duration.then_some("duration"),
-            e.plate.as_deref(),
-        ];
-        if fields.iter().flatten().any(|t| contains_ci(t, needle)) {
-            return true;
-        }
-    }
-    if let Some(resp) = &ex.response {
-        let mut buf = [0u8; 5];
-        if contains_ci(fmt_status(resp.status, &mut buf), needle) {
-            return true;
-        }
-    }
-    false
+    Row::of(c, ex).verdict_label()
 }
 
 /// The status code as text, without allocating (the filter runs over every row).

@@ -29,6 +29,8 @@ pub struct SniffOptions {
     /// Connections idle this long are closed and judged (memory stays bounded on a busy server).
     pub idle_timeout: Duration,
     pub pipeline: PipelineConfig,
+    /// Which findings the headless output prints (`--device`, `--verdict`...; the TUI's filter).
+    pub rows: crate::filter::RowFilter,
 }
 
 impl Default for SniffOptions {
@@ -40,6 +42,7 @@ impl Default for SniffOptions {
             answer_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(120),
             pipeline: PipelineConfig::default(),
+            rows: crate::filter::RowFilter::default(),
         }
     }
 }
@@ -133,7 +136,7 @@ pub fn run_headless(
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             session.tick(Timestamp::now(), &mut findings);
-            emit(&mut findings, json, out, &mut session.judged);
+            emit(&mut findings, json, out, &mut session.judged, &opts.rows);
             if !told_full && session.counters().connections_evicted > 0 {
                 told_full = true;
                 eprintln!(
@@ -147,7 +150,7 @@ pub fn run_headless(
     let stats = cap.stats();
     let mut judged = session.judged;
     let (summary, packets) = session.finish(Timestamp::now(), &mut findings);
-    emit(&mut findings, json, out, &mut judged);
+    emit(&mut findings, json, out, &mut judged, &opts.rows);
     if json {
         let line = Line::Summary {
             interface: &iface,
@@ -269,13 +272,27 @@ impl Session {
     }
 }
 
-fn emit(findings: &mut Vec<Finding>, json: bool, out: &mut dyn Write, judged: &mut u64) {
+fn emit(
+    findings: &mut Vec<Finding>,
+    json: bool,
+    out: &mut dyn Write,
+    judged: &mut u64,
+    rows: &crate::filter::RowFilter,
+) {
     for f in findings.drain(..) {
         if let Finding::Exchange {
             provisional: false, ..
         } = &f
         {
             *judged += 1;
+        }
+        let wanted = match &f {
+            Finding::Exchange { conn, exchange, .. } => rows.matches(conn, Some(exchange)),
+            Finding::Handshake { conn } => rows.matches(conn, None),
+            Finding::Stall(s) => rows.matches_stall(s),
+        };
+        if !wanted {
+            continue;
         }
         if json {
             let line = match &f {
