@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::http::{FramingError, HttpErrorKind};
+use crate::isapi::picture::PictureProblem;
 use crate::isapi::{EventInfo, PartInfo};
 use crate::tcp::{AckLog, CloseKind, Handshake, OneSided, PacketNote, Side};
 use crate::time::Timestamp;
@@ -87,6 +88,31 @@ pub enum ExchangeNote {
         /// Capture time of the packet that carried it.
         at: Timestamp,
     },
+    /// A JPEG part the device sent is cut, corrupt or no JPEG: the server gets the event
+    /// without a usable picture (`isapi::picture`).
+    Picture {
+        /// The part's position in the body.
+        part: usize,
+        /// Its name (or file name), as sent.
+        name: Option<String>,
+        problem: PictureProblem,
+    },
+}
+
+impl ExchangeNote {
+    /// The picture findings of a body's parts (one per cut, corrupt or non-JPEG picture; a
+    /// picture the capture lost bytes of is left out: nothing can be said of it). The capture
+    /// pipeline and the listener both call this on the parts the shared body decoder reports.
+    pub fn pictures(parts: &[PartInfo]) -> impl Iterator<Item = ExchangeNote> + '_ {
+        parts.iter().enumerate().filter_map(|(i, p)| {
+            let problem = p.picture.as_ref()?.problem.clone()?;
+            (!problem.is_uncertain()).then(|| ExchangeNote::Picture {
+                part: i,
+                name: p.name.clone().or_else(|| p.filename.clone()),
+                problem,
+            })
+        })
+    }
 }
 
 impl ExchangeNote {
@@ -96,6 +122,7 @@ impl ExchangeNote {
             ExchangeNote::RequestFraming { .. } => "request_framing",
             ExchangeNote::AnswerNotCaptured { .. } => "answer_not_captured",
             ExchangeNote::MalformedResponse { .. } => "malformed_response",
+            ExchangeNote::Picture { .. } => "picture",
         }
     }
 }
@@ -116,6 +143,14 @@ impl std::fmt::Display for ExchangeNote {
                 f,
                 "answer at byte {offset} of the server's stream is unreadable: {error}"
             ),
+            ExchangeNote::Picture {
+                part,
+                name: Some(n),
+                problem,
+            } => write!(f, "picture part {part} (\"{n}\") {problem}"),
+            ExchangeNote::Picture { part, problem, .. } => {
+                write!(f, "picture part {part} {problem}")
+            }
         }
     }
 }
@@ -135,6 +170,15 @@ impl Serialize for ExchangeNote {
             ExchangeNote::MalformedResponse { offset, at, .. } => {
                 m.serialize_entry("offset", offset)?;
                 m.serialize_entry("at", at)?;
+            }
+            ExchangeNote::Picture {
+                part,
+                name,
+                problem,
+            } => {
+                m.serialize_entry("part", part)?;
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("problem", problem)?;
             }
         }
         m.serialize_entry("text", &self.to_string())?;

@@ -810,6 +810,7 @@ fn finish_body(conn: &mut Connection, cur: RequestInProgress, sink: SinkRef<'_>)
         ex.body_kind = decoded.kind;
         ex.body_hash = decoded.body_hash;
         ex.parts = decoded.parts;
+        ex.notes.extend(ExchangeNote::pictures(&ex.parts));
         ex.metadata = decoded.metadata;
         ex.event = decoded.event.as_ref().map(EventSummary::from);
         ex.event_detail = decoded.event.map(Box::new);

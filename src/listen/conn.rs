@@ -328,6 +328,8 @@ fn apply_decoded(ex: &mut Exchange, d: DecodedBody) {
     ex.body_kind = d.kind;
     ex.body_hash = d.body_hash;
     ex.parts = d.parts;
+    ex.notes
+        .extend(crate::model::ExchangeNote::pictures(&ex.parts));
     ex.metadata = d.metadata;
     ex.event = d.event.as_ref().map(EventSummary::from);
     ex.event_detail = d.event.map(Box::new);
