@@ -432,8 +432,29 @@ impl JpegCheck {
             .join(" ")
     }
 
+    /// The frame size from a kept SOF segment, for a picture cut before its scan (the decoder
+    /// wants the scan header too). Read by hand: four bytes at a fixed place of a segment the
+    /// walk already found.
+    fn sof_size(&self) -> Option<(u32, u32)> {
+        let h = &self.header;
+        let at = h.windows(2).position(|w| {
+            w[0] == 0xFF && matches!(w[1], 0xC0..=0xCF) && !matches!(w[1], 0xC4 | 0xC8 | 0xCC)
+        })?;
+        let b = h.get(at + 5..at + 9)?;
+        let (hgt, wid) = (
+            u16::from_be_bytes([b[0], b[1]]),
+            u16::from_be_bytes([b[2], b[3]]),
+        );
+        (hgt > 0 && wid > 0).then_some((u32::from(wid), u32::from(hgt)))
+    }
+
     /// The part is over: `declared` is its Content-Length, if it had one.
     pub fn finish(self, declared: Option<u64>) -> PictureCheck {
+        let dims = self.dims.or_else(|| {
+            (self.scans == 0 && self.problem.is_none())
+                .then(|| self.sof_size())
+                .flatten()
+        });
         let problem = if self.missing > 0 {
             Some(PictureProblem::NotCaptured {
                 missing: self.missing,
@@ -457,8 +478,8 @@ impl JpegCheck {
             None
         };
         PictureCheck {
-            width: self.dims.map(|d| d.0),
-            height: self.dims.map(|d| d.1),
+            width: dims.map(|d| d.0),
+            height: dims.map(|d| d.1),
             problem,
             trailing_bytes: self.trailing,
         }
@@ -495,6 +516,8 @@ mod tests {
     fn a_cut_jpeg_says_where() {
         let j = jpeg(320, 80, 98_113);
         let c = check(&j[..61_440], Some(j.len() as u64));
+        // Cut before its scan: the size is still read from the frame header.
+        assert_eq!((c.width, c.height), (Some(320), Some(80)));
         assert_eq!(
             c.problem,
             Some(PictureProblem::Cut {

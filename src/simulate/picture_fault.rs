@@ -101,7 +101,9 @@ mod tests {
         let d = decode(&anpr());
         let pics: Vec<_> = d.parts.iter().filter_map(|p| p.picture.as_ref()).collect();
         assert_eq!(pics.len(), 2);
-        assert!(pics.iter().all(|p| p.problem.is_none() && p.width.is_some()));
+        assert!(pics
+            .iter()
+            .all(|p| p.problem.is_none() && p.width.is_some()));
     }
 
     #[test]
@@ -120,7 +122,14 @@ mod tests {
             })
         );
         // The other picture is untouched.
-        assert_eq!(d.parts.get(2).and_then(|p| p.picture.clone()).unwrap().problem, None);
+        assert_eq!(
+            d.parts
+                .get(2)
+                .and_then(|p| p.picture.clone())
+                .unwrap()
+                .problem,
+            None
+        );
     }
 
     #[test]
