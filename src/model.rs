@@ -262,19 +262,20 @@ impl EventSummary {
         }
     }
 
-    /// The channel with the camera it belongs to where the body says it: "ch 13 (camera 5)"
-    /// from dynChannelID, "camera 5" when only dynChannelID came, "ch 34 (camera 2?)" when a
-    /// recorder numbers its IP cameras above its analogue inputs (a guess: marked with "?").
+    /// The channel with the camera it belongs to where the body says it: "channel 13 (camera 5)"
+    /// from dynChannelID, "channel 34 (camera 2?)" when a recorder numbers its IP cameras above
+    /// its analogue inputs (a guess: marked with "?"), "channel 1" otherwise.
     pub fn channel_label(&self) -> Option<String> {
         let raw = self.channel.as_deref();
         match (raw, self.dyn_channel.as_deref()) {
-            (Some(c), Some(d)) => Some(format!("ch {c} (camera {d})")),
+            (Some(c), Some(d)) => Some(format!("channel {c} (camera {d})")),
             (None, Some(d)) => Some(format!("camera {d}")),
             (Some(c), None) => match c.trim().parse::<u32>() {
-                Ok(n) if n > ANALOGUE_INPUTS_GUESS => {
-                    Some(format!("ch {c} (camera {}?)", n - ANALOGUE_INPUTS_GUESS))
-                }
-                _ => Some(format!("ch {c}")),
+                Ok(n) if n > ANALOGUE_INPUTS_GUESS => Some(format!(
+                    "channel {c} (camera {}?)",
+                    n - ANALOGUE_INPUTS_GUESS
+                )),
+                _ => Some(format!("channel {c}")),
             },
             (None, None) => None,
         }

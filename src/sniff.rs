@@ -336,7 +336,8 @@ pub fn text_line(f: &Finding) -> String {
             let ev = ex
                 .event
                 .as_ref()
-                .and_then(|e| e.event_type.clone())
+                .map(|e| e.type_label())
+                .filter(|l| !l.is_empty())
                 .unwrap_or_else(|| "-".into());
             let tag = if *provisional {
                 " (no answer yet)"

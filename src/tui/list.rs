@@ -193,7 +193,12 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
                 None => Cell::from("-").style(t.dim()),
             },
             Col::Verdict => Cell::from(ex.verdict.as_str()).style(t.verdict(ex.verdict)),
-            Col::Marks => Cell::from(marks(t, ex.retry_of.is_some(), app.stall_seconds(c, ex))),
+            Col::Marks => Cell::from(marks(
+                t,
+                ex.retry_of.is_some(),
+                app.stall_seconds(c, ex),
+                has_picture_problem(ex),
+            )),
         },
         None => match col {
             Col::Time => Cell::from(c.first_seen.to_clock_string()),
@@ -218,7 +223,10 @@ fn clock_short(c: &Connection, at: Option<crate::time::Timestamp>) -> String {
 pub fn event_text(ex: &crate::model::Exchange) -> String {
     match &ex.event {
         Some(e) => {
-            let ty = e.event_type.as_deref().unwrap_or("?");
+            let ty = match e.type_label() {
+                l if l.is_empty() => "?".to_string(),
+                l => l,
+            };
             match (&e.plate, &e.event_state) {
                 (Some(p), _) if !p.is_empty() => format!("{ty} {p}"),
                 (_, Some(s)) => format!("{ty} {s}"),
@@ -240,8 +248,15 @@ fn no_request_text(c: &Connection) -> String {
     }
 }
 
-/// `R` for a retry, `S<seconds>` for the start of a stall.
-fn marks(t: Theme, retry: bool, stall: Option<f64>) -> Line<'static> {
+/// A picture of the exchange is cut, corrupt or no JPEG (`isapi::picture`).
+fn has_picture_problem(ex: &crate::model::Exchange) -> bool {
+    ex.notes
+        .iter()
+        .any(|n| matches!(n, crate::model::ExchangeNote::Picture { .. }))
+}
+
+/// `R` for a retry, `S<seconds>` for the start of a stall, `P` for a broken picture.
+fn marks(t: Theme, retry: bool, stall: Option<f64>, picture: bool) -> Line<'static> {
     let mut spans = Vec::new();
     if retry {
         spans.push(Span::styled("R", t.accent()));
@@ -251,6 +266,12 @@ fn marks(t: Theme, retry: bool, stall: Option<f64>) -> Line<'static> {
             spans.push(Span::raw(" "));
         }
         spans.push(Span::styled(format!("S{}", secs_short(s)), t.bad()));
+    }
+    if picture {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" "));
+        }
+        spans.push(Span::styled("P", t.bad()));
     }
     if spans.is_empty() {
         return Line::default();
