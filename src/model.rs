@@ -263,11 +263,13 @@ impl EventSummary {
     }
 
     /// The channel with the camera it belongs to where the body says it: "channel 13 (camera 5)"
-    /// from dynChannelID, "channel 34 (camera 2?)" when a recorder numbers its IP cameras above
+    /// from dynChannelID ("camera 5" when both say 5), "channel 34 (camera 2?)" when a recorder numbers its IP cameras above
     /// its analogue inputs (a guess: marked with "?"), "channel 1" otherwise.
     pub fn channel_label(&self) -> Option<String> {
         let raw = self.channel.as_deref();
         match (raw, self.dyn_channel.as_deref()) {
+            // The same number twice (or dynChannelID alone, which also fills `channel`).
+            (Some(c), Some(d)) if c == d => Some(format!("camera {d}")),
             (Some(c), Some(d)) => Some(format!("channel {c} (camera {d})")),
             (None, Some(d)) => Some(format!("camera {d}")),
             (Some(c), None) => match c.trim().parse::<u32>() {
