@@ -38,7 +38,7 @@ const SNAPLEN: u32 = 262_144;
 const STRAGGLERS_NANOS: i64 = 1_000_000_000;
 
 /// One chosen connection's frames: from its first packet to its last (and stragglers after it).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Range {
     from: Timestamp,
     to: Timestamp,
@@ -48,7 +48,7 @@ struct Range {
 
 /// The connections to export: per address pair (either order), the time ranges of the chosen
 /// connections on it.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Selection {
     wanted: HashMap<(SocketAddr, SocketAddr), Vec<Range>>,
     connections: usize,

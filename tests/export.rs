@@ -197,3 +197,61 @@ fn cli_export_with_a_device_filter_writes_only_that_device() {
     assert!(!want.is_empty());
     assert!(got.values().all(|v| v == "ok"));
 }
+
+#[test]
+fn tui_x_key_exports_the_connection_the_filter_or_the_problems() {
+    use alarmscope::tui::{App, Cmd, Feed, Msg, Source, Theme};
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let cap = samples_dir().join("stall-no-answer.pcap");
+    let report = run(&cap).expect("replay");
+    let problem_conns = report
+        .connections
+        .iter()
+        .filter(|c| c.exchanges.iter().any(|e| e.verdict.is_problem()))
+        .count();
+    let mut app = App::new(Source::Replay(cap.clone()), Theme { color: false });
+    app.update(Msg::Feed(Feed::Final(report)));
+    let key = |app: &App, c: char| {
+        app.key_to_msg(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+            .expect("a message")
+    };
+    // x then any other key: cancelled, nothing to do.
+    let m = key(&app, 'x');
+    assert!(app.update(m).is_none());
+    assert!(app.export_choosing);
+    let m = key(&app, 'q');
+    assert!(app.update(m).is_none());
+    assert!(!app.export_choosing && !app.quit);
+    let mut chosen = |c: char| {
+        let m = key(&app, 'x');
+        app.update(m);
+        let m = key(&app, c);
+        let cmd = app.update(m);
+        app.saving = false; // as if the export finished
+        match cmd {
+            Some(Cmd::Export {
+                path, selection, ..
+            }) => {
+                assert_eq!(path, cap);
+                selection
+            }
+            other => panic!("expected an export, got {other:?}"),
+        }
+    };
+    assert_eq!(chosen('c').len(), 1);
+    assert_eq!(chosen('f').len(), 4);
+    let problems = chosen('p');
+    assert_eq!(problems.len(), problem_conns);
+    assert_eq!(problem_conns, 2);
+    // The chosen problems export and replay to their no_response verdicts.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("p.pcap");
+    export_pcap(&cap, &problems, &out).expect("export");
+    let back = run(&out).expect("replays");
+    let verdicts: Vec<_> = back
+        .connections
+        .iter()
+        .flat_map(|c| c.exchanges.iter().map(|e| e.verdict.as_str()))
+        .collect();
+    assert_eq!(verdicts, ["no_response", "no_response"]);
+}

@@ -129,6 +129,12 @@ pub enum Msg {
     Save,
     /// The background save finished so.
     SaveDone(SaveOutcome),
+    /// `x`: ask which rows to export as pcap.
+    StartExport,
+    /// Export these rows' connections (the chooser's answer).
+    Export(ExportScope),
+    /// Leave the export chooser.
+    ExportCancel,
     /// Mouse wheel at a screen position (delta in rows).
     Scroll {
         column: u16,
@@ -143,6 +149,17 @@ pub enum Msg {
     Quit,
 }
 
+/// Which rows the `x` key exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportScope {
+    /// The selected row's connection.
+    Connection,
+    /// Every row the current filter shows.
+    Filtered,
+    /// Every problem row (failed exchanges and handshakes), filter or not.
+    Problems,
+}
+
 /// Work for the shell to do outside the UI thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
@@ -153,6 +170,12 @@ pub enum Cmd {
         dir: PathBuf,
         conn_id: u64,
         prefix: String,
+    },
+    /// Re-read `path` and write the chosen connections' frames to `out` (`crate::export`).
+    Export {
+        path: PathBuf,
+        out: PathBuf,
+        selection: crate::export::Selection,
     },
 }
 
@@ -242,6 +265,8 @@ pub struct App {
     pub filter_editing: bool,
     filter_before_edit: String,
     pub problems_only: bool,
+    /// The `x` chooser is open: the next key picks what to export.
+    pub export_choosing: bool,
     /// Footer message (save results, search notes) and whether it is an error.
     pub status: Option<(String, bool)>,
     pub saving: bool,
@@ -285,6 +310,7 @@ impl App {
             filter_editing: false,
             filter_before_edit: String::new(),
             problems_only: false,
+            export_choosing: false,
             status: None,
             saving: false,
             quit: false,
@@ -506,6 +532,14 @@ impl App {
                 _ => None,
             };
         }
+        if self.export_choosing {
+            return Some(match key.code {
+                KeyCode::Char('c') => Msg::Export(ExportScope::Connection),
+                KeyCode::Char('f') => Msg::Export(ExportScope::Filtered),
+                KeyCode::Char('p') => Msg::Export(ExportScope::Problems),
+                _ => Msg::ExportCancel,
+            });
+        }
         // An open box (help, warnings): any key but q closes it.
         if self.show_help || self.show_warnings {
             return Some(match key.code {
@@ -535,6 +569,7 @@ impl App {
             KeyCode::Char('N') => Msg::PrevProblem,
             KeyCode::Char('d') => Msg::ToggleDevices,
             KeyCode::Char('s') => Msg::Save,
+            KeyCode::Char('x') => Msg::StartExport,
             KeyCode::Char('?') => Msg::ToggleHelp,
             KeyCode::Char('w') => Msg::ToggleWarnings,
             _ => return None,
@@ -565,7 +600,11 @@ impl App {
 
     /// Apply one message. Returns work for the shell, if any.
     pub fn update(&mut self, msg: Msg) -> Option<Cmd> {
-        if !matches!(msg, Msg::Feed(_) | Msg::Tick(_) | Msg::SaveDone(_)) && !self.saving {
+        if !matches!(
+            msg,
+            Msg::Feed(_) | Msg::Tick(_) | Msg::SaveDone(_) | Msg::StartExport
+        ) && !self.saving
+        {
             // A key or click dismisses the last note.
             self.status = None;
         }
@@ -635,6 +674,12 @@ impl App {
             Msg::ToggleHelp => self.show_help = !self.show_help,
             Msg::ToggleWarnings => self.show_warnings = !self.show_warnings,
             Msg::Save => return self.save(),
+            Msg::StartExport => self.start_export(),
+            Msg::ExportCancel => self.export_choosing = false,
+            Msg::Export(scope) => {
+                self.export_choosing = false;
+                return self.export(scope);
+            }
             Msg::SaveDone(m) => {
                 self.saving = false;
                 self.status = Some((m.to_string(), m.is_failure()));
@@ -819,6 +864,76 @@ impl App {
             dir: PathBuf::from("alarmscope-extract"),
             conn_id,
             prefix,
+        })
+    }
+
+    fn start_export(&mut self) {
+        if let Source::Live(_) = self.source {
+            self.status = Some((
+                "export works on a replayed file; sniff keeps the packets with --write FILE.pcap"
+                    .into(),
+                true,
+            ));
+            return;
+        }
+        if self.saving {
+            self.status = Some(("a save or export is already running".into(), false));
+            return;
+        }
+        self.export_choosing = true;
+        self.status = Some((
+            "export pcap: c the selected connection, f the rows of this filter, p every problem \
+             row (any other key cancels)"
+                .into(),
+            false,
+        ));
+    }
+
+    /// The connections of the chosen rows, for the shell to export in the background.
+    fn export(&mut self, scope: ExportScope) -> Option<Cmd> {
+        let Source::Replay(path) = &self.source else {
+            return None;
+        };
+        let path = path.clone();
+        let mut chosen: Vec<u32> = match scope {
+            ExportScope::Connection => self.selected_row().map(|r| r.conn).into_iter().collect(),
+            ExportScope::Filtered => self.rows.iter().map(|r| r.conn).collect(),
+            ExportScope::Problems => self
+                .all_rows
+                .iter()
+                .filter(|r| self.is_problem(**r))
+                .map(|r| r.conn)
+                .collect(),
+        };
+        chosen.sort_unstable();
+        chosen.dedup();
+        let mut selection = crate::export::Selection::default();
+        for c in chosen.iter().filter_map(|i| self.conns.get(*i as usize)) {
+            selection.add(c);
+        }
+        if selection.is_empty() {
+            self.status = Some(("nothing to export: no such rows".into(), true));
+            return None;
+        }
+        let what = match scope {
+            ExportScope::Connection => "connection",
+            ExportScope::Filtered => "filtered",
+            ExportScope::Problems => "problems",
+        };
+        let out = PathBuf::from(format!("alarmscope-{what}.pcap"));
+        self.saving = true;
+        self.status = Some((
+            format!(
+                "exporting {} connection(s) to {} ...",
+                selection.len(),
+                out.display()
+            ),
+            false,
+        ));
+        Some(Cmd::Export {
+            path,
+            out,
+            selection,
         })
     }
 
