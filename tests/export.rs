@@ -37,13 +37,11 @@ fn run(p: &Path) -> Option<Report> {
 fn rows(r: &Report, f: &RowFilter) -> BTreeMap<(String, String, i64), String> {
     let mut m = BTreeMap::new();
     for c in &r.connections {
-        if c.exchanges.is_empty() {
-            if f.matches(c, None) {
-                m.insert(
-                    (c.client.clone(), c.server.clone(), c.first_seen.0),
-                    verdict_label(c, None).to_string(),
-                );
-            }
+        if c.exchanges.is_empty() && f.matches(c, None) {
+            m.insert(
+                (c.client.clone(), c.server.clone(), c.first_seen.0),
+                verdict_label(c, None).to_string(),
+            );
         }
         for e in &c.exchanges {
             if f.matches(c, Some(e)) {

@@ -324,13 +324,16 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let mut opts = SniffOptions::default();
-    opts.rows = match a.rows.to_filter() {
+    let rows = match a.rows.to_filter() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("alarmscope: {e}");
             return Ok(2);
         }
+    };
+    let mut opts = SniffOptions {
+        rows,
+        ..SniffOptions::default()
     };
     opts.live.interface = a.interface.clone();
     opts.live.filter = sniff_filter(a.filter.as_deref(), a.port);
