@@ -248,11 +248,43 @@ impl JpegCheck {
         }
     }
 
-    /// Feed the next bytes of the picture.
-    pub fn feed(&mut self, data: &[u8]) {
-        for &b in data {
-            self.byte(b);
-            self.pos += 1;
+    /// Feed the next bytes of the picture. Runs of bytes that need no look (entropy-coded data
+    /// up to the next `FF`, skipped segments, bytes after EOI) are passed in one step: the check
+    /// must cost next to nothing beside the multipart decoder, which passes pictures on without
+    /// copying them.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let skip = match self.st {
+                St::Scan { ff: false } => memchr::memchr(0xFF, data).unwrap_or(data.len()),
+                // Leave the segment's last byte to `byte`, which ends the segment.
+                St::Segment {
+                    left, keep: false, ..
+                } => usize::from(left).saturating_sub(1).min(data.len()),
+                St::AfterEoi => {
+                    self.trailing += data.len() as u64;
+                    data.len()
+                }
+                St::Stopped => data.len(),
+                _ => 0,
+            };
+            if skip > 0 {
+                if let St::Segment { code, left, keep } = self.st {
+                    let n = u16::try_from(skip).unwrap_or(u16::MAX);
+                    self.st = St::Segment {
+                        code,
+                        left: left.saturating_sub(n),
+                        keep,
+                    };
+                }
+                self.pos += skip as u64;
+                data = data.get(skip..).unwrap_or_default();
+                continue;
+            }
+            if let Some((&b, rest)) = data.split_first() {
+                self.byte(b);
+                self.pos += 1;
+                data = rest;
+            }
         }
     }
 
@@ -587,6 +619,38 @@ mod tests {
         let r = check(&padded, None);
         assert_eq!(r.problem, None);
         assert_eq!(r.trailing_bytes, 7);
+    }
+
+    #[test]
+    fn any_split_gives_the_same_check() {
+        let whole = jpeg(640, 480, 30_000);
+        let mut stray = whole.clone();
+        let eoi = stray.len() - 2;
+        stray.splice(eoi - 10..eoi - 10, [0xFF, 0x07]);
+        let mut padded = whole.clone();
+        padded.extend_from_slice(b"xyz");
+        let variants = [
+            whole.clone(),
+            whole[..whole.len() / 2].to_vec(),
+            whole[..whole.len() - 1].to_vec(),
+            stray,
+            padded,
+        ];
+        for v in &variants {
+            let want = check(v, Some(whole.len() as u64));
+            for chunk in [1usize, 2, 3, 7, 64, 1000, 4096] {
+                let mut c = JpegCheck::new();
+                v.chunks(chunk).for_each(|p| c.feed(p));
+                assert_eq!(c.finish(Some(whole.len() as u64)), want, "chunk {chunk}");
+            }
+        }
+        // And the variants are what they are, so the comparison means something.
+        let kinds: Vec<_> = variants
+            .iter()
+            .map(|v| check(v, None).problem.map(|p| std::mem::discriminant(&p)))
+            .collect();
+        assert!(kinds[0].is_none() && kinds[4].is_none());
+        assert!(kinds[1].is_some() && kinds[2].is_some() && kinds[3].is_some());
     }
 
     #[test]
