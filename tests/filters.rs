@@ -258,3 +258,65 @@ fn listen_prints_only_the_selected_events_but_answers_all() {
         .expect("final line");
     assert_eq!(last["listen"]["events"], 3);
 }
+
+#[test]
+fn sniff_prints_only_the_selected_exchanges() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("sniff needs root: not checked");
+        return;
+    }
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut c in server.incoming().map_while(Result::ok) {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !String::from_utf8_lossy(&buf).contains("</EventNotificationAlert>") {
+                match c.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let mut sniff = bin()
+        .args(["sniff", "-i", "lo", "--port", &port.to_string(), "--json", "--duration", "4"])
+        .args(["--event-type", "linedetection"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sniff");
+    let mut err = BufReader::new(sniff.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("capturing on") {
+        line.clear();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for ty in ["VMD", "linedetection", "VMD"] {
+        let body = format!(
+            "<EventNotificationAlert><ipAddress>127.0.0.1</ipAddress><eventType>{ty}</eventType><eventState>active</eventState></EventNotificationAlert>"
+        );
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let req = format!(
+            "POST /alarm HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("send");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"));
+    }
+    let lines: Vec<Value> = BufReader::new(sniff.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect();
+    let _ = sniff.wait();
+    let exchanges: Vec<&Value> = lines.iter().filter(|l| l["type"] == "exchange").collect();
+    assert_eq!(exchanges.len(), 1, "{lines:?}");
+    assert_eq!(exchanges[0]["exchange"]["event"]["event_type"], "linedetection");
+    let summary = lines.iter().find(|l| l["type"] == "summary").expect("summary");
+    assert_eq!(summary["summary"]["requests"], 3);
+}
