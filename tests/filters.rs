@@ -278,11 +278,21 @@ fn sniff_prints_only_the_selected_exchanges() {
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
-            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
     });
     let mut sniff = bin()
-        .args(["sniff", "-i", "lo", "--port", &port.to_string(), "--json", "--duration", "4"])
+        .args([
+            "sniff",
+            "-i",
+            "lo",
+            "--port",
+            &port.to_string(),
+            "--json",
+            "--duration",
+            "4",
+        ])
         .args(["--event-type", "linedetection"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -316,7 +326,13 @@ fn sniff_prints_only_the_selected_exchanges() {
     let _ = sniff.wait();
     let exchanges: Vec<&Value> = lines.iter().filter(|l| l["type"] == "exchange").collect();
     assert_eq!(exchanges.len(), 1, "{lines:?}");
-    assert_eq!(exchanges[0]["exchange"]["event"]["event_type"], "linedetection");
-    let summary = lines.iter().find(|l| l["type"] == "summary").expect("summary");
+    assert_eq!(
+        exchanges[0]["exchange"]["event"]["event_type"],
+        "linedetection"
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l["type"] == "summary")
+        .expect("summary");
     assert_eq!(summary["summary"]["requests"], 3);
 }
