@@ -154,6 +154,7 @@ mod tests {
             name: Some("Picture".into()),
             filename: None,
             content_type: Some("image/jpeg".into()),
+            content_length: None,
         };
         let n = part_file_name(
             ExchangeRef {
@@ -179,6 +180,7 @@ mod tests {
             name: Some("anpr.xml".into()),
             filename: None,
             content_type: None,
+            content_length: None,
         };
         x.part_start(ex, "10.0.0.5:5000", &h);
         x.part_data(ex, 0, b"<a>");

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::http::{FramingError, HttpError, HttpErrorKind};
+use crate::isapi::picture::PictureProblem;
 use crate::isapi::{EventInfo, PartInfo};
 use crate::tcp::{AckLog, CloseKind, Handshake, OneSided, PacketNote, Side};
 use crate::time::Timestamp;
@@ -93,6 +94,31 @@ pub enum ExchangeNote {
         /// Capture time of the packet that carried it.
         at: Timestamp,
     },
+    /// A JPEG part the device sent is cut, corrupt or no JPEG: the server gets the event
+    /// without a usable picture (`isapi::picture`).
+    Picture {
+        /// The part's position in the body.
+        part: usize,
+        /// Its name (or file name), as sent.
+        name: Option<String>,
+        problem: PictureProblem,
+    },
+}
+
+impl ExchangeNote {
+    /// The picture findings of a body's parts (one per cut, corrupt or non-JPEG picture; a
+    /// picture the capture lost bytes of is left out: nothing can be said of it). The capture
+    /// pipeline and the listener both call this on the parts the shared body decoder reports.
+    pub fn pictures(parts: &[PartInfo]) -> impl Iterator<Item = ExchangeNote> + '_ {
+        parts.iter().enumerate().filter_map(|(i, p)| {
+            let problem = p.picture.as_ref()?.problem.clone()?;
+            (!problem.is_uncertain()).then(|| ExchangeNote::Picture {
+                part: i,
+                name: p.name.clone().or_else(|| p.filename.clone()),
+                problem,
+            })
+        })
+    }
 }
 
 impl ExchangeNote {
@@ -102,6 +128,7 @@ impl ExchangeNote {
             ExchangeNote::RequestFraming { .. } => "request_framing",
             ExchangeNote::AnswerNotCaptured { .. } => "answer_not_captured",
             ExchangeNote::MalformedResponse { .. } => "malformed_response",
+            ExchangeNote::Picture { .. } => "picture",
         }
     }
 }
@@ -122,6 +149,14 @@ impl std::fmt::Display for ExchangeNote {
                 f,
                 "answer at byte {offset} of the server's stream is unreadable: {error}"
             ),
+            ExchangeNote::Picture {
+                part,
+                name: Some(n),
+                problem,
+            } => write!(f, "picture part {part} (\"{n}\") {problem}"),
+            ExchangeNote::Picture { part, problem, .. } => {
+                write!(f, "picture part {part} {problem}")
+            }
         }
     }
 }
@@ -141,6 +176,15 @@ impl Serialize for ExchangeNote {
             ExchangeNote::MalformedResponse { offset, at, .. } => {
                 m.serialize_entry("offset", offset)?;
                 m.serialize_entry("at", at)?;
+            }
+            ExchangeNote::Picture {
+                part,
+                name,
+                problem,
+            } => {
+                m.serialize_entry("part", part)?;
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("problem", problem)?;
             }
         }
         m.serialize_entry("text", &self.to_string())?;
@@ -259,13 +303,59 @@ pub struct Response {
 pub struct EventSummary {
     pub format: &'static str,
     pub event_type: Option<String>,
+    /// True when the body's eventType was `duration`: a continuing alarm of `event_type` (its
+    /// `relationEvent`), not a new one. Absent from JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duration: bool,
     pub event_state: Option<String>,
     pub device_ip: Option<String>,
     pub mac: Option<String>,
     pub channel: Option<String>,
+    /// The body's dynChannelID (a recorder's camera), when it has one; absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dyn_channel: Option<String>,
     pub date_time: Option<String>,
     pub description: Option<String>,
     pub plate: Option<String>,
+}
+
+/// Channels above this on a recorder that sends no dynChannelID are, on the recorders seen in the
+/// field, its IP cameras counted after 32 analogue inputs (isapi-notes: "some report channel
+/// numbers offset by 32"). Not every recorder has 32 inputs, so the camera is shown as a guess.
+pub const ANALOGUE_INPUTS_GUESS: u32 = 32;
+
+impl EventSummary {
+    /// The event type as the list shows it: a continuing alarm reads "duration (fielddetection)",
+    /// so a start and a continuation of the same alarm can be told apart.
+    pub fn type_label(&self) -> String {
+        match (&self.event_type, self.duration) {
+            (Some(t), true) if !t.eq_ignore_ascii_case("duration") => format!("duration ({t})"),
+            (Some(t), _) => t.clone(),
+            (None, true) => "duration".to_string(),
+            (None, false) => String::new(),
+        }
+    }
+
+    /// The channel with the camera it belongs to where the body says it: "channel 13 (camera 5)"
+    /// from dynChannelID ("camera 5" when both say 5), "channel 34 (camera 2?)" when a recorder numbers its IP cameras above
+    /// its analogue inputs (a guess: marked with "?"), "channel 1" otherwise.
+    pub fn channel_label(&self) -> Option<String> {
+        let raw = self.channel.as_deref();
+        match (raw, self.dyn_channel.as_deref()) {
+            // The same number twice (or dynChannelID alone, which also fills `channel`).
+            (Some(c), Some(d)) if c == d => Some(format!("camera {d}")),
+            (Some(c), Some(d)) => Some(format!("channel {c} (camera {d})")),
+            (None, Some(d)) => Some(format!("camera {d}")),
+            (Some(c), None) => match c.trim().parse::<u32>() {
+                Ok(n) if n > ANALOGUE_INPUTS_GUESS => Some(format!(
+                    "channel {c} (camera {}?)",
+                    n - ANALOGUE_INPUTS_GUESS
+                )),
+                _ => Some(format!("channel {c}")),
+            },
+            (None, None) => None,
+        }
+    }
 }
 
 impl From<&EventInfo> for EventSummary {
@@ -273,10 +363,12 @@ impl From<&EventInfo> for EventSummary {
         EventSummary {
             format: e.format,
             event_type: e.event_type.clone(),
+            duration: e.duration,
             event_state: e.event_state.clone(),
             device_ip: e.device_ip.clone(),
             mac: e.mac.clone(),
             channel: e.channel.clone(),
+            dyn_channel: e.dyn_channel.clone(),
             date_time: e.date_time.clone(),
             description: e.description.clone(),
             plate: e.plate.clone(),

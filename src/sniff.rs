@@ -30,6 +30,8 @@ pub struct SniffOptions {
     /// Connections idle this long are closed and judged (memory stays bounded on a busy server).
     pub idle_timeout: Duration,
     pub pipeline: PipelineConfig,
+    /// Which findings the headless output prints (`--device`, `--verdict`...; the TUI's filter).
+    pub rows: crate::filter::RowFilter,
 }
 
 impl Default for SniffOptions {
@@ -41,6 +43,7 @@ impl Default for SniffOptions {
             answer_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(120),
             pipeline: PipelineConfig::default(),
+            rows: crate::filter::RowFilter::default(),
         }
     }
 }
@@ -213,7 +216,7 @@ pub fn run_headless_on(
         if cap.elapsed().saturating_sub(last_tick) >= TICK {
             last_tick = cap.elapsed();
             session.tick(cap.now(), &mut findings);
-            emit(&mut findings, json, out, &mut session.judged);
+            emit(&mut findings, json, out, &mut session.judged, &opts.rows);
             if !told_full && session.counters().connections_evicted > 0 {
                 told_full = true;
                 eprintln!(
@@ -227,7 +230,7 @@ pub fn run_headless_on(
     let stats = cap.stats();
     let mut judged = session.judged;
     let (summary, packets) = session.finish(cap.now(), &mut findings);
-    emit(&mut findings, json, out, &mut judged);
+    emit(&mut findings, json, out, &mut judged, &opts.rows);
     if json {
         let line = Line::Summary {
             interface: &iface,
@@ -350,13 +353,27 @@ impl Session {
     }
 }
 
-fn emit(findings: &mut Vec<Finding>, json: bool, out: &mut dyn Write, judged: &mut u64) {
+fn emit(
+    findings: &mut Vec<Finding>,
+    json: bool,
+    out: &mut dyn Write,
+    judged: &mut u64,
+    rows: &crate::filter::RowFilter,
+) {
     for f in findings.drain(..) {
         if let Finding::Exchange {
             provisional: false, ..
         } = &f
         {
             *judged += 1;
+        }
+        let wanted = match &f {
+            Finding::Exchange { conn, exchange, .. } => rows.matches(conn, Some(exchange)),
+            Finding::Handshake { conn } | Finding::Tls { conn, .. } => rows.matches(conn, None),
+            Finding::Stall(s) => rows.matches_stall(s),
+        };
+        if !wanted {
+            continue;
         }
         if json {
             let line = match &f {
@@ -409,7 +426,8 @@ pub fn text_line(f: &Finding) -> String {
             let ev = ex
                 .event
                 .as_ref()
-                .and_then(|e| e.event_type.clone())
+                .map(|e| e.type_label())
+                .filter(|l| !l.is_empty())
                 .unwrap_or_else(|| "-".into());
             let tag = if *provisional {
                 " (no answer yet)"

@@ -258,6 +258,91 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
                     .map(Value::from)
                     .unwrap_or(Value::Null),
             );
+            if let Some(Value::Array(pics)) = w.get("pictures") {
+                bad.extend(check_pictures(name, i, g, pics));
+            }
+        }
+    }
+    bad
+}
+
+/// The picture checks of one exchange against the design (see expected.py: `pictures`).
+fn check_pictures(
+    name: &str,
+    i: usize,
+    ex: &alarmscope::model::Exchange,
+    want: &[Value],
+) -> Vec<String> {
+    use alarmscope::isapi::picture::PictureProblem;
+    let mut bad = Vec::new();
+    for (k, w) in want.iter().enumerate() {
+        let at = format!("{name}: exchange {i}: part {k}");
+        let got = ex.parts.get(k).and_then(|p| p.picture.as_ref());
+        let Some(w) = w.as_object() else {
+            if got.is_some() {
+                bad.push(format!("{at}: checked as a picture, expected no picture"));
+            }
+            continue;
+        };
+        let Some(got) = got else {
+            bad.push(format!("{at}: no picture check"));
+            continue;
+        };
+        let kind = got.problem.as_ref().map(|p| match p {
+            PictureProblem::NotJpeg { .. } => "not_jpeg",
+            PictureProblem::Cut { .. } => "cut",
+            PictureProblem::Corrupt { .. } => "corrupt",
+            PictureProblem::NotCaptured { .. } => "not_captured",
+        });
+        if w.get("problem").and_then(Value::as_str) != kind {
+            bad.push(format!(
+                "{at}: problem {kind:?}, expected {:?}",
+                w.get("problem")
+            ));
+        }
+        if let Some(Value::Array(size)) = w.get("size") {
+            let want = (
+                size.first().and_then(Value::as_u64),
+                size.get(1).and_then(Value::as_u64),
+            );
+            let got = (got.width.map(u64::from), got.height.map(u64::from));
+            if got != want {
+                bad.push(format!("{at}: size {got:?}, expected {want:?}"));
+            }
+        }
+        if let (Some(Value::Array(f)), Some(PictureProblem::Cut { bytes, declared })) =
+            (w.get("fraction"), got.problem.as_ref())
+        {
+            let (a, b) = (
+                f.first().and_then(Value::as_u64),
+                f.get(1).and_then(Value::as_u64),
+            );
+            let want = declared.zip(a.zip(b)).map(|(d, (a, b))| d * a / b);
+            if want != Some(*bytes) {
+                bad.push(format!(
+                    "{at}: cut at {bytes} of {declared:?}, expected {a:?}/{b:?}"
+                ));
+            }
+        }
+        if let (Some(r), Some(PictureProblem::Corrupt { reason, .. })) = (
+            w.get("reason").and_then(Value::as_str),
+            got.problem.as_ref(),
+        ) {
+            let got = serde_json::to_value(reason).ok();
+            let got = got
+                .as_ref()
+                .and_then(|v| v.get("what"))
+                .and_then(Value::as_str);
+            if got != Some(r) {
+                bad.push(format!("{at}: corrupt because {got:?}, expected {r}"));
+            }
+        }
+        // The exchange carries the finding as a note too.
+        let noted = ex.notes.iter().any(
+            |n| matches!(n, alarmscope::model::ExchangeNote::Picture { part, .. } if *part == k),
+        );
+        if noted != kind.is_some() {
+            bad.push(format!("{at}: picture note {noted}, problem {kind:?}"));
         }
     }
     bad

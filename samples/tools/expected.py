@@ -12,7 +12,9 @@ Keys per sample (a key is left out when the design does not fix its value for su
   note, connections, requests, verdicts{ok,error_status,no_response,incomplete[,not_captured]},
   handshake{complete,unanswered,refused,not_seen[,syn_ack_not_acked,client_reset,one_sided]},
   min_stalls, capture_gap_bytes, truncated_frames, exchanges[{method,path,status,verdict,
-  event_type,event_state,parts,part_bytes,retry[,answer_bytes_acked]}] in request time order; min_requests and warning where exact counts cannot
+  event_type,event_state,parts,part_bytes,retry[,answer_bytes_acked][,pictures]}] in request time order
+  (pictures: per part null for no picture, else {problem: null|cut|corrupt|not_jpeg, size [w, h],
+  fraction [a, b] of the declared length a cut picture has, reason of a corrupt one}); min_requests and warning where exact counts cannot
   be promised; error for a file that is not a capture; encapsulations{kind: frames} (kinds left
   out are 0) and clients [ip:port] for tunnelled samples; connection_errors (HTTP errors listed on
   the connections, all together), upgrade (the protocol a 101 switched to) and upgraded (bytes
@@ -98,6 +100,27 @@ def build():
         "anpr.xml, licensePlatePicture.jpg, detectionPicture.jpg; both answered 200.",
         2, 2, ok=2, complete=2,
         exchanges=[ex("ANPR", parts=3, part_bytes=anpr[0]), ex("ANPR", parts=3, part_bytes=anpr[1])])
+    # Pictures broken by alarmscope's simulator (`simulate --kind anpr --picture-fault ...`,
+    # record.py checks the bytes the listener got): the plate picture (part 1) is cut to 5/8
+    # (its Content-Length still the whole size) or has 32 bytes of 0x5A over its frame header;
+    # the detection picture (part 2) is whole, 2688x1520 as the simulator draws it.
+    E["picture-cut.pcap"] = sample(
+        "alarmscope simulate posts 1 ANPR multipart event whose plate picture is cut to 5/8 of "
+        "its bytes (no EOI; the part's Content-Length still the whole size); answered 200.",
+        1, 1, ok=1, complete=1,
+        exchanges=[dict(ex("ANPR", parts=3), pictures=[
+            None, {"problem": "cut", "fraction": [5, 8]}, {"problem": None, "size": [2688, 1520]}])])
+    for e in E["picture-cut.pcap"]["exchanges"]:
+        del e["part_bytes"]
+    E["picture-corrupt.pcap"] = sample(
+        "alarmscope simulate posts 1 ANPR multipart event whose plate picture has its frame "
+        "header (SOF0) overwritten by 32 bytes of 0x5A (whole length, EOI kept); answered 200.",
+        1, 1, ok=1, complete=1,
+        exchanges=[dict(ex("ANPR", parts=3), pictures=[
+            None, {"problem": "corrupt", "reason": "expected_marker"},
+            {"problem": None, "size": [2688, 1520]}])])
+    for e in E["picture-corrupt.pcap"]["exchanges"]:
+        del e["part_bytes"]
     E["keepalive.pcap"] = sample(
         "4 VMD events on ONE keep-alive connection; the server answers each 200 with "
         "Connection: keep-alive; the device closes after the 4th.",

@@ -22,6 +22,7 @@ was intended fails loudly.
 
 import argparse
 import email.utils
+import json
 import os
 import re
 import select
@@ -760,6 +761,87 @@ def sc_non_http_answer(port):
     return one_exchange(port, req, lambda _h: b"\x15\x03\x01\x00\x02\x02\x46"), None, [None]
 
 
+# ---------------------------------------------------------------------------------------------
+# Pictures sent broken by alarmscope's own device simulator (`simulate --picture-fault`)
+
+
+def alarmscope_bin():
+    """The alarmscope binary: $ALARMSCOPE, else the build in target/ (release, then debug)."""
+    if os.environ.get("ALARMSCOPE"):
+        return os.environ["ALARMSCOPE"]
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    for kind in ("release", "debug"):
+        b = os.path.join(target, kind, "alarmscope")
+        if os.path.exists(b):
+            return b
+    raise RuntimeError("no alarmscope binary: build it (cargo build) or set ALARMSCOPE")
+
+
+def first_jpeg_part(ctype, body):
+    """(declared Content-Length, content) of the first image part of a multipart body."""
+    boundary = ctype.split("boundary=", 1)[1].strip().strip('"').encode()
+    for part in body.split(b"--" + boundary)[1:]:
+        head, _, content = part.partition(b"\r\n\r\n")
+        if b"image/" not in head.lower():
+            continue
+        m = re.search(rb"content-length:\s*(\d+)", head, re.I)
+        return (int(m.group(1)) if m else None), content[:-2] if content.endswith(b"\r\n") else content
+    raise RuntimeError("no image part in the pushed body")
+
+
+class SimulatorRun:
+    """`alarmscope simulate` as the device: its statuses (from its --json lines) and, as `sent`,
+    the bodies the listener received once the script has checked their pictures are broken as
+    designed (the simulator does not print its bodies)."""
+
+    def __init__(self, results, sent):
+        self.results = results
+        self.sent = sent
+
+
+def simulated_picture_fault(port, fault, check):
+    lis = Listener(port, ["ok"])
+    out = subprocess.run(
+        [alarmscope_bin(), "simulate", "--to", f"http://{SERVER_IP}:{port}{PATH}", "--kind", "anpr",
+         "--count", "1", "--json", "--picture-fault", fault],
+        capture_output=True, timeout=60, check=True,
+    )
+    results = [json.loads(l).get("status") for l in out.stdout.decode().splitlines()
+               if json.loads(l).get("type") == "attempt"]
+    time.sleep(0.2)
+    sent = []
+    for _start, headers, body in lis.received:
+        declared, pic = first_jpeg_part(headers.get("content-type", ""), body)
+        check(declared, pic)
+        sent.append(body)
+    return SimulatorRun(results, sent), lis, [200]
+
+
+def check_cut(declared, pic):
+    # 5/8 of the picture, no end marker, the part's Content-Length still the whole size.
+    if not pic.startswith(b"\xff\xd8") or pic.endswith(b"\xff\xd9") or declared is None:
+        raise RuntimeError("the plate picture is not cut as designed")
+    if len(pic) != declared * 5 // 8:
+        raise RuntimeError(f"cut picture has {len(pic)} of {declared} bytes, design says 5/8")
+
+
+def check_corrupt(declared, pic):
+    # Whole length and end marker, 32 bytes of 0x5A from where the frame header (SOF0) was.
+    if len(pic) != declared or not pic.endswith(b"\xff\xd9") or b"\xff\xc0" in pic:
+        raise RuntimeError("the plate picture is not corrupt as designed")
+    if b"\x5a" * 32 not in pic:
+        raise RuntimeError("no overwritten frame header in the plate picture")
+
+
+def sc_picture_cut(port):
+    return simulated_picture_fault(port, "cut", check_cut)
+
+
+def sc_picture_corrupt(port):
+    return simulated_picture_fault(port, "corrupt", check_corrupt)
+
+
 # name -> (server port, scenario, tcpdump interface, extra tcpdump options[, extra filter])
 SCENARIOS = {
     "xml-ok.pcap": (18081, sc_xml_ok, "lo", []),
@@ -785,6 +867,8 @@ SCENARIOS = {
     "malformed-status.pcap": (18105, sc_malformed_status, "lo", []),
     "non-http-answer.pcap": (18106, sc_non_http_answer, "lo", []),
     "bad-content-length.pcap": (18107, sc_bad_content_length, "lo", []),
+    "picture-cut.pcap": (18130, sc_picture_cut, "lo", []),
+    "picture-corrupt.pcap": (18131, sc_picture_corrupt, "lo", []),
 }
 
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::extract::Extractor;
+use crate::filter::{parse_time, FilterError, RowFilter};
 use crate::replay::{replay, ReplayOptions};
 
 /// Why ISAPI alarm pushes go missing: replay a capture, sniff live, or be the alarm server.
@@ -47,6 +48,56 @@ pub struct OutputArgs {
     pub text: bool,
 }
 
+/// Which rows the headless output (`--json`, `--text`, `--export-pcap`) lists: the same meaning
+/// as the TUI's filter (`crate::filter::RowFilter`, one type for both). Options are "and"ed; a
+/// comma-separated list matches any of its values.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only these devices: client IP or the MAC the event names, exact (comma-separated list).
+    #[arg(long, value_name = "IP|MAC", value_delimiter = ',')]
+    pub device: Vec<String>,
+    /// Only these event types, exact, any case (a `duration` event matches its own type and the
+    /// alarm it continues).
+    #[arg(long = "event-type", value_name = "TYPE", value_delimiter = ',')]
+    pub event_type: Vec<String>,
+    /// Only rows with these verdicts (ok, error_status, no_response, incomplete, not_captured,
+    /// malformed_response) or, for connections without a request, handshake labels (unanswered,
+    /// refused, syn_ack_not_acked, client_reset, no_request).
+    #[arg(long, value_name = "VERDICT", value_delimiter = ',')]
+    pub verdict: Vec<String>,
+    /// Only problems: failed exchanges and failed handshakes (the TUI's `p`).
+    #[arg(long)]
+    pub problems: bool,
+    /// Only rows at or after this time: 2026-11-25T11:42:46[.123][Z] (UTC) or Unix seconds.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only rows at or before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+impl FilterArgs {
+    /// The core filter these options mean.
+    pub fn to_filter(&self) -> Result<RowFilter, FilterError> {
+        let mut f = RowFilter {
+            devices: self.device.clone(),
+            event_types: self.event_type.clone(),
+            problems: self.problems,
+            ..RowFilter::default()
+        };
+        for v in &self.verdict {
+            f.add_verdicts(v)?;
+        }
+        if let Some(s) = &self.since {
+            f.since = Some(parse_time("since", s)?);
+        }
+        if let Some(u) = &self.until {
+            f.until = Some(parse_time("until", u)?);
+        }
+        Ok(f)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// The capture file (pcap or pcapng, gzip-compressed or not).
@@ -59,6 +110,13 @@ pub struct ReplayArgs {
     /// Indent the JSON document.
     #[arg(long)]
     pub pretty: bool,
+    /// Write the whole original frames (link type and timestamps kept) of the connections that
+    /// hold a row passing the filters (all connections without filters) to this pcap file. Without
+    /// --json or --text only a one-line note is printed.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub export_pcap: Option<PathBuf>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +153,8 @@ pub struct SniffArgs {
     /// List the interfaces that can be captured on, and exit.
     #[arg(long)]
     pub list_interfaces: bool,
+    #[command(flatten)]
+    pub rows: FilterArgs,
 }
 
 /// Entry point used by `main`. Returns the process exit code.
@@ -112,17 +172,40 @@ pub fn run() -> anyhow::Result<i32> {
 }
 
 fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
+    let filter = match a.filter.to_filter() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("alarmscope: {e}");
+            return Ok(2);
+        }
+    };
     let mut opts = ReplayOptions::default();
     if let Some(dir) = &a.extract {
         let x = Extractor::new(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         opts.sink = Some(Box::new(x));
     }
-    let headless = a.output.json || a.output.text || !std::io::stdout().is_terminal();
+    let headless = a.output.json
+        || a.output.text
+        || a.export_pcap.is_some()
+        || !std::io::stdout().is_terminal();
     if !headless {
         return crate::tui::run_replay(&a.file, opts);
     }
     // Block-buffered: a locked stdout is line-buffered and scans every write for newlines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    // Connections chosen for --export-pcap, and rows selected (for the text report's note).
+    let mut selection = crate::export::Selection::default();
+    let want_export = a.export_pcap.is_some();
+    let mut rows_selected: u64 = 0;
+    let mut rows_total: u64 = 0;
+    let mut note = |c: &crate::model::Connection| {
+        let n = filter.count_rows(c);
+        rows_selected += n;
+        rows_total += c.exchanges.len().max(1) as u64;
+        if want_export && n > 0 {
+            selection.add(c);
+        }
+    };
     // Replay handing each finished connection to `add`; None (after a one-line message) when
     // the file cannot be read.
     let stream = |opts: ReplayOptions, add: &mut dyn FnMut(crate::model::Connection)| {
@@ -136,36 +219,56 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
             }
         }
     };
-    let warnings = if a.output.json && !a.pretty {
+    let printed = a.output.json || a.output.text;
+    let warnings = if (a.output.json && !a.pretty) || !printed {
         // Streamed: memory stays flat however long the capture (report::stream).
         let mut doc = crate::report::stream::JsonStream::with_temp_file();
-        let Some((counters, warnings)) = stream(opts, &mut |c| doc.add(c)) else {
+        let Some((counters, warnings)) = stream(opts, &mut |c| {
+            note(&c);
+            if printed {
+                doc.add_filtered(c, &filter);
+            }
+        }) else {
             return Ok(2);
         };
-        doc.finish(
-            &a.file.display().to_string(),
-            &counters,
-            &warnings,
-            &mut out,
-        )?;
+        if printed {
+            doc.finish(
+                &a.file.display().to_string(),
+                &counters,
+                &warnings,
+                &mut out,
+            )?;
+        }
         warnings
     } else if !a.output.json {
         // --text, streamed the same way: only the connections of the listed problems are kept.
         let mut doc = crate::report::text::TextStream::default();
-        let Some((counters, warnings)) = stream(opts, &mut |c| doc.add(c)) else {
+        let Some((counters, warnings)) = stream(opts, &mut |c| {
+            note(&c);
+            doc.add_filtered(c, &filter);
+        }) else {
             return Ok(2);
         };
         let text = doc.finish(&a.file.display().to_string(), &counters, warnings.clone());
+        if !filter.is_empty() {
+            writeln!(
+                out,
+                "filter: {filter}: {rows_selected} of {rows_total} rows selected (problems below are among them; totals are the whole capture's)"
+            )?;
+        }
         out.write_all(text.as_bytes())?;
         warnings
     } else {
-        let report = match replay(&a.file, opts, &mut |_| {}, &mut |_| {}) {
+        let mut report = match replay(&a.file, opts, &mut |_| {}, &mut |_| {}) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("alarmscope: {e}");
                 return Ok(2);
             }
         };
+        report.connections.iter().for_each(&mut note);
+        let conns = std::mem::take(&mut report.connections);
+        report.connections = conns.into_iter().filter_map(|c| filter.select(c)).collect();
         crate::report::json::write(&report, &mut out, a.pretty)?;
         report.warnings
     };
@@ -175,6 +278,15 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
         .filter(|w| w.contains("ends mid-record") || w.contains("truncated"))
     {
         eprintln!("alarmscope: warning: {w}");
+    }
+    if let Some(path) = &a.export_pcap {
+        match crate::export::export_pcap(&a.file, &selection, path) {
+            Ok(stats) => eprintln!("alarmscope: exported {stats} to {}", path.display()),
+            Err(e) => {
+                eprintln!("alarmscope: export: {e}");
+                return Ok(2);
+            }
+        }
     }
     Ok(0)
 }
@@ -212,7 +324,17 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let mut opts = SniffOptions::default();
+    let rows = match a.rows.to_filter() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("alarmscope: {e}");
+            return Ok(2);
+        }
+    };
+    let mut opts = SniffOptions {
+        rows,
+        ..SniffOptions::default()
+    };
     opts.live.interface = a.interface.clone();
     opts.live.filter = sniff_filter(a.filter.as_deref(), a.port);
     opts.live.write = a.write.clone();

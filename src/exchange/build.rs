@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use crate::http::Head;
 use crate::isapi::{BodyDecoder, BodyLimits, DecodedBody, PartSink};
-use crate::model::{Connection, EventSummary, Exchange, Request, Response};
+use crate::model::{Connection, EventSummary, Exchange, ExchangeNote, Request, Response};
 use crate::tcp::{CloseKind, Handshake};
 use crate::time::Timestamp;
 
@@ -109,12 +109,14 @@ impl Response {
 }
 
 impl Exchange {
-    /// Keep what the body decoder found: kind, hash, parts, metadata, the event (summary for the
+    /// Keep what the body decoder found: kind, hash, parts (and a note per bad picture), metadata, the event (summary for the
     /// report, tree for the detail view) and why there was none.
     pub fn apply_body(&mut self, d: DecodedBody) {
         self.body_kind = d.kind;
         self.body_hash = d.body_hash;
         self.parts = d.parts;
+        // A cut or corrupt picture is a note of the exchange, whichever mode read it.
+        self.notes.extend(ExchangeNote::pictures(&self.parts));
         self.metadata = d.metadata;
         self.event = d.event.as_ref().map(EventSummary::from);
         self.event_detail = d.event.map(Box::new);

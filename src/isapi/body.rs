@@ -6,6 +6,7 @@ use super::event::{decode_event, EventInfo};
 use super::multipart::{MultipartDecoder, PartEvent, MAX_GAP_FILL};
 // Re-exported so that `isapi::body::{PartHeader, PartInfo}` keep naming them.
 pub use super::part::{PartHeader, PartInfo};
+use super::picture::{is_jpeg_part, JpegCheck, PictureProblem};
 use super::sniff::{sniff_syntax, Syntax};
 
 /// Receives part bytes as they are decoded (picture extraction, the listener's store).
@@ -101,6 +102,8 @@ struct State {
     meta_content_type: Option<String>,
     /// Body-level remarks that end up in the event's warnings (or the error when no event).
     notes: Vec<String>,
+    /// The open part's picture check, when it is a JPEG: (part index, check, its Content-Length).
+    picture: Option<(usize, Box<JpegCheck>, Option<u64>)>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -248,7 +251,14 @@ impl State {
                         filename: header.filename.clone(),
                         content_type: header.content_type.clone(),
                         bytes: 0,
+                        picture: None,
                     });
+                    self.picture = is_jpeg_part(
+                        header.content_type.as_deref(),
+                        header.filename.as_deref(),
+                        header.name.as_deref(),
+                    )
+                    .then(|| (index, Box::default(), header.content_length));
                     if let Some(s) = sink.as_deref_mut() {
                         s.part_start(&header);
                     }
@@ -270,6 +280,15 @@ impl State {
                 if index < self.max_parts {
                     if let Some(p) = self.parts.get_mut(index) {
                         p.bytes = p.bytes.saturating_add(data.len() as u64);
+                    }
+                    if let Some((i, check, _)) = self.picture.as_mut() {
+                        if *i == index {
+                            if zeros {
+                                check.gap(data.len() as u64);
+                            } else {
+                                check.feed(data);
+                            }
+                        }
                     }
                     if let Some(s) = sink.as_deref_mut() {
                         s.part_data(index, data);
@@ -294,12 +313,25 @@ impl State {
             PartEvent::End {
                 index,
                 bytes,
-                complete: _,
+                complete,
             } => {
                 self.open_part = None;
+                let picture = match self.picture.take() {
+                    Some((i, check, declared)) if i == index => {
+                        let mut c = check.finish(declared);
+                        // The body ended inside the picture (request cut, capture over): the
+                        // verdict says so; the picture itself cannot be called cut.
+                        if !complete && matches!(c.problem, Some(PictureProblem::Cut { .. })) {
+                            c.problem = None;
+                        }
+                        Some(c)
+                    }
+                    _ => None,
+                };
                 if index < self.max_parts {
                     if let Some(p) = self.parts.get_mut(index) {
                         p.bytes = bytes;
+                        p.picture = picture;
                     }
                     if let Some(s) = sink.as_deref_mut() {
                         s.part_end(index, bytes);
@@ -570,6 +602,7 @@ impl BodyDecoder {
                             name: Some("body".to_string()),
                             filename: None,
                             content_type: self.request_type.clone(),
+                            content_length: None,
                         };
                         s.part_start(&header);
                     }
@@ -796,6 +829,13 @@ mod tests {
                 filename: p.header.filename.clone(),
                 content_type: p.header.content_type.clone(),
                 bytes: p.data.len() as u64,
+                // However the body was split, each picture is judged as when checked whole.
+                picture: super::is_jpeg_part(
+                    p.header.content_type.as_deref(),
+                    p.header.filename.as_deref(),
+                    p.header.name.as_deref(),
+                )
+                .then(|| crate::isapi::picture::check(&p.data, p.header.content_length)),
             })
             .collect();
         assert_eq!(d.parts, want);

@@ -38,8 +38,12 @@ pub struct Node {
 pub struct EventInfo {
     /// "xml" or "json".
     pub format: &'static str,
-    /// eventType; for `duration` events the relationEvent under DurationList is used when present.
+    /// eventType; for `duration` events the relationEvent under DurationList is used when present
+    /// (and [`EventInfo::duration`] says so).
     pub event_type: Option<String>,
+    /// The body's eventType was `duration`: a continuing alarm of `event_type` (its
+    /// `relationEvent`), not a new one. Real cameras send these while an alarm lasts.
+    pub duration: bool,
     pub event_state: Option<String>,
     /// ipAddress, or ipv6Address.
     pub device_ip: Option<String>,
@@ -48,6 +52,9 @@ pub struct EventInfo {
     pub mac: Option<String>,
     /// channelID, or dynChannelID.
     pub channel: Option<String>,
+    /// dynChannelID when the body has one: on a recorder, the camera the event belongs to (the
+    /// raw channelID may count analogue inputs first).
+    pub dyn_channel: Option<String>,
     pub date_time: Option<String>,
     pub active_post_count: Option<String>,
     pub description: Option<String>,

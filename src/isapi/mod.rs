@@ -13,6 +13,7 @@ pub mod body;
 pub mod event;
 pub mod multipart;
 pub mod part;
+pub mod picture;
 pub mod sniff;
 
 pub use body::{BodyDecoder, BodyLimits, DecodedBody, PartSink};

@@ -472,6 +472,7 @@ fn part_header(index: usize, headers: &[httparse::Header<'_>]) -> PartHeader {
         name: param("name"),
         filename,
         content_type: value("content-type"),
+        content_length: value("content-length").and_then(|v| v.parse().ok()),
     }
 }
 
@@ -805,6 +806,7 @@ pub(crate) mod tests {
                     name: Some(name.to_string()),
                     filename: filename.map(str::to_string),
                     content_type: Some(ct.to_string()),
+                    content_length: with_len.then_some(data.len() as u64),
                 },
                 data: data.to_vec(),
                 end: Some((data.len() as u64, true)),

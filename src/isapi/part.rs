@@ -1,6 +1,6 @@
 //! What a body part is: its headers as the device sent them, and its exact size once it ended.
 //!
-//! A leaf module (it imports nothing of the crate) so that the multipart decoder, the body decoder
+//! A leaf module (it imports nothing of the crate but the picture check's result type) so that the multipart decoder, the body decoder
 //! and every sink of part bytes (extraction, the store, the TUI) can share these types without the
 //! multipart decoder depending on the body decoder that drives it.
 
@@ -17,6 +17,9 @@ pub struct PartHeader {
     pub filename: Option<String>,
     /// The part's Content-Type, as sent.
     pub content_type: Option<String>,
+    /// The part's own Content-Length header, when it has a readable one (cameras send it; a
+    /// picture shorter than it was cut).
+    pub content_length: Option<u64>,
 }
 
 /// A part with its exact size, as reported.
@@ -27,4 +30,8 @@ pub struct PartInfo {
     pub content_type: Option<String>,
     /// Exact size of the part's content in bytes.
     pub bytes: u64,
+    /// A JPEG part's check (starts and ends as a JPEG, header decodes, size in pixels); absent
+    /// for other parts. The picture module (`isapi::picture`) fills it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picture: Option<super::picture::PictureCheck>,
 }

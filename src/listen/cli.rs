@@ -43,6 +43,10 @@ fn parse_fault(s: &str) -> Result<FaultSpec, String> {
 /// Be the alarm server: accept ISAPI event pushes, store them durably, answer 200 OK.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
+    /// Which events the headless output prints (the TUI filter's meaning; every event is still
+    /// answered and stored).
+    #[command(flatten)]
+    pub rows: crate::cli::FilterArgs,
     /// Address and port to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8080")]
     pub bind: String,
@@ -253,6 +257,13 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
         return run_tui(opts);
     }
     let json = a.json || !a.text;
+    let rows = match a.rows.to_filter() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("alarmscope: {e}");
+            return Ok(2);
+        }
+    };
     let server = match Server::bind(opts) {
         Ok(s) => s,
         Err(e) => {
@@ -288,14 +299,30 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
         .build()?;
     let lines = Arc::new(LineOut::start(std::io::stdout())?);
     let sink = lines.clone();
+    let wanted = move |r: &EventRecord| {
+        rows.matches_row(&crate::filter::Row {
+            device: crate::model::host_of(&r.client),
+            exchange: Some(&r.exchange),
+            handshake: crate::tcp::Handshake::Complete,
+            first_seen: r.exchange.request.time,
+            tls_problem: None,
+        })
+    };
     let on_event: super::EventCallback = if json {
         Arc::new(move |r: &EventRecord| {
+            if !wanted(r) {
+                return;
+            }
             if let Ok(line) = serde_json::to_vec(r) {
                 sink.push(&line);
             }
         })
     } else {
-        Arc::new(move |r: &EventRecord| sink.push(super::text_line(r).as_bytes()))
+        Arc::new(move |r: &EventRecord| {
+            if wanted(r) {
+                sink.push(super::text_line(r).as_bytes());
+            }
+        })
     };
     let sink = lines.clone();
     let on_problem: super::ProblemCallback = if json {

@@ -745,7 +745,10 @@ pub fn spawn_into<T: Send + 'static>(
 pub fn text_line(r: &EventRecord) -> String {
     let ex = &r.exchange;
     let ev = ex.event.as_ref();
-    let ty = ev.and_then(|e| e.event_type.as_deref()).unwrap_or("-");
+    let ty = ev
+        .map(|e| e.type_label())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "-".into());
     let state = ev.and_then(|e| e.event_state.as_deref()).unwrap_or("");
     let answer = match &ex.response {
         Some(resp) => format!("{} {} {:.1} ms", resp.status, resp.reason, resp.latency_ms),
@@ -765,6 +768,14 @@ pub fn text_line(r: &EventRecord) -> String {
         Some(a) if a != crate::model::AuthCheck::Accepted => format!("{fault} [auth: {a}]"),
         _ => fault,
     };
+    // Broken pictures (the body decoder's check, as in a replay).
+    let fault: String = fault
+        + &ex
+            .notes
+            .iter()
+            .filter(|n| n.kind() == "picture")
+            .map(|n| format!(" [{n}]"))
+            .collect::<String>();
     let stored = match (&r.stored, &r.store_error) {
         (Some(s), _) => format!(" -> {}", s.rel_dir),
         (None, Some(e)) => format!(" store error: {e}"),

@@ -95,6 +95,21 @@ impl JsonStream {
         }
     }
 
+    /// Take in one finished connection for the diagnosis (summary, stalls, devices still describe
+    /// the whole capture) but list only its rows that pass `filter` (the headless filters).
+    pub fn add_filtered(&mut self, c: Connection, filter: &crate::filter::RowFilter) {
+        self.ledger.add(&c);
+        let Some(mut c) = filter.select(c) else {
+            return;
+        };
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.spill_one(&mut c) {
+            self.error = Some(e);
+        }
+    }
+
     fn spill_one(&mut self, c: &mut Connection) -> io::Result<()> {
         let exchanges = std::mem::take(&mut c.exchanges);
         let buf = &mut self.scratch;

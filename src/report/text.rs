@@ -17,6 +17,52 @@ const MAX_PROBLEMS_LISTED: usize = 50;
 
 /// Render the text report.
 pub fn render(r: &Report) -> String {
+    let mut pictures = Pictures::default();
+    r.connections.iter().for_each(|c| pictures.add(c));
+    render_with(r, &pictures)
+}
+
+/// Broken pictures (`isapi::picture`) to list: the earliest [`MAX_PROBLEMS_LISTED`] and a count.
+/// Kept apart from the problems because the exchange itself may well be `ok`: the server got the
+/// event, without a usable picture.
+#[derive(Default)]
+struct Pictures {
+    lines: Vec<(Timestamp, String)>,
+    total: u64,
+}
+
+impl Pictures {
+    fn add(&mut self, c: &Connection) {
+        for ex in &c.exchanges {
+            for n in ex.notes.iter().filter(|n| n.kind() == "picture") {
+                self.total += 1;
+                let ev = ex
+                    .event
+                    .as_ref()
+                    .map(|e| e.type_label())
+                    .unwrap_or_default();
+                self.lines.push((
+                    ex.request.time,
+                    format!(
+                        "{} {} {} {} {} [{}]: {n}",
+                        ex.request.time.to_clock_string(),
+                        c.client,
+                        ex.request.method,
+                        ex.request.path,
+                        if ev.is_empty() { "-" } else { &ev },
+                        ex.verdict.as_str()
+                    ),
+                ));
+            }
+        }
+        if self.lines.len() > 2 * MAX_PROBLEMS_LISTED {
+            self.lines.sort();
+            self.lines.truncate(MAX_PROBLEMS_LISTED);
+        }
+    }
+}
+
+fn render_with(r: &Report, pictures: &Pictures) -> String {
     let mut o = String::new();
     let s = &r.summary;
     let _ = writeln!(o, "alarmscope report: {}", r.source);
@@ -206,7 +252,8 @@ pub fn render(r: &Report) -> String {
             let ev = ex
                 .event
                 .as_ref()
-                .and_then(|e| e.event_type.clone())
+                .map(|e| e.type_label())
+                .filter(|l| !l.is_empty())
                 .unwrap_or_else(|| "-".into());
             let retry = match ex.retry_of {
                 Some(of) => format!(
@@ -276,6 +323,26 @@ pub fn render(r: &Report) -> String {
         );
     } else if s.requests > 0 {
         let _ = writeln!(o, "\nNo problems: every request got 200 OK.");
+    }
+
+    if pictures.total > 0 {
+        let mut lines = pictures.lines.clone();
+        lines.sort();
+        let _ = writeln!(
+            o,
+            "\nPICTURES ({} cut, corrupt or not JPEG: the server got the event without a usable picture)",
+            pictures.total
+        );
+        for (_, l) in lines.iter().take(MAX_PROBLEMS_LISTED) {
+            let _ = writeln!(o, "{l}");
+        }
+        if pictures.total > MAX_PROBLEMS_LISTED as u64 {
+            let _ = writeln!(
+                o,
+                "... and {} more (use --json for all)",
+                pictures.total - MAX_PROBLEMS_LISTED as u64
+            );
+        }
     }
 
     if !r.stalls.is_empty() {
@@ -507,12 +574,23 @@ pub struct TextStream {
     /// Connections with a problem, by their first problem's time (and arrival, for ties).
     kept: BTreeMap<(Timestamp, u64), Connection>,
     arrivals: u64,
+    pictures: Pictures,
 }
 
 impl TextStream {
     /// Take in one finished connection.
     pub fn add(&mut self, c: Connection) {
+        self.add_filtered(c, &crate::filter::RowFilter::default());
+    }
+
+    /// Take in one finished connection for the diagnosis (summary, stalls, devices still describe
+    /// the whole capture) but list only problems among its rows that pass `filter`.
+    pub fn add_filtered(&mut self, c: Connection, filter: &crate::filter::RowFilter) {
         self.ledger.add(&c);
+        let Some(c) = filter.select(c) else {
+            return;
+        };
+        self.pictures.add(&c);
         let first_problem = c
             .exchanges
             .iter()
@@ -538,7 +616,10 @@ impl TextStream {
         let mut connections: Vec<Connection> = self.kept.into_values().collect();
         connections.sort_by_key(|c| (c.first_seen, c.id));
         apply_retries(&mut connections, retries);
-        render(&super::assemble(source, connections, findings, warnings))
+        render_with(
+            &super::assemble(source, connections, findings, warnings),
+            &self.pictures,
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod events;
 pub mod isapi;
 pub mod machine;
+pub mod picture_fault;
 pub mod push;
 pub mod triggers;
 
@@ -115,6 +116,10 @@ pub struct SimulateArgs {
     /// Add the odd bodies seen in the field (no XML declaration, raw &, empty elements, text/plain).
     #[arg(long)]
     pub quirks: bool,
+    /// Send the first picture of every multipart event broken: `cut` (5/8 of it, its
+    /// Content-Length still the whole size) or `corrupt` (its frame header overwritten).
+    #[arg(long, value_enum, value_name = "FAULT")]
+    pub picture_fault: Option<picture_fault::PictureFault>,
     /// One JSON line per attempt, then one summary line.
     #[arg(long)]
     pub json: bool,
@@ -452,6 +457,7 @@ struct DeviceRun {
     schedule: Schedule,
     timing: Timing,
     quirks: bool,
+    picture_fault: Option<picture_fault::PictureFault>,
     target: Target,
     side: Option<DeviceSide>,
     totals: Arc<Mutex<Summary>>,
@@ -509,6 +515,7 @@ async fn run_device(r: DeviceRun) {
         schedule,
         timing,
         quirks,
+        picture_fault,
         target,
         side,
         totals,
@@ -595,7 +602,13 @@ async fn run_device(r: DeviceRun) {
                             };
                             let p = match cached.take() {
                                 Some((seq, p)) if seq == planned.seq => p,
-                                _ => build_push(&id, &spec, at),
+                                _ => {
+                                    let p = build_push(&id, &spec, at);
+                                    match picture_fault {
+                                        Some(f) => f.apply(p),
+                                        None => p,
+                                    }
+                                }
                             };
                             let sent_at = Timestamp::now();
                             let host = url.host_header();
@@ -893,6 +906,7 @@ async fn run_async(a: SimulateArgs) -> anyhow::Result<i32> {
             schedule,
             timing,
             quirks: a.quirks,
+            picture_fault: a.picture_fault,
             target: target.clone(),
             side: side.clone(),
             totals: t.clone(),

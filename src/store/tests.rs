@@ -11,6 +11,7 @@ fn hdr(index: usize, name: &str, filename: Option<&str>, ct: &str) -> PartHeader
         name: Some(name.into()),
         filename: filename.map(str::to_string),
         content_type: Some(ct.into()),
+        content_length: None,
     }
 }
 

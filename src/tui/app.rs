@@ -18,10 +18,11 @@ use super::save::SaveOutcome;
 use super::theme::Theme;
 use crate::diagnose::diagnose;
 use crate::feed::Feed;
+use crate::filter::RowFilter;
+pub use crate::filter::{contains_ci, no_request_label, tls_problem_label};
 use crate::model::{Connection, Device, Exchange, ExchangeRef, Report, Stall, Summary};
 use crate::pipeline::Counters;
 use crate::replay::Progress;
-use crate::tcp::Handshake;
 
 /// Shortest time between two diagnosis runs while data streams in (at most ~4 per second).
 pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
@@ -128,6 +129,12 @@ pub enum Msg {
     Save,
     /// The background save finished so.
     SaveDone(SaveOutcome),
+    /// `x`: ask which rows to export as pcap.
+    StartExport,
+    /// Export these rows' connections (the chooser's answer).
+    Export(ExportScope),
+    /// Leave the export chooser.
+    ExportCancel,
     /// Mouse wheel at a screen position (delta in rows).
     Scroll {
         column: u16,
@@ -142,6 +149,17 @@ pub enum Msg {
     Quit,
 }
 
+/// Which rows the `x` key exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportScope {
+    /// The selected row's connection.
+    Connection,
+    /// Every row the current filter shows.
+    Filtered,
+    /// Every problem row (failed exchanges and handshakes), filter or not.
+    Problems,
+}
+
 /// Work for the shell to do outside the UI thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
@@ -152,6 +170,12 @@ pub enum Cmd {
         dir: PathBuf,
         conn_id: u64,
         prefix: String,
+    },
+    /// Re-read `path` and write the chosen connections' frames to `out` (`crate::export`).
+    Export {
+        path: PathBuf,
+        out: PathBuf,
+        selection: crate::export::Selection,
     },
 }
 
@@ -241,6 +265,8 @@ pub struct App {
     pub filter_editing: bool,
     filter_before_edit: String,
     pub problems_only: bool,
+    /// The `x` chooser is open: the next key picks what to export.
+    pub export_choosing: bool,
     /// Footer message (save results, search notes) and whether it is an error.
     pub status: Option<(String, bool)>,
     pub saving: bool,
@@ -284,6 +310,7 @@ impl App {
             filter_editing: false,
             filter_before_edit: String::new(),
             problems_only: false,
+            export_choosing: false,
             status: None,
             saving: false,
             quit: false,
@@ -379,20 +406,34 @@ impl App {
         self.apply_filter(keep, follow);
     }
 
+    /// The filter the list applies now: the typed words (core [`RowFilter`], the same meaning as
+    /// the headless `--device`, `--verdict`... options) and the `p` key. A word that cannot be read
+    /// (e.g. `verdict:fine`) leaves the typed line as free text and says why in the footer.
+    pub fn row_filter(&self) -> RowFilter {
+        let typed = RowFilter::parse_query(&self.filter).unwrap_or_else(|_| RowFilter {
+            text: self.filter.to_ascii_lowercase(),
+            ..RowFilter::default()
+        });
+        RowFilter {
+            problems: self.problems_only,
+            ..RowFilter::default()
+        }
+        .and(typed)
+    }
+
     /// Rebuild the shown rows from all rows, keeping `keep` selected when it is still shown.
     fn apply_filter(&mut self, keep: Option<RowRef>, follow: bool) {
-        let needle = self.filter.to_ascii_lowercase();
-        let problems = self.problems_only;
+        let filter = self.row_filter();
         let conns = &self.conns;
-        self.rows = self
-            .all_rows
-            .iter()
-            .copied()
-            .filter(|r| {
-                (!problems || row_is_problem(conns, *r))
-                    && (needle.is_empty() || row_matches(conns, *r, &needle))
-            })
-            .collect();
+        self.rows = if filter.is_empty() {
+            self.all_rows.clone()
+        } else {
+            self.all_rows
+                .iter()
+                .copied()
+                .filter(|r| row_matches(conns, *r, &filter))
+                .collect()
+        };
         self.data_version = self.data_version.wrapping_add(1);
         if follow && !self.rows.is_empty() {
             self.selected = self.rows.len() - 1;
@@ -491,6 +532,14 @@ impl App {
                 _ => None,
             };
         }
+        if self.export_choosing {
+            return Some(match key.code {
+                KeyCode::Char('c') => Msg::Export(ExportScope::Connection),
+                KeyCode::Char('f') => Msg::Export(ExportScope::Filtered),
+                KeyCode::Char('p') => Msg::Export(ExportScope::Problems),
+                _ => Msg::ExportCancel,
+            });
+        }
         // An open box (help, warnings): any key but q closes it.
         if self.show_help || self.show_warnings {
             return Some(match key.code {
@@ -520,6 +569,7 @@ impl App {
             KeyCode::Char('N') => Msg::PrevProblem,
             KeyCode::Char('d') => Msg::ToggleDevices,
             KeyCode::Char('s') => Msg::Save,
+            KeyCode::Char('x') => Msg::StartExport,
             KeyCode::Char('?') => Msg::ToggleHelp,
             KeyCode::Char('w') => Msg::ToggleWarnings,
             _ => return None,
@@ -550,7 +600,11 @@ impl App {
 
     /// Apply one message. Returns work for the shell, if any.
     pub fn update(&mut self, msg: Msg) -> Option<Cmd> {
-        if !matches!(msg, Msg::Feed(_) | Msg::Tick(_) | Msg::SaveDone(_)) && !self.saving {
+        if !matches!(
+            msg,
+            Msg::Feed(_) | Msg::Tick(_) | Msg::SaveDone(_) | Msg::StartExport
+        ) && !self.saving
+        {
             // A key or click dismisses the last note.
             self.status = None;
         }
@@ -620,6 +674,12 @@ impl App {
             Msg::ToggleHelp => self.show_help = !self.show_help,
             Msg::ToggleWarnings => self.show_warnings = !self.show_warnings,
             Msg::Save => return self.save(),
+            Msg::StartExport => self.start_export(),
+            Msg::ExportCancel => self.export_choosing = false,
+            Msg::Export(scope) => {
+                self.export_choosing = false;
+                return self.export(scope);
+            }
             Msg::SaveDone(m) => {
                 self.saving = false;
                 self.status = Some((m.to_string(), m.is_failure()));
@@ -807,6 +867,76 @@ impl App {
         })
     }
 
+    fn start_export(&mut self) {
+        if let Source::Live(_) = self.source {
+            self.status = Some((
+                "export works on a replayed file; sniff keeps the packets with --write FILE.pcap"
+                    .into(),
+                true,
+            ));
+            return;
+        }
+        if self.saving {
+            self.status = Some(("a save or export is already running".into(), false));
+            return;
+        }
+        self.export_choosing = true;
+        self.status = Some((
+            "export pcap: c the selected connection, f the rows of this filter, p every problem \
+             row (any other key cancels)"
+                .into(),
+            false,
+        ));
+    }
+
+    /// The connections of the chosen rows, for the shell to export in the background.
+    fn export(&mut self, scope: ExportScope) -> Option<Cmd> {
+        let Source::Replay(path) = &self.source else {
+            return None;
+        };
+        let path = path.clone();
+        let mut chosen: Vec<u32> = match scope {
+            ExportScope::Connection => self.selected_row().map(|r| r.conn).into_iter().collect(),
+            ExportScope::Filtered => self.rows.iter().map(|r| r.conn).collect(),
+            ExportScope::Problems => self
+                .all_rows
+                .iter()
+                .filter(|r| self.is_problem(**r))
+                .map(|r| r.conn)
+                .collect(),
+        };
+        chosen.sort_unstable();
+        chosen.dedup();
+        let mut selection = crate::export::Selection::default();
+        for c in chosen.iter().filter_map(|i| self.conns.get(*i as usize)) {
+            selection.add(c);
+        }
+        if selection.is_empty() {
+            self.status = Some(("nothing to export: no such rows".into(), true));
+            return None;
+        }
+        let what = match scope {
+            ExportScope::Connection => "connection",
+            ExportScope::Filtered => "filtered",
+            ExportScope::Problems => "problems",
+        };
+        let out = PathBuf::from(format!("alarmscope-{what}.pcap"));
+        self.saving = true;
+        self.status = Some((
+            format!(
+                "exporting {} connection(s) to {} ...",
+                selection.len(),
+                out.display()
+            ),
+            false,
+        ));
+        Some(Cmd::Export {
+            path,
+            out,
+            selection,
+        })
+    }
+
     fn click(&mut self, column: u16, row: u16) {
         let p = Position { x: column, y: row };
         if self.show_devices {
@@ -864,100 +994,19 @@ pub fn row_is_problem(conns: &[Connection], r: RowRef) -> bool {
     };
     match r.exchange() {
         Some(i) => c.exchanges.get(i).is_some_and(|e| e.verdict.is_problem()),
-        None => c.handshake.failed() || c.tls_problems().next().is_some(),
+        None => crate::filter::is_problem(c, None),
     }
 }
 
-/// Short name of a TLS problem for the verdict column (12 columns).
-pub fn tls_problem_label(f: &crate::tls::TlsFinding) -> &'static str {
-    use crate::tls::TlsFinding;
-    match f {
-        TlsFinding::TlsToPlainServer { .. } => "https->http",
-        TlsFinding::PlainHttpToTlsServer { .. } => "http->https",
-        TlsFinding::HandshakeAlert { .. } => "tls_alert",
-        TlsFinding::ClosedDuringHandshake { .. } => "tls_closed",
-        TlsFinding::OnlyOldVersionsOffered { .. } => "tls_old",
-        _ => "tls_note",
-    }
-}
-
-/// What a connection row without a request shows in the verdict column.
-pub fn no_request_label(c: &Connection) -> &'static str {
-    if let (false, Some(f)) = (c.handshake.failed(), c.tls_problems().next()) {
-        return tls_problem_label(f);
-    }
-    match c.handshake {
-        Handshake::Unanswered => "unanswered",
-        Handshake::Refused => "refused",
-        Handshake::SynAckNotAcked => "syn_ack_not_acked",
-        Handshake::ClientReset => "client_reset",
-        Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => "no request",
-    }
-}
-
-/// Case-insensitive match of the filter against device, path, event type, plate, status and
-/// verdict. `needle` is lower case.
-fn row_matches(conns: &[Connection], r: RowRef, needle: &str) -> bool {
+/// Does the row pass the filter? (A row pointing nowhere does not.)
+fn row_matches(conns: &[Connection], r: RowRef, f: &RowFilter) -> bool {
     let Some(c) = conns.get(r.conn as usize) else {
         return false;
     };
-    if contains_ci(c.device(), needle) {
-        return true;
+    match r.exchange() {
+        Some(i) => c.exchanges.get(i).is_some_and(|e| f.matches(c, Some(e))),
+        None => f.matches(c, None),
     }
-    let Some(ex) = r.exchange().and_then(|i| c.exchanges.get(i)) else {
-        return contains_ci(no_request_label(c), needle);
-    };
-    if contains_ci(&ex.request.path, needle) || contains_ci(ex.verdict.as_str(), needle) {
-        return true;
-    }
-    if ex.encrypted.is_some() && (contains_ci("https", needle) || contains_ci("encrypted", needle))
-    {
-        return true;
-    }
-    if let Some(e) = &ex.event {
-        if e.event_type
-            .as_deref()
-            .is_some_and(|t| contains_ci(t, needle))
-            || e.plate.as_deref().is_some_and(|t| contains_ci(t, needle))
-        {
-            return true;
-        }
-    }
-    if let Some(resp) = &ex.response {
-        let mut buf = [0u8; 5];
-        if contains_ci(fmt_status(resp.status, &mut buf), needle) {
-            return true;
-        }
-    }
-    false
-}
-
-/// The status code as text, without allocating (the filter runs over every row).
-fn fmt_status(s: u16, buf: &mut [u8; 5]) -> &str {
-    let mut n = s;
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).unwrap_or("")
-}
-
-/// ASCII case-insensitive substring test; `needle` is already lower case.
-pub fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    if n.is_empty() {
-        return true;
-    }
-    if n.len() > h.len() {
-        return false;
-    }
-    h.windows(n.len())
-        .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
 #[cfg(test)]
@@ -972,16 +1021,5 @@ mod tests {
         assert_eq!(step(5, i64::MIN / 2, 10), 0);
         assert_eq!(step(5, i64::MAX / 2, 10), 9);
         assert_eq!(step(3, 1, 0), 0);
-    }
-
-    #[test]
-    fn status_text_and_case_insensitive_match() {
-        let mut b = [0u8; 5];
-        assert_eq!(fmt_status(503, &mut b), "503");
-        assert_eq!(fmt_status(0, &mut b), "0");
-        assert_eq!(fmt_status(65535, &mut b), "65535");
-        assert!(contains_ci("LineDetection", "linedet"));
-        assert!(!contains_ci("VMD", "vmdx"));
-        assert!(contains_ci("x", ""));
     }
 }

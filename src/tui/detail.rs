@@ -596,14 +596,26 @@ fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {
             t.dim(),
         ));
         for (i, p) in ex.parts.iter().enumerate() {
+            let pic = p.picture.as_ref();
             v.push(Line::from(format!(
-                "  {:>2}  {:<24} {:<28} {:<16} {:>12}",
+                "  {:>2}  {:<24} {:<28} {:<16} {:>12}  {}",
                 i,
                 p.name.as_deref().unwrap_or("-"),
                 p.filename.as_deref().unwrap_or("-"),
                 p.content_type.as_deref().unwrap_or("-"),
-                bytes(p.bytes)
+                bytes(p.bytes),
+                pic.filter(|c| c.problem.is_none())
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             )));
+            if let Some(problem) = pic.and_then(|c| c.problem.as_ref()) {
+                let style = if problem.is_uncertain() {
+                    t.warn()
+                } else {
+                    t.bad()
+                };
+                v.push(Line::styled(format!("      picture {problem}"), style));
+            }
         }
     }
     if let Some(e) = &ex.body_error {
@@ -611,17 +623,17 @@ fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {
     }
     if let Some(e) = &ex.event {
         let mut parts = Vec::new();
-        let mut add = |k: &str, val: &Option<String>| {
-            if let Some(x) = val {
-                parts.push(format!("{k} {x}"));
-            }
+        let mut add = |k: &str, val: &Option<String>| match val {
+            Some(x) if k.is_empty() => parts.push(x.clone()),
+            Some(x) => parts.push(format!("{k} {x}")),
+            None => {}
         };
-        add("type", &e.event_type);
+        add("type", &Some(e.type_label()).filter(|l| !l.is_empty()));
         add("state", &e.event_state);
         add("plate", &e.plate);
         add("ip", &e.device_ip);
         add("mac", &e.mac);
-        add("channel", &e.channel);
+        add("", &e.channel_label());
         add("at", &e.date_time);
         add("description", &e.description);
         v.push(Line::from(vec![

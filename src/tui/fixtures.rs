@@ -304,18 +304,21 @@ pub fn capture() -> Vec<Connection> {
             filename: Some("anpr.xml".into()),
             content_type: Some("text/xml".into()),
             bytes: 1024,
+            picture: None,
         },
         PartInfo {
             name: Some("licensePlatePicture.jpg".into()),
             filename: Some("licensePlatePicture.jpg".into()),
             content_type: Some("image/jpeg".into()),
             bytes: 48_213,
+            picture: None,
         },
         PartInfo {
             name: Some("detectionPicture.jpg".into()),
             filename: Some("detectionPicture.jpg".into()),
             content_type: Some("image/jpeg".into()),
             bytes: 312_555,
+            picture: None,
         },
     ];
     let c4 = conn(4, "10.0.0.7:40000", 10.0)

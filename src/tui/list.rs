@@ -204,6 +204,7 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
                 ex.encrypted.is_some(),
                 ex.retry_of.is_some(),
                 app.stall_seconds(c, ex),
+                has_picture_problem(ex),
             )),
         },
         None => match col {
@@ -229,7 +230,10 @@ fn clock_short(c: &Connection, at: Option<crate::time::Timestamp>) -> String {
 pub fn event_text(ex: &crate::model::Exchange) -> String {
     match &ex.event {
         Some(e) => {
-            let ty = e.event_type.as_deref().unwrap_or("?");
+            let ty = match e.type_label() {
+                l if l.is_empty() => "?".to_string(),
+                l => l,
+            };
             match (&e.plate, &e.event_state) {
                 (Some(p), _) if !p.is_empty() => format!("{ty} {p}"),
                 (_, Some(s)) => format!("{ty} {s}"),
@@ -295,9 +299,22 @@ fn no_request_text(c: &Connection) -> String {
     }
 }
 
+/// A picture of the exchange is cut, corrupt or no JPEG (`isapi::picture`).
+fn has_picture_problem(ex: &crate::model::Exchange) -> bool {
+    ex.notes
+        .iter()
+        .any(|n| matches!(n, crate::model::ExchangeNote::Picture { .. }))
+}
+
 /// `E` for an encrypted exchange (inferred from TLS records, status unknown), `R` for a retry,
-/// `S<seconds>` for the start of a stall.
-fn marks(t: Theme, encrypted: bool, retry: bool, stall: Option<f64>) -> Line<'static> {
+/// `S<seconds>` for the start of a stall, `P` for a broken picture.
+fn marks(
+    t: Theme,
+    encrypted: bool,
+    retry: bool,
+    stall: Option<f64>,
+    picture: bool,
+) -> Line<'static> {
     let mut spans = Vec::new();
     if encrypted {
         spans.push(Span::styled("E", t.accent()));
@@ -313,6 +330,12 @@ fn marks(t: Theme, encrypted: bool, retry: bool, stall: Option<f64>) -> Line<'st
             spans.push(Span::raw(" "));
         }
         spans.push(Span::styled(format!("S{}", secs_short(s)), t.bad()));
+    }
+    if picture {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" "));
+        }
+        spans.push(Span::styled("P", t.bad()));
     }
     if spans.is_empty() {
         return Line::default();

@@ -44,7 +44,7 @@ use ratatui::crossterm::terminal::{
 };
 use ratatui::Terminal;
 
-pub use app::{App, Cmd, Focus, Msg, RowRef, Source, Tab};
+pub use app::{App, Cmd, ExportScope, Focus, Msg, RowRef, Source, Tab};
 pub use save::{SaveError, SaveOutcome};
 pub use theme::Theme;
 pub use ui::render;
@@ -195,6 +195,30 @@ fn run_cmd(cmd: Cmd, tx: Sender<SaveOutcome>) {
                             save::save(&path, &dir, conn_id, &prefix)
                         })) {
                             Ok(outcome) => outcome,
+                            Err(p) => SaveError::Panicked(panic_text(p.as_ref())).into(),
+                        };
+                        let _ = tx.send(msg);
+                    }
+                });
+            if let Err(e) = spawned {
+                let _ = tx.send(SaveError::Spawn(e.to_string()).into());
+            }
+        }
+        Cmd::Export {
+            path,
+            out,
+            selection,
+        } => {
+            let spawned = thread::Builder::new()
+                .name("alarmscope-export".into())
+                .spawn({
+                    let tx = tx.clone();
+                    move || {
+                        let msg = match panic::catch_unwind(AssertUnwindSafe(|| {
+                            crate::export::export_pcap(&path, &selection, &out)
+                        })) {
+                            Ok(Ok(stats)) => SaveOutcome::Exported { out, stats },
+                            Ok(Err(e)) => SaveError::Export(e.to_string()).into(),
                             Err(p) => SaveError::Panicked(panic_text(p.as_ref())).into(),
                         };
                         let _ = tx.send(msg);

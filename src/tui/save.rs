@@ -28,6 +28,11 @@ pub enum SaveOutcome {
     },
     /// The save did not get to the end.
     Failed(SaveError),
+    /// The `x` key's pcap export was written.
+    Exported {
+        out: PathBuf,
+        stats: crate::export::ExportStats,
+    },
 }
 
 /// Why a save did not get to the end.
@@ -48,6 +53,9 @@ pub enum SaveError {
     /// The save thread could not be started.
     #[error("{0}")]
     Spawn(String),
+    /// The pcap export failed (its message).
+    #[error("export: {0}")]
+    Export(String),
 }
 
 impl SaveOutcome {
@@ -79,6 +87,9 @@ impl fmt::Display for SaveOutcome {
                 write!(f, "save failed: {error} ({written})")
             }
             SaveOutcome::Failed(e) => write!(f, "save failed: {e}"),
+            SaveOutcome::Exported { out, stats } => {
+                write!(f, "exported {stats} to {}", out.display())
+            }
         }
     }
 }

@@ -247,12 +247,16 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/",
-        "filter: device, path, event type, plate, status, verdict",
+        "filter: text, or device: type: verdict: since: until: words",
     ),
     ("p", "only problems (failed exchanges, failed handshakes)"),
     ("n  N", "next / previous problem"),
     ("d", "devices view"),
     ("s", "save the selected exchange's body and pictures"),
+    (
+        "x",
+        "export pcap: c connection, f filtered rows, p problem rows",
+    ),
     (
         "w",
         "warnings: decoding problems, the listener's store and socket errors",

@@ -96,12 +96,16 @@ pub(super) fn fill_from_tree(info: &mut EventInfo, root: &Node) {
         .as_deref()
         .is_some_and(|t| t.eq_ignore_ascii_case("duration"))
     {
+        info.duration = true;
         if let Some(rel) = root
             .child("DurationList")
             .and_then(|d| d.find_text("relationEvent"))
         {
             info.event_type = Some(rel.to_string());
         }
+    }
+    if info.dyn_channel.is_none() {
+        info.dyn_channel = root.child_text("dynChannelID").map(str::to_string);
     }
 }
 
@@ -126,9 +130,13 @@ pub(super) fn fill_from_pairs(info: &mut EventInfo, pairs: &[(String, String)]) 
         .as_deref()
         .is_some_and(|t| t.eq_ignore_ascii_case("duration"))
     {
+        info.duration = true;
         if let Some(rel) = find("relationEvent") {
             info.event_type = Some(rel);
         }
+    }
+    if info.dyn_channel.is_none() {
+        info.dyn_channel = find("dynChannelID");
     }
 }
 

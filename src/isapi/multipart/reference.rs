@@ -312,6 +312,11 @@ impl MulterDecoder {
                                 .headers()
                                 .get("content-type")
                                 .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string()),
+                            content_length: field
+                                .headers()
+                                .get("content-length")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.trim().parse().ok()),
                         };
                         let name = header.name.clone();
                         on(PartEvent::Start(header));
