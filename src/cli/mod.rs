@@ -121,6 +121,8 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     if !headless {
         return crate::tui::run_replay(&a.file, opts);
     }
+    // The reports read the event fields only: no element tree per event (same output).
+    opts.config.body.event_tree = crate::isapi::TreeDetail::FieldsOnly;
     // Block-buffered: a locked stdout is line-buffered and scans every write for newlines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     // Replay handing each finished connection to `add`; None (after a one-line message) when
