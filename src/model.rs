@@ -21,8 +21,9 @@ pub enum Verdict {
     NoResponse,
     /// The request never finished (reset, closed or capture ended mid-body, or unframeable).
     Incomplete,
-    /// Uncertain: server bytes that could hold the answer are missing from the capture (a gap, or
-    /// the capture began mid-answer) and no answer was seen after them. Not `no_response`: the
+    /// Uncertain: server bytes that could hold the answer are missing from the capture (a gap, the
+    /// capture began mid-answer, or the kernel dropped packets while sniffing) and no answer was
+    /// seen after them. Not `no_response`: the
     /// answer may well have come.
     NotCaptured,
     /// The server answered, but its status line or header block could not be read (e.g.
@@ -63,6 +64,17 @@ impl Verdict {
     }
 }
 
+/// Packets the kernel dropped during a live capture (libpcap's counter), placed in time as well
+/// as the capture can: somewhere in `[from, to]`. A verdict those packets could have changed (an
+/// answer or a SYN-ACK among them) is made uncertain with this as its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KernelDrops {
+    /// Packets dropped in the window (the counter's increase).
+    pub dropped: u64,
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
 /// Something the pipeline found about one exchange besides its verdict, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExchangeNote {
@@ -87,6 +99,9 @@ pub enum ExchangeNote {
         /// Capture time of the packet that carried it.
         at: Timestamp,
     },
+    /// Live capture: the kernel dropped packets while this request waited for its answer, so the
+    /// answer may have been among them (verdict `not_captured` instead of `no_response`).
+    KernelDrops(KernelDrops),
 }
 
 impl ExchangeNote {
@@ -96,6 +111,7 @@ impl ExchangeNote {
             ExchangeNote::RequestFraming { .. } => "request_framing",
             ExchangeNote::AnswerNotCaptured { .. } => "answer_not_captured",
             ExchangeNote::MalformedResponse { .. } => "malformed_response",
+            ExchangeNote::KernelDrops(_) => "kernel_drops",
         }
     }
 }
@@ -116,6 +132,7 @@ impl std::fmt::Display for ExchangeNote {
                 f,
                 "answer at byte {offset} of the server's stream is unreadable: {error}"
             ),
+            ExchangeNote::KernelDrops(d) => write!(f, "{d}; the answer may be among them"),
         }
     }
 }
@@ -136,9 +153,26 @@ impl Serialize for ExchangeNote {
                 m.serialize_entry("offset", offset)?;
                 m.serialize_entry("at", at)?;
             }
+            ExchangeNote::KernelDrops(d) => {
+                m.serialize_entry("dropped", &d.dropped)?;
+                m.serialize_entry("from", &d.from)?;
+                m.serialize_entry("to", &d.to)?;
+            }
         }
         m.serialize_entry("text", &self.to_string())?;
         m.end()
+    }
+}
+
+impl std::fmt::Display for KernelDrops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the kernel dropped {} packet(s) between {} and {}",
+            self.dropped,
+            self.from.to_clock_string(),
+            self.to.to_clock_string()
+        )
     }
 }
 
@@ -347,9 +381,19 @@ pub struct Connection {
     #[serde(skip_serializing_if = "is_zero_pair")]
     pub upgraded_bytes: [u64; 2],
     pub exchanges: Vec<Exchange>,
+    /// Live capture: the handshake failed (unanswered SYN, SYN-ACK not acknowledged) while the
+    /// kernel dropped packets, so the missing packet may have been dropped: the failure is
+    /// uncertain, counted in `handshake_uncertain`, not `handshake_failures`. Absent from JSON
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_uncertain: Option<KernelDrops>,
     /// First packets, for the handshake view (not in JSON: large).
     #[serde(skip)]
     pub timeline: Vec<PacketNote>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn is_zero_pair(v: &[u64; 2]) -> bool {
@@ -475,6 +519,10 @@ pub struct Summary {
     pub handshake_client_reset: u64,
     /// Connections whose capture holds one side's packets only.
     pub one_sided_connections: u64,
+    /// Live capture: failed handshakes that kernel drops could explain (see
+    /// [`Connection::handshake_uncertain`]); not in `handshake_failures`. Absent from JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handshake_uncertain: u64,
     pub stalls: u64,
     pub stalled_seconds: f64,
     pub retries: u64,
@@ -525,6 +573,10 @@ impl Summary {
             self.one_sided_connections += 1;
         }
         if !c.handshake.failed() {
+            return;
+        }
+        if c.handshake_uncertain.is_some() {
+            self.handshake_uncertain += 1;
             return;
         }
         self.handshake_failures += 1;

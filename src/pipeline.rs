@@ -406,6 +406,7 @@ impl Stages {
             errors: Vec::new(),
             upgrade: None,
             upgraded_bytes: [0, 0],
+            handshake_uncertain: None,
             exchanges: Vec::new(),
             timeline: Vec::new(),
         };

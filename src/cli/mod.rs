@@ -92,6 +92,11 @@ pub struct SniffArgs {
     /// in the summary (connections_expired, connections_evicted).
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub idle_timeout: f64,
+    /// Kernel capture buffer in MiB: packets arriving while it is full are dropped by the kernel
+    /// (counted; verdicts they could have changed are marked uncertain). Raise it when the
+    /// summary reports kernel drops.
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    pub buffer_size: u32,
     /// List the interfaces that can be captured on, and exit.
     #[arg(long)]
     pub list_interfaces: bool,
@@ -218,6 +223,7 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
     opts.live.interface = a.interface.clone();
     opts.live.filter = sniff_filter(a.filter.as_deref(), a.port);
     opts.live.write = a.write.clone();
+    opts.live.buffer_size = i32::try_from(u64::from(a.buffer_size.max(1)) << 20).unwrap_or(i32::MAX);
     opts.duration = a.duration.map(secs);
     opts.count = a.count;
     opts.answer_timeout = secs(a.answer_timeout);

@@ -314,6 +314,7 @@ mod tests {
             timeline: Vec::new(),
             upgrade: None,
             upgraded_bytes: [0, 0],
+            handshake_uncertain: None,
         }
     }
 

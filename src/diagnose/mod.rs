@@ -421,6 +421,7 @@ mod tests {
             errors: vec![],
             upgrade: None,
             upgraded_bytes: [0, 0],
+            handshake_uncertain: None,
             exchanges,
             timeline: vec![],
         }

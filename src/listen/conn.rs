@@ -360,6 +360,7 @@ pub(crate) async fn serve(mut stream: TcpStream, id: u64, peer: SocketAddr, sh: 
             errors: Vec::new(),
             upgrade: None,
             upgraded_bytes: [0, 0],
+            handshake_uncertain: None,
             exchanges: Vec::new(),
             timeline: Vec::new(),
         },

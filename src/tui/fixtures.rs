@@ -57,6 +57,7 @@ pub fn conn(id: u64, client: &str, at: f64) -> ConnB {
             errors: vec![],
             upgrade: None,
             upgraded_bytes: [0, 0],
+            handshake_uncertain: None,
             exchanges: vec![],
             timeline: vec![],
         },
