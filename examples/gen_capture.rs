@@ -369,7 +369,7 @@ mod small {
         match dev % 4 {
             0 | 1 => (CAM[(n % 3) as usize], BodyFormat::Xml),
             2 => (CAM[(n % 2) as usize], BodyFormat::Json),
-            _ if n % 3 == 0 => (EventKind::AccessCard, BodyFormat::Json),
+            _ if n.is_multiple_of(3) => (EventKind::AccessCard, BodyFormat::Json),
             _ => (EventKind::HeartBeat, BodyFormat::Json),
         }
     }
@@ -397,7 +397,13 @@ mod small {
         let mut p: Vec<Pkt> = vec![
             (true, c_isn, 0, 0x02, 0..0),
             (false, s_isn, c_isn.wrapping_add(1), 0x12, 0..0),
-            (true, c_isn.wrapping_add(1), s_isn.wrapping_add(1), 0x10, 0..0),
+            (
+                true,
+                c_isn.wrapping_add(1),
+                s_isn.wrapping_add(1),
+                0x10,
+                0..0,
+            ),
         ];
         let (mut c_off, mut s_off) = (1u32, 1u32);
         let mut sent = 0;
@@ -486,12 +492,24 @@ mod small {
                 // The server closes after its answer (Connection: close).
                 p.push((false, s_end, c_end, 0x11, 0..0));
                 p.push((true, c_end, s_end.wrapping_add(1), 0x11, 0..0));
-                p.push((false, s_end.wrapping_add(1), c_end.wrapping_add(1), 0x10, 0..0));
+                p.push((
+                    false,
+                    s_end.wrapping_add(1),
+                    c_end.wrapping_add(1),
+                    0x10,
+                    0..0,
+                ));
             } else {
                 // A keep-alive device closes when it has nothing more to send.
                 p.push((true, c_end, s_end, 0x11, 0..0));
                 p.push((false, s_end, c_end.wrapping_add(1), 0x11, 0..0));
-                p.push((true, c_end.wrapping_add(1), s_end.wrapping_add(1), 0x10, 0..0));
+                p.push((
+                    true,
+                    c_end.wrapping_add(1),
+                    s_end.wrapping_add(1),
+                    0x10,
+                    0..0,
+                ));
             }
         }
         let ip = ids[dev as usize].ip;
@@ -519,7 +537,9 @@ mod small {
                 DeviceIdentity::new(d, IpAddr::V4(ip))
             })
             .collect();
-        let mut ports: Vec<u16> = (0..devices).map(|d| 20_000 + (d % 97) as u16 * 300).collect();
+        let mut ports: Vec<u16> = (0..devices)
+            .map(|d| 20_000 + (d % 97) as u16 * 300)
+            .collect();
         let mut w = PcapWriter::new(
             BufWriter::with_capacity(1 << 20, File::create(out)?),
             1,
@@ -541,7 +561,16 @@ mod small {
                 } else {
                     1
                 };
-                let (c, _) = conn(&mut rng, &ids, dev, &mut seq, want, *port, ts, &mut answered);
+                let (c, _) = conn(
+                    &mut rng,
+                    &ids,
+                    dev,
+                    &mut seq,
+                    want,
+                    *port,
+                    ts,
+                    &mut answered,
+                );
                 conns += 1;
                 active.push(c);
             }

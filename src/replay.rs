@@ -98,7 +98,7 @@ enum Handover {
 
 /// Messages waiting between the threads at most (each a progress note or a batch of up to
 /// [`PROGRESS_EVERY`] frames' closed connections).
-const BATCHES_IN_FLIGHT: usize = 8;
+const BATCHES_IN_FLIGHT: usize = 2;
 
 fn deliver(
     rx: std::sync::mpsc::Receiver<Handover>,

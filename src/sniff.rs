@@ -12,8 +12,8 @@ use crate::capture::live::{LiveCapture, LiveError, LiveOptions, LiveStats};
 use crate::diagnose::live::{Finding, LiveDiagnoser};
 use crate::feed::Feed;
 use crate::model::{Connection, Exchange, ExchangeNote, KernelDrops, Stall, Summary, Verdict};
-use crate::tcp::Handshake;
 use crate::pipeline::{Analyzer, Counters, Footprint, PipelineConfig};
+use crate::tcp::Handshake;
 use crate::time::Timestamp;
 
 /// Options of one live capture session.
@@ -313,7 +313,11 @@ impl DropLog {
         };
         self.last = Some((total, now, last_packet));
         // A counter that went down (libpcap's 32-bit counter wrapped) counts from zero.
-        let dropped = if total >= before { total - before } else { total };
+        let dropped = if total >= before {
+            total - before
+        } else {
+            total
+        };
         if dropped == 0 {
             return;
         }
@@ -369,7 +373,10 @@ impl DropLog {
         for ex in &mut c.exchanges {
             self.settle_exchange(ex, last);
         }
-        if matches!(c.handshake, Handshake::Unanswered | Handshake::SynAckNotAcked) {
+        if matches!(
+            c.handshake,
+            Handshake::Unanswered | Handshake::SynAckNotAcked
+        ) {
             c.handshake_uncertain = self.within(c.first_seen, c.last_seen);
         }
     }
@@ -668,7 +675,10 @@ mod tests {
     #[test]
     fn kernel_drops_make_unanswered_handshakes_uncertain_not_refusals() {
         let (_, plain) = sniff_sample("syn-unanswered.pcap", &[]);
-        assert_eq!((plain.handshake_failures, plain.handshake_uncertain), (2, 0));
+        assert_eq!(
+            (plain.handshake_failures, plain.handshake_uncertain),
+            (2, 0)
+        );
         let readings = [(secs(1795606979.0), 0), (secs(1795606984.0), 7)];
         let (findings, s) = sniff_sample("syn-unanswered.pcap", &readings);
         assert_eq!((s.handshake_failures, s.handshake_uncertain), (0, 2));

@@ -223,7 +223,8 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
     opts.live.interface = a.interface.clone();
     opts.live.filter = sniff_filter(a.filter.as_deref(), a.port);
     opts.live.write = a.write.clone();
-    opts.live.buffer_size = i32::try_from(u64::from(a.buffer_size.max(1)) << 20).unwrap_or(i32::MAX);
+    opts.live.buffer_size =
+        i32::try_from(u64::from(a.buffer_size.max(1)) << 20).unwrap_or(i32::MAX);
     opts.duration = a.duration.map(secs);
     opts.count = a.count;
     opts.answer_timeout = secs(a.answer_timeout);

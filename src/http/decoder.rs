@@ -1108,9 +1108,7 @@ fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, Http
     let fail = |e| head_error(kind, block, e, max_headers);
     let convert = |hs: &[httparse::Header<'_>]| -> Vec<(String, String)> {
         hs.iter()
-            .map(|h| {
-                (h.name.to_owned(), lossy_string(h.value))
-            })
+            .map(|h| (h.name.to_owned(), lossy_string(h.value)))
             .collect()
     };
     match kind {

@@ -750,7 +750,12 @@ mod tests {
         })
     }
 
-    fn both(body: &[u8]) -> (Result<EventInfo, DecodeError>, Result<EventInfo, DecodeError>) {
+    fn both(
+        body: &[u8],
+    ) -> (
+        Result<EventInfo, DecodeError>,
+        Result<EventInfo, DecodeError>,
+    ) {
         (
             decode_event_with(body, None, TreeDetail::Full),
             decode_event_with(body, None, TreeDetail::FieldsOnly),
@@ -780,7 +785,10 @@ mod tests {
         let body = br#"<EventNotificationAlert><eventType>duration</eventType><DurationList/>
 <DurationList><Duration><relationEvent>VMD</relationEvent></Duration></DurationList></EventNotificationAlert>"#;
         let (full, lean) = both(body);
-        assert_eq!(full.as_ref().ok().and_then(|e| e.event_type.clone()), s("duration"));
+        assert_eq!(
+            full.as_ref().ok().and_then(|e| e.event_type.clone()),
+            s("duration")
+        );
         assert_eq!(without_tree(full), without_tree(lean));
 
         let json = br#"{"ipAddress":"10.0.0.9","AccessControllerEvent":{"majorEventType":5,"cardNo":"77"},"list":[{"a":1},{"b":2}]}"#;
@@ -796,7 +804,12 @@ mod tests {
     fn fields_only_keeps_the_verdict_on_bodies_without_fields() {
         // Valid JSON whose keys are no event field: an event (with an empty summary) in both
         // modes, although the fields-only tree keeps no child.
-        for body in [&br#"{"foo":1}"#[..], br#"{"x":[1,2]}"#, br#"{"x":[]}"#, b"{}"] {
+        for body in [
+            &br#"{"foo":1}"#[..],
+            br#"{"x":[1,2]}"#,
+            br#"{"x":[]}"#,
+            b"{}",
+        ] {
             let (full, lean) = both(body);
             assert_eq!(
                 without_tree(full),

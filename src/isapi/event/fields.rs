@@ -184,7 +184,10 @@ mod tests {
 
     #[test]
     fn tree_names_are_the_names_fields_read() {
-        let mut want: Vec<&str> = FIELD_NAMES.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+        let mut want: Vec<&str> = FIELD_NAMES
+            .iter()
+            .flat_map(|(_, n)| n.iter().copied())
+            .collect();
         want.extend(["licensePlate", "relationEvent", "DurationList"]);
         let mut have = TREE_NAMES.to_vec();
         want.sort_unstable();

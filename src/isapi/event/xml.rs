@@ -238,7 +238,8 @@ impl TreeBuilder {
             (!t.is_empty()).then_some(t)
         });
         match self.stack.last_mut() {
-            Some(_) if self.fields_only && node.children.is_empty() && !is_tree_name(&node.name) => {}
+            Some(_)
+                if self.fields_only && node.children.is_empty() && !is_tree_name(&node.name) => {}
             Some(parent) => parent.children.push(node),
             None => {
                 self.root = Some(node);
