@@ -1,9 +1,18 @@
-//! Generate a large, realistic capture for the replay benchmark: many devices pushing ANPR
-//! multipart events (anpr.xml + a ~10 KB plate picture + a ~100 KB scene picture) to one alarm
-//! server, each on its own TCP connection, many connections interleaved, about 1% of requests
-//! left unanswered and 1% answered 503.
+//! Generate a large, realistic capture for the replay benchmarks, deterministic (same bytes on
+//! every run). Two workloads:
+//!
+//! - bytes (`benches/replay.sh`): many devices pushing ANPR multipart events (anpr.xml + a ~10 KB
+//!   plate picture + a ~100 KB scene picture) to one alarm server, each on its own TCP
+//!   connection, many connections interleaved, about 1% of requests left unanswered and 1%
+//!   answered 503.
+//! - events (`--small`, `benches/scale.sh`): what a busy alarm server sees in a night, many small
+//!   pushes of a few hundred bytes: camera motion / line crossing / intrusion as XML or JSON,
+//!   access terminals' card events and heartbeats (bodies from the simulator, so they match what
+//!   `simulate` sends), one connection per event or, with `--keepalive`, several events per
+//!   connection; about 1% of requests unanswered (the device resets) and 0.5% answered 503.
 //!
 //! Usage: cargo run --release --example gen_capture -- OUT.pcap SIZE_MB [DEVICES]
+//!        cargo run --release --example gen_capture -- --small EVENTS [--keepalive] OUT.pcap [DEVICES]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a bench/load tool, not the product: a panic is its failure report
 
 use std::fs::File;
@@ -232,7 +241,21 @@ fn flow(rng: &mut Rng, dev: u32, n: u64, port: u16) -> Flow {
 }
 
 fn main() -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--small") {
+        let keepalive = args.iter().any(|a| a == "--keepalive");
+        args.retain(|a| a != "--keepalive");
+        if args.len() < 4 {
+            eprintln!("usage: gen_capture --small EVENTS [--keepalive] OUT.pcap [DEVICES]");
+            std::process::exit(2);
+        }
+        let events: u64 = args[2].parse().expect("EVENTS");
+        let devices: u32 = args
+            .get(4)
+            .map(|d| d.parse().expect("DEVICES"))
+            .unwrap_or(2000);
+        return small::generate(&args[3], events, devices, keepalive);
+    }
     if args.len() < 3 {
         eprintln!("usage: gen_capture OUT.pcap SIZE_MB [DEVICES]");
         std::process::exit(2);
@@ -306,4 +329,278 @@ fn main() -> std::io::Result<()> {
         written >> 20
     );
     Ok(())
+}
+
+/// The small-event workload (`--small`): many devices, small XML and JSON pushes.
+mod small {
+    use std::fs::File;
+    use std::io::{BufWriter, Write};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use alarmscope::capture::pcapwrite::PcapWriter;
+    use alarmscope::simulate::events::{
+        build_push, request_bytes, BodyFormat, DeviceIdentity, EventKind, EventSpec,
+    };
+    use alarmscope::time::Timestamp;
+
+    use super::{frame, Rng, MSS, SERVER, SERVER_PORT};
+
+    /// Connections open at once in the capture (interleaved packet by packet).
+    const CONCURRENCY: usize = 64;
+
+    /// (from_client, seq, ack, flags, payload range in `Conn::data`)
+    type Pkt = (bool, u32, u32, u8, std::ops::Range<usize>);
+
+    struct Conn {
+        packets: std::vec::IntoIter<Pkt>,
+        data: Vec<u8>,
+        dev_ip: [u8; 4],
+        port: u16,
+    }
+
+    /// What device `dev` sends as its `n`-th event: cameras alternate motion, line crossing and
+    /// intrusion (XML on three devices in four... JSON on the rest), access terminals send card
+    /// events and, twice as often, heartbeats.
+    fn kind(dev: u32, n: u64) -> (EventKind, BodyFormat) {
+        const CAM: [EventKind; 3] = [
+            EventKind::Vmd,
+            EventKind::LineDetection,
+            EventKind::FieldDetection,
+        ];
+        match dev % 4 {
+            0 | 1 => (CAM[(n % 3) as usize], BodyFormat::Xml),
+            2 => (CAM[(n % 2) as usize], BodyFormat::Json),
+            _ if n.is_multiple_of(3) => (EventKind::AccessCard, BodyFormat::Json),
+            _ => (EventKind::HeartBeat, BodyFormat::Json),
+        }
+    }
+
+    const OK_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nDate: Wed, 25 Nov 2026 10:00:00 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    const OK_KEEP: &[u8] = b"HTTP/1.1 200 OK\r\nDate: Wed, 25 Nov 2026 10:00:00 GMT\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
+    const BUSY: &[u8] =
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+    /// One connection carrying `count` events of device `dev` (1 without keep-alive). Stops early
+    /// at an unanswered request (the device resets) or a 503 (the server closes).
+    #[allow(clippy::too_many_arguments)]
+    fn conn(
+        rng: &mut Rng,
+        ids: &[DeviceIdentity],
+        dev: u32,
+        seq: &mut u64,
+        count: u64,
+        port: u16,
+        at: Timestamp,
+        answered: &mut u64,
+    ) -> (Conn, u64) {
+        let (c_isn, s_isn) = (rng.next() as u32, rng.next() as u32);
+        let mut data = Vec::new();
+        let mut p: Vec<Pkt> = vec![
+            (true, c_isn, 0, 0x02, 0..0),
+            (false, s_isn, c_isn.wrapping_add(1), 0x12, 0..0),
+            (
+                true,
+                c_isn.wrapping_add(1),
+                s_isn.wrapping_add(1),
+                0x10,
+                0..0,
+            ),
+        ];
+        let (mut c_off, mut s_off) = (1u32, 1u32);
+        let mut sent = 0;
+        let mut reset = false;
+        let mut server_closes = false;
+        while sent < count {
+            sent += 1;
+            *seq += 1;
+            let (kind, format) = kind(dev, *seq / 7);
+            let spec = EventSpec {
+                kind,
+                format,
+                seq: *seq,
+                active_post_count: 1,
+                quirks: false,
+                channel: None,
+            };
+            let id = &ids[dev as usize];
+            let push = build_push(id, &spec, at);
+            let req = request_bytes("10.0.0.1:8080", "/alarm", &push, at);
+            let mut off = 0;
+            while off < req.len() {
+                let end = (off + MSS).min(req.len());
+                let r = data.len() + off..data.len() + end;
+                p.push((
+                    true,
+                    c_isn.wrapping_add(c_off),
+                    s_isn.wrapping_add(s_off),
+                    0x18,
+                    r,
+                ));
+                c_off = c_off.wrapping_add((end - off) as u32);
+                off = end;
+            }
+            data.extend_from_slice(&req);
+            let fate = rng.below(1000);
+            let resp = if fate < 10 {
+                // Unanswered: the server ACKs the data, the device gives up and resets.
+                p.push((
+                    false,
+                    s_isn.wrapping_add(s_off),
+                    c_isn.wrapping_add(c_off),
+                    0x10,
+                    0..0,
+                ));
+                p.push((
+                    true,
+                    c_isn.wrapping_add(c_off),
+                    s_isn.wrapping_add(s_off),
+                    0x14,
+                    0..0,
+                ));
+                reset = true;
+                break;
+            } else if fate < 15 {
+                server_closes = true;
+                BUSY
+            } else if count > 1 && sent < count {
+                OK_KEEP
+            } else {
+                server_closes = count == 1;
+                if server_closes {
+                    OK_CLOSE
+                } else {
+                    OK_KEEP
+                }
+            };
+            *answered += 1;
+            let r = data.len()..data.len() + resp.len();
+            data.extend_from_slice(resp);
+            p.push((
+                false,
+                s_isn.wrapping_add(s_off),
+                c_isn.wrapping_add(c_off),
+                0x18,
+                r,
+            ));
+            s_off = s_off.wrapping_add(resp.len() as u32);
+            if server_closes {
+                break;
+            }
+        }
+        if !reset {
+            let (c_end, s_end) = (c_isn.wrapping_add(c_off), s_isn.wrapping_add(s_off));
+            if server_closes {
+                // The server closes after its answer (Connection: close).
+                p.push((false, s_end, c_end, 0x11, 0..0));
+                p.push((true, c_end, s_end.wrapping_add(1), 0x11, 0..0));
+                p.push((
+                    false,
+                    s_end.wrapping_add(1),
+                    c_end.wrapping_add(1),
+                    0x10,
+                    0..0,
+                ));
+            } else {
+                // A keep-alive device closes when it has nothing more to send.
+                p.push((true, c_end, s_end, 0x11, 0..0));
+                p.push((false, s_end, c_end.wrapping_add(1), 0x11, 0..0));
+                p.push((
+                    true,
+                    c_end.wrapping_add(1),
+                    s_end.wrapping_add(1),
+                    0x10,
+                    0..0,
+                ));
+            }
+        }
+        let ip = ids[dev as usize].ip;
+        let dev_ip = match ip {
+            IpAddr::V4(v4) => v4.octets(),
+            IpAddr::V6(_) => [10, 1, 0, 2],
+        };
+        (
+            Conn {
+                packets: p.into_iter(),
+                data,
+                dev_ip,
+                port,
+            },
+            sent,
+        )
+    }
+
+    /// Write `events` small pushes from `devices` devices to `out`.
+    pub fn generate(out: &str, events: u64, devices: u32, keepalive: bool) -> std::io::Result<()> {
+        let devices = devices.max(1);
+        let ids: Vec<DeviceIdentity> = (0..devices)
+            .map(|d| {
+                let ip = Ipv4Addr::new(10, 1, (d / 250) as u8, (d % 250 + 2) as u8);
+                DeviceIdentity::new(d, IpAddr::V4(ip))
+            })
+            .collect();
+        let mut ports: Vec<u16> = (0..devices)
+            .map(|d| 20_000 + (d % 97) as u16 * 300)
+            .collect();
+        let mut w = PcapWriter::new(
+            BufWriter::with_capacity(1 << 20, File::create(out)?),
+            1,
+            65535,
+            false,
+        )?;
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut active: Vec<Conn> = Vec::new();
+        let mut ts = Timestamp::from_micros(1_795_000_000, 0);
+        let (mut seq, mut answered, mut packets, mut conns) = (0u64, 0u64, 0u64, 0u64);
+        let mut bytes: u64 = 24;
+        while seq < events || !active.is_empty() {
+            while seq < events && active.len() < CONCURRENCY {
+                let dev = rng.below(u64::from(devices)) as u32;
+                let port = &mut ports[dev as usize];
+                *port = if *port >= 60_000 { 20_000 } else { *port + 1 };
+                let want = if keepalive {
+                    (1 + rng.below(20)).min(events - seq)
+                } else {
+                    1
+                };
+                let (c, _) = conn(
+                    &mut rng,
+                    &ids,
+                    dev,
+                    &mut seq,
+                    want,
+                    *port,
+                    ts,
+                    &mut answered,
+                );
+                conns += 1;
+                active.push(c);
+            }
+            let i = rng.below(active.len() as u64) as usize;
+            let c = &mut active[i];
+            match c.packets.next() {
+                Some((from_client, s, a, flags, range)) => {
+                    let payload = &c.data[range];
+                    let f = if from_client {
+                        frame(c.dev_ip, SERVER, c.port, SERVER_PORT, s, a, flags, payload)
+                    } else {
+                        frame(SERVER, c.dev_ip, SERVER_PORT, c.port, s, a, flags, payload)
+                    };
+                    // 2-12 us between packets: ~100 000 events/s on the wire.
+                    ts = Timestamp(ts.0 + 2_000 + rng.below(10_000) as i64);
+                    w.write_frame(ts, &f, f.len() as u32)?;
+                    packets += 1;
+                    bytes += 16 + f.len() as u64;
+                }
+                None => {
+                    active.swap_remove(i);
+                }
+            }
+        }
+        w.into_inner().flush()?;
+        eprintln!(
+            "wrote {out} ({} MB, {packets} packets, {seq} events ({answered} answered) on {conns} connections from {devices} devices)",
+            bytes >> 20
+        );
+        Ok(())
+    }
 }

@@ -22,8 +22,9 @@ pub enum Verdict {
     NoResponse,
     /// The request never finished (reset, closed or capture ended mid-body, or unframeable).
     Incomplete,
-    /// Uncertain: server bytes that could hold the answer are missing from the capture (a gap, or
-    /// the capture began mid-answer) and no answer was seen after them. Not `no_response`: the
+    /// Uncertain: server bytes that could hold the answer are missing from the capture (a gap, the
+    /// capture began mid-answer, or the kernel dropped packets while sniffing) and no answer was
+    /// seen after them. Not `no_response`: the
     /// answer may well have come.
     NotCaptured,
     /// The server answered, but its status line or header block could not be read (e.g.
@@ -70,6 +71,17 @@ impl Verdict {
     }
 }
 
+/// Packets the kernel dropped during a live capture (libpcap's counter), placed in time as well
+/// as the capture can: somewhere in `[from, to]`. A verdict those packets could have changed (an
+/// answer or a SYN-ACK among them) is made uncertain with this as its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KernelDrops {
+    /// Packets dropped in the window (the counter's increase).
+    pub dropped: u64,
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
 /// Something the pipeline found about one exchange besides its verdict, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExchangeNote {
@@ -103,6 +115,9 @@ pub enum ExchangeNote {
         name: Option<String>,
         problem: PictureProblem,
     },
+    /// Live capture: the kernel dropped packets while this request waited for its answer, so the
+    /// answer may have been among them (verdict `not_captured` instead of `no_response`).
+    KernelDrops(KernelDrops),
 }
 
 impl ExchangeNote {
@@ -129,6 +144,7 @@ impl ExchangeNote {
             ExchangeNote::AnswerNotCaptured { .. } => "answer_not_captured",
             ExchangeNote::MalformedResponse { .. } => "malformed_response",
             ExchangeNote::Picture { .. } => "picture",
+            ExchangeNote::KernelDrops(_) => "kernel_drops",
         }
     }
 }
@@ -157,6 +173,7 @@ impl std::fmt::Display for ExchangeNote {
             ExchangeNote::Picture { part, problem, .. } => {
                 write!(f, "picture part {part} {problem}")
             }
+            ExchangeNote::KernelDrops(d) => write!(f, "{d}; the answer may be among them"),
         }
     }
 }
@@ -185,6 +202,11 @@ impl Serialize for ExchangeNote {
                 m.serialize_entry("part", part)?;
                 m.serialize_entry("name", name)?;
                 m.serialize_entry("problem", problem)?;
+            }
+            ExchangeNote::KernelDrops(d) => {
+                m.serialize_entry("dropped", &d.dropped)?;
+                m.serialize_entry("from", &d.from)?;
+                m.serialize_entry("to", &d.to)?;
             }
         }
         m.serialize_entry("text", &self.to_string())?;
@@ -259,6 +281,18 @@ macro_rules! serialize_as_text {
     )*};
 }
 serialize_as_text!(RequestError, ConnectionError);
+
+impl std::fmt::Display for KernelDrops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the kernel dropped {} packet(s) between {} and {}",
+            self.dropped,
+            self.from.to_clock_string(),
+            self.to.to_clock_string()
+        )
+    }
+}
 
 /// The request side of an exchange.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -553,6 +587,12 @@ pub struct Connection {
     )]
     pub tls_findings: Vec<crate::tls::TlsFinding>,
     pub exchanges: Vec<Exchange>,
+    /// Live capture: the handshake failed (unanswered SYN, SYN-ACK not acknowledged) while the
+    /// kernel dropped packets, so the missing packet may have been dropped: the failure is
+    /// uncertain, counted in `handshake_uncertain`, not `handshake_failures`. Absent from JSON
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_uncertain: Option<KernelDrops>,
     /// First packets, for the handshake view (not in JSON: large).
     #[serde(skip)]
     pub timeline: Vec<PacketNote>,
@@ -580,6 +620,10 @@ fn serialize_tls_findings<S: serde::Serializer>(
         })?;
     }
     seq.end()
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn is_zero_pair(v: &[u64; 2]) -> bool {
@@ -714,6 +758,10 @@ pub struct Summary {
     pub handshake_client_reset: u64,
     /// Connections whose capture holds one side's packets only.
     pub one_sided_connections: u64,
+    /// Live capture: failed handshakes that kernel drops could explain (see
+    /// [`Connection::handshake_uncertain`]); not in `handshake_failures`. Absent from JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handshake_uncertain: u64,
     pub stalls: u64,
     pub stalled_seconds: f64,
     pub retries: u64,
@@ -799,6 +847,10 @@ impl Summary {
         }
         self.count_tls(c);
         if !c.handshake.failed() {
+            return;
+        }
+        if c.handshake_uncertain.is_some() {
+            self.handshake_uncertain += 1;
             return;
         }
         self.handshake_failures += 1;

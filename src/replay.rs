@@ -51,17 +51,75 @@ pub fn replay(
 
 /// Replay `path`, handing each batch of finished connections to `on_closed` to keep or drop
 /// (the streaming report keeps none). Returns the capture counters and the warnings.
+///
+/// Two threads: a scoped worker reads and analyses the frames, the calling thread runs
+/// `progress` and `on_closed` (the reports serialise and diagnose there), handed over through a
+/// bounded channel so memory stays flat if the caller is slower. Why: on a capture of small
+/// events serialising and diagnosing closed connections is about a fifth of the work, which
+/// then runs beside the analysis on a second core (measured in benches/scale.sh).
 pub fn replay_each(
     path: &Path,
     opts: ReplayOptions,
     progress: &mut dyn FnMut(Progress),
     on_closed: &mut dyn FnMut(Vec<Connection>),
 ) -> Result<(Counters, Vec<String>), OpenError> {
-    let mut file = CaptureFile::open(path)?;
+    let file = CaptureFile::open(path)?;
     let mut an = Analyzer::new(opts.config);
     if let Some(sink) = opts.sink {
         an.set_sink(sink, opts.sink_only);
     }
+    let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("alarmscope-analyse".into())
+            .spawn_scoped(scope, move || analyse(file, an, &tx));
+        let worker = match worker {
+            Ok(w) => w,
+            Err(e) => {
+                return Err(OpenError::Other {
+                    path: path.display().to_string(),
+                    detail: format!("cannot start the analysis thread: {e}"),
+                })
+            }
+        };
+        deliver(rx, progress, on_closed);
+        match worker.join() {
+            Ok(out) => Ok(out),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Messages from the analysis thread to the caller's.
+enum Handover {
+    Progress(Progress),
+    Closed(Vec<Connection>),
+}
+
+/// Messages waiting between the threads at most (each a progress note or a batch of up to
+/// [`PROGRESS_EVERY`] frames' closed connections).
+const BATCHES_IN_FLIGHT: usize = 2;
+
+fn deliver(
+    rx: std::sync::mpsc::Receiver<Handover>,
+    progress: &mut dyn FnMut(Progress),
+    on_closed: &mut dyn FnMut(Vec<Connection>),
+) {
+    for m in rx {
+        match m {
+            Handover::Progress(p) => progress(p),
+            Handover::Closed(c) => on_closed(c),
+        }
+    }
+}
+
+/// The analysis thread: every frame into the analyser, finished connections and progress out.
+/// A closed receiver (the caller gave up) only loses those messages; the analysis completes.
+fn analyse(
+    mut file: CaptureFile,
+    mut an: Analyzer,
+    tx: &std::sync::mpsc::SyncSender<Handover>,
+) -> (Counters, Vec<String>) {
     let mut number: u64 = 0;
     loop {
         match file.next_frame() {
@@ -75,25 +133,25 @@ pub fn replay_each(
             }
         }
         if number.is_multiple_of(PROGRESS_EVERY) {
-            progress(Progress {
+            let _ = tx.send(Handover::Progress(Progress {
                 bytes_read: file.bytes_read(),
                 file_size: file.file_size(),
                 packets: number,
-            });
+            }));
             let done = an.take_finished();
             if !done.is_empty() {
-                on_closed(done);
+                let _ = tx.send(Handover::Closed(done));
             }
         }
     }
-    progress(Progress {
+    let _ = tx.send(Handover::Progress(Progress {
         bytes_read: file.bytes_read(),
         file_size: file.file_size(),
         packets: number,
-    });
+    }));
     let (rest, counters, warnings) = an.finish();
     if !rest.is_empty() {
-        on_closed(rest);
+        let _ = tx.send(Handover::Closed(rest));
     }
-    Ok((counters, warnings))
+    (counters, warnings)
 }

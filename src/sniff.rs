@@ -12,8 +12,9 @@ use crate::capture::file::RawFrame;
 use crate::capture::live::{LiveCapture, LiveError, LiveOptions, LiveStats};
 use crate::diagnose::live::{Finding, LiveDiagnoser};
 use crate::feed::Feed;
-use crate::model::{Connection, Exchange, Stall, Summary};
+use crate::model::{Connection, Exchange, ExchangeNote, KernelDrops, Stall, Summary, Verdict};
 use crate::pipeline::{Analyzer, Counters, Footprint, PipelineConfig};
+use crate::tcp::Handshake;
 use crate::time::Timestamp;
 
 /// Options of one live capture session.
@@ -215,6 +216,7 @@ pub fn run_headless_on(
         }
         if cap.elapsed().saturating_sub(last_tick) >= TICK {
             last_tick = cap.elapsed();
+            session.kernel_dropped(cap.now(), cap.stats().dropped_total());
             session.tick(cap.now(), &mut findings);
             emit(&mut findings, json, out, &mut session.judged, &opts.rows);
             if !told_full && session.counters().connections_evicted > 0 {
@@ -228,6 +230,7 @@ pub fn run_headless_on(
     }
     cap.flush();
     let stats = cap.stats();
+    session.kernel_dropped(Timestamp::now(), stats.dropped_total());
     let mut judged = session.judged;
     let (summary, packets) = session.finish(cap.now(), &mut findings);
     emit(&mut findings, json, out, &mut judged, &opts.rows);
@@ -243,9 +246,9 @@ pub fn run_headless_on(
     } else {
         let _ = writeln!(
             out,
-            "summary: {packets} packets, {} requests: {} ok, {} error_status, {} no_response, {} incomplete; {} handshake failures; {} stalls; kernel dropped {} packets; connections: peak {} open, {} evicted (table full), {} expired (idle)",
+            "summary: {packets} packets, {} requests: {} ok, {} error_status, {} no_response, {} incomplete, {} not_captured; {} handshake failures ({} more uncertain); {} stalls; kernel dropped {} packets; connections: peak {} open, {} evicted (table full), {} expired (idle)",
             summary.requests, summary.ok, summary.error_status, summary.no_response, summary.incomplete,
-            summary.handshake_failures, summary.stalls, stats.dropped + stats.if_dropped,
+            summary.not_captured, summary.handshake_failures, summary.handshake_uncertain, summary.stalls, stats.dropped_total(),
             summary.peak_open_connections, summary.connections_evicted, summary.connections_expired
         );
         if summary.tls_connections > 0 || summary.tls_problems > 0 {
@@ -282,6 +285,7 @@ pub struct Session {
     diag: LiveDiagnoser,
     idle_nanos: i64,
     packets: u64,
+    drops: DropLog,
     /// Exchanges judged finally so far (for `--count`).
     pub judged: u64,
 }
@@ -293,8 +297,16 @@ impl Session {
             diag: LiveDiagnoser::new(nanos(opts.answer_timeout)),
             idle_nanos: nanos(opts.idle_timeout),
             packets: 0,
+            drops: DropLog::default(),
             judged: 0,
         }
+    }
+
+    /// libpcap's drop counter (kernel and interface drops, cumulative) read at time `now`. Call
+    /// it before [`Session::tick`] so that verdicts judged in that tick know of the drops.
+    pub fn kernel_dropped(&mut self, now: Timestamp, total: u64) {
+        let last_packet = self.analyzer.counters().last_packet;
+        self.drops.observe(now, last_packet, total);
     }
 
     pub fn frame(
@@ -340,16 +352,129 @@ impl Session {
             analyzer,
             mut diag,
             packets,
+            drops,
             ..
         } = self;
-        let (rest, counters, _warnings) = analyzer.finish();
-        for c in &rest {
+        let (mut rest, counters, _warnings) = analyzer.finish();
+        for c in &mut rest {
+            drops.settle(c);
             diag.on_finished(c, out);
         }
         diag.finish(now, out);
         let mut s = diag.summary().clone();
         s.set_counters(&counters);
         (s, packets)
+    }
+}
+
+/// Most drop windows kept; older ones merge (a long session with drops stays bounded).
+const MAX_DROP_WINDOWS: usize = 1024;
+
+/// When the kernel dropped packets during a live capture, as far as libpcap's cumulative
+/// counter, read once a tick, can place them; and the verdicts those drops could have changed.
+///
+/// Why not only the summary's count: a dropped answer or SYN-ACK looks exactly like one never
+/// sent, so a confident `no_response` or handshake failure would be reported for events that were
+/// in fact answered (issue #14). Sans-IO: counter values and times in, connections adjusted.
+#[derive(Debug, Default)]
+pub struct DropLog {
+    /// Windows with drops, oldest first, not overlapping.
+    windows: std::collections::VecDeque<KernelDrops>,
+    /// Counter value and time at the last reading, and the last packet's time then.
+    last: Option<(u64, Timestamp, Option<Timestamp>)>,
+}
+
+impl DropLog {
+    /// The counter read `total` at `now`; `last_packet` is the capture time of the newest packet
+    /// analysed so far. An increase is placed from the previous reading's time, or the newest
+    /// packet's time then if the analysis lagged behind (the dropped packets arrived after the
+    /// ones it had read), to `now`. Increases before the first reading start at the capture's
+    /// beginning.
+    pub fn observe(&mut self, now: Timestamp, last_packet: Option<Timestamp>, total: u64) {
+        let (before, from) = match self.last {
+            Some((n, at, pkt)) => (n, pkt.map_or(at, |p| p.min(at))),
+            None => (0, Timestamp(i64::MIN)),
+        };
+        self.last = Some((total, now, last_packet));
+        // A counter that went down (libpcap's 32-bit counter wrapped) counts from zero.
+        let dropped = if total >= before {
+            total - before
+        } else {
+            total
+        };
+        if dropped == 0 {
+            return;
+        }
+        let w = KernelDrops {
+            dropped,
+            from,
+            to: now.max(from),
+        };
+        match self.windows.back_mut() {
+            Some(prev) if prev.to >= w.from => {
+                prev.dropped += w.dropped;
+                prev.to = prev.to.max(w.to);
+            }
+            _ => self.windows.push_back(w),
+        }
+        if self.windows.len() > MAX_DROP_WINDOWS {
+            if let (Some(a), Some(b)) = (self.windows.pop_front(), self.windows.pop_front()) {
+                self.windows.push_front(KernelDrops {
+                    dropped: a.dropped + b.dropped,
+                    from: a.from,
+                    to: b.to,
+                });
+            }
+        }
+    }
+
+    /// Drops placed (partly) within `[from, to]`, summed over their windows; None without any.
+    pub fn within(&self, from: Timestamp, to: Timestamp) -> Option<KernelDrops> {
+        let mut hit: Option<KernelDrops> = None;
+        for w in self.windows.iter().filter(|w| w.from <= to && w.to >= from) {
+            hit = Some(match hit {
+                None => *w,
+                Some(h) => KernelDrops {
+                    dropped: h.dropped + w.dropped,
+                    from: h.from.min(w.from),
+                    to: h.to.max(w.to),
+                },
+            });
+        }
+        hit
+    }
+
+    /// A finished connection: each `no_response` whose answer could have been dropped (drops
+    /// between the request's end and the connection's last packet) becomes `not_captured` with
+    /// a [`ExchangeNote::KernelDrops`] note; an unanswered SYN or an unacknowledged SYN-ACK with
+    /// drops during the handshake gets [`Connection::handshake_uncertain`]. A refusal or a reset
+    /// was seen, so drops cannot have made it up: those stay.
+    pub fn settle(&self, c: &mut Connection) {
+        if self.windows.is_empty() {
+            return;
+        }
+        let last = c.last_seen;
+        for ex in &mut c.exchanges {
+            self.settle_exchange(ex, last);
+        }
+        if matches!(
+            c.handshake,
+            Handshake::Unanswered | Handshake::SynAckNotAcked
+        ) {
+            c.handshake_uncertain = self.within(c.first_seen, c.last_seen);
+        }
+    }
+
+    /// One exchange judged (or provisionally judged) `no_response` at `until`.
+    pub fn settle_exchange(&self, ex: &mut Exchange, until: Timestamp) {
+        if ex.verdict != Verdict::NoResponse {
+            return;
+        }
+        let from = ex.request.end_time;
+        if let Some(d) = self.within(from, until.max(from)) {
+            ex.verdict = Verdict::NotCaptured;
+            ex.notes.push(ExchangeNote::KernelDrops(d));
+        }
     }
 }
 
@@ -450,12 +575,15 @@ pub fn text_line(f: &Finding) -> String {
             )
         }
         Finding::Handshake { conn } => format!(
-            "{} {} -> {} handshake {:?} ({} SYN)",
+            "{} {} -> {} handshake {:?} ({} SYN){}",
             conn.first_seen.to_clock_string(),
             conn.client,
             conn.server,
             conn.handshake,
-            conn.syn_attempts
+            conn.syn_attempts,
+            conn.handshake_uncertain
+                .map(|d| format!(" uncertain: {d}"))
+                .unwrap_or_default()
         ),
         Finding::Tls { conn, finding } => format!(
             "{} {} -> {} TLS {}: {}",
@@ -518,6 +646,7 @@ pub fn feed_loop(
         }
         if cap.elapsed().saturating_sub(last_tick) >= TICK {
             last_tick = cap.elapsed();
+            session.kernel_dropped(cap.now(), cap.stats().dropped_total());
             let mut closed = Vec::new();
             session.tick_collect(cap.now(), &mut findings, &mut closed);
             session.judged += findings
@@ -547,8 +676,10 @@ pub fn feed_loop(
     }
     cap.flush();
     let mut findings = Vec::new();
-    let (rest, counters, warnings) = session.analyzer.finish();
-    for c in &rest {
+    session.kernel_dropped(cap.now(), cap.stats().dropped_total());
+    let (mut rest, counters, warnings) = session.analyzer.finish();
+    for c in &mut rest {
+        session.drops.settle(c);
         session.diag.on_finished(c, &mut findings);
     }
     let _ = tx.send(Feed::Upsert(rest));
@@ -564,12 +695,24 @@ impl Session {
         closed: &mut Vec<Connection>,
     ) {
         self.analyzer.expire(now, self.idle_nanos);
-        for c in self.analyzer.take_finished() {
+        for mut c in self.analyzer.take_finished() {
+            self.drops.settle(&mut c);
             self.diag.on_finished(&c, out);
             closed.push(c);
         }
+        let from = out.len();
         self.diag
             .on_tick(now, self.analyzer.open_with_exchanges(), out);
+        for f in out.iter_mut().skip(from) {
+            if let Finding::Exchange {
+                exchange,
+                provisional: true,
+                ..
+            } = f
+            {
+                self.drops.settle_exchange(exchange, now);
+            }
+        }
     }
 }
 
@@ -685,6 +828,135 @@ mod tests {
                 .filter(|v| **v == Verdict::NoResponse)
                 .count(),
             2
+        );
+    }
+
+    /// Feed a recorded sample through a session as if live, with libpcap's drop counter read as
+    /// `readings` (capture time, cumulative count) say; the last reading is taken after the last
+    /// frame. Returns the findings and the summary.
+    fn sniff_sample(name: &str, readings: &[(Timestamp, u64)]) -> (Vec<Finding>, Summary) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("samples")
+            .join(name);
+        let mut file = match crate::capture::file::CaptureFile::open(&path) {
+            Ok(f) => f,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let mut session = Session::new(&SniffOptions::default());
+        let mut out = Vec::new();
+        let mut pending = readings.iter().peekable();
+        let mut last = Timestamp::default();
+        while let Ok(Some(f)) = file.next_frame() {
+            while let Some((at, n)) = pending.next_if(|(at, _)| *at <= f.ts) {
+                session.kernel_dropped(*at, *n);
+                session.tick(*at, &mut out);
+            }
+            last = f.ts;
+            session.frame(f.ts, f.link, f.data, f.orig_len);
+        }
+        for (at, n) in pending {
+            session.kernel_dropped(*at, *n);
+        }
+        let (summary, _) = session.finish(Timestamp(last.0 + 1_000_000_000), &mut out);
+        (out, summary)
+    }
+
+    fn secs(s: f64) -> Timestamp {
+        Timestamp((s * 1e9) as i64)
+    }
+
+    #[test]
+    fn kernel_drops_make_no_response_uncertain() {
+        // Two requests of stall-no-answer.pcap are never answered (replay: no_response).
+        let (_, plain) = sniff_sample("stall-no-answer.pcap", &[]);
+        assert_eq!((plain.no_response, plain.not_captured), (2, 0));
+
+        // The counter rose by 5 while the whole capture ran: either answer may have been dropped.
+        let readings = [(secs(1795606966.0), 0), (secs(1795606972.0), 5)];
+        let (findings, s) = sniff_sample("stall-no-answer.pcap", &readings);
+        assert_eq!((s.ok, s.no_response, s.not_captured), (2, 0, 2));
+        let noted: Vec<u64> = findings
+            .iter()
+            .filter_map(|f| match f {
+                Finding::Exchange {
+                    exchange,
+                    provisional: false,
+                    ..
+                } => exchange.notes.iter().find_map(|n| match n {
+                    ExchangeNote::KernelDrops(d) => Some(d.dropped),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(noted, vec![5, 5]);
+    }
+
+    #[test]
+    fn kernel_drops_before_the_request_change_nothing() {
+        // Drops counted at the first reading after 0.2 s: placed before either request ended
+        // (0.50 s and 2.8 s in), so both stay no_response.
+        let readings = [
+            (secs(1795606966.0), 0),
+            (secs(1795606966.2), 5),
+            (secs(1795606972.0), 5),
+        ];
+        let (_, s) = sniff_sample("stall-no-answer.pcap", &readings);
+        assert_eq!((s.no_response, s.not_captured), (2, 0));
+    }
+
+    #[test]
+    fn kernel_drops_make_unanswered_handshakes_uncertain_not_refusals() {
+        let (_, plain) = sniff_sample("syn-unanswered.pcap", &[]);
+        assert_eq!(
+            (plain.handshake_failures, plain.handshake_uncertain),
+            (2, 0)
+        );
+        let readings = [(secs(1795606979.0), 0), (secs(1795606984.0), 7)];
+        let (findings, s) = sniff_sample("syn-unanswered.pcap", &readings);
+        assert_eq!((s.handshake_failures, s.handshake_uncertain), (0, 2));
+        let uncertain = findings
+            .iter()
+            .filter(|f| {
+                matches!(f, Finding::Handshake { conn } if conn.handshake_uncertain.is_some_and(|d| d.dropped == 7))
+            })
+            .count();
+        assert_eq!(uncertain, 2);
+
+        // A refusal (RST) was seen: drops cannot have made it up.
+        let readings = [(secs(1795606976.0), 0), (secs(1795606977.0), 7)];
+        let (_, s) = sniff_sample("refused.pcap", &readings);
+        assert_eq!((s.handshake_failures, s.handshake_uncertain), (2, 0));
+    }
+
+    #[test]
+    fn drop_log_places_and_merges_windows() {
+        let mut log = DropLog::default();
+        log.observe(Timestamp(100), None, 0);
+        log.observe(Timestamp(200), Some(Timestamp(150)), 0);
+        // The analysis had read packets up to 150 at the reading at 200: drops counted at 300
+        // may be of packets that arrived from 150 on.
+        log.observe(Timestamp(300), Some(Timestamp(290)), 4);
+        assert_eq!(
+            log.within(Timestamp(0), Timestamp(1000)),
+            Some(KernelDrops {
+                dropped: 4,
+                from: Timestamp(150),
+                to: Timestamp(300)
+            })
+        );
+        assert_eq!(log.within(Timestamp(0), Timestamp(149)), None);
+        assert_eq!(log.within(Timestamp(301), Timestamp(400)), None);
+        // A counter that went backwards (32-bit wrap in libpcap) counts from zero; its window
+        // (from 290, the newest packet at the last reading) overlaps the previous one: merged.
+        log.observe(Timestamp(400), Some(Timestamp(400)), 1);
+        assert_eq!(
+            log.within(Timestamp(301), Timestamp(400)),
+            Some(KernelDrops {
+                dropped: 5,
+                from: Timestamp(150),
+                to: Timestamp(400)
+            })
         );
     }
 

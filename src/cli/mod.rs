@@ -150,6 +150,11 @@ pub struct SniffArgs {
     /// in the summary (connections_expired, connections_evicted).
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub idle_timeout: f64,
+    /// Kernel capture buffer in MiB: packets arriving while it is full are dropped by the kernel
+    /// (counted; verdicts they could have changed are marked uncertain). Raise it when the
+    /// summary reports kernel drops.
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    pub buffer_size: u32,
     /// List the interfaces that can be captured on, and exit.
     #[arg(long)]
     pub list_interfaces: bool,
@@ -191,6 +196,8 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     if !headless {
         return crate::tui::run_replay(&a.file, opts);
     }
+    // The reports read the event fields only: no element tree per event (same output).
+    opts.config.body.event_tree = crate::isapi::TreeDetail::FieldsOnly;
     // Block-buffered: a locked stdout is line-buffered and scans every write for newlines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     // Connections chosen for --export-pcap, and rows selected (for the text report's note).
@@ -338,6 +345,8 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
     opts.live.interface = a.interface.clone();
     opts.live.filter = sniff_filter(a.filter.as_deref(), a.port);
     opts.live.write = a.write.clone();
+    opts.live.buffer_size =
+        i32::try_from(u64::from(a.buffer_size.max(1)) << 20).unwrap_or(i32::MAX);
     opts.duration = a.duration.map(secs);
     opts.count = a.count;
     opts.answer_timeout = secs(a.answer_timeout);

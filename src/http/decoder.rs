@@ -13,6 +13,7 @@
 //! - After `101 Switching Protocols` or a CONNECT tunnel, bytes are counted, never parsed.
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 use super::error::{ChunkError, FramingError, HttpError, HttpErrorKind};
 use super::start::{classify, find_start, Found, Probe, CARRY_MAX, PROBE_MAX, SEARCH_BACK};
@@ -1070,29 +1071,50 @@ fn head_error(
     }
 }
 
+/// `bytes` as text, invalid UTF-8 replaced. The strict check first: on valid text (nearly every
+/// header value) it is several times faster than `from_utf8_lossy`'s chunk iterator.
+fn lossy_string(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// Header slots [`parse_head`] keeps on the stack (2 KiB); larger limits allocate.
+const STACK_HEADERS: usize = 64;
+
 /// Parses a complete header block with httparse.
 fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, HttpErrorKind> {
     // A header line takes at least 3 bytes ("a:\n"), which bounds the array by the block size.
     let slots = max_headers.min(block.len() / 3 + 1);
-    let mut headers = vec![httparse::EMPTY_HEADER; slots];
+    // httparse's obs-fold option is for responses only: a request is unfolded into a copy.
+    let unfolded = match kind {
+        Kind::Request => unfold(block),
+        Kind::Response => None,
+    };
+    let buf = unfolded.as_deref().unwrap_or(block);
+    // Header slots left uninitialised, on the stack for usual heads: a zero-filled Vec per head
+    // (up to max_headers x 32 bytes) was the largest allocation per small exchange.
+    let mut on_stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut on_heap = Vec::new();
+    let headers: &mut [MaybeUninit<httparse::Header<'_>>] = match on_stack.get_mut(..slots) {
+        Some(h) => h,
+        None => {
+            on_heap.resize_with(slots, MaybeUninit::uninit);
+            &mut on_heap
+        }
+    };
     let config = parser_config();
     let fail = |e| head_error(kind, block, e, max_headers);
     let convert = |hs: &[httparse::Header<'_>]| -> Vec<(String, String)> {
         hs.iter()
-            .map(|h| {
-                (
-                    h.name.to_owned(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
+            .map(|h| (h.name.to_owned(), lossy_string(h.value)))
             .collect()
     };
     match kind {
         Kind::Request => {
-            // httparse has no obs-fold option for requests (only for responses): unfold a copy.
-            let unfolded = unfold(block);
-            let mut req = httparse::Request::new(&mut headers);
-            match config.parse_request(&mut req, unfolded.as_deref().unwrap_or(block)) {
+            let mut req = httparse::Request::new(&mut []);
+            match config.parse_request_with_uninit_headers(&mut req, buf, headers) {
                 Ok(httparse::Status::Complete(_)) => Ok(Head {
                     method: req.method.map(str::to_owned),
                     path: req.path.map(str::to_owned),
@@ -1105,8 +1127,8 @@ fn parse_head(kind: Kind, block: &[u8], max_headers: usize) -> Result<Head, Http
             }
         }
         Kind::Response => {
-            let mut res = httparse::Response::new(&mut headers);
-            match config.parse_response(&mut res, block) {
+            let mut res = httparse::Response::new(&mut []);
+            match config.parse_response_with_uninit_headers(&mut res, buf, headers) {
                 Ok(httparse::Status::Complete(_)) => Ok(Head {
                     status: res.code,
                     reason: res.reason.map(str::to_owned),

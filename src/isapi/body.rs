@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::event::{decode_event, EventInfo};
+use super::event::{decode_event_with, EventInfo, TreeDetail};
 use super::multipart::{MultipartDecoder, PartEvent, MAX_GAP_FILL};
 // Re-exported so that `isapi::body::{PartHeader, PartInfo}` keep naming them.
 pub use super::part::{PartHeader, PartInfo};
@@ -24,6 +24,8 @@ pub struct BodyLimits {
     pub max_metadata_bytes: usize,
     /// Parts counted per body; further parts are counted in `extra_parts` only.
     pub max_parts: usize,
+    /// How much of the event's element tree to keep: the headless reports need only the fields.
+    pub event_tree: TreeDetail,
 }
 
 impl Default for BodyLimits {
@@ -31,6 +33,7 @@ impl Default for BodyLimits {
         BodyLimits {
             max_metadata_bytes: 256 * 1024,
             max_parts: 64,
+            event_tree: TreeDetail::Full,
         }
     }
 }
@@ -496,7 +499,7 @@ impl BodyDecoder {
                 .meta_content_type
                 .as_deref()
                 .or(self.request_type.as_deref());
-            match decode_event(&st.meta_buf, ct) {
+            match decode_event_with(&st.meta_buf, ct, self.limits.event_tree) {
                 Ok(mut e) => {
                     e.warnings.append(&mut st.notes);
                     event = Some(e);
@@ -518,7 +521,11 @@ impl BodyDecoder {
         let metadata = match kind {
             "multipart" if !has_meta => None,
             "empty" => None,
-            _ => Some(String::from_utf8_lossy(&st.meta_buf).into_owned()),
+            // The strict check first: several times faster than the lossy one on valid text.
+            _ => Some(match std::str::from_utf8(&st.meta_buf) {
+                Ok(t) => t.to_owned(),
+                Err(_) => String::from_utf8_lossy(&st.meta_buf).into_owned(),
+            }),
         };
         DecodedBody {
             kind,
@@ -999,6 +1006,7 @@ mod tests {
         let limits = BodyLimits {
             max_metadata_bytes: 200,
             max_parts: 2,
+            ..BodyLimits::default()
         };
         let (d, rec) = run(
             Some("multipart/form-data; boundary=boundary"),

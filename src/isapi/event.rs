@@ -109,6 +109,21 @@ pub enum DecodeError {
     NoJsonFields,
 }
 
+/// How much of the body's tree an [`EventInfo`] keeps.
+///
+/// Why: the headless reports (`--json`, `--text`) read only the fields, never the tree; building
+/// and dropping a node (two small allocations) per element was a fifth of a small-event replay's
+/// CPU. The TUI and the listener show the tree and keep it whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TreeDetail {
+    /// Every element (the detail pane, the listener's store).
+    #[default]
+    Full,
+    /// Only the elements the fields are read from: the fields, warnings and errors are exactly
+    /// those of [`TreeDetail::Full`]; `tree` holds the root and those elements only.
+    FieldsOnly,
+}
+
 /// Deepest element nesting kept in the tree; deeper elements are skipped (with a warning).
 pub const MAX_TREE_DEPTH: usize = 64;
 /// Most elements kept in the tree; further ones are skipped (with a warning).
@@ -119,13 +134,22 @@ const MAX_WARNINGS: usize = 32;
 /// Decode an event body. `content_type` is a hint only: the body is sniffed (first non-space byte
 /// `<` or `{`) when the type is missing or misleading (`text/plain`).
 pub fn decode_event(body: &[u8], content_type: Option<&str>) -> Result<EventInfo, DecodeError> {
+    decode_event_with(body, content_type, TreeDetail::Full)
+}
+
+/// [`decode_event`] keeping the tree to `detail`.
+pub fn decode_event_with(
+    body: &[u8],
+    content_type: Option<&str>,
+    detail: TreeDetail,
+) -> Result<EventInfo, DecodeError> {
     let rest = body.strip_prefix(&UTF8_BOM).unwrap_or(body);
     let bom = body.len() - rest.len();
     match sniff_syntax(body) {
         None if body.is_empty() => Err(DecodeError::Empty),
         None => Err(DecodeError::OnlyWhitespace { bytes: body.len() }),
-        Some(Syntax::Xml) => decode_xml(rest, bom),
-        Some(Syntax::Json) => decode_json(rest),
+        Some(Syntax::Xml) => decode_xml(rest, bom, detail),
+        Some(Syntax::Json) => decode_json(rest, detail),
         Some(Syntax::Other) => Err(DecodeError::NotXmlOrJson {
             content_type: content_type.map(str::to_string),
             start: preview(rest, 32),
@@ -725,6 +749,86 @@ mod tests {
         );
     }
 
+    /// Everything but the tree: what the fields-only decoding must give exactly as the full one.
+    fn without_tree(r: Result<EventInfo, DecodeError>) -> Result<EventInfo, DecodeError> {
+        r.map(|mut e| {
+            e.tree = Node::default();
+            e
+        })
+    }
+
+    fn both(
+        body: &[u8],
+    ) -> (
+        Result<EventInfo, DecodeError>,
+        Result<EventInfo, DecodeError>,
+    ) {
+        (
+            decode_event_with(body, None, TreeDetail::Full),
+            decode_event_with(body, None, TreeDetail::FieldsOnly),
+        )
+    }
+
+    #[test]
+    fn fields_only_tree_drops_what_no_field_reads() {
+        let body = br#"<EventNotificationAlert><eventType>duration</eventType>
+<DetectionRegionList><DetectionRegionEntry><regionID>1</regionID></DetectionRegionEntry></DetectionRegionList>
+<ANPR><country>3</country><licensePlate> AB123 </licensePlate></ANPR>
+<DurationList><Duration><relationEvent>linedetection</relationEvent></Duration></DurationList>
+</EventNotificationAlert>"#;
+        let (full, lean) = both(body);
+        let (Ok(full), Ok(lean)) = (full, lean) else {
+            panic!("decode failed");
+        };
+        assert_eq!(lean.event_type, s("linedetection"));
+        assert_eq!(lean.plate, s("AB123"));
+        assert!(full.tree.child("DetectionRegionList").is_some());
+        assert!(lean.tree.child("DetectionRegionList").is_none());
+        let anpr = lean.tree.child("ANPR").map(|a| a.children.len());
+        assert_eq!(anpr, Some(1), "only licensePlate under ANPR");
+        assert_eq!(lean.tree.name, "EventNotificationAlert");
+
+        // The first DurationList is the one read, even without a relationEvent: it must stay.
+        let body = br#"<EventNotificationAlert><eventType>duration</eventType><DurationList/>
+<DurationList><Duration><relationEvent>VMD</relationEvent></Duration></DurationList></EventNotificationAlert>"#;
+        let (full, lean) = both(body);
+        assert_eq!(
+            full.as_ref().ok().and_then(|e| e.event_type.clone()),
+            s("duration")
+        );
+        assert_eq!(without_tree(full), without_tree(lean));
+
+        let json = br#"{"ipAddress":"10.0.0.9","AccessControllerEvent":{"majorEventType":5,"cardNo":"77"},"list":[{"a":1},{"b":2}]}"#;
+        let (Ok(full), Ok(lean)) = both(json) else {
+            panic!("decode failed");
+        };
+        assert_eq!(full.tree.children.len(), 4);
+        assert_eq!(lean.tree.children.len(), 1);
+        assert_eq!(lean.device_ip, s("10.0.0.9"));
+    }
+
+    #[test]
+    fn fields_only_keeps_the_verdict_on_bodies_without_fields() {
+        // Valid JSON whose keys are no event field: an event (with an empty summary) in both
+        // modes, although the fields-only tree keeps no child.
+        for body in [
+            &br#"{"foo":1}"#[..],
+            br#"{"x":[1,2]}"#,
+            br#"{"x":[]}"#,
+            b"{}",
+        ] {
+            let (full, lean) = both(body);
+            assert_eq!(
+                without_tree(full),
+                without_tree(lean),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(both(b"{}").1.err(), Some(DecodeError::NoJsonFields));
+        assert!(both(br#"{"foo":1}"#).1.is_ok());
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         /// Arbitrary bytes, and a real body with bytes replaced or cut: never a panic, and the
@@ -749,6 +853,30 @@ mod tests {
             let mut j = json.to_vec();
             j.truncate(cut % (json.len() + 1));
             let _ = decode_event(&j, None);
+        }
+
+        /// The fields-only tree changes nothing but the tree: fields, warnings and errors are
+        /// those of the full decoding, on real bodies with bytes replaced or cut (broken XML,
+        /// unclosed elements, invalid JSON) and on arbitrary bytes.
+        #[test]
+        fn fields_only_decodes_the_same(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            edits in proptest::collection::vec((0usize..4000, proptest::prelude::any::<u8>()), 0..6),
+            cut in 0usize..4000,
+            which in 0usize..3,
+        ) {
+            let (f, l) = both(&junk);
+            proptest::prop_assert_eq!(without_tree(f), without_tree(l));
+            let json = br#"{"ipAddress":"10.0.0.9","macAddress":"aa:bb","eventType":"AccessControllerEvent","AccessControllerEvent":{"majorEventType":5,"cardNo":"77","list":[[1],{"licensePlate":"X1"}]},"x":[{"y":1}],"deviceID":"d"}"#;
+            let anpr = br#"<EventNotificationAlert><ipAddress>1.2.3.4</ipAddress><eventType>duration</eventType><ANPR><licensePlate>AB1</licensePlate><x>&amp;</x></ANPR><DurationList><Duration><relationEvent>VMD</relationEvent></Duration></DurationList><channelID>1</channelID></EventNotificationAlert>"#;
+            let mut body = [VMD.as_bytes(), &json[..], &anpr[..]][which].to_vec();
+            for (at, b) in edits {
+                let at = at % body.len();
+                body[at] = b;
+            }
+            body.truncate(cut.max(1));
+            let (f, l) = both(&body);
+            proptest::prop_assert_eq!(without_tree(f), without_tree(l));
         }
     }
 }

@@ -17,6 +17,6 @@ pub mod picture;
 pub mod sniff;
 
 pub use body::{BodyDecoder, BodyLimits, DecodedBody, PartSink};
-pub use event::{decode_event, EventInfo, Node};
+pub use event::{decode_event, decode_event_with, EventInfo, Node, TreeDetail};
 pub use part::{PartHeader, PartInfo};
 pub use sniff::{sniff_syntax, Syntax};

@@ -60,6 +60,7 @@ pub fn conn(id: u64, client: &str, at: f64) -> ConnB {
             upgraded_bytes: [0, 0],
             tls: None,
             tls_findings: Vec::new(),
+            handshake_uncertain: None,
             exchanges: vec![],
             timeline: vec![],
         },

@@ -148,3 +148,60 @@ pub(super) fn is_scanned_name(name: &str) -> bool {
         || name.eq_ignore_ascii_case("licensePlate")
         || name.eq_ignore_ascii_case("relationEvent")
 }
+
+/// Names a fields-only tree ([`super::TreeDetail::FieldsOnly`]) keeps: every name
+/// [`fill_from_tree`] reads (root fields, `licensePlate` anywhere, `DurationList` and its
+/// `relationEvent`). Kept at any depth, so the first match in document order is the same node as
+/// in the full tree, and the fields come out identical.
+///
+/// Called for every element: a flat table compared length first (the nested lookup of
+/// [`is_scanned_name`] cost more than the allocations it saved). A unit test holds the two
+/// lists together.
+pub(super) fn is_tree_name(name: &str) -> bool {
+    TREE_NAMES
+        .iter()
+        .any(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
+}
+
+/// Every name of [`FIELD_NAMES`], `licensePlate`, `relationEvent` and `DurationList`.
+const TREE_NAMES: [&str; 19] = [
+    "eventType",
+    "eventState",
+    "ipAddress",
+    "ipv6Address",
+    "portNo",
+    "protocol",
+    "protocolType",
+    "macAddress",
+    "channelID",
+    "dynChannelID",
+    "dateTime",
+    "activePostCount",
+    "eventDescription",
+    "channelName",
+    "deviceID",
+    "serialNumber",
+    "licensePlate",
+    "relationEvent",
+    "DurationList",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_names_are_the_names_fields_read() {
+        let mut want: Vec<&str> = FIELD_NAMES
+            .iter()
+            .flat_map(|(_, n)| n.iter().copied())
+            .collect();
+        want.extend(["licensePlate", "relationEvent", "DurationList"]);
+        let mut have = TREE_NAMES.to_vec();
+        want.sort_unstable();
+        have.sort_unstable();
+        assert_eq!(have, want);
+        assert!(is_tree_name("LICENSEPLATE"));
+        assert!(!is_tree_name("licensePlates"));
+    }
+}

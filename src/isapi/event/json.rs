@@ -3,12 +3,14 @@
 
 use serde_json::Value;
 
-use super::fields::{fill_from_pairs, fill_from_tree, is_scanned_name};
-use super::{push_warning, DecodeError, EventInfo, Node, MAX_TREE_DEPTH, MAX_TREE_NODES};
+use super::fields::{fill_from_pairs, fill_from_tree, is_scanned_name, is_tree_name};
+use super::{
+    push_warning, DecodeError, EventInfo, Node, TreeDetail, MAX_TREE_DEPTH, MAX_TREE_NODES,
+};
 
 /// Decode a JSON body: serde_json reads the first value into a bounded [`Node`] tree; a body
 /// that is not valid JSON still yields the fields a tolerant scan finds.
-pub(super) fn decode_json(body: &[u8]) -> Result<EventInfo, DecodeError> {
+pub(super) fn decode_json(body: &[u8], detail: TreeDetail) -> Result<EventInfo, DecodeError> {
     let mut warnings = Vec::new();
     let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
     let mut info = EventInfo {
@@ -27,7 +29,7 @@ pub(super) fn decode_json(body: &[u8]) -> Result<EventInfo, DecodeError> {
                     format!("trailing data after the JSON value at byte {off}"),
                 );
             }
-            let (root, truncated) = json_tree(&value);
+            let (root, truncated, root_children) = json_tree(&value, detail);
             if truncated {
                 push_warning(
                     &mut warnings,
@@ -41,7 +43,7 @@ pub(super) fn decode_json(body: &[u8]) -> Result<EventInfo, DecodeError> {
                 );
             }
             fill_from_tree(&mut info, &root);
-            if root.children.is_empty() && info.has_no_fields() {
+            if root_children == 0 && info.has_no_fields() {
                 return Err(DecodeError::NoJsonFields);
             }
             info.tree = root;
@@ -78,10 +80,17 @@ struct JsonFrame<'a> {
     node: Node,
     iter: JsonIter<'a>,
     flatten: bool,
+    /// Children the full tree gives this node (`node.children` holds fewer when only the
+    /// fields' elements are kept).
+    full_children: usize,
 }
 
-/// Convert a JSON value to a bounded `Node` tree without recursion. Returns whether it was cut.
-fn json_tree(value: &Value) -> (Node, bool) {
+/// Convert a JSON value to a bounded `Node` tree without recursion. Returns the tree, whether it
+/// was cut, and how many children the full tree's root has (whatever `detail` kept).
+fn json_tree(value: &Value, detail: TreeDetail) -> (Node, bool, usize) {
+    let fields_only = detail == TreeDetail::FieldsOnly;
+    // Whether a finished node goes into the tree (see [`TreeDetail::FieldsOnly`]).
+    let keep = |n: &Node| !fields_only || !n.children.is_empty() || is_tree_name(&n.name);
     let mut truncated = false;
     let mut nodes = 1usize;
     let root_iter = match value {
@@ -93,7 +102,7 @@ fn json_tree(value: &Value) -> (Node, bool) {
                 text: scalar_text(other),
                 children: Vec::new(),
             };
-            return (node, false);
+            return (node, false, 0);
         }
     };
     let root = Node {
@@ -104,6 +113,7 @@ fn json_tree(value: &Value) -> (Node, bool) {
         node: root,
         iter: root_iter,
         flatten: false,
+        full_children: 0,
     }];
     loop {
         let next = match stack.last_mut() {
@@ -120,9 +130,17 @@ fn json_tree(value: &Value) -> (Node, bool) {
             // This container is done: attach it to its parent, or it is the root.
             let Some(done) = stack.pop() else { break };
             match stack.last_mut() {
-                Some(parent) if done.flatten => parent.node.children.extend(done.node.children),
-                Some(parent) => parent.node.children.push(done.node),
-                None => return (done.node, truncated),
+                Some(parent) if done.flatten => {
+                    parent.full_children += done.full_children;
+                    parent.node.children.extend(done.node.children);
+                }
+                Some(parent) => {
+                    parent.full_children += 1;
+                    if keep(&done.node) {
+                        parent.node.children.push(done.node);
+                    }
+                }
+                None => return (done.node, truncated, done.full_children),
             }
             continue;
         };
@@ -141,6 +159,7 @@ fn json_tree(value: &Value) -> (Node, bool) {
                     node,
                     iter: JsonIter::Obj(m.iter()),
                     flatten: false,
+                    full_children: 0,
                 });
             }
             Value::Array(a) if stack.len() < MAX_TREE_DEPTH => {
@@ -160,18 +179,21 @@ fn json_tree(value: &Value) -> (Node, bool) {
                     node,
                     iter: JsonIter::Arr(a.iter(), name),
                     flatten: !in_array,
+                    full_children: 0,
                 });
             }
             Value::Object(_) | Value::Array(_) => truncated = true,
             scalar => {
                 nodes += 1;
                 if let Some(parent) = stack.last_mut() {
-                    let node = Node {
-                        name: name.to_string(),
-                        text: scalar_text(scalar),
-                        children: Vec::new(),
-                    };
-                    parent.node.children.push(node);
+                    parent.full_children += 1;
+                    if !fields_only || is_tree_name(name) {
+                        parent.node.children.push(Node {
+                            name: name.to_string(),
+                            text: scalar_text(scalar),
+                            children: Vec::new(),
+                        });
+                    }
                 }
             }
         }
@@ -182,6 +204,7 @@ fn json_tree(value: &Value) -> (Node, bool) {
             ..Node::default()
         },
         truncated,
+        0,
     )
 }
 

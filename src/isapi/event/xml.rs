@@ -7,15 +7,21 @@ use std::borrow::Cow;
 use quick_xml::events::{BytesRef, Event};
 use quick_xml::reader::Reader;
 
-use super::fields::{fill_from_pairs, fill_from_tree, is_scanned_name};
-use super::{push_warning, DecodeError, EventInfo, Node, MAX_TREE_DEPTH, MAX_TREE_NODES};
+use super::fields::{fill_from_pairs, fill_from_tree, is_scanned_name, is_tree_name};
+use super::{
+    push_warning, DecodeError, EventInfo, Node, TreeDetail, MAX_TREE_DEPTH, MAX_TREE_NODES,
+};
 
 /// Recoverable XML errors tolerated before the tree builder gives up (the text scan takes over).
 const MAX_XML_ERRORS: usize = 16;
 
 /// Decode an XML body; `base` is its offset in the body as received (a BOM before it), so that
 /// every byte offset in a warning counts from the body's start.
-pub(super) fn decode_xml(body: &[u8], base: usize) -> Result<EventInfo, DecodeError> {
+pub(super) fn decode_xml(
+    body: &[u8],
+    base: usize,
+    detail: TreeDetail,
+) -> Result<EventInfo, DecodeError> {
     // The strict check first: on valid text it is several times faster than the lossy one.
     let text = match std::str::from_utf8(body) {
         Ok(t) => Cow::Borrowed(t),
@@ -37,7 +43,10 @@ pub(super) fn decode_xml(body: &[u8], base: usize) -> Result<EventInfo, DecodeEr
         cfg.check_comments = false;
         cfg.expand_empty_elements = false;
     }
-    let mut b = TreeBuilder::default();
+    let mut b = TreeBuilder {
+        fields_only: detail == TreeDetail::FieldsOnly,
+        ..TreeBuilder::default()
+    };
     let mut errors = 0usize;
     let mut first_error: Option<(usize, String)> = None;
     loop {
@@ -134,6 +143,10 @@ struct TreeBuilder {
     warned_outside: bool,
     /// A close tag was missing or stray: the tree's shape may be wrong.
     damaged: bool,
+    /// [`TreeDetail::FieldsOnly`]: text is kept only for [`is_tree_name`] elements, and an
+    /// element is attached only if it is one or holds one. Every element is still opened and
+    /// counted, so limits, warnings and close-tag recovery are those of the full tree.
+    fields_only: bool,
 }
 
 impl TreeBuilder {
@@ -193,10 +206,12 @@ impl TreeBuilder {
         if self.skipped > 0 {
             return;
         }
+        let fields_only = self.fields_only;
         match self.stack.last_mut() {
             // Leading white space is trimmed anyway: the line breaks between child elements
             // need no allocation.
             Some(top) if top.text.is_none() && t.trim().is_empty() => {}
+            Some(top) if fields_only && !is_tree_name(&top.name) => {}
             Some(top) => top.text.get_or_insert_with(String::new).push_str(t),
             None => {
                 if !t.trim().is_empty() && !self.warned_outside {
@@ -223,6 +238,8 @@ impl TreeBuilder {
             (!t.is_empty()).then_some(t)
         });
         match self.stack.last_mut() {
+            Some(_)
+                if self.fields_only && node.children.is_empty() && !is_tree_name(&node.name) => {}
             Some(parent) => parent.children.push(node),
             None => {
                 self.root = Some(node);
