@@ -21,6 +21,11 @@ Per sample: note, and connections (in order of appearance), each with any of:
   problems       findings that are problems, in order: {kind, ...fields the design fixes}
   plain_http_evidence   for plain HTTP connections: how the server showed it speaks TLS
                         (kind of TlsEvidence), or null
+  decrypted      (samples with a key log, checked by tests/decrypt_samples.rs) what the
+                 plaintext holds: events (eventType of each `POST /alarm` in order), statuses
+                 (status of each `HTTP/1.1` answer in order), and where the design fixes them
+                 version, cipher_suite, body_bytes (each request body's length); null: the key
+                 log lacks this session, nothing may be decrypted
 """
 
 import argparse
@@ -32,8 +37,12 @@ CA = "CN=alarmscope sample CA"
 LEAF = f"CN={SNI}"
 
 
-def tls_conn(offered, version, certificate, handshake, exchanges, problems=(), sni=SNI):
-    return {
+def decrypted(events, statuses, **fixed):
+    return {"events": list(events), "statuses": list(statuses), **fixed}
+
+
+def tls_conn(offered, version, certificate, handshake, exchanges, problems=(), sni=SNI, plain=False):
+    c = {
         "tls": True,
         "sni": sni,
         "offered": offered,
@@ -43,6 +52,9 @@ def tls_conn(offered, version, certificate, handshake, exchanges, problems=(), s
         "exchanges": list(exchanges),
         "problems": list(problems),
     }
+    if plain is not False:
+        c["decrypted"] = plain
+    return c
 
 
 ENCRYPTED = {"state": "encrypted"}
@@ -56,24 +68,31 @@ def build():
         "note": "curl (OpenSSL 3, defaults: TLS 1.0-1.3 offered, SNI alarm.example) posts 2 XML "
                 "events over HTTPS to a Python ssl server with a CA-signed certificate; both "
                 "answered 200. TLS 1.3: the certificate travels encrypted. Key log: https-ok.keys.",
-        "connections": [tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True])] * 2,
+        "connections": [
+            tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True],
+                     plain=decrypted([ev], [200], version="TLS 1.3"))
+            for ev in ("VMD", "linedetection")
+        ],
     }
     E["https-tls12.pcap"] = {
         "note": "Python device limited to TLS 1.2, server with a self-signed certificate the "
                 "device trusts; one event answered 200. Key log: https-tls12.keys.",
-        "connections": [tls_conn("TLS 1.2", "TLS 1.2", SELF_SIGNED, "completed", [True])],
+        "connections": [tls_conn("TLS 1.2", "TLS 1.2", SELF_SIGNED, "completed", [True],
+                                 plain=decrypted(["VMD"], [200], version="TLS 1.2"))],
     }
     E["https-tls13.pcap"] = {
         "note": "Python device allowing TLS 1.3 only, CA-signed server certificate; one "
                 "linedetection event answered 200; the server's two session tickets come "
                 "between the request's head and body records. Key log: https-tls13.keys.",
-        "connections": [tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True])],
+        "connections": [tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True],
+                                 plain=decrypted(["linedetection"], [200], version="TLS 1.3"))],
     }
     E["https-no-answer.pcap"] = {
         "note": "Server limited to TLS 1.2 completes the handshake, reads the event and never "
                 "answers; the device gives up after 2 s and retries once (also unanswered). "
                 "Key log: https-no-answer.keys.",
-        "connections": [tls_conn("TLS 1.3", "TLS 1.2", CA_SIGNED, "completed", [False])] * 2,
+        "connections": [tls_conn("TLS 1.3", "TLS 1.2", CA_SIGNED, "completed", [False],
+                                 plain=decrypted(["VMD"], [], version="TLS 1.2"))] * 2,
     }
     E["https-to-http.pcap"] = {
         "note": "The device speaks HTTPS to Python's plain http.server, which answers its "

@@ -1,0 +1,391 @@
+//! The HTTPS samples (recorded over loopback by samples/tools/record_tls.py, with the key logs
+//! the clients wrote) decrypted by [`TlsDecryptor`], fed the way the pipeline will feed it:
+//! the capture reader and TCP tracker, [`probe_client_hello`] to pick TLS connections, then
+//! `data`/`gap`/`close` per TCP event. What the plaintext must hold is declared in
+//! samples/expected-tls.json (`decrypted`, from what the devices and servers of each scenario
+//! send: record.py's request head and answer, bodies.py's events), never read back from a run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alarmscope::capture::decode_frame;
+use alarmscope::capture::file::CaptureFile;
+use alarmscope::capture::frame::Decoded;
+use alarmscope::tcp::{Direction, TcpConfig, TcpEvent, TcpTracker};
+use alarmscope::time::Timestamp;
+use alarmscope::tls::decrypt::{DecryptConfig, DecryptEvent, DecryptFinding, DecryptReport};
+use alarmscope::tls::keylog::{KeyLog, KeyLookup};
+use alarmscope::tls::{probe_client_hello, DecryptStatus, Probe, TlsDecryptor};
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn expected() -> serde_json::Map<String, Value> {
+    let text = std::fs::read_to_string(samples_dir().join("expected-tls.json"))
+        .expect("samples/expected-tls.json");
+    match serde_json::from_str(&text).expect("expected-tls.json is JSON") {
+        Value::Object(m) => m,
+        _ => panic!("expected-tls.json must be an object"),
+    }
+}
+
+fn keylog(name: &str) -> Arc<KeyLog> {
+    let stem = name.strip_suffix(".pcap").unwrap_or(name);
+    let text = std::fs::read(samples_dir().join(format!("{stem}.keys"))).unwrap_or_default();
+    Arc::new(KeyLog::parse(&text))
+}
+
+/// What the decryptor handed on for one connection.
+#[derive(Debug, Default, PartialEq)]
+struct Plain {
+    /// Plaintext per direction (client first).
+    bytes: [Vec<u8>; 2],
+    gaps: usize,
+    stopped: [bool; 2],
+    findings: Vec<DecryptFinding>,
+}
+
+impl Plain {
+    fn on(&mut self, ev: DecryptEvent<'_>) {
+        match ev {
+            DecryptEvent::Plain { dir, bytes, .. } => self.bytes[d(dir)].extend_from_slice(bytes),
+            DecryptEvent::Gap { .. } => self.gaps += 1,
+            DecryptEvent::Stopped { dir, .. } => self.stopped[d(dir)] = true,
+            DecryptEvent::Finding(f) => self.findings.push(f),
+        }
+    }
+}
+
+fn d(dir: Direction) -> usize {
+    match dir {
+        Direction::ClientToServer => 0,
+        Direction::ServerToClient => 1,
+    }
+}
+
+/// One TCP connection's in-order events, as the tracker gave them.
+#[derive(Debug, Clone)]
+enum Ev {
+    Data(Direction, Timestamp, Vec<u8>),
+    Gap(Direction, Timestamp, u64),
+}
+
+/// Every TCP connection of a capture whose client begins with a TLS ClientHello, as its list
+/// of events, in order of connection id.
+fn tls_connections(path: &Path) -> Vec<Vec<Ev>> {
+    let mut file = CaptureFile::open(path).expect("capture opens");
+    let mut tcp = TcpTracker::new(TcpConfig::default());
+    let mut conns: HashMap<u64, Vec<Ev>> = HashMap::new();
+    let mut on = |ev: TcpEvent<'_>| match ev {
+        TcpEvent::Open { id, .. } => {
+            conns.insert(id, Vec::new());
+        }
+        TcpEvent::Data { id, dir, ts, data } => {
+            if let Some(c) = conns.get_mut(&id) {
+                c.push(Ev::Data(dir, ts, data.to_vec()));
+            }
+        }
+        TcpEvent::Gap { id, dir, ts, bytes } => {
+            if let Some(c) = conns.get_mut(&id) {
+                c.push(Ev::Gap(dir, ts, bytes));
+            }
+        }
+        TcpEvent::Close { .. } => {}
+    };
+    while let Ok(Some(fr)) = file.next_frame() {
+        if let Ok(Decoded::Tcp(seg)) = decode_frame(fr.link, fr.data, fr.orig_len) {
+            tcp.segment(fr.ts, &seg, &mut on);
+        }
+    }
+    tcp.finish(&mut on);
+    let mut ids: Vec<u64> = conns.keys().copied().collect();
+    ids.sort_unstable();
+    ids.into_iter()
+        .filter_map(|id| conns.remove(&id))
+        .filter(|evs| {
+            let first: Vec<u8> = evs
+                .iter()
+                .filter_map(|e| match e {
+                    Ev::Data(Direction::ClientToServer, _, b) => Some(b.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .take(6)
+                .collect();
+            probe_client_hello(&first) == Probe::Tls
+        })
+        .collect()
+}
+
+/// Feed one connection's events to a decryptor.
+fn decrypt(evs: &[Ev], keys: Arc<dyn KeyLookup + Send + Sync>) -> (Plain, DecryptReport) {
+    let mut dec = TlsDecryptor::new(DecryptConfig::default(), keys);
+    let mut p = Plain::default();
+    let mut last = Timestamp(0);
+    for e in evs {
+        match e {
+            Ev::Data(dir, ts, b) => {
+                last = *ts;
+                dec.data(*dir, *ts, b, &mut |ev| p.on(ev));
+                assert!(dec.buffered_bytes() <= 2 * (5 + 16384 + 2048 + (16 << 10)));
+            }
+            Ev::Gap(dir, ts, n) => dec.gap(*dir, *ts, *n, &mut |ev| p.on(ev)),
+        }
+    }
+    dec.close(last, alarmscope::tcp::CloseKind::Open, &mut |ev| p.on(ev));
+    let report = dec.finish();
+    (p, report)
+}
+
+/// Event types of the requests in a client plaintext, in order (`<eventType>X</eventType>`),
+/// and how many request lines it holds.
+fn requests(c2s: &[u8]) -> (usize, Vec<String>) {
+    let text = String::from_utf8_lossy(c2s);
+    let posts = text.matches("POST /alarm HTTP/1.1\r\n").count();
+    let events = text
+        .split("<eventType>")
+        .skip(1)
+        .filter_map(|s| s.split("</eventType>").next())
+        .map(str::to_string)
+        .collect();
+    (posts, events)
+}
+
+/// Status codes of the `HTTP/1.1 NNN` status lines in a server plaintext, in order.
+fn statuses(s2c: &[u8]) -> Vec<u64> {
+    let text = String::from_utf8_lossy(s2c);
+    text.match_indices("HTTP/1.1 ")
+        .filter(|(i, _)| *i == 0 || text[..*i].ends_with('\n'))
+        .filter_map(|(i, _)| text.get(i + 9..i + 12)?.parse().ok())
+        .collect()
+}
+
+/// Lengths of the request bodies (the bytes after each head, by its Content-Length).
+fn body_lengths(c2s: &[u8]) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut rest = c2s;
+    while let Some(end) = memchr::memmem::find(rest, b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+        let Some(len) = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            break;
+        };
+        let body_end = (end + 4).saturating_add(len as usize).min(rest.len());
+        out.push((body_end - end - 4) as u64);
+        rest = &rest[body_end..];
+    }
+    out
+}
+
+#[test]
+fn every_sample_with_a_key_log_decrypts_to_what_its_devices_sent() {
+    let exp = expected();
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for (name, e) in &exp {
+        let want: Vec<&Value> = e["connections"]
+            .as_array()
+            .expect("connections")
+            .iter()
+            .filter(|c| c["tls"] == Value::Bool(true))
+            .collect();
+        if want.iter().all(|c| c.get("decrypted").is_none()) {
+            continue;
+        }
+        let keys = keylog(name);
+        let conns = tls_connections(&samples_dir().join(name));
+        if conns.len() != want.len() {
+            bad.push(format!("{name}: {} TLS connections, expected {}", conns.len(), want.len()));
+            continue;
+        }
+        for (i, (w, evs)) in want.iter().zip(&conns).enumerate() {
+            let Some(wd) = w.get("decrypted") else {
+                continue;
+            };
+            checked += 1;
+            let (p, report) = decrypt(evs, keys.clone());
+            if wd.is_null() {
+                // Declared not decryptable: the key log lacks the session.
+                let missing = p
+                    .findings
+                    .iter()
+                    .any(|f| matches!(f, DecryptFinding::KeyNotInLog { .. }));
+                if !missing || report.status != DecryptStatus::NotDecrypted || !p.bytes[0].is_empty() {
+                    bad.push(format!("{name} #{i}: expected key_not_in_log, got {:?} {:?}", report.status, p.findings));
+                }
+                continue;
+            }
+            let (posts, events) = requests(&p.bytes[0]);
+            let want_events: Vec<String> = wd["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|v| v.as_str().expect("event").to_string())
+                .collect();
+            if posts != want_events.len() || events != want_events {
+                bad.push(format!("{name} #{i}: {posts} POST /alarm, events {events:?}, expected {want_events:?}"));
+            }
+            let want_statuses: Vec<u64> = wd["statuses"]
+                .as_array()
+                .expect("statuses")
+                .iter()
+                .map(|v| v.as_u64().expect("status"))
+                .collect();
+            let got = statuses(&p.bytes[1]);
+            if got != want_statuses {
+                bad.push(format!("{name} #{i}: statuses {got:?}, expected {want_statuses:?}"));
+            }
+            if let Some(Value::Array(lens)) = wd.get("body_bytes") {
+                let want_lens: Vec<u64> = lens.iter().filter_map(Value::as_u64).collect();
+                let got = body_lengths(&p.bytes[0]);
+                if got != want_lens {
+                    bad.push(format!("{name} #{i}: bodies {got:?}, expected {want_lens:?}"));
+                }
+            }
+            if report.status != DecryptStatus::Decrypting || p.gaps != 0 || p.stopped != [false, false] {
+                bad.push(format!("{name} #{i}: status {:?}, {} gaps, stopped {:?}", report.status, p.gaps, p.stopped));
+            }
+            // Clean loopback recordings: the only findings are decrypted alerts (close_notify)
+            // and key updates.
+            for f in &p.findings {
+                if !matches!(f, DecryptFinding::Alert { .. } | DecryptFinding::KeyUpdate { .. }) {
+                    bad.push(format!("{name} #{i}: unexpected finding {f}"));
+                }
+            }
+            if let Some(v) = wd.get("version") {
+                let got = report.version.map(|v| v.to_string());
+                if v.as_str() != got.as_deref() {
+                    bad.push(format!("{name} #{i}: version {got:?}, expected {v}"));
+                }
+            }
+            if let Some(v) = wd.get("cipher_suite") {
+                let got = report.cipher_suite.map(|c| c.to_string());
+                if v.as_str() != got.as_deref() {
+                    bad.push(format!("{name} #{i}: suite {got:?}, expected {v}"));
+                }
+            }
+        }
+    }
+    assert!(checked >= 6, "{checked} connections checked");
+    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+}
+
+/// A key log whose secrets are all one bit off: every session's first record fails to
+/// authenticate, located, and nothing is handed on.
+#[test]
+fn a_wrong_key_is_an_authentication_finding_and_no_plaintext() {
+    for name in ["https-tls12.pcap", "https-tls13.pcap"] {
+        let stem = name.strip_suffix(".pcap").unwrap();
+        let text = std::fs::read_to_string(samples_dir().join(format!("{stem}.keys"))).unwrap();
+        // Flip the last hex digit of every secret.
+        let spoilt: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with('#') || l.is_empty() {
+                    return format!("{l}\n");
+                }
+                let mut s = l.to_string();
+                let last = s.pop().unwrap();
+                s.push(if last == '0' { '1' } else { '0' });
+                format!("{s}\n")
+            })
+            .collect();
+        let keys = Arc::new(KeyLog::parse(spoilt.as_bytes()));
+        assert!(keys.warnings().is_empty());
+        let conns = tls_connections(&samples_dir().join(name));
+        assert_eq!(conns.len(), 1);
+        let (p, report) = decrypt(&conns[0], keys);
+        assert_eq!(report.status, DecryptStatus::NotDecrypted, "{name}");
+        assert_eq!(p.bytes, [Vec::<u8>::new(), Vec::new()], "{name}");
+        let failed: Vec<_> = p
+            .findings
+            .iter()
+            .filter_map(|f| match f {
+                DecryptFinding::AuthFailed {
+                    dir, first, offset, ..
+                } => Some((*dir, *first, *offset)),
+                _ => None,
+            })
+            .collect();
+        // Both directions' first encrypted record, each located after the hellos.
+        assert_eq!(failed.len(), 2, "{name}: {:?}", p.findings);
+        assert!(failed.iter().all(|(_, first, off)| *first && *off > 0), "{name}");
+        assert_eq!(p.stopped, [true, true], "{name}");
+    }
+}
+
+#[test]
+fn an_empty_key_log_says_which_session_is_missing() {
+    let conns = tls_connections(&samples_dir().join("https-tls13.pcap"));
+    let (p, report) = decrypt(&conns[0], Arc::new(KeyLog::default()));
+    assert_eq!(report.status, DecryptStatus::NotDecrypted);
+    assert!(p.bytes.iter().all(Vec::is_empty));
+    let text = std::fs::read_to_string(samples_dir().join("https-tls13.keys")).unwrap();
+    match &p.findings[..] {
+        [DecryptFinding::KeyNotInLog {
+            client_random,
+            session_logged: false,
+            ..
+        }] => assert!(text.contains(client_random.as_str()), "{client_random}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Run of one direction's bytes between the other direction's.
+fn runs(evs: &[Ev]) -> Vec<(Direction, Timestamp, Vec<u8>)> {
+    let mut out: Vec<(Direction, Timestamp, Vec<u8>)> = Vec::new();
+    for e in evs {
+        if let Ev::Data(dir, ts, b) = e {
+            match out.last_mut() {
+                Some((d, t, bytes)) if d == dir => {
+                    bytes.extend_from_slice(b);
+                    *t = *ts;
+                }
+                _ => out.push((*dir, *ts, b.clone())),
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Decrypting records split at any TCP boundary gives the same plaintext: each run of one
+    /// direction's bytes is cut at arbitrary points (1-byte pieces included) and fed piece by
+    /// piece.
+    #[test]
+    fn any_split_gives_the_same_plaintext(
+        sample in 0usize..3,
+        cuts in proptest::collection::vec(proptest::collection::vec(1usize..700, 0..30), 24),
+    ) {
+        let name = ["https-tls12.pcap", "https-tls13.pcap", "https-ok.pcap"][sample];
+        let keys = keylog(name);
+        let conns = tls_connections(&samples_dir().join(name));
+        let whole: Vec<Ev> = runs(&conns[0])
+            .into_iter()
+            .map(|(d, t, b)| Ev::Data(d, t, b))
+            .collect();
+        let (want, _) = decrypt(&whole, keys.clone());
+        prop_assert!(!want.bytes[0].is_empty() && !want.bytes[1].is_empty());
+        let mut split = Vec::new();
+        for (i, (dir, ts, b)) in runs(&conns[0]).into_iter().enumerate() {
+            let mut rest = &b[..];
+            for c in cuts.get(i).into_iter().flatten() {
+                let k = (*c).min(rest.len());
+                split.push(Ev::Data(dir, ts, rest[..k].to_vec()));
+                rest = &rest[k..];
+            }
+            split.push(Ev::Data(dir, ts, rest.to_vec()));
+        }
+        let (got, _) = decrypt(&split, keys);
+        prop_assert_eq!(got, want);
+    }
+}
