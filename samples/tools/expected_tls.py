@@ -31,6 +31,12 @@ Per sample: note, and connections (in order of appearance), each with any of:
 import argparse
 import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bodies  # noqa: E402
+
+ANPR_IP = "127.0.0.20"  # record.py's ANPR camera
 
 SNI = "alarm.example"
 CA = "CN=alarmscope sample CA"
@@ -117,6 +123,49 @@ def build():
         "connections": [tls_conn("TLS 1.3", "TLS 1.2", CA_SIGNED, "failed", [],
                                  [{"kind": "handshake_alert", "by": "client", "level": "fatal",
                                    "description": "unknown_ca"}])] * 2,
+    }
+    E["https-tls12-chacha.pcap"] = {
+        "note": "Python device limited to TLS 1.2 offering only ECDHE-ECDSA-CHACHA20-POLY1305 "
+                "(RFC 7905); one VMD event answered 200. Key log: https-tls12-chacha.keys.",
+        "connections": [tls_conn("TLS 1.2", "TLS 1.2", CA_SIGNED, "completed", [True],
+                                 plain=decrypted(["VMD"], [200], version="TLS 1.2",
+                                                 cipher_suite="TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"))],
+    }
+    for suite, name in [("TLS_CHACHA20_POLY1305_SHA256", "chacha"), ("TLS_AES_128_GCM_SHA256", "aes128"),
+                        ("TLS_AES_256_GCM_SHA384", "aes256")]:
+        E[f"https-tls13-{name}.pcap"] = {
+            "note": f"curl limited to TLS 1.3 offering only {suite}; one linedetection event "
+                    f"answered 200. Key log: https-tls13-{name}.keys.",
+            "connections": [tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True],
+                                     plain=decrypted(["linedetection"], [200], version="TLS 1.3",
+                                                     cipher_suite=suite))],
+        }
+    E["https-keepalive.pcap"] = {
+        "note": "Python device (TLS 1.3) posts three events (VMD, linedetection, VMD) on one "
+                "connection; the server answers each 200 with Connection: keep-alive. Key log: "
+                "https-keepalive.keys.",
+        "connections": [tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True, True, True],
+                                 plain=decrypted(["VMD", "linedetection", "VMD"], [200, 200, 200],
+                                                 version="TLS 1.3"))],
+    }
+    multipart_body, _ = bodies.anpr_multipart(ANPR_IP, 0)
+    E["https-multipart.pcap"] = {
+        "note": "ANPR camera (Python, TLS 1.3) posts an ANPR event as multipart/form-data with the "
+                "XML and two JPEG pictures (10 240 and 81 920 bytes): the body spans many "
+                "records; answered 200. Key log: https-multipart.keys.",
+        "connections": [tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True],
+                                 plain=decrypted(["ANPR"], [200], version="TLS 1.3",
+                                                 body_bytes=[len(multipart_body)]))],
+    }
+    E["https-missing-key.pcap"] = {
+        "note": "Two cameras post over HTTPS (TLS 1.3), both answered 200; only the first wrote "
+                "a key log, so https-missing-key.keys lacks the second session: it must be "
+                "reported as not in the key log, not decrypted.",
+        "connections": [
+            tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True],
+                     plain=decrypted(["VMD"], [200], version="TLS 1.3")),
+            tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True], plain=None),
+        ],
     }
     return E
 

@@ -83,8 +83,10 @@ def server_ctx(cert, key, max_version=None):
     return ctx
 
 
-def client_ctx(cafile, keylog=None, min_version=None, max_version=None):
+def client_ctx(cafile, keylog=None, min_version=None, max_version=None, ciphers=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)  # TLS 1.2 suites (OpenSSL names); TLS 1.3 ones are not affected
     ctx.load_verify_locations(cafile)
     if keylog is not None:
         ctx.keylog_filename = keylog
@@ -254,6 +256,88 @@ def sc_https_unknown_ca(port, certs, out_dir, name):
     return dev.results, [None, None], dev
 
 
+def curl_post(port, certs, keys, body, ct, *extra):
+    """curl posts one event over HTTPS (SNI alarm.example, key log to `keys`); its status."""
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(body)
+        f.flush()
+        r = subprocess.run(
+            ["curl", "-sS", "--interface", CAMERA_IP, "--cacert", certs.ca, *extra,
+             "--resolve", f"{SNI}:{port}:{SERVER_IP}", "-o", "/dev/null", "-w", "%{http_code}",
+             "-H", f"Content-Type: {ct}", "--data-binary", f"@{f.name}",
+             f"https://{SNI}:{port}{record.PATH}"],
+            env={**os.environ, "SSLKEYLOGFILE": keys}, capture_output=True, text=True, timeout=10)
+    return int(r.stdout) if r.stdout.isdigit() else None
+
+
+def fresh_keys(out_dir, name):
+    keys = keys_path(out_dir, name)
+    if os.path.exists(keys):
+        os.remove(keys)
+    return keys
+
+
+def sc_https_tls12_chacha(port, certs, out_dir, name):
+    """Python device limited to TLS 1.2 offering only ECDHE-ECDSA-CHACHA20-POLY1305 (the
+    server's key is EC P-256); one VMD event answered 200. Key log by the device."""
+    lis = TlsListener(port, ["ok"], server_ctx(certs.leaf, certs.leaf_key))
+    dev = TlsDevice(CAMERA_IP, port, client_ctx(certs.ca, fresh_keys(out_dir, name),
+                                                max_version=ssl.TLSVersion.TLSv1_2,
+                                                ciphers="ECDHE-ECDSA-CHACHA20-POLY1305"))
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:36:00+08:00"), XML_CT)
+    lis.stop()
+    return dev.results, [200], lis
+
+
+def tls13_suite_scenario(suite, event_time):
+    """curl, TLS 1.3 only, offering only `suite`; one linedetection event answered 200."""
+    def sc(port, certs, out_dir, name):
+        lis = TlsListener(port, ["ok"], server_ctx(certs.leaf, certs.leaf_key))
+        status = curl_post(port, certs, fresh_keys(out_dir, name),
+                           bodies.linedetection_xml(CAMERA_IP, event_time), "application/xml",
+                           "--tlsv1.3", "--tls13-ciphers", suite)
+        lis.stop()
+        return [status], [200], lis
+    sc.__doc__ = tls13_suite_scenario.__doc__.replace("`suite`", suite)
+    return sc
+
+
+def sc_https_keepalive(port, certs, out_dir, name):
+    """Python device (TLS 1.3), server answering 200 with Connection: keep-alive: three events
+    (VMD, linedetection, VMD) on one TLS connection. Key log by the device."""
+    lis = TlsListener(port, ["ok-keepalive"] * 3, server_ctx(certs.leaf, certs.leaf_key))
+    dev = TlsDevice(CAMERA_IP, port, client_ctx(certs.ca, fresh_keys(out_dir, name)))
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:37:00+08:00", 1), XML_CT)
+    dev.send_event(bodies.linedetection_xml(CAMERA_IP, "2024-05-14T10:37:01+08:00", 1), "application/xml")
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:37:02+08:00", 2), XML_CT)
+    dev.close()
+    lis.stop()
+    return dev.results, [200, 200, 200], lis
+
+
+def sc_https_multipart(port, certs, out_dir, name):
+    """ANPR camera (Python, TLS 1.3) posts the first ANPR event of multipart-anpr.pcap: XML and
+    two JPEG pictures (10 240 and 81 920 bytes) in one multipart body; answered 200."""
+    lis = TlsListener(port, ["ok"], server_ctx(certs.leaf, certs.leaf_key))
+    dev = TlsDevice(ANPR_IP, port, client_ctx(certs.ca, fresh_keys(out_dir, name)))
+    body, _ = bodies.anpr_multipart(ANPR_IP, 0)
+    dev.send_event(body, f"multipart/form-data; boundary={bodies.BOUNDARY}")
+    lis.stop()
+    return dev.results, [200], lis
+
+
+def sc_https_missing_key(port, certs, out_dir, name):
+    """Two cameras post over HTTPS (TLS 1.3) to one server; only the first writes a key log, so
+    the log lacks the second session. Both answered 200."""
+    lis = TlsListener(port, ["ok", "ok"], server_ctx(certs.leaf, certs.leaf_key))
+    logged = TlsDevice(CAMERA_IP, port, client_ctx(certs.ca, fresh_keys(out_dir, name)))
+    logged.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:38:00+08:00"), XML_CT)
+    unlogged = TlsDevice(ANPR_IP, port, client_ctx(certs.ca))
+    unlogged.send_event(bodies.vmd_xml(ANPR_IP, "2024-05-14T10:38:01+08:00"), XML_CT)
+    lis.stop()
+    return logged.results + unlogged.results, [200, 200], lis
+
+
 # name -> (server port, scenario)
 SCENARIOS = {
     "https-ok.pcap": (18500, sc_https_ok),
@@ -263,6 +347,13 @@ SCENARIOS = {
     "https-to-http.pcap": (18504, sc_https_to_http),
     "http-to-https.pcap": (18505, sc_http_to_https),
     "https-unknown-ca.pcap": (18506, sc_https_unknown_ca),
+    "https-tls12-chacha.pcap": (18507, sc_https_tls12_chacha),
+    "https-tls13-chacha.pcap": (18508, tls13_suite_scenario("TLS_CHACHA20_POLY1305_SHA256", "2024-05-14T10:36:10+08:00")),
+    "https-tls13-aes128.pcap": (18509, tls13_suite_scenario("TLS_AES_128_GCM_SHA256", "2024-05-14T10:36:20+08:00")),
+    "https-tls13-aes256.pcap": (18510, tls13_suite_scenario("TLS_AES_256_GCM_SHA384", "2024-05-14T10:36:30+08:00")),
+    "https-keepalive.pcap": (18511, sc_https_keepalive),
+    "https-multipart.pcap": (18512, sc_https_multipart),
+    "https-missing-key.pcap": (18513, sc_https_missing_key),
 }
 
 
