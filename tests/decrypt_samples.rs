@@ -389,3 +389,74 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// tshark, when installed, is the oracle: with the same key log it must see the same requests
+/// (method and path) and answers (status) per TCP stream as the decryptor hands on.
+#[test]
+fn tshark_sees_the_same_requests_and_answers() {
+    if std::process::Command::new("tshark").arg("-v").output().is_err() {
+        eprintln!("tshark not installed: oracle check skipped");
+        return;
+    }
+    let mut compared = 0;
+    for (name, _) in expected() {
+        let stem = name.strip_suffix(".pcap").unwrap_or(&name).to_string();
+        let keys_file = samples_dir().join(format!("{stem}.keys"));
+        if !keys_file.exists() {
+            continue;
+        }
+        let pcap = samples_dir().join(&name);
+        let out = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .arg("-o")
+            .arg(format!("tls.keylog_file:{}", keys_file.display()))
+            .args(["-Y", "http", "-T", "fields", "-e", "tcp.stream"])
+            .args(["-e", "http.request.method", "-e", "http.request.uri"])
+            .args(["-e", "http.response.code"])
+            .output()
+            .expect("tshark runs");
+        assert!(out.status.success(), "{name}: tshark failed");
+        // Per stream: requests ("POST /alarm") and answers ("200"), in order.
+        let mut theirs: std::collections::BTreeMap<usize, (Vec<String>, Vec<String>)> =
+            Default::default();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let Some(stream) = f.first().and_then(|s| s.parse::<usize>().ok()) else {
+                continue;
+            };
+            let e = theirs.entry(stream).or_default();
+            match (f.get(1), f.get(2), f.get(3)) {
+                (Some(m), Some(u), _) if !m.is_empty() => e.0.push(format!("{m} {u}")),
+                (_, _, Some(code)) if !code.is_empty() => e.1.push(code.to_string()),
+                _ => {}
+            }
+        }
+        // Ours: every connection of these captures is TLS, so its index is tshark's stream.
+        let keys = keylog(&name);
+        let mut ours: std::collections::BTreeMap<usize, (Vec<String>, Vec<String>)> =
+            Default::default();
+        for (i, evs) in tls_connections(&pcap).iter().enumerate() {
+            let (p, _) = decrypt(evs, keys.clone());
+            let reqs = messages(&p.bytes[0]).unwrap_or_default();
+            let resps = messages(&p.bytes[1]).unwrap_or_default();
+            if reqs.is_empty() && resps.is_empty() {
+                continue;
+            }
+            let line = |s: &str, n: usize| s.split(' ').take(n).collect::<Vec<_>>().join(" ");
+            ours.insert(
+                i,
+                (
+                    reqs.iter().map(|(s, _)| line(s, 2)).collect(),
+                    resps
+                        .iter()
+                        .map(|(s, _)| s.split(' ').nth(1).unwrap_or("").to_string())
+                        .collect(),
+                ),
+            );
+        }
+        assert_eq!(ours, theirs, "{name}");
+        compared += 1;
+    }
+    assert!(compared >= 10, "{compared} samples compared");
+}
