@@ -155,7 +155,8 @@ fn messages(plain: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
         let len: usize = lines
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
             })
             .unwrap_or(0);
         let body = rest.get(end + 4..end + 4 + len)?;
@@ -190,7 +191,11 @@ fn every_sample_with_a_key_log_decrypts_to_what_its_devices_sent() {
         let keys = keylog(name);
         let conns = tls_connections(&samples_dir().join(name));
         if conns.len() != want.len() {
-            bad.push(format!("{name}: {} TLS connections, expected {}", conns.len(), want.len()));
+            bad.push(format!(
+                "{name}: {} TLS connections, expected {}",
+                conns.len(),
+                want.len()
+            ));
             continue;
         }
         for (i, (w, evs)) in want.iter().zip(&conns).enumerate() {
@@ -205,18 +210,25 @@ fn every_sample_with_a_key_log_decrypts_to_what_its_devices_sent() {
                     .findings
                     .iter()
                     .any(|f| matches!(f, DecryptFinding::KeyNotInLog { .. }));
-                if !missing || report.status != DecryptStatus::NotDecrypted || !p.bytes[0].is_empty() {
-                    bad.push(format!("{name} #{i}: expected key_not_in_log, got {:?} {:?}", report.status, p.findings));
+                if !missing
+                    || report.status != DecryptStatus::NotDecrypted
+                    || !p.bytes[0].is_empty()
+                {
+                    bad.push(format!(
+                        "{name} #{i}: expected key_not_in_log, got {:?} {:?}",
+                        report.status, p.findings
+                    ));
                 }
                 continue;
             }
             let (Some(reqs), Some(resps)) = (messages(&p.bytes[0]), messages(&p.bytes[1])) else {
-                bad.push(format!("{name} #{i}: plaintext is not a sequence of whole HTTP messages"));
+                bad.push(format!(
+                    "{name} #{i}: plaintext is not a sequence of whole HTTP messages"
+                ));
                 continue;
             };
-            let list = |key: &str| -> Vec<Value> {
-                wd[key].as_array().cloned().unwrap_or_default()
-            };
+            let list =
+                |key: &str| -> Vec<Value> { wd[key].as_array().cloned().unwrap_or_default() };
             let want_events: Vec<Value> = list("events");
             let got_events: Vec<Value> = reqs
                 .iter()
@@ -229,7 +241,9 @@ fn every_sample_with_a_key_log_decrypts_to_what_its_devices_sent() {
                 })
                 .collect();
             if got_events != want_events {
-                bad.push(format!("{name} #{i}: requests {got_events:?}, expected {want_events:?}"));
+                bad.push(format!(
+                    "{name} #{i}: requests {got_events:?}, expected {want_events:?}"
+                ));
             }
             let got_statuses: Vec<Value> = resps
                 .iter()
@@ -241,21 +255,36 @@ fn every_sample_with_a_key_log_decrypts_to_what_its_devices_sent() {
                 })
                 .collect();
             if got_statuses != list("statuses") {
-                bad.push(format!("{name} #{i}: statuses {got_statuses:?}, expected {:?}", list("statuses")));
+                bad.push(format!(
+                    "{name} #{i}: statuses {got_statuses:?}, expected {:?}",
+                    list("statuses")
+                ));
             }
             if wd.get("body_bytes").is_some() {
                 let got: Vec<Value> = reqs.iter().map(|(_, b)| Value::from(b.len())).collect();
                 if got != list("body_bytes") {
-                    bad.push(format!("{name} #{i}: bodies {got:?}, expected {:?}", list("body_bytes")));
+                    bad.push(format!(
+                        "{name} #{i}: bodies {got:?}, expected {:?}",
+                        list("body_bytes")
+                    ));
                 }
             }
-            if report.status != DecryptStatus::Decrypting || p.gaps != 0 || p.stopped != [false, false] {
-                bad.push(format!("{name} #{i}: status {:?}, {} gaps, stopped {:?}", report.status, p.gaps, p.stopped));
+            if report.status != DecryptStatus::Decrypting
+                || p.gaps != 0
+                || p.stopped != [false, false]
+            {
+                bad.push(format!(
+                    "{name} #{i}: status {:?}, {} gaps, stopped {:?}",
+                    report.status, p.gaps, p.stopped
+                ));
             }
             // Clean loopback recordings: the only findings are decrypted alerts (close_notify)
             // and key updates.
             for f in &p.findings {
-                if !matches!(f, DecryptFinding::Alert { .. } | DecryptFinding::KeyUpdate { .. }) {
+                if !matches!(
+                    f,
+                    DecryptFinding::Alert { .. } | DecryptFinding::KeyUpdate { .. }
+                ) {
                     bad.push(format!("{name} #{i}: unexpected finding {f}"));
                 }
             }
@@ -274,7 +303,12 @@ fn every_sample_with_a_key_log_decrypts_to_what_its_devices_sent() {
         }
     }
     assert!(checked >= 14, "{checked} connections checked");
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 /// A key log whose secrets are all one bit off: every session's first record fails to
@@ -316,7 +350,10 @@ fn a_wrong_key_is_an_authentication_finding_and_no_plaintext() {
             .collect();
         // Both directions' first encrypted record, each located after the hellos.
         assert_eq!(failed.len(), 2, "{name}: {:?}", p.findings);
-        assert!(failed.iter().all(|(_, first, off)| *first && *off > 0), "{name}");
+        assert!(
+            failed.iter().all(|(_, first, off)| *first && *off > 0),
+            "{name}"
+        );
         assert_eq!(p.stopped, [true, true], "{name}");
     }
 }
@@ -394,7 +431,11 @@ proptest! {
 /// (method and path) and answers (status) per TCP stream as the decryptor hands on.
 #[test]
 fn tshark_sees_the_same_requests_and_answers() {
-    if std::process::Command::new("tshark").arg("-v").output().is_err() {
+    if std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
         eprintln!("tshark not installed: oracle check skipped");
         return;
     }

@@ -180,7 +180,10 @@ impl std::fmt::Display for KeyLogWarning {
             KeyLogProblem::BadClientRandom => {
                 f.write_str("the client random is not 64 hex digits; line skipped")
             }
-            KeyLogProblem::BadSecret { label, len: Some(n) } => write!(
+            KeyLogProblem::BadSecret {
+                label,
+                len: Some(n),
+            } => write!(
                 f,
                 "{label} secret of {n} bytes (expected {}); line skipped",
                 if *label == Label::ClientRandom {
@@ -329,7 +332,8 @@ impl KeyLog {
         };
         let mut cr: ClientRandom = [0; 32];
         hex::decode_to_slice(random, &mut cr).map_err(|_| KeyLogProblem::BadClientRandom)?;
-        let secret = hex::decode(secret).map_err(|_| KeyLogProblem::BadSecret { label, len: None })?;
+        let secret =
+            hex::decode(secret).map_err(|_| KeyLogProblem::BadSecret { label, len: None })?;
         if !label.valid_len(secret.len()) {
             return Err(KeyLogProblem::BadSecret {
                 label,
@@ -450,7 +454,10 @@ mod tests {
         assert_eq!(kinds(&k), vec![]);
         assert_eq!(k.len(), 2);
         let s = k.get(&cr()).unwrap();
-        assert_eq!(s.master_secret.as_ref().unwrap().bytes(), &hex::decode(MS).unwrap()[..]);
+        assert_eq!(
+            s.master_secret.as_ref().unwrap().bytes(),
+            &hex::decode(MS).unwrap()[..]
+        );
         let t = k.get(&[0x11; 32]).unwrap();
         assert_eq!(t.server_handshake.as_ref().unwrap().bytes(), &[0xab; 32]);
         assert_eq!(t.client_traffic_0.as_ref().unwrap().bytes(), &[0xab; 32]);
@@ -501,7 +508,12 @@ mod tests {
         );
         // Line 8 is good; the conflicting line 9 does not replace it.
         assert_eq!(
-            k.get(&cr()).unwrap().master_secret.as_ref().unwrap().bytes(),
+            k.get(&cr())
+                .unwrap()
+                .master_secret
+                .as_ref()
+                .unwrap()
+                .bytes(),
             &hex::decode(MS).unwrap()[..]
         );
     }

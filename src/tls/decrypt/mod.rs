@@ -398,13 +398,7 @@ impl TlsDecryptor {
 
     /// In-order bytes of one direction; `ts` is the capture time of the segment that completed
     /// them.
-    pub fn data(
-        &mut self,
-        dir: Direction,
-        ts: Timestamp,
-        mut data: &[u8],
-        out: &mut Sink<'_>,
-    ) {
+    pub fn data(&mut self, dir: Direction, ts: Timestamp, mut data: &[u8], out: &mut Sink<'_>) {
         let d = idx(dir);
         while !data.is_empty() {
             match self.halves[d].mode {
@@ -678,9 +672,7 @@ impl TlsDecryptor {
             }
             CT_HANDSHAKE if tls13 => {
                 let mut ended = Vec::new();
-                self.halves[d]
-                    .hs
-                    .feed(content, &mut |t| ended.push(t));
+                self.halves[d].hs.feed(content, &mut |t| ended.push(t));
                 for t in ended {
                     match (t, self.halves[d].epoch) {
                         (HS_FINISHED, Epoch::Handshake) => self.next_epoch(dir),

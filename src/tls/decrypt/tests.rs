@@ -93,7 +93,10 @@ impl Sealer {
                 tls12: true,
             }
         };
-        (mk(&block[..16], &block[32..36]), mk(&block[16..32], &block[36..40]))
+        (
+            mk(&block[..16], &block[32..36]),
+            mk(&block[16..32], &block[36..40]),
+        )
     }
 
     /// One record of inner type `ct` holding `content` (TLS 1.3: `pad` zero bytes of padding).
@@ -211,7 +214,12 @@ impl Out {
     fn kinds(&self) -> Vec<String> {
         self.findings
             .iter()
-            .map(|f| serde_json::to_value(f).unwrap()["kind"].as_str().unwrap().to_string())
+            .map(|f| {
+                serde_json::to_value(f).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     }
 }
@@ -238,7 +246,10 @@ fn tls13_handshake_then_request_and_answer_decrypt() {
     assert_eq!(dec.status(), DecryptStatus::Decrypting);
     let r = dec.finish();
     assert_eq!(r.stats.client_to_server.decrypted, 2);
-    assert_eq!(r.stats.server_to_client.plaintext_bytes, ANSWER.len() as u64);
+    assert_eq!(
+        r.stats.server_to_client.plaintext_bytes,
+        ANSWER.len() as u64
+    );
 }
 
 #[test]
@@ -271,7 +282,11 @@ fn decrypted_alerts_and_malformed_plaintext_are_findings() {
     let hdr = [23, 3, 3, 0, 20];
     c.sapp
         .key
-        .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(hdr), &mut inner)
+        .seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(hdr),
+            &mut inner,
+        )
         .unwrap();
     steps.push((S, record(23, &inner)));
     let (out, _) = run(tls13_keylog(CR), &steps);
@@ -461,7 +476,12 @@ fn hello_retry_request_keeps_the_first_random_and_waits_for_the_real_server_hell
 fn tls12_gcm_with_explicit_nonces_and_a_renegotiation() {
     let master = [0x42u8; 48];
     let keys = Arc::new(KeyLog::parse(
-        format!("CLIENT_RANDOM {} {}\n", hex::encode(CR), hex::encode(master)).as_bytes(),
+        format!(
+            "CLIENT_RANDOM {} {}\n",
+            hex::encode(CR),
+            hex::encode(master)
+        )
+        .as_bytes(),
     ));
     let (mut cs, mut ss) = Sealer::tls12_pair(&master);
     let steps = vec![
