@@ -5,7 +5,8 @@ plain HTTP to a TLS server, or TLS to a plain HTTP server) while tcpdump records
     python3 samples/tools/record_tls.py [--out DIR] [SCENARIO ...]   (root; all if none given)
 
 Stdlib only, plus the openssl command line (throwaway certificates are made at record time in a
-temporary directory and never kept) and curl for https-ok.pcap and https-tls13-*.pcap. The device and listener are
+temporary directory and never kept) and curl for https-ok.pcap and https-tls13-*.pcap (its
+--tls13-ciphers fixes the TLS 1.3 suite, which Python's ssl cannot). The device and listener are
 record.py's, wrapped in Python's ssl module (OpenSSL); their behaviour is the same as there
 (one connection per event, 2 s answer timeout, one retry of an unanswered event). Key logs
 (NSS format, SSLKEYLOGFILE / SSLContext.keylog_filename) are written beside the samples whose

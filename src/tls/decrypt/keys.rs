@@ -65,7 +65,7 @@ impl Hash {
     }
 
     /// Output length in bytes (the length of TLS 1.3 secrets of this suite).
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             Hash::Sha256 => 32,
             Hash::Sha384 => 48,
@@ -137,7 +137,7 @@ pub fn suite(version: ProtocolVersion, cs: CipherSuite) -> Result<Suite, Refusal
         // ... with AES-256-GCM-SHA384.
         0xc02c | 0xc030 | 0x009d | 0x009f => s(Aes256Gcm, Sha384),
         // ECDHE_RSA, ECDHE_ECDSA, DHE_RSA with ChaCha20-Poly1305 (RFC 7905).
-        0xcca8 | 0xcca9 | 0xccaa => s(Chacha20Poly1305, Sha256),
+        0xcca8..=0xccaa => s(Chacha20Poly1305, Sha256),
         _ => Err(refusal_by_name(cs)),
     }
 }
@@ -190,7 +190,7 @@ pub fn prf(hash: Hash, secret: &[u8], label: &[u8], seed: &[&[u8]], len: usize) 
     let mut parts: Vec<&[u8]> = vec![label];
     parts.extend_from_slice(seed);
     let mut a = hmac_of(&parts); // A(1)
-    let mut out = Vec::with_capacity(len + hash.len());
+    let mut out = Vec::with_capacity(len + hash.output_len());
     while out.len() < len {
         let mut block: Vec<&[u8]> = vec![a.as_ref()];
         block.extend_from_slice(&parts);

@@ -501,7 +501,7 @@ impl TlsDecryptor {
         let ctype = hdr[0];
         if !self.halves[d].encrypted {
             match ctype {
-                CT_HANDSHAKE => self.clear_handshake(dir, ts, body, out),
+                CT_HANDSHAKE => self.clear_handshake(dir, body),
                 CT_CCS if !tls13 && self.server_random.is_some() => {
                     // TLS 1.2: what this side sends next is encrypted.
                     self.halves[d].encrypted = true;
@@ -513,11 +513,12 @@ impl TlsDecryptor {
                             self.status = DecryptStatus::NotDecrypted;
                             self.finding(DecryptFinding::NoHandshake { time: ts }, out);
                         }
-                    } else if dir == Direction::ClientToServer && self.server_random.is_none() {
-                        if !self.early_data {
-                            self.early_data = true;
-                            self.finding(DecryptFinding::EarlyData { time: ts }, out);
-                        }
+                    } else if dir == Direction::ClientToServer
+                        && self.server_random.is_none()
+                        && !self.early_data
+                    {
+                        self.early_data = true;
+                        self.finding(DecryptFinding::EarlyData { time: ts }, out);
                     }
                 }
                 _ => {}
@@ -702,7 +703,12 @@ impl TlsDecryptor {
             return;
         };
         let h = &mut self.halves[d];
-        let next = keys::expand_label(suite.hash, &h.secret, b"traffic upd", suite.hash.len());
+        let next = keys::expand_label(
+            suite.hash,
+            &h.secret,
+            b"traffic upd",
+            suite.hash.output_len(),
+        );
         match next.and_then(|s| RecordKey::tls13(suite, &s).map(|k| (s, k))) {
             Some((s, k)) => {
                 h.secret = s;
@@ -862,7 +868,7 @@ impl TlsDecryptor {
     }
 
     /// Cleartext handshake bytes: reassemble ClientHello and ServerHello, skip the rest.
-    fn clear_handshake(&mut self, dir: Direction, ts: Timestamp, mut b: &[u8], out: &mut Sink<'_>) {
+    fn clear_handshake(&mut self, dir: Direction, mut b: &[u8]) {
         let d = idx(dir);
         let cap = self.config.max_hello;
         while !b.is_empty() {
@@ -897,13 +903,13 @@ impl TlsDecryptor {
             b = &b[n..];
             if h.clear.len() == 4 + len {
                 let msg = std::mem::take(&mut h.clear);
-                self.hello(dir, ts, &msg, out);
+                self.hello(dir, &msg);
             }
         }
     }
 
     /// A whole ClientHello or ServerHello.
-    fn hello(&mut self, dir: Direction, _ts: Timestamp, msg: &[u8], _out: &mut Sink<'_>) {
+    fn hello(&mut self, dir: Direction, msg: &[u8]) {
         let Ok((_, TlsMessage::Handshake(hs))) = tls_parser::parse_tls_message_handshake(msg)
         else {
             // The keyless analysis reports a malformed hello; without it nothing is decrypted
@@ -911,11 +917,11 @@ impl TlsDecryptor {
             return;
         };
         match (dir, hs) {
-            (Direction::ClientToServer, TlsMessageHandshake::ClientHello(ch)) => {
-                // The second hello after a HelloRetryRequest keeps the random.
-                if self.client_random.is_none() {
-                    self.client_random = ch.random.try_into().ok();
-                }
+            // The second hello after a HelloRetryRequest keeps the random.
+            (Direction::ClientToServer, TlsMessageHandshake::ClientHello(ch))
+                if self.client_random.is_none() =>
+            {
+                self.client_random = ch.random.try_into().ok();
             }
             (Direction::ServerToClient, TlsMessageHandshake::ServerHello(sh)) => {
                 if sh.random == HRR_RANDOM {
@@ -1184,10 +1190,9 @@ impl TlsDecryptor {
         self.lose_framing(dir, lost, out);
     }
 
-    /// The connection is over (`how` from the TCP stage; `CloseKind::Open` when the capture
-    /// ended).
-    pub fn close(&mut self, ts: Timestamp, how: CloseKind, out: &mut Sink<'_>) {
-        let _ = how;
+    /// The connection is over (`how` from the TCP stage, as for `TlsConnection::close`; how it
+    /// closed changes nothing that can be decrypted). A direction still resynchronising stops.
+    pub fn close(&mut self, ts: Timestamp, _how: CloseKind, out: &mut Sink<'_>) {
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let d = idx(dir);
             if let Mode::Resync { lost, .. } = self.halves[d].mode {

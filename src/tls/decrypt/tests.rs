@@ -313,7 +313,7 @@ fn a_gap_inside_one_record_loses_that_record_only() {
     let mut steps = handshake13(&mut c);
     let lost = c.capp.seal(23, b"lost part ", 0);
     let kept = c.capp.seal(23, REQUEST, 0);
-    let (mut out, mut dec) = run(tls13_keylog(CR), &steps.drain(..).collect::<Vec<_>>());
+    let (mut out, mut dec) = run(tls13_keylog(CR), &std::mem::take(&mut steps));
     // The record's header and 3 bytes arrive, 10 bytes are missing, the rest arrives.
     dec.data(C, t(10), &lost[..8], &mut out.sink());
     dec.gap(C, t(11), 10, &mut out.sink());
