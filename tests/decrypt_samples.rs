@@ -501,3 +501,92 @@ fn tshark_sees_the_same_requests_and_answers() {
     }
     assert!(compared >= 10, "{compared} samples compared");
 }
+
+/// Capture gaps anywhere in a recorded keep-alive connection (three pushes): every piece of
+/// plaintext handed on is found, in order, in the plaintext of the whole capture (never wrong
+/// plaintext), and both a gap inside one record (that record lost) and one across records
+/// (resynchronised on an authenticated record) occur and let later pushes through.
+#[test]
+fn capture_gaps_anywhere_never_give_wrong_plaintext() {
+    let name = "https-keepalive.pcap";
+    let keys = keylog(name);
+    let conns = tls_connections(&samples_dir().join(name));
+    let whole: Vec<(Direction, Timestamp, Vec<u8>)> = runs(&conns[0]);
+    let evs = |runs: &[(Direction, Timestamp, Vec<u8>)]| -> Vec<Ev> {
+        runs.iter()
+            .map(|(d, t, b)| Ev::Data(*d, *t, b.clone()))
+            .collect()
+    };
+    let (truth, _) = decrypt(&evs(&whole), keys.clone());
+    assert_eq!(messages(&truth.bytes[0]).map(|m| m.len()), Some(3));
+    let (mut lost, mut resynced, mut later_push) = (0, 0, 0);
+    for (r, (dir, ts, bytes)) in whole.iter().enumerate() {
+        for start in (0..bytes.len()).step_by(29) {
+            for len in [7usize, 60, 400] {
+                let end = (start + len).min(bytes.len());
+                let mut cut = Vec::new();
+                for (i, (d, t, b)) in whole.iter().enumerate() {
+                    if i == r {
+                        cut.push(Ev::Data(*dir, *ts, bytes[..start].to_vec()));
+                        cut.push(Ev::Gap(*dir, *ts, (end - start) as u64));
+                        cut.push(Ev::Data(*dir, *ts, bytes[end..].to_vec()));
+                    } else {
+                        cut.push(Ev::Data(*d, *t, b.clone()));
+                    }
+                }
+                let mut dec = TlsDecryptor::new(DecryptConfig::default(), keys.clone());
+                let mut chunks: Vec<(Direction, Vec<u8>)> = Vec::new();
+                let mut findings = Vec::new();
+                for e in &cut {
+                    let mut sink = |ev: DecryptEvent<'_>| match ev {
+                        DecryptEvent::Plain { dir, bytes, .. } => {
+                            chunks.push((dir, bytes.to_vec()))
+                        }
+                        DecryptEvent::Finding(f) => findings.push(f),
+                        _ => {}
+                    };
+                    match e {
+                        Ev::Data(d, t, b) => dec.data(*d, *t, b, &mut sink),
+                        Ev::Gap(d, t, n) => dec.gap(*d, *t, *n, &mut sink),
+                    }
+                }
+                let mut at = [0usize; 2];
+                for (d, c) in &chunks {
+                    let truth = &truth.bytes[self::d(*d)];
+                    let found = memchr::memmem::find(&truth[at[self::d(*d)]..], c);
+                    let Some(pos) = found else {
+                        panic!(
+                            "run {r} gap {start}+{len}: plaintext not in the capture's: {:?}",
+                            String::from_utf8_lossy(c)
+                        );
+                    };
+                    at[self::d(*d)] += pos + c.len();
+                }
+                for f in &findings {
+                    if let DecryptFinding::Gap { outcome, .. } = f {
+                        match outcome {
+                            alarmscope::tls::decrypt::GapOutcome::RecordLost { .. } => lost += 1,
+                            alarmscope::tls::decrypt::GapOutcome::Resynced { .. } => resynced += 1,
+                            alarmscope::tls::decrypt::GapOutcome::Stopped => {}
+                        }
+                    }
+                }
+                // The last push's event reached the plaintext despite the gap.
+                let c2s: Vec<u8> = chunks
+                    .iter()
+                    .filter(|(d, _)| *d == Direction::ClientToServer)
+                    .flat_map(|(_, c)| c.clone())
+                    .collect();
+                if *dir == Direction::ClientToServer
+                    && String::from_utf8_lossy(&c2s).contains("2024-05-14T10:37:02+08:00")
+                {
+                    later_push += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        lost > 10 && resynced > 10 && later_push > 10,
+        "lost {lost}, resynced {resynced}, later push {later_push}"
+    );
+}
