@@ -189,6 +189,9 @@ fn every_sample_with_a_key_log_decrypts_to_what_its_devices_sent() {
             continue;
         }
         let keys = keylog(name);
+        if !keys.warnings().is_empty() {
+            bad.push(format!("{name}: key log warnings {:?}", keys.warnings()));
+        }
         let conns = tls_connections(&samples_dir().join(name));
         if conns.len() != want.len() {
             bad.push(format!(

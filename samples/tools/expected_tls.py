@@ -131,6 +131,14 @@ def build():
                                  plain=decrypted(["VMD"], [200], version="TLS 1.2",
                                                  cipher_suite="TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"))],
     }
+    E["https-tls12-rsa.pcap"] = {
+        "note": "Python device and server limited to TLS 1.2 and AES256-GCM-SHA384 with RSA key "
+                "exchange (no ServerKeyExchange), self-signed RSA certificate the device trusts; "
+                "one VMD event answered 200. Key log: https-tls12-rsa.keys.",
+        "connections": [tls_conn("TLS 1.2", "TLS 1.2", SELF_SIGNED, "completed", [True],
+                                 plain=decrypted(["VMD"], [200], version="TLS 1.2",
+                                                 cipher_suite="TLS_RSA_WITH_AES_256_GCM_SHA384"))],
+    }
     for suite, name in [("TLS_CHACHA20_POLY1305_SHA256", "chacha"), ("TLS_AES_128_GCM_SHA256", "aes128"),
                         ("TLS_AES_256_GCM_SHA384", "aes256")]:
         E[f"https-tls13-{name}.pcap"] = {

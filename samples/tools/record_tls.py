@@ -15,7 +15,8 @@ TLS session completes, as NAME.keys, for decrypting them later.
 Certificates (made fresh on each run):
   * "alarmscope sample CA" signs a server certificate for alarm.example (SAN DNS:alarm.example);
   * a self-signed server certificate for alarm.example;
-  * "other CA", which the device of https-unknown-ca.pcap trusts instead of the sample CA.
+  * "other CA", which the device of https-unknown-ca.pcap trusts instead of the sample CA;
+  * a self-signed RSA 2048 server certificate for alarm.example (https-tls12-rsa.pcap).
 Devices connect to 127.0.0.1 with SNI alarm.example and check the host name.
 """
 
@@ -57,6 +58,7 @@ class Certs:
         self.other_ca, other_key = p("other-ca.pem"), p("other-ca.key")
         self.leaf, self.leaf_key = p("leaf.pem"), p("leaf.key")
         self.selfsigned, self.selfsigned_key = p("self.pem"), p("self.key")
+        self.rsa, self.rsa_key = p("rsa.pem"), p("rsa.key")
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
         openssl("req", "-x509", *ec, "-keyout", self.ca_key, "-out", self.ca, "-days", "30",
                 "-subj", "/CN=alarmscope sample CA")
@@ -64,6 +66,9 @@ class Certs:
                 "-subj", "/CN=other CA")
         openssl("req", "-x509", *ec, "-keyout", self.selfsigned_key, "-out", self.selfsigned,
                 "-days", "30", "-subj", f"/CN={SNI}", "-addext", f"subjectAltName=DNS:{SNI}")
+        # RSA key (2048 bits) for the TLS 1.2 RSA key exchange sample.
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.rsa_key, "-out",
+                self.rsa, "-days", "30", "-subj", f"/CN={SNI}", "-addext", f"subjectAltName=DNS:{SNI}")
         csr = p("leaf.csr")
         openssl("req", *ec, "-keyout", self.leaf_key, "-out", csr, "-subj", f"/CN={SNI}")
         ext = p("leaf.ext")
@@ -76,9 +81,11 @@ class Certs:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def server_ctx(cert, key, max_version=None):
+def server_ctx(cert, key, max_version=None, ciphers=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)  # Python's default list has no RSA key exchange
     if max_version is not None:
         ctx.maximum_version = max_version
     return ctx
@@ -290,6 +297,19 @@ def sc_https_tls12_chacha(port, certs, out_dir, name):
     return dev.results, [200], lis
 
 
+def sc_https_tls12_rsa(port, certs, out_dir, name):
+    """Python device limited to TLS 1.2 offering only AES256-GCM-SHA384 with RSA key exchange
+    (no ECDHE), server with a self-signed RSA certificate the device trusts; one VMD event
+    answered 200. Key log by the device."""
+    lis = TlsListener(port, ["ok"], server_ctx(certs.rsa, certs.rsa_key, ciphers="AES256-GCM-SHA384"))
+    dev = TlsDevice(CAMERA_IP, port, client_ctx(certs.rsa, fresh_keys(out_dir, name),
+                                                max_version=ssl.TLSVersion.TLSv1_2,
+                                                ciphers="AES256-GCM-SHA384"))
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:36:05+08:00"), XML_CT)
+    lis.stop()
+    return dev.results, [200], lis
+
+
 def tls13_suite_scenario(suite, event_time):
     """curl, TLS 1.3 only, offering only `suite`; one linedetection event answered 200."""
     def sc(port, certs, out_dir, name):
@@ -355,6 +375,7 @@ SCENARIOS = {
     "https-keepalive.pcap": (18511, sc_https_keepalive),
     "https-multipart.pcap": (18512, sc_https_multipart),
     "https-missing-key.pcap": (18513, sc_https_missing_key),
+    "https-tls12-rsa.pcap": (18514, sc_https_tls12_rsa),
 }
 
 

@@ -4,9 +4,10 @@
 //! `LABEL <client_random hex> <secret hex>`. The labels read here are `CLIENT_RANDOM` (TLS 1.2
 //! master secret, 48 bytes) and the TLS 1.3 traffic secrets `CLIENT_HANDSHAKE_TRAFFIC_SECRET`,
 //! `SERVER_HANDSHAKE_TRAFFIC_SECRET`, `CLIENT_TRAFFIC_SECRET_0`, `SERVER_TRAFFIC_SECRET_0`
-//! (32 or 48 bytes, the suite's hash length). `EXPORTER_SECRET` and
-//! `CLIENT_EARLY_TRAFFIC_SECRET` are known and ignored (exporters are not traffic keys; 0-RTT
-//! data is not decrypted). Comments (`#`) and blank lines are skipped silently; every other line
+//! (32 or 48 bytes, the suite's hash length). `EXPORTER_SECRET`, `EARLY_EXPORTER_SECRET`,
+//! `CLIENT_EARLY_TRAFFIC_SECRET` and `RSA` are known and ignored (exporters are not traffic
+//! keys; 0-RTT data is not decrypted; an `RSA` pre-master line comes with the session's
+//! `CLIENT_RANDOM` line). Comments (`#`) and blank lines are skipped silently; every other line
 //! that does not parse is a [`KeyLogWarning`] with its line number, and the rest of the file is
 //! still read.
 //!
@@ -78,10 +79,13 @@ impl Label {
             b"SERVER_HANDSHAKE_TRAFFIC_SECRET" => Label::ServerHandshakeTrafficSecret,
             b"CLIENT_TRAFFIC_SECRET_0" => Label::ClientTrafficSecret0,
             b"SERVER_TRAFFIC_SECRET_0" => Label::ServerTrafficSecret0,
-            // Valid labels this tool has no use for.
-            b"EXPORTER_SECRET" | b"CLIENT_EARLY_TRAFFIC_SECRET" | b"EARLY_EXPORTER_SECRET" => {
-                return Some(None)
-            }
+            // Valid labels this tool has no use for (`RSA`: the pre-master secret of an RSA key
+            // exchange, keyed by the encrypted pre-master's first 8 bytes; OpenSSL writes the
+            // CLIENT_RANDOM line of the same session too).
+            b"EXPORTER_SECRET"
+            | b"CLIENT_EARLY_TRAFFIC_SECRET"
+            | b"EARLY_EXPORTER_SECRET"
+            | b"RSA" => return Some(None),
             _ => return None,
         }))
     }
@@ -447,6 +451,7 @@ mod tests {
             "# TLS secrets log file\n\nCLIENT_RANDOM {CR} {MS}\r\n\
              SERVER_HANDSHAKE_TRAFFIC_SECRET {cr2} {s32}\n\
              EXPORTER_SECRET {cr2} {s32}\n\
+             RSA 3f7712753da20445 {MS}\n\
              CLIENT_TRAFFIC_SECRET_0 {cr2} {s32}",
             cr2 = "11".repeat(32)
         );
@@ -462,7 +467,7 @@ mod tests {
         assert_eq!(t.server_handshake.as_ref().unwrap().bytes(), &[0xab; 32]);
         assert_eq!(t.client_traffic_0.as_ref().unwrap().bytes(), &[0xab; 32]);
         assert!(t.client_handshake.is_none() && t.master_secret.is_none());
-        assert_eq!(k.lines(), 6);
+        assert_eq!(k.lines(), 7);
     }
 
     #[test]
