@@ -291,6 +291,16 @@ fn every_sample_with_a_key_log_decrypts_to_what_its_devices_sent() {
                     bad.push(format!("{name} #{i}: unexpected finding {f}"));
                 }
             }
+            if let Some(n) = wd.get("key_updates").and_then(Value::as_u64) {
+                let got = p
+                    .findings
+                    .iter()
+                    .filter(|f| matches!(f, DecryptFinding::KeyUpdate { .. }))
+                    .count() as u64;
+                if got != n {
+                    bad.push(format!("{name} #{i}: {got} key updates, expected {n}"));
+                }
+            }
             if let Some(v) = wd.get("version") {
                 let got = report.version.map(|v| v.to_string());
                 if v.as_str() != got.as_deref() {

@@ -24,8 +24,9 @@ Per sample: note, and connections (in order of appearance), each with any of:
   decrypted      (samples with a key log, checked by tests/decrypt_samples.rs) what the
                  plaintext holds: events (eventType of each `POST /alarm` in order), statuses
                  (status of each `HTTP/1.1` answer in order), and where the design fixes them
-                 version, cipher_suite, body_bytes (each request body's length); null: the key
-                 log lacks this session, nothing may be decrypted
+                 version, cipher_suite, body_bytes (each request body's length), key_updates
+                 (TLS 1.3 KeyUpdates followed, both directions); null: the key log lacks this
+                 session, nothing may be decrypted
 """
 
 import argparse
@@ -155,6 +156,15 @@ def build():
         "connections": [tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True, True, True],
                                  plain=decrypted(["VMD", "linedetection", "VMD"], [200, 200, 200],
                                                  version="TLS 1.3"))],
+    }
+    E["https-key-update.pcap"] = {
+        "note": "openssl s_client (TLS 1.3 only) posts a VMD event on a keep-alive connection, "
+                "sends a KeyUpdate asking the server to update too, then posts a second VMD "
+                "event: both answered 200, the second under updated keys both ways. Key log: "
+                "https-key-update.keys (written by s_client).",
+        "connections": [tls_conn("TLS 1.3", "TLS 1.3", ENCRYPTED, "completed", [True, True],
+                                 plain=decrypted(["VMD", "VMD"], [200, 200], version="TLS 1.3",
+                                                 key_updates=2))],
     }
     multipart_body, _ = bodies.anpr_multipart(ANPR_IP, 0)
     E["https-multipart.pcap"] = {

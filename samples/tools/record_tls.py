@@ -359,6 +359,36 @@ def sc_https_missing_key(port, certs, out_dir, name):
     return logged.results + unlogged.results, [200, 200], lis
 
 
+def sc_https_key_update(port, certs, out_dir, name):
+    """openssl s_client (TLS 1.3) posts a VMD event on a keep-alive connection, then sends a
+    KeyUpdate asking the server to update too (s_client's "K" command), then posts a second
+    event: both answered 200, the second under updated keys both ways. Key log by s_client."""
+    lis = TlsListener(port, ["ok-keepalive", "ok-keepalive"], server_ctx(certs.leaf, certs.leaf_key))
+    keys = fresh_keys(out_dir, name)
+    p = subprocess.Popen(
+        ["openssl", "s_client", "-connect", f"{SERVER_IP}:{port}", "-servername", SNI,
+         "-CAfile", certs.ca, "-verify_return_error", "-tls1_3", "-keylogfile", keys],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    statuses = []
+    for i, when in enumerate(["2024-05-14T10:39:00+08:00", "2024-05-14T10:39:01+08:00"]):
+        body = bodies.vmd_xml(CAMERA_IP, when, i + 1)
+        head = (f"POST {record.PATH} HTTP/1.1\r\nHost: {SNI}:{port}\r\nContent-Type: {XML_CT}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n").encode()
+        p.stdin.write(head + body)  # one write: s_client reads it as one chunk (not a command)
+        p.stdin.flush()
+        record.time.sleep(0.5)
+        if i == 0:
+            p.stdin.write(b"K\n")  # s_client command: KeyUpdate, update requested
+            p.stdin.flush()
+            record.time.sleep(0.3)
+    out, _ = p.communicate(timeout=10)  # closes stdin: s_client ends
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("HTTP/1.1 "):
+            statuses.append(int(line.split()[1]))
+    lis.stop()
+    return statuses, [200, 200], lis
+
+
 # name -> (server port, scenario)
 SCENARIOS = {
     "https-ok.pcap": (18500, sc_https_ok),
@@ -376,6 +406,7 @@ SCENARIOS = {
     "https-multipart.pcap": (18512, sc_https_multipart),
     "https-missing-key.pcap": (18513, sc_https_missing_key),
     "https-tls12-rsa.pcap": (18514, sc_https_tls12_rsa),
+    "https-key-update.pcap": (18515, sc_https_key_update),
 }
 
 

@@ -5,9 +5,10 @@
 //! master secret, 48 bytes) and the TLS 1.3 traffic secrets `CLIENT_HANDSHAKE_TRAFFIC_SECRET`,
 //! `SERVER_HANDSHAKE_TRAFFIC_SECRET`, `CLIENT_TRAFFIC_SECRET_0`, `SERVER_TRAFFIC_SECRET_0`
 //! (32 or 48 bytes, the suite's hash length). `EXPORTER_SECRET`, `EARLY_EXPORTER_SECRET`,
-//! `CLIENT_EARLY_TRAFFIC_SECRET` and `RSA` are known and ignored (exporters are not traffic
-//! keys; 0-RTT data is not decrypted; an `RSA` pre-master line comes with the session's
-//! `CLIENT_RANDOM` line). Comments (`#`) and blank lines are skipped silently; every other line
+//! `CLIENT_EARLY_TRAFFIC_SECRET`, `RSA` and OpenSSL's `CLIENT_TRAFFIC_SECRET_N` /
+//! `SERVER_TRAFFIC_SECRET_N` are known and ignored (exporters are not traffic keys; 0-RTT data
+//! is not decrypted; an `RSA` pre-master line comes with the session's `CLIENT_RANDOM` line;
+//! secrets after a KeyUpdate are derived from `*_TRAFFIC_SECRET_0`). Comments (`#`) and blank lines are skipped silently; every other line
 //! that does not parse is a [`KeyLogWarning`] with its line number, and the rest of the file is
 //! still read.
 //!
@@ -81,11 +82,15 @@ impl Label {
             b"SERVER_TRAFFIC_SECRET_0" => Label::ServerTrafficSecret0,
             // Valid labels this tool has no use for (`RSA`: the pre-master secret of an RSA key
             // exchange, keyed by the encrypted pre-master's first 8 bytes; OpenSSL writes the
-            // CLIENT_RANDOM line of the same session too).
+            // CLIENT_RANDOM line of the same session too). OpenSSL also logs
+            // `*_TRAFFIC_SECRET_N` (a literal N) after each KeyUpdate: the decryptor derives
+            // those itself from `*_TRAFFIC_SECRET_0`.
             b"EXPORTER_SECRET"
             | b"CLIENT_EARLY_TRAFFIC_SECRET"
             | b"EARLY_EXPORTER_SECRET"
-            | b"RSA" => return Some(None),
+            | b"RSA"
+            | b"CLIENT_TRAFFIC_SECRET_N"
+            | b"SERVER_TRAFFIC_SECRET_N" => return Some(None),
             _ => return None,
         }))
     }
