@@ -47,6 +47,9 @@ use crate::time::Timestamp;
 /// Largest record body accepted (TLS 1.2 ciphertext: 2^14 + 2048).
 const MAX_BODY: usize = 16384 + 2048;
 
+/// Candidate records tried per resync before the direction stops.
+const MAX_CANDIDATES: u32 = 64;
+
 const CT_CCS: u8 = 20;
 const CT_ALERT: u8 = 21;
 const CT_HANDSHAKE: u8 = 22;
@@ -162,11 +165,13 @@ struct Lost {
 enum Mode {
     /// Framing records.
     Records,
-    /// Looking for a record that authenticates; `buf` holds the bytes not yet ruled out.
+    /// Looking for a record that authenticates; `buf` holds the bytes not yet ruled out,
+    /// `tried` counts the candidate headers whose records did not authenticate.
     Resync {
         lost: Lost,
         buf: Vec<u8>,
         scanned: u64,
+        tried: u32,
     },
     /// Nothing more is decrypted; bytes are only counted.
     Off,
@@ -973,8 +978,9 @@ impl TlsDecryptor {
         let h = &mut self.halves[d];
         if !h.encrypted || h.key.is_none() {
             // Nothing to prove a resync with (before encryption the gap may hide the hellos
-            // or the ChangeCipherSpec).
-            if !h.no_keys {
+            // or the ChangeCipherSpec). Bytes that are not TLS before encryption began are the
+            // keyless analysis' finding (`not_tls`, `tls_to_plain_server`), not a decryption one.
+            if !h.no_keys && (h.encrypted || lost.bytes > 0) {
                 self.finding(
                     DecryptFinding::Gap {
                         time: lost.time,
@@ -993,6 +999,7 @@ impl TlsDecryptor {
             lost,
             buf: Vec::new(),
             scanned: 0,
+            tried: 0,
         };
     }
 
@@ -1007,6 +1014,7 @@ impl TlsDecryptor {
             lost,
             mut buf,
             mut scanned,
+            mut tried,
         } = std::mem::replace(&mut self.halves[d].mode, Mode::Records)
         else {
             return 0;
@@ -1096,8 +1104,12 @@ impl TlsDecryptor {
             // Not a record: rule out this header and look further.
             buf.drain(..1);
             scanned += 1;
+            tried += 1;
+            if tried >= MAX_CANDIDATES {
+                break;
+            }
         }
-        if scanned > window {
+        if scanned > window || tried >= MAX_CANDIDATES {
             self.finding(
                 DecryptFinding::Gap {
                     time: lost.time,
@@ -1111,7 +1123,12 @@ impl TlsDecryptor {
             self.stop(dir, ts, out);
             return used;
         }
-        self.halves[d].mode = Mode::Resync { lost, buf, scanned };
+        self.halves[d].mode = Mode::Resync {
+            lost,
+            buf,
+            scanned,
+            tried,
+        };
         used
     }
 

@@ -399,6 +399,28 @@ fn a_gap_followed_by_nothing_that_authenticates_stops_the_direction() {
 }
 
 #[test]
+fn resync_gives_up_after_a_bounded_number_of_candidate_records() {
+    let mut c = conn13();
+    let steps = handshake13(&mut c);
+    let (mut out, mut dec) = run(tls13_keylog(CR), &steps);
+    dec.gap(C, t(1), 100, &mut out.sink());
+    // Far less than the 64 KiB window, but more candidates than the budget.
+    for _ in 0..MAX_CANDIDATES - 1 {
+        dec.data(C, t(2), &record(23, &[0x5a; 40]), &mut out.sink());
+    }
+    assert!(out.stopped.is_empty());
+    dec.data(C, t(2), &record(23, &[0x5a; 40]), &mut out.sink());
+    assert_eq!(out.stopped, vec![C]);
+    assert!(matches!(
+        out.findings[..],
+        [DecryptFinding::Gap {
+            outcome: GapOutcome::Stopped,
+            ..
+        }]
+    ));
+}
+
+#[test]
 fn refused_suites_missing_handshakes_and_keys_are_findings() {
     // TLS_AES_128_CCM_SHA256.
     let steps = vec![
