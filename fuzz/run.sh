@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-60}; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frames capture_file http_split multipart event tls)
+[ ${#targets[@]} -gt 0 ] || targets=(frames capture_file http_split multipart event tls decrypt)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 mkdir -p corpus/capture_file
 cp -n ../samples/*.pcap ../samples/*.pcapng corpus/capture_file/ 2>/dev/null || true

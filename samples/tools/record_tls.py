@@ -5,7 +5,8 @@ plain HTTP to a TLS server, or TLS to a plain HTTP server) while tcpdump records
     python3 samples/tools/record_tls.py [--out DIR] [SCENARIO ...]   (root; all if none given)
 
 Stdlib only, plus the openssl command line (throwaway certificates are made at record time in a
-temporary directory and never kept) and curl for https-ok.pcap. The device and listener are
+temporary directory and never kept) and curl for https-ok.pcap and https-tls13-*.pcap (its
+--tls13-ciphers fixes the TLS 1.3 suite, which Python's ssl cannot). The device and listener are
 record.py's, wrapped in Python's ssl module (OpenSSL); their behaviour is the same as there
 (one connection per event, 2 s answer timeout, one retry of an unanswered event). Key logs
 (NSS format, SSLKEYLOGFILE / SSLContext.keylog_filename) are written beside the samples whose
@@ -14,7 +15,8 @@ TLS session completes, as NAME.keys, for decrypting them later.
 Certificates (made fresh on each run):
   * "alarmscope sample CA" signs a server certificate for alarm.example (SAN DNS:alarm.example);
   * a self-signed server certificate for alarm.example;
-  * "other CA", which the device of https-unknown-ca.pcap trusts instead of the sample CA.
+  * "other CA", which the device of https-unknown-ca.pcap trusts instead of the sample CA;
+  * a self-signed RSA 2048 server certificate for alarm.example (https-tls12-rsa.pcap).
 Devices connect to 127.0.0.1 with SNI alarm.example and check the host name.
 """
 
@@ -56,6 +58,7 @@ class Certs:
         self.other_ca, other_key = p("other-ca.pem"), p("other-ca.key")
         self.leaf, self.leaf_key = p("leaf.pem"), p("leaf.key")
         self.selfsigned, self.selfsigned_key = p("self.pem"), p("self.key")
+        self.rsa, self.rsa_key = p("rsa.pem"), p("rsa.key")
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
         openssl("req", "-x509", *ec, "-keyout", self.ca_key, "-out", self.ca, "-days", "30",
                 "-subj", "/CN=alarmscope sample CA")
@@ -63,6 +66,9 @@ class Certs:
                 "-subj", "/CN=other CA")
         openssl("req", "-x509", *ec, "-keyout", self.selfsigned_key, "-out", self.selfsigned,
                 "-days", "30", "-subj", f"/CN={SNI}", "-addext", f"subjectAltName=DNS:{SNI}")
+        # RSA key (2048 bits) for the TLS 1.2 RSA key exchange sample.
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.rsa_key, "-out",
+                self.rsa, "-days", "30", "-subj", f"/CN={SNI}", "-addext", f"subjectAltName=DNS:{SNI}")
         csr = p("leaf.csr")
         openssl("req", *ec, "-keyout", self.leaf_key, "-out", csr, "-subj", f"/CN={SNI}")
         ext = p("leaf.ext")
@@ -75,16 +81,20 @@ class Certs:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def server_ctx(cert, key, max_version=None):
+def server_ctx(cert, key, max_version=None, ciphers=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)  # Python's default list has no RSA key exchange
     if max_version is not None:
         ctx.maximum_version = max_version
     return ctx
 
 
-def client_ctx(cafile, keylog=None, min_version=None, max_version=None):
+def client_ctx(cafile, keylog=None, min_version=None, max_version=None, ciphers=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)  # TLS 1.2 suites (OpenSSL names); TLS 1.3 ones are not affected
     ctx.load_verify_locations(cafile)
     if keylog is not None:
         ctx.keylog_filename = keylog
@@ -254,6 +264,131 @@ def sc_https_unknown_ca(port, certs, out_dir, name):
     return dev.results, [None, None], dev
 
 
+def curl_post(port, certs, keys, body, ct, *extra):
+    """curl posts one event over HTTPS (SNI alarm.example, key log to `keys`); its status."""
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(body)
+        f.flush()
+        r = subprocess.run(
+            ["curl", "-sS", "--interface", CAMERA_IP, "--cacert", certs.ca, *extra,
+             "--resolve", f"{SNI}:{port}:{SERVER_IP}", "-o", "/dev/null", "-w", "%{http_code}",
+             "-H", f"Content-Type: {ct}", "--data-binary", f"@{f.name}",
+             f"https://{SNI}:{port}{record.PATH}"],
+            env={**os.environ, "SSLKEYLOGFILE": keys}, capture_output=True, text=True, timeout=10)
+    return int(r.stdout) if r.stdout.isdigit() else None
+
+
+def fresh_keys(out_dir, name):
+    keys = keys_path(out_dir, name)
+    if os.path.exists(keys):
+        os.remove(keys)
+    return keys
+
+
+def sc_https_tls12_chacha(port, certs, out_dir, name):
+    """Python device limited to TLS 1.2 offering only ECDHE-ECDSA-CHACHA20-POLY1305 (the
+    server's key is EC P-256); one VMD event answered 200. Key log by the device."""
+    lis = TlsListener(port, ["ok"], server_ctx(certs.leaf, certs.leaf_key))
+    dev = TlsDevice(CAMERA_IP, port, client_ctx(certs.ca, fresh_keys(out_dir, name),
+                                                max_version=ssl.TLSVersion.TLSv1_2,
+                                                ciphers="ECDHE-ECDSA-CHACHA20-POLY1305"))
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:36:00+08:00"), XML_CT)
+    lis.stop()
+    return dev.results, [200], lis
+
+
+def sc_https_tls12_rsa(port, certs, out_dir, name):
+    """Python device limited to TLS 1.2 offering only AES256-GCM-SHA384 with RSA key exchange
+    (no ECDHE), server with a self-signed RSA certificate the device trusts; one VMD event
+    answered 200. Key log by the device."""
+    lis = TlsListener(port, ["ok"], server_ctx(certs.rsa, certs.rsa_key, ciphers="AES256-GCM-SHA384"))
+    dev = TlsDevice(CAMERA_IP, port, client_ctx(certs.rsa, fresh_keys(out_dir, name),
+                                                max_version=ssl.TLSVersion.TLSv1_2,
+                                                ciphers="AES256-GCM-SHA384"))
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:36:05+08:00"), XML_CT)
+    lis.stop()
+    return dev.results, [200], lis
+
+
+def tls13_suite_scenario(suite, event_time):
+    """curl, TLS 1.3 only, offering only `suite`; one linedetection event answered 200."""
+    def sc(port, certs, out_dir, name):
+        lis = TlsListener(port, ["ok"], server_ctx(certs.leaf, certs.leaf_key))
+        status = curl_post(port, certs, fresh_keys(out_dir, name),
+                           bodies.linedetection_xml(CAMERA_IP, event_time), "application/xml",
+                           "--tlsv1.3", "--tls13-ciphers", suite)
+        lis.stop()
+        return [status], [200], lis
+    sc.__doc__ = tls13_suite_scenario.__doc__.replace("`suite`", suite)
+    return sc
+
+
+def sc_https_keepalive(port, certs, out_dir, name):
+    """Python device (TLS 1.3), server answering 200 with Connection: keep-alive: three events
+    (VMD, linedetection, VMD) on one TLS connection. Key log by the device."""
+    lis = TlsListener(port, ["ok-keepalive"] * 3, server_ctx(certs.leaf, certs.leaf_key))
+    dev = TlsDevice(CAMERA_IP, port, client_ctx(certs.ca, fresh_keys(out_dir, name)))
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:37:00+08:00", 1), XML_CT)
+    dev.send_event(bodies.linedetection_xml(CAMERA_IP, "2024-05-14T10:37:01+08:00", 1), "application/xml")
+    dev.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:37:02+08:00", 2), XML_CT)
+    dev.close()
+    lis.stop()
+    return dev.results, [200, 200, 200], lis
+
+
+def sc_https_multipart(port, certs, out_dir, name):
+    """ANPR camera (Python, TLS 1.3) posts the first ANPR event of multipart-anpr.pcap: XML and
+    two JPEG pictures (10 240 and 81 920 bytes) in one multipart body; answered 200."""
+    lis = TlsListener(port, ["ok"], server_ctx(certs.leaf, certs.leaf_key))
+    dev = TlsDevice(ANPR_IP, port, client_ctx(certs.ca, fresh_keys(out_dir, name)))
+    body, _ = bodies.anpr_multipart(ANPR_IP, 0)
+    dev.send_event(body, f"multipart/form-data; boundary={bodies.BOUNDARY}")
+    lis.stop()
+    return dev.results, [200], lis
+
+
+def sc_https_missing_key(port, certs, out_dir, name):
+    """Two cameras post over HTTPS (TLS 1.3) to one server; only the first writes a key log, so
+    the log lacks the second session. Both answered 200."""
+    lis = TlsListener(port, ["ok", "ok"], server_ctx(certs.leaf, certs.leaf_key))
+    logged = TlsDevice(CAMERA_IP, port, client_ctx(certs.ca, fresh_keys(out_dir, name)))
+    logged.send_event(bodies.vmd_xml(CAMERA_IP, "2024-05-14T10:38:00+08:00"), XML_CT)
+    unlogged = TlsDevice(ANPR_IP, port, client_ctx(certs.ca))
+    unlogged.send_event(bodies.vmd_xml(ANPR_IP, "2024-05-14T10:38:01+08:00"), XML_CT)
+    lis.stop()
+    return logged.results + unlogged.results, [200, 200], lis
+
+
+def sc_https_key_update(port, certs, out_dir, name):
+    """openssl s_client (TLS 1.3) posts a VMD event on a keep-alive connection, then sends a
+    KeyUpdate asking the server to update too (s_client's "K" command), then posts a second
+    event: both answered 200, the second under updated keys both ways. Key log by s_client."""
+    lis = TlsListener(port, ["ok-keepalive", "ok-keepalive"], server_ctx(certs.leaf, certs.leaf_key))
+    keys = fresh_keys(out_dir, name)
+    p = subprocess.Popen(
+        ["openssl", "s_client", "-connect", f"{SERVER_IP}:{port}", "-servername", SNI,
+         "-CAfile", certs.ca, "-verify_return_error", "-tls1_3", "-keylogfile", keys],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    statuses = []
+    for i, when in enumerate(["2024-05-14T10:39:00+08:00", "2024-05-14T10:39:01+08:00"]):
+        body = bodies.vmd_xml(CAMERA_IP, when, i + 1)
+        head = (f"POST {record.PATH} HTTP/1.1\r\nHost: {SNI}:{port}\r\nContent-Type: {XML_CT}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n").encode()
+        p.stdin.write(head + body)  # one write: s_client reads it as one chunk (not a command)
+        p.stdin.flush()
+        record.time.sleep(0.5)
+        if i == 0:
+            p.stdin.write(b"K\n")  # s_client command: KeyUpdate, update requested
+            p.stdin.flush()
+            record.time.sleep(0.3)
+    out, _ = p.communicate(timeout=10)  # closes stdin: s_client ends
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("HTTP/1.1 "):
+            statuses.append(int(line.split()[1]))
+    lis.stop()
+    return statuses, [200, 200], lis
+
+
 # name -> (server port, scenario)
 SCENARIOS = {
     "https-ok.pcap": (18500, sc_https_ok),
@@ -263,6 +398,15 @@ SCENARIOS = {
     "https-to-http.pcap": (18504, sc_https_to_http),
     "http-to-https.pcap": (18505, sc_http_to_https),
     "https-unknown-ca.pcap": (18506, sc_https_unknown_ca),
+    "https-tls12-chacha.pcap": (18507, sc_https_tls12_chacha),
+    "https-tls13-chacha.pcap": (18508, tls13_suite_scenario("TLS_CHACHA20_POLY1305_SHA256", "2024-05-14T10:36:10+08:00")),
+    "https-tls13-aes128.pcap": (18509, tls13_suite_scenario("TLS_AES_128_GCM_SHA256", "2024-05-14T10:36:20+08:00")),
+    "https-tls13-aes256.pcap": (18510, tls13_suite_scenario("TLS_AES_256_GCM_SHA384", "2024-05-14T10:36:30+08:00")),
+    "https-keepalive.pcap": (18511, sc_https_keepalive),
+    "https-multipart.pcap": (18512, sc_https_multipart),
+    "https-missing-key.pcap": (18513, sc_https_missing_key),
+    "https-tls12-rsa.pcap": (18514, sc_https_tls12_rsa),
+    "https-key-update.pcap": (18515, sc_https_key_update),
 }
 
 

@@ -20,14 +20,20 @@
 //! because they must stream with bounded memory. Sans-IO: no sockets, files or clocks.
 
 mod conn;
+pub mod decrypt;
 mod exchange;
 mod finding;
+pub mod keylog;
 pub mod served;
 mod types;
 
 pub use conn::{TlsConfig, TlsConnection, TlsReport, MAX_RECORD_LEN};
+pub use decrypt::{
+    DecryptConfig, DecryptEvent, DecryptFinding, DecryptReport, DecryptStatus, TlsDecryptor,
+};
 pub use exchange::{TlsExchange, TlsResponse, Uncertainty};
 pub use finding::{HandshakeStage, NonTlsAnswer, TlsEvidence, TlsFinding};
+pub use keylog::{KeyLog, KeyLookup};
 pub use types::{
     Alert, AlertDescription, AlertLevel, AppDataStats, CertificateInfo, CertificateProblem,
     CertificateView, CipherSuite, ClientHelloInfo, HandshakeState, PerDirection, ProtocolVersion,
