@@ -77,7 +77,11 @@ mod tests {
                     frame: 17,
                     error: FrameError {
                         layer: FrameLayer::Ipv4,
-                        message: "header cut short (12 of 20 bytes)".into(),
+                        problem: crate::capture::frame::FrameProblem::Cut {
+                            what: "header".into(),
+                            len: 12,
+                            required: 20,
+                        },
                         inside: None,
                     },
                 },
