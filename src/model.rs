@@ -874,7 +874,8 @@ pub struct Report {
     pub devices: Vec<Device>,
     pub summary: Summary,
     /// Located problems with the input (unreadable frames, a file ending mid-record, ...), bounded.
-    pub warnings: Vec<String>,
+    /// Serialised as their text, one string each.
+    pub warnings: Vec<crate::capture::Warning>,
 }
 
 #[cfg(test)]

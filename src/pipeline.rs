@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::capture::frame::Decoded;
-use crate::capture::{FrameDecoder, LinkType, TcpSegment};
+use crate::capture::{FrameDecoder, LinkType, TcpSegment, Warning};
 use crate::exchange::capture::{on_request_event, on_response_event, Ctx, HttpState, SinkRef};
 use crate::http::{Kind, Limits, MessageDecoder};
 use crate::isapi::BodyLimits;
@@ -97,7 +97,7 @@ pub struct Analyzer {
     tcp: TcpTracker,
     stages: Stages,
     counters: Counters,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl Analyzer {
@@ -155,11 +155,17 @@ impl Analyzer {
             Ok(Decoded::NotTcp) => self.counters.non_tcp_packets += 1,
             Err(e) => {
                 self.counters.undecodable_frames += 1;
-                self.warn(format!("frame {number}: {e}"));
+                self.warn(Warning::Frame {
+                    frame: number,
+                    error: e,
+                });
             }
         }
-        for w in frames.take_warnings() {
-            self.warn(format!("frame {number}: {w}"));
+        for dropped in frames.take_warnings() {
+            self.warn(Warning::Fragments {
+                frame: number,
+                dropped,
+            });
         }
         self.frames = frames;
     }
@@ -215,7 +221,7 @@ impl Analyzer {
     }
 
     /// Record a located problem with the input (bounded).
-    pub fn warn(&mut self, w: String) {
+    pub fn warn(&mut self, w: Warning) {
         if self.warnings.len() < self.stages.config.max_warnings {
             self.warnings.push(w);
         } else {
@@ -269,13 +275,13 @@ impl Analyzer {
         &self.counters
     }
 
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 
     /// End of input: close everything. Returns the connections not yet taken, the counters and
     /// the warnings.
-    pub fn finish(mut self) -> (Vec<Connection>, Counters, Vec<String>) {
+    pub fn finish(mut self) -> (Vec<Connection>, Counters, Vec<Warning>) {
         let stages = &mut self.stages;
         self.tcp.finish(&mut |ev| stages.on_tcp(ev));
         self.sync_table_counters();
@@ -287,11 +293,11 @@ impl Analyzer {
         let mut finished = std::mem::take(&mut self.stages.finished);
         finished.sort_by_key(|c| c.id);
         for w in self.frames.finish() {
-            self.warn(w.to_string());
+            self.warn(Warning::FragmentsAtEnd(w));
         }
         if self.counters.warnings_dropped > 0 {
-            let n = self.counters.warnings_dropped;
-            self.warnings.push(format!("{n} more warnings not shown"));
+            let count = self.counters.warnings_dropped;
+            self.warnings.push(Warning::NotShown { count });
         }
         (finished, self.counters, self.warnings)
     }
@@ -749,5 +755,23 @@ mod tests {
             ),
             "{note:?}"
         );
+    }
+
+    /// Past `max_warnings` the warnings are counted, and the count is the last warning, typed.
+    #[test]
+    fn warnings_past_the_bound_become_one_not_shown_count() {
+        let mut an = Analyzer::new(PipelineConfig {
+            max_warnings: 2,
+            ..PipelineConfig::default()
+        });
+        for n in 1..=5 {
+            an.frame(n, Timestamp(0), LinkType::Unsupported(999), &[0; 20], 20);
+        }
+        let (_, counters, warnings) = an.finish();
+        assert_eq!(counters.undecodable_frames, 5);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(matches!(warnings[0], Warning::Frame { frame: 1, .. }));
+        assert!(matches!(warnings[1], Warning::Frame { frame: 2, .. }));
+        assert_eq!(warnings[2], Warning::NotShown { count: 3 });
     }
 }

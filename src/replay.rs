@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::capture::file::{CaptureFile, OpenError};
+use crate::capture::Warning;
 use crate::model::{Connection, Report};
 use crate::pipeline::{Analyzer, Counters, ExchangeSink, PipelineConfig};
 
@@ -62,7 +63,7 @@ pub fn replay_each(
     opts: ReplayOptions,
     progress: &mut dyn FnMut(Progress),
     on_closed: &mut dyn FnMut(Vec<Connection>),
-) -> Result<(Counters, Vec<String>), OpenError> {
+) -> Result<(Counters, Vec<Warning>), OpenError> {
     let file = CaptureFile::open(path)?;
     let mut an = Analyzer::new(opts.config);
     if let Some(sink) = opts.sink {
@@ -119,7 +120,7 @@ fn analyse(
     mut file: CaptureFile,
     mut an: Analyzer,
     tx: &std::sync::mpsc::SyncSender<Handover>,
-) -> (Counters, Vec<String>) {
+) -> (Counters, Vec<Warning>) {
     let mut number: u64 = 0;
     loop {
         match file.next_frame() {
@@ -129,7 +130,7 @@ fn analyse(
             }
             Ok(None) => break,
             Err(w) => {
-                an.warn(format!("capture file: {w}"));
+                an.warn(Warning::CaptureFile(w));
             }
         }
         if number.is_multiple_of(PROGRESS_EVERY) {

@@ -173,3 +173,30 @@ fn extract_writes_the_pictures_with_their_exact_sizes() {
         .count();
     assert!(jpgs >= 2, "pictures extracted as .jpg");
 }
+
+/// A capture file that ends inside a record is analysed (exit 0) and said so on stderr, picked by
+/// the warning's kind; a file whose only warning is another kind (libpcap handing over to the
+/// built-in pcapng reader) prints none, though its report carries that warning.
+#[test]
+fn only_a_cut_capture_file_warns_on_stderr() {
+    let out = bin()
+        .args(["replay", "--json"])
+        .arg(sample("cut-mid-record.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("alarmscope: warning: capture file: stopped after"),
+        "{stderr}"
+    );
+    let out = bin()
+        .args(["replay", "--json"])
+        .arg(sample("two-interfaces.pcapng"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

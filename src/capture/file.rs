@@ -38,10 +38,67 @@ pub enum OpenError {
     Other { path: String, detail: String },
 }
 
-/// A problem met part-way through a file; frames before it were analysed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct ReadWarning(pub String);
+/// A problem met part-way through a file; frames before it were analysed. Typed so callers tell a
+/// cut file from a reader hand-over by kind; the text (`Display`) is what the JSON carries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadWarning {
+    /// libpcap stopped reading after `frames` frames. `cut` when the file ends inside a record.
+    #[error("stopped after {frames} frame{}: {message}", plural(*frames))]
+    Stopped {
+        frames: u64,
+        /// libpcap's own message.
+        message: String,
+        cut: bool,
+    },
+    /// libpcap refused a pcapng part-way (an interface with another link type) and the built-in
+    /// reader could not take over.
+    #[error("stopped after {frames} frame{}: {message} ({why})", plural(*frames))]
+    NoFallback {
+        frames: u64,
+        message: String,
+        why: PureReadError,
+    },
+    /// libpcap refused a pcapng part-way; the built-in reader goes on from there (informational).
+    #[error("libpcap stopped after {frames} frame{} ({message}); read on with the built-in pcapng reader", plural(*frames))]
+    ReadOn { frames: u64, message: String },
+    /// The built-in reader (compressed file, or after [`ReadWarning::ReadOn`]) stopped.
+    #[error("stopped after {frames} frames: {error}")]
+    PureStopped { frames: u64, error: PureReadError },
+}
+
+impl ReadWarning {
+    /// The file ends inside a record (it was cut while written or copied): the CLI says so on
+    /// stderr, since the JSON alone would look like a short capture.
+    pub fn file_cut(&self) -> bool {
+        matches!(self, ReadWarning::Stopped { cut: true, .. })
+    }
+}
+
+/// "s" unless one.
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Why the built-in (pure-Rust) reader could not read on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PureReadError {
+    /// The file could not be opened again for the built-in reader.
+    #[error("{0}")]
+    Open(String),
+    /// `pcap-file`'s error, as it words it.
+    #[error("{0}")]
+    Format(String),
+    /// An Enhanced Packet Block names an interface the section did not describe.
+    #[error("packet for unknown interface {0}")]
+    UnknownInterface(u32),
+    /// The built-in reader found fewer packets than libpcap had already delivered.
+    #[error("the file has fewer packets than libpcap read")]
+    FewerPackets,
+}
 
 /// Streaming reader over a capture file: constant memory whatever the file size.
 pub struct CaptureFile {
@@ -96,7 +153,7 @@ extern "C" {
 /// this way (the caller then opens the file the plain way, which also words the error);
 /// `Some(Err)` with libpcap's message when libpcap refuses the file.
 #[allow(unsafe_code)] // a libc call the standard library does not wrap; see SAFETY below
-fn open_buffered(path: &Path) -> Option<Result<BufferedCapture, String>> {
+fn open_buffered(path: &Path) -> Option<Result<BufferedCapture, LibpcapRefused>> {
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut buf = vec![0u8; STDIO_BUFFER].into_boxed_slice();
@@ -118,12 +175,17 @@ fn open_buffered(path: &Path) -> Option<Result<BufferedCapture, String>> {
         let Some(handle) = std::ptr::NonNull::new(handle.cast()) else {
             libc::fclose(fp);
             let msg = std::ffi::CStr::from_ptr(errbuf.as_ptr()).to_string_lossy();
-            return Some(Err(msg.into_owned()));
+            return Some(Err(LibpcapRefused(msg.into_owned())));
         };
         // The handle now owns `fp`; Capture closes it (pcap_close) when dropped.
         Some(Ok((pcap::Capture::from(handle), buf)))
     }
 }
+
+/// libpcap refused to open a file: its message, which is all it gives (a C string).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct LibpcapRefused(String);
 
 /// A byte stream for the pure-Rust readers: a plain file, or a gzip file's decompressed bytes.
 type Stream = Box<dyn Read + Send>;
@@ -169,12 +231,15 @@ enum PureReader {
 
 impl PureReader {
     /// Next packet: (timestamp, link, orig_len), data into `buf`.
-    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<(Timestamp, LinkType, u32)>, String> {
+    fn next(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<(Timestamp, LinkType, u32)>, PureReadError> {
         match self {
             PureReader::Ng(ng) => ng.next(buf),
             PureReader::Pcap { reader, link } => match reader.next_packet() {
                 None => Ok(None),
-                Some(Err(e)) => Err(e.to_string()),
+                Some(Err(e)) => Err(PureReadError::Format(e.to_string())),
                 Some(Ok(p)) => {
                     let ts = Timestamp(i64::try_from(p.timestamp.as_nanos()).unwrap_or(i64::MAX));
                     buf.clear();
@@ -196,13 +261,14 @@ struct NgFallback {
 }
 
 impl NgFallback {
-    fn open(path: &Path) -> Result<NgFallback, String> {
-        let f = File::open(path).map_err(|e| e.to_string())?;
+    fn open(path: &Path) -> Result<NgFallback, PureReadError> {
+        let f = File::open(path).map_err(|e| PureReadError::Open(e.to_string()))?;
         NgFallback::over(Box::new(io::BufReader::with_capacity(1 << 16, f)))
     }
 
-    fn over(stream: Stream) -> Result<NgFallback, String> {
-        let reader = pcap_file::pcapng::PcapNgReader::new(stream).map_err(|e| e.to_string())?;
+    fn over(stream: Stream) -> Result<NgFallback, PureReadError> {
+        let reader = pcap_file::pcapng::PcapNgReader::new(stream)
+            .map_err(|e| PureReadError::Format(e.to_string()))?;
         Ok(NgFallback {
             reader,
             interfaces: Vec::new(),
@@ -210,13 +276,16 @@ impl NgFallback {
     }
 
     /// Next packet: (timestamp, link, orig_len), data into `buf`. Skips non-packet blocks.
-    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<(Timestamp, LinkType, u32)>, String> {
+    fn next(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<(Timestamp, LinkType, u32)>, PureReadError> {
         use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
         use pcap_file::pcapng::Block;
         loop {
             let block = match self.reader.next_block() {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(PureReadError::Format(e.to_string())),
                 Some(Ok(b)) => b,
             };
             match block {
@@ -237,9 +306,7 @@ impl NgFallback {
                     let (link, res) = usize::try_from(epb.interface_id)
                         .ok()
                         .and_then(|i| self.interfaces.get(i).copied())
-                        .ok_or_else(|| {
-                            format!("packet for unknown interface {}", epb.interface_id)
-                        })?;
+                        .ok_or(PureReadError::UnknownInterface(epb.interface_id))?;
                     // pcap-file hands over the raw timestamp units as "nanoseconds".
                     let units = epb.timestamp.as_nanos();
                     let ts =
@@ -313,17 +380,23 @@ impl Format {
     }
 }
 
+/// Why a file is not a capture, told from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum NotACapture {
+    #[error("starts with bytes {:02x} {:02x} {:02x} {:02x}", .0[0], .0[1], .0[2], .0[3])]
+    Magic([u8; 4]),
+    #[error("file is empty")]
+    Empty,
+    #[error("only {0} bytes long")]
+    Short(usize),
+}
+
 /// The container format from a file's first bytes, or why it is not a capture.
-fn format_of(magic: &[u8]) -> Result<Format, String> {
+fn format_of(magic: &[u8]) -> Result<Format, NotACapture> {
     match <[u8; 4]>::try_from(magic) {
-        Ok(m) => Format::from_magic(m).ok_or_else(|| {
-            format!(
-                "starts with bytes {:02x} {:02x} {:02x} {:02x}",
-                m[0], m[1], m[2], m[3]
-            )
-        }),
-        Err(_) if magic.is_empty() => Err("file is empty".to_string()),
-        Err(_) => Err(format!("only {} bytes long", magic.len())),
+        Ok(m) => Format::from_magic(m).ok_or(NotACapture::Magic(m)),
+        Err(_) if magic.is_empty() => Err(NotACapture::Empty),
+        Err(_) => Err(NotACapture::Short(magic.len())),
     }
 }
 
@@ -372,14 +445,14 @@ impl CaptureFile {
         if magic.starts_with(&GZIP_MAGIC) {
             return CaptureFile::open_gzip(path, meta.len());
         }
-        let format = format_of(&magic).map_err(|detail| OpenError::NotACapture {
+        let format = format_of(&magic).map_err(|why| OpenError::NotACapture {
             path: shown.clone(),
-            detail,
+            detail: why.to_string(),
         })?;
 
         let (cap, stdio_buf) = match open_buffered(path) {
             Some(Ok((cap, buf))) => (cap, Some(buf)),
-            Some(Err(msg)) => return Err(other(msg)),
+            Some(Err(refused)) => return Err(other(refused.0)),
             None => (
                 pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano)
                     .map_err(|e| other(pcap_message(&e)))?,
@@ -423,9 +496,9 @@ impl CaptureFile {
         gunzip(path, &count)
             .and_then(|s| s.take(4).read_to_end(&mut magic))
             .map_err(|e| other(e.to_string()))?;
-        let format = format_of(&magic).map_err(|detail| OpenError::NotACapture {
+        let format = format_of(&magic).map_err(|why| OpenError::NotACapture {
             path: shown.clone(),
-            detail: format!("gzip-compressed content: {detail}"),
+            detail: format!("gzip-compressed content: {why}"),
         })?;
         count.store(0, Ordering::Relaxed);
         let stream = gunzip(path, &count).map_err(|e| other(e.to_string()))?;
@@ -433,7 +506,10 @@ impl CaptureFile {
             Format::PcapNg => {
                 // The first interface's link type is only known once its block is read; frames
                 // carry their own.
-                (PureReader::Ng(NgFallback::over(stream).map_err(other)?), -1)
+                (
+                    PureReader::Ng(NgFallback::over(stream).map_err(|e| other(e.to_string()))?),
+                    -1,
+                )
             }
             Format::Pcap { record_header: 16 } => {
                 let reader =
@@ -567,27 +643,29 @@ impl CaptureFile {
             }
             Err(e) => {
                 self.done = true;
-                let msg = pcap_message(&e);
-                let plural = if self.frames == 1 { "" } else { "s" };
-                if self.format == Format::PcapNg && msg.contains("different from the type") {
+                let message = pcap_message(&e);
+                let frames = self.frames;
+                if self.format == Format::PcapNg && message.contains("different from the type") {
                     return match start_fallback(&self.path, self.frames, &mut self.buf) {
                         Ok(fb) => {
                             self.fallback = Some(PureReader::Ng(fb));
-                            Err(ReadWarning(format!(
-                                "libpcap stopped after {} frame{plural} ({msg}); read on with the built-in pcapng reader",
-                                self.frames
-                            )))
+                            Err(ReadWarning::ReadOn { frames, message })
                         }
-                        Err(why) => Err(ReadWarning(format!(
-                            "stopped after {} frame{plural}: {msg} ({why})",
-                            self.frames
-                        ))),
+                        Err(why) => Err(ReadWarning::NoFallback {
+                            frames,
+                            message,
+                            why,
+                        }),
                     };
                 }
-                Err(ReadWarning(format!(
-                    "stopped after {} frame{plural}: {msg}",
-                    self.frames
-                )))
+                // libpcap words a file that ends inside a record "truncated dump file"; its
+                // message is the only place that says so, hence the one look at its text here.
+                let cut = message.contains("truncated");
+                Err(ReadWarning::Stopped {
+                    frames,
+                    message,
+                    cut,
+                })
             }
         }
     }
@@ -619,21 +697,25 @@ impl CaptureFile {
             Err(e) => {
                 self.fallback = None;
                 self.done = true;
-                Step::Warn(ReadWarning(format!(
-                    "stopped after {} frames: {e}",
-                    self.frames
-                )))
+                Step::Warn(ReadWarning::PureStopped {
+                    frames: self.frames,
+                    error: e,
+                })
             }
         }
     }
 }
 
 /// Open the pcapng fallback and skip the frames libpcap already delivered.
-fn start_fallback(path: &Path, frames: u64, buf: &mut Vec<u8>) -> Result<NgFallback, String> {
+fn start_fallback(
+    path: &Path,
+    frames: u64,
+    buf: &mut Vec<u8>,
+) -> Result<NgFallback, PureReadError> {
     let mut fb = NgFallback::open(path)?;
     for _ in 0..frames {
         if fb.next(buf)?.is_none() {
-            return Err("the file has fewer packets than libpcap read".into());
+            return Err(PureReadError::FewerPackets);
         }
     }
     Ok(fb)
@@ -715,7 +797,7 @@ mod tests {
     /// comes after the end or the warning.
     type Frames = Vec<(Timestamp, Vec<u8>, u32)>;
 
-    fn read_all(cf: &mut CaptureFile) -> (Frames, Option<String>) {
+    fn read_all(cf: &mut CaptureFile) -> (Frames, Option<ReadWarning>) {
         let mut out = Vec::new();
         let mut warning = None;
         loop {
@@ -723,7 +805,7 @@ mod tests {
                 Ok(Some(f)) => out.push((f.ts, f.data.to_vec(), f.orig_len)),
                 Ok(None) => break,
                 Err(w) => {
-                    warning = Some(w.0);
+                    warning = Some(w);
                     assert!(matches!(cf.next_frame(), Ok(None)));
                     break;
                 }
@@ -809,8 +891,18 @@ mod tests {
             assert_eq!(frames.len(), 2, "cut {cut}");
             assert_eq!(frames[1].1, vec![2; 20]);
             let w = warning.expect("a warning");
-            assert!(w.starts_with("stopped after 2 frames: "), "{w}");
-            assert!(w.contains("truncated"), "{w}");
+            assert!(
+                matches!(
+                    w,
+                    ReadWarning::Stopped {
+                        frames: 2,
+                        cut: true,
+                        ..
+                    }
+                ),
+                "{w:?}"
+            );
+            assert!(w.file_cut());
         }
     }
 
@@ -966,15 +1058,16 @@ mod tests {
             match cf.next_frame() {
                 Ok(Some(fr)) => frames.push((fr.ts, fr.link, fr.data.to_vec())),
                 Ok(None) => break,
-                Err(w) => warnings.push(w.0),
+                Err(w) => warnings.push(w),
             }
         }
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].contains("different") && warnings[0].contains("read on"),
-            "{}",
+            matches!(warnings[0], ReadWarning::ReadOn { frames: 1, .. }),
+            "{:?}",
             warnings[0]
         );
+        assert!(!warnings[0].file_cut());
         assert_eq!(frames.len(), 3);
         // libpcap read the first; the fallback the rest, each with its own interface's link type
         // and the default microsecond resolution.
@@ -1079,8 +1172,8 @@ mod tests {
         assert!(!frames.is_empty() && frames.len() < 200, "{}", frames.len());
         let w = warning.expect("a warning");
         assert!(
-            w.starts_with(&format!("stopped after {} frames", frames.len())),
-            "{w}"
+            matches!(w, ReadWarning::PureStopped { frames: n, .. } if n == frames.len() as u64),
+            "{w:?}"
         );
     }
 

@@ -16,7 +16,7 @@ use etherparse::{
     LenSource, TcpSlice, TransportSlice,
 };
 
-use super::defrag::{Defrag, DefragLimits, DefragWarning, FragKey, Fragment};
+use super::defrag::{Defrag, DefragError, DefragLimits, DefragWarning, FragKey, Fragment};
 use super::tunnel::{self, Encap, EncapCounts, Inner, TunnelError};
 use crate::time::Timestamp;
 
@@ -153,11 +153,69 @@ impl std::fmt::Display for FrameLayer {
     }
 }
 
+/// What is wrong with a frame at its layer: the kinds callers and tests tell apart, and the
+/// rest in etherparse's or our words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameProblem {
+    /// A header shorter than it must be: `len` of `required` bytes are in the capture.
+    Cut {
+        what: String,
+        len: usize,
+        required: usize,
+    },
+    /// IP fragments the decoder does not join (no reassembly state, or a fragment inside a joined
+    /// packet).
+    NotReassembled,
+    /// A fragment that could not be joined; its packet was dropped.
+    Defrag(DefragError),
+    /// A broken tunnel or encapsulation header.
+    Tunnel(TunnelError),
+    /// More than [`MAX_ENCAP_DEPTH`] encapsulations nested.
+    TooDeep,
+    /// An IPv4 header length field (IHL, in 32-bit words) below the minimum of 5.
+    Ipv4HeaderLength { ihl: u8 },
+    /// A frame of a link type the decoder does not read.
+    UnsupportedLink { dlt: i32 },
+    /// Anything else, worded where it was found.
+    Other(String),
+}
+
+impl std::fmt::Display for FrameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameProblem::Cut {
+                what,
+                len,
+                required,
+            } => write!(f, "{what} cut short ({len} of {required} bytes)"),
+            FrameProblem::NotReassembled => f.write_str("fragmented packet not reassembled"),
+            FrameProblem::Defrag(e) => e.fmt(f),
+            FrameProblem::Tunnel(e) => e.fmt(f),
+            FrameProblem::Ipv4HeaderLength { ihl } => {
+                write!(f, "header length field {ihl} is below the minimum of 5")
+            }
+            FrameProblem::TooDeep => {
+                write!(f, "more than {MAX_ENCAP_DEPTH} nested encapsulations")
+            }
+            FrameProblem::UnsupportedLink { dlt } => {
+                write!(f, "unsupported link type (DLT {dlt})")
+            }
+            FrameProblem::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<String> for FrameProblem {
+    fn from(text: String) -> FrameProblem {
+        FrameProblem::Other(text)
+    }
+}
+
 /// A frame that could not be decoded, with the layer at fault. The capture goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameError {
     pub layer: FrameLayer,
-    pub message: String,
+    pub problem: FrameProblem,
     /// The innermost encapsulation the fault lies in, when the frame was tunnelled: the outer
     /// headers were fine, so the message must not send the reader looking at them.
     pub inside: Option<Encap>,
@@ -165,7 +223,7 @@ pub struct FrameError {
 
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.layer, self.message)?;
+        write!(f, "{}: {}", self.layer, self.problem)?;
         if let Some(e) = self.inside {
             write!(f, " (inside {e})")?;
         }
@@ -305,7 +363,7 @@ fn decode<'a>(
                 let Some(slot) = defrag.take() else {
                     return Err(FrameError {
                         layer,
-                        message: "fragmented packet not reassembled".to_string(),
+                        problem: FrameProblem::NotReassembled,
                         inside,
                     });
                 };
@@ -327,7 +385,7 @@ fn decode<'a>(
                     Err(e) => {
                         return Err(FrameError {
                             layer,
-                            message: e.to_string(),
+                            problem: FrameProblem::Defrag(e),
                             inside,
                         })
                     }
@@ -340,10 +398,11 @@ fn decode<'a>(
             Inner::Ethernet(frame) => {
                 LaxSlicedPacket::from_ethernet(frame).map_err(|e| FrameError {
                     layer: FrameLayer::Link,
-                    message: format!(
-                        "Ethernet header cut short ({} of {} bytes)",
-                        e.len, e.required_len
-                    ),
+                    problem: FrameProblem::Cut {
+                        what: "Ethernet header".to_string(),
+                        len: e.len,
+                        required: e.required_len,
+                    },
                     inside,
                 })?
             }
@@ -357,7 +416,7 @@ fn decode<'a>(
     }
     Err(FrameError {
         layer: FrameLayer::Nesting,
-        message: format!("more than {MAX_ENCAP_DEPTH} nested encapsulations"),
+        problem: FrameProblem::TooDeep,
         inside,
     })
 }
@@ -379,10 +438,11 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
         LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|e| {
             err(
                 FrameLayer::Link,
-                format!(
-                    "Ethernet header cut short ({} of {} bytes)",
-                    e.len, e.required_len
-                ),
+                FrameProblem::Cut {
+                    what: "Ethernet header".to_string(),
+                    len: e.len,
+                    required: e.required_len,
+                },
             )
         })?,
         LinkType::LinuxSll => {
@@ -392,10 +452,11 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
             let (header, payload) = split_at_checked(data, SLL_HEADER_LEN).ok_or_else(|| {
                 err(
                     FrameLayer::Link,
-                    format!(
-                        "Linux cooked (SLL) header cut short ({} of {SLL_HEADER_LEN} bytes)",
-                        data.len()
-                    ),
+                    FrameProblem::Cut {
+                        what: "Linux cooked (SLL) header".to_string(),
+                        len: data.len(),
+                        required: SLL_HEADER_LEN,
+                    },
                 )
             })?;
             match sll_protocol(be16(header, 2), be16(header, 14)) {
@@ -407,10 +468,11 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
             let (header, payload) = split_at_checked(data, SLL2_HEADER_LEN).ok_or_else(|| {
                 err(
                     FrameLayer::Link,
-                    format!(
-                        "Linux cooked v2 (SLL2) header cut short ({} of {SLL2_HEADER_LEN} bytes)",
-                        data.len()
-                    ),
+                    FrameProblem::Cut {
+                        what: "Linux cooked v2 (SLL2) header".to_string(),
+                        len: data.len(),
+                        required: SLL2_HEADER_LEN,
+                    },
                 )
             })?;
             match sll_protocol(be16(header, 8), be16(header, 0)) {
@@ -422,7 +484,11 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
             let (header, payload) = split_at_checked(data, 4).ok_or_else(|| {
                 err(
                     FrameLayer::Link,
-                    format!("loopback header cut short ({} of 4 bytes)", data.len()),
+                    FrameProblem::Cut {
+                        what: "loopback header".to_string(),
+                        len: data.len(),
+                        required: 4,
+                    },
                 )
             })?;
             match loopback_family(header) {
@@ -444,10 +510,7 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<Option<LaxSlicedPacket<'_>>
         LinkType::Ipv4 => LaxSlicedPacket::from_ether_type(EtherType::IPV4, data),
         LinkType::Ipv6 => LaxSlicedPacket::from_ether_type(EtherType::IPV6, data),
         LinkType::Unsupported(dlt) => {
-            return Err(err(
-                FrameLayer::Link,
-                format!("unsupported link type (DLT {dlt})"),
-            ))
+            return Err(err(FrameLayer::Link, FrameProblem::UnsupportedLink { dlt }))
         }
     }))
 }
@@ -473,10 +536,10 @@ const SLL2_HEADER_LEN: usize = 20;
 /// ARPHRD_NETLINK: SLL/SLL2 frames whose protocol field is a netlink family.
 const ARPHRD_NETLINK: u16 = 824;
 
-fn err(layer: FrameLayer, message: String) -> FrameError {
+fn err(layer: FrameLayer, problem: impl Into<FrameProblem>) -> FrameError {
     FrameError {
         layer,
-        message,
+        problem: problem.into(),
         inside: None,
     }
 }
@@ -515,8 +578,12 @@ fn ip_layer_of(ip: &[u8]) -> FrameLayer {
     }
 }
 
-fn len_message(what: &str, l: &LenError) -> String {
-    format!("{what} cut short ({} of {} bytes)", l.len, l.required_len)
+fn len_message(what: &str, l: &LenError) -> FrameProblem {
+    FrameProblem::Cut {
+        what: what.to_string(),
+        len: l.len,
+        required: l.required_len,
+    }
 }
 
 /// Turn etherparse's lax slicing into our three outcomes, or a tunnel to open.
@@ -549,7 +616,7 @@ fn interpret<'a>(
                 FrameLayer::Vlan,
                 match e {
                     SliceError::Len(l) => len_message("VLAN tag", l),
-                    other => other.to_string(),
+                    other => FrameProblem::Other(other.to_string()),
                 },
             )),
             Layer::IpHeader | Layer::Ipv4Header | Layer::Ipv6Header => Err(err(
@@ -558,11 +625,11 @@ fn interpret<'a>(
                     SliceError::Len(l) => len_message("header", l),
                     SliceError::Ip(etherparse::err::ip::HeaderError::UnsupportedIpVersion {
                         version_number,
-                    }) => format!("unsupported IP version {version_number}"),
+                    }) => format!("unsupported IP version {version_number}").into(),
                     SliceError::Ip(
                         etherparse::err::ip::HeaderError::Ipv4HeaderLengthSmallerThanHeader { ihl },
-                    ) => format!("header length field {ihl} is below the minimum of 5"),
-                    other => other.to_string(),
+                    ) => FrameProblem::Ipv4HeaderLength { ihl: *ihl },
+                    other => FrameProblem::Other(other.to_string()),
                 },
             )),
             Layer::Ipv4Packet
@@ -576,7 +643,7 @@ fn interpret<'a>(
                 ip_layer,
                 match e {
                     SliceError::Len(l) => len_message(&layer.to_string(), l),
-                    other => format!("{layer}: {other}"),
+                    other => FrameProblem::Other(format!("{layer}: {other}")),
                 },
             )),
             Layer::TcpHeader => Err(err(
@@ -585,8 +652,8 @@ fn interpret<'a>(
                     SliceError::Len(l) => len_message("header", l),
                     SliceError::Tcp(etherparse::err::tcp::HeaderError::DataOffsetTooSmall {
                         data_offset,
-                    }) => format!("data offset {data_offset} is below the minimum of 5"),
-                    other => other.to_string(),
+                    }) => format!("data offset {data_offset} is below the minimum of 5").into(),
+                    other => FrameProblem::Other(other.to_string()),
                 },
             )),
             Layer::LinuxSllHeader | Layer::Ethernet2Header | Layer::EtherPayload => {
@@ -731,10 +798,7 @@ fn interpret<'a>(
                 return ip_tunnel(&sliced, payload, payload.fragmented, FrameLayer::Ipv6);
             }
             if payload.fragmented {
-                return Err(err(
-                    FrameLayer::Ipv6,
-                    "fragmented packet not reassembled".to_string(),
-                ));
+                return Err(err(FrameLayer::Ipv6, FrameProblem::NotReassembled));
             }
             let present = v6
                 .extensions()
@@ -854,7 +918,7 @@ fn ip_tunnel<'a>(
             format!("fragmented {encap} packet not reassembled"),
         ));
     }
-    let tunnel_err = |e: TunnelError| err(FrameLayer::Tunnel(encap), e.to_string());
+    let tunnel_err = |e: TunnelError| err(FrameLayer::Tunnel(encap), FrameProblem::Tunnel(e));
     let udp_payload = || match &sliced.transport {
         Some(TransportSlice::Udp(udp)) => udp.payload(),
         _ => &[],
@@ -907,7 +971,7 @@ fn link_tunnel<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<Step<'a>, FrameError>
     match inner {
         Ok(Inner::Other) => Ok(Step::Done(Decoded::NotTcp)),
         Ok(inner) => Ok(Step::Inner(encap, inner)),
-        Err(e) => Err(err(FrameLayer::Tunnel(encap), e.to_string())),
+        Err(e) => Err(err(FrameLayer::Tunnel(encap), FrameProblem::Tunnel(e))),
     }
 }
 
@@ -1210,7 +1274,7 @@ mod tests {
         let f = eth(0x8100, &[0, 5]);
         let e = frame_err(LinkType::Ethernet, &f, 100);
         assert_eq!(e.layer, FrameLayer::Vlan);
-        assert!(e.message.contains("cut short"), "{e}");
+        assert!(matches!(e.problem, FrameProblem::Cut { .. }), "{e:?}");
     }
 
     #[test]
@@ -1236,7 +1300,17 @@ mod tests {
         // Header cut short.
         let e = frame_err(LinkType::LinuxSll2, &f[..19], 100);
         assert_eq!(e.layer, FrameLayer::Link);
-        assert!(e.message.contains("19 of 20"), "{e}");
+        assert!(
+            matches!(
+                e.problem,
+                FrameProblem::Cut {
+                    len: 19,
+                    required: 20,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -1277,7 +1351,7 @@ mod tests {
             e,
             FrameError {
                 layer: FrameLayer::Link,
-                message: "raw IP frame with IP version 5".into(),
+                problem: FrameProblem::Other("raw IP frame with IP version 5".into()),
                 inside: None,
             }
         );
@@ -1637,13 +1711,23 @@ mod tests {
         let full = eth(0x0800, &ipv4(6, &tcp_body(), None, 0));
         let e = frame_err(LinkType::Ethernet, &full[..30], full.len() as u32);
         assert_eq!(e.layer, FrameLayer::Ipv4);
-        assert!(e.message.contains("16 of 20"), "{e}");
+        assert!(
+            matches!(
+                e.problem,
+                FrameProblem::Cut {
+                    len: 16,
+                    required: 20,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         // IHL 3.
         let mut bad = ipv4(6, &tcp_body(), None, 0);
         bad[0] = 0x43;
         let e = frame_err(LinkType::Raw, &bad, bad.len() as u32);
         assert_eq!(e.layer, FrameLayer::Ipv4);
-        assert!(e.message.contains('3'), "{e}");
+        assert_eq!(e.problem, FrameProblem::Ipv4HeaderLength { ihl: 3 });
         // IPv6 header cut short.
         let full = eth(0x86dd, &ipv6(6, &tcp_body(), None));
         assert_eq!(

@@ -11,6 +11,7 @@ pub mod frame;
 pub mod live;
 pub mod pcapwrite;
 pub mod tunnel;
+pub mod warning;
 
 pub use defrag::{DefragLimits, DefragWarning};
 pub use frame::{
@@ -18,3 +19,4 @@ pub use frame::{
     TcpSegment,
 };
 pub use tunnel::{Encap, EncapCounts};
+pub use warning::Warning;

@@ -280,10 +280,7 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
         report.warnings
     };
     out.flush()?;
-    for w in warnings
-        .iter()
-        .filter(|w| w.contains("ends mid-record") || w.contains("truncated"))
-    {
+    for w in warnings.iter().filter(|w| w.file_cut()) {
         eprintln!("alarmscope: warning: {w}");
     }
     if let Some(path) = &a.export_pcap {

@@ -23,7 +23,7 @@ pub struct Expected {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     /// Err: why no TCP connection could be made (refused, timed out, no route).
-    pub connect: Result<(), String>,
+    pub connect: Result<(), Unreachable>,
     /// What the port speaks; None when neither plain HTTP nor TLS answered.
     pub speaks: Option<Scheme>,
     /// Why neither answered, when so.
@@ -32,9 +32,27 @@ pub struct Probe {
     pub challenge: Option<String>,
 }
 
+/// Why no TCP connection to a slot's server could be made: typed so the judgement and tests
+/// tell a refusal from a timeout by kind; the text is what the finding shows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreachable {
+    #[error("{host} does not resolve")]
+    NoResolve { host: String },
+    #[error("connection refused")]
+    Refused,
+    #[error("no answer within {secs} s")]
+    NoAnswer { secs: u64 },
+    /// Any other connect error, as the OS words it.
+    #[error("{message}")]
+    Io {
+        kind: std::io::ErrorKind,
+        message: String,
+    },
+}
+
 impl Probe {
     /// No TCP connection could be made.
-    pub fn unreachable(detail: String) -> Probe {
+    pub fn unreachable(detail: Unreachable) -> Probe {
         Probe {
             connect: Err(detail),
             speaks: None,
@@ -126,7 +144,7 @@ pub fn judge_slot(
             Err(detail) => out.push(Finding::ServerUnreachable {
                 id: id.clone(),
                 address: format!("{}:{}", slot.address(), slot.port),
-                detail: detail.clone(),
+                detail: detail.to_string(),
             }),
             Ok(()) => {
                 match p.speaks {
@@ -587,7 +605,7 @@ mod tests {
     fn each_slot_mistake_is_named() {
         let e = server();
         let s = slot("HTTPS", "192.0.2.11", "80", "none", "JSON");
-        let refused = Probe::unreachable("connection refused".into());
+        let refused = Probe::unreachable(Unreachable::Refused);
         let f = judge_slot(&s, Some(&e), Some(false), Some(&refused));
         assert_eq!(
             kinds(&f),

@@ -86,7 +86,7 @@ pub struct DoctorArgs {
     pub listen_fault: Vec<crate::listen::FaultSpec>,
 }
 
-fn parse_fault(s: &str) -> Result<crate::listen::FaultSpec, String> {
+fn parse_fault(s: &str) -> Result<crate::listen::FaultSpec, crate::listen::fault::FaultSpecError> {
     s.parse()
 }
 
@@ -109,16 +109,27 @@ pub struct ServerUrl {
     pub path: String,
 }
 
+/// Why `--server` could not be read (each names the option, since it is printed as is).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerUrlError {
+    #[error("--server must start with http:// or https:// (got {0:?})")]
+    NoScheme(String),
+    #[error("unclosed [ in --server")]
+    UnclosedBracket,
+    #[error("bad port in --server {0:?}")]
+    BadPort(String),
+    #[error("no host in --server {0:?}")]
+    NoHost(String),
+}
+
 /// Parse `http(s)://HOST[:PORT][/PATH]` (IPv6 hosts in brackets).
-pub fn parse_server_url(u: &str) -> Result<ServerUrl, String> {
+pub fn parse_server_url(u: &str) -> Result<ServerUrl, ServerUrlError> {
     let (scheme, rest) = if let Some(r) = u.strip_prefix("http://") {
         (Scheme::Http, r)
     } else if let Some(r) = u.strip_prefix("https://") {
         (Scheme::Https, r)
     } else {
-        return Err(format!(
-            "--server must start with http:// or https:// (got {u:?})"
-        ));
+        return Err(ServerUrlError::NoScheme(u.to_string()));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
@@ -126,7 +137,7 @@ pub fn parse_server_url(u: &str) -> Result<ServerUrl, String> {
     };
     let default = if scheme == Scheme::Https { 443 } else { 80 };
     let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-        let (h, p) = r.split_once(']').ok_or("unclosed [ in --server")?;
+        let (h, p) = r.split_once(']').ok_or(ServerUrlError::UnclosedBracket)?;
         (h.to_string(), p.strip_prefix(':').map(str::to_string))
     } else {
         match authority.rsplit_once(':') {
@@ -137,11 +148,11 @@ pub fn parse_server_url(u: &str) -> Result<ServerUrl, String> {
     let port = match port {
         Some(p) => p
             .parse::<u16>()
-            .map_err(|_| format!("bad port in --server {u:?}"))?,
+            .map_err(|_| ServerUrlError::BadPort(u.to_string()))?,
         None => default,
     };
     if host.is_empty() {
-        return Err(format!("no host in --server {u:?}"));
+        return Err(ServerUrlError::NoHost(u.to_string()));
     }
     Ok(ServerUrl {
         scheme,
@@ -535,8 +546,21 @@ mod tests {
             ("2001:db8::1", 443, Scheme::Https)
         );
         assert_eq!(parse_server_url("http://srv").unwrap().port, 80);
-        assert!(parse_server_url("srv:80").is_err());
-        assert!(parse_server_url("http://srv:99999/").is_err());
-        assert!(parse_server_url("http://:80/").is_err());
+        assert_eq!(
+            parse_server_url("srv:80"),
+            Err(ServerUrlError::NoScheme("srv:80".into()))
+        );
+        assert_eq!(
+            parse_server_url("http://srv:99999/"),
+            Err(ServerUrlError::BadPort("http://srv:99999/".into()))
+        );
+        assert_eq!(
+            parse_server_url("http://:80/"),
+            Err(ServerUrlError::NoHost("http://:80/".into()))
+        );
+        assert_eq!(
+            parse_server_url("https://[::1:443/"),
+            Err(ServerUrlError::UnclosedBracket)
+        );
     }
 }

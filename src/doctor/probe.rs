@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use super::check::Scheme;
-use super::judge::Probe;
+use super::judge::{Probe, Unreachable};
 
 fn host_part(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
@@ -43,7 +43,7 @@ fn challenge_of(resp: &ureq::http::Response<ureq::Body>) -> Option<String> {
 /// A GET (stores nothing); when it is not challenged, an empty POST, since servers may check
 /// credentials on POST only (the listener answers a GET 405 before any credential check). The
 /// POST carries no event: a server may log it as an empty request.
-fn get(agent: &ureq::Agent, url: &str) -> Result<Option<String>, String> {
+fn get(agent: &ureq::Agent, url: &str) -> Result<Option<String>, ureq::Error> {
     match agent.get(url).call() {
         Ok(resp) => match challenge_of(&resp) {
             Some(c) => Ok(Some(c)),
@@ -53,7 +53,7 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<Option<String>, String> {
                 .ok()
                 .and_then(|r| challenge_of(&r))),
         },
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 
@@ -61,15 +61,22 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<Option<String>, String> {
 pub fn probe(host: &str, port: u16, path: &str, timeout: Duration) -> Probe {
     let addrs = resolve(host, port);
     let Some(first) = addrs.first() else {
-        return Probe::unreachable(format!("{host} does not resolve"));
+        return Probe::unreachable(Unreachable::NoResolve {
+            host: host.to_string(),
+        });
     };
     if let Err(e) = TcpStream::connect_timeout(first, timeout) {
         let detail = match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            std::io::ErrorKind::ConnectionRefused => Unreachable::Refused,
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                format!("no answer within {} s", timeout.as_secs())
+                Unreachable::NoAnswer {
+                    secs: timeout.as_secs(),
+                }
             }
-            _ => e.to_string(),
+            kind => Unreachable::Io {
+                kind,
+                message: e.to_string(),
+            },
         };
         return Probe::unreachable(detail);
     }
@@ -145,7 +152,7 @@ mod tests {
         let port = free.local_addr().unwrap().port();
         drop(free);
         let p = probe("127.0.0.1", port, "/", Duration::from_secs(2));
-        assert!(p.connect.is_err());
+        assert_eq!(p.connect, Err(Unreachable::Refused));
     }
 
     #[test]

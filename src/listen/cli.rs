@@ -12,8 +12,17 @@ use super::lines::LineOut;
 use super::{EventRecord, ListenLimits, ListenOptions, Observers, Server};
 use crate::store::StoreOptions;
 
+/// Why a byte-size option could not be read (the text is what clap prints).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("bad size '{0}' (use e.g. 65536, 64k, 64M)")]
+    Bad(String),
+    #[error("size '{0}' too large")]
+    TooLarge(String),
+}
+
 /// Byte sizes: `65536`, `64k`, `64M`, `1G` (binary multiples).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
@@ -22,7 +31,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
                 'm' => 1 << 20,
                 'g' => 1 << 30,
                 'b' => 1,
-                _ => return Err(format!("bad size '{s}' (use e.g. 65536, 64k, 64M)")),
+                _ => return Err(SizeError::Bad(s.to_string())),
             };
             (t.get(..i).unwrap_or(""), m)
         }
@@ -31,12 +40,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let n: u64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("bad size '{s}' (use e.g. 65536, 64k, 64M)"))?;
+        .map_err(|_| SizeError::Bad(s.to_string()))?;
     n.checked_mul(mult)
-        .ok_or_else(|| format!("size '{s}' too large"))
+        .ok_or_else(|| SizeError::TooLarge(s.to_string()))
 }
 
-fn parse_fault(s: &str) -> Result<FaultSpec, String> {
+fn parse_fault(s: &str) -> Result<FaultSpec, super::fault::FaultSpecError> {
     s.parse()
 }
 

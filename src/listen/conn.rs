@@ -684,18 +684,34 @@ async fn run_actions<S: ConnStream>(stream: &mut S, st: &mut State, sh: &Arc<Sha
     Flow::Continue
 }
 
+/// Why an answered event was not stored (the listener answers 500 and reports the text).
+#[derive(Debug, thiserror::Error)]
+enum StoreEventError {
+    #[error("no store")]
+    NoStore,
+    #[error("exchange lost")]
+    ExchangeLost,
+    /// The blocking task that seals a spooled event did not finish.
+    #[error("store task: {0}")]
+    Task(tokio::task::JoinError),
+    #[error("writing the event: {0}")]
+    Seal(std::io::Error),
+    #[error(transparent)]
+    Commit(#[from] crate::store::CommitError),
+}
+
 /// Seal and commit the staged event (group commit); resolves once it is durable.
 async fn store_event(
     sh: &Arc<Shared>,
     st: &State,
     index: usize,
     staging: Staging,
-) -> Result<StoredEvent, String> {
+) -> Result<StoredEvent, StoreEventError> {
     let Some(store) = sh.store.clone() else {
-        return Err("no store".into());
+        return Err(StoreEventError::NoStore);
     };
     let Some(ex) = st.ex(index) else {
-        return Err("exchange lost".into());
+        return Err(StoreEventError::ExchangeLost);
     };
     let mut meta = serde_json::Map::new();
     meta.insert("received".into(), serde_json::json!(ex.request.time));
@@ -731,16 +747,16 @@ async fn store_event(
     let sealed = if staging.spilled() {
         tokio::task::spawn_blocking(move || staging.seal(meta, event_type.as_deref(), &device))
             .await
-            .map_err(|e| format!("store task: {e}"))?
+            .map_err(StoreEventError::Task)?
     } else {
         staging.seal(meta, event_type.as_deref(), &device)
     }
-    .map_err(|e| format!("writing the event: {e}"))?;
+    .map_err(StoreEventError::Seal)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     store.commit(sealed, move |r| {
         let _ = tx.send(r);
     });
-    rx.await.unwrap_or_else(|_| Err("store is closed".into()))
+    Ok(rx.await.unwrap_or(Err(crate::store::CommitError::Closed))?)
 }
 
 async fn respond<S: ConnStream>(
@@ -797,7 +813,7 @@ async fn respond<S: ConnStream>(
         (_, Some(e)) => (None, Some(e)),
         (Some(s), None) => match store_event(sh, st, index, s).await {
             Ok(ev) => (Some(ev), None),
-            Err(e) => (None, Some(e)),
+            Err(e) => (None, Some(e.to_string())),
         },
         (None, None) => (None, None),
     };

@@ -53,8 +53,42 @@ pub struct FaultSpec {
     pub text: String,
 }
 
+/// Why a duration option could not be read (the text is what clap prints).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("bad duration '{0}' (use e.g. 500ms, 2s, 1m)")]
+    Bad(String),
+    #[error("duration '{0}' out of range (0 to 24h)")]
+    OutOfRange(String),
+}
+
+/// Why a `--fault` spec could not be read: which item and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultSpecError {
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    #[error("bad status '{0}'")]
+    BadStatus(String),
+    #[error("status {0} must be a final status 200..599")]
+    StatusRange(u16),
+    #[error("bad every '{0}'")]
+    BadEvery(String),
+    #[error("every=0: use every=1 for all events")]
+    EveryZero,
+    #[error("bad ratio '{0}'")]
+    BadRatio(String),
+    #[error("ratio {0} must be between 0 and 1")]
+    RatioRange(f64),
+    #[error("unknown fault item '{0}' (actions: delay=2s, status=503, hang, reset; selectors: every=N, ratio=0.3, type=VMD)")]
+    UnknownItem(String),
+    #[error("fault '{0}' has more than one action")]
+    TwoActions(String),
+    #[error("fault '{0}' has no action (delay=, status=, hang or reset)")]
+    NoAction(String),
+}
+
 /// Parse a duration: `250ms`, `2s`, `1.5s`, `1m`, or bare seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
         (n, 0.001)
@@ -68,17 +102,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let v: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("bad duration '{s}' (use e.g. 500ms, 2s, 1m)"))?;
+        .map_err(|_| DurationError::Bad(s.to_string()))?;
     if !v.is_finite() || v < 0.0 || v * mult > 86_400.0 {
-        return Err(format!("duration '{s}' out of range (0 to 24h)"));
+        return Err(DurationError::OutOfRange(s.to_string()));
     }
     Ok(Duration::from_secs_f64(v * mult))
 }
 
 impl std::str::FromStr for FaultSpec {
-    type Err = String;
+    type Err = FaultSpecError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, FaultSpecError> {
         let mut action = None;
         let mut selectors = Vec::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -89,26 +123,32 @@ impl std::str::FromStr for FaultSpec {
             let new_action = match (k.as_str(), v) {
                 ("delay", Some(v)) => Some(FaultAction::Delay(parse_duration(v)?)),
                 ("status", Some(v)) => {
-                    let code: u16 = v.parse().map_err(|_| format!("bad status '{v}'"))?;
+                    let code: u16 = v
+                        .parse()
+                        .map_err(|_| FaultSpecError::BadStatus(v.to_string()))?;
                     if !(200..=599).contains(&code) {
-                        return Err(format!("status {code} must be a final status 200..599"));
+                        return Err(FaultSpecError::StatusRange(code));
                     }
                     Some(FaultAction::Status(code))
                 }
                 ("hang", None) => Some(FaultAction::Hang),
                 ("reset", None) => Some(FaultAction::Reset),
                 ("every", Some(v)) => {
-                    let n: u64 = v.parse().map_err(|_| format!("bad every '{v}'"))?;
+                    let n: u64 = v
+                        .parse()
+                        .map_err(|_| FaultSpecError::BadEvery(v.to_string()))?;
                     if n == 0 {
-                        return Err("every=0: use every=1 for all events".into());
+                        return Err(FaultSpecError::EveryZero);
                     }
                     selectors.push(Selector::Every(n));
                     None
                 }
                 ("ratio", Some(v)) => {
-                    let r: f64 = v.parse().map_err(|_| format!("bad ratio '{v}'"))?;
+                    let r: f64 = v
+                        .parse()
+                        .map_err(|_| FaultSpecError::BadRatio(v.to_string()))?;
                     if !(0.0..=1.0).contains(&r) {
-                        return Err(format!("ratio {r} must be between 0 and 1"));
+                        return Err(FaultSpecError::RatioRange(r));
                     }
                     selectors.push(Selector::Ratio(r));
                     None
@@ -117,22 +157,16 @@ impl std::str::FromStr for FaultSpec {
                     selectors.push(Selector::Type(v.to_string()));
                     None
                 }
-                _ => {
-                    return Err(format!(
-                        "unknown fault item '{item}' (actions: delay=2s, status=503, hang, reset; selectors: every=N, ratio=0.3, type=VMD)"
-                    ))
-                }
+                _ => return Err(FaultSpecError::UnknownItem(item.to_string())),
             };
             if let Some(a) = new_action {
                 if action.is_some() {
-                    return Err(format!("fault '{text}' has more than one action"));
+                    return Err(FaultSpecError::TwoActions(text.to_string()));
                 }
                 action = Some(a);
             }
         }
-        let action = action.ok_or_else(|| {
-            format!("fault '{text}' has no action (delay=, status=, hang or reset)")
-        })?;
+        let action = action.ok_or_else(|| FaultSpecError::NoAction(text.to_string()))?;
         Ok(FaultSpec {
             action,
             selectors,
@@ -270,22 +304,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        for bad in [
-            "",
-            "every=2",
-            "delay=abc",
-            "status=99",
-            "status=700",
-            "hang,reset",
-            "ratio=1.5",
-            "every=0",
-            "explode",
-            "delay=-1s",
-        ] {
-            assert!(
-                bad.parse::<FaultSpec>().is_err(),
-                "{bad} should be rejected"
-            );
+        use FaultSpecError as E;
+        let cases: [(&str, FaultSpecError); 10] = [
+            ("", E::NoAction(String::new())),
+            ("every=2", E::NoAction("every=2".into())),
+            ("delay=abc", E::Duration(DurationError::Bad("abc".into()))),
+            ("status=99", E::StatusRange(99)),
+            ("status=700", E::StatusRange(700)),
+            ("hang,reset", E::TwoActions("hang,reset".into())),
+            ("ratio=1.5", E::RatioRange(1.5)),
+            ("every=0", E::EveryZero),
+            ("explode", E::UnknownItem("explode".into())),
+            (
+                "delay=-1s",
+                E::Duration(DurationError::OutOfRange("-1s".into())),
+            ),
+        ];
+        for (bad, want) in cases {
+            assert_eq!(bad.parse::<FaultSpec>().err(), Some(want), "{bad}");
         }
     }
 

@@ -15,7 +15,7 @@ pub fn build(
     source: &str,
     mut connections: Vec<Connection>,
     counters: &Counters,
-    warnings: Vec<String>,
+    warnings: Vec<crate::capture::Warning>,
 ) -> Report {
     connections.sort_by_key(|c| (c.first_seen, c.id));
     let findings = diagnose(&mut connections, counters, counters.last_packet);
@@ -27,7 +27,7 @@ pub fn assemble(
     source: &str,
     connections: Vec<Connection>,
     findings: Findings,
-    warnings: Vec<String>,
+    warnings: Vec<crate::capture::Warning>,
 ) -> Report {
     Report {
         source: source.to_string(),

@@ -156,7 +156,7 @@ impl JsonStream {
         self,
         source: &str,
         counters: &Counters,
-        warnings: &[String],
+        warnings: &[crate::capture::Warning],
         out: &mut dyn Write,
     ) -> io::Result<()> {
         if let Some(e) = self.error {

@@ -611,7 +611,12 @@ impl TextStream {
     }
 
     /// Diagnose and render.
-    pub fn finish(self, source: &str, counters: &Counters, warnings: Vec<String>) -> String {
+    pub fn finish(
+        self,
+        source: &str,
+        counters: &Counters,
+        warnings: Vec<crate::capture::Warning>,
+    ) -> String {
         let (findings, retries) = self.ledger.finish(counters, counters.last_packet);
         let mut connections: Vec<Connection> = self.kept.into_values().collect();
         connections.sort_by_key(|c| (c.first_seen, c.id));

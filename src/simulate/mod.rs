@@ -27,8 +27,8 @@ use events::{
 };
 use machine::{AttemptRecord, DeviceMachine, Outcome, Schedule, Step, Summary, Timing};
 use push::{
-    attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl, TlsClient, TlsVersion,
-    Transport, Trust,
+    attempt_auth, local_ip_towards, source_for, PushAuth, PushUrl, PushUrlError, TlsClient,
+    TlsVersion, Transport, Trust,
 };
 use triggers::{trigger_table, Trigger};
 
@@ -203,11 +203,11 @@ enum Target {
     Isapi(Arc<isapi::IsapiDevice>),
 }
 
-fn slot_url(slot: &HostSlot) -> Result<PushUrl, String> {
+fn slot_url(slot: &HostSlot) -> Result<PushUrl, PushUrlError> {
     let port: u16 = slot
         .port
         .parse()
-        .map_err(|_| format!("bad port {:?}", slot.port))?;
+        .map_err(|_| PushUrlError::BadPort(slot.port.clone()))?;
     let path = if slot.url.starts_with('/') {
         slot.url.clone()
     } else {
@@ -223,7 +223,7 @@ fn slot_url(slot: &HostSlot) -> Result<PushUrl, String> {
 
 /// Where and how the next push goes.
 struct Route {
-    url: Result<PushUrl, String>,
+    url: Result<PushUrl, PushUrlError>,
     /// The slot's body format for camera events (None: the schedule's).
     format: Option<BodyFormat>,
     auth: PushAuth,

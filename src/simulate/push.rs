@@ -21,10 +21,37 @@ pub struct PushUrl {
     pub https: bool,
 }
 
+/// Why a push URL (`--to`, or a device's HTTP host slot) could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushUrlError {
+    #[error("unclosed [ in address")]
+    UnclosedBracket,
+    #[error("bad port {0:?}")]
+    BadPort(String),
+    #[error("no host in {0:?}")]
+    NoHost(String),
+}
+
+/// Why the device's TLS client side could not be set up (`--ca`, `--tls-version`).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read {path}: {error}")]
+    ReadCa {
+        path: String,
+        error: rustls::pki_types::pem::Error,
+    },
+    #[error("no PEM certificate in {path}")]
+    NoCertificate { path: String },
+    #[error("TLS setup: {0}")]
+    Versions(rustls::Error),
+    #[error("--ca: unusable certificate: {0}")]
+    Unusable(rustls::Error),
+}
+
 impl PushUrl {
     /// Parse `http[s]://HOST[:PORT][/PATH]` (HOST may be `[v6]`; no scheme means http; default
     /// ports 80 and 443).
-    pub fn parse(url: &str) -> Result<PushUrl, String> {
+    pub fn parse(url: &str) -> Result<PushUrl, PushUrlError> {
         let (rest, https) = if let Some(r) = url.strip_prefix("http://") {
             (r, false)
         } else if let Some(r) = url.strip_prefix("https://") {
@@ -38,9 +65,11 @@ impl PushUrl {
             None => (rest, "/"),
         };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or("unclosed [ in address")?;
+            let (h, after) = v6.split_once(']').ok_or(PushUrlError::UnclosedBracket)?;
             let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| PushUrlError::BadPort(p.to_string()))?,
                 None => default_port,
             };
             (h.to_string(), port)
@@ -48,13 +77,14 @@ impl PushUrl {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (
                     h.to_string(),
-                    p.parse().map_err(|_| format!("bad port {p:?}"))?,
+                    p.parse()
+                        .map_err(|_| PushUrlError::BadPort(p.to_string()))?,
                 ),
                 None => (authority.to_string(), default_port),
             }
         };
         if host.is_empty() {
-            return Err(format!("no host in {url:?}"));
+            return Err(PushUrlError::NoHost(url.to_string()));
         }
         Ok(PushUrl {
             host,
@@ -288,13 +318,18 @@ pub enum Trust {
 
 impl Trust {
     /// Read `--ca FILE` (PEM, one or more certificates).
-    pub fn from_ca_file(path: &std::path::Path) -> Result<Trust, String> {
+    pub fn from_ca_file(path: &std::path::Path) -> Result<Trust, TlsSetupError> {
         use rustls::pki_types::pem::PemObject as _;
         let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .map_err(|error| TlsSetupError::ReadCa {
+                path: path.display().to_string(),
+                error,
+            })?;
         if certs.is_empty() {
-            return Err(format!("no PEM certificate in {}", path.display()));
+            return Err(TlsSetupError::NoCertificate {
+                path: path.display().to_string(),
+            });
         }
         Ok(Trust::Roots(certs))
     }
@@ -323,7 +358,7 @@ impl Eq for TlsClient {}
 
 impl TlsClient {
     /// A client trusting as `trust` says, offering `version` only (both when `None`).
-    pub fn new(trust: Trust, version: Option<TlsVersion>) -> Result<TlsClient, String> {
+    pub fn new(trust: Trust, version: Option<TlsVersion>) -> Result<TlsClient, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&rustls::SupportedProtocolVersion] = match version {
             Some(TlsVersion::Tls12) => &[&rustls::version::TLS12],
@@ -332,7 +367,7 @@ impl TlsClient {
         };
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
-            .map_err(|e| format!("TLS setup: {e}"))?;
+            .map_err(TlsSetupError::Versions)?;
         let mut config = match trust {
             Trust::AnyCertificate => builder
                 .dangerous()
@@ -341,9 +376,7 @@ impl TlsClient {
             Trust::Roots(certs) => {
                 let mut roots = rustls::RootCertStore::empty();
                 for c in certs {
-                    roots
-                        .add(c)
-                        .map_err(|e| format!("--ca: unusable certificate: {e}"))?;
+                    roots.add(c).map_err(TlsSetupError::Unusable)?;
                 }
                 builder.with_root_certificates(roots).with_no_client_auth()
             }
@@ -548,7 +581,7 @@ mod tests {
 
     #[test]
     fn parses_push_urls() {
-        let table: [(&str, Result<PushUrl, ()>); 6] = [
+        let table: [(&str, Result<PushUrl, PushUrlError>); 8] = [
             (
                 "http://127.0.0.1:8080/alarm",
                 Ok(PushUrl {
@@ -594,10 +627,18 @@ mod tests {
                     https: true,
                 }),
             ),
-            ("http://a:notaport/", Err(())),
+            (
+                "http://a:notaport/",
+                Err(PushUrlError::BadPort("notaport".into())),
+            ),
+            ("http://[::1/", Err(PushUrlError::UnclosedBracket)),
+            (
+                "https://:8443/",
+                Err(PushUrlError::NoHost("https://:8443/".into())),
+            ),
         ];
         for (s, want) in table {
-            assert_eq!(PushUrl::parse(s).map_err(|_| ()), want, "{s}");
+            assert_eq!(PushUrl::parse(s), want, "{s}");
         }
         assert_eq!(
             PushUrl::parse("http://[::1]:9000/").unwrap().host_header(),

@@ -81,6 +81,21 @@ use writer::{CommitWriter, Job};
 pub use read::{export, read_file, read_index};
 pub use staging::{part_file_name, Sealed, Staging, StagingError};
 
+/// Why a sealed event did not become durable: the listener answers 500 and reports it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    /// The commit thread has stopped (the store was closed).
+    #[error("store is closed")]
+    Closed,
+    /// Appending or flushing under the store root failed; one error is shared by every event of
+    /// the batch it hit, hence the `Arc`.
+    #[error("{}: {error}", root.display())]
+    Io {
+        root: PathBuf,
+        error: Arc<io::Error>,
+    },
+}
+
 /// Name of the index file in the store directory.
 pub const INDEX_FILE: &str = "index.jsonl";
 /// Name of each event's metadata file (in the index and in exports).
@@ -320,7 +335,7 @@ impl Store {
     pub fn commit(
         &self,
         sealed: Sealed,
-        done: impl FnOnce(Result<StoredEvent, String>) + Send + 'static,
+        done: impl FnOnce(Result<StoredEvent, CommitError>) + Send + 'static,
     ) {
         let job = Job {
             sealed,
@@ -334,17 +349,17 @@ impl Store {
             Err(_) => Err(job),
         };
         if let Err(job) = sent {
-            (job.done)(Err("store is closed".into()));
+            (job.done)(Err(CommitError::Closed));
         }
     }
 
     /// [`Store::commit`] and wait (tests, simple callers).
-    pub fn commit_wait(&self, sealed: Sealed) -> Result<StoredEvent, String> {
+    pub fn commit_wait(&self, sealed: Sealed) -> Result<StoredEvent, CommitError> {
         let (tx, rx) = mpsc::channel();
         self.commit(sealed, move |r| {
             let _ = tx.send(r);
         });
-        rx.recv().unwrap_or_else(|_| Err("store is closed".into()))
+        rx.recv().unwrap_or(Err(CommitError::Closed))
     }
 
     /// Stop the commit thread after it has committed everything queued.

@@ -687,3 +687,20 @@ fn a_preparer_that_fails_leaves_events_stored_with_zeros_in_line_and_waits_befor
         assert_eq!(e.read("body.xml").unwrap(), [b'a' + i as u8; 100]);
     }
 }
+
+/// An event sealed but committed after the store closed is refused as such, by kind.
+#[test]
+fn commit_after_close_is_refused_as_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), inline_opts()).unwrap();
+    let mut st = store.begin(T, "10.0.0.9:1").unwrap();
+    st.write_body(Some("application/xml"), b"<x/>");
+    let sealed = st
+        .seal(Default::default(), Some("VMD"), "10.0.0.9")
+        .unwrap();
+    store.close();
+    assert!(matches!(
+        store.commit_wait(sealed),
+        Err(super::CommitError::Closed)
+    ));
+}

@@ -11,8 +11,8 @@ use std::sync::mpsc;
 use super::preparer::{discard, trim, write_zeros, PrepWork, Preparer};
 use super::staging::{Payload, Sealed};
 use super::{
-    date_of, sync_dir, RecordHead, StoreOptions, StoredEvent, MAX_RECORD_HEAD, RECORD_MAGIC,
-    RECORD_PREFIX,
+    date_of, sync_dir, CommitError, RecordHead, StoreOptions, StoredEvent, MAX_RECORD_HEAD,
+    RECORD_MAGIC, RECORD_PREFIX,
 };
 use crate::time::Timestamp;
 
@@ -36,7 +36,7 @@ const RECORD_HEAD_ROOM: u64 = 4096;
 const DIRECT_WRITE: usize = 16 * 1024;
 
 /// Called once an event is durable, or could not be made so.
-type Done = Box<dyn FnOnce(Result<StoredEvent, String>) + Send>;
+type Done = Box<dyn FnOnce(Result<StoredEvent, CommitError>) + Send>;
 
 /// An event queued for the group commit.
 pub(super) struct Job {
@@ -385,10 +385,10 @@ impl CommitWriter {
         for mut job in batch {
             match self.append(&mut job, &mut new_dirs) {
                 Ok(()) => ok.push(job),
-                Err(e) => {
-                    let msg = format!("{}: {e}", self.root.display());
-                    (job.done)(Err(msg));
-                }
+                Err(e) => (job.done)(Err(CommitError::Io {
+                    root: self.root.clone(),
+                    error: std::sync::Arc::new(e),
+                })),
             }
         }
         if self.prep.as_ref().is_some_and(Preparer::wants) {
@@ -419,9 +419,12 @@ impl CommitWriter {
             Ok(())
         })();
         if let Err(e) = synced {
-            let msg = format!("{}: {e}", self.root.display());
+            let err = CommitError::Io {
+                root: self.root.clone(),
+                error: std::sync::Arc::new(e),
+            };
             for job in ok {
-                (job.done)(Err(msg.clone()));
+                (job.done)(Err(err.clone()));
             }
             // Never append after data whose flush failed.
             self.current = None;

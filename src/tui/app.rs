@@ -350,7 +350,7 @@ impl App {
     fn on_final(&mut self, r: Report) {
         self.counters = Counters::from_summary(&r.summary);
         // Live warnings came before; a replay's come only here.
-        self.add_warnings(r.warnings);
+        self.add_warnings(r.warnings.iter().map(ToString::to_string));
         self.upsert(r.connections);
         self.finished = true;
         self.eta_secs = None;

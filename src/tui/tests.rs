@@ -887,12 +887,12 @@ fn warnings_are_counted_and_listed_under_w() {
     assert!(!draw(&app, 120, 30).iter().any(|l| l.contains(" Warnings ")));
     // The final report's warnings are added, not put in their place.
     let mut r = fixtures::report();
-    r.warnings = vec!["frame 7: truncated".into()];
+    r.warnings = vec![crate::capture::Warning::NotShown { count: 7 }];
     app.update(Msg::Feed(Feed::Final(r)));
     assert_eq!(app.warnings.len(), 41);
     assert_eq!(
         app.warnings.last().map(String::as_str),
-        Some("frame 7: truncated")
+        Some("7 more warnings not shown")
     );
 }
 
