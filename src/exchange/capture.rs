@@ -5,10 +5,18 @@
 //! (or to the one still being sent, when a server answers early). Interim answers (1xx) stay
 //! interim. Server bytes the capture lost may hold answers: the requests they could answer are
 //! noted (`not_captured`), never judged `no_response`.
+//!
+//! Which requests a lost stretch of the server's stream may have answered is read from two clues:
+//! capture time (requests sent after the loss was seen cannot be answered in it) and stream
+//! position. Each request remembers how far the server's stream had got (bytes seen or declared
+//! lost, which covers everything the client had acknowledged) when it was seen: its answer cannot
+//! begin before that point. When lost server bytes lie between two waiting requests' points, the
+//! client received them between sending the two, so the first one's answer may be there, and an
+//! answer head at or after the second point may be the second one's own.
 
 use std::collections::VecDeque;
 
-use crate::http::{HttpErrorKind, HttpEvent, MessageDecoder};
+use crate::http::{HttpErrorKind, HttpEvent, MessageDecoder, StreamRange};
 use crate::isapi::{BodyLimits, PartHeader, PartSink};
 use crate::model::{
     Connection, ConnectionError, Exchange, ExchangeNote, ExchangeRef, Request, RequestError,
@@ -37,8 +45,10 @@ pub struct HttpState {
     /// The record being built.
     pub conn: Connection,
     current: Option<RequestInFlight>,
+    /// Where the server's stream stood when the head of `current` was seen.
+    current_at: u64,
     /// Exchanges whose request is complete and whose final response has not begun.
-    pending: VecDeque<usize>,
+    pending: VecDeque<Waiting>,
     /// Exchange whose final response is being received.
     responding: Option<usize>,
     /// Interim statuses seen before the final response.
@@ -66,6 +76,7 @@ impl HttpState {
         HttpState {
             conn,
             current: None,
+            current_at: 0,
             pending: VecDeque::new(),
             responding: None,
             interim: Vec::new(),
@@ -108,8 +119,8 @@ impl HttpState {
     pub fn finish(mut self, start_unseen: bool) -> Connection {
         let skip_loss = self.last_skip_loss.filter(|_| start_unseen);
         if let Some(lost) = self.last_gap_loss.max(skip_loss) {
-            for &i in &self.pending {
-                if let Some(ex) = self.conn.exchanges.get_mut(i) {
+            for w in &self.pending {
+                if let Some(ex) = self.conn.exchanges.get_mut(w.index) {
                     if ex.response.is_none() && ex.request.end_time <= lost {
                         ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
                     }
@@ -124,6 +135,20 @@ impl HttpState {
         self.conn
     }
 }
+
+/// A complete request waiting for its answer.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    /// The exchange.
+    index: usize,
+    /// Offset the server's stream had reached (bytes seen or declared lost) when the request's
+    /// head was seen: its answer begins at or after it.
+    server_at: u64,
+}
+
+/// The shortest answer a lost stretch could hold (`HTTP/1.1 200\r\n\r\n`): a smaller stretch
+/// cannot have held a whole answer.
+const MIN_ANSWER_BYTES: u64 = 16;
 
 /// What every event handler needs besides the event: the limits and the capture time.
 pub struct Ctx<'a> {
@@ -185,6 +210,7 @@ pub fn on_request_event(
             }
             let request = Request::from_head(head, ctx.ts);
             resp.expect_response_to(&request.method);
+            st.current_at = resp.offset();
             st.current = Some(RequestInFlight::new(
                 index,
                 request.content_type.as_deref(),
@@ -224,7 +250,10 @@ pub fn on_request_event(
                 finish_body(&mut st.conn, cur, sink);
                 // The final response may already have started (a server answering early).
                 if st.responding != Some(index) && !response_started(&st.conn, index) {
-                    st.pending.push_back(index);
+                    st.pending.push_back(Waiting {
+                        index,
+                        server_at: st.current_at,
+                    });
                 }
             }
         }
@@ -247,7 +276,10 @@ pub fn on_request_event(
                     && st.responding != Some(index)
                     && !response_started(&st.conn, index)
                 {
-                    st.pending.push_back(index);
+                    st.pending.push_back(Waiting {
+                        index,
+                        server_at: st.current_at,
+                    });
                 }
                 // Kept on the exchange (as a note) rather than as a connection error.
                 if err.kind.framing().is_some() {
@@ -299,9 +331,12 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                 return;
             }
             charge_loss(st);
+            if let Some(lost) = head.lost_before {
+                charge_lost_range(st, head.start, lost, ctx.ts);
+            }
             // The final response answers the oldest complete request, or the one still being sent
             // (a server may answer, e.g. 413, before the body is over).
-            let target = st.pending.pop_front().or_else(|| {
+            let target = st.pending.pop_front().map(|w| w.index).or_else(|| {
                 st.current
                     .as_ref()
                     .map(|c| c.index)
@@ -370,7 +405,7 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                 if let Some(ex) = st
                     .pending
                     .pop_front()
-                    .and_then(|i| st.conn.exchanges.get_mut(i))
+                    .and_then(|w| st.conn.exchanges.get_mut(w.index))
                 {
                     ex.notes.push(ExchangeNote::MalformedResponse {
                         offset: err.offset,
@@ -399,17 +434,52 @@ fn charge_loss(st: &mut HttpState) {
     if !st
         .pending
         .iter()
-        .any(|&i| sent_after(&st.conn.exchanges, i))
+        .any(|w| sent_after(&st.conn.exchanges, w.index))
     {
         return;
     }
-    while let Some(&i) = st.pending.front() {
+    while let Some(&Waiting { index: i, .. }) = st.pending.front() {
         if sent_after(&st.conn.exchanges, i) {
             break;
         }
         st.pending.pop_front();
         if let Some(ex) = st.conn.exchanges.get_mut(i) {
             ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
+        }
+    }
+}
+
+/// Before a final answer that begins at stream offset `start`, after server bytes `lost` were
+/// lost outside any framed body: the answer is taken for the latest waiting request it can be
+/// the answer to, given the stream positions, and the requests before it are marked
+/// (`not_captured`: their answers may be in the lost bytes, `at` the answer's capture time).
+///
+/// Request `k` is taken when it was seen no later than `start` (else its answer would begin
+/// after it), at least [`MIN_ANSWER_BYTES`] lost bytes lie between the point of request `k - 1`
+/// and its own (the client received them in between: the previous answer may be those bytes),
+/// and the lost bytes after the oldest waiting request's point can hold one answer per skipped
+/// request. A pipelining client (several requests at one point) gives no such clue: the time
+/// rule ([`charge_loss`]) or plain order decides.
+fn charge_lost_range(st: &mut HttpState, start: u64, lost: StreamRange, at: Timestamp) {
+    let Some(first) = st.pending.front().map(|w| w.server_at) else {
+        return;
+    };
+    let room = lost.overlap(first, start);
+    let mut skip = 0usize;
+    let mut prev = first;
+    for (k, w) in st.pending.iter().enumerate().skip(1) {
+        if w.server_at > start {
+            break;
+        }
+        let fits = (k as u64).saturating_mul(MIN_ANSWER_BYTES) <= room;
+        if fits && lost.overlap(prev, w.server_at) >= MIN_ANSWER_BYTES {
+            skip = k;
+        }
+        prev = w.server_at;
+    }
+    for w in st.pending.drain(..skip) {
+        if let Some(ex) = st.conn.exchanges.get_mut(w.index) {
+            ex.notes.push(ExchangeNote::AnswerNotCaptured { at });
         }
     }
 }
