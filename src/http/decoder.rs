@@ -1858,6 +1858,43 @@ mod tests {
     }
 
     #[test]
+    fn heads_know_their_offset_and_the_bytes_lost_before_them() {
+        let first = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        let second = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let n = first.len() as u64;
+        let heads = |ops: &[Op<'_>]| -> Vec<(u64, Option<StreamRange>)> {
+            run(Kind::Response, ops)
+                .into_iter()
+                .filter_map(|e| match e {
+                    Ev::Head(h) => Some((h.start, h.lost_before)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let range = |start, end| Some(StreamRange { start, end });
+        // A gap inside the framed body loses no message; one running past its end does, from
+        // the body's end on.
+        assert_eq!(
+            heads(&[Op::Feed(first), Op::Feed(b"abcd"), Op::Gap(6), Op::Feed(second)]),
+            vec![(0, None), (n + 10, None)]
+        );
+        assert_eq!(
+            heads(&[Op::Feed(first), Op::Feed(b"abcd"), Op::Gap(106), Op::Feed(second)]),
+            vec![(0, None), (n + 110, range(n + 10, n + 110))]
+        );
+        // A head cut by a gap: a message began there.
+        assert_eq!(
+            heads(&[Op::Feed(b"HTTP/1.1 200 OK\r\n"), Op::Gap(50), Op::Feed(second)]),
+            vec![(17 + 50, range(0, 17 + 50))]
+        );
+        // The loss goes to the next head only.
+        assert_eq!(
+            heads(&[Op::Gap(30), Op::Feed(second), Op::Feed(second)]),
+            vec![(30, range(0, 30)), (30 + second.len() as u64, None)]
+        );
+    }
+
+    #[test]
     fn head_fields() {
         let input = b"POST /ISAPI/alarm?x=1 HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
         let evs = run(Kind::Request, &[Op::Feed(input)]);
