@@ -656,7 +656,10 @@ mod tests {
         c.answer(201);
         let got = c.finish();
         assert_eq!(got.get(1), Some(&row("/b", None, Verdict::NotCaptured)));
-        assert_eq!(got.get(2), Some(&row("/c", Some(201), Verdict::ErrorStatus)));
+        assert_eq!(
+            got.get(2),
+            Some(&row("/c", Some(201), Verdict::ErrorStatus))
+        );
     }
 
     #[test]
@@ -672,7 +675,10 @@ mod tests {
         c.lost(400);
         c.answer(201);
         let got = c.finish();
-        assert_eq!(got.get(1), Some(&row("/b", Some(201), Verdict::ErrorStatus)));
+        assert_eq!(
+            got.get(1),
+            Some(&row("/b", Some(201), Verdict::ErrorStatus))
+        );
         assert_eq!(got.get(2).map(|r| r.2), Some(Verdict::NotCaptured));
     }
 }

@@ -1875,16 +1875,30 @@ mod tests {
         // A gap inside the framed body loses no message; one running past its end does, from
         // the body's end on.
         assert_eq!(
-            heads(&[Op::Feed(first), Op::Feed(b"abcd"), Op::Gap(6), Op::Feed(second)]),
+            heads(&[
+                Op::Feed(first),
+                Op::Feed(b"abcd"),
+                Op::Gap(6),
+                Op::Feed(second)
+            ]),
             vec![(0, None), (n + 10, None)]
         );
         assert_eq!(
-            heads(&[Op::Feed(first), Op::Feed(b"abcd"), Op::Gap(106), Op::Feed(second)]),
+            heads(&[
+                Op::Feed(first),
+                Op::Feed(b"abcd"),
+                Op::Gap(106),
+                Op::Feed(second)
+            ]),
             vec![(0, None), (n + 110, range(n + 10, n + 110))]
         );
         // A head cut by a gap: a message began there.
         assert_eq!(
-            heads(&[Op::Feed(b"HTTP/1.1 200 OK\r\n"), Op::Gap(50), Op::Feed(second)]),
+            heads(&[
+                Op::Feed(b"HTTP/1.1 200 OK\r\n"),
+                Op::Gap(50),
+                Op::Feed(second)
+            ]),
             vec![(17 + 50, range(0, 17 + 50))]
         );
         // The loss goes to the next head only.
