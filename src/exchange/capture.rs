@@ -326,14 +326,15 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
     match ev {
         HttpEvent::Head(head) => {
             let status = head.status.unwrap_or(0);
+            // An interim head begins the answer as much as a final one does.
+            if let Some(lost) = head.lost_before {
+                charge_lost_range(st, head.start, lost, ctx.ts);
+            }
             if head.is_interim() {
                 st.interim.push(status);
                 return;
             }
             charge_loss(st);
-            if let Some(lost) = head.lost_before {
-                charge_lost_range(st, head.start, lost, ctx.ts);
-            }
             // The final response answers the oldest complete request, or the one still being sent
             // (a server may answer, e.g. 413, before the body is over).
             let target = st.pending.pop_front().map(|w| w.index).or_else(|| {
@@ -557,7 +558,12 @@ mod tests {
         }
 
         fn answer(&mut self, status: u16) {
-            let data = format!("HTTP/1.1 {status} X\r\nContent-Length: 4\r\n\r\nbody");
+            self.server(&format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: 4\r\n\r\nbody"
+            ));
+        }
+
+        fn server(&mut self, data: &str) {
             let now = self.tick();
             let Conn { st, resp, body, .. } = self;
             let ctx = ctx(body, now);
@@ -638,6 +644,26 @@ mod tests {
                 row("/c", None, Verdict::NotCaptured),
                 row("/d", Some(201), Verdict::ErrorStatus),
             ]
+        );
+    }
+
+    #[test]
+    fn an_interim_answer_after_the_loss_is_placed_the_same_way() {
+        let mut c = Conn::new();
+        c.request("/a");
+        c.answer(200);
+        c.request("/b");
+        c.lost(300);
+        c.request("/c");
+        c.lost(500);
+        c.request("/d");
+        c.server("HTTP/1.1 100 Continue\r\n\r\n");
+        c.answer(201);
+        let got = c.finish();
+        assert_eq!(got.get(2).map(|r| r.2), Some(Verdict::NotCaptured));
+        assert_eq!(
+            got.get(3),
+            Some(&row("/d", Some(201), Verdict::ErrorStatus))
         );
     }
 
