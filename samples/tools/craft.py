@@ -356,6 +356,25 @@ def lost_answer_head(out):
     write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
 
 
+def lost_whole_answers(out):
+    """Four keep-alive POSTs, the device waiting for each answer before the next; the segments
+    of the second and third answers (head and body) are missing from the capture, though the
+    device ACKs them before its next POST. Only the first and the fourth answers are there."""
+    c = Conn(CAM, SRV, 0x0C0FFEE0, 0x0FACADE0)
+    c.handshake()
+    for i in range(4):
+        body = vmd(f"2024-05-14T10:21:3{3 + i}+08:00", i + 1)
+        c.send("c", request(body, HOST), dt=0.4 if i else 0.001)
+        c.send("c", body)
+        last = i == 3
+        seen = i in (0, 3)
+        c.pkt("s", PSH | ACK, answer_head(keep_alive=not last), dt=0.02, keep=seen)
+        c.pkt("s", PSH | ACK, ANSWER_TEXT, keep=seen)
+        c.pkt("c", ACK)
+    c.close_server_first()
+    write_pcap(out, LINKTYPE_ETHERNET, frames_of([c], ether))
+
+
 def probe_after_picture(out):
     """Capture starts mid-connection while the server still sends the tail of a JPEG (the answer
     to a request before the capture). The device sends a 1-byte TCP keep-alive probe (seq =
@@ -877,6 +896,7 @@ CRAFTED = {
     "two-interfaces.pcapng.gz": gzipped("two-interfaces.pcapng"),
     "lost-answer-head.pcap": lost_answer_head,
     "probe-after-picture.pcap": probe_after_picture,
+    "lost-whole-answers.pcap": lost_whole_answers,
     "ip-fragments.pcap": ip_fragments,
     "ipv6-fragments.pcap": ipv6_fragments,
     "erspan-fragmented.pcap": erspan_fragmented,

@@ -413,6 +413,15 @@ def build():
         "own 200.",
         1, 3, ok=2, not_captured=1, complete=1, capture_gap_bytes=len(craft.answer_head()),
         exchanges=[ex("VMD", None, "not_captured"), ex("VMD"), ex("VMD")])
+    E["lost-whole-answers.pcap"] = sample(
+        "Four keep-alive VMD POSTs, the device waiting for each 200 (23-byte text body) before "
+        "the next; the second and third answers (head and body segments) are missing from the "
+        "capture though the device ACKs them before its next POST. The first and fourth requests "
+        "are each paired with their own 200; the answers of the second and third were not "
+        "captured (not no_response, and the fourth answer is not taken for the second's).",
+        1, 4, ok=2, not_captured=2, complete=1,
+        capture_gap_bytes=2 * (len(craft.answer_head()) + len(craft.ANSWER_TEXT)),
+        exchanges=[ex("VMD"), ex("VMD", None, "not_captured"), ex("VMD", None, "not_captured"), ex("VMD")])
     E["probe-after-picture.pcap"] = sample(
         "Capture starts mid-connection in the tail of a JPEG the server is sending; the device's "
         "first captured segment is a 1-byte TCP keep-alive probe, then a VMD POST; the 200 OK "

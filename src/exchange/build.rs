@@ -208,6 +208,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             header_bytes: 0,
+            ..Head::default()
         }
     }
 

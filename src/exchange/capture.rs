@@ -5,10 +5,18 @@
 //! (or to the one still being sent, when a server answers early). Interim answers (1xx) stay
 //! interim. Server bytes the capture lost may hold answers: the requests they could answer are
 //! noted (`not_captured`), never judged `no_response`.
+//!
+//! Which requests a lost stretch of the server's stream may have answered is read from two clues:
+//! capture time (requests sent after the loss was seen cannot be answered in it) and stream
+//! position. Each request remembers how far the server's stream had got (bytes seen or declared
+//! lost, which covers everything the client had acknowledged) when it was seen: its answer cannot
+//! begin before that point. When lost server bytes lie between two waiting requests' points, the
+//! client received them between sending the two, so the first one's answer may be there, and an
+//! answer head at or after the second point may be the second one's own.
 
 use std::collections::VecDeque;
 
-use crate::http::{HttpErrorKind, HttpEvent, MessageDecoder};
+use crate::http::{HttpErrorKind, HttpEvent, MessageDecoder, StreamRange};
 use crate::isapi::{BodyLimits, PartHeader, PartSink};
 use crate::model::{
     Connection, ConnectionError, Exchange, ExchangeNote, ExchangeRef, Request, RequestError,
@@ -37,8 +45,10 @@ pub struct HttpState {
     /// The record being built.
     pub conn: Connection,
     current: Option<RequestInFlight>,
+    /// Where the server's stream stood when the head of `current` was seen.
+    current_at: u64,
     /// Exchanges whose request is complete and whose final response has not begun.
-    pending: VecDeque<usize>,
+    pending: VecDeque<Waiting>,
     /// Exchange whose final response is being received.
     responding: Option<usize>,
     /// Interim statuses seen before the final response.
@@ -66,6 +76,7 @@ impl HttpState {
         HttpState {
             conn,
             current: None,
+            current_at: 0,
             pending: VecDeque::new(),
             responding: None,
             interim: Vec::new(),
@@ -108,8 +119,8 @@ impl HttpState {
     pub fn finish(mut self, start_unseen: bool) -> Connection {
         let skip_loss = self.last_skip_loss.filter(|_| start_unseen);
         if let Some(lost) = self.last_gap_loss.max(skip_loss) {
-            for &i in &self.pending {
-                if let Some(ex) = self.conn.exchanges.get_mut(i) {
+            for w in &self.pending {
+                if let Some(ex) = self.conn.exchanges.get_mut(w.index) {
                     if ex.response.is_none() && ex.request.end_time <= lost {
                         ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
                     }
@@ -124,6 +135,20 @@ impl HttpState {
         self.conn
     }
 }
+
+/// A complete request waiting for its answer.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    /// The exchange.
+    index: usize,
+    /// Offset the server's stream had reached (bytes seen or declared lost) when the request's
+    /// head was seen: its answer begins at or after it.
+    server_at: u64,
+}
+
+/// The shortest answer a lost stretch could hold (`HTTP/1.1 200\r\n\r\n`): a smaller stretch
+/// cannot have held a whole answer.
+const MIN_ANSWER_BYTES: u64 = 16;
 
 /// What every event handler needs besides the event: the limits and the capture time.
 pub struct Ctx<'a> {
@@ -185,6 +210,7 @@ pub fn on_request_event(
             }
             let request = Request::from_head(head, ctx.ts);
             resp.expect_response_to(&request.method);
+            st.current_at = resp.offset();
             st.current = Some(RequestInFlight::new(
                 index,
                 request.content_type.as_deref(),
@@ -224,7 +250,10 @@ pub fn on_request_event(
                 finish_body(&mut st.conn, cur, sink);
                 // The final response may already have started (a server answering early).
                 if st.responding != Some(index) && !response_started(&st.conn, index) {
-                    st.pending.push_back(index);
+                    st.pending.push_back(Waiting {
+                        index,
+                        server_at: st.current_at,
+                    });
                 }
             }
         }
@@ -247,7 +276,10 @@ pub fn on_request_event(
                     && st.responding != Some(index)
                     && !response_started(&st.conn, index)
                 {
-                    st.pending.push_back(index);
+                    st.pending.push_back(Waiting {
+                        index,
+                        server_at: st.current_at,
+                    });
                 }
                 // Kept on the exchange (as a note) rather than as a connection error.
                 if err.kind.framing().is_some() {
@@ -294,6 +326,10 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
     match ev {
         HttpEvent::Head(head) => {
             let status = head.status.unwrap_or(0);
+            // An interim head begins the answer as much as a final one does.
+            if let Some(lost) = head.lost_before {
+                charge_lost_range(st, head.start, lost, ctx.ts);
+            }
             if head.is_interim() {
                 st.interim.push(status);
                 return;
@@ -301,7 +337,7 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
             charge_loss(st);
             // The final response answers the oldest complete request, or the one still being sent
             // (a server may answer, e.g. 413, before the body is over).
-            let target = st.pending.pop_front().or_else(|| {
+            let target = st.pending.pop_front().map(|w| w.index).or_else(|| {
                 st.current
                     .as_ref()
                     .map(|c| c.index)
@@ -370,7 +406,7 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
                 if let Some(ex) = st
                     .pending
                     .pop_front()
-                    .and_then(|i| st.conn.exchanges.get_mut(i))
+                    .and_then(|w| st.conn.exchanges.get_mut(w.index))
                 {
                     ex.notes.push(ExchangeNote::MalformedResponse {
                         offset: err.offset,
@@ -399,17 +435,52 @@ fn charge_loss(st: &mut HttpState) {
     if !st
         .pending
         .iter()
-        .any(|&i| sent_after(&st.conn.exchanges, i))
+        .any(|w| sent_after(&st.conn.exchanges, w.index))
     {
         return;
     }
-    while let Some(&i) = st.pending.front() {
+    while let Some(&Waiting { index: i, .. }) = st.pending.front() {
         if sent_after(&st.conn.exchanges, i) {
             break;
         }
         st.pending.pop_front();
         if let Some(ex) = st.conn.exchanges.get_mut(i) {
             ex.notes.push(ExchangeNote::AnswerNotCaptured { at: lost });
+        }
+    }
+}
+
+/// Before a final answer that begins at stream offset `start`, after server bytes `lost` were
+/// lost outside any framed body: the answer is taken for the latest waiting request it can be
+/// the answer to, given the stream positions, and the requests before it are marked
+/// (`not_captured`: their answers may be in the lost bytes, `at` the answer's capture time).
+///
+/// Request `k` is taken when it was seen no later than `start` (else its answer would begin
+/// after it), at least [`MIN_ANSWER_BYTES`] lost bytes lie between the point of request `k - 1`
+/// and its own (the client received them in between: the previous answer may be those bytes),
+/// and the lost bytes after the oldest waiting request's point can hold one answer per skipped
+/// request. A pipelining client (several requests at one point) gives no such clue: the time
+/// rule ([`charge_loss`]) or plain order decides.
+fn charge_lost_range(st: &mut HttpState, start: u64, lost: StreamRange, at: Timestamp) {
+    let Some(first) = st.pending.front().map(|w| w.server_at) else {
+        return;
+    };
+    let room = lost.overlap(first, start);
+    let mut skip = 0usize;
+    let mut prev = first;
+    for (k, w) in st.pending.iter().enumerate().skip(1) {
+        if w.server_at > start {
+            break;
+        }
+        let fits = (k as u64).saturating_mul(MIN_ANSWER_BYTES) <= room;
+        if fits && lost.overlap(prev, w.server_at) >= MIN_ANSWER_BYTES {
+            skip = k;
+        }
+        prev = w.server_at;
+    }
+    for w in st.pending.drain(..skip) {
+        if let Some(ex) = st.conn.exchanges.get_mut(w.index) {
+            ex.notes.push(ExchangeNote::AnswerNotCaptured { at });
         }
     }
 }
@@ -432,4 +503,208 @@ fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str>
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Kind, Limits};
+    use crate::model::Verdict;
+    use crate::tcp::Handshake;
+
+    /// Both decoders and the pairing state of one connection, driven the way the pipeline
+    /// drives them from TCP events, with a capture clock in milliseconds.
+    struct Conn {
+        st: HttpState,
+        req: MessageDecoder,
+        resp: MessageDecoder,
+        body: BodyLimits,
+        ms: i64,
+    }
+
+    impl Conn {
+        fn new() -> Conn {
+            let addr = |p| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+            let conn = Connection::opened(1, addr(40000), addr(80), Handshake::Complete, 1, ts(0));
+            Conn {
+                st: HttpState::new(conn),
+                req: MessageDecoder::new(Kind::Request, Limits::default()),
+                resp: MessageDecoder::new(Kind::Response, Limits::default()),
+                body: BodyLimits::default(),
+                ms: 0,
+            }
+        }
+
+        /// The next packet's capture time.
+        fn tick(&mut self) -> Timestamp {
+            self.ms += 10;
+            ts(self.ms)
+        }
+
+        fn request(&mut self, path: &str) {
+            let data = format!("GET {path} HTTP/1.1\r\nHost: cam\r\n\r\n");
+            let now = self.tick();
+            let Conn {
+                st,
+                req,
+                resp,
+                body,
+                ..
+            } = self;
+            let ctx = ctx(body, now);
+            req.feed(data.as_bytes(), &mut |e| {
+                on_request_event(st, resp, &ctx, e, None)
+            });
+        }
+
+        fn answer(&mut self, status: u16) {
+            self.server(&format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: 4\r\n\r\nbody"
+            ));
+        }
+
+        fn server(&mut self, data: &str) {
+            let now = self.tick();
+            let Conn { st, resp, body, .. } = self;
+            let ctx = ctx(body, now);
+            resp.feed(data.as_bytes(), &mut |e| on_response_event(st, &ctx, e));
+        }
+
+        /// Server bytes lost, as the TCP stage reports them once the client's ACK shows them.
+        fn lost(&mut self, bytes: u64) {
+            let now = self.tick();
+            let Conn { st, resp, body, .. } = self;
+            let ctx = ctx(body, now);
+            resp.gap(bytes, &mut |e| on_response_event(st, &ctx, e));
+            if resp.out_of_sync() {
+                st.response_loss(ctx.ts, true);
+            }
+        }
+
+        /// (path, status, verdict) of every exchange after the connection ends.
+        fn finish(mut self) -> Vec<(String, Option<u16>, Verdict)> {
+            let now = self.tick();
+            let Conn {
+                st,
+                req,
+                resp,
+                body,
+                ..
+            } = &mut self;
+            let ctx = ctx(body, now);
+            req.eof(&mut |e| on_request_event(st, resp, &ctx, e, None));
+            resp.eof(&mut |e| on_response_event(st, &ctx, e));
+            self.st
+                .finish(false)
+                .exchanges
+                .iter()
+                .map(|e| {
+                    let status = e.response.as_ref().map(|r| r.status);
+                    (e.request.path.clone(), status, Verdict::of(e))
+                })
+                .collect()
+        }
+    }
+
+    fn ctx(body: &BodyLimits, ts: Timestamp) -> Ctx<'_> {
+        Ctx {
+            body,
+            max_errors: 10,
+            ts,
+        }
+    }
+
+    fn ts(ms: i64) -> Timestamp {
+        Timestamp(ms * 1_000_000)
+    }
+
+    fn row(path: &str, status: Option<u16>, verdict: Verdict) -> (String, Option<u16>, Verdict) {
+        (path.to_string(), status, verdict)
+    }
+
+    #[test]
+    fn answers_lost_between_one_at_a_time_requests_are_not_captured() {
+        // A client that waits for each answer: /a answered, then /b, /c and /d each sent after
+        // the previous answer arrived, but the capture lost the answers to /b and /c (their
+        // bytes reported lost when /c and /d acknowledge them). The answer seen next is /d's.
+        let mut c = Conn::new();
+        c.request("/a");
+        c.answer(200);
+        c.request("/b");
+        c.lost(300);
+        c.request("/c");
+        c.lost(500);
+        c.request("/d");
+        c.answer(201);
+        assert_eq!(
+            c.finish(),
+            vec![
+                row("/a", Some(200), Verdict::Ok),
+                row("/b", None, Verdict::NotCaptured),
+                row("/c", None, Verdict::NotCaptured),
+                row("/d", Some(201), Verdict::ErrorStatus),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interim_answer_after_the_loss_is_placed_the_same_way() {
+        let mut c = Conn::new();
+        c.request("/a");
+        c.answer(200);
+        c.request("/b");
+        c.lost(300);
+        c.request("/c");
+        c.lost(500);
+        c.request("/d");
+        c.server("HTTP/1.1 100 Continue\r\n\r\n");
+        c.answer(201);
+        let got = c.finish();
+        assert_eq!(got.get(2).map(|r| r.2), Some(Verdict::NotCaptured));
+        assert_eq!(
+            got.get(3),
+            Some(&row("/d", Some(201), Verdict::ErrorStatus))
+        );
+    }
+
+    #[test]
+    fn a_loss_too_small_for_an_answer_charges_nothing() {
+        // As above, but the bytes lost between /c and /d cannot hold a whole answer: the answer
+        // seen is /c's (only /b, sent before the first loss, may have been answered in it).
+        let mut c = Conn::new();
+        c.request("/a");
+        c.answer(200);
+        c.request("/b");
+        c.lost(300);
+        c.request("/c");
+        c.lost(MIN_ANSWER_BYTES - 1);
+        c.request("/d");
+        c.answer(201);
+        let got = c.finish();
+        assert_eq!(got.get(1), Some(&row("/b", None, Verdict::NotCaptured)));
+        assert_eq!(
+            got.get(2),
+            Some(&row("/c", Some(201), Verdict::ErrorStatus))
+        );
+    }
+
+    #[test]
+    fn pipelined_requests_seen_at_one_point_are_not_skipped_by_position() {
+        // /b and /c sent back to back (same point of the server's stream), then a loss and an
+        // answer: positions give no clue that /b was answered in the loss, and the time rule
+        // finds no request sent after it, so the answer is /b's and /c waits.
+        let mut c = Conn::new();
+        c.request("/a");
+        c.answer(200);
+        c.request("/b");
+        c.request("/c");
+        c.lost(400);
+        c.answer(201);
+        let got = c.finish();
+        assert_eq!(
+            got.get(1),
+            Some(&row("/b", Some(201), Verdict::ErrorStatus))
+        );
+        assert_eq!(got.get(2).map(|r| r.2), Some(Verdict::NotCaptured));
+    }
 }

@@ -59,6 +59,29 @@ pub struct Head {
     pub headers: Vec<(String, String)>,
     /// Length of the start line and header block including the final CRLFCRLF.
     pub header_bytes: usize,
+    /// Stream offset of the head's first byte (capture gaps included). Set by the decoder, so a
+    /// response's place in the server's stream can be weighed against how far that stream had
+    /// got when each request was sent.
+    pub start: u64,
+    /// Bytes the capture lost between the previous message and this head, outside any framed
+    /// body (gaps the decoder could not frame past). Whole answers may have been there.
+    pub lost_before: Option<StreamRange>,
+}
+
+/// A range `[start, end)` of stream offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamRange {
+    /// First offset in the range.
+    pub start: u64,
+    /// First offset after it.
+    pub end: u64,
+}
+
+impl StreamRange {
+    /// Bytes of this range that also lie in `[from, to)`.
+    pub fn overlap(&self, from: u64, to: u64) -> u64 {
+        self.end.min(to).saturating_sub(self.start.max(from))
+    }
 }
 
 impl Head {
@@ -448,6 +471,8 @@ pub struct MessageDecoder {
     methods: VecDeque<ReqMethod>,
     /// Stream bytes after a protocol switch (gaps included).
     opaque_bytes: u64,
+    /// Lost bytes outside framed bodies since the last head (their hull), for the next head.
+    lost: Option<StreamRange>,
 }
 
 impl MessageDecoder {
@@ -466,6 +491,7 @@ impl MessageDecoder {
             body_bytes: 0,
             methods: VecDeque::new(),
             opaque_bytes: 0,
+            lost: None,
         }
     }
 
@@ -534,12 +560,29 @@ impl MessageDecoder {
     /// and the rest of the gap is treated as a gap between messages. In a chunked body, a gap
     /// within the current chunk's data keeps framing; a gap reaching chunk framing gives
     /// `Missing(bytes)` then `Incomplete`. A gap in a close-delimited body is just `Missing`.
+    /// The part of the hole outside any framed body is handed to the next head
+    /// ([`Head::lost_before`]): whole messages may have been in it.
     pub fn gap(&mut self, bytes: u64, sink: &mut dyn FnMut(HttpEvent<'_>)) {
         if bytes == 0 {
             return;
         }
         let at = self.offset;
         self.offset = self.offset.saturating_add(bytes);
+        let end = self.offset;
+        // Where whole messages may have been lost: everything in the hole outside a framed body
+        // (a cut head counts from its start, since a message began there).
+        let lost_from = match &self.state {
+            State::Head if !self.head_buf.is_empty() => Some(self.head_start),
+            State::Chunked(Chunk::Data { remaining }) if bytes <= *remaining => None,
+            State::Head | State::Resync(_) | State::Chunked(_) => Some(at),
+            State::Length { remaining } if bytes > *remaining => {
+                Some(at.saturating_add(*remaining))
+            }
+            State::Length { .. } | State::Close | State::Opaque => None,
+        };
+        if let Some(from) = lost_from {
+            self.note_lost(from, end);
+        }
         match &mut self.state {
             State::Head => {
                 if self.head_buf.is_empty() {
@@ -885,8 +928,14 @@ impl MessageDecoder {
         self.garbage_check = false;
         self.body_bytes = 0;
         self.state = State::Head;
+        // A head (even one that cannot be read) is the message the loss came before.
+        let lost_before = self.lost.take();
         let head = match parse_head(self.kind, block, self.limits.max_headers) {
-            Ok(h) => h,
+            Ok(h) => Head {
+                start,
+                lost_before,
+                ..h
+            },
             Err(message) => {
                 self.error(start, message, sink);
                 // The block ended with its empty line, so the next byte starts a line.
@@ -999,6 +1048,20 @@ impl MessageDecoder {
     fn error(&mut self, offset: u64, kind: HttpErrorKind, sink: &mut dyn FnMut(HttpEvent<'_>)) {
         self.garbage_check = false;
         sink(HttpEvent::Error(HttpError { offset, kind }));
+    }
+
+    /// Widens the lost hull handed to the next head by `[from, to)`.
+    fn note_lost(&mut self, from: u64, to: u64) {
+        self.lost = Some(match self.lost {
+            Some(l) => StreamRange {
+                start: l.start.min(from),
+                end: l.end.max(to),
+            },
+            None => StreamRange {
+                start: from,
+                end: to,
+            },
+        });
     }
 
     fn clear_head(&mut self) {
@@ -1795,6 +1858,57 @@ mod tests {
     }
 
     #[test]
+    fn heads_know_their_offset_and_the_bytes_lost_before_them() {
+        let first = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        let second = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let n = first.len() as u64;
+        let heads = |ops: &[Op<'_>]| -> Vec<(u64, Option<StreamRange>)> {
+            run(Kind::Response, ops)
+                .into_iter()
+                .filter_map(|e| match e {
+                    Ev::Head(h) => Some((h.start, h.lost_before)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let range = |start, end| Some(StreamRange { start, end });
+        // A gap inside the framed body loses no message; one running past its end does, from
+        // the body's end on.
+        assert_eq!(
+            heads(&[
+                Op::Feed(first),
+                Op::Feed(b"abcd"),
+                Op::Gap(6),
+                Op::Feed(second)
+            ]),
+            vec![(0, None), (n + 10, None)]
+        );
+        assert_eq!(
+            heads(&[
+                Op::Feed(first),
+                Op::Feed(b"abcd"),
+                Op::Gap(106),
+                Op::Feed(second)
+            ]),
+            vec![(0, None), (n + 110, range(n + 10, n + 110))]
+        );
+        // A head cut by a gap: a message began there.
+        assert_eq!(
+            heads(&[
+                Op::Feed(b"HTTP/1.1 200 OK\r\n"),
+                Op::Gap(50),
+                Op::Feed(second)
+            ]),
+            vec![(17 + 50, range(0, 17 + 50))]
+        );
+        // The loss goes to the next head only.
+        assert_eq!(
+            heads(&[Op::Gap(30), Op::Feed(second), Op::Feed(second)]),
+            vec![(30, range(0, 30)), (30 + second.len() as u64, None)]
+        );
+    }
+
+    #[test]
     fn head_fields() {
         let input = b"POST /ISAPI/alarm?x=1 HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
         let evs = run(Kind::Request, &[Op::Feed(input)]);
@@ -1810,6 +1924,8 @@ mod tests {
             ],
             // 32 + 9 + 19 + 2
             header_bytes: 62,
+            start: 0,
+            lost_before: None,
         };
         assert_eq!(
             evs,

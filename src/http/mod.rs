@@ -12,5 +12,5 @@ mod decoder;
 mod error;
 mod start;
 
-pub use decoder::{Head, HttpEvent, Kind, Limits, MessageDecoder};
+pub use decoder::{Head, HttpEvent, Kind, Limits, MessageDecoder, StreamRange};
 pub use error::{ChunkError, FramingError, HttpError, HttpErrorKind};
