@@ -115,6 +115,10 @@ pub struct ReplayArgs {
     /// --json or --text only a one-line note is printed.
     #[arg(long, value_name = "OUT.pcap")]
     pub export_pcap: Option<PathBuf>,
+    /// Decrypt HTTPS connections whose session is in this NSS key log (SSLKEYLOGFILE, or the
+    /// one `listen --tls --keylog` writes): their exchanges are judged like plain HTTP.
+    #[arg(long, value_name = "KEYS")]
+    pub keylog: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -176,6 +180,24 @@ pub fn run() -> anyhow::Result<i32> {
     }
 }
 
+/// Read a whole key log (replay); its unreadable lines are notes on stderr.
+fn load_keylog(path: &std::path::Path) -> anyhow::Result<crate::tls::SharedKeys> {
+    let text =
+        std::fs::read(path).with_context(|| format!("cannot read key log {}", path.display()))?;
+    let log = crate::tls::KeyLog::parse(&text);
+    for w in log.warnings() {
+        eprintln!("alarmscope: key log {}: {w}", path.display());
+    }
+    if log.warnings_dropped() > 0 {
+        eprintln!(
+            "alarmscope: key log {}: {} more lines not read",
+            path.display(),
+            log.warnings_dropped()
+        );
+    }
+    Ok(crate::tls::SharedKeys(std::sync::Arc::new(log)))
+}
+
 fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     let filter = match a.filter.to_filter() {
         Ok(f) => f,
@@ -185,6 +207,9 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
         }
     };
     let mut opts = ReplayOptions::default();
+    if let Some(path) = &a.keylog {
+        opts.config.keys = Some(load_keylog(path)?);
+    }
     if let Some(dir) = &a.extract {
         let x = Extractor::new(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         opts.sink = Some(Box::new(x));
