@@ -137,6 +137,10 @@ pub struct SniffArgs {
     /// Also save the raw packets to this pcap file (replay it later, attach it to a ticket).
     #[arg(long, value_name = "FILE.pcap")]
     pub write: Option<PathBuf>,
+    /// Decrypt HTTPS connections whose session is in this NSS key log, re-read as it grows (the
+    /// one `listen --tls --keylog` writes, or a server's SSLKEYLOGFILE).
+    #[arg(long, value_name = "KEYS")]
+    pub keylog: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Stop after this many seconds.
@@ -370,6 +374,7 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
     opts.live.interface = a.interface.clone();
     opts.live.filter = sniff_filter(a.filter.as_deref(), a.port);
     opts.live.write = a.write.clone();
+    opts.keylog = a.keylog.clone();
     opts.live.buffer_size =
         i32::try_from(u64::from(a.buffer_size.max(1)) << 20).unwrap_or(i32::MAX);
     opts.duration = a.duration.map(secs);
