@@ -234,7 +234,17 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     let want_export = a.export_pcap.is_some();
     let mut rows_selected: u64 = 0;
     let mut rows_total: u64 = 0;
+    // TLS connections given to the decryptor, and those whose session the key log lacks.
+    let mut keyed = [0u64; 2];
     let mut note = |c: &crate::model::Connection| {
+        if let Some(d) = &c.decryption {
+            keyed[0] += 1;
+            keyed[1] += u64::from(
+                d.findings
+                    .iter()
+                    .any(|f| matches!(f, crate::tls::decrypt::DecryptFinding::KeyNotInLog { .. })),
+            );
+        }
         let n = filter.count_rows(c);
         rows_selected += n;
         rows_total += c.exchanges.len().max(1) as u64;
@@ -309,6 +319,15 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
         report.warnings
     };
     out.flush()?;
+    if let Some(path) = &a.keylog {
+        if keyed[0] > 0 && keyed[1] == keyed[0] {
+            eprintln!(
+                "alarmscope: none of the {} TLS sessions is in the key log {}: is it the log of this capture's server or device?",
+                keyed[0],
+                path.display()
+            );
+        }
+    }
     for w in warnings
         .iter()
         .filter(|w| w.contains("ends mid-record") || w.contains("truncated"))
