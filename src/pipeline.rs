@@ -432,7 +432,10 @@ impl Stages {
         });
         if let Some((ts, how)) = last {
             let plain = self.tls.close_decryptor(id, ts, how);
-            self.route(tls::Route::Decrypted(plain), id);
+            // Only a decrypted TLS connection has any (a plain one must not be marked).
+            if !plain.is_empty() {
+                self.route(tls::Route::Decrypted(plain), id);
+            }
         }
         let Stages {
             conns,

@@ -105,3 +105,17 @@ fn a_key_log_of_other_sessions_keeps_the_keyless_rows_and_says_why() {
         .collect();
     assert_eq!(v, [(Verdict::EncryptedAnswered, false, true)]);
 }
+
+#[test]
+fn plain_http_replayed_with_a_key_log_is_not_marked_decrypted() {
+    let conns = replay("xml-ok.pcap", "https-ok.keys", &[]);
+    assert!(!conns.is_empty());
+    for c in &conns {
+        assert!(c.decryption.is_none(), "{:?}", c.decryption);
+        assert!(!c.exchanges.is_empty());
+        assert!(c
+            .exchanges
+            .iter()
+            .all(|e| !e.decrypted && e.verdict == Verdict::Ok));
+    }
+}
