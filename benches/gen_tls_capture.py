@@ -7,6 +7,12 @@ pushes do; packets are merged in time order. Only the addresses, ports, IP check
 timestamps are rewritten: the TLS records are the recorded ones, byte for byte.
 
     python3 benches/gen_tls_capture.py OUT.pcap [SIZE_MB=50]
+    python3 benches/gen_tls_capture.py --keys OUT.keys OUT.pcap [SIZE_MB]   # decryptable only
+    python3 benches/gen_tls_capture.py --plain OUT.pcap [SIZE_MB]           # the same pushes in HTTP
+
+`--keys`: only the samples recorded with a key log, whose lines go to OUT.keys (every copy keeps
+its records, so its client random: the samples' key lines cover every copy). `--plain`: the plain
+HTTP recordings of the same scenarios (record.py), for replay --keylog against plain HTTP.
 
 Stdlib only (the samples are Ethernet pcap, microsecond timestamps, IPv4 over loopback).
 """
@@ -68,11 +74,26 @@ def server_port(packets):
     return struct.unpack("!H", frame[tcp + 2:tcp + 4])[0]
 
 
+KEYED = ["https-ok.pcap", "https-tls12.pcap", "https-tls13.pcap", "https-keepalive.pcap",
+         "https-multipart.pcap", "https-tls12-chacha.pcap", "https-tls13-chacha.pcap"]
+PLAIN = ["xml-ok.pcap", "json-ok.pcap", "keepalive.pcap", "multipart-anpr.pcap"]
+
+
 def main():
-    out = sys.argv[1]
-    size = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+    args = sys.argv[1:]
+    names, keys_out = TEMPLATES, None
+    if args[:1] == ["--keys"]:
+        names, keys_out, args = KEYED, args[1], args[2:]
+    elif args[:1] == ["--plain"]:
+        names, args = PLAIN, args[1:]
+    out = args[0]
+    size = int(args[1]) if len(args) > 1 else 50
+    if keys_out:
+        with open(keys_out, "wb") as k:
+            for name in names:
+                k.write(open(os.path.join(SAMPLES, name[:-len(".pcap")] + ".keys"), "rb").read())
     header, templates = None, []
-    for name in TEMPLATES:
+    for name in names:
         header, pk = read_pcap(os.path.join(SAMPLES, name))
         t0 = pk[0][0]
         templates.append(([(t - t0, fr, orig) for t, fr, orig in pk], server_port(pk)))
@@ -93,7 +114,7 @@ def main():
                 written += 16 + len(fr)
             # The next batch starts after this one's last packet: batches do not overlap.
             start = max(s[-1][0] for s in streams) - copy * COPY_SPACING_US + 1
-    print(f"{out}: {copy} copies of {len(TEMPLATES)} HTTPS samples, {written >> 20} MB", file=sys.stderr)
+    print(f"{out}: {copy} copies of {len(names)} samples, {written >> 20} MB", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -277,6 +277,7 @@ mod tests {
             upgraded_bytes: [0, 0],
             tls: None,
             tls_findings: vec![],
+            decryption: None,
             handshake_uncertain: None,
             exchanges: vec![],
             timeline: vec![],

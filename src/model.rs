@@ -482,6 +482,10 @@ pub struct Exchange {
     /// otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encrypted: Option<crate::tls::TlsExchange>,
+    /// Read from TLS records decrypted with a key log (`--keylog`): judged like plain HTTP, and
+    /// marked so a reader knows the wire was encrypted. Absent from JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub decrypted: bool,
     /// Earlier exchange whose body this one repeats while it was unanswered.
     ///
     /// Kept the last serialised field: the streaming JSON writer (`report::stream`) writes each
@@ -516,6 +520,7 @@ impl Exchange {
             body_error: None,
             notes: Vec::new(),
             encrypted: None,
+            decrypted: false,
             body_hash: 0,
             metadata: None,
             event_detail: None,
@@ -586,6 +591,10 @@ pub struct Connection {
         serialize_with = "serialize_tls_findings"
     )]
     pub tls_findings: Vec<crate::tls::TlsFinding>,
+    /// What decrypting with the key log gave (status, version, suite, record counts, findings):
+    /// only when a key log was given and the connection spoke TLS; absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<Box<crate::tls::decrypt::DecryptReport>>,
     pub exchanges: Vec<Exchange>,
     /// Live capture: the handshake failed (unanswered SYN, SYN-ACK not acknowledged) while the
     /// kernel dropped packets, so the missing packet may have been dropped: the failure is

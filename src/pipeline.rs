@@ -32,6 +32,9 @@ pub struct PipelineConfig {
     pub max_warnings: usize,
     /// HTTP framing errors kept per connection; further ones are only counted.
     pub max_errors_per_connection: usize,
+    /// Session secrets (`--keylog`): TLS connections whose session is in the log are decrypted
+    /// and their plaintext judged like plain HTTP. None: TLS is analysed without keys.
+    pub keys: Option<crate::tls::SharedKeys>,
 }
 
 impl Default for PipelineConfig {
@@ -42,6 +45,7 @@ impl Default for PipelineConfig {
             body: BodyLimits::default(),
             max_warnings: 200,
             max_errors_per_connection: 20,
+            keys: None,
         }
     }
 }
@@ -102,6 +106,7 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(config: PipelineConfig) -> Self {
+        let tls = tls::TlsRouter::with_keys(config.keys.clone());
         Analyzer {
             frames: FrameDecoder::default(),
             tcp: TcpTracker::new(config.tcp.clone()),
@@ -112,7 +117,7 @@ impl Analyzer {
                 finished: Vec::new(),
                 sink: None,
                 sink_filter: None,
-                tls: tls::TlsRouter::default(),
+                tls,
             },
             counters: Counters::default(),
             warnings: Vec::new(),
@@ -340,6 +345,11 @@ impl Stages {
         if self.route(route, id) {
             return;
         }
+        self.http_data(id, dir, ts, data);
+    }
+
+    /// Bytes for the HTTP decoders (plain, or decrypted by the TLS stage).
+    fn http_data(&mut self, id: u64, dir: Direction, ts: Timestamp, data: &[u8]) {
         let Stages {
             conns,
             with_exchanges,
@@ -384,6 +394,11 @@ impl Stages {
         if self.route(route, id) {
             return;
         }
+        self.http_gap(id, dir, ts, bytes);
+    }
+
+    /// A hole for the HTTP decoders (a capture gap, or plaintext the TLS stage could not give).
+    fn http_gap(&mut self, id: u64, dir: Direction, ts: Timestamp, bytes: u64) {
         let Stages {
             conns,
             config,
@@ -416,6 +431,17 @@ impl Stages {
     fn close(&mut self, id: u64, info: Option<Box<ConnInfo>>) {
         if let Some(held) = self.tls.release_undecided(id) {
             self.route(tls::Route::Release(held), id);
+        }
+        let last = info.as_ref().map(|i| (i.last_ts, i.closed)).or_else(|| {
+            let c = &self.conns.get(&id)?.http.conn;
+            Some((c.last_seen, c.closed))
+        });
+        if let Some((ts, how)) = last {
+            let plain = self.tls.close_decryptor(id, ts, how);
+            // Only a decrypted TLS connection has any (a plain one must not be marked).
+            if !plain.is_empty() {
+                self.route(tls::Route::Decrypted(plain), id);
+            }
         }
         let Stages {
             conns,
@@ -496,6 +522,23 @@ impl Stages {
                     match h {
                         tls::Held::Data(dir, ts, b) => self.data(id, dir, ts, &b),
                         tls::Held::Gap(dir, ts, n) => self.gap(id, dir, ts, n),
+                    }
+                }
+                true
+            }
+            tls::Route::Decrypted(plain) => {
+                for h in plain {
+                    match h {
+                        tls::Held::Data(dir, ts, b) => self.http_data(id, dir, ts, &b),
+                        tls::Held::Gap(dir, ts, n) => self.http_gap(id, dir, ts, n),
+                    }
+                }
+                if let Some(st) = self.conns.get_mut(&id) {
+                    for ex in st.http.conn.exchanges.iter_mut().rev() {
+                        if ex.decrypted {
+                            break;
+                        }
+                        ex.decrypted = true;
                     }
                 }
                 true

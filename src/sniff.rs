@@ -33,6 +33,10 @@ pub struct SniffOptions {
     pub pipeline: PipelineConfig,
     /// Which findings the headless output prints (`--device`, `--verdict`...; the TUI's filter).
     pub rows: crate::filter::RowFilter,
+    /// An NSS key log that grows while the capture runs (`--keylog`, e.g. the one
+    /// `listen --tls --keylog` writes): re-read before every frame, so TLS sessions logged
+    /// just before their records arrive are decrypted.
+    pub keylog: Option<std::path::PathBuf>,
 }
 
 impl Default for SniffOptions {
@@ -45,8 +49,86 @@ impl Default for SniffOptions {
             idle_timeout: Duration::from_secs(120),
             pipeline: PipelineConfig::default(),
             rows: crate::filter::RowFilter::default(),
+            keylog: None,
         }
     }
+}
+
+/// Follows a key log file as it grows (the shell side of `sniff --keylog`): the pipeline's
+/// decryptors share the [`KeyLog`] behind the lock and look a session up when its first
+/// encrypted record needs it; [`KeyLogFollower::refresh`] feeds it what was appended. A file
+/// that does not exist yet is waited for; one that shrank was rewritten and is read anew.
+///
+/// [`KeyLog`]: crate::tls::KeyLog
+pub struct KeyLogFollower {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    offset: u64,
+    log: std::sync::Arc<std::sync::RwLock<crate::tls::KeyLog>>,
+}
+
+/// Most bytes read from the key log per refresh (the rest comes with the next ones).
+const KEYLOG_READ_MAX: u64 = 1 << 20;
+
+impl KeyLogFollower {
+    /// Follow `path` (read what it holds now, if it exists).
+    pub fn new(path: &std::path::Path) -> Self {
+        let mut f = KeyLogFollower {
+            path: path.to_path_buf(),
+            file: None,
+            offset: 0,
+            log: std::sync::Arc::new(std::sync::RwLock::new(crate::tls::KeyLog::default())),
+        };
+        f.refresh();
+        f
+    }
+
+    /// The key log the pipeline looks sessions up in.
+    pub fn shared(&self) -> crate::tls::SharedKeys {
+        crate::tls::SharedKeys(self.log.clone())
+    }
+
+    /// Feed the key log what was appended since the last call (one `fstat` when nothing was).
+    pub fn refresh(&mut self) {
+        use std::io::{Read, Seek, SeekFrom};
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let Ok(len) = file.metadata().map(|m| m.len()) else {
+            return;
+        };
+        if len < self.offset {
+            // Rewritten: start over.
+            self.offset = 0;
+            let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
+            *log = crate::tls::KeyLog::default();
+        }
+        if len == self.offset {
+            return;
+        }
+        let mut buf = Vec::new();
+        if file.seek(SeekFrom::Start(self.offset)).is_err()
+            || file.take(KEYLOG_READ_MAX).read_to_end(&mut buf).is_err()
+        {
+            return;
+        }
+        self.offset += buf.len() as u64;
+        let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
+        log.feed(&buf);
+    }
+}
+
+/// The session of a capture, and the key log follower its pipeline decrypts with.
+fn start(opts: &SniffOptions) -> (Session, Option<KeyLogFollower>) {
+    let follower = opts.keylog.as_deref().map(KeyLogFollower::new);
+    let mut o = opts.clone();
+    if let Some(f) = &follower {
+        o.pipeline.keys = Some(f.shared());
+    }
+    (Session::new(&o), follower)
 }
 
 /// How often open connections are re-examined.
@@ -200,7 +282,7 @@ pub fn run_headless_on(
             .map(|f| format!(" (filter: {f})"))
             .unwrap_or_default()
     );
-    let mut session = Session::new(opts);
+    let (mut session, mut keys) = start(opts);
     let mut last_tick = cap.elapsed();
     let mut findings = Vec::new();
     let mut told_full = false;
@@ -212,6 +294,9 @@ pub fn run_headless_on(
             break;
         }
         if let Some(f) = cap.next_frame(TICK)? {
+            if let Some(k) = keys.as_mut() {
+                k.refresh();
+            }
             session.frame(f.ts, f.link, f.data, f.orig_len);
         }
         if cap.elapsed().saturating_sub(last_tick) >= TICK {
@@ -626,7 +711,7 @@ pub fn feed_loop(
     opts: &SniffOptions,
     tx: &std::sync::mpsc::Sender<Feed>,
 ) {
-    let mut session = Session::new(opts);
+    let (mut session, mut keys) = start(opts);
     let mut last_tick = cap.elapsed();
     let mut findings = Vec::new();
     loop {
@@ -637,7 +722,12 @@ pub fn feed_loop(
             break;
         }
         match cap.next_frame(TICK) {
-            Ok(Some(f)) => session.frame(f.ts, f.link, f.data, f.orig_len),
+            Ok(Some(f)) => {
+                if let Some(k) = keys.as_mut() {
+                    k.refresh();
+                }
+                session.frame(f.ts, f.link, f.data, f.orig_len)
+            }
             Ok(None) => {}
             Err(e) => {
                 let _ = tx.send(Feed::Error(e.to_string()));
@@ -719,6 +809,48 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_log_follower_reads_what_is_appended_and_starts_over_on_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("keys.log");
+        let line = |n: u8| format!("CLIENT_RANDOM {} {}\n", hex(n, 32), hex(n, 48));
+        let sessions = |f: &KeyLogFollower| f.log.read().map(|l| l.len()).unwrap_or(0);
+        // Not there yet: waited for.
+        let mut f = KeyLogFollower::new(&path);
+        assert_eq!(sessions(&f), 0);
+        std::fs::write(&path, line(1)).unwrap_or_else(|e| panic!("{e}"));
+        f.refresh();
+        assert_eq!(sessions(&f), 1);
+        // A line appended in two writes counts once it is whole.
+        let two = line(2);
+        let (a, b) = two.split_at(20);
+        let append = |s: &str| {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("{e}"));
+            file.write_all(s.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        append(a);
+        f.refresh();
+        assert_eq!(sessions(&f), 1);
+        append(b);
+        f.refresh();
+        assert_eq!(sessions(&f), 2);
+        // Rewritten shorter: read anew.
+        std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
+        f.refresh();
+        std::fs::write(&path, line(3)).unwrap_or_else(|e| panic!("{e}"));
+        f.refresh();
+        assert_eq!(sessions(&f), 1);
+    }
+
+    fn hex(n: u8, len: usize) -> String {
+        std::iter::repeat_n(format!("{n:02x}"), len).collect()
+    }
     use crate::capture::file::CaptureFile;
     use crate::model::Verdict;
     use std::collections::HashMap;

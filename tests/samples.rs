@@ -252,6 +252,7 @@ fn check(name: &str, exp: &Value, report: &Report) -> Vec<String> {
             );
             field("retry", Value::from(g.retry_of.is_some()));
             field("encrypted", Value::from(g.encrypted.is_some()));
+            field("decrypted", Value::from(g.decrypted));
             field(
                 "answer_bytes_acked",
                 c.answer_bytes_acked(g.index)
@@ -458,6 +459,54 @@ fn every_sample_shows_its_expected_verdicts() {
             Err(msg) => bad.push(format!("{name}: could not be read: {msg}")),
         }
     }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+/// Each HTTPS sample with a key log, replayed with it (as `replay NAME --keylog NAME.keys`):
+/// the verdicts, statuses and event types derived from the declared plaintext (expected.py's
+/// `with_keylog`), and each connection's decryption status.
+#[test]
+fn https_samples_replayed_with_their_key_logs_show_the_decrypted_verdicts() {
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for (name, e) in &expected() {
+        let Some(want) = e.get("with_keylog") else {
+            continue;
+        };
+        checked += 1;
+        let stem = name.strip_suffix(".pcap").unwrap_or(name);
+        let text = std::fs::read(samples_dir().join(format!("{stem}.keys")))
+            .unwrap_or_else(|e| panic!("{stem}.keys: {e}"));
+        let mut opts = ReplayOptions::default();
+        opts.config.keys = Some(alarmscope::tls::SharedKeys(std::sync::Arc::new(
+            alarmscope::tls::KeyLog::parse(&text),
+        )));
+        let r = replay(&samples_dir().join(name), opts, &mut |_| {}, &mut |_| {})
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        bad.extend(check(name, want, &r));
+        let got: Vec<Value> = r
+            .connections
+            .iter()
+            .map(|c| {
+                c.decryption
+                    .as_ref()
+                    .map(|d| serde_json::to_value(d.status).expect("status serialises"))
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        if want.get("decryption") != Some(&Value::from(got.clone())) {
+            bad.push(format!(
+                "{name}: decryption {got:?}, expected {:?}",
+                want.get("decryption")
+            ));
+        }
+    }
+    assert!(checked >= 9, "only {checked} samples with a key log");
     assert!(
         bad.is_empty(),
         "{} mismatches:\n{}",

@@ -462,7 +462,7 @@ def https_sample(t):
             if c.get("plain_http_evidence"):
                 problems += 1
                 mismatches += 1
-    return {
+    out = {
         "note": t["note"],
         "connections": len(conns),
         "requests": len(exchanges),
@@ -477,6 +477,44 @@ def https_sample(t):
         "tls_summary": {"tls_connections": sum(1 for c in conns if c["tls"]), "tls_problems": problems,
                         "tls_mismatches": mismatches, "tls_handshake_failures": hs_failures},
     }
+    if any("decrypted" in c for c in conns):
+        out["with_keylog"] = with_keylog(conns)
+    return out
+
+
+def with_keylog(conns):
+    """What replaying with the sample's key log (samples/NAME.keys) must show, derived from the
+    declared plaintext (expected_tls.py's `decrypted`): each POST /alarm of a decrypted
+    connection is a row marked decrypted, judged from its declared status (200: ok, another:
+    error_status, none: no_response) with its declared event type; a session missing from the
+    key log (`decrypted: null`) keeps its keyless rows. `decryption` lists each connection's
+    decryption status (null: plain HTTP, no decryption)."""
+    exchanges, decryption = [], []
+    verdicts = {"ok": 0, "error_status": 0, "no_response": 0, "incomplete": 0, "not_captured": 0,
+                "encrypted_answered": 0}
+    for c in conns:
+        plain = c.get("decrypted")
+        if not c["tls"]:
+            decryption.append(None)
+            exchanges.append({"method": "POST", "path": "/alarm", "status": None, "verdict": "no_response",
+                              "encrypted": False, "decrypted": False})
+            verdicts["no_response"] += 1
+        elif plain is None:
+            decryption.append("not_decrypted")
+            for a in c["exchanges"]:
+                v = "encrypted_answered" if a else "no_response"
+                exchanges.append({"status": None, "verdict": v, "encrypted": True, "decrypted": False})
+                verdicts[v] += 1
+        else:
+            decryption.append("decrypting")
+            for i, ev in enumerate(plain["events"]):
+                st = plain["statuses"][i] if i < len(plain["statuses"]) else None
+                v = "no_response" if st is None else "ok" if st == 200 else "error_status"
+                exchanges.append({"method": "POST", "path": "/alarm", "status": st, "verdict": v,
+                                  "event_type": ev, "encrypted": False, "decrypted": True})
+                verdicts[v] += 1
+    return {"requests": len(exchanges), "verdicts": verdicts, "exchanges": exchanges,
+            "decryption": decryption}
 
 
 def main():

@@ -115,6 +115,10 @@ pub struct ReplayArgs {
     /// --json or --text only a one-line note is printed.
     #[arg(long, value_name = "OUT.pcap")]
     pub export_pcap: Option<PathBuf>,
+    /// Decrypt HTTPS connections whose session is in this NSS key log (SSLKEYLOGFILE, or the
+    /// one `listen --tls --keylog` writes): their exchanges are judged like plain HTTP.
+    #[arg(long, value_name = "KEYS")]
+    pub keylog: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -133,6 +137,10 @@ pub struct SniffArgs {
     /// Also save the raw packets to this pcap file (replay it later, attach it to a ticket).
     #[arg(long, value_name = "FILE.pcap")]
     pub write: Option<PathBuf>,
+    /// Decrypt HTTPS connections whose session is in this NSS key log, re-read as it grows (the
+    /// one `listen --tls --keylog` writes, or a server's SSLKEYLOGFILE).
+    #[arg(long, value_name = "KEYS")]
+    pub keylog: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Stop after this many seconds.
@@ -176,6 +184,24 @@ pub fn run() -> anyhow::Result<i32> {
     }
 }
 
+/// Read a whole key log (replay); its unreadable lines are notes on stderr.
+fn load_keylog(path: &std::path::Path) -> anyhow::Result<crate::tls::SharedKeys> {
+    let text =
+        std::fs::read(path).with_context(|| format!("cannot read key log {}", path.display()))?;
+    let log = crate::tls::KeyLog::parse(&text);
+    for w in log.warnings() {
+        eprintln!("alarmscope: key log {}: {w}", path.display());
+    }
+    if log.warnings_dropped() > 0 {
+        eprintln!(
+            "alarmscope: key log {}: {} more lines not read",
+            path.display(),
+            log.warnings_dropped()
+        );
+    }
+    Ok(crate::tls::SharedKeys(std::sync::Arc::new(log)))
+}
+
 fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     let filter = match a.filter.to_filter() {
         Ok(f) => f,
@@ -185,6 +211,9 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
         }
     };
     let mut opts = ReplayOptions::default();
+    if let Some(path) = &a.keylog {
+        opts.config.keys = Some(load_keylog(path)?);
+    }
     if let Some(dir) = &a.extract {
         let x = Extractor::new(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         opts.sink = Some(Box::new(x));
@@ -205,7 +234,17 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
     let want_export = a.export_pcap.is_some();
     let mut rows_selected: u64 = 0;
     let mut rows_total: u64 = 0;
+    // TLS connections given to the decryptor, and those whose session the key log lacks.
+    let mut keyed = [0u64; 2];
     let mut note = |c: &crate::model::Connection| {
+        if let Some(d) = &c.decryption {
+            keyed[0] += 1;
+            keyed[1] += u64::from(
+                d.findings
+                    .iter()
+                    .any(|f| matches!(f, crate::tls::decrypt::DecryptFinding::KeyNotInLog { .. })),
+            );
+        }
         let n = filter.count_rows(c);
         rows_selected += n;
         rows_total += c.exchanges.len().max(1) as u64;
@@ -280,6 +319,15 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
         report.warnings
     };
     out.flush()?;
+    if let Some(path) = &a.keylog {
+        if keyed[0] > 0 && keyed[1] == keyed[0] {
+            eprintln!(
+                "alarmscope: none of the {} TLS sessions is in the key log {}: is it the log of this capture's server or device?",
+                keyed[0],
+                path.display()
+            );
+        }
+    }
     for w in warnings.iter().filter(|w| w.file_cut()) {
         eprintln!("alarmscope: warning: {w}");
     }
@@ -342,6 +390,7 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
     opts.live.interface = a.interface.clone();
     opts.live.filter = sniff_filter(a.filter.as_deref(), a.port);
     opts.live.write = a.write.clone();
+    opts.keylog = a.keylog.clone();
     opts.live.buffer_size =
         i32::try_from(u64::from(a.buffer_size.max(1)) << 20).unwrap_or(i32::MAX);
     opts.duration = a.duration.map(secs);

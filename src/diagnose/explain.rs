@@ -476,6 +476,7 @@ mod tests {
             upgraded_bytes: [0, 0],
             tls: None,
             tls_findings: Vec::new(),
+            decryption: None,
             handshake_uncertain: None,
         }
     }

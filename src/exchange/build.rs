@@ -40,6 +40,7 @@ impl Connection {
             upgraded_bytes: [0, 0],
             tls: None,
             tls_findings: Vec::new(),
+            decryption: None,
             handshake_uncertain: None,
             exchanges: Vec::new(),
             timeline: Vec::new(),

@@ -107,6 +107,7 @@ mod tests {
             body_error: None,
             notes: Vec::new(),
             encrypted: None,
+            decrypted: false,
             body_hash: 0,
             metadata: Some(metadata.to_string()),
             event_detail: None,

@@ -16,6 +16,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+use crate::tcp::CloseKind;
+use crate::tls::decrypt::{DecryptConfig, DecryptEvent, DecryptStatus, TlsDecryptor};
+use crate::tls::SharedKeys;
+
 use crate::model::{Connection, ConnectionError, Exchange, Verdict};
 use crate::tcp::{Direction, Handshake};
 use crate::time::Timestamp;
@@ -46,6 +50,9 @@ pub(super) enum Route {
     /// The connection was just decided plain HTTP: feed these held events (the current one
     /// among them) to the HTTP decoders, in order.
     Release(Vec<Held>),
+    /// The TLS stage took it and its decryptor handed on this plaintext (and these holes): feed
+    /// them to the HTTP decoders, in order, and mark the connection's exchanges decrypted.
+    Decrypted(Vec<Held>),
 }
 
 /// An event held while the connection is undecided.
@@ -90,6 +97,60 @@ impl Answer {
     }
 }
 
+/// The decryptor of a TLS connection (`--keylog`) and which directions it stopped.
+struct Decrypting {
+    dec: TlsDecryptor,
+    /// A direction stopped: the HTTP decoder of that side was told the rest is lost, and
+    /// hears nothing more.
+    stopped: [bool; 2],
+}
+
+impl Decrypting {
+    /// Run one call of the decryptor and turn its events into what the HTTP decoders read:
+    /// plaintext as data, an exact hole as a gap of its length, a hole of unknown length or a
+    /// stopped direction as a gap of unknown length (`u64::MAX`: the decoder ends or marks
+    /// incomplete the message in progress and resynchronises, so a request whose answer was not
+    /// decrypted is uncertain, never `no_response`). Nothing reaches HTTP from a connection
+    /// that is not decrypted (only holes could: no plaintext was ever handed on).
+    fn run(
+        &mut self,
+        call: impl FnOnce(&mut TlsDecryptor, &mut dyn FnMut(DecryptEvent<'_>)),
+    ) -> Vec<Held> {
+        let mut out = Vec::new();
+        let stopped = &mut self.stopped;
+        let mut sink = |ev: DecryptEvent<'_>| match ev {
+            DecryptEvent::Plain { dir, ts, bytes } if !stopped[side(dir)] => {
+                out.push(Held::Data(dir, ts, bytes.to_vec()));
+            }
+            DecryptEvent::Gap {
+                dir,
+                ts,
+                bytes,
+                exact,
+            } if !stopped[side(dir)] => {
+                out.push(Held::Gap(dir, ts, if exact { bytes } else { u64::MAX }));
+            }
+            DecryptEvent::Stopped { dir, ts } if !stopped[side(dir)] => {
+                stopped[side(dir)] = true;
+                out.push(Held::Gap(dir, ts, u64::MAX));
+            }
+            _ => {}
+        };
+        call(&mut self.dec, &mut sink);
+        if self.dec.status() == DecryptStatus::NotDecrypted {
+            out.clear();
+        }
+        out
+    }
+}
+
+fn side(dir: Direction) -> usize {
+    match dir {
+        Direction::ClientToServer => 0,
+        Direction::ServerToClient => 1,
+    }
+}
+
 /// How one connection is analysed.
 enum ConnRoute {
     /// Waiting for the client's first bytes.
@@ -99,6 +160,8 @@ enum ConnRoute {
         tls: Box<TlsConnection>,
         done: Vec<TlsExchange>,
         completed: bool,
+        /// The decryptor, when a key log was given.
+        dec: Option<Box<Decrypting>>,
     },
     /// Plain HTTP (or not TLS at all).
     Plain(Answer),
@@ -115,6 +178,8 @@ pub(super) struct TlsRouter {
     conns: HashMap<u64, RouteState>,
     /// Server addresses on which a TLS handshake completed.
     tls_servers: HashSet<SocketAddr>,
+    /// The key log, when one was given: every TLS connection gets a decryptor.
+    keys: Option<SharedKeys>,
 }
 
 /// Does `first` start like a TLS record other than a ClientHello (a capture begun after the
@@ -133,6 +198,23 @@ fn looks_like_midstream_record(first: &[u8]) -> bool {
 }
 
 impl TlsRouter {
+    /// A router whose TLS connections are decrypted with `keys` when given.
+    pub(super) fn with_keys(keys: Option<SharedKeys>) -> Self {
+        TlsRouter {
+            keys,
+            ..TlsRouter::default()
+        }
+    }
+
+    /// A decryptor for a new TLS connection, when there is a key log.
+    fn decryptor(&self) -> Option<Box<Decrypting>> {
+        let keys = self.keys.as_ref()?;
+        Some(Box::new(Decrypting {
+            dec: TlsDecryptor::new(DecryptConfig::default(), keys.0.clone()),
+            stopped: [false; 2],
+        }))
+    }
+
     pub(super) fn open(&mut self, id: u64, server: SocketAddr) {
         self.conns.insert(
             id,
@@ -162,6 +244,7 @@ impl TlsRouter {
                 tls,
                 done,
                 completed,
+                dec,
             } => {
                 tls.data(dir, ts, data);
                 done.append(&mut tls.take_exchanges());
@@ -171,7 +254,10 @@ impl TlsRouter {
                         self.tls_servers.insert(st.server);
                     }
                 }
-                Route::Taken
+                match dec {
+                    Some(d) => Route::Decrypted(d.run(|dec, out| dec.data(dir, ts, data, out))),
+                    None => Route::Taken,
+                }
             }
             ConnRoute::Undecided { held, bytes } => {
                 held.push(Held::Data(dir, ts, data.to_vec()));
@@ -194,10 +280,13 @@ impl TlsRouter {
                 }
                 Route::Http
             }
-            ConnRoute::Tls { tls, done, .. } => {
+            ConnRoute::Tls { tls, done, dec, .. } => {
                 tls.gap(dir, ts, bytes);
                 done.append(&mut tls.take_exchanges());
-                Route::Taken
+                match dec {
+                    Some(d) => Route::Decrypted(d.run(|dec, out| dec.gap(dir, ts, bytes, out))),
+                    None => Route::Taken,
+                }
             }
             ConnRoute::Undecided { held, .. } => {
                 held.push(Held::Gap(dir, ts, bytes));
@@ -228,19 +317,36 @@ impl TlsRouter {
         match probe {
             Probe::Tls => {
                 let mut tls = Box::new(TlsConnection::new(TlsConfig::default()));
+                let mut dec = self.decryptor();
+                let mut plain = Vec::new();
                 for h in &held {
                     match h {
                         Held::Data(d, ts, b) => tls.data(*d, *ts, b),
                         Held::Gap(d, ts, n) => tls.gap(*d, *ts, *n),
                     }
+                    if let Some(x) = dec.as_mut() {
+                        plain.extend(x.run(|dec, out| match h {
+                            Held::Data(d, ts, b) => dec.data(*d, *ts, b, out),
+                            Held::Gap(d, ts, n) => dec.gap(*d, *ts, *n, out),
+                        }));
+                    }
                 }
                 let done = tls.take_exchanges();
+                let decrypting = dec.is_some();
+                let Some(st) = self.conns.get_mut(&id) else {
+                    return Route::Taken;
+                };
                 st.route = ConnRoute::Tls {
                     tls,
                     done,
                     completed: false,
+                    dec,
                 };
-                Route::Taken
+                if decrypting {
+                    Route::Decrypted(plain)
+                } else {
+                    Route::Taken
+                }
             }
             // SSLv2-format hellos are TLS-ish but not analysed: the HTTP path reports the bytes
             // as not HTTP, as before.
@@ -277,6 +383,9 @@ impl TlsRouter {
                             tls,
                             done: Vec::new(),
                             completed: false,
+                            // Only the start of a hello: nothing to decrypt, but the report
+                            // says so.
+                            dec: self.decryptor(),
                         }
                     }
                     _ => return,
@@ -285,8 +394,15 @@ impl TlsRouter {
             r => r,
         };
         match route {
-            ConnRoute::Tls { mut tls, done, .. } => {
+            ConnRoute::Tls {
+                mut tls, done, dec, ..
+            } => {
                 tls.close(conn.last_seen, conn.closed);
+                let decryption = dec.map(|d| Box::new(d.dec.finish()));
+                let decrypted = decryption
+                    .as_ref()
+                    .is_some_and(|r| r.status == DecryptStatus::Decrypting);
+                conn.decryption = decryption;
                 let report = tls.finish();
                 if report.info.handshake == HandshakeState::Completed
                     && self.tls_servers.len() < MAX_TLS_SERVERS
@@ -306,7 +422,15 @@ impl TlsRouter {
                             report.exchanges_dropped,
                         ));
                 }
-                push_rows(conn, done.into_iter().chain(report.exchanges));
+                if decrypted {
+                    // The HTTP decoders read the plaintext: the rows inferred from record
+                    // timing are dropped.
+                    for ex in &mut conn.exchanges {
+                        ex.decrypted = true;
+                    }
+                } else {
+                    push_rows(conn, done.into_iter().chain(report.exchanges));
+                }
             }
             ConnRoute::Plain(answer) => {
                 if let Some(f) = plain_finding(&answer, conn, self.speaks_tls(&st.server)) {
@@ -314,6 +438,15 @@ impl TlsRouter {
                 }
             }
             ConnRoute::Undecided { .. } => {}
+        }
+    }
+
+    /// The connection is closing: the decryptor's last events (a direction still looking for a
+    /// record after a gap stops), for the HTTP decoders before they are told the end.
+    pub(super) fn close_decryptor(&mut self, id: u64, ts: Timestamp, how: CloseKind) -> Vec<Held> {
+        match self.conns.get_mut(&id).map(|s| &mut s.route) {
+            Some(ConnRoute::Tls { dec: Some(d), .. }) => d.run(|dec, out| dec.close(ts, how, out)),
+            _ => Vec::new(),
         }
     }
 
@@ -342,7 +475,7 @@ impl TlsRouter {
     pub(super) fn decorate(&self, conns: &mut [Connection]) {
         for c in conns {
             let Some(RouteState {
-                route: ConnRoute::Tls { tls, done, .. },
+                route: ConnRoute::Tls { tls, done, dec, .. },
                 ..
             }) = self.conns.get(&c.id)
             else {
@@ -350,6 +483,13 @@ impl TlsRouter {
             };
             c.tls = Some(Box::new(tls.info().clone()));
             c.tls_findings = tls.findings().to_vec();
+            if dec
+                .as_ref()
+                .is_some_and(|d| d.dec.status() == DecryptStatus::Decrypting)
+            {
+                // The rows are the HTTP decoders' (already in the snapshot).
+                continue;
+            }
             let current = tls.current_exchange().cloned();
             push_rows(c, done.iter().cloned().chain(current));
         }
@@ -361,7 +501,9 @@ impl TlsRouter {
             .values()
             .map(|s| match &s.route {
                 ConnRoute::Undecided { bytes, .. } => *bytes,
-                ConnRoute::Tls { tls, .. } => tls.buffered_bytes(),
+                ConnRoute::Tls { tls, dec, .. } => {
+                    tls.buffered_bytes() + dec.as_ref().map_or(0, |d| d.dec.buffered_bytes())
+                }
                 ConnRoute::Plain(a) => a.prefix.len(),
             } as u64)
             .sum()

@@ -422,6 +422,17 @@ impl<T: KeyLookup + ?Sized> KeyLookup for Arc<T> {
     }
 }
 
+/// A key log shared by every connection of a pipeline (`replay --keylog`, or sniff's growing
+/// file behind a lock). A newtype so the pipeline's configuration stays `Debug` and `Clone`.
+#[derive(Clone)]
+pub struct SharedKeys(pub Arc<dyn KeyLookup + Send + Sync>);
+
+impl std::fmt::Debug for SharedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedKeys")
+    }
+}
+
 /// Printable ASCII of `b`, other bytes as '.'.
 fn printable(b: &[u8]) -> String {
     b.iter()

@@ -33,7 +33,7 @@ pub use decrypt::{
 };
 pub use exchange::{TlsExchange, TlsResponse, Uncertainty};
 pub use finding::{HandshakeStage, NonTlsAnswer, TlsEvidence, TlsFinding};
-pub use keylog::{KeyLog, KeyLookup};
+pub use keylog::{KeyLog, KeyLookup, SharedKeys};
 pub use types::{
     Alert, AlertDescription, AlertLevel, AppDataStats, CertificateInfo, CertificateProblem,
     CertificateView, CipherSuite, ClientHelloInfo, HandshakeState, PerDirection, ProtocolVersion,

@@ -148,7 +148,13 @@ pub fn build(app: &App, r: RowRef, tab: Tab) -> Vec<Line<'static>> {
     match (tab, ex) {
         (Tab::Handshake, _) => handshake_lines(t, c),
         (Tab::Request, Some(ex)) if ex.encrypted.is_some() => encrypted_request_lines(t, c, ex),
-        (Tab::Request, Some(ex)) => request_lines(t, ex),
+        (Tab::Request, Some(ex)) => {
+            let mut v = request_lines(t, ex);
+            if ex.decrypted {
+                v.insert(1, decrypted_line(t, c));
+            }
+            v
+        }
         (Tab::Response, Some(ex)) if ex.encrypted.is_some() => encrypted_response_lines(t, c, ex),
         (Tab::Response, Some(ex)) => response_lines(t, c, ex),
         (Tab::Diagnosis, Some(ex)) => diagnosis_lines(app, c, ex),
@@ -544,6 +550,20 @@ fn no_request_lines(t: Theme, c: &Connection) -> Vec<Line<'static>> {
         Line::styled(what, t.handshake(c.handshake)),
         Line::from("See the Handshake and Diagnosis tabs."),
     ]
+}
+
+/// "decrypted (TLS 1.x, suite)": the row was read from TLS records with the key log.
+fn decrypted_line(t: Theme, c: &Connection) -> Line<'static> {
+    let d = c.decryption.as_deref();
+    let what = [
+        d.and_then(|d| d.version).map(|v| v.to_string()),
+        d.and_then(|d| d.cipher_suite).map(|s| s.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    kv(t, "decrypted", format!("({what}) with the key log"))
 }
 
 fn request_lines(t: Theme, ex: &Exchange) -> Vec<Line<'static>> {

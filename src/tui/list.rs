@@ -201,7 +201,12 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
             Col::Verdict => Cell::from(ex.verdict.as_str()).style(t.verdict(ex.verdict)),
             Col::Marks => Cell::from(marks(
                 t,
-                ex.encrypted.is_some(),
+                // E: read without keys from TLS records; D: decrypted with the key log.
+                match (ex.encrypted.is_some(), ex.decrypted) {
+                    (true, _) => Some("E"),
+                    (false, true) => Some("D"),
+                    _ => None,
+                },
                 ex.retry_of.is_some(),
                 app.stall_seconds(c, ex),
                 has_picture_problem(ex),
@@ -310,14 +315,14 @@ fn has_picture_problem(ex: &crate::model::Exchange) -> bool {
 /// `S<seconds>` for the start of a stall, `P` for a broken picture.
 fn marks(
     t: Theme,
-    encrypted: bool,
+    tls: Option<&'static str>,
     retry: bool,
     stall: Option<f64>,
     picture: bool,
 ) -> Line<'static> {
     let mut spans = Vec::new();
-    if encrypted {
-        spans.push(Span::styled("E", t.accent()));
+    if let Some(m) = tls {
+        spans.push(Span::styled(m, t.accent()));
     }
     if retry {
         if !spans.is_empty() {

@@ -27,6 +27,8 @@ pub mod warnings;
 mod fixtures;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_decrypted;
 
 use std::io::{stdout, Stdout};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};

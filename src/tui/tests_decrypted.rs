@@ -1,0 +1,89 @@
+//! Screen test of a row decrypted with a key log (`--keylog`): the `D` mark in the list (an
+//! inferred encrypted row keeps `E`), and the version and suite in the request tab.
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+
+use super::app::{App, Msg, Source};
+use super::fixtures::{self, ts};
+use super::theme::Theme;
+use super::{render, Feed};
+use crate::model::Report;
+use crate::tls::decrypt::{DecryptReport, DecryptStats, DecryptStatus};
+use crate::tls::{CipherSuite, PerDirection, ProtocolVersion};
+
+fn draw(app: &App) -> Vec<String> {
+    let (w, h) = (140, 40);
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+    term.draw(|f| render(f, app)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .filter_map(|x| buf.cell((x, y)).map(|c| c.symbol().to_string()))
+                .collect::<String>()
+        })
+        .collect()
+}
+
+fn app(decrypted: bool) -> App {
+    let mut ex = fixtures::exchange(2.0, "/alarm/decrypted", Some(200), 1);
+    ex.decrypted = decrypted;
+    let mut c = fixtures::conn(1, "10.0.0.5", 1.0)
+        .complete_handshake()
+        .exchange(ex)
+        .build();
+    c.decryption = Some(Box::new(DecryptReport {
+        status: DecryptStatus::Decrypting,
+        version: Some(ProtocolVersion::TLS13),
+        cipher_suite: Some(CipherSuite(0x1302)),
+        stats: PerDirection {
+            client_to_server: DecryptStats::default(),
+            server_to_client: DecryptStats::default(),
+        },
+        findings: Vec::new(),
+        findings_dropped: 0,
+    }));
+    let mut a = App::new(Source::Replay("k.pcap".into()), Theme { color: false });
+    a.update(Msg::Feed(Feed::Final(Report {
+        source: "k.pcap".into(),
+        connections: vec![c],
+        summary: crate::model::Summary {
+            first_packet: Some(ts(1.0)),
+            last_packet: Some(ts(3.0)),
+            ..crate::model::Summary::default()
+        },
+        ..Report::default()
+    })));
+    a
+}
+
+#[test]
+fn a_decrypted_row_is_marked_d_and_its_request_tab_names_version_and_suite() {
+    let mut a = app(true);
+    let l = draw(&a);
+    let row = l
+        .iter()
+        .find(|l| l.contains("/alarm/decrypted"))
+        .unwrap_or_else(|| panic!("{}", l.join("\n")));
+    assert!(row.contains(" D "), "{row}");
+    if let Some(m) = a.key_to_msg(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::NONE)) {
+        a.update(m);
+    }
+    let l = draw(&a);
+    assert!(
+        l.iter()
+            .any(|l| l.contains("decrypted: (TLS 1.3, TLS_AES_256_GCM_SHA384) with the key log")),
+        "{}",
+        l.join("\n")
+    );
+    // The same row read in the clear: neither mark nor line.
+    let a = app(false);
+    let l = draw(&a);
+    let row = l
+        .iter()
+        .find(|l| l.contains("/alarm/decrypted"))
+        .unwrap_or_else(|| panic!());
+    assert!(!row.contains(" D "), "{row}");
+}
