@@ -306,7 +306,9 @@ impl StreamIndexer {
             self.stats.retransmissions += 1;
             return;
         }
-        let start = usize::try_from(trim).unwrap_or(usize::MAX).min(payload.len());
+        let start = usize::try_from(trim)
+            .unwrap_or(usize::MAX)
+            .min(payload.len());
         let data = payload.get(start..).unwrap_or(&[]);
         let side = self.dirs[d].side;
         if !data.is_empty() {
@@ -795,7 +797,11 @@ mod tests {
             .collect();
         assert_eq!(
             labels,
-            ["HTTP POST /a HTTP/1.1", "HTTP POST /b HTTP/1.1", "HTTP HTTP/1.1 200 OK"]
+            [
+                "HTTP POST /a HTTP/1.1",
+                "HTTP POST /b HTTP/1.1",
+                "HTTP HTTP/1.1 200 OK"
+            ]
         );
     }
 
@@ -821,7 +827,10 @@ mod tests {
         assert_eq!(
             marks,
             [
-                (0, "TLS record handshake (22), version 0x0301, 4 bytes".to_string()),
+                (
+                    0,
+                    "TLS record handshake (22), version 0x0301, 4 bytes".to_string()
+                ),
                 (
                     9,
                     "TLS record application_data (23), version 0x0303, 2 bytes".to_string()

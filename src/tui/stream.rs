@@ -323,7 +323,9 @@ impl StreamView {
         let tls = self.index().is_some_and(|x| x.tls);
         match self.index().and_then(|x| x.entries.get(i)) {
             Some(Entry::Data { len, .. }) => match layout {
-                Layout::Hex => (*len as usize).div_ceil(crate::stream_index::HEX_WIDTH).max(1),
+                Layout::Hex => (*len as usize)
+                    .div_ceil(crate::stream_index::HEX_WIDTH)
+                    .max(1),
                 Layout::Text if tls => 1,
                 Layout::Text => self.bytes(i).map_or(1, |b| line_ranges(b, layout).len()),
             },
@@ -527,7 +529,12 @@ impl StreamView {
     }
 
     /// The last match in entries `start` and before that begins before byte `bound` of `start`.
-    fn scan_backward(&mut self, needle: &[u8], start: usize, bound: usize) -> Option<(usize, usize)> {
+    fn scan_backward(
+        &mut self,
+        needle: &[u8],
+        start: usize,
+        bound: usize,
+    ) -> Option<(usize, usize)> {
         for i in (0..=start).rev() {
             let Some(bytes) = self.scan_bytes(i) else {
                 continue;
@@ -603,7 +610,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, v: &StreamView) {
         StreamState::Ready { index, .. } => index,
         StreamState::Indexing => {
             f.render_widget(
-                Paragraph::new(Span::styled("reading the capture for this connection...", t.warn())),
+                Paragraph::new(Span::styled(
+                    "reading the capture for this connection...",
+                    t.warn(),
+                )),
                 head,
             );
             return;
@@ -622,9 +632,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, v: &StreamView) {
     };
     let s = &index.stats;
     let mut summary = vec![
-        Span::styled(format!("→ client {} bytes", num(s.data_bytes[0])), side_style(app, Side::Client)),
+        Span::styled(
+            format!("→ client {} bytes", num(s.data_bytes[0])),
+            side_style(app, Side::Client),
+        ),
         Span::raw("  "),
-        Span::styled(format!("← server {} bytes", num(s.data_bytes[1])), side_style(app, Side::Server)),
+        Span::styled(
+            format!("← server {} bytes", num(s.data_bytes[1])),
+            side_style(app, Side::Server),
+        ),
     ];
     if s.gap_bytes != [0, 0] {
         summary.push(Span::styled(
@@ -644,12 +660,20 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, v: &StreamView) {
     }
     if let Some([c, sv]) = index.truncated {
         summary.push(Span::styled(
-            format!("  index stopped at {} / {} bytes (too many segments)", num(c), num(sv)),
+            format!(
+                "  index stopped at {} / {} bytes (too many segments)",
+                num(c),
+                num(sv)
+            ),
             t.warn(),
         ));
     }
     summary.push(Span::styled(
-        format!("  entry {}/{}", v.top.entry.saturating_add(1).min(index.entries.len()), index.entries.len()),
+        format!(
+            "  entry {}/{}",
+            v.top.entry.saturating_add(1).min(index.entries.len()),
+            index.entries.len()
+        ),
         t.dim(),
     ));
     f.render_widget(Paragraph::new(Line::from(summary)), head);
@@ -665,7 +689,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, v: &StreamView) {
             Span::styled("  Enter find, Esc cancel", t.dim()),
         ])
     } else if let Some((m, bad)) = &v.status {
-        Line::from(Span::styled(m.clone(), if *bad { t.bad() } else { t.warn() }))
+        Line::from(Span::styled(
+            m.clone(),
+            if *bad { t.bad() } else { t.warn() },
+        ))
     } else {
         let mut spans = Vec::new();
         for (k, what) in [
@@ -684,7 +711,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, v: &StreamView) {
 }
 
 /// The visible lines, from the top cursor, from cached bytes only (drawing reads nothing).
-fn window_lines(app: &App, v: &StreamView, index: &StreamIndex, height: usize) -> Vec<Line<'static>> {
+fn window_lines(
+    app: &App,
+    v: &StreamView,
+    index: &StreamIndex,
+    height: usize,
+) -> Vec<Line<'static>> {
     let t = app.theme;
     let mut out = Vec::with_capacity(height);
     let mut first_line = v.top.line;
@@ -722,7 +754,10 @@ fn window_lines(app: &App, v: &StreamView, index: &StreamIndex, height: usize) -
                     if first_line == 0 {
                         out.push(Line::from(vec![
                             Span::styled(arrow(side), style),
-                            Span::styled(format!("({} encrypted bytes)", num(u64::from(*len))), t.dim()),
+                            Span::styled(
+                                format!("({} encrypted bytes)", num(u64::from(*len))),
+                                t.dim(),
+                            ),
                         ]));
                     }
                 } else if let Some(bytes) = v.cache.get(&i) {
@@ -735,10 +770,12 @@ fn window_lines(app: &App, v: &StreamView, index: &StreamIndex, height: usize) -
                             Layout::Text => escape_text(chunk),
                             Layout::Hex => hex_line(stream_off + r.start as u64, chunk),
                         };
-                        let hit = v
-                            .hit
-                            .is_some_and(|(he, hb)| he == i && r.contains(&hb));
-                        let body_style = if hit { style.add_modifier(Modifier::REVERSED) } else { style };
+                        let hit = v.hit.is_some_and(|(he, hb)| he == i && r.contains(&hb));
+                        let body_style = if hit {
+                            style.add_modifier(Modifier::REVERSED)
+                        } else {
+                            style
+                        };
                         out.push(Line::from(vec![
                             Span::styled(arrow(side), style),
                             Span::styled(text, body_style),

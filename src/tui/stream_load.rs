@@ -129,7 +129,12 @@ pub fn build(path: &Path, target: &StreamTarget) -> Result<StreamReady, LoadErro
 }
 
 /// The TCP payload of a frame's bytes, checked against what was indexed.
-fn tcp_payload(link: LinkType, data: &[u8], orig_len: u32, pos: &FramePos) -> Result<Vec<u8>, LoadError> {
+fn tcp_payload(
+    link: LinkType,
+    data: &[u8],
+    orig_len: u32,
+    pos: &FramePos,
+) -> Result<Vec<u8>, LoadError> {
     if data.len() as u64 != u64::from(pos.caplen) {
         return Err(LoadError::Changed {
             ordinal: pos.ordinal,
@@ -229,7 +234,8 @@ struct SequentialSource {
 impl PayloadSource for SequentialSource {
     fn payload(&mut self, pos: &FramePos) -> Result<Vec<u8>, LoadError> {
         if self.cf.is_none() || pos.ordinal < self.next {
-            self.cf = Some(CaptureFile::open(&self.path).map_err(|e| LoadError::Open(e.to_string()))?);
+            self.cf =
+                Some(CaptureFile::open(&self.path).map_err(|e| LoadError::Open(e.to_string()))?);
             self.next = 0;
         }
         let Some(cf) = self.cf.as_mut() else {
