@@ -16,7 +16,8 @@
 //! - Per direction, data entries cover the stream in order without overlap; a hole is either
 //!   filled by a later (out-of-order) segment before the next byte is shown or shown as a gap
 //!   with its byte count. Out-of-order segments wait in a bounded queue ([`MAX_PENDING`]); when
-//!   it is full, or at the end, the hole is declared a gap.
+//!   the peer acknowledges bytes past the hole (it got them: the capture missed them), when the
+//!   queue is full, or at the end, the hole is declared a gap.
 //! - Memory is bounded: at most [`MAX_ENTRIES`] entries (~40 bytes each; a million-byte picture
 //!   takes ~700), then [`StreamIndex::truncated`] says where the index stopped. Bytes are kept only
 //!   while a segment waits out of order, and the HTTP framer's header buffer (64 KiB at most).
@@ -251,6 +252,16 @@ impl StreamIndexer {
             return;
         }
         let d = idx(side);
+        // The peer acknowledges bytes beyond a hole in the other direction: it received them,
+        // the capture missed them. Show the gap now, where it falls, not at the end.
+        let other = 1 - d;
+        if seg.flags.ack() && !self.dirs[other].pending.is_empty() {
+            if let Some(next) = self.dirs[other].next {
+                if SeqNumber(seg.ack) - next > 0 {
+                    self.force(other);
+                }
+            }
+        }
         let seq = SeqNumber(seg.seq);
         if seg.flags.syn() {
             self.dirs[d].next = Some(seq + 1);
@@ -747,6 +758,25 @@ mod tests {
         let ix = ix.finish();
         assert_eq!(shown(&ix, &p)[1], "ABCD~6~XYZ");
         assert_eq!(ix.stats.gap_bytes, [0, 6]);
+    }
+
+    #[test]
+    fn a_hole_the_peer_acknowledged_is_a_gap_before_the_peers_answer() {
+        let p: [&[u8]; 3] = [b"ABCD", b"XYZ", b"OK"];
+        let mut ix = indexer();
+        ix.segment(pos(0), Timestamp(0), &seg(true, 0, p[0], ACK));
+        ix.segment(pos(1), Timestamp(1), &seg(true, 10, p[1], ACK));
+        // The server acknowledges all 13 bytes and answers.
+        let mut answer = seg(false, 500, p[2], ACK);
+        answer.ack = 13;
+        ix.segment(pos(2), Timestamp(2), &answer);
+        let ix = ix.finish();
+        let order: Vec<Side> = ix.entries.iter().map(Entry::side).collect();
+        assert_eq!(
+            order,
+            [Side::Client, Side::Client, Side::Client, Side::Server]
+        );
+        assert!(matches!(ix.entries[1], Entry::Gap { bytes: 6, .. }));
     }
 
     #[test]

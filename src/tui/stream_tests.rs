@@ -285,6 +285,13 @@ fn at_200x60_the_gap_marker_and_the_answer_are_on_screen() {
         "{all}"
     );
     assert!(has(&l, "── server HTTP HTTP/1.1 200 OK ──"), "{all}");
+    // Where it falls: the server acknowledged the missing bytes before it answered.
+    let at = |needle: &str| l.iter().position(|x| x.contains(needle)).unwrap();
+    assert!(at("[gap: 300") < at("── server HTTP"), "{all}");
+    assert!(
+        at("</EventNotificationAlert>") < at("── server HTTP"),
+        "{all}"
+    );
     // In hex the request alone fills the screen; the last page shows the gap and the answer.
     press(&mut app, KeyCode::Char('x'));
     let l = draw_settled(&mut app, 200, 60);
