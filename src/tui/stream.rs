@@ -6,7 +6,7 @@
 //! is open and forwards keys to it. The index ([`crate::stream_index`]) is built on a background
 //! thread by the shell ([`super::stream_load`]); afterwards only the visible window's frames are
 //! read back, through the injected [`PayloadSource`], and kept in a small bounded cache, so a
-//! multi-megabyte picture body costs the index (~40 bytes per segment) plus a screenful.
+//! multi-megabyte picture body costs the index (64 bytes per segment) plus a screenful.
 //!
 //! The position is an entry and a line inside it, not an absolute line number: a text entry's
 //! line count is only known once its bytes are read, and nothing is read beyond the window.
@@ -654,7 +654,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, v: &StreamView) {
     }
     if s.retransmissions > 0 {
         summary.push(Span::styled(
-            format!("  {} retransmissions", num(s.retransmissions)),
+            format!("  retransmitted segments {}", num(s.retransmissions)),
             t.dim(),
         ));
     }
@@ -755,7 +755,10 @@ fn window_lines(
                         out.push(Line::from(vec![
                             Span::styled(arrow(side), style),
                             Span::styled(
-                                format!("({} encrypted bytes)", num(u64::from(*len))),
+                                format!(
+                                    "({} bytes of TLS records, x shows them)",
+                                    num(u64::from(*len))
+                                ),
                                 t.dim(),
                             ),
                         ]));

@@ -226,7 +226,11 @@ fn tls_connection_shows_labelled_records_not_http() {
     )));
     let l = draw_settled(&mut app, 120, 30);
     assert!(has(&l, "TLS record handshake (22)"), "{}", l.join("\n"));
-    assert!(has(&l, "encrypted bytes)"), "{}", l.join("\n"));
+    assert!(
+        has(&l, "bytes of TLS records, x shows them)"),
+        "{}",
+        l.join("\n")
+    );
     assert!(!has(&l, "\\x16\\x03"), "{}", l.join("\n"));
 }
 
