@@ -147,6 +147,7 @@ pub struct IndexStats {
 /// The finished index of one connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamIndex {
+    /// The stream's pieces in capture order (per side in stream order).
     pub entries: Vec<Entry>,
     pub stats: IndexStats,
     /// The index hit [`MAX_ENTRIES`]: entries stop at this client/server stream offset.
@@ -868,6 +869,18 @@ mod tests {
                 )
             ]
         );
+    }
+
+    #[test]
+    fn the_index_stops_at_its_bound_and_says_where() {
+        let mut ix = StreamIndexer::new(C.parse().unwrap(), S.parse().unwrap(), true);
+        let n = MAX_ENTRIES as u32 + 10;
+        for i in 0..n {
+            ix.segment(pos(u64::from(i)), Timestamp(0), &seg(true, i, b"A", ACK));
+        }
+        let ix = ix.finish();
+        assert_eq!(ix.entries.len(), MAX_ENTRIES);
+        assert_eq!(ix.truncated, Some([MAX_ENTRIES as u64, 0]));
     }
 
     #[test]

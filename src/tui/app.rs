@@ -706,7 +706,9 @@ impl App {
             }
             Msg::Scroll { column, row, delta } => {
                 let p = Position { x: column, y: row };
-                if !self.show_devices && self.view.detail.get().contains(p) {
+                if let Some(s) = self.stream.as_mut() {
+                    s.update(super::stream::StreamMsg::Move(delta));
+                } else if !self.show_devices && self.view.detail.get().contains(p) {
                     self.scroll_detail(delta);
                 } else if self.show_devices {
                     self.move_devices(delta);

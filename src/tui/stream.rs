@@ -60,19 +60,22 @@ impl std::fmt::Display for Unavailable {
     }
 }
 
-/// Where the view is.
+/// Where the view is: waiting for its index, showing it, or saying why it cannot.
 pub enum StreamState {
     Unavailable(Unavailable),
     /// The background thread is reading the capture.
     Indexing,
+    /// The index, and the reader of its frames.
     Ready {
         index: StreamIndex,
         source: Box<dyn PayloadSource>,
     },
+    /// The capture could not be read again.
     Failed(LoadError),
 }
 
-/// A position: an entry of the index and a line inside it.
+/// A position: an entry of the index and a line inside it (line counts of text entries are
+/// known only once read, so there is no absolute line number).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cursor {
     pub entry: usize,
@@ -102,23 +105,30 @@ pub enum StreamMsg {
 
 /// The Follow-stream view's state.
 pub struct StreamView {
+    /// The connection followed (a late index for another one is ignored).
     pub conn_id: u64,
+    /// Its addresses, for the title.
     pub client: String,
     pub server: String,
     pub state: StreamState,
+    /// Text or hex.
     pub layout: Layout,
+    /// The first line shown.
     pub top: Cursor,
     /// Read-back bytes of data entries (their own `len` bytes), bounded.
     cache: HashMap<usize, Vec<u8>>,
     cache_order: VecDeque<usize>,
     cache_bytes: usize,
+    /// The search text, and whether the prompt is open.
     pub search: String,
     pub search_editing: bool,
     /// The last match: entry and byte inside it.
     pub hit: Option<(usize, usize)>,
+    /// The view's footer note (search misses, read errors) and whether it is an error.
     pub status: Option<(String, bool)>,
     /// Text rows of the last draw (the window to keep read).
     pub height: Cell<u16>,
+    /// Set by the close keys: `App` drops the view.
     pub closed: bool,
 }
 

@@ -62,6 +62,7 @@ pub trait PayloadSource: Send {
 
 /// An index and the reader of its frames, as the background thread hands them to the view.
 pub struct StreamReady {
+    /// The connection indexed.
     pub conn_id: u64,
     pub index: StreamIndex,
     pub source: Box<dyn PayloadSource>,

@@ -346,6 +346,14 @@ fn search_finds_forward_and_back_and_says_when_there_is_none() {
         "{}",
         l.join("\n")
     );
+    // The mouse wheel scrolls the stream, not the list behind it.
+    let top = view(&mut app).top;
+    app.update(Msg::Scroll {
+        column: 10,
+        row: 10,
+        delta: 3,
+    });
+    assert_ne!(view(&mut app).top, top);
     // Closing gives the list back.
     press(&mut app, KeyCode::Esc);
     assert!(app.stream.is_none());
