@@ -40,6 +40,9 @@ use crate::time::Timestamp;
 pub const MAX_ENTRIES: usize = 500_000;
 /// Most out-of-order segments waiting per direction before the hole before them is called a gap.
 pub const MAX_PENDING: usize = 256;
+/// Most payload bytes kept for segments reassembled from IP fragments (rare: devices behind a
+/// small-MTU link); past it their bytes are shown as gaps.
+pub const MAX_INLINE_BYTES: usize = 16 << 20;
 /// Longest start line kept as a mark's label.
 const MAX_LABEL: usize = 160;
 
@@ -53,6 +56,9 @@ pub struct FramePos {
     pub offset: Option<u64>,
     /// Captured length of the frame, checked when it is read again.
     pub caplen: u32,
+    /// The segment was put together from IP fragments (several frames): its payload is kept in
+    /// the index ([`StreamIndex::inline`], this index) rather than read back from one frame.
+    pub inline: Option<u32>,
 }
 
 /// What starts at a mark.
@@ -142,6 +148,8 @@ pub struct IndexStats {
     pub gap_bytes: [u64; 2],
     /// Bytes of data indexed per side (client, server).
     pub data_bytes: [u64; 2],
+    /// Segments reassembled from IP fragments past [`MAX_INLINE_BYTES`], shown as gaps.
+    pub fragments_dropped: u64,
 }
 
 /// The finished index of one connection.
@@ -154,6 +162,8 @@ pub struct StreamIndex {
     pub truncated: Option<[u64; 2]>,
     /// The connection is TLS: records are labelled, no HTTP marks.
     pub tls: bool,
+    /// Payloads of segments reassembled from IP fragments ([`FramePos::inline`]).
+    pub inline: Vec<Vec<u8>>,
 }
 
 /// A segment waiting for the hole before it to be filled.
@@ -205,6 +215,8 @@ pub struct StreamIndexer {
     stats: IndexStats,
     truncated: Option<[u64; 2]>,
     tls: bool,
+    inline: Vec<Vec<u8>>,
+    inline_bytes: usize,
 }
 
 fn idx(side: Side) -> usize {
@@ -238,7 +250,37 @@ impl StreamIndexer {
             stats: IndexStats::default(),
             truncated: None,
             tls,
+            inline: Vec::new(),
+            inline_bytes: 0,
         }
+    }
+
+    /// Take a segment put together from IP fragments (its bytes are in no single frame, so
+    /// they are kept, up to [`MAX_INLINE_BYTES`]; past it the bytes count as cut off).
+    pub fn reassembled_segment(
+        &mut self,
+        mut frame: FramePos,
+        ts: Timestamp,
+        seg: &TcpSegment<'_>,
+    ) {
+        if self.inline_bytes + seg.payload.len() <= MAX_INLINE_BYTES {
+            frame.inline = u32::try_from(self.inline.len()).ok();
+        }
+        let Some(_) = frame.inline else {
+            self.stats.fragments_dropped += 1;
+            let cut = TcpSegment {
+                payload: &[],
+                missing: seg
+                    .missing
+                    .saturating_add(u32::try_from(seg.payload.len()).unwrap_or(u32::MAX)),
+                ..*seg
+            };
+            self.segment(frame, ts, &cut);
+            return;
+        };
+        self.inline_bytes += seg.payload.len();
+        self.inline.push(seg.payload.to_vec());
+        self.segment(frame, ts, seg);
     }
 
     /// Take one segment of the connection (segments of other connections are ignored).
@@ -461,6 +503,7 @@ impl StreamIndexer {
             stats: self.stats,
             truncated: self.truncated,
             tls: self.tls,
+            inline: self.inline,
         }
     }
 }
@@ -705,6 +748,7 @@ mod tests {
             ordinal: n,
             offset: None,
             caplen: 0,
+            inline: None,
         }
     }
 

@@ -312,12 +312,19 @@ impl StreamView {
                 return None;
             };
             let (skip, len) = (*skip as usize, *len as usize);
-            let data = match source.payload(frame) {
-                Ok(p) => p.get(skip..skip + len).map(<[u8]>::to_vec),
-                Err(e) => {
-                    self.status = Some((e.to_string(), true));
-                    None
-                }
+            let data = match frame.inline {
+                Some(k) => index
+                    .inline
+                    .get(k as usize)
+                    .and_then(|p| p.get(skip..skip + len))
+                    .map(<[u8]>::to_vec),
+                None => match source.payload(frame) {
+                    Ok(p) => p.get(skip..skip + len).map(<[u8]>::to_vec),
+                    Err(e) => {
+                        self.status = Some((e.to_string(), true));
+                        None
+                    }
+                },
             };
             let data = data.unwrap_or_default();
             self.cache_bytes += data.len();
@@ -493,6 +500,13 @@ impl StreamView {
             return None;
         };
         let (skip, len) = (*skip as usize, *len as usize);
+        if let Some(k) = frame.inline {
+            return index
+                .inline
+                .get(k as usize)
+                .and_then(|p| p.get(skip..skip + len))
+                .map(<[u8]>::to_vec);
+        }
         source
             .payload(frame)
             .ok()

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::capture::file::CaptureFile;
-use crate::capture::frame::{decode_frame_counted, Decoded, LinkType};
+use crate::capture::frame::{decode_frame_counted, Decoded, FrameDecoder, LinkType};
 use crate::capture::EncapCounts;
 use crate::export::Selection;
 use crate::stream_index::{FramePos, StreamIndex, StreamIndexer};
@@ -86,6 +86,8 @@ pub fn build(path: &Path, target: &StreamTarget) -> Result<StreamReady, LoadErro
     let mut sel = target.selection.clone();
     let mut ix = StreamIndexer::new(target.client, target.server, target.tls);
     let mut encaps = EncapCounts::default();
+    // Stateful, as in the analysis: a segment in IP fragments comes out of its last fragment.
+    let mut decoder = FrameDecoder::default();
     let mut ordinal = 0u64;
     loop {
         let offset = seekable.then(|| cf.bytes_read());
@@ -97,9 +99,15 @@ pub fn build(path: &Path, target: &StreamTarget) -> Result<StreamReady, LoadErro
         };
         let n = ordinal;
         ordinal += 1;
-        let Ok(Decoded::Tcp(seg)) =
-            decode_frame_counted(frame.link, frame.data, frame.orig_len, &mut encaps)
-        else {
+        let frame_range = frame.data.as_ptr_range();
+        let caplen = u32::try_from(frame.data.len()).unwrap_or(u32::MAX);
+        let Ok(Decoded::Tcp(seg)) = decoder.decode(
+            frame.ts,
+            frame.link,
+            frame.data,
+            frame.orig_len,
+            &mut encaps,
+        ) else {
             continue;
         };
         let syn = seg.flags.syn() && !seg.flags.ack();
@@ -109,9 +117,16 @@ pub fn build(path: &Path, target: &StreamTarget) -> Result<StreamReady, LoadErro
         let pos = FramePos {
             ordinal: n,
             offset,
-            caplen: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+            caplen,
+            inline: None,
         };
-        ix.segment(pos, frame.ts, &seg);
+        // A payload outside the frame's own bytes was put together from fragments.
+        let reassembled = !seg.payload.is_empty() && !frame_range.contains(&seg.payload.as_ptr());
+        if reassembled {
+            ix.reassembled_segment(pos, frame.ts, &seg);
+        } else {
+            ix.segment(pos, frame.ts, &seg);
+        }
     }
     let source: Box<dyn PayloadSource> = if seekable {
         Box::new(SeekSource::open(path, cf.link_type())?)

@@ -70,7 +70,10 @@ fn sides(app: &mut App) -> [Vec<u8>; 2] {
             Entry::Data {
                 frame, skip, len, ..
             } => {
-                let p = source.payload(frame).expect("frame reads back");
+                let p = match frame.inline {
+                    Some(k) => index.inline[k as usize].clone(),
+                    None => source.payload(frame).expect("frame reads back"),
+                };
                 out[d].extend_from_slice(&p[*skip as usize..(*skip + *len) as usize]);
             }
             Entry::Gap { bytes, .. } => out[d].extend(format!("<gap {bytes}>").bytes()),
@@ -387,4 +390,30 @@ fn a_pcapng_capture_is_read_back_by_frame_number() {
         "{:?}",
         String::from_utf8_lossy(&client)
     );
+}
+
+#[test]
+fn segments_in_ip_fragments_are_shown_whole() {
+    for name in [
+        "ip-fragments.pcap",
+        "ipv6-fragments.pcap",
+        "erspan-fragmented.pcap",
+    ] {
+        let mut app = app_on(name);
+        follow(&mut app);
+        let [client, server] = sides(&mut app);
+        let text = String::from_utf8_lossy(&client).to_string();
+        assert!(!text.contains("<gap"), "{name}: {text}");
+        assert!(
+            text.contains("<eventType>linedetection</eventType>"),
+            "{name}: {text}"
+        );
+        assert!(
+            text.trim_end().ends_with("</EventNotificationAlert>"),
+            "{name}: {text}"
+        );
+        assert!(server.starts_with(b"HTTP/1.1 200"), "{name}");
+        let ix = view(&mut app).index().unwrap().clone();
+        assert!(!ix.inline.is_empty(), "{name}: no reassembled segment");
+    }
 }
