@@ -19,8 +19,10 @@
 //!   the peer acknowledges bytes past the hole (it got them: the capture missed them), when the
 //!   queue is full, or at the end, the hole is declared a gap.
 //! - Memory is bounded: at most [`MAX_ENTRIES`] entries (64 bytes each; a 5 MB picture in
-//!   1448-byte segments took 3 624, 226 KB), then [`StreamIndex::truncated`] says where the index stopped. Bytes are kept only
-//!   while a segment waits out of order, and the HTTP framer's header buffer (64 KiB at most).
+//!   1448-byte segments took 3 624, 226 KB), then [`StreamIndex::truncated`] says where the
+//!   index stopped. Bytes are kept only while a segment waits out of order, in the HTTP framer's
+//!   header buffer (64 KiB at most), and for segments put together from IP fragments (no single
+//!   frame holds them; [`MAX_INLINE_BYTES`] at most).
 //! - HTTP message starts come from the project's own HTTP decoder ([`crate::http`]): it is fed
 //!   the stream in pieces that end at line ends, so a head's end falls at a piece's end and its
 //!   first byte is `end - header_bytes`, wherever the previous body ended.
