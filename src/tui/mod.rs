@@ -8,6 +8,8 @@
 //!   [`devices`] and the header, footer and help overlay.
 //! - [`save`]: saving an exchange's parts on a thread of its own; its [`SaveOutcome`] comes back
 //!   as a message.
+//! - [`stream`]: the Follow-stream view (`f`); [`stream_load`] indexes the connection on a thread
+//!   of its own and reads the visible frames back.
 //! - this file: the terminal shell (raw mode, alternate screen, mouse capture, panic hook), the
 //!   event loop, and the background threads (replay, save) that talk to it over std `mpsc`
 //!   channels with [`Feed`] messages (defined in [`crate::feed`], shared with the live modes).
