@@ -37,6 +37,7 @@ pub mod report;
 pub mod simulate;
 pub mod sniff;
 pub mod store;
+pub mod stream_index;
 pub mod tcp;
 pub mod time;
 pub mod tls;

@@ -1,5 +1,5 @@
 //! The real binary in a real terminal (tmux): open the TUI on a sample, move to the first problem,
-//! look at the tabs, quit, and check the terminal was given back. Skipped when tmux is missing
+//! look at the tabs, follow its stream, quit, and check the terminal was given back. Skipped when tmux is missing
 //! (scripts/bootstrap installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
@@ -62,6 +62,17 @@ fn tui_opens_a_sample_navigates_and_quits_cleanly() {
     t(&["send-keys", "-t", &session, "p"]);
     let probs = scr("2 of 4");
     assert!(probs.contains("2 of 4"), "{probs}");
+    // Follow the selected connection's stream: the request line, marked, then hex; Esc closes.
+    t(&["send-keys", "-t", &session, "f"]);
+    let stream = scr("── client HTTP POST");
+    assert!(stream.contains("Follow stream: "), "{stream}");
+    assert!(stream.contains("→ POST /alarm HTTP/1.1\\r\\n"), "{stream}");
+    t(&["send-keys", "-t", &session, "x"]);
+    let hex = scr("50 4f 53 54 20 2f 61 6c");
+    assert!(hex.contains("POST /alarm HTTP"), "{hex}");
+    t(&["send-keys", "-t", &session, "Escape"]);
+    let back = scr("2 of 4");
+    assert!(!back.contains("Follow stream: "), "{back}");
     t(&["send-keys", "-t", &session, "q"]);
     let after = scr("EXITED");
     t(&["kill-session", "-t", &session]);

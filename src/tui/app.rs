@@ -135,6 +135,10 @@ pub enum Msg {
     Export(ExportScope),
     /// Leave the export chooser.
     ExportCancel,
+    /// `f`: open the Follow-stream view on the selected row's connection.
+    FollowStream,
+    /// Input for the open Follow-stream view.
+    Stream(super::stream::StreamMsg),
     /// Mouse wheel at a screen position (delta in rows).
     Scroll {
         column: u16,
@@ -176,6 +180,12 @@ pub enum Cmd {
         path: PathBuf,
         out: PathBuf,
         selection: crate::export::Selection,
+    },
+    /// Re-read `path` and index one connection's stream for the Follow-stream view; the result
+    /// comes back as [`super::stream::StreamMsg::Indexed`].
+    IndexStream {
+        path: PathBuf,
+        target: super::stream_load::StreamTarget,
     },
 }
 
@@ -273,6 +283,8 @@ pub struct App {
     pub quit: bool,
     pub view: ViewCache,
     pub detail_cache: RefCell<Option<DetailCache>>,
+    /// The Follow-stream view, while open (it takes the keys).
+    pub stream: Option<super::stream::StreamView>,
 }
 
 impl App {
@@ -316,6 +328,7 @@ impl App {
             quit: false,
             view: ViewCache::default(),
             detail_cache: RefCell::new(None),
+            stream: None,
         }
     }
 
@@ -521,6 +534,9 @@ impl App {
         if ctrl && matches!(key.code, KeyCode::Char('c')) {
             return Some(Msg::Quit);
         }
+        if let Some(s) = &self.stream {
+            return s.key_to_msg(key).map(Msg::Stream);
+        }
         if self.filter_editing {
             return match key.code {
                 KeyCode::Esc => Some(Msg::FilterCancel),
@@ -570,6 +586,7 @@ impl App {
             KeyCode::Char('d') => Msg::ToggleDevices,
             KeyCode::Char('s') => Msg::Save,
             KeyCode::Char('x') => Msg::StartExport,
+            KeyCode::Char('f') => Msg::FollowStream,
             KeyCode::Char('?') => Msg::ToggleHelp,
             KeyCode::Char('w') => Msg::ToggleWarnings,
             _ => return None,
@@ -618,6 +635,9 @@ impl App {
                     // fifth of the time on it.
                     self.next_refresh =
                         Some(now + REFRESH_EVERY.max(t0.elapsed().saturating_mul(4)));
+                }
+                if let Some(s) = self.stream.as_mut() {
+                    s.ensure_window(); // the window may have grown (terminal resized)
                 }
             }
             Msg::Move(d) => self.move_by(d),
@@ -686,7 +706,9 @@ impl App {
             }
             Msg::Scroll { column, row, delta } => {
                 let p = Position { x: column, y: row };
-                if !self.show_devices && self.view.detail.get().contains(p) {
+                if let Some(s) = self.stream.as_mut() {
+                    s.update(super::stream::StreamMsg::Move(delta));
+                } else if !self.show_devices && self.view.detail.get().contains(p) {
                     self.scroll_detail(delta);
                 } else if self.show_devices {
                     self.move_devices(delta);
@@ -695,6 +717,19 @@ impl App {
                 }
             }
             Msg::Click { column, row } => self.click(column, row),
+            Msg::FollowStream => {
+                let (view, cmd) = super::stream::open(self);
+                self.stream = Some(view);
+                return cmd;
+            }
+            Msg::Stream(m) => {
+                if let Some(s) = self.stream.as_mut() {
+                    s.update(m);
+                    if s.closed {
+                        self.stream = None;
+                    }
+                }
+            }
             Msg::Quit => self.quit = true,
         }
         None

@@ -8,6 +8,8 @@
 //!   [`devices`] and the header, footer and help overlay.
 //! - [`save`]: saving an exchange's parts on a thread of its own; its [`SaveOutcome`] comes back
 //!   as a message.
+//! - [`stream`]: the Follow-stream view (`f`); [`stream_load`] indexes the connection on a thread
+//!   of its own and reads the visible frames back.
 //! - this file: the terminal shell (raw mode, alternate screen, mouse capture, panic hook), the
 //!   event loop, and the background threads (replay, save) that talk to it over std `mpsc`
 //!   channels with [`Feed`] messages (defined in [`crate::feed`], shared with the live modes).
@@ -19,6 +21,8 @@ pub mod format;
 pub mod list;
 pub mod pretty;
 pub mod save;
+pub mod stream;
+pub mod stream_load;
 pub mod theme;
 pub mod ui;
 pub mod warnings;
@@ -119,6 +123,7 @@ const FRAME: Duration = Duration::from_millis(100);
 fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
     let mut term = TerminalGuard::enter()?;
     let (save_tx, save_rx) = mpsc::channel::<SaveOutcome>();
+    let (stream_tx, stream_rx) = mpsc::channel::<stream::StreamMsg>();
     let mut feed_open = true;
     // True while feed messages are queued: then input is only checked, not waited for.
     let mut backlog = false;
@@ -136,7 +141,7 @@ fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
                     _ => None,
                 };
                 if let Some(cmd) = msg.and_then(|m| app.update(m)) {
-                    run_cmd(cmd, save_tx.clone());
+                    run_cmd(cmd, save_tx.clone(), &stream_tx);
                 }
                 if app.quit || !event::poll(Duration::ZERO)? {
                     break;
@@ -171,6 +176,9 @@ fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
         while let Ok(m) = save_rx.try_recv() {
             app.update(Msg::SaveDone(m));
         }
+        while let Ok(m) = stream_rx.try_recv() {
+            app.update(Msg::Stream(m));
+        }
         app.update(Msg::Tick(Instant::now()));
     }
     drop(term);
@@ -180,8 +188,29 @@ fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
     Ok(if app.error.is_some() { 2 } else { 0 })
 }
 
-fn run_cmd(cmd: Cmd, tx: Sender<SaveOutcome>) {
+fn run_cmd(cmd: Cmd, tx: Sender<SaveOutcome>, stream_tx: &Sender<stream::StreamMsg>) {
     match cmd {
+        Cmd::IndexStream { path, target } => {
+            let stx = stream_tx.clone();
+            let id = target.conn_id;
+            let spawned = thread::Builder::new()
+                .name("alarmscope-stream".into())
+                .spawn(move || {
+                    let result = match panic::catch_unwind(AssertUnwindSafe(|| {
+                        stream_load::build(&path, &target)
+                    })) {
+                        Ok(r) => r,
+                        Err(p) => Err(stream_load::LoadError::Io(panic_text(p.as_ref()))),
+                    };
+                    let _ = stx.send(stream::StreamMsg::Indexed(id, result));
+                });
+            if let Err(e) = spawned {
+                let _ = stream_tx.send(stream::StreamMsg::Indexed(
+                    id,
+                    Err(stream_load::LoadError::Io(e.to_string())),
+                ));
+            }
+        }
         Cmd::Save {
             path,
             dir,

@@ -30,7 +30,9 @@ pub fn render(f: &mut Frame, app: &App) {
     ])
     .areas(area);
     draw_header(f, header, app);
-    if app.show_devices {
+    if let Some(s) = &app.stream {
+        super::stream::draw(f, body, app, s);
+    } else if app.show_devices {
         devices::draw(f, body, app);
     } else if body.width >= 160 {
         // Wide: list and detail side by side.
@@ -252,6 +254,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("p", "only problems (failed exchanges, failed handshakes)"),
     ("n  N", "next / previous problem"),
     ("d", "devices view"),
+    (
+        "f",
+        "follow stream: the connection's bytes (x hex, / search, n N)",
+    ),
     ("s", "save the selected exchange's body and pictures"),
     (
         "x",

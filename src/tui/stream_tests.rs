@@ -1,0 +1,419 @@
+//! Follow-stream tests on bundled samples: the index against what samples/README.md and
+//! expected.json say of each capture (worked out when they were recorded or crafted), and the
+//! view drawn to a `TestBackend` at 80x24 and 200x60.
+
+use std::path::PathBuf;
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+
+use super::super::app::{App, Cmd, Msg, Source};
+use super::super::stream_load;
+use super::super::theme::Theme;
+use super::super::{render, Feed};
+use super::{StreamMsg, StreamState, StreamView, Unavailable};
+use crate::stream_index::{Entry, MarkKind};
+use crate::tcp::Side;
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
+}
+
+/// An app that replayed the sample through the whole pipeline.
+fn app_on(name: &str) -> App {
+    let path = sample(name);
+    let r = crate::replay::replay(
+        &path,
+        crate::replay::ReplayOptions::default(),
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .expect("sample opens");
+    let mut a = App::new(Source::Replay(path), Theme { color: true });
+    a.update(Msg::Feed(Feed::Final(r)));
+    a
+}
+
+fn press(app: &mut App, c: KeyCode) -> Option<Cmd> {
+    let m = app.key_to_msg(KeyEvent::new(c, KeyModifiers::NONE))?;
+    app.update(m)
+}
+
+/// Press `f` and do what the shell does with the command (synchronously here).
+fn follow(app: &mut App) {
+    let cmd = press(app, KeyCode::Char('f'));
+    let Some(Cmd::IndexStream { path, target }) = cmd else {
+        panic!("f asks for an index, got {cmd:?}");
+    };
+    let result = stream_load::build(&path, &target);
+    app.update(Msg::Stream(StreamMsg::Indexed(target.conn_id, result)));
+}
+
+fn view(app: &mut App) -> &mut StreamView {
+    app.stream.as_mut().expect("the view is open")
+}
+
+/// Each side's bytes as the view shows them, read back from the file through the view's
+/// source; gaps as `<gap N>`.
+fn sides(app: &mut App) -> [Vec<u8>; 2] {
+    let v = view(app);
+    let StreamState::Ready { index, source } = &mut v.state else {
+        panic!("index not ready");
+    };
+    let mut out = [Vec::new(), Vec::new()];
+    for e in &index.entries {
+        let d = usize::from(e.side() == Side::Server);
+        match e {
+            Entry::Data {
+                frame, skip, len, ..
+            } => {
+                let p = match frame.inline {
+                    Some(k) => index.inline[k as usize].clone(),
+                    None => source.payload(frame).expect("frame reads back"),
+                };
+                out[d].extend_from_slice(&p[*skip as usize..(*skip + *len) as usize]);
+            }
+            Entry::Gap { bytes, .. } => out[d].extend(format!("<gap {bytes}>").bytes()),
+            Entry::Mark { .. } => {}
+        }
+    }
+    out
+}
+
+fn marks(app: &mut App) -> Vec<(Side, MarkKind)> {
+    view(app)
+        .index()
+        .expect("ready")
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Mark { side, kind, .. } => Some((*side, kind.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn draw(app: &App, w: u16, h: u16) -> Vec<String> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+    term.draw(|f| render(f, app)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .filter_map(|x| buf.cell((x, y)).map(|c| c.symbol().to_string()))
+                .collect::<String>()
+        })
+        .collect()
+}
+
+/// Draw, let the view read the window the draw measured, draw again (as the shell's loop does).
+fn draw_settled(app: &mut App, w: u16, h: u16) -> Vec<String> {
+    draw(app, w, h);
+    app.update(Msg::Tick(std::time::Instant::now()));
+    draw(app, w, h)
+}
+
+fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn out_of_order_body_is_shown_in_sequence_order() {
+    let mut app = app_on("out-of-order.pcap");
+    follow(&mut app);
+    let [client, server] = sides(&mut app);
+    let text = String::from_utf8_lossy(&client).to_string();
+    assert!(text.starts_with("POST /alarm HTTP/1.1\r\n"), "{text}");
+    // The body is exactly Content-Length long after the head: no segment missing, none twice.
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    let cl: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("a Content-Length")
+        .parse()
+        .expect("a number");
+    assert_eq!(body.len(), cl, "{body}");
+    assert!(
+        body.contains("<eventType>linedetection</eventType>"),
+        "{body}"
+    );
+    assert!(
+        body.trim_end().ends_with("</EventNotificationAlert>"),
+        "{body}"
+    );
+    assert!(server.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(view(&mut app).index().unwrap().stats.gap_bytes, [0, 0]);
+}
+
+#[test]
+fn capture_gap_is_shown_with_its_300_bytes_where_it_falls() {
+    let mut app = app_on("capture-gap.pcap");
+    follow(&mut app);
+    let [client, _] = sides(&mut app);
+    let text = String::from_utf8_lossy(&client).to_string();
+    let ix = view(&mut app).index().unwrap().clone();
+    assert_eq!(ix.stats.gap_bytes, [300, 0]);
+    // Body bytes 600..900 are missing: the gap starts 600 bytes after the head.
+    let head_len = text.find("\r\n\r\n").unwrap() + 4;
+    let gap_at = text.find("<gap 300>").expect("the gap");
+    assert_eq!(gap_at - head_len, 600, "{text}");
+}
+
+#[test]
+fn retransmitted_overlap_keeps_the_first_arrival() {
+    let mut app = app_on("retransmit-overlap.pcap");
+    follow(&mut app);
+    let [client, _] = sides(&mut app);
+    assert!(contains(&client, b"<eventType>VMD</eventType>"));
+    assert!(!contains(&client, b"BAD"));
+    // The head appears once: repeats are not shown again.
+    assert_eq!(client.windows(5).filter(|w| w == b"POST ").count(), 1);
+    assert!(view(&mut app).index().unwrap().stats.retransmissions > 0);
+}
+
+#[test]
+fn keepalive_marks_each_request_and_answer() {
+    let mut app = app_on("keepalive.pcap");
+    follow(&mut app);
+    let m = marks(&mut app);
+    let requests = m
+        .iter()
+        .filter(|(s, k)| {
+            *s == Side::Client
+                && matches!(k, MarkKind::Http { line } if line.starts_with("POST /alarm"))
+        })
+        .count();
+    let answers = m
+        .iter()
+        .filter(|(s, k)| {
+            *s == Side::Server
+                && matches!(k, MarkKind::Http { line } if line.starts_with("HTTP/1.1 200"))
+        })
+        .count();
+    assert_eq!((requests, answers), (4, 4), "{m:?}");
+}
+
+#[test]
+fn tls_connection_shows_labelled_records_not_http() {
+    let mut app = app_on("https-ok.pcap");
+    follow(&mut app);
+    let m = marks(&mut app);
+    assert!(
+        m.iter().all(|(_, k)| matches!(k, MarkKind::Tls { .. })),
+        "{m:?}"
+    );
+    // The client speaks first with a handshake record (its ClientHello), and data follows.
+    assert!(matches!(
+        m.first(),
+        Some((
+            Side::Client,
+            MarkKind::Tls {
+                content_type: 22,
+                ..
+            }
+        ))
+    ));
+    assert!(m.iter().any(|(_, k)| matches!(
+        k,
+        MarkKind::Tls {
+            content_type: 23,
+            ..
+        }
+    )));
+    let l = draw_settled(&mut app, 120, 30);
+    assert!(has(&l, "TLS record handshake (22)"), "{}", l.join("\n"));
+    assert!(
+        has(&l, "bytes of TLS records, x shows them)"),
+        "{}",
+        l.join("\n")
+    );
+    assert!(!has(&l, "\\x16\\x03"), "{}", l.join("\n"));
+}
+
+#[test]
+fn picture_bodies_are_read_back_by_window_only() {
+    let mut app = app_on("multipart-anpr.pcap");
+    follow(&mut app);
+    let ix = view(&mut app).index().unwrap().clone();
+    // 1069 + 10240 + 81920 part bytes, plus the multipart framing and the head.
+    assert!(ix.stats.data_bytes[0] > 1069 + 10240 + 81920);
+    let l = draw_settled(&mut app, 100, 30);
+    assert!(has(&l, "POST /alarm HTTP/1.1"), "{}", l.join("\n"));
+    let v = view(&mut app);
+    let cached: usize = v.cache.values().map(Vec::len).sum();
+    assert!(cached < 70_000, "{cached} bytes read back for one screen");
+    // The end of the stream is reachable and shows the answer.
+    app.update(Msg::Stream(StreamMsg::End));
+    let l = draw_settled(&mut app, 100, 30);
+    assert!(has(&l, "HTTP/1.1 200"), "{}", l.join("\n"));
+}
+
+#[test]
+fn at_80x24_text_mode_shows_the_request_line_marker_and_hex_mode_the_dump() {
+    let mut app = app_on("capture-gap.pcap");
+    follow(&mut app);
+    let l = draw_settled(&mut app, 80, 24);
+    let all = l.join("\n");
+    assert!(has(&l, "Follow stream: "), "{all}");
+    assert!(has(&l, "── client HTTP POST /alarm HTTP/1.1 ──"), "{all}");
+    assert!(has(&l, "→ POST /alarm HTTP/1.1\\r\\n"), "{all}");
+    assert!(has(&l, "gaps 300 / 0 bytes"), "{all}");
+    assert!(has(&l, "x hex/text"), "{all}");
+    press(&mut app, KeyCode::Char('x'));
+    let l = draw_settled(&mut app, 80, 24);
+    let all = l.join("\n");
+    assert!(has(&l, "(hex)"), "{all}");
+    // "POST /al" in hex, with the stream offset and the printable column.
+    assert!(
+        has(
+            &l,
+            "→ 00000000  50 4f 53 54 20 2f 61 6c  61 72 6d 20 48 54 54 50  POST /alarm HTTP"
+        ),
+        "{all}"
+    );
+}
+
+#[test]
+fn at_200x60_the_gap_marker_and_the_answer_are_on_screen() {
+    let mut app = app_on("capture-gap.pcap");
+    follow(&mut app);
+    let l = draw_settled(&mut app, 200, 60);
+    let all = l.join("\n");
+    assert!(has(&l, "── client HTTP POST /alarm HTTP/1.1 ──"), "{all}");
+    assert!(
+        has(&l, "[gap: 300 bytes of client data not in the capture]"),
+        "{all}"
+    );
+    assert!(has(&l, "── server HTTP HTTP/1.1 200 OK ──"), "{all}");
+    // Where it falls: the server acknowledged the missing bytes before it answered.
+    let at = |needle: &str| l.iter().position(|x| x.contains(needle)).unwrap();
+    assert!(at("[gap: 300") < at("── server HTTP"), "{all}");
+    assert!(
+        at("</EventNotificationAlert>") < at("── server HTTP"),
+        "{all}"
+    );
+    // In hex the request alone fills the screen; the last page shows the gap and the answer.
+    press(&mut app, KeyCode::Char('x'));
+    let l = draw_settled(&mut app, 200, 60);
+    assert!(!has(&l, "[gap: 300"), "{}", l.join("\n"));
+    press(&mut app, KeyCode::Char('G'));
+    let l = draw_settled(&mut app, 200, 60);
+    let all = l.join("\n");
+    assert!(
+        has(&l, "[gap: 300 bytes of client data not in the capture]"),
+        "{all}"
+    );
+    assert!(
+        has(
+            &l,
+            "← 00000000  48 54 54 50 2f 31 2e 31  20 32 30 30 20 4f 4b 0d  HTTP/1.1 200 OK."
+        ),
+        "{all}"
+    );
+}
+
+#[test]
+fn search_finds_forward_and_back_and_says_when_there_is_none() {
+    let mut app = app_on("keepalive.pcap");
+    follow(&mut app);
+    draw_settled(&mut app, 100, 20);
+    press(&mut app, KeyCode::Char('/'));
+    for c in "http/1.1 200".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Enter);
+    let first = view(&mut app).hit.expect("a match");
+    press(&mut app, KeyCode::Char('n'));
+    let second = view(&mut app).hit.expect("a second match");
+    assert!(second.0 > first.0, "{first:?} then {second:?}");
+    press(&mut app, KeyCode::Char('N'));
+    assert_eq!(view(&mut app).hit, Some(first));
+    // The match is on the top line, highlighted.
+    let l = draw_settled(&mut app, 100, 20);
+    assert!(l[5].contains("HTTP/1.1 200"), "{}", l.join("\n"));
+    press(&mut app, KeyCode::Char('/'));
+    for c in "no such text".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Enter);
+    let l = draw(&app, 100, 20);
+    assert!(
+        has(&l, "\"no such text\" not found below"),
+        "{}",
+        l.join("\n")
+    );
+    // The mouse wheel scrolls the stream, not the list behind it.
+    let top = view(&mut app).top;
+    app.update(Msg::Scroll {
+        column: 10,
+        row: 10,
+        delta: 3,
+    });
+    assert_ne!(view(&mut app).top, top);
+    // Closing gives the list back.
+    press(&mut app, KeyCode::Esc);
+    assert!(app.stream.is_none());
+    assert!(!app.quit);
+}
+
+#[test]
+fn live_sources_say_a_capture_file_is_needed() {
+    let mut app = app_on("keepalive.pcap");
+    app.source = Source::Live("sniff eth0".into());
+    assert_eq!(press(&mut app, KeyCode::Char('f')), None);
+    assert!(matches!(
+        view(&mut app).state,
+        StreamState::Unavailable(Unavailable::NoCaptureFile)
+    ));
+    let l = draw(&app, 80, 24);
+    assert!(
+        has(&l, "follow stream needs a capture file (sniff --write)"),
+        "{}",
+        l.join("\n")
+    );
+}
+
+#[test]
+fn a_pcapng_capture_is_read_back_by_frame_number() {
+    let mut app = app_on("two-interfaces.pcapng");
+    follow(&mut app);
+    let [client, _] = sides(&mut app);
+    assert!(
+        client.starts_with(b"POST ") || client.starts_with(b"GET "),
+        "{:?}",
+        String::from_utf8_lossy(&client)
+    );
+}
+
+#[test]
+fn segments_in_ip_fragments_are_shown_whole() {
+    for name in [
+        "ip-fragments.pcap",
+        "ipv6-fragments.pcap",
+        "erspan-fragmented.pcap",
+    ] {
+        let mut app = app_on(name);
+        follow(&mut app);
+        let [client, server] = sides(&mut app);
+        let text = String::from_utf8_lossy(&client).to_string();
+        assert!(!text.contains("<gap"), "{name}: {text}");
+        assert!(
+            text.contains("<eventType>linedetection</eventType>"),
+            "{name}: {text}"
+        );
+        assert!(
+            text.trim_end().ends_with("</EventNotificationAlert>"),
+            "{name}: {text}"
+        );
+        assert!(server.starts_with(b"HTTP/1.1 200"), "{name}");
+        let ix = view(&mut app).index().unwrap().clone();
+        assert!(!ix.inline.is_empty(), "{name}: no reassembled segment");
+    }
+}
