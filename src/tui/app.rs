@@ -16,6 +16,7 @@ use ratatui::text::Line;
 
 use super::save::SaveOutcome;
 use super::theme::Theme;
+use super::timeline::{self, Timeline, TimelineMsg};
 use crate::diagnose::diagnose;
 use crate::feed::Feed;
 use crate::filter::RowFilter;
@@ -146,6 +147,8 @@ pub enum Msg {
         column: u16,
         row: u16,
     },
+    /// The time line view's keys (`t` opens it).
+    Timeline(TimelineMsg),
     Quit,
 }
 
@@ -273,6 +276,8 @@ pub struct App {
     pub quit: bool,
     pub view: ViewCache,
     pub detail_cache: RefCell<Option<DetailCache>>,
+    /// The time line view (`t`).
+    pub timeline: Timeline,
 }
 
 impl App {
@@ -316,6 +321,7 @@ impl App {
             quit: false,
             view: ViewCache::default(),
             detail_cache: RefCell::new(None),
+            timeline: Timeline::default(),
         }
     }
 
@@ -548,6 +554,11 @@ impl App {
                 _ => Msg::ToggleWarnings,
             });
         }
+        if self.timeline.open && !self.show_devices {
+            if let Some(m) = timeline::key_msg(key.code) {
+                return Some(Msg::Timeline(m));
+            }
+        }
         let msg = match key.code {
             KeyCode::Char('q') => Msg::Quit,
             KeyCode::Esc => Msg::Quit,
@@ -572,6 +583,7 @@ impl App {
             KeyCode::Char('x') => Msg::StartExport,
             KeyCode::Char('?') => Msg::ToggleHelp,
             KeyCode::Char('w') => Msg::ToggleWarnings,
+            KeyCode::Char('t') => Msg::Timeline(TimelineMsg::Toggle),
             _ => return None,
         };
         Some(msg)
@@ -695,6 +707,7 @@ impl App {
                 }
             }
             Msg::Click { column, row } => self.click(column, row),
+            Msg::Timeline(m) => timeline::update(self, m),
             Msg::Quit => self.quit = true,
         }
         None
@@ -753,6 +766,8 @@ impl App {
     fn move_list(&mut self, d: i64) {
         let before = self.selected;
         self.selected = step(self.selected, d, self.rows.len());
+        // The time line's cursor follows the list again.
+        self.timeline.cursor = None;
         if before != self.selected {
             self.detail_scroll = 0;
         }

@@ -20,6 +20,7 @@ pub mod list;
 pub mod pretty;
 pub mod save;
 pub mod theme;
+pub mod timeline;
 pub mod ui;
 pub mod warnings;
 
@@ -27,6 +28,8 @@ pub mod warnings;
 mod fixtures;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timeline_tests;
 
 use std::io::{stdout, Stdout};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
