@@ -278,6 +278,8 @@ pub struct App {
     pub detail_cache: RefCell<Option<DetailCache>>,
     /// The time line view (`t`).
     pub timeline: Timeline,
+    /// The pictures of the selected exchange (detail pane, Request tab).
+    pub pictures: super::picture::Pictures,
 }
 
 impl App {
@@ -322,6 +324,7 @@ impl App {
             view: ViewCache::default(),
             detail_cache: RefCell::new(None),
             timeline: Timeline::default(),
+            pictures: super::picture::Pictures::default(),
         }
     }
 
@@ -623,6 +626,7 @@ impl App {
         match msg {
             Msg::Feed(f) => self.on_feed(f),
             Msg::Tick(now) => {
+                super::picture::tick(self);
                 if self.dirty && self.next_refresh.is_none_or(|t| now >= t) {
                     let t0 = Instant::now();
                     self.refresh();

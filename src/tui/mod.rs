@@ -17,6 +17,7 @@ pub mod detail;
 pub mod devices;
 pub mod format;
 pub mod list;
+pub mod picture;
 pub mod pretty;
 pub mod save;
 pub mod theme;
@@ -26,6 +27,8 @@ pub mod warnings;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod picture_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -57,8 +60,9 @@ pub use crate::feed::Feed;
 use crate::replay::{replay, ReplayOptions};
 
 /// Open the TUI on a capture file. The replay runs on its own thread; the screen fills in as
-/// connections close. Returns 0, or 2 when the file could not be read.
-pub fn run_replay(path: &Path, opts: ReplayOptions) -> anyhow::Result<i32> {
+/// connections close. `pictures`: draw the exchanges' JPEG pictures (off: `--no-pictures`).
+/// Returns 0, or 2 when the file could not be read.
+pub fn run_replay(path: &Path, opts: ReplayOptions, pictures: bool) -> anyhow::Result<i32> {
     // A file that cannot be opened is reported on the plain terminal, as in headless mode.
     if let Err(e) = std::fs::File::open(path) {
         eprintln!("alarmscope: {}: {e}", path.display());
@@ -69,10 +73,9 @@ pub fn run_replay(path: &Path, opts: ReplayOptions) -> anyhow::Result<i32> {
     thread::Builder::new()
         .name("alarmscope-replay".into())
         .spawn(move || replay_worker(&worker_path, opts, &tx))?;
-    run_app(
-        App::new(Source::Replay(path.to_path_buf()), Theme::from_env()),
-        rx,
-    )
+    let mut app = App::new(Source::Replay(path.to_path_buf()), Theme::from_env());
+    app.pictures.enabled = pictures;
+    run_app(app, rx)
 }
 
 /// Open the TUI on a live feed (sniff and listen modes). `title` names the source (interface or
@@ -119,6 +122,8 @@ const FRAME: Duration = Duration::from_millis(100);
 
 fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
     let mut term = TerminalGuard::enter()?;
+    // After the alternate screen, before input is read: how the terminal draws pictures.
+    app.pictures.query_terminal();
     let (save_tx, save_rx) = mpsc::channel::<SaveOutcome>();
     let mut feed_open = true;
     // True while feed messages are queued: then input is only checked, not waited for.
