@@ -49,7 +49,7 @@ impl Span {
     }
 
     /// Its length in nanoseconds (at least 1; `i64::MAX` at most).
-    pub fn len(&self) -> i64 {
+    pub fn nanos(&self) -> i64 {
         i64::try_from(self.len_wide()).unwrap_or(i64::MAX)
     }
 
@@ -362,7 +362,7 @@ pub fn update(app: &mut App, m: TimelineMsg) {
         }
         TimelineMsg::Cursor(d) => {
             let Some(span) = view_span(app) else { return };
-            let step = (span.len() / n as i64).max(1);
+            let step = (span.nanos() / n as i64).max(1);
             let cur = cursor_time(app).unwrap_or(span.from);
             // Keep the cursor on its bucket's start so repeated moves do not drift.
             let i = span
@@ -378,16 +378,16 @@ pub fn update(app: &mut App, m: TimelineMsg) {
                 return;
             };
             let len = if m == TimelineMsg::ZoomIn {
-                (span.len() / 2).max(MIN_BUCKET_NS.saturating_mul(n as i64))
+                (span.nanos() / 2).max(MIN_BUCKET_NS.saturating_mul(n as i64))
             } else {
-                span.len().saturating_mul(2)
+                span.nanos().saturating_mul(2)
             };
             // Within a hundredth of the whole (halving rounds down): the whole.
-            if len >= whole.len() - whole.len() / 100 {
+            if len >= whole.nanos() - whole.nanos() / 100 {
                 app.timeline.zoom = None;
                 return;
             }
-            let centre = cursor_time(app).unwrap_or(span.from + span.len() / 2);
+            let centre = cursor_time(app).unwrap_or(span.from + span.nanos() / 2);
             let from = centre
                 .saturating_sub(len / 2)
                 .clamp(whole.from, whole.to.saturating_sub(len));
@@ -628,7 +628,7 @@ fn info_line(
     cursor: Option<usize>,
 ) -> Line<'static> {
     let t = app.theme;
-    let per = span.len() as f64 / n as f64 / 1e9;
+    let per = span.nanos() as f64 / n as f64 / 1e9;
     let mut s = vec![TextSpan::raw(format!(
         "{} .. {} UTC, {}/col",
         Timestamp(span.from).to_clock_string(),
