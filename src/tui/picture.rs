@@ -281,13 +281,36 @@ impl std::fmt::Debug for Pictures {
 }
 
 impl Pictures {
-    /// Ask the terminal how it draws pictures (after the alternate screen is entered, before
-    /// input is read); half-blocks when it does not say.
+    /// Choose how the terminal draws pictures (call after the alternate screen is entered,
+    /// before input is read). The terminal is asked only when its environment names one known
+    /// to answer (kitty, WezTerm, iTerm2, ghostty, foot, Konsole, mlterm): `ratatui-image`'s
+    /// query leaves a thread reading stdin when no answer comes, which would swallow the first
+    /// keys. Everywhere else, and always inside tmux or screen, half-blocks.
     pub fn query_terminal(&mut self) {
-        if self.enabled {
-            self.picker = Some(Picker::from_query_stdio().unwrap_or_else(|_| Picker::halfblocks()));
+        if !self.enabled {
+            return;
         }
+        let env = |k: &str| std::env::var(k).unwrap_or_default().to_ascii_lowercase();
+        self.picker = Some(if asks_terminal(&env) {
+            Picker::from_query_stdio().unwrap_or_else(|_| Picker::halfblocks())
+        } else {
+            Picker::halfblocks()
+        });
     }
+}
+
+/// Whether the terminal, by its environment variables (`env` gives one, lower case, empty when
+/// unset), is one that answers the graphics queries.
+fn asks_terminal(env: &dyn Fn(&str) -> String) -> bool {
+    let term = env("TERM");
+    if !env("TMUX").is_empty() || term.starts_with("screen") || term.starts_with("tmux") {
+        return false;
+    }
+    let known = ["kitty", "wezterm", "ghostty", "foot", "mlterm"];
+    known.iter().any(|k| term.contains(k))
+        || ["iterm.app", "wezterm", "ghostty"].contains(&env("TERM_PROGRAM").as_str())
+        || !env("KITTY_WINDOW_ID").is_empty()
+        || !env("KONSOLE_VERSION").is_empty()
 }
 
 /// The selected row's exchange and its JPEG part indices, when it has any.
@@ -544,6 +567,26 @@ mod tests {
         assert_eq!(s.get_pixel(0, 0).0, [50, 25, 0]);
         assert_eq!(s.get_pixel(1, 0).0, [0, 0, 0]);
         assert_eq!(shrink(&img, 640).dimensions(), (4, 2));
+    }
+
+    #[test]
+    fn only_terminals_known_to_answer_are_asked() {
+        let with = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            }
+        };
+        assert!(asks_terminal(&with(&[("TERM", "xterm-kitty")])));
+        assert!(asks_terminal(&with(&[("TERM_PROGRAM", "iterm.app")])));
+        assert!(!asks_terminal(&with(&[("TERM", "xterm-256color")])));
+        assert!(!asks_terminal(&with(&[("TERM", "tmux-256color")])));
+        assert!(!asks_terminal(&with(&[
+            ("TERM", "xterm-kitty"),
+            ("TMUX", "/tmp/tmux-0/default,1,0")
+        ])));
     }
 
     #[test]
