@@ -331,6 +331,11 @@ fn wanted(app: &App, r: RowRef) -> Option<(ExchangeRef, Vec<usize>)> {
 /// pictures when the Request tab shows them and they are not loaded yet.
 pub fn tick(app: &mut App) {
     poll(app);
+    // One load at a time: moving through many picture rows must not start a replay each; the
+    // selection's pictures are loaded once the running load is done.
+    if app.pictures.rx.is_some() {
+        return;
+    }
     let Source::Replay(path) = &app.source else {
         return;
     };
@@ -380,7 +385,15 @@ fn poll(app: &mut App) {
         Ok(v) => v,
         Err(TryRecvError::Empty) => return,
         Err(TryRecvError::Disconnected) => {
+            // The loader ended without an answer (it panicked): say so rather than wait.
             app.pictures.rx = None;
+            if let Some(cur) = app.pictures.current.borrow_mut().as_mut() {
+                for (_, s) in cur.parts.iter_mut() {
+                    if matches!(s, Shown::Loading) {
+                        *s = Shown::Failed(LoadError::Loader("it stopped early".into()));
+                    }
+                }
+            }
             return;
         }
     };

@@ -29,8 +29,10 @@ pub const MAX_BUCKETS: usize = 1000;
 pub const MAX_LANES: usize = 64;
 /// The shortest bucket zooming in reaches: 1 ms.
 const MIN_BUCKET_NS: i64 = 1_000_000;
-/// Width of the band labels at the left.
+/// Width of the band labels at the left (device lanes: up to [`MAX_LANE_LABEL`]).
 const LABEL_W: usize = 9;
+/// Widest device label of a lane (an IPv6 address is cut).
+const MAX_LANE_LABEL: usize = 16;
 
 /// A stretch of capture time, in nanoseconds since the epoch: `from` included, `to` excluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -478,9 +480,10 @@ fn spark(v: f64, max: f64) -> &'static str {
 /// Draw the view in `area`.
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
+    let legend = "x failed, S stall starts, ═ events held";
     let title = match &app.timeline.device {
-        Some(d) => format!(" Time line: {d} "),
-        None => " Time line ".to_string(),
+        Some(d) => format!(" Time line: {d} ({legend}) "),
+        None => format!(" Time line ({legend}) "),
     };
     let block = Block::bordered()
         .title(title)
@@ -492,7 +495,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let width = usize::from(inner.width);
-    let n = width.saturating_sub(LABEL_W).clamp(1, MAX_BUCKETS);
+    let label_w = if app.timeline.per_device {
+        let longest = app.devices.iter().map(|d| d.device.chars().count()).max();
+        longest.unwrap_or(0).clamp(LABEL_W - 1, MAX_LANE_LABEL) + 1
+    } else {
+        LABEL_W
+    };
+    let n = width.saturating_sub(label_w).clamp(1, MAX_BUCKETS);
     app.timeline
         .columns
         .set(u16::try_from(n).unwrap_or(u16::MAX));
@@ -518,7 +527,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     };
     let band = |label: &str, cells: Vec<TextSpan<'static>>| {
         let mut spans = vec![TextSpan::styled(
-            format!("{:<w$}", truncate(label, LABEL_W - 1), w = LABEL_W),
+            format!("{:<w$}", truncate(label, label_w - 1), w = label_w),
             t.dim(),
         )];
         spans.extend(cells);
@@ -615,7 +624,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     lines.push(band("answer", lat));
-    lines.push(axis(span, n, cursor, t));
+    lines.push(axis(span, n, cursor, label_w, t));
     f.render_widget(Paragraph::new(lines), inner);
 }
 
@@ -671,13 +680,20 @@ fn info_line(
 }
 
 /// The time axis: the span's start and end times and the cursor as `▲`.
-fn axis(span: Span, n: usize, cursor: Option<usize>, t: super::theme::Theme) -> Line<'static> {
+fn axis(
+    span: Span,
+    n: usize,
+    cursor: Option<usize>,
+    label_w: usize,
+    t: super::theme::Theme,
+) -> Line<'static> {
     let mut row: Vec<char> = vec![' '; n];
     let left = Timestamp(span.from).to_clock_string();
     let right = Timestamp(span.to.saturating_sub(1)).to_clock_string();
     let right_chars: Vec<char> = right.chars().collect();
-    if n > left.len() + right_chars.len() + 2 {
-        for (slot, c) in row.iter_mut().zip(left.chars()) {
+    if n > left.len() + right_chars.len() + 3 {
+        // From the second column: the cursor often sits on the first.
+        for (slot, c) in row.iter_mut().skip(1).zip(left.chars()) {
             *slot = c;
         }
         let at = n - right_chars.len();
@@ -685,7 +701,7 @@ fn axis(span: Span, n: usize, cursor: Option<usize>, t: super::theme::Theme) -> 
             *slot = c;
         }
     }
-    let mut spans = vec![TextSpan::styled(format!("{:<LABEL_W$}", "time"), t.dim())];
+    let mut spans = vec![TextSpan::styled(format!("{:<label_w$}", "time"), t.dim())];
     for (i, c) in row.into_iter().enumerate() {
         if Some(i) == cursor {
             spans.push(TextSpan::styled("▲", t.accent()));
