@@ -10,8 +10,9 @@
 //! terminal needed to test them, and memory bounded by the number of buckets (one per screen
 //! column, at most [`MAX_BUCKETS`]) and lanes ([`MAX_LANES`]), whatever the number of rows.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -282,6 +283,43 @@ pub struct Timeline {
     pub cursor: Option<i64>,
     /// Buckets drawn last time (the cursor moves by one of them).
     pub columns: Cell<u16>,
+    /// The last frame's buckets and lanes, kept while rows, span, width and device are the same:
+    /// a million rows cost one pass per data change, not one per frame.
+    cache: RefCell<Option<(CacheKey, Rc<Drawn>)>>,
+}
+
+/// What the cached buckets were computed for: [`App::data_version`], span, width, device,
+/// lanes or not.
+type CacheKey = (u64, Span, usize, Option<String>, bool);
+
+/// The buckets of one frame: all devices, and the lanes when shown (with the dropped count).
+#[derive(Debug)]
+struct Drawn {
+    all: Vec<Bucket>,
+    lanes: Option<(Vec<Lane>, usize)>,
+}
+
+/// The buckets for this frame, from the cache when nothing they depend on changed.
+fn drawn(app: &App, span: Span, n: usize) -> Rc<Drawn> {
+    let tl = &app.timeline;
+    let key: CacheKey = (app.data_version, span, n, tl.device.clone(), tl.per_device);
+    if let Ok(c) = tl.cache.try_borrow() {
+        if let Some((_, d)) = c.as_ref().filter(|(k, _)| *k == key) {
+            return d.clone();
+        }
+    }
+    let device = tl.device.as_deref();
+    let stalls = || app.stall_at.values();
+    let d = Rc::new(Drawn {
+        all: buckets(&app.conns, &app.rows, stalls(), span, n, device),
+        lanes: tl
+            .per_device
+            .then(|| lanes(&app.conns, &app.rows, stalls(), span, n, device)),
+    });
+    if let Ok(mut c) = tl.cache.try_borrow_mut() {
+        *c = Some((key, d.clone()));
+    }
+    d
 }
 
 /// The view's keys, as messages.
@@ -505,13 +543,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     app.timeline
         .columns
         .set(u16::try_from(n).unwrap_or(u16::MAX));
-    let device = app.timeline.device.as_deref();
-    let stalls = || app.stall_at.values();
-    let all = buckets(&app.conns, &app.rows, stalls(), span, n, device);
+    let frame = drawn(app, span, n);
+    let all = &frame.all;
     let cursor = cursor_time(app).and_then(|c| span.bucket_of(c, n));
 
     let mut lines: Vec<Line> = Vec::new();
-    lines.push(info_line(app, span, n, &all, cursor));
+    lines.push(info_line(app, span, n, all, cursor));
     let max_events = all.iter().map(|b| b.events).max().unwrap_or(0);
     let max_lat = all
         .iter()
@@ -551,8 +588,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         StallMark::HeldOpen => cell(i, "…", t.warn()),
         StallMark::None => cell(i, " ", Style::new()),
     };
-    if app.timeline.per_device {
-        let (lanes, dropped) = lanes(&app.conns, &app.rows, stalls(), span, n, device);
+    if let Some((lanes, dropped)) = &frame.lanes {
         let room = usize::from(inner.height).saturating_sub(4);
         let max = lanes
             .iter()
@@ -582,7 +618,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 .collect();
             lines.push(band(&lane.device, cells));
         }
-        let hidden = lanes.len() - shown + dropped;
+        let hidden = lanes.len() - shown + *dropped;
         if hidden > 0 {
             lines.push(Line::styled(
                 format!("{hidden} more device(s): zoom to one with z, or filter with /"),

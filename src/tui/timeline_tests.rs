@@ -250,3 +250,21 @@ fn zoom_halves_the_span_and_zoom_to_device_covers_its_rows() {
     press(&mut app, KeyCode::Char('z'));
     assert_eq!(app.timeline.device, None);
 }
+
+#[test]
+fn the_time_line_follows_the_list_filter_from_one_frame_to_the_next() {
+    let mut app = fixtures::app();
+    press(&mut app, KeyCode::Char('t'));
+    let marks = |app: &App| {
+        let l = draw(app, 120, 30);
+        let row = find(&l, "│events").to_string();
+        row.trim_start_matches("│events")
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '│'))
+            .count()
+    };
+    // 7 rows at 7 different seconds; the problems only: 5 of them.
+    assert_eq!(marks(&app), 7);
+    press(&mut app, KeyCode::Char('p'));
+    assert_eq!(marks(&app), 5);
+}
