@@ -401,14 +401,27 @@ pub fn update(app: &mut App, m: TimelineMsg) {
             app.timeline.device = None;
         }
         TimelineMsg::Cursor(d) => {
-            let Some(span) = view_span(app) else { return };
+            let Some(mut span) = view_span(app) else {
+                return;
+            };
             let step = (span.nanos() / n as i64).max(1);
             let cur = cursor_time(app).unwrap_or(span.from);
             // Keep the cursor on its bucket's start so repeated moves do not drift.
             let i = span
                 .bucket_of(cur.clamp(span.from, span.to - 1), n)
                 .unwrap_or(0) as i64;
-            let target = (i + d).clamp(0, n as i64 - 1);
+            let wanted = i.saturating_add(d);
+            let target = wanted.clamp(0, n as i64 - 1);
+            // Zoomed in: moving past an edge pans the view (within the whole capture).
+            if let (Some(z), Some(whole)) = (app.timeline.zoom, data_span(app)) {
+                let shift = (wanted - target).saturating_mul(step);
+                let from = z.from.saturating_add(shift).clamp(
+                    whole.from,
+                    whole.to.saturating_sub(z.nanos()).max(whole.from),
+                );
+                span = Span::new(from, from.saturating_add(z.nanos()));
+                app.timeline.zoom = Some(span);
+            }
             let t = span.bucket_start(target as usize, n);
             app.timeline.cursor = Some(t);
             select_in_bucket(app, Span::new(t, t.saturating_add(step)));

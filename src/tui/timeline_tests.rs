@@ -268,3 +268,28 @@ fn the_time_line_follows_the_list_filter_from_one_frame_to_the_next() {
     press(&mut app, KeyCode::Char('p'));
     assert_eq!(marks(&app), 5);
 }
+
+#[test]
+fn moving_past_the_edge_of_a_zoomed_view_pans_it() {
+    let mut app = fixtures::app();
+    press(&mut app, KeyCode::Char('t'));
+    draw(&app, 80, 24);
+    let whole = data_span(&app).expect("span");
+    press(&mut app, KeyCode::Char('0'));
+    press(&mut app, KeyCode::Home);
+    // Zoomed four times around the first row: the last row (+35 s) is out of view.
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Char('+'));
+    }
+    let z = app.timeline.zoom.expect("zoomed");
+    assert!(z.to < ts(35.0).0, "{z:?}");
+    // One bucket at a time (`L` jumps ten and may step over a row).
+    for _ in 0..1500 {
+        press(&mut app, KeyCode::Char('l'));
+    }
+    let z = app.timeline.zoom.expect("still zoomed");
+    // Panned to the end of the capture, the width kept; the last row selected on the way.
+    assert_eq!(z.to, whole.to);
+    assert!(z.nanos() < whole.nanos() / 8);
+    assert_eq!(app.selected, app.rows.len() - 1);
+}
