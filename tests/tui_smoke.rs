@@ -81,3 +81,97 @@ fn tui_opens_a_sample_navigates_and_quits_cleanly() {
     // The alternate screen is gone: the exchange list is no longer drawn.
     assert!(!after.contains("Exchanges 4 of 4"), "{after}");
 }
+
+/// A tmux session running `alarmscope replay SAMPLE` at `w` x `h`; killed on drop.
+struct Session {
+    name: String,
+    socket: String,
+}
+
+impl Session {
+    fn start(tag: &str, sample: &str, w: u16, h: u16) -> Session {
+        let name = format!("alarmscope-{tag}-{}", std::process::id());
+        let socket = format!("/tmp/{name}.sock");
+        let bin = env!("CARGO_BIN_EXE_alarmscope");
+        let sample = format!("{}/samples/{sample}", env!("CARGO_MANIFEST_DIR"));
+        let cmd = format!("{bin} replay {sample}; echo EXITED $?; sleep 30");
+        let s = Session { name, socket };
+        let (w, h) = (w.to_string(), h.to_string());
+        s.t(&["new-session", "-d", "-s", &s.name, "-x", &w, "-y", &h, &cmd]);
+        s
+    }
+
+    fn t(&self, args: &[&str]) -> String {
+        let mut v = vec!["-S", self.socket.as_str()];
+        v.extend_from_slice(args);
+        tmux(&v)
+    }
+
+    fn keys(&self, k: &str) {
+        self.t(&["send-keys", "-t", &self.name, k]);
+    }
+
+    /// The screen (with its colours as escape sequences when `escapes`) once it shows `s`, or
+    /// after 15 s.
+    fn wait_for(&self, s: &str, escapes: bool) -> String {
+        let start = Instant::now();
+        let mut args = vec!["capture-pane", "-t", self.name.as_str(), "-p"];
+        if escapes {
+            args.push("-e");
+        }
+        loop {
+            let out = self.t(&args);
+            if out.contains(s) || start.elapsed() > Duration::from_secs(15) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.t(&["kill-session", "-t", &self.name]);
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+#[test]
+fn tui_shows_the_time_line_and_a_picture_in_half_blocks() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux not installed");
+        return;
+    }
+    // The time line of the stall sample: the unanswered push starts a stall that runs to the
+    // next event.
+    let s = Session::start("timeline", "stall-no-answer.pcap", 100, 30);
+    s.wait_for("Exchanges 4 of 4", false);
+    s.keys("t");
+    let tl = s.wait_for("Time line", false);
+    let stalls = tl
+        .lines()
+        .find(|l| l.contains("│stalls"))
+        .unwrap_or_else(|| panic!("no stalls band in\n{tl}"));
+    assert!(stalls.contains("S═"), "{tl}");
+    assert!(
+        tl.lines().any(|l| l.contains("│failed") && l.contains('x')),
+        "{tl}"
+    );
+    s.keys("q");
+    let after = s.wait_for("EXITED", false);
+    assert!(after.contains("EXITED 0"), "{after}");
+    drop(s);
+
+    // A picture in tmux: half-blocks (true-colour cells) beside the check of each part.
+    let s = Session::start("picture", "picture-cut.pcap", 160, 50);
+    s.wait_for("Exchanges 1 of 1", false);
+    let pic = s.wait_for("2688 x 1520 px", false);
+    assert!(pic.contains("is cut after"), "{pic}");
+    let colours = s.wait_for("48;2;", true);
+    // tmux writes a run of same-coloured cells once: count the rows holding picture cells.
+    let rows = colours.lines().filter(|l| l.contains("48;2;")).count();
+    assert!(rows > 5, "{rows} rows with picture cells in\n{colours}");
+    s.keys("q");
+    let after = s.wait_for("EXITED", false);
+    assert!(after.contains("EXITED 0"), "{after}");
+}

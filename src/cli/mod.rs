@@ -119,6 +119,10 @@ pub struct ReplayArgs {
     /// one `listen --tls --keylog` writes): their exchanges are judged like plain HTTP.
     #[arg(long, value_name = "KEYS")]
     pub keylog: Option<PathBuf>,
+    /// In the TUI, do not draw the exchanges' JPEG pictures in the detail pane (their checks are
+    /// still shown).
+    #[arg(long)]
+    pub no_pictures: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -223,7 +227,7 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<i32> {
         || a.export_pcap.is_some()
         || !std::io::stdout().is_terminal();
     if !headless {
-        return crate::tui::run_replay(&a.file, opts);
+        return crate::tui::run_replay(&a.file, opts, !a.no_pictures);
     }
     // The reports read the event fields only: no element tree per event (same output).
     opts.config.body.event_tree = crate::isapi::TreeDetail::FieldsOnly;

@@ -16,6 +16,7 @@ use ratatui::text::Line;
 
 use super::save::SaveOutcome;
 use super::theme::Theme;
+use super::timeline::{self, Timeline, TimelineMsg};
 use crate::diagnose::diagnose;
 use crate::feed::Feed;
 use crate::filter::RowFilter;
@@ -150,6 +151,8 @@ pub enum Msg {
         column: u16,
         row: u16,
     },
+    /// The time line view's keys (`t` opens it).
+    Timeline(TimelineMsg),
     Quit,
 }
 
@@ -285,6 +288,10 @@ pub struct App {
     pub detail_cache: RefCell<Option<DetailCache>>,
     /// The Follow-stream view, while open (it takes the keys).
     pub stream: Option<super::stream::StreamView>,
+    /// The time line view (`t`).
+    pub timeline: Timeline,
+    /// The pictures of the selected exchange (detail pane, Request tab).
+    pub pictures: super::picture::Pictures,
 }
 
 impl App {
@@ -329,6 +336,8 @@ impl App {
             view: ViewCache::default(),
             detail_cache: RefCell::new(None),
             stream: None,
+            timeline: Timeline::default(),
+            pictures: super::picture::Pictures::default(),
         }
     }
 
@@ -564,6 +573,11 @@ impl App {
                 _ => Msg::ToggleWarnings,
             });
         }
+        if self.timeline.open && !self.show_devices {
+            if let Some(m) = timeline::key_msg(key.code) {
+                return Some(Msg::Timeline(m));
+            }
+        }
         let msg = match key.code {
             KeyCode::Char('q') => Msg::Quit,
             KeyCode::Esc => Msg::Quit,
@@ -589,6 +603,7 @@ impl App {
             KeyCode::Char('f') => Msg::FollowStream,
             KeyCode::Char('?') => Msg::ToggleHelp,
             KeyCode::Char('w') => Msg::ToggleWarnings,
+            KeyCode::Char('t') => Msg::Timeline(TimelineMsg::Toggle),
             _ => return None,
         };
         Some(msg)
@@ -628,6 +643,7 @@ impl App {
         match msg {
             Msg::Feed(f) => self.on_feed(f),
             Msg::Tick(now) => {
+                super::picture::tick(self);
                 if self.dirty && self.next_refresh.is_none_or(|t| now >= t) {
                     let t0 = Instant::now();
                     self.refresh();
@@ -730,6 +746,7 @@ impl App {
                     }
                 }
             }
+            Msg::Timeline(m) => timeline::update(self, m),
             Msg::Quit => self.quit = true,
         }
         None
@@ -788,6 +805,8 @@ impl App {
     fn move_list(&mut self, d: i64) {
         let before = self.selected;
         self.selected = step(self.selected, d, self.rows.len());
+        // The time line's cursor follows the list again.
+        self.timeline.cursor = None;
         if before != self.selected {
             self.detail_scroll = 0;
         }

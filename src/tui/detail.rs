@@ -39,6 +39,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     app.view.detail.set(area);
     let [tabs_area, text_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(inner);
+    // The Request tab of an exchange with pictures: they take the right (or lower) part.
+    let text_area = super::picture::split(f, text_area, app);
     app.view.detail_text.set(text_area);
     let titles: Vec<String> = Tab::ALL
         .iter()

@@ -19,20 +19,26 @@ pub mod detail;
 pub mod devices;
 pub mod format;
 pub mod list;
+pub mod picture;
 pub mod pretty;
 pub mod save;
 pub mod stream;
 pub mod stream_load;
 pub mod theme;
+pub mod timeline;
 pub mod ui;
 pub mod warnings;
 
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
+mod picture_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_decrypted;
+#[cfg(test)]
+mod timeline_tests;
 
 use std::io::{stdout, Stdout};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
@@ -60,8 +66,9 @@ pub use crate::feed::Feed;
 use crate::replay::{replay, ReplayOptions};
 
 /// Open the TUI on a capture file. The replay runs on its own thread; the screen fills in as
-/// connections close. Returns 0, or 2 when the file could not be read.
-pub fn run_replay(path: &Path, opts: ReplayOptions) -> anyhow::Result<i32> {
+/// connections close. `pictures`: draw the exchanges' JPEG pictures (off: `--no-pictures`).
+/// Returns 0, or 2 when the file could not be read.
+pub fn run_replay(path: &Path, opts: ReplayOptions, pictures: bool) -> anyhow::Result<i32> {
     // A file that cannot be opened is reported on the plain terminal, as in headless mode.
     if let Err(e) = std::fs::File::open(path) {
         eprintln!("alarmscope: {}: {e}", path.display());
@@ -72,10 +79,9 @@ pub fn run_replay(path: &Path, opts: ReplayOptions) -> anyhow::Result<i32> {
     thread::Builder::new()
         .name("alarmscope-replay".into())
         .spawn(move || replay_worker(&worker_path, opts, &tx))?;
-    run_app(
-        App::new(Source::Replay(path.to_path_buf()), Theme::from_env()),
-        rx,
-    )
+    let mut app = App::new(Source::Replay(path.to_path_buf()), Theme::from_env());
+    app.pictures.enabled = pictures;
+    run_app(app, rx)
 }
 
 /// Open the TUI on a live feed (sniff and listen modes). `title` names the source (interface or
@@ -122,6 +128,8 @@ const FRAME: Duration = Duration::from_millis(100);
 
 fn run_app(mut app: App, rx: Receiver<Feed>) -> anyhow::Result<i32> {
     let mut term = TerminalGuard::enter()?;
+    // After the alternate screen, before input is read: how the terminal draws pictures.
+    app.pictures.query_terminal();
     let (save_tx, save_rx) = mpsc::channel::<SaveOutcome>();
     let (stream_tx, stream_rx) = mpsc::channel::<stream::StreamMsg>();
     let mut feed_open = true;

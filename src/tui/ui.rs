@@ -8,7 +8,7 @@ use ratatui::Frame;
 
 use super::app::{App, Focus, Source};
 use super::format::{mb, num};
-use super::{detail, devices, list};
+use super::{detail, devices, list, timeline};
 
 /// Draw the whole screen.
 pub fn render(f: &mut Frame, app: &App) {
@@ -30,6 +30,18 @@ pub fn render(f: &mut Frame, app: &App) {
     ])
     .areas(area);
     draw_header(f, header, app);
+    // The time line takes the top of the body; the panes share the rest as usual.
+    let body = if app.stream.is_none() && app.timeline.open && !app.show_devices {
+        let [tl, rest] = Layout::vertical([
+            Constraint::Length(timeline::height(app, body.height)),
+            Constraint::Fill(1),
+        ])
+        .areas(body);
+        timeline::draw(f, tl, app);
+        rest
+    } else {
+        body
+    };
     if let Some(s) = &app.stream {
         super::stream::draw(f, body, app, s);
     } else if app.show_devices {
@@ -225,6 +237,7 @@ fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
             ("p", "problems"),
             ("n/N", "next"),
             ("d", "devices"),
+            ("t", "time"),
             ("s", "save"),
         ];
         let mut spans = Vec::new();
@@ -257,6 +270,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "f",
         "follow stream: the connection's bytes (x hex, / search, n N)",
+    ),
+    (
+        "t",
+        "time line: ← → cursor (H L by 10), + - zoom, 0 whole, a lanes, z device",
     ),
     ("s", "save the selected exchange's body and pictures"),
     (
