@@ -328,7 +328,10 @@ pub fn on_response_event(st: &mut HttpState, ctx: &Ctx<'_>, ev: HttpEvent<'_>) {
             let status = head.status.unwrap_or(0);
             // An interim head begins the answer as much as a final one does.
             if let Some(lost) = head.lost_before {
-                charge_lost_range(st, head.start, lost, ctx.ts);
+                // `at`: the first server packet after the loss when it is known (as the time
+                // rule reports it), else this head's.
+                let at = st.loss_since_head.unwrap_or(ctx.ts);
+                charge_lost_range(st, head.start, lost, at);
             }
             if head.is_interim() {
                 st.interim.push(status);
@@ -453,7 +456,8 @@ fn charge_loss(st: &mut HttpState) {
 /// Before a final answer that begins at stream offset `start`, after server bytes `lost` were
 /// lost outside any framed body: the answer is taken for the latest waiting request it can be
 /// the answer to, given the stream positions, and the requests before it are marked
-/// (`not_captured`: their answers may be in the lost bytes, `at` the answer's capture time).
+/// (`not_captured`: their answers may be in the lost bytes; `at` the capture time of the first
+/// server packet after the loss, or of the answer when that is not known).
 ///
 /// Request `k` is taken when it was seen no later than `start` (else its answer would begin
 /// after it), at least [`MIN_ANSWER_BYTES`] lost bytes lie between the point of request `k - 1`
