@@ -443,6 +443,56 @@ pub fn contains_ci(hay: &str, needle: &str) -> bool {
         .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
+/// Which rows the headless output (`--json`, `--text`, `--export-pcap`) lists: the same meaning
+/// as the TUI's filter ([`RowFilter`], one type for both); here beside it so every mode's command line (replay, sniff, listen) shares it without depending on the CLI module. Options are "and"ed; a
+/// comma-separated list matches any of its values.
+#[derive(Debug, clap::Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only these devices: client IP or the MAC the event names, exact (comma-separated list).
+    #[arg(long, value_name = "IP|MAC", value_delimiter = ',')]
+    pub device: Vec<String>,
+    /// Only these event types, exact, any case (a `duration` event matches its own type and the
+    /// alarm it continues).
+    #[arg(long = "event-type", value_name = "TYPE", value_delimiter = ',')]
+    pub event_type: Vec<String>,
+    /// Only rows with these verdicts (ok, error_status, no_response, incomplete, not_captured,
+    /// malformed_response) or, for connections without a request, handshake labels (unanswered,
+    /// refused, syn_ack_not_acked, client_reset, no_request).
+    #[arg(long, value_name = "VERDICT", value_delimiter = ',')]
+    pub verdict: Vec<String>,
+    /// Only problems: failed exchanges and failed handshakes (the TUI's `p`).
+    #[arg(long)]
+    pub problems: bool,
+    /// Only rows at or after this time: 2026-11-25T11:42:46[.123][Z] (UTC) or Unix seconds.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only rows at or before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+impl FilterArgs {
+    /// The core filter these options mean.
+    pub fn to_filter(&self) -> Result<RowFilter, FilterError> {
+        let mut f = RowFilter {
+            devices: self.device.clone(),
+            event_types: self.event_type.clone(),
+            problems: self.problems,
+            ..RowFilter::default()
+        };
+        for v in &self.verdict {
+            f.add_verdicts(v)?;
+        }
+        if let Some(s) = &self.since {
+            f.since = Some(parse_time("since", s)?);
+        }
+        if let Some(u) = &self.until {
+            f.until = Some(parse_time("until", u)?);
+        }
+        Ok(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,7 +55,7 @@ pub struct ListenArgs {
     /// Which events the headless output prints (the TUI filter's meaning; every event is still
     /// answered and stored).
     #[command(flatten)]
-    pub rows: crate::cli::FilterArgs,
+    pub rows: crate::filter::FilterArgs,
     /// Address and port to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8080")]
     pub bind: String,

@@ -1,6 +1,6 @@
 //! Why a connection to `listen --tls` (or a TLS hello on the plain listener) ended before a
 //! request: kept here, beside the TLS analysis, so that a connection's typed errors
-//! ([`crate::model::ConnectionError`]) can carry it without the model depending on the listener.
+//! (`model::ConnectionError`) can carry it without the model depending on the listener.
 
 use serde::Serialize;
 
