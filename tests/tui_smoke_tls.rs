@@ -3,75 +3,28 @@
 //! when tmux is missing (scripts/bootstrap installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+#[path = "common/tmux.rs"]
+mod tmux;
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux runs");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
+use tmux::Session;
 
 /// Open the TUI on `sample` in a 120x40 tmux pane; `steps` are (keys to send, text to wait for),
 /// each screen is returned. Quits with `q` at the end and returns the screen after the exit too.
 fn session(sample: &str, steps: &[(&str, &str)]) -> Vec<String> {
-    let session = format!(
-        "alarmscope-smoke-tls-{}-{}",
-        std::process::id(),
-        sample.len()
-    );
-    let socket = format!("/tmp/{session}.sock");
-    let bin = env!("CARGO_BIN_EXE_alarmscope");
-    let path = format!("{}/samples/{sample}", env!("CARGO_MANIFEST_DIR"));
-    let cmd = format!("{bin} replay {path}; echo EXITED $?; sleep 30");
-    let t = |args: &[&str]| {
-        let mut v = vec!["-S", socket.as_str()];
-        v.extend_from_slice(args);
-        tmux(&v)
-    };
-    t(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &cmd,
-    ]);
-    let scr = |s: &str| {
-        let start = Instant::now();
-        loop {
-            let out = t(&["capture-pane", "-t", &session, "-p"]);
-            if out.contains(s) || start.elapsed() > Duration::from_secs(10) {
-                return out;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let s = Session::start(&format!("smoke-tls-{}", sample.len()), sample, 120, 40);
     let mut screens = Vec::new();
     for (keys, wait) in steps.iter().chain([("q", "EXITED")].iter()) {
         if !keys.is_empty() {
-            t(&["send-keys", "-t", &session, keys]);
+            s.keys(keys);
         }
-        screens.push(scr(wait));
+        screens.push(s.wait_for(wait, false));
     }
-    t(&["kill-session", "-t", &session]);
-    let _ = std::fs::remove_file(&socket);
     screens
-}
-
-fn has_tmux() -> bool {
-    let ok = Command::new("tmux").arg("-V").output().is_ok();
-    if !ok {
-        eprintln!("skipped: tmux not installed");
-    }
-    ok
 }
 
 #[test]
 fn tls_handshake_failure_is_a_problem_row_with_its_diagnosis() {
-    if !has_tmux() {
+    if !tmux::available() {
         return;
     }
     let s = session(
@@ -95,7 +48,7 @@ fn tls_handshake_failure_is_a_problem_row_with_its_diagnosis() {
 
 #[test]
 fn https_push_is_a_row_marked_encrypted_without_a_status() {
-    if !has_tmux() {
+    if !tmux::available() {
         return;
     }
     let s = session(
