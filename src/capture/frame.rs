@@ -691,20 +691,20 @@ fn interpret<'a>(
             let h = v4.header();
             let payload = v4.payload();
             let fragmented = h.more_fragments() || h.fragments_offset().value() != 0;
+            let auth_len = v4.extensions().auth.map(|a| a.slice().len()).unwrap_or(0);
+            let present = h
+                .slice()
+                .len()
+                .saturating_add(auth_len)
+                .saturating_add(payload.payload.len());
+            let missing = missing_bytes(
+                payload,
+                usize::from(h.total_len()),
+                present,
+                captured,
+                orig_len,
+            );
             if defrag && fragmented && may_carry_tcp(payload.ip_number) {
-                let auth_len = v4.extensions().auth.map(|a| a.slice().len()).unwrap_or(0);
-                let present = h
-                    .slice()
-                    .len()
-                    .saturating_add(auth_len)
-                    .saturating_add(payload.payload.len());
-                let missing = missing_bytes(
-                    payload,
-                    usize::from(h.total_len()),
-                    present,
-                    captured,
-                    orig_len,
-                );
                 return Ok(Step::Fragment(
                     Fragment {
                         key: FragKey {
@@ -723,10 +723,9 @@ fn interpret<'a>(
                 ));
             }
             if payload.ip_number != IpNumber::TCP {
-                let fragmented = h.more_fragments() || h.fragments_offset().value() != 0;
                 return ip_tunnel(&sliced, payload, fragmented, FrameLayer::Ipv4);
             }
-            if h.more_fragments() || h.fragments_offset().value() != 0 {
+            if fragmented {
                 return Err(err(
                     FrameLayer::Ipv4,
                     format!(
@@ -735,19 +734,6 @@ fn interpret<'a>(
                     ),
                 ));
             }
-            let auth_len = v4.extensions().auth.map(|a| a.slice().len()).unwrap_or(0);
-            let present = h
-                .slice()
-                .len()
-                .saturating_add(auth_len)
-                .saturating_add(payload.payload.len());
-            let missing = missing_bytes(
-                payload,
-                usize::from(h.total_len()),
-                present,
-                captured,
-                orig_len,
-            );
             (
                 IpAddr::V4(h.source_addr()),
                 IpAddr::V4(h.destination_addr()),
