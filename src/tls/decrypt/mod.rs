@@ -960,6 +960,22 @@ impl TlsDecryptor {
         }
     }
 
+    /// `dir` stops for good at `ts` after the loss `lost` (no record after it could be
+    /// authenticated, or nothing to prove one with): the gap is reported with that outcome.
+    fn stop_after_loss(&mut self, dir: Direction, lost: Lost, ts: Timestamp, out: &mut Sink<'_>) {
+        self.finding(
+            DecryptFinding::Gap {
+                time: lost.time,
+                dir,
+                offset: lost.offset,
+                bytes: lost.bytes,
+                outcome: GapOutcome::Stopped,
+            },
+            out,
+        );
+        self.stop(dir, ts, out);
+    }
+
     /// The framing of `dir` is lost (gap across records, or bytes that are not a record).
     fn lose_framing(&mut self, dir: Direction, lost: Lost, out: &mut Sink<'_>) {
         let d = idx(dir);
@@ -981,18 +997,10 @@ impl TlsDecryptor {
             // or the ChangeCipherSpec). Bytes that are not TLS before encryption began are the
             // keyless analysis' finding (`not_tls`, `tls_to_plain_server`), not a decryption one.
             if !h.no_keys && (h.encrypted || lost.bytes > 0) {
-                self.finding(
-                    DecryptFinding::Gap {
-                        time: lost.time,
-                        dir,
-                        offset: lost.offset,
-                        bytes: lost.bytes,
-                        outcome: GapOutcome::Stopped,
-                    },
-                    out,
-                );
+                self.stop_after_loss(dir, lost, lost.time, out);
+            } else {
+                self.stop(dir, lost.time, out);
             }
-            self.stop(dir, lost.time, out);
             return;
         }
         h.mode = Mode::Resync {
@@ -1110,17 +1118,7 @@ impl TlsDecryptor {
             }
         }
         if scanned > window || tried >= MAX_CANDIDATES {
-            self.finding(
-                DecryptFinding::Gap {
-                    time: lost.time,
-                    dir,
-                    offset: lost.offset,
-                    bytes: lost.bytes,
-                    outcome: GapOutcome::Stopped,
-                },
-                out,
-            );
-            self.stop(dir, ts, out);
+            self.stop_after_loss(dir, lost, ts, out);
             return used;
         }
         self.halves[d].mode = Mode::Resync {
@@ -1213,17 +1211,7 @@ impl TlsDecryptor {
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let d = idx(dir);
             if let Mode::Resync { lost, .. } = self.halves[d].mode {
-                self.finding(
-                    DecryptFinding::Gap {
-                        time: lost.time,
-                        dir,
-                        offset: lost.offset,
-                        bytes: lost.bytes,
-                        outcome: GapOutcome::Stopped,
-                    },
-                    out,
-                );
-                self.stop(dir, ts, out);
+                self.stop_after_loss(dir, lost, ts, out);
             }
         }
     }
