@@ -40,30 +40,18 @@ use super::types::{
     CertificateView, CipherSuite, ClientHelloInfo, HandshakeState, ProtocolVersion,
     ServerHelloInfo, TlsInfo,
 };
+use super::wire::{
+    CT_ALERT, CT_APP_DATA, CT_CCS, CT_HANDSHAKE, CT_HEARTBEAT, HRR_RANDOM, HS_CERTIFICATE,
+    HS_CLIENT_HELLO, HS_SERVER_HELLO,
+};
 use crate::tcp::{CloseKind, Direction, Side};
 use crate::time::Timestamp;
 
 /// Largest record body a header may announce (TLS 1.2 ciphertext: 2^14 + 2048).
 pub const MAX_RECORD_LEN: u16 = 16384 + 2048;
 
-const CT_CCS: u8 = 20;
-const CT_ALERT: u8 = 21;
-const CT_HANDSHAKE: u8 = 22;
-const CT_APP_DATA: u8 = 23;
-const CT_HEARTBEAT: u8 = 24;
-
-const HS_CLIENT_HELLO: u8 = 1;
-const HS_SERVER_HELLO: u8 = 2;
-const HS_CERTIFICATE: u8 = 11;
-
 /// A TLS 1.3 alert as an encrypted record: 2 bytes, the inner content type, a 16-byte tag.
 const TLS13_ENCRYPTED_ALERT_LEN: u16 = 19;
-
-/// ServerHello.random of a TLS 1.3 HelloRetryRequest (RFC 8446 section 4.1.3).
-const HRR_RANDOM: [u8; 32] = [
-    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
-    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
-];
 
 /// Most server records taken as TLS 1.3 session tickets after the handshake.
 pub const MAX_TICKETS: u64 = 4;
@@ -185,7 +173,7 @@ impl Half {
 
 /// A plausible record header: known type, version 3.0-3.4, length within the limit (at least
 /// 1 when `strict`, as used for resync).
-fn plausible(h: &[u8; 5], strict: bool) -> bool {
+pub(super) fn plausible(h: &[u8; 5], strict: bool) -> bool {
     let len = u16::from_be_bytes([h[3], h[4]]);
     (CT_CCS..=CT_HEARTBEAT).contains(&h[0])
         && h[1] == 3

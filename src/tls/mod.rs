@@ -26,6 +26,7 @@ mod finding;
 pub mod keylog;
 pub mod served;
 mod types;
+mod wire;
 
 pub use conn::{TlsConfig, TlsConnection, TlsReport, MAX_RECORD_LEN};
 pub use decrypt::{

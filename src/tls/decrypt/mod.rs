@@ -41,30 +41,18 @@ use keys::{RecordKey, Suite};
 
 use super::keylog::{ClientRandom, KeyLookup, Label, SessionSecrets};
 use super::types::{AlertDescription, AlertLevel, CipherSuite, PerDirection, ProtocolVersion};
+use super::wire::{
+    CT_ALERT, CT_APP_DATA, CT_CCS, CT_HANDSHAKE, HRR_RANDOM, HS_CLIENT_HELLO, HS_FINISHED,
+    HS_KEY_UPDATE, HS_SERVER_HELLO,
+};
 use crate::tcp::{CloseKind, Direction, Side};
 use crate::time::Timestamp;
 
-/// Largest record body accepted (TLS 1.2 ciphertext: 2^14 + 2048).
-const MAX_BODY: usize = 16384 + 2048;
+/// Largest record body accepted (TLS 1.2 ciphertext: 2^14 + 2048), as for the keyless analysis.
+const MAX_BODY: usize = super::MAX_RECORD_LEN as usize;
 
 /// Candidate records tried per resync before the direction stops.
 const MAX_CANDIDATES: u32 = 64;
-
-const CT_CCS: u8 = 20;
-const CT_ALERT: u8 = 21;
-const CT_HANDSHAKE: u8 = 22;
-const CT_APP_DATA: u8 = 23;
-
-const HS_CLIENT_HELLO: u8 = 1;
-const HS_SERVER_HELLO: u8 = 2;
-const HS_FINISHED: u8 = 20;
-const HS_KEY_UPDATE: u8 = 24;
-
-/// ServerHello.random of a TLS 1.3 HelloRetryRequest (RFC 8446 section 4.1.3).
-const HRR_RANDOM: [u8; 32] = [
-    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
-    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
-];
 
 /// Limits of the decryptor, per connection.
 #[derive(Debug, Clone)]
@@ -300,10 +288,10 @@ fn sender(dir: Direction) -> Side {
     }
 }
 
-/// A plausible record header (type 20-24, version 3.x, length within the limit).
+/// A plausible record header (type 20-24, version 3.x, length within the limit): the keyless
+/// analysis' test, not strict.
 fn plausible(h: &[u8; 5]) -> bool {
-    let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
-    (CT_CCS..=24).contains(&h[0]) && h[1] == 3 && h[2] <= 4 && len <= MAX_BODY
+    super::conn::plausible(h, false)
 }
 
 /// The event sink every feed method takes.
