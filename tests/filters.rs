@@ -209,24 +209,16 @@ fn the_tui_filter_words_select_what_the_options_select() {
 
 #[test]
 fn listen_prints_only_the_selected_events_but_answers_all() {
-    let mut child = bin()
-        .args([
-            "listen",
-            "--bind",
-            "127.0.0.1:0",
-            "--no-store",
-            "--json",
-            "--count",
-            "3",
-            "--event-type",
-            "linedetection",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    let addr = common::bound_addr(&mut err);
+    let (mut child, addr, mut err) = common::spawn_listen(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--no-store",
+        "--json",
+        "--count",
+        "3",
+        "--event-type",
+        "linedetection",
+    ]);
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     for ty in ["VMD", "linedetection", "fielddetection"] {
         let body = format!(

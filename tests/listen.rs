@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -604,30 +604,9 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_alarmscope"))
 }
 
-/// Start `alarmscope listen ARGS` with stdout and stderr piped; its bound address, read from the
-/// start line on stderr, and the rest of stderr.
-fn spawn_listen(
-    args: &[&str],
-) -> (
-    std::process::Child,
-    SocketAddr,
-    BufReader<std::process::ChildStderr>,
-) {
-    let mut child = bin()
-        .arg("listen")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let addr = common::bound_addr(&mut err);
-    (child, addr, err)
-}
-
 /// Start the binary; its bound address and the lines of its stdout as they come.
 fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let (mut child, addr, mut err) = spawn_listen(args);
+    let (mut child, addr, mut err) = common::spawn_listen(args);
     let out = Arc::new(Mutex::new(Vec::new()));
     let stdout = child.stdout.take().unwrap();
     let o2 = out.clone();
@@ -644,7 +623,7 @@ fn start_bin(args: &[&str]) -> (std::process::Child, SocketAddr, Arc<Mutex<Vec<S
 /// dropped and counted instead, and the process still exits on its own.
 #[test]
 fn a_stdout_nobody_reads_does_not_stop_the_answers() {
-    let (mut child, addr, mut err) = spawn_listen(&[
+    let (mut child, addr, mut err) = common::spawn_listen(&[
         "--bind",
         "127.0.0.1:0",
         "--no-store",
@@ -773,7 +752,7 @@ fn store_warnings_reach_stderr() {
         .take(10)
         .collect();
     std::fs::write(store.join(&today), b"not a directory").unwrap();
-    let (mut child, addr, err) = spawn_listen(&[
+    let (mut child, addr, err) = common::spawn_listen(&[
         "--bind",
         "127.0.0.1:0",
         "--json",

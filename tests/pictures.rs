@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -18,22 +18,14 @@ fn bin() -> Command {
 /// Push one ANPR event from the simulator (with `--picture-fault FAULT` when `fault` is given) to
 /// a listener; the listener's JSON line.
 fn pushed(fault: Option<&str>) -> Value {
-    let mut lis = bin()
-        .args([
-            "listen",
-            "--bind",
-            "127.0.0.1:0",
-            "--no-store",
-            "--json",
-            "--count",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("listen");
-    let mut err = BufReader::new(lis.stderr.take().expect("stderr"));
-    let addr = common::bound_addr(&mut err);
+    let (mut lis, addr, mut err) = common::spawn_listen(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--no-store",
+        "--json",
+        "--count",
+        "1",
+    ]);
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     let sim = bin()
         .args([

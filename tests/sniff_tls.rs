@@ -31,15 +31,9 @@ struct Listener {
 
 impl Listener {
     fn start(args: &[&str]) -> Listener {
-        let mut child = Command::new(BIN)
-            .args(["listen", "--bind", "127.0.0.1:0", "--json", "--no-store"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let addr = common::bound_addr(&mut err);
+        let mut listen_args = vec!["--bind", "127.0.0.1:0", "--json", "--no-store"];
+        listen_args.extend_from_slice(args);
+        let (mut child, addr, err) = common::spawn_listen(&listen_args);
         std::thread::spawn(move || for _ in err.lines().map_while(Result::ok) {});
         let out = Arc::new(Mutex::new(Vec::new()));
         let o2 = out.clone();

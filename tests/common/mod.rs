@@ -119,6 +119,28 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// Start `alarmscope listen ARGS` with stdout and stderr piped; its bound address, read from the
+/// start line on stderr, and the rest of stderr (keep reading it: a closed pipe would end the
+/// listener).
+pub fn spawn_listen(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    SocketAddr,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_alarmscope"))
+        .arg("listen")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let addr = bound_addr(&mut err);
+    (child, addr, err)
+}
+
 /// Read the listener binary's start line from its stderr and the address it bound.
 pub fn bound_addr(err: &mut impl std::io::BufRead) -> SocketAddr {
     let mut line = String::new();
