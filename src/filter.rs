@@ -139,11 +139,10 @@ impl RowFilter {
 
     /// Does the row pass? (The listener's event records are rows without a [`Connection`].)
     pub fn matches_row(&self, row: &Row<'_>) -> bool {
-        let ex = row.exchange;
         if self.problems && !row.is_problem() {
             return false;
         }
-        let time = ex.map_or(row.first_seen, |e| e.request.time);
+        let time = row.time;
         if self.since.is_some_and(|s| time < s) || self.until.is_some_and(|u| time > u) {
             return false;
         }
@@ -151,10 +150,7 @@ impl RowFilter {
             return false;
         }
         if !self.event_types.is_empty() {
-            let Some(e) = ex.and_then(|e| e.event.as_ref()) else {
-                return false;
-            };
-            let mine = [e.event_type.as_deref(), e.duration.then_some("duration")];
+            let mine = [row.event_type, row.duration.then_some("duration")];
             let hit = self
                 .event_types
                 .iter()
@@ -165,11 +161,7 @@ impl RowFilter {
         }
         if !self.verdicts.is_empty() {
             let label = row.verdict_label();
-            if !self
-                .verdicts
-                .iter()
-                .any(|v| v.replace('_', " ") == label.replace('_', " "))
-            {
+            if !self.verdicts.iter().any(|v| same_words(v, label)) {
                 return false;
             }
         }
@@ -288,94 +280,138 @@ pub fn parse_time(key: &'static str, value: &str) -> Result<Timestamp, FilterErr
     Ok(Timestamp::from_nanos(secs, i64::from(d.subsec_nanos())))
 }
 
-/// What the filter looks at in a row: the device, the exchange (None for a connection that
-/// carried no request) and, for such a connection, its handshake and first packet time.
+/// What the filter looks at in a row, as plain fields: a full [`Connection`] (headless options,
+/// export) and the TUI's compact rows both produce it, so one [`RowFilter::matches_row`] gives both
+/// the same meaning.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
     /// The client's IP (the device).
     pub device: &'a str,
-    pub exchange: Option<&'a Exchange>,
-    pub handshake: Handshake,
-    pub first_seen: Timestamp,
-    /// The connection's first TLS problem (mismatch, failed TLS handshake), when its TCP
-    /// handshake did not fail: what a connection row without a request shows.
-    pub tls_problem: Option<&'a TlsFinding>,
+    /// The MAC the event body names.
+    pub mac: Option<&'a str>,
+    /// The request's path; None for a connection that carried no request.
+    pub path: Option<&'a str>,
+    /// The verdict column's word (an exchange's verdict, or a connection's handshake or TLS
+    /// problem label).
+    pub verdict_label: &'static str,
+    pub event_type: Option<&'a str>,
+    /// A `duration` event (matches the type `duration` too).
+    pub duration: bool,
+    pub plate: Option<&'a str>,
+    /// The answer's status code.
+    pub status: Option<u16>,
+    /// An exchange inferred from TLS records (matches `https` and `encrypted`).
+    pub encrypted: bool,
+    /// The request's first byte, or the connection's first packet.
+    pub time: Timestamp,
+    /// A failed exchange, or a failed TCP or TLS handshake.
+    pub problem: bool,
 }
 
 impl<'a> Row<'a> {
     /// A row of a connection: one of its exchanges, or the connection itself.
     pub fn of(c: &'a Connection, ex: Option<&'a Exchange>) -> Row<'a> {
+        match ex {
+            Some(e) => Row::of_exchange(c.device(), e),
+            None => {
+                let tls_problem = c.tls_problems().next().filter(|_| !c.handshake.failed());
+                Row {
+                    device: c.device(),
+                    mac: None,
+                    path: None,
+                    verdict_label: match tls_problem {
+                        Some(f) => tls_problem_label(f),
+                        None => handshake_label(c.handshake),
+                    },
+                    event_type: None,
+                    duration: false,
+                    plate: None,
+                    status: None,
+                    encrypted: false,
+                    time: c.first_seen,
+                    problem: c.handshake.failed() || tls_problem.is_some(),
+                }
+            }
+        }
+    }
+
+    /// The row of one exchange of `device` (the listener's event records have no
+    /// [`Connection`]).
+    pub fn of_exchange(device: &'a str, e: &'a Exchange) -> Row<'a> {
+        let ev = e.event.as_ref();
         Row {
-            device: c.device(),
-            exchange: ex,
-            handshake: c.handshake,
-            first_seen: c.first_seen,
-            tls_problem: c.tls_problems().next().filter(|_| !c.handshake.failed()),
+            device,
+            mac: ev.and_then(|v| v.mac.as_deref()),
+            path: Some(&e.request.path),
+            verdict_label: e.verdict.as_str(),
+            event_type: ev.and_then(|v| v.event_type.as_deref()),
+            duration: ev.is_some_and(|v| v.duration),
+            plate: ev.and_then(|v| v.plate.as_deref()),
+            status: e.response.as_ref().map(|r| r.status),
+            encrypted: e.encrypted.is_some(),
+            time: e.request.time,
+            problem: e.verdict.is_problem(),
         }
     }
 
     /// A failed exchange, or a connection without a request whose TCP or TLS handshake failed
     /// (or that met a server on the other protocol).
     pub fn is_problem(&self) -> bool {
-        match self.exchange {
-            Some(e) => e.verdict.is_problem(),
-            None => self.handshake.failed() || self.tls_problem.is_some(),
-        }
+        self.problem
     }
 
     /// The verdict column's word.
     pub fn verdict_label(&self) -> &'static str {
-        match (self.exchange, self.tls_problem) {
-            (Some(e), _) => e.verdict.as_str(),
-            (None, Some(f)) => tls_problem_label(f),
-            (None, None) => handshake_label(self.handshake),
-        }
+        self.verdict_label
     }
 
     fn device_is(&self, want: &str) -> bool {
         self.device.eq_ignore_ascii_case(want)
-            || self
-                .exchange
-                .and_then(|e| e.event.as_ref())
-                .and_then(|e| e.mac.as_deref())
-                .is_some_and(|m| m.eq_ignore_ascii_case(want))
+            || self.mac.is_some_and(|m| m.eq_ignore_ascii_case(want))
     }
 
     /// Case-insensitive substring match against device, path, event type, plate, status and
     /// verdict. `needle` is lower case.
     fn text_matches(&self, needle: &str) -> bool {
-        if contains_ci(self.device, needle) {
+        if contains_ci(self.device, needle) || contains_ci(self.verdict_label, needle) {
             return true;
         }
-        let Some(ex) = self.exchange else {
-            return contains_ci(self.verdict_label(), needle);
+        let Some(path) = self.path else {
+            return false;
         };
-        if contains_ci(&ex.request.path, needle) || contains_ci(ex.verdict.as_str(), needle) {
+        if contains_ci(path, needle) {
             return true;
         }
-        if ex.encrypted.is_some()
-            && (contains_ci("https", needle) || contains_ci("encrypted", needle))
-        {
+        if self.encrypted && (contains_ci("https", needle) || contains_ci("encrypted", needle)) {
             return true;
         }
-        if let Some(e) = &ex.event {
-            let fields = [
-                e.event_type.as_deref(),
-                e.duration.then_some("duration"),
-                e.plate.as_deref(),
-            ];
-            if fields.iter().flatten().any(|t| contains_ci(t, needle)) {
-                return true;
-            }
+        let fields = [
+            self.event_type,
+            self.duration.then_some("duration"),
+            self.plate,
+        ];
+        if fields.iter().flatten().any(|t| contains_ci(t, needle)) {
+            return true;
         }
-        if let Some(resp) = &ex.response {
+        if let Some(s) = self.status {
             let mut buf = [0u8; 5];
-            if contains_ci(fmt_status(resp.status, &mut buf), needle) {
+            if contains_ci(fmt_status(s, &mut buf), needle) {
                 return true;
             }
         }
         false
     }
+}
+
+/// Equal when `_` and space count as the same (`no_request` is the label `no request`), without
+/// allocating: the filter runs over every row.
+fn same_words(a: &str, b: &str) -> bool {
+    let norm = |c: u8| if c == b'_' { b' ' } else { c };
+    a.len() == b.len()
+        && a
+            .bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| norm(x) == norm(y))
 }
 
 /// A failed exchange, or a connection without a request whose handshake failed.

@@ -44,7 +44,7 @@ struct DeviceAcc {
 
 /// Bodies that did not get 200 OK yet (by body hash, and by metadata hash), each mapped to the
 /// first exchange that sent it: a later request with the same body is a retry of that one.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Carry {
     unanswered: HashMap<u64, ExchangeRef>,
     unanswered_meta: HashMap<u64, ExchangeRef>,
@@ -218,28 +218,47 @@ impl Ledger {
     /// `capture_end` is the last packet's time (stalls still running then end there; without it,
     /// the last time any connection was seen).
     pub fn finish(
-        self,
+        mut self,
+        counters: &Counters,
+        capture_end: Option<Timestamp>,
+    ) -> (Findings, Retries) {
+        self.snapshot(counters, capture_end)
+    }
+
+    /// The findings over what was added so far, keeping the ledger to add more: what
+    /// [`Ledger::finish`] would give now.
+    ///
+    /// Why: a view that shows findings while connections still arrive (the TUI) adds each
+    /// connection once and asks again now and then, instead of diagnosing every connection anew
+    /// each time. `&mut` only to keep the time lines sorted between calls (they arrive nearly in
+    /// order, so sorting again is cheap); the walk runs on copies of the per-device state.
+    pub fn snapshot(
+        &mut self,
         counters: &Counters,
         capture_end: Option<Timestamp>,
     ) -> (Findings, Retries) {
         let end = capture_end.or(self.last_seen);
-        let mut stalls = self.settled_stalls;
-        let mut retries = self.settled_retries;
+        let mut stalls = self.settled_stalls.clone();
+        let mut retries = self.settled_retries.clone();
         let mut devices = Vec::with_capacity(self.devices.len());
-        for (name, mut acc) in self.devices {
-            acc.items.sort_by_key(|i| (i.time, i.at));
+        for (name, acc) in self.devices.iter_mut() {
+            if !acc.items.is_sorted_by_key(|i| (i.time, i.at)) {
+                acc.items.sort_by_key(|i| (i.time, i.at));
+            }
+            let mut carry = acc.carry.clone();
+            let mut d = acc.device.clone();
             walk(
-                &name,
+                name,
                 &acc.items,
                 None,
                 end,
-                &mut acc.carry,
-                &mut acc.device,
+                &mut carry,
+                &mut d,
                 &mut stalls,
                 &mut retries,
             );
-            let mut d = acc.device;
-            let mut t: Vec<(String, u64)> = acc.types.into_iter().collect();
+            let mut t: Vec<(String, u64)> =
+                acc.types.iter().map(|(k, v)| (k.clone(), *v)).collect();
             t.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             d.event_types = t;
             devices.push(d);
@@ -251,7 +270,7 @@ impl Ledger {
             stalls: devices.iter().map(|d| d.stalls).sum(),
             stalled_seconds: devices.iter().fold(0.0, |a, d| a + d.stalled_seconds),
             retries: devices.iter().map(|d| d.retries).sum(),
-            ..self.summary
+            ..self.summary.clone()
         };
         summary.set_counters(counters);
         (
@@ -424,6 +443,41 @@ mod tests {
         e.body_hash = hash;
         e.verdict = crate::model::Verdict::of(&e);
         e
+    }
+
+    /// A snapshot taken while connections still arrive (out of time order here) is what
+    /// finishing a ledger of the same connections gives, and taking it changes nothing later:
+    /// the ledger then finishes as one that never took a snapshot.
+    #[test]
+    fn snapshot_is_finish_so_far() {
+        let mk = |i: u64| {
+            let device = ["10.0.0.5:1", "10.0.0.6:1"][(i % 2) as usize];
+            let status = if i % 5 == 2 { None } else { Some(200) };
+            // The request after a failed one repeats its body: a retry.
+            let hash = if i % 5 == 4 { 100 + i - 2 } else { 100 + i };
+            // Pairs arrive swapped: (1, 0), (3, 2)...
+            let t = 1_000 + i64::try_from(i ^ 1).unwrap() * 3;
+            conn(i, device, Handshake::Complete, vec![ex(0, t, status, hash)])
+        };
+        let c = Counters::default();
+        let mut live = Ledger::default();
+        let mut plain = Ledger::default();
+        for i in 0..40u64 {
+            live.add(&mk(i));
+            plain.add(&mk(i));
+            if i % 13 == 12 {
+                let mut so_far = Ledger::default();
+                for j in 0..=i {
+                    so_far.add(&mk(j));
+                }
+                let now = live.snapshot(&c, None);
+                let want = so_far.finish(&c, None);
+                assert_eq!(format!("{now:?}"), format!("{want:?}"), "after {i}");
+                assert!(!now.0.stalls.is_empty() && !now.1.is_empty());
+            }
+        }
+        let (a, b) = (live.finish(&c, None), plain.finish(&c, None));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
 
     /// A bounded ledger folds its time lines away as it goes, and still counts every stall and

@@ -309,13 +309,10 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
     let lines = Arc::new(LineOut::start(std::io::stdout())?);
     let sink = lines.clone();
     let wanted = move |r: &EventRecord| {
-        rows.matches_row(&crate::filter::Row {
-            device: crate::model::host_of(&r.client),
-            exchange: Some(&r.exchange),
-            handshake: crate::tcp::Handshake::Complete,
-            first_seen: r.exchange.request.time,
-            tls_problem: None,
-        })
+        rows.matches_row(&crate::filter::Row::of_exchange(
+            crate::model::host_of(&r.client),
+            &r.exchange,
+        ))
     };
     let on_event: super::EventCallback = if json {
         Arc::new(move |r: &EventRecord| {
