@@ -32,6 +32,7 @@ pub mod isapi;
 pub mod listen;
 pub mod model;
 pub mod pipeline;
+pub mod reload;
 pub mod replay;
 pub mod report;
 pub mod simulate;

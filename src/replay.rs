@@ -24,10 +24,15 @@ pub struct ReplayOptions {
     pub sink: Option<Box<dyn ExchangeSink + Send>>,
     /// Only these connections feed the sink.
     pub sink_only: Option<Vec<u64>>,
+    /// Record a checkpoint here every [`crate::reload::CHECKPOINT_EVERY`] frames, so that one
+    /// connection can be read again later without reading the whole file (the TUI).
+    pub checkpoints: Option<crate::reload::SharedCheckpoints>,
 }
 
 /// Frames between progress callbacks.
 const PROGRESS_EVERY: u64 = 4096;
+
+use crate::reload::CHECKPOINT_EVERY;
 
 /// Replay `path`. `progress` is called every few thousand frames; `on_closed` receives connections
 /// as they finish (pass a no-op to collect them only in the report). Returns the full report.
@@ -69,11 +74,12 @@ pub fn replay_each(
     if let Some(sink) = opts.sink {
         an.set_sink(sink, opts.sink_only);
     }
+    let checkpoints = opts.checkpoints;
     let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("alarmscope-analyse".into())
-            .spawn_scoped(scope, move || analyse(file, an, &tx));
+            .spawn_scoped(scope, move || analyse(file, an, checkpoints.as_ref(), &tx));
         let worker = match worker {
             Ok(w) => w,
             Err(e) => {
@@ -119,13 +125,25 @@ fn deliver(
 fn analyse(
     mut file: CaptureFile,
     mut an: Analyzer,
+    checkpoints: Option<&crate::reload::SharedCheckpoints>,
     tx: &std::sync::mpsc::SyncSender<Handover>,
 ) -> (Counters, Vec<Warning>) {
     let mut number: u64 = 0;
+    let mut latest: Option<crate::time::Timestamp> = None;
     loop {
+        if let Some(cps) = checkpoints.filter(|_| number.is_multiple_of(CHECKPOINT_EVERY)) {
+            if let Ok(mut cps) = cps.lock() {
+                cps.record(crate::reload::Checkpoint {
+                    frames_before: number,
+                    offset: file.bytes_read(),
+                    latest_before: latest,
+                });
+            }
+        }
         match file.next_frame() {
             Ok(Some(f)) => {
                 number += 1;
+                latest = latest.max(Some(f.ts));
                 an.frame(number, f.ts, f.link, f.data, f.orig_len);
             }
             Ok(None) => break,

@@ -182,6 +182,31 @@ fn open_buffered(path: &Path) -> Option<Result<BufferedCapture, LibpcapRefused>>
     }
 }
 
+extern "C" {
+    // libpcap: the stdio stream an offline handle reads (NULL for a live one).
+    fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
+}
+
+/// Move the stream under an offline libpcap handle to `offset`: its next read is the record
+/// there. libpcap reads a classic pcap record by record with `fread` and keeps no read-ahead of
+/// its own, so repositioning the stream between reads is what its `pcap_file` is for.
+#[allow(unsafe_code)] // two libc/libpcap calls the pcap crate does not wrap; see SAFETY below
+fn seek_stream(cap: &pcap::Capture<pcap::Offline>, offset: u64) -> bool {
+    let Ok(off) = libc::off_t::try_from(offset) else {
+        return false;
+    };
+    // SAFETY: `cap.as_ptr()` is the live handle `cap` owns; `pcap_file` only returns its
+    // stream pointer (or NULL, checked), which stays valid while `cap` lives; `fseeko` on an open
+    // stream is defined and flushes stdio's buffer.
+    unsafe {
+        let fp = pcap_file(cap.as_ptr().cast());
+        if fp.is_null() {
+            return false;
+        }
+        libc::fseeko(fp, off, libc::SEEK_SET) == 0
+    }
+}
+
 /// libpcap refused to open a file: its message, which is all it gives (a C string).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -539,6 +564,39 @@ impl CaptureFile {
             buf: Vec::with_capacity(65_536),
             _stdio_buf: None,
         })
+    }
+
+    /// Go on reading at the frame `frames_before` (0-based: that many frames come before it)
+    /// whose record starts at byte `offset`, as [`CaptureFile::bytes_read`] gave it when that
+    /// frame was next. Why: opening one connection of a big capture (the TUI's detail pane) reads
+    /// from a checkpoint near it, not the whole file again.
+    ///
+    /// Only an uncompressed classic pcap is seeked (there `bytes_read` is each record's offset
+    /// exactly). A pcapng file (whose block offsets libpcap does not report) and a compressed file
+    /// are read again from the start, skipping `frames_before` frames: slower, never wrong. Call
+    /// on a freshly opened file; a seek that fails leaves it as it was (reading from the start).
+    pub fn seek_to_frame(&mut self, frames_before: u64, offset: u64) -> Result<(), ReadWarning> {
+        let seekable = matches!(self.format, Format::Pcap { .. })
+            && self.compressed.is_none()
+            && self.fallback.is_none()
+            && self.frames == 0
+            && offset >= PCAP_FILE_HEADER
+            && offset <= self.file_size;
+        if seekable {
+            if let Some(cap) = self.cap.as_ref() {
+                if seek_stream(cap, offset) {
+                    self.bytes_read = offset;
+                    self.frames = frames_before;
+                    return Ok(());
+                }
+            }
+        }
+        while self.frames < frames_before {
+            if self.next_frame()?.is_none() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// True when the file is gzip-compressed.

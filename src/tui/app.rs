@@ -3,7 +3,7 @@
 //! carries out the [`Cmd`]s that `update` returns.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -14,10 +14,11 @@ use ratatui::crossterm::event::{
 use ratatui::layout::{Position, Rect};
 use ratatui::text::Line;
 
+use super::rows::{CompactRow, RowStore};
 use super::save::SaveOutcome;
 use super::theme::Theme;
 use super::timeline::{self, Timeline, TimelineMsg};
-use crate::diagnose::diagnose;
+use crate::diagnose::Ledger;
 use crate::feed::Feed;
 use crate::filter::RowFilter;
 pub use crate::filter::{contains_ci, no_request_label, tls_problem_label};
@@ -30,21 +31,42 @@ pub const REFRESH_EVERY: Duration = Duration::from_millis(250);
 /// Warnings kept for the `w` overlay (a failing disk can warn on every event).
 pub const MAX_WARNINGS: usize = 500;
 
-/// One list row: a connection and one of its exchanges, or the connection itself when it carried
-/// no request (refused, unanswered SYNs). Indices into [`App::conns`], kept small so the flat
-/// index of a million rows stays a few megabytes.
+/// One list row (an exchange, or a connection that carried no request): its index in
+/// [`App::store`], kept small so the flat index of a million rows stays a few megabytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RowRef {
-    pub conn: u32,
-    /// Index into the connection's exchanges, or [`RowRef::NO_REQUEST`].
-    pub ex: u32,
+pub struct RowRef(pub u32);
+
+/// Where the full connection of a row comes from when it is opened.
+pub enum Details {
+    /// Whole connections kept in memory (live sources, which may replace a connection by id, and
+    /// tests).
+    Memory {
+        conns: Vec<Rc<Connection>>,
+        by_id: HashMap<u64, usize>,
+    },
+    /// Read again from the capture file (replay): only the compact rows are kept, and the
+    /// last few connections opened.
+    Capture {
+        reloader: crate::reload::Reloader,
+        cache: RefCell<VecDeque<Rc<Connection>>>,
+        /// The last connection that could not be loaded, and why (not tried again each frame).
+        failed: RefCell<Option<(u64, String)>>,
+    },
 }
 
-impl RowRef {
-    pub const NO_REQUEST: u32 = u32::MAX;
+/// Connections opened from the capture kept at once (moving around the list is instant).
+pub const DETAIL_CACHE: usize = 8;
 
-    pub fn exchange(self) -> Option<usize> {
-        (self.ex != Self::NO_REQUEST).then_some(self.ex as usize)
+/// A row's full connection and which of its exchanges the row is.
+pub struct Loaded {
+    pub conn: Rc<Connection>,
+    pub ex: Option<usize>,
+}
+
+impl Loaded {
+    /// The row's exchange (None for a connection row).
+    pub fn ex(&self) -> Option<&Exchange> {
+        self.ex.and_then(|i| self.conn.exchanges.get(i))
     }
 }
 
@@ -239,12 +261,24 @@ pub struct DetailCache {
 pub struct App {
     pub source: Source,
     pub theme: Theme,
-    pub conns: Vec<Connection>,
-    by_id: HashMap<u64, usize>,
+    /// Every row, compact, in arrival order.
+    pub store: RowStore,
+    /// Where opened rows get their full connection.
+    pub details: Details,
+    /// Connections taken in.
+    connections: usize,
+    /// The diagnosis, fed each connection once as it arrives.
+    ledger: Ledger,
+    /// A connection was replaced (live): rows and ledger are rebuilt at the next refresh.
+    rebuild: bool,
+    /// Rows added since the last refresh, not yet in `all_rows`.
+    pending: Vec<u32>,
     pub devices: Vec<Device>,
     pub summary: Summary,
     /// Stalls by the exchange that started them.
     pub stall_at: HashMap<ExchangeRef, Stall>,
+    /// Retries: each exchange that repeats an unanswered body, and the exchange it repeats.
+    pub retry_at: HashMap<ExchangeRef, ExchangeRef>,
     pub counters: Counters,
     /// The report's warnings and those sent while running (the newest [`MAX_WARNINGS`]).
     pub warnings: Vec<String>,
@@ -299,11 +333,19 @@ impl App {
         App {
             source,
             theme,
-            conns: Vec::new(),
-            by_id: HashMap::new(),
+            store: RowStore::default(),
+            details: Details::Memory {
+                conns: Vec::new(),
+                by_id: HashMap::new(),
+            },
+            connections: 0,
+            ledger: Ledger::default(),
+            rebuild: false,
+            pending: Vec::new(),
             devices: Vec::new(),
             summary: Summary::default(),
             stall_at: HashMap::new(),
+            retry_at: HashMap::new(),
             counters: Counters::default(),
             warnings: Vec::new(),
             warnings_dropped: 0,
@@ -351,22 +393,45 @@ impl App {
 
     // ----- data -----
 
-    /// Add or replace connections by id.
+    /// Keep only compact rows and load a row's connection from the capture file when it is
+    /// opened (replay). Call before any connection arrives.
+    pub fn load_from_capture(&mut self, reloader: crate::reload::Reloader) {
+        self.details = Details::Capture {
+            reloader,
+            cache: RefCell::new(VecDeque::new()),
+            failed: RefCell::new(None),
+        };
+    }
+
+    /// Add connections, or replace them by id (live sources; connections in memory only).
     pub fn upsert(&mut self, conns: Vec<Connection>) {
         for c in conns {
-            match self.by_id.get(&c.id) {
-                Some(&i) => {
-                    if let Some(slot) = self.conns.get_mut(i) {
-                        *slot = c;
+            match &mut self.details {
+                Details::Memory { conns, by_id } => {
+                    if let Some(slot) = by_id.get(&c.id).and_then(|&i| conns.get_mut(i)) {
+                        *slot = Rc::new(c);
+                        self.rebuild = true;
+                        continue;
                     }
+                    by_id.insert(c.id, conns.len());
+                    if !self.rebuild {
+                        add_rows(&mut self.ledger, &mut self.store, &mut self.pending, &c);
+                    }
+                    conns.push(Rc::new(c));
                 }
-                None => {
-                    self.by_id.insert(c.id, self.conns.len());
-                    self.conns.push(c);
+                Details::Capture { .. } => {
+                    // The connection itself is dropped here: only its rows stay.
+                    add_rows(&mut self.ledger, &mut self.store, &mut self.pending, &c);
                 }
             }
+            self.connections += 1;
         }
         self.dirty = true;
+    }
+
+    /// Connections taken in.
+    pub fn connection_count(&self) -> usize {
+        self.connections
     }
 
     fn on_final(&mut self, r: Report) {
@@ -391,40 +456,74 @@ impl App {
         }
     }
 
-    /// Re-run the diagnosis over the connections and rebuild the rows (keeping the selection).
+    /// Take the findings so far from the ledger and merge the new rows into the time order
+    /// (keeping the selection). Every connection is walked again only after a live source
+    /// replaced one.
     pub fn refresh(&mut self) {
+        if self.rebuild {
+            self.rebuild_all();
+        }
         let end = self.counters.last_packet;
-        let f = diagnose(&mut self.conns, &self.counters, end);
+        let (f, retries) = self.ledger.snapshot(&self.counters, end);
         self.stall_at = f.stalls.into_iter().map(|s| (s.exchange, s)).collect();
+        self.retry_at = retries.into_iter().collect();
         self.devices = f.devices;
         self.summary = f.summary;
         self.dirty = false;
-        self.rebuild_rows();
+        self.merge_rows();
     }
 
-    fn rebuild_rows(&mut self) {
-        let keep = self.selected_row();
-        let follow = !self.rows.is_empty() && self.selected + 1 == self.rows.len();
-        let mut keyed: Vec<(i64, u32, u32)> =
-            Vec::with_capacity(self.all_rows.len().max(self.conns.len()));
-        for (ci, c) in self.conns.iter().enumerate() {
-            let Ok(ci) = u32::try_from(ci) else { break };
-            if c.exchanges.is_empty() {
-                keyed.push((c.first_seen.0, ci, RowRef::NO_REQUEST));
-            }
-            for (ei, ex) in c.exchanges.iter().enumerate() {
-                let Ok(ei) = u32::try_from(ei) else { break };
-                if ei == RowRef::NO_REQUEST {
-                    break;
-                }
-                keyed.push((ex.request.time.0, ci, ei));
+    /// Rows and ledger anew from the connections in memory (after a replacement).
+    fn rebuild_all(&mut self) {
+        self.rebuild = false;
+        self.ledger = Ledger::default();
+        self.store.clear();
+        self.pending.clear();
+        self.all_rows.clear();
+        if let Details::Memory { conns, .. } = &self.details {
+            for c in conns {
+                add_rows(&mut self.ledger, &mut self.store, &mut self.pending, c);
             }
         }
-        keyed.sort_unstable();
-        self.all_rows = keyed
-            .into_iter()
-            .map(|(_, conn, ex)| RowRef { conn, ex })
-            .collect();
+        // Row indices changed: the selection is kept by position.
+        self.rows.clear();
+    }
+
+    /// Put the rows added since the last refresh into `all_rows`, in time order. They arrive
+    /// nearly in order: usually they go at the end; otherwise one merge pass.
+    fn merge_rows(&mut self) {
+        let keep = self.selected_row();
+        let follow = !self.rows.is_empty() && self.selected + 1 == self.rows.len();
+        let store = &self.store;
+        let key = |i: u32| (store.get(i).map_or(i64::MAX, |r| r.time.0), i);
+        let mut new = std::mem::take(&mut self.pending);
+        new.sort_unstable_by_key(|i| key(*i));
+        let in_order = match (self.all_rows.last(), new.first()) {
+            (Some(last), Some(first)) => key(last.0) <= key(*first),
+            _ => true,
+        };
+        if in_order {
+            self.all_rows.extend(new.into_iter().map(RowRef));
+        } else {
+            let old = std::mem::take(&mut self.all_rows);
+            let mut merged = Vec::with_capacity(old.len() + new.len());
+            let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
+            loop {
+                let take_old = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) => key(x.0) <= key(*y),
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                let next = if take_old {
+                    a.next()
+                } else {
+                    b.next().map(RowRef)
+                };
+                merged.extend(next);
+            }
+            self.all_rows = merged;
+        }
         self.apply_filter(keep, follow);
     }
 
@@ -446,14 +545,18 @@ impl App {
     /// Rebuild the shown rows from all rows, keeping `keep` selected when it is still shown.
     fn apply_filter(&mut self, keep: Option<RowRef>, follow: bool) {
         let filter = self.row_filter();
-        let conns = &self.conns;
+        let store = &self.store;
         self.rows = if filter.is_empty() {
             self.all_rows.clone()
         } else {
             self.all_rows
                 .iter()
                 .copied()
-                .filter(|r| row_matches(conns, *r, &filter))
+                .filter(|r| {
+                    store
+                        .get(r.0)
+                        .is_some_and(|row| filter.matches_row(&store.filter_row(row)))
+                })
                 .collect()
         };
         self.data_version = self.data_version.wrapping_add(1);
@@ -487,21 +590,132 @@ impl App {
         self.rows.get(self.selected).copied()
     }
 
-    pub fn conn(&self, r: RowRef) -> Option<&Connection> {
-        self.conns.get(r.conn as usize)
+    /// The compact row.
+    pub fn row(&self, r: RowRef) -> Option<&CompactRow> {
+        self.store.get(r.0)
     }
 
-    pub fn exchange(&self, r: RowRef) -> Option<(&Connection, Option<&Exchange>)> {
-        let c = self.conn(r)?;
-        match r.exchange() {
-            Some(i) => Some((c, Some(c.exchanges.get(i)?))),
-            None => Some((c, None)),
+    /// The row's full connection (with its retry marks), loaded from the capture file for a
+    /// replay (the last [`DETAIL_CACHE`] stay at hand). None when the row points nowhere or the
+    /// connection cannot be loaded ([`App::load_error`] says why).
+    pub fn exchange(&self, r: RowRef) -> Option<Loaded> {
+        let row = self.row(r)?;
+        let conn = match &self.details {
+            Details::Memory { conns, by_id } => by_id.get(&row.conn_id).and_then(|&i| conns.get(i))?.clone(),
+            Details::Capture {
+                reloader,
+                cache,
+                failed,
+            } => {
+                let hit = cache
+                    .try_borrow()
+                    .ok()?
+                    .iter()
+                    .find(|c| c.id == row.conn_id)
+                    .cloned();
+                match hit {
+                    Some(c) => c,
+                    None => {
+                        if failed.try_borrow().ok()?.as_ref().is_some_and(|(id, _)| *id == row.conn_id) {
+                            return None;
+                        }
+                        match self.reload(reloader, row) {
+                            Ok(c) => {
+                                let c = Rc::new(c);
+                                if let Ok(mut cache) = cache.try_borrow_mut() {
+                                    if cache.len() >= DETAIL_CACHE {
+                                        cache.pop_front();
+                                    }
+                                    cache.push_back(c.clone());
+                                }
+                                c
+                            }
+                            Err(e) => {
+                                if let Ok(mut f) = failed.try_borrow_mut() {
+                                    *f = Some((row.conn_id, e.to_string()));
+                                }
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        Some(Loaded {
+            conn: self.with_retry_marks(conn),
+            ex: row.exchange(),
+        })
+    }
+
+    /// Why the connection of a row could not be loaded from the capture, if it could not.
+    pub fn load_error(&self, r: RowRef) -> Option<String> {
+        let row = self.row(r)?;
+        let Details::Capture { failed, .. } = &self.details else {
+            return None;
+        };
+        let f = failed.try_borrow().ok()?;
+        f.as_ref()
+            .filter(|(id, _)| *id == row.conn_id)
+            .map(|(_, why)| why.clone())
+    }
+
+    fn reload(
+        &self,
+        reloader: &crate::reload::Reloader,
+        row: &CompactRow,
+    ) -> Result<Connection, crate::reload::ReloadError> {
+        let (Some(client), Some(server)) = (self.store.client(row), self.store.server(row)) else {
+            return Err(crate::reload::ReloadError::NoAddresses);
+        };
+        reloader.load(&crate::reload::Target {
+            id: row.conn_id,
+            client,
+            server,
+            first_seen: row.first_seen,
+            last_seen: row.last_seen,
+            packets: u64::from(row.packets),
+        })
+    }
+
+    /// The connection with `retry_of` set as the diagnosis found (a copy only when it differs).
+    fn with_retry_marks(&self, c: Rc<Connection>) -> Rc<Connection> {
+        let mark = |ex: &Exchange| {
+            self.retry_at
+                .get(&ExchangeRef {
+                    connection: c.id,
+                    index: ex.index,
+                })
+                .copied()
+        };
+        if c.exchanges.iter().all(|ex| ex.retry_of == mark(ex)) {
+            return c;
         }
+        let mut copy = (*c).clone();
+        for ex in &mut copy.exchanges {
+            ex.retry_of = mark(ex);
+        }
+        Rc::new(copy)
     }
 
-    /// Seconds of the stall an exchange started, if it started one.
-    pub fn stall_seconds(&self, c: &Connection, ex: &Exchange) -> Option<f64> {
-        self.stall(c, ex).map(|s| s.seconds)
+    /// Is the row's exchange a retry of an earlier one?
+    pub fn is_retry(&self, row: &CompactRow) -> bool {
+        row.exchange().is_some_and(|i| {
+            self.retry_at.contains_key(&ExchangeRef {
+                connection: row.conn_id,
+                index: i,
+            })
+        })
+    }
+
+    /// Seconds of the stall the row's exchange started, if it started one.
+    pub fn row_stall_seconds(&self, row: &CompactRow) -> Option<f64> {
+        let i = row.exchange()?;
+        self.stall_at
+            .get(&ExchangeRef {
+                connection: row.conn_id,
+                index: i,
+            })
+            .map(|s| s.seconds)
     }
 
     /// The stall an exchange started, if it started one.
@@ -513,7 +727,7 @@ impl App {
     }
 
     pub fn is_problem(&self, r: RowRef) -> bool {
-        row_is_problem(&self.conns, r)
+        self.row(r).is_some_and(CompactRow::is_problem)
     }
 
     /// Rows in the list viewport (from the last draw; a sane default before the first).
@@ -898,16 +1112,16 @@ impl App {
             self.status = Some(("nothing selected".into(), true));
             return None;
         };
-        let (c, ex) = self.exchange(r)?;
-        let Some(ex) = ex else {
+        let row = self.row(r)?;
+        let Some(index) = row.exchange() else {
             self.status = Some((
                 "nothing to save: this connection carried no request".into(),
                 true,
             ));
             return None;
         };
-        let prefix = format!("c{}-r{}-", c.id, ex.index);
-        let conn_id = c.id;
+        let prefix = format!("c{}-r{}-", row.conn_id, index);
+        let conn_id = row.conn_id;
         self.saving = true;
         self.status = Some((
             format!("saving connection {conn_id} to ./alarmscope-extract ..."),
@@ -949,21 +1163,26 @@ impl App {
             return None;
         };
         let path = path.clone();
-        let mut chosen: Vec<u32> = match scope {
-            ExportScope::Connection => self.selected_row().map(|r| r.conn).into_iter().collect(),
-            ExportScope::Filtered => self.rows.iter().map(|r| r.conn).collect(),
+        let store = &self.store;
+        let conn_of = |r: &RowRef| store.get(r.0).map(|row| row.conn_id);
+        let mut chosen: Vec<u64> = match scope {
+            ExportScope::Connection => self.selected_row().and_then(|r| conn_of(&r)).into_iter().collect(),
+            ExportScope::Filtered => self.rows.iter().filter_map(conn_of).collect(),
             ExportScope::Problems => self
                 .all_rows
                 .iter()
                 .filter(|r| self.is_problem(**r))
-                .map(|r| r.conn)
+                .filter_map(conn_of)
                 .collect(),
         };
         chosen.sort_unstable();
         chosen.dedup();
         let mut selection = crate::export::Selection::default();
-        for c in chosen.iter().filter_map(|i| self.conns.get(*i as usize)) {
-            selection.add(c);
+        let mut seen = std::collections::HashSet::new();
+        for row in self.all_rows.iter().filter_map(|r| store.get(r.0)) {
+            if chosen.binary_search(&row.conn_id).is_ok() && seen.insert(row.conn_id) {
+                add_to_selection(&mut selection, store, row);
+            }
         }
         if selection.is_empty() {
             self.status = Some(("nothing to export: no such rows".into(), true));
@@ -1040,27 +1259,33 @@ fn step(cur: usize, d: i64, len: usize) -> usize {
     usize::try_from(cur.saturating_add(d).clamp(0, max)).unwrap_or(0)
 }
 
-/// A failed exchange, or a connection whose TCP or TLS handshake failed (or that met a server
-/// on the other protocol).
-pub fn row_is_problem(conns: &[Connection], r: RowRef) -> bool {
-    let Some(c) = conns.get(r.conn as usize) else {
-        return false;
-    };
-    match r.exchange() {
-        Some(i) => c.exchanges.get(i).is_some_and(|e| e.verdict.is_problem()),
-        None => crate::filter::is_problem(c, None),
-    }
+/// Take in one connection: its rows into the store (and the new ones' indices into `pending`),
+/// the connection into the ledger.
+fn add_rows(ledger: &mut Ledger, store: &mut RowStore, pending: &mut Vec<u32>, c: &Connection) {
+    ledger.add(c);
+    let (first, n) = store.push_connection(c);
+    pending.extend(first..first.saturating_add(n));
 }
 
-/// Does the row pass the filter? (A row pointing nowhere does not.)
-fn row_matches(conns: &[Connection], r: RowRef, f: &RowFilter) -> bool {
-    let Some(c) = conns.get(r.conn as usize) else {
-        return false;
-    };
-    match r.exchange() {
-        Some(i) => c.exchanges.get(i).is_some_and(|e| f.matches(c, Some(e))),
-        None => f.matches(c, None),
+/// Choose a row's connection for a pcap export: its addresses and time range, as
+/// [`crate::export::Selection::add`] takes them from a whole connection.
+fn add_to_selection(sel: &mut crate::export::Selection, store: &RowStore, row: &CompactRow) {
+    let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let (client, server) = (store.client(row), store.server(row));
+    let mut c = Connection::opened(
+        row.conn_id,
+        client.unwrap_or(unknown),
+        server.unwrap_or(unknown),
+        row.handshake,
+        1,
+        row.first_seen,
+    );
+    if client.is_none() || server.is_none() {
+        // Unreadable addresses: counted by the selection as the whole connection's would be.
+        c.client = String::new();
     }
+    c.last_seen = row.last_seen;
+    sel.add(&c);
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ pub fn cached_lines(app: &App) -> Rc<Vec<Line<'static>>> {
 }
 
 fn empty_text(app: &App) -> String {
-    if app.conns.is_empty() {
+    if app.connection_count() == 0 {
         if app.finished {
             "No connection in this capture.".into()
         } else {
@@ -143,9 +143,13 @@ fn empty_text(app: &App) -> String {
 
 /// Build a tab's lines for one row.
 pub fn build(app: &App, r: RowRef, tab: Tab) -> Vec<Line<'static>> {
-    let Some((c, ex)) = app.exchange(r) else {
-        return vec![Line::from("(row no longer available)")];
+    let Some(loaded) = app.exchange(r) else {
+        return vec![Line::from(match app.load_error(r) {
+            Some(why) => format!("(cannot load this connection: {why})"),
+            None => "(row no longer available)".to_string(),
+        })];
     };
+    let (c, ex) = (&*loaded.conn, loaded.ex());
     let t = app.theme;
     match (tab, ex) {
         (Tab::Handshake, _) => handshake_lines(t, c),

@@ -7,12 +7,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::app::{no_request_label, App, Focus, RowRef};
+use super::app::{App, Focus, RowRef};
 use super::detail::latency;
 use super::format::{num, secs_short};
+use super::rows::{flag, CompactRow};
 use super::theme::Theme;
-use crate::model::Connection;
-use crate::tcp::Handshake;
 
 /// A list column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,143 +171,82 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
 
 fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
     let t = app.theme;
-    let Some(c) = app.conn(r) else {
+    let Some(row) = app.row(r) else {
         return Row::new(vec![Cell::from("?")]);
     };
-    let ex = r.exchange().and_then(|i| c.exchanges.get(i));
-    let cells = cols.iter().map(|(col, _)| match ex {
-        Some(ex) => match col {
-            Col::Time => Cell::from(ex.request.time.to_clock_string()),
-            Col::TimeShort => Cell::from(clock_short(c, Some(ex.request.time))),
-            Col::Device => Cell::from(c.device()),
-            Col::Request | Col::Path if ex.encrypted.is_some() => {
+    let store = &app.store;
+    let device = store.str(row.device);
+    let encrypted = row.has(flag::ENCRYPTED);
+    let cells = cols.iter().map(|(col, _)| match row.exchange() {
+        Some(_) => match col {
+            Col::Time => Cell::from(row.time.to_clock_string()),
+            Col::TimeShort => Cell::from(clock_short(row.time)),
+            Col::Device => Cell::from(device),
+            Col::Request | Col::Path if encrypted => {
                 Cell::from(ENCRYPTED_REQUEST).style(t.accent())
             }
-            Col::Request => Cell::from(format!("{} {}", ex.request.method, ex.request.path)),
-            Col::Path => Cell::from(ex.request.path.as_str()),
-            Col::Event => Cell::from(event_text(ex)),
+            Col::Request => Cell::from(format!(
+                "{} {}",
+                store.str(row.method),
+                store.str(row.path)
+            )),
+            Col::Path => Cell::from(store.str(row.path)),
+            Col::Event => Cell::from(store.str(row.event)),
             // Inside TLS the status is unknown: `?`, never a guessed one.
-            Col::Status if ex.encrypted.is_some() => Cell::from("?").style(t.dim()),
-            Col::Status => match &ex.response {
-                Some(resp) => Cell::from(resp.status.to_string()).style(t.verdict(ex.verdict)),
+            Col::Status if encrypted => Cell::from("?").style(t.dim()),
+            Col::Status => match row.status() {
+                Some(s) => Cell::from(s.to_string()).style(t.verdict(row.verdict)),
                 None => Cell::from("-").style(t.dim()),
             },
-            Col::Latency => match (&ex.response, ex.encrypted.as_ref().and_then(|e| e.response)) {
-                (Some(resp), _) => Cell::from(latency(resp.latency_ms)),
-                (None, Some(tls)) => Cell::from(latency(tls.latency_ms)),
-                (None, None) => Cell::from("-").style(t.dim()),
+            Col::Latency => match row.latency() {
+                Some(ms) => Cell::from(latency(ms)),
+                None => Cell::from("-").style(t.dim()),
             },
-            Col::Verdict => Cell::from(ex.verdict.as_str()).style(t.verdict(ex.verdict)),
+            Col::Verdict => Cell::from(row.label).style(t.verdict(row.verdict)),
             Col::Marks => Cell::from(marks(
                 t,
                 // E: read without keys from TLS records; D: decrypted with the key log.
-                match (ex.encrypted.is_some(), ex.decrypted) {
+                match (encrypted, row.has(flag::DECRYPTED)) {
                     (true, _) => Some("E"),
                     (false, true) => Some("D"),
                     _ => None,
                 },
-                ex.retry_of.is_some(),
-                app.stall_seconds(c, ex),
-                has_picture_problem(ex),
+                app.is_retry(row),
+                app.row_stall_seconds(row),
+                row.has(flag::PICTURE_PROBLEM),
             )),
         },
         None => match col {
-            Col::Time => Cell::from(c.first_seen.to_clock_string()),
-            Col::TimeShort => Cell::from(clock_short(c, None)),
-            Col::Device => Cell::from(c.device()),
+            Col::Time => Cell::from(row.time.to_clock_string()),
+            Col::TimeShort => Cell::from(clock_short(row.time)),
+            Col::Device => Cell::from(device),
             Col::Request | Col::Path => {
-                Cell::from(no_request_text(c)).style(no_request_style(t, c))
+                Cell::from(store.str(row.note)).style(no_request_style(t, row))
             }
-            Col::Verdict => Cell::from(no_request_label(c)).style(no_request_style(t, c)),
+            Col::Verdict => Cell::from(row.label).style(no_request_style(t, row)),
             Col::Event | Col::Status | Col::Latency | Col::Marks => Cell::from(""),
         },
     });
     Row::new(cells.collect::<Vec<_>>())
 }
 
-fn clock_short(c: &Connection, at: Option<crate::time::Timestamp>) -> String {
-    let s = at.unwrap_or(c.first_seen).to_clock_string();
+fn clock_short(at: crate::time::Timestamp) -> String {
+    let s = at.to_clock_string();
     s.get(..8).unwrap_or(&s).to_string()
 }
 
-/// "type state", or "type plate" for plate events.
-pub fn event_text(ex: &crate::model::Exchange) -> String {
-    match &ex.event {
-        Some(e) => {
-            let ty = match e.type_label() {
-                l if l.is_empty() => "?".to_string(),
-                l => l,
-            };
-            match (&e.plate, &e.event_state) {
-                (Some(p), _) if !p.is_empty() => format!("{ty} {p}"),
-                (_, Some(s)) => format!("{ty} {s}"),
-                _ => ty.to_string(),
-            }
-        }
-        None if ex.body_error.is_some() => "(no event)".into(),
-        None => String::new(),
-    }
-}
+pub use super::rows::event_text;
 
 /// What the request column shows for an exchange inferred from TLS records.
 pub const ENCRYPTED_REQUEST: &str = "HTTPS (encrypted)";
 
 /// A connection row without a request: bad for a failed TCP handshake or a TLS problem.
-fn no_request_style(t: Theme, c: &Connection) -> Style {
-    if !c.handshake.failed() && c.tls_problems().next().is_some() {
+fn no_request_style(t: Theme, r: &CompactRow) -> Style {
+    if r.has(flag::TLS_PROBLEM) {
         t.bad()
     } else {
-        t.handshake(c.handshake)
+        t.handshake(r.handshake)
     }
-}
-
-fn no_request_text(c: &Connection) -> String {
-    use crate::tls::TlsFinding;
-    if !c.handshake.failed() {
-        match c.tls_problems().next() {
-            Some(TlsFinding::TlsToPlainServer { .. }) => {
-                return "(HTTPS hello, the server speaks plain HTTP)".into()
-            }
-            Some(TlsFinding::HandshakeAlert {
-                by, description, ..
-            }) => {
-                let who = match by {
-                    crate::tcp::Side::Client => "device",
-                    crate::tcp::Side::Server => "server",
-                };
-                return match description {
-                    Some(d) => format!("(TLS handshake failed: {who} alert {d})"),
-                    None => format!("(TLS handshake failed: {who} alert, encrypted)"),
-                };
-            }
-            Some(TlsFinding::ClosedDuringHandshake { .. }) => {
-                return "(TLS handshake not completed: closed)".into()
-            }
-            Some(TlsFinding::OnlyOldVersionsOffered { highest, .. }) => {
-                return format!("(TLS: device offers up to {highest} only)")
-            }
-            _ if c.tls.is_some() => return "(TLS, no request)".into(),
-            _ => {}
-        }
-    }
-    match c.handshake {
-        Handshake::Unanswered => format!("({} SYN, no answer)", c.syn_attempts),
-        Handshake::Refused => "(SYN refused: RST)".into(),
-        Handshake::SynAckNotAcked => "(SYN-ACK not acked by client)".into(),
-        Handshake::ClientReset => "(client reset after SYN-ACK)".into(),
-        // A connection stopped before any request says why (e.g. the listener's TLS problems).
-        Handshake::Complete | Handshake::OneSided | Handshake::NotSeen => match c.errors.first() {
-            Some(e) => format!("({e})"),
-            None => "(no request)".into(),
-        },
-    }
-}
-
-/// A picture of the exchange is cut, corrupt or no JPEG (`isapi::picture`).
-fn has_picture_problem(ex: &crate::model::Exchange) -> bool {
-    ex.notes
-        .iter()
-        .any(|n| matches!(n, crate::model::ExchangeNote::Picture { .. }))
 }
 
 /// `E` for an encrypted exchange (inferred from TLS records, status unknown), `R` for a retry,

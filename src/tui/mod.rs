@@ -21,6 +21,7 @@ pub mod format;
 pub mod list;
 pub mod picture;
 pub mod pretty;
+pub mod rows;
 pub mod save;
 pub mod stream;
 pub mod stream_load;
@@ -63,7 +64,7 @@ pub use ui::render;
 // Re-exported: the feed was defined here once, and the listener still names it `tui::Feed`.
 pub use crate::feed::Feed;
 
-use crate::replay::{replay, ReplayOptions};
+use crate::replay::{replay_each, ReplayOptions};
 
 /// Open the TUI on a capture file. The replay runs on its own thread; the screen fills in as
 /// connections close. `pictures`: draw the exchanges' JPEG pictures (off: `--no-pictures`).
@@ -74,14 +75,31 @@ pub fn run_replay(path: &Path, opts: ReplayOptions, pictures: bool) -> anyhow::R
         eprintln!("alarmscope: {}: {e}", path.display());
         return Ok(2);
     }
+    let (app, rx) = start_replay(path, opts)?;
+    let mut app = app;
+    app.pictures.enabled = pictures;
+    run_app(app, rx)
+}
+
+/// Start replaying `path` on a thread of its own and return the [`App`] that shows it and the
+/// feed it reads. The App keeps compact rows only and loads a row's connection from the file
+/// when it is opened ([`crate::reload`]), from the checkpoints this replay records. Public for
+/// `examples/tui_load.rs`, which measures the load without a terminal.
+pub fn start_replay(
+    path: &Path,
+    mut opts: ReplayOptions,
+) -> anyhow::Result<(App, Receiver<Feed>)> {
+    let checkpoints = crate::reload::SharedCheckpoints::default();
+    opts.checkpoints = Some(checkpoints.clone());
+    let reloader = crate::reload::Reloader::new(path, opts.config.clone(), checkpoints);
     let (tx, rx) = mpsc::channel();
     let worker_path = path.to_path_buf();
     thread::Builder::new()
         .name("alarmscope-replay".into())
         .spawn(move || replay_worker(&worker_path, opts, &tx))?;
     let mut app = App::new(Source::Replay(path.to_path_buf()), Theme::from_env());
-    app.pictures.enabled = pictures;
-    run_app(app, rx)
+    app.load_from_capture(reloader);
+    Ok((app, rx))
 }
 
 /// Open the TUI on a live feed (sniff and listen modes). `title` names the source (interface or
@@ -92,16 +110,21 @@ pub fn run_live(title: String, rx: Receiver<Feed>) -> anyhow::Result<i32> {
 
 fn replay_worker(path: &Path, opts: ReplayOptions, tx: &Sender<Feed>) {
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        replay(
+        // The connections go to the App only (which keeps compact rows): the final report
+        // carries the counters and warnings, not the connections again.
+        replay_each(
             path,
             opts,
             &mut |p| {
                 let _ = tx.send(Feed::Progress(p));
             },
             &mut |done| {
-                let _ = tx.send(Feed::Upsert(done.to_vec()));
+                let _ = tx.send(Feed::Upsert(done));
             },
         )
+        .map(|(counters, warnings)| {
+            crate::report::build(&path.display().to_string(), Vec::new(), &counters, warnings)
+        })
     }));
     let msg = match result {
         Ok(Ok(report)) => Feed::Final(report),

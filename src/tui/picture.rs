@@ -315,8 +315,8 @@ fn asks_terminal(env: &dyn Fn(&str) -> String) -> bool {
 
 /// The selected row's exchange and its JPEG part indices, when it has any.
 fn wanted(app: &App, r: RowRef) -> Option<(ExchangeRef, Vec<usize>)> {
-    let (c, ex) = app.exchange(r)?;
-    let ex = ex?;
+    let loaded = app.exchange(r)?;
+    let (c, ex) = (&*loaded.conn, loaded.ex()?);
     let parts: Vec<usize> = jpeg_parts(&ex.parts).map(|(i, _)| i).collect();
     (!parts.is_empty()).then_some((
         ExchangeRef {
@@ -430,7 +430,10 @@ pub fn split(f: &mut Frame, area: Rect, app: &App) -> Rect {
     let Some(r) = app.selected_row() else {
         return area;
     };
-    let Some((c, Some(ex))) = app.exchange(r) else {
+    let Some(loaded) = app.exchange(r) else {
+        return area;
+    };
+    let (c, Some(ex)) = (&*loaded.conn, loaded.ex()) else {
         return area;
     };
     let jpegs: Vec<(usize, &PartInfo)> = jpeg_parts(&ex.parts).collect();

@@ -64,9 +64,10 @@ fn select_pictures(app: &mut App) {
         .rows
         .iter()
         .position(|r| {
-            app.exchange(*r)
-                .and_then(|(_, e)| e)
-                .is_some_and(|e| e.parts.iter().any(|p| p.picture.is_some()))
+            app.exchange(*r).is_some_and(|l| {
+                l.ex()
+                    .is_some_and(|e| e.parts.iter().any(|p| p.picture.is_some()))
+            })
         })
         .expect("a row with pictures");
     app.selected = i;
@@ -96,9 +97,9 @@ fn load_reads_the_parts_back_and_decodes_the_whole_one_reduced() {
         .rows
         .iter()
         .find_map(|r| {
-            let (c, e) = app.exchange(*r)?;
-            let e = e.filter(|e| e.parts.len() == 3)?;
-            Some((c, e))
+            let l = app.exchange(*r)?;
+            let e = l.ex().filter(|e| e.parts.len() == 3)?.clone();
+            Some((l.conn.clone(), e))
         })
         .expect("the 3-part push");
     let key = ExchangeRef {

@@ -135,10 +135,11 @@ pub struct StreamView {
 /// Open the view on the selected row: ask the shell to index it, or say why it cannot.
 pub fn open(app: &App) -> (StreamView, Option<Cmd>) {
     let mut v = StreamView::new(0, String::new(), String::new(), StreamState::Indexing);
-    let Some((c, _)) = app.selected_row().and_then(|r| app.exchange(r)) else {
+    let Some(loaded) = app.selected_row().and_then(|r| app.exchange(r)) else {
         v.state = StreamState::Unavailable(Unavailable::NothingSelected);
         return (v, None);
     };
+    let c = &*loaded.conn;
     v.conn_id = c.id;
     v.client = c.client.clone();
     v.server = c.server.clone();

@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{
 use ratatui::style::Color;
 use ratatui::Terminal;
 
-use super::app::{App, Cmd, Focus, Msg, RowRef, Source, Tab};
+use super::app::{App, Cmd, Focus, Msg, Source, Tab};
 use super::fixtures::{self, ts};
 use super::save::{save_message, SaveOutcome};
 use super::theme::Theme;
@@ -72,13 +72,13 @@ fn type_text(app: &mut App, s: &str) {
 fn row_conns(app: &App) -> Vec<u64> {
     app.rows
         .iter()
-        .map(|r| app.conns[r.conn as usize].id)
+        .map(|r| app.row(*r).expect("row").conn_id)
         .collect()
 }
 
 fn selected_conn(app: &App) -> u64 {
     let r = app.selected_row().expect("a selected row");
-    app.conns[r.conn as usize].id
+    app.row(r).expect("row").conn_id
 }
 
 #[test]
@@ -86,8 +86,8 @@ fn rows_are_in_time_order_including_connections_without_requests() {
     let app = fixtures::app();
     // +1 c1, +5 c2, +10 c4, +12 c5, +15 c7, +20 c6, +35 c3
     assert_eq!(row_conns(&app), vec![1, 2, 4, 5, 7, 6, 3]);
-    assert_eq!(app.rows[3].ex, RowRef::NO_REQUEST);
-    assert_eq!(app.rows[5].ex, RowRef::NO_REQUEST);
+    assert_eq!(app.row(app.rows[3]).and_then(|r| r.exchange()), None);
+    assert_eq!(app.row(app.rows[5]).and_then(|r| r.exchange()), None);
 }
 
 #[test]
@@ -552,7 +552,7 @@ fn upsert_replaces_by_id_and_refresh_is_paced() {
     c2.exchanges[0].verdict = crate::model::Verdict::of(&c2.exchanges[0]);
     assert_eq!(c2.exchanges[0].verdict, Verdict::Ok);
     app.update(Msg::Feed(Feed::Upsert(vec![c2])));
-    assert_eq!(app.conns.len(), 7);
+    assert_eq!(app.connection_count(), 7);
     // Not yet re-diagnosed: a tick right away is too early.
     app.update(Msg::Tick(Instant::now()));
     assert_eq!(app.summary.no_response, 1);
@@ -564,7 +564,7 @@ fn upsert_replaces_by_id_and_refresh_is_paced() {
     c8.id = 8;
     app.update(Msg::Feed(Feed::Upsert(vec![c8])));
     app.update(Msg::Tick(Instant::now() + Duration::from_secs(5)));
-    assert_eq!((app.conns.len(), app.rows.len()), (8, 8));
+    assert_eq!((app.connection_count(), app.rows.len()), (8, 8));
 }
 
 #[test]
@@ -918,7 +918,7 @@ fn live_header_counts_packets_only_when_there_are_some() {
         Source::Live("listen 0.0.0.0:8080".into()),
         Theme { color: true },
     );
-    live.update(Msg::Feed(Feed::Upsert(fixtures::app().conns.clone())));
+    live.update(Msg::Feed(Feed::Upsert(fixtures::capture())));
     let line = draw(&live, 120, 30)[1].clone();
     assert!(line.contains(" connections"), "{line}");
     assert!(!line.contains("packets"), "{line}");

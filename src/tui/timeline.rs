@@ -21,7 +21,8 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use super::app::{App, RowRef};
-use crate::model::{host_of, Connection, Stall};
+use super::rows::RowStore;
+use crate::model::Stall;
 use crate::time::Timestamp;
 
 /// Most buckets computed (a very wide terminal gets no more columns than this).
@@ -133,24 +134,20 @@ pub struct Lane {
 
 /// The time a row is placed at: its request's first byte, or the connection's first packet when
 /// it carried no request.
-pub fn row_time(conns: &[Connection], r: RowRef) -> Option<i64> {
-    let c = conns.get(r.conn as usize)?;
-    match r.exchange() {
-        Some(i) => c.exchanges.get(i).map(|e| e.request.time.0),
-        None => Some(c.first_seen.0),
-    }
+pub fn row_time(store: &RowStore, r: RowRef) -> Option<i64> {
+    store.get(r.0).map(|row| row.time.0)
 }
 
 /// The device of a row (the client's address without port).
-fn row_device(conns: &[Connection], r: RowRef) -> Option<&str> {
-    conns.get(r.conn as usize).map(|c| host_of(&c.client))
+fn row_device(store: &RowStore, r: RowRef) -> Option<&str> {
+    store.get(r.0).map(|row| store.str(row.device))
 }
 
 /// `n` buckets over `span` for the rows (of one `device`, or all): events, failures and answer
 /// latency by request time, and the stalls' extent. Memory: the `n` buckets (capped at
 /// [`MAX_BUCKETS`]).
 pub fn buckets<'a>(
-    conns: &[Connection],
+    conns: &RowStore,
     rows: &[RowRef],
     stalls: impl IntoIterator<Item = &'a Stall>,
     span: Span,
@@ -176,7 +173,7 @@ pub fn buckets<'a>(
 /// One lane of `n` buckets per device, in order of the devices' first row, at most
 /// [`MAX_LANES`]; also how many devices had no lane.
 pub fn lanes<'a>(
-    conns: &[Connection],
+    conns: &RowStore,
     rows: &[RowRef],
     stalls: impl IntoIterator<Item = &'a Stall>,
     span: Span,
@@ -220,23 +217,23 @@ pub fn lanes<'a>(
     (out, dropped)
 }
 
-fn add_row(conns: &[Connection], r: RowRef, span: Span, out: &mut [Bucket]) {
-    let Some(c) = conns.get(r.conn as usize) else {
+fn add_row(conns: &RowStore, r: RowRef, span: Span, out: &mut [Bucket]) {
+    let Some(row) = conns.get(r.0) else {
         return;
     };
-    let Some(t) = row_time(conns, r) else {
+    let Some(b) = span
+        .bucket_of(row.time.0, out.len())
+        .and_then(|i| out.get_mut(i))
+    else {
         return;
     };
-    let Some(b) = span.bucket_of(t, out.len()).and_then(|i| out.get_mut(i)) else {
-        return;
-    };
-    match r.exchange().and_then(|i| c.exchanges.get(i)) {
-        Some(e) => b.add_row(
-            e.verdict.is_problem(),
-            e.verdict.is_uncertain(),
-            e.response.as_ref().map(|a| a.latency_ms),
+    match row.exchange() {
+        Some(_) => b.add_row(
+            row.is_problem(),
+            row.verdict.is_uncertain(),
+            row.response_latency(),
         ),
-        None => b.add_row(crate::filter::is_problem(c, None), false, None),
+        None => b.add_row(row.is_problem(), false, None),
     }
 }
 
@@ -311,10 +308,10 @@ fn drawn(app: &App, span: Span, n: usize) -> Rc<Drawn> {
     let device = tl.device.as_deref();
     let stalls = || app.stall_at.values();
     let d = Rc::new(Drawn {
-        all: buckets(&app.conns, &app.rows, stalls(), span, n, device),
+        all: buckets(&app.store, &app.rows, stalls(), span, n, device),
         lanes: tl
             .per_device
-            .then(|| lanes(&app.conns, &app.rows, stalls(), span, n, device)),
+            .then(|| lanes(&app.store, &app.rows, stalls(), span, n, device)),
     });
     if let Ok(mut c) = tl.cache.try_borrow_mut() {
         *c = Some((key, d.clone()));
@@ -364,7 +361,7 @@ pub fn data_span(app: &App) -> Option<Span> {
         .rows
         .first()
         .zip(app.rows.last())
-        .and_then(|(a, b)| Some((row_time(&app.conns, *a)?, row_time(&app.conns, *b)?)));
+        .and_then(|(a, b)| Some((row_time(&app.store, *a)?, row_time(&app.store, *b)?)));
     let from = app
         .summary
         .first_packet
@@ -387,7 +384,7 @@ pub fn view_span(app: &App) -> Option<Span> {
 pub fn cursor_time(app: &App) -> Option<i64> {
     app.timeline
         .cursor
-        .or_else(|| app.selected_row().and_then(|r| row_time(&app.conns, r)))
+        .or_else(|| app.selected_row().and_then(|r| row_time(&app.store, r)))
 }
 
 /// Apply a time line message to the state.
@@ -454,7 +451,7 @@ pub fn update(app: &mut App, m: TimelineMsg) {
             }
             let Some(d) = app
                 .selected_row()
-                .and_then(|r| row_device(&app.conns, r))
+                .and_then(|r| row_device(&app.store, r))
                 .map(str::to_string)
             else {
                 return;
@@ -462,8 +459,8 @@ pub fn update(app: &mut App, m: TimelineMsg) {
             let times = app
                 .rows
                 .iter()
-                .filter(|r| row_device(&app.conns, **r) == Some(d.as_str()))
-                .filter_map(|r| row_time(&app.conns, *r));
+                .filter(|r| row_device(&app.store, **r) == Some(d.as_str()))
+                .filter_map(|r| row_time(&app.store, *r));
             let (lo, hi) = times.fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
             let hi = app
                 .stall_at
@@ -482,7 +479,7 @@ pub fn update(app: &mut App, m: TimelineMsg) {
 
 /// Select the first list row that starts in `bucket` (of the zoomed device, when there is one).
 fn select_in_bucket(app: &mut App, bucket: Span) {
-    let conns = &app.conns;
+    let conns = &app.store;
     let start = app
         .rows
         .partition_point(|r| row_time(conns, *r).is_some_and(|t| t < bucket.from));

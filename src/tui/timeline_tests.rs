@@ -63,7 +63,7 @@ fn fixture_span() -> Span {
 fn fixture_buckets_hold_the_hand_worked_events_failures_and_stalls() {
     let app = fixtures::app();
     let b = buckets(
-        &app.conns,
+        &app.store,
         &app.rows,
         app.stall_at.values(),
         fixture_span(),
@@ -88,7 +88,7 @@ fn fixture_buckets_hold_the_hand_worked_events_failures_and_stalls() {
 
     // One device: its three rows and its one closed stall.
     let d = buckets(
-        &app.conns,
+        &app.store,
         &app.rows,
         app.stall_at.values(),
         fixture_span(),
@@ -107,7 +107,7 @@ fn fixture_buckets_hold_the_hand_worked_events_failures_and_stalls() {
 fn lanes_split_the_rows_by_device_in_order_of_first_row() {
     let app = fixtures::app();
     let (l, dropped) = lanes(
-        &app.conns,
+        &app.store,
         &app.rows,
         app.stall_at.values(),
         fixture_span(),
@@ -128,7 +128,7 @@ fn lanes_split_the_rows_by_device_in_order_of_first_row() {
 #[test]
 fn buckets_are_bounded_whatever_the_width_asked() {
     let app = fixtures::app();
-    let b = buckets(&app.conns, &app.rows, [], fixture_span(), 1_000_000, None);
+    let b = buckets(&app.store, &app.rows, [], fixture_span(), 1_000_000, None);
     assert_eq!(b.len(), super::timeline::MAX_BUCKETS);
     assert_eq!(b.iter().map(|b| b.events).sum::<u32>(), 7);
 }
@@ -138,7 +138,7 @@ fn stall_sample_shows_the_held_events_after_the_unanswered_push() {
     let app = sample_app("stall-no-answer.pcap");
     let span = data_span(&app).expect("a span");
     let n = 100;
-    let b = buckets(&app.conns, &app.rows, app.stall_at.values(), span, n, None);
+    let b = buckets(&app.store, &app.rows, app.stall_at.values(), span, n, None);
     // 4 requests: ok, no_response, no_response (retry), ok.
     assert_eq!(b.iter().map(|b| b.events).sum::<u32>(), 4);
     assert_eq!(b.iter().map(|b| b.failures).sum::<u32>(), 2);
@@ -148,7 +148,7 @@ fn stall_sample_shows_the_held_events_after_the_unanswered_push() {
     let held = b.iter().filter(|b| b.stall != StallMark::None).count() as f64 * per;
     assert!((4.0..6.0).contains(&held), "held {held} s");
     // It starts at the first unanswered push's bucket, and the last event (answered) ends it.
-    let t2 = row_time(&app.conns, app.rows[1]).expect("time");
+    let t2 = row_time(&app.store, app.rows[1]).expect("time");
     assert_eq!(
         b[span.bucket_of(t2, n).expect("in span")].stall,
         StallMark::Start
@@ -218,7 +218,7 @@ fn cursor_walks_every_row_in_time_order_and_the_list_follows() {
         }
         // The selected row is in the cursor's bucket, or the bucket is empty.
         let c = app.timeline.cursor.expect("cursor set");
-        let t = row_time(&app.conns, app.rows[app.selected]).expect("time");
+        let t = row_time(&app.store, app.rows[app.selected]).expect("time");
         assert!(t <= c + 1_000_000_000, "row at {t}, cursor at {c}");
     }
     assert_eq!(seen, (0..app.rows.len()).collect::<Vec<_>>());

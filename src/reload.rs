@@ -1,0 +1,242 @@
+//! Reload shell: analyse one connection of a capture file again, when it is opened.
+//!
+//! Why: the TUI keeps only a compact row per exchange (`tui::rows`), so that its memory does not
+//! follow the capture; the whole connection (headers, body parts, event tree, packet time line)
+//! is read again from the file, as Wireshark reads a packet's bytes again when it is selected.
+//! The replay records a sparse [`Checkpoints`] index (a file offset every few thousand frames);
+//! [`Reloader::load`] starts at the checkpoint before the connection's first packet, feeds only
+//! that connection's frames (its two addresses) to a fresh [`Analyzer`] with the replay's
+//! [`PipelineConfig`] (key log included) and takes the finished connection back.
+//!
+//! IO shell: it reads the file; the analysis is the same sans-IO pipeline as the replay's.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::capture::file::CaptureFile;
+use crate::capture::frame::{Decoded, FrameDecoder};
+use crate::capture::EncapCounts;
+use crate::model::Connection;
+use crate::pipeline::{Analyzer, PipelineConfig};
+use crate::time::Timestamp;
+
+/// Frames between two checkpoints: ~90 bytes of index per few thousand frames; reading up to
+/// that many frames to reach a connection takes a few milliseconds.
+pub const CHECKPOINT_EVERY: u64 = 4096;
+
+/// How long after a connection's last packet its frames are still looked for when the
+/// connection did not finish on its own (capture timestamps slightly out of order).
+const LATE_NANOS: i64 = 60_000_000_000;
+
+/// A place to start reading: the frame that comes after `frames_before` frames, at byte
+/// `offset`, and the latest timestamp of the frames before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub frames_before: u64,
+    pub offset: u64,
+    /// Latest frame time before this point (None: no frame before it).
+    pub latest_before: Option<Timestamp>,
+}
+
+/// The sparse index a replay leaves behind: checkpoints in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Checkpoints {
+    points: Vec<Checkpoint>,
+}
+
+/// Checkpoints shared between the replay thread (which records them) and the loader.
+pub type SharedCheckpoints = Arc<Mutex<Checkpoints>>;
+
+impl Checkpoints {
+    /// Record a checkpoint (in file order).
+    pub fn record(&mut self, c: Checkpoint) {
+        self.points.push(c);
+    }
+
+    /// Checkpoints recorded.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// True when none was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The last checkpoint before which no frame is as late as `first_seen`: the connection's
+    /// first packet (time `first_seen`) cannot lie before it, even when the capture's times are
+    /// out of order. None: start at the beginning.
+    pub fn before(&self, first_seen: Timestamp) -> Option<Checkpoint> {
+        // `latest_before` only grows along the file: a binary search.
+        let n = self
+            .points
+            .partition_point(|p| p.latest_before.is_none_or(|t| t < first_seen));
+        n.checked_sub(1).and_then(|i| self.points.get(i)).copied()
+    }
+}
+
+/// The connection to load, as the list row knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Its id in the replay (given to the loaded connection).
+    pub id: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Packets the replay counted for it.
+    pub packets: u64,
+}
+
+/// Why a connection could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// The row's addresses do not read as socket addresses.
+    #[error("the connection's addresses cannot be read back")]
+    NoAddresses,
+    /// The capture cannot be opened again.
+    #[error("{0}")]
+    Open(String),
+    /// Reading the capture again stopped.
+    #[error("reading the capture again: {0}")]
+    Read(String),
+    /// No connection of these addresses and first packet came out of the frames read.
+    #[error("connection {id} ({client} -> {server}) is not in the capture file any more: has it changed?")]
+    NotFound {
+        id: u64,
+        client: SocketAddr,
+        server: SocketAddr,
+    },
+}
+
+/// Loads connections of one capture file again (see the module doc).
+#[derive(Clone)]
+pub struct Reloader {
+    path: PathBuf,
+    config: PipelineConfig,
+    checkpoints: SharedCheckpoints,
+}
+
+impl Reloader {
+    /// A loader of `path` analysed with `config` (the replay's), starting from the checkpoints
+    /// the replay records into `checkpoints`.
+    pub fn new(path: &Path, config: PipelineConfig, checkpoints: SharedCheckpoints) -> Self {
+        Reloader {
+            path: path.to_path_buf(),
+            config,
+            checkpoints,
+        }
+    }
+
+    /// The capture file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Analyse the target connection again from the file.
+    pub fn load(&self, t: &Target) -> Result<Connection, ReloadError> {
+        let start = self
+            .checkpoints
+            .lock()
+            .ok()
+            .and_then(|c| c.before(t.first_seen));
+        let mut cf = CaptureFile::open(&self.path).map_err(|e| ReloadError::Open(e.to_string()))?;
+        if let Some(cp) = start {
+            cf.seek_to_frame(cp.frames_before, cp.offset)
+                .map_err(|e| ReloadError::Read(e.to_string()))?;
+        }
+        let mut an = Analyzer::new(self.config.clone());
+        // Stateful, as in the analysis: a segment in IP fragments comes out of its last fragment.
+        let mut decoder = FrameDecoder::default();
+        let mut encaps = EncapCounts::default();
+        let give_up_after = Timestamp(t.last_seen.0.saturating_add(LATE_NANOS));
+        // Its frames within its time range: when all are in, the rest of the file is not read.
+        let mut seen: u64 = 0;
+        loop {
+            let frame = match cf.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                // Reported by the replay already; frames after it are read on.
+                Err(_) => continue,
+            };
+            if frame.ts > give_up_after {
+                break;
+            }
+            let Ok(Decoded::Tcp(seg)) = decoder.decode(
+                frame.ts,
+                frame.link,
+                frame.data,
+                frame.orig_len,
+                &mut encaps,
+            ) else {
+                continue;
+            };
+            let ours = (seg.src == t.client && seg.dst == t.server)
+                || (seg.src == t.server && seg.dst == t.client);
+            if !ours {
+                continue;
+            }
+            an.segment(frame.ts, &seg);
+            if frame.ts >= t.first_seen && frame.ts <= t.last_seen {
+                seen += 1;
+            }
+            if let Some(c) = take_match(an.take_finished(), t) {
+                return Ok(c);
+            }
+            if seen >= t.packets {
+                break;
+            }
+        }
+        let (rest, _, _) = an.finish();
+        take_match(rest, t).ok_or(ReloadError::NotFound {
+            id: t.id,
+            client: t.client,
+            server: t.server,
+        })
+    }
+}
+
+/// The connection of `conns` that is the target (same addresses and first packet), with the
+/// target's id.
+fn take_match(conns: Vec<Connection>, t: &Target) -> Option<Connection> {
+    let mut c = conns.into_iter().find(|c| {
+        c.first_seen == t.first_seen
+            && c.client.parse::<SocketAddr>().ok() == Some(t.client)
+            && c.server.parse::<SocketAddr>().ok() == Some(t.server)
+    })?;
+    c.id = t.id;
+    Some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cp(frames_before: u64, latest: Option<i64>) -> Checkpoint {
+        Checkpoint {
+            frames_before,
+            offset: 24 + frames_before * 100,
+            latest_before: latest.map(Timestamp),
+        }
+    }
+
+    #[test]
+    fn checkpoint_before_a_time_leaves_no_frame_of_that_time_behind() {
+        let mut c = Checkpoints::default();
+        assert_eq!(c.before(Timestamp(5)), None);
+        c.record(cp(0, None));
+        c.record(cp(10, Some(10)));
+        c.record(cp(20, Some(20)));
+        // Out of order: a frame at 35 came before frame 30, so 30 is no start for time 32.
+        c.record(cp(30, Some(35)));
+        c.record(cp(40, Some(41)));
+        let at = |t: i64| c.before(Timestamp(t)).map(|p| p.frames_before);
+        assert_eq!(at(5), Some(0));
+        assert_eq!(at(10), Some(0));
+        assert_eq!(at(11), Some(10));
+        assert_eq!(at(32), Some(20));
+        assert_eq!(at(36), Some(30));
+        assert_eq!(at(1000), Some(40));
+    }
+}
