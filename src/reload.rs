@@ -221,6 +221,128 @@ mod tests {
         }
     }
 
+    fn sample(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+    }
+
+    fn config(keys: Option<&str>) -> PipelineConfig {
+        let keys = keys.map(|k| {
+            let text = std::fs::read(sample(k)).expect("key log");
+            crate::tls::SharedKeys(Arc::new(crate::tls::KeyLog::parse(&text)))
+        });
+        PipelineConfig {
+            keys,
+            ..PipelineConfig::default()
+        }
+    }
+
+    /// A checkpoint before every frame, as the replay records one every few thousand: every
+    /// load then seeks into the middle of the file.
+    fn every_frame(path: &Path) -> SharedCheckpoints {
+        let mut cf = CaptureFile::open(path).expect("opens");
+        let mut c = Checkpoints::default();
+        let mut latest = None;
+        loop {
+            let (frames_before, offset) = (cf.frames_read(), cf.bytes_read());
+            let Ok(Some(f)) = cf.next_frame() else { break };
+            c.record(Checkpoint {
+                frames_before,
+                offset,
+                latest_before: latest,
+            });
+            latest = latest.max(Some(f.ts));
+        }
+        Arc::new(Mutex::new(c))
+    }
+
+    /// What a connection is, for comparing: its JSON, its packet time line and its exchanges'
+    /// parts and headers (not in JSON). Retry marks come from the diagnosis, not the reload.
+    fn shape(c: &Connection) -> String {
+        let mut c = c.clone();
+        for ex in &mut c.exchanges {
+            ex.retry_of = None;
+        }
+        format!(
+            "{}\n{:?}\n{:?}",
+            serde_json::to_string(&c).expect("json"),
+            c.timeline,
+            c.exchanges
+        )
+    }
+
+    /// Every connection of the sample, loaded again alone, equals the one the full replay gave,
+    /// from a checkpoint at the start and from checkpoints before every frame.
+    fn reloads_equal(name: &str, keys: Option<&str>) {
+        let path = sample(name);
+        let recorded = SharedCheckpoints::default();
+        let report = crate::replay::replay(
+            &path,
+            crate::replay::ReplayOptions {
+                config: config(keys),
+                checkpoints: Some(recorded.clone()),
+                ..crate::replay::ReplayOptions::default()
+            },
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .expect("replays");
+        assert!(!report.connections.is_empty(), "{name}");
+        assert!(!recorded.lock().expect("lock").is_empty(), "{name}");
+        for cps in [recorded, every_frame(&path)] {
+            let loader = Reloader::new(&path, config(keys), cps);
+            for want in &report.connections {
+                let target = Target {
+                    id: want.id,
+                    client: want.client.parse().expect("client"),
+                    server: want.server.parse().expect("server"),
+                    first_seen: want.first_seen,
+                    last_seen: want.last_seen,
+                    packets: want.packets,
+                };
+                let got = loader.load(&target).expect("loads");
+                assert_eq!(got.id, want.id);
+                assert_eq!(shape(&got), shape(want), "{name} connection {}", want.id);
+            }
+        }
+    }
+
+    #[test]
+    fn reloaded_connection_equals_the_replayed_one() {
+        for name in [
+            "keepalive.pcap",
+            "out-of-order.pcap",
+            "multipart-anpr.pcap",
+            "refused.pcap",
+            "stall-no-answer.pcap",
+            "ip-fragments.pcap",
+        ] {
+            reloads_equal(name, None);
+        }
+    }
+
+    #[test]
+    fn reloaded_https_connection_is_decrypted_with_the_key_log() {
+        reloads_equal("https-keepalive.pcap", Some("https-keepalive.keys"));
+    }
+
+    #[test]
+    fn a_connection_not_in_the_file_is_a_typed_error() {
+        let path = sample("keepalive.pcap");
+        let loader = Reloader::new(&path, PipelineConfig::default(), SharedCheckpoints::default());
+        let t = Target {
+            id: 9,
+            client: "10.9.9.9:1234".parse().expect("addr"),
+            server: "10.9.9.8:80".parse().expect("addr"),
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(1),
+            packets: 3,
+        };
+        assert!(matches!(
+            loader.load(&t),
+            Err(ReloadError::NotFound { id: 9, .. })
+        ));
+    }
+
     #[test]
     fn checkpoint_before_a_time_leaves_no_frame_of_that_time_behind() {
         let mut c = Checkpoints::default();
