@@ -1080,3 +1080,34 @@ fn tls_failures_are_problem_rows_with_their_explanation() {
         "{text}"
     );
 }
+
+/// A replayed capture keeps compact rows only: opening a row reads its connection again from the
+/// file, and the detail pane shows what the rows do not keep (headers, event fields).
+#[test]
+fn replayed_row_opens_with_headers_and_event_read_again_from_the_capture() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/multipart-anpr.pcap");
+    let (mut app, rx) =
+        super::start_replay(&path, crate::replay::ReplayOptions::default()).expect("starts");
+    for f in rx {
+        app.update(Msg::Feed(f));
+    }
+    assert!(app.finished && app.error.is_none());
+    assert!(matches!(app.details, super::app::Details::Capture { .. }));
+    // The rows keep no header and no MAC-less event field: those come from the file.
+    let kept = (1..=app.store.strings() as u32).map(|s| app.store.str(s).to_string());
+    let kept: Vec<String> = kept.collect();
+    assert!(!kept.iter().any(|s| s.contains("Accept-Language")), "{kept:?}");
+    let i = app
+        .rows
+        .iter()
+        .position(|r| {
+            app.row(*r)
+                .is_some_and(|row| app.store.str(row.event).contains("AB123CD"))
+        })
+        .expect("the ANPR row");
+    app.selected = i;
+    app.tab = Tab::Request;
+    let screen = draw(&app, 160, 70).join("\n");
+    assert!(screen.contains("Accept-Language"), "{screen}");
+    assert!(screen.contains("2024-05-14T10:21:40+08:00"), "{screen}");
+}
