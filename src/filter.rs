@@ -137,8 +137,9 @@ impl RowFilter {
         self.matches_row(&Row::of(c, ex))
     }
 
-    /// Does the row pass? (The listener's event records are rows without a [`Connection`].)
-    pub fn matches_row(&self, row: &Row<'_>) -> bool {
+    /// Does the row pass? (The listener's event records are rows without a [`Connection`]; the
+    /// TUI's compact rows name their strings through a [`Field`] that knows its text match.)
+    pub fn matches_row<F: Field>(&self, row: &Row<F>) -> bool {
         if self.problems && !row.is_problem() {
             return false;
         }
@@ -150,11 +151,10 @@ impl RowFilter {
             return false;
         }
         if !self.event_types.is_empty() {
-            let mine = [row.event_type, row.duration.then_some("duration")];
-            let hit = self
-                .event_types
-                .iter()
-                .any(|want| mine.iter().flatten().any(|t| t.eq_ignore_ascii_case(want)));
+            let hit = self.event_types.iter().any(|want| {
+                row.event_type.is_some_and(|t| t.eq_ci(want))
+                    || (row.duration && "duration".eq_ignore_ascii_case(want))
+            });
             if !hit {
                 return false;
             }
@@ -284,20 +284,20 @@ pub fn parse_time(key: &'static str, value: &str) -> Result<Timestamp, FilterErr
 /// export) and the TUI's compact rows both produce it, so one [`RowFilter::matches_row`] gives both
 /// the same meaning.
 #[derive(Debug, Clone, Copy)]
-pub struct Row<'a> {
+pub struct Row<F: Field> {
     /// The client's IP (the device).
-    pub device: &'a str,
+    pub device: F,
     /// The MAC the event body names.
-    pub mac: Option<&'a str>,
+    pub mac: Option<F>,
     /// The request's path; None for a connection that carried no request.
-    pub path: Option<&'a str>,
+    pub path: Option<F>,
     /// The verdict column's word (an exchange's verdict, or a connection's handshake or TLS
     /// problem label).
     pub verdict_label: &'static str,
-    pub event_type: Option<&'a str>,
+    pub event_type: Option<F>,
     /// A `duration` event (matches the type `duration` too).
     pub duration: bool,
-    pub plate: Option<&'a str>,
+    pub plate: Option<F>,
     /// The answer's status code.
     pub status: Option<u16>,
     /// An exchange inferred from TLS records (matches `https` and `encrypted`).
@@ -308,9 +308,30 @@ pub struct Row<'a> {
     pub problem: bool,
 }
 
-impl<'a> Row<'a> {
+/// A text field of a [`Row`] as the filter compares it: a plain `&str`, or a field that already
+/// knows whether it contains the filter's free text (the TUI works that out once per distinct
+/// string, not once per row).
+pub trait Field: Copy {
+    /// Equal to `want`, ASCII case-insensitively.
+    fn eq_ci(self, want: &str) -> bool;
+    /// Contains `needle` (lower case) ASCII case-insensitively; `needle` is always the free text
+    /// of the filter being matched.
+    fn contains_text(self, needle: &str) -> bool;
+}
+
+impl Field for &str {
+    fn eq_ci(self, want: &str) -> bool {
+        self.eq_ignore_ascii_case(want)
+    }
+
+    fn contains_text(self, needle: &str) -> bool {
+        contains_ci(self, needle)
+    }
+}
+
+impl<'a> Row<&'a str> {
     /// A row of a connection: one of its exchanges, or the connection itself.
-    pub fn of(c: &'a Connection, ex: Option<&'a Exchange>) -> Row<'a> {
+    pub fn of(c: &'a Connection, ex: Option<&'a Exchange>) -> Row<&'a str> {
         match ex {
             Some(e) => Row::of_exchange(c.device(), e),
             None => {
@@ -337,7 +358,7 @@ impl<'a> Row<'a> {
 
     /// The row of one exchange of `device` (the listener's event records have no
     /// [`Connection`]).
-    pub fn of_exchange(device: &'a str, e: &'a Exchange) -> Row<'a> {
+    pub fn of_exchange(device: &'a str, e: &'a Exchange) -> Row<&'a str> {
         let ev = e.event.as_ref();
         Row {
             device,
@@ -353,7 +374,9 @@ impl<'a> Row<'a> {
             problem: e.verdict.is_problem(),
         }
     }
+}
 
+impl<F: Field> Row<F> {
     /// A failed exchange, or a connection without a request whose TCP or TLS handshake failed
     /// (or that met a server on the other protocol).
     pub fn is_problem(&self) -> bool {
@@ -366,31 +389,30 @@ impl<'a> Row<'a> {
     }
 
     fn device_is(&self, want: &str) -> bool {
-        self.device.eq_ignore_ascii_case(want)
-            || self.mac.is_some_and(|m| m.eq_ignore_ascii_case(want))
+        self.device.eq_ci(want) || self.mac.is_some_and(|m| m.eq_ci(want))
     }
 
     /// Case-insensitive substring match against device, path, event type, plate, status and
     /// verdict. `needle` is lower case.
     fn text_matches(&self, needle: &str) -> bool {
-        if contains_ci(self.device, needle) || contains_ci(self.verdict_label, needle) {
+        if self.device.contains_text(needle) || contains_ci(self.verdict_label, needle) {
             return true;
         }
         let Some(path) = self.path else {
             return false;
         };
-        if contains_ci(path, needle) {
+        if path.contains_text(needle) {
             return true;
         }
         if self.encrypted && (contains_ci("https", needle) || contains_ci("encrypted", needle)) {
             return true;
         }
-        let fields = [
-            self.event_type,
-            self.duration.then_some("duration"),
-            self.plate,
-        ];
-        if fields.iter().flatten().any(|t| contains_ci(t, needle)) {
+        if [self.event_type, self.plate]
+            .iter()
+            .flatten()
+            .any(|t| t.contains_text(needle))
+            || (self.duration && contains_ci("duration", needle))
+        {
             return true;
         }
         if let Some(s) = self.status {

@@ -546,6 +546,7 @@ impl App {
     fn apply_filter(&mut self, keep: Option<RowRef>, follow: bool) {
         let filter = self.row_filter();
         let store = &self.store;
+        let hits = store.text_hits(&filter.text);
         self.rows = if filter.is_empty() {
             self.all_rows.clone()
         } else {
@@ -555,7 +556,7 @@ impl App {
                 .filter(|r| {
                     store
                         .get(r.0)
-                        .is_some_and(|row| filter.matches_row(&store.filter_row(row)))
+                        .is_some_and(|row| filter.matches_row(&store.filter_row(row, &hits)))
                 })
                 .collect()
         };

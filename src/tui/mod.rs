@@ -44,7 +44,7 @@ mod timeline_tests;
 use std::io::{stdout, Stdout};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -92,7 +92,9 @@ pub fn start_replay(
     let checkpoints = crate::reload::SharedCheckpoints::default();
     opts.checkpoints = Some(checkpoints.clone());
     let reloader = crate::reload::Reloader::new(path, opts.config.clone(), checkpoints);
-    let (tx, rx) = mpsc::channel();
+    // Bounded: when drawing falls behind, the replay waits instead of queueing whole
+    // connections (memory would follow the capture again).
+    let (tx, rx) = mpsc::sync_channel(FEED_IN_FLIGHT);
     let worker_path = path.to_path_buf();
     thread::Builder::new()
         .name("alarmscope-replay".into())
@@ -108,7 +110,10 @@ pub fn run_live(title: String, rx: Receiver<Feed>) -> anyhow::Result<i32> {
     run_app(App::new(Source::Live(title), Theme::from_env()), rx)
 }
 
-fn replay_worker(path: &Path, opts: ReplayOptions, tx: &Sender<Feed>) {
+/// Feed messages (progress notes, batches of closed connections) queued for the screen at most.
+const FEED_IN_FLIGHT: usize = 4;
+
+fn replay_worker(path: &Path, opts: ReplayOptions, tx: &SyncSender<Feed>) {
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         // The connections go to the App only (which keeps compact rows): the final report
         // carries the counters and warnings, not the connections again.

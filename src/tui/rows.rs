@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
-use crate::filter::Row;
+use crate::filter::{contains_ci, Field, Row};
 use crate::model::{Connection, Exchange, ExchangeNote, Verdict};
 use crate::tcp::Handshake;
 use crate::time::Timestamp;
@@ -62,6 +62,24 @@ impl Interner {
     /// True when nothing is stored.
     pub fn is_empty(&self) -> bool {
         self.strs.is_empty()
+    }
+}
+
+/// A row's string for the filter, with whether it contains the filter's free text when that was
+/// worked out beforehand ([`RowStore::text_hits`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Interned<'a> {
+    s: &'a str,
+    hit: Option<bool>,
+}
+
+impl Field for Interned<'_> {
+    fn eq_ci(self, want: &str) -> bool {
+        self.s.eq_ignore_ascii_case(want)
+    }
+
+    fn contains_text(self, needle: &str) -> bool {
+        self.hit.unwrap_or_else(|| contains_ci(self.s, needle))
     }
 }
 
@@ -320,21 +338,40 @@ impl RowStore {
     }
 
     /// What the filter looks at in a row: the same fields [`Row::of`] takes from a connection.
-    pub fn filter_row(&self, r: &CompactRow) -> Row<'_> {
+    /// `text` (from [`RowStore::text_hits`]) says for each string whether it contains the
+    /// filter's free text, so that a filter over a million rows looks at each distinct string
+    /// once.
+    pub fn filter_row<'a>(&'a self, r: &CompactRow, text: &'a [bool]) -> Row<Interned<'a>> {
+        let f = |s: Sym| Interned {
+            s: self.str(s),
+            hit: usize::try_from(s).ok().and_then(|i| text.get(i)).copied(),
+        };
+        let opt = |s: Sym| (s != 0).then(|| f(s));
         let request = r.exchange().is_some();
         Row {
-            device: self.str(r.device),
-            mac: self.opt(r.mac),
-            path: request.then(|| self.str(r.path)),
+            device: f(r.device),
+            mac: opt(r.mac),
+            path: request.then(|| f(r.path)),
             verdict_label: r.label,
-            event_type: self.opt(r.event_type),
+            event_type: opt(r.event_type),
             duration: r.has(flag::DURATION),
-            plate: self.opt(r.plate),
+            plate: opt(r.plate),
             status: r.status(),
             encrypted: r.has(flag::ENCRYPTED),
             time: r.time,
             problem: r.is_problem(),
         }
+    }
+
+    /// For each symbol (index = symbol; 0 unused), whether its string contains `needle` (lower
+    /// case); empty for no needle.
+    pub fn text_hits(&self, needle: &str) -> Vec<bool> {
+        if needle.is_empty() {
+            return Vec::new();
+        }
+        std::iter::once(false)
+            .chain(self.strings.strs.iter().map(|s| contains_ci(s, needle)))
+            .collect()
     }
 
     /// The client's address (device and port), if it reads as one.
@@ -476,7 +513,9 @@ mod tests {
                 for (c, r) in &pairs {
                     let ex = r.exchange().and_then(|i| c.exchanges.get(i));
                     let want = f.matches(c, ex);
-                    assert_eq!(f.matches_row(&store.filter_row(r)), want, "{w} {problems}");
+                    let known = store.text_hits(&f.text);
+                    assert_eq!(f.matches_row(&store.filter_row(r, &known)), want, "{w} {problems}");
+                    assert_eq!(f.matches_row(&store.filter_row(r, &[])), want, "{w} {problems}");
                     hits += usize::from(want);
                 }
                 if w == "device:10.0.0.5" {
