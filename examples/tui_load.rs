@@ -69,6 +69,7 @@ fn main() -> anyhow::Result<()> {
     term.draw(|fr| render(fr, &app))?;
     let loaded = t0.elapsed();
     let rows = app.total_rows();
+    let strings = app.store.strings();
 
     // Filters over all rows: free text, then a verdict word.
     let filter = type_filter(&mut app, "linedet");
@@ -97,7 +98,7 @@ fn main() -> anyhow::Result<()> {
     let detail_next = t.elapsed();
 
     println!(
-        "rows={rows} first_screen_s={:.3} loaded_s={:.3} filter_key_ms={:.1} \
+        "rows={rows} strings={strings} first_screen_s={:.3} loaded_s={:.3} filter_key_ms={:.1} \
          verdict_filter_key_ms={:.1} verdict_rows={shown} problem_jump_ms={:.1} detail_ms={:.1} \
          detail_next_ms={:.1} peak_rss_mb={:.1}",
         first_screen.unwrap_or(loaded).as_secs_f64(),

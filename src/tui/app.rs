@@ -673,7 +673,7 @@ impl App {
             client,
             server,
             first_seen: row.first_seen,
-            last_seen: row.last_seen,
+            last_seen: row.last_seen(),
             packets: u64::from(row.packets),
         })
     }
@@ -1285,7 +1285,7 @@ fn add_to_selection(sel: &mut crate::export::Selection, store: &RowStore, row: &
         // Unreadable addresses: counted by the selection as the whole connection's would be.
         c.client = String::new();
     }
-    c.last_seen = row.last_seen;
+    c.last_seen = row.last_seen();
     sel.add(&c);
 }
 

@@ -202,7 +202,7 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
                 Some(ms) => Cell::from(latency(ms)),
                 None => Cell::from("-").style(t.dim()),
             },
-            Col::Verdict => Cell::from(row.label).style(t.verdict(row.verdict)),
+            Col::Verdict => Cell::from(store.label(row)).style(t.verdict(row.verdict)),
             Col::Marks => Cell::from(marks(
                 t,
                 // E: read without keys from TLS records; D: decrypted with the key log.
@@ -223,7 +223,7 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
             Col::Request | Col::Path => {
                 Cell::from(store.str(row.note)).style(no_request_style(t, row))
             }
-            Col::Verdict => Cell::from(row.label).style(no_request_style(t, row)),
+            Col::Verdict => Cell::from(store.label(row)).style(no_request_style(t, row)),
             Col::Event | Col::Status | Col::Latency | Col::Marks => Cell::from(""),
         },
     });

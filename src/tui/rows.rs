@@ -114,12 +114,13 @@ pub struct CompactRow {
     pub conn_id: u64,
     /// The request's first byte, or the connection's first packet.
     pub time: Timestamp,
-    /// The connection's first and last packet (export and reload find its frames by them).
+    /// The connection's first packet (export and reload find its frames from it).
     pub first_seen: Timestamp,
-    pub last_seen: Timestamp,
+    /// Milliseconds from the first packet to the last, rounded up (see [`CompactRow::last_seen`]).
+    pub span_ms: u32,
     /// Answer latency: the response's, or for an encrypted exchange the TLS records' (when
     /// [`flag::LATENCY`]).
-    pub latency_ms: f64,
+    pub latency_ms: f32,
     /// Request body bytes (saturated).
     pub body_bytes: u32,
     /// The connection's packets (saturated; reload knows by them when it has read them all).
@@ -138,8 +139,8 @@ pub struct CompactRow {
     pub server: Sym,
     /// For a connection row: what the request column says instead of a request.
     pub note: Sym,
-    /// The verdict column's word.
-    pub label: &'static str,
+    /// The verdict column's word: an index into the store's labels ([`RowStore::label`]).
+    pub label: u8,
     pub status: u16,
     pub client_port: u16,
     /// Body parts of the request (saturated).
@@ -174,39 +175,87 @@ impl CompactRow {
 
     /// The latency the list shows, if any.
     pub fn latency(&self) -> Option<f64> {
-        self.has(flag::LATENCY).then_some(self.latency_ms)
+        self.has(flag::LATENCY).then_some(f64::from(self.latency_ms))
     }
 
     /// The response's latency (not the TLS records'): what the time line averages.
     pub fn response_latency(&self) -> Option<f64> {
-        self.has(flag::RESPONSE).then_some(self.latency_ms)
+        self.has(flag::RESPONSE)
+            .then_some(f64::from(self.latency_ms))
+    }
+
+    /// The connection's last packet, at most a millisecond late (export and reload only look
+    /// for its frames up to it, so later is safe, earlier would not be).
+    pub fn last_seen(&self) -> Timestamp {
+        Timestamp(
+            self.first_seen
+                .0
+                .saturating_add(i64::from(self.span_ms).saturating_mul(1_000_000)),
+        )
     }
 }
 
+/// Rows per chunk of the store.
+const CHUNK: usize = 1 << 16;
+
 /// Every row, in arrival order (a row's index never changes), and the strings they name.
+///
+/// The rows are kept in chunks of [`CHUNK`] rather than one vector: a vector that doubles
+/// holds up to twice what it needs, and while it grows the old and new blocks both (three times
+/// the rows at the peak); chunks waste at most one chunk.
 #[derive(Debug, Default)]
 pub struct RowStore {
-    rows: Vec<CompactRow>,
+    chunks: Vec<Vec<CompactRow>>,
+    len: usize,
     strings: Interner,
+    /// The verdict column's words met so far ([`CompactRow::label`] indexes them).
+    labels: Vec<&'static str>,
 }
 
 impl RowStore {
     /// Rows stored.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len == 0
     }
 
     pub fn get(&self, i: u32) -> Option<&CompactRow> {
-        self.rows.get(i as usize)
+        let i = i as usize;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
     }
 
     /// Forget every row (the strings stay: a rebuild names the same ones again).
     pub fn clear(&mut self) {
-        self.rows.clear();
+        self.chunks.clear();
+        self.len = 0;
+    }
+
+    fn push(&mut self, r: CompactRow) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(r),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(r);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// The verdict column's word of a row.
+    pub fn label(&self, r: &CompactRow) -> &'static str {
+        self.labels.get(usize::from(r.label)).copied().unwrap_or("?")
+    }
+
+    fn label_id(&mut self, l: &'static str) -> u8 {
+        if let Some(i) = self.labels.iter().position(|k| *k == l) {
+            return u8::try_from(i).unwrap_or(u8::MAX);
+        }
+        self.labels.push(l);
+        u8::try_from(self.labels.len() - 1).unwrap_or(u8::MAX)
     }
 
     /// The string of a symbol, "" for none.
@@ -227,7 +276,7 @@ impl RowStore {
     /// Add the rows of a connection: one per exchange, or one for the connection when it carried
     /// none. Returns the first new row's index and how many were added.
     pub fn push_connection(&mut self, c: &Connection) -> (u32, u32) {
-        let first = u32::try_from(self.rows.len()).unwrap_or(u32::MAX);
+        let first = u32::try_from(self.len).unwrap_or(u32::MAX);
         let client_port = c
             .client
             .parse::<SocketAddr>()
@@ -239,7 +288,12 @@ impl RowStore {
             conn_id: c.id,
             time: c.first_seen,
             first_seen: c.first_seen,
-            last_seen: c.last_seen,
+            span_ms: u32::try_from(
+                u64::try_from(c.last_seen.0.saturating_sub(c.first_seen.0))
+                    .unwrap_or(0)
+                    .div_ceil(1_000_000),
+            )
+            .unwrap_or(u32::MAX),
             latency_ms: 0.0,
             body_bytes: 0,
             packets: u32::try_from(c.packets).unwrap_or(u32::MAX),
@@ -253,7 +307,7 @@ impl RowStore {
             plate: 0,
             server,
             note: 0,
-            label: "",
+            label: 0,
             status: 0,
             client_port,
             parts: 0,
@@ -265,7 +319,7 @@ impl RowStore {
             let f = Row::of(c, None);
             let tls_problem = !c.handshake.failed() && c.tls_problems().next().is_some();
             let mut r = base;
-            r.label = f.verdict_label;
+            r.label = self.label_id(f.verdict_label);
             r.note = self.strings.intern(&no_request_text(c));
             if f.problem {
                 r.flags |= flag::PROBLEM;
@@ -273,7 +327,7 @@ impl RowStore {
             if tls_problem {
                 r.flags |= flag::TLS_PROBLEM;
             }
-            self.rows.push(r);
+            self.push(r);
             return (first, 1);
         }
         let mut n = 0u32;
@@ -283,7 +337,7 @@ impl RowStore {
                 break;
             }
             let r = self.exchange_row(&base, i, ex);
-            self.rows.push(r);
+            self.push(r);
             n += 1;
         }
         (first, n)
@@ -313,7 +367,7 @@ impl RowStore {
         let text = event_text(ex);
         CompactRow {
             time: ex.request.time,
-            latency_ms: latency.unwrap_or(0.0),
+            latency_ms: latency.unwrap_or(0.0) as f32,
             body_bytes: u32::try_from(ex.request.body_bytes).unwrap_or(u32::MAX),
             ex: i,
             mac: self.strings.intern_opt(ev.and_then(|e| e.mac.as_deref())),
@@ -328,7 +382,7 @@ impl RowStore {
                 .strings
                 .intern_opt(ev.and_then(|e| e.event_type.as_deref())),
             plate: self.strings.intern_opt(ev.and_then(|e| e.plate.as_deref())),
-            label: ex.verdict.as_str(),
+            label: self.label_id(ex.verdict.as_str()),
             status: ex.response.as_ref().map_or(0, |r| r.status),
             parts: u16::try_from(ex.parts.len()).unwrap_or(u16::MAX),
             flags,
@@ -352,7 +406,7 @@ impl RowStore {
             device: f(r.device),
             mac: opt(r.mac),
             path: request.then(|| f(r.path)),
-            verdict_label: r.label,
+            verdict_label: self.label(r),
             event_type: opt(r.event_type),
             duration: r.has(flag::DURATION),
             plate: opt(r.plate),
@@ -552,12 +606,12 @@ mod tests {
             .find(|r| r.conn_id == 5)
             .expect("conn 5");
         assert_eq!(syns.exchange(), None);
-        assert_eq!(syns.label, "unanswered");
+        assert_eq!(store.label(syns), "unanswered");
         assert_eq!(store.str(syns.note), "(3 SYN, no answer)");
         assert_eq!(
             store.client(syns).map(|a| a.ip().to_string()),
             Some("10.0.0.9".to_string())
         );
-        assert!(std::mem::size_of::<CompactRow>() <= 128);
+        assert!(std::mem::size_of::<CompactRow>() <= 104);
     }
 }
