@@ -550,15 +550,19 @@ impl App {
         self.rows = if filter.is_empty() {
             self.all_rows.clone()
         } else {
-            self.all_rows
+            // The rows are read in the store's order (sequential memory, which the time order
+            // only nearly is), then picked in time order from the flags.
+            let keep: Vec<bool> = store
                 .iter()
-                .copied()
-                .filter(|r| {
-                    store
-                        .get(r.0)
-                        .is_some_and(|row| filter.matches_row(&store.filter_row(row, &hits)))
-                })
-                .collect()
+                .map(|row| filter.matches_row(&store.filter_row(row, &hits)))
+                .collect();
+            let mut shown = Vec::with_capacity(self.all_rows.len());
+            shown.extend(
+                self.all_rows
+                    .iter()
+                    .filter(|r| keep.get(r.0 as usize).copied().unwrap_or(false)),
+            );
+            shown
         };
         self.data_version = self.data_version.wrapping_add(1);
         if follow && !self.rows.is_empty() {

@@ -227,6 +227,11 @@ impl RowStore {
         self.chunks.get(i / CHUNK)?.get(i % CHUNK)
     }
 
+    /// Every row, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = &CompactRow> {
+        self.chunks.iter().flatten()
+    }
+
     /// Forget every row (the strings stay: a rebuild names the same ones again).
     pub fn clear(&mut self) {
         self.chunks.clear();
