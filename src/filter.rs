@@ -429,11 +429,7 @@ impl<F: Field> Row<F> {
 /// allocating: the filter runs over every row.
 fn same_words(a: &str, b: &str) -> bool {
     let norm = |c: u8| if c == b'_' { b' ' } else { c };
-    a.len() == b.len()
-        && a
-            .bytes()
-            .zip(b.bytes())
-            .all(|(x, y)| norm(x) == norm(y))
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| norm(x) == norm(y))
 }
 
 /// A failed exchange, or a connection without a request whose handshake failed.

@@ -222,7 +222,9 @@ mod tests {
     }
 
     fn sample(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("samples")
+            .join(name)
     }
 
     fn config(keys: Option<&str>) -> PipelineConfig {
@@ -328,7 +330,11 @@ mod tests {
     #[test]
     fn a_connection_not_in_the_file_is_a_typed_error() {
         let path = sample("keepalive.pcap");
-        let loader = Reloader::new(&path, PipelineConfig::default(), SharedCheckpoints::default());
+        let loader = Reloader::new(
+            &path,
+            PipelineConfig::default(),
+            SharedCheckpoints::default(),
+        );
         let t = Target {
             id: 9,
             client: "10.9.9.9:1234".parse().expect("addr"),

@@ -606,7 +606,9 @@ impl App {
     pub fn exchange(&self, r: RowRef) -> Option<Loaded> {
         let row = self.row(r)?;
         let conn = match &self.details {
-            Details::Memory { conns, by_id } => by_id.get(&row.conn_id).and_then(|&i| conns.get(i))?.clone(),
+            Details::Memory { conns, by_id } => {
+                by_id.get(&row.conn_id).and_then(|&i| conns.get(i))?.clone()
+            }
             Details::Capture {
                 reloader,
                 cache,
@@ -621,7 +623,12 @@ impl App {
                 match hit {
                     Some(c) => c,
                     None => {
-                        if failed.try_borrow().ok()?.as_ref().is_some_and(|(id, _)| *id == row.conn_id) {
+                        if failed
+                            .try_borrow()
+                            .ok()?
+                            .as_ref()
+                            .is_some_and(|(id, _)| *id == row.conn_id)
+                        {
                             return None;
                         }
                         match self.reload(reloader, row) {
@@ -1171,7 +1178,11 @@ impl App {
         let store = &self.store;
         let conn_of = |r: &RowRef| store.get(r.0).map(|row| row.conn_id);
         let mut chosen: Vec<u64> = match scope {
-            ExportScope::Connection => self.selected_row().and_then(|r| conn_of(&r)).into_iter().collect(),
+            ExportScope::Connection => self
+                .selected_row()
+                .and_then(|r| conn_of(&r))
+                .into_iter()
+                .collect(),
             ExportScope::Filtered => self.rows.iter().filter_map(conn_of).collect(),
             ExportScope::Problems => self
                 .all_rows

@@ -185,11 +185,9 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
             Col::Request | Col::Path if encrypted => {
                 Cell::from(ENCRYPTED_REQUEST).style(t.accent())
             }
-            Col::Request => Cell::from(format!(
-                "{} {}",
-                store.str(row.method),
-                store.str(row.path)
-            )),
+            Col::Request => {
+                Cell::from(format!("{} {}", store.str(row.method), store.str(row.path)))
+            }
             Col::Path => Cell::from(store.str(row.path)),
             Col::Event => Cell::from(store.str(row.event)),
             // Inside TLS the status is unknown: `?`, never a guessed one.

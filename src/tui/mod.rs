@@ -85,10 +85,7 @@ pub fn run_replay(path: &Path, opts: ReplayOptions, pictures: bool) -> anyhow::R
 /// feed it reads. The App keeps compact rows only and loads a row's connection from the file
 /// when it is opened ([`crate::reload`]), from the checkpoints this replay records. Public for
 /// `examples/tui_load.rs`, which measures the load without a terminal.
-pub fn start_replay(
-    path: &Path,
-    mut opts: ReplayOptions,
-) -> anyhow::Result<(App, Receiver<Feed>)> {
+pub fn start_replay(path: &Path, mut opts: ReplayOptions) -> anyhow::Result<(App, Receiver<Feed>)> {
     let checkpoints = crate::reload::SharedCheckpoints::default();
     opts.checkpoints = Some(checkpoints.clone());
     let reloader = crate::reload::Reloader::new(path, opts.config.clone(), checkpoints);

@@ -175,7 +175,8 @@ impl CompactRow {
 
     /// The latency the list shows, if any.
     pub fn latency(&self) -> Option<f64> {
-        self.has(flag::LATENCY).then_some(f64::from(self.latency_ms))
+        self.has(flag::LATENCY)
+            .then_some(f64::from(self.latency_ms))
     }
 
     /// The response's latency (not the TLS records'): what the time line averages.
@@ -252,7 +253,10 @@ impl RowStore {
 
     /// The verdict column's word of a row.
     pub fn label(&self, r: &CompactRow) -> &'static str {
-        self.labels.get(usize::from(r.label)).copied().unwrap_or("?")
+        self.labels
+            .get(usize::from(r.label))
+            .copied()
+            .unwrap_or("?")
     }
 
     fn label_id(&mut self, l: &'static str) -> u8 {
@@ -573,8 +577,16 @@ mod tests {
                     let ex = r.exchange().and_then(|i| c.exchanges.get(i));
                     let want = f.matches(c, ex);
                     let known = store.text_hits(&f.text);
-                    assert_eq!(f.matches_row(&store.filter_row(r, &known)), want, "{w} {problems}");
-                    assert_eq!(f.matches_row(&store.filter_row(r, &[])), want, "{w} {problems}");
+                    assert_eq!(
+                        f.matches_row(&store.filter_row(r, &known)),
+                        want,
+                        "{w} {problems}"
+                    );
+                    assert_eq!(
+                        f.matches_row(&store.filter_row(r, &[])),
+                        want,
+                        "{w} {problems}"
+                    );
                     hits += usize::from(want);
                 }
                 if w == "device:10.0.0.5" {

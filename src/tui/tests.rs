@@ -1096,7 +1096,10 @@ fn replayed_row_opens_with_headers_and_event_read_again_from_the_capture() {
     // The rows keep no header and no MAC-less event field: those come from the file.
     let kept = (1..=app.store.strings() as u32).map(|s| app.store.str(s).to_string());
     let kept: Vec<String> = kept.collect();
-    assert!(!kept.iter().any(|s| s.contains("Accept-Language")), "{kept:?}");
+    assert!(
+        !kept.iter().any(|s| s.contains("Accept-Language")),
+        "{kept:?}"
+    );
     let i = app
         .rows
         .iter()

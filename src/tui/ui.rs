@@ -144,7 +144,10 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
                 } else {
                     String::new()
                 };
-                s.push_str(&format!("{} connections", num(app.connection_count() as u64)));
+                s.push_str(&format!(
+                    "{} connections",
+                    num(app.connection_count() as u64)
+                ));
                 if let (Some(a), Some(b)) = (app.summary.first_packet, app.summary.last_packet) {
                     s.push_str(&format!(
                         ", {} .. {} UTC",
