@@ -451,30 +451,42 @@ mod tests {
     #[test]
     fn snapshot_is_finish_so_far() {
         let mk = |i: u64| {
-            let device = ["10.0.0.5:1", "10.0.0.6:1"][(i % 2) as usize];
+            let device = ["10.0.0.5:1", "10.0.0.6:1"][((i / 2) % 2) as usize];
             let status = if i % 5 == 2 { None } else { Some(200) };
-            // The request after a failed one repeats its body: a retry.
-            let hash = if i % 5 == 4 { 100 + i - 2 } else { 100 + i };
-            // Pairs arrive swapped: (1, 0), (3, 2)...
+            // Request i + 4 (same device, later) repeats the body of a failed one: a retry.
+            let hash = if i >= 4 && (i - 4) % 5 == 2 {
+                100 + i - 4
+            } else {
+                100 + i
+            };
+            // Pairs of one device arrive swapped: (1, 0), (3, 2)...
             let t = 1_000 + i64::try_from(i ^ 1).unwrap() * 3;
             conn(i, device, Handshake::Complete, vec![ex(0, t, status, hash)])
         };
+        // The same connections in time order: what the walk must see.
+        let in_order = |n: u64| {
+            let mut v: Vec<Connection> = (0..n).map(mk).collect();
+            v.sort_by_key(|c| c.first_seen);
+            v
+        };
         let c = Counters::default();
         let mut live = Ledger::default();
-        let mut plain = Ledger::default();
         for i in 0..40u64 {
             live.add(&mk(i));
-            plain.add(&mk(i));
             if i % 13 == 12 {
                 let mut so_far = Ledger::default();
-                for j in 0..=i {
-                    so_far.add(&mk(j));
+                for c in in_order(i + 1) {
+                    so_far.add(&c);
                 }
                 let now = live.snapshot(&c, None);
                 let want = so_far.finish(&c, None);
                 assert_eq!(format!("{now:?}"), format!("{want:?}"), "after {i}");
                 assert!(!now.0.stalls.is_empty() && !now.1.is_empty());
             }
+        }
+        let mut plain = Ledger::default();
+        for c in in_order(40) {
+            plain.add(&c);
         }
         let (a, b) = (live.finish(&c, None), plain.finish(&c, None));
         assert_eq!(format!("{a:?}"), format!("{b:?}"));

@@ -460,7 +460,13 @@ impl App {
     /// (keeping the selection). Every connection is walked again only after a live source
     /// replaced one.
     pub fn refresh(&mut self) {
-        if self.rebuild {
+        let keep = self.selected_row();
+        let follow = !self.rows.is_empty() && self.selected + 1 == self.rows.len();
+        // Row indices change in a rebuild: the selection is found again by connection and
+        // exchange.
+        let keep_key = keep.and_then(|r| self.row(r)).map(|r| (r.conn_id, r.ex));
+        let rebuilt = self.rebuild;
+        if rebuilt {
             self.rebuild_all();
         }
         let end = self.counters.last_packet;
@@ -470,7 +476,17 @@ impl App {
         self.devices = f.devices;
         self.summary = f.summary;
         self.dirty = false;
-        self.merge_rows();
+        self.merge_rows(keep.filter(|_| !rebuilt), follow);
+        if let Some(k) = keep_key.filter(|_| rebuilt && !follow) {
+            let store = &self.store;
+            let at = self
+                .rows
+                .iter()
+                .position(|r| store.get(r.0).is_some_and(|row| (row.conn_id, row.ex) == k));
+            if let Some(i) = at {
+                self.selected = i;
+            }
+        }
     }
 
     /// Rows and ledger anew from the connections in memory (after a replacement).
@@ -485,15 +501,12 @@ impl App {
                 add_rows(&mut self.ledger, &mut self.store, &mut self.pending, c);
             }
         }
-        // Row indices changed: the selection is kept by position.
         self.rows.clear();
     }
 
     /// Put the rows added since the last refresh into `all_rows`, in time order. They arrive
     /// nearly in order: usually they go at the end; otherwise one merge pass.
-    fn merge_rows(&mut self) {
-        let keep = self.selected_row();
-        let follow = !self.rows.is_empty() && self.selected + 1 == self.rows.len();
+    fn merge_rows(&mut self, keep: Option<RowRef>, follow: bool) {
         let store = &self.store;
         let key = |i: u32| (store.get(i).map_or(i64::MAX, |r| r.time.0), i);
         let mut new = std::mem::take(&mut self.pending);

@@ -555,6 +555,7 @@ mod tests {
         assert_eq!(pairs.len(), 7);
         let words = [
             "",
+            "/alarm",
             "device:10.0.0.5",
             "device:44:19:b6:5a:3c:11",
             "type:vmd",

@@ -1114,3 +1114,26 @@ fn replayed_row_opens_with_headers_and_event_read_again_from_the_capture() {
     assert!(screen.contains("Accept-Language"), "{screen}");
     assert!(screen.contains("2024-05-14T10:21:40+08:00"), "{screen}");
 }
+
+/// A live source replaces a connection that gained an exchange: the rows are built again (their
+/// indices shift) and the selection stays on its exchange.
+#[test]
+fn selection_stays_on_its_exchange_when_a_replaced_connection_grows() {
+    let mut app = App::new(Source::Live("eth0".into()), Theme { color: true });
+    let conns = fixtures::capture();
+    app.update(Msg::Feed(Feed::Upsert(conns.clone())));
+    app.selected = 2; // c4 at +10 (rows: c1 +1, c2 +5, c4 +10, ...)
+    assert_eq!(selected_conn(&app), 4);
+    // Connection 1 (first in memory) now carries a second request, at +2.
+    let mut c1 = conns.iter().find(|c| c.id == 1).unwrap().clone();
+    let mut second = c1.exchanges[0].clone();
+    second.index = 1;
+    second.request.time = ts(2.0);
+    c1.exchanges.push(second);
+    app.update(Msg::Feed(Feed::Upsert(vec![c1])));
+    app.update(Msg::Tick(Instant::now() + Duration::from_secs(1)));
+    assert_eq!(app.rows.len(), 8);
+    assert_eq!(row_conns(&app), vec![1, 1, 2, 4, 5, 7, 6, 3]);
+    assert_eq!(selected_conn(&app), 4);
+    assert_eq!(app.selected, 3);
+}
