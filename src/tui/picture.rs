@@ -32,7 +32,7 @@ use crate::isapi::picture::{grouped, PictureCheck};
 use crate::isapi::{PartHeader, PartInfo};
 use crate::model::ExchangeRef;
 use crate::pipeline::ExchangeSink;
-use crate::replay::{replay, ReplayOptions};
+use crate::replay::{replay_each, ReplayOptions};
 
 /// Most bytes of one picture read back from the capture (camera pictures are under 1 MB; a
 /// bigger part is shown from its first bytes, as a cut picture would be).
@@ -200,7 +200,9 @@ pub fn load(path: &Path, ex: ExchangeRef, parts: &[usize]) -> Vec<Loaded> {
         sink_only: Some(vec![ex.connection]),
         ..ReplayOptions::default()
     };
-    if let Err(e) = replay(path, opts, &mut |_| {}, &mut |_| {}) {
+    // The connections are dropped as they close (only the sink's bytes are wanted): memory
+    // does not follow the capture.
+    if let Err(e) = replay_each(path, opts, &mut |_| {}, &mut |_| {}) {
         let e = LoadError::Replay(e.to_string());
         return parts
             .iter()

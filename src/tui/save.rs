@@ -10,7 +10,7 @@ use crate::extract::Extractor;
 use crate::isapi::PartHeader;
 use crate::model::ExchangeRef;
 use crate::pipeline::ExchangeSink;
-use crate::replay::{replay, ReplayOptions};
+use crate::replay::{replay_each, ReplayOptions};
 
 /// How a save ended, for the footer: its text is `Display`, whether it failed is
 /// [`SaveOutcome::is_failure`] (the footer shows failures as errors).
@@ -144,7 +144,9 @@ fn save_or_fail(
         sink_only: Some(vec![conn_id]),
         ..ReplayOptions::default()
     };
-    replay(path, opts, &mut |_| {}, &mut |_| {}).map_err(|e| SaveError::Replay(e.to_string()))?;
+    // Connections are dropped as they close: only the extractor's files are wanted.
+    replay_each(path, opts, &mut |_| {}, &mut |_| {})
+        .map_err(|e| SaveError::Replay(e.to_string()))?;
     let x = shared.lock().map_err(|_| SaveError::LockPoisoned)?;
     Ok(save_message(dir, prefix, &x.written, &x.errors))
 }
