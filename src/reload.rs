@@ -29,6 +29,10 @@ pub const CHECKPOINT_EVERY: u64 = 4096;
 /// connection did not finish on its own (capture timestamps slightly out of order).
 const LATE_NANOS: i64 = 60_000_000_000;
 
+/// Frames in a row later than that before the search stops (one frame with a wild timestamp
+/// does not end it).
+const LATE_FRAMES: u32 = 1024;
+
 /// A place to start reading: the frame that comes after `frames_before` frames, at byte
 /// `offset`, and the latest timestamp of the frames before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +157,7 @@ impl Reloader {
         let give_up_after = Timestamp(t.last_seen.0.saturating_add(LATE_NANOS));
         // Its frames within its time range: when all are in, the rest of the file is not read.
         let mut seen: u64 = 0;
+        let mut late: u32 = 0;
         loop {
             let frame = match cf.next_frame() {
                 Ok(Some(f)) => f,
@@ -161,7 +166,12 @@ impl Reloader {
                 Err(_) => continue,
             };
             if frame.ts > give_up_after {
-                break;
+                late += 1;
+                if late > LATE_FRAMES {
+                    break;
+                }
+            } else {
+                late = 0;
             }
             let Ok(Decoded::Tcp(seg)) = decoder.decode(
                 frame.ts,

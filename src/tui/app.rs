@@ -394,7 +394,9 @@ impl App {
     // ----- data -----
 
     /// Keep only compact rows and load a row's connection from the capture file when it is
-    /// opened (replay). Call before any connection arrives.
+    /// opened (replay). Call before any connection arrives; the feed must then send each
+    /// connection once (a replay does: its final report carries none), since connections are
+    /// not kept to be replaced.
     pub fn load_from_capture(&mut self, reloader: crate::reload::Reloader) {
         self.details = Details::Capture {
             reloader,
