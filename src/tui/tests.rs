@@ -1137,3 +1137,24 @@ fn selection_stays_on_its_exchange_when_a_replaced_connection_grows() {
     assert_eq!(selected_conn(&app), 4);
     assert_eq!(app.selected, 3);
 }
+
+/// Exporting the problem rows chooses their whole connections (addresses and time range) as
+/// the export module chooses them from the connections themselves, though the rows keep no
+/// connection.
+#[test]
+fn export_of_problem_rows_selects_their_whole_connections() {
+    let mut app = fixtures::app();
+    press(&mut app, KeyCode::Char('x'));
+    let cmd = press(&mut app, KeyCode::Char('p'));
+    let Some(Cmd::Export { selection, .. }) = cmd else {
+        panic!("{cmd:?}")
+    };
+    let mut conns = fixtures::capture();
+    conns.sort_by_key(|c| c.first_seen);
+    let mut want = crate::export::Selection::default();
+    for c in conns.iter().filter(|c| [2, 4, 5, 6, 7].contains(&c.id)) {
+        want.add(c);
+    }
+    assert_eq!(selection.len(), 5);
+    assert_eq!(selection, want);
+}
