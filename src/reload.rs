@@ -102,9 +102,6 @@ pub enum ReloadError {
     /// The capture cannot be opened again.
     #[error("{0}")]
     Open(String),
-    /// Reading the capture again stopped.
-    #[error("reading the capture again: {0}")]
-    Read(String),
     /// No connection of these addresses and first packet came out of the frames read.
     #[error("connection {id} ({client} -> {server}) is not in the capture file any more: has it changed?")]
     NotFound {
@@ -147,8 +144,7 @@ impl Reloader {
             .and_then(|c| c.before(t.first_seen));
         let mut cf = CaptureFile::open(&self.path).map_err(|e| ReloadError::Open(e.to_string()))?;
         if let Some(cp) = start {
-            cf.seek_to_frame(cp.frames_before, cp.offset)
-                .map_err(|e| ReloadError::Read(e.to_string()))?;
+            cf.seek_to_frame(cp.frames_before, cp.offset);
         }
         let mut an = Analyzer::new(self.config.clone());
         // Stateful, as in the analysis: a segment in IP fragments comes out of its last fragment.
@@ -256,7 +252,11 @@ mod tests {
         let mut latest = None;
         loop {
             let (frames_before, offset) = (cf.frames_read(), cf.bytes_read());
-            let Ok(Some(f)) = cf.next_frame() else { break };
+            let f = match cf.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(_) => continue,
+            };
             c.record(Checkpoint {
                 frames_before,
                 offset,
@@ -327,6 +327,10 @@ mod tests {
             "refused.pcap",
             "stall-no-answer.pcap",
             "ip-fragments.pcap",
+            // Not seeked: read again from the start up to the checkpoint (libpcap, then the
+            // built-in reader after the second interface; and gzip).
+            "two-interfaces.pcapng",
+            "two-interfaces.pcapng.gz",
         ] {
             reloads_equal(name, None);
         }

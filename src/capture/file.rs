@@ -573,9 +573,10 @@ impl CaptureFile {
     ///
     /// Only an uncompressed classic pcap is seeked (there `bytes_read` is each record's offset
     /// exactly). A pcapng file (whose block offsets libpcap does not report) and a compressed file
-    /// are read again from the start, skipping `frames_before` frames: slower, never wrong. Call
-    /// on a freshly opened file; a seek that fails leaves it as it was (reading from the start).
-    pub fn seek_to_frame(&mut self, frames_before: u64, offset: u64) -> Result<(), ReadWarning> {
+    /// are read again from the start, skipping `frames_before` frames: slower, never wrong (the
+    /// reading problems met on the way were reported by the first pass and are skipped). Call on
+    /// a freshly opened file; a seek that fails leaves it as it was (reading from the start).
+    pub fn seek_to_frame(&mut self, frames_before: u64, offset: u64) {
         let seekable = matches!(self.format, Format::Pcap { .. })
             && self.compressed.is_none()
             && self.fallback.is_none()
@@ -587,16 +588,16 @@ impl CaptureFile {
                 if seek_stream(cap, offset) {
                     self.bytes_read = offset;
                     self.frames = frames_before;
-                    return Ok(());
+                    return;
                 }
             }
         }
         while self.frames < frames_before {
-            if self.next_frame()?.is_none() {
-                break;
+            match self.next_frame() {
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => break,
             }
         }
-        Ok(())
     }
 
     /// True when the file is gzip-compressed.
