@@ -135,7 +135,7 @@ fn analyse(
             if let Ok(mut cps) = cps.lock() {
                 cps.record(crate::reload::Checkpoint {
                     frames_before: number,
-                    offset: file.bytes_read(),
+                    offset: file.next_record_offset(),
                     latest_before: latest,
                 });
             }

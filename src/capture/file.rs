@@ -207,6 +207,21 @@ fn seek_stream(cap: &pcap::Capture<pcap::Offline>, offset: u64) -> bool {
     }
 }
 
+/// Where the stream under an offline libpcap handle is (the next block libpcap reads).
+#[allow(unsafe_code)] // two libc/libpcap calls the pcap crate does not wrap; see SAFETY below
+fn stream_position(cap: &pcap::Capture<pcap::Offline>) -> Option<u64> {
+    // SAFETY: as in `seek_stream`: the handle is live, its stream pointer checked for NULL;
+    // `ftello` only reads the position of an open stream.
+    let pos = unsafe {
+        let fp = pcap_file(cap.as_ptr().cast());
+        if fp.is_null() {
+            return None;
+        }
+        libc::ftello(fp)
+    };
+    u64::try_from(pos).ok()
+}
+
 /// libpcap refused to open a file: its message, which is all it gives (a C string).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -566,24 +581,38 @@ impl CaptureFile {
         })
     }
 
+    /// Where the next frame's record (pcapng: block) starts in the file, exactly, while libpcap
+    /// reads an uncompressed file: classic pcap counts it ([`CaptureFile::bytes_read`]), pcapng
+    /// asks the stream. None for a compressed file and after the built-in reader took over.
+    pub fn next_record_offset(&self) -> Option<u64> {
+        if self.compressed.is_some() || self.fallback.is_some() || self.done {
+            return None;
+        }
+        match self.format {
+            Format::Pcap { .. } => Some(self.bytes_read),
+            Format::PcapNg => self.cap.as_ref().and_then(stream_position),
+        }
+    }
+
     /// Go on reading at the frame `frames_before` (0-based: that many frames come before it)
-    /// whose record starts at byte `offset`, as [`CaptureFile::bytes_read`] gave it when that
-    /// frame was next. Why: opening one connection of a big capture (the TUI's detail pane) reads
-    /// from a checkpoint near it, not the whole file again.
+    /// whose record starts at byte `offset`, as [`CaptureFile::next_record_offset`] gave it when
+    /// that frame was next. Why: opening one connection of a big capture (the TUI's detail pane)
+    /// reads from a checkpoint near it, not the whole file again.
     ///
-    /// Only an uncompressed classic pcap is seeked (there `bytes_read` is each record's offset
-    /// exactly). A pcapng file (whose block offsets libpcap does not report) and a compressed file
-    /// are read again from the start, skipping `frames_before` frames: slower, never wrong (the
-    /// reading problems met on the way were reported by the first pass and are skipped). Call on
-    /// a freshly opened file; a seek that fails leaves it as it was (reading from the start).
-    pub fn seek_to_frame(&mut self, frames_before: u64, offset: u64) {
-        let seekable = matches!(self.format, Format::Pcap { .. })
-            && self.compressed.is_none()
-            && self.fallback.is_none()
-            && self.frames == 0
-            && offset >= PCAP_FILE_HEADER
-            && offset <= self.file_size;
-        if seekable {
+    /// An uncompressed file is seeked (pcapng: after its section and first interface blocks were
+    /// read at open; an interface block that the seek skips leaves its frames unreadable, so the
+    /// caller reads from the start when what it wanted is not found). A compressed file, or no
+    /// offset, is read again from the start, skipping `frames_before` frames: slower, never wrong
+    /// (the reading problems met on the way were reported by the first pass and are skipped).
+    /// Call on a freshly opened file; a seek that fails leaves it as it was.
+    pub fn seek_to_frame(&mut self, frames_before: u64, offset: Option<u64>) {
+        let lowest = match self.format {
+            Format::Pcap { .. } => PCAP_FILE_HEADER,
+            Format::PcapNg => 1,
+        };
+        let offset = offset.filter(|o| *o >= lowest && *o <= self.file_size);
+        let seekable = self.compressed.is_none() && self.fallback.is_none() && self.frames == 0;
+        if let Some(offset) = offset.filter(|_| seekable) {
             if let Some(cap) = self.cap.as_ref() {
                 if seek_stream(cap, offset) {
                     self.bytes_read = offset;
