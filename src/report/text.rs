@@ -568,13 +568,23 @@ impl std::fmt::Display for NoRequestNote {
 /// The text report built while the capture is read, in bounded memory: the diagnosis ledger
 /// takes every connection, but only the connections holding the earliest problems (as many as
 /// are listed in full) are kept for their explanations.
-#[derive(Default)]
 pub struct TextStream {
     ledger: Ledger,
     /// Connections with a problem, by their first problem's time (and arrival, for ties).
     kept: BTreeMap<(Timestamp, u64), Connection>,
     arrivals: u64,
     pictures: Pictures,
+}
+
+impl Default for TextStream {
+    fn default() -> Self {
+        TextStream {
+            ledger: Ledger::folding(super::stream::LEDGER_ITEMS),
+            kept: BTreeMap::new(),
+            arrivals: 0,
+            pictures: Pictures::default(),
+        }
+    }
 }
 
 impl TextStream {
