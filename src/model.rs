@@ -536,7 +536,7 @@ impl Exchange {
             injected_fault: injected_fault.clone(),
             body_kind,
             body_error: body_error.clone(),
-            auth: auth.clone(),
+            auth: *auth,
             notes: notes.clone(),
             encrypted: encrypted.clone(),
             decrypted: *decrypted,
