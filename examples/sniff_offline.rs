@@ -78,7 +78,9 @@ fn main() {
         last: Timestamp(0),
         done: false,
     };
-    let opts = SniffOptions::default();
+    let mut opts = SniffOptions::default();
+    // As `sniff --json/--text` runs: the event fields without the element tree.
+    opts.pipeline.body.event_tree = alarmscope::isapi::TreeDetail::FieldsOnly;
     let mut out = std::io::BufWriter::new(std::io::sink());
     let t = Instant::now();
     match run_headless_on(&mut src, &opts, json, &mut out) {
