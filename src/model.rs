@@ -500,6 +500,11 @@ pub struct Exchange {
     /// The decoded event with its tree (for the detail pane; not in JSON).
     #[serde(skip)]
     pub event_detail: Option<Box<EventInfo>>,
+    /// The body's metadata still to decode, when the pipeline deferred it
+    /// ([`crate::isapi::BodyLimits::defer_event`]): until [`Exchange::decode_event`] runs,
+    /// `event`, `event_detail`, `metadata` and `body_error` are not set.
+    #[serde(skip)]
+    pub pending_event: Option<Box<crate::isapi::body::PendingEvent>>,
 }
 
 impl Exchange {
@@ -525,6 +530,7 @@ impl Exchange {
             body_hash,
             metadata: _,
             event_detail: _,
+            pending_event: _,
         } = self;
         Exchange {
             index: *index,
@@ -544,6 +550,7 @@ impl Exchange {
             body_hash: *body_hash,
             metadata: None,
             event_detail: None,
+            pending_event: None,
         }
     }
 
@@ -568,6 +575,7 @@ impl Exchange {
             body_hash: 0,
             metadata: None,
             event_detail: None,
+            pending_event: None,
         }
     }
 
