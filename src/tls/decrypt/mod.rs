@@ -28,6 +28,7 @@
 
 mod finding;
 mod keys;
+mod outcome;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
 pub use finding::{DecryptFinding, GapOutcome};
 pub use keys::{Aead, Hash, Refusal};
+pub use outcome::{DecryptionCounts, NotDecryptedCounts, NotDecryptedReason};
 
 use keys::{RecordKey, Suite};
 
@@ -135,6 +137,9 @@ pub struct DecryptReport {
     pub version: Option<ProtocolVersion>,
     pub cipher_suite: Option<CipherSuite>,
     pub stats: PerDirection<DecryptStats>,
+    /// In JSON each with `problem` ([`DecryptFinding::is_problem`]) and `text` (its words), as
+    /// the connection's `tls_findings`.
+    #[serde(serialize_with = "outcome::serialize_findings")]
     pub findings: Vec<DecryptFinding>,
     pub findings_dropped: u64,
 }

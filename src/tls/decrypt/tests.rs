@@ -215,10 +215,12 @@ impl Out {
         self.findings
             .iter()
             .map(|f| {
-                serde_json::to_value(f).unwrap()["kind"]
+                let tag = serde_json::to_value(f).unwrap()["kind"]
                     .as_str()
                     .unwrap()
-                    .to_string()
+                    .to_string();
+                assert_eq!(f.kind(), tag, "kind() is the JSON kind");
+                tag
             })
             .collect()
     }
