@@ -133,7 +133,7 @@ impl Decrypting {
         let mut out = Vec::new();
         let stopped = &mut self.stopped;
         let mut sink = |ev: DecryptEvent<'_>| match ev {
-            DecryptEvent::Plain { dir, ts, bytes } if !stopped[side(dir)] => {
+            DecryptEvent::Plain { dir, ts, bytes, .. } if !stopped[side(dir)] => {
                 out.push(Plain::Data(dir, ts, bytes.to_vec()));
             }
             DecryptEvent::Gap {
