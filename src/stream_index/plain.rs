@@ -173,6 +173,9 @@ impl Decrypt {
         let mut out = Vec::with_capacity(entries.len());
         let mut next = [0usize, 0usize];
         let mut plain_off = [0u64, 0u64];
+        // Where each side's last record mark is: the keyless labelling stops at a capture gap,
+        // a record decrypted after it gets its mark here.
+        let mut last_mark: [Option<u64>; 2] = [None, None];
         let mut http = [
             MessageDecoder::new(Kind::Request, Limits::default()),
             MessageDecoder::new(Kind::Response, Limits::default()),
@@ -187,6 +190,14 @@ impl Decrypt {
                 len,
             } = e
             else {
+                if let Entry::Mark {
+                    side,
+                    stream_off,
+                    kind: MarkKind::Tls { .. },
+                } = &e
+                {
+                    last_mark[idx(*side)] = Some(*stream_off);
+                }
                 out.push(e);
                 continue;
             };
@@ -236,6 +247,21 @@ impl Decrypt {
                 }
                 cipher(&mut out, cur, record.start.max(cur));
                 cur = record.start.max(cur);
+                if record.start >= stream_off && last_mark[d] != Some(record.start) {
+                    // The record authenticated, and its header is part of what the AEAD
+                    // checked: application data (23), version 0x0303, this length.
+                    out.push(Entry::Mark {
+                        side,
+                        stream_off: record.start,
+                        kind: MarkKind::Tls {
+                            content_type: 23,
+                            version: 0x0303,
+                            length: u16::try_from(record.end - record.start - 5)
+                                .unwrap_or(u16::MAX),
+                        },
+                    });
+                    last_mark[d] = Some(record.start);
+                }
                 let upto = record.end.min(end);
                 if chunk.is_none() {
                     cipher(&mut out, cur, upto);

@@ -564,7 +564,8 @@ fn without_frames(sample_name: &str, drop: &[usize]) -> PathBuf {
 /// without frame 17 (the client's 207-byte record holding the second request's head; tshark:
 /// `tcp.seq` 1388, `tcp.len` 207). The view shows the gap, decrypts on after it (the decryptor
 /// resynchronises on the next record) and marks the first and third requests and all three
-/// answers; the second request's body, whose head is lost, is plaintext without a mark.
+/// answers, and each decrypted record after the gap; the second request's body, whose head is
+/// lost, is plaintext without an HTTP mark.
 #[test]
 fn after_a_gap_in_the_encrypted_stream_the_view_decrypts_on() {
     let path = without_frames("https-keepalive.pcap", &[17]);
@@ -594,6 +595,22 @@ fn after_a_gap_in_the_encrypted_stream_the_view_decrypts_on() {
         .filter(|(s, l)| *s == Side::Server && l.starts_with("HTTP/1.1 200"))
         .count();
     assert_eq!((requests, answers), (2, 3), "{http:?}");
+    // The records after the gap are marked too (tshark: frames 18, 22 and 23 hold records of
+    // 1070, 218 and 562 bytes), though the keyless labelling stopped at the gap.
+    let entries = &view(&mut app).index().unwrap().entries;
+    let after_gap: Vec<u16> = entries
+        .iter()
+        .skip_while(|e| !matches!(e, Entry::Gap { .. }))
+        .filter_map(|e| match e {
+            Entry::Mark {
+                side: Side::Client,
+                kind: MarkKind::Tls { length, .. },
+                ..
+            } => Some(*length),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(after_gap, [1070, 218, 562]);
     let [client, _] = sides(&mut app);
     let client = String::from_utf8_lossy(&client).to_string();
     let gap = client.find("<gap 207>").expect("the gap is shown");
