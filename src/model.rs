@@ -906,6 +906,10 @@ pub struct Summary {
     /// Frames found inside each tunnel or encapsulation (GRE, ERSPAN, VXLAN, GENEVE, MPLS,
     /// IP-in-IP, LLC/SNAP): a capture from a mirror port or an overlay says so here.
     pub encapsulations: crate::capture::EncapCounts,
+    /// `--keylog`: TLS connections decrypted, not decrypted (and why), with decryption
+    /// problems; flattened, each field absent from JSON when 0.
+    #[serde(flatten)]
+    pub decryption: crate::tls::decrypt::DecryptionCounts,
 }
 
 impl Summary {
@@ -915,6 +919,7 @@ impl Summary {
         if c.tls.is_some() {
             self.tls_connections += 1;
         }
+        self.decryption.count(c.decryption.as_deref());
         for f in c.tls_problems() {
             self.tls_problems += 1;
             match f {

@@ -288,6 +288,8 @@ pub struct App {
     pub detail_cache: RefCell<Option<DetailCache>>,
     /// The Follow-stream view, while open (it takes the keys).
     pub stream: Option<super::stream::StreamView>,
+    /// The replay's key log (`--keylog`), for the Follow-stream view's plaintext.
+    pub stream_keys: Option<crate::tls::SharedKeys>,
     /// The time line view (`t`).
     pub timeline: Timeline,
     /// The pictures of the selected exchange (detail pane, Request tab).
@@ -336,6 +338,7 @@ impl App {
             view: ViewCache::default(),
             detail_cache: RefCell::new(None),
             stream: None,
+            stream_keys: None,
             timeline: Timeline::default(),
             pictures: super::picture::Pictures::default(),
         }

@@ -201,10 +201,19 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
             Col::Verdict => Cell::from(ex.verdict.as_str()).style(t.verdict(ex.verdict)),
             Col::Marks => Cell::from(marks(
                 t,
-                // E: read without keys from TLS records; D: decrypted with the key log.
-                match (ex.encrypted.is_some(), ex.decrypted) {
-                    (true, _) => Some("E"),
-                    (false, true) => Some("D"),
+                // E: read without keys from TLS records; D: decrypted with the key log; K after
+                // either: the connection has a decryption problem (detail pane).
+                match (
+                    ex.encrypted.is_some(),
+                    ex.decrypted,
+                    c.decryption
+                        .as_ref()
+                        .is_some_and(|d| d.problems().next().is_some()),
+                ) {
+                    (true, _, false) => Some("E"),
+                    (true, _, true) => Some("EK"),
+                    (false, true, false) => Some("D"),
+                    (false, true, true) => Some("DK"),
                     _ => None,
                 },
                 ex.retry_of.is_some(),

@@ -76,11 +76,13 @@ pub fn run_replay(path: &Path, opts: ReplayOptions, pictures: bool) -> anyhow::R
     }
     let (tx, rx) = mpsc::channel();
     let worker_path = path.to_path_buf();
+    let keys = opts.config.keys.clone();
     thread::Builder::new()
         .name("alarmscope-replay".into())
         .spawn(move || replay_worker(&worker_path, opts, &tx))?;
     let mut app = App::new(Source::Replay(path.to_path_buf()), Theme::from_env());
     app.pictures.enabled = pictures;
+    app.stream_keys = keys;
     run_app(app, rx)
 }
 

@@ -114,10 +114,43 @@ impl DecryptFinding {
         }
     }
 
-    /// A fatal alert explains a failure of the device or the server; every other finding is
-    /// about the capture or the key log.
+    /// Whether the engineer must look at it: a fatal alert (a failure of the device or the
+    /// server), or decryption that did not happen or stopped (no handshake seen, session not
+    /// in the key log, refused suite, first record failing to authenticate = a key log of
+    /// another session, too many failures, a gap no record could be resynchronised after,
+    /// renegotiation): part of the connection is then judged without its plaintext. Notes
+    /// (`false`): decryption went on (a lost record, a resync, a key update, a warning alert).
     pub fn is_problem(&self) -> bool {
-        matches!(self, DecryptFinding::Alert { level, .. } if *level == AlertLevel::FATAL)
+        match self {
+            DecryptFinding::Alert { level, .. } => *level == AlertLevel::FATAL,
+            DecryptFinding::AuthFailed { first, .. } => *first,
+            DecryptFinding::Gap { outcome, .. } => *outcome == GapOutcome::Stopped,
+            DecryptFinding::NoHandshake { .. }
+            | DecryptFinding::KeyNotInLog { .. }
+            | DecryptFinding::UnsupportedSuite { .. }
+            | DecryptFinding::TooManyFailures { .. }
+            | DecryptFinding::Renegotiation { .. } => true,
+            DecryptFinding::EarlyData { .. }
+            | DecryptFinding::KeyUpdate { .. }
+            | DecryptFinding::MalformedPlaintext { .. } => false,
+        }
+    }
+
+    /// The finding's kind as in JSON (`key_not_in_log`, `auth_failed`, ...), for short labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecryptFinding::NoHandshake { .. } => "no_handshake",
+            DecryptFinding::KeyNotInLog { .. } => "key_not_in_log",
+            DecryptFinding::UnsupportedSuite { .. } => "unsupported_suite",
+            DecryptFinding::AuthFailed { .. } => "auth_failed",
+            DecryptFinding::TooManyFailures { .. } => "too_many_failures",
+            DecryptFinding::Gap { .. } => "gap",
+            DecryptFinding::EarlyData { .. } => "early_data",
+            DecryptFinding::Renegotiation { .. } => "renegotiation",
+            DecryptFinding::KeyUpdate { .. } => "key_update",
+            DecryptFinding::Alert { .. } => "alert",
+            DecryptFinding::MalformedPlaintext { .. } => "malformed_plaintext",
+        }
     }
 }
 
