@@ -714,6 +714,7 @@ impl Default for TextStream {
             kept: BTreeMap::new(),
             arrivals: 0,
             pictures: Pictures::default(),
+            decryption: Decryption::default(),
         }
     }
 }
