@@ -415,7 +415,10 @@ impl TlsRouter {
                 mut tls, done, dec, ..
             } => {
                 tls.close(conn.last_seen, conn.closed);
-                let decryption = dec.map(|d| Box::new(d.dec.finish()));
+                let mut decryption = dec.map(|d| Box::new(d.dec.finish()));
+                if let Some(r) = decryption.as_mut() {
+                    r.place_alerts(&conn.exchanges);
+                }
                 let decrypted = decryption
                     .as_ref()
                     .is_some_and(|r| r.status == DecryptStatus::Decrypting);

@@ -101,6 +101,7 @@ fn a_decryption_problem_marks_the_row_and_is_in_the_diagnosis_tab() {
         by: crate::tcp::Side::Server,
         level: AlertLevel::FATAL,
         description: AlertDescription::INTERNAL_ERROR,
+        after_answers: false,
     };
     let update = DecryptFinding::KeyUpdate {
         time: ts(2.2),

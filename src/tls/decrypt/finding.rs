@@ -79,12 +79,15 @@ pub enum DecryptFinding {
     Renegotiation { time: Timestamp, dir: Direction },
     /// TLS 1.3 KeyUpdate: the direction's keys were updated and decryption goes on.
     KeyUpdate { time: Timestamp, dir: Direction },
-    /// An alert read from an encrypted record.
+    /// An alert read from an encrypted record. `after_answers`: it came after every request of
+    /// the connection was answered (set when the connection closes): a fatal alert then cost no
+    /// event (some TLS stacks send one at close), so it is a note, not a problem.
     Alert {
         time: Timestamp,
         by: Side,
         level: AlertLevel,
         description: AlertDescription,
+        after_answers: bool,
     },
     /// A record authenticated but its plaintext is not valid (TLS 1.3 inner plaintext of only
     /// padding, an alert of the wrong size): skipped.
@@ -122,7 +125,11 @@ impl DecryptFinding {
     /// (`false`): decryption went on (a lost record, a resync, a key update, a warning alert).
     pub fn is_problem(&self) -> bool {
         match self {
-            DecryptFinding::Alert { level, .. } => *level == AlertLevel::FATAL,
+            DecryptFinding::Alert {
+                level,
+                after_answers,
+                ..
+            } => *level == AlertLevel::FATAL && !after_answers,
             DecryptFinding::AuthFailed { first, .. } => *first,
             DecryptFinding::Gap { outcome, .. } => *outcome == GapOutcome::Stopped,
             DecryptFinding::NoHandshake { .. }
@@ -243,13 +250,18 @@ impl std::fmt::Display for DecryptFinding {
                 by,
                 level,
                 description,
+                after_answers,
                 ..
             } => {
                 let who = match by {
                     Side::Client => "the device",
                     Side::Server => "the server",
                 };
-                write!(f, "{who} sent a {level} {description} alert (decrypted)")
+                write!(f, "{who} sent a {level} {description} alert (decrypted)")?;
+                if *after_answers {
+                    write!(f, " after every request was answered")?;
+                }
+                Ok(())
             }
             DecryptFinding::MalformedPlaintext {
                 dir, record, offset, ..

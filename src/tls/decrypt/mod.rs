@@ -660,6 +660,7 @@ impl TlsDecryptor {
                             by: sender(dir),
                             level: AlertLevel(*level),
                             description: AlertDescription(*description),
+                            after_answers: false,
                         },
                         out,
                     );

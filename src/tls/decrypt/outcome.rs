@@ -37,6 +37,28 @@ impl NotDecryptedReason {
 }
 
 impl DecryptReport {
+    /// Mark the alerts that came after every request of the connection was answered (its
+    /// `exchanges`, when it closes): those cost no event ([`DecryptFinding::Alert`]).
+    pub fn place_alerts(&mut self, exchanges: &[crate::model::Exchange]) {
+        let answered_by = exchanges.iter().try_fold(None, |last, ex| {
+            let t = ex.response.as_ref()?.time;
+            Some(Some(last.map_or(t, |l: crate::time::Timestamp| l.max(t))))
+        });
+        let Some(Some(last_answer)) = answered_by else {
+            return;
+        };
+        for f in &mut self.findings {
+            if let DecryptFinding::Alert {
+                time,
+                after_answers,
+                ..
+            } = f
+            {
+                *after_answers = *time >= last_answer;
+            }
+        }
+    }
+
     /// The findings the engineer must look at ([`DecryptFinding::is_problem`]).
     pub fn problems(&self) -> impl Iterator<Item = &DecryptFinding> {
         self.findings.iter().filter(|f| f.is_problem())
@@ -176,4 +198,66 @@ pub(super) fn serialize_findings<S: serde::Serializer>(
         })?;
     }
     seq.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Exchange, Request, Response};
+    use crate::tcp::Side;
+    use crate::time::Timestamp;
+    use crate::tls::types::{AlertDescription, AlertLevel};
+
+    fn answered(at: i64, answer: Option<i64>) -> Exchange {
+        let mut ex = Exchange::started(
+            0,
+            Request {
+                time: Timestamp(at),
+                end_time: Timestamp(at),
+                ..Request::default()
+            },
+        );
+        ex.response = answer.map(|t| Response {
+            time: Timestamp(t),
+            status: 200,
+            ..Response::default()
+        });
+        ex
+    }
+
+    fn report(alert_at: i64) -> DecryptReport {
+        DecryptReport {
+            status: DecryptStatus::Decrypting,
+            version: None,
+            cipher_suite: None,
+            stats: Default::default(),
+            findings: vec![DecryptFinding::Alert {
+                time: Timestamp(alert_at),
+                by: Side::Client,
+                level: AlertLevel::FATAL,
+                description: AlertDescription::INTERNAL_ERROR,
+                after_answers: false,
+            }],
+            findings_dropped: 0,
+        }
+    }
+
+    #[test]
+    fn a_fatal_alert_is_a_problem_unless_every_request_was_answered_before_it() {
+        // After the last answer: a note.
+        let mut r = report(50);
+        r.place_alerts(&[answered(10, Some(20)), answered(30, Some(40))]);
+        assert_eq!(r.problems().count(), 0);
+        // Before the second answer: it may have cost that event.
+        let mut r = report(35);
+        r.place_alerts(&[answered(10, Some(20)), answered(30, Some(40))]);
+        assert_eq!(r.problems().count(), 1);
+        // A request never answered, or no request at all: a problem.
+        let mut r = report(50);
+        r.place_alerts(&[answered(10, Some(20)), answered(30, None)]);
+        assert_eq!(r.problems().count(), 1);
+        let mut r = report(50);
+        r.place_alerts(&[]);
+        assert_eq!(r.problems().count(), 1);
+    }
 }
