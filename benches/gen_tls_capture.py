@@ -9,6 +9,11 @@ timestamps are rewritten: the TLS records are the recorded ones, byte for byte.
     python3 benches/gen_tls_capture.py OUT.pcap [SIZE_MB=50]
     python3 benches/gen_tls_capture.py --keys OUT.keys OUT.pcap [SIZE_MB]   # decryptable only
     python3 benches/gen_tls_capture.py --plain OUT.pcap [SIZE_MB]           # the same pushes in HTTP
+    python3 benches/gen_tls_capture.py --devices 200 --keys OUT.keys OUT.pcap 1024
+
+`--devices N` (before the other options): the copies cycle through N device addresses instead of
+one address each, so a bigger capture is more pushes from the same devices (for a memory check:
+the per-device state of the diagnosis then stays the same whatever the size).
 
 `--keys`: only the samples recorded with a key log, whose lines go to OUT.keys (every copy keeps
 its records, so its client random: the samples' key lines cover every copy). `--plain`: the plain
@@ -81,6 +86,9 @@ PLAIN = ["xml-ok.pcap", "json-ok.pcap", "keepalive.pcap", "multipart-anpr.pcap"]
 
 def main():
     args = sys.argv[1:]
+    devices = None
+    if args[:1] == ["--devices"]:
+        devices, args = int(args[1]), args[2:]
     names, keys_out = TEMPLATES, None
     if args[:1] == ["--keys"]:
         names, keys_out, args = KEYED, args[1], args[2:]
@@ -104,7 +112,7 @@ def main():
             streams = []
             for _ in range(BATCH):
                 pk, port = templates[copy % len(templates)]
-                n = copy + 1
+                n = (copy % devices if devices else copy) + 1
                 dev = bytes([10, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF])
                 base = start + copy * COPY_SPACING_US
                 streams.append([(base + dt, rewrite(fr, port, dev, copy * 7), orig) for dt, fr, orig in pk])

@@ -500,9 +500,60 @@ pub struct Exchange {
     /// The decoded event with its tree (for the detail pane; not in JSON).
     #[serde(skip)]
     pub event_detail: Option<Box<EventInfo>>,
+    /// The body's metadata still to decode, when the pipeline deferred it
+    /// ([`crate::isapi::BodyLimits::defer_event`]): until [`Exchange::decode_event`] runs,
+    /// `event`, `event_detail`, `metadata` and `body_error` are not set.
+    #[serde(skip)]
+    pub pending_event: Option<Box<crate::isapi::body::PendingEvent>>,
 }
 
 impl Exchange {
+    /// A copy with what reports print (JSON lines, text), without the decoded event tree and the
+    /// metadata text kept for the TUI's detail pane: what a live finding carries. Cloning the
+    /// tree for every finding was a large part of sniff's cost per event.
+    pub fn reported(&self) -> Exchange {
+        let Exchange {
+            index,
+            request,
+            response,
+            verdict,
+            event,
+            parts,
+            injected_fault,
+            body_kind,
+            body_error,
+            auth,
+            notes,
+            encrypted,
+            decrypted,
+            retry_of,
+            body_hash,
+            metadata: _,
+            event_detail: _,
+            pending_event: _,
+        } = self;
+        Exchange {
+            index: *index,
+            request: request.clone(),
+            response: response.clone(),
+            verdict: *verdict,
+            event: event.clone(),
+            parts: parts.clone(),
+            injected_fault: injected_fault.clone(),
+            body_kind,
+            body_error: body_error.clone(),
+            auth: *auth,
+            notes: notes.clone(),
+            encrypted: encrypted.clone(),
+            decrypted: *decrypted,
+            retry_of: *retry_of,
+            body_hash: *body_hash,
+            metadata: None,
+            event_detail: None,
+            pending_event: None,
+        }
+    }
+
     /// A request just begun: nothing answered, decoded or judged yet (incomplete until its body
     /// ends). The one starting state for the capture pipeline and the listener.
     pub fn started(index: usize, request: Request) -> Exchange {
@@ -524,6 +575,7 @@ impl Exchange {
             body_hash: 0,
             metadata: None,
             event_detail: None,
+            pending_event: None,
         }
     }
 
@@ -640,6 +692,61 @@ fn is_zero_pair(v: &[u64; 2]) -> bool {
 }
 
 impl Connection {
+    /// A copy without the exchanges and the packet time line: what a live finding about one
+    /// exchange or the handshake carries. Why not `Connection { exchanges: vec![], ..c.clone() }`:
+    /// that clones every exchange (headers, event, parts) only to drop them, which was most of
+    /// sniff's cost per event. Every field is named, so a new one cannot be forgotten here.
+    pub fn header(&self) -> Connection {
+        let Connection {
+            id,
+            client,
+            server,
+            handshake,
+            one_sided,
+            syn_attempts,
+            closed,
+            first_seen,
+            last_seen,
+            packets,
+            gap_bytes,
+            retransmissions,
+            truncated_frames,
+            errors,
+            upgrade,
+            upgraded_bytes,
+            tls,
+            tls_findings,
+            decryption,
+            exchanges: _,
+            handshake_uncertain,
+            timeline: _,
+        } = self;
+        Connection {
+            id: *id,
+            client: client.clone(),
+            server: server.clone(),
+            handshake: *handshake,
+            one_sided: one_sided.clone(),
+            syn_attempts: *syn_attempts,
+            closed: *closed,
+            first_seen: *first_seen,
+            last_seen: *last_seen,
+            packets: *packets,
+            gap_bytes: *gap_bytes,
+            retransmissions: *retransmissions,
+            truncated_frames: *truncated_frames,
+            errors: errors.clone(),
+            upgrade: upgrade.clone(),
+            upgraded_bytes: *upgraded_bytes,
+            tls: tls.clone(),
+            tls_findings: tls_findings.clone(),
+            decryption: decryption.clone(),
+            exchanges: Vec::new(),
+            handshake_uncertain: *handshake_uncertain,
+            timeline: Vec::new(),
+        }
+    }
+
     /// The client's IP without the port: the device, in HTTP listening mode.
     pub fn device(&self) -> &str {
         host_of(&self.client)
@@ -799,6 +906,10 @@ pub struct Summary {
     /// Frames found inside each tunnel or encapsulation (GRE, ERSPAN, VXLAN, GENEVE, MPLS,
     /// IP-in-IP, LLC/SNAP): a capture from a mirror port or an overlay says so here.
     pub encapsulations: crate::capture::EncapCounts,
+    /// `--keylog`: TLS connections decrypted, not decrypted (and why), with decryption
+    /// problems; flattened, each field absent from JSON when 0.
+    #[serde(flatten)]
+    pub decryption: crate::tls::decrypt::DecryptionCounts,
 }
 
 impl Summary {
@@ -808,6 +919,7 @@ impl Summary {
         if c.tls.is_some() {
             self.tls_connections += 1;
         }
+        self.decryption.count(c.decryption.as_deref());
         for f in c.tls_problems() {
             self.tls_problems += 1;
             match f {

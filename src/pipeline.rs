@@ -394,11 +394,12 @@ impl Stages {
         if self.route(route, id) {
             return;
         }
-        self.http_gap(id, dir, ts, bytes);
+        self.http_gap(id, dir, ts, bytes, true);
     }
 
-    /// A hole for the HTTP decoders (a capture gap, or plaintext the TLS stage could not give).
-    fn http_gap(&mut self, id: u64, dir: Direction, ts: Timestamp, bytes: u64) {
+    /// A hole for the HTTP decoders (a capture gap, or plaintext the TLS stage could not give):
+    /// `bytes` long when `exact`, else at most `bytes` (`MessageDecoder::gap_unknown`).
+    fn http_gap(&mut self, id: u64, dir: Direction, ts: Timestamp, bytes: u64, exact: bool) {
         let Stages {
             conns,
             config,
@@ -413,12 +414,20 @@ impl Stages {
         let ctx = ctx(config, ts);
         match dir {
             Direction::ClientToServer => {
-                req.gap(bytes, &mut |e| {
-                    on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id))
-                });
+                let on: &mut dyn FnMut(crate::http::HttpEvent<'_>) =
+                    &mut |e| on_request_event(http, resp, &ctx, e, sink_ref(sink, sink_filter, id));
+                match exact {
+                    true => req.gap(bytes, on),
+                    false => req.gap_unknown(bytes, on),
+                }
             }
             Direction::ServerToClient => {
-                resp.gap(bytes, &mut |e| on_response_event(http, &ctx, e));
+                let on: &mut dyn FnMut(crate::http::HttpEvent<'_>) =
+                    &mut |e| on_response_event(http, &ctx, e);
+                match exact {
+                    true => resp.gap(bytes, on),
+                    false => resp.gap_unknown(bytes, on),
+                }
                 // A hole the decoder could not frame past (not inside a known-length body): the
                 // start of an answer may be in it.
                 if resp.out_of_sync() {
@@ -529,8 +538,9 @@ impl Stages {
             tls::Route::Decrypted(plain) => {
                 for h in plain {
                     match h {
-                        tls::Held::Data(dir, ts, b) => self.http_data(id, dir, ts, &b),
-                        tls::Held::Gap(dir, ts, n) => self.http_gap(id, dir, ts, n),
+                        tls::Plain::Data(dir, ts, b) => self.http_data(id, dir, ts, &b),
+                        tls::Plain::Gap(dir, ts, n) => self.http_gap(id, dir, ts, n, true),
+                        tls::Plain::Hole(dir, ts, n) => self.http_gap(id, dir, ts, n, false),
                     }
                 }
                 if let Some(st) = self.conns.get_mut(&id) {

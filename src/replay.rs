@@ -58,11 +58,13 @@ pub fn replay(
 /// Replay `path`, handing each batch of finished connections to `on_closed` to keep or drop
 /// (the streaming report keeps none). Returns the capture counters and the warnings.
 ///
-/// Two threads: a scoped worker reads and analyses the frames, the calling thread runs
-/// `progress` and `on_closed` (the reports serialise and diagnose there), handed over through a
-/// bounded channel so memory stays flat if the caller is slower. Why: on a capture of small
-/// events serialising and diagnosing closed connections is about a fifth of the work, which
-/// then runs beside the analysis on a second core (measured in benches/scale.sh).
+/// Two threads: a scoped worker reads and analyses the frames, the calling thread decodes the
+/// events of the closed connections (the analysis defers them: [`crate::isapi::BodyLimits::defer_event`])
+/// and runs `progress` and `on_closed` (the reports serialise and diagnose there), handed over
+/// through a bounded channel so memory stays flat if the caller is slower. Why: on a capture of
+/// small events, decoding events is a third of the analysis, and serialising and diagnosing
+/// about a fifth of the work: both run beside the analysis on a second core (measured in
+/// benches/scale.sh).
 pub fn replay_each(
     path: &Path,
     opts: ReplayOptions,
@@ -70,7 +72,10 @@ pub fn replay_each(
     on_closed: &mut dyn FnMut(Vec<Connection>),
 ) -> Result<(Counters, Vec<Warning>), OpenError> {
     let file = CaptureFile::open(path)?;
-    let mut an = Analyzer::new(opts.config);
+    let mut config = opts.config;
+    // Events are decoded on this (the calling) thread, in `deliver`, beside the analysis.
+    config.body.defer_event = true;
+    let mut an = Analyzer::new(config);
     if let Some(sink) = opts.sink {
         an.set_sink(sink, opts.sink_only);
     }
@@ -115,7 +120,12 @@ fn deliver(
     for m in rx {
         match m {
             Handover::Progress(p) => progress(p),
-            Handover::Closed(c) => on_closed(c),
+            Handover::Closed(mut c) => {
+                for ex in c.iter_mut().flat_map(|c| c.exchanges.iter_mut()) {
+                    ex.decode_event();
+                }
+                on_closed(c)
+            }
         }
     }
 }

@@ -442,7 +442,7 @@ impl Session {
         } = self;
         let (mut rest, counters, _warnings) = analyzer.finish();
         for c in &mut rest {
-            drops.settle(c);
+            drops.settle(c, now);
             diag.on_finished(c, out);
         }
         diag.finish(now, out);
@@ -529,16 +529,22 @@ impl DropLog {
         hit
     }
 
-    /// A finished connection: each `no_response` whose answer could have been dropped (drops
-    /// between the request's end and the connection's last packet) becomes `not_captured` with
-    /// a [`ExchangeNote::KernelDrops`] note; an unanswered SYN or an unacknowledged SYN-ACK with
-    /// drops during the handshake gets [`Connection::handshake_uncertain`]. A refusal or a reset
-    /// was seen, so drops cannot have made it up: those stay.
-    pub fn settle(&self, c: &mut Connection) {
+    /// A finished connection, judged at `judged_at`: each `no_response` whose answer could have
+    /// been dropped becomes `not_captured` with a [`ExchangeNote::KernelDrops`] note; an
+    /// unanswered SYN or an unacknowledged SYN-ACK with drops during the handshake gets
+    /// [`Connection::handshake_uncertain`]. A refusal or a reset was seen, so drops cannot have
+    /// made it up: those stay. The answer could have been dropped from the request's end until
+    /// the connection's last packet when a FIN or RST closed it (an answer before the close would
+    /// show as missing bytes), and until `judged_at` when it was still open (idle expiry, end of
+    /// capture): every packet after the request may have been among the drops.
+    pub fn settle(&self, c: &mut Connection, judged_at: Timestamp) {
         if self.windows.is_empty() {
             return;
         }
-        let last = c.last_seen;
+        let last = match c.closed {
+            crate::tcp::CloseKind::Open => c.last_seen.max(judged_at),
+            _ => c.last_seen,
+        };
         for ex in &mut c.exchanges {
             self.settle_exchange(ex, last);
         }
@@ -546,7 +552,7 @@ impl DropLog {
             c.handshake,
             Handshake::Unanswered | Handshake::SynAckNotAcked
         ) {
-            c.handshake_uncertain = self.within(c.first_seen, c.last_seen);
+            c.handshake_uncertain = self.within(c.first_seen, last);
         }
     }
 
@@ -768,8 +774,9 @@ pub fn feed_loop(
     let mut findings = Vec::new();
     session.kernel_dropped(cap.now(), cap.stats().dropped_total());
     let (mut rest, counters, warnings) = session.analyzer.finish();
+    let end = cap.now();
     for c in &mut rest {
-        session.drops.settle(c);
+        session.drops.settle(c, end);
         session.diag.on_finished(c, &mut findings);
     }
     let _ = tx.send(Feed::Upsert(rest));
@@ -786,7 +793,7 @@ impl Session {
     ) {
         self.analyzer.expire(now, self.idle_nanos);
         for mut c in self.analyzer.take_finished() {
-            self.drops.settle(&mut c);
+            self.drops.settle(&mut c, now);
             self.diag.on_finished(&c, out);
             closed.push(c);
         }
@@ -1059,6 +1066,44 @@ mod tests {
         let readings = [(secs(1795606976.0), 0), (secs(1795606977.0), 7)];
         let (_, s) = sniff_sample("refused.pcap", &readings);
         assert_eq!((s.handshake_failures, s.handshake_uncertain), (2, 0));
+    }
+
+    #[test]
+    fn drops_after_an_open_connections_last_packet_still_count() {
+        // Connection 2 of stall-no-answer.pcap: its request is never answered. Drops counted
+        // after its last packet, before it is judged: if it was still open then, the answer may
+        // be among them; if a FIN closed it first, an answer would have shown as missing bytes.
+        let report = crate::replay::replay(
+            &crate::report::tests::sample("stall-no-answer.pcap"),
+            Default::default(),
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .expect("sample opens");
+        let conn = report
+            .connections
+            .iter()
+            .find(|c| {
+                c.exchanges
+                    .first()
+                    .is_some_and(|e| e.verdict == Verdict::NoResponse)
+            })
+            .expect("an unanswered request")
+            .clone();
+        let after = Timestamp(conn.last_seen.0 + 1_000_000_000);
+        let mut log = DropLog::default();
+        log.observe(after, Some(after), 0);
+        log.observe(Timestamp(after.0 + 1_000_000_000), Some(after), 3);
+        let judged = Timestamp(after.0 + 5_000_000_000);
+
+        let mut open = conn.clone();
+        open.closed = crate::tcp::CloseKind::Open;
+        log.settle(&mut open, judged);
+        assert_eq!(open.exchanges[0].verdict, Verdict::NotCaptured);
+
+        let mut closed = conn;
+        log.settle(&mut closed, judged);
+        assert_eq!(closed.exchanges[0].verdict, Verdict::NoResponse);
     }
 
     #[test]

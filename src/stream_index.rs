@@ -27,7 +27,9 @@
 //!   the stream in pieces that end at line ends, so a head's end falls at a piece's end and its
 //!   first byte is `end - header_bytes`, wherever the previous body ended.
 //! - TLS connections are labelled by record (5-byte record header: type, version, length); their
-//!   payload is not decoded as HTTP.
+//!   payload is not decoded as HTTP. With a key log ([`StreamIndexer::with_keys`]) the records
+//!   that decrypt are shown as their plaintext ([`Entry::Plain`], HTTP starts marked), the
+//!   others stay labelled records (the `plain` submodule says how, and why memory stays bounded).
 
 use std::net::SocketAddr;
 
@@ -36,6 +38,10 @@ use crate::http::{HttpEvent, Kind, Limits, MessageDecoder};
 use crate::tcp::seq::SeqNumber;
 use crate::tcp::Side;
 use crate::time::Timestamp;
+use crate::tls::SharedKeys;
+
+mod plain;
+pub use plain::{PlainStats, MAX_PLAIN_BYTES};
 
 /// Most entries an index holds (64 bytes each: 32 MB at worst, ~700 MB of stream in full-size
 /// segments): past it the index stops and says so.
@@ -124,11 +130,23 @@ pub enum Entry {
         stream_off: u64,
         bytes: u64,
     },
-    /// A message or record of `side` starts at `stream_off`.
+    /// A message or record of `side` starts at `stream_off` (for an HTTP start inside decrypted
+    /// plaintext: the plaintext offset).
     Mark {
         side: Side,
         stream_off: u64,
         kind: MarkKind,
+    },
+    /// Decrypted application data of `side` (`--keylog`), shown in place of its record's
+    /// encrypted bytes: `len` bytes of plaintext chunk `chunk` ([`StreamIndex::plain`]) from
+    /// `skip`, at offset `stream_off` of the side's plaintext.
+    Plain {
+        side: Side,
+        stream_off: u64,
+        ts: Timestamp,
+        chunk: u32,
+        skip: u32,
+        len: u32,
     },
 }
 
@@ -136,7 +154,10 @@ impl Entry {
     /// The direction the entry belongs to.
     pub fn side(&self) -> Side {
         match self {
-            Entry::Data { side, .. } | Entry::Gap { side, .. } | Entry::Mark { side, .. } => *side,
+            Entry::Data { side, .. }
+            | Entry::Gap { side, .. }
+            | Entry::Mark { side, .. }
+            | Entry::Plain { side, .. } => *side,
         }
     }
 }
@@ -155,7 +176,7 @@ pub struct IndexStats {
 }
 
 /// The finished index of one connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamIndex {
     /// The stream's pieces in capture order (per side in stream order).
     pub entries: Vec<Entry>,
@@ -166,6 +187,11 @@ pub struct StreamIndex {
     pub tls: bool,
     /// Payloads of segments reassembled from IP fragments ([`FramePos::inline`]).
     pub inline: Vec<Vec<u8>>,
+    /// Decrypted plaintext, one chunk per record shown ([`Entry::Plain`]); bounded by
+    /// [`MAX_PLAIN_BYTES`].
+    pub plain: Vec<Vec<u8>>,
+    /// With a key log: what decryption gave (`None` without one, or on a plain connection).
+    pub decryption: Option<Box<PlainStats>>,
 }
 
 /// A segment waiting for the hole before it to be filled.
@@ -219,6 +245,7 @@ pub struct StreamIndexer {
     tls: bool,
     inline: Vec<Vec<u8>>,
     inline_bytes: usize,
+    decrypt: Option<plain::Decrypt>,
 }
 
 fn idx(side: Side) -> usize {
@@ -254,7 +281,17 @@ impl StreamIndexer {
             tls,
             inline: Vec::new(),
             inline_bytes: 0,
+            decrypt: None,
         }
+    }
+
+    /// Decrypt a TLS connection's records with `keys` (`replay --keylog`) and show the
+    /// plaintext of those that authenticate in their place. No effect on a plain connection.
+    pub fn with_keys(mut self, keys: SharedKeys) -> Self {
+        if self.tls {
+            self.decrypt = Some(plain::Decrypt::new(keys));
+        }
+        self
     }
 
     /// Take a segment put together from IP fragments (its bytes are in no single frame, so
@@ -379,7 +416,7 @@ impl StreamIndexer {
                 skip,
                 len: u32::try_from(data.len()).unwrap_or(u32::MAX),
             });
-            self.observe(d, data);
+            self.observe(d, ts, data);
             self.dirs[d].off += data.len() as u64;
             self.stats.data_bytes[d] += data.len() as u64;
         }
@@ -402,6 +439,9 @@ impl StreamIndexer {
         self.dirs[d].off += bytes;
         if let Some(h) = self.dirs[d].http.as_mut() {
             h.gap(bytes, &mut |_| {});
+        }
+        if let Some(x) = self.decrypt.as_mut() {
+            x.gap(d, bytes);
         }
         self.dirs[d].tls.lost = true;
     }
@@ -447,44 +487,20 @@ impl StreamIndexer {
     }
 
     /// Look at newly shown bytes for HTTP heads or TLS record headers.
-    fn observe(&mut self, d: usize, data: &[u8]) {
+    fn observe(&mut self, d: usize, ts: Timestamp, data: &[u8]) {
         let start = self.dirs[d].off;
         if self.tls {
             let found = self.dirs[d].tls.feed(start, data);
             self.marks[d].extend(found);
+            if let Some(x) = self.decrypt.as_mut() {
+                x.data(d, ts, data);
+            }
             return;
         }
         let Some(h) = self.dirs[d].http.as_mut() else {
             return;
         };
-        let mut pos = 0usize;
-        let marks = &mut self.marks[d];
-        while pos < data.len() {
-            let rest = data.get(pos..).unwrap_or(&[]);
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(rest.len(), |i| i + 1);
-            let piece = rest.get(..end).unwrap_or(&[]);
-            pos += end;
-            let piece_end = start + pos as u64;
-            h.feed(piece, &mut |ev| {
-                if let HttpEvent::Head(head) = ev {
-                    let line = match (&head.method, &head.path, head.status) {
-                        (Some(m), Some(p), _) => format!("{m} {p} HTTP/1.{}", head.version),
-                        (_, _, Some(s)) => format!(
-                            "HTTP/1.{} {s} {}",
-                            head.version,
-                            head.reason.as_deref().unwrap_or("")
-                        ),
-                        _ => "message".to_string(),
-                    };
-                    let line: String = line.trim_end().chars().take(MAX_LABEL).collect();
-                    let at = piece_end.saturating_sub(head.header_bytes as u64);
-                    marks.push((at, MarkKind::Http { line }));
-                }
-            });
-        }
+        http_marks(h, start, data, &mut self.marks[d]);
     }
 
     /// Finish: declare remaining holes as gaps and place the marks.
@@ -500,13 +516,55 @@ impl StreamIndexer {
             }
         }
         let entries = place_marks(std::mem::take(&mut self.entries), &self.marks);
+        let (entries, plain, decryption) = match self.decrypt.take() {
+            Some(x) => {
+                let (entries, plain, stats) = x.apply(entries);
+                (entries, plain, Some(Box::new(stats)))
+            }
+            None => (entries, Vec::new(), None),
+        };
         StreamIndex {
             entries,
             stats: self.stats,
             truncated: self.truncated,
             tls: self.tls,
             inline: self.inline,
+            plain,
+            decryption,
         }
+    }
+}
+
+/// Feed `data` (at stream offset `start`) to the HTTP framer `h` and note where each message
+/// head starts: fed in pieces that end at line ends, so a head's end falls at a piece's end and
+/// its first byte is `end - header_bytes`.
+fn http_marks(h: &mut MessageDecoder, start: u64, data: &[u8], marks: &mut Vec<(u64, MarkKind)>) {
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let rest = data.get(pos..).unwrap_or(&[]);
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let piece = rest.get(..end).unwrap_or(&[]);
+        pos += end;
+        let piece_end = start + pos as u64;
+        h.feed(piece, &mut |ev| {
+            if let HttpEvent::Head(head) = ev {
+                let line = match (&head.method, &head.path, head.status) {
+                    (Some(m), Some(p), _) => format!("{m} {p} HTTP/1.{}", head.version),
+                    (_, _, Some(s)) => format!(
+                        "HTTP/1.{} {s} {}",
+                        head.version,
+                        head.reason.as_deref().unwrap_or("")
+                    ),
+                    _ => "message".to_string(),
+                };
+                let line: String = line.trim_end().chars().take(MAX_LABEL).collect();
+                let at = piece_end.saturating_sub(head.header_bytes as u64);
+                marks.push((at, MarkKind::Http { line }));
+            }
+        });
     }
 }
 
@@ -771,6 +829,7 @@ mod tests {
                 }
                 Entry::Gap { bytes, .. } => out[d].push_str(&format!("~{bytes}~")),
                 Entry::Mark { .. } => out[d].push('|'),
+                Entry::Plain { .. } => out[d].push_str("<plain>"),
             }
         }
         out

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alarmscope::capture::file::CaptureFile;
-use alarmscope::model::{Connection, Verdict};
+use alarmscope::model::{Connection, ConnectionError, Verdict};
 use alarmscope::pipeline::{Analyzer, PipelineConfig};
+use alarmscope::tls::decrypt::{DecryptFinding, GapOutcome};
 use alarmscope::tls::{DecryptStatus, KeyLog, SharedKeys};
 
 fn samples_dir() -> PathBuf {
@@ -19,6 +20,12 @@ fn samples_dir() -> PathBuf {
 
 /// Replay `name` with `keys`, leaving out the frames numbered in `drop` (1-based).
 fn replay(name: &str, keys: &str, drop: &[u64]) -> Vec<Connection> {
+    replay_edited(name, keys, drop, &[])
+}
+
+/// As [`replay`], and with the last byte of each frame numbered in `corrupt` flipped (a byte of
+/// the TLS record's authentication tag: the record no longer authenticates).
+fn replay_edited(name: &str, keys: &str, drop: &[u64], corrupt: &[u64]) -> Vec<Connection> {
     let text = std::fs::read(samples_dir().join(keys)).unwrap();
     let config = PipelineConfig {
         keys: Some(SharedKeys(Arc::new(KeyLog::parse(&text)))),
@@ -29,9 +36,14 @@ fn replay(name: &str, keys: &str, drop: &[u64]) -> Vec<Connection> {
     let mut n = 0;
     while let Some(fr) = file.next_frame().unwrap() {
         n += 1;
-        if !drop.contains(&n) {
-            an.frame(n, fr.ts, fr.link, fr.data, fr.orig_len);
+        if drop.contains(&n) {
+            continue;
         }
+        let mut data = fr.data.to_vec();
+        if corrupt.contains(&n) {
+            *data.last_mut().unwrap() ^= 1;
+        }
+        an.frame(n, fr.ts, fr.link, &data, fr.orig_len);
     }
     an.finish().0
 }
@@ -118,4 +130,69 @@ fn plain_http_replayed_with_a_key_log_is_not_marked_decrypted() {
             .iter()
             .all(|e| !e.decrypted && e.verdict == Verdict::Ok));
     }
+}
+
+/// Offsets after a capture gap inside an encrypted stream. `https-keepalive.pcap` (TLS 1.3, three
+/// pushes on one connection) without frame 17 (the client's record at TCP stream offset 1387, 207
+/// bytes: tshark's `tcp.seq` 1388 and `tcp.len` 207) and with frame 22's record (stream offset
+/// 2669, `tcp.seq` 2670) damaged: the gap finding is at 1387 and resynchronises on the next
+/// record, and the damaged record is located at its TCP stream offset, the gap's bytes counted.
+#[test]
+fn findings_after_a_gap_in_an_encrypted_stream_keep_their_tcp_stream_offsets() {
+    let conns = replay_edited("https-keepalive.pcap", "https-keepalive.keys", &[17], &[22]);
+    let d = conns[0].decryption.as_ref().unwrap();
+    let located: Vec<_> = d
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            DecryptFinding::Gap {
+                offset,
+                bytes,
+                outcome,
+                ..
+            } => Some(("gap", *offset, Some(*bytes), Some(*outcome))),
+            DecryptFinding::AuthFailed { offset, first, .. } => {
+                assert!(!first, "records before it authenticated");
+                Some(("auth_failed", *offset, None, None))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        located,
+        [
+            (
+                "gap",
+                1387,
+                Some(207),
+                Some(GapOutcome::Resynced {
+                    skipped: 0,
+                    records_lost: 1
+                })
+            ),
+            ("auth_failed", 2669, None, None)
+        ]
+    );
+}
+
+/// HTTP offsets of the plaintext after a hole of unknown length stay finite. `https-tls12.pcap`
+/// without frame 10 (the client's first application-data record, 230 bytes: the request head):
+/// the decryptor resynchronises on the next record, whose plaintext (the body) is not an HTTP
+/// start. That error is located after the hole: at most its 230 bytes (ciphertext, an upper
+/// bound of the plaintext) and at least 230 - 29 (one TLS 1.2 AES-GCM record's header, explicit
+/// nonce and tag), never pinned at u64::MAX.
+#[test]
+fn http_offsets_after_a_hole_of_unknown_length_stay_finite() {
+    let conns = replay("https-tls12.pcap", "https-tls12.keys", &[10]);
+    let c = &conns[0];
+    let offsets: Vec<u64> = c
+        .errors
+        .iter()
+        .filter_map(|e| match e {
+            ConnectionError::RequestStream(e) => Some(e.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets.len(), 1, "{:?}", c.errors);
+    assert!((201..=230).contains(&offsets[0]), "{offsets:?}");
 }

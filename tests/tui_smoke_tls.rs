@@ -63,3 +63,35 @@ fn https_push_is_a_row_marked_encrypted_without_a_status() {
     assert!(s[1].contains("chosen: TLS 1.2"), "{}", s[1]);
     assert!(s[2].contains("EXITED 0"), "{}", s[2]);
 }
+
+/// With the sample's key log (`replay FILE --keylog KEYS`), the push is a decrypted row (`D`, its
+/// real status) and `f` follows the connection as plaintext: the header counts the decrypted
+/// records (tshark with the same log: application data in frames 10, 11 and 13), and a search
+/// finds the request line in the decrypted bytes.
+#[test]
+fn with_the_key_log_follow_stream_shows_the_decrypted_request() {
+    if !tmux::available() {
+        return;
+    }
+    let keys = format!("{}/samples/https-tls12.keys", env!("CARGO_MANIFEST_DIR"));
+    let s = session(
+        &format!("https-tls12.pcap --keylog {keys}"),
+        &[
+            ("", "Exchanges 1 of 1"),
+            ("f", "decrypted 3 records"),
+            ("/", "Enter find"),
+            ("POST /alarm", "POST /alarm_"),
+            ("Enter", "Content-Length: 545"),
+            // q closes the view; the session's last q quits.
+            ("q", "Detail"),
+        ],
+    );
+    let row = s[0]
+        .lines()
+        .find(|l| l.contains("POST /alarm"))
+        .unwrap_or_else(|| panic!("no decrypted row in\n{}", s[0]));
+    assert!(row.contains(" 200 ") && row.contains(" D"), "{row}");
+    assert!(s[1].contains("decrypted 3 records"), "{}", s[1]);
+    assert!(s[4].contains("→ POST /alarm HTTP/1.1\\r\\n"), "{}", s[4]);
+    assert!(s[6].contains("EXITED 0"), "{}", s[6]);
+}

@@ -375,6 +375,8 @@ fn run_sniff(a: SniffArgs) -> anyhow::Result<i32> {
         };
     }
     install_stop_signals();
+    // The lines read the event fields only: no element tree per event (same output).
+    opts.pipeline.body.event_tree = crate::isapi::TreeDetail::FieldsOnly;
     let mut out = std::io::stdout().lock();
     match run_headless(&opts, a.output.json, &mut out) {
         Ok(_) => Ok(0),

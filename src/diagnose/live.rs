@@ -13,7 +13,9 @@ use crate::time::Timestamp;
 pub enum Finding {
     /// An exchange was judged. `provisional`: the request has waited longer than the answer
     /// timeout on a connection still open (verdict `no_response` for now). `corrected`: an earlier
-    /// provisional judgement turned out different (the answer came late).
+    /// provisional judgement turned out different (the answer came late). `conn` is the
+    /// connection without its exchanges ([`Connection::header`]) and `exchange` what reports
+    /// print ([`Exchange::reported`]: no event tree); a view wanting more keeps the connections.
     Exchange {
         conn: Box<Connection>,
         exchange: Box<Exchange>,
@@ -99,7 +101,7 @@ impl LiveDiagnoser {
             }
             out.push(Finding::Exchange {
                 conn: Box::new(header_only(conn)),
-                exchange: Box::new(ex.clone()),
+                exchange: Box::new(ex.reported()),
                 provisional: false,
                 corrected,
             });
@@ -127,7 +129,7 @@ impl LiveDiagnoser {
                     && now.0.saturating_sub(ex.request.end_time.0) >= self.answer_timeout_nanos
                     && self.provisional.insert(r)
                 {
-                    let mut e = ex.clone();
+                    let mut e = ex.reported();
                     e.verdict = Verdict::NoResponse;
                     self.start_stall(conn, &e, r);
                     out.push(Finding::Exchange {
@@ -198,11 +200,7 @@ impl LiveDiagnoser {
 
 /// The connection without its exchanges (each finding carries only what it is about).
 fn header_only(c: &Connection) -> Connection {
-    Connection {
-        exchanges: Vec::new(),
-        timeline: Vec::new(),
-        ..c.clone()
-    }
+    c.header()
 }
 
 #[cfg(test)]

@@ -81,6 +81,8 @@ pub struct Ledger {
     /// `max_items`).
     settled_stalls: Vec<Stall>,
     settled_retries: Retries,
+    /// List every settled stall and retry (a report lists them all; see [`Ledger::folding`]).
+    list_all: bool,
 }
 
 /// What [`Ledger::finish`] found besides the [`Findings`]: each retry and the exchange it repeats.
@@ -93,6 +95,16 @@ impl Ledger {
         Ledger {
             max_items: max_items.max(2),
             ..Ledger::default()
+        }
+    }
+
+    /// A ledger that folds its time lines past `max_items` requests like [`Ledger::bounded`] but
+    /// lists every stall and retry: what a report needs, whose lists are its output (they grow
+    /// with the problems, not with the requests).
+    pub fn folding(max_items: usize) -> Self {
+        Ledger {
+            list_all: true,
+            ..Ledger::bounded(max_items)
         }
     }
 
@@ -198,7 +210,11 @@ impl Ledger {
         } else {
             0
         };
-        let keep = self.max_items / 8;
+        let keep = if self.list_all {
+            usize::MAX
+        } else {
+            self.max_items / 8
+        };
         if self.settled_stalls.len() > keep {
             let drop = self.settled_stalls.len() - keep;
             self.settled_stalls.drain(..drop);

@@ -123,6 +123,19 @@ impl Exchange {
         self.event = d.event.as_ref().map(EventSummary::from);
         self.event_detail = d.event.map(Box::new);
         self.body_error = d.error;
+        self.pending_event = d.pending.map(Box::new);
+    }
+
+    /// Decode the event the pipeline deferred ([`crate::isapi::BodyLimits::defer_event`]), if
+    /// any: sets what [`Exchange::apply_body`] would have set at once.
+    pub fn decode_event(&mut self) {
+        if let Some(p) = self.pending_event.take() {
+            let d = p.decode();
+            self.metadata = d.metadata;
+            self.event = d.event.as_ref().map(EventSummary::from);
+            self.event_detail = d.event.map(Box::new);
+            self.body_error = d.error;
+        }
     }
 }
 

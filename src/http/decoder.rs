@@ -643,6 +643,30 @@ impl MessageDecoder {
         }
     }
 
+    /// A hole of unknown length, at most `at_most` bytes (plaintext a TLS decryptor could not
+    /// give: records lost across a capture gap, or TLS 1.3 records whose padding is unknown).
+    /// No framed body is assumed to span it exactly: the message in progress loses its framing
+    /// as after a hole past its end ([`Self::gap`] with more than the body's remaining bytes).
+    /// The offset advances by `at_most`, so later positions stay finite: an upper bound, at
+    /// most `at_most` past the true plaintext position (a `u64::MAX` gap would pin every later
+    /// offset at `u64::MAX`).
+    pub fn gap_unknown(&mut self, at_most: u64, sink: &mut dyn FnMut(HttpEvent<'_>)) {
+        let at = self.offset;
+        let past_body = match &self.state {
+            State::Length { remaining } | State::Chunked(Chunk::Data { remaining }) => {
+                remaining.saturating_add(1)
+            }
+            _ => 0,
+        };
+        self.gap(at_most.max(past_body).max(1), sink);
+        let end = at.saturating_add(at_most);
+        self.offset = end;
+        if let Some(l) = self.lost.as_mut() {
+            l.end = l.end.min(end);
+            l.start = l.start.min(l.end);
+        }
+    }
+
     /// The stream ended (FIN, RST or end of capture). A body delimited by close ends here
     /// (`End`); a message cut in the middle is `Incomplete`.
     ///

@@ -26,6 +26,10 @@ pub struct BodyLimits {
     pub max_parts: usize,
     /// How much of the event's element tree to keep: the headless reports need only the fields.
     pub event_tree: TreeDetail,
+    /// Leave the event's decoding to whoever takes the finished connection
+    /// ([`DecodedBody::pending`], [`PendingEvent::decode`]): a replay decodes events on the thread
+    /// that writes the report, beside the analysis, so both cores work. Off: decoded at once.
+    pub defer_event: bool,
 }
 
 impl Default for BodyLimits {
@@ -34,6 +38,7 @@ impl Default for BodyLimits {
             max_metadata_bytes: 256 * 1024,
             max_parts: 64,
             event_tree: TreeDetail::Full,
+            defer_event: false,
         }
     }
 }
@@ -57,6 +62,75 @@ pub struct DecodedBody {
     pub body_hash: u64,
     /// Total body bytes fed.
     pub bytes: u64,
+    /// With [`BodyLimits::defer_event`]: the metadata still to decode. `event`, `metadata` and
+    /// `error` are then set only by [`PendingEvent::decode`] (error: for an XML/JSON body).
+    #[serde(skip)]
+    pub pending: Option<PendingEvent>,
+}
+
+/// A body's metadata (XML or JSON) whose event is decoded later, on another thread
+/// ([`BodyLimits::defer_event`]). Decoding it gives exactly what [`BodyDecoder::finish`] would
+/// have given at once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingEvent {
+    meta: Vec<u8>,
+    content_type: Option<String>,
+    notes: Vec<String>,
+    error: Option<String>,
+    tree: TreeDetail,
+}
+
+/// What decoding a body's metadata gives: the event, the metadata text, and the body's error.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecodedEvent {
+    pub event: Option<EventInfo>,
+    pub metadata: Option<String>,
+    pub error: Option<String>,
+}
+
+impl PendingEvent {
+    /// Decode the event (the work [`BodyLimits::defer_event`] put off).
+    pub fn decode(self) -> DecodedEvent {
+        decode_metadata(
+            &self.meta,
+            self.content_type.as_deref(),
+            self.notes,
+            self.error,
+            self.tree,
+        )
+    }
+}
+
+/// The metadata part (or plain body) decoded into an event: the decoder's `notes` become the
+/// event's warnings, or join `error` when no event came out; the text is kept lossily as UTF-8.
+fn decode_metadata(
+    meta: &[u8],
+    content_type: Option<&str>,
+    mut notes: Vec<String>,
+    mut error: Option<String>,
+    tree: TreeDetail,
+) -> DecodedEvent {
+    let mut event = None;
+    match decode_event_with(meta, content_type, tree) {
+        Ok(mut e) => {
+            e.warnings.append(&mut notes);
+            event = Some(e);
+        }
+        Err(e) => error = Some(join(error, e.to_string())),
+    }
+    if event.is_none() && !notes.is_empty() {
+        error = Some(join(error, notes.join("; ")));
+    }
+    // The strict check first: several times faster than the lossy one on valid text.
+    let metadata = Some(match std::str::from_utf8(meta) {
+        Ok(t) => t.to_owned(),
+        Err(_) => String::from_utf8_lossy(meta).into_owned(),
+    });
+    DecodedEvent {
+        event,
+        metadata,
+        error,
+    }
 }
 
 /// Incremental decoder of one HTTP body.
@@ -494,39 +568,48 @@ impl BodyDecoder {
         }
         let has_meta = matches!(st.meta, Meta::Chosen(_) | Meta::Done) || kind != "multipart";
         let mut event = None;
+        let mut metadata = None;
+        let mut pending = None;
         if has_meta && kind != "empty" {
             let ct = st
                 .meta_content_type
                 .as_deref()
                 .or(self.request_type.as_deref());
-            match decode_event_with(&st.meta_buf, ct, self.limits.event_tree) {
-                Ok(mut e) => {
-                    e.warnings.append(&mut st.notes);
-                    event = Some(e);
-                }
-                Err(e) => error = Some(join(error, e.to_string())),
+            let notes = std::mem::take(&mut st.notes);
+            if self.limits.defer_event {
+                pending = Some(PendingEvent {
+                    meta: std::mem::take(&mut st.meta_buf),
+                    content_type: ct.map(str::to_string),
+                    notes,
+                    error: error.take(),
+                    tree: self.limits.event_tree,
+                });
+            } else {
+                let d = decode_metadata(
+                    &st.meta_buf,
+                    ct,
+                    notes,
+                    error.take(),
+                    self.limits.event_tree,
+                );
+                event = d.event;
+                metadata = d.metadata;
+                error = d.error;
             }
-        } else if kind == "multipart" {
-            let n = st.parts.len() as u64 + st.extra_parts;
-            error = Some(join(error, format!("no XML or JSON part among {n} parts")));
-        } else if total == 0 {
-            error = Some("empty body".to_string());
         } else {
-            error = Some(format!("body holds only whitespace ({total} bytes)"));
+            if kind == "multipart" {
+                let n = st.parts.len() as u64 + st.extra_parts;
+                error = Some(join(error, format!("no XML or JSON part among {n} parts")));
+            } else if total == 0 {
+                error = Some("empty body".to_string());
+            } else {
+                error = Some(format!("body holds only whitespace ({total} bytes)"));
+            }
+            if !st.notes.is_empty() {
+                let notes = std::mem::take(&mut st.notes).join("; ");
+                error = Some(join(error, notes));
+            }
         }
-        if event.is_none() && !st.notes.is_empty() {
-            let notes = std::mem::take(&mut st.notes).join("; ");
-            error = Some(join(error, notes));
-        }
-        let metadata = match kind {
-            "multipart" if !has_meta => None,
-            "empty" => None,
-            // The strict check first: several times faster than the lossy one on valid text.
-            _ => Some(match std::str::from_utf8(&st.meta_buf) {
-                Ok(t) => t.to_owned(),
-                Err(_) => String::from_utf8_lossy(&st.meta_buf).into_owned(),
-            }),
-        };
         DecodedBody {
             kind,
             event,
@@ -536,6 +619,7 @@ impl BodyDecoder {
             error,
             body_hash: self.hash.digest(),
             bytes: total,
+            pending,
         }
     }
 
@@ -726,6 +810,64 @@ mod tests {
     const VMD: &str = "<EventNotificationAlert version=\"2.0\" xmlns=\"http://www.hikvision.com/ver20/XMLSchema\">\
         <ipAddress>192.168.1.64</ipAddress><macAddress>44:19:b6:12:34:56</macAddress>\
         <eventType>VMD</eventType><eventState>active</eventState></EventNotificationAlert>";
+
+    #[test]
+    fn a_deferred_event_decodes_to_what_finish_gives_at_once() {
+        let anpr = anpr_body();
+        let long = format!("<a>{}</a>", "x".repeat(300));
+        let cases: Vec<(Option<&str>, Vec<u8>)> = vec![
+            (Some("application/xml"), VMD.as_bytes().to_vec()),
+            (
+                Some("application/json"),
+                br#"{"ipAddress":"10.0.0.9","eventType":"heartBeat"}"#.to_vec(),
+            ),
+            (Some("application/xml"), b"<a><b>broken".to_vec()),
+            (Some("application/xml"), b"\xff\xfe<a/>".to_vec()),
+            (Some("multipart/form-data; boundary=boundary"), anpr.bytes),
+            (Some("application/xml"), long.into_bytes()),
+            (Some("text/plain"), b"   ".to_vec()),
+            (None, Vec::new()),
+        ];
+        let mut deferred_seen = 0;
+        for (ct, body) in cases {
+            let small = BodyLimits {
+                max_metadata_bytes: 200,
+                ..BodyLimits::default()
+            };
+            let (now, _) = run(ct, &[&body], small.clone());
+            let (later, _) = run(
+                ct,
+                &[&body],
+                BodyLimits {
+                    defer_event: true,
+                    ..small
+                },
+            );
+            let got = match later.pending.clone() {
+                Some(p) => {
+                    deferred_seen += 1;
+                    assert!(later.event.is_none() && later.metadata.is_none());
+                    p.decode()
+                }
+                None => DecodedEvent {
+                    event: later.event.clone(),
+                    metadata: later.metadata.clone(),
+                    error: later.error.clone(),
+                },
+            };
+            let want = DecodedEvent {
+                event: now.event.clone(),
+                metadata: now.metadata.clone(),
+                error: now.error.clone(),
+            };
+            assert_eq!(got, want, "{ct:?} {:?}", String::from_utf8_lossy(&body));
+            assert_eq!(
+                (later.kind, later.parts, later.body_hash),
+                (now.kind, now.parts, now.body_hash)
+            );
+        }
+        assert_eq!(deferred_seen, 6, "the XML/JSON bodies wait for decode()");
+    }
 
     #[test]
     fn body_hash_known_vector() {

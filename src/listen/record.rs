@@ -111,6 +111,7 @@ mod tests {
             body_hash: 0,
             metadata: Some(metadata.to_string()),
             event_detail: None,
+            pending_event: None,
         }
     }
 

@@ -52,7 +52,20 @@ pub(super) enum Route {
     Release(Vec<Held>),
     /// The TLS stage took it and its decryptor handed on this plaintext (and these holes): feed
     /// them to the HTTP decoders, in order, and mark the connection's exchanges decrypted.
-    Decrypted(Vec<Held>),
+    Decrypted(Vec<Plain>),
+}
+
+/// What a decryptor hands the HTTP decoders of its connection.
+pub(super) enum Plain {
+    /// Authenticated application data.
+    Data(Direction, Timestamp, Vec<u8>),
+    /// Plaintext missing, of exactly this length (`u64::MAX`: the direction stopped; nothing
+    /// follows it).
+    Gap(Direction, Timestamp, u64),
+    /// Plaintext missing, at most this long (records lost across a capture gap, TLS 1.3
+    /// padding unknown): the HTTP decoder drops the framing and counts the bound, so later
+    /// offsets stay finite (`MessageDecoder::gap_unknown`).
+    Hole(Direction, Timestamp, u64),
 }
 
 /// An event held while the connection is undecided.
@@ -107,20 +120,21 @@ struct Decrypting {
 
 impl Decrypting {
     /// Run one call of the decryptor and turn its events into what the HTTP decoders read:
-    /// plaintext as data, an exact hole as a gap of its length, a hole of unknown length or a
-    /// stopped direction as a gap of unknown length (`u64::MAX`: the decoder ends or marks
-    /// incomplete the message in progress and resynchronises, so a request whose answer was not
-    /// decrypted is uncertain, never `no_response`). Nothing reaches HTTP from a connection
-    /// that is not decrypted (only holes could: no plaintext was ever handed on).
+    /// plaintext as data, an exact hole as a gap of its length, a hole of unknown length as a
+    /// [`Plain::Hole`] of its upper bound, a stopped direction as a gap of unknown length
+    /// (`u64::MAX`: the decoder ends or marks incomplete the message in progress, so a request
+    /// whose answer was not decrypted is uncertain, never `no_response`; nothing of that
+    /// direction follows). Nothing reaches HTTP from a connection that is not decrypted (only
+    /// holes could: no plaintext was ever handed on).
     fn run(
         &mut self,
         call: impl FnOnce(&mut TlsDecryptor, &mut dyn FnMut(DecryptEvent<'_>)),
-    ) -> Vec<Held> {
+    ) -> Vec<Plain> {
         let mut out = Vec::new();
         let stopped = &mut self.stopped;
         let mut sink = |ev: DecryptEvent<'_>| match ev {
-            DecryptEvent::Plain { dir, ts, bytes } if !stopped[side(dir)] => {
-                out.push(Held::Data(dir, ts, bytes.to_vec()));
+            DecryptEvent::Plain { dir, ts, bytes, .. } if !stopped[side(dir)] => {
+                out.push(Plain::Data(dir, ts, bytes.to_vec()));
             }
             DecryptEvent::Gap {
                 dir,
@@ -128,11 +142,14 @@ impl Decrypting {
                 bytes,
                 exact,
             } if !stopped[side(dir)] => {
-                out.push(Held::Gap(dir, ts, if exact { bytes } else { u64::MAX }));
+                out.push(match exact {
+                    true => Plain::Gap(dir, ts, bytes),
+                    false => Plain::Hole(dir, ts, bytes),
+                });
             }
             DecryptEvent::Stopped { dir, ts } if !stopped[side(dir)] => {
                 stopped[side(dir)] = true;
-                out.push(Held::Gap(dir, ts, u64::MAX));
+                out.push(Plain::Gap(dir, ts, u64::MAX));
             }
             _ => {}
         };
@@ -398,7 +415,10 @@ impl TlsRouter {
                 mut tls, done, dec, ..
             } => {
                 tls.close(conn.last_seen, conn.closed);
-                let decryption = dec.map(|d| Box::new(d.dec.finish()));
+                let mut decryption = dec.map(|d| Box::new(d.dec.finish()));
+                if let Some(r) = decryption.as_mut() {
+                    r.place_alerts(&conn.exchanges);
+                }
                 let decrypted = decryption
                     .as_ref()
                     .is_some_and(|r| r.status == DecryptStatus::Decrypting);
@@ -443,7 +463,7 @@ impl TlsRouter {
 
     /// The connection is closing: the decryptor's last events (a direction still looking for a
     /// record after a gap stops), for the HTTP decoders before they are told the end.
-    pub(super) fn close_decryptor(&mut self, id: u64, ts: Timestamp, how: CloseKind) -> Vec<Held> {
+    pub(super) fn close_decryptor(&mut self, id: u64, ts: Timestamp, how: CloseKind) -> Vec<Plain> {
         match self.conns.get_mut(&id).map(|s| &mut s.route) {
             Some(ConnRoute::Tls { dec: Some(d), .. }) => d.run(|dec, out| dec.close(ts, how, out)),
             _ => Vec::new(),

@@ -3,6 +3,7 @@
 //! output while the capture is read, without holding every exchange.
 
 pub mod json;
+pub mod order;
 pub mod stream;
 pub mod text;
 

@@ -3,36 +3,30 @@
 //! Why: keeping every exchange (headers, parts, decoded event) until the end costs ~9 KB a
 //! request, so a long capture's report would grow without bound. Instead each connection is
 //! serialised once, when it closes, into a *spill* (an unnamed temporary file); in memory stay
-//! only the diagnosis [`Ledger`] (~64 bytes a request) and 8 bytes per exchange plus ~40 per
-//! connection here. At the end the ledger gives stalls, devices and retries, and the document is
-//! written with connections in `(first_seen, id)` order, copied from the spill with each
-//! exchange's `retry_of` filled in. The bytes are exactly what [`super::json::write`] prints
-//! (compact) for the same capture; a test holds the two together.
+//! only the diagnosis [`Ledger`] (~64 bytes a request, folded past [`LEDGER_ITEMS`]) and the
+//! spill's index, itself sorted out of memory ([`super::order`]). At the end the ledger gives
+//! stalls, devices and retries, and the document is written with connections in
+//! `(first_seen, id)` order, copied from the spill with each exchange's `retry_of` filled in.
+//! The bytes are exactly what [`super::json::write`] prints (compact) for the same capture; a
+//! test holds the two together.
 
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::collections::HashMap;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use crate::diagnose::Ledger;
 use crate::model::{Connection, ExchangeRef};
 use crate::pipeline::Counters;
-use crate::time::Timestamp;
 
 use super::json::SCHEMA_VERSION;
+use super::order::{Entry, SortedIndex};
 
 /// Where serialised connections wait for the end: a temporary file, or memory in tests.
 pub trait Spill: Read + Write + Seek + Send {}
 impl<T: Read + Write + Seek + Send> Spill for T {}
 
-/// One connection in the spill.
-struct Spilled {
-    first_seen: Timestamp,
-    id: u64,
-    offset: u64,
-    len: usize,
-    /// Its exchanges' entries in [`JsonStream::slots`].
-    slots: std::ops::Range<usize>,
-}
-
-/// Where an exchange's `retry_of` value (`null` as written) sits in its connection's bytes.
+/// Where an exchange's `retry_of` value (`null` as written) sits in its connection's bytes, for
+/// the rare connection whose exchanges are not numbered 0, 1, 2... in order (see
+/// [`JsonStream::irregular`]).
 #[derive(Clone, Copy)]
 struct Slot {
     at: u32,
@@ -44,13 +38,20 @@ const RETRY_TAIL: &[u8] = b"\"retry_of\":null}";
 /// What a serialised connection without its exchanges ends with (`exchanges` is its last field).
 const EXCHANGES_TAIL: &[u8] = b"\"exchanges\":[]}";
 
+/// Requests the report's ledger keeps on its time lines before it folds the older half away
+/// (~64 bytes each: 16 MB). Stalls and retries are still all listed (`Ledger::folding`).
+pub const LEDGER_ITEMS: usize = 1 << 18;
+
 /// Streaming writer of the JSON report: [`JsonStream::add`] each finished connection, then
 /// [`JsonStream::finish`].
 pub struct JsonStream {
     spill: BufWriter<Box<dyn Spill>>,
     written: u64,
-    conns: Vec<Spilled>,
-    slots: Vec<Slot>,
+    index: SortedIndex,
+    /// The `retry_of` places of connections whose `k`-th `"retry_of":null}` is not exchange `k`
+    /// (an exchange index out of step, or a `retry_of` already set). Every other connection's
+    /// places are found again at the end by searching its bytes, so nothing per exchange is kept.
+    irregular: HashMap<u64, Vec<Slot>>,
     ledger: Ledger,
     scratch: Vec<u8>,
     /// The first failure to write the spill (reported by `finish`; later adds are skipped).
@@ -62,11 +63,22 @@ impl JsonStream {
         JsonStream {
             spill: BufWriter::with_capacity(1 << 16, spill),
             written: 0,
-            conns: Vec::new(),
-            slots: Vec::new(),
-            ledger: Ledger::default(),
+            index: SortedIndex::default(),
+            irregular: HashMap::new(),
+            ledger: Ledger::folding(LEDGER_ITEMS),
             scratch: Vec::new(),
             error: None,
+        }
+    }
+
+    /// A stream whose index writes a sorted run every `chunk` connections and whose ledger
+    /// folds past `ledger_items` requests (tests: runs and folds on small captures).
+    #[cfg(test)]
+    fn with_limits(spill: Box<dyn Spill>, chunk: usize, ledger_items: usize) -> Self {
+        JsonStream {
+            index: SortedIndex::with_chunk(chunk),
+            ledger: Ledger::folding(ledger_items),
+            ..Self::new(spill)
         }
     }
 
@@ -121,7 +133,11 @@ impl JsonStream {
             ));
         }
         buf.truncate(buf.len() - 2); // keep `[`, drop `]}`
-        let first = self.slots.len();
+        let regular = exchanges
+            .iter()
+            .enumerate()
+            .all(|(k, ex)| ex.index == k && ex.retry_of.is_none());
+        let mut slots = Vec::new();
         for (k, ex) in exchanges.iter().enumerate() {
             if k > 0 {
                 buf.push(b',');
@@ -133,20 +149,24 @@ impl JsonStream {
                         "internal: `retry_of` is not the last field of an exchange",
                     ));
                 }
-                let at = u32::try_from(buf.len() - 5).map_err(io::Error::other)?;
-                let index = u32::try_from(ex.index).map_err(io::Error::other)?;
-                self.slots.push(Slot { at, index });
+                if !regular {
+                    let at = u32::try_from(buf.len() - 5).map_err(io::Error::other)?;
+                    let index = u32::try_from(ex.index).map_err(io::Error::other)?;
+                    slots.push(Slot { at, index });
+                }
             }
         }
         buf.extend_from_slice(b"]}");
         self.spill.write_all(buf)?;
-        self.conns.push(Spilled {
-            first_seen: c.first_seen,
+        if !regular {
+            self.irregular.insert(c.id, slots);
+        }
+        self.index.add(Entry {
+            first_seen: c.first_seen.0,
             id: c.id,
             offset: self.written,
-            len: buf.len(),
-            slots: first..self.slots.len(),
-        });
+            len: buf.len() as u64,
+        })?;
         self.written += buf.len() as u64;
         Ok(())
     }
@@ -168,8 +188,13 @@ impl JsonStream {
         let mut spill = self.spill.into_inner().map_err(|e| e.into_error())?;
         let (findings, mut retries) = self.ledger.finish(counters, counters.last_packet);
         retries.sort_unstable_by_key(|r| r.0);
-        let mut conns = self.conns;
-        conns.sort_unstable_by_key(|c| (c.first_seen, c.id));
+        let mut order = self.index.finish()?;
+        spill.seek(SeekFrom::Start(0))?;
+        // Connections are listed nearly in the order they were spilled: one buffered reader,
+        // seeking only where the order jumps (a seek within the buffer keeps it).
+        let mut spill = BufReader::with_capacity(1 << 16, spill);
+        let mut pos: u64 = 0;
+        let tail = memchr::memmem::Finder::new(RETRY_TAIL);
 
         out.write_all(b"{\"alarmscope\":")?;
         serde_json::to_writer(&mut *out, env!("CARGO_PKG_VERSION"))?;
@@ -177,23 +202,53 @@ impl JsonStream {
         serde_json::to_writer(&mut *out, source)?;
         out.write_all(b",\"connections\":[")?;
         let mut buf = Vec::new();
-        for (n, c) in conns.iter().enumerate() {
+        let mut places: Vec<Slot> = Vec::new();
+        let mut n = 0u64;
+        while let Some(c) = order.next_entry()? {
             if n > 0 {
                 out.write_all(b",")?;
             }
-            buf.resize(c.len, 0);
-            spill.seek(SeekFrom::Start(c.offset))?;
+            n += 1;
+            if c.offset != pos {
+                let jump = i64::try_from(c.offset).map_err(io::Error::other)?
+                    - i64::try_from(pos).map_err(io::Error::other)?;
+                spill.seek_relative(jump)?;
+            }
+            buf.resize(usize::try_from(c.len).map_err(io::Error::other)?, 0);
             spill.read_exact(&mut buf)?;
+            pos = c.offset + c.len;
+            // This connection's retries (sorted by exchange), if any.
+            let first = retries.partition_point(|r| r.0.connection < c.id);
+            let mine = retries
+                .get(first..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|r| r.0.connection == c.id);
+            let mut mine = mine.peekable();
+            if mine.peek().is_none() {
+                out.write_all(&buf)?;
+                continue;
+            }
+            places.clear();
+            match self.irregular.get(&c.id) {
+                Some(slots) => places.extend_from_slice(slots),
+                None => {
+                    for (k, at) in tail.find_iter(&buf).enumerate() {
+                        // `null` starts 5 bytes before the tail's end.
+                        let at =
+                            u32::try_from(at + RETRY_TAIL.len() - 5).map_err(io::Error::other)?;
+                        let index = u32::try_from(k).map_err(io::Error::other)?;
+                        places.push(Slot { at, index });
+                    }
+                }
+            }
             let mut from = 0usize;
-            for slot in self.slots.get(c.slots.clone()).unwrap_or_default() {
+            for slot in &places {
                 let at = ExchangeRef {
                     connection: c.id,
                     index: slot.index as usize,
                 };
-                let Ok(k) = retries.binary_search_by_key(&at, |r| r.0) else {
-                    continue;
-                };
-                let Some(of) = retries.get(k).map(|r| r.1) else {
+                let Some(of) = mine.clone().find(|r| r.0 == at).map(|r| r.1) else {
                     continue;
                 };
                 let at = slot.at as usize;
@@ -283,6 +338,45 @@ mod tests {
                 .iter()
                 .flat_map(|c| c["exchanges"].as_array().cloned().unwrap_or_default())
                 .filter(|e| !e["retry_of"].is_null())
+                .count();
+        }
+        assert!(retries_seen >= 2, "samples with retries: {retries_seen}");
+    }
+
+    #[test]
+    fn runs_and_folds_do_not_change_the_document() {
+        // A run every 2 connections and a ledger folding past 4 requests: the index is merged
+        // from many runs and the time lines are walked in pieces, yet the bytes are the same.
+        let mut retries_seen = 0;
+        for name in [
+            "stall-no-answer.pcap",
+            "server-close.pcap",
+            "keepalive.pcap",
+            "syn-unanswered.pcap",
+            "two-interfaces.pcapng",
+            "out-of-order.pcap",
+        ] {
+            let path = sample(name);
+            let want = in_memory(&path);
+            let mut doc = JsonStream::with_limits(Box::new(io::Cursor::new(Vec::new())), 2, 4);
+            let (counters, warnings) =
+                replay_each(&path, ReplayOptions::default(), &mut |_| {}, &mut |done| {
+                    for c in done {
+                        doc.add(c);
+                    }
+                })
+                .expect("sample opens");
+            let runs = doc.index.runs();
+            let mut got = Vec::new();
+            doc.finish("src", &counters, &warnings, &mut got)
+                .expect("written");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "{name} ({runs} runs)"
+            );
+            retries_seen += String::from_utf8_lossy(&got)
+                .matches("\"retry_of\":{")
                 .count();
         }
         assert!(retries_seen >= 2, "samples with retries: {retries_seen}");

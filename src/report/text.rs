@@ -10,6 +10,7 @@ use crate::diagnose::{
 use crate::model::{Connection, ExchangeRef, Report, Summary, Verdict};
 use crate::pipeline::Counters;
 use crate::time::Timestamp;
+use crate::tls::decrypt::NotDecryptedReason;
 use crate::tls::{CertificateView, TlsInfo};
 
 /// Problems listed in full before the rest are only counted.
@@ -18,8 +19,12 @@ const MAX_PROBLEMS_LISTED: usize = 50;
 /// Render the text report.
 pub fn render(r: &Report) -> String {
     let mut pictures = Pictures::default();
-    r.connections.iter().for_each(|c| pictures.add(c));
-    render_with(r, &pictures)
+    let mut decryption = Decryption::default();
+    r.connections.iter().for_each(|c| {
+        pictures.add(c);
+        decryption.add(c);
+    });
+    render_with(r, &pictures, &decryption)
 }
 
 /// Broken pictures (`isapi::picture`) to list: the earliest [`MAX_PROBLEMS_LISTED`] and a count.
@@ -62,7 +67,127 @@ impl Pictures {
     }
 }
 
-fn render_with(r: &Report, pictures: &Pictures) -> String {
+/// Connections with a decryption problem (`--keylog`: not decrypted, a direction that stopped,
+/// a fatal alert read from the plaintext), one line each: the earliest [`MAX_PROBLEMS_LISTED`]
+/// and a count. Apart from the problems: most say what the key log or the capture lacks, not
+/// what the device or server did.
+#[derive(Default)]
+struct Decryption {
+    /// (first problem's time, not decrypted because the session is not in the log, line).
+    lines: Vec<(Timestamp, bool, String)>,
+    total: u64,
+}
+
+impl Decryption {
+    fn add(&mut self, c: &Connection) {
+        let Some(d) = c.decryption.as_deref() else {
+            return;
+        };
+        let mut problems = d.problems();
+        let Some(first) = problems.next() else {
+            return;
+        };
+        self.total += 1;
+        let more = problems.count();
+        let state = match d.not_decrypted() {
+            Some(why) => format!("not decrypted ({})", why.as_str()),
+            None => "decrypted".to_string(),
+        };
+        let more = if more > 0 {
+            format!(" (and {more} more: --json)")
+        } else {
+            String::new()
+        };
+        self.lines.push((
+            first.time(),
+            d.not_decrypted() == Some(NotDecryptedReason::KeyNotInLog),
+            format!(
+                "{} {} -> {} {state}: {first}{more}",
+                first.time().to_clock_string(),
+                c.client,
+                c.server
+            ),
+        ));
+        if self.lines.len() > 2 * MAX_PROBLEMS_LISTED {
+            self.lines.sort();
+            self.lines.truncate(MAX_PROBLEMS_LISTED);
+        }
+    }
+
+    /// The section; sessions missing from the key log are listed one by one only when others
+    /// decrypted (when none did, one line says the log is not this capture's).
+    fn render(&self, o: &mut String, s: &Summary) {
+        if self.total == 0 {
+            return;
+        }
+        let dc = &s.decryption;
+        let none_decrypted = dc.decrypted_connections == 0;
+        let mut lines = self.lines.clone();
+        lines.sort();
+        let _ = writeln!(
+            o,
+            "\nDECRYPTION PROBLEMS ({} connection(s); their exchanges are judged without the plaintext where it is missing)",
+            self.total
+        );
+        if none_decrypted && dc.not_decrypted.key_not_in_log > 0 {
+            let _ = writeln!(
+                o,
+                "none of the {} TLS session(s) is in the key log: is it the log of this capture's server or device?",
+                dc.not_decrypted.key_not_in_log
+            );
+        }
+        let listed: Vec<&String> = lines
+            .iter()
+            .filter(|(_, missing, _)| !(none_decrypted && *missing))
+            .map(|(_, _, l)| l)
+            .collect();
+        for l in listed.iter().take(MAX_PROBLEMS_LISTED) {
+            let _ = writeln!(o, "{l}");
+        }
+        let shown = listed.len().min(MAX_PROBLEMS_LISTED) as u64;
+        let collapsed = if none_decrypted {
+            dc.not_decrypted.key_not_in_log
+        } else {
+            0
+        };
+        let rest = self.total.saturating_sub(shown).saturating_sub(collapsed);
+        if rest > 0 {
+            let _ = writeln!(o, "... and {rest} more (use --json for all)");
+        }
+    }
+}
+
+/// The summary line on decryption, when a key log was given and a TLS connection needed it:
+/// how many decrypted, how many not and why, how many with problems.
+fn decryption_line(s: &Summary) -> Option<String> {
+    let d = &s.decryption;
+    let given = d.decrypted_connections + d.not_decrypted_connections;
+    if given == 0 {
+        return None;
+    }
+    let mut o = format!(
+        "decryption: {} of {given} TLS connection(s) decrypted",
+        d.decrypted_connections
+    );
+    if d.not_decrypted_connections > 0 {
+        let why: Vec<String> = d
+            .not_decrypted
+            .each()
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{} {n}", r.as_str()))
+            .collect();
+        let _ = write!(
+            o,
+            ", {} not ({})",
+            d.not_decrypted_connections,
+            why.join(", ")
+        );
+    }
+    let _ = write!(o, "   decryption problems: {}", d.decryption_problems);
+    Some(o)
+}
+
+fn render_with(r: &Report, pictures: &Pictures, decryption: &Decryption) -> String {
     let mut o = String::new();
     let s = &r.summary;
     let _ = writeln!(o, "alarmscope report: {}", r.source);
@@ -127,6 +252,9 @@ fn render_with(r: &Report, pictures: &Pictures) -> String {
             "TLS: {} connection(s) spoke TLS   TLS problems: {} (HTTPS/HTTP mismatch {}, handshake failures {})",
             s.tls_connections, s.tls_problems, s.tls_mismatches, s.tls_handshake_failures
         );
+    }
+    if let Some(line) = decryption_line(s) {
+        let _ = writeln!(o, "{line}");
     }
     if s.one_sided_connections > 0 {
         let _ = writeln!(
@@ -324,6 +452,8 @@ fn render_with(r: &Report, pictures: &Pictures) -> String {
     } else if s.requests > 0 {
         let _ = writeln!(o, "\nNo problems: every request got 200 OK.");
     }
+
+    decryption.render(&mut o, s);
 
     if pictures.total > 0 {
         let mut lines = pictures.lines.clone();
@@ -568,13 +698,25 @@ impl std::fmt::Display for NoRequestNote {
 /// The text report built while the capture is read, in bounded memory: the diagnosis ledger
 /// takes every connection, but only the connections holding the earliest problems (as many as
 /// are listed in full) are kept for their explanations.
-#[derive(Default)]
 pub struct TextStream {
     ledger: Ledger,
     /// Connections with a problem, by their first problem's time (and arrival, for ties).
     kept: BTreeMap<(Timestamp, u64), Connection>,
     arrivals: u64,
     pictures: Pictures,
+    decryption: Decryption,
+}
+
+impl Default for TextStream {
+    fn default() -> Self {
+        TextStream {
+            ledger: Ledger::folding(super::stream::LEDGER_ITEMS),
+            kept: BTreeMap::new(),
+            arrivals: 0,
+            pictures: Pictures::default(),
+            decryption: Decryption::default(),
+        }
+    }
 }
 
 impl TextStream {
@@ -591,6 +733,7 @@ impl TextStream {
             return;
         };
         self.pictures.add(&c);
+        self.decryption.add(&c);
         let first_problem = c
             .exchanges
             .iter()
@@ -624,6 +767,7 @@ impl TextStream {
         render_with(
             &super::assemble(source, connections, findings, warnings),
             &self.pictures,
+            &self.decryption,
         )
     }
 }

@@ -427,6 +427,15 @@ impl<T: KeyLookup + ?Sized> KeyLookup for Arc<T> {
 #[derive(Clone)]
 pub struct SharedKeys(pub Arc<dyn KeyLookup + Send + Sync>);
 
+/// The same shared log (one `Arc`): what a view's request compares when it names the keys.
+impl PartialEq for SharedKeys {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedKeys {}
+
 impl std::fmt::Debug for SharedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SharedKeys")

@@ -322,6 +322,8 @@ pub struct App {
     pub detail_cache: RefCell<Option<DetailCache>>,
     /// The Follow-stream view, while open (it takes the keys).
     pub stream: Option<super::stream::StreamView>,
+    /// The replay's key log (`--keylog`), for the Follow-stream view's plaintext.
+    pub stream_keys: Option<crate::tls::SharedKeys>,
     /// The time line view (`t`).
     pub timeline: Timeline,
     /// The pictures of the selected exchange (detail pane, Request tab).
@@ -339,7 +341,7 @@ impl App {
                 by_id: HashMap::new(),
             },
             connections: 0,
-            ledger: Ledger::default(),
+            ledger: tui_ledger(),
             rebuild: false,
             pending: Vec::new(),
             devices: Vec::new(),
@@ -378,6 +380,7 @@ impl App {
             view: ViewCache::default(),
             detail_cache: RefCell::new(None),
             stream: None,
+            stream_keys: None,
             timeline: Timeline::default(),
             pictures: super::picture::Pictures::default(),
         }
@@ -494,7 +497,7 @@ impl App {
     /// Rows and ledger anew from the connections in memory (after a replacement).
     fn rebuild_all(&mut self) {
         self.rebuild = false;
-        self.ledger = Ledger::default();
+        self.ledger = tui_ledger();
         self.store.clear();
         self.pending.clear();
         self.all_rows.clear();
@@ -1288,6 +1291,13 @@ fn step(cur: usize, d: i64, len: usize) -> usize {
     let cur = i64::try_from(cur).unwrap_or(i64::MAX);
     let max = i64::try_from(len - 1).unwrap_or(i64::MAX);
     usize::try_from(cur.saturating_add(d).clamp(0, max)).unwrap_or(0)
+}
+
+/// The diagnosis ledger the screen feeds: the headless report's (time lines folded past
+/// [`crate::report::stream::LEDGER_ITEMS`] requests, every stall and retry still listed), so that
+/// the screen's findings are the report's and its memory stays flat.
+fn tui_ledger() -> Ledger {
+    Ledger::folding(crate::report::stream::LEDGER_ITEMS)
 }
 
 /// Take in one connection: its rows into the store (and the new ones' indices into `pending`),

@@ -834,6 +834,14 @@ fn connection_problems(t: Theme, c: &Connection) -> Vec<Line<'static>> {
             v.push(Line::styled(format!("TLS note: {f}"), t.warn()));
         }
     }
+    // --keylog: what decryption could not do (problems) and what it noted.
+    for f in c.decryption.iter().flat_map(|d| d.findings.iter()) {
+        let (what, style) = match f.is_problem() {
+            true => ("Decryption problem", t.bad()),
+            false => ("Decryption note", t.warn()),
+        };
+        v.push(Line::styled(format!("{what}: {f}"), style));
+    }
     if !c.errors.is_empty() {
         v.push(Line::default());
         v.push(heading(t, "HTTP framing problems"));

@@ -196,6 +196,7 @@ pub fn exchange(at: f64, path: &str, status: Option<u16>, hash: u64) -> Exchange
         body_hash: hash,
         metadata: None,
         event_detail: None,
+        pending_event: None,
     };
     e.verdict = Verdict::of(&e);
     e

@@ -203,10 +203,17 @@ fn row<'a>(app: &'a App, r: RowRef, cols: &[(Col, Constraint)]) -> Row<'a> {
             Col::Verdict => Cell::from(store.label(row)).style(t.verdict(row.verdict)),
             Col::Marks => Cell::from(marks(
                 t,
-                // E: read without keys from TLS records; D: decrypted with the key log.
-                match (encrypted, row.has(flag::DECRYPTED)) {
-                    (true, _) => Some("E"),
-                    (false, true) => Some("D"),
+                // E: read without keys from TLS records; D: decrypted with the key log; K after
+                // either: the connection has a decryption problem (detail pane).
+                match (
+                    encrypted,
+                    row.has(flag::DECRYPTED),
+                    row.has(flag::DECRYPTION_PROBLEM),
+                ) {
+                    (true, _, false) => Some("E"),
+                    (true, _, true) => Some("EK"),
+                    (false, true, false) => Some("D"),
+                    (false, true, true) => Some("DK"),
                     _ => None,
                 },
                 app.is_retry(row),

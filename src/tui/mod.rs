@@ -93,11 +93,13 @@ pub fn start_replay(path: &Path, mut opts: ReplayOptions) -> anyhow::Result<(App
     // connections (memory would follow the capture again).
     let (tx, rx) = mpsc::sync_channel(FEED_IN_FLIGHT);
     let worker_path = path.to_path_buf();
+    let keys = opts.config.keys.clone();
     thread::Builder::new()
         .name("alarmscope-replay".into())
         .spawn(move || replay_worker(&worker_path, opts, &tx))?;
     let mut app = App::new(Source::Replay(path.to_path_buf()), Theme::from_env());
     app.load_from_capture(reloader);
+    app.stream_keys = keys;
     Ok((app, rx))
 }
 

@@ -105,6 +105,8 @@ pub mod flag {
     pub const TLS: u16 = 1 << 8;
     /// The request's body could not be read as an event (`(no event)`).
     pub const BODY_ERROR: u16 = 1 << 9;
+    /// The connection has a decryption problem (`K` after `E` or `D`).
+    pub const DECRYPTION_PROBLEM: u16 = 1 << 10;
 }
 
 /// One list row: an exchange, or a connection that carried no request.
@@ -292,7 +294,13 @@ impl RowStore {
             .map_or(0, |a: SocketAddr| a.port());
         let device = self.strings.intern(c.device());
         let server = self.strings.intern(&c.server);
-        let tls = if c.tls.is_some() { flag::TLS } else { 0 };
+        let mut conn_flags = if c.tls.is_some() { flag::TLS } else { 0 };
+        if c.decryption
+            .as_ref()
+            .is_some_and(|d| d.problems().next().is_some())
+        {
+            conn_flags |= flag::DECRYPTION_PROBLEM;
+        }
         let base = CompactRow {
             conn_id: c.id,
             time: c.first_seen,
@@ -320,7 +328,7 @@ impl RowStore {
             status: 0,
             client_port,
             parts: 0,
-            flags: tls,
+            flags: conn_flags,
             verdict: Verdict::Ok,
             handshake: c.handshake,
         };

@@ -26,7 +26,7 @@ use super::app::{App, Cmd, Source};
 use super::format::num;
 use super::stream_load::{LoadError, PayloadSource, StreamReady, StreamTarget};
 use crate::stream_index::{
-    escape_text, find_ci, hex_line, line_ranges, Entry, Layout, StreamIndex,
+    escape_text, find_ci, hex_line, line_ranges, Entry, Layout, PlainStats, StreamIndex,
 };
 use crate::tcp::Side;
 
@@ -165,6 +165,7 @@ pub fn open(app: &App) -> (StreamView, Option<Cmd>) {
         server,
         tls: c.tls.is_some(),
         selection,
+        keys: app.stream_keys.clone(),
     };
     (v, Some(Cmd::IndexStream { path, target }))
 }
@@ -306,11 +307,18 @@ impl StreamView {
             let StreamState::Ready { index, source } = &mut self.state else {
                 return None;
             };
-            let Some(Entry::Data {
-                frame, skip, len, ..
-            }) = index.entries.get(i)
-            else {
-                return None;
+            let (frame, skip, len) = match index.entries.get(i) {
+                Some(Entry::Data {
+                    frame, skip, len, ..
+                }) => (frame, skip, len),
+                Some(e @ Entry::Plain { .. }) => {
+                    let data = plain_bytes(index, e).unwrap_or_default().to_vec();
+                    self.cache_bytes += data.len();
+                    self.cache.insert(i, data);
+                    self.cache_order.push_back(i);
+                    return self.cache.get(&i).map(Vec::as_slice);
+                }
+                _ => return None,
             };
             let (skip, len) = (*skip as usize, *len as usize);
             let data = match frame.inline {
@@ -340,6 +348,12 @@ impl StreamView {
         let layout = self.layout;
         let tls = self.index().is_some_and(|x| x.tls);
         match self.index().and_then(|x| x.entries.get(i)) {
+            Some(Entry::Plain { len, .. }) => match layout {
+                Layout::Hex => (*len as usize)
+                    .div_ceil(crate::stream_index::HEX_WIDTH)
+                    .max(1),
+                Layout::Text => self.bytes(i).map_or(1, |b| line_ranges(b, layout).len()),
+            },
             Some(Entry::Data { len, .. }) => match layout {
                 Layout::Hex => (*len as usize)
                     .div_ceil(crate::stream_index::HEX_WIDTH)
@@ -399,7 +413,9 @@ impl StreamView {
 
     fn line_of_byte(&mut self, entry: usize, byte: usize) -> usize {
         let layout = self.layout;
-        if layout == Layout::Text && self.index().is_some_and(|x| x.tls) {
+        let encrypted =
+            |x: &StreamIndex| x.tls && matches!(x.entries.get(entry), Some(Entry::Data { .. }));
+        if layout == Layout::Text && self.index().is_some_and(encrypted) {
             return 0;
         }
         self.bytes(entry)
@@ -494,11 +510,12 @@ impl StreamView {
         let StreamState::Ready { index, source } = &mut self.state else {
             return None;
         };
-        let Some(Entry::Data {
-            frame, skip, len, ..
-        }) = index.entries.get(i)
-        else {
-            return None;
+        let (frame, skip, len) = match index.entries.get(i) {
+            Some(Entry::Data {
+                frame, skip, len, ..
+            }) => (frame, skip, len),
+            Some(e @ Entry::Plain { .. }) => return plain_bytes(index, e).map(<[u8]>::to_vec),
+            _ => return None,
         };
         let (skip, len) = (*skip as usize, *len as usize);
         if let Some(k) = frame.inline {
@@ -677,6 +694,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, v: &StreamView) {
             t.bad(),
         ));
     }
+    if let Some(d) = &index.decryption {
+        summary.push(decryption_span(app, d));
+    }
     if s.retransmissions > 0 {
         summary.push(Span::styled(
             format!("  retransmitted segments {}", num(s.retransmissions)),
@@ -772,6 +792,22 @@ fn window_lines(
                     ));
                 }
             }
+            Entry::Plain { stream_off, .. } => {
+                if let Some(bytes) = v.cache.get(&i) {
+                    push_lines(
+                        &mut out,
+                        v,
+                        i,
+                        bytes,
+                        *stream_off,
+                        first_line,
+                        height,
+                        style,
+                    );
+                } else {
+                    out.push(Line::styled(format!("{}…", arrow(side)), t.dim()));
+                }
+            }
             Entry::Data {
                 stream_off, len, ..
             } => {
@@ -789,26 +825,16 @@ fn window_lines(
                         ]));
                     }
                 } else if let Some(bytes) = v.cache.get(&i) {
-                    for r in line_ranges(bytes, v.layout).into_iter().skip(first_line) {
-                        if out.len() >= height {
-                            break;
-                        }
-                        let chunk = bytes.get(r.clone()).unwrap_or(&[]);
-                        let text = match v.layout {
-                            Layout::Text => escape_text(chunk),
-                            Layout::Hex => hex_line(stream_off + r.start as u64, chunk),
-                        };
-                        let hit = v.hit.is_some_and(|(he, hb)| he == i && r.contains(&hb));
-                        let body_style = if hit {
-                            style.add_modifier(Modifier::REVERSED)
-                        } else {
-                            style
-                        };
-                        out.push(Line::from(vec![
-                            Span::styled(arrow(side), style),
-                            Span::styled(text, body_style),
-                        ]));
-                    }
+                    push_lines(
+                        &mut out,
+                        v,
+                        i,
+                        bytes,
+                        *stream_off,
+                        first_line,
+                        height,
+                        style,
+                    );
                 } else {
                     out.push(Line::styled(format!("{}…", arrow(side)), t.dim()));
                 }
@@ -820,6 +846,85 @@ fn window_lines(
         out.push(Line::styled("(no data in this connection)", t.dim()));
     }
     out
+}
+
+/// The lines of entry `i`'s bytes (at stream offset `off`) from line `first`, up to `height`
+/// lines in all: text or hex, the search hit reversed.
+#[allow(clippy::too_many_arguments)]
+fn push_lines(
+    out: &mut Vec<Line<'static>>,
+    v: &StreamView,
+    i: usize,
+    bytes: &[u8],
+    off: u64,
+    first: usize,
+    height: usize,
+    style: Style,
+) {
+    let side = v.index().and_then(|x| x.entries.get(i)).map(Entry::side);
+    let gutter = side.map_or("  ", arrow);
+    for r in line_ranges(bytes, v.layout).into_iter().skip(first) {
+        if out.len() >= height {
+            break;
+        }
+        let chunk = bytes.get(r.clone()).unwrap_or(&[]);
+        let text = match v.layout {
+            Layout::Text => escape_text(chunk),
+            Layout::Hex => hex_line(off + r.start as u64, chunk),
+        };
+        let hit = v.hit.is_some_and(|(he, hb)| he == i && r.contains(&hb));
+        let body_style = if hit {
+            style.add_modifier(Modifier::REVERSED)
+        } else {
+            style
+        };
+        out.push(Line::from(vec![
+            Span::styled(gutter, style),
+            Span::styled(text, body_style),
+        ]));
+    }
+}
+
+/// What the key log gave this connection, for the header: records shown decrypted, or why none.
+fn decryption_span(app: &App, d: &PlainStats) -> Span<'static> {
+    let t = app.theme;
+    let records = d.records[0] + d.records[1];
+    let why = d
+        .report
+        .as_ref()
+        .and_then(|r| r.not_decrypted())
+        .map(|r| r.as_str());
+    match (records, why) {
+        (0, Some(why)) => Span::styled(format!("  not decrypted: {why}"), t.bad()),
+        (0, None) => Span::styled("  nothing decrypted".to_string(), t.warn()),
+        (n, _) => {
+            let mut text = format!(
+                "  decrypted {} records, {} / {} bytes",
+                num(n),
+                num(d.bytes[0]),
+                num(d.bytes[1])
+            );
+            if d.not_kept != [0, 0] {
+                text.push_str(&format!(
+                    " ({} bytes past the plaintext bound shown encrypted)",
+                    num(d.not_kept[0] + d.not_kept[1])
+                ));
+            }
+            Span::styled(text, t.accent())
+        }
+    }
+}
+
+/// The plaintext of a [`Entry::Plain`] (none for other entries).
+fn plain_bytes<'a>(index: &'a StreamIndex, e: &Entry) -> Option<&'a [u8]> {
+    let Entry::Plain {
+        chunk, skip, len, ..
+    } = e
+    else {
+        return None;
+    };
+    let (skip, len) = (*skip as usize, *len as usize);
+    index.plain.get(*chunk as usize)?.get(skip..skip + len)
 }
 
 #[cfg(test)]

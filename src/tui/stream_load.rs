@@ -22,6 +22,7 @@ use crate::capture::frame::{decode_frame_counted, Decoded, FrameDecoder, LinkTyp
 use crate::capture::EncapCounts;
 use crate::export::Selection;
 use crate::stream_index::{FramePos, StreamIndex, StreamIndexer};
+use crate::tls::SharedKeys;
 
 /// The connection to follow, as the view asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,9 @@ pub struct StreamTarget {
     pub tls: bool,
     /// Its frames: addresses and time range.
     pub selection: Selection,
+    /// The replay's key log (`--keylog`): a TLS connection's records that decrypt are shown as
+    /// their plaintext.
+    pub keys: Option<SharedKeys>,
 }
 
 /// Why the stream could not be read.
@@ -85,6 +89,9 @@ pub fn build(path: &Path, target: &StreamTarget) -> Result<StreamReady, LoadErro
     let seekable = !cf.is_pcapng() && !cf.is_compressed();
     let mut sel = target.selection.clone();
     let mut ix = StreamIndexer::new(target.client, target.server, target.tls);
+    if let Some(keys) = &target.keys {
+        ix = ix.with_keys(keys.clone());
+    }
     let mut encaps = EncapCounts::default();
     // Stateful, as in the analysis: a segment in IP fragments comes out of its last fragment.
     let mut decoder = FrameDecoder::default();

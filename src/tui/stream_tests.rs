@@ -24,15 +24,19 @@ fn sample(name: &str) -> PathBuf {
 
 /// An app that replayed the sample through the whole pipeline.
 fn app_on(name: &str) -> App {
+    app_with_keys(name, None)
+}
+
+/// As [`app_on`], replayed with a key log (`replay --keylog`), which the view is given too.
+fn app_with_keys(name: &str, keys: Option<&[u8]>) -> App {
     let path = sample(name);
-    let r = crate::replay::replay(
-        &path,
-        crate::replay::ReplayOptions::default(),
-        &mut |_| {},
-        &mut |_| {},
-    )
-    .expect("sample opens");
+    let keys =
+        keys.map(|k| crate::tls::SharedKeys(std::sync::Arc::new(crate::tls::KeyLog::parse(k))));
+    let mut opts = crate::replay::ReplayOptions::default();
+    opts.config.keys = keys.clone();
+    let r = crate::replay::replay(&path, opts, &mut |_| {}, &mut |_| {}).expect("sample opens");
     let mut a = App::new(Source::Replay(path), Theme { color: true });
+    a.stream_keys = keys;
     a.update(Msg::Feed(Feed::Final(r)));
     a
 }
@@ -77,6 +81,14 @@ fn sides(app: &mut App) -> [Vec<u8>; 2] {
                 out[d].extend_from_slice(&p[*skip as usize..(*skip + *len) as usize]);
             }
             Entry::Gap { bytes, .. } => out[d].extend(format!("<gap {bytes}>").bytes()),
+            Entry::Plain {
+                chunk, skip, len, ..
+            } => {
+                out[d].extend(format!("<plain {len}>").bytes());
+                out[d].extend_from_slice(
+                    &index.plain[*chunk as usize][*skip as usize..(*skip + *len) as usize],
+                );
+            }
             Entry::Mark { .. } => {}
         }
     }
@@ -416,4 +428,194 @@ fn segments_in_ip_fragments_are_shown_whole() {
         let ix = view(&mut app).index().unwrap().clone();
         assert!(!ix.inline.is_empty(), "{name}: no reassembled segment");
     }
+}
+
+/// The key log as recorded beside a sample.
+fn keys_of(name: &str) -> Vec<u8> {
+    std::fs::read(sample(name)).expect("key log")
+}
+
+/// With the key log, a TLS 1.2 push (samples/https-tls12.pcap: tshark with the same log reads
+/// `POST /alarm` and `HTTP/1.1 200`) is followed as plaintext: record marks kept, the HTTP
+/// start marked, the request line on an 80x24 screen after a search, the answer decrypted too;
+/// the handshake stays shown as records.
+#[test]
+fn with_the_key_log_a_tls_connection_is_followed_as_plaintext_at_80x24() {
+    let mut app = app_with_keys("https-tls12.pcap", Some(&keys_of("https-tls12.keys")));
+    follow(&mut app);
+    let [client, server] = sides(&mut app);
+    let (client, server) = (
+        String::from_utf8_lossy(&client).to_string(),
+        String::from_utf8_lossy(&server).to_string(),
+    );
+    assert!(client.contains("POST /alarm HTTP/1.1\r\n"), "{client}");
+    assert!(server.contains("HTTP/1.1 200"), "{server}");
+    // The ClientHello is shown as it was sent: a record, not plaintext.
+    assert!(client.starts_with("\x16\x03"), "{client}");
+    let m = marks(&mut app);
+    let request = m
+        .iter()
+        .position(|(s, k)| {
+            *s == Side::Client
+                && matches!(k, MarkKind::Http { line } if line == "POST /alarm HTTP/1.1")
+        })
+        .unwrap_or_else(|| panic!("{m:?}"));
+    // The HTTP start comes right after its record's mark (application data).
+    assert!(
+        matches!(
+            m[..request].iter().rev().find(|(s, _)| *s == Side::Client),
+            Some((
+                _,
+                MarkKind::Tls {
+                    content_type: 23,
+                    ..
+                }
+            ))
+        ),
+        "{m:?}"
+    );
+    // The decrypted record's encrypted bytes are not shown besides its plaintext.
+    let entries = &view(&mut app).index().unwrap().entries;
+    let after: Vec<_> = entries
+        .iter()
+        .skip_while(|e| {
+            !matches!(
+                e,
+                Entry::Mark {
+                    kind: MarkKind::Http { .. },
+                    side: Side::Client,
+                    ..
+                }
+            )
+        })
+        .take_while(|e| e.side() == Side::Client)
+        .collect();
+    assert!(
+        after.iter().all(|e| !matches!(e, Entry::Data { .. })),
+        "{after:?}"
+    );
+
+    app.update(Msg::Stream(StreamMsg::StartSearch));
+    for c in "POST /alarm".chars() {
+        app.update(Msg::Stream(StreamMsg::SearchChar(c)));
+    }
+    app.update(Msg::Stream(StreamMsg::SearchNext));
+    let l = draw_settled(&mut app, 80, 24);
+    let all = l.join("\n");
+    assert!(has(&l, "→ POST /alarm HTTP/1.1\\r\\n"), "{all}");
+    // tshark: application-data records in frames 10 and 11 (client) and 13 (server).
+    assert!(has(&l, "decrypted 3 records"), "{all}");
+}
+
+/// A key log whose secret does not match (the recorded one with its last digit changed): the
+/// header says why nothing is decrypted and the records stay labelled, as without keys.
+#[test]
+fn with_a_wrong_key_the_records_stay_labelled_and_the_header_says_why() {
+    let text = String::from_utf8(keys_of("https-tls12.keys")).unwrap();
+    let wrong: String = text
+        .lines()
+        .map(|l| match l.strip_suffix('0') {
+            Some(rest) if !l.starts_with('#') => format!("{rest}1\n"),
+            _ if !l.starts_with('#') => format!("{}0\n", &l[..l.len() - 1]),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let mut app = app_with_keys("https-tls12.pcap", Some(wrong.as_bytes()));
+    follow(&mut app);
+    let ix = view(&mut app).index().unwrap().clone();
+    assert!(ix.plain.is_empty());
+    assert!(!ix.entries.iter().any(|e| matches!(e, Entry::Plain { .. })));
+    let l = draw_settled(&mut app, 120, 30);
+    assert!(
+        has(&l, "not decrypted: key log does not match"),
+        "{}",
+        l.join("\n")
+    );
+    assert!(
+        has(&l, "bytes of TLS records, x shows them)"),
+        "{}",
+        l.join("\n")
+    );
+}
+
+/// `sample` without the frames numbered (from 1) in `drop`, written to a temporary file (a
+/// classic little-endian pcap, as the samples are).
+fn without_frames(sample_name: &str, drop: &[usize]) -> PathBuf {
+    let b = std::fs::read(sample(sample_name)).expect("sample");
+    let mut out = b[..24].to_vec();
+    let (mut o, mut n) = (24usize, 0usize);
+    while o + 16 <= b.len() {
+        let incl = u32::from_le_bytes([b[o + 8], b[o + 9], b[o + 10], b[o + 11]]) as usize;
+        n += 1;
+        if !drop.contains(&n) {
+            out.extend_from_slice(&b[o..o + 16 + incl]);
+        }
+        o += 16 + incl;
+    }
+    let path = std::env::temp_dir().join(format!(
+        "alarmscope-stream-{}-{sample_name}",
+        std::process::id()
+    ));
+    std::fs::write(&path, out).expect("temp file");
+    path
+}
+
+/// A capture gap inside the encrypted stream: `https-keepalive.pcap` (three pushes, TLS 1.3)
+/// without frame 17 (the client's 207-byte record holding the second request's head; tshark:
+/// `tcp.seq` 1388, `tcp.len` 207). The view shows the gap, decrypts on after it (the decryptor
+/// resynchronises on the next record) and marks the first and third requests and all three
+/// answers, and each decrypted record after the gap; the second request's body, whose head is
+/// lost, is plaintext without an HTTP mark.
+#[test]
+fn after_a_gap_in_the_encrypted_stream_the_view_decrypts_on() {
+    let path = without_frames("https-keepalive.pcap", &[17]);
+    let keys = crate::tls::SharedKeys(std::sync::Arc::new(crate::tls::KeyLog::parse(&keys_of(
+        "https-keepalive.keys",
+    ))));
+    let mut opts = crate::replay::ReplayOptions::default();
+    opts.config.keys = Some(keys.clone());
+    let r = crate::replay::replay(&path, opts, &mut |_| {}, &mut |_| {}).expect("opens");
+    let mut app = App::new(Source::Replay(path.clone()), Theme { color: true });
+    app.stream_keys = Some(keys);
+    app.update(Msg::Feed(Feed::Final(r)));
+    follow(&mut app);
+    let _ = std::fs::remove_file(&path);
+    let ix = view(&mut app).index().unwrap().clone();
+    assert_eq!(ix.stats.gap_bytes, [207, 0]);
+    let http: Vec<(Side, String)> = marks(&mut app)
+        .into_iter()
+        .filter_map(|(s, k)| match k {
+            MarkKind::Http { line } => Some((s, line)),
+            _ => None,
+        })
+        .collect();
+    let requests = http.iter().filter(|(s, _)| *s == Side::Client).count();
+    let answers = http
+        .iter()
+        .filter(|(s, l)| *s == Side::Server && l.starts_with("HTTP/1.1 200"))
+        .count();
+    assert_eq!((requests, answers), (2, 3), "{http:?}");
+    // The records after the gap are marked too (tshark: frames 18, 22 and 23 hold records of
+    // 1070, 218 and 562 bytes), though the keyless labelling stopped at the gap.
+    let entries = &view(&mut app).index().unwrap().entries;
+    let after_gap: Vec<u16> = entries
+        .iter()
+        .skip_while(|e| !matches!(e, Entry::Gap { .. }))
+        .filter_map(|e| match e {
+            Entry::Mark {
+                side: Side::Client,
+                kind: MarkKind::Tls { length, .. },
+                ..
+            } => Some(*length),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(after_gap, [1070, 218, 562]);
+    let [client, _] = sides(&mut app);
+    let client = String::from_utf8_lossy(&client).to_string();
+    let gap = client.find("<gap 207>").expect("the gap is shown");
+    assert!(
+        client[gap..].contains("POST /alarm HTTP/1.1\r\n"),
+        "decrypted after the gap: {client}"
+    );
 }

@@ -10,8 +10,8 @@ use super::fixtures::{self, ts};
 use super::theme::Theme;
 use super::{render, Feed};
 use crate::model::Report;
-use crate::tls::decrypt::{DecryptReport, DecryptStats, DecryptStatus};
-use crate::tls::{CipherSuite, PerDirection, ProtocolVersion};
+use crate::tls::decrypt::{DecryptFinding, DecryptReport, DecryptStats, DecryptStatus};
+use crate::tls::{AlertDescription, AlertLevel, CipherSuite, PerDirection, ProtocolVersion};
 
 fn draw(app: &App) -> Vec<String> {
     let (w, h) = (140, 40);
@@ -28,6 +28,10 @@ fn draw(app: &App) -> Vec<String> {
 }
 
 fn app(decrypted: bool) -> App {
+    app_with(decrypted, Vec::new())
+}
+
+fn app_with(decrypted: bool, findings: Vec<DecryptFinding>) -> App {
     let mut ex = fixtures::exchange(2.0, "/alarm/decrypted", Some(200), 1);
     ex.decrypted = decrypted;
     let mut c = fixtures::conn(1, "10.0.0.5", 1.0)
@@ -42,7 +46,7 @@ fn app(decrypted: bool) -> App {
             client_to_server: DecryptStats::default(),
             server_to_client: DecryptStats::default(),
         },
-        findings: Vec::new(),
+        findings,
         findings_dropped: 0,
     }));
     let mut a = App::new(Source::Replay("k.pcap".into()), Theme { color: false });
@@ -86,4 +90,50 @@ fn a_decrypted_row_is_marked_d_and_its_request_tab_names_version_and_suite() {
         .find(|l| l.contains("/alarm/decrypted"))
         .unwrap_or_else(|| panic!());
     assert!(!row.contains(" D "), "{row}");
+}
+
+/// A decryption problem (here a fatal alert read from the plaintext) marks the row `DK` and is
+/// a problem line of the Diagnosis tab; a note (a key update) is a note line and no mark.
+#[test]
+fn a_decryption_problem_marks_the_row_and_is_in_the_diagnosis_tab() {
+    let alert = DecryptFinding::Alert {
+        time: ts(2.5),
+        by: crate::tcp::Side::Server,
+        level: AlertLevel::FATAL,
+        description: AlertDescription::INTERNAL_ERROR,
+        after_answers: false,
+    };
+    let update = DecryptFinding::KeyUpdate {
+        time: ts(2.2),
+        dir: crate::tcp::Direction::ClientToServer,
+    };
+    for (findings, mark, line) in [
+        (
+            vec![update.clone(), alert],
+            " DK ",
+            "Decryption problem: the server sent a fatal",
+        ),
+        (
+            vec![update],
+            " D ",
+            "Decryption note: device->server: TLS 1.3 key update",
+        ),
+    ] {
+        let mut a = app_with(true, findings);
+        let l = draw(&a);
+        let row = l
+            .iter()
+            .find(|l| l.contains("/alarm/decrypted"))
+            .unwrap_or_else(|| panic!("{}", l.join("\n")));
+        assert!(row.contains(mark), "{mark}: {row}");
+        if let Some(m) = a.key_to_msg(KeyEvent::new(KeyCode::Char('4'), KeyModifiers::NONE)) {
+            a.update(m);
+        }
+        let l = draw(&a);
+        assert!(
+            l.iter().any(|l| l.contains(line)),
+            "{line}: {}",
+            l.join("\n")
+        );
+    }
 }

@@ -79,12 +79,15 @@ pub enum DecryptFinding {
     Renegotiation { time: Timestamp, dir: Direction },
     /// TLS 1.3 KeyUpdate: the direction's keys were updated and decryption goes on.
     KeyUpdate { time: Timestamp, dir: Direction },
-    /// An alert read from an encrypted record.
+    /// An alert read from an encrypted record. `after_answers`: it came after every request of
+    /// the connection was answered (set when the connection closes): a fatal alert then cost no
+    /// event (some TLS stacks send one at close), so it is a note, not a problem.
     Alert {
         time: Timestamp,
         by: Side,
         level: AlertLevel,
         description: AlertDescription,
+        after_answers: bool,
     },
     /// A record authenticated but its plaintext is not valid (TLS 1.3 inner plaintext of only
     /// padding, an alert of the wrong size): skipped.
@@ -114,10 +117,47 @@ impl DecryptFinding {
         }
     }
 
-    /// A fatal alert explains a failure of the device or the server; every other finding is
-    /// about the capture or the key log.
+    /// Whether the engineer must look at it: a fatal alert (a failure of the device or the
+    /// server), or decryption that did not happen or stopped (no handshake seen, session not
+    /// in the key log, refused suite, first record failing to authenticate = a key log of
+    /// another session, too many failures, a gap no record could be resynchronised after,
+    /// renegotiation): part of the connection is then judged without its plaintext. Notes
+    /// (`false`): decryption went on (a lost record, a resync, a key update, a warning alert).
     pub fn is_problem(&self) -> bool {
-        matches!(self, DecryptFinding::Alert { level, .. } if *level == AlertLevel::FATAL)
+        match self {
+            DecryptFinding::Alert {
+                level,
+                after_answers,
+                ..
+            } => *level == AlertLevel::FATAL && !after_answers,
+            DecryptFinding::AuthFailed { first, .. } => *first,
+            DecryptFinding::Gap { outcome, .. } => *outcome == GapOutcome::Stopped,
+            DecryptFinding::NoHandshake { .. }
+            | DecryptFinding::KeyNotInLog { .. }
+            | DecryptFinding::UnsupportedSuite { .. }
+            | DecryptFinding::TooManyFailures { .. }
+            | DecryptFinding::Renegotiation { .. } => true,
+            DecryptFinding::EarlyData { .. }
+            | DecryptFinding::KeyUpdate { .. }
+            | DecryptFinding::MalformedPlaintext { .. } => false,
+        }
+    }
+
+    /// The finding's kind as in JSON (`key_not_in_log`, `auth_failed`, ...), for short labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecryptFinding::NoHandshake { .. } => "no_handshake",
+            DecryptFinding::KeyNotInLog { .. } => "key_not_in_log",
+            DecryptFinding::UnsupportedSuite { .. } => "unsupported_suite",
+            DecryptFinding::AuthFailed { .. } => "auth_failed",
+            DecryptFinding::TooManyFailures { .. } => "too_many_failures",
+            DecryptFinding::Gap { .. } => "gap",
+            DecryptFinding::EarlyData { .. } => "early_data",
+            DecryptFinding::Renegotiation { .. } => "renegotiation",
+            DecryptFinding::KeyUpdate { .. } => "key_update",
+            DecryptFinding::Alert { .. } => "alert",
+            DecryptFinding::MalformedPlaintext { .. } => "malformed_plaintext",
+        }
     }
 }
 
@@ -210,13 +250,18 @@ impl std::fmt::Display for DecryptFinding {
                 by,
                 level,
                 description,
+                after_answers,
                 ..
             } => {
                 let who = match by {
                     Side::Client => "the device",
                     Side::Server => "the server",
                 };
-                write!(f, "{who} sent a {level} {description} alert (decrypted)")
+                write!(f, "{who} sent a {level} {description} alert (decrypted)")?;
+                if *after_answers {
+                    write!(f, " after every request was answered")?;
+                }
+                Ok(())
             }
             DecryptFinding::MalformedPlaintext {
                 dir, record, offset, ..

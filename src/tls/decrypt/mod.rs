@@ -28,6 +28,7 @@
 
 mod finding;
 mod keys;
+mod outcome;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
 
 pub use finding::{DecryptFinding, GapOutcome};
 pub use keys::{Aead, Hash, Refusal};
+pub use outcome::{DecryptionCounts, NotDecryptedCounts, NotDecryptedReason};
 
 use keys::{RecordKey, Suite};
 
@@ -82,11 +84,14 @@ impl Default for DecryptConfig {
 /// What the decryptor hands on, in stream order per direction.
 #[derive(Debug, PartialEq)]
 pub enum DecryptEvent<'a> {
-    /// Authenticated application data of `dir` (what the HTTP decoders read).
+    /// Authenticated application data of `dir` (what the HTTP decoders read), from the record
+    /// at `record` (TCP stream offsets of its header and its end, gaps counted): where the
+    /// follow-stream view puts the plaintext in place of the record's bytes.
     Plain {
         dir: Direction,
         ts: Timestamp,
         bytes: &'a [u8],
+        record: std::ops::Range<u64>,
     },
     /// Plaintext of `dir` is missing here: `bytes` long when `exact`, else at most `bytes`.
     Gap {
@@ -135,6 +140,9 @@ pub struct DecryptReport {
     pub version: Option<ProtocolVersion>,
     pub cipher_suite: Option<CipherSuite>,
     pub stats: PerDirection<DecryptStats>,
+    /// In JSON each with `problem` ([`DecryptFinding::is_problem`]) and `text` (its words), as
+    /// the connection's `tls_findings`.
+    #[serde(serialize_with = "outcome::serialize_findings")]
     pub findings: Vec<DecryptFinding>,
     pub findings_dropped: u64,
 }
@@ -544,12 +552,13 @@ impl TlsDecryptor {
         let seq = h.seq;
         h.seq = h.seq.wrapping_add(1);
         let overhead = key.overhead();
+        let record = rec_offset..rec_offset + 5 + body.len() as u64;
         match key.open(seq, &hdr, body) {
             Some(plain) => {
                 h.fail_streak = 0;
                 h.stats.decrypted += 1;
                 self.status = DecryptStatus::Decrypting;
-                self.plaintext(dir, ts, ctype, index, rec_offset, plain, out);
+                self.plaintext(dir, ts, ctype, index, record, plain, out);
             }
             None if dir == Direction::ClientToServer
                 && self.early_data
@@ -604,10 +613,11 @@ impl TlsDecryptor {
         ts: Timestamp,
         ctype: u8,
         index: u64,
-        rec_offset: u64,
+        record: std::ops::Range<u64>,
         plain: &[u8],
         out: &mut Sink<'_>,
     ) {
+        let rec_offset = record.start;
         let d = idx(dir);
         let tls13 = self.version == Some(ProtocolVersion::TLS13);
         let (ctype, content) = if tls13 {
@@ -638,6 +648,7 @@ impl TlsDecryptor {
                         dir,
                         ts,
                         bytes: content,
+                        record,
                     });
                 }
             }
@@ -649,6 +660,7 @@ impl TlsDecryptor {
                             by: sender(dir),
                             level: AlertLevel(*level),
                             description: AlertDescription(*description),
+                            after_answers: false,
                         },
                         out,
                     );

@@ -197,12 +197,19 @@ struct Out {
     gaps: Vec<(Direction, u64, bool)>,
     stopped: Vec<Direction>,
     findings: Vec<DecryptFinding>,
+    /// Each plaintext's record: direction and TCP stream range.
+    records: Vec<(Direction, std::ops::Range<u64>)>,
 }
 
 impl Out {
     fn sink(&mut self) -> impl FnMut(DecryptEvent<'_>) + '_ {
         move |ev| match ev {
-            DecryptEvent::Plain { dir, bytes, .. } => self.plain[idx(dir)].extend_from_slice(bytes),
+            DecryptEvent::Plain {
+                dir, bytes, record, ..
+            } => {
+                self.plain[idx(dir)].extend_from_slice(bytes);
+                self.records.push((dir, record));
+            }
             DecryptEvent::Gap {
                 dir, bytes, exact, ..
             } => self.gaps.push((dir, bytes, exact)),
@@ -215,10 +222,12 @@ impl Out {
         self.findings
             .iter()
             .map(|f| {
-                serde_json::to_value(f).unwrap()["kind"]
+                let tag = serde_json::to_value(f).unwrap()["kind"]
                     .as_str()
                     .unwrap()
-                    .to_string()
+                    .to_string();
+                assert_eq!(f.kind(), tag, "kind() is the JSON kind");
+                tag
             })
             .collect()
     }
@@ -250,6 +259,28 @@ fn tls13_handshake_then_request_and_answer_decrypt() {
         r.stats.server_to_client.plaintext_bytes,
         ANSWER.len() as u64
     );
+}
+
+/// Each plaintext names its record's stream range (what the follow view hides in its place):
+/// the records' bytes as sent, counted from each direction's first byte.
+#[test]
+fn plaintext_names_its_records_stream_range() {
+    let mut c = conn13();
+    let mut steps = handshake13(&mut c);
+    steps.push((C, c.capp.seal(23, REQUEST, 0)));
+    steps.push((S, c.sapp.seal(23, ANSWER, 40)));
+    steps.push((C, c.capp.seal(23, b"second", 3)));
+    let mut want = Vec::new();
+    let mut at = [0u64, 0u64];
+    for (i, (dir, b)) in steps.iter().enumerate() {
+        let (start, len) = (at[idx(*dir)], b.len() as u64);
+        at[idx(*dir)] += len;
+        if i >= 5 {
+            want.push((*dir, start..start + len));
+        }
+    }
+    let (out, _) = run(tls13_keylog(CR), &steps);
+    assert_eq!(out.records, want);
 }
 
 #[test]
