@@ -347,6 +347,9 @@ pub fn run_headless_on(
                 summary.tls_handshake_failures
             );
         }
+        if let Some(line) = crate::report::text::decryption_line(&summary) {
+            let _ = writeln!(out, "{line}");
+        }
         if !summary.encapsulations.is_empty() {
             // A mirror port or an overlay: the devices are the inner addresses.
             let _ = writeln!(
@@ -937,6 +940,40 @@ mod tests {
         // The device's stall after its unanswered event is reported as it ends.
         assert!(
             text.lines().any(|l| l.starts_with(r#"{"type":"stall""#)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_text_summary_says_what_the_key_log_decrypted() {
+        let opts = SniffOptions {
+            keylog: Some(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("samples")
+                    .join("https-missing-key.keys"),
+            ),
+            ..SniffOptions::default()
+        };
+        let mut out = Vec::new();
+        let r = run_headless_on(
+            &mut FileInput::open("https-missing-key.pcap"),
+            &opts,
+            false,
+            &mut out,
+        )
+        .unwrap();
+        // samples/expected.json: two HTTPS pushes, the key log holds the first session only.
+        assert_eq!(
+            (
+                r.summary.decryption.decrypted_connections,
+                r.summary.decryption.not_decrypted_connections
+            ),
+            (1, 1)
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("decryption: 1 of 2 TLS connection(s) decrypted")),
             "{text}"
         );
     }
