@@ -7,56 +7,13 @@
 //!
 //! Usage: cargo run --release --example sniff_offline -- FILE.pcap [--text]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use alarmscope::capture::file::{CaptureFile, RawFrame};
-use alarmscope::capture::live::{LiveError, LiveStats};
-use alarmscope::sniff::{run_headless_on, FrameSource, SniffOptions};
-use alarmscope::time::Timestamp;
+use alarmscope::capture::file::CaptureFile;
+use alarmscope::sniff::{run_headless_on, FileInput, FrameSource, SniffOptions};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A capture file as a live source: its own timestamps are the clock.
-struct FileSource {
-    file: CaptureFile,
-    first: Option<Timestamp>,
-    last: Timestamp,
-    done: bool,
-}
-
-impl FrameSource for FileSource {
-    fn next_frame(&mut self, _wait: Duration) -> Result<Option<RawFrame<'_>>, LiveError> {
-        match self.file.next_frame() {
-            Ok(Some(f)) => {
-                self.first.get_or_insert(f.ts);
-                self.last = f.ts;
-                Ok(Some(f))
-            }
-            _ => {
-                self.done = true;
-                Ok(None)
-            }
-        }
-    }
-    fn elapsed(&self) -> Duration {
-        let first = self.first.unwrap_or(self.last);
-        Duration::from_nanos(u64::try_from(self.last.0 - first.0).unwrap_or(0))
-    }
-    fn now(&self) -> Timestamp {
-        self.last
-    }
-    fn stop_requested(&self) -> bool {
-        self.done
-    }
-    fn flush(&mut self) {}
-    fn stats(&mut self) -> LiveStats {
-        LiveStats::default()
-    }
-    fn name(&self) -> &str {
-        "file"
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -72,12 +29,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut src = FileSource {
-        file,
-        first: None,
-        last: Timestamp(0),
-        done: false,
-    };
+    let mut src = FileInput::new(file);
     let mut opts = SniffOptions::default();
     // As `sniff --json/--text` runs: the event fields without the element tree.
     opts.pipeline.body.event_tree = alarmscope::isapi::TreeDetail::FieldsOnly;

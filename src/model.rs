@@ -664,23 +664,7 @@ fn serialize_tls_findings<S: serde::Serializer>(
     findings: &[crate::tls::TlsFinding],
     ser: S,
 ) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    #[derive(Serialize)]
-    struct Entry<'a> {
-        #[serde(flatten)]
-        finding: &'a crate::tls::TlsFinding,
-        problem: bool,
-        text: String,
-    }
-    let mut seq = ser.serialize_seq(Some(findings.len()))?;
-    for f in findings {
-        seq.serialize_element(&Entry {
-            finding: f,
-            problem: f.is_problem(),
-            text: f.to_string(),
-        })?;
-    }
-    seq.end()
+    crate::tls::serialize_judged(findings, crate::tls::TlsFinding::is_problem, ser)
 }
 
 fn is_zero(v: &u64) -> bool {

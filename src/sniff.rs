@@ -255,6 +255,61 @@ impl FrameSource for LiveInput {
     }
 }
 
+/// A capture file as a live source: the capture's own timestamps are the clock (ticks, answer
+/// timeouts, `--duration`), and the session stops when the file ends. Why: the live loop's tests
+/// and `examples/sniff_offline` (sniff's ceiling in events/s) run the real loop without an
+/// interface or root.
+pub struct FileInput {
+    file: crate::capture::file::CaptureFile,
+    first: Option<Timestamp>,
+    last: Timestamp,
+    done: bool,
+}
+
+impl FileInput {
+    pub fn new(file: crate::capture::file::CaptureFile) -> FileInput {
+        FileInput {
+            file,
+            first: None,
+            last: Timestamp(0),
+            done: false,
+        }
+    }
+}
+
+impl FrameSource for FileInput {
+    fn next_frame(&mut self, _wait: Duration) -> Result<Option<RawFrame<'_>>, LiveError> {
+        match self.file.next_frame() {
+            Ok(Some(f)) => {
+                self.first.get_or_insert(f.ts);
+                self.last = f.ts;
+                Ok(Some(f))
+            }
+            _ => {
+                self.done = true;
+                Ok(None)
+            }
+        }
+    }
+    fn elapsed(&self) -> Duration {
+        let first = self.first.unwrap_or(self.last);
+        Duration::from_nanos(u64::try_from(self.last.0 - first.0).unwrap_or(0))
+    }
+    fn now(&self) -> Timestamp {
+        self.last
+    }
+    fn stop_requested(&self) -> bool {
+        self.done
+    }
+    fn flush(&mut self) {}
+    fn stats(&mut self) -> LiveStats {
+        LiveStats::default()
+    }
+    fn name(&self) -> &str {
+        "file"
+    }
+}
+
 /// Run a headless capture, writing one line per finding to `out` (JSON when `json`).
 pub fn run_headless(
     opts: &SniffOptions,
@@ -346,6 +401,9 @@ pub fn run_headless_on(
                 summary.tls_mismatches,
                 summary.tls_handshake_failures
             );
+        }
+        if let Some(line) = crate::report::text::decryption_line(&summary) {
+            let _ = writeln!(out, "{line}");
         }
         if !summary.encapsulations.is_empty() {
             // A mirror port or an overlay: the devices are the inner addresses.
@@ -862,60 +920,12 @@ mod tests {
     use crate::model::Verdict;
     use std::collections::HashMap;
 
-    /// A capture file as a live source: time is the capture's, and the session stops when the
-    /// file ends.
-    struct FileInput {
-        file: CaptureFile,
-        first: Option<Timestamp>,
-        last: Timestamp,
-        done: bool,
-    }
-
-    impl FileInput {
-        fn open(sample: &str) -> FileInput {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("samples")
-                .join(sample);
-            FileInput {
-                file: CaptureFile::open(&path).unwrap(),
-                first: None,
-                last: Timestamp(0),
-                done: false,
-            }
-        }
-    }
-
-    impl FrameSource for FileInput {
-        fn next_frame(&mut self, _wait: Duration) -> Result<Option<RawFrame<'_>>, LiveError> {
-            match self.file.next_frame() {
-                Ok(Some(f)) => {
-                    self.first.get_or_insert(f.ts);
-                    self.last = f.ts;
-                    Ok(Some(f))
-                }
-                _ => {
-                    self.done = true;
-                    Ok(None)
-                }
-            }
-        }
-        fn elapsed(&self) -> Duration {
-            let first = self.first.unwrap_or(self.last);
-            Duration::from_nanos(u64::try_from(self.last.0 - first.0).unwrap_or(0))
-        }
-        fn now(&self) -> Timestamp {
-            self.last
-        }
-        fn stop_requested(&self) -> bool {
-            self.done
-        }
-        fn flush(&mut self) {}
-        fn stats(&mut self) -> LiveStats {
-            LiveStats::default()
-        }
-        fn name(&self) -> &str {
-            "file"
-        }
+    /// A bundled sample as a live source.
+    fn sample_input(sample: &str) -> FileInput {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("samples")
+            .join(sample);
+        FileInput::new(CaptureFile::open(&path).unwrap())
     }
 
     // samples/expected.json: stall-no-answer.pcap holds 4 requests, 2 ok and 2 never answered.
@@ -925,7 +935,7 @@ mod tests {
     fn the_headless_loop_runs_from_a_capture_file() {
         let mut out = Vec::new();
         let opts = SniffOptions::default();
-        let r = run_headless_on(&mut FileInput::open(SAMPLE), &opts, true, &mut out).unwrap();
+        let r = run_headless_on(&mut sample_input(SAMPLE), &opts, true, &mut out).unwrap();
         assert_eq!(r.summary.requests, 4);
         assert_eq!((r.summary.ok, r.summary.no_response), (2, 2));
         let text = String::from_utf8(out).unwrap();
@@ -942,9 +952,43 @@ mod tests {
     }
 
     #[test]
+    fn the_text_summary_says_what_the_key_log_decrypted() {
+        let opts = SniffOptions {
+            keylog: Some(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("samples")
+                    .join("https-missing-key.keys"),
+            ),
+            ..SniffOptions::default()
+        };
+        let mut out = Vec::new();
+        let r = run_headless_on(
+            &mut sample_input("https-missing-key.pcap"),
+            &opts,
+            false,
+            &mut out,
+        )
+        .unwrap();
+        // samples/expected.json: two HTTPS pushes, the key log holds the first session only.
+        assert_eq!(
+            (
+                r.summary.decryption.decrypted_connections,
+                r.summary.decryption.not_decrypted_connections
+            ),
+            (1, 1)
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("decryption: 1 of 2 TLS connection(s) decrypted")),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_tui_loop_runs_from_a_capture_file() {
         let (tx, rx) = std::sync::mpsc::channel();
-        feed_loop(&mut FileInput::open(SAMPLE), &SniffOptions::default(), &tx);
+        feed_loop(&mut sample_input(SAMPLE), &SniffOptions::default(), &tx);
         drop(tx);
         // The latest state of every connection the feed sent.
         let mut conns: HashMap<u64, Connection> = HashMap::new();

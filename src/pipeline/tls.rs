@@ -417,7 +417,7 @@ impl TlsRouter {
                 tls.close(conn.last_seen, conn.closed);
                 let mut decryption = dec.map(|d| Box::new(d.dec.finish()));
                 if let Some(r) = decryption.as_mut() {
-                    r.place_alerts(&conn.exchanges);
+                    r.place_alerts(last_answer(&conn.exchanges));
                 }
                 let decrypted = decryption
                     .as_ref()
@@ -594,6 +594,18 @@ fn plain_finding(answer: &Answer, conn: &Connection, port_speaks_tls: bool) -> O
     }
     let time = answer.first.unwrap_or(conn.last_seen);
     Some(TlsFinding::PlainHttpToTlsServer { time, evidence })
+}
+
+/// The time of the last answer when every request of a connection had one (None when one had
+/// none, or there was no request): alerts after it cost no event.
+fn last_answer(exchanges: &[crate::model::Exchange]) -> Option<Timestamp> {
+    exchanges
+        .iter()
+        .try_fold(None, |last: Option<Timestamp>, ex| {
+            let t = ex.response.as_ref()?.time;
+            Some(Some(last.map_or(t, |l| l.max(t))))
+        })
+        .flatten()
 }
 
 #[cfg(test)]

@@ -158,8 +158,8 @@ impl Decryption {
 }
 
 /// The summary line on decryption, when a key log was given and a TLS connection needed it:
-/// how many decrypted, how many not and why, how many with problems.
-fn decryption_line(s: &Summary) -> Option<String> {
+/// how many decrypted, how many not and why, how many with problems (replay and sniff `--text`).
+pub fn decryption_line(s: &Summary) -> Option<String> {
     let d = &s.decryption;
     let given = d.decrypted_connections + d.not_decrypted_connections;
     if given == 0 {

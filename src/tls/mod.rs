@@ -152,3 +152,29 @@ pub fn evidence_against_plain_http(
 
 #[cfg(test)]
 mod tests;
+
+/// A list of findings as JSON objects: each finding's own fields plus `problem` (whether it
+/// explains lost events) and `text` (its `Display`), so a script needs no copy of the rules.
+pub(crate) fn serialize_judged<S: serde::Serializer, F: serde::Serialize + std::fmt::Display>(
+    findings: &[F],
+    is_problem: fn(&F) -> bool,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(serde::Serialize)]
+    struct Entry<'a, F> {
+        #[serde(flatten)]
+        finding: &'a F,
+        problem: bool,
+        text: String,
+    }
+    let mut seq = ser.serialize_seq(Some(findings.len()))?;
+    for f in findings {
+        seq.serialize_element(&Entry {
+            finding: f,
+            problem: is_problem(f),
+            text: f.to_string(),
+        })?;
+    }
+    seq.end()
+}

@@ -792,39 +792,22 @@ fn window_lines(
                     ));
                 }
             }
-            Entry::Plain { stream_off, .. } => {
-                if let Some(bytes) = v.cache.get(&i) {
-                    push_lines(
-                        &mut out,
-                        v,
-                        i,
-                        bytes,
-                        *stream_off,
-                        first_line,
-                        height,
-                        style,
-                    );
-                } else {
-                    out.push(Line::styled(format!("{}…", arrow(side)), t.dim()));
+            Entry::Data { len, .. } if index.tls && v.layout == Layout::Text => {
+                if first_line == 0 {
+                    out.push(Line::from(vec![
+                        Span::styled(arrow(side), style),
+                        Span::styled(
+                            format!(
+                                "({} bytes of TLS records, x shows them)",
+                                num(u64::from(*len))
+                            ),
+                            t.dim(),
+                        ),
+                    ]));
                 }
             }
-            Entry::Data {
-                stream_off, len, ..
-            } => {
-                if index.tls && v.layout == Layout::Text {
-                    if first_line == 0 {
-                        out.push(Line::from(vec![
-                            Span::styled(arrow(side), style),
-                            Span::styled(
-                                format!(
-                                    "({} bytes of TLS records, x shows them)",
-                                    num(u64::from(*len))
-                                ),
-                                t.dim(),
-                            ),
-                        ]));
-                    }
-                } else if let Some(bytes) = v.cache.get(&i) {
+            Entry::Plain { stream_off, .. } | Entry::Data { stream_off, .. } => {
+                if let Some(bytes) = v.cache.get(&i) {
                     push_lines(
                         &mut out,
                         v,

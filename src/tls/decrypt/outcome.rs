@@ -37,14 +37,12 @@ impl NotDecryptedReason {
 }
 
 impl DecryptReport {
-    /// Mark the alerts that came after every request of the connection was answered (its
-    /// `exchanges`, when it closes): those cost no event ([`DecryptFinding::Alert`]).
-    pub fn place_alerts(&mut self, exchanges: &[crate::model::Exchange]) {
-        let answered_by = exchanges.iter().try_fold(None, |last, ex| {
-            let t = ex.response.as_ref()?.time;
-            Some(Some(last.map_or(t, |l: crate::time::Timestamp| l.max(t))))
-        });
-        let Some(Some(last_answer)) = answered_by else {
+    /// Mark the alerts that came after every request of the connection was answered, when it
+    /// closes: `last_answer` is the time of its last answer when every request had one (None
+    /// when one had none, or there was no request). Those alerts cost no event
+    /// ([`DecryptFinding::Alert`]).
+    pub fn place_alerts(&mut self, last_answer: Option<crate::time::Timestamp>) {
+        let Some(last_answer) = last_answer else {
             return;
         };
         for f in &mut self.findings {
@@ -181,49 +179,15 @@ pub(super) fn serialize_findings<S: serde::Serializer>(
     findings: &[DecryptFinding],
     ser: S,
 ) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    #[derive(Serialize)]
-    struct Entry<'a> {
-        #[serde(flatten)]
-        finding: &'a DecryptFinding,
-        problem: bool,
-        text: String,
-    }
-    let mut seq = ser.serialize_seq(Some(findings.len()))?;
-    for f in findings {
-        seq.serialize_element(&Entry {
-            finding: f,
-            problem: f.is_problem(),
-            text: f.to_string(),
-        })?;
-    }
-    seq.end()
+    crate::tls::serialize_judged(findings, DecryptFinding::is_problem, ser)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Exchange, Request, Response};
     use crate::tcp::Side;
     use crate::time::Timestamp;
     use crate::tls::types::{AlertDescription, AlertLevel};
-
-    fn answered(at: i64, answer: Option<i64>) -> Exchange {
-        let mut ex = Exchange::started(
-            0,
-            Request {
-                time: Timestamp(at),
-                end_time: Timestamp(at),
-                ..Request::default()
-            },
-        );
-        ex.response = answer.map(|t| Response {
-            time: Timestamp(t),
-            status: 200,
-            ..Response::default()
-        });
-        ex
-    }
 
     fn report(alert_at: i64) -> DecryptReport {
         DecryptReport {
@@ -243,21 +207,18 @@ mod tests {
     }
 
     #[test]
-    fn a_fatal_alert_is_a_problem_unless_every_request_was_answered_before_it() {
+    fn a_fatal_alert_is_a_problem_unless_it_came_after_the_last_answer() {
         // After the last answer: a note.
         let mut r = report(50);
-        r.place_alerts(&[answered(10, Some(20)), answered(30, Some(40))]);
+        r.place_alerts(Some(Timestamp(40)));
         assert_eq!(r.problems().count(), 0);
-        // Before the second answer: it may have cost that event.
+        // Before the last answer: it may have cost that event.
         let mut r = report(35);
-        r.place_alerts(&[answered(10, Some(20)), answered(30, Some(40))]);
+        r.place_alerts(Some(Timestamp(40)));
         assert_eq!(r.problems().count(), 1);
         // A request never answered, or no request at all: a problem.
         let mut r = report(50);
-        r.place_alerts(&[answered(10, Some(20)), answered(30, None)]);
-        assert_eq!(r.problems().count(), 1);
-        let mut r = report(50);
-        r.place_alerts(&[]);
+        r.place_alerts(None);
         assert_eq!(r.problems().count(), 1);
     }
 }
