@@ -165,7 +165,10 @@ impl Reloader {
         if let Some(cp) = start {
             cf.seek_to_frame(cp.frames_before, cp.offset);
         }
-        let mut an = Analyzer::new(self.config.clone());
+        let mut config = self.config.clone();
+        // The detail pane reads the event at once (a replay's shell defers it to its own thread).
+        config.body.defer_event = false;
+        let mut an = Analyzer::new(config);
         // Stateful, as in the analysis: a segment in IP fragments comes out of its last fragment.
         let mut decoder = FrameDecoder::default();
         let mut encaps = EncapCounts::default();
