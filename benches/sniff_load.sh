@@ -7,6 +7,7 @@
 # With BUFFER_MB set (e.g. 1), sniff runs with that small kernel buffer to force drops: then
 # drops must show as `not_captured` / `handshake_uncertain`, never as `no_response`.
 #
+# NO_STORE=1 runs the listener with --no-store (no fsync per event: less CPU beside sniff).
 # Usage: benches/sniff_load.sh [RATE=5000] [SECS=30] [DEVICES=200]   (root: sniff needs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +22,12 @@ bin=target/release/alarmscope
 buf=()
 [ -n "${BUFFER_MB:-}" ] && buf=(--buffer-size "$BUFFER_MB")
 
-"$bin" listen --bind 127.0.0.1:$port --store "$dir/store" --json >"$dir/listen.jsonl" 2>"$dir/listen.err" &
+store=(--store "$dir/store")
+[ -n "${NO_STORE:-}" ] && store=(--no-store)
+"$bin" listen --bind 127.0.0.1:$port "${store[@]}" --json >"$dir/listen.jsonl" 2>"$dir/listen.err" &
 lpid=$!
-"$bin" sniff -i lo --port $port "${buf[@]}" --duration $((secs + 8)) --json >"$dir/sniff.jsonl" 2>"$dir/sniff.err" &
+/usr/bin/time -f "sniff: %e s wall, %U s user + %S s system CPU, peak RSS %M KB" -o "$dir/sniff.time" \
+  "$bin" sniff -i lo --port $port "${buf[@]}" --duration $((secs + 8)) --json >"$dir/sniff.jsonl" 2>"$dir/sniff.err" &
 spid=$!
 sleep 2
 start=$(date +%s.%N)
@@ -71,4 +75,5 @@ if summary:
             "handshake_uncertain", "capture_gap_bytes"]
     print("sniff summary:", {k: summary.get(k) for k in keys if k in summary})
 PY
+cat "$dir/sniff.time"
 echo "files: $dir"
