@@ -23,9 +23,13 @@ use crate::model::{
 use crate::tcp::{CloseKind, Direction, Handshake, PacketNote, Side};
 use crate::time::Timestamp;
 
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::Terminal;
+
 use super::app::{App, Msg, Source};
 use super::theme::Theme;
-use super::Feed;
+use super::{render, Feed};
 
 /// 2024-03-05 10:00:00 UTC.
 pub const T0: i64 = 1_709_632_800;
@@ -411,4 +415,37 @@ pub fn many(n: usize) -> Vec<Connection> {
         out.push(b.build());
     }
     out
+}
+
+/// Draw `app` at `w` x `h` on a test backend, as the terminal would show it.
+pub fn draw_buffer(app: &App, w: u16, h: u16) -> Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+    term.draw(|f| render(f, app)).expect("draw");
+    term.backend().buffer().clone()
+}
+
+/// A drawn screen's text, one string per row.
+pub fn rows(buf: &Buffer) -> Vec<String> {
+    let area = buf.area;
+    (0..area.height)
+        .map(|y| {
+            (0..area.width)
+                .filter_map(|x| buf.cell((x, y)).map(|c| c.symbol().to_string()))
+                .collect::<String>()
+        })
+        .collect()
+}
+
+/// Draw `app` at `w` x `h`; the screen's text, one string per row.
+pub fn draw(app: &App, w: u16, h: u16) -> Vec<String> {
+    rows(&draw_buffer(app, w, h))
+}
+
+/// The first screen row holding `needle`; the test fails with the whole screen when none does.
+pub fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .map(String::as_str)
+        .unwrap_or_else(|| panic!("no line with {needle:?} in\n{}", lines.join("\n")))
 }

@@ -3,15 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use ratatui::backend::TestBackend;
 use ratatui::style::Color;
-use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
 use super::app::{App, Msg, Source};
+use super::fixtures::{draw_buffer, rows};
 use super::picture::{load, LoadError, MAX_SIDE};
 use super::theme::Theme;
-use super::{render, Feed};
+use super::Feed;
 use crate::model::ExchangeRef;
 
 fn sample_path(name: &str) -> std::path::PathBuf {
@@ -36,16 +35,8 @@ fn sample_app(name: &str) -> App {
 /// The screen's symbols, one string per row, and how many cells are picture half-blocks: a
 /// half-block glyph, or a space, painted with true colours (the theme uses named colours only).
 fn draw(app: &App, w: u16, h: u16) -> (Vec<String>, usize) {
-    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-    term.draw(|f| render(f, app)).expect("draw");
-    let buf = term.backend().buffer().clone();
-    let rows = (0..h)
-        .map(|y| {
-            (0..w)
-                .filter_map(|x| buf.cell((x, y)).map(|c| c.symbol().to_string()))
-                .collect::<String>()
-        })
-        .collect();
+    let buf = draw_buffer(app, w, h);
+    let rows = rows(&buf);
     let blocks = buf
         .content()
         .iter()

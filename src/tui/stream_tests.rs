@@ -4,14 +4,13 @@
 
 use std::path::PathBuf;
 
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
 
 use super::super::app::{App, Cmd, Msg, Source};
+use super::super::fixtures::draw;
 use super::super::stream_load;
 use super::super::theme::Theme;
-use super::super::{render, Feed};
+use super::super::Feed;
 use super::{StreamMsg, StreamState, StreamView, Unavailable};
 use crate::stream_index::{Entry, MarkKind};
 use crate::tcp::Side;
@@ -104,19 +103,6 @@ fn marks(app: &mut App) -> Vec<(Side, MarkKind)> {
         .filter_map(|e| match e {
             Entry::Mark { side, kind, .. } => Some((*side, kind.clone())),
             _ => None,
-        })
-        .collect()
-}
-
-fn draw(app: &App, w: u16, h: u16) -> Vec<String> {
-    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-    term.draw(|f| render(f, app)).expect("draw");
-    let buf = term.backend().buffer().clone();
-    (0..h)
-        .map(|y| {
-            (0..w)
-                .filter_map(|x| buf.cell((x, y)).map(|c| c.symbol().to_string()))
-                .collect::<String>()
         })
         .collect()
 }

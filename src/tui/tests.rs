@@ -11,34 +11,12 @@ use ratatui::style::Color;
 use ratatui::Terminal;
 
 use super::app::{App, Cmd, Focus, Msg, Source, Tab};
-use super::fixtures::{self, ts};
+use super::fixtures::{self, draw, find, ts};
 use super::save::{save_message, SaveOutcome};
 use super::theme::Theme;
 use super::{render, Feed};
 use crate::model::Verdict;
 use crate::replay::Progress;
-
-/// Draw `app` at `w` x `h`; the screen's text, one string per row.
-fn draw(app: &App, w: u16, h: u16) -> Vec<String> {
-    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-    term.draw(|f| render(f, app)).expect("draw");
-    let buf = term.backend().buffer().clone();
-    (0..h)
-        .map(|y| {
-            (0..w)
-                .filter_map(|x| buf.cell((x, y)).map(|c| c.symbol().to_string()))
-                .collect::<String>()
-        })
-        .collect()
-}
-
-fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
-    lines
-        .iter()
-        .find(|l| l.contains(needle))
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no line with {needle:?} in\n{}", lines.join("\n")))
-}
 
 /// The text inside the panes, rows joined by spaces (undoes word wrapping).
 fn pane_text(lines: &[String]) -> String {

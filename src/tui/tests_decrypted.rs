@@ -1,30 +1,18 @@
 //! Screen test of a row decrypted with a key log (`--keylog`): the `D` mark in the list (an
 //! inferred encrypted row keeps `E`), and the version and suite in the request tab.
 
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
 
 use super::app::{App, Msg, Source};
 use super::fixtures::{self, ts};
 use super::theme::Theme;
-use super::{render, Feed};
+use super::Feed;
 use crate::model::Report;
 use crate::tls::decrypt::{DecryptFinding, DecryptReport, DecryptStats, DecryptStatus};
 use crate::tls::{AlertDescription, AlertLevel, CipherSuite, PerDirection, ProtocolVersion};
 
 fn draw(app: &App) -> Vec<String> {
-    let (w, h) = (140, 40);
-    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-    term.draw(|f| render(f, app)).expect("draw");
-    let buf = term.backend().buffer().clone();
-    (0..h)
-        .map(|y| {
-            (0..w)
-                .filter_map(|x| buf.cell((x, y)).map(|c| c.symbol().to_string()))
-                .collect::<String>()
-        })
-        .collect()
+    fixtures::draw(app, 140, 40)
 }
 
 fn app(decrypted: bool) -> App {

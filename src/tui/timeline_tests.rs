@@ -1,36 +1,13 @@
 //! Tests of the time line: the pure bucket function over the hand-worked fixture table
 //! (`fixtures.rs`) and over a recorded sample, and the view drawn on a `TestBackend`.
 
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
 
 use super::app::{App, Msg, Source};
-use super::fixtures::{self, ts};
+use super::fixtures::{self, draw, find, ts};
 use super::theme::Theme;
 use super::timeline::{buckets, data_span, lanes, row_time, Span, StallMark};
-use super::{render, Feed};
-
-fn draw(app: &App, w: u16, h: u16) -> Vec<String> {
-    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-    term.draw(|f| render(f, app)).expect("draw");
-    let buf = term.backend().buffer().clone();
-    (0..h)
-        .map(|y| {
-            (0..w)
-                .filter_map(|x| buf.cell((x, y)).map(|c| c.symbol().to_string()))
-                .collect::<String>()
-        })
-        .collect()
-}
-
-fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
-    lines
-        .iter()
-        .find(|l| l.contains(needle))
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no line with {needle:?} in\n{}", lines.join("\n")))
-}
+use super::Feed;
 
 fn press(app: &mut App, c: KeyCode) {
     if let Some(m) = app.key_to_msg(KeyEvent::new(c, KeyModifiers::NONE)) {
