@@ -151,6 +151,30 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The bytes at stream offsets `[from, to)` of a data run (within it), as a run of their
+    /// own: what splitting a run before a mark or a decrypted record leaves. None when empty
+    /// or not a data run.
+    fn data_part(&self, from: u64, to: u64) -> Option<Entry> {
+        match *self {
+            Entry::Data {
+                side,
+                stream_off,
+                frame,
+                ts,
+                skip,
+                ..
+            } if to > from => Some(Entry::Data {
+                side,
+                stream_off: from,
+                frame,
+                ts,
+                skip: skip + (from - stream_off) as u32,
+                len: (to - from) as u32,
+            }),
+            _ => None,
+        }
+    }
+
     /// The direction the entry belongs to.
     pub fn side(&self) -> Side {
         match self {
@@ -621,10 +645,8 @@ fn place_marks(entries: Vec<Entry>, marks: &[Vec<(u64, MarkKind)>; 2]) -> Vec<En
         let Entry::Data {
             side,
             stream_off,
-            frame,
-            ts,
-            skip,
             len,
+            ..
         } = e
         else {
             // A mark that fell in a gap goes before the gap's end: before the gap.
@@ -654,18 +676,8 @@ fn place_marks(entries: Vec<Entry>, marks: &[Vec<(u64, MarkKind)>; 2]) -> Vec<En
                 break;
             }
             let at = (*at).max(cur);
-            if at > cur {
-                let n = (at - cur) as u32;
-                out.push(Entry::Data {
-                    side,
-                    stream_off: cur,
-                    frame,
-                    ts,
-                    skip: skip + (cur - stream_off) as u32,
-                    len: n,
-                });
-                cur = at;
-            }
+            out.extend(e.data_part(cur, at));
+            cur = at;
             out.push(Entry::Mark {
                 side,
                 stream_off: at,
@@ -673,16 +685,7 @@ fn place_marks(entries: Vec<Entry>, marks: &[Vec<(u64, MarkKind)>; 2]) -> Vec<En
             });
             next[d] += 1;
         }
-        if end > cur {
-            out.push(Entry::Data {
-                side,
-                stream_off: cur,
-                frame,
-                ts,
-                skip: skip + (cur - stream_off) as u32,
-                len: (end - cur) as u32,
-            });
-        }
+        out.extend(e.data_part(cur, end));
     }
     out
 }

@@ -184,10 +184,8 @@ impl Decrypt {
             let Entry::Data {
                 side,
                 stream_off,
-                frame,
-                ts,
-                skip,
                 len,
+                ..
             } = e
             else {
                 if let Entry::Mark {
@@ -204,18 +202,9 @@ impl Decrypt {
             let d = idx(side);
             let end = stream_off + u64::from(len);
             let mut cur = stream_off;
-            let cipher = |out: &mut Vec<Entry>, from: u64, to: u64| {
-                if to > from {
-                    out.push(Entry::Data {
-                        side,
-                        stream_off: from,
-                        frame,
-                        ts,
-                        skip: skip + (from - stream_off) as u32,
-                        len: (to - from) as u32,
-                    });
-                }
-            };
+            // Bytes of the run left encrypted (between records, or not decrypted).
+            let cipher =
+                |out: &mut Vec<Entry>, from: u64, to: u64| out.extend(e.data_part(from, to));
             while let Some(ev) = self.evs[d].get(next[d]) {
                 let (record, rts, chunk, plen) = match ev {
                     PlainEv::Hole { bytes, exact } => {
