@@ -3,9 +3,11 @@
 //! match, and the `--write` file must replay to the same verdicts. Needs root (CI runs as root).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a panic is its failure report
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -73,11 +75,8 @@ fn live_verdicts_on_loopback_match_and_the_written_capture_replays_the_same() {
         .port();
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("live.pcap");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alarmscope"))
-        .args([
-            "sniff",
-            "-i",
-            "lo",
+    let (child, _err) = common::spawn_sniff(|c| {
+        c.args([
             "--json",
             "--duration",
             "6",
@@ -88,16 +87,7 @@ fn live_verdicts_on_loopback_match_and_the_written_capture_replays_the_same() {
         .arg(format!("tcp port {port} or tcp port {closed}"))
         .arg("--write")
         .arg(&pcap)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the capture runs.
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on lo"), "{line}");
-    std::thread::sleep(Duration::from_millis(300));
+    });
 
     let srv = std::thread::spawn(move || {
         // First connection: answered 200. Second: read, never answered, held until the device gives up.

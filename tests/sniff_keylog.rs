@@ -8,7 +8,6 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -93,25 +92,22 @@ fn live_sniff_with_a_growing_key_log_agrees_with_the_listener_and_the_replay() {
         }
     });
 
-    let mut sniff = Kill(
-        Command::new(bin)
-            .args(["sniff", "-i", "lo", "--json", "--duration", "7"])
-            .args(["--answer-timeout", "2", "--filter"])
-            .arg(format!("tcp port {}", addr.port()))
-            .arg("--keylog")
-            .arg(&keys)
-            .arg("--write")
-            .arg(&pcap)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = BufReader::new(sniff.0.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on lo"), "{line}");
-    std::thread::sleep(Duration::from_millis(300));
+    let (child, err) = common::spawn_sniff(|c| {
+        c.args([
+            "--json",
+            "--duration",
+            "7",
+            "--answer-timeout",
+            "2",
+            "--filter",
+        ])
+        .arg(format!("tcp port {}", addr.port()))
+        .arg("--keylog")
+        .arg(&keys)
+        .arg("--write")
+        .arg(&pcap)
+    });
+    let mut sniff = Kill(child);
     std::thread::spawn(move || err.lines().map_while(Result::ok).for_each(drop));
 
     let url = format!("https://{addr}/alarm");

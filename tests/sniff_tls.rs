@@ -141,19 +141,11 @@ fn sniff_agrees_with_listen_tls_and_simulate_over_https() {
         .map(|p| format!("tcp port {p}"))
         .collect::<Vec<_>>()
         .join(" or ");
-    let mut sniff = Command::new(BIN)
-        .args(["sniff", "-i", "lo", "--json", "--duration", "12"])
-        .args(["--answer-timeout", "1", "--filter", &filter, "--write"])
-        .arg(&pcap)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(sniff.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on lo"), "{line}");
-    std::thread::sleep(Duration::from_millis(300));
+    let (sniff, _err) = common::spawn_sniff(|c| {
+        c.args(["--json", "--duration", "12", "--answer-timeout", "1"])
+            .args(["--filter", &filter, "--write"])
+            .arg(&pcap)
+    });
 
     let url = |a: SocketAddr, scheme: &str| format!("{scheme}://127.0.0.1:{}/alarm", a.port());
     // 3 HTTPS pushes answered 200.

@@ -141,6 +141,31 @@ pub fn spawn_listen(
     (child, addr, err)
 }
 
+/// Start `alarmscope sniff -i lo` with the options `args` adds, stdout and stderr piped, and
+/// wait until it captures (its start line on stderr, then 300 ms for the ring to be live); the
+/// rest of stderr is returned (keep it open while sniff runs).
+pub fn spawn_sniff(
+    args: impl FnOnce(&mut std::process::Command) -> &mut std::process::Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_alarmscope"));
+    cmd.args(["sniff", "-i", "lo"]);
+    let mut child = args(&mut cmd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing on lo"), "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    (child, err)
+}
+
 /// Read the listener binary's start line from its stderr and the address it bound.
 pub fn bound_addr(err: &mut impl std::io::BufRead) -> SocketAddr {
     let mut line = String::new();
