@@ -307,33 +307,18 @@ impl StreamView {
             let StreamState::Ready { index, source } = &mut self.state else {
                 return None;
             };
-            let (frame, skip, len) = match index.entries.get(i) {
-                Some(Entry::Data {
-                    frame, skip, len, ..
-                }) => (frame, skip, len),
-                Some(e @ Entry::Plain { .. }) => {
-                    let data = plain_bytes(index, e).unwrap_or_default().to_vec();
-                    self.cache_bytes += data.len();
-                    self.cache.insert(i, data);
-                    self.cache_order.push_back(i);
-                    return self.cache.get(&i).map(Vec::as_slice);
+            if !matches!(
+                index.entries.get(i),
+                Some(Entry::Data { .. } | Entry::Plain { .. })
+            ) {
+                return None;
+            }
+            let data = match entry_bytes(index, source.as_mut(), i) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.status = Some((e.to_string(), true));
+                    None
                 }
-                _ => return None,
-            };
-            let (skip, len) = (*skip as usize, *len as usize);
-            let data = match frame.inline {
-                Some(k) => index
-                    .inline
-                    .get(k as usize)
-                    .and_then(|p| p.get(skip..skip + len))
-                    .map(<[u8]>::to_vec),
-                None => match source.payload(frame) {
-                    Ok(p) => p.get(skip..skip + len).map(<[u8]>::to_vec),
-                    Err(e) => {
-                        self.status = Some((e.to_string(), true));
-                        None
-                    }
-                },
             };
             let data = data.unwrap_or_default();
             self.cache_bytes += data.len();
@@ -510,25 +495,7 @@ impl StreamView {
         let StreamState::Ready { index, source } = &mut self.state else {
             return None;
         };
-        let (frame, skip, len) = match index.entries.get(i) {
-            Some(Entry::Data {
-                frame, skip, len, ..
-            }) => (frame, skip, len),
-            Some(e @ Entry::Plain { .. }) => return plain_bytes(index, e).map(<[u8]>::to_vec),
-            _ => return None,
-        };
-        let (skip, len) = (*skip as usize, *len as usize);
-        if let Some(k) = frame.inline {
-            return index
-                .inline
-                .get(k as usize)
-                .and_then(|p| p.get(skip..skip + len))
-                .map(<[u8]>::to_vec);
-        }
-        source
-            .payload(frame)
-            .ok()
-            .and_then(|p| p.get(skip..skip + len).map(<[u8]>::to_vec))
+        entry_bytes(index, source.as_mut(), i).ok().flatten()
     }
 
     fn side_of(&self, i: usize) -> Option<Side> {
@@ -899,6 +866,34 @@ fn decryption_span(app: &App, d: &PlainStats) -> Span<'static> {
 }
 
 /// The plaintext of a [`Entry::Plain`] (none for other entries).
+/// The bytes of entry `i`: a data run's read again from its frame (or kept inline in the index),
+/// a plaintext run's from the index's plaintext. None for other entries, or when the bytes are
+/// not where the index says; an error is the capture file's.
+fn entry_bytes(
+    index: &StreamIndex,
+    source: &mut dyn PayloadSource,
+    i: usize,
+) -> Result<Option<Vec<u8>>, LoadError> {
+    let (frame, skip, len) = match index.entries.get(i) {
+        Some(Entry::Data {
+            frame, skip, len, ..
+        }) => (frame, *skip as usize, *len as usize),
+        Some(e @ Entry::Plain { .. }) => return Ok(plain_bytes(index, e).map(<[u8]>::to_vec)),
+        _ => return Ok(None),
+    };
+    Ok(match frame.inline {
+        Some(k) => index
+            .inline
+            .get(k as usize)
+            .and_then(|p| p.get(skip..skip + len))
+            .map(<[u8]>::to_vec),
+        None => source
+            .payload(frame)?
+            .get(skip..skip + len)
+            .map(<[u8]>::to_vec),
+    })
+}
+
 fn plain_bytes<'a>(index: &'a StreamIndex, e: &Entry) -> Option<&'a [u8]> {
     let Entry::Plain {
         chunk, skip, len, ..
